@@ -1,0 +1,33 @@
+import { Command, CommanderError } from "commander";
+import { SiloError } from "../errors.js";
+import { registerAdmin } from "./admin.js";
+import { UsageError } from "./output.js";
+import { registerServe } from "./serve.js";
+
+const program = new Command("silo")
+  .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
+  .option("-e, --env <environment>", "environment to act in (default $SILO_ENVIRONMENT, else main)")
+  .configureHelp({ showGlobalOptions: true })
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServe(program);
+registerAdmin(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode);
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`Error: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof SiloError) {
+    process.stderr.write(`Error: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`Error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,58 @@
+import { createInterface } from "node:readline/promises";
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { SiloClient } from "../silo-client.js";
+
+/** A client for a command, honouring the global `-e/--env` option. */
+export function clientFor(cmd: Command): SiloClient {
+  const { env } = cmd.optsWithGlobals<{ env?: string }>();
+  return new SiloClient(env ? { environment: env } : {});
+}
+
+/** Runs a command's body with a client, closing it afterwards; errors reach main's handler. */
+export async function withClient<T>(cmd: Command, fn: (silo: SiloClient) => Promise<T>): Promise<T> {
+  const silo = clientFor(cmd);
+  try {
+    return await fn(silo);
+  } finally {
+    await silo.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
+}
+
+/** A table for people: one row per record, columns in the given order. */
+export function printTable(head: string[], rows: Array<Array<string | number>>): void {
+  const table = new Table({ head, style: { head: process.stdout.isTTY ? ["cyan"] : [], border: process.stdout.isTTY ? ["grey"] : [] } });
+  table.push(...rows.map((r) => r.map(String)));
+  process.stdout.write(`${table.toString()}\n`);
+}
+
+export const formatTime = (ms: number | Date) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+
+/** Asks before a destructive step unless `--yes`; without a terminal to ask on, refuses. */
+export async function confirm(question: string, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) throw new UsageError(`${question} Refusing without --yes (no terminal to ask on).`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError("Aborted.");
+  } finally {
+    rl.close();
+  }
+}
+
+/** A mistake in how the command was called (exit code 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Parses a positive integer argument such as `N` in `dict items NAME N`. */
+export function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`Expected a non-negative whole number, got '${value}'`);
+  return n;
+}

@@ -1,0 +1,41 @@
+import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
+import { type ClientConfig, resolveConfig } from "./config.js";
+import type { EnvironmentOption } from "./object-service.js";
+import { Transport } from "./transport.js";
+
+export type SiloClientOptions = Partial<ClientConfig>;
+
+/**
+ * The entry point a job imports: `const silo = new SiloClient()` reads its config from the
+ * environment (`SILO_SERVER_URL`, `SILO_TOKEN_ID`, `SILO_TOKEN_SECRET`, `SILO_ENVIRONMENT`)
+ * or the local profile, then each storage kind hangs off it (`silo.dicts`, `silo.queues`, …).
+ */
+export class SiloClient implements AsyncDisposable {
+  readonly config: ClientConfig;
+  readonly workspaces: WorkspaceService;
+  readonly tokens: TokenService;
+  readonly environments: EnvironmentService;
+  protected readonly transport: Transport;
+
+  constructor(options: SiloClientOptions = {}) {
+    this.config = resolveConfig(options);
+    this.transport = new Transport(this.config);
+    this.workspaces = new WorkspaceService(this.transport);
+    this.tokens = new TokenService(this.transport);
+    this.environments = new EnvironmentService(this.transport);
+  }
+
+  /** Which workspace, token and environment this client acts as. */
+  whoami(opts: EnvironmentOption = {}): Promise<WhoAmI> {
+    return whoami(this.transport, opts);
+  }
+
+  /** Closes the connection pool. */
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

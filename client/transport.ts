@@ -1,0 +1,97 @@
+import type { Readable } from "node:stream";
+import { Packr } from "msgpackr";
+import { Agent, type Dispatcher, request } from "undici";
+import type { ClientConfig } from "./config.js";
+import { ConnectionError, errorFromResponse } from "./errors.js";
+
+const MSGPACK = "application/msgpack";
+
+/** The RPC envelope codec; matches the server's (plain maps, binary as bin). */
+export const envelope = new Packr({ useRecords: false, moreTypes: false, int64AsType: "number" });
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface CallOptions {
+  /** Environment for this call; defaults to the client's. */
+  environment?: string;
+  query?: Query;
+  signal?: AbortSignal;
+}
+
+export interface RawOptions extends CallOptions {
+  body?: Buffer | Uint8Array | Readable | string;
+  headers?: Record<string, string>;
+}
+
+/** HTTP/1.1 keep-alive transport: msgpack RPCs and raw byte streams, errors mapped to typed classes. */
+export class Transport {
+  private readonly agent: Agent;
+  private readonly auth: string;
+
+  constructor(readonly config: ClientConfig) {
+    // Long-polls (blocking queue gets) may wait as long as the caller asked: no idle timeouts here.
+    this.agent = new Agent({ connections: 256, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000 });
+    this.auth = `Bearer ${config.tokenId}:${config.tokenSecret}`;
+  }
+
+  private url(path: string, query?: Query): string {
+    let url = this.config.serverUrl.replace(/\/$/, "") + path;
+    if (query) {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+      const qs = params.toString();
+      if (qs) url += `?${qs}`;
+    }
+    return url;
+  }
+
+  /** Sends a request and returns the raw response; non-2xx answers become typed errors. */
+  async raw(method: Dispatcher.HttpMethod, path: string, opts: RawOptions = {}): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.url(path, opts.query), {
+        method,
+        dispatcher: this.agent,
+        body: opts.body,
+        signal: opts.signal,
+        headers: {
+          authorization: this.auth,
+          accept: MSGPACK,
+          "x-silo-environment": opts.environment ?? this.config.environment,
+          ...opts.headers,
+        },
+      });
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      throw new ConnectionError(`Could not reach the silo server at ${this.config.serverUrl}: ${(err as Error).message}`, "CONNECTION");
+    }
+    if (res.statusCode >= 300) {
+      const buf = Buffer.from(await res.body.arrayBuffer());
+      throw errorFromResponse(res.statusCode, decode(buf, res.headers["content-type"]));
+    }
+    return res;
+  }
+
+  /** A msgpack RPC: encodes `body`, decodes the answer. */
+  async rpc<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
+    const res = await this.raw(method, path, {
+      ...opts,
+      body: body === undefined ? undefined : envelope.pack(body),
+      headers: body === undefined ? undefined : { "content-type": MSGPACK },
+    });
+    const buf = Buffer.from(await res.body.arrayBuffer());
+    return decode(buf, res.headers["content-type"]) as T;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function decode(buf: Buffer, contentType: string | string[] | undefined): unknown {
+  if (buf.length === 0) return undefined;
+  const type = Array.isArray(contentType) ? contentType[0] : contentType;
+  if (type?.startsWith(MSGPACK)) return envelope.unpack(buf);
+  if (type?.startsWith("application/json")) return JSON.parse(buf.toString("utf8"));
+  return buf;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages silo's tests, benchmarks and FUSE mounts need, if missing.
+# Idempotent and quiet when everything is there; needs root (CI runs as root).
+set -euo pipefail
+want=(libfuse2 fuse3 redis-server)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "Installing system packages: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

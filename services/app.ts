@@ -1,0 +1,65 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance } from "fastify";
+import { open as openLmdb } from "lmdb";
+import { authenticatePlugin } from "./auth/authenticate.js";
+import { authRoutes } from "./auth/routes.js";
+import { AuthStore } from "./auth/store.js";
+import type { KindContext } from "./context.js";
+import { openSqlite } from "./db.js";
+import { bytesKeyword } from "./http/bytes-keyword.js";
+import { codecPlugin } from "./http/codec.js";
+import { installErrorHandler } from "./http/error-handler.js";
+import { ObjectRegistry } from "./objects/registry.js";
+import { objectRoutes } from "./objects/routes.js";
+import type { ServerOptions } from "./options.js";
+import { KINDS } from "./kinds.js";
+
+export interface SiloApp {
+  app: FastifyInstance;
+  auth: AuthStore;
+}
+
+/** Wires the parts together; no logic of its own. */
+export async function buildApp(options: ServerOptions): Promise<SiloApp> {
+  const dataDir = join(options.home, "data");
+  mkdirSync(dataDir, { recursive: true });
+
+  const app = Fastify({
+    logger: { level: options.logLevel },
+    disableRequestLogging: options.logLevel !== "debug" && options.logLevel !== "trace",
+    bodyLimit: options.bodyLimit,
+    ajv: { plugins: [bytesKeyword] },
+  });
+  const meta = openSqlite(join(dataDir, "meta.sqlite"));
+  const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
+  const auth = new AuthStore(meta);
+  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
+  const ctx: KindContext = { registry, kv, meta, dataDir, options };
+
+  installErrorHandler(app);
+  await app.register(swagger, {
+    openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
+  });
+  await app.register(codecPlugin, { bodyLimit: options.bodyLimit });
+  await app.register(authenticatePlugin, { store: auth });
+  app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
+  await app.register(authRoutes, { store: auth });
+  await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
+  for (const kind of KINDS) await app.register(kind, ctx);
+
+  const reaper = setInterval(
+    () => void registry.reapEphemeral().catch((err) => app.log.error({ err }, "ephemeral reaper failed")),
+    Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
+  );
+  reaper.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(reaper);
+    await kv.close();
+    meta.close();
+  });
+  await app.ready();
+  await registry.resumePurges();
+  return { app, auth };
+}

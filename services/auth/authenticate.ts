@@ -1,0 +1,43 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { SiloError } from "../errors.js";
+import { type AuthStore, DEFAULT_ENVIRONMENT, type TokenInfo } from "./store.js";
+
+/** Who is calling, and in which namespace: every object lookup is confined to it. */
+export interface Caller {
+  token: TokenInfo;
+  workspaceId: string;
+  environment: string;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+export const ENVIRONMENT_HEADER = "x-silo-environment";
+
+const authError = () => new SiloError("AUTH", "Missing, unknown or revoked token");
+
+/** Authenticates every request: `Authorization: Bearer <token-id>:<token-secret>`. */
+export const authenticatePlugin = fp(async (app: FastifyInstance, opts: { store: AuthStore }) => {
+  const { store } = opts;
+  app.decorateRequest("caller", null as unknown as Caller);
+  app.addHook("onRequest", async (req: FastifyRequest) => {
+    const header = req.headers.authorization ?? "";
+    const match = /^Bearer ([^:\s]+):(\S+)$/.exec(header);
+    const token = match ? store.verify(match[1]!, match[2]!) : undefined;
+    if (!token) throw authError();
+    const envHeader = req.headers[ENVIRONMENT_HEADER];
+    const environment = (Array.isArray(envHeader) ? envHeader[0] : envHeader) || DEFAULT_ENVIRONMENT;
+    if (environment !== DEFAULT_ENVIRONMENT && !store.hasEnvironment(token.workspaceId, environment)) {
+      throw new SiloError("NOT_FOUND", `Environment '${environment}' not found (create it with 'silo environment create ${environment}')`);
+    }
+    req.caller = { token, workspaceId: token.workspaceId, environment };
+  });
+});
+
+export function requireAdmin(caller: Caller): void {
+  if (!caller.token.admin) throw new SiloError("FORBIDDEN", "This operation needs an admin token");
+}

@@ -1,0 +1,155 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Sqlite } from "../db.js";
+import { alreadyExists, notFound } from "../errors.js";
+import { newId, newSecret } from "../ids.js";
+import { checkName } from "../names.js";
+
+export interface Workspace {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface TokenInfo {
+  id: string;
+  workspaceId: string;
+  label: string;
+  admin: boolean;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface IssuedToken {
+  tokenId: string;
+  tokenSecret: string;
+}
+
+export const DEFAULT_ENVIRONMENT = "main";
+
+type TokenRow = Omit<TokenInfo, "admin"> & { admin: number };
+const toToken = (r: TokenRow): TokenInfo => ({
+  id: r.id,
+  workspaceId: r.workspaceId,
+  label: r.label,
+  admin: r.admin === 1,
+  createdAt: r.createdAt,
+  revokedAt: r.revokedAt,
+});
+
+const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
+
+/** Workspaces, their environments and their API tokens (secrets kept only as SHA-256). */
+export class AuthStore {
+  /** Verified tokens by id, so the hot path does one hash and no query; dropped on revoke. */
+  private readonly cache = new Map<string, { hash: Buffer; token: TokenInfo }>();
+
+  constructor(private readonly db: Sqlite) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS workspaces (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS environments (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id), name TEXT NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (workspace_id, name));
+      CREATE TABLE IF NOT EXISTS tokens (
+        id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+        secret_hash BLOB NOT NULL, label TEXT NOT NULL, admin INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, revoked_at INTEGER);
+    `);
+  }
+
+  workspaceCount(): number {
+    return (this.db.prepare("SELECT count(*) AS n FROM workspaces").get() as { n: number }).n;
+  }
+
+  firstWorkspaceId(): string {
+    const row = this.db.prepare("SELECT id FROM workspaces ORDER BY created_at, rowid LIMIT 1").get() as { id: string } | undefined;
+    if (!row) throw notFound("Workspace");
+    return row.id;
+  }
+
+  createWorkspace(name: string): Workspace {
+    checkName(name, "workspace name");
+    const ws: Workspace = { id: newId("ws"), name, createdAt: Date.now() };
+    this.db.transaction(() => {
+      if (this.db.prepare("SELECT 1 FROM workspaces WHERE name = ?").get(name)) {
+        throw alreadyExists(`Workspace '${name}'`);
+      }
+      this.db.prepare("INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?)").run(ws.id, name, ws.createdAt);
+      this.db
+        .prepare("INSERT INTO environments (workspace_id, name, created_at) VALUES (?, ?, ?)")
+        .run(ws.id, DEFAULT_ENVIRONMENT, ws.createdAt);
+    })();
+    return ws;
+  }
+
+  getWorkspace(id: string): Workspace {
+    const row = this.db.prepare("SELECT id, name, created_at AS createdAt FROM workspaces WHERE id = ?").get(id);
+    if (!row) throw notFound(`Workspace '${id}'`);
+    return row as Workspace;
+  }
+
+  issueToken(workspaceId: string, label: string, admin = false): IssuedToken {
+    const tokenId = newId("tk");
+    const tokenSecret = newSecret();
+    this.db
+      .prepare(
+        "INSERT INTO tokens (id, workspace_id, secret_hash, label, admin, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      )
+      .run(tokenId, workspaceId, hashSecret(tokenSecret), label, admin ? 1 : 0, Date.now());
+    return { tokenId, tokenSecret };
+  }
+
+  listTokens(workspaceId: string): TokenInfo[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT id, workspace_id AS workspaceId, label, admin, created_at AS createdAt, revoked_at AS revokedAt
+           FROM tokens WHERE workspace_id = ? ORDER BY created_at DESC, rowid DESC`,
+        )
+        .all(workspaceId) as TokenRow[]
+    ).map(toToken);
+  }
+
+  revokeToken(workspaceId: string, tokenId: string): void {
+    const res = this.db
+      .prepare("UPDATE tokens SET revoked_at = ? WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL")
+      .run(Date.now(), tokenId, workspaceId);
+    if (res.changes === 0) throw notFound(`Token '${tokenId}'`);
+    this.cache.delete(tokenId);
+  }
+
+  /** Returns the token for a presented id and secret, or undefined if unknown, wrong or revoked. */
+  verify(tokenId: string, secret: string): TokenInfo | undefined {
+    let entry = this.cache.get(tokenId);
+    if (!entry) {
+      const row = this.db
+        .prepare(
+          `SELECT id, workspace_id AS workspaceId, secret_hash AS hash, label, admin, created_at AS createdAt,
+                  revoked_at AS revokedAt FROM tokens WHERE id = ?`,
+        )
+        .get(tokenId) as (TokenRow & { hash: Buffer }) | undefined;
+      if (!row || row.revokedAt !== null) return undefined;
+      entry = { hash: row.hash, token: toToken(row) };
+      this.cache.set(tokenId, entry);
+    }
+    return timingSafeEqual(entry.hash, hashSecret(secret)) ? entry.token : undefined;
+  }
+
+  createEnvironment(workspaceId: string, name: string): void {
+    checkName(name, "environment name");
+    const res = this.db
+      .prepare("INSERT OR IGNORE INTO environments (workspace_id, name, created_at) VALUES (?, ?, ?)")
+      .run(workspaceId, name, Date.now());
+    if (res.changes === 0) throw alreadyExists(`Environment '${name}'`);
+  }
+
+  listEnvironments(workspaceId: string): Array<{ name: string; createdAt: number }> {
+    return this.db
+      .prepare("SELECT name, created_at AS createdAt FROM environments WHERE workspace_id = ? ORDER BY created_at, name")
+      .all(workspaceId) as Array<{ name: string; createdAt: number }>;
+  }
+
+  hasEnvironment(workspaceId: string, name: string): boolean {
+    return !!this.db.prepare("SELECT 1 FROM environments WHERE workspace_id = ? AND name = ?").get(workspaceId, name);
+  }
+}

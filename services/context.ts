@@ -1,0 +1,16 @@
+import type { RootDatabase } from "lmdb";
+import type { Sqlite } from "./db.js";
+import type { ObjectRegistry } from "./objects/registry.js";
+import type { ServerOptions } from "./options.js";
+
+/** What the server hands each storage kind when it registers its routes. */
+export interface KindContext {
+  registry: ObjectRegistry;
+  /** Shared LMDB environment; each kind opens its own named sub-databases. */
+  kv: RootDatabase;
+  /** Shared SQLite metadata database (auth, objects). */
+  meta: Sqlite;
+  /** Root for a kind's own files (`<home>/data`). */
+  dataDir: string;
+  options: ServerOptions;
+}

@@ -1,0 +1,34 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { Packr } from "msgpackr";
+
+/** The RPC envelope codec: plain maps/arrays/binary, no msgpackr records, so any msgpack client can talk to silo. */
+export const envelope = new Packr({ useRecords: false, moreTypes: false, int64AsType: "number" });
+
+export const MSGPACK = "application/msgpack";
+
+/**
+ * RPC bodies travel as msgpack (binary-safe, compact); JSON is accepted too so curl works.
+ * A request that sends `Accept: application/msgpack` gets msgpack back.
+ */
+export const codecPlugin = fp(async (app: FastifyInstance, opts: { bodyLimit: number }) => {
+  app.addContentTypeParser(MSGPACK, { parseAs: "buffer", bodyLimit: opts.bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, envelope.unpack(body as Buffer));
+    } catch {
+      done(Object.assign(new Error("Body is not valid msgpack"), { statusCode: 400, code: "INVALID" }), undefined);
+    }
+  });
+  app.addHook("onRequest", async (req, reply) => useMsgpackIfAccepted(req, reply));
+});
+
+// fastify types serializers as returning strings; a Buffer body is sent as-is.
+const packReply = ((payload: unknown) => envelope.pack(payload)) as unknown as (payload: unknown) => string;
+
+/** Answers in msgpack when the caller accepts it. Called again by the error handler, which resets headers. */
+export function useMsgpackIfAccepted(req: FastifyRequest, reply: FastifyReply): void {
+  if (req.headers.accept?.includes(MSGPACK)) {
+    reply.header("content-type", MSGPACK);
+    reply.serializer(packReply);
+  }
+}

@@ -1,0 +1,27 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+import { SiloError } from "../errors.js";
+import { useMsgpackIfAccepted } from "./codec.js";
+
+/** Every failure leaves as `{ error: { code, message } }`, the contract the client maps to typed errors. */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | SiloError, req, reply) => {
+    useMsgpackIfAccepted(req, reply);
+    if (err instanceof SiloError) {
+      return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    if (err.validation) {
+      return reply.status(400).send({ error: { code: "INVALID", message: `Invalid request: ${err.message}` } });
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413) {
+      return reply.status(413).send({ error: { code: "TOO_LARGE", message: "Request body is too large" } });
+    }
+    if (status >= 500) req.log.error({ err }, "request failed");
+    const code = status >= 500 ? "INTERNAL" : status === 404 ? "NOT_FOUND" : "INVALID";
+    return reply.status(status).send({ error: { code, message: err.message } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    useMsgpackIfAccepted(req, reply);
+    reply.status(404).send({ error: { code: "NOT_FOUND", message: `No route ${req.method} ${req.url}` } });
+  });
+}

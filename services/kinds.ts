@@ -1,0 +1,5 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { KindContext } from "./context.js";
+
+/** The storage kinds the server offers; each registers its object kind and its routes. */
+export const KINDS: Array<FastifyPluginAsync<KindContext>> = [];

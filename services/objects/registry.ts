@@ -1,0 +1,220 @@
+import type { Caller } from "../auth/authenticate.js";
+import type { Sqlite } from "../db.js";
+import { alreadyExists, notFound } from "../errors.js";
+import { newId } from "../ids.js";
+import { checkName } from "../names.js";
+
+/** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
+export interface ObjectRecord {
+  id: string;
+  kind: string;
+  name: string | null;
+  workspaceId: string;
+  environment: string;
+  createdAt: number;
+  ephemeral: boolean;
+  /** Kind-specific settings fixed at creation (e.g. a volume's inode limit). */
+  options: Record<string, unknown>;
+}
+
+/** What a kind (dict, queue, volume, …) tells the registry about itself. */
+export interface KindDefinition {
+  /** Id prefix, e.g. `di` for dicts. */
+  prefix: string;
+  /** Checks and completes creation options; throws InvalidError on bad ones. */
+  normalizeOptions?(options: Record<string, unknown>): Record<string, unknown>;
+  /** Drops all data of a deleted object. Must be idempotent: it is retried after a crash. */
+  purge(record: ObjectRecord): void | Promise<void>;
+}
+
+interface Row {
+  id: string;
+  kind: string;
+  name: string | null;
+  workspace_id: string;
+  environment: string;
+  created_at: number;
+  ephemeral: number;
+  options: string;
+}
+
+const toRecord = (r: Row): ObjectRecord => ({
+  id: r.id,
+  kind: r.kind,
+  name: r.name,
+  workspaceId: r.workspace_id,
+  environment: r.environment,
+  createdAt: r.created_at,
+  ephemeral: r.ephemeral === 1,
+  options: JSON.parse(r.options) as Record<string, unknown>,
+});
+
+const LIVE = "deleted_at IS NULL";
+
+/**
+ * The registry of named objects shared by every kind. Deletion is two-phase (mark, purge the
+ * kind's data, drop the row) so a crash in between never leaks data: pending purges resume at start.
+ */
+export class ObjectRegistry {
+  private readonly kinds = new Map<string, KindDefinition>();
+
+  constructor(
+    private readonly db: Sqlite,
+    private readonly ephemeralTimeoutMs: number,
+  ) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS objects (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, workspace_id TEXT NOT NULL,
+        environment TEXT NOT NULL, created_at INTEGER NOT NULL, ephemeral INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at INTEGER, options TEXT NOT NULL DEFAULT '{}', deleted_at INTEGER);
+      CREATE UNIQUE INDEX IF NOT EXISTS objects_by_name ON objects (workspace_id, environment, kind, name)
+        WHERE name IS NOT NULL AND deleted_at IS NULL;
+      CREATE INDEX IF NOT EXISTS objects_by_created ON objects (workspace_id, environment, kind, created_at);
+    `);
+  }
+
+  registerKind(kind: string, def: KindDefinition): void {
+    this.kinds.set(kind, def);
+  }
+
+  private kind(kind: string): KindDefinition {
+    const def = this.kinds.get(kind);
+    if (!def) throw notFound(`Object kind '${kind}'`);
+    return def;
+  }
+
+  private findByName(caller: Caller, kind: string, name: string): ObjectRecord | undefined {
+    const row = this.db
+      .prepare(`SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND kind = ? AND name = ? AND ${LIVE}`)
+      .get(caller.workspaceId, caller.environment, kind, name) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  private insert(caller: Caller, kind: string, name: string | null, options: Record<string, unknown>): ObjectRecord {
+    const def = this.kind(kind);
+    const now = Date.now();
+    const record: ObjectRecord = {
+      id: newId(def.prefix),
+      kind,
+      name,
+      workspaceId: caller.workspaceId,
+      environment: caller.environment,
+      createdAt: now,
+      ephemeral: name === null,
+      options: def.normalizeOptions ? def.normalizeOptions(options) : {},
+    };
+    this.db
+      .prepare(
+        `INSERT INTO objects (id, kind, name, workspace_id, environment, created_at, ephemeral, heartbeat_at, options)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(record.id, kind, name, caller.workspaceId, caller.environment, now, name === null ? 1 : 0, now, JSON.stringify(record.options));
+    return record;
+  }
+
+  create(caller: Caller, kind: string, name: string, opts: { allowExisting?: boolean; options?: Record<string, unknown> } = {}): ObjectRecord {
+    checkName(name, `${kind} name`);
+    return this.db.transaction(() => {
+      const existing = this.findByName(caller, kind, name);
+      if (existing) {
+        if (opts.allowExisting) return existing;
+        throw alreadyExists(`${capital(kind)} '${name}'`);
+      }
+      return this.insert(caller, kind, name, opts.options ?? {});
+    })();
+  }
+
+  lookup(caller: Caller, kind: string, name: string, opts: { createIfMissing?: boolean; options?: Record<string, unknown> } = {}): ObjectRecord {
+    checkName(name, `${kind} name`);
+    this.kind(kind);
+    const found = this.findByName(caller, kind, name);
+    if (found) return found;
+    if (!opts.createIfMissing) throw notFound(`${capital(kind)} '${name}'`);
+    return this.create(caller, kind, name, { allowExisting: true, options: opts.options });
+  }
+
+  createEphemeral(caller: Caller, kind: string, options: Record<string, unknown> = {}): ObjectRecord {
+    return this.insert(caller, kind, null, options);
+  }
+
+  /** The object with this id, if the caller's workspace and environment own it. */
+  get(caller: Caller, kind: string, id: string): ObjectRecord {
+    const row = this.db
+      .prepare(`SELECT * FROM objects WHERE id = ? AND kind = ? AND workspace_id = ? AND environment = ? AND ${LIVE}`)
+      .get(id, kind, caller.workspaceId, caller.environment) as Row | undefined;
+    if (!row) throw notFound(`${capital(kind)} '${id}'`);
+    return toRecord(row);
+  }
+
+  list(caller: Caller, kind: string, opts: { maxObjects?: number; createdBefore?: number } = {}): ObjectRecord[] {
+    this.kind(kind);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND kind = ? AND name IS NOT NULL AND ${LIVE}
+           AND created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      )
+      .all(caller.workspaceId, caller.environment, kind, opts.createdBefore ?? Number.MAX_SAFE_INTEGER, opts.maxObjects ?? -1) as Row[];
+    return rows.map(toRecord);
+  }
+
+  rename(caller: Caller, kind: string, name: string, newName: string): ObjectRecord {
+    checkName(newName, `${kind} name`);
+    return this.db.transaction(() => {
+      const record = this.lookup(caller, kind, name);
+      if (this.findByName(caller, kind, newName)) throw alreadyExists(`${capital(kind)} '${newName}'`);
+      this.db.prepare("UPDATE objects SET name = ? WHERE id = ?").run(newName, record.id);
+      return { ...record, name: newName };
+    })();
+  }
+
+  heartbeat(caller: Caller, kind: string, id: string): void {
+    const record = this.get(caller, kind, id);
+    this.db.prepare("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
+  }
+
+  async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<void> {
+    checkName(name, `${kind} name`);
+    const found = this.findByName(caller, kind, name);
+    if (!found) {
+      if (opts.allowMissing) return;
+      throw notFound(`${capital(kind)} '${name}'`);
+    }
+    await this.remove(found);
+  }
+
+  async deleteById(caller: Caller, kind: string, id: string): Promise<void> {
+    await this.remove(this.get(caller, kind, id));
+  }
+
+  private async remove(record: ObjectRecord): Promise<void> {
+    this.db.prepare("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id);
+    await this.kind(record.kind).purge(record);
+    this.db.prepare("DELETE FROM objects WHERE id = ?").run(record.id);
+  }
+
+  /** Deletes ephemeral objects whose creator stopped heart-beating (crashed or lost). */
+  async reapEphemeral(now = Date.now()): Promise<number> {
+    const rows = this.db
+      .prepare(`SELECT * FROM objects WHERE ephemeral = 1 AND ${LIVE} AND heartbeat_at < ?`)
+      .all(now - this.ephemeralTimeoutMs) as Row[];
+    for (const row of rows) await this.remove(toRecord(row));
+    return rows.length;
+  }
+
+  /** Finishes deletions a crash interrupted. */
+  async resumePurges(): Promise<void> {
+    const rows = this.db.prepare("SELECT * FROM objects WHERE deleted_at IS NOT NULL").all() as Row[];
+    for (const row of rows) {
+      if (!this.kinds.has(row.kind)) continue;
+      await this.remove(toRecord(row));
+    }
+  }
+
+  /** Every live object of a kind (for a kind's own maintenance, e.g. TTL sweeps). */
+  allOfKind(kind: string): ObjectRecord[] {
+    return (this.db.prepare(`SELECT * FROM objects WHERE kind = ? AND ${LIVE}`).all(kind) as Row[]).map(toRecord);
+  }
+}
+
+const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+

@@ -1,0 +1,32 @@
+import { buildApp } from "./app.js";
+import type { ServerOptions } from "./options.js";
+import { profilePath, writeLocalProfile } from "./profile.js";
+
+/** `silo serve`: builds the app, listens, writes the local client profile, and shuts down cleanly on a signal. */
+export async function startServer(options: ServerOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const { app, auth } = await buildApp(options);
+  await app.listen({ host: options.host, port: options.port });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : options.port;
+  const clientHost = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
+  const url = `http://${clientHost.includes(":") ? `[${clientHost}]` : clientHost}:${port}`;
+  writeLocalProfile(options.home, auth, url);
+  // One plain line for people and scripts (tests wait for it), whatever the log level.
+  process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
+
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= app.close());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      app.log.info({ signal }, "shutting down");
+      close().then(
+        () => process.exit(0),
+        (err) => {
+          app.log.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    });
+  }
+  return { url, close };
+}

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuthError, ForbiddenError, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
+import { SiloServer } from "./helpers/silo-server.js";
+
+let server: SiloServer;
+beforeAll(async () => {
+  server = await SiloServer.start();
+});
+afterAll(async () => {
+  await server?.cleanup();
+});
+
+describe("silo serve bootstrap and auth", () => {
+  it("writes a profile whose admin token works", async () => {
+    await using silo = server.client();
+    const me = await silo.whoami();
+    expect(me).toMatchObject({ workspace: "default", admin: true, environment: "main" });
+  });
+
+  it("the client reads the profile from SILO_HOME when no env vars are set", async () => {
+    const saved = { ...process.env };
+    try {
+      delete process.env.SILO_SERVER_URL;
+      delete process.env.SILO_TOKEN_ID;
+      delete process.env.SILO_TOKEN_SECRET;
+      process.env.SILO_HOME = server.home;
+      await using silo = new SiloClient();
+      expect((await silo.whoami()).workspace).toBe("default");
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it("rejects a wrong secret, an unknown token and a revoked token with AuthError", async () => {
+    await using bad = server.client({ tokenSecret: "wrong" });
+    await expect(bad.whoami()).rejects.toBeInstanceOf(AuthError);
+    await using unknown = server.client({ tokenId: "tk-nope" });
+    await expect(unknown.whoami()).rejects.toBeInstanceOf(AuthError);
+
+    await using admin = server.client();
+    const t = await admin.tokens.create({ label: "to revoke" });
+    await using other = server.client(t);
+    expect((await other.whoami()).tokenId).toBe(t.tokenId);
+    await admin.tokens.revoke(t.tokenId);
+    await expect(other.whoami()).rejects.toBeInstanceOf(AuthError);
+    const listed = await admin.tokens.list();
+    expect(listed.find((x) => x.id === t.tokenId)?.revokedAt).toBeTypeOf("number");
+  });
+
+  it("rejects unauthenticated HTTP requests with 401 and a JSON error body", async () => {
+    const res = await fetch(`${server.url}/v1/whoami`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ error: { code: "AUTH", message: expect.any(String) } });
+  });
+
+  it("accepts JSON requests so curl works", async () => {
+    const res = await fetch(`${server.url}/v1/environments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "via-json" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ name: "via-json" });
+  });
+
+  it("only admins create workspaces; a workspace token is not admin", async () => {
+    await using admin = server.client();
+    const ws = await admin.workspaces.create("tenant-a");
+    await using tenant = server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    expect(await tenant.whoami()).toMatchObject({ workspace: "tenant-a", admin: false });
+    await expect(tenant.workspaces.create("tenant-b")).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(admin.workspaces.create("bad name!")).rejects.toBeInstanceOf(InvalidError);
+  });
+
+  it("environments must exist and are listed per workspace", async () => {
+    await using admin = server.client();
+    await admin.environments.create("dev");
+    expect((await admin.environments.list()).map((e) => e.name)).toEqual(expect.arrayContaining(["main", "dev"]));
+    await using inMissing = server.client({ environment: "nope" });
+    await expect(inMissing.whoami()).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe("CLI", () => {
+  it("--help lists the commands", async () => {
+    const res = await server.cli(["--help"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("serve");
+    expect(res.stdout).toContain("--env");
+  });
+
+  it("token create/list/revoke and environment create/list", async () => {
+    const created = await server.cli(["token", "create", "--label", "ci", "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    const { tokenId } = JSON.parse(created.stdout) as { tokenId: string };
+    const list = await server.cli(["token", "list", "--json"]);
+    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ id: tokenId, label: "ci" })]));
+    expect((await server.cli(["token", "revoke", tokenId])).code).toBe(0);
+    const again = await server.cli(["token", "revoke", tokenId]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/not found/);
+
+    expect((await server.cli(["environment", "create", "staging"])).code).toBe(0);
+    expect((await server.cli(["environment", "list"])).stdout).toContain("staging");
+  });
+
+  it("workspace create prints a working token; a wrong token fails with a clear error", async () => {
+    const res = await server.cli(["workspace", "create", "cli-tenant", "--json"]);
+    expect(res.code, res.stderr).toBe(0);
+    const bad = await server.cli(["token", "list"], { env: { SILO_TOKEN_SECRET: "wrong" } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/token/i);
+  });
+});
+
+describe("durability of the bootstrap", () => {
+  it("keeps the admin token across a restart", async () => {
+    const before = server.profile.tokenId;
+    await server.restart();
+    expect(server.profile.tokenId).toBe(before);
+    await using silo = server.client();
+    expect((await silo.whoami()).admin).toBe(true);
+  });
+});

@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SiloClient, type SiloClientOptions } from "../../client/index.js";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+export const SILO_BIN = join(REPO, "bin/silo.js");
+
+export interface Profile {
+  serverUrl: string;
+  tokenId: string;
+  tokenSecret: string;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A real `silo serve` in its own process, on a free port, with a temporary SILO_HOME.
+ * `restart()` keeps the home (durability tests); `stop()` removes nothing, `cleanup()` does.
+ */
+export class SiloServer {
+  proc: ChildProcess | undefined;
+  profile!: Profile;
+  private log = "";
+
+  constructor(
+    readonly home: string,
+    readonly args: string[] = [],
+  ) {}
+
+  static async start(args: string[] = []): Promise<SiloServer> {
+    const server = new SiloServer(mkdtempSync(join(tmpdir(), "silo-test-")), args);
+    await server.launch();
+    return server;
+  }
+
+  get url(): string {
+    return this.profile.serverUrl;
+  }
+
+  /** Environment a child process needs to act as this server's admin. */
+  get env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      SILO_HOME: this.home,
+      SILO_SERVER_URL: this.url,
+      SILO_TOKEN_ID: this.profile.tokenId,
+      SILO_TOKEN_SECRET: this.profile.tokenSecret,
+    };
+  }
+
+  async launch(): Promise<void> {
+    this.log = "";
+    const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn", ...this.args], {
+      env: { ...process.env, SILO_HOME: this.home },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.proc = proc;
+    const ready = new Promise<void>((resolveReady, reject) => {
+      const timer = setTimeout(() => reject(new Error(`silo serve did not start:\n${this.log}`)), 30_000);
+      proc.stdout!.on("data", (d: Buffer) => {
+        this.log += d.toString();
+        if (/silo is serving at /.test(this.log)) {
+          clearTimeout(timer);
+          resolveReady();
+        }
+      });
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`silo serve exited with ${code}:\n${this.log}`));
+      });
+    });
+    proc.stderr!.on("data", (d: Buffer) => (this.log += d.toString()));
+    await ready;
+    this.profile = JSON.parse(readFileSync(join(this.home, "config.json"), "utf8")) as Profile;
+  }
+
+  /** A client acting as this server's admin (or with other credentials/environment). */
+  client(options: SiloClientOptions = {}): SiloClient {
+    return new SiloClient({
+      serverUrl: this.url,
+      tokenId: this.profile.tokenId,
+      tokenSecret: this.profile.tokenSecret,
+      ...options,
+    });
+  }
+
+  /** Runs the real CLI against this server. */
+  cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<CliResult> {
+    return runCli(args, { ...this.env, ...opts.env }, opts.input);
+  }
+
+  logs(): string {
+    return this.log;
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill(signal);
+    await exited;
+  }
+
+  async restart(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    await this.stop(signal);
+    await this.launch();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop("SIGKILL");
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string | Buffer): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, [SILO_BIN, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    proc.stdout.on("data", (d: Buffer) => out.push(d));
+    proc.stderr.on("data", (d: Buffer) => err.push(d));
+    proc.on("error", reject);
+    proc.on("close", (code) =>
+      resolvePromise({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
+    proc.stdin.end(input);
+  });
+}

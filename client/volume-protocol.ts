@@ -1,0 +1,57 @@
+/**
+ * The wire types of a volume: manifest entries, commits and deltas. Shared by the server's
+ * volume routes, the client's `Volume`, and the FUSE mount daemon (fuse/volume).
+ */
+
+/** Files are cut into blocks of this size (the last one shorter); each is stored once by SHA-256. */
+export const BLOCK_SIZE = 8 * 1024 * 1024;
+
+export type EntryType = "file" | "directory" | "symlink";
+
+/** One path in one version of a volume. */
+export interface ManifestEntry {
+  /** Normalised relative path: no leading `/`, no `.`/`..` segments, `/`-separated. The root is implicit. */
+  path: string;
+  type: EntryType;
+  /** Permission bits (e.g. 0o644). */
+  mode: number;
+  /** Bytes (files); 0 for directories; target length for symlinks. */
+  size: number;
+  mtimeMs: number;
+  /** Files: hex SHA-256 of each block, in order (empty for an empty file). */
+  blocks?: string[];
+  /** Symlinks: the link target, stored verbatim. */
+  target?: string;
+}
+
+/**
+ * One change in a commit or delta. A `put` creates or replaces the entry at its path (a hard
+ * link is committed as a second file entry with the same blocks); a `delete` removes a path,
+ * and everything below it when it is a directory.
+ */
+export type Change = { op: "put"; entry: ManifestEntry } | { op: "delete"; path: string };
+
+export interface CommitRequest {
+  /** The version the committer's view was based on (concurrent commits merge per path: last wins). */
+  baseVersion: number;
+  changes: Change[];
+}
+
+export interface CommitResult {
+  version: number;
+}
+
+/** Changes that turn version `from` into version `to`. */
+export interface Delta {
+  from: number;
+  to: number;
+  changes: Change[];
+}
+
+/** A page of a version's full tree, in path order. */
+export interface TreePage {
+  version: number;
+  entries: ManifestEntry[];
+  /** Pass as `after` to get the next page; absent on the last page. */
+  next?: string;
+}

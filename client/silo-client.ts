@@ -1,6 +1,8 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
+import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
+import { SecretService } from "./secret.js";
 import { Transport } from "./transport.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
@@ -15,6 +17,8 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
+  readonly secrets: SecretService;
+  readonly cloudBucketMounts: CloudBucketMountService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -23,6 +27,8 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
+    this.secrets = new SecretService(this.transport);
+    this.cloudBucketMounts = new CloudBucketMountService();
   }
 
   /** Which workspace, token and environment this client acts as. */

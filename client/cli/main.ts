@@ -1,7 +1,9 @@
 import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
+import { registerBucket } from "./bucket.js";
 import { UsageError } from "./output.js";
+import { registerSecret } from "./secret.js";
 import { registerServe } from "./serve.js";
 
 const program = new Command("silo")
@@ -13,6 +15,8 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerSecret(program);
+registerBucket(program);
 
 try {
   await program.parseAsync(process.argv);

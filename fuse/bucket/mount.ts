@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { CloudBucketMount } from "../../client/cloud-bucket-mount.js";
@@ -29,8 +30,10 @@ export interface BucketMountHandle {
   unmount(): Promise<void>;
 }
 
-/** Compiled daemon entry, next to this module in dist/. */
-export const BUCKET_DAEMON_ENTRY = join(import.meta.dirname, "main.js");
+/** The compiled daemon entry: next to this module in dist/ (or in dist/ when this module runs from source, as in tests). */
+export const BUCKET_DAEMON_ENTRY = existsSync(join(import.meta.dirname, "main.js"))
+  ? join(import.meta.dirname, "main.js")
+  : join(import.meta.dirname, "../../dist/fuse/bucket/main.js");
 
 /**
  * Turns a CloudBucketMount into the daemon's config: credentials from its secret (or from

@@ -53,7 +53,12 @@ beforeAll(async () => {
     put("p/inside.txt", "in the prefix"),
     put("p/sub/x.txt", "x"),
     put("outside.txt", "not in the prefix"),
+    put("overwrite.txt", "old contents"),
+    put("existing.txt", "keep me"),
+    put("doomed.txt", "bye"),
   ]);
+  // Objects put into the bucket directly become visible in a mount within its metadata TTL
+  // (1 s): the mount is made after them, so every test sees them at once.
   mnt = newMountPoint();
   await cliMount(bucket, mnt);
 });
@@ -66,7 +71,7 @@ afterAll(async () => {
 
 describe("reads", () => {
   it("lists objects as files and prefixes as directories; a directory shadows a file of the same name", async () => {
-    expect((await readdir(mnt)).sort()).toEqual(["data", "hello.txt", "outside.txt", "p", "shadow"]);
+    expect((await readdir(mnt)).sort()).toEqual(["data", "doomed.txt", "existing.txt", "hello.txt", "outside.txt", "overwrite.txt", "p", "shadow"]);
     expect((await readdir(join(mnt, "data"))).sort()).toEqual(["big.bin", "nested"]);
     expect((await stat(join(mnt, "data"))).isDirectory()).toBe(true);
     expect((await stat(join(mnt, "shadow"))).isDirectory()).toBe(true);
@@ -74,6 +79,14 @@ describe("reads", () => {
     expect(st.isFile()).toBe(true);
     expect(st.size).toBe(12);
     expect(await codeOf(stat(join(mnt, "missing")))).toBe("ENOENT");
+  });
+
+  it("objects put into the bucket by others appear within the metadata TTL (1 s)", async () => {
+    await readdir(join(mnt, "data")); // cached listing
+    await put("data/late.txt", "late");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await readdir(join(mnt, "data"))).toContain("late.txt");
+    expect(await readFile(join(mnt, "data/late.txt"), "utf8")).toBe("late");
   });
 
   it("reads a small file, a large file sequentially (read-ahead) and at random offsets, from another process too", async () => {
@@ -128,7 +141,6 @@ describe("writes", () => {
   });
 
   it("overwrites an existing file when opened with O_TRUNC", async () => {
-    await put("overwrite.txt", "old contents");
     await writeFile(join(mnt, "overwrite.txt"), "new");
     expect((await get("overwrite.txt")).toString()).toBe("new");
     await sh("sh", ["-c", `echo again > ${join(mnt, "overwrite.txt")}`]);
@@ -136,7 +148,6 @@ describe("writes", () => {
   });
 
   it("refuses append, seek-and-write, and writing an existing file without O_TRUNC, with EPERM", async () => {
-    await put("existing.txt", "keep me");
     expect(await codeOf(writeFile(join(mnt, "existing.txt"), "x", { flag: "a" }))).toBe("EPERM");
     await expect(sh("sh", ["-c", `echo x >> ${join(mnt, "existing.txt")}`])).rejects.toThrow(/not permitted/);
     const rw = await open(join(mnt, "existing.txt"), "r+");
@@ -168,7 +179,6 @@ describe("writes", () => {
   });
 
   it("unlink deletes the object; mkdir is local until a file is written in it; rmdir removes empty directories", async () => {
-    await put("doomed.txt", "bye");
     await unlink(join(mnt, "doomed.txt"));
     expect(await exists("doomed.txt")).toBe(false);
     expect(await codeOf(stat(join(mnt, "doomed.txt")))).toBe("ENOENT");
@@ -270,6 +280,27 @@ describe("mount options and lifecycle", () => {
       expect(res.code).toBe(0);
       expect(() => process.kill(second, 0)).toThrow();
       expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("--write-back: close returns before the upload completes, the file appears in full, unmount waits for uploads", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir, ["--write-back"]);
+      const data = randomBytes(6 * 1024 * 1024 + 7);
+      await writeFile(join(dir, "wb.bin"), data);
+      expect((await stat(join(dir, "wb.bin"))).size).toBe(data.length); // visible here at once
+      const fh = await open(join(dir, "wb-synced.txt"), "w");
+      await fh.write("fsync waits");
+      await fh.sync();
+      expect((await get("wb-synced.txt")).toString()).toBe("fsync waits");
+      await fh.close();
+      for (let i = 0; i < 10; i++) await writeFile(join(dir, `wb-${i}.txt`), `n${i}`);
+      expect((await bucketCli(["unmount", dir])).code).toBe(0);
+      expect(md5(await get("wb.bin"))).toBe(md5(data));
+      for (let i = 0; i < 10; i++) expect((await get(`wb-${i}.txt`)).toString()).toBe(`n${i}`);
     } finally {
       await forceUnmount(dir);
     }

@@ -12,6 +12,7 @@ interface MountOpts {
   secret?: string;
   foreground?: boolean;
   metadataTtlMs?: number;
+  writeBack?: boolean;
 }
 
 const ms = (v: string) => {
@@ -33,6 +34,7 @@ export function registerBucket(program: Command): void {
     .option("--requester-pays", "the requester pays for requests and transfer (needs credentials)")
     .option("--secret <name>", "take credentials from this silo secret instead of AWS_* variables")
     .option("--metadata-ttl-ms <ms>", "how long listings and lookups are trusted before asking S3 again", ms)
+    .option("--write-back", "let close() return before the upload completes (fsync still waits; upload errors are only logged)")
     .option("--foreground", "serve the mount in this process until Ctrl-C / SIGTERM")
     .addHelpText(
       "after",
@@ -60,7 +62,7 @@ Examples:
           secret,
         });
         // Requester pays with credentials from AWS_* variables: the daemon config checks they are there.
-        const mountOpts = { metadataTtlMs: opts.metadataTtlMs, requesterPays: opts.requesterPays };
+        const mountOpts = { metadataTtlMs: opts.metadataTtlMs, requesterPays: opts.requesterPays, writeBack: opts.writeBack };
         if (opts.foreground) {
           const config = await bucketDaemonConfig(mount, dir, mountOpts);
           await silo?.close();

@@ -18,9 +18,16 @@ export interface BucketFsOptions {
   readOnly: boolean;
   metadataTtlMs?: number;
   partSizeBytes?: number;
+  /**
+   * Complete uploads in the background after close (like rclone's write-back) instead of before
+   * close returns. fsync still waits. Off by default: then close returns only once the file is in
+   * the bucket, and an upload error is close's error.
+   */
+  writeBack?: boolean;
   log: (msg: string) => void;
 }
 
+const MAX_BACKGROUND_UPLOADS = 32;
 const FILE_MODE = 0o100644;
 const DIR_MODE = 0o040755;
 
@@ -33,6 +40,8 @@ export class BucketFs {
   readonly meta: Metadata;
   private readonly handles = new Map<number, Handle>();
   private readonly writing = new Map<string, WriteHandle>();
+  /** Write-back: uploads completing after their file was closed, by path. */
+  private readonly uploads = new Map<string, Promise<void>>();
   private nextFd = 1;
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
@@ -48,9 +57,9 @@ export class BucketFs {
     this.partSize = opts.partSizeBytes ?? DEFAULT_PART_SIZE;
   }
 
-  /** Uploads still open (files being written). */
-  get openWrites(): number {
-    return this.writing.size;
+  /** A write-back upload of `path` still running: wait for it before touching the path again. */
+  private async settled(path: string): Promise<void> {
+    await this.uploads.get(path)?.catch(() => {});
   }
 
   private stat(entry: Entry): Stat {
@@ -100,6 +109,7 @@ export class BucketFs {
   }
 
   async open(path: string, flags: number): Promise<number> {
+    await this.settled(path);
     const access = flags & 3; // O_ACCMODE
     const entry = await this.entry(path);
     if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such file`);
@@ -117,6 +127,7 @@ export class BucketFs {
 
   async create(path: string): Promise<number> {
     this.refuseIfReadOnly("create", path);
+    await this.settled(path);
     if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
     const parent = await this.entry(parentOf(path));
     if (!parent || parent.type !== "dir") throw new FsError(Errno.ENOENT, `${parentOf(path)}: no such directory`);
@@ -144,7 +155,8 @@ export class BucketFs {
   async finishWrite(fd: number, why: "flush" | "fsync" | "release"): Promise<void> {
     const h = this.handles.get(fd);
     if (h?.kind !== "write" || !h.writer) return;
-    if (why === "flush" && h.writer.size === 0) return;
+    if (why === "flush" && (h.writer.size === 0 || this.opts.writeBack)) return;
+    if (why === "release" && this.opts.writeBack && !h.writer.finished) return this.finishInBackground(h);
     const wasFinished = h.writer.finished;
     try {
       await h.writer.finish();
@@ -155,6 +167,25 @@ export class BucketFs {
     if (!wasFinished) this.meta.noteFile(h.path, h.writer.size);
   }
 
+  /** Write-back: the upload completes after close; the file stays visible here (with its size) meanwhile. */
+  private async finishInBackground(h: WriteHandle): Promise<void> {
+    // Bounded: past this many unfinished uploads, close waits (memory holds their last parts).
+    while (this.uploads.size >= MAX_BACKGROUND_UPLOADS) await Promise.race(this.uploads.values()).catch(() => {});
+    const writer = h.writer!;
+    const upload = writer.finish().then(
+      () => this.meta.noteFile(h.path, writer.size),
+      (err: Error) => {
+        this.opts.log(`write-back upload of ${h.path} failed, the file is lost: ${err.message}`);
+        this.meta.invalidate(h.path);
+      },
+    );
+    const tracked = upload.finally(() => {
+      if (this.uploads.get(h.path) === tracked) this.uploads.delete(h.path);
+      if (this.writing.get(h.path) === h) this.writing.delete(h.path);
+    });
+    this.uploads.set(h.path, tracked);
+  }
+
   async release(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h) return;
@@ -162,7 +193,7 @@ export class BucketFs {
       if (h.kind === "write") await this.finishWrite(fd, "release");
     } finally {
       this.handles.delete(fd);
-      if (h.kind === "write" && this.writing.get(h.path) === h) this.writing.delete(h.path);
+      if (h.kind === "write" && this.writing.get(h.path) === h && !this.uploads.has(h.path)) this.writing.delete(h.path);
     }
   }
 
@@ -179,6 +210,7 @@ export class BucketFs {
 
   async unlink(path: string): Promise<void> {
     this.refuseIfReadOnly("unlink", path);
+    await this.settled(path);
     if (this.writing.get(path)?.writer) throw new FsError(Errno.EPERM, `${path}: cannot delete a file while it is being written`);
     const entry = await this.entry(path);
     if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such file`);
@@ -217,7 +249,7 @@ export class BucketFs {
   /** Finishes (or, past the deadline, aborts) uploads of files still open: used on shutdown. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.writing.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((this.writing.size > 0 || this.uploads.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const w of this.writing.values()) await w.writer?.abort();
   }
 

@@ -13,6 +13,8 @@ export interface BucketDaemonConfig {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** How long listings and lookups are trusted before S3 is asked again (default 1000 ms). */
   metadataTtlMs?: number;
+  /** Finish uploads in the background after close (fsync still waits); see BucketFsOptions.writeBack. */
+  writeBack?: boolean;
   /** Multipart part size for uploads (default 8 MiB; S3's minimum is 5 MiB). */
   partSizeBytes?: number;
 }

@@ -19,7 +19,7 @@ export const bucketSource = (c: Pick<BucketDaemonConfig, "bucket" | "prefix" | "
 export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?: Error) => void): Promise<void> {
   const s3client = makeS3Client({ endpoint: config.endpoint, region: config.region, credentials: config.credentials });
   const s3 = new BucketS3(s3client, config.bucket, config.requesterPays);
-  const fs = new BucketFs(s3, { prefix: config.prefix, readOnly: config.readOnly, metadataTtlMs: config.metadataTtlMs, partSizeBytes: config.partSizeBytes, log });
+  const fs = new BucketFs(s3, { prefix: config.prefix, readOnly: config.readOnly, metadataTtlMs: config.metadataTtlMs, partSizeBytes: config.partSizeBytes, writeBack: config.writeBack, log });
 
   let fuse: Fuse;
   try {

@@ -9,6 +9,9 @@ interface Listing {
   fetchedAt: number;
 }
 
+/** Listings up to one S3 page are re-listed rather than probed per name once they are stale. */
+const SMALL_LISTING = 1000;
+
 const parentOf = (path: string) => path.slice(0, Math.max(1, path.lastIndexOf("/")));
 const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
@@ -26,6 +29,7 @@ export class Metadata {
   private readonly lookups = new Map<string, { entry: Entry | null; at: number }>();
   private readonly localDirs = new Set<string>();
   private readonly inflight = new Map<string, Promise<Entry | null>>();
+  private readonly listingsInflight = new Map<string, Promise<Map<string, Entry>>>();
 
   constructor(
     private readonly s3: BucketS3,
@@ -46,6 +50,8 @@ export class Metadata {
     if (this.localDirs.has(path)) return { type: "dir", mtimeMs: Date.now() };
     const listing = this.listings.get(parentOf(path));
     if (listing && this.fresh(listing.fetchedAt)) return listing.entries.get(baseName(path)) ?? null;
+    // A small directory listed before is cheaper to list again (one request) than to probe name by name.
+    if (listing && listing.entries.size < SMALL_LISTING) return (await this.listShared(parentOf(path))).get(baseName(path)) ?? null;
     const known = this.lookups.get(path);
     if (known && this.fresh(known.at)) return known.entry;
     // Concurrent lookups of one path share one round trip.
@@ -68,11 +74,21 @@ export class Metadata {
   /** The entries of a directory: a fresh cached listing, or every page of an S3 listing. */
   async list(dir: string): Promise<Map<string, Entry>> {
     const cached = this.listings.get(dir);
-    const entries = cached && this.fresh(cached.fetchedAt) ? new Map(cached.entries) : await this.fetchListing(dir);
+    const entries = cached && this.fresh(cached.fetchedAt) ? new Map(cached.entries) : await this.listShared(dir);
     for (const local of this.localDirs) {
       if (parentOf(local) === dir && local !== dir) entries.set(baseName(local), { type: "dir", mtimeMs: Date.now() });
     }
     return entries;
+  }
+
+  /** Concurrent listings of one directory share one series of requests. */
+  private listShared(dir: string): Promise<Map<string, Entry>> {
+    let pending = this.listingsInflight.get(dir);
+    if (!pending) {
+      pending = this.fetchListing(dir).finally(() => this.listingsInflight.delete(dir));
+      this.listingsInflight.set(dir, pending);
+    }
+    return pending.then((entries) => new Map(entries));
   }
 
   private async fetchListing(dir: string): Promise<Map<string, Entry>> {

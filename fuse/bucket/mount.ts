@@ -14,6 +14,8 @@ export interface MountCloudBucketOptions {
   env?: NodeJS.ProcessEnv;
   /** How long listings and lookups are trusted (default 1000 ms). */
   metadataTtlMs?: number;
+  /** Complete uploads in the background after close (fsync still waits for them). */
+  writeBack?: boolean;
   /** Requester pays with credentials from `env` (a CloudBucketMount itself needs a secret for it). */
   requesterPays?: boolean;
   /** How long to wait for the mount to go live (default 30 s). */
@@ -66,6 +68,7 @@ export async function bucketDaemonConfig(mount: CloudBucketMount, mountPoint: st
     region: mount.region ?? source.AWS_REGION ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1",
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: source.AWS_SESSION_TOKEN } : undefined,
     metadataTtlMs: opts.metadataTtlMs,
+    writeBack: opts.writeBack,
   };
 }
 

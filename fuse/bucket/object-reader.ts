@@ -3,8 +3,8 @@ import type { BucketS3 } from "./bucket-s3.js";
 const MiB = 1024 * 1024;
 /** Ranged GET size once a reader is sequential. */
 const SEQUENTIAL_CHUNK = 8 * MiB;
-/** Chunks kept in flight ahead of a sequential reader (grows from 1 as the streak lasts). */
-const MAX_WINDOW = 8;
+/** Chunks kept in flight ahead of a sequential reader (grows from 1 as the streak lasts); more only crowds the server. */
+const MAX_WINDOW = 4;
 /** A read that does not follow the previous one fetches at least this much. */
 const RANDOM_CHUNK = 256 * 1024;
 /** The first read of a file fetches this much: small files take one request. */
@@ -66,9 +66,15 @@ export class ObjectReader {
     const window = Math.min(MAX_WINDOW, 1 + Math.floor(this.streak / 4));
     const target = Math.min(this.size, pos + window * SEQUENTIAL_CHUNK);
     while (this.aheadTo < target) {
-      const start = this.aheadTo;
-      if (!this.covering(start)) this.fetch(start, Math.min(this.size, start + SEQUENTIAL_CHUNK));
-      this.aheadTo = Math.min(this.size, start + SEQUENTIAL_CHUNK);
+      const have = this.covering(this.aheadTo);
+      if (have) {
+        this.aheadTo = have.end;
+        continue;
+      }
+      // Chunk ends on multiples of the chunk size: they line up with 8 MiB multipart parts.
+      const end = Math.min(this.size, (Math.floor(this.aheadTo / SEQUENTIAL_CHUNK) + 1) * SEQUENTIAL_CHUNK);
+      this.fetch(this.aheadTo, end);
+      this.aheadTo = end;
     }
     // Drop what the reader has passed.
     this.segments = this.segments.filter((s) => s.end > pos - SEQUENTIAL_CHUNK);

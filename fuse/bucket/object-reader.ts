@@ -2,7 +2,7 @@ import type { BucketS3 } from "./bucket-s3.js";
 
 const MiB = 1024 * 1024;
 /** Ranged GET size once a reader is sequential. */
-const SEQUENTIAL_CHUNK = 8 * MiB;
+const SEQUENTIAL_CHUNK = 16 * MiB;
 /** Chunks kept in flight ahead of a sequential reader (grows from 1 as the streak lasts); more only crowds the server. */
 const MAX_WINDOW = 4;
 /** A read that does not follow the previous one fetches at least this much. */
@@ -21,7 +21,7 @@ interface Segment {
 
 /**
  * Serves reads of one object by ranged GETs with read-ahead: a sequential reader gets a
- * growing window of 8 MiB chunks fetched in parallel ahead of it; a random reader gets
+ * growing window of 16 MiB chunks fetched in parallel ahead of it; a random reader gets
  * small ranges. A few recent segments are kept, so re-reads and slight reordering are free.
  */
 export class ObjectReader {

@@ -1,6 +1,7 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
+import { QueueService } from "./queue.js";
 import { Transport } from "./transport.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
@@ -15,6 +16,8 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
+  /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
+  readonly queues: QueueService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -23,6 +26,7 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
+    this.queues = new QueueService(this.transport);
   }
 
   /** Which workspace, token and environment this client acts as. */

@@ -12,6 +12,10 @@ export interface ServerOptions {
   ephemeralTimeoutMs: number;
   /** A Dict entry expires after this long without a read or write. */
   dictEntryTtlMs: number;
+  /** Default for how long a queue partition lives after its last put (a put may ask for less or more). */
+  queuePartitionTtlMs: number;
+  /** Most non-empty partitions one queue may have. */
+  queueMaxPartitions: number;
   /** Largest request body (a Dict value may be up to 100 MiB, plus framing). */
   bodyLimit: number;
 }
@@ -30,6 +34,8 @@ export function defaultServerOptions(): ServerOptions {
     logLevel: "info",
     ephemeralTimeoutMs: 5 * 60 * 1000,
     dictEntryTtlMs: 7 * DAY_MS,
+    queuePartitionTtlMs: DAY_MS,
+    queueMaxPartitions: 100_000,
     bodyLimit: 101 * 1024 * 1024,
   };
 }

@@ -15,6 +15,8 @@ export function registerServe(program: Command): void {
     .option("--home <dir>", "state directory (default $SILO_HOME, else ~/.silo)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace", "info")
     .option("--dict-entry-ttl-ms <ms>", "Dict entries expire after this long without a read or write (default 7 days)", int)
+    .option("--queue-partition-ttl-ms <ms>", "a queue partition expires this long after its last put, unless the put says otherwise (default 24 h; lower it to test expiry)", int)
+    .option("--queue-max-partitions <n>", "most non-empty partitions per queue (default 100000)", int)
     .option("--ephemeral-timeout-ms <ms>", "delete an ephemeral object this long after its last heartbeat", int)
     .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.")
     .action(async (opts: Record<string, string | number | undefined>) => {
@@ -29,6 +31,8 @@ export function registerServe(program: Command): void {
         port: opts.port as number,
         logLevel: opts.logLevel as string,
         dictEntryTtlMs: (opts.dictEntryTtlMs as number | undefined) ?? defaults.dictEntryTtlMs,
+        queuePartitionTtlMs: (opts.queuePartitionTtlMs as number | undefined) ?? defaults.queuePartitionTtlMs,
+        queueMaxPartitions: (opts.queueMaxPartitions as number | undefined) ?? defaults.queueMaxPartitions,
         ephemeralTimeoutMs: (opts.ephemeralTimeoutMs as number | undefined) ?? defaults.ephemeralTimeoutMs,
       });
     });

@@ -1,6 +1,7 @@
 import { Packr } from "msgpackr";
 import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "./errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
+import { GetBatcher, PutBatcher } from "./queue-batching.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
 
@@ -105,6 +106,10 @@ async function longPoll<R>(timeoutMs: number | undefined, retryOn: typeof QueueE
  * Unlike the reference, an acknowledged put is durable: it survives a crash of the server.
  */
 export class Queue<T = unknown> extends SiloObject {
+  // Concurrent calls with default waiting (block, no timeout) share requests; see queue-batching.ts.
+  private readonly putBatchers = new Map<string, PutBatcher>();
+  private readonly getBatchers = new Map<string, GetBatcher>();
+
   private get base(): string {
     return `/v1/queues/${this.id}`;
   }
@@ -131,6 +136,19 @@ export class Queue<T = unknown> extends SiloObject {
       }
       return bytes;
     });
+    if (opts.block !== false && opts.timeoutMs === undefined) {
+      const key = JSON.stringify([opts.partition ?? null, opts.partitionTtlMs ?? null]);
+      let batcher = this.putBatchers.get(key);
+      if (!batcher) {
+        batcher = new PutBatcher((merged) => this.sendPut(merged, opts), () => this.putBatchers.delete(key));
+        this.putBatchers.set(key, batcher);
+      }
+      return batcher.put(items);
+    }
+    await this.sendPut(items, opts);
+  }
+
+  private async sendPut(items: Uint8Array[], opts: QueuePutOptions): Promise<void> {
     const body = { items, partition: opts.partition, partitionTtlMs: opts.partitionTtlMs };
     if (opts.block === false) {
       await this.rpc("POST", `${this.base}/put`, { ...body, block: false });
@@ -144,6 +162,16 @@ export class Queue<T = unknown> extends SiloObject {
    * to `timeoutMs`, then throws QueueEmptyError; with `block: false` it returns undefined at once.
    */
   async get(opts: QueueWaitOptions = {}): Promise<T | undefined> {
+    if (opts.block !== false && opts.timeoutMs === undefined) {
+      checkPartition(opts.partition);
+      const key = opts.partition ?? "";
+      let batcher = this.getBatchers.get(key);
+      if (!batcher) {
+        batcher = new GetBatcher((n) => this.sendGet(n, opts), () => this.getBatchers.delete(key));
+        this.getBatchers.set(key, batcher);
+      }
+      return values.unpack(await batcher.get()) as T;
+    }
     const [item] = await this.getMany(1, opts);
     return item;
   }
@@ -152,7 +180,12 @@ export class Queue<T = unknown> extends SiloObject {
   async getMany(n: number, opts: QueueWaitOptions = {}): Promise<T[]> {
     checkPartition(opts.partition);
     if (!Number.isInteger(n) || n < 1) throw new InvalidError(`getMany needs a whole number n >= 1, got ${n}`, "INVALID");
-    const body = { n: Math.min(n, QUEUE_LIMITS.maxItemsPerPartition), partition: opts.partition };
+    const items = await this.sendGet(Math.min(n, QUEUE_LIMITS.maxItemsPerPartition), opts);
+    return items.map((b) => values.unpack(b) as T);
+  }
+
+  private async sendGet(n: number, opts: QueueWaitOptions): Promise<Uint8Array[]> {
+    const body = { n, partition: opts.partition };
     type Reply = { items: Uint8Array[] };
     const res =
       opts.block === false
@@ -160,7 +193,7 @@ export class Queue<T = unknown> extends SiloObject {
         : await longPoll(opts.timeoutMs, QueueEmptyError, (waitMs) =>
             this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: true, timeoutMs: waitMs }),
           );
-    return res.items.map((b) => values.unpack(b) as T);
+    return res.items;
   }
 
   /** Items in the partition, or in all partitions with `total`. */
@@ -183,7 +216,9 @@ export class Queue<T = unknown> extends SiloObject {
   /** The first `n` items of the partition, without removing them. */
   async peek(n = 1, opts: { partition?: string } = {}): Promise<T[]> {
     checkPartition(opts.partition);
-    const res = await this.rpc<{ items: Uint8Array[] }>("POST", `${this.base}/peek`, { n: Math.min(Math.max(1, n), QUEUE_LIMITS.maxItemsPerPartition), partition: opts.partition });
+    if (n < 1) return [];
+    const body = { n: Math.min(n, QUEUE_LIMITS.maxItemsPerPartition), partition: opts.partition };
+    const res = await this.rpc<{ items: Uint8Array[] }>("POST", `${this.base}/peek`, body);
     return res.items.map((b) => values.unpack(b) as T);
   }
 

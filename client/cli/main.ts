@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
+import { registerQueue } from "./queue.js";
 import { registerServe } from "./serve.js";
 
 const program = new Command("silo")
@@ -13,6 +14,7 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerQueue(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -224,8 +224,8 @@ export class Queue<T = unknown> extends SiloObject {
 
   /**
    * Reads the partition's items in order without removing them; at the end, waits up to
-   * `itemPollTimeoutMs` for a next item before finishing. Items that concurrent gets take
-   * before the iterator reaches them are skipped.
+   * `itemPollTimeoutMs` for a next item before finishing. It fetches items in batches of up
+   * to 100; items that concurrent gets take before the iterator fetched them are skipped.
    */
   async *iterate(opts: QueueIterateOptions = {}): AsyncGenerator<T, void, undefined> {
     checkPartition(opts.partition);

@@ -3,7 +3,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Packr } from "msgpackr";
-import type { SiloClient } from "../client/index.js";
+import { type SiloClient, UnavailableError } from "../client/index.js";
 import { REPO, SiloServer } from "./helpers/silo-server.js";
 
 const WORKER = join(REPO, "test/helpers/queue-worker.mjs");
@@ -132,9 +132,21 @@ describe("a waiting client that disconnects", () => {
   });
 });
 
+describe("server shutdown", () => {
+  it("ends waiting calls with UnavailableError instead of holding the shutdown for a minute", async () => {
+    await using client = server.client();
+    const q = await client.queues.fromName("shutdown", { createIfMissing: true });
+    const failed = expect(q.get({ timeoutMs: 55_000 })).rejects.toBeInstanceOf(UnavailableError);
+    await sleep(200);
+    await server.restart();
+    await failed; // without the wake-up, the get would end in QueueEmpty after 55 s, then fail to reconnect
+  });
+});
+
 describe("durability", () => {
   it("acknowledged puts and gets survive kill -9 of the server, in order", async () => {
-    const q = await silo.queues.fromName<number>("durable", { createIfMissing: true });
+    await using client = server.client();
+    const q = await client.queues.fromName<number>("durable", { createIfMissing: true });
     await q.putMany(Array.from({ length: 100 }, (_, i) => i));
     await Promise.all(Array.from({ length: 50 }, (_, i) => q.put(100 + i, { partition: "p", partitionTtlMs: 3_600_000 })));
     expect(await q.getMany(10)).toEqual(Array.from({ length: 10 }, (_, i) => i));

@@ -1,14 +1,15 @@
 /**
  * `npm run bench:queue`: silo queues vs Redis lists (LPUSH + BRPOP via ioredis, appendonly yes),
- * both on this machine in the same run. Prints ops/s, latency and the silo/Redis ratio.
+ * all on this machine in the same run. Prints ops/s, latency and the silo/Redis ratio.
  *   put+get  – each worker puts one item and takes one back (a round trip through the queue);
  *              ops/s counts these pairs, latency is the pair's.
  *   batch    – putMany of 100 items then getMany of 100 (Redis: one LPUSH of 100, RPOP count 100);
  *              ops/s counts items.
  * Redis runs with appendonly yes and its default appendfsync everysec (the ratio's peer: an
- * acknowledged write may be lost in a crash), and again with appendfsync always, which like silo
- * answers only after the write is on disk (shown for reference).
- * BENCH_SECONDS (default 4) sets each measurement's length.
+ * acknowledged write may be lost in a crash), and a second Redis with appendfsync always, which
+ * like silo answers only after the write is on disk (shown for reference).
+ * The systems take turns, ROUNDS times per workload, and the median round counts, so that load
+ * from other processes on the machine hits them alike. BENCH_SECONDS (default 2) is one turn.
  */
 import { Redis } from "ioredis";
 import { Packr } from "msgpackr";
@@ -16,27 +17,44 @@ import { BenchRedis } from "./lib/redis-server.js";
 import { BenchSilo } from "./lib/silo-server.js";
 import { measure } from "./lib/measure.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BATCH = 100;
 const item = (i: number) => ({ id: i, at: Date.now(), payload: "x".repeat(64) });
+const batch = () => Array.from({ length: BATCH }, (_, i) => item(i));
 const packr = new Packr({ structuredClone: true });
 
 type Result = Awaited<ReturnType<typeof measure>>;
-
-interface Row {
-  name: string;
-  silo: Result;
-  redis: Result;
-  redisAlways: Result;
-  unit: string;
-  perOp: number;
+/** One system's side of the workloads: a put+get pair for worker w, and one batch round. */
+interface Workloads {
+  putGet(worker: number): Promise<void>;
+  batch(): Promise<void>;
 }
 
-/** The Redis side of each workload, on 64 connections (BRPOP blocks its connection: one per worker). */
-function redisWorkloads(conns: Redis[]) {
+async function siloWorkloads(silo: BenchSilo): Promise<Workloads & { close(): Promise<void> }> {
+  const client = silo.client();
+  const q = await client.queues.fromName<ReturnType<typeof item>>("bench", { createIfMissing: true });
   let n = 0;
   return {
-    putGet: async (w: number) => {
+    putGet: async () => {
+      await q.put(item(n++));
+      await q.get();
+    },
+    batch: async () => {
+      await q.putMany(batch());
+      await q.getMany(BATCH);
+    },
+    close: () => client.close(),
+  };
+}
+
+/** On 64 connections: BRPOP blocks its connection, so each worker has its own. */
+async function redisWorkloads(server: BenchRedis): Promise<Workloads & { close(): Promise<void> }> {
+  const conns = Array.from({ length: 64 }, () => new Redis({ port: server.port }));
+  await Promise.all(conns.map((c) => c.ping()));
+  let n = 0;
+  return {
+    putGet: async (w) => {
       const c = conns[w]!;
       await c.lpush("bench", packr.pack(item(n++)));
       const got = await c.brpopBuffer("bench", 0);
@@ -48,68 +66,43 @@ function redisWorkloads(conns: Redis[]) {
       const got = await c.rpopBuffer("bench-batch", BATCH);
       for (const b of got ?? []) packr.unpack(b);
     },
+    close: async () => conns.forEach((c) => c.disconnect()),
   };
 }
 
-const batch = () => Array.from({ length: BATCH }, (_, i) => item(i));
-
-async function withRedis<T>(fsync: "everysec" | "always", fn: (conns: Redis[]) => Promise<T>): Promise<T> {
-  const server = await BenchRedis.start(["--appendonly", "yes", "--appendfsync", fsync]);
-  const conns = Array.from({ length: 64 }, () => new Redis({ port: server.port }));
-  try {
-    await Promise.all(conns.map((c) => c.ping()));
-    return await fn(conns);
-  } finally {
-    conns.forEach((c) => c.disconnect());
-    await server.stop();
-  }
-}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const medianResult = (rs: Result[]): Result => ({
+  opsPerSec: median(rs.map((r) => r.opsPerSec)),
+  p50Ms: median(rs.map((r) => r.p50Ms)),
+  p99Ms: median(rs.map((r) => r.p99Ms)),
+});
 
 async function main(): Promise<void> {
-  const ms = SECONDS * 1000;
   const silo = await BenchSilo.start();
-  const siloResults: Result[] = [];
+  const redis = await BenchRedis.start(["--appendonly", "yes", "--appendfsync", "everysec"]);
+  const redisAlways = await BenchRedis.start(["--appendonly", "yes", "--appendfsync", "always"]);
+  const systems = { silo: await siloWorkloads(silo), redis: await redisWorkloads(redis), redisAlways: await redisWorkloads(redisAlways) };
+  const workloads = [
+    { name: "put+get, 1 in flight", unit: "put+get/s", perOp: 1, run: (w: Workloads) => measure(1, SECONDS * 1000, (i) => w.putGet(i)) },
+    { name: "put+get, 64 in flight", unit: "put+get/s", perOp: 1, run: (w: Workloads) => measure(64, SECONDS * 1000, (i) => w.putGet(i)) },
+    { name: `putMany+getMany of ${BATCH}`, unit: "items/s", perOp: BATCH, run: (w: Workloads) => measure(1, SECONDS * 1000, () => w.batch()) },
+  ];
+  const rows = [];
   try {
-    const client = silo.client();
-    const q = await client.queues.fromName<ReturnType<typeof item>>("bench", { createIfMissing: true });
-    let n = 0;
-    for (const inflight of [1, 64]) {
-      siloResults.push(
-        await measure(inflight, ms, async () => {
-          await q.put(item(n++));
-          await q.get();
-        }),
-      );
+    for (const workload of workloads) {
+      const results: Record<keyof typeof systems, Result[]> = { silo: [], redis: [], redisAlways: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const name of Object.keys(systems) as Array<keyof typeof systems>) results[name].push(await workload.run(systems[name]));
+      }
+      rows.push({ ...workload, silo: medianResult(results.silo), redis: medianResult(results.redis), redisAlways: medianResult(results.redisAlways) });
     }
-    siloResults.push(
-      await measure(1, ms, async () => {
-        await q.putMany(batch());
-        await q.getMany(BATCH);
-      }),
-    );
-    await client.close();
   } finally {
-    await silo.stop();
+    await Promise.all(Object.values(systems).map((s) => s.close()));
+    await Promise.all([silo.stop(), redis.stop(), redisAlways.stop()]);
   }
-  const redisRun = (fsync: "everysec" | "always") =>
-    withRedis(fsync, async (conns) => {
-      const w = redisWorkloads(conns);
-      return [await measure(1, ms, w.putGet), await measure(64, ms, w.putGet), await measure(1, ms, w.batch)];
-    });
-  const redis = await redisRun("everysec");
-  const redisAlways = await redisRun("always");
-  const names = ["put+get, 1 in flight", "put+get, 64 in flight", `putMany+getMany of ${BATCH}`];
-  const rows: Row[] = names.map((name, i) => ({
-    name,
-    silo: siloResults[i]!,
-    redis: redis[i]!,
-    redisAlways: redisAlways[i]!,
-    unit: i < 2 ? "put+get/s" : "items/s",
-    perOp: i < 2 ? 1 : BATCH,
-  }));
 
   const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : v.toFixed(2));
-  console.log(`\nQueue benchmark, ${SECONDS} s per measurement (ratio: silo / Redis appendfsync everysec)\n`);
+  console.log(`\nQueue benchmark: median of ${ROUNDS} turns of ${SECONDS} s (ratio: silo / Redis appendfsync everysec)\n`);
   console.log("| workload | silo | Redis (everysec) | silo/Redis | silo p50 / p99 ms | Redis p50 / p99 ms | Redis appendfsync always |");
   console.log("|---|---|---|---|---|---|---|");
   for (const row of rows) {

@@ -47,7 +47,7 @@ describe("many producer and consumer processes", () => {
     const partitions = ["", "a", "b"];
     await silo.queues.objects.create("mpmc");
     const consumers = Array.from({ length: 4 }, () => worker("consume", "mpmc", { partitions }));
-    await Promise.all(Array.from({ length: PRODUCERS }, (_, producer) => worker("produce", "mpmc", { producer, count: PER_PRODUCER, partitions, chunk: 50 })));
+    await Promise.all(Array.from({ length: PRODUCERS }, (_, producer) => worker("produce", "mpmc", { producer, count: PER_PRODUCER, partitions, chunk: 100 })));
     const q = await silo.queues.fromName("mpmc");
     await q.put("all produced", { partition: "done" });
     const received = (await Promise.all(consumers)).map((out) => JSON.parse(out) as Item[]);

@@ -13,14 +13,14 @@ const part = (p) => (p === "" ? undefined : p);
 
 if (mode === "produce") {
   const { producer, count, partitions, chunk } = args;
-  // Items of one partition go out in order: putMany chunks, and every 7th chunk as single puts.
+  // Items of one partition go out in order: putMany chunks, and every 20th chunk as single puts.
   const byPartition = new Map(partitions.map((p) => [p, []]));
   for (let k = 0; k < count; k++) byPartition.get(partitions[k % partitions.length]).push({ p: producer, k, part: partitions[k % partitions.length] });
   await Promise.all(
     [...byPartition].map(async ([p, items]) => {
       for (let i = 0, n = 0; i < items.length; i += chunk, n++) {
         const slice = items.slice(i, i + chunk);
-        if (n % 7 === 3) for (const item of slice) await q.put(item, { partition: part(p) });
+        if (n % 20 === 3) for (const item of slice) await q.put(item, { partition: part(p) });
         else await q.putMany(slice, { partition: part(p) });
       }
     }),
@@ -33,7 +33,7 @@ if (mode === "produce") {
     let got = 0;
     for (const p of args.partitions) {
       try {
-        const items = Math.random() < 0.3 ? [await q.get({ partition: part(p), timeoutMs: 50 })] : await q.getMany(25, { partition: part(p), timeoutMs: 50 });
+        const items = Math.random() < 0.1 ? [await q.get({ partition: part(p), timeoutMs: 50 })] : await q.getMany(100, { partition: part(p), timeoutMs: 50 });
         received.push(...items);
         got += items.length;
       } catch (err) {

@@ -9,7 +9,6 @@ import type { Transport } from "./transport.js";
 export const QUEUE_LIMITS = {
   maxItemBytes: 1024 * 1024,
   maxItemsPerPartition: 5_000,
-  maxPartitions: 100_000,
   maxPartitionKeyBytes: 64,
 } as const;
 

@@ -1,6 +1,5 @@
 import type { Database, RootDatabase } from "lmdb";
 import { SiloError, notFound } from "../errors.js";
-import { GroupCommit } from "./group-commit.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
 import { MAX_ITEM_BYTES, MAX_ITEMS_PER_PARTITION, describePartition } from "./limits.js";
 import { type GetWaiter, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
@@ -34,20 +33,18 @@ const clientGone = () => new SiloError("CONFLICT", "The client disconnected whil
 
 /**
  * Partitioned FIFO queues on LMDB with blocking waiters. All state changes happen synchronously
- * in memory (so concurrent callers are ordered by the event loop) and then go to LMDB through
- * group commit; a caller is answered only after its writes are committed and flushed to disk.
+ * in memory (so concurrent callers are ordered by the event loop) and then go to LMDB as write
+ * batches; a caller is answered only after its writes are committed and flushed to disk.
  */
 export class QueueStore {
   private readonly items: Database<Buffer, Buffer>;
   private readonly meta: Database<PartitionMeta, Buffer>;
   private readonly queues = new Map<string, QueueState>();
-  private readonly commits: GroupCommit;
 
   constructor(
-    kv: RootDatabase,
+    private readonly kv: RootDatabase,
     private readonly opts: QueueStoreOptions,
   ) {
-    this.commits = new GroupCommit(kv);
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
     this.meta = kv.openDB<PartitionMeta, Buffer>({ name: "queue-partitions", keyEncoding: "binary" });
     this.load();
@@ -68,9 +65,16 @@ export class QueueStore {
     }
   }
 
-  /** Queues `ops` for the next LMDB transaction; resolves once it is committed and flushed to disk. */
+  /**
+   * Queues `ops` as one LMDB batch; resolves once it is committed and flushed to disk. lmdb-js
+   * (overlappingSync) already does group commit: the transactions of later event-loop turns
+   * commit while an fsync runs, and the next fsync covers them all.
+   */
   private write(ops: () => void): Promise<void> {
-    return this.commits.write(ops);
+    const committed = this.kv.batch(ops);
+    // `flushed` must be asked right away: it follows the transaction the writes above just joined.
+    const flushed = new Promise<void>((resolve, reject) => this.kv.flushed.then(() => resolve(), reject));
+    return Promise.all([committed, flushed]).then(() => undefined);
   }
 
   /** A write nobody awaits: failures are logged, not lost. */

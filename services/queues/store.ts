@@ -222,7 +222,11 @@ export class QueueStore {
     }
   }
 
-  /** Puts items a vanished getter was handed back at the head, in their order, and wakes waiters. */
+  /**
+   * Puts items a vanished getter was handed back at the head, in their order, and wakes waiters.
+   * If a blocked put took the room meanwhile, the partition briefly holds more than the limit:
+   * better than losing the items.
+   */
   private async giveBack(old: Partition, values: Buffer[]): Promise<void> {
     if (old.queue.purged || values.length === 0) return;
     const p = this.partition(old.queue.id, old.key);

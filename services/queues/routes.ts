@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Caller } from "../auth/authenticate.js";
 import { invalid } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
@@ -23,10 +23,24 @@ const params = { type: "object", required: ["id"], properties: { id: { type: "st
  * Aborts when the caller's connection closes before its answer was sent: a waiting call then
  * leaves its wait list, and a get hands its items back instead of writing them into the void.
  */
-function disconnectSignal(reply: FastifyReply): AbortSignal {
+function disconnectSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal {
   const ac = new AbortController();
-  reply.raw.once("close", () => {
+  const socket = req.raw.socket;
+  const gone = () => {
     if (!reply.raw.writableEnded) ac.abort();
+  };
+  // The caller may have hung up while the body was parsed, before this handler ran.
+  if (!socket || socket.destroyed || socket.readableEnded) {
+    gone();
+    return ac.signal;
+  }
+  // The socket's own 'end' is the earliest sign of a hang-up; the response's 'close' comes later.
+  socket.once("end", gone);
+  socket.once("close", gone);
+  reply.raw.once("close", () => {
+    socket.off("end", gone);
+    socket.off("close", gone);
+    gone();
   });
   return ac.signal;
 }
@@ -71,7 +85,7 @@ export function queueRoutes(
       await store.put(queueId(req), partitionKey(body.partition), body.items, body.partitionTtlMs ?? defaultTtlMs, {
         block: body.block,
         timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
-        signal: disconnectSignal(reply),
+        signal: disconnectSignal(req, reply),
       });
       return {};
     },
@@ -91,7 +105,7 @@ export function queueRoutes(
       const items = await store.get(queueId(req), partitionKey(body.partition), body.n, {
         block: body.block,
         timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
-        signal: disconnectSignal(reply),
+        signal: disconnectSignal(req, reply),
       });
       return { items };
     },
@@ -117,7 +131,7 @@ export function queueRoutes(
         body.n,
         body.after ?? 0,
         body.timeoutMs ?? 0,
-        disconnectSignal(reply),
+        disconnectSignal(req, reply),
       );
       return { items: values, positions: seqs };
     },

@@ -1,0 +1,89 @@
+import type { Sqlite } from "../db.js";
+import { invalid } from "../errors.js";
+
+/** Raw 32-byte hashes concatenated: how a file's block list is stored in a manifest row. */
+export const packHashes = (hashes: readonly string[]): Buffer => Buffer.from(hashes.join(""), "hex");
+
+export function unpackHashes(packed: Buffer | null): string[] {
+  if (!packed) return [];
+  const out: string[] = [];
+  for (let i = 0; i < packed.length; i += 32) out.push(packed.subarray(i, i + 32).toString("hex"));
+  return out;
+}
+
+/**
+ * Which blocks a workspace's blob store holds and how many manifest rows reference each.
+ * A block with no references and no recent touch (upload, or "is it missing?" answered no)
+ * may be collected; touching on every such answer is what makes an upload→commit safe
+ * against a concurrent GC pass.
+ */
+export class BlockIndex {
+  private readonly stmt;
+
+  constructor(db: Sqlite) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS blocks (
+        workspace TEXT NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL DEFAULT 0,
+        touched_at INTEGER NOT NULL, PRIMARY KEY (workspace, hash)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS blocks_collectable ON blocks (workspace, refs, touched_at);
+    `);
+    this.stmt = {
+      touch: db.prepare("UPDATE blocks SET touched_at = ? WHERE workspace = ? AND hash = ?"),
+      uploaded: db.prepare(
+        `INSERT INTO blocks (workspace, hash, size, refs, touched_at) VALUES (?, ?, ?, 0, ?)
+         ON CONFLICT (workspace, hash) DO UPDATE SET touched_at = excluded.touched_at`,
+      ),
+      ref: db.prepare("UPDATE blocks SET refs = refs + ? WHERE workspace = ? AND hash = ?"),
+      size: db.prepare("SELECT size FROM blocks WHERE workspace = ? AND hash = ?").pluck(),
+      collectable: db
+        .prepare("SELECT hash FROM blocks WHERE workspace = ? AND refs <= 0 AND touched_at < ? LIMIT ?")
+        .pluck(),
+      forget: db.prepare("DELETE FROM blocks WHERE workspace = ? AND hash = ? AND refs <= 0 AND touched_at < ?"),
+      stats: db.prepare("SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes FROM blocks WHERE workspace = ?"),
+    };
+  }
+
+  /** The hashes the store lacks; the present ones count as touched now. */
+  missing(workspace: string, hashes: readonly string[], now = Date.now()): string[] {
+    const missing: string[] = [];
+    for (const hash of hashes) {
+      if (this.stmt.touch.run(now, workspace, hash).changes === 0) missing.push(hash);
+    }
+    return missing;
+  }
+
+  uploaded(workspace: string, hash: string, size: number, now = Date.now()): void {
+    this.stmt.uploaded.run(workspace, hash, size, now);
+  }
+
+  /** A stored block's size, or undefined if the workspace has no such block. */
+  size(workspace: string, hash: string): number | undefined {
+    return this.stmt.size.get(workspace, hash) as number | undefined;
+  }
+
+  /** One more manifest row references these blocks; they must have been uploaded. */
+  addRefs(workspace: string, packed: Buffer | null): void {
+    for (const hash of unpackHashes(packed)) {
+      if (this.stmt.ref.run(1, workspace, hash).changes === 0) {
+        throw invalid(`Block ${hash} has not been uploaded (upload missing blocks before committing)`);
+      }
+    }
+  }
+
+  dropRefs(workspace: string, packed: Buffer | null): void {
+    for (const hash of unpackHashes(packed)) this.stmt.ref.run(-1, workspace, hash);
+  }
+
+  collectable(workspace: string, touchedBefore: number, limit: number): string[] {
+    return this.stmt.collectable.all(workspace, touchedBefore, limit) as string[];
+  }
+
+  /** Drops a block from the index if it is still collectable; true if the caller may delete its blob. */
+  forget(workspace: string, hash: string, touchedBefore: number): boolean {
+    return this.stmt.forget.run(workspace, hash, touchedBefore).changes > 0;
+  }
+
+  stats(workspace: string): { blocks: number; bytes: number } {
+    return this.stmt.stats.get(workspace) as { blocks: number; bytes: number };
+  }
+}

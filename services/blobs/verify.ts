@@ -6,7 +6,7 @@ import { SiloError, invalid } from "../errors.js";
  * The bytes of `body`, hashed as they flow; the stream fails at the end if the SHA-256 is not
  * `hash`, or early once more than `maxBytes` went by, so a blob store keeps nothing.
  */
-export function verifyingStream(body: AsyncIterable<Uint8Array>, hash: string, maxBytes: number): Readable {
+export function verifyingStream(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, hash: string, maxBytes: number): Readable {
   async function* verified() {
     const sha = createHash("sha256");
     let bytes = 0;

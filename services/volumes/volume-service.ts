@@ -50,7 +50,7 @@ export class VolumeService {
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */
-  async uploadBlock(vol: OpenVolume, hash: string, body: AsyncIterable<Uint8Array>): Promise<void> {
+  async uploadBlock(vol: OpenVolume, hash: string, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     const ws = vol.record.workspaceId;
     await this.blockLock.with(`${ws}/${hash}`, async () => {
       const size = await this.blobs.put(ws, hash, verifyingStream(body, hash, BLOCK_SIZE));

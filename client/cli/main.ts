@@ -3,6 +3,7 @@ import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
 import { registerServe } from "./serve.js";
+import { registerVolume } from "./volume.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -13,6 +14,7 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerVolume(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,6 @@
 import { BLOCK_SIZE, type Change, type ManifestEntry } from "../../client/volume-protocol.js";
 import { HASH_RE } from "../blobs/index.js";
-import { SiloError, alreadyExists, invalid } from "../errors.js";
+import { SiloError, invalid } from "../errors.js";
 import { packHashes } from "./block-index.js";
 import { type ManifestStore, OPEN, type Row, type VolumeState } from "./manifest-store.js";
 import { MAX_PATH_BYTES, ancestors, normalizePath, parentOf } from "./paths.js";
@@ -133,7 +133,7 @@ class CommitRun {
     if (dirOld) throw invalid(`Can not overwrite directory '${existing.path}' with a ${entry.type}`);
     if (dirNew) throw invalid(`Can not replace ${existing.kind} '${existing.path}' with a directory`);
     if (this.overwrite === "none") {
-      throw alreadyExists(`${existing.kind === "file" ? "File" : "Symlink"} '${existing.path}' (use force to overwrite)`);
+      throw new SiloError("ALREADY_EXISTS", `${existing.kind === "file" ? "File" : "Symlink"} '/${existing.path}' already exists (use force to overwrite)`);
     }
   }
 

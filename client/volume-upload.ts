@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { posix } from "node:path";
 import type { Readable } from "node:stream";
 import { ConflictError, InvalidError } from "./errors.js";
 import { BLOCK_SIZE, type Change, type ManifestEntry } from "./volume-protocol.js";
@@ -27,9 +26,9 @@ const SMALL_BLOCK = 1024 * 1024;
 const GROUP_BYTES = 8 * 1024 * 1024;
 const GROUP_BLOCKS = 512;
 
-/** Normalises a remote path the way the server does (it checks again): relative, no `.`. */
+/** A remote path without leading or trailing slashes; the server normalises and confines it (`..` is refused there). */
 function remotePath(p: string): string {
-  return posix.normalize(`/${p}`).replace(/^\/+/, "").replace(/\/$/, "");
+  return p.replace(/^\/+/, "").replace(/\/+$/, "");
 }
 
 /**

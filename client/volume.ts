@@ -132,7 +132,7 @@ export class Volume extends SiloObject {
    * Commits changes against `baseVersion` as one new version (all or nothing). Blocks must
    * have been uploaded. NoSpaceError past the inode or directory limit.
    */
-  commitChanges(req: CommitRequest & { overwrite?: "replace" | "files" | "none" }): Promise<CommitResult> {
+  async commitChanges(req: CommitRequest & { overwrite?: "replace" | "files" | "none" }): Promise<CommitResult> {
     this.writable();
     return this.rpc<CommitResult>("POST", this.url("/commit"), req);
   }

@@ -32,20 +32,26 @@ describe("garbage collection", () => {
   it("drops versions outside retention and deletes blocks no row references; referenced blocks stay", async () => {
     await using silo = server.client();
     const vol = await silo.volumes.fromName("gc-1", { createIfMissing: true });
+    // One small block (kept inline in the index) and one large (a blob file) of each kind.
     const keep = bytes(4000);
     const drop = bytes(5000);
-    await vol.batchUpload().putFile(keep, "keep").putFile(drop, "drop").commit();
+    const dropLarge = bytes(200_000);
+    await vol.batchUpload().putFile(keep, "keep").putFile(drop, "drop").putFile(dropLarge, "drop-large").commit();
     const tree = await vol.tree(1);
     const hashOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks![0]!;
-    const [keepHash, dropHash] = [hashOf("keep"), hashOf("drop")];
+    const [keepHash, dropHash, dropLargeHash] = [hashOf("keep"), hashOf("drop"), hashOf("drop-large")];
     // A copy shares the block: removing one of two references must not free it.
     await vol.copyFiles(["keep"], "keep-copy");
     await vol.removeFile("keep");
     await vol.removeFile("drop");
-    expect(existsSync(blobPath(dropHash))).toBe(true);
+    await vol.removeFile("drop-large");
+    expect(existsSync(blobPath(dropLargeHash))).toBe(true);
+    expect((await vol.readBlock(dropHash)).equals(drop)).toBe(true);
 
-    await waitFor("the dropped block to be collected", () => !existsSync(blobPath(dropHash)));
-    expect(existsSync(blobPath(keepHash))).toBe(true);
+    const gone = (hash: string) => vol.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
+    await waitFor("the dropped blocks to be collected", async () => (await gone(dropHash)) && !existsSync(blobPath(dropLargeHash)));
+    expect(await gone(dropLargeHash)).toBe(true);
+    expect((await vol.readBlock(keepHash)).equals(keep)).toBe(true);
     expect((await readAll(vol, "keep-copy")).equals(keep)).toBe(true);
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
@@ -55,8 +61,8 @@ describe("garbage collection", () => {
 
   it("deleting a volume frees its blocks; blocks another volume of the workspace uses stay", async () => {
     await using silo = server.client();
-    const shared = bytes(3000);
-    const own = bytes(3000);
+    const shared = bytes(100_000);
+    const own = bytes(100_000);
     const a = await silo.volumes.fromName("gc-a", { createIfMissing: true });
     const b = await silo.volumes.fromName("gc-b", { createIfMissing: true });
     await a.batchUpload().putFile(shared, "s").putFile(own, "o").commit();

@@ -13,6 +13,9 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
  * same directory, fsyncs it and renames it into place, so a blob is either whole or absent.
  */
 export class LocalBlobStore implements BlobStore {
+  /** Prefix directories known to exist (saves a mkdir per put). */
+  private readonly dirs = new Set<string>();
+
   constructor(private readonly root: string) {}
 
   private dir(ns: string, hash: string): string {
@@ -32,12 +35,15 @@ export class LocalBlobStore implements BlobStore {
 
   async put(ns: string, hash: string, body: Readable): Promise<number> {
     const dir = this.dir(ns, hash);
-    await mkdir(dir, { recursive: true });
+    if (!this.dirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.dirs.add(dir);
+    }
     const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
     const fh = await open(tmp, "w");
     try {
       const size = await writeAll(fh, body);
-      await fh.sync();
+      await fh.datasync();
       await fh.close();
       await rename(tmp, this.file(ns, hash));
       return size;

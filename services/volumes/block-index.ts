@@ -11,8 +11,12 @@ export function unpackHashes(packed: Buffer | null): string[] {
   return out;
 }
 
+/** Blocks up to this size are kept inline in the index (SQLite) rather than as one blob file each. */
+export const INLINE_MAX = 64 * 1024;
+
 /**
- * Which blocks a workspace's blob store holds and how many manifest rows reference each.
+ * Which blocks a workspace holds and how many manifest rows reference each. Small blocks
+ * (≤ INLINE_MAX) live inline here: an fsync per 4 KiB file would dominate small-file uploads.
  * A block with no references and no recent touch (upload, or "is it missing?" answered no)
  * may be collected; touching on every such answer is what makes an upload→commit safe
  * against a concurrent GC pass.
@@ -20,11 +24,11 @@ export function unpackHashes(packed: Buffer | null): string[] {
 export class BlockIndex {
   private readonly stmt;
 
-  constructor(db: Sqlite) {
+  constructor(private readonly db: Sqlite) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS blocks (
         workspace TEXT NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL DEFAULT 0,
-        touched_at INTEGER NOT NULL, PRIMARY KEY (workspace, hash)) WITHOUT ROWID;
+        touched_at INTEGER NOT NULL, data BLOB, PRIMARY KEY (workspace, hash));
       CREATE INDEX IF NOT EXISTS blocks_collectable ON blocks (workspace, refs, touched_at);
     `);
     this.stmt = {
@@ -33,6 +37,11 @@ export class BlockIndex {
         `INSERT INTO blocks (workspace, hash, size, refs, touched_at) VALUES (?, ?, ?, 0, ?)
          ON CONFLICT (workspace, hash) DO UPDATE SET touched_at = excluded.touched_at`,
       ),
+      inline: db.prepare(
+        `INSERT INTO blocks (workspace, hash, size, refs, touched_at, data) VALUES (?, ?, ?, 0, ?, ?)
+         ON CONFLICT (workspace, hash) DO UPDATE SET touched_at = excluded.touched_at, data = coalesce(data, excluded.data)`,
+      ),
+      data: db.prepare("SELECT data FROM blocks WHERE workspace = ? AND hash = ?").pluck(),
       ref: db.prepare("UPDATE blocks SET refs = refs + ? WHERE workspace = ? AND hash = ?"),
       size: db.prepare("SELECT size FROM blocks WHERE workspace = ? AND hash = ?").pluck(),
       collectable: db
@@ -45,15 +54,24 @@ export class BlockIndex {
 
   /** The hashes the store lacks; the present ones count as touched now. */
   missing(workspace: string, hashes: readonly string[], now = Date.now()): string[] {
-    const missing: string[] = [];
-    for (const hash of hashes) {
-      if (this.stmt.touch.run(now, workspace, hash).changes === 0) missing.push(hash);
-    }
-    return missing;
+    // One transaction: one WAL sync for the lot, not one per touched block.
+    return this.db.transaction(() => hashes.filter((hash) => this.stmt.touch.run(now, workspace, hash).changes === 0))();
   }
 
   uploaded(workspace: string, hash: string, size: number, now = Date.now()): void {
     this.stmt.uploaded.run(workspace, hash, size, now);
+  }
+
+  /** Stores small blocks in the index itself: one transaction (one fsync) for the lot. */
+  storeInline(workspace: string, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>, now = Date.now()): void {
+    this.db.transaction(() => {
+      for (const b of blocks) this.stmt.inline.run(workspace, b.hash, b.data.length, now, b.data);
+    })();
+  }
+
+  /** A block's bytes if it is stored inline, else undefined (it is in the blob store, or absent). */
+  inlineData(workspace: string, hash: string): Buffer | undefined {
+    return (this.stmt.data.get(workspace, hash) as Buffer | null | undefined) ?? undefined;
   }
 
   /** A stored block's size, or undefined if the workspace has no such block. */

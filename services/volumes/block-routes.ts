@@ -69,7 +69,7 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
     },
     async (req) => {
       const vol = volumes.open(req.caller, req.params.id);
-      await Promise.all(req.body.blocks.map((b) => volumes.uploadBlock(vol, b.hash, [b.data])));
+      await volumes.uploadSmallBlocks(vol, req.body.blocks);
       return { stored: req.body.blocks.length };
     },
   );

@@ -1,10 +1,11 @@
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { BLOCK_SIZE, type Change } from "../../client/volume-protocol.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
-import { notFound } from "../errors.js";
+import { invalid, notFound } from "../errors.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
-import type { BlockIndex } from "./block-index.js";
+import { type BlockIndex, INLINE_MAX } from "./block-index.js";
 import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
 import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
@@ -58,8 +59,19 @@ export class VolumeService {
     });
   }
 
+  /** Stores a batch of small blocks inline in one transaction; larger ones go to the blob store. */
+  async uploadSmallBlocks(vol: OpenVolume, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>): Promise<void> {
+    const inline = blocks.filter((b) => b.data.length <= INLINE_MAX);
+    for (const b of inline) {
+      const actual = createHash("sha256").update(b.data).digest("hex");
+      if (actual !== b.hash) throw invalid(`Block content does not match its hash ${b.hash} (got ${actual})`);
+    }
+    this.blocks.storeInline(vol.record.workspaceId, inline);
+    await Promise.all(blocks.filter((b) => b.data.length > INLINE_MAX).map((b) => this.uploadBlock(vol, b.hash, [b.data])));
+  }
+
   async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {
-    return this.blobs.get(vol.record.workspaceId, hash, range);
+    return blockStream(this.blocks, this.blobs, vol.record.workspaceId, hash, range);
   }
 
   blockSize(vol: OpenVolume, hash: string): number {
@@ -81,15 +93,22 @@ export class VolumeService {
   readFile(vol: OpenVolume, row: Row, range: ByteRange): Readable {
     const blocks = toEntry(row).blocks ?? [];
     const ws = vol.record.workspaceId;
-    const blobs = this.blobs;
+    const { blocks: index, blobs } = this;
     async function* chunks() {
       for (let i = Math.floor(range.start / BLOCK_SIZE); i * BLOCK_SIZE < range.end; i++) {
         const base = i * BLOCK_SIZE;
         const start = Math.max(range.start - base, 0);
         const end = Math.min(range.end - base, BLOCK_SIZE);
-        yield* await blobs.get(ws, blocks[i]!, { start, end });
+        yield* await blockStream(index, blobs, ws, blocks[i]!, { start, end });
       }
     }
     return Readable.from(chunks(), { objectMode: false });
   }
+}
+
+/** A block's bytes (or a range), from the index if it is inline, else from the blob store. */
+async function blockStream(index: BlockIndex, blobs: BlobStore, ws: string, hash: string, range?: ByteRange): Promise<Readable> {
+  const data = index.inlineData(ws, hash);
+  if (data) return Readable.from([range ? data.subarray(range.start, range.end) : data], { objectMode: false });
+  return blobs.get(ws, hash, range);
 }

@@ -5,6 +5,8 @@ import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
 
 const CHUNK = 2000;
+/** The orphan sweep lists every blob file: do it on the first pass after a start and every this many passes. */
+const SWEEP_EVERY = 12;
 
 export interface GcSettings {
   /** Versions younger than this stay readable (the latest always does). */
@@ -20,6 +22,8 @@ export interface GcSettings {
  */
 export class VolumeGc {
   private running: Promise<void> | undefined;
+  /** Passes until the next sweep for blob files the index does not know (only a crash leaves them). */
+  private passesUntilSweep = 0;
   private readonly s;
 
   constructor(
@@ -58,15 +62,17 @@ export class VolumeGc {
   }
 
   private async pass(now: number): Promise<void> {
-    for (const st of this.s.states.all() as VolumeState[]) this.expireVersions(st, now);
-    for (const ws of this.s.workspaces.all() as string[]) await this.collectBlocks(ws, now);
+    for (const st of this.s.states.all() as VolumeState[]) await this.expireVersions(st, now);
+    const sweep = this.passesUntilSweep-- <= 0;
+    if (sweep) this.passesUntilSweep = SWEEP_EVERY;
+    for (const ws of this.s.workspaces.all() as string[]) await this.collectBlocks(ws, now, sweep);
   }
 
-  private expireVersions(st: VolumeState, now: number): void {
+  private async expireVersions(st: VolumeState, now: number): Promise<void> {
     const first = this.s.firstRetained.get(st.volume, now - this.settings.retentionMs) as number | null;
     const oldest = Math.min(first ?? st.latest, st.latest);
     if (oldest <= st.oldest) return;
-    this.dropRows(st.workspace, () => this.s.expired.all(st.volume, oldest, CHUNK) as RowRef[]);
+    await this.dropRows(st.workspace, () => this.s.expired.all(st.volume, oldest, CHUNK) as RowRef[]);
     this.store.db.transaction(() => {
       this.s.dropVersions.run(st.volume, oldest);
       this.s.setOldest.run(oldest, st.volume);
@@ -75,26 +81,30 @@ export class VolumeGc {
 
   /** Drops every row and version of a deleted volume, then its workspace's unreferenced blocks. Idempotent. */
   async purge(volume: string, workspace: string, now = Date.now()): Promise<void> {
-    this.dropRows(workspace, () => this.s.all.all(volume, CHUNK) as RowRef[]);
+    await this.dropRows(workspace, () => this.s.all.all(volume, CHUNK) as RowRef[]);
     this.store.db.transaction(() => {
       this.s.dropAllVersions.run(volume);
       this.s.dropState.run(volume);
     })();
-    await this.collectBlocks(workspace, now);
+    await this.collectBlocks(workspace, now, false);
   }
 
-  private dropRows(workspace: string, next: () => RowRef[]): void {
+  private async dropRows(workspace: string, next: () => RowRef[]): Promise<void> {
     const chunk = this.store.db.transaction((rows: RowRef[]) => {
       for (const r of rows) {
         this.s.dropRow.run(r.id);
         this.blocks.dropRefs(workspace, r.blocks);
       }
     });
-    for (let rows = next(); rows.length > 0; rows = next()) chunk(rows);
+    for (let rows = next(); rows.length > 0; rows = next()) {
+      chunk(rows);
+      // Let requests in between chunks: a big volume's rows take a while.
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
-  /** Deletes the workspace's blocks nothing references, plus blobs the index does not know (a crash's leftovers). */
-  async collectBlocks(workspace: string, now = Date.now()): Promise<number> {
+  /** Deletes the workspace's blocks nothing references; with `sweep`, also blob files the index does not know (a crash's leftovers). */
+  async collectBlocks(workspace: string, now: number, sweep: boolean): Promise<number> {
     const cutoff = now - this.settings.blockGraceMs;
     let deleted = 0;
     for (let batch = this.blocks.collectable(workspace, cutoff, CHUNK); batch.length > 0; batch = this.blocks.collectable(workspace, cutoff, CHUNK)) {
@@ -107,7 +117,7 @@ export class VolumeGc {
         });
       }
     }
-    for await (const blob of this.blobs.list(workspace)) {
+    for await (const blob of sweep ? this.blobs.list(workspace) : []) {
       if (blob.mtimeMs >= cutoff) continue;
       await this.blockLock.with(`${workspace}/${blob.hash}`, async () => {
         if (this.blocks.size(workspace, blob.hash) !== undefined) return;

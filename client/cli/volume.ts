@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { lstat, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -202,20 +202,20 @@ async function download(vol: Volume, remote: string, local: string, force: boole
 const SMALL_FILE = 1024 * 1024;
 
 /**
- * Writes one file to a temp name beside its target, then renames it into place. Small files
- * are written with plain sync calls: thousands of thread-pool round trips cost more than the I/O.
+ * Writes one file. A small one is fetched whole, then written with one sync call (thousands
+ * of thread-pool round trips cost more than the I/O); a large one streams to a temp name
+ * beside its target and is renamed into place, so a failed download leaves no partial file.
  */
 async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const remote = entry.path;
-  const tmp = `${target}.silo-part-${process.pid}`;
   if (entry.size <= SMALL_FILE) {
     const chunks: Buffer[] = [];
     for await (const chunk of vol.readFile(remote)) chunks.push(chunk);
-    writeFileSync(tmp, Buffer.concat(chunks));
-    renameSync(tmp, target);
+    writeFileSync(target, Buffer.concat(chunks));
     onBytes(entry.size);
     return;
   }
+  const tmp = `${target}.silo-part-${process.pid}`;
   try {
     const counted = async function* () {
       for await (const chunk of vol.readFile(remote)) {

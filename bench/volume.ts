@@ -70,23 +70,36 @@ async function transfers(work: string, env: NodeJS.ProcessEnv): Promise<void> {
   for (let i = 0; i < 10_000; i++) writeFileSync(join(small, `f${i}`), randomBytes(4096));
 
   console.log("\n(a) transfers: silo volume put/get vs cp on the same disk (ratio = silo / cp)");
-  console.log("case                       silo        cp     ratio");
-  const row = (name: string, s: number, c: number) => console.log(`${name.padEnd(24)} ${fmt(s).padStart(8)} ${fmt(c).padStart(9)} ${(s / c).toFixed(1).padStart(8)}x`);
+  console.log("    silo fsyncs what it stores; for puts, 'cp+sync' also fsyncs the copies (coreutils sync FILE…)");
+  console.log("case                       silo        cp     ratio   cp+sync   ratio");
+  const row = (name: string, s: number, c: number, cs?: number) =>
+    console.log(
+      `${name.padEnd(24)} ${fmt(s).padStart(8)} ${fmt(c).padStart(9)} ${(s / c).toFixed(1).padStart(8)}x` +
+        (cs === undefined ? "" : ` ${fmt(cs).padStart(9)} ${(s / cs).toFixed(1).padStart(6)}x`),
+    );
 
   await silo(["volume", "create", "bench-big"]);
   const putBig = await timed(() => silo(["volume", "put", "bench-big", big, "/big.bin"]));
   const cpBig = await timed(() => run("cp", [big, join(work, "big.cp")]));
-  row("put 1 GiB file", putBig, cpBig);
+  const cpSyncBig = await timed(async () => {
+    await run("cp", [big, join(work, "big.cps")]);
+    await run("sync", [join(work, "big.cps")]);
+  });
+  row("put 1 GiB file", putBig, cpBig, cpSyncBig);
   const getBig = await timed(() => silo(["volume", "get", "bench-big", "/big.bin", join(work, "big.got")]));
   const cpBigBack = await timed(() => run("cp", [join(work, "big.cp"), join(work, "big.back")]));
   row("get 1 GiB file", getBig, cpBigBack);
   if (!sameFile(big, join(work, "big.got"))) throw new Error("downloaded 1 GiB file differs");
-  for (const f of ["big.cp", "big.got", "big.back"]) rmSync(join(work, f));
+  for (const f of ["big.cp", "big.cps", "big.got", "big.back"]) rmSync(join(work, f));
 
   await silo(["volume", "create", "bench-small"]);
   const putSmall = await timed(() => silo(["volume", "put", "bench-small", small, "/small"]));
   const cpSmall = await timed(() => run("cp", ["-r", small, join(work, "small.cp")]));
-  row("put 10,000 × 4 KiB", putSmall, cpSmall);
+  const cpSyncSmall = await timed(async () => {
+    await run("cp", ["-r", small, join(work, "small.cps")]);
+    await run("find", [join(work, "small.cps"), "-type", "f", "-exec", "sync", "{}", "+"]);
+  });
+  row("put 10,000 × 4 KiB", putSmall, cpSmall, cpSyncSmall);
   const getSmall = await timed(() => silo(["volume", "get", "bench-small", "/small", join(work, "small.got")]));
   const cpSmallBack = await timed(() => run("cp", ["-r", join(work, "small.cp"), join(work, "small.back")]));
   row("get 10,000 × 4 KiB", getSmall, cpSmallBack);

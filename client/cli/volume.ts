@@ -1,7 +1,6 @@
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
-import { lstat, rename, stat, unlink } from "node:fs/promises";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
@@ -190,7 +189,7 @@ async function download(vol: Volume, remote: string, local: string, force: boole
     const small = files.filter((j) => j.entry.size <= SMALL_FILE);
     const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE).map((j) => () => {
       ensureDir(dirname(j.target));
-      return fetchFile(vol, j.entry.path, j.target, (n) => progress.add(n));
+      return fetchFile(vol, j.entry, j.target, (n) => progress.add(n));
     });
     for (let i = 0; i < small.length; ) {
       const group: typeof small = [];
@@ -219,19 +218,45 @@ async function download(vol: Volume, remote: string, local: string, force: boole
 }
 
 
-/** Streams one file to a temp name beside its target and renames it into place: a failed download leaves no partial file. */
-async function fetchFile(vol: Volume, remote: string, target: string, onBytes: (n: number) => void): Promise<void> {
+/** Bytes each parallel range request of a large download covers. */
+const SEGMENT = 32 * 1024 * 1024;
+
+/**
+ * Downloads one large file as several ranges in parallel, written at their offsets into a
+ * temp name beside the target, then renamed into place: a failed download leaves no partial file.
+ */
+async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${target}.silo-part-${process.pid}`;
+  const fh = await open(tmp, "w");
   try {
-    const counted = async function* () {
-      for await (const chunk of vol.readFile(remote)) {
-        onBytes(chunk.length);
-        yield chunk;
+    let next = 0;
+    const worker = async () => {
+      for (let start = next; start < entry.size; start = next) {
+        next += SEGMENT;
+        let pos = start;
+        let parts: Buffer[] = [];
+        let held = 0;
+        const flush = async () => {
+          const buf = Buffer.concat(parts);
+          parts = [];
+          held = 0;
+          for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off, pos + off)).bytesWritten;
+          pos += buf.length;
+          onBytes(buf.length);
+        };
+        for await (const chunk of vol.readFile(entry.path, { start, end: Math.min(start + SEGMENT, entry.size) })) {
+          parts.push(chunk);
+          held += chunk.length;
+          if (held >= 1 << 20) await flush();
+        }
+        if (held > 0) await flush();
       }
     };
-    await pipeline(counted, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+    await Promise.all(Array.from({ length: 4 }, worker));
+    await fh.close();
     await rename(tmp, target);
   } catch (err) {
+    await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     throw err;
   }

@@ -3,6 +3,7 @@ import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { QueueService } from "./queue.js";
 import { Transport } from "./transport.js";
+import { VolumeService } from "./volume.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
 
@@ -18,6 +19,7 @@ export class SiloClient implements AsyncDisposable {
   readonly environments: EnvironmentService;
   /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
   readonly queues: QueueService;
+  readonly volumes: VolumeService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -27,6 +29,7 @@ export class SiloClient implements AsyncDisposable {
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
     this.queues = new QueueService(this.transport);
+    this.volumes = new VolumeService(this.transport);
   }
 
   /** Which workspace, token and environment this client acts as. */

@@ -4,6 +4,7 @@ import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
 import { registerQueue } from "./queue.js";
 import { registerServe } from "./serve.js";
+import { registerVolume } from "./volume.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -15,6 +16,7 @@ const program = new Command("silo")
 registerServe(program);
 registerAdmin(program);
 registerQueue(program);
+registerVolume(program);
 
 try {
   await program.parseAsync(process.argv);

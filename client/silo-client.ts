@@ -3,7 +3,9 @@ import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { SecretService } from "./secret.js";
+import { QueueService } from "./queue.js";
 import { Transport } from "./transport.js";
+import { VolumeService } from "./volume.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
 
@@ -19,6 +21,9 @@ export class SiloClient implements AsyncDisposable {
   readonly environments: EnvironmentService;
   readonly secrets: SecretService;
   readonly cloudBucketMounts: CloudBucketMountService;
+  /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
+  readonly queues: QueueService;
+  readonly volumes: VolumeService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -29,6 +34,8 @@ export class SiloClient implements AsyncDisposable {
     this.environments = new EnvironmentService(this.transport);
     this.secrets = new SecretService(this.transport);
     this.cloudBucketMounts = new CloudBucketMountService();
+    this.queues = new QueueService(this.transport);
+    this.volumes = new VolumeService(this.transport);
   }
 
   /** Which workspace, token and environment this client acts as. */

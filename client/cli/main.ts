@@ -4,7 +4,9 @@ import { registerAdmin } from "./admin.js";
 import { registerBucket } from "./bucket.js";
 import { UsageError } from "./output.js";
 import { registerSecret } from "./secret.js";
+import { registerQueue } from "./queue.js";
 import { registerServe } from "./serve.js";
+import { registerVolume } from "./volume.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -17,6 +19,8 @@ registerServe(program);
 registerAdmin(program);
 registerSecret(program);
 registerBucket(program);
+registerQueue(program);
+registerVolume(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -15,7 +15,12 @@ export function registerServe(program: Command): void {
     .option("--home <dir>", "state directory (default $SILO_HOME, else ~/.silo)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace", "info")
     .option("--dict-entry-ttl-ms <ms>", "Dict entries expire after this long without a read or write (default 7 days)", int)
+    .option("--queue-partition-ttl-ms <ms>", "a queue partition expires this long after its last put, unless the put says otherwise (default 24 h; lower it to test expiry)", int)
+    .option("--queue-max-partitions <n>", "most non-empty partitions per queue (default 100000)", int)
     .option("--ephemeral-timeout-ms <ms>", "delete an ephemeral object this long after its last heartbeat", int)
+    .option("--volume-retention-ms <ms>", "keep volume versions this long for deltas and old trees (default 1 hour; the latest is always kept)", int)
+    .option("--volume-block-grace-ms <ms>", "keep unreferenced volume blocks this long after their upload or last use (default 1 hour)", int)
+    .option("--volume-gc-interval-ms <ms>", "run volume garbage collection this often (default 5 minutes)", int)
     .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.")
     .action(async (opts: Record<string, string | number | undefined>) => {
       // Loaded lazily: the client-only commands never pay for the server's modules.
@@ -29,7 +34,12 @@ export function registerServe(program: Command): void {
         port: opts.port as number,
         logLevel: opts.logLevel as string,
         dictEntryTtlMs: (opts.dictEntryTtlMs as number | undefined) ?? defaults.dictEntryTtlMs,
+        queuePartitionTtlMs: (opts.queuePartitionTtlMs as number | undefined) ?? defaults.queuePartitionTtlMs,
+        queueMaxPartitions: (opts.queueMaxPartitions as number | undefined) ?? defaults.queueMaxPartitions,
         ephemeralTimeoutMs: (opts.ephemeralTimeoutMs as number | undefined) ?? defaults.ephemeralTimeoutMs,
+        volumeRetentionMs: (opts.volumeRetentionMs as number | undefined) ?? defaults.volumeRetentionMs,
+        volumeBlockGraceMs: (opts.volumeBlockGraceMs as number | undefined) ?? defaults.volumeBlockGraceMs,
+        volumeGcIntervalMs: Math.max(50, (opts.volumeGcIntervalMs as number | undefined) ?? defaults.volumeGcIntervalMs),
       });
     });
 }

@@ -6,29 +6,14 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliMount, forceUnmount, newMountPoint } from "./helpers/bucket-mount.js";
-import { emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
+import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { describe, expect, it } from "vitest";
+import { mountedBucketFixture } from "./helpers/bucket-mount.js";
 
 const sh = promisify(execFile);
 const GiB = 1024 ** 3;
 
-let s3: S3Client;
-let bucket: string;
-let mnt: string;
-
-beforeAll(async () => {
-  s3 = await startS3();
-  bucket = await freshBucket(s3, "large");
-  mnt = newMountPoint();
-  await cliMount(bucket, mnt);
-});
-afterAll(async () => {
-  if (mnt) await forceUnmount(mnt);
-  if (bucket) await emptyBucket(s3, bucket);
-  s3?.destroy();
-});
+const fx = mountedBucketFixture("large");
 
 /** `total` pseudo-random bytes (cheap to make: a 1 MiB block with a changing header). */
 function* generated(total: number): Generator<Buffer> {
@@ -42,7 +27,7 @@ function* generated(total: number): Generator<Buffer> {
 
 describe("large files and large directories", () => {
   it("writes 1 GiB through the mount (multipart while writing) and reads it back with the same SHA-256", { timeout: 240_000 }, async () => {
-    const path = join(mnt, "one-gib.bin");
+    const path = join(fx.mnt, "one-gib.bin");
     const wrote = createHash("sha256");
     await pipeline(
       Readable.from(generated(GiB)),
@@ -54,7 +39,7 @@ describe("large files and large directories", () => {
       },
       createWriteStream(path, { highWaterMark: 1024 * 1024 }),
     );
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "one-gib.bin" }));
+    const head = await fx.s3.send(new HeadObjectCommand({ Bucket: fx.bucket, Key: "one-gib.bin" }));
     expect(head.ContentLength).toBe(GiB);
     const read = createHash("sha256");
     await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), read);
@@ -65,10 +50,10 @@ describe("large files and large directories", () => {
     const n = 1234;
     const names = Array.from({ length: n }, (_, i) => `f${String(i).padStart(5, "0")}.txt`);
     for (let i = 0; i < n; i += 64) {
-      await Promise.all(names.slice(i, i + 64).map((name) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: `many/${name}`, Body: name }))));
+      await Promise.all(names.slice(i, i + 64).map((name) => fx.s3.send(new PutObjectCommand({ Bucket: fx.bucket, Key: `many/${name}`, Body: name }))));
     }
-    expect((await readdir(join(mnt, "many"))).sort()).toEqual(names);
-    const { stdout } = await sh("ls", ["-1", join(mnt, "many")], { maxBuffer: 1 << 20 });
+    expect((await readdir(join(fx.mnt, "many"))).sort()).toEqual(names);
+    const { stdout } = await sh("ls", ["-1", join(fx.mnt, "many")], { maxBuffer: 1 << 20 });
     expect(stdout.trim().split("\n")).toHaveLength(n);
   });
 });

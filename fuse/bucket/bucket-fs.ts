@@ -10,7 +10,7 @@ import { ObjectWriter } from "./object-writer.js";
 
 type ReadHandle = { kind: "read"; path: string; reader: ObjectReader };
 /** `writer` is unset while an existing file was opened for writing without O_TRUNC: only truncation to 0 may follow. */
-type WriteHandle = { kind: "write"; path: string; writer?: ObjectWriter; created: boolean };
+type WriteHandle = { kind: "write"; path: string; writer?: ObjectWriter };
 type Handle = ReadHandle | WriteHandle;
 
 export interface BucketFsOptions {
@@ -122,7 +122,7 @@ export class BucketFs {
     if (flags & constants.O_APPEND) throw new FsError(Errno.EPERM, `${path}: append is not supported on a bucket mount (write a new file instead)`);
     if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
     const writer = flags & constants.O_TRUNC ? new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize) : undefined;
-    return this.addHandle({ kind: "write", path, writer, created: false });
+    return this.addHandle({ kind: "write", path, writer });
   }
 
   async create(path: string): Promise<number> {
@@ -131,7 +131,7 @@ export class BucketFs {
     if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
     const parent = await this.entry(parentOf(path));
     if (!parent || parent.type !== "dir") throw new FsError(Errno.ENOENT, `${parentOf(path)}: no such directory`);
-    return this.addHandle({ kind: "write", path, writer: new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize), created: true });
+    return this.addHandle({ kind: "write", path, writer: new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize) });
   }
 
   async read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -155,8 +155,11 @@ export class BucketFs {
   async finishWrite(fd: number, why: "flush" | "fsync" | "release"): Promise<void> {
     const h = this.handles.get(fd);
     if (h?.kind !== "write" || !h.writer) return;
-    if (why === "flush" && (h.writer.size === 0 || this.opts.writeBack)) return;
-    if (why === "release" && this.opts.writeBack && !h.writer.finished) return this.finishInBackground(h);
+    if (why === "flush" && h.writer.size === 0) return;
+    if (this.opts.writeBack && why !== "fsync") {
+      if (!h.writer.finished) await this.finishInBackground(h);
+      return;
+    }
     const wasFinished = h.writer.finished;
     try {
       await h.writer.finish();
@@ -167,9 +170,12 @@ export class BucketFs {
     if (!wasFinished) this.meta.noteFile(h.path, h.writer.size);
   }
 
-  /** Write-back: the upload completes after close; the file stays visible here (with its size) meanwhile. */
+  /**
+   * Write-back: the upload completes after close; the file stays visible here (with its size)
+   * meanwhile. Past MAX_BACKGROUND_UPLOADS unfinished uploads, close waits (their last parts are
+   * in memory, and the writer should not run far ahead of the store).
+   */
   private async finishInBackground(h: WriteHandle): Promise<void> {
-    // Bounded: past this many unfinished uploads, close waits (memory holds their last parts).
     while (this.uploads.size >= MAX_BACKGROUND_UPLOADS) await Promise.race(this.uploads.values()).catch(() => {});
     const writer = h.writer!;
     const upload = writer.finish().then(
@@ -246,11 +252,25 @@ export class BucketFs {
     return { bsize: 1024 * 1024, frsize: 1024 * 1024, blocks: huge, bfree: huge, bavail: huge, files: huge, ffree: huge, favail: huge, fsid: 0, flag: 0, namemax: 255 };
   }
 
-  /** Finishes (or, past the deadline, aborts) uploads of files still open: used on shutdown. */
+  /**
+   * Shutdown, while still mounted: waits until files being written are closed and their uploads
+   * (also write-back ones) are complete, or until the deadline. The mount must stay live meanwhile:
+   * the kernel drops releases still queued when it is unmounted.
+   */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while ((this.writing.size > 0 || this.uploads.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const w of this.writing.values()) await w.writer?.abort();
+    while ((this.writing.size > 0 || this.uploads.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** After unmount: files still open for writing will never be closed; their uploads are dropped. */
+  async abortPending(): Promise<void> {
+    for (const w of this.writing.values()) {
+      if (w.writer && !w.writer.finished) {
+        this.opts.log(`${w.path}: still open for writing at unmount; its upload is aborted`);
+        await w.writer.abort();
+      }
+    }
+    await Promise.all(this.uploads.values());
   }
 
   /** The FUSE operation table: every op maps FsError to its errno and logs other failures as EIO. */

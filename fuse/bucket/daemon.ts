@@ -51,6 +51,7 @@ export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?
     {
       unmount: () => lazyUnmount(config.mountPoint),
       drain: (ms) => fs.drain(ms),
+      abortPending: () => fs.abortPending(),
     },
     { record: { mountPoint: config.mountPoint, kind: "bucket", source: bucketSource(config) }, log },
   );

@@ -3,6 +3,8 @@ import { type BucketS3, toFsError } from "./bucket-s3.js";
 
 /** Parts being uploaded at once per file; a writer waits (backpressure) beyond this. */
 const MAX_PARTS_IN_FLIGHT = 4;
+/** Initial buffer of a new file (grows ×4 up to the part size). */
+const FIRST_BUFFER = 128 * 1024;
 /** S3 allows 10,000 parts: part sizes double every 1,000 parts so huge files still fit. */
 const PARTS_PER_SIZE_STEP = 1000;
 
@@ -39,13 +41,20 @@ export class ObjectWriter {
     if (this.failed) throw this.failed;
     let off = 0;
     while (off < len) {
-      this.part ??= Buffer.allocUnsafe(this.sizeOfPart(this.partNumber + 1));
+      const partSize = this.sizeOfPart(this.partNumber + 1);
+      // The first part's buffer grows as needed: most files are small, and many may be open at once.
+      this.part ??= Buffer.allocUnsafe(this.partNumber === 0 ? Math.min(partSize, FIRST_BUFFER) : partSize);
+      if (this.fill === this.part.length && this.part.length < partSize) {
+        const bigger = Buffer.allocUnsafe(Math.min(partSize, this.part.length * 4));
+        this.part.copy(bigger, 0, 0, this.fill);
+        this.part = bigger;
+      }
       const n = Math.min(len - off, this.part.length - this.fill);
       buf.copy(this.part, this.fill, off, off + n);
       this.fill += n;
       off += n;
       this.size += n;
-      if (this.fill === this.part.length) await this.sendPart();
+      if (this.fill === partSize) await this.sendPart();
     }
   }
 

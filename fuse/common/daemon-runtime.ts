@@ -18,14 +18,17 @@ export async function readDaemonConfig<T>(): Promise<T> {
 export interface MountedFs {
   /** Detach the mount (lazy: open files keep working until closed). */
   unmount(): Promise<void>;
-  /** Finish pending work (e.g. uploads of files still open); resolves when nothing is left or on timeout. */
+  /** While still mounted: wait for pending work (e.g. uploads of files being written) to finish, up to the timeout. */
   drain(timeoutMs: number): Promise<void>;
+  /** After unmount: give up what is still pending. */
+  abortPending(): Promise<void>;
 }
 
 export interface DaemonRuntimeOptions {
   record: Omit<MountRecord, "pid" | "startedAt" | "logFile">;
   /** Check every this often that the mount is still in the kernel's table (an external `umount`). */
   watchIntervalMs?: number;
+  /** How long a stop waits for pending work (default 45 s, under `silo bucket unmount`'s 60 s). */
   drainTimeoutMs?: number;
   log?: (msg: string) => void;
 }
@@ -59,8 +62,13 @@ export function serveUntilStopped(fs: MountedFs, opts: DaemonRuntimeOptions): Pr
       stopping = true;
       clearInterval(watch);
       log(`stopping (${why})`);
-      if (unmount) await fs.unmount().catch((err: Error) => log(`unmount failed: ${err.message}`));
-      await fs.drain(opts.drainTimeoutMs ?? 60_000).catch((err: Error) => log(`drain failed: ${err.message}`));
+      // Drain first: files closed just before the signal still have releases queued in the
+      // kernel, which an unmount would drop (with their uploads).
+      if (unmount) {
+        await fs.drain(opts.drainTimeoutMs ?? 45_000).catch((err: Error) => log(`drain failed: ${err.message}`));
+        await fs.unmount().catch((err: Error) => log(`unmount failed: ${err.message}`));
+      }
+      await fs.abortPending().catch((err: Error) => log(`abort failed: ${err.message}`));
       await removeMountRecord(record.mountPoint, record.pid).catch(() => {});
       log("stopped");
       done();

@@ -34,5 +34,3 @@ export class FsError extends Error {
     this.name = "FsError";
   }
 }
-
-export const fsError = (errno: number, message: string) => new FsError(errno, message);

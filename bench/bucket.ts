@@ -1,17 +1,19 @@
 // npm run bench:bucket — silo bucket mount vs s3fs and rclone mount, on the same local S3 server.
 // Rows: 1 GiB sequential write (until the object is complete in the bucket), 1 GiB sequential
 // read (fresh mount: no cache), `ls` of a 10,000-key prefix (fresh mount), create+stat of 1,000
-// small files (until all are in the bucket). Prints MiB/s or seconds and silo's ratio to each peer.
+// small files (until all are in the bucket). Prints MiB/s or seconds (median of BENCH_TURNS turns,
+// default 3) and silo's ratio to each peer.
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { CloudBucketMount } from "../client/cloud-bucket-mount.js";
 import { type BucketMountHandle, mountCloudBucket } from "../fuse/bucket/mount.js";
 import { makeS3Client } from "../fuse/bucket/s3-client.js";
 import { isMounted, lazyUnmount } from "../fuse/common/mount-table.js";
+import { emptyBucket, ensureBucket } from "./lib/s3-buckets.js";
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, "../..");
@@ -22,6 +24,7 @@ const SIZE = Number(process.env.BENCH_BUCKET_BYTES ?? GiB);
 const LIST_KEYS = 10_000;
 const SMALL_FILES = 1000;
 const LIST_BUCKET = "bench-list-10k";
+const TURNS = Number(process.env.BENCH_TURNS ?? 3);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now() / 1000;
@@ -103,12 +106,6 @@ async function installPeers(): Promise<void> {
   await run("apt-get", ["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "--no-install-recommends", ...missing], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
 }
 
-async function ensureBucket(s3: S3Client, name: string): Promise<void> {
-  await s3.send(new CreateBucketCommand({ Bucket: name })).catch((err: Error) => {
-    if (err.name !== "BucketAlreadyOwnedByYou" && err.name !== "BucketAlreadyExists") throw err;
-  });
-}
-
 async function countKeys(s3: S3Client, bucket: string, prefix: string): Promise<number> {
   let n = 0;
   let token: string | undefined;
@@ -148,54 +145,48 @@ function createAndStat(dir: string, n: number): Promise<void> {
   });
 }
 
-interface Row {
-  write: number;
-  read: number;
-  ls: number;
-  create: number;
-}
+type Metric = "write" | "read" | "ls" | "create";
+type Row = Record<Metric, number>;
 
-async function benchTool(tool: Tool, s3: S3Client, work: string): Promise<Row> {
-  const bucket = `bench-${tool.name}-${Date.now().toString(36)}`;
-  await ensureBucket(s3, bucket);
-  const dir = mkdtempSync(join(work, `${tool.name}-`));
-  const row: Row = { write: 0, read: 0, ls: 0, create: 0 };
+/** One measurement of one metric for one tool, on a fresh mount (each tool has its own bucket). */
+async function measure(metric: Metric, tool: Tool, bucket: string, s3: S3Client, dir: string, turn: number): Promise<number> {
   const mib = SIZE / 1024 / 1024;
+  await tool.mount(metric === "ls" ? LIST_BUCKET : bucket, dir);
   try {
-    await tool.mount(bucket, dir);
-    let t = now();
-    await run("dd", ["if=/dev/zero", `of=${dir}/big.bin`, "bs=1M", `count=${mib}`, "status=none"]);
-    await waitFor("the 1 GiB object", async () =>
-      s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "big.bin" })).then((h) => h.ContentLength === SIZE, () => false),
-    );
-    row.write = mib / (now() - t);
-    await tool.unmount(dir);
-
-    await tool.mount(bucket, dir);
-    t = now();
-    await run("dd", [`if=${dir}/big.bin`, "of=/dev/null", "bs=1M", "status=none"]);
-    row.read = mib / (now() - t);
-
-    await run("mkdir", [`${dir}/small`]);
-    t = now();
-    await createAndStat(`${dir}/small`, SMALL_FILES);
-    await waitFor("1,000 small objects", async () => (await countKeys(s3, bucket, "small/")) >= SMALL_FILES);
-    row.create = now() - t;
-    await tool.unmount(dir);
-
-    await tool.mount(LIST_BUCKET, dir);
-    t = now();
-    const { stdout } = await run("ls", ["-1", `${dir}/k`], { maxBuffer: 16 << 20 });
-    row.ls = now() - t;
-    const listed = stdout.trim().split("\n").length;
-    if (listed !== LIST_KEYS) throw new Error(`${tool.name}: ls listed ${listed} of ${LIST_KEYS} keys`);
-    await tool.unmount(dir);
+    const t = now();
+    switch (metric) {
+      case "write": {
+        const key = `big-${turn}.bin`;
+        await run("dd", ["if=/dev/zero", `of=${dir}/${key}`, "bs=1M", `count=${mib}`, "status=none"]);
+        await waitFor("the large object", async () =>
+          s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then((h) => h.ContentLength === SIZE, () => false),
+        );
+        return mib / (now() - t);
+      }
+      case "read":
+        await run("dd", [`if=${dir}/big-0.bin`, "of=/dev/null", "bs=1M", "status=none"]);
+        return mib / (now() - t);
+      case "ls": {
+        const { stdout } = await run("ls", ["-1", `${dir}/k`], { maxBuffer: 16 << 20 });
+        const elapsed = now() - t;
+        const listed = stdout.trim().split("\n").length;
+        if (listed !== LIST_KEYS) throw new Error(`${tool.name}: ls listed ${listed} of ${LIST_KEYS} keys`);
+        return elapsed;
+      }
+      case "create": {
+        await run("mkdir", [`${dir}/small-${turn}`]);
+        const t0 = now();
+        await createAndStat(`${dir}/small-${turn}`, SMALL_FILES);
+        await waitFor("1,000 small objects", async () => (await countKeys(s3, bucket, `small-${turn}/`)) >= SMALL_FILES);
+        return now() - t0;
+      }
+    }
   } finally {
-    if (await isMounted(dir)) await lazyUnmount(dir).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await tool.unmount(dir);
   }
-  return row;
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
   await run("bash", [join(REPO, "scripts/s3-server.sh"), "start"], { timeout: 600_000 });
@@ -205,14 +196,38 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "silo-bench-bucket-"));
   const tools = [silo(false), silo(true), s3fs(), rclone(work)];
   const only = process.env.BENCH_TOOLS?.split(",");
-  const rows = new Map<string, Row>();
-  for (const tool of tools) {
-    if (only && !only.includes(tool.name)) continue;
-    console.log(`… ${tool.name}`);
-    rows.set(tool.name, await benchTool(tool, s3, work));
+  const active = tools.filter((t) => !only || only.includes(t.name));
+  const buckets = new Map<string, string>();
+  const dirs = new Map<string, string>();
+  for (const tool of active) {
+    const bucket = `bench-${tool.name}-${Date.now().toString(36)}`;
+    await ensureBucket(s3, bucket);
+    buckets.set(tool.name, bucket);
+    dirs.set(tool.name, mkdtempSync(join(work, `${tool.name}-`)));
+  }
+  // Tools take turns within each metric (order rotating), and the median turn counts, so load
+  // from other processes on the machine hits them alike.
+  const samples = new Map<string, Record<Metric, number[]>>(active.map((t) => [t.name, { write: [], read: [], ls: [], create: [] }]));
+  for (const metric of ["write", "read", "ls", "create"] as const) {
+    for (let turn = 0; turn < TURNS; turn++) {
+      for (let i = 0; i < active.length; i++) {
+        const tool = active[(i + turn) % active.length]!;
+        const value = await measure(metric, tool, buckets.get(tool.name)!, s3, dirs.get(tool.name)!, turn);
+        samples.get(tool.name)![metric].push(value);
+        console.log(`  ${metric} turn ${turn + 1}: ${tool.name} ${value.toFixed(2)}`);
+      }
+    }
+  }
+  const rows = new Map<string, Row>(
+    [...samples].map(([name, s]) => [name, { write: median(s.write), read: median(s.read), ls: median(s.ls), create: median(s.create) }]),
+  );
+  for (const dir of dirs.values()) if (await isMounted(dir)) await lazyUnmount(dir);
+  rmSync(work, { recursive: true, force: true });
+  for (const bucket of buckets.values()) {
+    await emptyBucket(s3, bucket);
+    await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
   }
   s3.destroy();
-  rmSync(work, { recursive: true, force: true });
 
   // Like against like: close-waits-for-upload silo vs s3fs and rclone; write-back silo vs rclone (which writes back).
   const pairs = ([["silo", "s3fs"], ["silo", "rclone"], ["silo-wb", "rclone"]] as const).filter(([a, b]) => rows.has(a) && rows.has(b));

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloudBucketMount, InvalidError } from "../client/index.js";
+import { parseBucketMountSpec } from "../client/cli/bucket.js";
 import { mountCloudBucket } from "../fuse/bucket/mount.js";
 import { cliMount, forceUnmount, newMountPoint } from "./helpers/bucket-mount.js";
 import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
@@ -22,6 +23,15 @@ describe("silo.cloudBucketMounts.create validation (like the reference)", () => 
     expect(() => silo.cloudBucketMounts.create("bucket", { bucketEndpointUrl: "ftp://x" })).toThrow(InvalidError);
     const m = silo.cloudBucketMounts.create("my-bucket", { bucketEndpointUrl: "https://acct.r2.cloudflarestorage.com", readOnly: true });
     expect(m).toMatchObject({ bucketName: "my-bucket", readOnly: true, requesterPays: false });
+  });
+});
+
+describe("silo run -b specs", () => {
+  it("parses BUCKET[/prefix/]:/path[:ro]", () => {
+    expect(parseBucketMountSpec("data:/mnt/data")).toEqual({ bucket: "data", keyPrefix: undefined, mountPoint: "/mnt/data", readOnly: false });
+    expect(parseBucketMountSpec("data/sets/2024/:/in:ro")).toEqual({ bucket: "data", keyPrefix: "sets/2024/", mountPoint: "/in", readOnly: true });
+    expect(() => parseBucketMountSpec("data")).toThrow(/BUCKET/);
+    expect(() => parseBucketMountSpec("data:relative")).toThrow(/BUCKET/);
   });
 });
 

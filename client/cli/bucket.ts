@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { CloudBucketMount } from "../cloud-bucket-mount.js";
 import { SiloError } from "../errors.js";
-import { clientFor } from "./output.js";
+import { clientFor, UsageError } from "./output.js";
 
 interface MountOpts {
   endpoint?: string;
@@ -20,6 +20,20 @@ const ms = (v: string) => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`not a non-negative number: ${v}`);
   return n;
 };
+
+/** `silo run -b BUCKET[/prefix/]:/path[:ro]`, parsed. */
+export interface BucketMountSpec {
+  bucket: string;
+  keyPrefix?: string;
+  mountPoint: string;
+  readOnly: boolean;
+}
+
+export function parseBucketMountSpec(spec: string): BucketMountSpec {
+  const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
+  if (!m) throw new UsageError(`Expected BUCKET[/prefix/]:/absolute/path[:ro], got '${spec}'`);
+  return { bucket: m[1]!, keyPrefix: m[2] || undefined, mountPoint: m[3]!, readOnly: m[4] === "ro" };
+}
 
 export function registerBucket(program: Command): void {
   const bucket = program.command("bucket").description("Mount S3-compatible buckets (AWS S3, R2, GCS, MinIO, …) as directories");

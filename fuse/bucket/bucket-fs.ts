@@ -9,8 +9,11 @@ import { ObjectReader } from "./object-reader.js";
 import { ObjectWriter } from "./object-writer.js";
 
 type ReadHandle = { kind: "read"; path: string; reader: ObjectReader };
-/** `writer` is unset while an existing file was opened for writing without O_TRUNC: only truncation to 0 may follow. */
-type WriteHandle = { kind: "write"; path: string; writer?: ObjectWriter };
+/**
+ * `writer` is unset while an existing file was opened for writing without O_TRUNC: only truncation
+ * to 0 may follow. `closing`: write-back has taken the upload over (once per handle).
+ */
+type WriteHandle = { kind: "write"; path: string; writer?: ObjectWriter; closing?: Promise<void> };
 type Handle = ReadHandle | WriteHandle;
 
 export interface BucketFsOptions {
@@ -142,8 +145,7 @@ export class BucketFs {
 
   async write(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fd);
-    if (h.kind !== "write") throw new FsError(Errno.EPERM, `${h.path}: an existing file can only be overwritten when opened with O_TRUNC`);
-    if (!h.writer) throw new FsError(Errno.EPERM, `${h.path}: an existing file can only be overwritten when opened with O_TRUNC`);
+    if (h.kind !== "write" || !h.writer) throw new FsError(Errno.EPERM, `${h.path}: an existing file can only be overwritten when opened with O_TRUNC`);
     await h.writer.write(buf, len, pos);
     return len;
   }
@@ -157,8 +159,8 @@ export class BucketFs {
     if (h?.kind !== "write" || !h.writer) return;
     if (why === "flush" && h.writer.size === 0) return;
     if (this.opts.writeBack && why !== "fsync") {
-      if (!h.writer.finished) await this.finishInBackground(h);
-      return;
+      h.closing ??= this.finishInBackground(h);
+      return h.closing;
     }
     const wasFinished = h.writer.finished;
     try {
@@ -199,7 +201,8 @@ export class BucketFs {
       if (h.kind === "write") await this.finishWrite(fd, "release");
     } finally {
       this.handles.delete(fd);
-      if (h.kind === "write" && this.writing.get(h.path) === h && !this.uploads.has(h.path)) this.writing.delete(h.path);
+      // A write-back upload still running keeps the file visible; it removes the entry when done.
+      if (h.kind === "write" && this.writing.get(h.path) === h && !h.closing) this.writing.delete(h.path);
     }
   }
 

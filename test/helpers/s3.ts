@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
-import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { makeS3Client } from "../../fuse/bucket/s3-client.js";
+export { emptyBucket } from "../../bench/lib/s3-buckets.js";
 import { REPO } from "./silo-server.js";
 
 const run = promisify(execFile);
@@ -30,15 +31,4 @@ export async function freshBucket(s3: S3Client, stem: string): Promise<string> {
   const name = `${stem}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   await s3.send(new CreateBucketCommand({ Bucket: name }));
   return name;
-}
-
-/** Deletes every object of a bucket (keeps the bucket: Swift's account listing is cheap). */
-export async function emptyBucket(s3: S3Client, bucket: string): Promise<void> {
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-    if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
 }

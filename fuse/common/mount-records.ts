@@ -17,8 +17,7 @@ export interface MountRecord {
 
 /** Per-user directory for mount records and daemon logs. */
 export function mountRunDir(): string {
-  const base = process.env.SILO_MOUNT_RUN_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
-  return base;
+  return process.env.SILO_MOUNT_RUN_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
 }
 
 const recordName = (mountPoint: string) => createHash("sha256").update(resolve(mountPoint)).digest("hex").slice(0, 24);

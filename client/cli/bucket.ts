@@ -79,7 +79,6 @@ Examples:
         const mountOpts = { metadataTtlMs: opts.metadataTtlMs, requesterPays: opts.requesterPays, writeBack: opts.writeBack };
         if (opts.foreground) {
           const config = await bucketDaemonConfig(mount, dir, mountOpts);
-          await silo?.close();
           const { runBucketDaemon } = await import("../../fuse/bucket/daemon.js");
           let failure: Error | undefined;
           await runBucketDaemon(config, (err) => {

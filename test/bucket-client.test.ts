@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloudBucketMount, InvalidError } from "../client/index.js";
 import { parseBucketMountSpec } from "../client/cli/bucket.js";
 import { mountCloudBucket } from "../fuse/bucket/mount.js";
-import { cliMount, forceUnmount, newMountPoint } from "./helpers/bucket-mount.js";
+import { cliMount, forceUnmount, newMountPoint, waitForExit } from "./helpers/bucket-mount.js";
 import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
@@ -61,7 +61,7 @@ describe("mounting with credentials from a silo secret", () => {
       const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "jobs/out.txt" }));
       expect(await res.Body!.transformToString()).toBe("from a job");
       await handle.unmount();
-      expect(() => process.kill(handle.pid, 0)).toThrow();
+      expect(await waitForExit(handle.pid)).toBe(true);
 
       const ro = await mountCloudBucket(mount, dir, { env: {}, readOnly: true });
       expect(await readFile(join(dir, "out.txt"), "utf8")).toBe("from a job");

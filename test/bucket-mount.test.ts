@@ -255,7 +255,7 @@ describe("mount options and lifecycle", () => {
       const second = await daemonPid(dir);
       const res = await bucketCli(["unmount", dir]);
       expect(res.code).toBe(0);
-      expect(() => process.kill(second, 0)).toThrow();
+      expect(await waitForExit(second)).toBe(true);
       expect(await readdir(dir)).toEqual([]);
     });
   });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
-import { readMountRecord } from "../../fuse/common/mount-records.js";
+import { processAlive, readMountRecord } from "../../fuse/common/mount-records.js";
 import { type CliResult, runCli } from "./silo-server.js";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll } from "vitest";
@@ -61,14 +61,10 @@ export async function withMount<T>(bucket: string, flags: string[], fn: (dir: st
   }
 }
 
-/** Waits until a process is gone (or ~5 s pass); true if it is gone. */
+/** Waits until a process is gone (or 15 s pass); true if it is gone. */
 export async function waitForExit(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
+  for (let i = 0; i < 300; i++) {
+    if (!processAlive(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;

@@ -2,7 +2,9 @@ import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
+import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
+import { registerVolumeMount } from "./volume-mount.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -13,6 +15,8 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerVolumeMount(program);
+registerRun(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -20,7 +20,7 @@ export interface SpawnDaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Where the daemon's stdout/stderr go: "inherit", or an open file descriptor (a log file). */
   output?: "inherit" | number;
-  /** Run in its own process group and let the parent exit first (background mounts). */
+  /** Run in its own process group (terminal signals do not reach it; it may outlive the parent). */
   detached?: boolean;
   readyTimeoutMs?: number;
 }
@@ -56,7 +56,6 @@ export async function spawnDaemon(
       child.once("exit", (code, signal) => settle(() => reject(new Error(`mount daemon exited (${signal ?? `code ${code}`}) before it was ready`))));
     });
     pipe.destroy();
-    if (opts.detached) child.unref();
     return { child, ready };
   } catch (err) {
     pipe.destroy();

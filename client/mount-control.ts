@@ -55,3 +55,25 @@ export function controlRequest<T>(socket: string, op: "commit" | "reload" | "sta
     });
   });
 }
+
+/** This job's writable mounts of a volume (by id). */
+function volumeMounts(volumeId: string): MountRecord[] {
+  return [...jobMounts().values()].filter((m) => m.kind === "volume" && m.id === volumeId);
+}
+
+/** `Volume.commit()`: commits every writable mount of the volume in this job; a no-op when there is none. */
+export async function commitMounted(volumeId: string): Promise<void> {
+  for (const m of volumeMounts(volumeId)) if (!m.readOnly) await controlRequest(m.socket, "commit");
+}
+
+/** `Volume.reload()`: reloads every mount of the volume in this job; InvalidError when there is none. */
+export async function reloadMounted(volumeId: string, name: string | null): Promise<void> {
+  const mounts = volumeMounts(volumeId);
+  if (mounts.length === 0) {
+    throw new InvalidError(
+      `Volume '${name ?? volumeId}' is not mounted in this job: reload() acts on a mount made by 'silo run -v' (SILO_MOUNTS)`,
+      "INVALID",
+    );
+  }
+  for (const m of mounts) await controlRequest(m.socket, "reload");
+}

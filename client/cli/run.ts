@@ -111,7 +111,7 @@ async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: 
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = [process.argv[1]!, "volume", "mount", spec.name, spec.path, "--foreground", "--state-dir", join(stateDir, "m")];
+  const args = [process.argv[1]!, "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
   args.push("--commit-interval-ms", commitIntervalMs);
   if (spec.readOnly) args.push("--read-only");
   try {

@@ -1,7 +1,7 @@
 import { mkdirSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { clientFor, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
@@ -19,6 +19,7 @@ interface MountOptions {
   cacheSizeMb: number;
   foreground?: boolean;
   stateDir?: string;
+  exitWithParent?: boolean;
 }
 
 /** The `volume` command, created if the volumes CLI has not (it adds ls/put/get/…). */
@@ -37,6 +38,7 @@ export function registerVolumeMount(program: Command): void {
     .option("--cache-size-mb <mb>", "bound on the local block cache", nonNegative, DEFAULT_CACHE_MB)
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
     .option("--state-dir <dir>", "where the upper dir, block cache and control socket live (default: under $TMPDIR/silo-mounts)")
+    .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
     .addHelpText(
       "after",
       `
@@ -55,6 +57,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
           commitIntervalMs: opts.commitIntervalMs,
           cacheBytes: opts.cacheSizeMb * 1024 * 1024,
           stateDir: opts.stateDir,
+          exitWithParent: opts.exitWithParent,
         });
         await silo.close();
         process.exit(code);

@@ -21,6 +21,8 @@ export interface VolumeDaemonOptions {
   cacheBytes: number;
   /** Upper dir, block cache, control socket and daemon.json live here (default: stateDirFor(dir)). */
   stateDir?: string;
+  /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
+  exitWithParent?: boolean;
 }
 
 /** What `daemon.json` in the state dir (and the ready handshake) tell about a running mount. */
@@ -107,7 +109,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           }, opts.commitIntervalMs)
         : undefined;
     // After an outside `fusermount -u` libfuse stops serving but this process would live on.
+    const parent = process.ppid;
     const watch = setInterval(() => {
+      if (opts.exitWithParent && process.ppid !== parent) void stop("the process that started this mount is gone");
       isMountPoint(dir).then((m) => m || void stop("unmounted from outside"), () => {});
     }, 1_000);
 

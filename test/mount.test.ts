@@ -80,7 +80,7 @@ describe("commit and reload (the reference's example)", () => {
 
   it("reload with an open file fails with VolumeBusyError and changes nothing", async () => {
     const vol = await silo.volumes.fromName("busy", { createIfMissing: true });
-    const g = await Job.start(server, ["-v", "busy:/data"], "busy");
+    const g = await Job.start(server, ["--commit-interval-ms", "0", "-v", "busy:/data"], "busy");
     jobs.push(g);
     expect((await g.send("write /data/a.txt one")).ok).toBe(true);
     expect((await g.send("open /data/a.txt")).ok).toBe(true);

@@ -42,6 +42,9 @@ export function stateDirFor(dir: string): string {
   return join(tmpdir(), "silo-mounts", key);
 }
 
+/** How long the kernel caches names and attributes (FUSE entry/attr timeouts). */
+const KERNEL_CACHE_SECONDS = 1;
+
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
 
 /**
@@ -73,6 +76,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       // libfuse2 splits writes into 4 KiB requests without big_writes; fuse-native passes fsname through.
       fsname: "silo-volume,big_writes",
       subtype: "silo",
+      attrTimeout: KERNEL_CACHE_SECONDS,
+      entryTimeout: KERNEL_CACHE_SECONDS,
       timeout: 120_000,
     });
     await new Promise<void>((res, rej) => fuse!.mount((err) => (err ? rej(err) : res())));
@@ -87,8 +92,13 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         case "commit":
           if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
           return mv.commit();
-        case "reload":
-          return mv.reload();
+        case "reload": {
+          const r = await mv.reload();
+          // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
+          // return only once they have expired, so the caller sees the new version everywhere.
+          if (r.changed) await new Promise((res) => setTimeout(res, KERNEL_CACHE_SECONDS * 1000));
+          return { version: r.version };
+        }
         case "status":
           return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
         case "unmount":

@@ -198,12 +198,12 @@ export class MountedVolume {
   // ---- reload ----
 
   /** Commits pending changes, then switches the tree to the latest version. */
-  async reload(): Promise<{ version: number }> {
+  async reload(): Promise<{ version: number; changed: boolean }> {
     if (this.handles.size > 0) throw new VolumeBusy(`volume busy: ${this.handles.size} file(s) open on the mount`);
     await this.commit();
     return this.commitLock.run(async () => {
       const latest = await this.remote.latestVersion();
-      if (latest <= this.viewVersion) return { version: this.viewVersion };
+      if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
       const delta = await this.remote.delta(this.viewVersion, latest);
       const freed: Array<Node | undefined> = [];
       // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
@@ -223,7 +223,7 @@ export class MountedVolume {
       }
       this.viewVersion = latest;
       for (const node of freed) await this.dropped(node);
-      return { version: latest };
+      return { version: latest, changed: delta.changes.length > 0 };
     });
   }
 

@@ -93,10 +93,16 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
       [SILO_MOUNTS_ENV]: JSON.stringify(records),
     },
   });
+  // Re-executed under unshare: if the outer `silo run` is killed hard, end the command so the mounts commit and go.
+  const parent = process.ppid;
+  const orphanWatch = process.env[IN_NAMESPACE_ENV]
+    ? setInterval(() => process.ppid !== parent && child.kill("SIGTERM"), 1_000)
+    : undefined;
   const code = await waitForChild(child, true).catch((err: Error) => {
     process.stderr.write(`Error: cannot run '${command[0]}': ${err.message}\n`);
     return 127;
   });
+  clearInterval(orphanWatch);
   const unmountFailed = await unmountAll(mounts);
   return code === 0 && unmountFailed ? 1 : code;
 }

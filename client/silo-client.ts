@@ -2,6 +2,7 @@ import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { Transport } from "./transport.js";
+import { VolumeService } from "./volume.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
 
@@ -15,6 +16,7 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
+  readonly volumes: VolumeService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -23,6 +25,7 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
+    this.volumes = new VolumeService(this.transport);
   }
 
   /** Which workspace, token and environment this client acts as. */

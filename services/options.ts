@@ -12,6 +12,12 @@ export interface ServerOptions {
   ephemeralTimeoutMs: number;
   /** A Dict entry expires after this long without a read or write. */
   dictEntryTtlMs: number;
+  /** Volume versions younger than this stay readable (tree, delta); the latest always does. */
+  volumeRetentionMs: number;
+  /** Unreferenced volume blocks uploaded or reported present more recently than this are kept (an upload's commit may follow). */
+  volumeBlockGraceMs: number;
+  /** How often volume garbage collection runs. */
+  volumeGcIntervalMs: number;
   /** Largest request body (a Dict value may be up to 100 MiB, plus framing). */
   bodyLimit: number;
 }
@@ -30,6 +36,9 @@ export function defaultServerOptions(): ServerOptions {
     logLevel: "info",
     ephemeralTimeoutMs: 5 * 60 * 1000,
     dictEntryTtlMs: 7 * DAY_MS,
+    volumeRetentionMs: 60 * 60 * 1000,
+    volumeBlockGraceMs: 60 * 60 * 1000,
+    volumeGcIntervalMs: 5 * 60 * 1000,
     bodyLimit: 101 * 1024 * 1024,
   };
 }

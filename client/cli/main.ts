@@ -4,6 +4,7 @@ import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
 import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
+import { registerVolume } from "./volume.js";
 import { registerVolumeMount } from "./volume-mount.js";
 
 const program = new Command("silo")
@@ -15,6 +16,7 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerVolume(program);
 registerVolumeMount(program);
 registerRun(program);
 

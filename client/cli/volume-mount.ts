@@ -50,8 +50,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
       const silo = clientFor(cmd);
       if (opts.foreground) {
         const { runVolumeDaemon } = await import("../../fuse/volume/daemon.js");
-        const { openVolume } = await import("../../fuse/volume/open-volume.js");
-        const code = await runVolumeDaemon(await openVolume(silo, name), {
+        const code = await runVolumeDaemon(await silo.volumes.fromName(name), {
           dir,
           readOnly: opts.readOnly ?? false,
           commitIntervalMs: opts.commitIntervalMs,

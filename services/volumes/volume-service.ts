@@ -1,0 +1,114 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { BLOCK_SIZE, type Change } from "../../client/volume-protocol.js";
+import type { Caller } from "../auth/authenticate.js";
+import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
+import { invalid, notFound } from "../errors.js";
+import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
+import { type BlockIndex, INLINE_MAX } from "./block-index.js";
+import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
+import type { KeyLock } from "./key-lock.js";
+import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
+import { normalizePath } from "./paths.js";
+
+export const KIND = "volume";
+export const DEFAULT_INODE_LIMIT = 500_000;
+export const MAX_DIR_ENTRIES = 32_768;
+export const MAX_FILE_BYTES = 2 ** 40;
+
+/** A resolved volume for one request: its registry record and manifest state. */
+export interface OpenVolume {
+  record: ObjectRecord;
+  st: VolumeState;
+}
+
+/** The volume operations the routes expose, over the manifest, block index and blob store. */
+export class VolumeService {
+  constructor(
+    private readonly registry: ObjectRegistry,
+    readonly store: ManifestStore,
+    readonly blocks: BlockIndex,
+    readonly blobs: BlobStore,
+    private readonly blockLock: KeyLock,
+  ) {}
+
+  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  open(caller: Caller, id: string): OpenVolume {
+    const record = this.registry.get(caller, KIND, id);
+    return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
+  }
+
+  limits(record: ObjectRecord): VolumeLimits {
+    return {
+      inodeLimit: (record.options.inodeLimit as number | undefined) ?? DEFAULT_INODE_LIMIT,
+      maxDirEntries: MAX_DIR_ENTRIES,
+      maxFileBytes: MAX_FILE_BYTES,
+    };
+  }
+
+  commit(vol: OpenVolume, changes: readonly Change[], overwrite?: Overwrite): number {
+    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite);
+  }
+
+  /** Streams one uploaded block into the blob store, verifying its hash and size. */
+  async uploadBlock(vol: OpenVolume, hash: string, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+    const ws = vol.record.workspaceId;
+    await this.blockLock.with(`${ws}/${hash}`, async () => {
+      const size = await this.blobs.put(ws, hash, verifyingStream(body, hash, BLOCK_SIZE));
+      this.blocks.uploaded(ws, hash, size);
+    });
+  }
+
+  /** Stores a batch of small blocks inline in one transaction; larger ones go to the blob store. */
+  async uploadSmallBlocks(vol: OpenVolume, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>): Promise<void> {
+    const inline = blocks.filter((b) => b.data.length <= INLINE_MAX);
+    for (const b of inline) {
+      const actual = createHash("sha256").update(b.data).digest("hex");
+      if (actual !== b.hash) throw invalid(`Block content does not match its hash ${b.hash} (got ${actual})`);
+    }
+    this.blocks.storeInline(vol.record.workspaceId, inline);
+    await Promise.all(blocks.filter((b) => b.data.length > INLINE_MAX).map((b) => this.uploadBlock(vol, b.hash, [b.data])));
+  }
+
+  async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {
+    return blockStream(this.blocks, this.blobs, vol.record.workspaceId, hash, range);
+  }
+
+  blockSize(vol: OpenVolume, hash: string): number {
+    const size = this.blocks.size(vol.record.workspaceId, hash);
+    if (size === undefined) throw notFound(`Block ${hash}`);
+    return size;
+  }
+
+  /** The live entry at a path in a version (the root is a directory). */
+  lookup(vol: OpenVolume, version: number, rawPath: string): Row | "root" {
+    const path = normalizePath(rawPath);
+    if (path === "") return "root";
+    const row = this.store.lookup(vol.st, version, path);
+    if (!row) throw notFound(`Path '/${path}' in the volume`);
+    return row;
+  }
+
+  /** A file's bytes in `range`, read block by block from the blob store. */
+  readFile(vol: OpenVolume, row: Row, range: ByteRange): Readable {
+    const blocks = toEntry(row).blocks ?? [];
+    const ws = vol.record.workspaceId;
+    const { blocks: index, blobs } = this;
+    async function* chunks() {
+      for (let i = Math.floor(range.start / BLOCK_SIZE); i * BLOCK_SIZE < range.end; i++) {
+        const base = i * BLOCK_SIZE;
+        const start = Math.max(range.start - base, 0);
+        const end = Math.min(range.end - base, BLOCK_SIZE);
+        yield* await blockStream(index, blobs, ws, blocks[i]!, { start, end });
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+}
+
+/** A block's bytes (or a range), from the index if it is inline, else from the blob store. */
+async function blockStream(index: BlockIndex, blobs: BlobStore, ws: string, hash: string, range?: ByteRange): Promise<Readable> {
+  const data = index.inlineData(ws, hash);
+  if (data) return Readable.from([range ? data.subarray(range.start, range.end) : data], { objectMode: false });
+  return blobs.get(ws, hash, range);
+}

@@ -49,6 +49,8 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
     .action(async (name: string, dir: string, opts: MountOptions, cmd: Command) => {
       const silo = clientFor(cmd);
       if (opts.foreground) {
+        // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
+        process.env.UV_THREADPOOL_SIZE ??= "16";
         const { runVolumeDaemon } = await import("../../fuse/volume/daemon.js");
         const code = await runVolumeDaemon(await silo.volumes.fromName(name), {
           dir,

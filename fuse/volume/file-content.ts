@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type FileHandle, open, rm } from "node:fs/promises";
+import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { BLOCK_SIZE } from "../../client/volume-protocol.js";
 import { AsyncLock } from "./async-lock.js";
@@ -140,7 +140,7 @@ export class ContentStore {
   /** Called when the last link and handle are gone. */
   async discard(c: FileContent): Promise<void> {
     await this.closeUpper(c);
-    if (c.upperPath) await rm(c.upperPath, { force: true });
+    if (c.upperPath) await unlink(c.upperPath).catch(() => {});
     c.upperPath = null;
   }
 
@@ -170,7 +170,7 @@ export class ContentStore {
     if (c.upperPath) return;
     const path = join(this.upperDir, `f${process.pid}-${this.seq++}`);
     const fh = await open(path, "w+");
-    await fh.truncate(c.size);
+    if (c.size > 0) await fh.truncate(c.size);
     c.upperPath = path;
     if (c.openHandles > 0 && !c.fh) c.fh = fh;
     else await fh.close();

@@ -144,12 +144,17 @@ async function main(): Promise<void> {
   mount(env, "bench", mnt, "--read-only");
   dropCaches();
   const nativeCold = seqRead(join(native, "big"));
-  const nativeWarm = seqRead(join(native, "big"));
-  const nativeRandom = randomReads(join(native, "big"));
   dropCaches();
   const siloCold = seqRead(join(mnt, "big"));
-  const siloWarm = seqRead(join(mnt, "big"));
-  const siloRandom = randomReads(join(mnt, "big"));
+  // Warm figures: both files are in the page cache now; best of 3, interleaved, as the 2-core
+  // machine is shared and a single run is noisy.
+  let nativeWarm = Infinity, siloWarm = Infinity, nativeRandom = Infinity, siloRandom = Infinity;
+  for (let i = 0; i < 3; i++) {
+    nativeWarm = Math.min(nativeWarm, seqRead(join(native, "big")));
+    siloWarm = Math.min(siloWarm, seqRead(join(mnt, "big")));
+    nativeRandom = Math.min(nativeRandom, randomReads(join(native, "big")));
+    siloRandom = Math.min(siloRandom, randomReads(join(mnt, "big")));
+  }
   row("seq read cold (MiB/s)", rate(nativeCold), rate(siloCold), "MiB/s");
   row("seq read warm (MiB/s)", rate(nativeWarm), rate(siloWarm), "MiB/s");
   row("4k random read warm (IOPS)", RANDOM_READS / nativeRandom, RANDOM_READS / siloRandom, "IOPS");

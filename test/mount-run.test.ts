@@ -3,12 +3,11 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SiloClient } from "../client/index.js";
-import { Job, within } from "./helpers/volume-mounts.js";
+import { committedText, within } from "./helpers/volume-mounts.js";
 import { SILO_BIN, SiloServer } from "./helpers/silo-server.js";
 
 let server: SiloServer;
 let silo: SiloClient;
-const jobs: Job[] = [];
 
 beforeAll(async () => {
   server = await SiloServer.start();
@@ -16,7 +15,6 @@ beforeAll(async () => {
   await silo.volumes.fromName("work", { createIfMissing: true });
 });
 afterAll(async () => {
-  for (const j of jobs) j.kill();
   await silo?.close();
   await server?.cleanup();
 });
@@ -27,10 +25,8 @@ describe("silo run", () => {
   it("exits with the command's status and commits on exit without an explicit commit", async () => {
     const ok = await run(["-v", "work:/mnt/work", "--", "sh", "-c", "echo done > /mnt/work/result.txt"]);
     expect(ok.code).toBe(0);
+    expect(await committedText(silo, "work", "result.txt")).toBe("done\n");
     const vol = await silo.volumes.fromName("work");
-    const chunks: Buffer[] = [];
-    for await (const c of vol.readFile("result.txt")) chunks.push(c);
-    expect(Buffer.concat(chunks).toString()).toBe("done\n");
 
     const failing = await run(["-v", "work:/mnt/work", "--", "sh", "-c", "echo partial > /mnt/work/partial.txt; exit 3"]);
     expect(failing.code).toBe(3);
@@ -72,10 +68,7 @@ describe("silo run", () => {
     const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
     proc.kill("SIGTERM");
     expect(await within(60_000, "job exit", exited)).toBe(7);
-    const vol = await silo.volumes.fromName("work");
-    const chunks: Buffer[] = [];
-    for await (const c of vol.readFile("signal.txt")) chunks.push(c);
-    expect(Buffer.concat(chunks).toString()).toBe("caught\n");
+    expect(await committedText(silo, "work", "signal.txt")).toBe("caught\n");
   });
 
   it("a killed command ends with 128+signal", async () => {

@@ -6,23 +6,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SiloClient } from "../client/index.js";
-import { Job, Mounts, within } from "./helpers/volume-mounts.js";
+import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
+import { probeMount } from "../fuse/common/mount-table.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
-
-/** The committed content of a file, read through the API (not a mount). */
-async function committed(silo: SiloClient, volume: string, path: string): Promise<string | null> {
-  const vol = await silo.volumes.fromName(volume);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of vol.readFile(path)) chunks.push(c);
-  } catch (err) {
-    if ((err as Error).name === "NotFoundError") return null;
-    throw err;
-  }
-  return Buffer.concat(chunks).toString();
-}
 
 async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -223,6 +211,16 @@ describe("silo volume mount", () => {
     expect((await sh("git", ["-C", join(again, "clone"), "log", "--format=%s"])).stdout).toBe("init\n");
     expect((await sh("sqlite3", ["-readonly", join(again, "db.sqlite"), "select sum(x) from t;"])).stdout).toBe("60\n");
     expect(await readdir(join(again, "moved"))).toContain("nested");
+  });
+
+  it("a volume of another workspace cannot be mounted, and a failed mount leaves nothing behind", async () => {
+    await silo.volumes.fromName("private", { createIfMissing: true });
+    const other = await silo.workspaces.create("other");
+    const dir = join(root, "other");
+    const r = await within(60_000, "mount", server.cli(["volume", "mount", "private", dir], { env: { SILO_TOKEN_ID: other.tokenId, SILO_TOKEN_SECRET: other.tokenSecret } }));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/not found|does not exist/i);
+    expect(await probeMount(dir)).toBe("unmounted");
   });
 
   it("a daemon killed with kill -9 leaves nothing that breaks the next mount", async () => {

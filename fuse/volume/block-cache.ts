@@ -51,10 +51,6 @@ export class BlockCache {
     for (const h of hashes) if (!this.entries.has(h)) this.load(h).catch(() => {});
   }
 
-  has(hash: string): boolean {
-    return this.entries.has(hash);
-  }
-
   get sizeBytes(): number {
     return this.bytes;
   }

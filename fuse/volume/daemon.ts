@@ -143,6 +143,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       control?.close();
       await cache?.close();
       await rm(stateDir, { recursive: true, force: true });
+      // A background mount logs to <stateDir>.log: keep it only when something went wrong.
+      if (code === 0) await rm(`${stateDir}.log`, { force: true });
       return code;
     }
 

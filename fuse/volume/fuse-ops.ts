@@ -69,6 +69,12 @@ export function volumeFuseOps(mv: MountedVolume, opts: { readOnly: boolean; log:
     if (!node) throw new FsError("EBADF");
     return node;
   };
+  const truncate = async (path: string, node: FileNode, size: number) => {
+    writable();
+    await mv.store.truncate(node.content, size);
+    node.mtimeMs = Date.now();
+    mv.changed(relPath(path), node);
+  };
   const stat = (node: Node): FuseStat => {
     const time = new Date(node.mtimeMs);
     const base = { uid, gid, atime: time, mtime: time, ctime: time };
@@ -127,22 +133,8 @@ export function volumeFuseOps(mv: MountedVolume, opts: { readOnly: boolean; log:
         mv.changed(relPath(path), node);
         return n;
       }),
-    truncate: (path, size, cb) =>
-      run(cb, async () => {
-        writable();
-        const node = fileAt(path);
-        await mv.store.truncate(node.content, size);
-        node.mtimeMs = Date.now();
-        mv.changed(relPath(path), node);
-      }),
-    ftruncate: (path, fd, size, cb) =>
-      run(cb, async () => {
-        writable();
-        const node = handle(fd);
-        await mv.store.truncate(node.content, size);
-        node.mtimeMs = Date.now();
-        mv.changed(relPath(path), node);
-      }),
+    truncate: (path, size, cb) => run(cb, () => truncate(path, fileAt(path), size)),
+    ftruncate: (path, fd, size, cb) => run(cb, () => truncate(path, handle(fd), size)),
     // Data lives in the upper dir until a commit; durability is what commit() gives.
     flush: (_path, _fd, cb) => cb(0),
     fsync: (_path, _datasync, _fd, cb) => cb(0),

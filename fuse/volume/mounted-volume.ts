@@ -1,5 +1,6 @@
-import type { Change, ManifestEntry } from "../../client/volume-protocol.js";
+import type { Change, Delta, ManifestEntry } from "../../client/volume-protocol.js";
 import { AsyncLock } from "./async-lock.js";
+import { BlockUploader } from "./block-uploader.js";
 import { type ContentStore, type FileContent, sha256 } from "./file-content.js";
 import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -26,7 +27,7 @@ export interface MountStatus {
   lastCommitError: string | null;
 }
 
-/** Blocks hashed and uploaded per round trip of `missingBlocks` (bounded memory: 8 × 8 MiB). */
+/** Blocks of one file read and hashed at a time (bounded memory: 8 × 8 MiB). */
 const UPLOAD_BATCH = 8;
 const TREE_PAGE = 5_000;
 
@@ -130,9 +131,12 @@ export class MountedVolume {
     const paths = [...this.ns.dirty].filter((p) => !isHidden(p)).sort();
     this.ns.dirty.clear();
     if (paths.length === 0) return { version: this.viewVersion, changes: 0 };
+    // Blocks hashed by this commit: if it fails, they are hashed (and uploaded) again next time.
+    const hashed: Array<[FileContent, number, string]> = [];
     try {
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
+      const uploader = new BlockUploader(this.remote);
       for (const p of paths) {
         const node = this.ns.lookup(p);
         const before = this.base.get(p);
@@ -140,10 +144,11 @@ export class MountedVolume {
           if (before) deletes.push(p);
           continue;
         }
-        const entry = node.type === "file" ? await this.sealFile(p, node) : entryOf(p, node);
+        const entry = node.type === "file" ? await this.sealFile(p, node, uploader, hashed) : entryOf(p, node);
         if (before && before.type !== entry.type) deletes.push(p);
         if (!before || !sameEntry(before, entry)) puts.push(entry);
       }
+      await uploader.flush();
       // A delete takes everything below it: drop deletes already covered by an ancestor's.
       const deleted = new Set<string>();
       const changes: Change[] = [];
@@ -166,6 +171,7 @@ export class MountedVolume {
       this.lastCommitError = null;
       return { version, changes: changes.length };
     } catch (err) {
+      for (const [c, i, hash] of hashed) if (c.hashes[i] === hash) c.hashes[i] = null;
       for (const p of paths) this.ns.dirty.add(p);
       this.lastCommitError = (err as Error).message;
       throw err;
@@ -173,7 +179,7 @@ export class MountedVolume {
   }
 
   /** Hashes a file's changed blocks, uploads those the server lacks, and returns its entry. */
-  private sealFile(path: string, node: FileNode): Promise<ManifestEntry> {
+  private sealFile(path: string, node: FileNode, uploader: BlockUploader, hashed: Array<[FileContent, number, string]>): Promise<ManifestEntry> {
     const c = node.content;
     return c.lock.run(async () => {
       const todo = [];
@@ -185,10 +191,10 @@ export class MountedVolume {
             return { i, data, hash: sha256(data) };
           }),
         );
-        const missing = new Set(await this.remote.missingBlocks([...new Set(batch.map((b) => b.hash))]));
+        await uploader.add(batch);
         for (const b of batch) {
-          if (missing.delete(b.hash)) await this.remote.uploadBlock(b.hash, b.data);
           c.hashes[b.i] = b.hash;
+          hashed.push([c, b.i, b.hash]);
         }
       }
       return entryOf(path, node);
@@ -204,7 +210,11 @@ export class MountedVolume {
     return this.commitLock.run(async () => {
       const latest = await this.remote.latestVersion();
       if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
-      const delta = await this.remote.delta(this.viewVersion, latest);
+      const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
+        // The server no longer keeps our version (retention): diff against the latest full tree.
+        if (err.name !== "NotFoundError") throw err;
+        return this.deltaFromTree(latest);
+      });
       const freed: Array<Node | undefined> = [];
       // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
       for (const ch of delta.changes) {
@@ -225,6 +235,24 @@ export class MountedVolume {
       for (const node of freed) await this.dropped(node);
       return { version: latest, changed: delta.changes.length > 0 };
     });
+  }
+
+  /** The changes from our tree to the full tree of `version`: a put for every entry, a delete for every path it lacks. */
+  private async deltaFromTree(version: number): Promise<Delta> {
+    const puts: Change[] = [];
+    const present = new Set<string>();
+    let after: string | undefined;
+    do {
+      const page = await this.remote.tree(version, { after, limit: TREE_PAGE });
+      for (const entry of page.entries) {
+        puts.push({ op: "put", entry });
+        present.add(entry.path);
+      }
+      after = page.next;
+    } while (after);
+    const deletes: Change[] = [];
+    for (const [p] of this.ns.walk()) if (!present.has(p) && !isHidden(p)) deletes.push({ op: "delete", path: p });
+    return { from: this.viewVersion, to: version, changes: [...deletes, ...puts] };
   }
 
   /** A delta put of bytes we already have (our own commit): keep the node and its local copy. */

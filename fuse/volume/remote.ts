@@ -1,9 +1,8 @@
-import type { Delta, TreePage } from "../../client/volume-protocol.js";
-import type { Change } from "../../client/volume-protocol.js";
+import type { Change, Delta, TreePage } from "../../client/volume-protocol.js";
 
 /**
- * What the mount daemon needs from the volume service: exactly these methods of the client's
- * `Volume` (client/volume.ts), so the real one is passed in and tests never swap in a fake.
+ * What the mount daemon needs from the volume service: these methods of the client's `Volume`
+ * (client/volume.ts), so the real one is passed in and tests never swap in a fake.
  */
 export interface VolumeRemote {
   readonly id: string;
@@ -14,6 +13,8 @@ export interface VolumeRemote {
   readBlock(hash: string, range?: { start: number; end: number }): Promise<Buffer>;
   missingBlocks(hashes: string[]): Promise<string[]>;
   uploadBlock(hash: string, data: Buffer): Promise<void>;
+  /** Many small blocks in one request. */
+  uploadBlocks(blocks: Array<{ hash: string; data: Buffer }>): Promise<void>;
   commitChanges(req: { baseVersion: number; changes: Change[] }): Promise<{ version: number }>;
   info(): Promise<{ name: string | null; version: number; inodeLimit: number; inodes: number; createdAt: Date | number }>;
 }

@@ -2,9 +2,23 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
+import type { SiloClient } from "../../client/index.js";
 import { lazyUnmount, probeMount } from "../../fuse/common/mount-table.js";
 import { stateDirFor } from "../../fuse/volume/daemon.js";
 import { SILO_BIN, type SiloServer } from "./silo-server.js";
+
+/** The committed content of a file, read through the API (not a mount); null if it does not exist. */
+export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
+  const vol = await silo.volumes.fromName(volume);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of vol.readFile(path)) chunks.push(c);
+  } catch (err) {
+    if ((err as Error).name === "NotFoundError") return null;
+    throw err;
+  }
+  return Buffer.concat(chunks).toString();
+}
 
 /** Rejects if `p` takes longer than `ms`: every mount test stage has a bound (a hung FUSE op waits ~forever). */
 export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {

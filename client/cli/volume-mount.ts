@@ -2,6 +2,7 @@ import { mkdirSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { SiloError } from "../errors.js";
 import { clientFor, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
@@ -52,7 +53,12 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
         process.env.UV_THREADPOOL_SIZE ??= "16";
         const { runVolumeDaemon } = await import("../../fuse/volume/daemon.js");
-        const code = await runVolumeDaemon(await silo.volumes.fromName(name), {
+        const { reportToParent } = await import("../../fuse/common/daemon-process.js");
+        const volume = await silo.volumes.fromName(name).catch((err: Error) => {
+          reportToParent({ error: err.message });
+          throw err;
+        });
+        const code = await runVolumeDaemon(volume, {
           dir,
           readOnly: opts.readOnly ?? false,
           commitIntervalMs: opts.commitIntervalMs,
@@ -76,6 +82,8 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment },
         output: openSync(logFile, "a"),
         detached: true,
+      }).catch((err: Error) => {
+        throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
       });
       child.unref();
       process.stdout.write(`Mounted volume '${name}' (version ${String(ready.version)}) at ${resolve(dir)}; log: ${logFile}\n`);

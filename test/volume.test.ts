@@ -104,6 +104,20 @@ describe("uploads and reads", () => {
     await expect(readAll(vol, "missing")).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("readSmallFiles returns several whole files in one request; large files and dirs are refused", async () => {
+    await using vol = await fresh("small-1");
+    const a = bytes(10);
+    const b = bytes(100_000); // stored as a blob file, not inline
+    await vol.batchUpload().putFile(a, "a").putFile(b, "d/b").putFile(bytes(1024 * 1024 + 1), "big").commit();
+    const got = await vol.readSmallFiles(["d/b", "/a"]);
+    expect(got.map((f) => f.path)).toEqual(["d/b", "a"]);
+    expect(got[0]!.data.equals(b)).toBe(true);
+    expect(got[1]!.data.equals(a)).toBe(true);
+    await expect(vol.readSmallFiles(["big"])).rejects.toBeInstanceOf(InvalidError);
+    await expect(vol.readSmallFiles(["d"])).rejects.toBeInstanceOf(InvalidError);
+    await expect(vol.readSmallFiles(["nope"])).rejects.toBeInstanceOf(NotFoundError);
+  });
+
   it("putDirectory uploads a tree (with symlinks and empty dirs); `await using` commits at the end", async () => {
     await using vol = await fresh("dir-1");
     const src = join(local, "tree");

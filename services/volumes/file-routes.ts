@@ -8,7 +8,7 @@ import type { VolumeService } from "./volume-service.js";
 
 type IdParams = { id: string };
 
-/** File-level reads for clients without a mount: list a path, read a file (ranged stream). */
+/** File-level reads for clients without a mount: list a path, read a file (ranged stream), read many small files at once. */
 export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
   const { volumes } = opts;
 
@@ -37,6 +37,25 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSe
       if (found !== "root" && found.kind !== "directory") return { version, entries: [toEntry(found)] };
       const dir = normalizePath(req.query.path ?? "");
       return volumes.store.list(vol.st, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? 1000);
+    },
+  );
+
+  app.post<{ Params: IdParams; Body: { paths: string[]; version?: number } }>(
+    "/v1/volumes/:id/files",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["paths"],
+          properties: { paths: { type: "array", maxItems: 1000, items: { type: "string" } }, version: { type: "integer", minimum: 0 } },
+        },
+      },
+    },
+    async (req) => {
+      const vol = volumes.open(req.caller, req.params.id);
+      const version = req.body.version ?? vol.st.latest;
+      volumes.store.checkVersion(vol.st, version);
+      return { version, files: await volumes.readSmallFiles(vol, version, req.body.paths) };
     },
   );
 

@@ -29,6 +29,8 @@ function normalizeOptions(options: Record<string, unknown>): Record<string, unkn
  */
 export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
+  // Manifest indexes of big volumes: keep their hot pages in memory (64 MiB).
+  db.pragma("cache_size = -65536");
   const blocks = new BlockIndex(db);
   const store = new ManifestStore(db, blocks);
   const blobs = openBlobStore("local", ctx.dataDir);

@@ -15,6 +15,8 @@ export const KIND = "volume";
 export const DEFAULT_INODE_LIMIT = 500_000;
 export const MAX_DIR_ENTRIES = 32_768;
 export const MAX_FILE_BYTES = 2 ** 40;
+/** Largest file `readSmallFiles` returns. */
+export const SMALL_FILE_MAX = 1024 * 1024;
 
 /** A resolved volume for one request: its registry record and manifest state. */
 export interface OpenVolume {
@@ -87,6 +89,23 @@ export class VolumeService {
     const row = this.store.lookup(vol.st, version, path);
     if (!row) throw notFound(`Path '/${path}' in the volume`);
     return row;
+  }
+
+  /** Whole small files in one go (many small files would otherwise cost a request each). */
+  async readSmallFiles(vol: OpenVolume, version: number, paths: readonly string[]): Promise<Array<{ path: string; data: Buffer }>> {
+    const rows = paths.map((p) => {
+      const row = this.lookup(vol, version, p);
+      if (row === "root" || row.kind !== "file") throw invalid(`'${p}' is not a file`);
+      if (row.size > SMALL_FILE_MAX) throw invalid(`'${p}' is larger than ${SMALL_FILE_MAX} bytes; read it as a stream`);
+      return row;
+    });
+    return Promise.all(
+      rows.map(async (row) => {
+        const chunks: Buffer[] = [];
+        for await (const c of this.readFile(vol, row, { start: 0, end: row.size })) chunks.push(c as Buffer);
+        return { path: row.path, data: Buffer.concat(chunks) };
+      }),
+    );
   }
 
   /** A file's bytes in `range`, read block by block from the blob store. */

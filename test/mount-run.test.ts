@@ -64,10 +64,12 @@ describe("silo run", () => {
       { env: server.env },
     );
     let out = "";
+    let err = "";
+    proc.stderr.on("data", (d: Buffer) => (err += d.toString()));
     await within(60_000, "job start", new Promise<void>((r) => proc.stdout.on("data", (d: Buffer) => (out += d.toString()).includes("started") && r())));
     const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
     proc.kill("SIGTERM");
-    expect(await within(60_000, "job exit", exited)).toBe(7);
+    expect({ code: await within(60_000, "job exit", exited), err }).toMatchObject({ code: 7 });
     expect(await committedText(silo, "work", "signal.txt")).toBe("caught\n");
   });
 

@@ -3,7 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import { lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { ConflictError, InvalidError } from "./errors.js";
+import { ConflictError, InvalidError, NotFoundError } from "./errors.js";
 import { BLOCK_SIZE, type Change, type ManifestEntry } from "./volume-protocol.js";
 import type { Volume } from "./volume.js";
 
@@ -113,7 +113,7 @@ export class VolumeUploadBatch implements AsyncDisposable {
     let blocks: string[];
     let size: number;
     if (typeof item.source === "string") {
-      const st = statSync(item.source);
+      const st = localStat(item.source);
       if (!st.isFile()) throw new InvalidError(`'${item.source}' is not a regular file`, "INVALID");
       mode = item.mode ?? st.mode & 0o7777;
       mtimeMs = st.mtimeMs;
@@ -137,8 +137,16 @@ export class VolumeUploadBatch implements AsyncDisposable {
   }
 }
 
+function localStat(path: string) {
+  try {
+    return statSync(path);
+  } catch (err) {
+    throw new NotFoundError(`Local file '${path}' can not be read: ${(err as Error).message}`, "NOT_FOUND");
+  }
+}
+
 async function walk(local: string, remote: string, out: Item[]): Promise<void> {
-  const st = await lstat(local);
+  const st = localStat(local);
   if (!st.isDirectory()) throw new InvalidError(`'${local}' is not a directory`, "INVALID");
   if (remote !== "") out.push({ kind: "directory", remote, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
   for (const d of await readdir(local, { withFileTypes: true })) {

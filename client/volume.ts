@@ -30,7 +30,7 @@ export interface VolumeInfo {
   inodeLimit: number;
 }
 
-export interface VolumeListOptions {
+export interface RecursiveOption {
   recursive?: boolean;
 }
 
@@ -164,7 +164,7 @@ export class Volume extends SiloObject {
    * Entries under `path` (recursive: all descendants, default: direct children), in path
    * order, page by page. A file path yields just that file; a missing path NotFoundError.
    */
-  async *iterdir(path: string, opts: VolumeListOptions = {}): AsyncGenerator<FileEntry> {
+  async *iterdir(path: string, opts: RecursiveOption = {}): AsyncGenerator<FileEntry> {
     let after: string | undefined;
     do {
       const page = await this.rpc<TreePage>("GET", this.url("/list"), undefined, {
@@ -176,7 +176,7 @@ export class Volume extends SiloObject {
   }
 
   /** Like `iterdir`, collected into an array; not recursive unless asked. */
-  async listdir(path: string, opts: VolumeListOptions = {}): Promise<FileEntry[]> {
+  async listdir(path: string, opts: RecursiveOption = {}): Promise<FileEntry[]> {
     const out: FileEntry[] = [];
     for await (const e of this.iterdir(path, { recursive: opts.recursive ?? false })) out.push(e);
     return out;
@@ -204,7 +204,7 @@ export class Volume extends SiloObject {
   }
 
   /** Removes a file or symlink, or a directory (non-empty ones only with `recursive`). */
-  async removeFile(path: string, opts: VolumeListOptions = {}): Promise<void> {
+  async removeFile(path: string, opts: RecursiveOption = {}): Promise<void> {
     this.writable();
     await this.rpc("POST", this.url("/remove"), { path, recursive: opts.recursive ?? false });
   }
@@ -213,7 +213,7 @@ export class Volume extends SiloObject {
    * Copies within the volume with UNIX `cp` semantics: into `dst` if it is a directory (or
    * ends in `/`), else onto it. Server-side: the copies share blocks, no data moves.
    */
-  async copyFiles(srcPaths: string[], dst: string, opts: VolumeListOptions = {}): Promise<void> {
+  async copyFiles(srcPaths: string[], dst: string, opts: RecursiveOption = {}): Promise<void> {
     this.writable();
     await this.rpc("POST", this.url("/copy"), { srcPaths, dst, recursive: opts.recursive ?? false });
   }

@@ -79,6 +79,24 @@ describe("blocks", () => {
     await expect(vol.uploadBlock(sha256(tooBig), tooBig)).rejects.toBeInstanceOf(TooLargeError);
   });
 
+  it("uploadBlocks stores many small blocks in one request, each hash verified", async () => {
+    await using vol = await fresh("blk-3");
+    const blocks = [bytes(10), bytes(70_000), bytes(0)].map((data) => ({ hash: sha256(data), data }));
+    await expect(vol.uploadBlocks([...blocks, { hash: sha256(bytes(5)), data: bytes(5) }])).rejects.toBeInstanceOf(InvalidError);
+    await vol.uploadBlocks(blocks);
+    expect(await vol.missingBlocks(blocks.map((b) => b.hash))).toEqual([]);
+    for (const b of blocks) expect((await vol.readBlock(b.hash)).equals(b.data)).toBe(true);
+    // JSON callers (curl) send the bytes base64.
+    const data = bytes(33);
+    const res = await fetch(`${server.url}/v1/volumes/${vol.id}/blocks`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      body: JSON.stringify({ blocks: [{ hash: sha256(data), data: data.toString("base64") }] }),
+    });
+    expect(res.status).toBe(200);
+    expect((await vol.readBlock(sha256(data))).equals(data)).toBe(true);
+  });
+
   it("a commit referencing a block that was never uploaded fails whole", async () => {
     await using vol = await fresh("blk-2");
     await expect(vol.commitChanges({ baseVersion: 0, changes: [dir("d"), file("d/f", ["a".repeat(64)], 10)] })).rejects.toThrow(/not been uploaded/);

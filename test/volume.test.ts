@@ -90,6 +90,7 @@ describe("uploads and reads", () => {
     expect((await readAll(vol, "streamed.bin")).equals(big.subarray(0, 5000))).toBe(true);
     expect((await readAll(vol, "/sub/dir/local.bin")).equals(small)).toBe(true);
     await expect(batch.commit()).rejects.toBeInstanceOf(InvalidError);
+    await expect(vol.batchUpload().putFile(join(local, "no-such-file"), "x").commit()).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("readFile serves byte ranges, across block boundaries too", async () => {

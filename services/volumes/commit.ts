@@ -2,7 +2,7 @@ import { BLOCK_SIZE, type Change, type ManifestEntry } from "../../client/volume
 import { HASH_RE } from "../blobs/index.js";
 import { SiloError, invalid } from "../errors.js";
 import { packHashes } from "./block-index.js";
-import { type ManifestStore, OPEN, type Row, type VolumeState } from "./manifest-store.js";
+import type { ManifestStore, Row, VolumeState } from "./manifest-store.js";
 import { MAX_PATH_BYTES, ancestors, normalizePath, parentOf } from "./paths.js";
 
 export interface VolumeLimits {

@@ -84,7 +84,6 @@ export class ManifestStore {
       liveSubtree: db.prepare(
         `SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path`,
       ),
-      liveAll: db.prepare(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path`),
       countChildren: db.prepare(`SELECT count(*) FROM entries WHERE volume = ? AND parent = ? AND valid_to = ${OPEN}`).pluck(),
       insert: db.prepare(
         `INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target)
@@ -169,9 +168,8 @@ export class ManifestStore {
     return page(version, rows, limit);
   }
 
-  /** Live rows strictly below `dir` ("" = everything), in path order. */
+  /** Live rows strictly below directory `dir` (not the root), in path order. */
   liveSubtree(volume: string, dir: string): Row[] {
-    if (dir === "") return this.s.liveAll.all(volume, "") as Row[];
     const { low, high } = subtreeBounds(dir);
     return this.s.liveSubtree.all(volume, low, high) as Row[];
   }

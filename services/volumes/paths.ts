@@ -44,7 +44,7 @@ export function ancestors(path: string): string[] {
   return out;
 }
 
-/** Bounds of the subtree below `dir` in path order: `dir/` < p < `dir0` ('0' follows '/'). */
+/** Bounds of the subtree below directory `dir` (not the root) in path order: `dir/` < p < `dir0` ('0' follows '/'). */
 export function subtreeBounds(dir: string): { low: string; high: string } {
-  return dir === "" ? { low: "", high: "\u{10FFFF}" } : { low: `${dir}/`, high: `${dir}0` };
+  return { low: `${dir}/`, high: `${dir}0` };
 }

@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,6 +51,17 @@ describe("silo run", () => {
     expect(r.stdout).toMatch(/ \/srv\/rw .*fuse\.silo/);
     // The host (this process) never saw the mounts.
     expect(await readFile("/proc/self/mountinfo", "utf8")).not.toMatch(/\/srv\/rw/);
+  });
+
+  it("--host-mounts mounts in the host namespace and cleans up after the command", async () => {
+    const dir = join(tmpdir(), `silo-run-host-${process.pid}`);
+    const r = await run(["--host-mounts", "-v", `work:${dir}`, "--", "sh", "-c", `echo host > ${dir}/host.txt; grep -c ' ${dir} ' /proc/1/mountinfo`]);
+    expect(r.code).toBe(0);
+    // Visible to every process while the command ran; gone (and the directory removed) after it.
+    expect(r.stdout.trim()).toBe("1");
+    expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(dir);
+    expect(existsSync(dir)).toBe(false);
+    expect(await committedText(silo, "work", "host.txt")).toBe("host\n");
   });
 
   it("read-only mounts fail writes with EROFS", async () => {

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SiloClient } from "../client/index.js";
 import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { probeMount } from "../fuse/common/mount-table.js";
+import { stateDirFor } from "../fuse/volume/daemon.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
@@ -221,6 +222,9 @@ describe("silo volume mount", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/not found|does not exist/i);
     expect(await probeMount(dir)).toBe("unmounted");
+    // The failed daemon kept its log (with the reason) next to its state dir.
+    expect(readFileSync(`${stateDirFor(dir)}.log`, "utf8")).toMatch(/not found/i);
+    rmSync(`${stateDirFor(dir)}.log`);
   });
 
   it("a daemon killed with kill -9 leaves nothing that breaks the next mount", async () => {

@@ -160,11 +160,7 @@ export class MountedVolume {
       for (const entry of puts) changes.push({ op: "put", entry });
       if (changes.length === 0) return { version: this.viewVersion, changes: 0 };
       const { version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes });
-      for (const p of deleted) {
-        this.base.delete(p);
-        const prefix = `${p}/`;
-        for (const k of this.base.keys()) if (k.startsWith(prefix)) this.base.delete(k);
-      }
+      for (const p of deleted) this.forgetBase(p);
       for (const e of puts) this.base.set(e.path, e);
       // Only if nobody else committed in between does our tree equal the new version.
       if (version === this.viewVersion + 1) this.viewVersion = version;
@@ -176,6 +172,15 @@ export class MountedVolume {
       this.lastCommitError = (err as Error).message;
       throw err;
     }
+  }
+
+  /** Drops a deleted path (and, for a directory, everything below it) from the committed entries. */
+  private forgetBase(path: string): void {
+    const entry = this.base.get(path);
+    this.base.delete(path);
+    if (entry?.type !== "directory") return;
+    const prefix = `${path}/`;
+    for (const k of this.base.keys()) if (k.startsWith(prefix)) this.base.delete(k);
   }
 
   /** Hashes a file's changed blocks, uploads those the server lacks, and returns its entry. */
@@ -223,9 +228,7 @@ export class MountedVolume {
         if (this.ns.dirty.has(p)) continue;
         if (ch.op === "delete") {
           freed.push(this.ns.applyDelete(p));
-          this.base.delete(p);
-          const prefix = `${p}/`;
-          for (const k of this.base.keys()) if (k.startsWith(prefix)) this.base.delete(k);
+          this.forgetBase(p);
         } else {
           if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
           this.base.set(p, ch.entry);

@@ -1,4 +1,5 @@
 import { InvalidError } from "./errors.js";
+import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
@@ -79,6 +80,26 @@ export class Volume extends SiloObject {
   async info(): Promise<VolumeInfo> {
     const res = await this.rpc<Omit<VolumeInfo, "createdAt"> & { createdAt: number }>("GET", this.url("/info"));
     return { ...res, createdAt: new Date(res.createdAt) };
+  }
+
+  // --- In a job: the volume's mounts (`silo run -v`), through their control sockets ---
+
+  /**
+   * Commits the changes made on this job's mounts of the volume, so other mounts see them after
+   * their next reload. Background commits and the final commit at exit happen anyway; outside a
+   * mount this is a no-op.
+   */
+  async commit(): Promise<void> {
+    await commitMounted(this.id);
+  }
+
+  /**
+   * Switches this job's mounts of the volume to the latest committed version (committing their
+   * pending changes first). VolumeBusyError while files are open on a mount; InvalidError when
+   * the volume is not mounted in this job.
+   */
+  async reload(): Promise<void> {
+    await reloadMounted(this.id, this.name);
   }
 
   // --- The block-level API (what a mount uses) ---

@@ -3,8 +3,10 @@ import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
 import { UsageError } from "./output.js";
 import { registerQueue } from "./queue.js";
+import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
 import { registerVolume } from "./volume.js";
+import { registerVolumeMount } from "./volume-mount.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -17,6 +19,8 @@ registerServe(program);
 registerAdmin(program);
 registerQueue(program);
 registerVolume(program);
+registerVolumeMount(program);
+registerRun(program);
 
 try {
   await program.parseAsync(process.argv);

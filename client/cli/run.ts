@@ -62,11 +62,13 @@ function privateNamespaceWorks(): boolean {
 
 /** Runs this same `silo run` again inside a new private mount namespace. */
 async function reexecInNamespace(): Promise<number> {
+  const signals = holdSignals();
   const child = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: "inherit",
     env: { ...process.env, [IN_NAMESPACE_ENV]: "1" },
   });
-  return waitForChild(child, true);
+  signals.forwardTo(child);
+  return waitForChild(child).finally(signals.release);
 }
 
 async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, cmd: Command): Promise<number> {
@@ -81,6 +83,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
     throw err;
   }
   const records = Object.fromEntries(mounts.map((m) => [m.spec.path, m.record]));
+  const signals = holdSignals();
   const child = spawn(command[0]!, command.slice(1), {
     stdio: "inherit",
     env: {
@@ -98,10 +101,12 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const orphanWatch = process.env[IN_NAMESPACE_ENV]
     ? setInterval(() => process.ppid !== parent && child.kill("SIGTERM"), 1_000)
     : undefined;
-  const code = await waitForChild(child, true).catch((err: Error) => {
+  signals.forwardTo(child);
+  const code = await waitForChild(child).catch((err: Error) => {
     process.stderr.write(`Error: cannot run '${command[0]}': ${err.message}\n`);
     return 127;
   });
+  signals.release();
   clearInterval(orphanWatch);
   const unmountFailed = await unmountAll(mounts);
   return code === 0 && unmountFailed ? 1 : code;
@@ -148,7 +153,7 @@ async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: 
 async function unmountAll(mounts: ActiveMount[]): Promise<boolean> {
   const codes = await Promise.all(
     mounts.map(async (m) => {
-      const exited = waitForChild(m.daemon, false);
+      const exited = waitForChild(m.daemon);
       m.daemon.kill("SIGTERM");
       const code = await exited.catch(() => 1);
       if (code !== 0) process.stderr.write(`silo run: the mount of '${m.spec.name}' at ${m.spec.path} did not finish cleanly (exit ${code})\n`);
@@ -166,15 +171,31 @@ async function unmountAll(mounts: ActiveMount[]): Promise<boolean> {
   return codes.some((c) => c !== 0);
 }
 
-/** Resolves with the child's exit status (128+n for a signal, like a shell), optionally forwarding our signals to it. */
-function waitForChild(child: ChildProcess, forwardSignals: boolean): Promise<number> {
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  if (forwardSignals) for (const sig of FORWARDED) process.on(sig, forward);
+/**
+ * Catches our forwardable signals from before the child is spawned: a child can start and be
+ * seen (its first output) before spawn() returns here, and a signal in that window must not
+ * kill us with the default action. Signals caught before `forwardTo` are delivered then.
+ */
+function holdSignals(): { forwardTo(child: ChildProcess): void; release(): void } {
+  let target: ChildProcess | undefined;
+  const held: NodeJS.Signals[] = [];
+  const forward = (sig: NodeJS.Signals) => (target ? target.kill(sig) : held.push(sig));
+  for (const sig of FORWARDED) process.on(sig, forward);
+  return {
+    forwardTo(child) {
+      target = child;
+      for (const sig of held.splice(0)) child.kill(sig);
+    },
+    release() {
+      for (const sig of FORWARDED) process.off(sig, forward);
+    },
+  };
+}
+
+/** Resolves with the child's exit status (128+n for a signal, like a shell). */
+function waitForChild(child: ChildProcess): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code, signal) => {
-      for (const sig of FORWARDED) process.off(sig, forward);
-      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 1) : 1));
-    });
+    child.once("exit", (code, signal) => resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 1) : 1)));
   });
 }

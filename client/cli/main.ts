@@ -1,8 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
+import { registerBucket } from "./bucket.js";
 import { UsageError } from "./output.js";
 import { registerQueue } from "./queue.js";
+import { registerSecret } from "./secret.js";
 import { registerServe } from "./serve.js";
 import { registerVolume } from "./volume.js";
 
@@ -17,6 +19,8 @@ registerServe(program);
 registerAdmin(program);
 registerQueue(program);
 registerVolume(program);
+registerSecret(program);
+registerBucket(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -33,7 +33,7 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   db.pragma("cache_size = -65536");
   const blocks = new BlockIndex(db);
   const store = new ManifestStore(db, blocks);
-  const blobs = openBlobStore("local", ctx.dataDir);
+  const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   const blockLock = new KeyLock();
   const gc = new VolumeGc(
     store,

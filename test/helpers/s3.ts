@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { makeS3Client } from "../../fuse/bucket/s3-client.js";
+import { makeS3Client } from "../../lib/s3-client.js";
 import { REPO } from "./silo-server.js";
 
 const run = promisify(execFile);

@@ -3,7 +3,7 @@ import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { makeS3Client } from "../../lib/s3-client.js";
-import { REPO } from "./silo-server.js";
+import { REPO } from "./repo.js";
 
 const run = promisify(execFile);
 

@@ -141,4 +141,14 @@ describe("S3 blob backend", () => {
       /S3 bucket 'no-such-bucket-for-silo' is not reachable at http:\/\/127\.0\.0\.1:\d+: NotFound/,
     );
   });
+
+  it("a home whose blocks are in a bucket refuses to start with local blobs", async () => {
+    const s = await SiloServer.start([], { blobs: "s3" });
+    try {
+      await s.stop();
+      await expect(new SiloServer(s.home).launch()).rejects.toThrow(/keeps its volume blocks in 's3:\/\/silo-test-blobs\/t-[^']+', not 'local'/);
+    } finally {
+      await s.cleanup();
+    }
+  });
 });

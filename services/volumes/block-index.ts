@@ -100,12 +100,17 @@ export class BlockIndex {
   }
 
   /**
-   * Drops a block from the index if it is still collectable: "blob" if the caller may now delete
-   * its blob, "inline" if it lived in the index, undefined if it is not collectable (any more).
+   * Drops blocks from the index that are still collectable, in one transaction: for each, "blob"
+   * if the caller may now delete its blob, "inline" if it lived in the index, undefined if it is
+   * not collectable (any more).
    */
-  forget(workspace: string, hash: string, touchedBefore: number): "blob" | "inline" | undefined {
-    const blob = this.stmt.forget.get(workspace, hash, touchedBefore) as number | undefined;
-    return blob === undefined ? undefined : blob ? "blob" : "inline";
+  forget(workspace: string, hashes: readonly string[], touchedBefore: number): Array<"blob" | "inline" | undefined> {
+    return this.db.transaction(() =>
+      hashes.map((hash) => {
+        const blob = this.stmt.forget.get(workspace, hash, touchedBefore) as number | undefined;
+        return blob === undefined ? undefined : blob ? ("blob" as const) : ("inline" as const);
+      }),
+    )();
   }
 
   stats(workspace: string): { blocks: number; bytes: number } {

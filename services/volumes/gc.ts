@@ -113,9 +113,9 @@ export class VolumeGc {
         batch.map((hash) => `${workspace}/${hash}`),
         async () => {
           // Forget first: from then on a block is "missing" and a committer re-uploads it.
-          const forgotten = batch.map((hash) => ({ hash, place: this.blocks.forget(workspace, hash, cutoff) }));
-          await this.blobs.deleteMany(workspace, forgotten.filter((f) => f.place === "blob").map((f) => f.hash));
-          deleted += forgotten.filter((f) => f.place !== undefined).length;
+          const places = this.blocks.forget(workspace, batch, cutoff);
+          await this.blobs.deleteMany(workspace, batch.filter((_, i) => places[i] === "blob"));
+          deleted += places.filter((p) => p !== undefined).length;
         },
       );
     }

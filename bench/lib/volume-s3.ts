@@ -1,0 +1,115 @@
+/**
+ * Part (c) of `npm run bench:volume`: the S3 blob backend on the project's Swift server.
+ * 256 MiB of 8 MiB blocks written and read back by a client (direct: signed requests, bytes
+ * straight to the bucket), the same blocks through the server (PUT /blocks, GET /file), and
+ * the AWS SDK talking to the bucket itself (the limit). Ratios are against the SDK.
+ */
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { BLOCK_SIZE } from "../../client/index.js";
+import { makeS3Client } from "../../lib/s3-client.js";
+import { BenchSilo } from "./silo-server.js";
+
+const REPO = resolve(import.meta.dirname, "../../..");
+const ENDPOINT = `http://127.0.0.1:${process.env.SILO_S3_PORT ?? 18080}`;
+const CREDS = { accessKeyId: "test:tester", secretAccessKey: "testing" };
+const BUCKET = "silo-bench-blobs";
+const BLOCKS = 32;
+const CONCURRENCY = 4;
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+async function eachLimit<T>(items: T[], fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
+}
+
+export async function s3Backend(): Promise<void> {
+  await promisify(execFile)("bash", [join(REPO, "scripts/s3-server.sh"), "start"], { timeout: 600_000 });
+  const s3 = makeS3Client({ endpoint: ENDPOINT, region: "us-east-1", credentials: CREDS });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => {});
+  const prefix = `bench-${Date.now().toString(36)}`;
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: CREDS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey, AWS_REGION: "us-east-1" });
+  const server = await BenchSilo.start(["--blobs", `s3://${BUCKET}/${prefix}`, "--s3-endpoint", ENDPOINT]);
+  const client = server.client();
+  try {
+    const blocks = Array.from({ length: BLOCKS }, () => randomBytes(BLOCK_SIZE));
+    const data = Buffer.concat(blocks);
+    const hashes = blocks.map((b) => createHash("sha256").update(b).digest("hex"));
+    const MiB = (BLOCKS * BLOCK_SIZE) / 2 ** 20;
+
+    // The SDK straight to the bucket: the limit.
+    const sdkPut = await timed(() =>
+      eachLimit(blocks, (b, i) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}/sdk/${i}`, Body: b })).then(() => {})),
+    );
+    const sdkGet = await timed(() =>
+      eachLimit(blocks, async (_, i) => {
+        const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${prefix}/sdk/${i}` }));
+        await res.Body!.transformToByteArray();
+      }),
+    );
+
+    // Through the server: raw block PUTs (the server writes the bucket) and a file read it streams from the bucket.
+    const proxied = await client.volumes.fromName("bench-proxied", { createIfMissing: true });
+    const viaPut = await timed(() =>
+      eachLimit(blocks, async (b, i) => {
+        const res = await fetch(`${server.url}/v1/volumes/${proxied.id}/blocks/${hashes[i]}`, {
+          method: "PUT",
+          headers: { authorization: server.authorization(), "content-type": "application/octet-stream" },
+          body: b,
+        });
+        if (!res.ok) throw new Error(`PUT through the server: ${res.status}`);
+      }),
+    );
+    await proxied.commitChanges({
+      baseVersion: 0,
+      changes: [{ op: "put", entry: { path: "f", type: "file", mode: 0o644, size: data.length, mtimeMs: 0, blocks: hashes } }],
+    });
+    const viaGet = await timed(() =>
+      eachLimit(blocks, async (b, i) => {
+        let n = 0;
+        for await (const c of proxied.readFile("f", { start: i * BLOCK_SIZE, end: (i + 1) * BLOCK_SIZE })) n += c.length;
+        if (n !== b.length) throw new Error("short read through the server");
+      }),
+    );
+
+    // Direct: what clients and mounts do (new random blocks: the ones above would dedup).
+    const direct = await client.volumes.fromName("bench-direct", { createIfMissing: true });
+    const fresh = blocks.map(() => randomBytes(BLOCK_SIZE));
+    const directPut = await timed(() => direct.batchUpload().putFile(Buffer.concat(fresh), "f").commit());
+    const freshHashes = (await direct.tree(1)).entries[0]!.blocks!;
+    const directGet = await timed(() =>
+      eachLimit(freshHashes, async (h, i) => {
+        if (!(await direct.readBlock(h)).equals(fresh[i]!)) throw new Error("block read back differs");
+      }),
+    );
+
+    const rate = (s: number) => `${(MiB / s).toFixed(0)} MiB/s`;
+    console.log(`\n(c) S3 blob backend on the local Swift server: ${MiB} MiB in 8 MiB blocks, ${CONCURRENCY} in flight (ratio = time / AWS SDK's)`);
+    console.log("case            direct (presigned)   through server   AWS SDK alone   direct/SDK   server/SDK");
+    const row = (name: string, d: number, v: number, k: number) =>
+      console.log(
+        `${name.padEnd(15)} ${rate(d).padStart(18)} ${rate(v).padStart(16)} ${rate(k).padStart(15)} ${(d / k).toFixed(2).padStart(11)}x ${(v / k).toFixed(2).padStart(11)}x`,
+      );
+    row("write", directPut, viaPut, sdkPut);
+    row("read", directGet, viaGet, sdkGet);
+  } finally {
+    await client.close();
+    await server.stop();
+    s3.destroy();
+  }
+}

@@ -2,8 +2,7 @@ import { createServer, connect, type Server } from "node:net";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
-import { listObjects } from "./helpers/blob-backend.js";
-import { s3Env } from "./helpers/s3.js";
+import { listObjects, s3Env } from "./helpers/s3.js";
 import { SiloServer } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
 

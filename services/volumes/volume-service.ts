@@ -93,17 +93,18 @@ export class VolumeService {
     if (!direct) throw invalid("This server keeps blocks itself: upload them to the server");
     const ws = vol.record.workspaceId;
     // At most 1,000 per request; the S3 client's connection pool bounds how many HEADs run at once.
-    await Promise.all(hashes.map((hash) =>
+    const confirm = (hash: string) =>
       this.blockLock.with(`${ws}/${hash}`, async () => {
         const size = await direct.size(ws, hash);
         if (size === undefined) throw invalid(`Block ${hash} is not in the object store (upload it before confirming)`);
         if (size > BLOCK_SIZE) {
+          // Its content has this hash (the store checked), so it can be no valid block.
           await this.blobs.delete(ws, hash);
           throw new SiloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
         }
         this.blocks.uploaded(ws, hash, size);
-      }),
-    ));
+      });
+    await Promise.all(hashes.map(confirm));
   }
 
   /** A presigned URL of a block in the object store, or undefined if the block is inline or the store has no client data path. */

@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { S3_ENDPOINT, emptyBucket, listObjects, s3Env, startS3 } from "./s3.js";
 
 /** Where a test server keeps volume blocks: `local` files, or a bucket on the test S3 server. */
 export type BlobBackend = "local" | "s3";
@@ -28,8 +29,6 @@ export interface TestBlobs {
 /** Sets up the blob backend for a new test server (for `s3`: starts the S3 server if needed). */
 export async function testBlobs(args: string[], backend: BlobBackend = TEST_BLOB_BACKEND): Promise<TestBlobs> {
   if (backend === "local" || args.includes("--blobs")) return localBlobs();
-  // Loaded only here: local runs never pay for the AWS SDK or the S3 server.
-  const { S3_ENDPOINT, s3Env, startS3 } = await import("./s3.js");
   const client = await startS3();
   await client.send(new CreateBucketCommand({ Bucket: TEST_BUCKET })).catch((err: Error) => {
     if (err.name !== "BucketAlreadyOwnedByYou" && err.name !== "BucketAlreadyExists") throw err;
@@ -48,10 +47,7 @@ export async function testBlobs(args: string[], backend: BlobBackend = TEST_BLOB
       return out;
     },
     async cleanup() {
-      const keys = (await listObjects(client, TEST_BUCKET, `${prefix}/`)).map((o) => ({ Key: o.Key! }));
-      for (let i = 0; i < keys.length; i += 1000) {
-        await client.send(new DeleteObjectsCommand({ Bucket: TEST_BUCKET, Delete: { Objects: keys.slice(i, i + 1000), Quiet: true } }));
-      }
+      await emptyBucket(client, TEST_BUCKET, `${prefix}/`);
       client.destroy();
     },
   };
@@ -77,16 +73,4 @@ export function localBlobs(): TestBlobs {
     },
     async cleanup() {},
   };
-}
-
-/** Every object under a prefix (all pages). */
-export async function listObjects(client: S3Client, bucket: string, prefix: string) {
-  const out = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    out.push(...(page.Contents ?? []));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return out;
 }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client, type _Object } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { makeS3Client } from "../../lib/s3-client.js";
@@ -32,13 +32,22 @@ export async function freshBucket(s3: S3Client, stem: string): Promise<string> {
   return name;
 }
 
-/** Deletes every object of a bucket (keeps the bucket: Swift's account listing is cheap). */
-export async function emptyBucket(s3: S3Client, bucket: string): Promise<void> {
+/** Every object of a bucket under a prefix (all pages). */
+export async function listObjects(s3: S3Client, bucket: string, prefix = ""): Promise<_Object[]> {
+  const out: _Object[] = [];
   let token: string | undefined;
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
-    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-    if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    out.push(...(page.Contents ?? []));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
+  return out;
+}
+
+/** Deletes every object of a bucket, or of a prefix in it (keeps the bucket: Swift's account listing is cheap). */
+export async function emptyBucket(s3: S3Client, bucket: string, prefix = ""): Promise<void> {
+  const keys = (await listObjects(s3, bucket, prefix)).map((o) => ({ Key: o.Key! }));
+  for (let i = 0; i < keys.length; i += 1000) {
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000), Quiet: true } }));
+  }
 }

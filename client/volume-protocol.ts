@@ -26,6 +26,17 @@ export interface DirectUploadPlan {
   uploads: DirectUpload[];
 }
 
+/**
+ * A file range to read straight from the object store: each part is a slice of one block, as
+ * bytes (inline blocks) or as a presigned URL to GET with `Range: bytes=start-(end-1)`.
+ */
+export interface DirectFileRead {
+  version: number;
+  parts: Array<{ data?: Uint8Array; url?: string; start: number; end: number }>;
+  /** File offset to ask for next (one answer covers a bounded number of blocks); absent when done. */
+  next?: number;
+}
+
 export type EntryType = "file" | "directory" | "symlink";
 
 /** One path in one version of a volume. */

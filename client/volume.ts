@@ -1,12 +1,13 @@
 import { InvalidError } from "./errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
-import type { Transport } from "./transport.js";
+import { type Transport, envelope } from "./transport.js";
 import { type UploadBatchOptions, VolumeUploadBatch, forEachLimit } from "./volume-upload.js";
 import {
   type CommitRequest,
   type CommitResult,
   type Delta,
+  type DirectFileRead,
   type DirectUploadPlan,
   type EntryType,
   INLINE_BLOCK_MAX,
@@ -207,16 +208,38 @@ export class Volume extends SiloObject {
     return out;
   }
 
-  /** A file's bytes as a stream of chunks, optionally only `start`..`end` (exclusive). */
+  /**
+   * A file's bytes as a stream of chunks, optionally only `start`..`end` (exclusive). With an
+   * object-store backend the server says where the blocks are and the bytes come from the store.
+   */
   async *readFile(path: string, opts: Partial<ByteRange> = {}): AsyncGenerator<Buffer> {
-    let range: string | undefined;
-    if (opts.start !== undefined || opts.end !== undefined) {
-      const start = opts.start ?? 0;
-      if (opts.end !== undefined && opts.end <= start) return;
-      range = `bytes=${start}-${opts.end !== undefined ? opts.end - 1 : ""}`;
+    let start = opts.start ?? 0;
+    if (opts.end !== undefined && opts.end <= start) return;
+    let version: number | undefined;
+    for (;;) {
+      const range = opts.start !== undefined || opts.end !== undefined || start > 0 ? `bytes=${start}-${opts.end !== undefined ? opts.end - 1 : ""}` : undefined;
+      const res = await this.raw("GET", this.url("/file"), {
+        query: { path, version },
+        headers: { "x-silo-direct": "1", ...(range ? { range } : {}) },
+      });
+      if (res.headers["x-silo-direct"] !== "1") {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
+        return;
+      }
+      const plan = envelope.unpack(Buffer.from(await res.body.arrayBuffer())) as DirectFileRead;
+      for (const part of plan.parts) {
+        if (part.data) {
+          yield Buffer.from(part.data);
+          continue;
+        }
+        const got = await this.transport.external({ method: "GET", url: part.url!, headers: { range: `bytes=${part.start}-${part.end - 1}` } });
+        for await (const chunk of got.body as AsyncIterable<Buffer>) yield chunk;
+      }
+      if (plan.next === undefined) return;
+      // The rest of the range, from the same version.
+      start = plan.next;
+      version = plan.version;
     }
-    const res = await this.raw("GET", this.url("/file"), { query: { path }, headers: range ? { range } : undefined });
-    for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
   }
 
   /**

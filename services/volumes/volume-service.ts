@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, type DirectUploadPlan } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../client/volume-protocol.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
 import { SiloError, invalid, notFound } from "../errors.js";
@@ -15,6 +15,8 @@ export const KIND = "volume";
 export const DEFAULT_INODE_LIMIT = 500_000;
 export const MAX_DIR_ENTRIES = 32_768;
 export const MAX_FILE_BYTES = 2 ** 40;
+/** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
+export const DIRECT_READ_BLOCKS = 32;
 /** Largest file `readSmallFiles` returns. */
 export const SMALL_FILE_MAX = 1024 * 1024;
 
@@ -112,6 +114,27 @@ export class VolumeService {
     const ws = vol.record.workspaceId;
     if (!this.blobs.direct || this.blocks.inlineData(ws, hash)) return undefined;
     return this.blobs.direct.signGet(ws, hash);
+  }
+
+  /**
+   * Where the bytes of `range` of a file are, for a client to read them from the object store
+   * itself (at most DIRECT_READ_BLOCKS blocks per answer); undefined without an object store.
+   */
+  async directFileRead(vol: OpenVolume, version: number, row: Row, range: ByteRange): Promise<DirectFileRead | undefined> {
+    const direct = this.blobs.direct;
+    if (!direct) return undefined;
+    const blocks = toEntry(row).blocks ?? [];
+    const ws = vol.record.workspaceId;
+    const first = Math.floor(range.start / BLOCK_SIZE);
+    const parts: DirectFileRead["parts"] = [];
+    let i = first;
+    for (; i * BLOCK_SIZE < range.end && i < first + DIRECT_READ_BLOCKS; i++) {
+      const start = Math.max(range.start - i * BLOCK_SIZE, 0);
+      const end = Math.min(range.end - i * BLOCK_SIZE, BLOCK_SIZE);
+      const data = this.blocks.inlineData(ws, blocks[i]!);
+      parts.push(data ? { data: data.subarray(start, end), start, end } : { url: await direct.signGet(ws, blocks[i]!), start, end });
+    }
+    return { version, parts, next: i * BLOCK_SIZE < range.end ? i * BLOCK_SIZE : undefined };
   }
 
   async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {

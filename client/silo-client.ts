@@ -1,7 +1,9 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
+import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { QueueService } from "./queue.js";
+import { SecretService } from "./secret.js";
 import { Transport } from "./transport.js";
 import { VolumeService } from "./volume.js";
 
@@ -20,6 +22,8 @@ export class SiloClient implements AsyncDisposable {
   /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
   readonly queues: QueueService;
   readonly volumes: VolumeService;
+  readonly secrets: SecretService;
+  readonly cloudBucketMounts: CloudBucketMountService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -30,6 +34,8 @@ export class SiloClient implements AsyncDisposable {
     this.environments = new EnvironmentService(this.transport);
     this.queues = new QueueService(this.transport);
     this.volumes = new VolumeService(this.transport);
+    this.secrets = new SecretService(this.transport);
+    this.cloudBucketMounts = new CloudBucketMountService();
   }
 
   /** Which workspace, token and environment this client acts as. */

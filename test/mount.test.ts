@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SiloClient } from "../client/index.js";
 import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
-import { probeMount } from "../fuse/common/mount-table.js";
+import { mountPointState } from "../fuse/common/mount-table.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
@@ -221,7 +221,7 @@ describe("silo volume mount", () => {
     const r = await within(60_000, "mount", server.cli(["volume", "mount", "private", dir], { env: { SILO_TOKEN_ID: other.tokenId, SILO_TOKEN_SECRET: other.tokenSecret } }));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/not found|does not exist/i);
-    expect(await probeMount(dir)).toBe("unmounted");
+    expect(await mountPointState(dir)).toBe("free");
     // The failed daemon keeps its log (with the reason) next to its state dir: not needed here.
     rmSync(`${stateDirFor(dir)}.log`, { force: true });
   });

@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
+import { registerBucket } from "./bucket.js";
 import { UsageError } from "./output.js";
 import { registerQueue } from "./queue.js";
 import { registerRun } from "./run.js";
+import { registerSecret } from "./secret.js";
 import { registerServe } from "./serve.js";
 import { registerVolume } from "./volume.js";
 import { registerVolumeMount } from "./volume-mount.js";
@@ -21,6 +23,8 @@ registerQueue(program);
 registerVolume(program);
 registerVolumeMount(program);
 registerRun(program);
+registerSecret(program);
+registerBucket(program);
 
 try {
   await program.parseAsync(process.argv);

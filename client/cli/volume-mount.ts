@@ -96,7 +96,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
     .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", nonNegative, 300_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
       const { stateDirFor } = await import("../../fuse/volume/daemon.js");
-      const { lazyUnmount, probeMount, waitUnmounted } = await import("../../fuse/common/mount-table.js");
+      const { lazyUnmount, mountPointState, waitUnmounted } = await import("../../fuse/common/mount-table.js");
       const target = resolve(dir);
       const pid = await daemonPid(stateDirFor(target));
       if (pid !== undefined) {
@@ -110,8 +110,8 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         await waitUnmounted(target, 5_000);
         return;
       }
-      const state = await probeMount(target);
-      if (state === "unmounted") throw new UsageError(`${target} is not mounted`);
+      const state = await mountPointState(target);
+      if (state === "free") throw new UsageError(`${target} is not mounted`);
       // A mount without a live daemon (kill -9) or one we do not know: detach it.
       await lazyUnmount(target);
       process.stdout.write(state === "stale" ? `Removed the dead mount at ${target}\n` : `Detached ${target}\n`);

@@ -34,7 +34,7 @@ declare module "fuse-native" {
     statfs?(path: string, cb: Answer<FuseStatfs>): void;
     getattr?(path: string, cb: Answer<FuseStat>): void;
     access?(path: string, mode: number, cb: Done): void;
-    readdir?(path: string, cb: (err: number, names?: string[]) => void): void;
+    readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
     open?(path: string, flags: number, cb: Answer<number>): void;
     create?(path: string, mode: number, cb: Answer<number>): void;
     /** `cb` gets the byte count (>= 0) or a negative errno. */
@@ -80,6 +80,8 @@ declare module "fuse-native" {
     entryTimeout?: number;
     /** Per-op timeout in ms (false: none). */
     timeout?: number | false;
+    uid?: number;
+    gid?: number;
   }
   export default class Fuse {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions);

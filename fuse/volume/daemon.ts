@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Fuse from "fuse-native";
 import { reportToParent } from "../common/daemon-process.js";
-import { isMountPoint, clearStaleMount, probeMount } from "../common/mount-table.js";
+import { clearStaleMount, isMounted } from "../common/mount-table.js";
 import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
@@ -60,7 +60,6 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   let cache: BlockCache | undefined;
   try {
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
-    if ((await probeMount(dir)) === "healthy") throw new Error(`${dir} is already a mount point`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
     cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
@@ -122,7 +121,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const parent = process.ppid;
     const watch = setInterval(() => {
       if (opts.exitWithParent && process.ppid !== parent) void stop("the process that started this mount is gone");
-      isMountPoint(dir).then((m) => m || void stop("unmounted from outside"), () => {});
+      isMounted(dir).then((m) => m || void stop("unmounted from outside"), () => {});
     }, 1_000);
 
     async function shutdown(why: string): Promise<number> {

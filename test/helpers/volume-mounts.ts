@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { SiloClient } from "../../client/index.js";
-import { lazyUnmount, probeMount } from "../../fuse/common/mount-table.js";
+import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
 import { stateDirFor } from "../../fuse/volume/daemon.js";
 import { SILO_BIN, type SiloServer } from "./silo-server.js";
 
@@ -53,7 +53,7 @@ export class Mounts {
   async cleanup(): Promise<void> {
     for (const dir of this.dirs) {
       await within(60_000, `unmount ${dir}`, this.server.cli(["volume", "unmount", dir, "--timeout-ms", "30000"])).catch(() => {});
-      if ((await probeMount(dir).catch(() => "unmounted")) !== "unmounted") await lazyUnmount(dir).catch(() => {});
+      if ((await mountPointState(dir).catch(() => "stale")) !== "free") await lazyUnmount(dir).catch(() => {});
     }
     this.dirs.clear();
   }

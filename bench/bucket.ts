@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { DeleteBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { CloudBucketMount } from "../client/cloud-bucket-mount.js";
 import { type BucketMountHandle, mountCloudBucket } from "../fuse/bucket/mount.js";
-import { makeS3Client } from "../fuse/bucket/s3-client.js";
+import { makeS3Client } from "../lib/s3-client.js";
 import { isMounted, lazyUnmount } from "../fuse/common/mount-table.js";
 import { emptyBucket, ensureBucket } from "./lib/s3-buckets.js";
 

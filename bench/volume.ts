@@ -1,6 +1,7 @@
 /**
- * `npm run bench:volume`: silo volume transfers against `cp` on the same disk, and the cost
- * of a one-file commit as the volume grows. Prints ratios (silo / peer); lower is better.
+ * `npm run bench:volume`: silo volume transfers against `cp` on the same disk, the cost of a
+ * one-file commit as the volume grows, and the S3 blob backend against the AWS SDK on the same
+ * bucket. Prints ratios (silo / peer); lower is better. `--commit-only`, `--s3-only` pick parts.
  */
 import { type SpawnOptions, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -9,6 +10,7 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Change, SiloClient, type Volume } from "../client/index.js";
+import { s3Backend } from "./lib/volume-s3.js";
 
 const REPO = resolve(import.meta.dirname, "../..");
 const SILO = join(REPO, "bin/silo.js");
@@ -163,13 +165,14 @@ async function main(): Promise<void> {
     const profile = JSON.parse(readFileSync(join(home, "config.json"), "utf8")) as { tokenId: string; tokenSecret: string };
     const env = { ...process.env, SILO_HOME: home, SILO_SERVER_URL: server.url, SILO_TOKEN_ID: profile.tokenId, SILO_TOKEN_SECRET: profile.tokenSecret };
     console.log(`silo volume benchmark (server ${server.url}, work dir ${work})`);
-    if (!process.argv.includes("--commit-only")) await transfers(work, env);
+    if (!process.argv.includes("--commit-only") && !process.argv.includes("--s3-only")) await transfers(work, env);
     const client = new SiloClient({ serverUrl: server.url, ...profile });
     try {
-      await commitCost(client);
+      if (!process.argv.includes("--s3-only")) await commitCost(client);
     } finally {
       await client.close();
     }
+    if (!process.argv.includes("--commit-only")) await s3Backend();
   } finally {
     server.stop();
     rmSync(work, { recursive: true, force: true });

@@ -2,8 +2,8 @@ import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami
 import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import type { EnvironmentOption } from "./object-service.js";
-import { SecretService } from "./secret.js";
 import { QueueService } from "./queue.js";
+import { SecretService } from "./secret.js";
 import { Transport } from "./transport.js";
 import { VolumeService } from "./volume.js";
 
@@ -19,11 +19,11 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
-  readonly secrets: SecretService;
-  readonly cloudBucketMounts: CloudBucketMountService;
   /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
   readonly queues: QueueService;
   readonly volumes: VolumeService;
+  readonly secrets: SecretService;
+  readonly cloudBucketMounts: CloudBucketMountService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -32,10 +32,10 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
-    this.secrets = new SecretService(this.transport);
-    this.cloudBucketMounts = new CloudBucketMountService();
     this.queues = new QueueService(this.transport);
     this.volumes = new VolumeService(this.transport);
+    this.secrets = new SecretService(this.transport);
+    this.cloudBucketMounts = new CloudBucketMountService();
   }
 
   /** Which workspace, token and environment this client acts as. */

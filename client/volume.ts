@@ -1,9 +1,20 @@
 import { InvalidError } from "./errors.js";
+import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
-import type { Transport } from "./transport.js";
-import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
-import type { CommitRequest, CommitResult, Delta, EntryType, ManifestEntry, TreePage } from "./volume-protocol.js";
+import { type Transport, envelope } from "./transport.js";
+import { type UploadBatchOptions, VolumeUploadBatch, forEachLimit } from "./volume-upload.js";
+import {
+  type CommitRequest,
+  type CommitResult,
+  type Delta,
+  type DirectFileRead,
+  type DirectUploadPlan,
+  type EntryType,
+  INLINE_BLOCK_MAX,
+  type ManifestEntry,
+  type TreePage,
+} from "./volume-protocol.js";
 
 /** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
 export interface FileEntry {
@@ -48,6 +59,9 @@ const READ_ONLY = "Read-only Volume can not be written to";
  * FUSE mount builds on.
  */
 export class Volume extends SiloObject {
+  /** Whether the server takes block uploads straight to its object store (learnt on first use). */
+  private directUploads: boolean | undefined;
+
   constructor(
     transport: Transport,
     record: ObjectRecord,
@@ -81,6 +95,26 @@ export class Volume extends SiloObject {
     return { ...res, createdAt: new Date(res.createdAt) };
   }
 
+  // --- In a job: the volume's mounts (`silo run -v`), through their control sockets ---
+
+  /**
+   * Commits the changes made on this job's mounts of the volume, so other mounts see them after
+   * their next reload. Background commits and the final commit at exit happen anyway; outside a
+   * mount this is a no-op.
+   */
+  async commit(): Promise<void> {
+    await commitMounted(this.id);
+  }
+
+  /**
+   * Switches this job's mounts of the volume to the latest committed version (committing their
+   * pending changes first). VolumeBusyError while files are open on a mount; InvalidError when
+   * the volume is not mounted in this job.
+   */
+  async reload(): Promise<void> {
+    await reloadMounted(this.id, this.name);
+  }
+
   // --- The block-level API (what a mount uses) ---
 
   async latestVersion(): Promise<number> {
@@ -97,12 +131,18 @@ export class Volume extends SiloObject {
     return this.rpc<Delta>("GET", this.url("/delta"), undefined, { query: { from, to } });
   }
 
-  /** A block's bytes, or `range` of them (`end` exclusive). */
+  /**
+   * A block's bytes, or `range` of them (`end` exclusive). With an object-store backend the
+   * server answers with a presigned URL and the bytes come straight from the store.
+   */
   async readBlock(hash: string, range?: ByteRange): Promise<Buffer> {
     if (range && range.end <= range.start) return Buffer.alloc(0);
-    const res = await this.raw("GET", this.url(`/blocks/${hash}`), {
-      headers: range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined,
-    });
+    const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined;
+    let res = await this.raw("GET", this.url(`/blocks/${hash}`), { headers, redirects: true });
+    if (res.statusCode >= 300) {
+      await res.body.dump();
+      res = await this.transport.external({ method: "GET", url: res.headers.location as string, headers });
+    }
     return Buffer.from(await res.body.arrayBuffer());
   }
 
@@ -112,9 +152,13 @@ export class Volume extends SiloObject {
     return (await this.rpc<{ missing: string[] }>("POST", this.url("/blocks/missing"), { hashes })).missing;
   }
 
-  /** Uploads one block (at most BLOCK_SIZE bytes); the server verifies its SHA-256. */
+  /**
+   * Uploads one block (at most BLOCK_SIZE bytes); its SHA-256 is verified (by the server, or by
+   * the object store when the block goes there directly).
+   */
   async uploadBlock(hash: string, data: Uint8Array): Promise<void> {
     this.writable();
+    if (data.length > INLINE_BLOCK_MAX && (await this.uploadDirect([{ hash, data }]))) return;
     const res = await this.raw("PUT", this.url(`/blocks/${hash}`), {
       body: data,
       headers: { "content-type": "application/octet-stream" },
@@ -122,10 +166,34 @@ export class Volume extends SiloObject {
     await res.body.dump();
   }
 
-  /** Uploads several small blocks in one request. */
+  /** Uploads several small blocks in one request (with an object-store backend, the larger ones go there directly). */
   async uploadBlocks(blocks: Array<{ hash: string; data: Uint8Array }>): Promise<void> {
     this.writable();
+    const large = blocks.filter((b) => b.data.length > INLINE_BLOCK_MAX);
+    if (large.length > 0 && (await this.uploadDirect(large))) blocks = blocks.filter((b) => b.data.length <= INLINE_BLOCK_MAX);
     if (blocks.length > 0) await this.rpc("POST", this.url("/blocks"), { blocks });
+  }
+
+  /**
+   * Sends blocks straight to the object store with requests the server signs, then has the
+   * server record them; false (nothing sent) if the server keeps blocks itself.
+   */
+  private async uploadDirect(blocks: Array<{ hash: string; data: Uint8Array }>): Promise<boolean> {
+    if (this.directUploads === false) return false;
+    const byHash = new Map(blocks.map((b) => [b.hash, b.data]));
+    const hashes = [...byHash.keys()];
+    for (let i = 0; i < hashes.length; i += 1000) {
+      const part = hashes.slice(i, i + 1000);
+      const plan = await this.rpc<DirectUploadPlan>("POST", this.url("/blocks/direct-uploads"), { hashes: part });
+      this.directUploads = plan.direct;
+      if (!plan.direct) return false;
+      await forEachLimit(plan.uploads, 8, async (u) => {
+        const res = await this.transport.external({ method: u.method, url: u.url, headers: u.headers, body: byHash.get(u.hash)! });
+        await res.body.dump();
+      });
+      await this.rpc("POST", this.url("/blocks/confirm"), { hashes: part });
+    }
+    return true;
   }
 
   /**
@@ -161,16 +229,38 @@ export class Volume extends SiloObject {
     return out;
   }
 
-  /** A file's bytes as a stream of chunks, optionally only `start`..`end` (exclusive). */
+  /**
+   * A file's bytes as a stream of chunks, optionally only `start`..`end` (exclusive). With an
+   * object-store backend the server says where the blocks are and the bytes come from the store.
+   */
   async *readFile(path: string, opts: Partial<ByteRange> = {}): AsyncGenerator<Buffer> {
-    let range: string | undefined;
-    if (opts.start !== undefined || opts.end !== undefined) {
-      const start = opts.start ?? 0;
-      if (opts.end !== undefined && opts.end <= start) return;
-      range = `bytes=${start}-${opts.end !== undefined ? opts.end - 1 : ""}`;
+    let start = opts.start ?? 0;
+    if (opts.end !== undefined && opts.end <= start) return;
+    let version: number | undefined;
+    for (;;) {
+      const range = opts.start !== undefined || opts.end !== undefined || start > 0 ? `bytes=${start}-${opts.end !== undefined ? opts.end - 1 : ""}` : undefined;
+      const res = await this.raw("GET", this.url("/file"), {
+        query: { path, version },
+        headers: { "x-silo-direct": "1", ...(range ? { range } : {}) },
+      });
+      if (res.headers["x-silo-direct"] !== "1") {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
+        return;
+      }
+      const plan = envelope.unpack(Buffer.from(await res.body.arrayBuffer())) as DirectFileRead;
+      for (const part of plan.parts) {
+        if (part.data) {
+          yield Buffer.from(part.data);
+          continue;
+        }
+        const got = await this.transport.external({ method: "GET", url: part.url!, headers: { range: `bytes=${part.start}-${part.end - 1}` } });
+        for await (const chunk of got.body as AsyncIterable<Buffer>) yield chunk;
+      }
+      if (plan.next === undefined) return;
+      // The rest of the range, from the same version.
+      start = plan.next;
+      version = plan.version;
     }
-    const res = await this.raw("GET", this.url("/file"), { query: { path }, headers: range ? { range } : undefined });
-    for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
   }
 
   /**

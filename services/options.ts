@@ -22,6 +22,12 @@ export interface ServerOptions {
   volumeBlockGraceMs: number;
   /** How often volume garbage collection runs. */
   volumeGcIntervalMs: number;
+  /** Where volume blocks live: `local` (under `<home>/data/blobs`) or `s3://bucket[/prefix]`. */
+  blobs: string;
+  /** S3 endpoint for custom stores (R2, GCS, MinIO, Swift); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
+  s3Endpoint?: string;
+  /** S3 region; default AWS_REGION, else us-east-1. */
+  s3Region?: string;
   /** Largest request body (a Dict value may be up to 100 MiB, plus framing). */
   bodyLimit: number;
 }
@@ -45,6 +51,7 @@ export function defaultServerOptions(): ServerOptions {
     volumeRetentionMs: 60 * 60 * 1000,
     volumeBlockGraceMs: 60 * 60 * 1000,
     volumeGcIntervalMs: 5 * 60 * 1000,
+    blobs: "local",
     bodyLimit: 101 * 1024 * 1024,
   };
 }

@@ -32,9 +32,19 @@ export class BenchSilo {
     return new BenchSilo(proc, home, url);
   }
 
+  private profile(): { tokenId: string; tokenSecret: string } {
+    return JSON.parse(readFileSync(join(this.home, "config.json"), "utf8")) as { tokenId: string; tokenSecret: string };
+  }
+
   client(): SiloClient {
-    const profile = JSON.parse(readFileSync(join(this.home, "config.json"), "utf8")) as { tokenId: string; tokenSecret: string };
-    return new SiloClient({ serverUrl: this.url, tokenId: profile.tokenId, tokenSecret: profile.tokenSecret });
+    const { tokenId, tokenSecret } = this.profile();
+    return new SiloClient({ serverUrl: this.url, tokenId, tokenSecret });
+  }
+
+  /** The admin's `authorization` header, for raw HTTP requests. */
+  authorization(): string {
+    const { tokenId, tokenSecret } = this.profile();
+    return `Bearer ${tokenId}:${tokenSecret}`;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import type { Operations, Stat, Statfs } from "fuse-native";
+import type { FuseOps as Operations, FuseStat as Stat, FuseStatfs as Statfs } from "fuse-native";
 import { Errno, FsError } from "../common/errno.js";
 import type { BucketS3 } from "./bucket-s3.js";
 import { DEFAULT_METADATA_TTL_MS, DEFAULT_PART_SIZE } from "./config.js";

@@ -4,7 +4,7 @@ import { serveUntilStopped } from "../common/daemon-runtime.js";
 import { BucketFs } from "./bucket-fs.js";
 import { BucketS3 } from "./bucket-s3.js";
 import type { BucketDaemonConfig } from "./config.js";
-import { makeS3Client } from "./s3-client.js";
+import { makeS3Client } from "../../lib/s3-client.js";
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} bucket-mount: ${msg}\n`);
 

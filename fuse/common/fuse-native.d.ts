@@ -1,19 +1,19 @@
-// Types for the parts of fuse-native 2.2 silo uses (the package ships none).
+// Types for the parts of fuse-native 2.2.6 that silo uses (the package ships none).
 declare module "fuse-native" {
-  export interface Stat {
+  export interface FuseStat {
     mode: number;
-    uid: number;
-    gid: number;
-    size: number;
+    uid?: number;
+    gid?: number;
+    size?: number;
     nlink?: number;
     ino?: number;
     blksize?: number;
     blocks?: number;
-    atime: Date | number;
-    mtime: Date | number;
-    ctime: Date | number;
+    atime?: Date | number;
+    mtime?: Date | number;
+    ctime?: Date | number;
   }
-  export interface Statfs {
+  export interface FuseStatfs {
     bsize: number;
     frsize: number;
     blocks: number;
@@ -22,66 +22,90 @@ declare module "fuse-native" {
     files: number;
     ffree: number;
     favail: number;
-    fsid: number;
-    flag: number;
+    fsid?: number;
+    flag?: number;
     namemax: number;
   }
-  type Cb = (err: number) => void;
-  /** Errors are negative errno values (Fuse.ENOENT …); 0 is success. */
-  export interface Operations {
-    init?(cb: Cb): void;
-    access?(path: string, mode: number, cb: Cb): void;
-    statfs?(path: string, cb: (err: number, statfs?: Statfs) => void): void;
-    getattr?(path: string, cb: (err: number, stat?: Stat) => void): void;
-    flush?(path: string, fd: number, cb: Cb): void;
-    fsync?(path: string, datasync: boolean, fd: number, cb: Cb): void;
-    readdir?(path: string, cb: (err: number, names?: string[], stats?: Stat[]) => void): void;
-    truncate?(path: string, size: number, cb: Cb): void;
-    ftruncate?(path: string, fd: number, size: number, cb: Cb): void;
-    utimens?(path: string, atime: number, mtime: number, cb: Cb): void;
-    readlink?(path: string, cb: (err: number, target?: string) => void): void;
-    chown?(path: string, uid: number, gid: number, cb: Cb): void;
-    chmod?(path: string, mode: number, cb: Cb): void;
-    mknod?(path: string, mode: number, dev: number, cb: Cb): void;
-    setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb): void;
-    getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
+  /** Callbacks take a negative errno (or 0) first. */
+  export type Done = (err: number) => void;
+  export type Answer<T> = (err: number, value?: T) => void;
+  export interface FuseOps {
+    init?(cb: Done): void;
+    statfs?(path: string, cb: Answer<FuseStatfs>): void;
+    getattr?(path: string, cb: Answer<FuseStat>): void;
+    access?(path: string, mode: number, cb: Done): void;
+    readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
+    open?(path: string, flags: number, cb: Answer<number>): void;
+    create?(path: string, mode: number, cb: Answer<number>): void;
+    /** `cb` gets the byte count (>= 0) or a negative errno. */
+    read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
+    write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
+    release?(path: string, fd: number, cb: Done): void;
+    flush?(path: string, fd: number, cb: Done): void;
+    fsync?(path: string, datasync: boolean, fd: number, cb: Done): void;
+    fsyncdir?(path: string, datasync: boolean, fd: number, cb: Done): void;
+    truncate?(path: string, size: number, cb: Done): void;
+    ftruncate?(path: string, fd: number, size: number, cb: Done): void;
+    utimens?(path: string, atime: number, mtime: number, cb: Done): void;
+    readlink?(path: string, cb: Answer<string>): void;
+    chown?(path: string, uid: number, gid: number, cb: Done): void;
+    chmod?(path: string, mode: number, cb: Done): void;
+    mknod?(path: string, mode: number, dev: number, cb: Done): void;
+    setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: Done): void;
+    getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer | null) => void): void;
     listxattr?(path: string, cb: (err: number, list?: string[]) => void): void;
-    removexattr?(path: string, name: string, cb: Cb): void;
-    open?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
-    read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
-    write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
-    release?(path: string, fd: number, cb: Cb): void;
-    create?(path: string, mode: number, cb: (err: number, fd?: number) => void): void;
-    unlink?(path: string, cb: Cb): void;
-    rename?(src: string, dest: string, cb: Cb): void;
-    link?(src: string, dest: string, cb: Cb): void;
-    symlink?(target: string, path: string, cb: Cb): void;
-    mkdir?(path: string, mode: number, cb: Cb): void;
-    rmdir?(path: string, cb: Cb): void;
+    removexattr?(path: string, name: string, cb: Done): void;
+    unlink?(path: string, cb: Done): void;
+    rename?(src: string, dest: string, cb: Done): void;
+    link?(src: string, dest: string, cb: Done): void;
+    symlink?(target: string, path: string, cb: Done): void;
+    mkdir?(path: string, mode: number, cb: Done): void;
+    rmdir?(path: string, cb: Done): void;
   }
   export interface FuseOptions {
-    /** Per-op timeout in ms (default 15 s), or false for none. */
-    timeout?: number | false;
+    displayFolder?: boolean;
+    debug?: boolean;
     force?: boolean;
     mkdir?: boolean;
     allowOther?: boolean;
+    allowRoot?: boolean;
+    autoUnmount?: boolean;
     defaultPermissions?: boolean;
-    /** Text after the name is passed through to libfuse (e.g. `silo,big_writes`). */
     fsname?: string;
     subtype?: string;
-    entryTimeout?: number;
-    attrTimeout?: number;
-    autoCache?: boolean;
     kernelCache?: boolean;
+    autoCache?: boolean;
     maxRead?: number;
-    debug?: boolean;
+    attrTimeout?: number;
+    entryTimeout?: number;
+    /** Per-op timeout in ms (false: none). */
+    timeout?: number | false;
     uid?: number;
     gid?: number;
   }
   export default class Fuse {
-    constructor(mnt: string, ops: Operations, opts?: FuseOptions);
+    constructor(mnt: string, ops: FuseOps, opts?: FuseOptions);
+    readonly mnt: string;
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
+    static readonly ENOENT: number;
+    static readonly EPERM: number;
+    static readonly EIO: number;
+    static readonly EBADF: number;
+    static readonly EACCES: number;
+    static readonly EEXIST: number;
+    static readonly EXDEV: number;
+    static readonly ENOTDIR: number;
+    static readonly EISDIR: number;
+    static readonly EINVAL: number;
+    static readonly ENOSPC: number;
+    static readonly EROFS: number;
+    static readonly ENOTEMPTY: number;
+    static readonly ENODATA: number;
+    static readonly EOPNOTSUPP: number;
+    static readonly ENOSYS: number;
+    static readonly ENAMETOOLONG: number;
+    static readonly EBUSY: number;
   }
 }

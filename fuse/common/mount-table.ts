@@ -23,23 +23,26 @@ export async function isMounted(dir: string): Promise<boolean> {
   return (await mountedPaths()).has(resolve(dir));
 }
 
+/** What is at a mount point: nothing mounted, a mount that answers, or one whose daemon is gone. */
 export type MountPointState = "free" | "live" | "stale";
 
 /**
- * What is at `dir`: nothing mounted, a live mount, or a stale FUSE mount whose daemon died
- * (kill -9): the kernel keeps that entry and every access fails with ENOTCONN
- * ("Transport endpoint is not connected") until it is unmounted.
+ * Classifies `dir`. A FUSE mount whose daemon died (kill -9) stays in the kernel's table and
+ * answers ENOTCONN ("Transport endpoint is not connected") until unmounted; one whose daemon
+ * hangs does not answer at all, so the probe counts it stale after `timeoutMs`.
  */
-export async function mountPointState(dir: string): Promise<MountPointState> {
-  const mounted = await isMounted(dir);
+export async function mountPointState(dir: string, timeoutMs = 2_000): Promise<MountPointState> {
+  if (!(await isMounted(dir))) return "free";
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"stale">((r) => (timer = setTimeout(() => r("stale"), timeoutMs)));
+  const probe = stat(dir).then(
+    () => "live" as const,
+    (err: NodeJS.ErrnoException) => (err.code === "ENOTCONN" || err.code === "ECONNABORTED" ? ("stale" as const) : ("live" as const)),
+  );
   try {
-    await stat(dir);
-    return mounted ? "live" : "free";
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOTCONN" || code === "ECONNABORTED") return "stale";
-    if (code === "ENOENT" && !mounted) return "free";
-    throw err;
+    return await Promise.race([probe, timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -70,4 +73,14 @@ export async function clearStaleMount(dir: string): Promise<boolean> {
   if (state === "free") return false;
   await lazyUnmount(dir);
   return true;
+}
+
+/** Waits until `dir` is no longer a mount point (or the timeout passes); true if it is gone. */
+export async function waitUnmounted(dir: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isMounted(dir))) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !(await isMounted(dir));
 }

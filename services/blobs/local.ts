@@ -73,6 +73,10 @@ export class LocalBlobStore implements BlobStore {
     });
   }
 
+  async deleteMany(ns: string, hashes: readonly string[]): Promise<void> {
+    for (const hash of hashes) await this.delete(ns, hash);
+  }
+
   async *list(ns: string): AsyncIterable<BlobInfo> {
     const base = join(this.root, ns);
     const prefixes = await readdir(base).catch(() => [] as string[]);

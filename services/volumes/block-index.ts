@@ -1,3 +1,4 @@
+import { INLINE_BLOCK_MAX } from "../../client/volume-protocol.js";
 import type { Sqlite } from "../db.js";
 import { invalid } from "../errors.js";
 
@@ -11,8 +12,8 @@ export function unpackHashes(packed: Buffer | null): string[] {
   return out;
 }
 
-/** Blocks up to this size are kept inline in the index (SQLite) rather than as one blob file each. */
-export const INLINE_MAX = 64 * 1024;
+/** Blocks up to this size are kept inline in the index (SQLite) rather than as one blob each. */
+export const INLINE_MAX = INLINE_BLOCK_MAX;
 
 /**
  * Which blocks a workspace holds and how many manifest rows reference each. Small blocks
@@ -47,7 +48,9 @@ export class BlockIndex {
       collectable: db
         .prepare("SELECT hash FROM blocks WHERE workspace = ? AND refs <= 0 AND touched_at < ? LIMIT ?")
         .pluck(),
-      forget: db.prepare("DELETE FROM blocks WHERE workspace = ? AND hash = ? AND refs <= 0 AND touched_at < ?"),
+      forget: db
+        .prepare("DELETE FROM blocks WHERE workspace = ? AND hash = ? AND refs <= 0 AND touched_at < ? RETURNING data IS NULL")
+        .pluck(),
       stats: db.prepare("SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes FROM blocks WHERE workspace = ?"),
     };
   }
@@ -96,9 +99,18 @@ export class BlockIndex {
     return this.stmt.collectable.all(workspace, touchedBefore, limit) as string[];
   }
 
-  /** Drops a block from the index if it is still collectable; true if the caller may delete its blob. */
-  forget(workspace: string, hash: string, touchedBefore: number): boolean {
-    return this.stmt.forget.run(workspace, hash, touchedBefore).changes > 0;
+  /**
+   * Drops blocks from the index that are still collectable, in one transaction: for each, "blob"
+   * if the caller may now delete its blob, "inline" if it lived in the index, undefined if it is
+   * not collectable (any more).
+   */
+  forget(workspace: string, hashes: readonly string[], touchedBefore: number): Array<"blob" | "inline" | undefined> {
+    return this.db.transaction(() =>
+      hashes.map((hash) => {
+        const blob = this.stmt.forget.get(workspace, hash, touchedBefore) as number | undefined;
+        return blob === undefined ? undefined : blob ? ("blob" as const) : ("inline" as const);
+      }),
+    )();
   }
 
   stats(workspace: string): { blocks: number; bytes: number } {

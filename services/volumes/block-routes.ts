@@ -74,9 +74,33 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
     },
   );
 
+  const hashList = {
+    body: {
+      type: "object",
+      required: ["hashes"],
+      properties: { hashes: { type: "array", maxItems: 1000, items: { type: "string", pattern: hashPattern } } },
+    },
+  } as const;
+
+  // With an object-store backend: signed requests that upload blocks straight to the store…
+  app.post<{ Params: IdParams; Body: { hashes: string[] } }>("/v1/volumes/:id/blocks/direct-uploads", { schema: hashList }, async (req) => {
+    const vol = volumes.open(req.caller, req.params.id);
+    return volumes.directUploads(vol, req.body.hashes);
+  });
+
+  // …and the confirmation that they arrived, which records them.
+  app.post<{ Params: IdParams; Body: { hashes: string[] } }>("/v1/volumes/:id/blocks/confirm", { schema: hashList }, async (req) => {
+    const vol = volumes.open(req.caller, req.params.id);
+    await volumes.confirmUploads(vol, req.body.hashes);
+    return {};
+  });
+
   app.get<{ Params: HashParams }>("/v1/volumes/:id/blocks/:hash", { schema: { params: hashParams } }, async (req, reply) => {
     const vol = volumes.open(req.caller, req.params.id);
     const size = volumes.blockSize(vol, req.params.hash);
+    // In an object store: the client reads the bytes there (Range applies to the new location).
+    const url = await volumes.blockUrl(vol, req.params.hash);
+    if (url) return reply.header("cache-control", "no-store").redirect(url, 307);
     const range = parseRange(req.headers.range, size) ?? { start: 0, end: size };
     const body = await volumes.readBlock(vol, req.params.hash, range);
     if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${size}`);

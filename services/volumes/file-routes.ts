@@ -78,6 +78,9 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSe
       if (row === "root" || row.kind === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
       if (row.kind === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.link_target}'), not a file`);
       const range = parseRange(req.headers.range, row.size) ?? { start: 0, end: row.size };
+      // A client that can read from the object store itself gets where the bytes are instead.
+      const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;
+      if (direct) return reply.header("x-silo-direct", "1").send(direct);
       if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${row.size}`);
       return reply
         .header("content-type", "application/octet-stream")

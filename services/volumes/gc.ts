@@ -108,14 +108,16 @@ export class VolumeGc {
     const cutoff = now - this.settings.blockGraceMs;
     let deleted = 0;
     for (let batch = this.blocks.collectable(workspace, cutoff, CHUNK); batch.length > 0; batch = this.blocks.collectable(workspace, cutoff, CHUNK)) {
-      for (const hash of batch) {
-        await this.blockLock.with(`${workspace}/${hash}`, async () => {
-          // Forget first: from then on the block is "missing" and a committer re-uploads it.
-          if (!this.blocks.forget(workspace, hash, cutoff)) return;
-          await this.blobs.delete(workspace, hash);
-          deleted++;
-        });
-      }
+      // Held across forget and delete, so a re-upload of the same block waits for the delete.
+      await this.blockLock.withAll(
+        batch.map((hash) => `${workspace}/${hash}`),
+        async () => {
+          // Forget first: from then on a block is "missing" and a committer re-uploads it.
+          const places = this.blocks.forget(workspace, batch, cutoff);
+          await this.blobs.deleteMany(workspace, batch.filter((_, i) => places[i] === "blob"));
+          deleted += places.filter((p) => p !== undefined).length;
+        },
+      );
     }
     for await (const blob of sweep ? this.blobs.list(workspace) : []) {
       if (blob.mtimeMs >= cutoff) continue;

@@ -4,6 +4,7 @@ import { openBlobStore } from "../blobs/index.js";
 import type { KindContext } from "../context.js";
 import { openSqlite } from "../db.js";
 import { invalid } from "../errors.js";
+import { pinBlobLocation } from "./blob-location.js";
 import { BlockIndex } from "./block-index.js";
 import { blockRoutes } from "./block-routes.js";
 import { fileRoutes } from "./file-routes.js";
@@ -25,7 +26,8 @@ function normalizeOptions(options: Record<string, unknown>): Record<string, unkn
 
 /**
  * Volumes: versioned file trees. The manifest and block index live in their own SQLite file
- * (`<dataDir>/volumes.sqlite`), block bytes in the blob store; a timer runs garbage collection.
+ * (`<dataDir>/volumes.sqlite`), block bytes in the blob store (`--blobs`: local files or an S3
+ * bucket); a timer runs garbage collection.
  */
 export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
@@ -33,7 +35,8 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   db.pragma("cache_size = -65536");
   const blocks = new BlockIndex(db);
   const store = new ManifestStore(db, blocks);
-  const blobs = openBlobStore("local", ctx.dataDir);
+  pinBlobLocation(db, ctx.options.blobs);
+  const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   const blockLock = new KeyLock();
   const gc = new VolumeGc(
     store,

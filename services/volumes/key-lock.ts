@@ -13,4 +13,9 @@ export class KeyLock {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+
+  /** Runs `fn` holding every one of `keys` (taken one after another; single-key holders never wait while holding, so this cannot deadlock). */
+  withAll<T>(keys: readonly string[], fn: () => Promise<T>, from = 0): Promise<T> {
+    return from >= keys.length ? fn() : this.with(keys[from]!, () => this.withAll(keys, fn, from + 1));
+  }
 }

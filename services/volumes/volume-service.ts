@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../client/volume-protocol.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
-import { invalid, notFound } from "../errors.js";
+import { SiloError, invalid, notFound } from "../errors.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
 import { type BlockIndex, INLINE_MAX } from "./block-index.js";
 import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
@@ -15,6 +15,8 @@ export const KIND = "volume";
 export const DEFAULT_INODE_LIMIT = 500_000;
 export const MAX_DIR_ENTRIES = 32_768;
 export const MAX_FILE_BYTES = 2 ** 40;
+/** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
+export const DIRECT_READ_BLOCKS = 32;
 /** Largest file `readSmallFiles` returns. */
 export const SMALL_FILE_MAX = 1024 * 1024;
 
@@ -70,6 +72,69 @@ export class VolumeService {
     }
     this.blocks.storeInline(vol.record.workspaceId, inline);
     await Promise.all(blocks.filter((b) => b.data.length > INLINE_MAX).map((b) => this.uploadBlock(vol, b.hash, [b.data])));
+  }
+
+  /**
+   * Signed uploads straight to the object store for blocks larger than INLINE_MAX (smaller ones
+   * stay inline here); `direct: false` if the blob store has no client data path.
+   */
+  async directUploads(vol: OpenVolume, hashes: readonly string[]): Promise<DirectUploadPlan> {
+    const direct = this.blobs.direct;
+    if (!direct) return { direct: false, uploads: [] };
+    const ws = vol.record.workspaceId;
+    const uploads = await Promise.all(hashes.map(async (hash) => ({ hash, ...(await direct.signPut(ws, hash)) })));
+    return { direct: true, uploads };
+  }
+
+  /**
+   * Records blocks a client uploaded straight to the object store. The store checked each body
+   * against its SHA-256 (the signed payload hash); here each must exist and fit in a block.
+   */
+  async confirmUploads(vol: OpenVolume, hashes: readonly string[]): Promise<void> {
+    const direct = this.blobs.direct;
+    if (!direct) throw invalid("This server keeps blocks itself: upload them to the server");
+    const ws = vol.record.workspaceId;
+    // At most 1,000 per request; the S3 client's connection pool bounds how many HEADs run at once.
+    const confirm = (hash: string) =>
+      this.blockLock.with(`${ws}/${hash}`, async () => {
+        const size = await direct.size(ws, hash);
+        if (size === undefined) throw invalid(`Block ${hash} is not in the object store (upload it before confirming)`);
+        if (size > BLOCK_SIZE) {
+          // Its content has this hash (the store checked), so it can be no valid block.
+          await this.blobs.delete(ws, hash);
+          throw new SiloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
+        }
+        this.blocks.uploaded(ws, hash, size);
+      });
+    await Promise.all(hashes.map(confirm));
+  }
+
+  /** A presigned URL of a block in the object store, or undefined if the block is inline or the store has no client data path. */
+  async blockUrl(vol: OpenVolume, hash: string): Promise<string | undefined> {
+    const ws = vol.record.workspaceId;
+    if (!this.blobs.direct || this.blocks.inlineData(ws, hash)) return undefined;
+    return this.blobs.direct.signGet(ws, hash);
+  }
+
+  /**
+   * Where the bytes of `range` of a file are, for a client to read them from the object store
+   * itself (at most DIRECT_READ_BLOCKS blocks per answer); undefined without an object store.
+   */
+  async directFileRead(vol: OpenVolume, version: number, row: Row, range: ByteRange): Promise<DirectFileRead | undefined> {
+    const direct = this.blobs.direct;
+    if (!direct) return undefined;
+    const blocks = toEntry(row).blocks ?? [];
+    const ws = vol.record.workspaceId;
+    const first = Math.floor(range.start / BLOCK_SIZE);
+    const parts: DirectFileRead["parts"] = [];
+    let i = first;
+    for (; i * BLOCK_SIZE < range.end && i < first + DIRECT_READ_BLOCKS; i++) {
+      const start = Math.max(range.start - i * BLOCK_SIZE, 0);
+      const end = Math.min(range.end - i * BLOCK_SIZE, BLOCK_SIZE);
+      const data = this.blocks.inlineData(ws, blocks[i]!);
+      parts.push(data ? { data: data.subarray(start, end), start, end } : { url: await direct.signGet(ws, blocks[i]!), start, end });
+    }
+    return { version, parts, next: i * BLOCK_SIZE < range.end ? i * BLOCK_SIZE : undefined };
   }
 
   async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {
@@ -131,3 +196,4 @@ async function blockStream(index: BlockIndex, blobs: BlobStore, ws: string, hash
   if (data) return Readable.from([range ? data.subarray(range.start, range.end) : data], { objectMode: false });
   return blobs.get(ws, hash, range);
 }
+

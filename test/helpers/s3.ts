@@ -1,10 +1,9 @@
 import { execFile } from "node:child_process";
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client, type _Object } from "@aws-sdk/client-s3";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { makeS3Client } from "../../fuse/bucket/s3-client.js";
-export { emptyBucket } from "../../bench/lib/s3-buckets.js";
-import { REPO } from "./silo-server.js";
+import { makeS3Client } from "../../lib/s3-client.js";
+import { REPO } from "./repo.js";
 
 const run = promisify(execFile);
 
@@ -31,4 +30,24 @@ export async function freshBucket(s3: S3Client, stem: string): Promise<string> {
   const name = `${stem}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   await s3.send(new CreateBucketCommand({ Bucket: name }));
   return name;
+}
+
+/** Every object of a bucket under a prefix (all pages). */
+export async function listObjects(s3: S3Client, bucket: string, prefix = ""): Promise<_Object[]> {
+  const out: _Object[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    out.push(...(page.Contents ?? []));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/** Deletes every object of a bucket, or of a prefix in it (keeps the bucket: Swift's account listing is cheap). */
+export async function emptyBucket(s3: S3Client, bucket: string, prefix = ""): Promise<void> {
+  const keys = (await listObjects(s3, bucket, prefix)).map((o) => ({ Key: o.Key! }));
+  for (let i = 0; i < keys.length; i += 1000) {
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000), Quiet: true } }));
+  }
 }

@@ -1,5 +1,6 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
+import { DictService } from "./dict.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { Transport } from "./transport.js";
 
@@ -15,6 +16,7 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
+  readonly dicts: DictService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -23,6 +25,7 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
+    this.dicts = new DictService(this.transport);
   }
 
   /** Which workspace, token and environment this client acts as. */

@@ -1,0 +1,36 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { KindContext } from "../context.js";
+import { DictEntries } from "./entries.js";
+import { openDictDbs } from "./layout.js";
+import { DictLocks } from "./locks.js";
+import { dictRoutes } from "./routes.js";
+
+/** The Dict kind: registers "dict" (ids `di-…`), its routes, and the TTL upkeep timers. */
+export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
+  const dbs = openDictDbs(ctx.kv);
+  const entries = new DictEntries(dbs, ctx.options.dictEntryTtlMs);
+  const locks = new DictLocks(dbs);
+
+  ctx.registry.registerKind("dict", {
+    prefix: "di",
+    async purge(record) {
+      await entries.clear(record.id);
+      await locks.purge(record.id);
+    },
+  });
+  await dictRoutes(app, { ctx, dbs, entries, locks });
+
+  // Touches are written a moment after the read; expired entries are invisible at once and swept here.
+  const ttl = ctx.options.dictEntryTtlMs;
+  const upkeep = (what: string, fn: () => Promise<unknown>) => () =>
+    void fn().catch((err: unknown) => app.log.error({ err }, `dict ${what} failed`));
+  const touchTimer = setInterval(upkeep("touch flush", () => entries.flushTouches()), Math.max(10, Math.min(1000, ttl / 10)));
+  const sweepTimer = setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)));
+  touchTimer.unref();
+  sweepTimer.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(touchTimer);
+    clearInterval(sweepTimer);
+    await entries.flushTouches();
+  });
+};

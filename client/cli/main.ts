@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
+import { registerDict } from "./dict.js";
 import { UsageError } from "./output.js";
 import { registerServe } from "./serve.js";
 
@@ -13,6 +14,7 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerDict(program);
 
 try {
   await program.parseAsync(process.argv);

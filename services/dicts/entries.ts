@@ -1,4 +1,5 @@
 import { SiloError, invalid } from "../errors.js";
+import type { GroupCommit } from "./group-commit.js";
 import {
   type DictDbs,
   EMPTY,
@@ -29,7 +30,7 @@ const DELETE_CHUNK = 5_000;
  * later. Visibility always takes pending touches into account, so an entry that was just read
  * never disappears while its touch waits to be written.
  *
- * Write methods (`put`, `pop`, `update`) must run inside `root.transaction()`.
+ * Write methods (`put`, `pop`, `update`) must run inside a write transaction (`GroupCommit.run`).
  */
 export class DictEntries {
   /** id+key (latin1) → time of a read not yet written to `dict-meta`. */
@@ -38,6 +39,7 @@ export class DictEntries {
 
   constructor(
     private readonly dbs: DictDbs,
+    private readonly commits: GroupCommit,
     readonly ttlMs: number,
   ) {
     // A 7-day TTL is extended at most once a minute per entry; short test TTLs stay precise.
@@ -157,7 +159,7 @@ export class DictEntries {
   async clear(dictId: string): Promise<void> {
     const range = dictRange(dictId);
     for (;;) {
-      const n = await this.dbs.root.transaction(() => {
+      const n = await this.commits.run(() => {
         // Collected first: the rows are removed from under the range being read.
         const rows = [...this.dbs.meta.getRange({ ...range, limit: DELETE_CHUNK })];
         for (const { key, value } of rows) this.remove(key, decodeMeta(value));
@@ -165,14 +167,13 @@ export class DictEntries {
       });
       if (n === 0) break;
     }
-    await this.dbs.root.flushed;
   }
 
   /** Writes pending read-touches in one transaction. */
   async flushTouches(): Promise<void> {
     if (this.touches.size === 0) return;
     const batch = [...this.touches];
-    await this.dbs.root.transaction(() => {
+    await this.commits.run(() => {
       for (const [k, at] of batch) {
         const full = Buffer.from(k, "latin1");
         const raw = this.dbs.meta.get(full);
@@ -195,7 +196,7 @@ export class DictEntries {
     const end = expiryKey(now - this.ttlMs, EMPTY);
     let deleted = 0;
     for (;;) {
-      const { rows, expired } = await this.dbs.root.transaction(() => {
+      const { rows, expired } = await this.commits.run(() => {
         const keys = [...this.dbs.expiry.getKeys({ end, limit: DELETE_CHUNK })];
         let expired = 0;
         for (const key of keys) {

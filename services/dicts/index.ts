@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { KindContext } from "../context.js";
 import { DictEntries } from "./entries.js";
+import { GroupCommit } from "./group-commit.js";
 import { openDictDbs } from "./layout.js";
 import { DictLocks } from "./locks.js";
 import { dictRoutes } from "./routes.js";
@@ -8,8 +9,9 @@ import { dictRoutes } from "./routes.js";
 /** The Dict kind: registers "dict" (ids `di-…`), its routes, and the TTL upkeep timers. */
 export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const dbs = openDictDbs(ctx.kv);
-  const entries = new DictEntries(dbs, ctx.options.dictEntryTtlMs);
-  const locks = new DictLocks(dbs);
+  const commits = new GroupCommit(ctx.kv);
+  const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs);
+  const locks = new DictLocks(dbs, commits);
 
   ctx.registry.registerKind("dict", {
     prefix: "di",
@@ -18,7 +20,7 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
       await locks.purge(record.id);
     },
   });
-  await dictRoutes(app, { ctx, dbs, entries, locks });
+  await dictRoutes(app, { ctx, commits, entries, locks });
 
   // Touches are written a moment after the read; expired entries are invisible at once and swept here.
   const ttl = ctx.options.dictEntryTtlMs;

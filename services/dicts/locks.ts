@@ -1,5 +1,6 @@
 import { SiloError } from "../errors.js";
 import { newId } from "../ids.js";
+import type { GroupCommit } from "./group-commit.js";
 import { type DictDbs, type LeaseRecord, dictRange, fullKey } from "./layout.js";
 
 export interface Lease {
@@ -20,7 +21,10 @@ export class DictLocks {
   /** id+key (latin1) → wake-ups of callers waiting for that lock, first come first served. */
   private readonly waiters = new Map<string, Array<() => void>>();
 
-  constructor(private readonly dbs: DictDbs) {}
+  constructor(
+    private readonly dbs: DictDbs,
+    private readonly commits: GroupCommit,
+  ) {}
 
   /**
    * Takes the lock on `key` for `ttlMs`, waiting up to `waitMs` for the current holder to
@@ -48,7 +52,8 @@ export class DictLocks {
   }
 
   private async tryAcquire(dictId: string, full: Buffer, ttlMs: number): Promise<Grant> {
-    const grant = await this.dbs.root.transaction((): Grant => {
+    // A token must be on disk before anyone acts on it, or a crash could hand it out twice.
+    return this.commits.run((): Grant => {
       const now = Date.now();
       const held = this.dbs.locks.get(full);
       if (held && held.expiresAt > now) return { heldUntil: held.expiresAt };
@@ -58,9 +63,6 @@ export class DictLocks {
       this.dbs.locks.put(full, lease);
       return { lease };
     });
-    // A token must be on disk before anyone acts on it, or a crash could hand it out twice.
-    if ("lease" in grant) await this.dbs.root.flushed;
-    return grant;
   }
 
   /** Sleeps until woken by a release, `ms` passes, or `signal` aborts. A woken waiter that lost the race goes back to the front. */
@@ -86,7 +88,7 @@ export class DictLocks {
   /** Extends a lease the caller still holds; ConflictError if it expired and was lost. */
   async renew(dictId: string, key: Buffer, leaseId: string, ttlMs: number): Promise<Lease> {
     const full = fullKey(dictId, key);
-    const lease = await this.dbs.root.transaction(() => {
+    const lease = await this.commits.run(() => {
       const held = this.dbs.locks.get(full);
       const now = Date.now();
       if (!held || held.leaseId !== leaseId || held.expiresAt <= now) return undefined;
@@ -95,14 +97,13 @@ export class DictLocks {
       return renewed;
     });
     if (!lease) throw new SiloError("CONFLICT", "The lock lease expired or was taken over; it is no longer held");
-    await this.dbs.root.flushed;
     return lease;
   }
 
   /** Gives a lock back and wakes the next waiter. False if the lease was no longer held. */
   async release(dictId: string, key: Buffer, leaseId: string): Promise<boolean> {
     const full = fullKey(dictId, key);
-    const released = await this.dbs.root.transaction(() => {
+    const released = await this.commits.run(() => {
       const held = this.dbs.locks.get(full);
       if (!held || held.leaseId !== leaseId) return false;
       this.dbs.locks.remove(full);
@@ -114,7 +115,7 @@ export class DictLocks {
 
   /** Drops every lock of a deleted dict; its fencing counter goes too (its id is never reused). */
   async purge(dictId: string): Promise<void> {
-    await this.dbs.root.transaction(() => {
+    await this.commits.run(() => {
       for (const key of [...this.dbs.locks.getKeys(dictRange(dictId))]) this.dbs.locks.remove(key);
       this.dbs.fencing.remove(dictId);
     });

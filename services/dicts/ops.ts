@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { SiloError } from "../errors.js";
 import type { DictEntries } from "./entries.js";
-import type { DictDbs } from "./layout.js";
+import type { GroupCommit } from "./group-commit.js";
 
 /** One operation of a batched request. Keys and values are the client's msgpack bytes. */
 export type DictOp =
@@ -50,15 +50,13 @@ function settle(log: FastifyBaseLogger, fn: () => Buffer | boolean | number | nu
  * transaction (later operations see earlier ones) and answers only once that commit is flushed
  * to disk. An operation's error fails that operation only.
  */
-export async function runOps(dbs: DictDbs, entries: DictEntries, dictId: string, ops: DictOp[], log: FastifyBaseLogger): Promise<OpResult[]> {
+export async function runOps(commits: GroupCommit, entries: DictEntries, dictId: string, ops: DictOp[], log: FastifyBaseLogger): Promise<OpResult[]> {
   if (ops.every((op) => READS.has(op.op))) {
     const now = Date.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   }
-  const results = await dbs.root.transaction(() => {
+  return commits.run(() => {
     const now = Date.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   });
-  await dbs.root.flushed;
-  return results;
 }

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { KindContext } from "../context.js";
 import type { DictEntries } from "./entries.js";
-import type { DictDbs } from "./layout.js";
 import { DICT_LIMITS } from "./limits.js";
+import type { GroupCommit } from "./group-commit.js";
 import type { DictLocks } from "./locks.js";
 import { type DictOp, runOps } from "./ops.js";
 
@@ -34,13 +34,13 @@ const ttlMs = { type: "integer", minimum: 100, maximum: 24 * 60 * 60 * 1000 } as
 
 export interface DictRouteDeps {
   ctx: KindContext;
-  dbs: DictDbs;
+  commits: GroupCommit;
   entries: DictEntries;
   locks: DictLocks;
 }
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
-export async function dictRoutes(app: FastifyInstance, { ctx, dbs, entries, locks }: DictRouteDeps) {
+export async function dictRoutes(app: FastifyInstance, { ctx, commits, entries, locks }: DictRouteDeps) {
   const dictId = (req: FastifyRequest<{ Params: IdParams }>) => ctx.registry.get(req.caller, "dict", req.params.id).id;
 
   app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(
@@ -51,7 +51,7 @@ export async function dictRoutes(app: FastifyInstance, { ctx, dbs, entries, lock
         body: { type: "object", required: ["ops"], properties: { ops: { type: "array", maxItems: DICT_LIMITS.opsPerRequest, items: opSchema } } },
       },
     },
-    async (req) => ({ results: await runOps(dbs, entries, dictId(req), req.body.ops, req.log) }),
+    async (req) => ({ results: await runOps(commits, entries, dictId(req), req.body.ops, req.log) }),
   );
 
   app.post<{ Params: IdParams; Body: { after?: Buffer; limit?: number; values?: boolean } }>(

@@ -115,12 +115,16 @@ export class DictEntries {
 
   private write(full: Buffer, value: Buffer, skipIfExists: boolean, now: number): boolean {
     const raw = this.dbs.meta.get(full);
-    const meta = raw && decodeMeta(raw);
-    if (meta && skipIfExists && this.lastAccess(full, meta) + this.ttlMs > now) return false;
-    // An existing key keeps its expiry-index row; the sweeper re-files it when it comes due.
-    const indexedAt = meta ? meta.indexedAt : now;
-    if (!meta) this.dbs.expiry.put(expiryKey(now, full), EMPTY);
-    this.dbs.meta.put(full, encodeMeta({ lastAccess: now, indexedAt }));
+    if (raw) {
+      const meta = decodeMeta(raw);
+      if (skipIfExists && this.lastAccess(full, meta) + this.ttlMs > now) return false;
+      // An existing key's new access time is noted like a read's, so a hot key's write touches
+      // one page, not two; its expiry-index row stays until the sweeper re-files it.
+      this.touch(full, meta, now);
+    } else {
+      this.dbs.expiry.put(expiryKey(now, full), EMPTY);
+      this.dbs.meta.put(full, encodeMeta({ lastAccess: now, indexedAt: now }));
+    }
     this.dbs.entries.put(full, value);
     return true;
   }

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { KindContext } from "../context.js";
 import type { DictEntries } from "./entries.js";
 import { DICT_LIMITS } from "./limits.js";
 import type { GroupCommit } from "./group-commit.js";
 import type { DictLocks } from "./locks.js";
+import type { DictLookup } from "./lookup.js";
 import { type DictOp, runOps } from "./ops.js";
 
 type IdParams = { id: string };
@@ -33,15 +33,15 @@ const opSchema = {
 const ttlMs = { type: "integer", minimum: 100, maximum: 24 * 60 * 60 * 1000 } as const;
 
 export interface DictRouteDeps {
-  ctx: KindContext;
+  lookup: DictLookup;
   commits: GroupCommit;
   entries: DictEntries;
   locks: DictLocks;
 }
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
-export async function dictRoutes(app: FastifyInstance, { ctx, commits, entries, locks }: DictRouteDeps) {
-  const dictId = (req: FastifyRequest<{ Params: IdParams }>) => ctx.registry.get(req.caller, "dict", req.params.id).id;
+export async function dictRoutes(app: FastifyInstance, { lookup, commits, entries, locks }: DictRouteDeps) {
+  const dictId = (req: FastifyRequest<{ Params: IdParams }>) => lookup.resolve(req.caller, req.params.id);
 
   app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(
     "/v1/dicts/:id/ops",

@@ -21,7 +21,13 @@ export function toJsonValue(value: unknown): unknown {
 const display = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(toJsonValue(value)));
 
 export function registerDict(program: Command): void {
-  const dict = program.command("dict").description("Manage dicts and inspect their contents");
+  const dict = program
+    .command("dict")
+    .description("Manage dicts and inspect their contents")
+    .addHelpText(
+      "after",
+      "\nKeys given on the command line are strings. Values print as text, or as JSON with --json\n(bigint as a string, Date as ISO, bytes as base64). See docs/dicts.md.",
+    );
 
   dict
     .command("create <name>")

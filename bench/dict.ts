@@ -79,50 +79,61 @@ async function measure(inFlight: number, op: Op): Promise<Result> {
 interface Target {
   put: Op;
   get: Op;
-}
-
-async function run(target: Target): Promise<Map<string, Result>> {
-  const results = new Map<string, Result>();
-  // Warm up connections and JIT, and fill the keyspace so gets hit.
-  await measure(64, target.put);
-  for (const op of ["put", "get"] as const) {
-    for (const inFlight of [1, 64]) results.set(`${op}@${inFlight}`, await measure(inFlight, target[op]));
-  }
-  return results;
+  close(): Promise<void>;
 }
 
 const key = (i: number) => `key:${i % KEYS}`;
 
-async function benchSilo(home: string): Promise<Map<string, Result>> {
+async function startSilo(home: string): Promise<Target> {
   const proc = await startProcess(
     process.execPath,
     [join(REPO, "bin/silo.js"), "serve", "--port", "0", "--home", home, "--log-level", "warn"],
     /silo is serving at/,
   );
-  try {
-    const profile = JSON.parse(readFileSync(join(home, "config.json"), "utf8")) as { serverUrl: string; tokenId: string; tokenSecret: string };
-    await using silo = new SiloClient(profile);
-    const d = await silo.dicts.fromName<string, Uint8Array>("bench", { createIfMissing: true });
-    const value = new Uint8Array(VALUE_BYTES).fill(7);
-    return await run({ put: (i) => d.put(key(i), value), get: (i) => d.get(key(i)) });
-  } finally {
-    proc.kill("SIGTERM");
-  }
+  const profile = JSON.parse(readFileSync(join(home, "config.json"), "utf8")) as { serverUrl: string; tokenId: string; tokenSecret: string };
+  const silo = new SiloClient(profile);
+  const d = await silo.dicts.fromName<string, Uint8Array>("bench", { createIfMissing: true });
+  const value = new Uint8Array(VALUE_BYTES).fill(7);
+  return {
+    put: (i) => d.put(key(i), value),
+    get: (i) => d.get(key(i)),
+    async close() {
+      await silo.close();
+      proc.kill("SIGTERM");
+    },
+  };
 }
 
-async function benchRedis(dir: string): Promise<Map<string, Result>> {
+async function startRedis(dir: string): Promise<Target> {
   const port = await freePort();
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""];
   const proc = await startProcess("redis-server", args, /Ready to accept connections/);
   const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true });
-  try {
-    await redis.connect();
-    const value = Buffer.alloc(VALUE_BYTES, 7);
-    return await run({ put: (i) => redis.set(key(i), value), get: (i) => redis.getBuffer(key(i)) });
-  } finally {
-    redis.disconnect();
-    proc.kill("SIGTERM");
+  await redis.connect();
+  const value = Buffer.alloc(VALUE_BYTES, 7);
+  return {
+    put: (i) => redis.set(key(i), value),
+    get: (i) => redis.getBuffer(key(i)),
+    async close() {
+      redis.disconnect();
+      proc.kill("SIGTERM");
+    },
+  };
+}
+
+/** Runs every case on both targets back to back, so a busy machine slows both alike. */
+async function run(silo: Target, redis: Target): Promise<{ silo: Map<string, Result>; redis: Map<string, Result> }> {
+  const results = { silo: new Map<string, Result>(), redis: new Map<string, Result>() };
+  // Warm up connections and JIT, and fill the keyspace so gets hit.
+  await measure(64, silo.put);
+  await measure(64, redis.put);
+  for (const op of ["put", "get"] as const) {
+    for (const inFlight of [1, 64]) {
+      results.silo.set(`${op}@${inFlight}`, await measure(inFlight, silo[op]));
+      results.redis.set(`${op}@${inFlight}`, await measure(inFlight, redis[op]));
+    }
   }
+  return results;
 }
 
 function table(silo: Map<string, Result>, redis: Map<string, Result>): string {
@@ -147,12 +158,17 @@ function table(silo: Map<string, Result>, redis: Map<string, Result>): string {
 
 const siloHome = mkdtempSync(join(tmpdir(), "silo-bench-"));
 const redisDir = mkdtempSync(join(tmpdir(), "redis-bench-"));
+const targets: Target[] = [];
 try {
   console.log(`Dict benchmark: ${VALUE_BYTES}-byte values over ${KEYS} keys, ${DURATION_MS} ms per case`);
-  const silo = await benchSilo(siloHome);
-  const redis = await benchRedis(redisDir);
-  console.log(table(silo, redis));
+  const silo = await startSilo(siloHome);
+  targets.push(silo);
+  const redis = await startRedis(redisDir);
+  targets.push(redis);
+  const results = await run(silo, redis);
+  console.log(table(results.silo, results.redis));
 } finally {
+  for (const t of targets) await t.close();
   rmSync(siloHome, { recursive: true, force: true });
   rmSync(redisDir, { recursive: true, force: true });
 }

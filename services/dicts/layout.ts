@@ -11,7 +11,6 @@ import type { Database, RootDatabase } from "lmdb";
  * - `dict-fencing`: id → last fencing token handed out for the dict
  */
 export interface DictDbs {
-  root: RootDatabase;
   entries: Database<Buffer, Buffer>;
   meta: Database<Buffer, Buffer>;
   expiry: Database<Buffer, Buffer>;
@@ -28,7 +27,6 @@ export interface LeaseRecord {
 export function openDictDbs(root: RootDatabase): DictDbs {
   const binary = { keyEncoding: "binary", encoding: "binary" } as const;
   return {
-    root,
     entries: root.openDB<Buffer, Buffer>({ name: "dict-entries", ...binary }),
     meta: root.openDB<Buffer, Buffer>({ name: "dict-meta", ...binary }),
     expiry: root.openDB<Buffer, Buffer>({ name: "dict-expiry", ...binary }),

@@ -103,6 +103,20 @@ describe("Dict locks", () => {
     silo = server.client();
   });
 
+  it("a waiter whose caller aborts stops waiting and is never granted the lock", async () => {
+    const d = await silo.dicts.fromName("abort", { createIfMissing: true });
+    const held = await d.lock("k", { ttlMs: 10_000 });
+    const abort = new AbortController();
+    const waiting = d.lock("k", { waitMs: 20_000, signal: abort.signal });
+    await sleep(200);
+    abort.abort();
+    await expect(waiting).rejects.toThrow();
+    await held.release();
+    // Had the aborted waiter been handed the lock, this would be refused.
+    await using next = await d.lock("k", { waitMs: 0 });
+    expect(next.token).toBeGreaterThan(held.token);
+  });
+
   it("a waiter that gives up gets ConflictError and leaves no lock behind", async () => {
     const d = await silo.dicts.fromName("timeout", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });

@@ -221,6 +221,11 @@ describe("bad input gets a typed error and loses nothing", () => {
     const [atLimit] = await rawOps(d.id, [{ op: "put", key: rawKey("max"), value: Buffer.alloc(100 * MiB) }]);
     expect(atLimit).toEqual({ ok: true });
     expect(await d.len()).toBe(1);
+    const [longKey, emptyKey] = await rawOps(d.id, [
+      { op: "put", key: Buffer.alloc(2000, 0x61), value: rawKey(1) },
+      { op: "get", key: Buffer.alloc(0) },
+    ]);
+    expect([longKey?.error?.code, emptyKey?.error?.code]).toEqual(["INVALID", "INVALID"]);
   });
 
   it("update is all-or-nothing and limited to 10,000 entries", async () => {

@@ -7,7 +7,7 @@
  * latency at 1 and 64 requests in flight, with the ratio silo/Redis.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -121,6 +121,24 @@ async function startRedis(dir: string): Promise<Target> {
   };
 }
 
+/** The disk's fdatasync latency (p50, ms) in `dir`: what every durable silo write waits for. */
+function fsyncLatencyMs(dir: string): number {
+  const fd = openSync(join(dir, "fsync-probe"), "w");
+  const page = Buffer.alloc(4096, 1);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      writeSync(fd, page, 0, page.length, (i % 16) * page.length);
+      fdatasyncSync(fd);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return times.sort((a, b) => a - b)[times.length >> 1]!;
+}
+
 /** Runs every case on both targets back to back, so a busy machine slows both alike. */
 async function run(silo: Target, redis: Target): Promise<{ silo: Map<string, Result>; redis: Map<string, Result> }> {
   const results = { silo: new Map<string, Result>(), redis: new Map<string, Result>() };
@@ -161,6 +179,7 @@ const redisDir = mkdtempSync(join(tmpdir(), "redis-bench-"));
 const targets: Target[] = [];
 try {
   console.log(`Dict benchmark: ${VALUE_BYTES}-byte values over ${KEYS} keys, ${DURATION_MS} ms per case`);
+  console.log(`Disk: 4 KiB write + fdatasync p50 ${fsyncLatencyMs(siloHome).toFixed(3)} ms (silo waits for this on every write; Redis everysec does not)`);
   const silo = await startSilo(siloHome);
   targets.push(silo);
   const redis = await startRedis(redisDir);

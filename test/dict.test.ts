@@ -141,6 +141,21 @@ describe("Dict methods", () => {
   });
 });
 
+describe("the HTTP API without the client", () => {
+  it("speaks JSON with keys and values as base64 msgpack, interoperating with the client", async () => {
+    const d = await fresh<string, number>();
+    const b64 = (bytes: number[]) => Buffer.from(bytes).toString("base64");
+    const res = await fetch(`${server.url}/v1/dicts/${d.id}/ops`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      // key "a" (0xa1 0x61), value 42 (0x2a)
+      body: JSON.stringify({ ops: [{ op: "put", key: b64([0xa1, 0x61]), value: b64([0x2a]) }, { op: "get", key: b64([0xa1, 0x61]) }, { op: "len" }] }),
+    });
+    expect(await res.json()).toEqual({ results: [{ ok: true }, { ok: b64([0x2a]) }, { ok: 1 }] });
+    expect(await d.get("a")).toBe(42);
+  });
+});
+
 describe("keys and values of every type", () => {
   it.each(SAMPLES)("%s round-trips as a value and as a key", async (_label, sample) => {
     const d = await fresh<unknown, unknown>();

@@ -41,6 +41,13 @@ export interface DictRouteDeps {
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
 export async function dictRoutes(app: FastifyInstance, { lookup, commits, entries, locks }: DictRouteDeps) {
+  // JSON callers (curl) get keys and values as base64, as they send them; msgpack callers get bin.
+  app.setReplySerializer((payload) =>
+    JSON.stringify(payload, function (this: Record<string, unknown>, k: string, v: unknown) {
+      const raw = this[k];
+      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64") : v;
+    }),
+  );
   const dictId = (req: FastifyRequest<{ Params: IdParams }>) => lookup.resolve(req.caller, req.params.id);
 
   app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(

@@ -46,10 +46,10 @@ describe("Dict locks", () => {
 
   it("a crashed holder's lock is taken over only after its lease expires", async () => {
     const d = await silo.dicts.fromName("crash", { createIfMissing: true });
-    const holder = child("hold", "crash", "1500");
+    const holder = child("hold", "crash", "3000");
     const { token } = await holder.next<{ token: number }>();
     // While the holder lives its lease is renewed: still held well past its TTL.
-    await sleep(2000);
+    await sleep(4000);
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
     await holder.kill("SIGKILL");
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);

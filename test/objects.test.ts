@@ -6,7 +6,7 @@ import { eventually, sleep } from "./helpers/eventually.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
 // Named-object behaviour shared by every kind, shown with dicts.
-const EPHEMERAL_TIMEOUT_MS = 1500;
+const EPHEMERAL_TIMEOUT_MS = 3000;
 const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
 let server: SiloServer;

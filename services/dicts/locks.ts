@@ -20,6 +20,8 @@ type Grant = { lease: Lease } | { heldUntil: number };
 export class DictLocks {
   /** id+key (latin1) → wake-ups of callers waiting for that lock, first come first served. */
   private readonly waiters = new Map<string, Array<() => void>>();
+  /** Counts releases, so a caller that found a lock held notices a release that came before it queued up. */
+  private releases = 0;
 
   constructor(
     private readonly dbs: DictDbs,
@@ -35,6 +37,7 @@ export class DictLocks {
     const deadline = Date.now() + waitMs;
     let first = true;
     for (;;) {
+      const releasesBefore = this.releases;
       const grant = await this.tryAcquire(dictId, full, ttlMs);
       if ("lease" in grant) {
         // The caller left while the grant was being written: give the lock back at once.
@@ -46,6 +49,7 @@ export class DictLocks {
       }
       const now = Date.now();
       if (now >= deadline || signal?.aborted) return undefined;
+      if (this.releases !== releasesBefore) continue;
       await this.waitForTurn(full.toString("latin1"), Math.min(deadline, grant.heldUntil) - now, !first, signal);
       first = false;
     }
@@ -109,7 +113,10 @@ export class DictLocks {
       this.dbs.locks.remove(full);
       return true;
     });
-    if (released) this.waiters.get(full.toString("latin1"))?.[0]?.();
+    if (released) {
+      this.releases++;
+      this.waiters.get(full.toString("latin1"))?.[0]?.();
+    }
     return released;
   }
 

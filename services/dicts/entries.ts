@@ -35,12 +35,12 @@ const DELETE_CHUNK = 5_000;
 export class DictEntries {
   /** id+key (latin1) → time of a read not yet written to `dict-meta`. */
   private readonly touches = new Map<string, number>();
-  readonly granularityMs: number;
+  private readonly granularityMs: number;
 
   constructor(
     private readonly dbs: DictDbs,
     private readonly commits: GroupCommit,
-    readonly ttlMs: number,
+    private readonly ttlMs: number,
   ) {
     // A 7-day TTL is extended at most once a minute per entry; short test TTLs stay precise.
     this.granularityMs = Math.min(60_000, Math.floor(ttlMs / 100));

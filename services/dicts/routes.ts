@@ -8,7 +8,6 @@ import { type DictOp, runOps } from "./ops.js";
 
 type IdParams = { id: string };
 const bytes = { "x-bytes": true } as const;
-const key = { type: "object", required: ["key"], properties: { key: bytes } } as const;
 const requires = (op: string, fields: string[]) => ({ if: { properties: { op: { const: op } } }, then: { required: fields } });
 
 const opSchema = {
@@ -88,7 +87,7 @@ export async function dictRoutes(app: FastifyInstance, { lookup, commits, entrie
     {
       schema: {
         description: "Takes a lock lease, waiting up to waitMs (long-poll). `{acquired:false}` if it stayed held.",
-        body: { ...key, required: ["key", "ttlMs"], properties: { key: bytes, ttlMs, waitMs: { type: "integer", minimum: 0, maximum: 60_000 } } },
+        body: { type: "object", required: ["key", "ttlMs"], properties: { key: bytes, ttlMs, waitMs: { type: "integer", minimum: 0, maximum: 60_000 } } },
       },
     },
     async (req, reply) => {

@@ -358,4 +358,13 @@ describe("CLI", () => {
     expect((await server.cli(["dict", "delete", "cli-d", "--yes", "--allow-missing"])).code).toBe(0);
     expect((await server.cli(["dict", "get", "cli-d", "x"])).stderr).toMatch(/not found/);
   });
+
+  it("acts in the environment given by -e", async () => {
+    await silo.environments.create("cli-env");
+    expect((await server.cli(["-e", "cli-env", "dict", "create", "env-only"])).code).toBe(0);
+    const inEnv = JSON.parse((await server.cli(["dict", "list", "--json", "-e", "cli-env"])).stdout) as Array<{ name: string }>;
+    expect(inEnv.map((d) => d.name)).toEqual(["env-only"]);
+    const inMain = JSON.parse((await server.cli(["dict", "list", "--json"])).stdout) as Array<{ name: string }>;
+    expect(inMain.map((d) => d.name)).not.toContain("env-only");
+  });
 });

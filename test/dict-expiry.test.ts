@@ -60,6 +60,23 @@ describe("Dict entry expiry (--dict-entry-ttl-ms)", () => {
     await eventually(() => expect(storedRows(d.id)).toBe(0), 10_000, 200);
   });
 
+  it("a clean shutdown writes pending touches and exits 0", async () => {
+    const d = await silo.dicts.fromName<string, number>("shutdown", { createIfMissing: true });
+    await d.put("k", 1);
+    await sleep(TTL_MS * 0.6);
+    expect(await d.get("k")).toBe(1); // notes a touch; SIGTERM comes before the next touch batch
+    await server.stop("SIGTERM");
+    expect(server.proc?.exitCode).toBe(0);
+    expect(server.logs()).not.toMatch(/failed|closed/);
+    await server.launch();
+    await sleep(TTL_MS * 0.6);
+    // Past the TTL counted from the put: only the persisted touch keeps it.
+    await using after = server.client();
+    expect(await (await after.dicts.fromName<string, number>("shutdown")).get("k")).toBe(1);
+    await silo.close();
+    silo = server.client();
+  });
+
   it("a dict in steady use keeps its entries past the TTL", async () => {
     const d = await silo.dicts.fromName<string, number>("busy", { createIfMissing: true });
     await d.put("hot", 1);

@@ -33,7 +33,8 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
   const sweepTimer = setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)));
   touchTimer.unref();
   sweepTimer.unref();
-  app.addHook("onClose", async () => {
+  // preClose: the server's own onClose hook closes LMDB, and it runs before a kind's.
+  app.addHook("preClose", async () => {
     clearInterval(touchTimer);
     clearInterval(sweepTimer);
     await entries.flushTouches();

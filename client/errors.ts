@@ -32,6 +32,8 @@ export class QueueFullError extends SiloError {}
 export class VolumeBusyError extends SiloError {}
 /** A limit such as a volume's inode limit was reached (ENOSPC). */
 export class NoSpaceError extends SiloError {}
+/** The server is shutting down (a waiting call was cut short); try again once it is back. */
+export class UnavailableError extends SiloError {}
 /** The server could not be reached. */
 export class ConnectionError extends SiloError {}
 
@@ -47,6 +49,7 @@ const BY_CODE: Record<string, new (message: string, code: string, status?: numbe
   QUEUE_FULL: QueueFullError,
   VOLUME_BUSY: VolumeBusyError,
   NO_SPACE: NoSpaceError,
+  UNAVAILABLE: UnavailableError,
 };
 
 /** The typed error for a server error code (also used for per-operation errors inside a batch). */

@@ -1,8 +1,14 @@
 export * from "./admin.js";
+export * from "./cloud-bucket-mount.js";
 export { type ClientConfig, resolveConfig } from "./config.js";
 export { DICT_LIMITS, Dict, type DictInfo, DictService, type LockOptions, type PutOptions, type ScanOptions } from "./dict.js";
 export { DictLease } from "./dict-lease.js";
 export * from "./errors.js";
 export { type ObjectRecord, SiloObject } from "./object.js";
 export * from "./object-service.js";
+export * from "./queue.js";
+export * from "./secret.js";
 export { SiloClient, type SiloClientOptions } from "./silo-client.js";
+export * from "./volume.js";
+export * from "./volume-protocol.js";
+export { type UploadBatchOptions, type UploadSource, VolumeUploadBatch } from "./volume-upload.js";

@@ -1,8 +1,12 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
+import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import { DictService } from "./dict.js";
 import type { EnvironmentOption } from "./object-service.js";
+import { QueueService } from "./queue.js";
+import { SecretService } from "./secret.js";
 import { Transport } from "./transport.js";
+import { VolumeService } from "./volume.js";
 
 export type SiloClientOptions = Partial<ClientConfig>;
 
@@ -17,6 +21,11 @@ export class SiloClient implements AsyncDisposable {
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
   readonly dicts: DictService;
+  /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
+  readonly queues: QueueService;
+  readonly volumes: VolumeService;
+  readonly secrets: SecretService;
+  readonly cloudBucketMounts: CloudBucketMountService;
   protected readonly transport: Transport;
 
   constructor(options: SiloClientOptions = {}) {
@@ -26,6 +35,10 @@ export class SiloClient implements AsyncDisposable {
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
     this.dicts = new DictService(this.transport);
+    this.queues = new QueueService(this.transport);
+    this.volumes = new VolumeService(this.transport);
+    this.secrets = new SecretService(this.transport);
+    this.cloudBucketMounts = new CloudBucketMountService();
   }
 
   /** Which workspace, token and environment this client acts as. */

@@ -21,6 +21,16 @@ export interface CallOptions {
 export interface RawOptions extends CallOptions {
   body?: Buffer | Uint8Array | Readable | string;
   headers?: Record<string, string>;
+  /** Return a redirect (3xx with a location) to the caller instead of failing on it. */
+  redirects?: boolean;
+}
+
+/** A request to a URL the server handed out (a presigned object-store URL): no silo credentials. */
+export interface ExternalRequest {
+  method: Dispatcher.HttpMethod;
+  url: string;
+  headers?: Record<string, string>;
+  body?: Buffer | Uint8Array;
 }
 
 /** HTTP/1.1 keep-alive transport: msgpack RPCs and raw byte streams, errors mapped to typed classes. */
@@ -65,9 +75,30 @@ export class Transport {
       if ((err as Error).name === "AbortError") throw err;
       throw new ConnectionError(`Could not reach the silo server at ${this.config.serverUrl}: ${(err as Error).message}`, "CONNECTION");
     }
-    if (res.statusCode >= 300) {
+    if (res.statusCode >= 300 && !(opts.redirects && res.statusCode < 400 && res.headers.location)) {
       const buf = Buffer.from(await res.body.arrayBuffer());
       throw errorFromResponse(res.statusCode, decode(buf, res.headers["content-type"]));
+    }
+    return res;
+  }
+
+  /**
+   * Sends a request to an object store URL the server signed (data paths that bypass the server);
+   * failures become typed errors carrying the store's own message.
+   */
+  async external(req: ExternalRequest): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(req.url, { method: req.method, dispatcher: this.agent, body: req.body, headers: req.headers });
+    } catch (err) {
+      throw new ConnectionError(`Could not reach the object store at ${new URL(req.url).origin}: ${(err as Error).message}`, "CONNECTION");
+    }
+    if (res.statusCode >= 300) {
+      const text = (await res.body.text()).slice(0, 2000);
+      const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? `HTTP ${res.statusCode}`;
+      const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? "";
+      const silo = res.statusCode === 404 ? "NOT_FOUND" : res.statusCode === 403 ? "FORBIDDEN" : res.statusCode === 400 ? "INVALID" : "UNAVAILABLE";
+      throw errorFromResponse(res.statusCode, { error: { code: silo, message: `Object store refused ${req.method} (${code}): ${message}`.trim() } });
     }
     return res;
   }

@@ -6,6 +6,37 @@
 /** Files are cut into blocks of this size (the last one shorter); each is stored once by SHA-256. */
 export const BLOCK_SIZE = 8 * 1024 * 1024;
 
+/**
+ * Blocks up to this size go to the server (kept inline in its block index); with an object-store
+ * backend larger ones go straight to the store.
+ */
+export const INLINE_BLOCK_MAX = 64 * 1024;
+
+/** A block upload straight to the object store: send the block as the body of this signed request. */
+export interface DirectUpload {
+  hash: string;
+  method: "PUT";
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** The server's answer to "where do these blocks go?": `direct: false` means "send them to me". */
+export interface DirectUploadPlan {
+  direct: boolean;
+  uploads: DirectUpload[];
+}
+
+/**
+ * A file range to read straight from the object store: each part is a slice of one block, as
+ * bytes (inline blocks) or as a presigned URL to GET with `Range: bytes=start-(end-1)`.
+ */
+export interface DirectFileRead {
+  version: number;
+  parts: Array<{ data?: Uint8Array; url?: string; start: number; end: number }>;
+  /** File offset to ask for next (one answer covers a bounded number of blocks); absent when done. */
+  next?: number;
+}
+
 export type EntryType = "file" | "directory" | "symlink";
 
 /** One path in one version of a volume. */

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 
 export type Sqlite = Database.Database;
+export type Statement = Database.Statement;
 
 /** Opens a SQLite database tuned for a durable metadata store (WAL, full fsync on commit). */
 export function openSqlite(file: string): Sqlite {

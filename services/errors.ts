@@ -14,6 +14,7 @@ export type ErrorCode =
   | "QUEUE_FULL"
   | "VOLUME_BUSY"
   | "NO_SPACE"
+  | "UNAVAILABLE"
   | "INTERNAL";
 
 const STATUS: Record<ErrorCode, number> = {
@@ -28,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   QUEUE_FULL: 429,
   VOLUME_BUSY: 409,
   NO_SPACE: 507,
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 

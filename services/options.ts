@@ -12,6 +12,22 @@ export interface ServerOptions {
   ephemeralTimeoutMs: number;
   /** A Dict entry expires after this long without a read or write. */
   dictEntryTtlMs: number;
+  /** Default for how long a queue partition lives after its last put (a put may ask for less or more). */
+  queuePartitionTtlMs: number;
+  /** Most non-empty partitions one queue may have. */
+  queueMaxPartitions: number;
+  /** Volume versions younger than this stay readable (tree, delta); the latest always does. */
+  volumeRetentionMs: number;
+  /** Unreferenced volume blocks uploaded or reported present more recently than this are kept (an upload's commit may follow). */
+  volumeBlockGraceMs: number;
+  /** How often volume garbage collection runs. */
+  volumeGcIntervalMs: number;
+  /** Where volume blocks live: `local` (under `<home>/data/blobs`) or `s3://bucket[/prefix]`. */
+  blobs: string;
+  /** S3 endpoint for custom stores (R2, GCS, MinIO, Swift); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
+  s3Endpoint?: string;
+  /** S3 region; default AWS_REGION, else us-east-1. */
+  s3Region?: string;
   /** Largest request body (a Dict value may be up to 100 MiB, plus framing). */
   bodyLimit: number;
 }
@@ -30,6 +46,12 @@ export function defaultServerOptions(): ServerOptions {
     logLevel: "info",
     ephemeralTimeoutMs: 5 * 60 * 1000,
     dictEntryTtlMs: 7 * DAY_MS,
+    queuePartitionTtlMs: DAY_MS,
+    queueMaxPartitions: 100_000,
+    volumeRetentionMs: 60 * 60 * 1000,
+    volumeBlockGraceMs: 60 * 60 * 1000,
+    volumeGcIntervalMs: 5 * 60 * 1000,
+    blobs: "local",
     bodyLimit: 101 * 1024 * 1024,
   };
 }

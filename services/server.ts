@@ -1,10 +1,20 @@
+import { join } from "node:path";
 import { buildApp } from "./app.js";
+import { lockHome } from "./home-lock.js";
 import type { ServerOptions } from "./options.js";
 import { profilePath, writeLocalProfile } from "./profile.js";
 
 /** `silo serve`: builds the app, listens, writes the local client profile, and shuts down cleanly on a signal. */
 export async function startServer(options: ServerOptions): Promise<{ url: string; close(): Promise<void> }> {
-  const { app, auth } = await buildApp(options);
+  const unlock = lockHome(join(options.home, "data"));
+  let built;
+  try {
+    built = await buildApp(options);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const { app, auth } = built;
   await app.listen({ host: options.host, port: options.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
@@ -15,7 +25,7 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
   process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= app.close());
+  const close = () => (closing ??= app.close().finally(unlock));
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, "shutting down");

@@ -122,3 +122,10 @@ describe("durability of the bootstrap", () => {
     expect((await silo.whoami()).admin).toBe(true);
   });
 });
+
+describe("one server per SILO_HOME", () => {
+  it("refuses a second silo serve on the same home, with a clear error", async () => {
+    const second = new SiloServer(server.home);
+    await expect(second.launch()).rejects.toThrow(/Another silo serve \(pid \d+\) is using/);
+  });
+});

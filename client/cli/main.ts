@@ -1,9 +1,15 @@
 import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
+import { registerBucket } from "./bucket.js";
 import { registerDict } from "./dict.js";
 import { UsageError } from "./output.js";
+import { registerQueue } from "./queue.js";
+import { registerRun } from "./run.js";
+import { registerSecret } from "./secret.js";
 import { registerServe } from "./serve.js";
+import { registerVolume } from "./volume.js";
+import { registerVolumeMount } from "./volume-mount.js";
 
 const program = new Command("silo")
   .description("silo: volumes, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -15,6 +21,12 @@ const program = new Command("silo")
 registerServe(program);
 registerAdmin(program);
 registerDict(program);
+registerQueue(program);
+registerVolume(program);
+registerVolumeMount(program);
+registerRun(program);
+registerSecret(program);
+registerBucket(program);
 
 try {
   await program.parseAsync(process.argv);

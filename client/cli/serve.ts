@@ -15,8 +15,16 @@ export function registerServe(program: Command): void {
     .option("--home <dir>", "state directory (default $SILO_HOME, else ~/.silo)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace", "info")
     .option("--dict-entry-ttl-ms <ms>", "Dict entries expire after this long without a read or write (default 7 days)", int)
+    .option("--queue-partition-ttl-ms <ms>", "a queue partition expires this long after its last put, unless the put says otherwise (default 24 h; lower it to test expiry)", int)
+    .option("--queue-max-partitions <n>", "most non-empty partitions per queue (default 100000)", int)
     .option("--ephemeral-timeout-ms <ms>", "delete an ephemeral object this long after its last heartbeat", int)
-    .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.")
+    .option("--volume-retention-ms <ms>", "keep volume versions this long for deltas and old trees (default 1 hour; the latest is always kept)", int)
+    .option("--volume-block-grace-ms <ms>", "keep unreferenced volume blocks this long after their upload or last use (default 1 hour)", int)
+    .option("--volume-gc-interval-ms <ms>", "run volume garbage collection this often (default 5 minutes)", int)
+    .option("--blobs <where>", "where volume blocks live: 'local' (under SILO_HOME) or 's3://bucket[/prefix]' (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", "local")
+    .option("--s3-endpoint <url>", "S3 endpoint for R2, GCS, MinIO, … (default $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS); clients must reach it too")
+    .option("--s3-region <region>", "S3 region (default $AWS_REGION, else us-east-1)")
+    .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.\n\nVolume blocks in an S3-compatible bucket (AWS S3, R2, GCS, MinIO, Swift; see docs/volumes.md):\n  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... silo serve --blobs s3://my-bucket/silo --s3-endpoint https://...\nClients then read and write block data straight from/to the bucket with URLs the server signs.")
     .action(async (opts: Record<string, string | number | undefined>) => {
       // Loaded lazily: the client-only commands never pay for the server's modules.
       const { startServer } = await import("../../services/server.js");
@@ -29,7 +37,15 @@ export function registerServe(program: Command): void {
         port: opts.port as number,
         logLevel: opts.logLevel as string,
         dictEntryTtlMs: (opts.dictEntryTtlMs as number | undefined) ?? defaults.dictEntryTtlMs,
+        queuePartitionTtlMs: (opts.queuePartitionTtlMs as number | undefined) ?? defaults.queuePartitionTtlMs,
+        queueMaxPartitions: (opts.queueMaxPartitions as number | undefined) ?? defaults.queueMaxPartitions,
         ephemeralTimeoutMs: (opts.ephemeralTimeoutMs as number | undefined) ?? defaults.ephemeralTimeoutMs,
+        volumeRetentionMs: (opts.volumeRetentionMs as number | undefined) ?? defaults.volumeRetentionMs,
+        volumeBlockGraceMs: (opts.volumeBlockGraceMs as number | undefined) ?? defaults.volumeBlockGraceMs,
+        blobs: opts.blobs as string,
+        s3Endpoint: opts.s3Endpoint as string | undefined,
+        s3Region: opts.s3Region as string | undefined,
+        volumeGcIntervalMs: Math.max(50, (opts.volumeGcIntervalMs as number | undefined) ?? defaults.volumeGcIntervalMs),
       });
     });
 }

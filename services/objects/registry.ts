@@ -1,5 +1,5 @@
 import type { Caller } from "../auth/authenticate.js";
-import type { Sqlite } from "../db.js";
+import type { Sqlite, Statement } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkName } from "../names.js";
@@ -57,6 +57,8 @@ const LIVE = "deleted_at IS NULL";
  */
 export class ObjectRegistry {
   private readonly kinds = new Map<string, KindDefinition>();
+  /** Prepared statements by SQL text: preparing is the costly part of a lookup on the hot path. */
+  private readonly statements = new Map<string, Statement>();
 
   constructor(
     private readonly db: Sqlite,
@@ -73,6 +75,15 @@ export class ObjectRegistry {
     `);
   }
 
+  private sql(text: string): Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
   registerKind(kind: string, def: KindDefinition): void {
     this.kinds.set(kind, def);
   }
@@ -84,8 +95,7 @@ export class ObjectRegistry {
   }
 
   private findByName(caller: Caller, kind: string, name: string): ObjectRecord | undefined {
-    const row = this.db
-      .prepare(`SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND kind = ? AND name = ? AND ${LIVE}`)
+    const row = this.sql(`SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND kind = ? AND name = ? AND ${LIVE}`)
       .get(caller.workspaceId, caller.environment, kind, name) as Row | undefined;
     return row && toRecord(row);
   }
@@ -103,8 +113,7 @@ export class ObjectRegistry {
       ephemeral: name === null,
       options: def.normalizeOptions ? def.normalizeOptions(options) : {},
     };
-    this.db
-      .prepare(
+    this.sql(
         `INSERT INTO objects (id, kind, name, workspace_id, environment, created_at, ephemeral, heartbeat_at, options)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -139,8 +148,7 @@ export class ObjectRegistry {
 
   /** The object with this id, if the caller's workspace and environment own it. */
   get(caller: Caller, kind: string, id: string): ObjectRecord {
-    const row = this.db
-      .prepare(`SELECT * FROM objects WHERE id = ? AND kind = ? AND workspace_id = ? AND environment = ? AND ${LIVE}`)
+    const row = this.sql(`SELECT * FROM objects WHERE id = ? AND kind = ? AND workspace_id = ? AND environment = ? AND ${LIVE}`)
       .get(id, kind, caller.workspaceId, caller.environment) as Row | undefined;
     if (!row) throw notFound(`${capital(kind)} '${id}'`);
     return toRecord(row);
@@ -148,8 +156,7 @@ export class ObjectRegistry {
 
   list(caller: Caller, kind: string, opts: { maxObjects?: number; createdBefore?: number } = {}): ObjectRecord[] {
     this.kind(kind);
-    const rows = this.db
-      .prepare(
+    const rows = this.sql(
         `SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND kind = ? AND name IS NOT NULL AND ${LIVE}
            AND created_at < ? ORDER BY created_at DESC, rowid DESC LIMIT ?`,
       )
@@ -162,14 +169,14 @@ export class ObjectRegistry {
     return this.db.transaction(() => {
       const record = this.lookup(caller, kind, name);
       if (this.findByName(caller, kind, newName)) throw alreadyExists(`${capital(kind)} '${newName}'`);
-      this.db.prepare("UPDATE objects SET name = ? WHERE id = ?").run(newName, record.id);
+      this.sql("UPDATE objects SET name = ? WHERE id = ?").run(newName, record.id);
       return { ...record, name: newName };
     })();
   }
 
   heartbeat(caller: Caller, kind: string, id: string): void {
     const record = this.get(caller, kind, id);
-    this.db.prepare("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
+    this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
   }
 
   async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<void> {
@@ -187,15 +194,14 @@ export class ObjectRegistry {
   }
 
   private async remove(record: ObjectRecord): Promise<void> {
-    this.db.prepare("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id);
+    this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id);
     await this.kind(record.kind).purge(record);
-    this.db.prepare("DELETE FROM objects WHERE id = ?").run(record.id);
+    this.sql("DELETE FROM objects WHERE id = ?").run(record.id);
   }
 
   /** Deletes ephemeral objects whose creator stopped heart-beating (crashed or lost). */
   async reapEphemeral(now = Date.now()): Promise<number> {
-    const rows = this.db
-      .prepare(`SELECT * FROM objects WHERE ephemeral = 1 AND ${LIVE} AND heartbeat_at < ?`)
+    const rows = this.sql(`SELECT * FROM objects WHERE ephemeral = 1 AND ${LIVE} AND heartbeat_at < ?`)
       .all(now - this.ephemeralTimeoutMs) as Row[];
     for (const row of rows) await this.remove(toRecord(row));
     return rows.length;
@@ -203,7 +209,7 @@ export class ObjectRegistry {
 
   /** Finishes deletions a crash interrupted. */
   async resumePurges(): Promise<void> {
-    const rows = this.db.prepare("SELECT * FROM objects WHERE deleted_at IS NOT NULL").all() as Row[];
+    const rows = this.sql("SELECT * FROM objects WHERE deleted_at IS NOT NULL").all() as Row[];
     for (const row of rows) {
       if (!this.kinds.has(row.kind)) continue;
       await this.remove(toRecord(row));
@@ -212,7 +218,7 @@ export class ObjectRegistry {
 
   /** Every live object of a kind (for a kind's own maintenance, e.g. TTL sweeps). */
   allOfKind(kind: string): ObjectRecord[] {
-    return (this.db.prepare(`SELECT * FROM objects WHERE kind = ? AND ${LIVE}`).all(kind) as Row[]).map(toRecord);
+    return (this.sql(`SELECT * FROM objects WHERE kind = ? AND ${LIVE}`).all(kind) as Row[]).map(toRecord);
   }
 }
 

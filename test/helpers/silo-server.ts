@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { SiloClient, type SiloClientOptions } from "../../client/index.js";
+import { type BlobBackend, type TestBlobs, localBlobs, testBlobs } from "./blob-backend.js";
+import { SILO_BIN } from "./repo.js";
 
-export const REPO = resolve(import.meta.dirname, "../..");
-export const SILO_BIN = join(REPO, "bin/silo.js");
+export { REPO, SILO_BIN } from "./repo.js";
 
 export interface Profile {
   serverUrl: string;
@@ -22,6 +23,8 @@ export interface CliResult {
 /**
  * A real `silo serve` in its own process, on a free port, with a temporary SILO_HOME.
  * `restart()` keeps the home (durability tests); `stop()` removes nothing, `cleanup()` does.
+ * With SILO_TEST_BLOBS=s3 (the vitest project "s3") its volume blocks live in a fresh prefix
+ * of a bucket on the test S3 server, unless the test passes its own `--blobs`.
  */
 export class SiloServer {
   proc: ChildProcess | undefined;
@@ -31,10 +34,14 @@ export class SiloServer {
   constructor(
     readonly home: string,
     readonly args: string[] = [],
+    /** Where its volume blocks live (the `--blobs` backend the test run chose). */
+    readonly blobs: TestBlobs = localBlobs(),
   ) {}
 
-  static async start(args: string[] = []): Promise<SiloServer> {
-    const server = new SiloServer(mkdtempSync(join(tmpdir(), "silo-test-")), args);
+  /** `opts.blobs` overrides the run's blob backend (e.g. a suite about the S3 backend itself). */
+  static async start(args: string[] = [], opts: { blobs?: BlobBackend } = {}): Promise<SiloServer> {
+    const blobs = await testBlobs(args, opts.blobs);
+    const server = new SiloServer(mkdtempSync(join(tmpdir(), "silo-test-")), [...args, ...blobs.args], blobs);
     await server.launch();
     return server;
   }
@@ -57,7 +64,7 @@ export class SiloServer {
   async launch(): Promise<void> {
     this.log = "";
     const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn", ...this.args], {
-      env: { ...process.env, SILO_HOME: this.home },
+      env: { ...process.env, ...this.blobs.env, SILO_HOME: this.home },
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.proc = proc;
@@ -95,6 +102,11 @@ export class SiloServer {
     return runCli(args, { ...this.env, ...opts.env }, opts.input);
   }
 
+  /** The volume blobs this server stored (hash → identity that changes on a rewrite), wherever they live. */
+  storedBlobs(): Promise<Map<string, string>> {
+    return this.blobs.stored(this.home);
+  }
+
   logs(): string {
     return this.log;
   }
@@ -115,6 +127,7 @@ export class SiloServer {
   async cleanup(): Promise<void> {
     await this.stop("SIGKILL");
     rmSync(this.home, { recursive: true, force: true });
+    await this.blobs.cleanup();
   }
 }
 

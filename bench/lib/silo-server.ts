@@ -1,0 +1,56 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SiloClient } from "../../client/index.js";
+
+const SILO_BIN = resolve(import.meta.dirname, "../../../bin/silo.js");
+
+/** A `silo serve` of the built code on a free port with a throw-away home, for benchmarks. */
+export class BenchSilo {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly home: string,
+    readonly url: string,
+  ) {}
+
+  static async start(args: string[] = []): Promise<BenchSilo> {
+    const home = mkdtempSync(join(tmpdir(), "silo-bench-"));
+    const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn", ...args], {
+      env: { ...process.env, SILO_HOME: home },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const url = await new Promise<string>((ok, fail) => {
+      let out = "";
+      proc.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /silo is serving at (\S+)/.exec(out);
+        if (m) ok(m[1]!);
+      });
+      proc.once("exit", (code) => fail(new Error(`silo serve exited with ${code}`)));
+    });
+    return new BenchSilo(proc, home, url);
+  }
+
+  private profile(): { tokenId: string; tokenSecret: string } {
+    return JSON.parse(readFileSync(join(this.home, "config.json"), "utf8")) as { tokenId: string; tokenSecret: string };
+  }
+
+  client(): SiloClient {
+    const { tokenId, tokenSecret } = this.profile();
+    return new SiloClient({ serverUrl: this.url, tokenId, tokenSecret });
+  }
+
+  /** The admin's `authorization` header, for raw HTTP requests. */
+  authorization(): string {
+    const { tokenId, tokenSecret } = this.profile();
+    return `Bearer ${tokenId}:${tokenSecret}`;
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((r) => this.proc.once("exit", r));
+    this.proc.kill("SIGTERM");
+    await exited;
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}

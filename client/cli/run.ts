@@ -1,0 +1,201 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from "node:fs";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Command } from "commander";
+import type { MountRecord } from "../mount-control.js";
+import { SILO_MOUNTS_ENV } from "../mount-control.js";
+import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
+import { clientFor, UsageError } from "./output.js";
+
+/** Set in the re-executed `silo run` that already lives in its own mount namespace. */
+const IN_NAMESPACE_ENV = "SILO_RUN_PRIVATE_NS";
+const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+
+interface RunOptions {
+  volume?: MountSpec[];
+  hostMounts?: boolean;
+  commitIntervalMs?: string;
+}
+
+interface ActiveMount {
+  spec: MountSpec;
+  daemon: ChildProcess;
+  record: MountRecord;
+  stateDir: string;
+  createdDir?: string;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("Run a command with volumes mounted: mount, run, commit, unmount")
+    .usage("[options] -- <command> [args...]")
+    .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
+    .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
+    .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
+    .argument("<command...>", "the command to run")
+    .addHelpText(
+      "after",
+      `
+The command gets ${SILO_MOUNTS_ENV} (JSON: mount path -> {kind, name, id, environment, readOnly,
+socket}) and the server credentials in its environment, so Volume.commit()/reload() in it act on
+its mounts. Signals are forwarded to it. When it exits, every mount commits and unmounts, and
+silo run exits with the command's status (1 if it succeeded but a final commit failed).
+As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
+    )
+    .action(async (command: string[], opts: RunOptions, cmd: Command) => {
+      const specs = opts.volume ?? [];
+      checkMountPaths(specs);
+      if (specs.length > 0 && !opts.hostMounts && !process.env[IN_NAMESPACE_ENV] && privateNamespaceWorks()) {
+        process.exit(await reexecInNamespace());
+      }
+      process.exit(await runJob(command, specs, opts, cmd));
+    });
+}
+
+/** Whether `unshare --mount` works here (root, or CAP_SYS_ADMIN; not in every container). */
+function privateNamespaceWorks(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  return spawnSync("unshare", ["--mount", "--propagation", "private", "true"], { stdio: "ignore" }).status === 0;
+}
+
+/** Runs this same `silo run` again inside a new private mount namespace. */
+async function reexecInNamespace(): Promise<number> {
+  const signals = holdSignals();
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, [IN_NAMESPACE_ENV]: "1" },
+  });
+  signals.forwardTo(child);
+  return waitForChild(child).finally(signals.release);
+}
+
+async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, cmd: Command): Promise<number> {
+  const silo = clientFor(cmd);
+  const config = silo.config;
+  await silo.close();
+  const mounts: ActiveMount[] = [];
+  try {
+    for (const spec of specs) mounts.push(await mountOne(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+  } catch (err) {
+    await unmountAll(mounts);
+    throw err;
+  }
+  const records = Object.fromEntries(mounts.map((m) => [m.spec.path, m.record]));
+  const signals = holdSignals();
+  const child = spawn(command[0]!, command.slice(1), {
+    stdio: "inherit",
+    env: {
+      ...process.env,
+      [IN_NAMESPACE_ENV]: undefined,
+      SILO_SERVER_URL: config.serverUrl,
+      SILO_TOKEN_ID: config.tokenId,
+      SILO_TOKEN_SECRET: config.tokenSecret,
+      SILO_ENVIRONMENT: config.environment,
+      [SILO_MOUNTS_ENV]: JSON.stringify(records),
+    },
+  });
+  // Re-executed under unshare: if the outer `silo run` is killed hard, end the command so the mounts commit and go.
+  const parent = process.ppid;
+  const orphanWatch = process.env[IN_NAMESPACE_ENV]
+    ? setInterval(() => process.ppid !== parent && child.kill("SIGTERM"), 1_000)
+    : undefined;
+  signals.forwardTo(child);
+  const code = await waitForChild(child).catch((err: Error) => {
+    process.stderr.write(`Error: cannot run '${command[0]}': ${err.message}\n`);
+    return 127;
+  });
+  signals.release();
+  clearInterval(orphanWatch);
+  const unmountFailed = await unmountAll(mounts);
+  return code === 0 && unmountFailed ? 1 : code;
+}
+
+async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
+  const { spawnDaemon } = await import("../../fuse/common/daemon-process.js");
+  let createdDir: string | undefined;
+  try {
+    mkdirSync(spec.path);
+    createdDir = spec.path;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
+  }
+  const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
+  const args = [process.argv[1]!, "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
+  args.push("--commit-interval-ms", commitIntervalMs);
+  if (spec.readOnly) args.push("--read-only");
+  try {
+    // Daemon messages go to our stderr, keeping the command's stdout its own.
+    // Its own process group: a Ctrl-C meant for the command must not unmount under it.
+    const { child, ready } = await spawnDaemon(process.execPath, args, {
+      env: { ...process.env, SILO_ENVIRONMENT: environment },
+      output: 2,
+      detached: true,
+    });
+    const record: MountRecord = {
+      kind: spec.kind,
+      name: spec.name,
+      id: String(ready.volumeId),
+      environment,
+      readOnly: spec.readOnly,
+      socket: String(ready.socket),
+    };
+    return { spec, daemon: child, record, stateDir, createdDir };
+  } catch (err) {
+    rmSync(stateDir, { recursive: true, force: true });
+    if (createdDir) rmdirSync(createdDir);
+    throw new UsageError(`Could not mount ${spec.kind} '${spec.name}' at ${spec.path}: ${(err as Error).message}`);
+  }
+}
+
+/** SIGTERM makes each daemon commit and unmount; returns true if any failed. */
+async function unmountAll(mounts: ActiveMount[]): Promise<boolean> {
+  const codes = await Promise.all(
+    mounts.map(async (m) => {
+      const exited = waitForChild(m.daemon);
+      m.daemon.kill("SIGTERM");
+      const code = await exited.catch(() => 1);
+      if (code !== 0) process.stderr.write(`silo run: the mount of '${m.spec.name}' at ${m.spec.path} did not finish cleanly (exit ${code})\n`);
+      rmSync(m.stateDir, { recursive: true, force: true });
+      if (m.createdDir) {
+        try {
+          rmdirSync(m.createdDir);
+        } catch {
+          // Not empty or still busy: leave it.
+        }
+      }
+      return code;
+    }),
+  );
+  return codes.some((c) => c !== 0);
+}
+
+/**
+ * Catches our forwardable signals from before the child is spawned: a child can start and be
+ * seen (its first output) before spawn() returns here, and a signal in that window must not
+ * kill us with the default action. Signals caught before `forwardTo` are delivered then.
+ */
+function holdSignals(): { forwardTo(child: ChildProcess): void; release(): void } {
+  let target: ChildProcess | undefined;
+  const held: NodeJS.Signals[] = [];
+  const forward = (sig: NodeJS.Signals) => (target ? target.kill(sig) : held.push(sig));
+  for (const sig of FORWARDED) process.on(sig, forward);
+  return {
+    forwardTo(child) {
+      target = child;
+      for (const sig of held.splice(0)) child.kill(sig);
+    },
+    release() {
+      for (const sig of FORWARDED) process.off(sig, forward);
+    },
+  };
+}
+
+/** Resolves with the child's exit status (128+n for a signal, like a shell). */
+function waitForChild(child: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 1) : 1)));
+  });
+}

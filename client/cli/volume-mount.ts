@@ -1,0 +1,142 @@
+import { mkdirSync, openSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { SiloError } from "../errors.js";
+import { clientFor, UsageError } from "./output.js";
+
+const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
+const DEFAULT_CACHE_MB = 4_096;
+
+const nonNegative = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a non-negative whole number, got '${v}'`);
+  return n;
+};
+
+interface MountOptions {
+  readOnly?: boolean;
+  commitIntervalMs: number;
+  cacheSizeMb: number;
+  foreground?: boolean;
+  stateDir?: string;
+  exitWithParent?: boolean;
+}
+
+/** The `volume` command, created if the volumes CLI has not (it adds ls/put/get/…). */
+function volumeCommand(program: Command): Command {
+  return program.commands.find((c) => c.name() === "volume") ?? program.command("volume").description("Manage volumes");
+}
+
+/** Adds `silo volume mount` and `silo volume unmount`. */
+export function registerVolumeMount(program: Command): void {
+  const volume = volumeCommand(program);
+  volume
+    .command("mount <name> <dir>")
+    .description("Mount the latest version of a volume at DIR (a FUSE daemon in the background)")
+    .option("--read-only", "every write fails with EROFS")
+    .option("--commit-interval-ms <ms>", "background commit period (0: only the final commit on unmount)", nonNegative, DEFAULT_COMMIT_INTERVAL_MS)
+    .option("--cache-size-mb <mb>", "bound on the local block cache", nonNegative, DEFAULT_CACHE_MB)
+    .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
+    .option("--state-dir <dir>", "where the upper dir, block cache and control socket live (default: under $TMPDIR/silo-mounts)")
+    .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
+    .addHelpText(
+      "after",
+      `
+Changes are written locally and committed every --commit-interval-ms, on 'silo volume unmount',
+and on SIGTERM. Other mounts see them after their next reload. A daemon killed with kill -9
+leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears it.`,
+    )
+    .action(async (name: string, dir: string, opts: MountOptions, cmd: Command) => {
+      const silo = clientFor(cmd);
+      if (opts.foreground) {
+        // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
+        process.env.UV_THREADPOOL_SIZE ??= "16";
+        const { runVolumeDaemon } = await import("../../fuse/volume/daemon.js");
+        const { reportToParent } = await import("../../fuse/common/daemon-process.js");
+        const volume = await silo.volumes.fromName(name).catch((err: Error) => {
+          reportToParent({ error: err.message });
+          throw err;
+        });
+        const code = await runVolumeDaemon(volume, {
+          dir,
+          readOnly: opts.readOnly ?? false,
+          commitIntervalMs: opts.commitIntervalMs,
+          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
+          stateDir: opts.stateDir,
+          exitWithParent: opts.exitWithParent,
+        });
+        await silo.close();
+        process.exit(code);
+      }
+      await silo.close();
+      const { spawnDaemon } = await import("../../fuse/common/daemon-process.js");
+      const { stateDirFor } = await import("../../fuse/volume/daemon.js");
+      const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
+      const logFile = `${stateDir}.log`;
+      const args = [process.argv[1]!, "volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
+      args.push("--commit-interval-ms", String(opts.commitIntervalMs), "--cache-size-mb", String(opts.cacheSizeMb));
+      if (opts.readOnly) args.push("--read-only");
+      mkdirSync(join(stateDir, ".."), { recursive: true });
+      const { child, ready } = await spawnDaemon(process.execPath, args, {
+        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment },
+        output: openSync(logFile, "a"),
+        detached: true,
+      }).catch((err: Error) => {
+        throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
+      });
+      child.unref();
+      process.stdout.write(`Mounted volume '${name}' (version ${String(ready.version)}) at ${resolve(dir)}; log: ${logFile}\n`);
+    });
+
+  volume
+    .command("unmount <dir>")
+    .alias("umount")
+    .description("Commit pending changes and unmount a volume mounted with 'silo volume mount'")
+    .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", nonNegative, 300_000)
+    .action(async (dir: string, opts: { timeoutMs: number }) => {
+      const { stateDirFor } = await import("../../fuse/volume/daemon.js");
+      const { lazyUnmount, mountPointState, waitUnmounted } = await import("../../fuse/common/mount-table.js");
+      const target = resolve(dir);
+      const pid = await daemonPid(stateDirFor(target));
+      if (pid !== undefined) {
+        process.kill(pid, "SIGTERM");
+        if (await waitForExit(pid, opts.timeoutMs)) {
+          process.stdout.write(`Unmounted ${target}\n`);
+          return;
+        }
+        process.stderr.write(`The mount daemon (pid ${pid}) did not finish within ${opts.timeoutMs} ms; detaching the mount.\n`);
+        await lazyUnmount(target);
+        await waitUnmounted(target, 5_000);
+        return;
+      }
+      const state = await mountPointState(target);
+      if (state === "free") throw new UsageError(`${target} is not mounted`);
+      // A mount without a live daemon (kill -9) or one we do not know: detach it.
+      await lazyUnmount(target);
+      process.stdout.write(state === "stale" ? `Removed the dead mount at ${target}\n` : `Detached ${target}\n`);
+    });
+}
+
+async function daemonPid(stateDir: string): Promise<number | undefined> {
+  try {
+    const { pid } = JSON.parse(await readFile(join(stateDir, "daemon.json"), "utf8")) as { pid: number };
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}

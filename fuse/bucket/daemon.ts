@@ -1,0 +1,58 @@
+import Fuse from "fuse-native";
+import { clearStaleMount, lazyUnmount } from "../common/mount-table.js";
+import { serveUntilStopped } from "../common/daemon-runtime.js";
+import { BucketFs } from "./bucket-fs.js";
+import { BucketS3 } from "./bucket-s3.js";
+import type { BucketDaemonConfig } from "./config.js";
+import { makeS3Client } from "../../lib/s3-client.js";
+
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} bucket-mount: ${msg}\n`);
+
+/** `s3://bucket/prefix/` for logs and mount records. */
+export const bucketSource = (c: Pick<BucketDaemonConfig, "bucket" | "prefix" | "endpoint">) =>
+  `s3://${c.bucket}/${c.prefix}${c.endpoint ? ` at ${c.endpoint}` : ""}`;
+
+/**
+ * Mounts the bucket and serves it until stopped. `onReady` is called once the kernel has the
+ * mount (or with the error that prevented it). Resolves when the daemon has unmounted.
+ */
+export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?: Error) => void): Promise<void> {
+  const s3client = makeS3Client({ endpoint: config.endpoint, region: config.region, credentials: config.credentials });
+  const s3 = new BucketS3(s3client, config.bucket, config.requesterPays);
+  const fs = new BucketFs(s3, { prefix: config.prefix, readOnly: config.readOnly, metadataTtlMs: config.metadataTtlMs, partSizeBytes: config.partSizeBytes, writeBack: config.writeBack, log });
+
+  let fuse: Fuse;
+  try {
+    // Fail before mounting if the bucket is unreachable or the credentials are wrong.
+    await s3.hasKeysUnder(config.prefix).catch((err: Error) => {
+      throw new Error(`cannot list ${bucketSource(config)}: ${err.message}`);
+    });
+    if (await clearStaleMount(config.mountPoint)) log(`cleared a stale mount at ${config.mountPoint} (its daemon had died)`);
+    const ttlSeconds = (config.metadataTtlMs ?? 1000) / 1000;
+    fuse = new Fuse(config.mountPoint, fs.operations(), {
+      // Text after the name reaches libfuse as options: 128 KiB writes instead of 4 KiB, and O_TRUNC on open.
+      fsname: `silo-bucket,big_writes,atomic_o_trunc`,
+      allowOther: true,
+      entryTimeout: ttlSeconds,
+      attrTimeout: ttlSeconds,
+      // S3 calls can be slow; the SDK has its own timeouts and retries.
+      timeout: 180_000,
+    });
+    await new Promise<void>((ok, fail) => fuse.mount((err) => (err ? fail(err) : ok())));
+  } catch (err) {
+    log(`mount of ${bucketSource(config)} on ${config.mountPoint} failed: ${(err as Error).message}`);
+    onReady(err as Error);
+    s3client.destroy();
+    return;
+  }
+  log(`mounted ${bucketSource(config)} on ${config.mountPoint}${config.readOnly ? " (read-only)" : ""}`);
+  onReady();
+  await serveUntilStopped(
+    {
+      unmount: () => lazyUnmount(config.mountPoint),
+      drain: (ms) => fs.drain(ms),
+    },
+    { record: { mountPoint: config.mountPoint, kind: "bucket", source: bucketSource(config) }, log },
+  );
+  s3client.destroy();
+}

@@ -1,0 +1,156 @@
+import type { BucketS3 } from "./bucket-s3.js";
+import type { KeyMap } from "./key-map.js";
+
+export type Entry = { type: "file"; size: number; mtimeMs: number } | { type: "dir"; mtimeMs: number };
+
+interface Listing {
+  entries: Map<string, Entry>;
+  /** When S3 was last asked; Infinity for a local directory that S3 does not know yet. */
+  fetchedAt: number;
+}
+
+/** Listings up to one S3 page are re-listed rather than probed per name once they are stale. */
+const SMALL_LISTING = 1000;
+
+const parentOf = (path: string) => path.slice(0, Math.max(1, path.lastIndexOf("/")));
+const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+
+/** Names S3 keys may hold that cannot be file names. */
+const isValidName = (name: string) => name !== "" && name !== "." && name !== ".." && !name.includes("\0");
+
+/**
+ * What the mount knows about names: directory listings and single lookups from S3, trusted
+ * for `ttlMs`, kept current by the mount's own writes and deletes, plus directories made by
+ * mkdir that exist only locally until a file is written under them.
+ * Like mountpoint-s3, a directory shadows a file of the same name.
+ */
+export class Metadata {
+  private readonly listings = new Map<string, Listing>();
+  private readonly lookups = new Map<string, { entry: Entry | null; at: number }>();
+  private readonly localDirs = new Set<string>();
+  private readonly inflight = new Map<string, Promise<Entry | null>>();
+  private readonly listingsInflight = new Map<string, Promise<Map<string, Entry>>>();
+
+  constructor(
+    private readonly s3: BucketS3,
+    private readonly keys: KeyMap,
+    private readonly ttlMs: number,
+  ) {}
+
+  private fresh(at: number): boolean {
+    return Date.now() - at < this.ttlMs;
+  }
+
+  isLocalDir(path: string): boolean {
+    return this.localDirs.has(path);
+  }
+
+  async lookup(path: string): Promise<Entry | null> {
+    if (path === "/") return { type: "dir", mtimeMs: 0 };
+    if (this.localDirs.has(path)) return { type: "dir", mtimeMs: Date.now() };
+    const listing = this.listings.get(parentOf(path));
+    if (listing && this.fresh(listing.fetchedAt)) return listing.entries.get(baseName(path)) ?? null;
+    // A small directory listed before is cheaper to list again (one request) than to probe name by name.
+    if (listing && listing.entries.size < SMALL_LISTING) return (await this.listShared(parentOf(path))).get(baseName(path)) ?? null;
+    const known = this.lookups.get(path);
+    if (known && this.fresh(known.at)) return known.entry;
+    // Concurrent lookups of one path share one round trip.
+    let pending = this.inflight.get(path);
+    if (!pending) {
+      pending = this.fetchEntry(path).finally(() => this.inflight.delete(path));
+      this.inflight.set(path, pending);
+    }
+    return pending;
+  }
+
+  private async fetchEntry(path: string): Promise<Entry | null> {
+    if (!isValidName(baseName(path))) return null;
+    const [isDir, file] = await Promise.all([this.s3.hasKeysUnder(this.keys.dirPrefix(path)), this.s3.head(this.keys.fileKey(path))]);
+    const entry: Entry | null = isDir ? { type: "dir", mtimeMs: Date.now() } : file ? { type: "file", ...file } : null;
+    this.lookups.set(path, { entry, at: Date.now() });
+    return entry;
+  }
+
+  /** The entries of a directory: a fresh cached listing, or every page of an S3 listing. */
+  async list(dir: string): Promise<Map<string, Entry>> {
+    const cached = this.listings.get(dir);
+    const entries = cached && this.fresh(cached.fetchedAt) ? new Map(cached.entries) : await this.listShared(dir);
+    for (const local of this.localDirs) {
+      if (parentOf(local) === dir && local !== dir) entries.set(baseName(local), { type: "dir", mtimeMs: Date.now() });
+    }
+    return entries;
+  }
+
+  /** Concurrent listings of one directory share one series of requests. */
+  private listShared(dir: string): Promise<Map<string, Entry>> {
+    let pending = this.listingsInflight.get(dir);
+    if (!pending) {
+      pending = this.fetchListing(dir).finally(() => this.listingsInflight.delete(dir));
+      this.listingsInflight.set(dir, pending);
+    }
+    return pending.then((entries) => new Map(entries));
+  }
+
+  private async fetchListing(dir: string): Promise<Map<string, Entry>> {
+    const prefix = this.keys.dirPrefix(dir);
+    const entries = new Map<string, Entry>();
+    const fetchedAt = Date.now();
+    for await (const page of this.s3.list(prefix)) {
+      for (const obj of page.objects) {
+        const name = obj.key.slice(prefix.length);
+        if (isValidName(name) && !entries.has(name)) entries.set(name, { type: "file", size: obj.size, mtimeMs: obj.mtimeMs });
+      }
+      for (const p of page.prefixes) {
+        const name = p.slice(prefix.length, -1);
+        if (isValidName(name)) entries.set(name, { type: "dir", mtimeMs: fetchedAt });
+      }
+    }
+    this.listings.set(dir, { entries, fetchedAt });
+    return new Map(entries);
+  }
+
+  /** mkdir: a directory that lives only here until a file is written under it. */
+  addLocalDir(path: string): void {
+    this.localDirs.add(path);
+    this.listings.set(path, { entries: new Map(), fetchedAt: Number.POSITIVE_INFINITY });
+    this.lookups.delete(path);
+  }
+
+  hasLocalChildren(path: string): boolean {
+    for (const d of this.localDirs) if (parentOf(d) === path) return true;
+    return false;
+  }
+
+  removeLocalDir(path: string): void {
+    this.localDirs.delete(path);
+    this.listings.delete(path);
+  }
+
+  /** A file this mount just uploaded: visible at once; its local ancestor directories are now real. */
+  noteFile(path: string, size: number): void {
+    const entry: Entry = { type: "file", size, mtimeMs: Date.now() };
+    this.lookups.set(path, { entry, at: Date.now() });
+    this.listings.get(parentOf(path))?.entries.set(baseName(path), entry);
+    for (let dir = parentOf(path); dir !== "/"; dir = parentOf(dir)) {
+      if (this.localDirs.delete(dir)) {
+        const listing = this.listings.get(dir);
+        if (listing && listing.fetchedAt === Number.POSITIVE_INFINITY) listing.fetchedAt = Date.now();
+        this.listings.get(parentOf(dir))?.entries.set(baseName(dir), { type: "dir", mtimeMs: Date.now() });
+        this.lookups.set(dir, { entry: { type: "dir", mtimeMs: Date.now() }, at: Date.now() });
+      }
+    }
+  }
+
+  noteDeleted(path: string): void {
+    this.lookups.set(path, { entry: null, at: Date.now() });
+    this.listings.get(parentOf(path))?.entries.delete(baseName(path));
+  }
+
+  /** Forget what is known about a path and its directory (after a failed or raced write). */
+  invalidate(path: string): void {
+    this.lookups.delete(path);
+    this.listings.delete(parentOf(path));
+  }
+}
+
+export { baseName, parentOf };

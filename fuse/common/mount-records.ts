@@ -1,0 +1,57 @@
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** What a running mount daemon leaves behind so `unmount DIR` can find and stop it. */
+export interface MountRecord {
+  pid: number;
+  mountPoint: string;
+  /** "bucket", "volume", … */
+  kind: string;
+  /** Human-readable source, e.g. `s3://bucket/prefix/`. */
+  source: string;
+  logFile: string;
+  startedAt: number;
+}
+
+/** Per-user directory for mount records and daemon logs. */
+export function mountRunDir(): string {
+  const base = process.env.SILO_MOUNT_RUN_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
+  return base;
+}
+
+const recordName = (mountPoint: string) => createHash("sha256").update(resolve(mountPoint)).digest("hex").slice(0, 24);
+
+export const recordPath = (mountPoint: string) => join(mountRunDir(), `${recordName(mountPoint)}.json`);
+export const logPath = (mountPoint: string) => join(mountRunDir(), `${recordName(mountPoint)}.log`);
+
+export async function writeMountRecord(record: MountRecord): Promise<void> {
+  await mkdir(mountRunDir(), { recursive: true, mode: 0o700 });
+  const file = recordPath(record.mountPoint);
+  await writeFile(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+export async function readMountRecord(mountPoint: string): Promise<MountRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(recordPath(mountPoint), "utf8")) as MountRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the record if it still belongs to `pid` (a newer daemon may own the mount point now). */
+export async function removeMountRecord(mountPoint: string, pid: number): Promise<void> {
+  const record = await readMountRecord(mountPoint);
+  if (record && record.pid === pid) await rm(recordPath(mountPoint), { force: true });
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,114 @@
+import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+
+/**
+ * A bounded on-disk cache of volume blocks, keyed by content hash (so identical blocks of
+ * different files are fetched once). Fetches are single-flight; least recently used blocks are
+ * evicted once the total passes `maxBytes`. The kernel's page cache keeps hot blocks in memory.
+ */
+export class BlockCache {
+  private readonly entries = new Map<string, { size: number; fh: FileHandle | null; users: number }>();
+  private readonly pending = new Map<string, Promise<void>>();
+  private bytes = 0;
+  private tmpSeq = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly fetch: (hash: string) => Promise<Buffer>,
+  ) {}
+
+  async init(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  /** Copies `len` bytes at `offset` of block `hash` into `buf` at `bufOffset`; returns the count. */
+  async read(hash: string, offset: number, buf: Buffer, bufOffset: number, len: number): Promise<number> {
+    const entry = await this.acquire(hash);
+    try {
+      const { bytesRead } = await entry.fh!.read(buf, bufOffset, len, offset);
+      return bytesRead;
+    } finally {
+      entry.users--;
+    }
+  }
+
+  /** The whole block (for copy-up before a partial write). */
+  async get(hash: string): Promise<Buffer> {
+    const entry = await this.acquire(hash);
+    try {
+      const buf = Buffer.allocUnsafe(entry.size);
+      const { bytesRead } = await entry.fh!.read(buf, 0, entry.size, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      entry.users--;
+    }
+  }
+
+  /** Starts fetching blocks in the background (read-ahead); errors surface on the real read. */
+  prefetch(hashes: string[]): void {
+    for (const h of hashes) if (!this.entries.has(h)) this.load(h).catch(() => {});
+  }
+
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.entries.values()) await e.fh?.close().catch(() => {});
+    this.entries.clear();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async acquire(hash: string) {
+    for (;;) {
+      const entry = this.entries.get(hash);
+      if (entry?.fh) {
+        // Map order is the LRU order: re-insert on use.
+        this.entries.delete(hash);
+        this.entries.set(hash, entry);
+        entry.users++;
+        return entry;
+      }
+      await this.load(hash);
+    }
+  }
+
+  private load(hash: string): Promise<void> {
+    let p = this.pending.get(hash);
+    if (!p) {
+      p = this.fill(hash).finally(() => this.pending.delete(hash));
+      this.pending.set(hash, p);
+    }
+    return p;
+  }
+
+  private async fill(hash: string): Promise<void> {
+    const data = await this.fetch(hash);
+    const file = join(this.dir, hash);
+    const tmp = `${file}.${this.tmpSeq++}.tmp`;
+    const out = await open(tmp, "w");
+    try {
+      await out.write(data, 0, data.length, 0);
+    } finally {
+      await out.close();
+    }
+    await rename(tmp, file);
+    const fh = await open(file, "r");
+    this.entries.set(hash, { size: data.length, fh, users: 0 });
+    this.bytes += data.length;
+    await this.evict(hash);
+  }
+
+  private async evict(keep: string): Promise<void> {
+    for (const [hash, e] of this.entries) {
+      if (this.bytes <= this.maxBytes) return;
+      if (hash === keep || e.users > 0) continue;
+      this.entries.delete(hash);
+      this.bytes -= e.size;
+      await e.fh?.close().catch(() => {});
+      await rm(join(this.dir, hash), { force: true });
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import { createHash } from "node:crypto";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import type { Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import Fuse from "fuse-native";
+import { reportToParent } from "../common/daemon-process.js";
+import { clearStaleMount, isMounted } from "../common/mount-table.js";
+import { BlockCache } from "./block-cache.js";
+import { serveControl } from "./control-server.js";
+import { ContentStore } from "./file-content.js";
+import { volumeFuseOps } from "./fuse-ops.js";
+import { MountedVolume } from "./mounted-volume.js";
+import type { VolumeRemote } from "./remote.js";
+
+export interface VolumeDaemonOptions {
+  dir: string;
+  readOnly: boolean;
+  /** Background commit period; 0 disables background commits (the final one still runs). */
+  commitIntervalMs: number;
+  cacheBytes: number;
+  /** Upper dir, block cache, control socket and daemon.json live here (default: stateDirFor(dir)). */
+  stateDir?: string;
+  /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
+  exitWithParent?: boolean;
+}
+
+/** What `daemon.json` in the state dir (and the ready handshake) tell about a running mount. */
+export interface MountInfo {
+  pid: number;
+  dir: string;
+  socket: string;
+  volume: string | null;
+  volumeId: string;
+  readOnly: boolean;
+  version: number;
+}
+
+/** Default per-mount state dir: derived from the mount point so `silo volume unmount DIR` finds it. */
+export function stateDirFor(dir: string): string {
+  const key = createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 16);
+  return join(tmpdir(), "silo-mounts", key);
+}
+
+/** How long the kernel caches names and attributes (FUSE entry/attr timeouts). */
+const KERNEL_CACHE_SECONDS = 1;
+
+const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
+
+/**
+ * Runs a volume mount in this process until SIGTERM/SIGINT, an unmount request, or an external
+ * unmount: then a final commit, unmount, and cleanup. Resolves with the process exit code.
+ */
+export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOptions): Promise<number> {
+  const dir = resolve(opts.dir);
+  const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
+  const socket = join(stateDir, "control.sock");
+  let fuse: Fuse | undefined;
+  let control: Server | undefined;
+  let cache: BlockCache | undefined;
+  try {
+    if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
+    await rm(stateDir, { recursive: true, force: true });
+    await mkdir(join(stateDir, "upper"), { recursive: true });
+    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
+    await cache.init();
+    const mv = new MountedVolume(remote, new ContentStore(join(stateDir, "upper"), cache));
+    await mv.load();
+    fuse = new Fuse(dir, volumeFuseOps(mv, { readOnly: opts.readOnly, log }), {
+      mkdir: true,
+      allowOther: true,
+      defaultPermissions: true,
+      // Keep file pages cached across opens unless size/mtime changed (a reload changes them).
+      autoCache: true,
+      // libfuse2 splits writes into 4 KiB requests without big_writes; fuse-native passes fsname through.
+      fsname: "silo-volume,big_writes",
+      subtype: "silo",
+      attrTimeout: KERNEL_CACHE_SECONDS,
+      entryTimeout: KERNEL_CACHE_SECONDS,
+      timeout: 120_000,
+    });
+    await new Promise<void>((res, rej) => fuse!.mount((err) => (err ? rej(err) : res())));
+    const mounted = fuse;
+
+    let finish!: (code: number) => void;
+    const done = new Promise<number>((res) => (finish = res));
+    let stopping: Promise<void> | undefined;
+    const stop = (why: string) => (stopping ??= shutdown(why).then(finish));
+    control = await serveControl(socket, async (op) => {
+      switch (op) {
+        case "commit":
+          if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
+          return mv.commit();
+        case "reload": {
+          const r = await mv.reload();
+          // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
+          // return only once they have expired, so the caller sees the new version everywhere.
+          if (r.changed) await new Promise((res) => setTimeout(res, KERNEL_CACHE_SECONDS * 1000));
+          return { version: r.version };
+        }
+        case "status":
+          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
+        case "unmount":
+          setImmediate(() => void stop("unmount requested"));
+          return {};
+        default:
+          throw Object.assign(new Error(`unknown control op '${op}'`), { code: "INVALID" });
+      }
+    });
+    const info: MountInfo = { pid: process.pid, dir, socket, volume: remote.name, volumeId: remote.id, readOnly: opts.readOnly, version: mv.viewVersion };
+    await writeFile(join(stateDir, "daemon.json"), JSON.stringify(info));
+
+    const background =
+      !opts.readOnly && opts.commitIntervalMs > 0
+        ? setInterval(() => {
+            if (mv.status().dirtyPaths === 0) return;
+            mv.commit().catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
+          }, opts.commitIntervalMs)
+        : undefined;
+    // After an outside `fusermount -u` libfuse stops serving but this process would live on.
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (opts.exitWithParent && process.ppid !== parent) void stop("the process that started this mount is gone");
+      isMounted(dir).then((m) => m || void stop("unmounted from outside"), () => {});
+    }, 1_000);
+
+    async function shutdown(why: string): Promise<number> {
+      log(`stopping (${why})`);
+      clearInterval(background);
+      clearInterval(watch);
+      let code = 0;
+      if (!opts.readOnly) {
+        try {
+          const r = await mv.commit();
+          if (r.changes) log(`final commit: version ${r.version}`);
+        } catch (err) {
+          log(`final commit FAILED, local changes are lost: ${(err as Error).message}`);
+          code = 1;
+        }
+      }
+      await new Promise<void>((res) => mounted.unmount(() => res()));
+      control?.close();
+      await cache?.close();
+      await rm(stateDir, { recursive: true, force: true });
+      // A background mount logs to <stateDir>.log: keep it only when something went wrong.
+      if (code === 0) await rm(`${stateDir}.log`, { force: true });
+      return code;
+    }
+
+    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => void stop(sig));
+    reportToParent({ ...info, ready: true });
+    log(`mounted ${remote.name ?? remote.id} version ${mv.viewVersion} at ${dir}${opts.readOnly ? " (read-only)" : ""}`);
+    return await done;
+  } catch (err) {
+    reportToParent({ error: (err as Error).message });
+    if (fuse) await new Promise<void>((res) => fuse!.unmount(() => res()));
+    control?.close();
+    await cache?.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Readable } from "node:stream";
+
+/** A byte range of a blob: `start` inclusive, `end` exclusive. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobInfo {
+  hash: string;
+  size: number;
+  /** When the blob was last written (GC keeps fresh blobs for a grace period). */
+  mtimeMs: number;
+}
+
+/**
+ * A content-addressed block store, partitioned by namespace (a workspace: dedup happens
+ * within one, never across). One file per backend (local.ts, s3.ts), like JuiceFS's
+ * pkg/object. Blobs are immutable: a second `put` of the same hash may simply replace it.
+ */
+export interface BlobStore {
+  has(ns: string, hash: string): Promise<boolean>;
+  /**
+   * Stores `body` under `hash` durably (on return it survives a crash). If `body` errors, e.g.
+   * because a verifying stream found a wrong hash, nothing is stored and the error is thrown.
+   * Returns the number of bytes stored.
+   */
+  put(ns: string, hash: string, body: Readable): Promise<number>;
+  /** The blob's bytes (or a range of them); NotFound if absent. */
+  get(ns: string, hash: string, range?: ByteRange): Promise<Readable>;
+  /** Removes a blob; a no-op if it is absent. */
+  delete(ns: string, hash: string): Promise<void>;
+  /** Removes many blobs (an object store does it in batches); absent ones are skipped. */
+  deleteMany(ns: string, hashes: readonly string[]): Promise<void>;
+  /** Every blob of a namespace, in no particular order (for garbage collection). */
+  list(ns: string): AsyncIterable<BlobInfo>;
+  /** Set when clients can move blob bytes to and from the store themselves (an object store). */
+  readonly direct?: DirectBlobAccess;
+}
+
+/** An HTTP request a client sends as given (URL and headers signed by the server). */
+export interface SignedRequest {
+  method: "PUT";
+  url: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Client-side data paths: the server signs, the client moves the bytes. A signed PUT must
+ * make the store itself check the body against `hash` (its SHA-256).
+ */
+export interface DirectBlobAccess {
+  /** A presigned GET URL of the blob (Range requests allowed). */
+  signGet(ns: string, hash: string): Promise<string>;
+  /** A signed PUT of the blob whose body the store accepts only if its SHA-256 is `hash`. */
+  signPut(ns: string, hash: string): Promise<SignedRequest>;
+  /** The stored blob's size, or undefined if it is absent. */
+  size(ns: string, hash: string): Promise<number | undefined>;
+}
+
+/** Block hashes are lowercase hex SHA-256. */
+export const HASH_RE = /^[0-9a-f]{64}$/;

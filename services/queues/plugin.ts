@@ -1,0 +1,31 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { KindContext } from "../context.js";
+import { QueueOwners } from "./owners.js";
+import { queueRoutes } from "./routes.js";
+import { QueueStore } from "./store.js";
+
+/** Queues: partitioned FIFO queues with blocking get/put on LMDB (kind "queue", ids `qu-…`). */
+export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
+  const { options } = ctx;
+  const store = new QueueStore(ctx.kv, {
+    maxPartitions: options.queueMaxPartitions,
+    onError: (err) => app.log.error({ err }, "queue write failed"),
+  });
+  const owners = new QueueOwners(ctx.registry);
+  ctx.registry.registerKind("queue", {
+    prefix: "qu",
+    purge: (record) => {
+      owners.forget(record.id);
+      return store.purge(record.id);
+    },
+  });
+  queueRoutes(app, { registry: ctx.registry, owners, store, defaultTtlMs: options.queuePartitionTtlMs });
+
+  // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
+  const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));
+  sweeper.unref();
+  app.addHook("preClose", async () => {
+    clearInterval(sweeper);
+    store.shutdown();
+  });
+};

@@ -1,0 +1,183 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Caller } from "../auth/authenticate.js";
+import { invalid } from "../errors.js";
+import type { ObjectRegistry } from "../objects/registry.js";
+import { MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
+import type { QueueOwners } from "./owners.js";
+import type { QueueStore } from "./store.js";
+
+type Params = { id: string };
+
+const partition = { type: "string" } as const;
+const block = { type: "boolean", default: true } as const;
+const timeoutMs = {
+  type: "integer",
+  minimum: 0,
+  maximum: MAX_WAIT_MS,
+  description: `How long a blocking call may wait, at most ${MAX_WAIT_MS} ms (clients loop for longer waits)`,
+} as const;
+const count = { type: "integer", minimum: 1, maximum: MAX_ITEMS_PER_PARTITION, default: 1 } as const;
+const params = { type: "object", required: ["id"], properties: { id: { type: "string" } } } as const;
+
+/**
+ * Aborts when the caller's connection closes before its answer was sent: a waiting call then
+ * leaves its wait list, and a get hands its items back instead of writing them into the void.
+ */
+function disconnectSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  const socket = req.raw.socket;
+  const gone = () => {
+    if (!reply.raw.writableEnded) ac.abort();
+  };
+  // The caller may have hung up while the body was parsed, before this handler ran.
+  if (!socket || socket.destroyed || socket.readableEnded) {
+    gone();
+    return ac.signal;
+  }
+  // The socket's own 'end' is the earliest sign of a hang-up; the response's 'close' comes later.
+  socket.once("end", gone);
+  socket.once("close", gone);
+  reply.raw.once("close", () => {
+    socket.off("end", gone);
+    socket.off("close", gone);
+    gone();
+  });
+  return ac.signal;
+}
+
+function noContradiction(partitionGiven: boolean, flag: boolean | undefined, name: string): void {
+  if (partitionGiven && flag) throw invalid(`'partition' and '${name}' contradict each other: give one or the other`);
+}
+
+/** The queue data routes; naming, listing and deleting queues are the shared `/v1/objects/queue` routes. */
+export function queueRoutes(
+  app: FastifyInstance,
+  deps: { registry: ObjectRegistry; owners: QueueOwners; store: QueueStore; defaultTtlMs: number },
+): void {
+  const { registry, owners, store, defaultTtlMs } = deps;
+  // Resolving the owner is what confines a caller to its own workspace and environment.
+  const queueId = (req: { caller: Caller; params: Params }) => owners.resolve(req.caller, req.params.id);
+
+  app.post<{
+    Params: Params;
+    Body: { items: Buffer[]; partition?: string; partitionTtlMs?: number; block: boolean; timeoutMs?: number };
+  }>(
+    "/v1/queues/:id/put",
+    {
+      schema: {
+        description: "Append items (msgpack-encoded values) to a partition, atomically; waits for room when full and `block`.",
+        params,
+        body: {
+          type: "object",
+          required: ["items"],
+          properties: {
+            items: { type: "array", minItems: 1, items: { "x-bytes": true } },
+            partition,
+            partitionTtlMs: { type: "integer", minimum: 1 },
+            block,
+            timeoutMs,
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { body } = req;
+      await store.put(queueId(req), partitionKey(body.partition), body.items, body.partitionTtlMs ?? defaultTtlMs, {
+        block: body.block,
+        timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
+        signal: disconnectSignal(req, reply),
+      });
+      return {};
+    },
+  );
+
+  app.post<{ Params: Params; Body: { n: number; partition?: string; block: boolean; timeoutMs?: number } }>(
+    "/v1/queues/:id/get",
+    {
+      schema: {
+        description: "Remove and return up to n items from a partition's head; a blocking call waits for at least one.",
+        params,
+        body: { type: "object", properties: { n: count, partition, block, timeoutMs } },
+      },
+    },
+    async (req, reply) => {
+      const { body } = req;
+      const items = await store.get(queueId(req), partitionKey(body.partition), body.n, {
+        block: body.block,
+        timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
+        signal: disconnectSignal(req, reply),
+      });
+      return { items };
+    },
+  );
+
+  app.post<{ Params: Params; Body: { n: number; partition?: string; after?: number; timeoutMs?: number } }>(
+    "/v1/queues/:id/peek",
+    {
+      schema: {
+        description: "Read up to n items after position `after` without removing them, waiting up to timeoutMs for one.",
+        params,
+        body: {
+          type: "object",
+          properties: { n: count, partition, after: { type: "integer", minimum: 0 }, timeoutMs: { ...timeoutMs, default: 0 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { body } = req;
+      const { seqs, values } = await store.peek(
+        queueId(req),
+        partitionKey(body.partition),
+        body.n,
+        body.after ?? 0,
+        body.timeoutMs ?? 0,
+        disconnectSignal(req, reply),
+      );
+      return { items: values, positions: seqs };
+    },
+  );
+
+  app.get<{ Params: Params; Querystring: { partition?: string; total?: boolean } }>(
+    "/v1/queues/:id/len",
+    {
+      schema: {
+        description: "Number of items in a partition, or in all partitions with total=true.",
+        params,
+        querystring: { type: "object", properties: { partition, total: { type: "boolean" } } },
+      },
+    },
+    async (req) => {
+      const { partition: p, total } = req.query;
+      noContradiction(p !== undefined, total, "total");
+      const id = queueId(req);
+      return { len: total ? store.stats(id).items : store.len(id, partitionKey(p)) };
+    },
+  );
+
+  app.post<{ Params: Params; Body: { partition?: string; all?: boolean } }>(
+    "/v1/queues/:id/clear",
+    {
+      schema: {
+        description: "Drop the items of one partition, or of all partitions with all=true.",
+        params,
+        body: { type: "object", properties: { partition, all: { type: "boolean" } } },
+      },
+    },
+    async (req) => {
+      const { partition: p, all } = req.body ?? {};
+      noContradiction(p !== undefined, all, "all");
+      await store.clear(queueId(req), all ? undefined : partitionKey(p));
+      return {};
+    },
+  );
+
+  app.get<{ Params: Params }>(
+    "/v1/queues/:id/info",
+    { schema: { description: "Item and partition counts of a queue.", params } },
+    async (req) => {
+      const record = registry.get(req.caller, "queue", req.params.id);
+      const { items, partitions } = store.stats(record.id);
+      return { id: record.id, name: record.name, environment: record.environment, createdAt: record.createdAt, totalItems: items, partitions };
+    },
+  );
+}

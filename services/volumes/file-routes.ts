@@ -1,0 +1,92 @@
+import type { FastifyInstance } from "fastify";
+import type { TreePage } from "../../client/volume-protocol.js";
+import { invalid } from "../errors.js";
+import { toEntry } from "./manifest-store.js";
+import { normalizePath } from "./paths.js";
+import { parseRange } from "./range.js";
+import type { VolumeService } from "./volume-service.js";
+
+type IdParams = { id: string };
+
+/** File-level reads for clients without a mount: list a path, read a file (ranged stream), read many small files at once. */
+export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+  const { volumes } = opts;
+
+  app.get<{ Params: IdParams; Querystring: { path?: string; recursive?: boolean; version?: number; after?: string; limit?: number } }>(
+    "/v1/volumes/:id/list",
+    {
+      schema: {
+        querystring: {
+          type: "object",
+          properties: {
+            path: { type: "string" },
+            recursive: { type: "boolean" },
+            version: { type: "integer", minimum: 0 },
+            after: { type: "string" },
+            limit: { type: "integer", minimum: 1, maximum: 10_000 },
+          },
+        },
+      },
+    },
+    async (req): Promise<TreePage> => {
+      const vol = volumes.open(req.caller, req.params.id);
+      const version = req.query.version ?? vol.st.latest;
+      volumes.store.checkVersion(vol.st, version);
+      const found = volumes.lookup(vol, version, req.query.path ?? "");
+      // A file lists as itself; a directory lists its contents.
+      if (found !== "root" && found.kind !== "directory") return { version, entries: [toEntry(found)] };
+      const dir = normalizePath(req.query.path ?? "");
+      return volumes.store.list(vol.st, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? 1000);
+    },
+  );
+
+  app.post<{ Params: IdParams; Body: { paths: string[]; version?: number } }>(
+    "/v1/volumes/:id/files",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["paths"],
+          properties: { paths: { type: "array", maxItems: 1000, items: { type: "string" } }, version: { type: "integer", minimum: 0 } },
+        },
+      },
+    },
+    async (req) => {
+      const vol = volumes.open(req.caller, req.params.id);
+      const version = req.body.version ?? vol.st.latest;
+      volumes.store.checkVersion(vol.st, version);
+      return { version, files: await volumes.readSmallFiles(vol, version, req.body.paths) };
+    },
+  );
+
+  app.get<{ Params: IdParams; Querystring: { path: string; version?: number } }>(
+    "/v1/volumes/:id/file",
+    {
+      schema: {
+        querystring: {
+          type: "object",
+          required: ["path"],
+          properties: { path: { type: "string" }, version: { type: "integer", minimum: 0 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const vol = volumes.open(req.caller, req.params.id);
+      const version = req.query.version ?? vol.st.latest;
+      volumes.store.checkVersion(vol.st, version);
+      const row = volumes.lookup(vol, version, req.query.path);
+      if (row === "root" || row.kind === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
+      if (row.kind === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.link_target}'), not a file`);
+      const range = parseRange(req.headers.range, row.size) ?? { start: 0, end: row.size };
+      // A client that can read from the object store itself gets where the bytes are instead.
+      const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;
+      if (direct) return reply.header("x-silo-direct", "1").send(direct);
+      if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${row.size}`);
+      return reply
+        .header("content-type", "application/octet-stream")
+        .header("content-length", range.end - range.start)
+        .header("x-silo-version", version)
+        .send(volumes.readFile(vol, row, range));
+    },
+  );
+}

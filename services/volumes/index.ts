@@ -1,0 +1,70 @@
+import { join } from "node:path";
+import type { FastifyPluginAsync } from "fastify";
+import { openBlobStore } from "../blobs/index.js";
+import type { KindContext } from "../context.js";
+import { openSqlite } from "../db.js";
+import { invalid } from "../errors.js";
+import { pinBlobLocation } from "./blob-location.js";
+import { BlockIndex } from "./block-index.js";
+import { blockRoutes } from "./block-routes.js";
+import { fileRoutes } from "./file-routes.js";
+import { VolumeGc } from "./gc.js";
+import { KeyLock } from "./key-lock.js";
+import { ManifestStore } from "./manifest-store.js";
+import { manifestRoutes } from "./manifest-routes.js";
+import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
+
+const MAX_INODE_LIMIT = 1_000_000_000;
+
+function normalizeOptions(options: Record<string, unknown>): Record<string, unknown> {
+  const inodeLimit = options.inodeLimit ?? DEFAULT_INODE_LIMIT;
+  if (typeof inodeLimit !== "number" || !Number.isInteger(inodeLimit) || inodeLimit < 1 || inodeLimit > MAX_INODE_LIMIT) {
+    throw invalid(`inodeLimit must be a whole number from 1 to ${MAX_INODE_LIMIT}, got ${JSON.stringify(options.inodeLimit)}`);
+  }
+  return { inodeLimit };
+}
+
+/**
+ * Volumes: versioned file trees. The manifest and block index live in their own SQLite file
+ * (`<dataDir>/volumes.sqlite`), block bytes in the blob store (`--blobs`: local files or an S3
+ * bucket); a timer runs garbage collection.
+ */
+export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
+  const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
+  // Manifest indexes of big volumes: keep their hot pages in memory (64 MiB).
+  db.pragma("cache_size = -65536");
+  const blocks = new BlockIndex(db);
+  const store = new ManifestStore(db, blocks);
+  pinBlobLocation(db, ctx.options.blobs);
+  const blobs = await openBlobStore(ctx.options, ctx.dataDir);
+  const blockLock = new KeyLock();
+  const gc = new VolumeGc(
+    store,
+    blocks,
+    blobs,
+    { retentionMs: ctx.options.volumeRetentionMs, blockGraceMs: ctx.options.volumeBlockGraceMs },
+    app.log,
+    blockLock,
+  );
+  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock);
+
+  ctx.registry.registerKind(KIND, {
+    prefix: "vo",
+    normalizeOptions,
+    purge: (record) => gc.purge(record.id, record.workspaceId),
+  });
+  await app.register(blockRoutes, { volumes });
+  await app.register(manifestRoutes, { volumes });
+  await app.register(fileRoutes, { volumes });
+
+  const timer = setInterval(
+    () => void gc.run().catch((err) => app.log.error({ err }, "volume GC failed")),
+    ctx.options.volumeGcIntervalMs,
+  );
+  timer.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(timer);
+    await gc.settled();
+    db.close();
+  });
+};

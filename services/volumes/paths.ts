@@ -1,0 +1,50 @@
+import { invalid } from "../errors.js";
+
+export const MAX_NAME_BYTES = 255;
+export const MAX_PATH_BYTES = 4096;
+
+/**
+ * Normalises a path inside a volume to its stored form: relative, `/`-separated, no empty,
+ * `.` or `..` segments; the root is "". A leading `/` means the volume root. `..` is refused
+ * rather than resolved, so no spelling can reach outside the volume.
+ */
+export function normalizePath(raw: unknown): string {
+  if (typeof raw !== "string") throw invalid(`Path must be a string, got ${typeof raw}`);
+  if (raw.includes("\0")) throw invalid("Path must not contain NUL bytes");
+  const parts: string[] = [];
+  for (const part of raw.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") throw invalid(`Path ${JSON.stringify(raw)} must not contain '..'`);
+    if (Buffer.byteLength(part) > MAX_NAME_BYTES) throw invalid(`Path component '${part.slice(0, 40)}…' is longer than ${MAX_NAME_BYTES} bytes`);
+    parts.push(part);
+  }
+  const path = parts.join("/");
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw invalid(`Path is longer than ${MAX_PATH_BYTES} bytes`);
+  return path;
+}
+
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "" : path.slice(0, i);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
+/** Every proper ancestor of a path, outermost first, excluding the root. */
+export function ancestors(path: string): string[] {
+  const parts = path.split("/");
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("/"));
+  return out;
+}
+
+/** Bounds of the subtree below directory `dir` (not the root) in path order: `dir/` < p < `dir0` ('0' follows '/'). */
+export function subtreeBounds(dir: string): { low: string; high: string } {
+  return { low: `${dir}/`, high: `${dir}0` };
+}

@@ -1,0 +1,77 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CloudBucketMount, InvalidError } from "../client/index.js";
+import { mountCloudBucket } from "../fuse/bucket/mount.js";
+import { cliMount, forceUnmount, newMountPoint } from "./helpers/bucket-mount.js";
+import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
+import { SiloServer } from "./helpers/silo-server.js";
+
+describe("silo.cloudBucketMounts.create validation (like the reference)", () => {
+  const silo = { cloudBucketMounts: { create: (b: string, p = {}) => new CloudBucketMount(b, p) } };
+  it("keyPrefix must end in '/'", () => {
+    expect(() => silo.cloudBucketMounts.create("bucket", { keyPrefix: "path/to/dir" })).toThrow(InvalidError);
+    expect(() => silo.cloudBucketMounts.create("bucket", { keyPrefix: "/abs/" })).toThrow(InvalidError);
+    expect(silo.cloudBucketMounts.create("bucket", { keyPrefix: "path/to/dir/" }).keyPrefix).toBe("path/to/dir/");
+  });
+  it("requesterPays needs credentials; bad names and endpoints are refused", () => {
+    expect(() => silo.cloudBucketMounts.create("bucket", { requesterPays: true })).toThrow(/Requester Pays/);
+    expect(() => silo.cloudBucketMounts.create("b")).toThrow(InvalidError);
+    expect(() => silo.cloudBucketMounts.create("bucket", { bucketEndpointUrl: "not a url" })).toThrow(InvalidError);
+    expect(() => silo.cloudBucketMounts.create("bucket", { bucketEndpointUrl: "ftp://x" })).toThrow(InvalidError);
+    const m = silo.cloudBucketMounts.create("my-bucket", { bucketEndpointUrl: "https://acct.r2.cloudflarestorage.com", readOnly: true });
+    expect(m).toMatchObject({ bucketName: "my-bucket", readOnly: true, requesterPays: false });
+  });
+});
+
+describe("mounting with credentials from a silo secret", () => {
+  let server: SiloServer;
+  let s3: S3Client;
+  let bucket: string;
+  beforeAll(async () => {
+    [server, s3] = await Promise.all([SiloServer.start(), startS3()]);
+    bucket = await freshBucket(s3, "secret");
+  });
+  afterAll(async () => {
+    if (bucket) await emptyBucket(s3, bucket);
+    s3?.destroy();
+    await server?.cleanup();
+  });
+
+  it("mountCloudBucket (what `silo run -b` calls) mounts with a secret and unmount() stops it", async () => {
+    await using silo = server.client();
+    const secret = await silo.secrets.create("s3-creds", { AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey, AWS_REGION: "us-east-1" });
+    const mount = silo.cloudBucketMounts.create(bucket, { bucketEndpointUrl: S3_ENDPOINT, secret, keyPrefix: "jobs/" });
+    const dir = newMountPoint();
+    try {
+      // No AWS_* in the environment: only the secret can make this work.
+      const handle = await mountCloudBucket(mount, dir, { env: {} });
+      await writeFile(join(dir, "out.txt"), "from a job");
+      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "jobs/out.txt" }));
+      expect(await res.Body!.transformToString()).toBe("from a job");
+      await handle.unmount();
+      expect(() => process.kill(handle.pid, 0)).toThrow();
+
+      const ro = await mountCloudBucket(mount, dir, { env: {}, readOnly: true });
+      expect(await readFile(join(dir, "out.txt"), "utf8")).toBe("from a job");
+      await expect(writeFile(join(dir, "x.txt"), "x")).rejects.toMatchObject({ code: "EROFS" });
+      await ro.unmount();
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("a secret without the AWS keys is refused before mounting; `silo bucket mount --secret` works", async () => {
+    await using silo = server.client();
+    const bad = await silo.secrets.create("not-aws", { SOMETHING: "else" });
+    const dir = newMountPoint();
+    try {
+      await expect(mountCloudBucket(silo.cloudBucketMounts.create(bucket, { bucketEndpointUrl: S3_ENDPOINT, secret: bad }), dir)).rejects.toThrow(/AWS_ACCESS_KEY_ID/);
+      await cliMount(bucket, dir, ["--secret", "s3-creds", "--endpoint", S3_ENDPOINT], { ...server.env, AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" });
+      expect(await readFile(join(dir, "jobs/out.txt"), "utf8")).toBe("from a job");
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+});

@@ -1,0 +1,329 @@
+import { createHash, randomBytes } from "node:crypto";
+import { execFile } from "node:child_process";
+import { link, mkdir, open, readFile, readdir, rename, rmdir, stat, symlink, chmod, truncate, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bucketCli, cliMount, daemonPid, forceUnmount, newMountPoint } from "./helpers/bucket-mount.js";
+import { emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
+
+const sh = promisify(execFile);
+const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
+
+let s3: S3Client;
+let bucket: string;
+let mnt: string;
+
+async function put(key: string, body: Buffer | string): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+async function get(key: string): Promise<Buffer> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await res.Body!.transformToByteArray());
+}
+async function exists(key: string): Promise<boolean> {
+  return s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(
+    () => true,
+    (err: Error) => {
+      if (err.name === "NotFound") return false;
+      throw err;
+    },
+  );
+}
+/** The errno code a promise fails with. */
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(
+    () => undefined,
+    (err: NodeJS.ErrnoException) => err.code,
+  );
+}
+
+const big = randomBytes(20 * 1024 * 1024 + 12345);
+
+beforeAll(async () => {
+  s3 = await startS3();
+  bucket = await freshBucket(s3, "mount");
+  await Promise.all([
+    put("hello.txt", "hello world\n"),
+    put("data/big.bin", big),
+    put("data/nested/deep.txt", "deep"),
+    put("shadow", "a file hidden by the directory of the same name"),
+    put("shadow/inside.txt", "inside"),
+    put("p/inside.txt", "in the prefix"),
+    put("p/sub/x.txt", "x"),
+    put("outside.txt", "not in the prefix"),
+    put("overwrite.txt", "old contents"),
+    put("existing.txt", "keep me"),
+    put("doomed.txt", "bye"),
+  ]);
+  // Objects put into the bucket directly become visible in a mount within its metadata TTL
+  // (1 s): the mount is made after them, so every test sees them at once.
+  mnt = newMountPoint();
+  await cliMount(bucket, mnt);
+});
+
+afterAll(async () => {
+  if (mnt) await forceUnmount(mnt);
+  if (bucket) await emptyBucket(s3, bucket);
+  s3?.destroy();
+});
+
+describe("reads", () => {
+  it("lists objects as files and prefixes as directories; a directory shadows a file of the same name", async () => {
+    expect((await readdir(mnt)).sort()).toEqual(["data", "doomed.txt", "existing.txt", "hello.txt", "outside.txt", "overwrite.txt", "p", "shadow"]);
+    expect((await readdir(join(mnt, "data"))).sort()).toEqual(["big.bin", "nested"]);
+    expect((await stat(join(mnt, "data"))).isDirectory()).toBe(true);
+    expect((await stat(join(mnt, "shadow"))).isDirectory()).toBe(true);
+    const st = await stat(join(mnt, "hello.txt"));
+    expect(st.isFile()).toBe(true);
+    expect(st.size).toBe(12);
+    expect(await codeOf(stat(join(mnt, "missing")))).toBe("ENOENT");
+  });
+
+  it("objects put into the bucket by others appear within the metadata TTL (1 s)", async () => {
+    await readdir(join(mnt, "data")); // cached listing
+    await put("data/late.txt", "late");
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await readdir(join(mnt, "data"))).toContain("late.txt");
+    expect(await readFile(join(mnt, "data/late.txt"), "utf8")).toBe("late");
+  });
+
+  it("reads a small file, a large file sequentially (read-ahead) and at random offsets, from another process too", async () => {
+    expect(await readFile(join(mnt, "hello.txt"), "utf8")).toBe("hello world\n");
+    expect(md5(await readFile(join(mnt, "data/big.bin")))).toBe(md5(big));
+    const { stdout } = await sh("md5sum", [join(mnt, "data/big.bin")]);
+    expect(stdout.split(" ")[0]).toBe(md5(big));
+    const fh = await open(join(mnt, "data/big.bin"), "r");
+    try {
+      for (const pos of [big.length - 100, 7, 15 * 1024 * 1024 + 3, 123_456, big.length - 1]) {
+        const buf = Buffer.alloc(100);
+        const { bytesRead } = await fh.read(buf, 0, 100, pos);
+        expect(bytesRead).toBe(Math.min(100, big.length - pos));
+        expect(buf.subarray(0, bytesRead).equals(big.subarray(pos, pos + bytesRead))).toBe(true);
+      }
+    } finally {
+      await fh.close();
+    }
+  });
+});
+
+describe("writes", () => {
+  it("a new file is uploaded on close, not before (multipart while writing for large files)", async () => {
+    const path = join(mnt, "new/large.bin");
+    await mkdir(join(mnt, "new"));
+    const data = randomBytes(13 * 1024 * 1024);
+    const fh = await open(path, "w");
+    try {
+      for (let off = 0; off < data.length; off += 1024 * 1024) await fh.write(data, off, Math.min(1024 * 1024, data.length - off));
+      expect((await stat(path)).size).toBe(data.length); // this mount sees it, growing
+      expect(await exists("new/large.bin")).toBe(false); // the bucket does not, yet
+    } finally {
+      await fh.close();
+    }
+    expect(md5(await get("new/large.bin"))).toBe(md5(data));
+    expect(md5(await readFile(path))).toBe(md5(data));
+  });
+
+  it("shell redirection and cp write new files; fsync makes a file visible", async () => {
+    await sh("sh", ["-c", `echo from-shell > ${join(mnt, "shell.txt")} && cp ${join(mnt, "hello.txt")} ${join(mnt, "copy.txt")}`]);
+    expect((await get("shell.txt")).toString()).toBe("from-shell\n");
+    expect((await get("copy.txt")).toString()).toBe("hello world\n");
+    const fh = await open(join(mnt, "synced.txt"), "w");
+    try {
+      await fh.write("synced");
+      await fh.sync();
+      expect((await get("synced.txt")).toString()).toBe("synced");
+      expect(await codeOf(fh.write("more"))).toBe("EPERM"); // already uploaded
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it("overwrites an existing file when opened with O_TRUNC", async () => {
+    await writeFile(join(mnt, "overwrite.txt"), "new");
+    expect((await get("overwrite.txt")).toString()).toBe("new");
+    await sh("sh", ["-c", `echo again > ${join(mnt, "overwrite.txt")}`]);
+    expect((await get("overwrite.txt")).toString()).toBe("again\n");
+  });
+
+  it("refuses append, seek-and-write, and writing an existing file without O_TRUNC, with EPERM", async () => {
+    expect(await codeOf(writeFile(join(mnt, "existing.txt"), "x", { flag: "a" }))).toBe("EPERM");
+    await expect(sh("sh", ["-c", `echo x >> ${join(mnt, "existing.txt")}`])).rejects.toThrow(/not permitted/);
+    const rw = await open(join(mnt, "existing.txt"), "r+");
+    try {
+      expect(await codeOf(rw.write("x", 0))).toBe("EPERM");
+    } finally {
+      await rw.close();
+    }
+    const fh = await open(join(mnt, "seek.txt"), "w");
+    try {
+      await fh.write("start", 0);
+      expect(await codeOf(fh.write("gap", 1000))).toBe("EPERM");
+      expect(await codeOf(fh.write("back", 0))).toBe("EPERM");
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    expect((await get("existing.txt")).toString()).toBe("keep me");
+  });
+
+  it("refuses chmod/chown (EPERM), and rename, symlinks, hard links (ENOTSUP)", async () => {
+    const f = join(mnt, "hello.txt");
+    expect(await codeOf(chmod(f, 0o600))).toBe("EPERM");
+    expect(await codeOf(sh("chown", ["1234", f]))).toBeDefined();
+    expect(await codeOf(rename(f, join(mnt, "renamed.txt")))).toBe("ENOTSUP");
+    expect(await codeOf(symlink("hello.txt", join(mnt, "sym")))).toBe("ENOTSUP");
+    expect(await codeOf(link(f, join(mnt, "hard")))).toBe("ENOTSUP");
+    expect(await codeOf(truncate(f, 3))).toBe("EPERM");
+    expect((await get("hello.txt")).toString()).toBe("hello world\n");
+  });
+
+  it("unlink deletes the object; mkdir is local until a file is written in it; rmdir removes empty directories", async () => {
+    await unlink(join(mnt, "doomed.txt"));
+    expect(await exists("doomed.txt")).toBe(false);
+    expect(await codeOf(stat(join(mnt, "doomed.txt")))).toBe("ENOENT");
+
+    await mkdir(join(mnt, "local/inner"), { recursive: true });
+    expect((await stat(join(mnt, "local/inner"))).isDirectory()).toBe(true);
+    expect(await readdir(mnt)).toContain("local");
+    expect(await codeOf(mkdir(join(mnt, "local")))).toBe("EEXIST");
+    expect(await codeOf(rmdir(join(mnt, "local")))).toBe("ENOTEMPTY");
+    await rmdir(join(mnt, "local/inner"));
+    await rmdir(join(mnt, "local"));
+    expect(await codeOf(stat(join(mnt, "local")))).toBe("ENOENT");
+
+    await mkdir(join(mnt, "made/sub"), { recursive: true });
+    await writeFile(join(mnt, "made/sub/file.txt"), "in a new dir");
+    expect((await get("made/sub/file.txt")).toString()).toBe("in a new dir");
+    expect(await codeOf(rmdir(join(mnt, "made/sub")))).toBe("ENOTEMPTY");
+    expect(await codeOf(writeFile(join(mnt, "no-such-dir/f.txt"), "x"))).toBe("ENOENT");
+  });
+});
+
+describe("mount options and lifecycle", () => {
+  it("--prefix confines the mount to keys under it", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir, ["--prefix", "p/"]);
+      expect((await readdir(dir)).sort()).toEqual(["inside.txt", "sub"]);
+      expect(await readFile(join(dir, "inside.txt"), "utf8")).toBe("in the prefix");
+      expect(await codeOf(stat(join(dir, "outside.txt")))).toBe("ENOENT");
+      expect(await readdir(join(dir, ".."))).not.toContain("outside.txt");
+      await writeFile(join(dir, "written.txt"), "confined");
+      expect((await get("p/written.txt")).toString()).toBe("confined");
+      expect(await exists("written.txt")).toBe(false);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("--read-only refuses every write with EROFS and still reads", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir, ["--read-only"]);
+      expect(await readFile(join(dir, "hello.txt"), "utf8")).toBe("hello world\n");
+      const f = join(dir, "hello.txt");
+      const ops: Array<[string, () => Promise<unknown>]> = [
+        ["create", () => writeFile(join(dir, "new.txt"), "x")],
+        ["overwrite", () => writeFile(f, "x")],
+        ["unlink", () => unlink(f)],
+        ["mkdir", () => mkdir(join(dir, "d"))],
+        ["rmdir", () => rmdir(join(dir, "data"))],
+        ["chmod", () => chmod(f, 0o600)],
+        ["rename", () => rename(f, join(dir, "r.txt"))],
+        ["symlink", () => symlink("hello.txt", join(dir, "s"))],
+        ["truncate", () => truncate(f, 0)],
+      ];
+      for (const [name, op] of ops) expect([name, await codeOf(op())]).toEqual([name, "EROFS"]);
+      expect(await exists("new.txt")).toBe(false);
+      expect((await get("hello.txt")).toString()).toBe("hello world\n");
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("bad prefix, unknown bucket and wrong credentials fail the mount with a clear error", async () => {
+    const dir = newMountPoint();
+    try {
+      let res = await bucketCli(["mount", bucket, dir, "--prefix", "no-slash"]);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/must end in '\/'/);
+      res = await bucketCli(["mount", "no-such-bucket-here", dir]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/NoSuchBucket/);
+      res = await bucketCli(["mount", bucket, dir], { AWS_SECRET_ACCESS_KEY: "wrong" });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/SignatureDoesNotMatch|AccessDenied/);
+      res = await bucketCli(["mount", bucket, dir, "--requester-pays"], { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/Requester Pays/);
+      res = await bucketCli(["unmount", dir]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toMatch(/not mounted/);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("a daemon killed with -9 leaves a stale mount that the next mount clears; unmount stops the daemon", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir);
+      const pid = await daemonPid(dir);
+      process.kill(pid, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await codeOf(stat(dir))).toBe("ENOTCONN");
+      await cliMount(bucket, dir);
+      expect(await readFile(join(dir, "hello.txt"), "utf8")).toBe("hello world\n");
+      const second = await daemonPid(dir);
+      const res = await bucketCli(["unmount", dir]);
+      expect(res.code).toBe(0);
+      expect(() => process.kill(second, 0)).toThrow();
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("--write-back: close returns before the upload completes, the file appears in full, unmount waits for uploads", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir, ["--write-back"]);
+      const data = randomBytes(6 * 1024 * 1024 + 7);
+      await writeFile(join(dir, "wb.bin"), data);
+      expect((await stat(join(dir, "wb.bin"))).size).toBe(data.length); // visible here at once
+      const fh = await open(join(dir, "wb-synced.txt"), "w");
+      await fh.write("fsync waits");
+      await fh.sync();
+      expect((await get("wb-synced.txt")).toString()).toBe("fsync waits");
+      await fh.close();
+      for (let i = 0; i < 10; i++) await writeFile(join(dir, `wb-${i}.txt`), `n${i}`);
+      expect((await bucketCli(["unmount", dir])).code).toBe(0);
+      expect(md5(await get("wb.bin"))).toBe(md5(data));
+      for (let i = 0; i < 10; i++) expect((await get(`wb-${i}.txt`)).toString()).toBe(`n${i}`);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+
+  it("SIGTERM to the daemon unmounts cleanly", async () => {
+    const dir = newMountPoint();
+    try {
+      await cliMount(bucket, dir);
+      const pid = await daemonPid(dir);
+      process.kill(pid, "SIGTERM");
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(pid, 0);
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          break;
+        }
+      }
+      expect(() => process.kill(pid, 0)).toThrow();
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await forceUnmount(dir);
+    }
+  });
+});

@@ -1,0 +1,115 @@
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface, type Interface } from "node:readline";
+import type { SiloClient } from "../../client/index.js";
+import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
+import { stateDirFor } from "../../fuse/volume/daemon.js";
+import { SILO_BIN, type SiloServer } from "./silo-server.js";
+
+/** The committed content of a file, read through the API (not a mount); null if it does not exist. */
+export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
+  const vol = await silo.volumes.fromName(volume);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of vol.readFile(path)) chunks.push(c);
+  } catch (err) {
+    if ((err as Error).name === "NotFoundError") return null;
+    throw err;
+  }
+  return Buffer.concat(chunks).toString();
+}
+
+/** Rejects if `p` takes longer than `ms`: every mount test stage has a bound (a hung FUSE op waits ~forever). */
+export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Mounts with the real CLI (`silo volume mount`, a background daemon); remembers the dir for teardown. */
+export class Mounts {
+  private readonly dirs = new Set<string>();
+  constructor(private readonly server: SiloServer) {}
+
+  async mount(name: string, dir: string, ...flags: string[]): Promise<void> {
+    this.dirs.add(dir);
+    const r = await within(60_000, `mount ${name}`, this.server.cli(["volume", "mount", name, dir, ...flags]));
+    if (r.code !== 0) throw new Error(`silo volume mount failed (${r.code}): ${r.stderr}`);
+  }
+
+  async unmount(dir: string): Promise<void> {
+    const r = await within(120_000, `unmount ${dir}`, this.server.cli(["volume", "unmount", dir]));
+    this.dirs.delete(dir);
+    if (r.code !== 0) throw new Error(`silo volume unmount failed (${r.code}): ${r.stderr}`);
+  }
+
+  /** The daemon's pid (from the state dir the CLI uses). */
+  daemonPid(dir: string): number {
+    return (JSON.parse(readFileSync(join(stateDirFor(dir), "daemon.json"), "utf8")) as { pid: number }).pid;
+  }
+
+  /** Teardown: unmount everything still mounted, by force if need be. */
+  async cleanup(): Promise<void> {
+    for (const dir of this.dirs) {
+      await within(60_000, `unmount ${dir}`, this.server.cli(["volume", "unmount", dir, "--timeout-ms", "30000"])).catch(() => {});
+      if ((await mountPointState(dir).catch(() => "stale")) !== "free") await lazyUnmount(dir).catch(() => {});
+    }
+    this.dirs.clear();
+  }
+}
+
+/** A long-running job under `silo run` (test/fixtures/mount-job.mjs), driven line by line. */
+export class Job {
+  private readonly lines: Interface;
+  private readonly queue: string[] = [];
+  private waiters: Array<(line: string) => void> = [];
+  stderr = "";
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly proc: ChildProcessWithoutNullStreams) {
+    this.lines = createInterface({ input: proc.stdout });
+    this.lines.on("line", (l) => {
+      const w = this.waiters.shift();
+      if (w) w(l);
+      else this.queue.push(l);
+    });
+    proc.stderr.on("data", (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => proc.once("exit", (code) => r(code)));
+  }
+
+  static async start(server: SiloServer, runArgs: string[], volume: string): Promise<Job> {
+    const fixture = join(import.meta.dirname, "../fixtures/mount-job.mjs");
+    const proc = spawn(process.execPath, [SILO_BIN, "run", ...runArgs, "--", process.execPath, fixture, volume], { env: server.env });
+    const job = new Job(proc);
+    const hello = (await within(60_000, "job start", job.next().catch((e: Error) => Promise.reject(new Error(`${e.message}\n${job.stderr}`))))) as { mounts: Record<string, { socket: string }> };
+    job.mounts = hello.mounts;
+    return job;
+  }
+
+  mounts: Record<string, { socket: string }> = {};
+
+  private next(): Promise<Record<string, unknown>> {
+    const line = this.queue.shift();
+    if (line !== undefined) return Promise.resolve(JSON.parse(line) as Record<string, unknown>);
+    return new Promise((resolve, reject) => {
+      this.waiters.push((l) => resolve(JSON.parse(l) as Record<string, unknown>));
+      this.proc.once("exit", () => reject(new Error(`job exited: ${this.stderr}`)));
+    });
+  }
+
+  /** Sends one command; returns its answer ({ok, value} or {ok:false, error, message}). */
+  send(line: string): Promise<{ ok: boolean; value?: unknown; error?: string; message?: string }> {
+    this.proc.stdin.write(`${line}\n`);
+    return within(60_000, `job command '${line}'`, this.next()) as Promise<{ ok: boolean; value?: unknown; error?: string; message?: string }>;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.proc.exitCode === null) this.proc.stdin.write("exit 0\n");
+    return within(120_000, "job exit", this.exited);
+  }
+
+  kill(): void {
+    if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
+  }
+}

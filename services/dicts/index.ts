@@ -33,10 +33,10 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
   const sweepTimer = setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)));
   touchTimer.unref();
   sweepTimer.unref();
-  // preClose: the server's own onClose hook closes LMDB, and it runs before a kind's.
   app.addHook("preClose", async () => {
     clearInterval(touchTimer);
     clearInterval(sweepTimer);
-    await entries.flushTouches();
   });
+  // After the last request: the server closes LMDB only once every kind's onClose has run.
+  app.addHook("onClose", async () => entries.flushTouches());
 };

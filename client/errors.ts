@@ -52,11 +52,16 @@ const BY_CODE: Record<string, new (message: string, code: string, status?: numbe
   UNAVAILABLE: UnavailableError,
 };
 
+/** The typed error for a server error code (also used for per-operation errors inside a batch). */
+export function errorFromCode(code: string, message: string, status?: number): SiloError {
+  const Class = BY_CODE[code] ?? SiloError;
+  return new Class(message, code, status);
+}
+
 /** Maps a server `{ error: { code, message } }` to its typed error. */
 export function errorFromResponse(status: number, body: unknown): SiloError {
   const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const code = typeof err?.code === "string" ? err.code : "INTERNAL";
   const message = typeof err?.message === "string" ? err.message : `Server answered HTTP ${status}`;
-  const Class = BY_CODE[code] ?? SiloError;
-  return new Class(message, code, status);
+  return errorFromCode(code, message, status);
 }

@@ -1,6 +1,7 @@
 import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami } from "./admin.js";
 import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
+import { DictService } from "./dict.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { QueueService } from "./queue.js";
 import { SecretService } from "./secret.js";
@@ -19,6 +20,7 @@ export class SiloClient implements AsyncDisposable {
   readonly workspaces: WorkspaceService;
   readonly tokens: TokenService;
   readonly environments: EnvironmentService;
+  readonly dicts: DictService;
   /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
   readonly queues: QueueService;
   readonly volumes: VolumeService;
@@ -32,6 +34,7 @@ export class SiloClient implements AsyncDisposable {
     this.workspaces = new WorkspaceService(this.transport);
     this.tokens = new TokenService(this.transport);
     this.environments = new EnvironmentService(this.transport);
+    this.dicts = new DictService(this.transport);
     this.queues = new QueueService(this.transport);
     this.volumes = new VolumeService(this.transport);
     this.secrets = new SecretService(this.transport);

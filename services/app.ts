@@ -19,6 +19,8 @@ import { KINDS } from "./kinds.js";
 export interface SiloApp {
   app: FastifyInstance;
   auth: AuthStore;
+  /** Closes the app (every kind's hooks run), then the shared stores, in that order. */
+  shutdown(): Promise<void>;
 }
 
 /** Wires the parts together; no logic of its own. */
@@ -54,12 +56,15 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
   );
   reaper.unref();
-  app.addHook("onClose", async () => {
-    clearInterval(reaper);
-    await kv.close();
-    meta.close();
-  });
+  app.addHook("preClose", async () => clearInterval(reaper));
   await app.ready();
   await registry.resumePurges();
-  return { app, auth };
+  // The shared stores close after app.close(): fastify runs the root's onClose hooks before a
+  // kind's, so closing them in a hook would pull LMDB and SQLite from under a kind's last writes.
+  const shutdown = async () => {
+    await app.close();
+    await kv.close();
+    meta.close();
+  };
+  return { app, auth, shutdown };
 }

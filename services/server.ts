@@ -14,7 +14,7 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
     unlock();
     throw err;
   }
-  const { app, auth } = built;
+  const { app, auth, shutdown } = built;
   await app.listen({ host: options.host, port: options.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
@@ -25,7 +25,7 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
   process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= app.close().finally(unlock));
+  const close = () => (closing ??= shutdown().finally(unlock));
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, "shutting down");

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { SiloError } from "../errors.js";
 import { registerAdmin } from "./admin.js";
 import { registerBucket } from "./bucket.js";
+import { registerDict } from "./dict.js";
 import { UsageError } from "./output.js";
 import { registerQueue } from "./queue.js";
 import { registerRun } from "./run.js";
@@ -19,6 +20,7 @@ const program = new Command("silo")
 
 registerServe(program);
 registerAdmin(program);
+registerDict(program);
 registerQueue(program);
 registerVolume(program);
 registerVolumeMount(program);

@@ -1,0 +1,42 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { KindContext } from "../context.js";
+import { DictEntries } from "./entries.js";
+import { GroupCommit } from "./group-commit.js";
+import { openDictDbs } from "./layout.js";
+import { DictLocks } from "./locks.js";
+import { DictLookup } from "./lookup.js";
+import { dictRoutes } from "./routes.js";
+
+/** The Dict kind: registers "dict" (ids `di-…`), its routes, and the TTL upkeep timers. */
+export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
+  const dbs = openDictDbs(ctx.kv);
+  const commits = new GroupCommit(ctx.kv);
+  const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs);
+  const locks = new DictLocks(dbs, commits);
+  const lookup = new DictLookup(ctx.registry);
+
+  ctx.registry.registerKind("dict", {
+    prefix: "di",
+    async purge(record) {
+      lookup.forget(record.id);
+      await entries.clear(record.id);
+      await locks.purge(record.id);
+    },
+  });
+  await dictRoutes(app, { lookup, commits, entries, locks });
+
+  // Touches are written a moment after the read; expired entries are invisible at once and swept here.
+  const ttl = ctx.options.dictEntryTtlMs;
+  const upkeep = (what: string, fn: () => Promise<unknown>) => () =>
+    void fn().catch((err: unknown) => app.log.error({ err }, `dict ${what} failed`));
+  const touchTimer = setInterval(upkeep("touch flush", () => entries.flushTouches()), Math.max(10, Math.min(1000, ttl / 10)));
+  const sweepTimer = setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)));
+  touchTimer.unref();
+  sweepTimer.unref();
+  app.addHook("preClose", async () => {
+    clearInterval(touchTimer);
+    clearInterval(sweepTimer);
+  });
+  // After the last request: the server closes LMDB only once every kind's onClose has run.
+  app.addHook("onClose", async () => entries.flushTouches());
+};

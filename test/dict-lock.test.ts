@@ -1,0 +1,128 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConflictError, type SiloClient } from "../client/index.js";
+import { JsonLinesChild } from "./helpers/child.js";
+import { sleep } from "./helpers/eventually.js";
+import { SiloServer } from "./helpers/silo-server.js";
+
+const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
+
+let server: SiloServer;
+let silo: SiloClient;
+const children: JsonLinesChild[] = [];
+beforeAll(async () => {
+  server = await SiloServer.start();
+  silo = server.client();
+});
+afterAll(async () => {
+  await Promise.all(children.map((c) => c.kill()));
+  await silo?.close();
+  await server?.cleanup();
+});
+
+const child = (...args: string[]) => {
+  const c = new JsonLinesChild(CHILD, args, server.env);
+  children.push(c);
+  return c;
+};
+
+describe("Dict locks", () => {
+  it("two processes contending never both hold the lock; fencing tokens grow", async () => {
+    const d = await silo.dicts.fromName<string, number>("contended", { createIfMissing: true });
+    const rounds = 15;
+    const a = child("contend", "contended", String(rounds));
+    const b = child("contend", "contended", String(rounds));
+    await Promise.all([a.done(), b.done()]);
+    expect(await d.get("counter")).toBe(2 * rounds);
+
+    type Hold = { pid: number; token: number; start: number; end: number };
+    const holds = [...a.output, ...b.output] as Hold[];
+    expect(new Set(holds.map((h) => h.pid)).size).toBe(2);
+    holds.sort((x, y) => x.token - y.token);
+    expect(new Set(holds.map((h) => h.token)).size).toBe(holds.length);
+    // In token order the critical sections never overlap, and tokens were handed out in time order.
+    for (let i = 1; i < holds.length; i++) expect(holds[i]!.start).toBeGreaterThanOrEqual(holds[i - 1]!.end);
+  });
+
+  it("a crashed holder's lock is taken over only after its lease expires", async () => {
+    const d = await silo.dicts.fromName("crash", { createIfMissing: true });
+    const holder = child("hold", "crash", "3000");
+    const { token } = await holder.next<{ token: number }>();
+    // While the holder lives its lease is renewed: still held well past its TTL.
+    await sleep(4000);
+    await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
+    await holder.kill("SIGKILL");
+    await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
+    const lease = await d.lock("held", { waitMs: 10_000 });
+    expect(lease.token).toBeGreaterThan(token);
+    await lease.release();
+  });
+
+  it("release wakes a waiter at once (long before the lease would expire)", async () => {
+    const d = await silo.dicts.fromName("wake", { createIfMissing: true });
+    const first = await d.lock("k", { ttlMs: 60_000 });
+    expect(first.held).toBe(true);
+    await using other = server.client();
+    const d2 = await other.dicts.fromName("wake");
+    const waiting = d2.lock("k", { waitMs: 20_000 });
+    await sleep(300);
+    await first.release();
+    expect(first.held).toBe(false);
+    expect(first.signal.aborted).toBe(true);
+    const second = await waiting;
+    expect(second.token).toBeGreaterThan(first.token);
+    // Releasing twice is harmless; a later lock of another key does not wait.
+    await first.release();
+    await using third = await d.lock("other-key", { waitMs: 0 });
+    expect(third.held).toBe(true);
+    await second.release();
+  });
+
+  it("locks are per key, work with await using, and tokens stay monotonic across kill -9", async () => {
+    const d = await silo.dicts.fromName("restart", { createIfMissing: true });
+    let last: number;
+    {
+      await using a = await d.lock(["composite", 1]);
+      await using b = await d.lock(new Map([["k", 1]]), { waitMs: 0 });
+      expect(b.token).toBeGreaterThan(a.token);
+      last = b.token;
+    }
+    // Released by `await using`: free again without waiting.
+    const again = await d.lock(["composite", 1], { waitMs: 0 });
+    expect(again.token).toBeGreaterThan(last);
+    last = again.token;
+    await server.restart("SIGKILL");
+    await using fresh = server.client();
+    const after = await fresh.dicts.fromName("restart");
+    // The lease survived the restart (it is in LMDB) until its TTL; a new key gets a larger token.
+    await expect(after.lock(["composite", 1], { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
+    const next = await after.lock("new-key", { waitMs: 0 });
+    expect(next.token).toBeGreaterThan(last);
+    await next.release();
+    await silo.close();
+    silo = server.client();
+  });
+
+  it("a waiter whose caller aborts stops waiting and is never granted the lock", async () => {
+    const d = await silo.dicts.fromName("abort", { createIfMissing: true });
+    const held = await d.lock("k", { ttlMs: 10_000 });
+    const abort = new AbortController();
+    const waiting = d.lock("k", { waitMs: 20_000, signal: abort.signal });
+    await sleep(200);
+    abort.abort();
+    await expect(waiting).rejects.toThrow();
+    await held.release();
+    // Had the aborted waiter been handed the lock, this would be refused.
+    await using next = await d.lock("k", { waitMs: 0 });
+    expect(next.token).toBeGreaterThan(held.token);
+  });
+
+  it("a waiter that gives up gets ConflictError and leaves no lock behind", async () => {
+    const d = await silo.dicts.fromName("timeout", { createIfMissing: true });
+    const held = await d.lock("k", { ttlMs: 10_000 });
+    await expect(d.lock("k", { waitMs: 300 })).rejects.toThrow(/held by another holder/);
+    await held.release();
+    await using after = await d.lock("k", { waitMs: 0 });
+    expect(after.held).toBe(true);
+  });
+});

@@ -11,8 +11,8 @@ export interface MountRecord {
   id: string;
   environment: string;
   readOnly: boolean;
-  /** The mount's control socket (commit, reload, status). */
-  socket: string;
+  /** Volumes: the mount's control socket (commit, reload, status). Buckets have none. */
+  socket?: string;
 }
 
 export const SILO_MOUNTS_ENV = "SILO_MOUNTS";
@@ -56,9 +56,11 @@ export function controlRequest<T>(socket: string, op: "commit" | "reload" | "sta
   });
 }
 
-/** This job's writable mounts of a volume (by id). */
-function volumeMounts(volumeId: string): MountRecord[] {
-  return [...jobMounts().values()].filter((m) => m.kind === "volume" && m.id === volumeId);
+/** This job's mounts of a volume (by id), with their control sockets. */
+function volumeMounts(volumeId: string): Array<MountRecord & { socket: string }> {
+  return [...jobMounts().values()].filter(
+    (m): m is MountRecord & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
+  );
 }
 
 /** `Volume.commit()`: commits every writable mount of the volume in this job; a no-op when there is none. */

@@ -3,10 +3,10 @@ import { join } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloudBucketMount, InvalidError } from "../client/index.js";
-import { parseBucketMountSpec } from "../client/cli/bucket.js";
+import { parseMountSpec } from "../client/cli/mount-spec.js";
 import { mountCloudBucket } from "../fuse/bucket/mount.js";
 import { cliMount, forceUnmount, newMountPoint, waitForExit } from "./helpers/bucket-mount.js";
-import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, startS3 } from "./helpers/s3.js";
+import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, s3Env, startS3 } from "./helpers/s3.js";
 import { SiloServer } from "./helpers/silo-server.js";
 
 describe("silo.cloudBucketMounts.create validation (like the reference)", () => {
@@ -28,10 +28,10 @@ describe("silo.cloudBucketMounts.create validation (like the reference)", () => 
 
 describe("silo run -b specs", () => {
   it("parses BUCKET[/prefix/]:/path[:ro]", () => {
-    expect(parseBucketMountSpec("data:/mnt/data")).toEqual({ bucket: "data", keyPrefix: undefined, mountPoint: "/mnt/data", readOnly: false });
-    expect(parseBucketMountSpec("data/sets/2024/:/in:ro")).toEqual({ bucket: "data", keyPrefix: "sets/2024/", mountPoint: "/in", readOnly: true });
-    expect(() => parseBucketMountSpec("data")).toThrow(/BUCKET/);
-    expect(() => parseBucketMountSpec("data:relative")).toThrow(/BUCKET/);
+    expect(parseMountSpec("bucket", "data:/mnt/data")).toEqual({ kind: "bucket", name: "data", keyPrefix: undefined, path: "/mnt/data", readOnly: false });
+    expect(parseMountSpec("bucket", "data/sets/2024/:/in:ro")).toEqual({ kind: "bucket", name: "data", keyPrefix: "sets/2024/", path: "/in", readOnly: true });
+    expect(() => parseMountSpec("bucket", "data")).toThrow(/BUCKET/);
+    expect(() => parseMountSpec("bucket", "data:relative")).toThrow(/BUCKET/);
   });
 });
 
@@ -70,6 +70,25 @@ describe("mounting with credentials from a silo secret", () => {
     } finally {
       await forceUnmount(dir);
     }
+  });
+
+  it("silo run -b mounts a bucket prefix for the command, lists it in SILO_MOUNTS, and unmounts after", async () => {
+    const script =
+      'cat /mnt/in/out.txt; echo; echo "$SILO_MOUNTS"; echo result > /mnt/in/result.txt; ' +
+      "touch /mnt/ro/nope 2>/dev/null && echo wrote-ro || echo ro-refused";
+    const res = await server.cli(["run", "-b", `${bucket}/jobs/:/mnt/in`, "-b", `${bucket}:/mnt/ro:ro`, "--", "sh", "-c", script], {
+      env: s3Env(),
+    });
+    expect(res.code, res.stderr).toBe(0);
+    const [content, mounts, roResult] = res.stdout.trim().split("\n");
+    expect(content).toBe("from a job");
+    expect(JSON.parse(mounts!)).toMatchObject({
+      "/mnt/in": { kind: "bucket", name: bucket, readOnly: false },
+      "/mnt/ro": { kind: "bucket", name: bucket, readOnly: true },
+    });
+    expect(roResult).toBe("ro-refused");
+    const put = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "jobs/result.txt" }));
+    expect(await put.Body!.transformToString()).toBe("result\n");
   });
 
   it("a secret without the AWS keys is refused before mounting; `silo bucket mount --secret` works", async () => {

@@ -22,19 +22,6 @@ const ms = (v: string) => {
 };
 
 /** `silo run -b BUCKET[/prefix/]:/path[:ro]`, parsed. */
-export interface BucketMountSpec {
-  bucket: string;
-  keyPrefix?: string;
-  mountPoint: string;
-  readOnly: boolean;
-}
-
-export function parseBucketMountSpec(spec: string): BucketMountSpec {
-  const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
-  if (!m) throw new UsageError(`Expected BUCKET[/prefix/]:/absolute/path[:ro], got '${spec}'`);
-  return { bucket: m[1]!, keyPrefix: m[2] || undefined, mountPoint: m[3]!, readOnly: m[4] === "ro" };
-}
-
 export function registerBucket(program: Command): void {
   const bucket = program.command("bucket").description("Mount S3-compatible buckets (AWS S3, R2, GCS, MinIO, …) as directories");
 

@@ -14,24 +14,29 @@ const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "
 
 interface RunOptions {
   volume?: MountSpec[];
+  bucket?: MountSpec[];
   hostMounts?: boolean;
   commitIntervalMs?: string;
 }
 
 interface ActiveMount {
   spec: MountSpec;
-  daemon: ChildProcess;
   record: MountRecord;
-  stateDir: string;
-  createdDir?: string;
+  /** Final commit (volumes) and unmount; resolves with the daemon's exit status (0 = clean). */
+  stop(): Promise<number>;
 }
 
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("Run a command with volumes mounted: mount, run, commit, unmount")
+    .description("Run a command with volumes and buckets mounted: mount, run, commit, unmount")
     .usage("[options] -- <command> [args...]")
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
+    .option(
+      "-b, --bucket <BUCKET[/prefix/]:/path[:ro]>",
+      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials and endpoint from AWS_* variables",
+      collectMounts("bucket"),
+    )
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
     .argument("<command...>", "the command to run")
@@ -45,7 +50,7 @@ silo run exits with the command's status (1 if it succeeded but a final commit f
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
-      const specs = opts.volume ?? [];
+      const specs = [...(opts.volume ?? []), ...(opts.bucket ?? [])];
       checkMountPaths(specs);
       if (specs.length > 0 && !opts.hostMounts && !process.env[IN_NAMESPACE_ENV] && privateNamespaceWorks()) {
         process.exit(await reexecInNamespace());
@@ -77,7 +82,9 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   await silo.close();
   const mounts: ActiveMount[] = [];
   try {
-    for (const spec of specs) mounts.push(await mountOne(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+    for (const spec of specs) {
+      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+    }
   } catch (err) {
     await unmountAll(mounts);
     throw err;
@@ -112,7 +119,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
-async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
+async function mountVolume(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
   const { spawnDaemon } = await import("../../fuse/common/daemon-process.js");
   let createdDir: string | undefined;
   try {
@@ -141,7 +148,21 @@ async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: 
       readOnly: spec.readOnly,
       socket: String(ready.socket),
     };
-    return { spec, daemon: child, record, stateDir, createdDir };
+    const stop = async () => {
+      const exited = waitForChild(child);
+      child.kill("SIGTERM");
+      const code = await exited.catch(() => 1);
+      rmSync(stateDir, { recursive: true, force: true });
+      if (createdDir) {
+        try {
+          rmdirSync(createdDir);
+        } catch {
+          // Not empty or still busy: leave it.
+        }
+      }
+      return code;
+    };
+    return { spec, record, stop };
   } catch (err) {
     rmSync(stateDir, { recursive: true, force: true });
     if (createdDir) rmdirSync(createdDir);
@@ -149,22 +170,26 @@ async function mountOne(spec: MountSpec, environment: string, commitIntervalMs: 
   }
 }
 
-/** SIGTERM makes each daemon commit and unmount; returns true if any failed. */
+/** A bucket mount through the bucket daemon (fuse/bucket), credentials from the AWS_* environment. */
+async function mountBucket(spec: MountSpec, environment: string): Promise<ActiveMount> {
+  const { mountCloudBucket } = await import("../../fuse/bucket/mount.js");
+  const { CloudBucketMount } = await import("../cloud-bucket-mount.js");
+  try {
+    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
+    const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly });
+    const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
+    return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
+  } catch (err) {
+    throw new UsageError(`Could not mount bucket '${spec.name}' at ${spec.path}: ${(err as Error).message}`);
+  }
+}
+
+/** Stops every mount (volumes commit first); returns true if any did not finish cleanly. */
 async function unmountAll(mounts: ActiveMount[]): Promise<boolean> {
   const codes = await Promise.all(
     mounts.map(async (m) => {
-      const exited = waitForChild(m.daemon);
-      m.daemon.kill("SIGTERM");
-      const code = await exited.catch(() => 1);
+      const code = await m.stop();
       if (code !== 0) process.stderr.write(`silo run: the mount of '${m.spec.name}' at ${m.spec.path} did not finish cleanly (exit ${code})\n`);
-      rmSync(m.stateDir, { recursive: true, force: true });
-      if (m.createdDir) {
-        try {
-          rmdirSync(m.createdDir);
-        } catch {
-          // Not empty or still busy: leave it.
-        }
-      }
       return code;
     }),
   );

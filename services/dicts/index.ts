@@ -4,7 +4,6 @@ import { DictEntries } from "./entries.js";
 import { GroupCommit } from "./group-commit.js";
 import { openDictDbs } from "./layout.js";
 import { DictLocks } from "./locks.js";
-import { DictLookup } from "./lookup.js";
 import { dictRoutes } from "./routes.js";
 
 /** The Dict kind: registers "dict" (ids `di-…`), its routes, and the TTL upkeep timers. */
@@ -13,17 +12,15 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
   const commits = new GroupCommit(ctx.kv);
   const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs);
   const locks = new DictLocks(dbs, commits);
-  const lookup = new DictLookup(ctx.registry);
 
   ctx.registry.registerKind("dict", {
     prefix: "di",
     async purge(record) {
-      lookup.forget(record.id);
       await entries.clear(record.id);
       await locks.purge(record.id);
     },
   });
-  await dictRoutes(app, { lookup, commits, entries, locks });
+  await dictRoutes(app, { registry: ctx.registry, commits, entries, locks });
 
   // Touches are written a moment after the read; expired entries are invisible at once and swept here.
   const ttl = ctx.options.dictEntryTtlMs;

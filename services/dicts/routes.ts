@@ -3,7 +3,7 @@ import type { DictEntries } from "./entries.js";
 import { DICT_LIMITS } from "./limits.js";
 import type { GroupCommit } from "./group-commit.js";
 import type { DictLocks } from "./locks.js";
-import type { DictLookup } from "./lookup.js";
+import type { ObjectRegistry } from "../objects/registry.js";
 import { type DictOp, runOps } from "./ops.js";
 
 type IdParams = { id: string };
@@ -32,14 +32,14 @@ const opSchema = {
 const ttlMs = { type: "integer", minimum: 100, maximum: 24 * 60 * 60 * 1000 } as const;
 
 export interface DictRouteDeps {
-  lookup: DictLookup;
+  registry: ObjectRegistry;
   commits: GroupCommit;
   entries: DictEntries;
   locks: DictLocks;
 }
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
-export async function dictRoutes(app: FastifyInstance, { lookup, commits, entries, locks }: DictRouteDeps) {
+export async function dictRoutes(app: FastifyInstance, { registry, commits, entries, locks }: DictRouteDeps) {
   // JSON callers (curl) get keys and values as base64, as they send them; msgpack callers get bin.
   app.setReplySerializer((payload) =>
     JSON.stringify(payload, function (this: Record<string, unknown>, k: string, v: unknown) {
@@ -47,7 +47,7 @@ export async function dictRoutes(app: FastifyInstance, { lookup, commits, entrie
       return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64") : v;
     }),
   );
-  const dictId = (req: FastifyRequest<{ Params: IdParams }>) => lookup.resolve(req.caller, req.params.id);
+  const dictId = (req: FastifyRequest<{ Params: IdParams }>) => registry.resolveId(req.caller, "dict", req.params.id);
 
   app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(
     "/v1/dicts/:id/ops",

@@ -50,6 +50,7 @@ const toRecord = (r: Row): ObjectRecord => ({
 });
 
 const LIVE = "deleted_at IS NULL";
+const MAX_REMEMBERED_OWNERS = 100_000;
 
 /**
  * The registry of named objects shared by every kind. Deletion is two-phase (mark, purge the
@@ -57,6 +58,8 @@ const LIVE = "deleted_at IS NULL";
  */
 export class ObjectRegistry {
   private readonly kinds = new Map<string, KindDefinition>();
+  /** Owners of ids resolved before: every data request of every kind resolves its object id. */
+  private readonly owners = new Map<string, { kind: string; workspaceId: string; environment: string }>();
   /** Prepared statements by SQL text: preparing is the costly part of a lookup on the hot path. */
   private readonly statements = new Map<string, Statement>();
 
@@ -154,6 +157,20 @@ export class ObjectRegistry {
     return toRecord(row);
   }
 
+  /**
+   * The id, if the caller's workspace and environment own this object of this kind (NotFoundError
+   * otherwise, as `get`). Remembered, so the hot path of every kind skips the SQLite query; a
+   * deletion forgets the id before the object's data is purged.
+   */
+  resolveId(caller: Caller, kind: string, id: string): string {
+    const known = this.owners.get(id);
+    if (known && known.kind === kind && known.workspaceId === caller.workspaceId && known.environment === caller.environment) return id;
+    const record = this.get(caller, kind, id);
+    if (this.owners.size >= MAX_REMEMBERED_OWNERS) this.owners.clear();
+    this.owners.set(id, { kind, workspaceId: record.workspaceId, environment: record.environment });
+    return id;
+  }
+
   list(caller: Caller, kind: string, opts: { maxObjects?: number; createdBefore?: number } = {}): ObjectRecord[] {
     this.kind(kind);
     const rows = this.sql(
@@ -194,6 +211,7 @@ export class ObjectRegistry {
   }
 
   private async remove(record: ObjectRecord): Promise<void> {
+    this.owners.delete(record.id);
     this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id);
     await this.kind(record.kind).purge(record);
     this.sql("DELETE FROM objects WHERE id = ?").run(record.id);

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { KindContext } from "../context.js";
-import { QueueOwners } from "./owners.js";
 import { queueRoutes } from "./routes.js";
 import { QueueStore } from "./store.js";
 
@@ -11,15 +10,11 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
     maxPartitions: options.queueMaxPartitions,
     onError: (err) => app.log.error({ err }, "queue write failed"),
   });
-  const owners = new QueueOwners(ctx.registry);
   ctx.registry.registerKind("queue", {
     prefix: "qu",
-    purge: (record) => {
-      owners.forget(record.id);
-      return store.purge(record.id);
-    },
+    purge: (record) => store.purge(record.id),
   });
-  queueRoutes(app, { registry: ctx.registry, owners, store, defaultTtlMs: options.queuePartitionTtlMs });
+  queueRoutes(app, { registry: ctx.registry, store, defaultTtlMs: options.queuePartitionTtlMs });
 
   // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
   const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));

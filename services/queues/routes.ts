@@ -3,7 +3,6 @@ import type { Caller } from "../auth/authenticate.js";
 import { invalid } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
 import { MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
-import type { QueueOwners } from "./owners.js";
 import type { QueueStore } from "./store.js";
 
 type Params = { id: string };
@@ -52,11 +51,11 @@ function noContradiction(partitionGiven: boolean, flag: boolean | undefined, nam
 /** The queue data routes; naming, listing and deleting queues are the shared `/v1/objects/queue` routes. */
 export function queueRoutes(
   app: FastifyInstance,
-  deps: { registry: ObjectRegistry; owners: QueueOwners; store: QueueStore; defaultTtlMs: number },
+  deps: { registry: ObjectRegistry; store: QueueStore; defaultTtlMs: number },
 ): void {
-  const { registry, owners, store, defaultTtlMs } = deps;
+  const { registry, store, defaultTtlMs } = deps;
   // Resolving the owner is what confines a caller to its own workspace and environment.
-  const queueId = (req: { caller: Caller; params: Params }) => owners.resolve(req.caller, req.params.id);
+  const queueId = (req: { caller: Caller; params: Params }) => registry.resolveId(req.caller, "queue", req.params.id);
 
   app.post<{
     Params: Params;

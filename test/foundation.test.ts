@@ -1,6 +1,10 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthError, ForbiddenError, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { REPO, SiloServer } from "./helpers/silo-server.js";
 
 let server: SiloServer;
 beforeAll(async () => {
@@ -78,6 +82,29 @@ describe("silo serve bootstrap and auth", () => {
     expect((await admin.environments.list()).map((e) => e.name)).toEqual(expect.arrayContaining(["main", "dev"]));
     await using inMissing = server.client({ environment: "nope" });
     await expect(inMissing.whoami()).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe("the package", () => {
+  it("a job imports the client as `silo` under plain node, with its config from the environment", async () => {
+    const job = mkdtempSync(join(tmpdir(), "silo-job-"));
+    try {
+      // What `npm install /path/to/silo` gives a job: node_modules/silo pointing at the package.
+      mkdirSync(join(job, "node_modules"));
+      symlinkSync(REPO, join(job, "node_modules", "silo"));
+      writeFileSync(
+        join(job, "job.mjs"),
+        `import { SiloClient, NotFoundError } from "silo";
+         const silo = new SiloClient();
+         const me = await silo.whoami();
+         console.log(JSON.stringify({ workspace: me.workspace, errors: typeof NotFoundError }));
+         await silo.close();`,
+      );
+      const out = execFileSync(process.execPath, ["job.mjs"], { cwd: job, env: server.env, encoding: "utf8" });
+      expect(JSON.parse(out)).toEqual({ workspace: "default", errors: "function" });
+    } finally {
+      rmSync(job, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { authRoutes } from "./auth/routes.js";
@@ -15,6 +15,7 @@ import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
 import { KINDS } from "./kinds.js";
+import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
   app: FastifyInstance;
@@ -30,7 +31,8 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
 
   const app = Fastify({
     logger: { level: options.logLevel },
-    disableRequestLogging: options.logLevel !== "debug" && options.logLevel !== "trace",
+    // Per-request lines only when debugging: at thousands of requests a second they cost more than the work.
+    logController: new LogController({ disableRequestLogging: options.logLevel !== "debug" && options.logLevel !== "trace" }),
     bodyLimit: options.bodyLimit,
     ajv: { plugins: [bytesKeyword] },
   });
@@ -38,7 +40,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
-  const ctx: KindContext = { registry, kv, meta, dataDir, options };
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
 
   installErrorHandler(app);
   await app.register(swagger, {

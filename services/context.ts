@@ -1,5 +1,6 @@
 import type { RootDatabase } from "lmdb";
 import type { Sqlite } from "./db.js";
+import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
 import type { ServerOptions } from "./options.js";
 
@@ -8,6 +9,8 @@ export interface KindContext {
   registry: ObjectRegistry;
   /** Shared LMDB environment; each kind opens its own named sub-databases. */
   kv: RootDatabase;
+  /** Group commit on `kv`: writes of one event-loop turn share one synchronous, fsync'd transaction. */
+  commits: GroupCommit;
   /** Shared SQLite metadata database (auth, objects). */
   meta: Sqlite;
   /** Root for a kind's own files (`<home>/data`). */

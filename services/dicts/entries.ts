@@ -1,5 +1,5 @@
 import { SiloError, invalid } from "../errors.js";
-import type { GroupCommit } from "./group-commit.js";
+import type { GroupCommit } from "../kv-group-commit.js";
 import {
   type DictDbs,
   EMPTY,

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { KindContext } from "../context.js";
 import { DictEntries } from "./entries.js";
-import { GroupCommit } from "./group-commit.js";
 import { openDictDbs } from "./layout.js";
 import { DictLocks } from "./locks.js";
 import { dictRoutes } from "./routes.js";
@@ -9,7 +8,7 @@ import { dictRoutes } from "./routes.js";
 /** The Dict kind: registers "dict" (ids `di-…`), its routes, and the TTL upkeep timers. */
 export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const dbs = openDictDbs(ctx.kv);
-  const commits = new GroupCommit(ctx.kv);
+  const { commits } = ctx;
   const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs);
   const locks = new DictLocks(dbs, commits);
 

@@ -1,6 +1,6 @@
 import { SiloError } from "../errors.js";
 import { newId } from "../ids.js";
-import type { GroupCommit } from "./group-commit.js";
+import type { GroupCommit } from "../kv-group-commit.js";
 import { type DictDbs, type LeaseRecord, dictRange, fullKey } from "./layout.js";
 
 export interface Lease {

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { SiloError } from "../errors.js";
 import type { DictEntries } from "./entries.js";
-import type { GroupCommit } from "./group-commit.js";
+import type { GroupCommit } from "../kv-group-commit.js";
 
 /** One operation of a batched request. Keys and values are the client's msgpack bytes. */
 export type DictOp =

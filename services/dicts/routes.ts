@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { DictEntries } from "./entries.js";
 import { DICT_LIMITS } from "./limits.js";
-import type { GroupCommit } from "./group-commit.js";
+import type { GroupCommit } from "../kv-group-commit.js";
 import type { DictLocks } from "./locks.js";
 import type { ObjectRegistry } from "../objects/registry.js";
 import { type DictOp, runOps } from "./ops.js";

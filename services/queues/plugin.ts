@@ -6,7 +6,7 @@ import { QueueStore } from "./store.js";
 /** Queues: partitioned FIFO queues with blocking get/put on LMDB (kind "queue", ids `qu-…`). */
 export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const { options } = ctx;
-  const store = new QueueStore(ctx.kv, {
+  const store = new QueueStore(ctx.kv, ctx.commits, {
     maxPartitions: options.queueMaxPartitions,
     onError: (err) => app.log.error({ err }, "queue write failed"),
   });

@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from "lmdb";
+import type { GroupCommit } from "../kv-group-commit.js";
 import { SiloError, notFound } from "../errors.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
 import { MAX_ITEM_BYTES, MAX_ITEMS_PER_PARTITION, describePartition } from "./limits.js";
@@ -42,7 +43,8 @@ export class QueueStore {
   private readonly queues = new Map<string, QueueState>();
 
   constructor(
-    private readonly kv: RootDatabase,
+    kv: RootDatabase,
+    private readonly commits: GroupCommit,
     private readonly opts: QueueStoreOptions,
   ) {
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
@@ -65,16 +67,9 @@ export class QueueStore {
     }
   }
 
-  /**
-   * Queues `ops` as one LMDB batch; resolves once it is committed and flushed to disk. lmdb-js
-   * (overlappingSync) already does group commit: the transactions of later event-loop turns
-   * commit while an fsync runs, and the next fsync covers them all.
-   */
+  /** Runs `ops` in the server's next group commit; resolves once that commit is on disk. */
   private write(ops: () => void): Promise<void> {
-    const committed = this.kv.batch(ops);
-    // `flushed` must be asked right away: it follows the transaction the writes above just joined.
-    const flushed = new Promise<void>((resolve, reject) => this.kv.flushed.then(() => resolve(), reject));
-    return Promise.all([committed, flushed]).then(() => undefined);
+    return this.commits.run(ops);
   }
 
   /** A write nobody awaits: failures are logged, not lost. */
@@ -139,8 +134,8 @@ export class QueueStore {
     p.ttlMs = ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs };
     const durable = this.write(() => {
-      for (let i = 0; i < values.length; i++) void this.items.put(itemKey(p.prefix, first + i), values[i]!);
-      void this.meta.put(p.prefix, meta);
+      for (let i = 0; i < values.length; i++) this.items.putSync(itemKey(p.prefix, first + i), values[i]!);
+      this.meta.putSync(p.prefix, meta);
     });
     void durable.then(
       () => {
@@ -208,7 +203,7 @@ export class QueueStore {
     }
     if (p.length === 0) p.queue.nonEmpty--;
     const durable = this.write(() => {
-      for (const key of keys) void this.items.remove(key);
+      for (const key of keys) this.items.removeSync(key);
     });
     this.servePutters(p);
     return { values, durable };
@@ -238,8 +233,8 @@ export class QueueStore {
     if (p.ttlMs === 0) p.ttlMs = old.ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs: p.ttlMs };
     const durable = this.write(() => {
-      for (let i = 0; i < values.length; i++) void this.items.put(itemKey(p.prefix, first + i), values[i]!);
-      void this.meta.put(p.prefix, meta);
+      for (let i = 0; i < values.length; i++) this.items.putSync(itemKey(p.prefix, first + i), values[i]!);
+      this.meta.putSync(p.prefix, meta);
     });
     this.serveGetters(p);
     p.notifyWatchers();
@@ -362,8 +357,8 @@ export class QueueStore {
     p.lastPutAt = 0;
     p.pending.clear();
     const durable = this.write(() => {
-      for (const key of keys) void this.items.remove(key);
-      void this.meta.remove(p.prefix);
+      for (const key of keys) this.items.removeSync(key);
+      this.meta.removeSync(p.prefix);
     });
     this.servePutters(p);
     this.tidy(p);

@@ -85,7 +85,8 @@ export async function mountCloudBucket(mount: CloudBucketMount, mountPoint: stri
   const config = await bucketDaemonConfig(mount, mountPoint, opts);
   // A stale mount point fails here with ENOTCONN; the daemon clears it.
   await mkdir(config.mountPoint, { recursive: true }).catch(() => {});
-  // The daemon outlives us (its own process group); its output goes to a log next to its mount record.
+  // Its own process group (a Ctrl-C for us does not reach it; without exitWithParent it outlives us);
+  // its output goes to a log next to its mount record.
   mkdirSync(mountRunDir(), { recursive: true, mode: 0o700 });
   const logFile = logPath(config.mountPoint);
   const logFd = openSync(logFile, "a", 0o600);

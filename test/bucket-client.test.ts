@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
@@ -5,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloudBucketMount, InvalidError } from "../client/index.js";
 import { parseMountSpec } from "../client/cli/mount-spec.js";
 import { mountCloudBucket } from "../fuse/bucket/mount.js";
+import { mountPointState } from "../fuse/common/mount-table.js";
 import { cliMount, forceUnmount, newMountPoint, waitForExit } from "./helpers/bucket-mount.js";
 import { S3_CREDENTIALS, S3_ENDPOINT, emptyBucket, freshBucket, s3Env, startS3 } from "./helpers/s3.js";
 import { SiloServer } from "./helpers/silo-server.js";
@@ -89,6 +92,27 @@ describe("mounting with credentials from a silo secret", () => {
     expect(roResult).toBe("ro-refused");
     const put = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "jobs/result.txt" }));
     expect(await put.Body!.transformToString()).toBe("result\n");
+  });
+
+  it("with exitWithParent (silo run), the daemon unmounts and exits when the process that mounted dies", async () => {
+    const dir = newMountPoint();
+    const dist = (p: string) => JSON.stringify(join(import.meta.dirname, "../dist", p));
+    const script =
+      `import { mountCloudBucket } from ${dist("fuse/bucket/mount.js")}; import { CloudBucketMount } from ${dist("client/index.js")};` +
+      `const h = await mountCloudBucket(new CloudBucketMount(${JSON.stringify(bucket)}, { bucketEndpointUrl: ${JSON.stringify(S3_ENDPOINT)} }), ${JSON.stringify(dir)}, { exitWithParent: true });` +
+      "console.log(h.pid); setInterval(() => {}, 1000);";
+    const parent = spawn(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, ...s3Env() }, stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const [line] = (await once(parent.stdout, "data")) as [Buffer];
+      const pid = Number(line.toString().trim());
+      expect(await mountPointState(dir)).toBe("live");
+      parent.kill("SIGKILL");
+      expect(await waitForExit(pid)).toBe(true);
+      expect(await mountPointState(dir)).toBe("free");
+    } finally {
+      parent.kill("SIGKILL");
+      await forceUnmount(dir);
+    }
   });
 
   it("a secret without the AWS keys is refused before mounting; `silo bucket mount --secret` works", async () => {

@@ -234,7 +234,7 @@ describe("silo volume mount", () => {
     await within(30_000, "unmount", mounts.unmount(dir));
     await mounts.mount("crash", dir, "--commit-interval-ms", "0");
     await writeFile(join(dir, "lost.txt"), "never committed");
-    process.kill(mounts.daemonPid(dir), "SIGKILL");
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
     // The dead mount answers ENOTCONN ("Transport endpoint is not connected") or ECONNABORTED.
     await expect(within(10_000, "stat dead mount", stat(join(dir, "kept.txt")))).rejects.toSatisfy((e: NodeJS.ErrnoException) =>
       ["ENOTCONN", "ECONNABORTED"].includes(e.code ?? ""),

@@ -90,11 +90,10 @@ Examples:
     .description("Unmount a bucket: the daemon finishes uploads of open files and exits (also clears a stale mount)")
     .option("--timeout-ms <ms>", "how long to wait for the daemon before killing it", ms, 60_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
-      const { unmountMountPoint } = await import("../../fuse/common/unmount.js");
+      const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
       const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs }).catch((err: Error) => {
         throw new SiloError(err.message, "UNMOUNT_FAILED");
       });
-      const how = { "daemon-stopped": "", "daemon-killed": " (daemon did not stop in time: killed)", "lazy-unmounted": " (no live daemon: detached the mount point)" }[res.how];
-      process.stdout.write(`Unmounted ${dir}${how}\n`);
+      process.stdout.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
     });
 }

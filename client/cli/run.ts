@@ -176,7 +176,7 @@ async function mountBucket(spec: MountSpec, environment: string): Promise<Active
   const { CloudBucketMount } = await import("../cloud-bucket-mount.js");
   try {
     const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
-    const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly });
+    const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });
     const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
     return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
   } catch (err) {

@@ -1,5 +1,4 @@
 import { mkdirSync, openSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SiloError } from "../errors.js";
@@ -79,8 +78,9 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
       if (opts.readOnly) args.push("--read-only");
       mkdirSync(join(stateDir, ".."), { recursive: true });
       const { child, ready } = await spawnDaemon(process.execPath, args, {
-        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment },
+        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment, SILO_MOUNT_LOG: logFile },
         output: openSync(logFile, "a"),
+        logFile,
         detached: true,
       }).catch((err: Error) => {
         throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
@@ -95,48 +95,11 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
     .description("Commit pending changes and unmount a volume mounted with 'silo volume mount'")
     .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", nonNegative, 300_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
-      const { stateDirFor } = await import("../../fuse/volume/daemon.js");
-      const { lazyUnmount, mountPointState, waitUnmounted } = await import("../../fuse/common/mount-table.js");
-      const target = resolve(dir);
-      const pid = await daemonPid(stateDirFor(target));
-      if (pid !== undefined) {
-        process.kill(pid, "SIGTERM");
-        if (await waitForExit(pid, opts.timeoutMs)) {
-          process.stdout.write(`Unmounted ${target}\n`);
-          return;
-        }
-        process.stderr.write(`The mount daemon (pid ${pid}) did not finish within ${opts.timeoutMs} ms; detaching the mount.\n`);
-        await lazyUnmount(target);
-        await waitUnmounted(target, 5_000);
-        return;
-      }
-      const state = await mountPointState(target);
-      if (state === "free") throw new UsageError(`${target} is not mounted`);
-      // A mount without a live daemon (kill -9) or one we do not know: detach it.
-      await lazyUnmount(target);
-      process.stdout.write(state === "stale" ? `Removed the dead mount at ${target}\n` : `Detached ${target}\n`);
+      const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
+      // Slow final commit: detach, but let the daemon finish it (killing it would lose the changes).
+      const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs, onTimeout: "detach" }).catch((err: Error) => {
+        throw new UsageError(err.message);
+      });
+      process.stdout.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
     });
-}
-
-async function daemonPid(stateDir: string): Promise<number | undefined> {
-  try {
-    const { pid } = JSON.parse(await readFile(join(stateDir, "daemon.json"), "utf8")) as { pid: number };
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
 }

@@ -17,6 +17,8 @@ export interface BucketDaemonConfig {
   writeBack?: boolean;
   /** Multipart part size for uploads (default 8 MiB; S3's minimum is 5 MiB). */
   partSizeBytes?: number;
+  /** Stop (drain, unmount) when the process that started the daemon dies (`silo run` killed hard). */
+  exitWithParent?: boolean;
 }
 
 export const DEFAULT_METADATA_TTL_MS = 1000;

@@ -6,6 +6,9 @@ import { BucketS3 } from "./bucket-s3.js";
 import type { BucketDaemonConfig } from "./config.js";
 import { makeS3Client } from "../../lib/s3-client.js";
 
+/** How long a stop waits for pending uploads (under `silo bucket unmount`'s default 60 s). */
+const DRAIN_TIMEOUT_MS = 45_000;
+
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} bucket-mount: ${msg}\n`);
 
 /** `s3://bucket/prefix/` for logs and mount records. */
@@ -46,14 +49,22 @@ export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?
     return;
   }
   log(`mounted ${bucketSource(config)} on ${config.mountPoint}${config.readOnly ? " (read-only)" : ""}`);
-  onReady();
-  await serveUntilStopped(
-    {
-      unmount: () => lazyUnmount(config.mountPoint),
-      drain: (ms) => fs.drain(ms),
-      abortPending: () => fs.abortPending(),
+  const daemon = await serveUntilStopped({
+    record: { mountPoint: config.mountPoint, kind: "bucket", source: bucketSource(config) },
+    exitWithParent: config.exitWithParent,
+    log,
+    shutdown: async (_why, mounted) => {
+      // Drain first: files closed just before the signal still have releases queued in the
+      // kernel, which an unmount would drop (with their uploads).
+      if (mounted) {
+        await fs.drain(DRAIN_TIMEOUT_MS).catch((err: Error) => log(`drain failed: ${err.message}`));
+        await lazyUnmount(config.mountPoint).catch((err: Error) => log(`unmount failed: ${err.message}`));
+      }
+      await fs.abortPending().catch((err: Error) => log(`abort failed: ${err.message}`));
+      return 0;
     },
-    { record: { mountPoint: config.mountPoint, kind: "bucket", source: bucketSource(config) }, log },
-  );
+  });
+  onReady();
+  await daemon.done;
   s3client.destroy();
 }

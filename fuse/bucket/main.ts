@@ -1,11 +1,12 @@
 // The bucket mount daemon's entry point: `silo bucket mount` starts it as its own process.
-import { readDaemonConfig, reportStatus } from "../common/daemon-runtime.js";
+import { reportToParent } from "../common/daemon-process.js";
+import { readDaemonConfig } from "../common/daemon-runtime.js";
 import type { BucketDaemonConfig } from "./config.js";
 import { runBucketDaemon } from "./daemon.js";
 
 const config = await readDaemonConfig<BucketDaemonConfig>();
 await runBucketDaemon(config, (err) => {
-  reportStatus(err ? { ready: false, error: err.message } : { ready: true });
+  reportToParent(err ? { error: err.message } : { ready: true });
   if (err) process.exitCode = 1;
 });
 // fuse-native keeps a handle open after unmount; the daemon's work is done here.

@@ -1,9 +1,10 @@
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { CloudBucketMount } from "../../client/cloud-bucket-mount.js";
 import { InvalidError } from "../../client/errors.js";
-import { launchMountDaemon } from "../common/daemon-launcher.js";
+import { spawnDaemon } from "../common/daemon-process.js";
+import { logPath, mountRunDir } from "../common/mount-records.js";
 import { unmountMountPoint } from "../common/unmount.js";
 import type { BucketDaemonConfig } from "./config.js";
 
@@ -20,6 +21,8 @@ export interface MountCloudBucketOptions {
   requesterPays?: boolean;
   /** How long to wait for the mount to go live (default 30 s). */
   timeoutMs?: number;
+  /** The daemon stops when this process dies (`silo run`: its mounts must not outlive it). */
+  exitWithParent?: boolean;
 }
 
 /** A live bucket mount served by its own daemon process. */
@@ -69,6 +72,7 @@ export async function bucketDaemonConfig(mount: CloudBucketMount, mountPoint: st
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: source.AWS_SESSION_TOKEN } : undefined,
     metadataTtlMs: opts.metadataTtlMs,
     writeBack: opts.writeBack,
+    exitWithParent: opts.exitWithParent,
   };
 }
 
@@ -81,11 +85,26 @@ export async function mountCloudBucket(mount: CloudBucketMount, mountPoint: stri
   const config = await bucketDaemonConfig(mount, mountPoint, opts);
   // A stale mount point fails here with ENOTCONN; the daemon clears it.
   await mkdir(config.mountPoint, { recursive: true }).catch(() => {});
-  const daemon = await launchMountDaemon({ entry: BUCKET_DAEMON_ENTRY, mountPoint: config.mountPoint, config, timeoutMs: opts.timeoutMs });
+  // Its own process group (a Ctrl-C for us does not reach it; without exitWithParent it outlives us);
+  // its output goes to a log next to its mount record.
+  mkdirSync(mountRunDir(), { recursive: true, mode: 0o700 });
+  const logFile = logPath(config.mountPoint);
+  const logFd = openSync(logFile, "a", 0o600);
+  const { child } = await spawnDaemon(process.execPath, [BUCKET_DAEMON_ENTRY], {
+    env: { ...process.env, SILO_MOUNT_LOG: logFile },
+    output: logFd,
+    logFile,
+    stdin: JSON.stringify(config),
+    detached: true,
+    readyTimeoutMs: opts.timeoutMs,
+  }).finally(() => closeSync(logFd));
+  child.unref();
   return {
-    ...daemon,
+    mountPoint: config.mountPoint,
+    pid: child.pid!,
+    logFile,
     unmount: async () => {
-      await unmountMountPoint(daemon.mountPoint);
+      await unmountMountPoint(config.mountPoint);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, readFileSync, writeSync } from "node:fs";
 import type { Readable } from "node:stream";
 
 /**
@@ -20,6 +20,10 @@ export interface SpawnDaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Where the daemon's stdout/stderr go: "inherit", or an open file descriptor (a log file). */
   output?: "inherit" | number;
+  /** The log file behind `output`: its last lines go into the error when the daemon dies early. */
+  logFile?: string;
+  /** Written to the daemon's stdin, then closed (configs with credentials: never on argv or in the environment). */
+  stdin?: string;
   /** Run in its own process group (terminal signals do not reach it; it may outlive the parent). */
   detached?: boolean;
   readyTimeoutMs?: number;
@@ -32,14 +36,16 @@ export async function spawnDaemon(
   opts: SpawnDaemonOptions = {},
 ): Promise<{ child: ChildProcess; ready: DaemonReady }> {
   const out = opts.output ?? "inherit";
-  const stdio: StdioOptions = ["ignore", out, out, "pipe"];
+  const stdio: StdioOptions = [opts.stdin === undefined ? "ignore" : "pipe", out, out, "pipe"];
   const env = { ...(opts.env ?? process.env), [HANDSHAKE_ENV]: String(HANDSHAKE_FD) };
   const child = spawn(command, args, { env, stdio, detached: opts.detached ?? false });
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   const pipe = child.stdio[HANDSHAKE_FD] as Readable;
+  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
   try {
     const ready = await new Promise<DaemonReady>((resolveReady, reject) => {
       let text = "";
-      const timer = setTimeout(() => reject(new Error(`mount daemon did not become ready within ${opts.readyTimeoutMs ?? 30_000} ms`)), opts.readyTimeoutMs ?? 30_000);
+      const timer = setTimeout(() => reject(new Error(`mount daemon did not become ready within ${timeoutMs} ms`)), timeoutMs);
       const settle = (fn: () => void) => {
         clearTimeout(timer);
         fn();
@@ -48,12 +54,19 @@ export async function spawnDaemon(
         text += d.toString();
         const nl = text.indexOf("\n");
         if (nl < 0) return;
-        const msg = JSON.parse(text.slice(0, nl)) as DaemonReady | { error: string };
-        const failure = "error" in msg ? String(msg.error) : undefined;
-        settle(() => (failure !== undefined ? reject(new Error(failure)) : resolveReady(msg as DaemonReady)));
+        let msg: DaemonReady | { error: string };
+        try {
+          msg = JSON.parse(text.slice(0, nl)) as DaemonReady | { error: string };
+        } catch {
+          return settle(() => reject(new Error(`mount daemon sent a bad ready line: ${text.slice(0, nl)}`)));
+        }
+        settle(() => ("error" in msg ? reject(new Error(String(msg.error))) : resolveReady(msg)));
       });
       child.once("error", (err) => settle(() => reject(err)));
-      child.once("exit", (code, signal) => settle(() => reject(new Error(`mount daemon exited (${signal ?? `code ${code}`}) before it was ready`))));
+      // "close", not "exit": the ready line may still be in the pipe when the process ends.
+      child.once("close", (code, signal) =>
+        settle(() => reject(new Error(`mount daemon exited (${signal ?? `code ${code}`}) before it was ready${logTail(opts.logFile)}`))),
+      );
     });
     pipe.destroy();
     return { child, ready };
@@ -64,15 +77,26 @@ export async function spawnDaemon(
   }
 }
 
+function logTail(file: string | undefined): string {
+  if (!file) return "";
+  try {
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n").slice(-10).join("\n");
+    return lines ? `; its log (${file}) ends with:\n${lines}` : "";
+  } catch {
+    return "";
+  }
+}
+
 /** Daemon side: reports the outcome of mounting to the process that started it (if any). */
 export function reportToParent(message: DaemonReady | { error: string }): void {
   const fd = Number(process.env[HANDSHAKE_ENV]);
   if (!Number.isInteger(fd) || fd < 0) return; // started by hand (--foreground): nobody to tell
   delete process.env[HANDSHAKE_ENV];
+  // Synchronous: the daemon may exit right after a failure, and the line must be in the pipe by then.
   try {
     writeSync(fd, `${JSON.stringify(message)}\n`);
     closeSync(fd);
   } catch {
-    // The parent is gone: nobody to tell.
+    // The parent is gone (or gave up waiting): nobody to tell.
   }
 }

@@ -1,87 +1,70 @@
-import { closeSync, writeSync } from "node:fs";
 import { text } from "node:stream/consumers";
 import { isMounted } from "./mount-table.js";
 import { type MountRecord, removeMountRecord, writeMountRecord } from "./mount-records.js";
 
-/** The one line a daemon sends its launcher on fd 3. */
-export interface ReadyMessage {
-  ready: boolean;
-  error?: string;
-}
-
-/** Reads the JSON config the launcher wrote to stdin. */
+/** Reads the JSON config the parent wrote to stdin (`spawnDaemon({ stdin })`). */
 export async function readDaemonConfig<T>(): Promise<T> {
   return JSON.parse(await text(process.stdin)) as T;
 }
 
-/** What the daemon side needs from a mounted file system to live and die well. */
-export interface MountedFs {
-  /** Detach the mount (lazy: open files keep working until closed). */
-  unmount(): Promise<void>;
-  /** While still mounted: wait for pending work (e.g. uploads of files being written) to finish, up to the timeout. */
-  drain(timeoutMs: number): Promise<void>;
-  /** After unmount: give up what is still pending. */
-  abortPending(): Promise<void>;
-}
-
 export interface DaemonRuntimeOptions {
+  /** Written to the mount records dir so `unmount DIR` finds this daemon (removed on stop). */
   record: Omit<MountRecord, "pid" | "startedAt" | "logFile">;
+  /**
+   * Stops the file system once: `mounted` is false when someone else already unmounted it.
+   * Resolves with the daemon's exit code.
+   */
+  shutdown(why: string, mounted: boolean): Promise<number>;
+  /** Also stop when the process that started this daemon dies (`silo run` killed hard). */
+  exitWithParent?: boolean;
   /** Check every this often that the mount is still in the kernel's table (an external `umount`). */
   watchIntervalMs?: number;
-  /** How long a stop waits for pending work (default 45 s, under `silo bucket unmount`'s 60 s). */
-  drainTimeoutMs?: number;
   log?: (msg: string) => void;
 }
 
-/** Launcher handshake: the fd the launcher named in SILO_MOUNT_STATUS_FD (none in a foreground run). */
-export function reportStatus(msg: ReadyMessage): void {
-  const fd = Number(process.env.SILO_MOUNT_STATUS_FD);
-  if (!Number.isInteger(fd) || fd < 3) return;
-  delete process.env.SILO_MOUNT_STATUS_FD;
-  // Synchronous: the daemon may exit right after a failure, and the line must be in the pipe by then.
-  try {
-    writeSync(fd, `${JSON.stringify(msg)}\n`);
-    closeSync(fd);
-  } catch {
-    // The launcher gave up waiting (timeout): nothing left to tell.
-  }
+export interface ServingDaemon {
+  /** Resolves with the exit code once the daemon has stopped. */
+  done: Promise<number>;
+  /** Stops the daemon (e.g. on an unmount request over a control socket). */
+  stop(why: string): void;
 }
 
 /**
- * After the mount is live: records it for `unmount DIR`, then unmounts cleanly on SIGTERM /
- * SIGINT / SIGHUP or when someone else unmounted it, draining pending work before exit.
- * Resolves when the daemon should exit.
+ * After the mount is live: records it for `unmount DIR`, then shuts down once on SIGTERM /
+ * SIGINT / SIGHUP, when someone else unmounted it, or (exitWithParent) when the parent died.
+ * Resolves once the record is written: report ready only then, so `unmount` right after finds it.
  */
-export function serveUntilStopped(fs: MountedFs, opts: DaemonRuntimeOptions): Promise<void> {
+export async function serveUntilStopped(opts: DaemonRuntimeOptions): Promise<ServingDaemon> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
   const record: MountRecord = { ...opts.record, pid: process.pid, startedAt: Date.now(), logFile: process.env.SILO_MOUNT_LOG ?? "" };
-  return new Promise((done) => {
-    let stopping = false;
-    const stop = async (why: string, unmount: boolean) => {
-      if (stopping) return;
-      stopping = true;
+  let stopping: Promise<number> | undefined;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((res) => (finish = res));
+  const stop = (why: string, mounted = true) => {
+    stopping ??= (async () => {
       clearInterval(watch);
       log(`stopping (${why})`);
-      // Drain first: files closed just before the signal still have releases queued in the
-      // kernel, which an unmount would drop (with their uploads).
-      if (unmount) {
-        await fs.drain(opts.drainTimeoutMs ?? 45_000).catch((err: Error) => log(`drain failed: ${err.message}`));
-        await fs.unmount().catch((err: Error) => log(`unmount failed: ${err.message}`));
-      }
-      await fs.abortPending().catch((err: Error) => log(`abort failed: ${err.message}`));
+      const code = await opts.shutdown(why, mounted).catch((err: Error) => {
+        log(`shutdown failed: ${err.message}`);
+        return 1;
+      });
       await removeMountRecord(record.mountPoint, record.pid).catch(() => {});
       log("stopped");
-      done();
-    };
-    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => void stop(sig, true));
-    const watch = setInterval(() => {
-      isMounted(record.mountPoint).then(
-        (mounted) => {
-          if (!mounted) void stop("unmounted externally", false);
-        },
-        () => {},
-      );
-    }, opts.watchIntervalMs ?? 1000);
-    writeMountRecord(record).catch((err: Error) => log(`could not write mount record: ${err.message}`));
-  });
+      finish(code);
+      return code;
+    })();
+  };
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => stop(sig));
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (opts.exitWithParent && process.ppid !== parent) stop("the process that started this mount is gone");
+    isMounted(record.mountPoint).then(
+      (mounted) => {
+        if (!mounted) stop("unmounted externally", false);
+      },
+      () => {},
+    );
+  }, opts.watchIntervalMs ?? 1000);
+  await writeMountRecord(record).catch((err: Error) => log(`could not write mount record: ${err.message}`));
+  return { done, stop: (why) => stop(why) };
 }

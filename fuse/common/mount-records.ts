@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -21,7 +21,21 @@ export function mountRunDir(): string {
   return process.env.SILO_MOUNT_RUN_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
 }
 
-const recordName = (mountPoint: string) => createHash("sha256").update(resolve(mountPoint)).digest("hex").slice(0, 24);
+/**
+ * This process's mount namespace: `silo run` mounts in a private one, where the same path may
+ * be mounted by another job, so a record names its namespace too (and the host's `unmount DIR`
+ * never signals a job's daemon).
+ */
+function mountNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/mnt");
+  } catch {
+    return "";
+  }
+}
+
+const recordName = (mountPoint: string) =>
+  createHash("sha256").update(`${mountNamespace()}\0${resolve(mountPoint)}`).digest("hex").slice(0, 24);
 
 export const recordPath = (mountPoint: string) => join(mountRunDir(), `${recordName(mountPoint)}.json`);
 export const logPath = (mountPoint: string) => join(mountRunDir(), `${recordName(mountPoint)}.log`);

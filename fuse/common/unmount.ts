@@ -1,39 +1,73 @@
+import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isMounted, lazyUnmount, mountPointState } from "./mount-table.js";
 import { processAlive, readMountRecord, recordPath } from "./mount-records.js";
-import { rm } from "node:fs/promises";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export interface UnmountOptions {
+  /** How long the daemon gets to stop (default 60 s). */
+  timeoutMs?: number;
+  /**
+   * After the timeout: "kill" the daemon, or "detach" the mount point and leave the daemon to
+   * finish (a volume's final commit may just be slow; killing it would lose the changes).
+   */
+  onTimeout?: "kill" | "detach";
+}
+
 export interface UnmountResult {
-  /** How it went: the daemon stopped on SIGTERM, was killed after the timeout, or there was only a stale/foreign mount. */
-  how: "daemon-stopped" | "daemon-killed" | "lazy-unmounted";
+  /**
+   * How it went: the daemon stopped on SIGTERM, was killed or left running (detached) after the
+   * timeout, or there was no live daemon and a stale or foreign mount was detached.
+   */
+  how: "daemon-stopped" | "daemon-killed" | "daemon-detached" | "stale-unmounted" | "foreign-unmounted";
+  pid?: number;
 }
 
 /**
- * Unmounts a silo mount: asks its daemon to stop (SIGTERM: it unmounts, finishes pending
- * uploads and exits), waits up to `timeoutMs`, then kills it and detaches the mount point.
- * Without a live daemon (killed with -9, or not ours) the mount point is lazily unmounted.
+ * Unmounts a silo mount (volume or bucket): asks the daemon its mount record names to stop
+ * (SIGTERM: it finishes pending work, unmounts and exits), waits up to `timeoutMs`, then kills
+ * or leaves it and detaches the mount point. Without a live daemon (killed with -9, or not
+ * ours) the mount point is lazily unmounted.
  */
-export async function unmountMountPoint(dir: string, opts: { timeoutMs?: number } = {}): Promise<UnmountResult> {
+export async function unmountMountPoint(dir: string, opts: UnmountOptions = {}): Promise<UnmountResult> {
   const mountPoint = resolve(dir);
   const record = await readMountRecord(mountPoint);
   if (record && processAlive(record.pid)) {
-    process.kill(record.pid, "SIGTERM");
+    const pid = record.pid;
+    process.kill(pid, "SIGTERM");
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-    while (Date.now() < deadline && processAlive(record.pid)) await sleep(50);
-    if (!processAlive(record.pid)) {
+    while (Date.now() < deadline && processAlive(pid)) await sleep(50);
+    if (!processAlive(pid)) {
       if (await isMounted(mountPoint)) await lazyUnmount(mountPoint);
-      return { how: "daemon-stopped" };
+      return { how: "daemon-stopped", pid };
     }
-    process.kill(record.pid, "SIGKILL");
+    const kill = (opts.onTimeout ?? "kill") === "kill";
+    if (kill) process.kill(pid, "SIGKILL");
     await lazyUnmount(mountPoint).catch(() => {});
-    await rm(recordPath(mountPoint), { force: true });
-    return { how: "daemon-killed" };
+    if (kill) await rm(recordPath(mountPoint), { force: true });
+    return { how: kill ? "daemon-killed" : "daemon-detached", pid };
   }
   await rm(recordPath(mountPoint), { force: true });
   const state = await mountPointState(mountPoint);
   if (state === "free") throw new Error(`${mountPoint} is not mounted`);
   await lazyUnmount(mountPoint);
-  return { how: "lazy-unmounted" };
+  return { how: state === "stale" ? "stale-unmounted" : "foreign-unmounted" };
+}
+
+/** One line for the user about how `unmountMountPoint` went. */
+export function describeUnmount(mountPoint: string, res: UnmountResult, timeoutMs: number): string {
+  const dir = resolve(mountPoint);
+  switch (res.how) {
+    case "daemon-stopped":
+      return `Unmounted ${dir}`;
+    case "daemon-killed":
+      return `Unmounted ${dir} (the mount daemon, pid ${res.pid}, did not stop within ${timeoutMs} ms: killed)`;
+    case "daemon-detached":
+      return `Detached ${dir} (the mount daemon, pid ${res.pid}, did not finish within ${timeoutMs} ms and goes on in the background)`;
+    case "stale-unmounted":
+      return `Removed the dead mount at ${dir}`;
+    case "foreign-unmounted":
+      return `Detached ${dir} (no silo mount daemon: detached the mount point)`;
+  }
 }

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Fuse from "fuse-native";
 import { reportToParent } from "../common/daemon-process.js";
-import { clearStaleMount, isMounted } from "../common/mount-table.js";
+import { type ServingDaemon, serveUntilStopped } from "../common/daemon-runtime.js";
+import { clearStaleMount } from "../common/mount-table.js";
 import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
@@ -19,13 +20,13 @@ export interface VolumeDaemonOptions {
   /** Background commit period; 0 disables background commits (the final one still runs). */
   commitIntervalMs: number;
   cacheBytes: number;
-  /** Upper dir, block cache, control socket and daemon.json live here (default: stateDirFor(dir)). */
+  /** Upper dir, block cache and control socket live here (default: stateDirFor(dir)). */
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;
 }
 
-/** What `daemon.json` in the state dir (and the ready handshake) tell about a running mount. */
+/** What the ready handshake tells the parent about a running mount. */
 export interface MountInfo {
   pid: number;
   dir: string;
@@ -36,7 +37,7 @@ export interface MountInfo {
   version: number;
 }
 
-/** Default per-mount state dir: derived from the mount point so `silo volume unmount DIR` finds it. */
+/** Default per-mount state dir: derived from the mount point (one mount per directory). */
 export function stateDirFor(dir: string): string {
   const key = createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 16);
   return join(tmpdir(), "silo-mounts", key);
@@ -48,8 +49,9 @@ const KERNEL_CACHE_SECONDS = 1;
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
 
 /**
- * Runs a volume mount in this process until SIGTERM/SIGINT, an unmount request, or an external
- * unmount: then a final commit, unmount, and cleanup. Resolves with the process exit code.
+ * Runs a volume mount in this process until SIGTERM/SIGINT, an unmount request, an external
+ * unmount or (exitWithParent) the parent's death: then a final commit, unmount, and cleanup.
+ * Resolves with the process exit code.
  */
 export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOptions): Promise<number> {
   const dir = resolve(opts.dir);
@@ -82,10 +84,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await new Promise<void>((res, rej) => fuse!.mount((err) => (err ? rej(err) : res())));
     const mounted = fuse;
 
-    let finish!: (code: number) => void;
-    const done = new Promise<number>((res) => (finish = res));
-    let stopping: Promise<void> | undefined;
-    const stop = (why: string) => (stopping ??= shutdown(why).then(finish));
+    let daemon: ServingDaemon | undefined;
     control = await serveControl(socket, async (op) => {
       switch (op) {
         case "commit":
@@ -101,14 +100,13 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         case "status":
           return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
         case "unmount":
-          setImmediate(() => void stop("unmount requested"));
+          setImmediate(() => daemon?.stop("unmount requested"));
           return {};
         default:
           throw Object.assign(new Error(`unknown control op '${op}'`), { code: "INVALID" });
       }
     });
     const info: MountInfo = { pid: process.pid, dir, socket, volume: remote.name, volumeId: remote.id, readOnly: opts.readOnly, version: mv.viewVersion };
-    await writeFile(join(stateDir, "daemon.json"), JSON.stringify(info));
 
     const background =
       !opts.readOnly && opts.commitIntervalMs > 0
@@ -117,17 +115,10 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             mv.commit().catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
           }, opts.commitIntervalMs)
         : undefined;
-    // After an outside `fusermount -u` libfuse stops serving but this process would live on.
-    const parent = process.ppid;
-    const watch = setInterval(() => {
-      if (opts.exitWithParent && process.ppid !== parent) void stop("the process that started this mount is gone");
-      isMounted(dir).then((m) => m || void stop("unmounted from outside"), () => {});
-    }, 1_000);
 
-    async function shutdown(why: string): Promise<number> {
-      log(`stopping (${why})`);
+    // Also after an outside `fusermount -u`: the upper dir still holds the changes to commit.
+    async function shutdown(): Promise<number> {
       clearInterval(background);
-      clearInterval(watch);
       let code = 0;
       if (!opts.readOnly) {
         try {
@@ -147,10 +138,15 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       return code;
     }
 
-    for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => void stop(sig));
+    daemon = await serveUntilStopped({
+      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}` },
+      shutdown,
+      exitWithParent: opts.exitWithParent,
+      log,
+    });
     reportToParent({ ...info, ready: true });
     log(`mounted ${remote.name ?? remote.id} version ${mv.viewVersion} at ${dir}${opts.readOnly ? " (read-only)" : ""}`);
-    return await done;
+    return await daemon.done;
   } catch (err) {
     reportToParent({ error: (err as Error).message });
     if (fuse) await new Promise<void>((res) => fuse!.unmount(() => res()));

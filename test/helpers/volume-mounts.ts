@@ -1,10 +1,9 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { SiloClient } from "../../client/index.js";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
-import { stateDirFor } from "../../fuse/volume/daemon.js";
+import { readMountRecord } from "../../fuse/common/mount-records.js";
 import { SILO_BIN, type SiloServer } from "./silo-server.js";
 
 /** The committed content of a file, read through the API (not a mount); null if it does not exist. */
@@ -44,9 +43,11 @@ export class Mounts {
     if (r.code !== 0) throw new Error(`silo volume unmount failed (${r.code}): ${r.stderr}`);
   }
 
-  /** The daemon's pid (from the state dir the CLI uses). */
-  daemonPid(dir: string): number {
-    return (JSON.parse(readFileSync(join(stateDirFor(dir), "daemon.json"), "utf8")) as { pid: number }).pid;
+  /** The daemon's pid (from its mount record, as `silo volume unmount` finds it). */
+  async daemonPid(dir: string): Promise<number> {
+    const record = await readMountRecord(dir);
+    if (!record) throw new Error(`no mount record for ${dir}`);
+    return record.pid;
   }
 
   /** Teardown: unmount everything still mounted, by force if need be. */

@@ -42,7 +42,13 @@ export class SiloServer {
   static async start(args: string[] = [], opts: { blobs?: BlobBackend } = {}): Promise<SiloServer> {
     const blobs = await testBlobs(args, opts.blobs);
     const server = new SiloServer(mkdtempSync(join(tmpdir(), "silo-test-")), [...args, ...blobs.args], blobs);
-    await server.launch();
+    try {
+      await server.launch();
+    } catch (err) {
+      // Tests that expect a failed start get no handle to clean up with: leave no home behind.
+      await server.cleanup();
+      throw err;
+    }
     return server;
   }
 

@@ -102,29 +102,12 @@ user_test_tester = testing .admin
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$MCP
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:bulk]
-use = egg:swift#bulk
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
-[filter:symlink]
-use = egg:swift#symlink
 CONF
+  # Middlewares used as they come: a section naming the egg entry point is all they need.
+  local f
+  for f in catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk copy slo dlo versioned_writes symlink; do
+    printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "${f//-/_}" >> "$D/etc/proxy-server.conf"
+  done
 }
 
 start() {

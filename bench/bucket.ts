@@ -2,7 +2,7 @@
 // Rows: 1 GiB sequential write (until the object is complete in the bucket), 1 GiB sequential
 // read (fresh mount: no cache), `ls` of a 10,000-key prefix (fresh mount), create+stat of 1,000
 // small files (until all are in the bucket). Prints MiB/s or seconds (median of BENCH_TURNS turns,
-// default 3) and silo's ratio to each peer.
+// default 3) and silo's ratio to each peer. BENCH_TOOLS and BENCH_METRICS (comma lists) pick a subset.
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,21 +74,27 @@ const s3fs = (): Tool => ({
   unmount: fuseUnmount,
 });
 
-const rclone = (work: string): Tool => {
+/**
+ * rclone mount as it comes (`--vfs-cache-mode off`: close waits for the upload, like silo), or with
+ * its write cache and immediate write-back ("rclone-wb": close returns before the upload, like silo-wb).
+ */
+const rclone = (work: string, writeBack: boolean): Tool => {
   const conf = join(work, "rclone.conf");
   writeFileSync(
     conf,
     `[remote]\ntype = s3\nprovider = Other\naccess_key_id = ${CREDS.accessKeyId}\nsecret_access_key = ${CREDS.secretAccessKey}\nendpoint = ${ENDPOINT}\nregion = us-east-1\nforce_path_style = true\n`,
   );
+  const name = writeBack ? "rclone-wb" : "rclone";
   return {
-    name: "rclone",
+    name,
     async mount(bucket, dir) {
-      const cacheDir = join(work, "rclone-cache");
+      const cacheDir = join(work, `${name}-cache`);
       rmSync(cacheDir, { recursive: true, force: true }); // every mount starts cold, like the others
       const env = { ...process.env };
       delete env.AWS_CA_BUNDLE; // rclone 1.60 fails when it is set
-      await run("rclone", ["--config", conf, "mount", `remote:${bucket}`, dir, "--daemon", "--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--cache-dir", cacheDir], { env });
-      await waitMounted(dir, "rclone");
+      const mode = writeBack ? ["--vfs-cache-mode", "writes", "--vfs-write-back", "0s"] : [];
+      await run("rclone", ["--config", conf, "mount", `remote:${bucket}`, dir, "--daemon", ...mode, "--cache-dir", cacheDir], { env });
+      await waitMounted(dir, name);
     },
     unmount: fuseUnmount,
   };
@@ -194,7 +200,7 @@ async function main(): Promise<void> {
   const s3 = makeS3Client({ endpoint: ENDPOINT, region: "us-east-1", credentials: CREDS });
   await populateListBucket(s3);
   const work = mkdtempSync(join(tmpdir(), "silo-bench-bucket-"));
-  const tools = [silo(false), silo(true), s3fs(), rclone(work)];
+  const tools = [silo(false), silo(true), s3fs(), rclone(work, false), rclone(work, true)];
   const only = process.env.BENCH_TOOLS?.split(",");
   const active = tools.filter((t) => !only || only.includes(t.name));
   const buckets = new Map<string, string>();
@@ -208,7 +214,9 @@ async function main(): Promise<void> {
   // Tools take turns within each metric (order rotating), and the median turn counts, so load
   // from other processes on the machine hits them alike.
   const samples = new Map<string, Record<Metric, number[]>>(active.map((t) => [t.name, { write: [], read: [], ls: [], create: [] }]));
-  for (const metric of ["write", "read", "ls", "create"] as const) {
+  const metrics = (process.env.BENCH_METRICS?.split(",") ?? ["write", "read", "ls", "create"]) as Metric[];
+  if (metrics.includes("read") && !metrics.includes("write")) throw new Error("BENCH_METRICS: read reads the file that write wrote; include write");
+  for (const metric of metrics) {
     for (let turn = 0; turn < TURNS; turn++) {
       for (let i = 0; i < active.length; i++) {
         const tool = active[(i + turn) % active.length]!;
@@ -229,20 +237,20 @@ async function main(): Promise<void> {
   }
   s3.destroy();
 
-  // Like against like: close-waits-for-upload silo vs s3fs and rclone; write-back silo vs rclone (which writes back).
-  const pairs = ([["silo", "s3fs"], ["silo", "rclone"], ["silo-wb", "rclone"]] as const).filter(([a, b]) => rows.has(a) && rows.has(b));
+  // Like against like: close-waits-for-upload silo vs s3fs and rclone; write-back silo vs rclone's write-back.
+  const pairs = ([["silo", "s3fs"], ["silo", "rclone"], ["silo-wb", "rclone-wb"]] as const).filter(([a, b]) => rows.has(a) && rows.has(b));
   const fmt = (v: number, unit: string) => (unit === "MiB/s" ? `${v.toFixed(0)} MiB/s` : `${v.toFixed(2)} s`);
   const lines = [
     `| operation | ${[...rows.keys()].join(" | ")} | ${pairs.map(([a, b]) => `${a} vs ${b}`).join(" | ")} |`,
     `|---|${[...rows.keys()].map(() => "---:").join("|")}|${pairs.map(() => "---:").join("|")}|`,
   ];
-  const metrics: Array<[keyof Row, string, string, boolean]> = [
+  const labels: Array<[Metric, string, string, boolean]> = [
     ["write", `sequential write ${SIZE / GiB} GiB (until complete in the bucket)`, "MiB/s", true],
     ["read", `sequential read ${SIZE / GiB} GiB (fresh mount)`, "MiB/s", true],
     ["ls", `ls of a ${LIST_KEYS.toLocaleString("en")}-key prefix (fresh mount)`, "s", false],
     ["create", `create+stat of ${SMALL_FILES.toLocaleString("en")} 1 KiB files (until all in the bucket)`, "s", false],
   ];
-  for (const [key, label, unit, higherIsBetter] of metrics) {
+  for (const [key, label, unit, higherIsBetter] of labels.filter(([m]) => metrics.includes(m))) {
     const cells = [...rows.values()].map((r) => fmt(r[key], unit));
     const ratios = pairs.map(([a, b]) => {
       const [x, y] = [rows.get(a)![key], rows.get(b)![key]];

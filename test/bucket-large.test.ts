@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -44,6 +44,36 @@ describe("large files and large directories", () => {
     const read = createHash("sha256");
     await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), read);
     expect(read.digest("hex")).toBe(wrote.digest("hex"));
+  });
+
+  it("readers at once (sequential in other processes, random here, some closing during read-ahead) each get the right bytes from reused read-ahead buffers", { timeout: 120_000 }, async () => {
+    const data = Buffer.concat([...generated(96 * 1024 * 1024 + 777)]);
+    await fx.s3.send(new PutObjectCommand({ Bucket: fx.bucket, Key: "shared.bin", Body: data }));
+    const path = join(fx.mnt, "shared.bin");
+    const sha256sum = () => sh("sha256sum", [path]).then(({ stdout }) => stdout.split(" ")[0]);
+    // Readers that close while their read-ahead is still arriving, then full readers right after.
+    const sequential = (async () => {
+      const sums: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        await sh("bash", ["-c", `head -c ${(20 + i * 7) * 1024 * 1024} "$1" > /dev/null`, "-", path]);
+        sums.push(...(await Promise.all([sha256sum(), sha256sum()])));
+      }
+      return sums;
+    })();
+    const fh = await open(path, "r");
+    try {
+      for (let i = 0; i < 200; i++) {
+        const pos = Math.floor(Math.random() * data.length);
+        const buf = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        expect(bytesRead).toBe(Math.min(buf.length, data.length - pos));
+        expect(buf.subarray(0, bytesRead).equals(data.subarray(pos, pos + bytesRead))).toBe(true);
+      }
+    } finally {
+      await fh.close();
+    }
+    const want = createHash("sha256").update(data).digest("hex");
+    expect(await sequential).toEqual(Array(6).fill(want));
   });
 
   it("lists a directory of more than 1,000 keys (paginated listing), also with ls from another process", { timeout: 120_000 }, async () => {

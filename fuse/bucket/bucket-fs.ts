@@ -5,7 +5,7 @@ import type { BucketS3 } from "./bucket-s3.js";
 import { DEFAULT_METADATA_TTL_MS, DEFAULT_PART_SIZE } from "./config.js";
 import { KeyMap } from "./key-map.js";
 import { type Entry, Metadata, baseName, parentOf } from "./metadata.js";
-import { ObjectReader } from "./object-reader.js";
+import { ObjectReader, readAheadPool } from "./object-reader.js";
 import { ObjectWriter } from "./object-writer.js";
 
 type ReadHandle = { kind: "read"; path: string; reader: ObjectReader };
@@ -50,6 +50,7 @@ export class BucketFs {
   private readonly gid = process.getgid?.() ?? 0;
   private readonly keys: KeyMap;
   private readonly partSize: number;
+  private readonly readAhead = readAheadPool();
 
   constructor(
     private readonly s3: BucketS3,
@@ -119,7 +120,7 @@ export class BucketFs {
     if (entry.type === "dir") throw new FsError(Errno.EISDIR, `${path}: is a directory`);
     if (access === constants.O_RDONLY || (access === constants.O_RDWR && !(flags & constants.O_TRUNC))) {
       if (this.writing.get(path)?.writer) throw new FsError(Errno.EPERM, `${path}: cannot read a file while it is being written`);
-      return this.addHandle({ kind: "read", path, reader: new ObjectReader(this.s3, this.keys.fileKey(path), entry.size) });
+      return this.addHandle({ kind: "read", path, reader: new ObjectReader(this.s3, this.keys.fileKey(path), entry.size, this.readAhead) });
     }
     this.refuseIfReadOnly("open for writing", path);
     if (flags & constants.O_APPEND) throw new FsError(Errno.EPERM, `${path}: append is not supported on a bucket mount (write a new file instead)`);
@@ -199,6 +200,7 @@ export class BucketFs {
     if (!h) return;
     try {
       if (h.kind === "write") await this.finishWrite(fd, "release");
+      else h.reader.close();
     } finally {
       this.handles.delete(fd);
       // A write-back upload still running keeps the file visible; it removes the entry when done.

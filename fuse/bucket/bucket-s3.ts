@@ -79,11 +79,11 @@ export class BucketS3 {
     } while (token);
   }
 
-  /** Bytes [start, end) of an object, read straight into one buffer. */
-  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+  /** Bytes [start, end) of an object, read straight into `into` (at least end - start long) or a new buffer. */
+  async getRange(key: string, start: number, end: number, into?: Buffer): Promise<Buffer> {
     try {
       const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}`, ...this.payer }));
-      const out = Buffer.allocUnsafe(end - start);
+      const out = into ? into.subarray(0, end - start) : Buffer.allocUnsafe(end - start);
       let off = 0;
       for await (const chunk of res.Body as Readable) {
         const c = chunk as Buffer;

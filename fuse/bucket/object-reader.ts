@@ -1,4 +1,5 @@
 import type { BucketS3 } from "./bucket-s3.js";
+import { ChunkPool } from "./chunk-pool.js";
 
 const MiB = 1024 * 1024;
 /** Ranged GET size once a reader is sequential. */
@@ -17,7 +18,14 @@ interface Segment {
   start: number;
   end: number;
   data: Promise<Buffer>;
+  /** A pooled buffer behind `data`, given back once the segment is dropped and no read copies from it. */
+  pooled?: Buffer;
+  readers: number;
+  dropped: boolean;
 }
+
+/** Read-ahead chunk buffers shared by every reader of a mount. */
+export const readAheadPool = () => new ChunkPool(SEQUENTIAL_CHUNK, 2 * MAX_WINDOW);
 
 /**
  * Serves reads of one object by ranged GETs with read-ahead: a sequential reader gets a
@@ -35,6 +43,7 @@ export class ObjectReader {
     private readonly s3: BucketS3,
     private readonly key: string,
     readonly size: number,
+    private readonly pool: ChunkPool,
   ) {}
 
   /** Copies up to `len` bytes at `pos` into `dest`; returns how many (0 at end of file). */
@@ -45,16 +54,27 @@ export class ObjectReader {
     let at = pos;
     while (at < end) {
       const seg = this.segmentFor(at);
-      const data = await seg.data.catch((err: unknown) => {
-        this.segments = this.segments.filter((s) => s !== seg);
-        throw err;
-      });
-      const n = Math.min(end, seg.start + data.length) - at;
-      if (n <= 0) break; // object shorter than its listed size
-      data.copy(dest, at - pos, at - seg.start, at - seg.start + n);
-      at += n;
+      seg.readers++;
+      try {
+        const data = await seg.data.catch((err: unknown) => {
+          this.drop(seg);
+          throw err;
+        });
+        const n = Math.min(end, seg.start + data.length) - at;
+        if (n <= 0) break; // object shorter than its listed size
+        data.copy(dest, at - pos, at - seg.start, at - seg.start + n);
+        at += n;
+      } finally {
+        seg.readers--;
+        this.recycle(seg);
+      }
     }
     return at - pos;
+  }
+
+  /** The file was closed: its buffers go back to the pool. */
+  close(): void {
+    for (const seg of this.segments) this.drop(seg);
   }
 
   private track(pos: number, end: number): void {
@@ -77,7 +97,21 @@ export class ObjectReader {
       this.aheadTo = end;
     }
     // Drop what the reader has passed.
-    this.segments = this.segments.filter((s) => s.end > pos - SEQUENTIAL_CHUNK);
+    for (const seg of this.segments) if (seg.end <= pos - SEQUENTIAL_CHUNK) this.drop(seg);
+  }
+
+  private drop(seg: Segment): void {
+    this.segments = this.segments.filter((s) => s !== seg);
+    seg.dropped = true;
+    this.recycle(seg);
+  }
+
+  private recycle(seg: Segment): void {
+    const buf = seg.pooled;
+    if (!buf || !seg.dropped || seg.readers > 0) return;
+    seg.pooled = undefined;
+    const giveBack = () => this.pool.give(buf);
+    seg.data.then(giveBack, giveBack); // a fetch still running keeps writing into it until it settles
   }
 
   private covering(at: number): Segment | undefined {
@@ -92,10 +126,11 @@ export class ObjectReader {
   }
 
   private fetch(start: number, end: number): Segment {
-    const seg: Segment = { start, end, data: this.s3.getRange(this.key, start, end) };
+    const pooled = end - start === this.pool.chunkSize ? this.pool.take() : undefined;
+    const seg: Segment = { start, end, data: this.s3.getRange(this.key, start, end, pooled), pooled, readers: 0, dropped: false };
     seg.data.catch(() => {}); // observed by the reader that needs it
     this.segments.push(seg);
-    if (this.segments.length > MAX_SEGMENTS) this.segments.shift();
+    if (this.segments.length > MAX_SEGMENTS) this.drop(this.segments[0]!);
     return seg;
   }
 }

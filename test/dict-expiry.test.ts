@@ -1,26 +1,16 @@
 import { join } from "node:path";
 import { open } from "lmdb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SiloClient } from "../client/index.js";
+import { describe, expect, it } from "vitest";
 import { eventually, sleep } from "./helpers/eventually.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 const TTL_MS = 3000;
 
-let server: SiloServer;
-let silo: SiloClient;
-beforeAll(async () => {
-  server = await SiloServer.start(["--dict-entry-ttl-ms", String(TTL_MS)]);
-  silo = server.client();
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
-});
+const fx = siloServerFixture(["--dict-entry-ttl-ms", String(TTL_MS)]);
 
 /** Rows the server's LMDB still holds for a dict (read from this process; LMDB allows that). */
 function storedRows(dictId: string): number {
-  const env = open({ path: join(server.home, "data/kv"), readOnly: true, maxDbs: 64 });
+  const env = open({ path: join(fx.server.home, "data/kv"), readOnly: true, maxDbs: 64 });
   try {
     const entries = env.openDB({ name: "dict-entries", keyEncoding: "binary", encoding: "binary" });
     const start = Buffer.from(dictId, "latin1");
@@ -34,7 +24,7 @@ function storedRows(dictId: string): number {
 
 describe("Dict entry expiry (--dict-entry-ttl-ms)", () => {
   it("an entry expires after the TTL without reads or writes; reads and writes extend it; expired rows are swept", async () => {
-    const d = await silo.dicts.fromName<string, string>("ttl", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, string>("ttl", { createIfMissing: true });
     await d.update([["read", "r"], ["idle", "i"], ["rewritten", "w"]]);
     await sleep(TTL_MS / 2);
     expect(await d.get("read")).toBe("r");
@@ -61,24 +51,24 @@ describe("Dict entry expiry (--dict-entry-ttl-ms)", () => {
   });
 
   it("a clean shutdown writes pending touches and exits 0", async () => {
-    const d = await silo.dicts.fromName<string, number>("shutdown", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, number>("shutdown", { createIfMissing: true });
     await d.put("k", 1);
     await sleep(TTL_MS * 0.6);
     expect(await d.get("k")).toBe(1); // notes a touch; SIGTERM comes before the next touch batch
-    await server.stop("SIGTERM");
-    expect(server.proc?.exitCode).toBe(0);
-    expect(server.logs()).not.toMatch(/failed|closed/);
-    await server.launch();
+    await fx.server.stop("SIGTERM");
+    expect(fx.server.proc?.exitCode).toBe(0);
+    expect(fx.server.logs()).not.toMatch(/failed|closed/);
+    await fx.server.launch();
     await sleep(TTL_MS * 0.6);
     // Past the TTL counted from the put: only the persisted touch keeps it.
-    await using after = server.client();
+    await using after = fx.server.client();
     expect(await (await after.dicts.fromName<string, number>("shutdown")).get("k")).toBe(1);
-    await silo.close();
-    silo = server.client();
+    await fx.silo.close();
+    fx.silo = fx.server.client();
   });
 
   it("a dict in steady use keeps its entries past the TTL", async () => {
-    const d = await silo.dicts.fromName<string, number>("busy", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, number>("busy", { createIfMissing: true });
     await d.put("hot", 1);
     for (let t = 0; t < TTL_MS * 1.5; t += TTL_MS / 4) {
       await sleep(TTL_MS / 4);

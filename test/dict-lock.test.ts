@@ -1,34 +1,27 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConflictError, type SiloClient } from "../client/index.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConflictError } from "../client/index.js";
 import { JsonLinesChild } from "./helpers/child.js";
 import { sleep } from "./helpers/eventually.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
-let server: SiloServer;
-let silo: SiloClient;
 const children: JsonLinesChild[] = [];
-beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-});
+const fx = siloServerFixture();
 afterAll(async () => {
   await Promise.all(children.map((c) => c.kill()));
-  await silo?.close();
-  await server?.cleanup();
 });
 
 const child = (...args: string[]) => {
-  const c = new JsonLinesChild(CHILD, args, server.env);
+  const c = new JsonLinesChild(CHILD, args, fx.server.env);
   children.push(c);
   return c;
 };
 
 describe("Dict locks", () => {
   it("two processes contending never both hold the lock; fencing tokens grow", async () => {
-    const d = await silo.dicts.fromName<string, number>("contended", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, number>("contended", { createIfMissing: true });
     const rounds = 15;
     const a = child("contend", "contended", String(rounds));
     const b = child("contend", "contended", String(rounds));
@@ -45,7 +38,7 @@ describe("Dict locks", () => {
   });
 
   it("a crashed holder's lock is taken over only after its lease expires", async () => {
-    const d = await silo.dicts.fromName("crash", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName("crash", { createIfMissing: true });
     const holder = child("hold", "crash", "3000");
     const { token } = await holder.next<{ token: number }>();
     // While the holder lives its lease is renewed: still held well past its TTL.
@@ -59,10 +52,10 @@ describe("Dict locks", () => {
   });
 
   it("release wakes a waiter at once (long before the lease would expire)", async () => {
-    const d = await silo.dicts.fromName("wake", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName("wake", { createIfMissing: true });
     const first = await d.lock("k", { ttlMs: 60_000 });
     expect(first.held).toBe(true);
-    await using other = server.client();
+    await using other = fx.server.client();
     const d2 = await other.dicts.fromName("wake");
     const waiting = d2.lock("k", { waitMs: 20_000 });
     await sleep(300);
@@ -79,7 +72,7 @@ describe("Dict locks", () => {
   });
 
   it("locks are per key, work with await using, and tokens stay monotonic across kill -9", async () => {
-    const d = await silo.dicts.fromName("restart", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName("restart", { createIfMissing: true });
     let last: number;
     {
       await using a = await d.lock(["composite", 1]);
@@ -91,20 +84,20 @@ describe("Dict locks", () => {
     const again = await d.lock(["composite", 1], { waitMs: 0 });
     expect(again.token).toBeGreaterThan(last);
     last = again.token;
-    await server.restart("SIGKILL");
-    await using fresh = server.client();
+    await fx.server.restart("SIGKILL");
+    await using fresh = fx.server.client();
     const after = await fresh.dicts.fromName("restart");
     // The lease survived the restart (it is in LMDB) until its TTL; a new key gets a larger token.
     await expect(after.lock(["composite", 1], { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
     const next = await after.lock("new-key", { waitMs: 0 });
     expect(next.token).toBeGreaterThan(last);
     await next.release();
-    await silo.close();
-    silo = server.client();
+    await fx.silo.close();
+    fx.silo = fx.server.client();
   });
 
   it("a waiter whose caller aborts stops waiting and is never granted the lock", async () => {
-    const d = await silo.dicts.fromName("abort", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName("abort", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });
     const abort = new AbortController();
     const waiting = d.lock("k", { waitMs: 20_000, signal: abort.signal });
@@ -118,7 +111,7 @@ describe("Dict locks", () => {
   });
 
   it("a waiter that gives up gets ConflictError and leaves no lock behind", async () => {
-    const d = await silo.dicts.fromName("timeout", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName("timeout", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });
     await expect(d.lock("k", { waitMs: 300 })).rejects.toThrow(/held by another holder/);
     await held.release();

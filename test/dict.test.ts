@@ -1,25 +1,15 @@
 import { Packr } from "msgpackr";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   AuthError,
   type Dict,
   InvalidError,
   NotFoundError,
-  type SiloClient,
   TooLargeError,
 } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
-let server: SiloServer;
-let silo: SiloClient;
-beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
-});
+const fx = siloServerFixture();
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -28,7 +18,7 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 let n = 0;
-const fresh = <K = unknown, V = unknown>() => silo.dicts.fromName<K, V>(`d-${++n}`, { createIfMissing: true });
+const fresh = <K = unknown, V = unknown>() => fx.silo.dicts.fromName<K, V>(`d-${++n}`, { createIfMissing: true });
 
 /** Every kind of key and value the Dict promises to round-trip. */
 const SAMPLES: Array<[string, unknown]> = [
@@ -70,7 +60,7 @@ describe("Dict methods", () => {
 
   it("skipIfExists is atomic: of many concurrent puts exactly one wins", async () => {
     const d = await fresh<string, number>();
-    await using other = server.client();
+    await using other = fx.server.client();
     const d2 = await other.dicts.fromName<string, number>(d.name!);
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? d : d2).put("once", i, { skipIfExists: true })));
     expect(results.filter(Boolean)).toHaveLength(1);
@@ -93,7 +83,7 @@ describe("Dict methods", () => {
 
   it("clear empties the dict; info describes it", async () => {
     const d = await fresh();
-    await d.update(Array.from({ length: 50 }, (_, i) => [i, i]));
+    await d.update(Array.from({ length: 50 }, (_, i) => [i, i] as const));
     await d.clear();
     expect(await d.len()).toBe(0);
     expect(await d.get(1)).toBeUndefined();
@@ -145,9 +135,9 @@ describe("the HTTP API without the client", () => {
   it("speaks JSON with keys and values as base64 msgpack, interoperating with the client", async () => {
     const d = await fresh<string, number>();
     const b64 = (bytes: number[]) => Buffer.from(bytes).toString("base64");
-    const res = await fetch(`${server.url}/v1/dicts/${d.id}/ops`, {
+    const res = await fetch(`${fx.server.url}/v1/dicts/${d.id}/ops`, {
       method: "POST",
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
       // key "a" (0xa1 0x61), value 42 (0x2a)
       body: JSON.stringify({ ops: [{ op: "put", key: b64([0xa1, 0x61]), value: b64([0x2a]) }, { op: "get", key: b64([0xa1, 0x61]) }, { op: "len" }] }),
     });
@@ -197,10 +187,10 @@ describe("bad input gets a typed error and loses nothing", () => {
   const envelope = new Packr({ useRecords: false });
   const rawKey = (k: unknown) => envelope.pack(k);
   async function rawOps(dictId: string, ops: unknown[]): Promise<Array<{ ok?: unknown; error?: { code: string; message: string } }>> {
-    const res = await fetch(`${server.url}/v1/dicts/${dictId}/ops`, {
+    const res = await fetch(`${fx.server.url}/v1/dicts/${dictId}/ops`, {
       method: "POST",
       headers: {
-        authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`,
+        authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`,
         "content-type": "application/msgpack",
         accept: "application/msgpack",
       },
@@ -211,12 +201,12 @@ describe("bad input gets a typed error and loses nothing", () => {
   }
 
   it("rejects bad dict names", async () => {
-    await expect(silo.dicts.fromName("bad name!", { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
-    await expect(silo.dicts.fromName("x".repeat(65), { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
-    // The server checks too, for callers that are not this client.
-    const res = await fetch(`${server.url}/v1/objects/dict/lookup`, {
+    await expect(fx.silo.dicts.fromName("bad name!", { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
+    await expect(fx.silo.dicts.fromName("x".repeat(65), { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
+    // The fx.server checks too, for callers that are not this client.
+    const res = await fetch(`${fx.server.url}/v1/objects/dict/lookup`, {
       method: "POST",
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "no/slashes", createIfMissing: true }),
     });
     expect(res.status).toBe(400);
@@ -226,7 +216,7 @@ describe("bad input gets a typed error and loses nothing", () => {
   it("rejects a value over 100 MiB in the client and in the server; the key stays absent", async () => {
     const d = await fresh<string, Uint8Array>();
     await expect(d.put("big", new Uint8Array(100 * MiB + 1))).rejects.toBeInstanceOf(TooLargeError);
-    // Straight to the server, past the client's check: the operation fails, nothing is written.
+    // Straight to the fx.server, past the client's check: the operation fails, nothing is written.
     const [update] = await rawOps(d.id, [{ op: "update", entries: [[rawKey("a"), rawKey(1)], [rawKey("b"), Buffer.alloc(100 * MiB + 1)]] }]);
     expect(update).toEqual({ error: { code: "TOO_LARGE", message: expect.stringMatching(/100 MiB/) } });
     const [put] = await rawOps(d.id, [{ op: "put", key: rawKey("c"), value: Buffer.alloc(100 * MiB + 1) }]);
@@ -257,41 +247,41 @@ describe("bad input gets a typed error and loses nothing", () => {
   });
 
   it("missing and deleted dicts are NotFound", async () => {
-    await expect(silo.dicts.fromName("never-created")).rejects.toBeInstanceOf(NotFoundError);
+    await expect(fx.silo.dicts.fromName("never-created")).rejects.toBeInstanceOf(NotFoundError);
     const d = await fresh();
     await d.put(1, 1);
-    await silo.dicts.delete(d.name!);
+    await fx.silo.dicts.delete(d.name!);
     await expect(d.get(1)).rejects.toBeInstanceOf(NotFoundError);
     await expect(d.put(1, 2)).rejects.toBeInstanceOf(NotFoundError);
     await expect(d.len()).rejects.toBeInstanceOf(NotFoundError);
     await expect(collect(d.keys())).rejects.toBeInstanceOf(NotFoundError);
     // Re-creating the name gives a new, empty dict.
-    const again = await silo.dicts.fromName(d.name!, { createIfMissing: true });
+    const again = await fx.silo.dicts.fromName(d.name!, { createIfMissing: true });
     expect(again.id).not.toBe(d.id);
     expect(await again.len()).toBe(0);
   });
 
   it("a wrong token gets AuthError", async () => {
     const d = await fresh();
-    await using bad = server.client({ tokenSecret: "wrong" });
+    await using bad = fx.server.client({ tokenSecret: "wrong" });
     await expect(bad.dicts.fromName(d.name!)).rejects.toBeInstanceOf(AuthError);
   });
 
   it("another workspace and another environment never see the dict, by name or by id", async () => {
     const d = await fresh<string, string>();
     await d.put("secret", "s");
-    const ws = await silo.workspaces.create("dict-tenant");
-    await using tenant = server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    const ws = await fx.silo.workspaces.create("dict-tenant");
+    await using tenant = fx.server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     await expect(tenant.dicts.fromName(d.name!)).rejects.toBeInstanceOf(NotFoundError);
-    await silo.environments.create("dict-dev");
-    await using dev = server.client({ environment: "dict-dev" });
+    await fx.silo.environments.create("dict-dev");
+    await using dev = fx.server.client({ environment: "dict-dev" });
     await expect(dev.dicts.fromName(d.name!)).rejects.toBeInstanceOf(NotFoundError);
     // Their own dict of the same name is a different dict.
     const theirs = await tenant.dicts.fromName<string, string>(d.name!, { createIfMissing: true });
     expect(await theirs.get("secret")).toBeUndefined();
 
-    for (const [token, env] of [[ws, "main"], [server.profile, "dict-dev"]] as const) {
-      const res = await fetch(`${server.url}/v1/dicts/${d.id}/ops`, {
+    for (const [token, env] of [[ws, "main"], [fx.server.profile, "dict-dev"]] as const) {
+      const res = await fetch(`${fx.server.url}/v1/dicts/${d.id}/ops`, {
         method: "POST",
         headers: { authorization: `Bearer ${token.tokenId}:${token.tokenSecret}`, "content-type": "application/json", "x-silo-environment": env },
         body: JSON.stringify({ ops: [{ op: "len" }] }),
@@ -307,64 +297,64 @@ describe("durability", () => {
     const d = await fresh<number, string>();
     await Promise.all(Array.from({ length: 500 }, (_, i) => d.put(i, `value ${i}`)));
     await d.update(Array.from({ length: 100 }, (_, i) => [1000 + i, "u"] as [number, string]));
-    await server.restart("SIGKILL");
-    await using after = server.client();
+    await fx.server.restart("SIGKILL");
+    await using after = fx.server.client();
     const again: Dict<number, string> = await after.dicts.fromName(d.name!);
     expect(await again.len()).toBe(600);
     expect(await again.get(499)).toBe("value 499");
     expect(await again.get(1099)).toBe("u");
-    await silo.close();
-    silo = server.client();
+    await fx.silo.close();
+    fx.silo = fx.server.client();
   });
 });
 
 describe("CLI", () => {
   it("create, list, get, items, clear and delete", async () => {
-    expect((await server.cli(["dict", "create", "cli-d"])).code).toBe(0);
-    expect((await server.cli(["dict", "create", "cli-d"])).code).toBe(0); // a no-op when it exists
-    const list = await server.cli(["dict", "list", "--json"]);
+    expect((await fx.server.cli(["dict", "create", "cli-d"])).code).toBe(0);
+    expect((await fx.server.cli(["dict", "create", "cli-d"])).code).toBe(0); // a no-op when it exists
+    const list = await fx.server.cli(["dict", "list", "--json"]);
     expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: "cli-d" })]));
-    expect((await server.cli(["dict", "list"])).stdout).toContain("cli-d");
+    expect((await fx.server.cli(["dict", "list"])).stdout).toContain("cli-d");
 
-    const d = await silo.dicts.fromName<unknown, unknown>("cli-d");
+    const d = await fx.silo.dicts.fromName<unknown, unknown>("cli-d");
     await d.update([["greeting", "hello"], ["n", 5n], ["when", new Date(0)], ["m", new Map([["a", new Set([1])]])]]);
     for (let i = 0; i < 30; i++) await d.put(`k${String(i).padStart(2, "0")}`, i);
 
-    const get = await server.cli(["dict", "get", "cli-d", "greeting"]);
+    const get = await fx.server.cli(["dict", "get", "cli-d", "greeting"]);
     expect(get).toMatchObject({ code: 0, stdout: "hello\n" });
-    const missing = await server.cli(["dict", "get", "cli-d", "nope"]);
+    const missing = await fx.server.cli(["dict", "get", "cli-d", "nope"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/not found/);
 
-    const items = JSON.parse((await server.cli(["dict", "items", "cli-d", "--json", "--all"])).stdout) as Array<[unknown, unknown]>;
+    const items = JSON.parse((await fx.server.cli(["dict", "items", "cli-d", "--json", "--all"])).stdout) as Array<[unknown, unknown]>;
     expect(items).toHaveLength(34);
     expect(items).toEqual(expect.arrayContaining([["n", "5"], ["when", "1970-01-01T00:00:00.000Z"], ["m", { a: [1] }]]));
-    expect(JSON.parse((await server.cli(["dict", "items", "cli-d", "--json"])).stdout)).toHaveLength(20);
-    expect(JSON.parse((await server.cli(["dict", "items", "cli-d", "3", "--json"])).stdout)).toHaveLength(3);
-    const table = await server.cli(["dict", "items", "cli-d", "50"]);
+    expect(JSON.parse((await fx.server.cli(["dict", "items", "cli-d", "--json"])).stdout)).toHaveLength(20);
+    expect(JSON.parse((await fx.server.cli(["dict", "items", "cli-d", "3", "--json"])).stdout)).toHaveLength(3);
+    const table = await fx.server.cli(["dict", "items", "cli-d", "50"]);
     expect(table.stdout).toContain("greeting");
     expect(table.stdout).toContain("hello");
 
-    const refused = await server.cli(["dict", "clear", "cli-d"]);
+    const refused = await fx.server.cli(["dict", "clear", "cli-d"]);
     expect(refused.code).toBe(2);
     expect(await d.len()).toBe(34);
-    expect((await server.cli(["dict", "clear", "cli-d", "--yes"])).code).toBe(0);
+    expect((await fx.server.cli(["dict", "clear", "cli-d", "--yes"])).code).toBe(0);
     expect(await d.len()).toBe(0);
 
-    expect((await server.cli(["dict", "delete", "cli-d", "--yes"])).code).toBe(0);
-    const gone = await server.cli(["dict", "delete", "cli-d", "--yes"]);
+    expect((await fx.server.cli(["dict", "delete", "cli-d", "--yes"])).code).toBe(0);
+    const gone = await fx.server.cli(["dict", "delete", "cli-d", "--yes"]);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/not found/);
-    expect((await server.cli(["dict", "delete", "cli-d", "--yes", "--allow-missing"])).code).toBe(0);
-    expect((await server.cli(["dict", "get", "cli-d", "x"])).stderr).toMatch(/not found/);
+    expect((await fx.server.cli(["dict", "delete", "cli-d", "--yes", "--allow-missing"])).code).toBe(0);
+    expect((await fx.server.cli(["dict", "get", "cli-d", "x"])).stderr).toMatch(/not found/);
   });
 
   it("acts in the environment given by -e", async () => {
-    await silo.environments.create("cli-env");
-    expect((await server.cli(["-e", "cli-env", "dict", "create", "env-only"])).code).toBe(0);
-    const inEnv = JSON.parse((await server.cli(["dict", "list", "--json", "-e", "cli-env"])).stdout) as Array<{ name: string }>;
+    await fx.silo.environments.create("cli-env");
+    expect((await fx.server.cli(["-e", "cli-env", "dict", "create", "env-only"])).code).toBe(0);
+    const inEnv = JSON.parse((await fx.server.cli(["dict", "list", "--json", "-e", "cli-env"])).stdout) as Array<{ name: string }>;
     expect(inEnv.map((d) => d.name)).toEqual(["env-only"]);
-    const inMain = JSON.parse((await server.cli(["dict", "list", "--json"])).stdout) as Array<{ name: string }>;
+    const inMain = JSON.parse((await fx.server.cli(["dict", "list", "--json"])).stdout) as Array<{ name: string }>;
     expect(inMain.map((d) => d.name)).not.toContain("env-only");
   });
 });

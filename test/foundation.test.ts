@@ -2,21 +2,15 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthError, ForbiddenError, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
-import { REPO, SiloServer } from "./helpers/silo-server.js";
+import { REPO, SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 
-let server: SiloServer;
-beforeAll(async () => {
-  server = await SiloServer.start();
-});
-afterAll(async () => {
-  await server?.cleanup();
-});
+const fx = siloServerFixture();
 
 describe("silo serve bootstrap and auth", () => {
   it("writes a profile whose admin token works", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const me = await silo.whoami();
     expect(me).toMatchObject({ workspace: "default", admin: true, environment: "main" });
   });
@@ -27,7 +21,7 @@ describe("silo serve bootstrap and auth", () => {
       delete process.env.SILO_SERVER_URL;
       delete process.env.SILO_TOKEN_ID;
       delete process.env.SILO_TOKEN_SECRET;
-      process.env.SILO_HOME = server.home;
+      process.env.SILO_HOME = fx.server.home;
       await using silo = new SiloClient();
       expect((await silo.whoami()).workspace).toBe("default");
     } finally {
@@ -36,14 +30,14 @@ describe("silo serve bootstrap and auth", () => {
   });
 
   it("rejects a wrong secret, an unknown token and a revoked token with AuthError", async () => {
-    await using bad = server.client({ tokenSecret: "wrong" });
+    await using bad = fx.server.client({ tokenSecret: "wrong" });
     await expect(bad.whoami()).rejects.toBeInstanceOf(AuthError);
-    await using unknown = server.client({ tokenId: "tk-nope" });
+    await using unknown = fx.server.client({ tokenId: "tk-nope" });
     await expect(unknown.whoami()).rejects.toBeInstanceOf(AuthError);
 
-    await using admin = server.client();
+    await using admin = fx.server.client();
     const t = await admin.tokens.create({ label: "to revoke" });
-    await using other = server.client(t);
+    await using other = fx.server.client(t);
     expect((await other.whoami()).tokenId).toBe(t.tokenId);
     await admin.tokens.revoke(t.tokenId);
     await expect(other.whoami()).rejects.toBeInstanceOf(AuthError);
@@ -52,15 +46,15 @@ describe("silo serve bootstrap and auth", () => {
   });
 
   it("rejects unauthenticated HTTP requests with 401 and a JSON error body", async () => {
-    const res = await fetch(`${server.url}/v1/whoami`);
+    const res = await fetch(`${fx.server.url}/v1/whoami`);
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({ error: { code: "AUTH", message: expect.any(String) } });
   });
 
   it("accepts JSON requests so curl works", async () => {
-    const res = await fetch(`${server.url}/v1/environments`, {
+    const res = await fetch(`${fx.server.url}/v1/environments`, {
       method: "POST",
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "via-json" }),
     });
     expect(res.status).toBe(200);
@@ -68,19 +62,19 @@ describe("silo serve bootstrap and auth", () => {
   });
 
   it("only admins create workspaces; a workspace token is not admin", async () => {
-    await using admin = server.client();
+    await using admin = fx.server.client();
     const ws = await admin.workspaces.create("tenant-a");
-    await using tenant = server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    await using tenant = fx.server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     expect(await tenant.whoami()).toMatchObject({ workspace: "tenant-a", admin: false });
     await expect(tenant.workspaces.create("tenant-b")).rejects.toBeInstanceOf(ForbiddenError);
     await expect(admin.workspaces.create("bad name!")).rejects.toBeInstanceOf(InvalidError);
   });
 
   it("environments must exist and are listed per workspace", async () => {
-    await using admin = server.client();
+    await using admin = fx.server.client();
     await admin.environments.create("dev");
     expect((await admin.environments.list()).map((e) => e.name)).toEqual(expect.arrayContaining(["main", "dev"]));
-    await using inMissing = server.client({ environment: "nope" });
+    await using inMissing = fx.server.client({ environment: "nope" });
     await expect(inMissing.whoami()).rejects.toBeInstanceOf(NotFoundError);
   });
 });
@@ -100,7 +94,7 @@ describe("the package", () => {
          console.log(JSON.stringify({ workspace: me.workspace, errors: typeof NotFoundError }));
          await silo.close();`,
       );
-      const out = execFileSync(process.execPath, ["job.mjs"], { cwd: job, env: server.env, encoding: "utf8" });
+      const out = execFileSync(process.execPath, ["job.mjs"], { cwd: job, env: fx.server.env, encoding: "utf8" });
       expect(JSON.parse(out)).toEqual({ workspace: "default", errors: "function" });
     } finally {
       rmSync(job, { recursive: true, force: true });
@@ -110,31 +104,31 @@ describe("the package", () => {
 
 describe("CLI", () => {
   it("--help lists the commands", async () => {
-    const res = await server.cli(["--help"]);
+    const res = await fx.server.cli(["--help"]);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain("serve");
     expect(res.stdout).toContain("--env");
   });
 
   it("token create/list/revoke and environment create/list", async () => {
-    const created = await server.cli(["token", "create", "--label", "ci", "--json"]);
+    const created = await fx.server.cli(["token", "create", "--label", "ci", "--json"]);
     expect(created.code, created.stderr).toBe(0);
     const { tokenId } = JSON.parse(created.stdout) as { tokenId: string };
-    const list = await server.cli(["token", "list", "--json"]);
+    const list = await fx.server.cli(["token", "list", "--json"]);
     expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ id: tokenId, label: "ci" })]));
-    expect((await server.cli(["token", "revoke", tokenId])).code).toBe(0);
-    const again = await server.cli(["token", "revoke", tokenId]);
+    expect((await fx.server.cli(["token", "revoke", tokenId])).code).toBe(0);
+    const again = await fx.server.cli(["token", "revoke", tokenId]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/not found/);
 
-    expect((await server.cli(["environment", "create", "staging"])).code).toBe(0);
-    expect((await server.cli(["environment", "list"])).stdout).toContain("staging");
+    expect((await fx.server.cli(["environment", "create", "staging"])).code).toBe(0);
+    expect((await fx.server.cli(["environment", "list"])).stdout).toContain("staging");
   });
 
   it("workspace create prints a working token; a wrong token fails with a clear error", async () => {
-    const res = await server.cli(["workspace", "create", "cli-tenant", "--json"]);
+    const res = await fx.server.cli(["workspace", "create", "cli-tenant", "--json"]);
     expect(res.code, res.stderr).toBe(0);
-    const bad = await server.cli(["token", "list"], { env: { SILO_TOKEN_SECRET: "wrong" } });
+    const bad = await fx.server.cli(["token", "list"], { env: { SILO_TOKEN_SECRET: "wrong" } });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/token/i);
   });
@@ -142,17 +136,17 @@ describe("CLI", () => {
 
 describe("durability of the bootstrap", () => {
   it("keeps the admin token across a restart", async () => {
-    const before = server.profile.tokenId;
-    await server.restart();
-    expect(server.profile.tokenId).toBe(before);
-    await using silo = server.client();
+    const before = fx.server.profile.tokenId;
+    await fx.server.restart();
+    expect(fx.server.profile.tokenId).toBe(before);
+    await using silo = fx.server.client();
     expect((await silo.whoami()).admin).toBe(true);
   });
 });
 
 describe("one server per SILO_HOME", () => {
   it("refuses a second silo serve on the same home, with a clear error", async () => {
-    const second = new SiloServer(server.home);
+    const second = new SiloServer(fx.server.home);
     await expect(second.launch()).rejects.toThrow(/Another silo serve \(pid \d+\) is using/);
   });
 });

@@ -1,29 +1,20 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AlreadyExistsError, InvalidError, NotFoundError, type SiloClient } from "../client/index.js";
+import { describe, expect, it } from "vitest";
+import { AlreadyExistsError, InvalidError, NotFoundError } from "../client/index.js";
 import { JsonLinesChild } from "./helpers/child.js";
 import { eventually, sleep } from "./helpers/eventually.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 // Named-object behaviour shared by every kind, shown with dicts.
 const EPHEMERAL_TIMEOUT_MS = 3000;
 const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
-let server: SiloServer;
-let silo: SiloClient;
-beforeAll(async () => {
-  server = await SiloServer.start(["--ephemeral-timeout-ms", String(EPHEMERAL_TIMEOUT_MS)]);
-  silo = server.client();
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
-});
+const fx = siloServerFixture(["--ephemeral-timeout-ms", String(EPHEMERAL_TIMEOUT_MS)]);
 
-/** Whether an object id still exists on the server. */
+/** Whether an object id still exists on the fx.server. */
 async function exists(id: string): Promise<boolean> {
-  const res = await fetch(`${server.url}/v1/objects/dict/${id}`, {
-    headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}` },
+  const res = await fetch(`${fx.server.url}/v1/objects/dict/${id}`, {
+    headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}` },
   });
   if (res.status === 404) return false;
   expect(res.status).toBe(200);
@@ -32,24 +23,24 @@ async function exists(id: string): Promise<boolean> {
 
 describe("named objects", () => {
   it("fromName finds existing objects and creates only with createIfMissing", async () => {
-    await expect(silo.dicts.fromName("named-a")).rejects.toBeInstanceOf(NotFoundError);
-    const created = await silo.dicts.fromName("named-a", { createIfMissing: true });
-    const found = await silo.dicts.fromName("named-a");
+    await expect(fx.silo.dicts.fromName("named-a")).rejects.toBeInstanceOf(NotFoundError);
+    const created = await fx.silo.dicts.fromName("named-a", { createIfMissing: true });
+    const found = await fx.silo.dicts.fromName("named-a");
     expect(found.id).toBe(created.id);
     expect(found.name).toBe("named-a");
     expect(found.ephemeral).toBe(false);
   });
 
   it("objects.create fails on an existing name unless allowExisting", async () => {
-    await silo.dicts.objects.create("named-b");
-    await expect(silo.dicts.objects.create("named-b")).rejects.toBeInstanceOf(AlreadyExistsError);
-    await silo.dicts.objects.create("named-b", { allowExisting: true });
-    await expect(silo.dicts.objects.create("no spaces")).rejects.toBeInstanceOf(InvalidError);
+    await fx.silo.dicts.objects.create("named-b");
+    await expect(fx.silo.dicts.objects.create("named-b")).rejects.toBeInstanceOf(AlreadyExistsError);
+    await fx.silo.dicts.objects.create("named-b", { allowExisting: true });
+    await expect(fx.silo.dicts.objects.create("no spaces")).rejects.toBeInstanceOf(InvalidError);
   });
 
   it("objects.list is newest first, with maxObjects and createdBefore", async () => {
-    await silo.environments.create("listing");
-    await using env = server.client({ environment: "listing" });
+    await fx.silo.environments.create("listing");
+    await using env = fx.server.client({ environment: "listing" });
     for (const name of ["l1", "l2", "l3"]) {
       await env.dicts.objects.create(name);
       await sleep(20);
@@ -63,23 +54,23 @@ describe("named objects", () => {
   });
 
   it("delete removes the object and its data; allowMissing tolerates absence", async () => {
-    const d = await silo.dicts.fromName<string, number>("named-c", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, number>("named-c", { createIfMissing: true });
     await d.put("x", 1);
-    await silo.dicts.delete("named-c");
-    await expect(silo.dicts.fromName("named-c")).rejects.toBeInstanceOf(NotFoundError);
-    await expect(silo.dicts.delete("named-c")).rejects.toBeInstanceOf(NotFoundError);
-    await silo.dicts.delete("named-c", { allowMissing: true });
+    await fx.silo.dicts.delete("named-c");
+    await expect(fx.silo.dicts.fromName("named-c")).rejects.toBeInstanceOf(NotFoundError);
+    await expect(fx.silo.dicts.delete("named-c")).rejects.toBeInstanceOf(NotFoundError);
+    await fx.silo.dicts.delete("named-c", { allowMissing: true });
     expect(await exists(d.id)).toBe(false);
   });
 
   it("rename keeps the data under the new name; a taken name is refused", async () => {
-    const d = await silo.dicts.fromName<string, number>("old-name", { createIfMissing: true });
+    const d = await fx.silo.dicts.fromName<string, number>("old-name", { createIfMissing: true });
     await d.put("x", 7);
-    await silo.dicts.objects.create("taken");
-    await expect(silo.dicts.objects.rename("old-name", "taken")).rejects.toBeInstanceOf(AlreadyExistsError);
-    await silo.dicts.objects.rename("old-name", "new-name");
-    await expect(silo.dicts.fromName("old-name")).rejects.toBeInstanceOf(NotFoundError);
-    const renamed = await silo.dicts.fromName<string, number>("new-name");
+    await fx.silo.dicts.objects.create("taken");
+    await expect(fx.silo.dicts.objects.rename("old-name", "taken")).rejects.toBeInstanceOf(AlreadyExistsError);
+    await fx.silo.dicts.objects.rename("old-name", "new-name");
+    await expect(fx.silo.dicts.fromName("old-name")).rejects.toBeInstanceOf(NotFoundError);
+    const renamed = await fx.silo.dicts.fromName<string, number>("new-name");
     expect(renamed.id).toBe(d.id);
     expect(await renamed.get("x")).toBe(7);
   });
@@ -89,7 +80,7 @@ describe("ephemeral objects", () => {
   it("live while open, are not listed, and are deleted when closed (await using)", async () => {
     let id: string;
     {
-      await using d = await silo.dicts.ephemeral<string, number>();
+      await using d = await fx.silo.dicts.ephemeral<string, number>();
       id = d.id;
       expect(d.ephemeral).toBe(true);
       expect(d.name).toBeNull();
@@ -97,13 +88,13 @@ describe("ephemeral objects", () => {
       // Heartbeats keep it alive well past the timeout.
       await sleep(EPHEMERAL_TIMEOUT_MS * 2);
       expect(await d.get("a")).toBe(1);
-      expect((await silo.dicts.objects.list()).some((x) => x.id === id)).toBe(false);
+      expect((await fx.silo.dicts.objects.list()).some((x) => x.id === id)).toBe(false);
     }
     expect(await exists(id)).toBe(false);
   });
 
   it("are reaped when the creating process dies without closing them", async () => {
-    const child = new JsonLinesChild(CHILD, ["ephemeral"], server.env);
+    const child = new JsonLinesChild(CHILD, ["ephemeral"], fx.server.env);
     try {
       const { id } = await child.next<{ id: string }>();
       await sleep(EPHEMERAL_TIMEOUT_MS * 1.5);

@@ -1,30 +1,21 @@
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Packr } from "msgpackr";
-import { type SiloClient, UnavailableError } from "../client/index.js";
-import { REPO, SiloServer } from "./helpers/silo-server.js";
+import { UnavailableError } from "../client/index.js";
+import { REPO, siloServerFixture } from "./helpers/silo-server.js";
 
 const WORKER = join(REPO, "test/helpers/queue-worker.mjs");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let server: SiloServer;
-let silo: SiloClient;
 
-beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
-});
+const fx = siloServerFixture();
 
 /** Runs the queue worker in its own process; resolves with its stdout, rejects if it fails. */
 function worker(mode: string, queue: string, args: unknown): Promise<string> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [WORKER, mode, queue, JSON.stringify(args)], { env: server.env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [WORKER, mode, queue, JSON.stringify(args)], { env: fx.server.env, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     let err = "";
     proc.stdout.on("data", (d: Buffer) => out.push(d));
@@ -45,10 +36,10 @@ describe("many producer and consumer processes", () => {
     const PRODUCERS = 4;
     const PER_PRODUCER = 10_000;
     const partitions = ["", "a", "b"];
-    await silo.queues.objects.create("mpmc");
+    await fx.silo.queues.objects.create("mpmc");
     const consumers = Array.from({ length: 4 }, () => worker("consume", "mpmc", { partitions }));
     await Promise.all(Array.from({ length: PRODUCERS }, (_, producer) => worker("produce", "mpmc", { producer, count: PER_PRODUCER, partitions, chunk: 100 })));
-    const q = await silo.queues.fromName("mpmc");
+    const q = await fx.silo.queues.fromName("mpmc");
     await q.put("all produced", { partition: "done" });
     const received = (await Promise.all(consumers)).map((out) => JSON.parse(out) as Item[]);
 
@@ -75,7 +66,7 @@ describe("many producer and consumer processes", () => {
   });
 
   it("a blocking get is woken by a put from another process", async () => {
-    const q = await silo.queues.fromName("wake", { createIfMissing: true });
+    const q = await fx.silo.queues.fromName("wake", { createIfMissing: true });
     const waiting = q.get({ partition: "w" });
     await sleep(200);
     await worker("put", "wake", { value: { from: "another process" }, partition: "w" });
@@ -88,7 +79,7 @@ describe("a waiting client that disconnects", () => {
 
   /** Sends a get on a raw socket, so the test decides exactly when the connection dies. */
   async function rawGet(queueId: string, request: object) {
-    const url = new URL(server.url);
+    const url = new URL(fx.server.url);
     const body = envelope.pack(request);
     const socket = connect(Number(url.port), url.hostname);
     const received: Buffer[] = [];
@@ -97,16 +88,16 @@ describe("a waiting client that disconnects", () => {
     await new Promise((r) => socket.once("connect", r));
     socket.write(
       `POST /v1/queues/${queueId}/get HTTP/1.1\r\nHost: ${url.host}\r\n` +
-        `Authorization: Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}\r\n` +
+        `Authorization: Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}\r\n` +
         `Content-Type: application/msgpack\r\nAccept: application/msgpack\r\nContent-Length: ${body.length}\r\n\r\n`,
     );
     socket.write(body);
     return {
       close: () => socket.destroy(),
-      /** Closes our sending side only, so an answer the server already wrote still reaches us. */
+      /** Closes our sending side only, so an answer the fx.server already wrote still reaches us. */
       halfClose: () => socket.end(),
       answered: () => received.length > 0,
-      /** The values of a 200 answer (msgpack-encoded items), or [] if the server answered nothing. */
+      /** The values of a 200 answer (msgpack-encoded items), or [] if the fx.server answered nothing. */
       items: (): unknown[] => {
         const raw = Buffer.concat(received);
         const split = raw.indexOf("\r\n\r\n");
@@ -118,7 +109,7 @@ describe("a waiting client that disconnects", () => {
   }
 
   it("leaves the wait list, so the next put's item is not swallowed", async () => {
-    const q = await silo.queues.fromName("vanishing", { createIfMissing: true });
+    const q = await fx.silo.queues.fromName("vanishing", { createIfMissing: true });
     const waiters = await Promise.all(Array.from({ length: 5 }, () => rawGet(q.id, { n: 1, block: true, timeoutMs: 30_000 })));
     await sleep(200);
     for (const w of waiters) w.close();
@@ -130,11 +121,11 @@ describe("a waiting client that disconnects", () => {
   });
 
   it("a getter that disconnects around its answer swallows nothing: every item is received or back at the head", async () => {
-    const q = await silo.queues.fromName<number>("given-back", { createIfMissing: true });
+    const q = await fx.silo.queues.fromName<number>("given-back", { createIfMissing: true });
     await q.putMany([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const received: unknown[] = [];
     for (let i = 0; i < 5; i++) {
-      // Request and hang up in one go. Whichever side wins the race, the server either answered
+      // Request and hang up in one go. Whichever side wins the race, the fx.server either answered
       // (and the items reached us) or saw the hang-up first and put the items back at the head.
       const w = await rawGet(q.id, { n: 2, block: false });
       w.halfClose();
@@ -149,25 +140,25 @@ describe("a waiting client that disconnects", () => {
 
 describe("server shutdown", () => {
   it("ends waiting calls with UnavailableError instead of holding the shutdown for a minute", async () => {
-    await using client = server.client();
+    await using client = fx.server.client();
     const q = await client.queues.fromName("shutdown", { createIfMissing: true });
     const failed = expect(q.get({ timeoutMs: 55_000 })).rejects.toBeInstanceOf(UnavailableError);
     await sleep(200);
-    await server.restart();
+    await fx.server.restart();
     await failed; // without the wake-up, the get would end in QueueEmpty after 55 s, then fail to reconnect
   });
 });
 
 describe("durability", () => {
   it("acknowledged puts and gets survive kill -9 of the server, in order", async () => {
-    await using client = server.client();
+    await using client = fx.server.client();
     const q = await client.queues.fromName<number>("durable", { createIfMissing: true });
     await q.putMany(Array.from({ length: 100 }, (_, i) => i));
     await Promise.all(Array.from({ length: 50 }, (_, i) => q.put(100 + i, { partition: "p", partitionTtlMs: 3_600_000 })));
     expect(await q.getMany(10)).toEqual(Array.from({ length: 10 }, (_, i) => i));
 
-    await server.restart("SIGKILL");
-    await using after = server.client();
+    await fx.server.restart("SIGKILL");
+    await using after = fx.server.client();
     const again = await after.queues.fromName<number>("durable");
     expect(await again.len()).toBe(90);
     expect(await again.len({ total: true })).toBe(140);

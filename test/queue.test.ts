@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   InvalidError,
   NoSpaceError,
@@ -6,26 +6,16 @@ import {
   type Queue,
   QueueEmptyError,
   QueueFullError,
-  type SiloClient,
   TooLargeError,
 } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 
-let server: SiloServer;
-let silo: SiloClient;
 let counter = 0;
 /** A fresh named queue per test, so tests never see each other's items. */
-const fresh = <T = unknown>() => silo.queues.fromName<T>(`q-${process.pid}-${++counter}`, { createIfMissing: true });
+const fresh = <T = unknown>() => fx.silo.queues.fromName<T>(`q-${process.pid}-${++counter}`, { createIfMissing: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
-});
+const fx = siloServerFixture();
 
 describe("put and get", () => {
   it("is FIFO and round-trips msgpack values of many types", async () => {
@@ -190,9 +180,9 @@ describe("limits", () => {
   it("the server enforces the limits itself (raw HTTP, no client checks)", async () => {
     const q = await fresh();
     const call = (body: unknown) =>
-      fetch(`${server.url}/v1/queues/${q.id}/put`, {
+      fetch(`${fx.server.url}/v1/queues/${q.id}/put`, {
         method: "POST",
-        headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
         body: JSON.stringify(body),
       }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { code: string } } }));
     const b64 = (n: number) => Buffer.alloc(n).toString("base64");
@@ -252,32 +242,32 @@ describe("iterate, peek and info", () => {
 
 describe("named and ephemeral queues", () => {
   it("fromName without createIfMissing is NotFoundError; objects.list and delete work", async () => {
-    await expect(silo.queues.fromName("never-made")).rejects.toBeInstanceOf(NotFoundError);
-    await silo.queues.objects.create("listed");
-    const names = (await silo.queues.objects.list()).map((q) => q.name);
+    await expect(fx.silo.queues.fromName("never-made")).rejects.toBeInstanceOf(NotFoundError);
+    await fx.silo.queues.objects.create("listed");
+    const names = (await fx.silo.queues.objects.list()).map((q) => q.name);
     expect(names).toContain("listed");
-    const q = await silo.queues.fromName("listed");
+    const q = await fx.silo.queues.fromName("listed");
     await q.put(1);
-    await silo.queues.delete("listed");
-    await expect(silo.queues.fromName("listed")).rejects.toBeInstanceOf(NotFoundError);
+    await fx.silo.queues.delete("listed");
+    await expect(fx.silo.queues.fromName("listed")).rejects.toBeInstanceOf(NotFoundError);
     await expect(q.put(1)).rejects.toBeInstanceOf(NotFoundError);
     // A new queue of the same name starts empty: the old items were purged.
-    const again = await silo.queues.fromName("listed", { createIfMissing: true });
+    const again = await fx.silo.queues.fromName("listed", { createIfMissing: true });
     expect(await again.len({ total: true })).toBe(0);
   });
 
   it("deleting a queue fails the gets waiting on it with NotFoundError", async () => {
-    const q = await silo.queues.fromName("doomed", { createIfMissing: true });
+    const q = await fx.silo.queues.fromName("doomed", { createIfMissing: true });
     const failed = expect(q.get({ timeoutMs: 10_000 })).rejects.toBeInstanceOf(NotFoundError);
     await sleep(100);
-    await silo.queues.delete("doomed");
+    await fx.silo.queues.delete("doomed");
     await failed;
   });
 
   it("an ephemeral queue works under `await using` and is gone afterwards", async () => {
     let handle: Queue<string> | undefined;
     {
-      await using q = await silo.queues.ephemeral<string>();
+      await using q = await fx.silo.queues.ephemeral<string>();
       handle = q;
       await q.put("x");
       expect(await q.get()).toBe("x");
@@ -289,17 +279,17 @@ describe("named and ephemeral queues", () => {
   it("another environment or workspace cannot see or use the queue", async () => {
     const q = await fresh();
     await q.put("secret");
-    await silo.environments.create("qdev");
-    await using dev = server.client({ environment: "qdev" });
+    await fx.silo.environments.create("qdev");
+    await using dev = fx.server.client({ environment: "qdev" });
     await expect(dev.queues.fromName(q.name!)).rejects.toBeInstanceOf(NotFoundError);
     expect((await dev.queues.objects.list()).map((x) => x.name)).not.toContain(q.name);
 
-    const ws = await silo.workspaces.create("queue-tenant");
-    await using tenant = server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    const ws = await fx.silo.workspaces.create("queue-tenant");
+    await using tenant = fx.server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     await expect(tenant.queues.fromName(q.name!)).rejects.toBeInstanceOf(NotFoundError);
     // Even knowing the id does not help: the data routes resolve ids in the caller's namespace.
-    for (const token of [{ id: ws.tokenId, secret: ws.tokenSecret, env: "main" }, { id: server.profile.tokenId, secret: server.profile.tokenSecret, env: "qdev" }]) {
-      const res = await fetch(`${server.url}/v1/queues/${q.id}/get`, {
+    for (const token of [{ id: ws.tokenId, secret: ws.tokenSecret, env: "main" }, { id: fx.server.profile.tokenId, secret: fx.server.profile.tokenSecret, env: "qdev" }]) {
+      const res = await fetch(`${fx.server.url}/v1/queues/${q.id}/get`, {
         method: "POST",
         headers: { authorization: `Bearer ${token.id}:${token.secret}`, "content-type": "application/json", "x-silo-environment": token.env },
         body: JSON.stringify({ block: false }),
@@ -352,49 +342,49 @@ describe("partition TTL", () => {
 
 describe("CLI", () => {
   it("create, list, len, peek, clear and delete", async () => {
-    expect((await server.cli(["queue", "create", "cli-q"])).code).toBe(0);
-    expect((await server.cli(["queue", "create", "cli-q"])).code).toBe(0); // a no-op when it exists
-    const q = await silo.queues.fromName<unknown>("cli-q");
+    expect((await fx.server.cli(["queue", "create", "cli-q"])).code).toBe(0);
+    expect((await fx.server.cli(["queue", "create", "cli-q"])).code).toBe(0); // a no-op when it exists
+    const q = await fx.silo.queues.fromName<unknown>("cli-q");
     await q.putMany([{ a: 1 }, "two", 3]);
     await q.putMany([4, 5], { partition: "p" });
 
-    const list = await server.cli(["queue", "list", "--json"]);
+    const list = await fx.server.cli(["queue", "list", "--json"]);
     expect(list.code, list.stderr).toBe(0);
     expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: "cli-q", totalItems: 5, partitions: 2 })]));
-    expect((await server.cli(["queue", "list"])).stdout).toContain("cli-q");
+    expect((await fx.server.cli(["queue", "list"])).stdout).toContain("cli-q");
 
-    expect((await server.cli(["queue", "len", "cli-q"])).stdout.trim()).toBe("3");
-    expect((await server.cli(["queue", "len", "cli-q", "-p", "p"])).stdout.trim()).toBe("2");
-    expect((await server.cli(["queue", "len", "cli-q", "--total"])).stdout.trim()).toBe("5");
-    const bad = await server.cli(["queue", "len", "cli-q", "-p", "p", "--total"]);
+    expect((await fx.server.cli(["queue", "len", "cli-q"])).stdout.trim()).toBe("3");
+    expect((await fx.server.cli(["queue", "len", "cli-q", "-p", "p"])).stdout.trim()).toBe("2");
+    expect((await fx.server.cli(["queue", "len", "cli-q", "--total"])).stdout.trim()).toBe("5");
+    const bad = await fx.server.cli(["queue", "len", "cli-q", "-p", "p", "--total"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/contradict/);
 
-    const peek = await server.cli(["queue", "peek", "cli-q", "2"]);
+    const peek = await fx.server.cli(["queue", "peek", "cli-q", "2"]);
     expect(peek.stdout.trim().split("\n")).toEqual(["{ a: 1 }", "'two'"]);
-    expect(JSON.parse((await server.cli(["queue", "peek", "cli-q", "-p", "p", "--json"])).stdout)).toEqual([4]);
+    expect(JSON.parse((await fx.server.cli(["queue", "peek", "cli-q", "-p", "p", "--json"])).stdout)).toEqual([4]);
     expect(await q.len()).toBe(3); // peek removes nothing
 
-    const refused = await server.cli(["queue", "clear", "cli-q"]);
+    const refused = await fx.server.cli(["queue", "clear", "cli-q"]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--yes/);
-    expect((await server.cli(["queue", "clear", "cli-q", "-p", "p", "--yes"])).code).toBe(0);
+    expect((await fx.server.cli(["queue", "clear", "cli-q", "-p", "p", "--yes"])).code).toBe(0);
     expect(await q.len({ total: true })).toBe(3);
-    expect((await server.cli(["queue", "clear", "cli-q", "--all", "-y"])).code).toBe(0);
+    expect((await fx.server.cli(["queue", "clear", "cli-q", "--all", "-y"])).code).toBe(0);
     expect(await q.len({ total: true })).toBe(0);
 
-    expect((await server.cli(["queue", "delete", "cli-q", "--yes"])).code).toBe(0);
-    const missing = await server.cli(["queue", "delete", "cli-q", "--yes"]);
+    expect((await fx.server.cli(["queue", "delete", "cli-q", "--yes"])).code).toBe(0);
+    const missing = await fx.server.cli(["queue", "delete", "cli-q", "--yes"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/not found/);
-    expect((await server.cli(["queue", "delete", "cli-q", "--yes", "--allow-missing"])).code).toBe(0);
-    expect((await server.cli(["queue", "len", "cli-q"])).stderr).toMatch(/not found/);
+    expect((await fx.server.cli(["queue", "delete", "cli-q", "--yes", "--allow-missing"])).code).toBe(0);
+    expect((await fx.server.cli(["queue", "len", "cli-q"])).stderr).toMatch(/not found/);
   });
 
   it("acts in the environment given by -e", async () => {
-    await silo.environments.create("cli-env");
-    expect((await server.cli(["-e", "cli-env", "queue", "create", "env-q"])).code).toBe(0);
-    expect((await server.cli(["queue", "list", "--json"])).stdout).not.toContain("env-q");
-    expect((await server.cli(["queue", "list", "--json", "-e", "cli-env"])).stdout).toContain("env-q");
+    await fx.silo.environments.create("cli-env");
+    expect((await fx.server.cli(["-e", "cli-env", "queue", "create", "env-q"])).code).toBe(0);
+    expect((await fx.server.cli(["queue", "list", "--json"])).stdout).not.toContain("env-q");
+    expect((await fx.server.cli(["queue", "list", "--json", "-e", "cli-env"])).stdout).toContain("env-q");
   });
 });

@@ -2,28 +2,26 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
 
-let server: SiloServer;
 let dir: string;
+const fx = siloServerFixture();
 beforeAll(async () => {
-  server = await SiloServer.start();
   dir = mkdtempSync(join(tmpdir(), "silo-vol-cli-"));
 });
 afterAll(async () => {
-  await server?.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
 
 async function ok(args: string[]): Promise<string> {
-  const res = await server.cli(args);
+  const res = await fx.server.cli(args);
   expect(res.code, `silo ${args.join(" ")}\n${res.stderr}`).toBe(0);
   return res.stdout;
 }
 
 async function fails(args: string[], pattern: RegExp): Promise<void> {
-  const res = await server.cli(args);
+  const res = await fx.server.cli(args);
   expect(res.code, `silo ${args.join(" ")} should fail`).not.toBe(0);
   expect(res.stderr).toMatch(pattern);
 }
@@ -38,7 +36,7 @@ describe("silo volume", () => {
     const listed = JSON.parse(await ok(["volume", "list", "--json"])) as Array<{ name: string }>;
     expect(listed.map((v) => v.name)).toContain("c1");
     expect(await ok(["volume", "list"])).toContain("c1");
-    await using silo = server.client();
+    await using silo = fx.server.client();
     expect((await (await silo.volumes.fromName("c1")).info()).inodeLimit).toBe(10);
 
     await fails(["volume", "rename", "c1", "c2"], /--yes/);
@@ -54,7 +52,7 @@ describe("silo volume", () => {
     await ok(["volume", "create", "p1"]);
     const f = join(dir, "hello.txt");
     writeFileSync(f, "hello");
-    const put = await server.cli(["volume", "put", "p1", f]);
+    const put = await fx.server.cli(["volume", "put", "p1", f]);
     expect(put.code, put.stderr).toBe(0);
     expect(put.stderr).toBe(""); // no progress bar when not on a terminal
     await ok(["volume", "put", "p1", f, "renamed.txt"]);

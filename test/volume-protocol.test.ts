@@ -1,17 +1,11 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, type Change, InvalidError, type ManifestEntry, NotFoundError, TooLargeError, type Volume } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 import { allPaths, bytes, readAll, sha256 } from "./helpers/volume-data.js";
 
-let server: SiloServer;
-beforeAll(async () => {
-  server = await SiloServer.start();
-});
-afterAll(async () => {
-  await server?.cleanup();
-});
+const fx = siloServerFixture();
 
 const file = (path: string, blocks: string[] = [], size = 0): Change => ({
   op: "put",
@@ -20,7 +14,7 @@ const file = (path: string, blocks: string[] = [], size = 0): Change => ({
 const dir = (path: string): Change => ({ op: "put", entry: { path, type: "directory", mode: 0o755, size: 0, mtimeMs: 1000 } });
 
 async function fresh(name: string): Promise<Volume> {
-  return server.client().volumes.fromName(name, { createIfMissing: true });
+  return fx.server.client().volumes.fromName(name, { createIfMissing: true });
 }
 
 /** What a mount does: apply a delta to a tree it holds. */
@@ -76,9 +70,9 @@ describe("blocks", () => {
     for (const b of blocks) expect((await vol.readBlock(b.hash)).equals(b.data)).toBe(true);
     // JSON callers (curl) send the bytes base64.
     const data = bytes(33);
-    const res = await fetch(`${server.url}/v1/volumes/${vol.id}/blocks`, {
+    const res = await fetch(`${fx.server.url}/v1/volumes/${vol.id}/blocks`, {
       method: "POST",
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
       body: JSON.stringify({ blocks: [{ hash: sha256(data), data: data.toString("base64") }] }),
     });
     expect(res.status).toBe(200);
@@ -98,13 +92,13 @@ describe("blocks", () => {
     await vol.batchUpload().putFile(data, "first.bin").commit();
     const hashes = (await vol.tree(1)).entries[0]!.blocks!;
     expect(hashes).toHaveLength(7);
-    const before = await server.storedBlobs();
+    const before = await fx.server.storedBlobs();
     for (const h of hashes) expect(before.has(h)).toBe(true);
-    await new Promise((r) => setTimeout(r, server.blobs.identityResolutionMs));
+    await new Promise((r) => setTimeout(r, fx.server.blobs.identityResolutionMs));
 
     await vol.batchUpload().putFile(data, "second.bin").commit();
     // Nothing was written: same blobs, same identities (inodes, or object stamps).
-    expect(await server.storedBlobs()).toEqual(before);
+    expect(await fx.server.storedBlobs()).toEqual(before);
     const tree = await vol.tree(2);
     expect(tree.entries.map((e) => e.blocks)).toEqual([hashes, hashes]);
     expect((await readAll(vol, "second.bin")).equals(data)).toBe(true);
@@ -197,23 +191,23 @@ describe("commits, versions, deltas", () => {
 
 describe("durability", () => {
   it("a commit cut by kill -9 leaves the volume at the old or the new version, never between", async () => {
-    const silo = server.client();
+    const silo = fx.server.client();
     const vol = await silo.volumes.fromName("crash-1", { createIfMissing: true });
     await vol.commitChanges({ baseVersion: 0, changes: [dir("before")] });
-    // 10 directories × 20,000 entries: a commit that takes the server a while.
+    // 10 directories × 20,000 entries: a commit that takes the fx.server a while.
     const changes: Change[] = [];
     for (let d = 0; d < 10; d++) for (let i = 0; i < 20_000; i++) changes.push(dir(`big${d}/e${i}`));
     const inflight = vol.commitChanges({ baseVersion: 1, changes }).catch(() => undefined);
-    // Kill once the server is writing this transaction: its pages spill into the WAL file.
-    const wal = join(server.home, "data/volumes.sqlite-wal");
+    // Kill once the fx.server is writing this transaction: its pages spill into the WAL file.
+    const wal = join(fx.server.home, "data/volumes.sqlite-wal");
     const walBefore = statSync(wal).size;
     const deadline = Date.now() + 30_000;
     while (statSync(wal).size === walBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    await server.restart("SIGKILL");
+    await fx.server.restart("SIGKILL");
     await inflight;
     await silo.close();
 
-    await using after = server.client();
+    await using after = fx.server.client();
     const again = await after.volumes.fromName("crash-1");
     const version = await again.latestVersion();
     const paths = await allPaths(again);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SiloClient, type SiloClientOptions } from "../../client/index.js";
 import { type BlobBackend, type TestBlobs, localBlobs, testBlobs } from "./blob-backend.js";
+import { afterAll, beforeAll } from "vitest";
 import { SILO_BIN } from "./repo.js";
 
 export { REPO, SILO_BIN } from "./repo.js";
@@ -150,4 +151,24 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string | 
     );
     proc.stdin.end(input);
   });
+}
+
+export interface SiloServerFixture {
+  server: SiloServer;
+  /** An admin client of `server`. */
+  silo: SiloClient;
+}
+
+/** One server for the tests of a file: started before them, stopped (home removed) after them. */
+export function siloServerFixture(args: string[] = [], opts: { blobs?: BlobBackend } = {}): SiloServerFixture {
+  const fx = {} as SiloServerFixture;
+  beforeAll(async () => {
+    fx.server = await SiloServer.start(args, opts);
+    fx.silo = fx.server.client();
+  });
+  afterAll(async () => {
+    await fx.silo?.close();
+    await fx.server?.cleanup();
+  });
+  return fx;
 }

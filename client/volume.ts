@@ -127,7 +127,7 @@ export class Volume extends SiloObject {
     return this.rpc<TreePage>("GET", this.url("/tree"), undefined, { query: { version, after: opts.after, limit: opts.limit } });
   }
 
-  /** The changes that turn version `from` into `to` (NotFoundError if `from` is no longer retained). */
+  /** The changes that turn version `from` into `to` (VersionGoneError if `from` is no longer retained). */
   delta(from: number, to: number): Promise<Delta> {
     return this.rpc<Delta>("GET", this.url("/delta"), undefined, { query: { from, to } });
   }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,7 +38,7 @@ afterAll(async () => {
 });
 
 /** Whether the blob store holds this block as a blob of its own (blocks over 64 KiB are). */
-const stored = async (hash: string) => (await server.storedBlobs()).has(hash);
+const stored = async (hash: string, on = server) => (await on.storedBlobs()).has(hash);
 
 async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -56,12 +57,12 @@ async function blockOf(vol: Volume, version: number, path: string): Promise<stri
  * Resolves once a GC pass has run everything that follows a change made now: a block only this
  * call's volume held is removed, and then collected (expiry and collection both ran after it).
  */
-async function gcPassed(): Promise<void> {
-  const control = await silo.volumes.fromName(`gc-control-${Math.random().toString(36).slice(2)}`, { createIfMissing: true });
+async function gcPassed(on = server, client = silo): Promise<void> {
+  const control = await client.volumes.fromName(`gc-control-${Math.random().toString(36).slice(2)}`, { createIfMissing: true });
   await control.batchUpload().putFile(bytes(100_000), "c").commit();
   const hash = await blockOf(control, 1, "c");
   await control.removeFile("c");
-  await waitFor("a GC pass to collect the control block", async () => !(await stored(hash)));
+  await waitFor("a GC pass to collect the control block", async () => !(await stored(hash, on)));
 }
 
 describe("version pins", () => {
@@ -170,5 +171,40 @@ describe("version pins", () => {
     }
     // The owner's pin is untouched.
     expect((await vol.renewPin(pin.pinId)).version).toBe(pin.version);
+  });
+
+  it("a mount whose renewals fail while the server is away keeps serving and renews again", async () => {
+    // Its own server on a fixed port, so the daemon finds it again after a restart.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const away = await SiloServer.start([
+      ...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"],
+      ...["--volume-pin-ttl-ms", String(PIN_TTL_MS), "--port", String(port)],
+    ]);
+    const awayMounts = new Mounts(away);
+    try {
+      await using client = away.client();
+      const vol = await client.volumes.fromName("away", { createIfMissing: true });
+      const old = bytes(100_000);
+      await vol.batchUpload().putFile(old, "a").commit();
+      const dir = join(root, "away");
+      await awayMounts.mount("away", dir);
+      await away.stop();
+      const daemonLog = `${stateDirFor(dir)}.log`;
+      await waitFor("a failed renewal in the daemon's log", async () => (await readFile(daemonLog, "utf8").catch(() => "")).includes("will retry"));
+      await away.launch();
+      // Two TTLs: only renewals after the restart can keep the pin alive that long.
+      await new Promise((r) => setTimeout(r, 2 * PIN_TTL_MS));
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "a").commit();
+      await gcPassed(away, client);
+      expect((await within(30_000, "read a", readFile(join(dir, "a")))).equals(old)).toBe(true);
+    } finally {
+      await awayMounts.cleanup();
+      await away.cleanup();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { controlRequest } from "../client/mount-control.js";
 import { NotFoundError, type SiloClient, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { SiloServer } from "./helpers/silo-server.js";
+import { eventually } from "./helpers/eventually.js";
 import { bytes } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
@@ -30,8 +31,8 @@ beforeAll(async () => {
 afterEach(async () => {
   await mounts.cleanup();
 });
+// afterEach unmounted everything (also after a failure).
 afterAll(async () => {
-  await mounts?.cleanup();
   await silo?.close();
   await server?.cleanup();
   if (root) rmSync(root, { recursive: true, force: true });
@@ -39,14 +40,6 @@ afterAll(async () => {
 
 /** Whether the blob store holds this block as a blob of its own (blocks over 64 KiB are). */
 const stored = async (hash: string, on = server) => (await on.storedBlobs()).has(hash);
-
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The block hash of a one-block file in a version. */
 async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
@@ -62,7 +55,7 @@ async function gcPassed(on = server, client = silo): Promise<void> {
   await control.batchUpload().putFile(bytes(100_000), "c").commit();
   const hash = await blockOf(control, 1, "c");
   await control.removeFile("c");
-  await waitFor("a GC pass to collect the control block", async () => !(await stored(hash, on)));
+  await eventually(async () => expect(await stored(hash, on), "the control block, collected by a GC pass").toBe(false), 20_000);
 }
 
 describe("version pins", () => {
@@ -91,7 +84,10 @@ describe("version pins", () => {
     expect((await vol.info()).oldestVersion).toBe(1);
 
     await mounts.unmount(dir);
-    await waitFor("the replaced and deleted blocks to be collected after unmount", async () => !(await stored(hashA)) && !(await stored(hashB)));
+    await eventually(async () => {
+      expect(await stored(hashA), "the replaced block, after unmount").toBe(false);
+      expect(await stored(hashB), "the deleted block, after unmount").toBe(false);
+    }, 20_000);
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
     await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
@@ -110,10 +106,10 @@ describe("version pins", () => {
 
     await control("reload");
     expect((await readdir(dir)).sort()).toEqual(["f", "g"]);
-    await waitFor("the oldest version to follow the reload", async () => (await vol.info()).oldestVersion === 3);
+    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the reload").toBe(3));
     await writeFile(join(dir, "h"), "from the mount");
     await control("commit");
-    await waitFor("the oldest version to follow the commit", async () => (await vol.info()).oldestVersion === 4);
+    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(4));
   });
 
   it("a pin that is not renewed lapses and stops protecting its version", async () => {
@@ -127,7 +123,7 @@ describe("version pins", () => {
     expect((await vol.info()).oldestVersion).toBe(1);
     expect(await stored(oldHash)).toBe(true);
 
-    await waitFor("the lapsed pin's version to be dropped", async () => !(await stored(oldHash)));
+    await eventually(async () => expect(await stored(oldHash), "the block only the lapsed pin held").toBe(false), 20_000);
     expect((await vol.info()).oldestVersion).toBe(2);
     await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
     await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
@@ -195,7 +191,7 @@ describe("version pins", () => {
       await awayMounts.mount("away", dir);
       await away.stop();
       const daemonLog = `${stateDirFor(dir)}.log`;
-      await waitFor("a failed renewal in the daemon's log", async () => (await readFile(daemonLog, "utf8").catch(() => "")).includes("will retry"));
+      await eventually(async () => expect(await readFile(daemonLog, "utf8").catch(() => "")).toContain("will retry"));
       await away.launch();
       // Two TTLs: only renewals after the restart can keep the pin alive that long.
       await new Promise((r) => setTimeout(r, 2 * PIN_TTL_MS));

@@ -84,7 +84,7 @@ export class VolumeGc {
       })();
     }
     // Also when oldest did not move: finishes a drop that a crash cut short.
-    await this.dropRows(st.workspace, () => this.s.expired.all(st.volume, Math.max(oldest, st.oldest), CHUNK) as RowRef[]);
+    await this.dropRows(st.workspace, () => this.s.expired.all(st.volume, oldest, CHUNK) as RowRef[]);
   }
 
   /** Drops every row and version of a deleted volume, then its workspace's unreferenced blocks. Idempotent. */

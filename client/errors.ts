@@ -12,6 +12,8 @@ export class SiloError extends Error {
 
 /** The named object, key, path or route does not exist. */
 export class NotFoundError extends SiloError {}
+/** A volume version that garbage collection already dropped (older than the retention window and unpinned). */
+export class VersionGoneError extends NotFoundError {}
 /** An object with that name already exists. */
 export class AlreadyExistsError extends SiloError {}
 /** The request was malformed: a bad name, option, path or value. */
@@ -39,6 +41,7 @@ export class ConnectionError extends SiloError {}
 
 const BY_CODE: Record<string, new (message: string, code: string, status?: number) => SiloError> = {
   NOT_FOUND: NotFoundError,
+  VERSION_GONE: VersionGoneError,
   ALREADY_EXISTS: AlreadyExistsError,
   INVALID: InvalidError,
   AUTH: AuthError,

@@ -86,3 +86,16 @@ export interface TreePage {
   /** Pass as `after` to get the next page; absent on the last page. */
   next?: string;
 }
+
+/**
+ * A reader's hold on one version of a volume: garbage collection keeps that version (and every
+ * later one) readable while the pin lives. It lapses at `expiresAt` unless renewed; renew well
+ * inside `ttlMs`.
+ */
+export interface VersionPin {
+  pinId: string;
+  version: number;
+  /** Epoch ms. */
+  expiresAt: number;
+  ttlMs: number;
+}

@@ -14,6 +14,7 @@ import {
   INLINE_BLOCK_MAX,
   type ManifestEntry,
   type TreePage,
+  type VersionPin,
 } from "./volume-protocol.js";
 
 /** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
@@ -126,7 +127,7 @@ export class Volume extends SiloObject {
     return this.rpc<TreePage>("GET", this.url("/tree"), undefined, { query: { version, after: opts.after, limit: opts.limit } });
   }
 
-  /** The changes that turn version `from` into `to` (NotFoundError if `from` is no longer retained). */
+  /** The changes that turn version `from` into `to` (VersionGoneError if `from` is no longer retained). */
   delta(from: number, to: number): Promise<Delta> {
     return this.rpc<Delta>("GET", this.url("/delta"), undefined, { query: { from, to } });
   }
@@ -203,6 +204,25 @@ export class Volume extends SiloObject {
   async commitChanges(req: CommitRequest & { overwrite?: "replace" | "files" | "none" }): Promise<CommitResult> {
     this.writable();
     return this.rpc<CommitResult>("POST", this.url("/commit"), req);
+  }
+
+  /**
+   * Pins `version` (default: the latest) so garbage collection keeps it readable, blocks and
+   * all, while the pin lives: renew it within `ttlMs` (`renewPin`), `unpin` when done. What a
+   * mount does for the version it serves. VersionGoneError if GC already dropped that version.
+   */
+  pinVersion(version?: number): Promise<VersionPin> {
+    return this.rpc<VersionPin>("POST", this.url("/pins"), version === undefined ? {} : { version });
+  }
+
+  /** Extends a pin, moving it to `version` if given. NotFoundError once it lapsed; VersionGoneError for a dropped version. */
+  renewPin(pinId: string, version?: number): Promise<VersionPin> {
+    return this.rpc<VersionPin>("PUT", this.url(`/pins/${encodeURIComponent(pinId)}`), version === undefined ? {} : { version });
+  }
+
+  /** Deletes a pin (a no-op if it is gone already). */
+  async unpin(pinId: string): Promise<void> {
+    await this.rpc("DELETE", this.url(`/pins/${encodeURIComponent(pinId)}`));
   }
 
   // --- File-level API (no mount needed) ---

@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | "NOT_FOUND"
+  | "VERSION_GONE"
   | "ALREADY_EXISTS"
   | "INVALID"
   | "AUTH"
@@ -19,6 +20,7 @@ export type ErrorCode =
 
 const STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
+  VERSION_GONE: 410,
   ALREADY_EXISTS: 409,
   INVALID: 400,
   AUTH: 401,

@@ -22,6 +22,8 @@ export interface ServerOptions {
   volumeBlockGraceMs: number;
   /** How often volume garbage collection runs. */
   volumeGcIntervalMs: number;
+  /** A version pin (a mount's hold on the version it serves) lapses this long after its last renewal. */
+  volumePinTtlMs: number;
   /** Where volume blocks live: `local` (under `<home>/data/blobs`) or `s3://bucket[/prefix]`. */
   blobs: string;
   /** S3 endpoint for custom stores (R2, GCS, MinIO, Swift); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
@@ -51,6 +53,7 @@ export function defaultServerOptions(): ServerOptions {
     volumeRetentionMs: 60 * 60 * 1000,
     volumeBlockGraceMs: 60 * 60 * 1000,
     volumeGcIntervalMs: 5 * 60 * 1000,
+    volumePinTtlMs: 2 * 60 * 1000,
     blobs: "local",
     bodyLimit: 101 * 1024 * 1024,
   };

@@ -11,6 +11,7 @@ import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
 import { volumeFuseOps } from "./fuse-ops.js";
+import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
 
@@ -60,6 +61,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   let fuse: Fuse | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
+  let pin: MountPin | undefined;
   try {
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
@@ -67,7 +69,11 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
     await cache.init();
     const mv = new MountedVolume(remote, new ContentStore(join(stateDir, "upper"), cache));
-    await mv.load();
+    // Pin the latest version before loading it, so GC keeps every block of the tree we serve.
+    const pinned = await remote.pinVersion();
+    const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
+    pin = versionPin;
+    await mv.load(pinned.version);
     fuse = new Fuse(dir, volumeFuseOps(mv, { readOnly: opts.readOnly, log }), {
       mkdir: true,
       allowOther: true,
@@ -89,9 +95,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       switch (op) {
         case "commit":
           if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
-          return mv.commit();
+          return mv.commit().finally(() => versionPin.sync());
         case "reload": {
-          const r = await mv.reload();
+          const r = await mv.reload().finally(() => versionPin.sync());
           // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
           // return only once they have expired, so the caller sees the new version everywhere.
           if (r.changed) await new Promise((res) => setTimeout(res, KERNEL_CACHE_SECONDS * 1000));
@@ -112,7 +118,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       !opts.readOnly && opts.commitIntervalMs > 0
         ? setInterval(() => {
             if (mv.status().dirtyPaths === 0) return;
-            mv.commit().catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
+            mv.commit()
+              .finally(() => versionPin.sync())
+              .catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
           }, opts.commitIntervalMs)
         : undefined;
 
@@ -130,6 +138,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         }
       }
       await new Promise<void>((res) => mounted.unmount(() => res()));
+      await versionPin.stop();
       control?.close();
       await cache?.close();
       await rm(stateDir, { recursive: true, force: true });
@@ -150,6 +159,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   } catch (err) {
     reportToParent({ error: (err as Error).message });
     if (fuse) await new Promise<void>((res) => fuse!.unmount(() => res()));
+    await pin?.stop();
     control?.close();
     await cache?.close().catch(() => {});
     throw err;

@@ -1,3 +1,4 @@
+import { VersionGoneError } from "../../client/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../client/volume-protocol.js";
 import { AsyncLock } from "./async-lock.js";
 import { BlockUploader } from "./block-uploader.js";
@@ -53,11 +54,11 @@ export class MountedVolume {
     readonly store: ContentStore,
   ) {}
 
-  /** Loads the latest committed version's tree, page by page. */
-  async load(): Promise<void> {
+  /** Loads a committed version's tree (the daemon pins it first), page by page. */
+  async load(version: number): Promise<void> {
     const info = await this.remote.info();
     this.ns.inodeLimit = info.inodeLimit;
-    this.viewVersion = await this.remote.latestVersion();
+    this.viewVersion = version;
     let after: string | undefined;
     do {
       const page = await this.remote.tree(this.viewVersion, { after, limit: TREE_PAGE });
@@ -217,7 +218,7 @@ export class MountedVolume {
       if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
       const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
         // The server no longer keeps our version (retention): diff against the latest full tree.
-        if (err.name !== "NotFoundError") throw err;
+        if (!(err instanceof VersionGoneError)) throw err;
         return this.deltaFromTree(latest);
       });
       const freed: Array<Node | undefined> = [];

@@ -1,4 +1,4 @@
-import type { Change, Delta, TreePage } from "../../client/volume-protocol.js";
+import type { Change, Delta, TreePage, VersionPin } from "../../client/volume-protocol.js";
 
 /**
  * What the mount daemon needs from the volume service: these methods of the client's `Volume`
@@ -16,5 +16,8 @@ export interface VolumeRemote {
   /** Many small blocks in one request. */
   uploadBlocks(blocks: Array<{ hash: string; data: Buffer }>): Promise<void>;
   commitChanges(req: { baseVersion: number; changes: Change[] }): Promise<{ version: number }>;
+  pinVersion(version?: number): Promise<VersionPin>;
+  renewPin(pinId: string, version?: number): Promise<VersionPin>;
+  unpin(pinId: string): Promise<void>;
   info(): Promise<{ name: string | null; version: number; inodeLimit: number; inodes: number; createdAt: Date | number }>;
 }

@@ -3,13 +3,14 @@ import type { BlobStore } from "../blobs/index.js";
 import type { BlockIndex } from "./block-index.js";
 import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
+import type { PinStore } from "./pin-store.js";
 
 const CHUNK = 2000;
 /** The orphan sweep lists every blob file: do it on the first pass after a start and every this many passes. */
 const SWEEP_EVERY = 12;
 
 export interface GcSettings {
-  /** Versions younger than this stay readable (the latest always does). */
+  /** Versions younger than this stay readable (the latest always does, and so does every version from the oldest live pin on). */
   retentionMs: number;
   /** Unreferenced blocks touched (uploaded, or reported present) more recently than this are kept. */
   blockGraceMs: number;
@@ -29,6 +30,7 @@ export class VolumeGc {
   constructor(
     private readonly store: ManifestStore,
     private readonly blocks: BlockIndex,
+    private readonly pins: PinStore,
     private readonly blobs: BlobStore,
     private readonly settings: GcSettings,
     private readonly log: FastifyBaseLogger,
@@ -62,6 +64,8 @@ export class VolumeGc {
   }
 
   private async pass(now: number): Promise<void> {
+    // Forget lapsed pins before ignoring them: a pin still stored still protects its version.
+    this.pins.dropExpired(now);
     for (const st of this.s.states.all() as VolumeState[]) await this.expireVersions(st, now);
     const sweep = this.passesUntilSweep-- <= 0;
     if (sweep) this.passesUntilSweep = SWEEP_EVERY;
@@ -70,13 +74,17 @@ export class VolumeGc {
 
   private async expireVersions(st: VolumeState, now: number): Promise<void> {
     const first = this.s.firstRetained.get(st.volume, now - this.settings.retentionMs) as number | null;
-    const oldest = Math.min(first ?? st.latest, st.latest);
-    if (oldest <= st.oldest) return;
+    const oldest = Math.min(first ?? st.latest, st.latest, this.pins.oldest(st.volume, now) ?? st.latest);
+    if (oldest > st.oldest) {
+      // Advanced before the rows go (synchronously, right after reading the pins): from here on
+      // reads and new pins of the dropped versions are refused, so none sees a half-dropped version.
+      this.store.db.transaction(() => {
+        this.s.dropVersions.run(st.volume, oldest);
+        this.s.setOldest.run(oldest, st.volume);
+      })();
+    }
+    // Also when oldest did not move: finishes a drop that a crash cut short.
     await this.dropRows(st.workspace, () => this.s.expired.all(st.volume, oldest, CHUNK) as RowRef[]);
-    this.store.db.transaction(() => {
-      this.s.dropVersions.run(st.volume, oldest);
-      this.s.setOldest.run(oldest, st.volume);
-    })();
   }
 
   /** Drops every row and version of a deleted volume, then its workspace's unreferenced blocks. Idempotent. */
@@ -85,6 +93,7 @@ export class VolumeGc {
     this.store.db.transaction(() => {
       this.s.dropAllVersions.run(volume);
       this.s.dropState.run(volume);
+      this.pins.dropVolume(volume);
     })();
     await this.collectBlocks(workspace, now, false);
   }

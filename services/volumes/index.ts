@@ -12,6 +12,8 @@ import { VolumeGc } from "./gc.js";
 import { KeyLock } from "./key-lock.js";
 import { ManifestStore } from "./manifest-store.js";
 import { manifestRoutes } from "./manifest-routes.js";
+import { pinRoutes } from "./pin-routes.js";
+import { PinStore } from "./pin-store.js";
 import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
 
 const MAX_INODE_LIMIT = 1_000_000_000;
@@ -27,7 +29,7 @@ function normalizeOptions(options: Record<string, unknown>): Record<string, unkn
 /**
  * Volumes: versioned file trees. The manifest and block index live in their own SQLite file
  * (`<dataDir>/volumes.sqlite`), block bytes in the blob store (`--blobs`: local files or an S3
- * bucket); a timer runs garbage collection.
+ * bucket); a timer runs garbage collection, which keeps every version a live pin (a mount) holds.
  */
 export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
@@ -38,9 +40,11 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   pinBlobLocation(db, ctx.options.blobs);
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   const blockLock = new KeyLock();
+  const pins = new PinStore(db, ctx.options.volumePinTtlMs);
   const gc = new VolumeGc(
     store,
     blocks,
+    pins,
     blobs,
     { retentionMs: ctx.options.volumeRetentionMs, blockGraceMs: ctx.options.volumeBlockGraceMs },
     app.log,
@@ -56,6 +60,7 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes });
+  await app.register(pinRoutes, { volumes, pins });
 
   const timer = setInterval(
     () => void gc.run().catch((err) => app.log.error({ err }, "volume GC failed")),

@@ -131,7 +131,7 @@ export class ManifestStore {
   checkVersion(st: VolumeState, version: number): void {
     if (!Number.isInteger(version) || version > st.latest) throw notFound(`Version ${version} of the volume`);
     if (version < st.oldest) {
-      throw new SiloError("NOT_FOUND", `Version ${version} is no longer retained (oldest is ${st.oldest}); read the full tree of a newer version`);
+      throw new SiloError("VERSION_GONE", `Version ${version} is no longer retained (oldest is ${st.oldest}); read the full tree of a newer version`);
     }
   }
 

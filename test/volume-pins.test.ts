@@ -1,0 +1,206 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { readFile, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { controlRequest } from "../client/mount-control.js";
+import { NotFoundError, type SiloClient, VersionGoneError, type Volume } from "../client/index.js";
+import { stateDirFor } from "../fuse/volume/daemon.js";
+import { SiloServer } from "./helpers/silo-server.js";
+import { eventually } from "./helpers/eventually.js";
+import { bytes } from "./helpers/volume-data.js";
+import { Mounts, within } from "./helpers/volume-mounts.js";
+
+// Versions are kept only while latest or pinned, unreferenced blocks for 0.5 s, GC runs every
+// 100 ms, and a pin lapses 3 s after its last renewal (a mount renews every second).
+const PIN_TTL_MS = 3000;
+let server: SiloServer;
+let silo: SiloClient;
+let mounts: Mounts;
+let root: string;
+beforeAll(async () => {
+  server = await SiloServer.start([
+    ...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"],
+    ...["--volume-pin-ttl-ms", String(PIN_TTL_MS)],
+  ]);
+  silo = server.client();
+  mounts = new Mounts(server);
+  root = mkdtempSync(join(tmpdir(), "silo-pins-test-"));
+});
+afterEach(async () => {
+  await mounts.cleanup();
+});
+// afterEach unmounted everything (also after a failure).
+afterAll(async () => {
+  await silo?.close();
+  await server?.cleanup();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** Whether the blob store holds this block as a blob of its own (blocks over 64 KiB are). */
+const stored = async (hash: string, on = server) => (await on.storedBlobs()).has(hash);
+
+/** The block hash of a one-block file in a version. */
+async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
+  return (await vol.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
+}
+
+/**
+ * Resolves once a GC pass has run everything that follows a change made now: a block only this
+ * call's volume held is removed, and then collected (expiry and collection both ran after it).
+ */
+async function gcPassed(on = server, client = silo): Promise<void> {
+  const control = await client.volumes.fromName(`gc-control-${Math.random().toString(36).slice(2)}`, { createIfMissing: true });
+  await control.batchUpload().putFile(bytes(100_000), "c").commit();
+  const hash = await blockOf(control, 1, "c");
+  await control.removeFile("c");
+  await eventually(async () => expect(await stored(hash, on), "the control block, collected by a GC pass").toBe(false), 20_000);
+}
+
+describe("version pins", () => {
+  it("a mount keeps serving the bytes of its version while others replace and delete them; after unmount GC collects them", async () => {
+    const vol = await silo.volumes.fromName("pinned", { createIfMissing: true });
+    const [oldA, oldB] = [bytes(200_000), bytes(150_000)];
+    await vol.batchUpload().putFile(oldA, "a").putFile(oldB, "dir/b").commit();
+    const [hashA, hashB] = [await blockOf(vol, 1, "a"), await blockOf(vol, 1, "dir/b")];
+    const dir = join(root, "pinned");
+    await mounts.mount("pinned", dir);
+
+    // Another client replaces one file and deletes the other; the mount has read neither yet.
+    const newA = bytes(200_000);
+    await vol.batchUpload({ force: true }).putFile(newA, "a").commit();
+    await vol.removeFile("dir/b");
+    await gcPassed();
+    // Well past a pin's TTL too: the mount's renewals keep its pin alive.
+    await new Promise((r) => setTimeout(r, PIN_TTL_MS + 500));
+    await gcPassed();
+
+    // Read through the mount (the daemon is another process): still version 1's bytes.
+    expect((await within(30_000, "read a", readFile(join(dir, "a")))).equals(oldA)).toBe(true);
+    expect((await within(30_000, "read dir/b", readFile(join(dir, "dir/b")))).equals(oldB)).toBe(true);
+    expect(await stored(hashA)).toBe(true);
+    expect(await stored(hashB)).toBe(true);
+    expect((await vol.info()).oldestVersion).toBe(1);
+
+    await mounts.unmount(dir);
+    await eventually(async () => {
+      expect(await stored(hashA), "the replaced block, after unmount").toBe(false);
+      expect(await stored(hashB), "the deleted block, after unmount").toBe(false);
+    }, 20_000);
+    const info = await vol.info();
+    expect(info.oldestVersion).toBe(info.version);
+    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+  });
+
+  it("a mount moves its pin along when it reloads and when it commits; older versions then go", async () => {
+    const vol = await silo.volumes.fromName("moving", { createIfMissing: true });
+    await vol.batchUpload().putFile(bytes(100_000), "f").commit();
+    const dir = join(root, "moving");
+    await mounts.mount("moving", dir);
+    const control = (op: "commit" | "reload") => within(30_000, op, controlRequest(join(stateDirFor(dir), "control.sock"), op));
+    await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+    await vol.batchUpload().putFile(Buffer.from("new"), "g").commit();
+    await gcPassed();
+    expect((await vol.info()).oldestVersion).toBe(1);
+
+    await control("reload");
+    expect((await readdir(dir)).sort()).toEqual(["f", "g"]);
+    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the reload").toBe(3));
+    await writeFile(join(dir, "h"), "from the mount");
+    await control("commit");
+    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(4));
+  });
+
+  it("a pin that is not renewed lapses and stops protecting its version", async () => {
+    const vol = await silo.volumes.fromName("lapsing", { createIfMissing: true });
+    await vol.batchUpload().putFile(bytes(100_000), "x").commit();
+    const oldHash = await blockOf(vol, 1, "x");
+    const pin = await vol.pinVersion();
+    expect(pin).toMatchObject({ version: 1, ttlMs: PIN_TTL_MS });
+    await vol.batchUpload({ force: true }).putFile(bytes(100_000), "x").commit();
+    await gcPassed();
+    expect((await vol.info()).oldestVersion).toBe(1);
+    expect(await stored(oldHash)).toBe(true);
+
+    await eventually(async () => expect(await stored(oldHash), "the block only the lapsed pin held").toBe(false), 20_000);
+    expect((await vol.info()).oldestVersion).toBe(2);
+    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+    await expect(vol.tree(1)).rejects.toThrow(/no longer retained/);
+  });
+
+  it("renews and moves a pin; refuses versions that do not exist", async () => {
+    const vol = await silo.volumes.fromName("renewing", { createIfMissing: true });
+    await vol.batchUpload().putFile(Buffer.from("1"), "v").commit();
+    const pin = await vol.pinVersion(1);
+    await vol.batchUpload({ force: true }).putFile(Buffer.from("2"), "v").commit();
+    const renewed = await vol.renewPin(pin.pinId);
+    expect(renewed.version).toBe(1);
+    expect(renewed.expiresAt).toBeGreaterThanOrEqual(pin.expiresAt);
+    expect((await vol.renewPin(pin.pinId, 2)).version).toBe(2);
+    await expect(vol.pinVersion(3)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.renewPin(pin.pinId, 3)).rejects.toBeInstanceOf(NotFoundError);
+    await vol.unpin(pin.pinId);
+    await vol.unpin(pin.pinId);
+    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("another workspace can neither create, renew nor delete a volume's pins", async () => {
+    const vol = await silo.volumes.fromName("private-pins", { createIfMissing: true });
+    const pin = await vol.pinVersion();
+    await using admin = server.client();
+    const ws = await admin.workspaces.create("pin-tenant");
+    const call = (method: string, suffix: string) =>
+      fetch(`${server.url}/v1/volumes/${vol.id}/pins${suffix}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${ws.tokenId}:${ws.tokenSecret}`,
+          ...(method === "DELETE" ? {} : { "content-type": "application/json" }),
+        },
+        body: method === "DELETE" ? undefined : "{}",
+      });
+    for (const [method, suffix] of [["POST", ""], ["PUT", `/${pin.pinId}`], ["DELETE", `/${pin.pinId}`]] as const) {
+      const res = await call(method, suffix);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
+    }
+    // The owner's pin is untouched.
+    expect((await vol.renewPin(pin.pinId)).version).toBe(pin.version);
+  });
+
+  it("a mount whose renewals fail while the server is away keeps serving and renews again", async () => {
+    // Its own server on a fixed port, so the daemon finds it again after a restart.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const away = await SiloServer.start([
+      ...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"],
+      ...["--volume-pin-ttl-ms", String(PIN_TTL_MS), "--port", String(port)],
+    ]);
+    const awayMounts = new Mounts(away);
+    try {
+      await using client = away.client();
+      const vol = await client.volumes.fromName("away", { createIfMissing: true });
+      const old = bytes(100_000);
+      await vol.batchUpload().putFile(old, "a").commit();
+      const dir = join(root, "away");
+      await awayMounts.mount("away", dir);
+      await away.stop();
+      const daemonLog = `${stateDirFor(dir)}.log`;
+      await eventually(async () => expect(await readFile(daemonLog, "utf8").catch(() => "")).toContain("will retry"));
+      await away.launch();
+      // Two TTLs: only renewals after the restart can keep the pin alive that long.
+      await new Promise((r) => setTimeout(r, 2 * PIN_TTL_MS));
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "a").commit();
+      await gcPassed(away, client);
+      expect((await within(30_000, "read a", readFile(join(dir, "a")))).equals(old)).toBe(true);
+    } finally {
+      await awayMounts.cleanup();
+      await away.cleanup();
+    }
+  });
+});

@@ -203,7 +203,7 @@ describe("bad input gets a typed error and loses nothing", () => {
   it("rejects bad dict names", async () => {
     await expect(fx.silo.dicts.fromName("bad name!", { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
     await expect(fx.silo.dicts.fromName("x".repeat(65), { createIfMissing: true })).rejects.toBeInstanceOf(InvalidError);
-    // The fx.server checks too, for callers that are not this client.
+    // The server checks too, for callers that are not this client.
     const res = await fetch(`${fx.server.url}/v1/objects/dict/lookup`, {
       method: "POST",
       headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
@@ -216,7 +216,7 @@ describe("bad input gets a typed error and loses nothing", () => {
   it("rejects a value over 100 MiB in the client and in the server; the key stays absent", async () => {
     const d = await fresh<string, Uint8Array>();
     await expect(d.put("big", new Uint8Array(100 * MiB + 1))).rejects.toBeInstanceOf(TooLargeError);
-    // Straight to the fx.server, past the client's check: the operation fails, nothing is written.
+    // Straight to the server, past the client's check: the operation fails, nothing is written.
     const [update] = await rawOps(d.id, [{ op: "update", entries: [[rawKey("a"), rawKey(1)], [rawKey("b"), Buffer.alloc(100 * MiB + 1)]] }]);
     expect(update).toEqual({ error: { code: "TOO_LARGE", message: expect.stringMatching(/100 MiB/) } });
     const [put] = await rawOps(d.id, [{ op: "put", key: rawKey("c"), value: Buffer.alloc(100 * MiB + 1) }]);

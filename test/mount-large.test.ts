@@ -7,23 +7,21 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Mounts, within } from "./helpers/volume-mounts.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
 const GiB = 1024 ** 3;
 
-let server: SiloServer;
 let mounts: Mounts;
 let root: string;
 
+const fx = siloServerFixture();
 beforeAll(async () => {
-  server = await SiloServer.start();
-  mounts = new Mounts(server);
+  mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-mount-large-"));
 });
 afterAll(async () => {
   await mounts?.cleanup();
-  await server?.cleanup();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -37,7 +35,7 @@ const sha256 = (path: string) =>
   });
 
 it("a 1 GiB sparse file with data scattered through it reads back byte-identical from another mount, then from its cache", { timeout: 240_000 }, async () => {
-  const c = server.client();
+  const c = fx.server.client();
   await c.volumes.fromName("large", { createIfMissing: true });
   await c.close();
   const local = join(root, "local.bin");
@@ -67,7 +65,7 @@ it("a 1 GiB sparse file with data scattered through it reads back byte-identical
   expect(await within(120_000, "read back", sha256(join(b, "big.bin")))).toBe(expected);
   // Read twice, the second time from the mount's block cache: with the server gone and the
   // kernel's page cache dropped, every byte must come from the cache.
-  await server.stop("SIGKILL");
+  await fx.server.stop("SIGKILL");
   await sh("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"]);
   expect(await within(120_000, "read again", sha256(join(b, "big.bin")))).toBe(expected);
   const { stdout } = await sh("stat", ["-c", "%s", join(b, "big.bin")]);

@@ -3,32 +3,24 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { SiloClient } from "../client/index.js";
 import { committedText, within } from "./helpers/volume-mounts.js";
-import { SILO_BIN, SiloServer } from "./helpers/silo-server.js";
+import { SILO_BIN, siloServerFixture } from "./helpers/silo-server.js";
 
-let server: SiloServer;
-let silo: SiloClient;
-
+const fx = siloServerFixture();
 beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-  await silo.volumes.fromName("work", { createIfMissing: true });
-});
-afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
+  await fx.silo.volumes.fromName("work", { createIfMissing: true });
 });
 
-const run = (args: string[]) => within(90_000, `silo run ${args.join(" ")}`, server.cli(["run", ...args]));
+const run = (args: string[]) => within(90_000, `silo run ${args.join(" ")}`, fx.server.cli(["run", ...args]));
 
 describe("silo run", () => {
   it("exits with the command's status and commits on exit without an explicit commit", async () => {
     const ok = await run(["-v", "work:/mnt/work", "--", "sh", "-c", "echo done > /mnt/work/result.txt"]);
     expect(ok.code).toBe(0);
-    expect(await committedText(silo, "work", "result.txt")).toBe("done\n");
-    const vol = await silo.volumes.fromName("work");
+    expect(await committedText(fx.silo, "work", "result.txt")).toBe("done\n");
+    const vol = await fx.silo.volumes.fromName("work");
 
     const failing = await run(["-v", "work:/mnt/work", "--", "sh", "-c", "echo partial > /mnt/work/partial.txt; exit 3"]);
     expect(failing.code).toBe(3);
@@ -47,7 +39,7 @@ describe("silo run", () => {
     expect(Object.keys(mounts).sort()).toEqual(["/mnt/ro", "/srv/rw"]);
     expect(mounts["/mnt/ro"]).toMatchObject({ kind: "volume", name: "work", readOnly: true });
     expect(mounts["/srv/rw"]).toMatchObject({ kind: "volume", name: "work", readOnly: false });
-    expect(url).toBe(server.url);
+    expect(url).toBe(fx.server.url);
     expect(r.stdout).toMatch(/ \/srv\/rw .*fuse\.silo/);
     // The host (this process) never saw the mounts.
     expect(await readFile("/proc/self/mountinfo", "utf8")).not.toMatch(/\/srv\/rw/);
@@ -61,7 +53,7 @@ describe("silo run", () => {
     expect(r.stdout.trim()).toBe("1");
     expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(dir);
     expect(existsSync(dir)).toBe(false);
-    expect(await committedText(silo, "work", "host.txt")).toBe("host\n");
+    expect(await committedText(fx.silo, "work", "host.txt")).toBe("host\n");
   });
 
   it("read-only mounts fail writes with EROFS", async () => {
@@ -74,7 +66,7 @@ describe("silo run", () => {
     const proc = spawn(
       process.execPath,
       [SILO_BIN, "run", "-v", "work:/mnt/sig", "--", "sh", "-c", "trap 'echo caught > /mnt/sig/signal.txt; exit 7' TERM; echo started; while :; do sleep 0.1; done"],
-      { env: server.env },
+      { env: fx.server.env },
     );
     let out = "";
     let err = "";
@@ -83,7 +75,7 @@ describe("silo run", () => {
     const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
     proc.kill("SIGTERM");
     expect({ code: await within(60_000, "job exit", exited), err }).toMatchObject({ code: 7 });
-    expect(await committedText(silo, "work", "signal.txt")).toBe("caught\n");
+    expect(await committedText(fx.silo, "work", "signal.txt")).toBe("caught\n");
   });
 
   it("a killed command ends with 128+signal", async () => {
@@ -113,7 +105,7 @@ describe("Volume.commit() / reload() outside a mount", () => {
 
 function runNode(script: string) {
   return new Promise<{ code: number | null; stdout: string }>((resolve) => {
-    const p = spawn(process.execPath, ["--input-type=module", "-e", script], { env: server.env });
+    const p = spawn(process.execPath, ["--input-type=module", "-e", script], { env: fx.server.env });
     let stdout = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     p.stderr.on("data", (d: Buffer) => process.stderr.write(d));

@@ -5,11 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SiloClient } from "../client/index.js";
 import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { mountPointState } from "../fuse/common/mount-table.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
 
@@ -23,16 +22,13 @@ async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => b
   }
 }
 
-let server: SiloServer;
-let silo: SiloClient;
 let mounts: Mounts;
 let root: string;
 const jobs: Job[] = [];
 
+const fx = siloServerFixture();
 beforeAll(async () => {
-  server = await SiloServer.start();
-  silo = server.client();
-  mounts = new Mounts(server);
+  mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-mount-test-"));
 });
 afterEach(async () => {
@@ -41,25 +37,23 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await mounts?.cleanup();
-  await silo?.close();
-  await server?.cleanup();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
 describe("commit and reload (the reference's example)", () => {
   it("g does not see f's committed file until it reloads", async () => {
-    await silo.volumes.fromName("example", { createIfMissing: true });
-    const g = await Job.start(server, ["-v", "example:/root/foo"], "example");
+    await fx.silo.volumes.fromName("example", { createIfMissing: true });
+    const g = await Job.start(fx.server, ["-v", "example:/root/foo"], "example");
     jobs.push(g);
     expect(await g.send("read /root/foo/bar.txt")).toEqual({ ok: true, value: null });
 
     // f: another job writes, commits, and ends.
-    const f = await Job.start(server, ["-v", "example:/root/foo"], "example");
+    const f = await Job.start(fx.server, ["-v", "example:/root/foo"], "example");
     jobs.push(f);
     expect((await f.send("write /root/foo/bar.txt hello")).ok).toBe(true);
     expect((await f.send("commit")).ok).toBe(true);
     expect(await f.stop()).toBe(0);
-    expect(await committed(silo, "example", "bar.txt")).toBe("hello");
+    expect(await committed(fx.silo, "example", "bar.txt")).toBe("hello");
 
     expect(await g.send("read /root/foo/bar.txt")).toEqual({ ok: true, value: null });
     expect((await g.send("reload")).ok).toBe(true);
@@ -68,8 +62,8 @@ describe("commit and reload (the reference's example)", () => {
   });
 
   it("reload with an open file fails with VolumeBusyError and changes nothing", async () => {
-    const vol = await silo.volumes.fromName("busy", { createIfMissing: true });
-    const g = await Job.start(server, ["--commit-interval-ms", "0", "-v", "busy:/data"], "busy");
+    const vol = await fx.silo.volumes.fromName("busy", { createIfMissing: true });
+    const g = await Job.start(fx.server, ["--commit-interval-ms", "0", "-v", "busy:/data"], "busy");
     jobs.push(g);
     expect((await g.send("write /data/a.txt one")).ok).toBe(true);
     expect((await g.send("open /data/a.txt")).ok).toBe(true);
@@ -81,33 +75,33 @@ describe("commit and reload (the reference's example)", () => {
     expect(await vol.latestVersion()).toBe(before);
     expect((await g.send("close")).ok).toBe(true);
     expect((await g.send("reload")).ok).toBe(true);
-    expect(await committed(silo, "busy", "a.txt")).toBe("one");
+    expect(await committed(fx.silo, "busy", "a.txt")).toBe("one");
     await g.stop();
   });
 });
 
 describe("silo volume mount", () => {
   it("commits in the background and on unmount", async () => {
-    await silo.volumes.fromName("bg", { createIfMissing: true });
+    await fx.silo.volumes.fromName("bg", { createIfMissing: true });
     const dir = join(root, "bg");
     await mounts.mount("bg", dir, "--commit-interval-ms", "300");
     await writeFile(join(dir, "early.txt"), "background");
-    await eventually("background commit", () => committed(silo, "bg", "early.txt"), (v) => v === "background");
+    await eventually("background commit", () => committed(fx.silo, "bg", "early.txt"), (v) => v === "background");
     await mounts.unmount(dir);
 
     await mounts.mount("bg", dir, "--commit-interval-ms", "0");
     expect(await readFile(join(dir, "early.txt"), "utf8")).toBe("background");
     await writeFile(join(dir, "late.txt"), "final");
     await new Promise((r) => setTimeout(r, 500));
-    expect(await committed(silo, "bg", "late.txt")).toBeNull();
+    expect(await committed(fx.silo, "bg", "late.txt")).toBeNull();
     await mounts.unmount(dir);
-    expect(await committed(silo, "bg", "late.txt")).toBe("final");
+    expect(await committed(fx.silo, "bg", "late.txt")).toBe("final");
     // The mount point is an empty directory again.
     expect(await readdir(dir)).toEqual([]);
   });
 
   it("fails creates past the inode limit with ENOSPC", async () => {
-    await silo.volumes.fromName("tiny", { createIfMissing: true, inodeLimit: 3 });
+    await fx.silo.volumes.fromName("tiny", { createIfMissing: true, inodeLimit: 3 });
     const dir = join(root, "tiny");
     await mounts.mount("tiny", dir);
     await mkdir(join(dir, "d"));
@@ -120,12 +114,12 @@ describe("silo volume mount", () => {
     await sh("rm", [join(dir, "d/one")]);
     await writeFile(join(dir, "three"), "3");
     await mounts.unmount(dir);
-    expect(await committed(silo, "tiny", "three")).toBe("3");
-    expect(await committed(silo, "tiny", "two")).toBe("22");
+    expect(await committed(fx.silo, "tiny", "three")).toBe("3");
+    expect(await committed(fx.silo, "tiny", "two")).toBe("22");
   });
 
   it("--read-only fails every write with EROFS and still reads", async () => {
-    const vol = await silo.volumes.fromName("ro", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("ro", { createIfMissing: true });
     const seed = join(root, "ro-seed");
     await mounts.mount("ro", seed);
     await writeFile(join(seed, "f.txt"), "data");
@@ -150,7 +144,7 @@ describe("silo volume mount", () => {
   });
 
   it("two mounts: different files both land; the same file: last commit wins", async () => {
-    await silo.volumes.fromName("shared", { createIfMissing: true });
+    await fx.silo.volumes.fromName("shared", { createIfMissing: true });
     const a = join(root, "shared-a");
     const b = join(root, "shared-b");
     await mounts.mount("shared", a, "--commit-interval-ms", "0");
@@ -161,13 +155,13 @@ describe("silo volume mount", () => {
     await writeFile(join(b, "same.txt"), "written by B");
     await mounts.unmount(a);
     await mounts.unmount(b);
-    expect(await committed(silo, "shared", "from-a.txt")).toBe("A");
-    expect(await committed(silo, "shared", "from-b.txt")).toBe("B");
-    expect(await committed(silo, "shared", "same.txt")).toBe("written by B");
+    expect(await committed(fx.silo, "shared", "from-a.txt")).toBe("A");
+    expect(await committed(fx.silo, "shared", "from-b.txt")).toBe("B");
+    expect(await committed(fx.silo, "shared", "same.txt")).toBe("written by B");
   });
 
   it("is a POSIX file system to standard tools (cp -r, tar, rsync, sqlite3, git clone)", async () => {
-    await silo.volumes.fromName("posix", { createIfMissing: true });
+    await fx.silo.volumes.fromName("posix", { createIfMissing: true });
     const dir = join(root, "posix");
     const src = join(root, "posix-src");
     await mkdir(join(src, "nested/deeper"), { recursive: true });
@@ -215,10 +209,10 @@ describe("silo volume mount", () => {
   });
 
   it("a volume of another workspace cannot be mounted, and a failed mount leaves nothing behind", async () => {
-    await silo.volumes.fromName("private", { createIfMissing: true });
-    const other = await silo.workspaces.create("other");
+    await fx.silo.volumes.fromName("private", { createIfMissing: true });
+    const other = await fx.silo.workspaces.create("other");
     const dir = join(root, "other");
-    const r = await within(60_000, "mount", server.cli(["volume", "mount", "private", dir], { env: { SILO_TOKEN_ID: other.tokenId, SILO_TOKEN_SECRET: other.tokenSecret } }));
+    const r = await within(60_000, "mount", fx.server.cli(["volume", "mount", "private", dir], { env: { SILO_TOKEN_ID: other.tokenId, SILO_TOKEN_SECRET: other.tokenSecret } }));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/not found|does not exist/i);
     expect(await mountPointState(dir)).toBe("free");
@@ -227,7 +221,7 @@ describe("silo volume mount", () => {
   });
 
   it("a daemon killed with kill -9 leaves nothing that breaks the next mount", async () => {
-    await silo.volumes.fromName("crash", { createIfMissing: true });
+    await fx.silo.volumes.fromName("crash", { createIfMissing: true });
     const dir = join(root, "crash");
     await mounts.mount("crash", dir, "--commit-interval-ms", "0");
     await writeFile(join(dir, "kept.txt"), "committed");

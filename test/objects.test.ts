@@ -11,7 +11,7 @@ const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
 const fx = siloServerFixture(["--ephemeral-timeout-ms", String(EPHEMERAL_TIMEOUT_MS)]);
 
-/** Whether an object id still exists on the fx.server. */
+/** Whether an object id still exists on the server. */
 async function exists(id: string): Promise<boolean> {
   const res = await fetch(`${fx.server.url}/v1/objects/dict/${id}`, {
     headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}` },

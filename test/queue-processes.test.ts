@@ -94,10 +94,10 @@ describe("a waiting client that disconnects", () => {
     socket.write(body);
     return {
       close: () => socket.destroy(),
-      /** Closes our sending side only, so an answer the fx.server already wrote still reaches us. */
+      /** Closes our sending side only, so an answer the server already wrote still reaches us. */
       halfClose: () => socket.end(),
       answered: () => received.length > 0,
-      /** The values of a 200 answer (msgpack-encoded items), or [] if the fx.server answered nothing. */
+      /** The values of a 200 answer (msgpack-encoded items), or [] if the server answered nothing. */
       items: (): unknown[] => {
         const raw = Buffer.concat(received);
         const split = raw.indexOf("\r\n\r\n");
@@ -125,7 +125,7 @@ describe("a waiting client that disconnects", () => {
     await q.putMany([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const received: unknown[] = [];
     for (let i = 0; i < 5; i++) {
-      // Request and hang up in one go. Whichever side wins the race, the fx.server either answered
+      // Request and hang up in one go. Whichever side wins the race, the server either answered
       // (and the items reached us) or saw the hang-up first and put the items back at the head.
       const w = await rawGet(q.id, { n: 2, block: false });
       w.halfClose();

@@ -1,22 +1,16 @@
 import { createHash } from "node:crypto";
 import { createServer, connect, type Server } from "node:net";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
 import { listObjects, s3Env } from "./helpers/s3.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
 
 // The S3 blob backend itself, against the project's Swift server, looked at with a second S3 client.
-let server: SiloServer;
-beforeAll(async () => {
-  server = await SiloServer.start(["--volume-retention-ms", "0", "--volume-block-grace-ms", "1000", "--volume-gc-interval-ms", "100"], { blobs: "s3" });
-});
-afterAll(async () => {
-  await server?.cleanup();
-});
+const fx = siloServerFixture(["--volume-retention-ms", "0", "--volume-block-grace-ms", "1000", "--volume-gc-interval-ms", "100"], { blobs: "s3" });
 
-const s3 = () => server.blobs.s3!;
+const s3 = () => fx.server.blobs.s3!;
 const keysInBucket = async () => (await listObjects(s3().client, s3().bucket, `${s3().prefix}/`)).map((o) => o.Key!);
 
 /** A TCP proxy in front of a silo server that counts the bytes going through it, both ways. */
@@ -62,7 +56,7 @@ async function bytesThroughSilo(target: SiloServer): Promise<number> {
 
 describe("S3 blob backend", () => {
   it("keeps large blocks as objects <prefix>/<workspace>/<aa>/<hash> in the bucket; small ones inline", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("layout", { createIfMissing: true });
     const large = bytes(BLOCK_SIZE + 100_000);
     const small = bytes(1000);
@@ -80,7 +74,7 @@ describe("S3 blob backend", () => {
   });
 
   it("block bytes go straight between client and bucket: the server carries only metadata", async () => {
-    const viaS3 = await bytesThroughSilo(server);
+    const viaS3 = await bytesThroughSilo(fx.server);
     expect(viaS3).toBeLessThan(256 * 1024);
     // The same work against a local-backend server moves every byte through it (the proxy counts right).
     const local = await SiloServer.start([], { blobs: "local" });
@@ -92,7 +86,7 @@ describe("S3 blob backend", () => {
   });
 
   it("a file read from the bucket spanning more blocks than one answer covers continues where it stopped", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("long", { createIfMissing: true });
     // 33 blocks that dedup to one: 264 MiB of file, 8 MiB in the bucket.
     const block = bytes(BLOCK_SIZE);
@@ -111,7 +105,7 @@ describe("S3 blob backend", () => {
   });
 
   it("the store checks each direct upload against its SHA-256; a wrong body stores nothing", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("verify", { createIfMissing: true });
     const data = bytes(200_000);
     const hash = sha256(data);
@@ -119,9 +113,9 @@ describe("S3 blob backend", () => {
     expect(await vol.missingBlocks([hash])).toEqual([hash]);
     expect((await keysInBucket()).some((k) => k.endsWith(hash))).toBe(false);
     // Confirming a block that never reached the bucket is refused too.
-    const res = await fetch(`${server.url}/v1/volumes/${vol.id}/blocks/confirm`, {
+    const res = await fetch(`${fx.server.url}/v1/volumes/${vol.id}/blocks/confirm`, {
       method: "POST",
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },
       body: JSON.stringify({ hashes: [hash] }),
     });
     expect(res.status).toBe(400);
@@ -131,18 +125,18 @@ describe("S3 blob backend", () => {
   });
 
   it("another workspace gets no URL for a block it does not hold", async () => {
-    await using admin = server.client();
+    await using admin = fx.server.client();
     const vol = await admin.volumes.fromName("mine", { createIfMissing: true });
     const data = bytes(300_000);
     await vol.uploadBlock(sha256(data), data);
     const ws = await admin.workspaces.create("s3-tenant");
-    await using tenant = new SiloClient({ serverUrl: server.url, tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    await using tenant = new SiloClient({ serverUrl: fx.server.url, tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     const theirs = await tenant.volumes.fromName("mine", { createIfMissing: true });
     await expect(theirs.readBlock(sha256(data))).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("GC deletes collected blocks from the bucket", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("gc", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(300_000), "a").putFile(bytes(400_000), "b").commit();
     const hashes = (await vol.tree(1)).entries.map((e) => e.blocks![0]!);

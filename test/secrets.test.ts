@@ -32,7 +32,7 @@ describe("secrets", () => {
     await expect(silo.secrets.create("bad name", { A: "b" })).rejects.toBeInstanceOf(InvalidError);
     await expect(silo.secrets.create("ok", {})).rejects.toBeInstanceOf(InvalidError);
     await expect(silo.secrets.create("ok", { "1BAD": "x" })).rejects.toBeInstanceOf(InvalidError);
-    // The fx.server checks too (curl callers skip the client's checks).
+    // The server checks too (curl callers skip the client's checks).
     const res = await fetch(`${fx.server.url}/v1/secrets`, {
       method: "POST",
       headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`, "content-type": "application/json" },

@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NotFoundError } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll } from "./helpers/volume-data.js";
 
 // Versions are kept only while latest, fresh blocks for 1.5 s, and GC runs every 100 ms.
-let server: SiloServer;
-beforeAll(async () => {
-  server = await SiloServer.start(["--volume-retention-ms", "0", "--volume-block-grace-ms", "1500", "--volume-gc-interval-ms", "100"]);
-});
-afterAll(async () => {
-  await server?.cleanup();
-});
+const fx = siloServerFixture(["--volume-retention-ms", "0", "--volume-block-grace-ms", "1500", "--volume-gc-interval-ms", "100"]);
 
 /** Whether the blob store (disk, or the bucket) holds this block as a blob of its own. */
-const stored = async (hash: string) => (await server.storedBlobs()).has(hash);
+const stored = async (hash: string) => (await fx.server.storedBlobs()).has(hash);
 
 async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -25,7 +19,7 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, tim
 
 describe("garbage collection", () => {
   it("drops versions outside retention and deletes blocks no row references; referenced blocks stay", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("gc-1", { createIfMissing: true });
     // One small block (kept inline in the index) and one large (a blob of its own) of each kind.
     const keep = bytes(4000);
@@ -55,7 +49,7 @@ describe("garbage collection", () => {
   });
 
   it("deleting a volume frees its blocks; blocks another volume of the workspace uses stay", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const shared = bytes(100_000);
     const own = bytes(100_000);
     const a = await silo.volumes.fromName("gc-a", { createIfMissing: true });
@@ -73,7 +67,7 @@ describe("garbage collection", () => {
   });
 
   it("a block uploaded but not yet committed survives GC during its grace period", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("gc-2", { createIfMissing: true });
     const data = bytes(2000);
     const { createHash } = await import("node:crypto");

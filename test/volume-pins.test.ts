@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
-import { NotFoundError, type SiloClient, VersionGoneError, type Volume } from "../client/index.js";
+import { NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { eventually } from "./helpers/eventually.js";
 import { bytes } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
@@ -15,17 +15,11 @@ import { Mounts, within } from "./helpers/volume-mounts.js";
 // Versions are kept only while latest or pinned, unreferenced blocks for 0.5 s, GC runs every
 // 100 ms, and a pin lapses 3 s after its last renewal (a mount renews every second).
 const PIN_TTL_MS = 3000;
-let server: SiloServer;
-let silo: SiloClient;
 let mounts: Mounts;
 let root: string;
+const fx = siloServerFixture([...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"], ...["--volume-pin-ttl-ms", String(PIN_TTL_MS)]]);
 beforeAll(async () => {
-  server = await SiloServer.start([
-    ...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"],
-    ...["--volume-pin-ttl-ms", String(PIN_TTL_MS)],
-  ]);
-  silo = server.client();
-  mounts = new Mounts(server);
+  mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-pins-test-"));
 });
 afterEach(async () => {
@@ -33,13 +27,11 @@ afterEach(async () => {
 });
 // afterEach unmounted everything (also after a failure).
 afterAll(async () => {
-  await silo?.close();
-  await server?.cleanup();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
 /** Whether the blob store holds this block as a blob of its own (blocks over 64 KiB are). */
-const stored = async (hash: string, on = server) => (await on.storedBlobs()).has(hash);
+const stored = async (hash: string, on = fx.server) => (await on.storedBlobs()).has(hash);
 
 /** The block hash of a one-block file in a version. */
 async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
@@ -50,7 +42,7 @@ async function blockOf(vol: Volume, version: number, path: string): Promise<stri
  * Resolves once a GC pass has run everything that follows a change made now: a block only this
  * call's volume held is removed, and then collected (expiry and collection both ran after it).
  */
-async function gcPassed(on = server, client = silo): Promise<void> {
+async function gcPassed(on = fx.server, client = fx.silo): Promise<void> {
   const control = await client.volumes.fromName(`gc-control-${Math.random().toString(36).slice(2)}`, { createIfMissing: true });
   await control.batchUpload().putFile(bytes(100_000), "c").commit();
   const hash = await blockOf(control, 1, "c");
@@ -60,7 +52,7 @@ async function gcPassed(on = server, client = silo): Promise<void> {
 
 describe("version pins", () => {
   it("a mount keeps serving the bytes of its version while others replace and delete them; after unmount GC collects them", async () => {
-    const vol = await silo.volumes.fromName("pinned", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("pinned", { createIfMissing: true });
     const [oldA, oldB] = [bytes(200_000), bytes(150_000)];
     await vol.batchUpload().putFile(oldA, "a").putFile(oldB, "dir/b").commit();
     const [hashA, hashB] = [await blockOf(vol, 1, "a"), await blockOf(vol, 1, "dir/b")];
@@ -94,7 +86,7 @@ describe("version pins", () => {
   });
 
   it("a mount moves its pin along when it reloads and when it commits; older versions then go", async () => {
-    const vol = await silo.volumes.fromName("moving", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("moving", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(100_000), "f").commit();
     const dir = join(root, "moving");
     await mounts.mount("moving", dir);
@@ -113,7 +105,7 @@ describe("version pins", () => {
   });
 
   it("a pin that is not renewed lapses and stops protecting its version", async () => {
-    const vol = await silo.volumes.fromName("lapsing", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("lapsing", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(100_000), "x").commit();
     const oldHash = await blockOf(vol, 1, "x");
     const pin = await vol.pinVersion();
@@ -131,7 +123,7 @@ describe("version pins", () => {
   });
 
   it("renews and moves a pin; refuses versions that do not exist", async () => {
-    const vol = await silo.volumes.fromName("renewing", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("renewing", { createIfMissing: true });
     await vol.batchUpload().putFile(Buffer.from("1"), "v").commit();
     const pin = await vol.pinVersion(1);
     await vol.batchUpload({ force: true }).putFile(Buffer.from("2"), "v").commit();
@@ -147,12 +139,12 @@ describe("version pins", () => {
   });
 
   it("another workspace can neither create, renew nor delete a volume's pins", async () => {
-    const vol = await silo.volumes.fromName("private-pins", { createIfMissing: true });
+    const vol = await fx.silo.volumes.fromName("private-pins", { createIfMissing: true });
     const pin = await vol.pinVersion();
-    await using admin = server.client();
+    await using admin = fx.server.client();
     const ws = await admin.workspaces.create("pin-tenant");
     const call = (method: string, suffix: string) =>
-      fetch(`${server.url}/v1/volumes/${vol.id}/pins${suffix}`, {
+      fetch(`${fx.server.url}/v1/volumes/${vol.id}/pins${suffix}`, {
         method,
         headers: {
           authorization: `Bearer ${ws.tokenId}:${ws.tokenSecret}`,

@@ -194,11 +194,11 @@ describe("durability", () => {
     const silo = fx.server.client();
     const vol = await silo.volumes.fromName("crash-1", { createIfMissing: true });
     await vol.commitChanges({ baseVersion: 0, changes: [dir("before")] });
-    // 10 directories × 20,000 entries: a commit that takes the fx.server a while.
+    // 10 directories × 20,000 entries: a commit that takes the server a while.
     const changes: Change[] = [];
     for (let d = 0; d < 10; d++) for (let i = 0; i < 20_000; i++) changes.push(dir(`big${d}/e${i}`));
     const inflight = vol.commitChanges({ baseVersion: 1, changes }).catch(() => undefined);
-    // Kill once the fx.server is writing this transaction: its pages spill into the WAL file.
+    // Kill once the server is writing this transaction: its pages spill into the WAL file.
     const wal = join(fx.server.home, "data/volumes.sqlite-wal");
     const walBefore = statSync(wal).size;
     const deadline = Date.now() + 30_000;

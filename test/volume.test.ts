@@ -11,28 +11,26 @@ import {
   NotFoundError,
   type Volume,
 } from "../client/index.js";
-import { SiloServer } from "./helpers/silo-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 import { allPaths, bytes, readAll } from "./helpers/volume-data.js";
 
-let server: SiloServer;
 let local: string;
+const fx = siloServerFixture();
 beforeAll(async () => {
-  server = await SiloServer.start();
   local = mkdtempSync(join(tmpdir(), "silo-vol-local-"));
 });
 afterAll(async () => {
-  await server?.cleanup();
   rmSync(local, { recursive: true, force: true });
 });
 
 async function fresh(name: string, opts: { inodeLimit?: number } = {}): Promise<Volume> {
-  const silo = server.client();
+  const silo = fx.server.client();
   return silo.volumes.fromName(name, { createIfMissing: true, ...opts });
 }
 
 describe("named volumes", () => {
   it("fromName, objects.list, info, rename and delete", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     await expect(silo.volumes.fromName("nv-1")).rejects.toBeInstanceOf(NotFoundError);
     const vol = await silo.volumes.fromName("nv-1", { createIfMissing: true, inodeLimit: 1234 });
     expect(vol.id).toMatch(/^vo-/);
@@ -55,7 +53,7 @@ describe("named volumes", () => {
   });
 
   it("an ephemeral volume works until closed", async () => {
-    await using silo = server.client();
+    await using silo = fx.server.client();
     let id: string;
     {
       await using vol = await silo.volumes.ephemeral();
@@ -65,8 +63,8 @@ describe("named volumes", () => {
       expect(await vol.listdir("/")).toHaveLength(1);
       expect((await vol.info()).inodes).toBe(1);
     }
-    const res = await fetch(`${server.url}/v1/volumes/${id}/info`, {
-      headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}` },
+    const res = await fetch(`${fx.server.url}/v1/volumes/${id}/info`, {
+      headers: { authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}` },
     });
     expect(res.status).toBe(404);
   });
@@ -290,21 +288,21 @@ describe("limits and path confinement", () => {
 
 describe("isolation", () => {
   it("another workspace and another environment see neither the volume nor its files", async () => {
-    await using admin = server.client();
+    await using admin = fx.server.client();
     const vol = await admin.volumes.fromName("private-vol", { createIfMissing: true });
     await vol.batchUpload().putFile(Buffer.from("secret"), "s").commit();
 
     const ws = await admin.workspaces.create("vol-tenant");
-    await using tenant = server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
+    await using tenant = fx.server.client({ tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     await expect(tenant.volumes.fromName("private-vol")).rejects.toBeInstanceOf(NotFoundError);
     expect(await tenant.volumes.objects.list()).toEqual([]);
     await admin.environments.create("vol-dev");
-    await using dev = server.client({ environment: "vol-dev" });
+    await using dev = fx.server.client({ environment: "vol-dev" });
     await expect(dev.volumes.fromName("private-vol")).rejects.toBeInstanceOf(NotFoundError);
 
     // Even knowing the id does not help: every route resolves it within the caller's namespace.
-    for (const [token, env] of [[ws, "main"], [server.profile, "vol-dev"]] as const) {
-      const res = await fetch(`${server.url}/v1/volumes/${vol.id}/file?path=s`, {
+    for (const [token, env] of [[ws, "main"], [fx.server.profile, "vol-dev"]] as const) {
+      const res = await fetch(`${fx.server.url}/v1/volumes/${vol.id}/file?path=s`, {
         headers: { authorization: `Bearer ${token.tokenId}:${token.tokenSecret}`, "x-silo-environment": env },
       });
       expect(res.status).toBe(404);

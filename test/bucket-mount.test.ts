@@ -10,7 +10,6 @@ import { bucketCli, cliMount, daemonPid, forceUnmount, mountedBucketFixture, new
 const sh = promisify(execFile);
 const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
 
-
 // Objects put into the bucket directly become visible in a mount within its metadata TTL
 // (1 s): these are put before the mount, so every test sees them at once.
 const fx = mountedBucketFixture("mount", async (s3, bucket) => {
@@ -74,6 +73,25 @@ describe("reads", () => {
     await new Promise((r) => setTimeout(r, 1100));
     expect(await readdir(join(fx.mnt, "data"))).toContain("late.txt");
     expect(await readFile(join(fx.mnt, "data/late.txt"), "utf8")).toBe("late");
+  });
+
+  it("in a directory in use for several TTLs, own files stay visible through re-listings and others' files appear", async () => {
+    const dir = join(fx.mnt, "busy");
+    await mkdir(dir);
+    const own: string[] = [];
+    const others: string[] = [];
+    for (let i = 0, until = Date.now() + 3000; Date.now() < until; i++) {
+      await writeFile(join(dir, `own-${i}`), `${i}`);
+      own.push(`own-${i}`);
+      // The recent ones: some were written while a background re-listing was under way.
+      for (const name of own.slice(-20)) expect((await stat(join(dir, name))).size).toBe(name.length - 4);
+      if (i % 10 === 0) {
+        await put(`busy/other-${i}`, "x");
+        others.push(`other-${i}`);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await readdir(dir)).sort()).toEqual([...own, ...others].sort());
   });
 
   it("reads a small file, a large file sequentially (read-ahead) and at random offsets, from another process too", async () => {

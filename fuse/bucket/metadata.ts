@@ -11,6 +11,14 @@ interface Listing {
 
 /** Listings up to one S3 page are re-listed rather than probed per name once they are stale. */
 const SMALL_LISTING = 1000;
+/** A small listing in use is re-listed in the background once this share of the TTL has passed, so lookups rarely wait for S3. */
+const REFRESH_AHEAD = 0.5;
+/**
+ * The mount's own uploads and deletes are laid over listings fetched for this long afterwards:
+ * a listing that was requested before the change (a refresh in the background), or that an
+ * eventually consistent store (Swift) has not updated yet, must not hide or revive the file.
+ */
+const OWN_CHANGES_MS = 5000;
 
 const parentOf = (path: string) => path.slice(0, Math.max(1, path.lastIndexOf("/")));
 const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
@@ -30,6 +38,8 @@ export class Metadata {
   private readonly localDirs = new Set<string>();
   private readonly inflight = new Map<string, Promise<Entry | null>>();
   private readonly listingsInflight = new Map<string, Promise<Map<string, Entry>>>();
+  /** Own changes by directory, then name: the entry (null: deleted) and when. */
+  private readonly ownChanges = new Map<string, Map<string, { entry: Entry | null; at: number }>>();
 
   constructor(
     private readonly s3: BucketS3,
@@ -49,7 +59,10 @@ export class Metadata {
     if (path === "/") return { type: "dir", mtimeMs: 0 };
     if (this.localDirs.has(path)) return { type: "dir", mtimeMs: Date.now() };
     const listing = this.listings.get(parentOf(path));
-    if (listing && this.fresh(listing.fetchedAt)) return listing.entries.get(baseName(path)) ?? null;
+    if (listing && this.fresh(listing.fetchedAt)) {
+      this.refreshAhead(parentOf(path), listing);
+      return listing.entries.get(baseName(path)) ?? null;
+    }
     // A small directory listed before is cheaper to list again (one request) than to probe name by name.
     if (listing && listing.entries.size < SMALL_LISTING) return (await this.listShared(parentOf(path))).get(baseName(path)) ?? null;
     const known = this.lookups.get(path);
@@ -69,6 +82,13 @@ export class Metadata {
     const entry: Entry | null = isDir ? { type: "dir", mtimeMs: Date.now() } : file ? { type: "file", ...file } : null;
     this.lookups.set(path, { entry, at: Date.now() });
     return entry;
+  }
+
+  /** Re-lists a small listing in use before it goes stale (errors surface on the next lookup that must wait). */
+  private refreshAhead(dir: string, listing: Listing): void {
+    const age = Date.now() - listing.fetchedAt;
+    if (age < this.ttlMs * REFRESH_AHEAD || listing.entries.size >= SMALL_LISTING || this.listingsInflight.has(dir)) return;
+    this.listShared(dir).catch(() => {});
   }
 
   /** The entries of a directory: a fresh cached listing, or every page of an S3 listing. */
@@ -105,6 +125,13 @@ export class Metadata {
         if (isValidName(name)) entries.set(name, { type: "dir", mtimeMs: fetchedAt });
       }
     }
+    const own = this.ownChanges.get(dir);
+    for (const [name, change] of own ?? []) {
+      if (Date.now() - change.at > OWN_CHANGES_MS) own!.delete(name);
+      else if (change.entry) entries.set(name, change.entry);
+      else if (entries.get(name)?.type === "file") entries.delete(name);
+    }
+    if (own?.size === 0) this.ownChanges.delete(dir);
     this.listings.set(dir, { entries, fetchedAt });
     return new Map(entries);
   }
@@ -130,6 +157,7 @@ export class Metadata {
   noteFile(path: string, size: number): void {
     const entry: Entry = { type: "file", size, mtimeMs: Date.now() };
     this.lookups.set(path, { entry, at: Date.now() });
+    this.noteOwnChange(path, entry);
     this.listings.get(parentOf(path))?.entries.set(baseName(path), entry);
     for (let dir = parentOf(path); dir !== "/"; dir = parentOf(dir)) {
       if (this.localDirs.delete(dir)) {
@@ -143,13 +171,28 @@ export class Metadata {
 
   noteDeleted(path: string): void {
     this.lookups.set(path, { entry: null, at: Date.now() });
+    this.noteOwnChange(path, null);
     this.listings.get(parentOf(path))?.entries.delete(baseName(path));
+  }
+
+  private noteOwnChange(path: string, entry: Entry | null): void {
+    const dir = parentOf(path);
+    let own = this.ownChanges.get(dir);
+    if (!own) this.ownChanges.set(dir, (own = new Map()));
+    // Oldest first (a name noted again moves to the end): drop what has aged out.
+    for (const [name, change] of own) {
+      if (Date.now() - change.at <= OWN_CHANGES_MS) break;
+      own.delete(name);
+    }
+    own.delete(baseName(path));
+    own.set(baseName(path), { entry, at: Date.now() });
   }
 
   /** Forget what is known about a path and its directory (after a failed or raced write). */
   invalidate(path: string): void {
     this.lookups.delete(path);
     this.listings.delete(parentOf(path));
+    this.ownChanges.get(parentOf(path))?.delete(baseName(path));
   }
 }
 

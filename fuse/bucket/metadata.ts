@@ -11,8 +11,12 @@ interface Listing {
 
 /** Listings up to one S3 page are re-listed rather than probed per name once they are stale. */
 const SMALL_LISTING = 1000;
-/** A small listing in use is re-listed in the background once this share of the TTL has passed, so lookups rarely wait for S3. */
-const REFRESH_AHEAD = 0.5;
+/**
+ * A small listing in use is re-listed in the background once this share of the TTL has passed,
+ * so lookups rarely wait for S3. Late in the TTL: a listing of 1,000 keys costs tens of ms of
+ * CPU to parse, and re-listing at half the TTL doubled that work for no fresher data.
+ */
+const REFRESH_AHEAD = 0.8;
 /**
  * The mount's own uploads and deletes are laid over listings fetched for this long afterwards:
  * a listing that was requested before the change (a refresh in the background), or that an

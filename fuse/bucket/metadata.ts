@@ -14,7 +14,7 @@ const SMALL_LISTING = 1000;
 /**
  * A small listing in use is re-listed in the background once this share of the TTL has passed,
  * so lookups rarely wait for S3. Late in the TTL: a listing of 1,000 keys costs tens of ms of
- * CPU to parse, and re-listing at half the TTL doubled that work for no fresher data.
+ * CPU to parse, and re-listing at half the TTL doubled that work (docs/benchmarks.md).
  */
 const REFRESH_AHEAD = 0.8;
 /**

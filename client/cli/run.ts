@@ -129,13 +129,13 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = [process.argv[1]!, "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
+  const args = ["volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
   args.push("--commit-interval-ms", commitIntervalMs);
   if (spec.readOnly) args.push("--read-only");
   try {
     // Daemon messages go to our stderr, keeping the command's stdout its own.
     // Its own process group: a Ctrl-C meant for the command must not unmount under it.
-    const { child, ready } = await spawnDaemon(process.execPath, args, {
+    const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
       env: { ...process.env, SILO_ENVIRONMENT: environment },
       output: 2,
       detached: true,

@@ -73,11 +73,11 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
       const { stateDirFor } = await import("../../fuse/volume/daemon.js");
       const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
       const logFile = `${stateDir}.log`;
-      const args = [process.argv[1]!, "volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
+      const args = ["volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
       args.push("--commit-interval-ms", String(opts.commitIntervalMs), "--cache-size-mb", String(opts.cacheSizeMb));
       if (opts.readOnly) args.push("--read-only");
       mkdirSync(join(stateDir, ".."), { recursive: true });
-      const { child, ready } = await spawnDaemon(process.execPath, args, {
+      const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
         env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment, SILO_MOUNT_LOG: logFile },
         output: openSync(logFile, "a"),
         logFile,

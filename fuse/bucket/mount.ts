@@ -35,15 +35,6 @@ export interface BucketMountHandle {
   unmount(): Promise<void>;
 }
 
-/**
- * V8 flags for the daemon. Its heap stays ~10 MB, but a sequential read pushes ~2 GiB of
- * short-lived buffers per GiB through it (socket chunks, FUSE request buffers). With V8's defaults
- * that meant a full GC every ~40 ms, run by helper threads that compete with the FUSE threads and
- * the object store for the cores. One GC thread and room for 64 MB of old space before the first
- * full GC cut the daemon's CPU per GiB read from ~2.9 s to ~1.6 s on 2 cores (docs/benchmarks.md).
- */
-const DAEMON_NODE_FLAGS = ["--single-threaded-gc", "--initial-old-space-size=64"];
-
 /** The compiled daemon entry: next to this module in dist/ (or in dist/ when this module runs from source, as in tests). */
 export const BUCKET_DAEMON_ENTRY = existsSync(join(import.meta.dirname, "main.js"))
   ? join(import.meta.dirname, "main.js")
@@ -99,7 +90,7 @@ export async function mountCloudBucket(mount: CloudBucketMount, mountPoint: stri
   mkdirSync(mountRunDir(), { recursive: true, mode: 0o700 });
   const logFile = logPath(config.mountPoint);
   const logFd = openSync(logFile, "a", 0o600);
-  const { child } = await spawnDaemon(process.execPath, [...DAEMON_NODE_FLAGS, BUCKET_DAEMON_ENTRY], {
+  const { child } = await spawnDaemon(BUCKET_DAEMON_ENTRY, [], {
     env: { ...process.env, SILO_MOUNT_LOG: logFile },
     output: logFd,
     logFile,

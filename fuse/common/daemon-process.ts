@@ -29,16 +29,29 @@ export interface SpawnDaemonOptions {
   readyTimeoutMs?: number;
 }
 
-/** Starts a daemon process and resolves once it reports ready; rejects (and kills it) otherwise. */
+/**
+ * V8 flags for every FUSE daemon. Their heaps stay small, but reads push gigabytes of
+ * short-lived buffers through them (socket chunks, FUSE request buffers, blocks). With V8's
+ * defaults that meant a full GC every ~40 ms, run by helper threads that compete with the FUSE
+ * threads and the store for the cores. One GC thread, and room for 64 MB of old space before
+ * the first full GC, cut the daemon's CPU per GiB read on 2 cores from ~2.9 s to ~1.6 s (bucket
+ * mount) and from ~3.6–4.8 s to ~2.7–3.0 s (volume mount, cold read); see docs/benchmarks.md.
+ */
+const DAEMON_NODE_FLAGS = ["--single-threaded-gc", "--initial-old-space-size=64"];
+
+/**
+ * Starts a daemon (`node [DAEMON_NODE_FLAGS] script ...args`) and resolves once it reports
+ * ready; rejects (and kills it) otherwise.
+ */
 export async function spawnDaemon(
-  command: string,
+  script: string,
   args: string[],
   opts: SpawnDaemonOptions = {},
 ): Promise<{ child: ChildProcess; ready: DaemonReady }> {
   const out = opts.output ?? "inherit";
   const stdio: StdioOptions = [opts.stdin === undefined ? "ignore" : "pipe", out, out, "pipe"];
   const env = { ...(opts.env ?? process.env), [HANDSHAKE_ENV]: String(HANDSHAKE_FD) };
-  const child = spawn(command, args, { env, stdio, detached: opts.detached ?? false });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, script, ...args], { env, stdio, detached: opts.detached ?? false });
   if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   const pipe = child.stdio[HANDSHAKE_FD] as Readable;
   const timeoutMs = opts.readyTimeoutMs ?? 30_000;

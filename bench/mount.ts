@@ -4,15 +4,16 @@
  * 10,000 small files, and the latency of committing 1 changed file in a 100,000-file volume.
  * Prints silo/native ratios. Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
 import { SiloClient } from "../client/index.js";
 import type { ManifestEntry } from "../client/volume-protocol.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
+import { BenchSilo } from "./lib/silo-server.js";
 
 const SILO_BIN = resolve(import.meta.dirname, "../../bin/silo.js");
 const MiB = 1024 * 1024;
@@ -22,24 +23,11 @@ const RANDOM_READS = 20_000;
 const BIG_VOLUME_FILES = 100_000;
 
 const work = mkdtempSync(join(tmpdir(), "silo-bench-mount-"));
-const home = join(work, "home");
-let server: ChildProcess | undefined;
+let server: BenchSilo | undefined;
 const mounted: string[] = [];
 
 function silo(args: string[], env: NodeJS.ProcessEnv): string {
   return execFileSync(process.execPath, [SILO_BIN, ...args], { env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-}
-
-async function startServer(): Promise<NodeJS.ProcessEnv> {
-  const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn"], { env: { ...process.env, SILO_HOME: home }, stdio: ["ignore", "pipe", "inherit"] });
-  server = proc;
-  await new Promise<void>((res, rej) => {
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => (out += d.toString()).includes("silo is serving at") && res());
-    proc.once("exit", (code) => rej(new Error(`silo serve exited with ${code}`)));
-  });
-  const profile = JSON.parse(readFileSync(join(home, "config.json"), "utf8")) as { serverUrl: string; tokenId: string; tokenSecret: string };
-  return { ...process.env, SILO_HOME: home, SILO_SERVER_URL: profile.serverUrl, SILO_TOKEN_ID: profile.tokenId, SILO_TOKEN_SECRET: profile.tokenSecret };
 }
 
 const dropCaches = () => {
@@ -126,8 +114,9 @@ const row = (what: string, native: number, siloValue: number, unit: string) => {
 };
 
 async function main(): Promise<void> {
-  const env = await startServer();
-  const client = new SiloClient({ serverUrl: env.SILO_SERVER_URL, tokenId: env.SILO_TOKEN_ID, tokenSecret: env.SILO_TOKEN_SECRET });
+  server = await BenchSilo.start();
+  const env = server.env;
+  const client = server.client();
   await client.volumes.fromName("bench", { createIfMissing: true });
   const native = join(work, "native");
   mkdirSync(native);
@@ -204,6 +193,6 @@ try {
       // already gone
     }
   }
-  server?.kill("SIGTERM");
+  await server?.stop();
   rmSync(work, { recursive: true, force: true });
 }

@@ -10,6 +10,7 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Change, SiloClient, type Volume } from "../client/index.js";
+import { BenchSilo } from "./lib/silo-server.js";
 import { s3Backend } from "./lib/volume-s3.js";
 
 const REPO = resolve(import.meta.dirname, "../..");
@@ -30,23 +31,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return (performance.now() - t) / 1000;
-}
-
-async function startServer(home: string): Promise<{ url: string; stop(): void }> {
-  const proc = spawn(process.execPath, [SILO, "serve", "--port", "0", "--log-level", "warn"], {
-    env: { ...process.env, SILO_HOME: home },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((res, rej) => {
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /silo is serving at (\S+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    proc.once("exit", (code) => rej(new Error(`silo serve exited ${code}`)));
-  });
-  return { url, stop: () => proc.kill("SIGTERM") };
 }
 
 async function writeRandomFile(path: string, size: number): Promise<void> {
@@ -159,14 +143,11 @@ async function commitCost(client: SiloClient): Promise<void> {
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "silo-bench-volume-"));
-  const home = join(work, "home");
-  const server = await startServer(home);
+  const server = await BenchSilo.start();
   try {
-    const profile = JSON.parse(readFileSync(join(home, "config.json"), "utf8")) as { tokenId: string; tokenSecret: string };
-    const env = { ...process.env, SILO_HOME: home, SILO_SERVER_URL: server.url, SILO_TOKEN_ID: profile.tokenId, SILO_TOKEN_SECRET: profile.tokenSecret };
     console.log(`silo volume benchmark (server ${server.url}, work dir ${work})`);
-    if (!process.argv.includes("--commit-only") && !process.argv.includes("--s3-only")) await transfers(work, env);
-    const client = new SiloClient({ serverUrl: server.url, ...profile });
+    if (!process.argv.includes("--commit-only") && !process.argv.includes("--s3-only")) await transfers(work, server.env);
+    const client = server.client();
     try {
       if (!process.argv.includes("--s3-only")) await commitCost(client);
     } finally {
@@ -174,7 +155,7 @@ async function main(): Promise<void> {
     }
     if (!process.argv.includes("--commit-only")) await s3Backend();
   } finally {
-    server.stop();
+    await server.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -41,6 +41,12 @@ export class BenchSilo {
     return new SiloClient({ serverUrl: this.url, tokenId, tokenSecret });
   }
 
+  /** Environment for a `silo` CLI child acting as the admin of this server. */
+  get env(): NodeJS.ProcessEnv {
+    const { tokenId, tokenSecret } = this.profile();
+    return { ...process.env, SILO_HOME: this.home, SILO_SERVER_URL: this.url, SILO_TOKEN_ID: tokenId, SILO_TOKEN_SECRET: tokenSecret };
+  }
+
   /** The admin's `authorization` header, for raw HTTP requests. */
   authorization(): string {
     const { tokenId, tokenSecret } = this.profile();

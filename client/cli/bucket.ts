@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { CloudBucketMount } from "../cloud-bucket-mount.js";
 import { SiloError } from "../errors.js";
-import { clientFor, UsageError } from "./output.js";
+import { clientFor, parseCount } from "./output.js";
 
 interface MountOpts {
   endpoint?: string;
@@ -15,11 +15,6 @@ interface MountOpts {
   writeBack?: boolean;
 }
 
-const ms = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`not a non-negative number: ${v}`);
-  return n;
-};
 
 /** `silo run -b BUCKET[/prefix/]:/path[:ro]`, parsed. */
 export function registerBucket(program: Command): void {
@@ -34,7 +29,7 @@ export function registerBucket(program: Command): void {
     .option("--region <region>", "bucket region (default $AWS_REGION, else us-east-1 with redirects followed)")
     .option("--requester-pays", "the requester pays for requests and transfer (needs credentials)")
     .option("--secret <name>", "take credentials from this silo secret instead of AWS_* variables")
-    .option("--metadata-ttl-ms <ms>", "how long listings and lookups are trusted before asking S3 again", ms)
+    .option("--metadata-ttl-ms <ms>", "how long listings and lookups are trusted before asking S3 again", parseCount)
     .option("--write-back", "let close() return before the upload completes (fsync still waits; upload errors are only logged)")
     .option("--foreground", "serve the mount in this process until Ctrl-C / SIGTERM")
     .addHelpText(
@@ -88,7 +83,7 @@ Examples:
     .command("unmount <dir>")
     .alias("umount")
     .description("Unmount a bucket: the daemon finishes uploads of open files and exits (also clears a stale mount)")
-    .option("--timeout-ms <ms>", "how long to wait for the daemon before killing it", ms, 60_000)
+    .option("--timeout-ms <ms>", "how long to wait for the daemon before killing it", parseCount, 60_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
       const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
       const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs }).catch((err: Error) => {

@@ -2,16 +2,11 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SiloError } from "../errors.js";
-import { clientFor, UsageError } from "./output.js";
+import { clientFor, parseCount, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
 const DEFAULT_CACHE_MB = 4_096;
 
-const nonNegative = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a non-negative whole number, got '${v}'`);
-  return n;
-};
 
 interface MountOptions {
   readOnly?: boolean;
@@ -34,8 +29,8 @@ export function registerVolumeMount(program: Command): void {
     .command("mount <name> <dir>")
     .description("Mount the latest version of a volume at DIR (a FUSE daemon in the background)")
     .option("--read-only", "every write fails with EROFS")
-    .option("--commit-interval-ms <ms>", "background commit period (0: only the final commit on unmount)", nonNegative, DEFAULT_COMMIT_INTERVAL_MS)
-    .option("--cache-size-mb <mb>", "bound on the local block cache", nonNegative, DEFAULT_CACHE_MB)
+    .option("--commit-interval-ms <ms>", "background commit period (0: only the final commit on unmount)", parseCount, DEFAULT_COMMIT_INTERVAL_MS)
+    .option("--cache-size-mb <mb>", "bound on the local block cache", parseCount, DEFAULT_CACHE_MB)
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
     .option("--state-dir <dir>", "where the upper dir, block cache and control socket live (default: under $TMPDIR/silo-mounts)")
     .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
@@ -93,7 +88,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
     .command("unmount <dir>")
     .alias("umount")
     .description("Commit pending changes and unmount a volume mounted with 'silo volume mount'")
-    .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", nonNegative, 300_000)
+    .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", parseCount, 300_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
       const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
       // Slow final commit: detach, but let the daemon finish it (killing it would lose the changes).

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
-import { SiloError, invalid, notFound } from "../errors.js";
+import { siloError, invalid, notFound } from "../errors.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
 import { type BlockIndex, INLINE_MAX } from "./block-index.js";
 import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
@@ -102,7 +102,7 @@ export class VolumeService {
         if (size > BLOCK_SIZE) {
           // Its content has this hash (the store checked), so it can be no valid block.
           await this.blobs.delete(ws, hash);
-          throw new SiloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
+          throw siloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
         }
         this.blocks.uploaded(ws, hash, size);
       });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
+import { BLOCK_SIZE, type Change, VOLUME_LIMITS, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
 import { siloError, invalid, notFound } from "../errors.js";
@@ -12,9 +12,7 @@ import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manif
 import { normalizePath } from "./paths.js";
 
 export const KIND = "volume";
-export const DEFAULT_INODE_LIMIT = 500_000;
-export const MAX_DIR_ENTRIES = 32_768;
-export const MAX_FILE_BYTES = 2 ** 40;
+export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
 /** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
 export const DIRECT_READ_BLOCKS = 32;
 /** Largest file `readSmallFiles` returns. */

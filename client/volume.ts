@@ -1,4 +1,5 @@
 import { InvalidError } from "../protocol/errors.js";
+import { checkName } from "../protocol/names.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
@@ -11,8 +12,10 @@ import {
   type DirectFileRead,
   type DirectUploadPlan,
   type EntryType,
+  type HistoryPage,
   INLINE_BLOCK_MAX,
   type ManifestEntry,
+  type RestoreResult,
   type TreePage,
   type VersionPin,
 } from "../protocol/volume.js";
@@ -307,6 +310,36 @@ export class Volume extends SiloObject {
     await this.rpc("POST", this.url("/copy"), { srcPaths, dst, recursive: opts.recursive ?? false });
   }
 
+  // --- Versions ---
+
+  /**
+   * Retained versions, newest first: when, which token, what each put and removed. With `path`,
+   * only versions that changed that path or anything below it. Page on with `before: page.next`.
+   */
+  history(opts: { path?: string; before?: number; limit?: number } = {}): Promise<HistoryPage> {
+    return this.rpc<HistoryPage>("GET", this.url("/history"), undefined, { query: { path: opts.path, before: opts.before, limit: opts.limit } });
+  }
+
+  /**
+   * Brings `path` (default: the whole volume) back to what it was in `version`, as a new commit
+   * (VersionGoneError if that version is no longer retained; NotFoundError if the path did not
+   * exist in it). Only what differs is changed; blocks are shared, no data moves.
+   */
+  async restore(version: number, path?: string): Promise<RestoreResult> {
+    this.writable();
+    return this.rpc<RestoreResult>("POST", this.url("/restore"), { version, path });
+  }
+
+  /**
+   * A new named volume holding `version` of this one (default: the latest), in the same
+   * environment. No bytes are copied: both volumes share the blocks.
+   */
+  async fork(newName: string, opts: { version?: number } = {}): Promise<Volume> {
+    checkName(newName);
+    const record = await this.rpc<ObjectRecord>("POST", this.url("/fork"), { name: newName, version: opts.version });
+    return new Volume(this.transport, record);
+  }
+
   /**
    * Starts a batch of uploads that lands as ONE commit: `await batch.commit()` (or `await
    * using batch = vol.batchUpload()`). Without `force`, an existing file is an error and
@@ -345,6 +378,12 @@ export class VolumeService extends ObjectService<Volume> {
   /** An anonymous volume that lives until `close()` / `await using` ends. */
   ephemeral(opts: EnvironmentOption & VolumeCreateOptions = {}): Promise<Volume> {
     return this.createEphemeral(opts, createOptions(opts));
+  }
+
+  /** A new volume `newName` holding `version` of volume `name` (default: its latest); blocks are shared, no bytes copied. */
+  async fork(name: string, newName: string, opts: EnvironmentOption & { version?: number } = {}): Promise<Volume> {
+    const source = await this.fromName(name, { environment: opts.environment });
+    return source.fork(newName, { version: opts.version });
   }
 
   /** Renames a named volume (AlreadyExistsError if `newName` is taken). */

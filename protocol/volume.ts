@@ -39,6 +39,43 @@ export interface DirectFileRead {
 
 export type EntryType = "file" | "directory" | "symlink";
 
+/**
+ * One item of a file's block list: a block's hex SHA-256, or a whole number n ≥ 1 standing for
+ * n blocks of zeros (a hole). Holes are stored and sent as one number however long they are,
+ * so a huge sparse file costs what its data costs. A hole block is as long as its place in the
+ * file says (BLOCK_SIZE, or less at the end of the file); it names no stored block.
+ */
+export type BlockRef = string | number;
+
+/** How many BLOCK_SIZE blocks a block list covers (hole runs count their length). */
+export function blockListLength(blocks: readonly BlockRef[]): number {
+  let n = 0;
+  for (const b of blocks) n += typeof b === "number" ? b : 1;
+  return n;
+}
+
+/** Block i of a file after the other: its hash, or null for a block of zeros. */
+export function* expandBlocks(blocks: readonly BlockRef[]): Generator<string | null> {
+  for (const b of blocks) {
+    if (typeof b === "string") yield b;
+    else for (let i = 0; i < b; i++) yield null;
+  }
+}
+
+/** The block list of per-block hashes (null = zeros): runs of zero blocks become one hole item. */
+export function compactBlocks(hashes: Iterable<string | null>): BlockRef[] {
+  const out: BlockRef[] = [];
+  for (const h of hashes) {
+    if (h !== null) out.push(h);
+    else if (typeof out[out.length - 1] === "number") (out[out.length - 1] as number)++;
+    else out.push(1);
+  }
+  return out;
+}
+
+/** Blocks a file of `size` bytes is cut into. */
+export const blocksForSize = (size: number): number => Math.ceil(size / BLOCK_SIZE);
+
 /** One path in one version of a volume. */
 export interface ManifestEntry {
   /** Normalised relative path: no leading `/`, no `.`/`..` segments, `/`-separated. The root is implicit. */
@@ -49,8 +86,12 @@ export interface ManifestEntry {
   /** Bytes (files); 0 for directories; target length for symlinks. */
   size: number;
   mtimeMs: number;
-  /** Files: hex SHA-256 of each block, in order (empty for an empty file). */
-  blocks?: string[];
+  /**
+   * Files: the blocks in order (empty for an empty file): each a hex SHA-256, or a number n for n
+   * blocks of zeros (see BlockRef). The server refuses a commit unless the list covers exactly
+   * `size` bytes: every block but the last holds BLOCK_SIZE bytes, the last the rest.
+   */
+  blocks?: BlockRef[];
   /** Symlinks: the link target, stored verbatim. */
   target?: string;
 }
@@ -70,6 +111,37 @@ export interface CommitRequest {
 
 export interface CommitResult {
   version: number;
+}
+
+/** One retained version of a volume, as `history` lists it. */
+export interface VersionInfo {
+  version: number;
+  /** Epoch ms of the commit. */
+  createdAt: number;
+  /** Id of the token that committed it (absent for version 0 and versions committed before silo recorded it). */
+  tokenId?: string;
+  /** Set by the server for versions it made itself: "restore of /p from version 3", "fork of vo-… at version 5". */
+  note?: string;
+  /** Paths this version created or replaced: how many, and the first (in path order) of them. */
+  put: { count: number; paths: string[] };
+  /** Paths this version removed (and did not put again). */
+  removed: { count: number; paths: string[] };
+  /** The oldest retained version: what it removed was dropped with the versions before it, so `removed` is empty. */
+  partial?: boolean;
+}
+
+/** A page of a volume's history, newest first. */
+export interface HistoryPage {
+  versions: VersionInfo[];
+  /** Pass as `before` to get the next (older) page; absent on the last page. */
+  next?: number;
+}
+
+/** What `restore` did: the new version, or the latest unchanged when the path already was as in that version. */
+export interface RestoreResult {
+  version: number;
+  /** Paths put back or removed. */
+  changes: number;
 }
 
 /** Changes that turn version `from` into version `to`. */

@@ -27,7 +27,7 @@ describe("garbage collection", () => {
     const dropLarge = bytes(200_000);
     await vol.batchUpload().putFile(keep, "keep").putFile(drop, "drop").putFile(dropLarge, "drop-large").commit();
     const tree = await vol.tree(1);
-    const hashOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks![0]!;
+    const hashOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks![0] as string;
     const [keepHash, dropHash, dropLargeHash] = [hashOf("keep"), hashOf("drop"), hashOf("drop-large")];
     // A copy shares the block: removing one of two references must not free it.
     await vol.copyFiles(["keep"], "keep-copy");
@@ -56,10 +56,10 @@ describe("garbage collection", () => {
     const b = await silo.volumes.fromName("gc-b", { createIfMissing: true });
     await a.batchUpload().putFile(shared, "s").putFile(own, "o").commit();
     await b.batchUpload().putFile(shared, "s").commit();
-    const hashes = (await a.tree(1)).entries.map((e) => e.blocks![0]!);
+    const hashes = (await a.tree(1)).entries.map((e) => e.blocks![0] as string);
     await silo.volumes.delete("gc-a");
     const treeB = await b.tree(1);
-    const sharedHash = treeB.entries[0]!.blocks![0]!;
+    const sharedHash = treeB.entries[0]!.blocks![0] as string;
     const ownOnly = hashes.find((h) => h !== sharedHash)!;
     await waitFor("the deleted volume's own block to be collected", async () => !(await stored(ownOnly)));
     expect(await stored(sharedHash)).toBe(true);

@@ -35,7 +35,7 @@ const stored = async (hash: string, on = fx.server) => (await on.storedBlobs()).
 
 /** The block hash of a one-block file in a version. */
 async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
-  return (await vol.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
+  return (await vol.tree(version)).entries.find((e) => e.path === path)!.blocks![0] as string;
 }
 
 /**

@@ -90,7 +90,7 @@ describe("blocks", () => {
     await using vol = await fresh("dedup-1");
     const data = bytes(50 * 1024 * 1024);
     await vol.batchUpload().putFile(data, "first.bin").commit();
-    const hashes = (await vol.tree(1)).entries[0]!.blocks!;
+    const hashes = (await vol.tree(1)).entries[0]!.blocks as string[];
     expect(hashes).toHaveLength(7);
     const before = await fx.server.storedBlobs();
     for (const h of hashes) expect(before.has(h)).toBe(true);

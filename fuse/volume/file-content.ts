@@ -1,11 +1,28 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { BLOCK_SIZE } from "../../protocol/volume.js";
+import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
+
+/** In `FileContent.hashes`: a committed block of zeros (a hole), which names no stored block. */
+export const HOLE = "hole";
+const ZEROS = Buffer.alloc(BLOCK_SIZE);
+
+/** Whether a block's bytes are all zeros (it commits as a hole: nothing to upload or store). */
+export const isZeros = (data: Buffer): boolean => data.equals(ZEROS.subarray(0, data.length));
+
+/** A committed block list as per-block hashes (HOLE for zeros). */
+export function hashesOf(blocks: readonly BlockRef[]): string[] {
+  return [...expandBlocks(blocks)].map((h) => h ?? HOLE);
+}
+
+/** Per-block hashes (all committed) as the block list a commit sends. */
+export function blockListOf(hashes: ReadonlyArray<string | null>): BlockRef[] {
+  return compactBlocks(hashes.map((h) => (h === HOLE ? null : h)));
+}
 
 /**
  * The bytes of one file (shared by its hard links). Block i is either a committed block (its
@@ -63,6 +80,9 @@ export class ContentStore {
         // A sparse tail reads short: it is zeros.
         if (got < n) buf.fill(0, done + got, done + n);
         got = n;
+      } else if (c.hashes[i] === HOLE) {
+        buf.fill(0, done, done + n);
+        got = n;
       } else {
         got = await this.cache.read(c.hashes[i]!, at - i * BLOCK_SIZE, buf, done, n);
         if (got === 0) break;
@@ -77,7 +97,7 @@ export class ContentStore {
     const next: string[] = [];
     for (let j = i + 1; j <= i + 2 && j < c.hashes.length; j++) {
       const h = c.hashes[j];
-      if (h && !c.local.has(j)) next.push(h);
+      if (h && h !== HOLE && !c.local.has(j)) next.push(h);
     }
     if (next.length) this.cache.prefetch(next);
   }
@@ -161,7 +181,8 @@ export class ContentStore {
   /** Copies committed block i into the upper file so it can be changed in place. */
   private async materialize(c: FileContent, i: number): Promise<void> {
     if (c.local.has(i) || i >= c.hashes.length) return;
-    const data = await this.cache.get(c.hashes[i]!);
+    const hash = c.hashes[i]!;
+    const data = hash === HOLE ? Buffer.alloc(Math.min(BLOCK_SIZE, c.size - i * BLOCK_SIZE)) : await this.cache.get(hash);
     await this.withUpper(c, (fh) => fh.write(data, 0, data.length, i * BLOCK_SIZE));
     c.local.add(i);
   }

@@ -2,7 +2,7 @@ import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import { BlockUploader } from "./block-uploader.js";
-import { type ContentStore, type FileContent, sha256 } from "./file-content.js";
+import { type ContentStore, type FileContent, HOLE, blockListOf, isZeros, sha256 } from "./file-content.js";
 import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
@@ -194,10 +194,11 @@ export class MountedVolume {
         const batch = await Promise.all(
           todo.slice(k, k + UPLOAD_BATCH).map(async (i) => {
             const data = await this.store.blockBytes(c, i);
-            return { i, data, hash: sha256(data) };
+            // A block of zeros (e.g. from a truncate that extended the file) commits as a hole.
+            return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
           }),
         );
-        await uploader.add(batch);
+        await uploader.add(batch.filter((b) => b.hash !== HOLE));
         for (const b of batch) {
           c.hashes[b.i] = b.hash;
           hashed.push([c, b.i, b.hash]);
@@ -264,7 +265,7 @@ export class MountedVolume {
     const node = this.ns.lookup(e.path);
     if (node?.type !== "file" || e.type !== "file") return false;
     const c: FileContent = node.content;
-    if (!c.clean || c.size !== e.size || c.hashes.join() !== (e.blocks ?? []).join()) return false;
+    if (!c.clean || c.size !== e.size || blockListOf(c.hashes).join() !== (e.blocks ?? []).join()) return false;
     node.mode = e.mode;
     node.mtimeMs = e.mtimeMs;
     return true;

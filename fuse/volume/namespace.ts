@@ -1,5 +1,5 @@
 import type { ManifestEntry } from "../../protocol/volume.js";
-import { FileContent } from "./file-content.js";
+import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 
 /** A file-system error carrying the errno name the FUSE layer answers with. */
 export class FsError extends Error {
@@ -211,7 +211,7 @@ export function nodeFromEntry(e: ManifestEntry): Node {
     case "symlink":
       return new LinkNode(e.target ?? "", e.mode, e.mtimeMs);
     default:
-      return new FileNode(e.mode, e.mtimeMs, new FileContent(e.size, e.blocks ?? []));
+      return new FileNode(e.mode, e.mtimeMs, new FileContent(e.size, hashesOf(e.blocks ?? [])));
   }
 }
 
@@ -223,7 +223,7 @@ export function entryOf(path: string, node: Node): ManifestEntry {
     case "symlink":
       return { path, type: "symlink", mode: node.mode & 0o7777, size: Buffer.byteLength(node.target), mtimeMs: node.mtimeMs, target: node.target };
     default:
-      return { path, type: "file", mode: node.mode & 0o7777, size: node.content.size, mtimeMs: node.mtimeMs, blocks: node.content.hashes as string[] };
+      return { path, type: "file", mode: node.mode & 0o7777, size: node.content.size, mtimeMs: node.mtimeMs, blocks: blockListOf(node.content.hashes) };
   }
 }
 

@@ -3,7 +3,8 @@ import type { ObjectRecord, ObjectRegistry } from "./registry.js";
 
 type KindParams = { kind: string };
 
-const publicRecord = (r: ObjectRecord) => ({
+/** An object record as the API shows it. */
+export const publicRecord = (r: ObjectRecord) => ({
   id: r.id,
   kind: r.kind,
   name: r.name,

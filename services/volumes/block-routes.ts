@@ -30,8 +30,8 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
-      return { missing: volumes.blocks.missing(vol.record.workspaceId, req.body.hashes) };
+      const vol = await volumes.open(req.caller, req.params.id);
+      return { missing: await volumes.missingBlocks(vol, req.body.hashes) };
     },
   );
 
@@ -39,7 +39,7 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
     "/v1/volumes/:id/blocks/:hash",
     { schema: { params: hashParams } },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
+      const vol = await volumes.open(req.caller, req.params.id);
       await volumes.uploadBlock(vol, req.params.hash, req.body);
       return {};
     },
@@ -68,7 +68,7 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
+      const vol = await volumes.open(req.caller, req.params.id);
       await volumes.uploadSmallBlocks(vol, req.body.blocks);
       return { stored: req.body.blocks.length };
     },
@@ -84,20 +84,20 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
 
   // With an object-store backend: signed requests that upload blocks straight to the store…
   app.post<{ Params: IdParams; Body: { hashes: string[] } }>("/v1/volumes/:id/blocks/direct-uploads", { schema: hashList }, async (req) => {
-    const vol = volumes.open(req.caller, req.params.id);
+    const vol = await volumes.open(req.caller, req.params.id);
     return volumes.directUploads(vol, req.body.hashes);
   });
 
   // …and the confirmation that they arrived, which records them.
   app.post<{ Params: IdParams; Body: { hashes: string[] } }>("/v1/volumes/:id/blocks/confirm", { schema: hashList }, async (req) => {
-    const vol = volumes.open(req.caller, req.params.id);
+    const vol = await volumes.open(req.caller, req.params.id);
     await volumes.confirmUploads(vol, req.body.hashes);
     return {};
   });
 
   app.get<{ Params: HashParams }>("/v1/volumes/:id/blocks/:hash", { schema: { params: hashParams } }, async (req, reply) => {
-    const vol = volumes.open(req.caller, req.params.id);
-    const size = volumes.blockSize(vol, req.params.hash);
+    const vol = await volumes.open(req.caller, req.params.id);
+    const size = await volumes.blockSize(vol, req.params.hash);
     // In an object store: the client reads the bytes there (Range applies to the new location).
     const url = await volumes.blockUrl(vol, req.params.hash);
     if (url) return reply.header("cache-control", "no-store").redirect(url, 307);

@@ -1,8 +1,7 @@
-import { BLOCK_SIZE, type Change, type ManifestEntry } from "../../protocol/volume.js";
+import { BLOCK_SIZE, type Change, type ManifestEntry, blocksForSize } from "../../protocol/volume.js";
 import { HASH_RE } from "../blobs/index.js";
 import { siloError, invalid } from "../errors.js";
-import { packHashes } from "./block-index.js";
-import type { ManifestStore, Row, VolumeState } from "./manifest-store.js";
+import { HOLE_LOOKALIKE } from "./block-list.js";
 import { MAX_PATH_BYTES, ancestors, normalizePath, parentOf } from "./paths.js";
 
 export interface VolumeLimits {
@@ -23,24 +22,40 @@ export type Overwrite = "replace" | "files" | "none";
 const DIR_MODE = 0o755;
 
 /**
- * Applies one commit to a volume's latest version in ONE SQLite transaction: the changed
- * paths' rows are closed (valid_to = new version) and new rows inserted; parents are created
- * as needed. Any failed check (inode limit, directory size, bad entry) rolls everything back.
+ * What the commit rules need from an engine, inside the engine's transaction (synchronous: an
+ * engine runs the whole commit as one atomic step). Reads see this commit's own writes.
  */
-export function applyCommit(
-  store: ManifestStore,
-  st: VolumeState,
-  changes: readonly Change[],
-  limits: VolumeLimits,
-  overwrite: Overwrite = "replace",
-  now = Date.now(),
-): number {
-  if (changes.length === 0) return st.latest;
-  return store.db.transaction(() => new CommitRun(store, st, limits, overwrite, now).run(changes))();
+export interface CommitTxn {
+  /** The version this commit creates (the latest + 1, read inside the transaction). */
+  readonly version: number;
+  /** Files, directories and symlinks live in the latest version before this commit. */
+  readonly inodes: number;
+  /** The live entry at a path (including entries this commit wrote). */
+  live(path: string): ManifestEntry | undefined;
+  /** Live entries strictly below directory `dir`, in path order. */
+  liveBelow(dir: string): ManifestEntry[];
+  /** Live entries directly in `dir`. */
+  childCount(dir: string): number;
+  /** Ends the live entry at `path` with this version (its block references go with it). */
+  end(path: string): void;
+  /**
+   * Adds a live entry at its path (nothing is live there) and references its blocks. Returns the
+   * stored size of each block the entry names by hash, in order; a block never uploaded → INVALID.
+   */
+  insert(entry: ManifestEntry): number[];
+}
+
+/**
+ * Applies one commit's changes through `txn`: the changed paths' entries are ended and new ones
+ * inserted; parents are created as needed. Every entry is validated here, inside the transaction
+ * (including that a file's size is what its blocks hold); any failed check throws, and the engine
+ * rolls everything back. Returns the volume's inode count after the commit.
+ */
+export function applyCommit(txn: CommitTxn, changes: readonly Change[], limits: VolumeLimits, overwrite: Overwrite, now: number): number {
+  return new CommitRun(txn, limits, overwrite, now).run(changes);
 }
 
 class CommitRun {
-  private readonly version: number;
   private inodes: number;
   /** Live child counts of directories this commit added entries to. */
   private readonly dirCounts = new Map<string, number>();
@@ -48,74 +63,60 @@ class CommitRun {
   private readonly dirs = new Set<string>([""]);
 
   constructor(
-    private readonly store: ManifestStore,
-    private readonly st: VolumeState,
+    private readonly txn: CommitTxn,
     private readonly limits: VolumeLimits,
     private readonly overwrite: Overwrite,
     private readonly now: number,
   ) {
-    this.version = st.latest + 1;
-    this.inodes = st.inodes;
+    this.inodes = txn.inodes;
   }
 
   run(changes: readonly Change[]): number {
     for (const change of changes) {
-      if (change.op === "delete") this.remove(normalizePath(change.path));
-      else if (change.op === "put") this.put(change.entry);
-      else throw invalid(`Unknown change op ${JSON.stringify((change as { op: unknown }).op)}`);
+      if (change?.op === "delete") this.remove(normalizePath(change.path));
+      else if (change?.op === "put") this.put(change.entry);
+      else throw invalid(`Unknown change op ${JSON.stringify((change as { op?: unknown } | null)?.op)}`);
     }
-    if (this.inodes > this.st.inodes && this.inodes > this.limits.inodeLimit) {
+    if (this.inodes > this.txn.inodes && this.inodes > this.limits.inodeLimit) {
       throw siloError(
         "NO_SPACE",
         `ENOSPC: the volume's inode limit of ${this.limits.inodeLimit} files, directories and symlinks would be exceeded (${this.inodes}); nothing was committed`,
       );
     }
-    const s = this.store.s;
-    s.addVersion.run(this.st.volume, this.version, this.now);
-    s.setState.run(this.version, this.inodes, this.st.volume);
-    return this.version;
+    return this.inodes;
   }
 
-  private live(path: string): Row | undefined {
-    return this.store.s.live.get(this.st.volume, path) as Row | undefined;
-  }
-
-  /** Ends a live row at this version (or drops it if this very commit created it). */
-  private end(row: Row): void {
-    const s = this.store.s;
-    if (row.valid_from === this.version) {
-      s.drop.run(this.st.volume, row.path, row.valid_from);
-      this.store.blocks.dropRefs(this.st.workspace, row.blocks);
-    } else {
-      s.close.run(this.version, this.st.volume, row.path);
-    }
+  /** Ends a live entry at this version. */
+  private end(entry: ManifestEntry): void {
+    this.txn.end(entry.path);
     this.inodes--;
-    this.dirs.delete(row.path);
-    const count = this.dirCounts.get(row.parent);
-    if (count !== undefined) this.dirCounts.set(row.parent, count - 1);
+    this.dirs.delete(entry.path);
+    const parent = parentOf(entry.path);
+    const count = this.dirCounts.get(parent);
+    if (count !== undefined) this.dirCounts.set(parent, count - 1);
   }
 
   /** Removes a path and, for a directory, everything below it. A missing path is no change. */
   private remove(path: string): void {
     if (path === "") throw invalid("The volume root can not be deleted (delete its contents instead)");
-    const row = this.live(path);
-    if (!row) return;
-    if (row.kind === "directory") {
-      for (const child of this.store.liveSubtree(this.st.volume, path)) this.end(child);
+    const entry = this.txn.live(path);
+    if (!entry) return;
+    if (entry.type === "directory") {
+      for (const child of this.txn.liveBelow(path)) this.end(child);
       this.dirCounts.clear();
     }
-    this.end(row);
+    this.end(entry);
   }
 
   private put(raw: ManifestEntry): void {
-    const entry = checkEntry(raw, this.limits);
+    const entry = checkEntry(raw, this.limits, this.now);
     const path = entry.path;
     if (path === "") throw invalid("The volume root can not be replaced");
     for (const dir of ancestors(path)) this.ensureDir(dir);
-    const existing = this.live(path);
+    const existing = this.txn.live(path);
     if (existing) {
       this.checkOverwrite(existing, entry);
-      if (existing.kind === "directory" && entry.type === "directory") {
+      if (existing.type === "directory" && entry.type === "directory") {
         // Same directory, new attributes: children stay.
         this.end(existing);
       } else {
@@ -125,37 +126,37 @@ class CommitRun {
     this.insert(entry);
   }
 
-  private checkOverwrite(existing: Row, entry: ManifestEntry): void {
+  private checkOverwrite(existing: ManifestEntry, entry: ManifestEntry): void {
     if (this.overwrite === "replace") return;
-    const dirOld = existing.kind === "directory";
+    const dirOld = existing.type === "directory";
     const dirNew = entry.type === "directory";
     if (dirOld && dirNew) return;
     if (dirOld) throw invalid(`Can not overwrite directory '${existing.path}' with a ${entry.type}`);
-    if (dirNew) throw invalid(`Can not replace ${existing.kind} '${existing.path}' with a directory`);
+    if (dirNew) throw invalid(`Can not replace ${existing.type} '${existing.path}' with a directory`);
     if (this.overwrite === "none") {
-      throw siloError("ALREADY_EXISTS", `${existing.kind === "file" ? "File" : "Symlink"} '/${existing.path}' already exists (use force to overwrite)`);
+      throw siloError("ALREADY_EXISTS", `${existing.type === "file" ? "File" : "Symlink"} '/${existing.path}' already exists (use force to overwrite)`);
     }
   }
 
   private ensureDir(dir: string): void {
     if (this.dirs.has(dir)) return;
-    const row = this.live(dir);
-    if (row?.kind === "directory") {
+    const entry = this.txn.live(dir);
+    if (entry?.type === "directory") {
       this.dirs.add(dir);
       return;
     }
-    if (row) {
-      if (this.overwrite !== "replace") throw invalid(`'${dir}' is a ${row.kind}, not a directory`);
-      this.end(row);
+    if (entry) {
+      if (this.overwrite !== "replace") throw invalid(`'${dir}' is a ${entry.type}, not a directory`);
+      this.end(entry);
     }
     this.insert({ path: dir, type: "directory", mode: DIR_MODE, size: 0, mtimeMs: this.now });
   }
 
-  /** Inserts a row; a replaced row was ended first, so every insert counts as one more child. */
+  /** Inserts an entry; a replaced one was ended first, so every insert counts as one more child. */
   private insert(entry: ManifestEntry): void {
     const parent = parentOf(entry.path);
     let count = this.dirCounts.get(parent);
-    if (count === undefined) count = this.store.s.countChildren.get(this.st.volume, parent) as number;
+    if (count === undefined) count = this.txn.childCount(parent);
     if (count + 1 > this.limits.maxDirEntries) {
       throw siloError(
         "NO_SPACE",
@@ -163,32 +164,46 @@ class CommitRun {
       );
     }
     this.dirCounts.set(parent, count + 1);
-    const blocks = entry.type === "file" ? packHashes(entry.blocks ?? []) : null;
-    this.store.blocks.addRefs(this.st.workspace, blocks);
-    this.store.s.insert.run(
-      this.st.volume,
-      entry.path,
-      this.version,
-      parent,
-      entry.type,
-      entry.mode,
-      entry.size,
-      Math.trunc(entry.mtimeMs),
-      blocks,
-      entry.type === "symlink" ? entry.target : null,
-    );
+    const sizes = this.txn.insert(entry);
+    if (entry.type === "file") checkBlockSizes(entry, sizes);
     this.inodes++;
     if (entry.type === "directory") this.dirs.add(entry.path);
   }
 }
 
+/**
+ * A file's size must be what its blocks hold: every block but the last is BLOCK_SIZE bytes, the
+ * last holds the rest (holes are as long as their place). Otherwise a reader would be promised
+ * bytes that are not there (and wait for them).
+ */
+function checkBlockSizes(entry: ManifestEntry, sizes: readonly number[]): void {
+  const n = blocksForSize(entry.size);
+  let i = 0;
+  let k = 0;
+  for (const b of entry.blocks ?? []) {
+    if (typeof b === "number") {
+      i += b;
+      continue;
+    }
+    const expected = i < n - 1 ? BLOCK_SIZE : entry.size - (n - 1) * BLOCK_SIZE;
+    const actual = sizes[k++]!;
+    if (actual !== expected) {
+      throw invalid(
+        `File '${entry.path}' of ${entry.size} bytes needs block ${i} (${b}) to hold ${expected} bytes, but it holds ${actual}; nothing was committed`,
+      );
+    }
+    i++;
+  }
+}
+
 /** Validates and normalises one put entry. */
-function checkEntry(raw: ManifestEntry, limits: VolumeLimits): ManifestEntry {
+function checkEntry(raw: ManifestEntry, limits: VolumeLimits, now: number): ManifestEntry {
+  if (typeof raw !== "object" || raw === null) throw invalid("A put needs an entry");
   const path = normalizePath(raw.path);
   const { type } = raw;
   const mode = raw.mode ?? (type === "directory" ? DIR_MODE : 0o644);
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalid(`Invalid mode ${raw.mode} for '${path}'`);
-  const mtimeMs = Number.isFinite(raw.mtimeMs) ? raw.mtimeMs : Date.now();
+  const mtimeMs = Number.isFinite(raw.mtimeMs) ? raw.mtimeMs : now;
   switch (type) {
     case "directory":
       return { path, type, mode, size: 0, mtimeMs };
@@ -206,10 +221,22 @@ function checkEntry(raw: ManifestEntry, limits: VolumeLimits): ManifestEntry {
         throw siloError("TOO_LARGE", `File '${path}' is ${size} bytes; files must be smaller than ${limits.maxFileBytes} bytes`);
       }
       const blocks = raw.blocks ?? [];
-      if (blocks.length !== Math.ceil(size / BLOCK_SIZE)) {
-        throw invalid(`File '${path}' of ${size} bytes needs ${Math.ceil(size / BLOCK_SIZE)} blocks, got ${blocks.length}`);
+      if (!Array.isArray(blocks)) throw invalid(`Blocks of '${path}' must be a list`);
+      const needed = blocksForSize(size);
+      let covered = 0;
+      for (const b of blocks) {
+        if (typeof b === "number") {
+          if (!Number.isSafeInteger(b) || b < 1) throw invalid(`Invalid hole ${b} in '${path}': a hole is a whole number of blocks ≥ 1`);
+          covered += b;
+        } else {
+          if (typeof b !== "string" || !HASH_RE.test(b) || b.startsWith(HOLE_LOOKALIKE)) throw invalid(`Invalid block hash ${JSON.stringify(b)} in '${path}'`);
+          covered++;
+        }
+        if (covered > needed) break;
       }
-      for (const h of blocks) if (typeof h !== "string" || !HASH_RE.test(h)) throw invalid(`Invalid block hash ${JSON.stringify(h)}`);
+      if (covered !== needed) {
+        throw invalid(`File '${path}' of ${size} bytes needs ${needed} blocks (hashes or holes), its list covers ${covered}`);
+      }
       return { path, type, mode, size, mtimeMs, blocks };
     }
     default:

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { TreePage } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
-import { toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
 import { parseRange } from "./range.js";
 import type { VolumeService } from "./volume-service.js";
@@ -29,14 +28,12 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSe
       },
     },
     async (req): Promise<TreePage> => {
-      const vol = volumes.open(req.caller, req.params.id);
-      const version = req.query.version ?? vol.st.latest;
-      volumes.store.checkVersion(vol.st, version);
-      const found = volumes.lookup(vol, version, req.query.path ?? "");
+      const vol = await volumes.open(req.caller, req.params.id);
+      const { version, entry } = await volumes.lookup(vol, req.query.version, req.query.path ?? "");
       // A file lists as itself; a directory lists its contents.
-      if (found !== "root" && found.kind !== "directory") return { version, entries: [toEntry(found)] };
+      if (entry !== "root" && entry.type !== "directory") return { version, entries: [entry] };
       const dir = normalizePath(req.query.path ?? "");
-      return volumes.store.list(vol.st, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? 1000);
+      return volumes.store.list(vol.st.volume, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? 1000);
     },
   );
 
@@ -52,10 +49,8 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSe
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
-      const version = req.body.version ?? vol.st.latest;
-      volumes.store.checkVersion(vol.st, version);
-      return { version, files: await volumes.readSmallFiles(vol, version, req.body.paths) };
+      const vol = await volumes.open(req.caller, req.params.id);
+      return volumes.readSmallFiles(vol, req.body.version, req.body.paths);
     },
   );
 
@@ -71,12 +66,10 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSe
       },
     },
     async (req, reply) => {
-      const vol = volumes.open(req.caller, req.params.id);
-      const version = req.query.version ?? vol.st.latest;
-      volumes.store.checkVersion(vol.st, version);
-      const row = volumes.lookup(vol, version, req.query.path);
-      if (row === "root" || row.kind === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
-      if (row.kind === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.link_target}'), not a file`);
+      const vol = await volumes.open(req.caller, req.params.id);
+      const { version, entry: row } = await volumes.lookup(vol, req.query.version, req.query.path);
+      if (row === "root" || row.type === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
+      if (row.type === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.target}'), not a file`);
       const range = parseRange(req.headers.range, row.size) ?? { start: 0, end: row.size };
       // A client that can read from the object store itself gets where the bytes are instead.
       const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;

@@ -4,16 +4,14 @@ import { openBlobStore } from "../blobs/index.js";
 import type { KindContext } from "../context.js";
 import { openSqlite } from "../db.js";
 import { invalid } from "../errors.js";
-import { pinBlobLocation } from "./blob-location.js";
-import { BlockIndex } from "./block-index.js";
 import { blockRoutes } from "./block-routes.js";
 import { fileRoutes } from "./file-routes.js";
 import { VolumeGc } from "./gc.js";
 import { KeyLock } from "./key-lock.js";
-import { ManifestStore } from "./manifest-store.js";
 import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
-import { PinStore } from "./pin-store.js";
+import { SqliteManifestStore } from "./sqlite-manifest-store.js";
+import { versionRoutes } from "./version-routes.js";
 import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
 
 const MAX_INODE_LIMIT = 1_000_000_000;
@@ -35,22 +33,18 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
   // Manifest indexes of big volumes: keep their hot pages in memory (64 MiB).
   db.pragma("cache_size = -65536");
-  const blocks = new BlockIndex(db);
-  const store = new ManifestStore(db, blocks);
-  pinBlobLocation(db, ctx.options.blobs);
+  const store = new SqliteManifestStore(db);
+  await store.pinBlobLocation(ctx.options.blobs.replace(/\/+$/, ""));
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   const blockLock = new KeyLock();
-  const pins = new PinStore(db, ctx.options.volumePinTtlMs);
   const gc = new VolumeGc(
     store,
-    blocks,
-    pins,
     blobs,
     { retentionMs: ctx.options.volumeRetentionMs, blockGraceMs: ctx.options.volumeBlockGraceMs },
     app.log,
     blockLock,
   );
-  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock);
+  const volumes = new VolumeService(ctx.registry, store, blobs, blockLock, ctx.options.volumePinTtlMs);
 
   ctx.registry.registerKind(KIND, {
     prefix: "vo",
@@ -60,7 +54,8 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes });
-  await app.register(pinRoutes, { volumes, pins });
+  await app.register(pinRoutes, { volumes });
+  await app.register(versionRoutes, { volumes });
 
   const timer = setInterval(
     () => void gc.run().catch((err) => app.log.error({ err }, "volume GC failed")),
@@ -70,6 +65,6 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   app.addHook("onClose", async () => {
     clearInterval(timer);
     await gc.settled();
-    db.close();
+    store.close();
   });
 };

@@ -17,7 +17,9 @@ const entrySchema = {
     mode: { type: "integer" },
     size: { type: "integer", minimum: 0 },
     mtimeMs: { type: "number" },
-    blocks: { type: "array", items: { type: "string" } },
+    // A block's hash, or a whole number of blocks of zeros (a hole); see BlockRef.
+    // (A type list, not anyOf: with type coercion on, a hole 5 would otherwise become the string "5".)
+    blocks: { type: "array", items: { type: ["string", "integer"] } },
     target: { type: "string" },
   },
 } as const;
@@ -36,11 +38,11 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
   const { volumes } = opts;
 
   app.get<{ Params: IdParams }>("/v1/volumes/:id/version", async (req) => ({
-    version: volumes.open(req.caller, req.params.id).st.latest,
+    version: (await volumes.open(req.caller, req.params.id)).st.latest,
   }));
 
   app.get<{ Params: IdParams }>("/v1/volumes/:id/info", async (req) => {
-    const { record, st } = volumes.open(req.caller, req.params.id);
+    const { record, st } = await volumes.open(req.caller, req.params.id);
     return {
       id: record.id,
       name: record.name,
@@ -69,9 +71,9 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
+      const vol = await volumes.open(req.caller, req.params.id);
       if (req.body.baseVersion > vol.st.latest) throw invalid(`Base version ${req.body.baseVersion} is newer than the latest (${vol.st.latest})`);
-      return { version: volumes.commit(vol, req.body.changes as Change[], req.body.overwrite) };
+      return { version: await volumes.commit(vol, req.caller, req.body.changes as Change[], req.body.overwrite) };
     },
   );
 
@@ -79,13 +81,8 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
     "/v1/volumes/:id/delta",
     { schema: { querystring: { type: "object", required: ["from"], properties: { from: versionQuery, to: versionQuery } } } },
     async (req) => {
-      const { st } = volumes.open(req.caller, req.params.id);
-      const to = req.query.to ?? st.latest;
-      const { from } = req.query;
-      if (from > to) throw invalid(`Delta needs from ≤ to (got ${from} > ${to})`);
-      volumes.store.checkVersion(st, to);
-      volumes.store.checkVersion(st, from);
-      return volumes.store.delta(st, from, to);
+      const { st } = await volumes.open(req.caller, req.params.id);
+      return volumes.store.delta(st.volume, req.query.from, req.query.to);
     },
   );
 
@@ -100,10 +97,8 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
       },
     },
     async (req) => {
-      const { st } = volumes.open(req.caller, req.params.id);
-      const version = req.query.version ?? st.latest;
-      volumes.store.checkVersion(st, version);
-      return volumes.store.tree(st, version, req.query.after ?? "", req.query.limit ?? 1000);
+      const { st } = await volumes.open(req.caller, req.params.id);
+      return volumes.store.tree(st.volume, req.query.version, req.query.after ?? "", req.query.limit ?? 1000);
     },
   );
 
@@ -115,8 +110,9 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
-      return { version: volumes.commit(vol, planRemove(volumes.store, vol.st, req.body.path, req.body.recursive ?? false)) };
+      const vol = await volumes.open(req.caller, req.params.id);
+      const changes = await planRemove(volumes.store, vol.st.volume, req.body.path, req.body.recursive ?? false);
+      return { version: await volumes.commit(vol, req.caller, changes) };
     },
   );
 
@@ -132,9 +128,9 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
       },
     },
     async (req) => {
-      const vol = volumes.open(req.caller, req.params.id);
-      const changes = planCopy(volumes.store, vol.st, req.body.srcPaths, req.body.dst, req.body.recursive ?? false);
-      return { version: volumes.commit(vol, changes, "files") };
+      const vol = await volumes.open(req.caller, req.params.id);
+      const changes = await planCopy(volumes.store, vol.st.volume, req.body.srcPaths, req.body.dst, req.body.recursive ?? false);
+      return { version: await volumes.commit(vol, req.caller, changes, "files") };
     },
   );
 }

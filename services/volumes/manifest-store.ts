@@ -1,29 +1,7 @@
-import type { Change, Delta, EntryType, ManifestEntry, TreePage } from "../../protocol/volume.js";
-import type Database from "better-sqlite3";
-import type { Sqlite } from "../db.js";
-import { siloError, notFound } from "../errors.js";
-import { type BlockIndex, unpackHashes } from "./block-index.js";
-import { ancestors, subtreeBounds } from "./paths.js";
+import type { Change, Delta, HistoryPage, ManifestEntry, TreePage, VersionPin } from "../../protocol/volume.js";
+import type { Overwrite, VolumeLimits } from "./commit.js";
 
-type Stmt = Database.Statement<unknown[]>;
-
-/** `valid_to` of a row still live in the latest version. */
-export const OPEN = Number.MAX_SAFE_INTEGER;
-
-/** One stored manifest row: path `path` as it is in versions [valid_from, valid_to). */
-export interface Row {
-  path: string;
-  valid_from: number;
-  valid_to: number;
-  parent: string;
-  kind: EntryType;
-  mode: number;
-  size: number;
-  mtime: number;
-  blocks: Buffer | null;
-  link_target: string | null;
-}
-
+/** A volume's manifest state as of one read. */
 export interface VolumeState {
   volume: string;
   workspace: string;
@@ -33,167 +11,101 @@ export interface VolumeState {
   inodes: number;
 }
 
-export function toEntry(r: Row): ManifestEntry {
-  const e: ManifestEntry = { path: r.path, type: r.kind, mode: r.mode, size: r.size, mtimeMs: r.mtime };
-  if (r.kind === "file") e.blocks = unpackHashes(r.blocks);
-  if (r.kind === "symlink") e.target = r.link_target ?? "";
-  return e;
+/** Who made a version and why; recorded with it and shown by `history`. */
+export interface CommitMeta {
+  tokenId?: string;
+  note?: string;
+  now: number;
 }
 
-const COLS = "path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target";
-/** Rows visible in version ?N (two parameters: N, N). */
-const AT = "valid_from <= ? AND valid_to > ?";
+/** A stored block's place: "blob" (the blob store holds its bytes) or "inline" (the manifest store does). */
+export type BlockPlace = "blob" | "inline";
 
 /**
- * The MVCC manifest of every volume: version N sees rows with valid_from ≤ N < valid_to.
- * Rows live in the latest version have valid_to = OPEN, so "latest" queries are index
- * equalities; deltas and GC range over valid_from / valid_to, so their cost follows the change.
+ * Everything a volume server keeps besides block bytes: manifests (MVCC rows per path and
+ * version), versions with who made them, per-volume state, version pins and the per-workspace
+ * block index. Intent-level and engine-neutral: callers never see SQL or rows. Every method that
+ * reads a version checks, in the same atomic step as the read, that the version is still retained
+ * (VERSION_GONE otherwise), so garbage collection never shows a reader half a version.
+ *
+ * Engines: `sqlite-manifest-store.ts` (one SQLite file per home, with versioned migrations in
+ * `sqlite-schema.ts`). A second engine (e.g. PostgreSQL) is one more file implementing this
+ * interface; the commit rules (`commit.ts`) run on any engine through `CommitTxn`.
  */
-export class ManifestStore {
-  /** Prepared statements, shared with the commit and GC code. */
-  readonly s: Record<string, Stmt>;
+export interface ManifestStore {
+  /** Remembers where this home's blocks live; refuses another place (the index would point at blobs that are not there). */
+  pinBlobLocation(location: string): Promise<void>;
 
-  constructor(
-    readonly db: Sqlite,
-    readonly blocks: BlockIndex,
-  ) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS entries (
-        volume TEXT NOT NULL, path TEXT NOT NULL, valid_from INTEGER NOT NULL, valid_to INTEGER NOT NULL,
-        parent TEXT NOT NULL, kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL,
-        mtime INTEGER NOT NULL, blocks BLOB, link_target TEXT);
-      CREATE UNIQUE INDEX IF NOT EXISTS entries_by_path ON entries (volume, path, valid_from);
-      CREATE INDEX IF NOT EXISTS entries_by_to ON entries (volume, valid_to, path);
-      CREATE INDEX IF NOT EXISTS entries_by_from ON entries (volume, valid_from);
-      CREATE INDEX IF NOT EXISTS entries_by_parent ON entries (volume, parent, valid_to, path);
-      CREATE TABLE IF NOT EXISTS versions (
-        volume TEXT NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,
-        PRIMARY KEY (volume, version)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS volume_state (
-        volume TEXT PRIMARY KEY, workspace TEXT NOT NULL, latest INTEGER NOT NULL, oldest INTEGER NOT NULL,
-        inodes INTEGER NOT NULL) WITHOUT ROWID;
-    `);
-    this.s = {
-      state: db.prepare("SELECT * FROM volume_state WHERE volume = ?"),
-      initState: db.prepare("INSERT OR IGNORE INTO volume_state (volume, workspace, latest, oldest, inodes) VALUES (?, ?, 0, 0, 0)"),
-      initVersion: db.prepare("INSERT OR IGNORE INTO versions (volume, version, created_at) VALUES (?, 0, ?)"),
-      setState: db.prepare("UPDATE volume_state SET latest = ?, inodes = ? WHERE volume = ?"),
-      addVersion: db.prepare("INSERT INTO versions (volume, version, created_at) VALUES (?, ?, ?)"),
-      live: db.prepare(`SELECT ${COLS} FROM entries WHERE volume = ? AND path = ? AND valid_to = ${OPEN}`),
-      at: db.prepare(`SELECT ${COLS} FROM entries WHERE volume = ? AND path = ? AND ${AT}`),
-      liveSubtree: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path`,
-      ),
-      countChildren: db.prepare(`SELECT count(*) FROM entries WHERE volume = ? AND parent = ? AND valid_to = ${OPEN}`).pluck(),
-      insert: db.prepare(
-        `INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target)
-         VALUES (?, ?, ?, ${OPEN}, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      close: db.prepare(`UPDATE entries SET valid_to = ? WHERE volume = ? AND path = ? AND valid_to = ${OPEN}`),
-      drop: db.prepare("DELETE FROM entries WHERE volume = ? AND path = ? AND valid_from = ?"),
-      treeLatest: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path LIMIT ?`,
-      ),
-      treeAt: db.prepare(`SELECT ${COLS} FROM entries WHERE volume = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`),
-      childrenLatest: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND parent = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path LIMIT ?`,
-      ),
-      childrenAt: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND parent = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`,
-      ),
-      subtreeLatest: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path LIMIT ?`,
-      ),
-      subtreeAt: db.prepare(
-        `SELECT ${COLS} FROM entries WHERE volume = ? AND path > ? AND path < ? AND ${AT} ORDER BY path LIMIT ?`,
-      ),
-      created: db.prepare(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_from > ? AND valid_from <= ? AND valid_to > ?`),
-      closed: db.prepare(
-        `SELECT path FROM entries WHERE volume = ? AND valid_to > ? AND valid_to <= ? AND valid_from <= ?`,
-      ).pluck(),
-    };
-  }
-
+  // ---- volumes and versions ----
   /** A volume's state, created at version 0 (empty) on first use. */
-  state(volume: string, workspace: string, createdAt: number): VolumeState {
-    let st = this.s.state.get(volume) as VolumeState | undefined;
-    if (!st) {
-      this.db.transaction(() => {
-        this.s.initState.run(volume, workspace);
-        this.s.initVersion.run(volume, createdAt);
-      })();
-      st = this.s.state.get(volume) as VolumeState;
-    }
-    return st;
-  }
+  state(volume: string, workspace: string, createdAt: number): Promise<VolumeState>;
+  /** `version` if it is still retained (default: the latest); NotFound / VERSION_GONE otherwise. */
+  checkVersion(volume: string, version?: number): Promise<number>;
+  /** Applies a commit as one atomic step (see commit.ts); returns the new version (the latest when `changes` is empty). */
+  commit(volume: string, changes: readonly Change[], limits: VolumeLimits, overwrite: Overwrite, meta: CommitMeta): Promise<number>;
+  /**
+   * Makes empty volume `target` (state created at version 0) hold `source`'s tree at `version`
+   * as its version 1, sharing every block (references are counted, no bytes are copied).
+   */
+  fork(source: string, version: number, target: string, workspace: string, meta: CommitMeta): Promise<VolumeState>;
 
-  /** Throws unless `version` exists and is still retained. */
-  checkVersion(st: VolumeState, version: number): void {
-    if (!Number.isInteger(version) || version > st.latest) throw notFound(`Version ${version} of the volume`);
-    if (version < st.oldest) {
-      throw siloError("VERSION_GONE", `Version ${version} is no longer retained (oldest is ${st.oldest}); read the full tree of a newer version`);
-    }
-  }
-
-  lookup(st: VolumeState, version: number, path: string): Row | undefined {
-    if (version === st.latest) return this.s.live.get(st.volume, path) as Row | undefined;
-    return this.s.at.get(st.volume, path, version, version) as Row | undefined;
-  }
-
-  tree(st: VolumeState, version: number, after: string, limit: number): TreePage {
-    const rows = (
-      version === st.latest
-        ? this.s.treeLatest.all(st.volume, after, limit + 1)
-        : this.s.treeAt.all(st.volume, after, version, version, limit + 1)
-    ) as Row[];
-    return page(version, rows, limit);
-  }
-
+  // ---- reads (version default: the latest) ----
+  lookup(volume: string, version: number | undefined, path: string): Promise<{ version: number; entry: ManifestEntry | undefined }>;
+  tree(volume: string, version: number | undefined, after: string, limit: number): Promise<TreePage>;
   /** Entries directly in `dir`, or (recursive) everything below it, in path order. */
-  list(st: VolumeState, version: number, dir: string, recursive: boolean, after: string, limit: number): TreePage {
-    let rows: Row[];
-    const latest = version === st.latest;
-    if (recursive && dir === "") return this.tree(st, version, after, limit);
-    if (recursive) {
-      const { low, high } = subtreeBounds(dir);
-      const from = after > low ? after : low;
-      rows = (latest
-        ? this.s.subtreeLatest.all(st.volume, from, high, limit + 1)
-        : this.s.subtreeAt.all(st.volume, from, high, version, version, limit + 1)) as Row[];
-    } else {
-      rows = (latest
-        ? this.s.childrenLatest.all(st.volume, dir, after, limit + 1)
-        : this.s.childrenAt.all(st.volume, dir, after, version, version, limit + 1)) as Row[];
-    }
-    return page(version, rows, limit);
-  }
-
-  /** Live rows strictly below directory `dir` (not the root), in path order. */
-  liveSubtree(volume: string, dir: string): Row[] {
-    const { low, high } = subtreeBounds(dir);
-    return this.s.liveSubtree.all(volume, low, high) as Row[];
-  }
-
+  list(volume: string, version: number | undefined, dir: string, recursive: boolean, after: string, limit: number): Promise<TreePage>;
+  /** Live entries strictly below directory `dir` (not the root) in the latest version, in path order. */
+  liveSubtree(volume: string, dir: string): Promise<ManifestEntry[]>;
   /** The changes that turn version `from` into `to`: deletes first, then puts, each in path order. */
-  delta(st: VolumeState, from: number, to: number): Delta {
-    const puts = (this.s.created.all(st.volume, from, to, to) as Row[]).sort((a, b) => cmp(a.path, b.path));
-    const put = new Set(puts.map((r) => r.path));
-    const gone = new Set((this.s.closed.all(st.volume, from, to, from) as string[]).filter((p) => !put.has(p)));
-    // A deleted directory takes its subtree along: list only the outermost deleted paths.
-    const deletes = [...gone].filter((p) => !ancestors(p).some((a) => gone.has(a))).sort(cmp);
-    const changes: Change[] = [
-      ...deletes.map((path): Change => ({ op: "delete", path })),
-      ...puts.map((r): Change => ({ op: "put", entry: toEntry(r) })),
-    ];
-    return { from, to, changes };
-  }
+  delta(volume: string, from: number, to: number | undefined): Promise<Delta>;
+  /**
+   * The changes that bring `under` (a path, "" for the whole volume) in the latest version back to
+   * what it was in `version`: puts of the entries as they were, deletes of what did not exist.
+   * Costs what changed since `version`, not what the volume holds.
+   */
+  revertChanges(volume: string, version: number, under: string): Promise<Change[]>;
+  /** Retained versions, newest first, that changed `path` (or anything below it) if given. */
+  history(volume: string, opts: { path?: string; before?: number; limit: number; sample: number }): Promise<HistoryPage>;
+
+  // ---- version pins ----
+  /** Pins a retained version (default: the latest); checked and stored in one atomic step. */
+  pin(volume: string, pinId: string, version: number | undefined, ttlMs: number, now: number): Promise<VersionPin>;
+  /** Extends a live pin, and moves it to `version` if given. NotFound once it lapsed. */
+  renewPin(volume: string, pinId: string, version: number | undefined, ttlMs: number, now: number): Promise<VersionPin>;
+  unpin(volume: string, pinId: string): Promise<void>;
+
+  // ---- garbage collection ----
+  volumes(): Promise<VolumeState[]>;
+  /**
+   * Forgets lapsed pins, then moves the volume's oldest retained version up to the oldest of: the
+   * first version created at or after `retainSince`, the latest, the oldest live pin. Returns it.
+   */
+  expireVersions(volume: string, retainSince: number, now: number): Promise<number>;
+  /** Drops up to `limit` rows no retained version sees, with their block references; returns how many. */
+  dropExpiredRows(volume: string, limit: number): Promise<number>;
+  /** Drops up to `limit` rows of a deleted volume; once none are left, its versions, state and pins. Returns rows dropped. */
+  purgeRows(volume: string, limit: number): Promise<number>;
+
+  // ---- block index (per workspace) ----
+  workspaces(): Promise<string[]>;
+  /** The hashes the workspace lacks; the present ones count as touched now. */
+  missingBlocks(workspace: string, hashes: readonly string[], now: number): Promise<string[]>;
+  /** A block now in the blob store (uploaded or confirmed). */
+  recordBlock(workspace: string, hash: string, size: number, now: number): Promise<void>;
+  /** Stores small blocks in the index itself, in one atomic step for the lot. */
+  storeInline(workspace: string, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>, now: number): Promise<void>;
+  /** A block's bytes if it is stored inline, else undefined (it is in the blob store, or absent). */
+  inlineBlock(workspace: string, hash: string): Promise<Buffer | undefined>;
+  /** A stored block's size, or undefined if the workspace has no such block. */
+  blockSize(workspace: string, hash: string): Promise<number | undefined>;
+  /** Blocks no row references and nobody touched since `touchedBefore`. */
+  collectableBlocks(workspace: string, touchedBefore: number, limit: number): Promise<string[]>;
+  /** Drops still-collectable blocks from the index in one atomic step: where each lived, or undefined if it is not collectable (any more). */
+  forgetBlocks(workspace: string, hashes: readonly string[], touchedBefore: number): Promise<Array<BlockPlace | undefined>>;
+  blockStats(workspace: string): Promise<{ blocks: number; bytes: number }>;
+
+  close(): void;
 }
 
-function page(version: number, rows: Row[], limit: number): TreePage {
-  const more = rows.length > limit;
-  const entries = (more ? rows.slice(0, limit) : rows).map(toEntry);
-  return more ? { version, entries, next: entries[entries.length - 1]!.path } : { version, entries };
-}
-
-/** Binary (UTF-8 byte) order, the order SQLite sorts paths in. */
+/** Binary (UTF-8 byte) order, the order paths are kept in. */
 export const cmp = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import type { VersionPin } from "../../protocol/volume.js";
-import type { PinStore } from "./pin-store.js";
 import type { VolumeService } from "./volume-service.js";
 
 type PinParams = { id: string; pinId: string };
@@ -10,18 +9,15 @@ const versionBody = { type: "object", properties: { version: { type: "integer", 
  * Version pins of a volume: create (the latest version unless one is given), renew or move,
  * delete. Creating or moving a pin to a version GC already dropped fails with VERSION_GONE.
  */
-export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeService; pins: PinStore }) {
-  const { volumes, pins } = opts;
+export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+  const { volumes } = opts;
 
-  // Each handler checks and writes in one synchronous step, so no GC pass advances in between.
+  // The store checks the version and writes the pin in one atomic step, so no GC pass advances in between.
   app.post<{ Params: { id: string }; Body: { version?: number } | undefined }>(
     "/v1/volumes/:id/pins",
     { schema: { body: versionBody } },
     async (req): Promise<VersionPin> => {
-      const { st } = volumes.open(req.caller, req.params.id);
-      const version = req.body?.version ?? st.latest;
-      volumes.store.checkVersion(st, version);
-      return pins.create(st.volume, version);
+      return volumes.pin(await volumes.open(req.caller, req.params.id), req.body?.version);
     },
   );
 
@@ -29,16 +25,12 @@ export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeSer
     "/v1/volumes/:id/pins/:pinId",
     { schema: { body: versionBody } },
     async (req): Promise<VersionPin> => {
-      const { st } = volumes.open(req.caller, req.params.id);
-      const version = req.body?.version;
-      if (version !== undefined) volumes.store.checkVersion(st, version);
-      return pins.renew(st.volume, req.params.pinId, version);
+      return volumes.renewPin(await volumes.open(req.caller, req.params.id), req.params.pinId, req.body?.version);
     },
   );
 
   app.delete<{ Params: PinParams }>("/v1/volumes/:id/pins/:pinId", async (req) => {
-    const { st } = volumes.open(req.caller, req.params.id);
-    pins.delete(st.volume, req.params.pinId);
+    await volumes.unpin(await volumes.open(req.caller, req.params.id), req.params.pinId);
     return {};
   });
 }

@@ -1,15 +1,31 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, VOLUME_LIMITS, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
+import {
+  BLOCK_SIZE,
+  type Change,
+  type DirectFileRead,
+  type DirectUploadPlan,
+  type HistoryPage,
+  INLINE_BLOCK_MAX,
+  type ManifestEntry,
+  type RestoreResult,
+  VOLUME_LIMITS,
+  type VersionPin,
+  expandBlocks,
+} from "../../protocol/volume.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
 import { siloError, invalid, notFound } from "../errors.js";
+import { newId } from "../ids.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
-import { type BlockIndex, INLINE_MAX } from "./block-index.js";
-import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
+import type { Overwrite, VolumeLimits } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
-import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
+import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
+
+const INLINE_MAX = INLINE_BLOCK_MAX;
+/** Paths `history` names per version and kind of change (the counts are exact). */
+const HISTORY_SAMPLE = 10;
 
 export const KIND = "volume";
 export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
@@ -18,10 +34,15 @@ export const DIRECT_READ_BLOCKS = 32;
 /** Largest file `readSmallFiles` returns. */
 export const SMALL_FILE_MAX = 1024 * 1024;
 
-/** A resolved volume for one request: its registry record and manifest state. */
+/** A resolved volume for one request: its registry record and manifest state when it was opened. */
 export interface OpenVolume {
   record: ObjectRecord;
   st: VolumeState;
+}
+
+/** A file entry with the place of each block: its hash, or null for zeros. */
+function blockHashes(entry: ManifestEntry): Array<string | null> {
+  return [...expandBlocks(entry.blocks ?? [])];
 }
 
 /** The volume operations the routes expose, over the manifest, block index and blob store. */
@@ -29,15 +50,16 @@ export class VolumeService {
   constructor(
     private readonly registry: ObjectRegistry,
     readonly store: ManifestStore,
-    readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
+    /** A version pin lapses this long after it was created or last renewed. */
+    readonly pinTtlMs: number,
   ) {}
 
   /** The caller's volume with this id (NotFound outside its workspace/environment). */
-  open(caller: Caller, id: string): OpenVolume {
+  async open(caller: Caller, id: string): Promise<OpenVolume> {
     const record = this.registry.get(caller, KIND, id);
-    return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
+    return { record, st: await this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 
   limits(record: ObjectRecord): VolumeLimits {
@@ -48,8 +70,64 @@ export class VolumeService {
     };
   }
 
-  commit(vol: OpenVolume, changes: readonly Change[], overwrite?: Overwrite): number {
-    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite);
+  /** Applies changes as one new version (none: no new version), recording the committing token. */
+  commit(vol: OpenVolume, caller: Caller, changes: readonly Change[], overwrite: Overwrite = "replace", note?: string): Promise<number> {
+    return this.store.commit(vol.st.volume, changes, this.limits(vol.record), overwrite, { tokenId: caller.token.id, note, now: Date.now() });
+  }
+
+  history(vol: OpenVolume, opts: { path?: string; before?: number; limit?: number }): Promise<HistoryPage> {
+    const path = opts.path === undefined ? undefined : normalizePath(opts.path);
+    return this.store.history(vol.st.volume, { path, before: opts.before, limit: opts.limit ?? 100, sample: HISTORY_SAMPLE });
+  }
+
+  /**
+   * Brings `path` (default: the whole volume) back to what it was in `version`, as a new commit
+   * that changes only what differs; the latest version unchanged if nothing does.
+   */
+  async restore(vol: OpenVolume, caller: Caller, version: number, rawPath = ""): Promise<RestoreResult> {
+    const path = normalizePath(rawPath);
+    if (path !== "") {
+      const { entry } = await this.store.lookup(vol.st.volume, version, path);
+      if (!entry) throw notFound(`Path '/${path}' in version ${version}`);
+    }
+    const changes = await this.store.revertChanges(vol.st.volume, version, path);
+    const v = await this.commit(vol, caller, changes, "replace", `restore of /${path} from version ${version}`);
+    return { version: v, changes: changes.length };
+  }
+
+  /** A new volume holding `version` of this one (default: the latest); blocks are shared, no bytes copied. */
+  async fork(vol: OpenVolume, caller: Caller, name: string, version?: number): Promise<ObjectRecord> {
+    const v = await this.store.checkVersion(vol.st.volume, version);
+    const record = this.registry.create(caller, KIND, name, { options: vol.record.options });
+    try {
+      await this.store.state(record.id, record.workspaceId, record.createdAt);
+      await this.store.fork(vol.st.volume, v, record.id, record.workspaceId, {
+        tokenId: caller.token.id,
+        note: `fork of ${vol.record.name ?? vol.record.id} at version ${v}`,
+        now: Date.now(),
+      });
+    } catch (err) {
+      // Nothing half-made stays behind under the new name.
+      await this.registry.deleteById(caller, KIND, record.id).catch(() => {});
+      throw err;
+    }
+    return record;
+  }
+
+  pin(vol: OpenVolume, version?: number): Promise<VersionPin> {
+    return this.store.pin(vol.st.volume, newId("pin"), version, this.pinTtlMs, Date.now());
+  }
+
+  renewPin(vol: OpenVolume, pinId: string, version?: number): Promise<VersionPin> {
+    return this.store.renewPin(vol.st.volume, pinId, version, this.pinTtlMs, Date.now());
+  }
+
+  unpin(vol: OpenVolume, pinId: string): Promise<void> {
+    return this.store.unpin(vol.st.volume, pinId);
+  }
+
+  missingBlocks(vol: OpenVolume, hashes: readonly string[]): Promise<string[]> {
+    return this.store.missingBlocks(vol.record.workspaceId, hashes, Date.now());
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */
@@ -57,7 +135,7 @@ export class VolumeService {
     const ws = vol.record.workspaceId;
     await this.blockLock.with(`${ws}/${hash}`, async () => {
       const size = await this.blobs.put(ws, hash, verifyingStream(body, hash, BLOCK_SIZE));
-      this.blocks.uploaded(ws, hash, size);
+      await this.store.recordBlock(ws, hash, size, Date.now());
     });
   }
 
@@ -68,7 +146,7 @@ export class VolumeService {
       const actual = createHash("sha256").update(b.data).digest("hex");
       if (actual !== b.hash) throw invalid(`Block content does not match its hash ${b.hash} (got ${actual})`);
     }
-    this.blocks.storeInline(vol.record.workspaceId, inline);
+    await this.store.storeInline(vol.record.workspaceId, inline, Date.now());
     await Promise.all(blocks.filter((b) => b.data.length > INLINE_MAX).map((b) => this.uploadBlock(vol, b.hash, [b.data])));
   }
 
@@ -102,7 +180,7 @@ export class VolumeService {
           await this.blobs.delete(ws, hash);
           throw siloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
         }
-        this.blocks.uploaded(ws, hash, size);
+        await this.store.recordBlock(ws, hash, size, Date.now());
       });
     await Promise.all(hashes.map(confirm));
   }
@@ -110,7 +188,7 @@ export class VolumeService {
   /** A presigned URL of a block in the object store, or undefined if the block is inline or the store has no client data path. */
   async blockUrl(vol: OpenVolume, hash: string): Promise<string | undefined> {
     const ws = vol.record.workspaceId;
-    if (!this.blobs.direct || this.blocks.inlineData(ws, hash)) return undefined;
+    if (!this.blobs.direct || (await this.store.inlineBlock(ws, hash))) return undefined;
     return this.blobs.direct.signGet(ws, hash);
   }
 
@@ -118,10 +196,10 @@ export class VolumeService {
    * Where the bytes of `range` of a file are, for a client to read them from the object store
    * itself (at most DIRECT_READ_BLOCKS blocks per answer); undefined without an object store.
    */
-  async directFileRead(vol: OpenVolume, version: number, row: Row, range: ByteRange): Promise<DirectFileRead | undefined> {
+  async directFileRead(vol: OpenVolume, version: number, entry: ManifestEntry, range: ByteRange): Promise<DirectFileRead | undefined> {
     const direct = this.blobs.direct;
     if (!direct) return undefined;
-    const blocks = toEntry(row).blocks ?? [];
+    const blocks = blockHashes(entry);
     const ws = vol.record.workspaceId;
     const first = Math.floor(range.start / BLOCK_SIZE);
     const parts: DirectFileRead["parts"] = [];
@@ -129,68 +207,94 @@ export class VolumeService {
     for (; i * BLOCK_SIZE < range.end && i < first + DIRECT_READ_BLOCKS; i++) {
       const start = Math.max(range.start - i * BLOCK_SIZE, 0);
       const end = Math.min(range.end - i * BLOCK_SIZE, BLOCK_SIZE);
-      const data = this.blocks.inlineData(ws, blocks[i]!);
-      parts.push(data ? { data: data.subarray(start, end), start, end } : { url: await direct.signGet(ws, blocks[i]!), start, end });
+      const hash = blocks[i];
+      if (!hash) {
+        // A hole: zeros, no stored block to point at.
+        parts.push({ data: Buffer.alloc(end - start), start, end });
+        continue;
+      }
+      const data = await this.store.inlineBlock(ws, hash);
+      parts.push(data ? { data: data.subarray(start, end), start, end } : { url: await direct.signGet(ws, hash), start, end });
     }
     return { version, parts, next: i * BLOCK_SIZE < range.end ? i * BLOCK_SIZE : undefined };
   }
 
   async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {
-    return blockStream(this.blocks, this.blobs, vol.record.workspaceId, hash, range);
+    return blockStream(this.store, this.blobs, vol.record.workspaceId, hash, range);
   }
 
-  blockSize(vol: OpenVolume, hash: string): number {
-    const size = this.blocks.size(vol.record.workspaceId, hash);
+  async blockSize(vol: OpenVolume, hash: string): Promise<number> {
+    const size = await this.store.blockSize(vol.record.workspaceId, hash);
     if (size === undefined) throw notFound(`Block ${hash}`);
     return size;
   }
 
-  /** The live entry at a path in a version (the root is a directory). */
-  lookup(vol: OpenVolume, version: number, rawPath: string): Row | "root" {
+  /** The entry at a path in a version (default: the latest; the root is a directory). */
+  async lookup(vol: OpenVolume, version: number | undefined, rawPath: string): Promise<{ version: number; entry: ManifestEntry | "root" }> {
     const path = normalizePath(rawPath);
-    if (path === "") return "root";
-    const row = this.store.lookup(vol.st, version, path);
-    if (!row) throw notFound(`Path '/${path}' in the volume`);
-    return row;
+    const found = await this.store.lookup(vol.st.volume, version, path);
+    if (path === "") return { version: found.version, entry: "root" };
+    if (!found.entry) throw notFound(`Path '/${path}' in the volume`);
+    return { version: found.version, entry: found.entry };
   }
 
   /** Whole small files in one go (many small files would otherwise cost a request each). */
-  async readSmallFiles(vol: OpenVolume, version: number, paths: readonly string[]): Promise<Array<{ path: string; data: Buffer }>> {
-    const rows = paths.map((p) => {
-      const row = this.lookup(vol, version, p);
-      if (row === "root" || row.kind !== "file") throw invalid(`'${p}' is not a file`);
-      if (row.size > SMALL_FILE_MAX) throw invalid(`'${p}' is larger than ${SMALL_FILE_MAX} bytes; read it as a stream`);
-      return row;
-    });
-    return Promise.all(
-      rows.map(async (row) => {
+  async readSmallFiles(vol: OpenVolume, version: number | undefined, paths: readonly string[]): Promise<{ version: number; files: Array<{ path: string; data: Buffer }> }> {
+    const v = await this.store.checkVersion(vol.st.volume, version);
+    const entries = [];
+    for (const p of paths) {
+      const { entry } = await this.lookup(vol, v, p);
+      if (entry === "root" || entry.type !== "file") throw invalid(`'${p}' is not a file`);
+      if (entry.size > SMALL_FILE_MAX) throw invalid(`'${p}' is larger than ${SMALL_FILE_MAX} bytes; read it as a stream`);
+      entries.push(entry);
+    }
+    const files = await Promise.all(
+      entries.map(async (entry) => {
         const chunks: Buffer[] = [];
-        for await (const c of this.readFile(vol, row, { start: 0, end: row.size })) chunks.push(c as Buffer);
-        return { path: row.path, data: Buffer.concat(chunks) };
+        for await (const c of this.readFile(vol, entry, { start: 0, end: entry.size })) chunks.push(c as Buffer);
+        return { path: entry.path, data: Buffer.concat(chunks) };
       }),
     );
+    return { version: v, files };
   }
 
-  /** A file's bytes in `range`, read block by block from the blob store. */
-  readFile(vol: OpenVolume, row: Row, range: ByteRange): Readable {
-    const blocks = toEntry(row).blocks ?? [];
+  /**
+   * A file's bytes in `range`, read block by block from the blob store; holes read as zeros. A
+   * block that holds fewer bytes than the file says (a manifest written before commits were
+   * checked) fails the stream at once instead of leaving the reader waiting for the rest.
+   */
+  readFile(vol: OpenVolume, entry: ManifestEntry, range: ByteRange): Readable {
+    const blocks = blockHashes(entry);
     const ws = vol.record.workspaceId;
-    const { blocks: index, blobs } = this;
+    const { store, blobs } = this;
     async function* chunks() {
       for (let i = Math.floor(range.start / BLOCK_SIZE); i * BLOCK_SIZE < range.end; i++) {
         const base = i * BLOCK_SIZE;
         const start = Math.max(range.start - base, 0);
         const end = Math.min(range.end - base, BLOCK_SIZE);
-        yield* await blockStream(index, blobs, ws, blocks[i]!, { start, end });
+        const hash = blocks[i];
+        if (hash === undefined) throw siloError("INTERNAL", `File '/${entry.path}' lists fewer blocks than its size needs`);
+        if (hash === null) {
+          yield Buffer.alloc(end - start);
+          continue;
+        }
+        let got = 0;
+        for await (const chunk of await blockStream(store, blobs, ws, hash, { start, end })) {
+          got += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+        if (got !== end - start) {
+          throw siloError("INTERNAL", `Block ${i} of '/${entry.path}' holds ${start + got} of the ${end} bytes the file needs from it`);
+        }
       }
     }
     return Readable.from(chunks(), { objectMode: false });
   }
 }
 
-/** A block's bytes (or a range), from the index if it is inline, else from the blob store. */
-async function blockStream(index: BlockIndex, blobs: BlobStore, ws: string, hash: string, range?: ByteRange): Promise<Readable> {
-  const data = index.inlineData(ws, hash);
+/** A block's bytes (or a range), from the manifest store if it is inline, else from the blob store. */
+async function blockStream(store: ManifestStore, blobs: BlobStore, ws: string, hash: string, range?: ByteRange): Promise<Readable> {
+  const data = await store.inlineBlock(ws, hash);
   if (data) return Readable.from([range ? data.subarray(range.start, range.end) : data], { objectMode: false });
   return blobs.get(ws, hash, range);
 }

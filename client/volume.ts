@@ -276,6 +276,10 @@ export class Volume extends SiloObject {
           yield Buffer.from(part.data);
           continue;
         }
+        if (part.zeros) {
+          yield Buffer.alloc(part.end - part.start);
+          continue;
+        }
         const got = await this.transport.external({ method: "GET", url: part.url!, headers: { range: `bytes=${part.start}-${part.end - 1}` } });
         for await (const chunk of got.body as AsyncIterable<Buffer>) yield chunk;
       }

@@ -32,7 +32,8 @@ export interface DirectUploadPlan {
  */
 export interface DirectFileRead {
   version: number;
-  parts: Array<{ data?: Uint8Array; url?: string; start: number; end: number }>;
+  /** Each part has `data`, a `url`, or `zeros: true` (a hole: `end - start` zero bytes, nothing to fetch). */
+  parts: Array<{ data?: Uint8Array; url?: string; zeros?: true; start: number; end: number }>;
   /** File offset to ask for next (one answer covers a bounded number of blocks); absent when done. */
   next?: number;
 }

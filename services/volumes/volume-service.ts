@@ -210,7 +210,7 @@ export class VolumeService {
       const hash = blocks[i];
       if (!hash) {
         // A hole: zeros, no stored block to point at.
-        parts.push({ data: Buffer.alloc(end - start), start, end });
+        parts.push({ zeros: true, start, end });
         continue;
       }
       const data = await this.store.inlineBlock(ws, hash);

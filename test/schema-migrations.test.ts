@@ -109,6 +109,8 @@ describe("a home written by the previous release", () => {
       const dataDir = join(server.home, "data");
       const meta = new Database(join(dataDir, "meta.sqlite"));
       const ws = meta.prepare("SELECT workspace_id FROM objects WHERE id = ?").pluck().get(id) as string;
+      // meta.sqlite's tables are as the previous release wrote them; it had no schema versions.
+      meta.exec("DROP TABLE schema_versions");
       meta.close();
       for (const f of ["volumes.sqlite", "volumes.sqlite-wal", "volumes.sqlite-shm"]) rmSync(join(dataDir, f), { force: true });
 
@@ -163,6 +165,9 @@ describe("a home written by the previous release", () => {
       const cols = (after.prepare("PRAGMA index_info(entries_by_from)").all() as Array<{ name: string }>).map((c) => c.name);
       expect(cols).toEqual(["volume", "valid_from", "path"]);
       after.close();
+      const metaAfter = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
+      expect(["auth", "objects", "secrets"].map((c) => schemaVersion(metaAfter, c))).toEqual([1, 1, 1]);
+      metaAfter.close();
     } finally {
       await server.cleanup();
     }

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Sqlite } from "../db.js";
+import { type Migration, migrate } from "../sqlite-migrations.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId, newSecret } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
@@ -38,13 +39,13 @@ const toToken = (r: TokenRow): TokenInfo => ({
 
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 
-/** Workspaces, their environments and their API tokens (secrets kept only as SHA-256). */
-export class AuthStore {
-  /** Verified tokens by id, so the hot path does one hash and no query; dropped on revoke. */
-  private readonly cache = new Map<string, { hash: Buffer; token: TokenInfo }>();
-
-  constructor(private readonly db: Sqlite) {
-    db.exec(`
+/** The schema history of the auth tables in meta.sqlite, oldest first (never edit a released step). */
+const AUTH_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "workspaces, environments and tokens as silo wrote them before schema versions",
+    up: (db) =>
+      db.exec(`
       CREATE TABLE IF NOT EXISTS workspaces (
         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS environments (
@@ -54,7 +55,17 @@ export class AuthStore {
         id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL REFERENCES workspaces(id),
         secret_hash BLOB NOT NULL, label TEXT NOT NULL, admin INTEGER NOT NULL,
         created_at INTEGER NOT NULL, revoked_at INTEGER);
-    `);
+    `),
+  },
+];
+
+/** Workspaces, their environments and their API tokens (secrets kept only as SHA-256). */
+export class AuthStore {
+  /** Verified tokens by id, so the hot path does one hash and no query; dropped on revoke. */
+  private readonly cache = new Map<string, { hash: Buffer; token: TokenInfo }>();
+
+  constructor(private readonly db: Sqlite) {
+    migrate(db, "auth", AUTH_MIGRATIONS);
   }
 
   workspaceCount(): number {

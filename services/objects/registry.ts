@@ -1,5 +1,6 @@
 import type { Caller } from "../auth/authenticate.js";
 import type { Sqlite, Statement } from "../db.js";
+import { type Migration, migrate } from "../sqlite-migrations.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
@@ -52,6 +53,24 @@ const toRecord = (r: Row): ObjectRecord => ({
 const LIVE = "deleted_at IS NULL";
 const MAX_REMEMBERED_OWNERS = 100_000;
 
+/** The schema history of the object registry in meta.sqlite, oldest first (never edit a released step). */
+const OBJECT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "objects as silo wrote them before schema versions",
+    up: (db) =>
+      db.exec(`
+      CREATE TABLE IF NOT EXISTS objects (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, workspace_id TEXT NOT NULL,
+        environment TEXT NOT NULL, created_at INTEGER NOT NULL, ephemeral INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at INTEGER, options TEXT NOT NULL DEFAULT '{}', deleted_at INTEGER);
+      CREATE UNIQUE INDEX IF NOT EXISTS objects_by_name ON objects (workspace_id, environment, kind, name)
+        WHERE name IS NOT NULL AND deleted_at IS NULL;
+      CREATE INDEX IF NOT EXISTS objects_by_created ON objects (workspace_id, environment, kind, created_at);
+    `),
+  },
+];
+
 /**
  * The registry of named objects shared by every kind. Deletion is two-phase (mark, purge the
  * kind's data, drop the row) so a crash in between never leaks data: pending purges resume at start.
@@ -67,15 +86,7 @@ export class ObjectRegistry {
     private readonly db: Sqlite,
     private readonly ephemeralTimeoutMs: number,
   ) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS objects (
-        id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, workspace_id TEXT NOT NULL,
-        environment TEXT NOT NULL, created_at INTEGER NOT NULL, ephemeral INTEGER NOT NULL DEFAULT 0,
-        heartbeat_at INTEGER, options TEXT NOT NULL DEFAULT '{}', deleted_at INTEGER);
-      CREATE UNIQUE INDEX IF NOT EXISTS objects_by_name ON objects (workspace_id, environment, kind, name)
-        WHERE name IS NOT NULL AND deleted_at IS NULL;
-      CREATE INDEX IF NOT EXISTS objects_by_created ON objects (workspace_id, environment, kind, created_at);
-    `);
+    migrate(db, "objects", OBJECT_MIGRATIONS);
   }
 
   private sql(text: string): Statement {

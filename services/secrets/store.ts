@@ -1,7 +1,20 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Sqlite } from "../db.js";
+import { type Migration, migrate } from "../sqlite-migrations.js";
 
 export type SecretValues = Record<string, string>;
+
+/** The schema history of secret values in meta.sqlite, oldest first (never edit a released step). */
+const SECRET_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "secret values as silo wrote them before schema versions",
+    up: (db) =>
+      db.exec(`CREATE TABLE IF NOT EXISTS secret_values (
+      object_id TEXT PRIMARY KEY, keys TEXT NOT NULL, iv BLOB NOT NULL, ciphertext BLOB NOT NULL, tag BLOB NOT NULL,
+      updated_at INTEGER NOT NULL)`),
+  },
+];
 
 /**
  * Secret values, encrypted at rest with AES-256-GCM under the server's master key. The object
@@ -13,9 +26,7 @@ export class SecretStore {
     private readonly db: Sqlite,
     private readonly key: Buffer,
   ) {
-    db.exec(`CREATE TABLE IF NOT EXISTS secret_values (
-      object_id TEXT PRIMARY KEY, keys TEXT NOT NULL, iv BLOB NOT NULL, ciphertext BLOB NOT NULL, tag BLOB NOT NULL,
-      updated_at INTEGER NOT NULL)`);
+    migrate(db, "secrets", SECRET_MIGRATIONS);
   }
 
   put(objectId: string, values: SecretValues): void {

@@ -3,6 +3,7 @@ import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
+import type { VersionInfo } from "../protocol/volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
@@ -89,9 +90,17 @@ export function registerVolume(program: Command): Command {
     .command("rm <name> <path>")
     .description("Delete a file or directory from a volume")
     .option("-r, --recursive", "delete a directory and everything in it")
-    .action((name: string, path: string, opts: { recursive?: boolean }, cmd: Command) =>
+    .option("-y, --yes", "do not ask before emptying the whole volume (rm -r NAME /)")
+    .action((name: string, path: string, opts: { recursive?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         const vol = await silo.volumes.fromName(name);
+        if (opts.recursive && isRoot(path)) {
+          const { version } = await vol.info();
+          await confirm(
+            `Remove every file of volume '${name}'? Until retention drops it, 'silo volume restore ${name} --version ${version}' brings it back.`,
+            opts.yes,
+          );
+        }
         await vol.removeFile(path, { recursive: opts.recursive ?? false });
       }),
     );
@@ -105,6 +114,52 @@ export function registerVolume(program: Command): Command {
         if (paths.length < 2) throw new UsageError("cp needs at least one source and a destination");
         const vol = await silo.volumes.fromName(name);
         await vol.copyFiles(paths.slice(0, -1), paths[paths.length - 1]!, { recursive: opts.recursive ?? false });
+      }),
+    );
+
+  volume
+    .command("history <name> [path]")
+    .description("List the volume's retained versions, newest first: when, which token, what changed (with PATH: only versions that changed it)")
+    .option("--limit <n>", "at most this many versions (default 20)", parseCount)
+    .option("--json", "machine-readable output")
+    .action((name: string, path: string | undefined, opts: { limit?: number; json?: boolean }, cmd: Command) =>
+      withClient(cmd, async (silo) => {
+        const vol = await silo.volumes.fromName(name);
+        const { versions } = await vol.history({ path, limit: opts.limit ?? 20 });
+        if (opts.json) return printJson(versions.map((v) => ({ ...v, createdAt: new Date(v.createdAt).toISOString() })));
+        printTable(
+          ["Version", "Committed at", "Token", "Changes"],
+          versions.map((v) => [v.version, formatTime(v.createdAt), v.tokenId ?? "", describeChanges(v)]),
+        );
+      }),
+    );
+
+  volume
+    .command("restore <name> [path]")
+    .description("Bring a path (default: the whole volume) back to what it was in a retained version, as a new commit")
+    .requiredOption("--version <v>", "the version to restore from (see 'silo volume history')", parseCount)
+    .action((name: string, path: string | undefined, opts: { version: number }, cmd: Command) =>
+      withClient(cmd, async (silo) => {
+        const vol = await silo.volumes.fromName(name);
+        const res = await vol.restore(opts.version, path);
+        const what = path ? `'${path}'` : "the volume";
+        if (res.changes === 0) process.stdout.write(`Nothing to restore: ${what} is as it was in version ${opts.version}.
+`);
+        else process.stdout.write(`Restored ${what} to version ${opts.version} as version ${res.version} (${res.changes} paths changed).
+`);
+      }),
+    );
+
+  volume
+    .command("fork <name> <new>")
+    .description("Create volume NEW holding a retained version of NAME (default: the latest); no data is copied, blocks are shared")
+    .option("--version <v>", "the version to fork (see 'silo volume history')", parseCount)
+    .action((name: string, newName: string, opts: { version?: number }, cmd: Command) =>
+      withClient(cmd, async (silo) => {
+        const fork = await silo.volumes.fork(name, newName, { version: opts.version });
+        const { version, inodes } = await fork.info();
+        process.stdout.write(`Created volume '${newName}' from '${name}'${opts.version === undefined ? "" : ` at version ${opts.version}`} (${inodes} entries, version ${version}).
+`);
       }),
     );
 
@@ -134,6 +189,24 @@ export function registerVolume(program: Command): Command {
     );
 
   return volume;
+}
+
+/** Whether a volume path names the root ("/", "", ".", "//"). */
+const isRoot = (path: string) => path.split("/").every((part) => part === "" || part === ".");
+
+/** "+2 −1: a, b, c" for a history row (the first paths of each kind). */
+function describeChanges(v: VersionInfo): string {
+  const parts: string[] = [];
+  if (v.put.count) parts.push(`put ${v.put.count}: ${sample(v.put.paths, v.put.count)}`);
+  if (v.removed.count) parts.push(`removed ${v.removed.count}: ${sample(v.removed.paths, v.removed.count)}`);
+  if (v.note) parts.unshift(`(${v.note})`);
+  if (v.partial) parts.push("(older changes no longer retained)");
+  return parts.join("\n") || (v.version === 0 ? "(created)" : "");
+}
+
+function sample(paths: string[], count: number): string {
+  const shown = paths.slice(0, 3).map((p) => `/${p}`);
+  return count > shown.length ? `${shown.join(", ")}, … ${count - shown.length} more` : shown.join(", ");
 }
 
 async function treeBytes(dir: string): Promise<number> {

@@ -35,6 +35,12 @@ function toEntry(r: Row): ManifestEntry {
   return e;
 }
 
+/** Whether two rows hold the same entry (whatever versions they belong to). */
+function sameContent(a: Row, b: Row): boolean {
+  const blocks = a.blocks === null || b.blocks === null ? a.blocks === b.blocks : a.blocks.equals(b.blocks);
+  return a.kind === b.kind && a.mode === b.mode && a.size === b.size && a.mtime === b.mtime && a.link_target === b.link_target && blocks;
+}
+
 function page(version: number, rows: Row[], limit: number): TreePage {
   const more = rows.length > limit;
   const entries = (more ? rows.slice(0, limit) : rows).map(toEntry);
@@ -218,7 +224,8 @@ export class SqliteManifestStore implements ManifestStore {
       if (dst.latest !== 0 || dst.inodes !== 0) throw invalid("A volume can only be forked into a new, empty volume");
       if (dst.workspace !== src.workspace || dst.workspace !== workspace) throw invalid("A volume can only be forked within its workspace");
       let inodes = 0;
-      for (const r of this.s.treeAt.iterate(source, "", v, v, OPEN) as IterableIterator<Row>) {
+      // Read whole before writing: better-sqlite3 allows no writes while a statement iterates.
+      for (const r of this.s.treeAt.all(source, "", v, v, OPEN) as Row[]) {
         const hashes = packedHashes(r.blocks);
         this.s.insert.run({ volume: target, path: r.path, version: 1, parent: r.parent, kind: r.kind, mode: r.mode, size: r.size, mtime: r.mtime, blocks: r.blocks, target: r.link_target });
         // Shared, not copied: one more reference per block, as for a copy inside a volume.
@@ -294,9 +301,11 @@ export class SqliteManifestStore implements ManifestStore {
     const deletes: Change[] = [];
     const puts: Change[] = [];
     for (const path of paths) {
-      const row = this.s.at.get(volume, path, v, v) as Row | undefined;
-      if (row) puts.push({ op: "put", entry: toEntry(row) });
-      else deletes.push({ op: "delete", path });
+      const then = this.s.at.get(volume, path, v, v) as Row | undefined;
+      const now = this.s.live.get(volume, path) as Row | undefined;
+      // Only what differs: a path put back as it was (an earlier restore) is no change.
+      if (then && !(now && sameContent(then, now))) puts.push({ op: "put", entry: toEntry(then) });
+      else if (!then && now) deletes.push({ op: "delete", path });
     }
     return [...deletes, ...puts];
   }

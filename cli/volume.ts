@@ -194,7 +194,7 @@ export function registerVolume(program: Command): Command {
 /** Whether a volume path names the root ("/", "", ".", "//"). */
 const isRoot = (path: string) => path.split("/").every((part) => part === "" || part === ".");
 
-/** "+2 −1: a, b, c" for a history row (the first paths of each kind). */
+/** "put 2: /a, /b" and "removed 1: /c" lines for a history row (the first paths of each kind). */
 function describeChanges(v: VersionInfo): string {
   const parts: string[] = [];
   if (v.put.count) parts.push(`put ${v.put.count}: ${sample(v.put.paths, v.put.count)}`);

@@ -123,7 +123,7 @@ export class SqliteManifestStore implements ManifestStore {
       renewPin: p("UPDATE version_pins SET version = coalesce(?, version), expires_at = ? WHERE volume = ? AND pin_id = ? RETURNING version").pluck(),
       deletePin: p("DELETE FROM version_pins WHERE volume = ? AND pin_id = ?"),
       oldestPin: p("SELECT min(version) FROM version_pins WHERE volume = ? AND expires_at > ?").pluck(),
-      dropExpiredPins: p("DELETE FROM version_pins WHERE expires_at <= ?"),
+      dropExpiredPins: p("DELETE FROM version_pins WHERE volume = ? AND expires_at <= ?"),
       dropVolumePins: p("DELETE FROM version_pins WHERE volume = ?"),
       // garbage collection
       firstRetained: p("SELECT min(version) FROM versions WHERE volume = ? AND created_at >= ?").pluck(),
@@ -379,7 +379,7 @@ export class SqliteManifestStore implements ManifestStore {
   async expireVersions(volume: string, retainSince: number, now: number): Promise<number> {
     return this.db.transaction(() => {
       // Forget lapsed pins before ignoring them: a pin still stored still protects its version.
-      this.s.dropExpiredPins.run(now);
+      this.s.dropExpiredPins.run(volume, now);
       const st = this.read(volume);
       const first = this.s.firstRetained.get(volume, retainSince) as number | null;
       const pinned = this.s.oldestPin.get(volume, now) as number | null;

@@ -96,6 +96,10 @@ export class SqliteManifestStore implements ManifestStore {
         `SELECT path FROM entries WHERE volume = @volume AND valid_from > @version
          UNION SELECT path FROM entries WHERE volume = @volume AND valid_to > @version AND valid_to < ${OPEN}`,
       ).pluck(),
+      changedSinceUnder: p(
+        `SELECT DISTINCT path FROM entries WHERE volume = @volume AND (path = @path OR (path > @low AND path < @high))
+         AND (valid_from > @version OR (valid_to > @version AND valid_to < ${OPEN}))`,
+      ).pluck(),
       // history
       versionsBefore: p("SELECT version, created_at, token_id, note FROM versions WHERE volume = ? AND version < ? ORDER BY version DESC LIMIT ?"),
       version: p("SELECT version, created_at, token_id, note FROM versions WHERE volume = ? AND version = ?"),
@@ -296,8 +300,12 @@ export class SqliteManifestStore implements ManifestStore {
     const st = this.read(volume);
     const v = this.retained(st, version);
     const { low, high } = subtreeBounds(under);
-    const inside = (p: string) => under === "" || p === under || (p > low && p < high);
-    const paths = (this.s.changedSince.all({ volume, version: v }) as string[]).filter(inside).sort(cmp);
+    // The whole volume: what changed since `version`; a path: the rows of its subtree (by path).
+    const paths = (
+      under === ""
+        ? (this.s.changedSince.all({ volume, version: v }) as string[])
+        : (this.s.changedSinceUnder.all({ volume, version: v, path: under, low, high }) as string[])
+    ).sort(cmp);
     const deletes: Change[] = [];
     const puts: Change[] = [];
     for (const path of paths) {

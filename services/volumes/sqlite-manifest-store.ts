@@ -96,8 +96,9 @@ export class SqliteManifestStore implements ManifestStore {
         `SELECT path FROM entries WHERE volume = @volume AND valid_from > @version
          UNION SELECT path FROM entries WHERE volume = @volume AND valid_to > @version AND valid_to < ${OPEN}`,
       ).pluck(),
+      // Subtree conditions are written as a path range (then filtered), so the path index serves them.
       changedSinceUnder: p(
-        `SELECT DISTINCT path FROM entries WHERE volume = @volume AND (path = @path OR (path > @low AND path < @high))
+        `SELECT DISTINCT path FROM entries WHERE volume = @volume AND path >= @path AND path < @high AND (path = @path OR path > @low)
          AND (valid_from > @version OR (valid_to > @version AND valid_to < ${OPEN}))`,
       ).pluck(),
       // history
@@ -105,8 +106,8 @@ export class SqliteManifestStore implements ManifestStore {
       version: p("SELECT version, created_at, token_id, note FROM versions WHERE volume = ? AND version = ?"),
       versionsTouching: p(
         `SELECT v FROM (
-           SELECT valid_from AS v FROM entries WHERE volume = @volume AND (path = @path OR (path > @low AND path < @high))
-           UNION SELECT valid_to FROM entries WHERE volume = @volume AND valid_to < ${OPEN} AND (path = @path OR (path > @low AND path < @high)))
+           SELECT valid_from AS v FROM entries WHERE volume = @volume AND path >= @path AND path < @high AND (path = @path OR path > @low)
+           UNION SELECT valid_to FROM entries WHERE volume = @volume AND valid_to < ${OPEN} AND path >= @path AND path < @high AND (path = @path OR path > @low))
          WHERE v >= @oldest AND v < @before ORDER BY v DESC LIMIT @limit`,
       ).pluck(),
       putCount: p("SELECT count(*) FROM entries WHERE volume = @volume AND valid_from = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high))").pluck(),

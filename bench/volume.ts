@@ -139,6 +139,26 @@ async function commitCost(client: SiloClient): Promise<void> {
   }
   const ratio = (xs: number[][]) => (median(xs[1]!) / median(xs[0]!)).toFixed(2);
   console.log(`ratio 100,000 / 1,000 files: commit ${ratio(commits)}x, delta ${ratio(deltas)}x (near 1 = independent of volume size)`);
+
+  // Versions as a user feature: restoring one file to a version 300 commits back, and listing recent history.
+  const restores: number[][] = sizes.map(() => []);
+  const histories: number[][] = sizes.map(() => []);
+  const before = await Promise.all(vols.map(async (vol) => (await vol.latestVersion()) - 300));
+  for (let i = 0; i < 100; i++) {
+    for (const [k, vol] of vols.entries()) {
+      const r = await timed(() => vol.restore(before[k]!, `d0/f${i}`));
+      const h = await timed(() => vol.history({ limit: 20 }));
+      if (i >= 20) {
+        restores[k]!.push(r);
+        histories[k]!.push(h);
+      }
+    }
+  }
+  console.log("\n(c) restoring 1 file to a version 300 commits back, and listing the last 20 versions (median of 80, after 20 warm-up)");
+  for (const [k, n] of sizes.entries()) {
+    console.log(`volume of ${String(n).padStart(7)} files: restore ${(median(restores[k]!) * 1000).toFixed(2)} ms, history ${(median(histories[k]!) * 1000).toFixed(2)} ms`);
+  }
+  console.log(`ratio 100,000 / 1,000 files: restore ${ratio(restores)}x, history ${ratio(histories)}x (near 1 = independent of volume size)`);
 }
 
 async function main(): Promise<void> {

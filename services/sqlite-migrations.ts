@@ -33,10 +33,14 @@ export function migrate(db: Sqlite, component: string, migrations: readonly Migr
     );
   }
   for (const m of migrations.slice(before)) {
-    db.transaction(() => {
-      m.up(db);
-      write.run(component, m.version);
-    })();
+    try {
+      db.transaction(() => {
+        m.up(db);
+        write.run(component, m.version);
+      })();
+    } catch (err) {
+      throw new Error(`Upgrading the ${component} schema to version ${m.version} (${m.name}) failed, nothing of that step was kept: ${(err as Error).message}`);
+    }
   }
   return before;
 }

@@ -145,7 +145,7 @@ export function registerVolume(program: Command): Command {
         const what = path ? `'${path}'` : "the volume";
         if (res.changes === 0) process.stdout.write(`Nothing to restore: ${what} is as it was in version ${opts.version}.
 `);
-        else process.stdout.write(`Restored ${what} to version ${opts.version} as version ${res.version} (${res.changes} paths changed).
+        else process.stdout.write(`Restored ${what} to version ${opts.version} as version ${res.version} (${res.changes} ${res.changes === 1 ? "path" : "paths"} changed).
 `);
       }),
     );

@@ -1,4 +1,4 @@
-import { InvalidError } from "../protocol/errors.js";
+import { InvalidError, SiloError } from "../protocol/errors.js";
 import { checkName } from "../protocol/names.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
@@ -273,6 +273,7 @@ export class Volume extends SiloObject {
       const plan = envelope.unpack(Buffer.from(await res.body.arrayBuffer())) as DirectFileRead;
       for (const part of plan.parts) {
         if (part.data) {
+          if (part.data.length !== part.end - part.start) throw new SiloError(`'${path}': a block held ${part.data.length} of the ${part.end - part.start} bytes the file needs from it`, "INTERNAL");
           yield Buffer.from(part.data);
           continue;
         }
@@ -281,7 +282,13 @@ export class Volume extends SiloObject {
           continue;
         }
         const got = await this.transport.external({ method: "GET", url: part.url!, headers: { range: `bytes=${part.start}-${part.end - 1}` } });
-        for await (const chunk of got.body as AsyncIterable<Buffer>) yield chunk;
+        let n = 0;
+        for await (const chunk of got.body as AsyncIterable<Buffer>) {
+          n += chunk.length;
+          yield chunk;
+        }
+        // A block shorter than the file says (a manifest from before commits were checked): fail, never hand back a short file.
+        if (n !== part.end - part.start) throw new SiloError(`'${path}': a block held ${n} of the ${part.end - part.start} bytes the file needs from it`, "INTERNAL");
       }
       if (plan.next === undefined) return;
       // The rest of the range, from the same version.

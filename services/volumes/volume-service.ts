@@ -214,6 +214,7 @@ export class VolumeService {
         continue;
       }
       const data = await this.store.inlineBlock(ws, hash);
+      if (data && data.length < end) throw siloError("INTERNAL", `Block ${i} of '/${entry.path}' holds ${data.length} of the ${end} bytes the file needs from it`);
       parts.push(data ? { data: data.subarray(start, end), start, end } : { url: await direct.signGet(ws, hash), start, end });
     }
     return { version, parts, next: i * BLOCK_SIZE < range.end ? i * BLOCK_SIZE : undefined };

@@ -162,8 +162,8 @@ describe("a home written by the previous release", () => {
       await server.stop();
       const after = new Database(join(dataDir, "volumes.sqlite"), { readonly: true });
       expect(schemaVersion(after, "volumes")).toBe(VOLUME_MIGRATIONS.length);
-      const cols = (after.prepare("PRAGMA index_info(entries_by_from)").all() as Array<{ name: string }>).map((c) => c.name);
-      expect(cols).toEqual(["volume", "valid_from", "path"]);
+      const cols = (after.prepare("PRAGMA table_info(versions)").all() as Array<{ name: string }>).map((c) => c.name);
+      expect(cols).toEqual(["volume", "version", "created_at", "token_id", "note"]);
       after.close();
       const metaAfter = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
       expect(["auth", "objects", "secrets"].map((c) => schemaVersion(metaAfter, c))).toEqual([1, 1, 1]);

@@ -42,9 +42,6 @@ export const VOLUME_MIGRATIONS: readonly Migration[] = [
       db.exec(`
         ALTER TABLE versions ADD COLUMN token_id TEXT;
         ALTER TABLE versions ADD COLUMN note TEXT;
-        -- History lists a version's puts in path order.
-        DROP INDEX IF EXISTS entries_by_from;
-        CREATE INDEX entries_by_from ON entries (volume, valid_from, path);
       `);
     },
   },

@@ -93,7 +93,7 @@ export class SqliteManifestStore implements ManifestStore {
       created: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_from > ? AND valid_from <= ? AND valid_to > ?`),
       closed: p("SELECT path FROM entries WHERE volume = ? AND valid_to > ? AND valid_to <= ? AND valid_from <= ?").pluck(),
       changedSince: p(
-        `SELECT path FROM entries WHERE volume = @volume AND valid_from > @version
+        `SELECT path FROM entries INDEXED BY entries_by_from WHERE volume = @volume AND valid_from > @version
          UNION SELECT path FROM entries WHERE volume = @volume AND valid_to > @version AND valid_to < ${OPEN}`,
       ).pluck(),
       // Subtree conditions are written as a path range (then filtered), so the path index serves them.
@@ -101,7 +101,7 @@ export class SqliteManifestStore implements ManifestStore {
         `SELECT DISTINCT path FROM entries WHERE volume = @volume AND path >= @path AND path < @high AND (path = @path OR path > @low)
          AND (valid_from > @version OR (valid_to > @version AND valid_to < ${OPEN}))`,
       ).pluck(),
-      // history
+      // history (the version's rows by valid_from: without statistics SQLite would rather scan the path index)
       versionsBefore: p("SELECT version, created_at, token_id, note FROM versions WHERE volume = ? AND version < ? ORDER BY version DESC LIMIT ?"),
       version: p("SELECT version, created_at, token_id, note FROM versions WHERE volume = ? AND version = ?"),
       versionsTouching: p(
@@ -110,9 +110,9 @@ export class SqliteManifestStore implements ManifestStore {
            UNION SELECT valid_to FROM entries WHERE volume = @volume AND valid_to < ${OPEN} AND path >= @path AND path < @high AND (path = @path OR path > @low))
          WHERE v >= @oldest AND v < @before ORDER BY v DESC LIMIT @limit`,
       ).pluck(),
-      putCount: p("SELECT count(*) FROM entries WHERE volume = @volume AND valid_from = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high))").pluck(),
+      putCount: p("SELECT count(*) FROM entries INDEXED BY entries_by_from WHERE volume = @volume AND valid_from = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high))").pluck(),
       putPaths: p(
-        "SELECT path FROM entries WHERE volume = @volume AND valid_from = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high)) ORDER BY path LIMIT @limit",
+        "SELECT path FROM entries INDEXED BY entries_by_from WHERE volume = @volume AND valid_from = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high)) ORDER BY path LIMIT @limit",
       ).pluck(),
       removedCount: p(
         `SELECT count(*) FROM entries e WHERE volume = @volume AND valid_to = @version AND (@path IS NULL OR path = @path OR (path > @low AND path < @high))

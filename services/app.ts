@@ -3,6 +3,7 @@ import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
+import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { authRoutes } from "./auth/routes.js";
 import { AuthStore } from "./auth/store.js";
@@ -10,7 +11,11 @@ import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
 import { codecPlugin } from "./http/codec.js";
+import { Readiness } from "./health/readiness.js";
+import { healthRoutes } from "./health/routes.js";
 import { installErrorHandler } from "./http/error-handler.js";
+import { httpMetricsPlugin } from "./metrics/http-metrics.js";
+import { metricsRoutes } from "./metrics/routes.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
@@ -20,6 +25,8 @@ import { GroupCommit } from "./kv-group-commit.js";
 export interface SiloApp {
   app: FastifyInstance;
   auth: AuthStore;
+  /** Every Prometheus metric of this server (also served by `--metrics-listen`). */
+  metrics: Registry;
   /** Closes the app (every kind's hooks run), then the shared stores, in that order. */
   shutdown(): Promise<void>;
 }
@@ -40,14 +47,33 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const readiness = new Readiness(options.home, options.readyMinFreeBytes);
+  readiness.add("meta", () => void meta.prepare("SELECT 1").get());
+  // A read of a key nobody writes: throws once the environment is closed or broken.
+  readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, metrics, readiness };
+  new Gauge({
+    name: "silo_objects",
+    help: "Live named and ephemeral objects, by kind, over every workspace",
+    labelNames: ["kind"] as const,
+    registers: [metrics],
+    collect() {
+      this.reset();
+      for (const { kind, objects } of registry.countByKind()) this.set({ kind }, objects);
+    },
+  });
 
   installErrorHandler(app);
   await app.register(swagger, {
     openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
   });
   await app.register(codecPlugin, { bodyLimit: options.bodyLimit });
+  await app.register(httpMetricsPlugin, { registry: metrics });
   await app.register(authenticatePlugin, { store: auth });
+  await app.register(healthRoutes, { readiness });
+  await app.register(metricsRoutes, { registry: metrics });
   app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
@@ -58,7 +84,10 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
   );
   reaper.unref();
-  app.addHook("preClose", async () => clearInterval(reaper));
+  app.addHook("preClose", async () => {
+    readiness.markClosing();
+    clearInterval(reaper);
+  });
   await app.ready();
   await registry.resumePurges();
   // The shared stores close after app.close(): fastify runs the root's onClose hooks before a
@@ -68,5 +97,5 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     await kv.close();
     meta.close();
   };
-  return { app, auth, shutdown };
+  return { app, auth, metrics, shutdown };
 }

@@ -1,4 +1,6 @@
 import type { RootDatabase } from "lmdb";
+import type { Registry } from "prom-client";
+import type { Readiness } from "./health/readiness.js";
 import type { Sqlite } from "./db.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
@@ -16,4 +18,8 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Where a kind registers its Prometheus metrics (served at `/metrics`). */
+  metrics: Registry;
+  /** Where a kind registers a check of its own stores (answered at `/readyz`). */
+  readiness: Readiness;
 }

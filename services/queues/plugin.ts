@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { Gauge } from "prom-client";
 import type { KindContext } from "../context.js";
 import { queueRoutes } from "./routes.js";
 import { QueueStore } from "./store.js";
@@ -15,6 +16,40 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
     purge: (record) => store.purge(record.id),
   });
   queueRoutes(app, { registry: ctx.registry, store, defaultTtlMs: options.queuePartitionTtlMs });
+
+  // Read from the in-memory index when scraped: nothing is counted on the hot path. Every live
+  // queue has a series (0 when empty), so a dashboard's line does not vanish when a queue drains.
+  const perQueue = (read: (d: { items: number; partitions: number }) => number) =>
+    function (this: Gauge<"queue" | "name">) {
+      this.reset();
+      const depths = new Map(store.depths().map((d) => [d.queueId, d]));
+      for (const r of ctx.registry.allOfKind("queue")) {
+        this.set({ queue: r.id, name: r.name ?? "" }, read(depths.get(r.id) ?? { items: 0, partitions: 0 }));
+      }
+    };
+  new Gauge({
+    name: "silo_queue_items",
+    help: "Items stored per queue (all partitions)",
+    labelNames: ["queue", "name"] as const,
+    registers: [ctx.metrics],
+    collect: perQueue((d) => d.items),
+  });
+  new Gauge({
+    name: "silo_queue_partitions",
+    help: "Partitions holding items or metadata, per queue",
+    labelNames: ["queue", "name"] as const,
+    registers: [ctx.metrics],
+    collect: perQueue((d) => d.partitions),
+  });
+  new Gauge({
+    name: "silo_long_polls_open",
+    help: "Requests waiting in a blocking call: queue gets, puts waiting for room, and peeks waiting for an item",
+    labelNames: ["kind"] as const,
+    registers: [ctx.metrics],
+    collect() {
+      this.set({ kind: "queue" }, store.waiting());
+    },
+  });
 
   // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
   const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));

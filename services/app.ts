@@ -1,6 +1,5 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
@@ -14,6 +13,7 @@ import { codecPlugin } from "./http/codec.js";
 import { Readiness } from "./health/readiness.js";
 import { healthRoutes } from "./health/routes.js";
 import { installErrorHandler } from "./http/error-handler.js";
+import { openapiPlugin } from "./http/openapi.js";
 import { httpMetricsPlugin } from "./metrics/http-metrics.js";
 import { metricsRoutes } from "./metrics/routes.js";
 import { ObjectRegistry } from "./objects/registry.js";
@@ -66,15 +66,13 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   });
 
   installErrorHandler(app);
-  await app.register(swagger, {
-    openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
-  });
+  // Not encapsulated: the description must see every route registered after it.
+  await openapiPlugin(app);
   await app.register(codecPlugin, { bodyLimit: options.bodyLimit });
   await app.register(httpMetricsPlugin, { registry: metrics });
   await app.register(authenticatePlugin, { store: auth });
   await app.register(healthRoutes, { readiness });
   await app.register(metricsRoutes, { registry: metrics });
-  app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);

@@ -1,8 +1,9 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 
 const int = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`not a non-negative number: ${v}`);
+  // Commander reports this as "option '--port <port>' argument 'x' is invalid. …", one line.
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("Expected a non-negative number.");
   return n;
 };
 

@@ -38,8 +38,9 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   db.pragma("cache_size = -65536");
   const blocks = new BlockIndex(db);
   const store = new ManifestStore(db, blocks);
-  pinBlobLocation(db, ctx.options.blobs);
+  // Opened (and so validated) first: a malformed --blobs must not be pinned as this home's location.
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
+  pinBlobLocation(db, ctx.options.blobs);
   const blockLock = new KeyLock();
   const pins = new PinStore(db, ctx.options.volumePinTtlMs);
   const gc = new VolumeGc(

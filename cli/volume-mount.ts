@@ -2,7 +2,7 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SiloError } from "../protocol/errors.js";
-import { clientFor, parseCount, UsageError } from "./output.js";
+import { clientFor, parseCount, printJson, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
 const DEFAULT_CACHE_MB = 4_096;
@@ -96,5 +96,16 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         throw new UsageError(err.message);
       });
       process.stdout.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
+    });
+
+  volume
+    .command("status <dir>")
+    .description("Show a volume mount's state: version, pending changes, last commit and its error, cache hit ratio, bytes fetched")
+    .option("--json", "print the daemon's status report as JSON")
+    .action(async (dir: string, opts: { json?: boolean }) => {
+      const { mountStatus, describeMountStatus } = await import("./mount-status.js");
+      const status = await mountStatus(dir);
+      if (opts.json) printJson(status);
+      else process.stdout.write(describeMountStatus(status));
     });
 }

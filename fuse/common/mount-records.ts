@@ -14,6 +14,8 @@ export interface MountRecord {
   source: string;
   logFile: string;
   startedAt: number;
+  /** The daemon's control socket (volume mounts: commit, reload, status). */
+  socket?: string;
 }
 
 /** Per-user directory for mount records and daemon logs. */

@@ -104,7 +104,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return { version: r.version };
         }
         case "status":
-          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
+          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes, cache: cache!.stats(), commits: { ...mv.commitStats } };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));
           return {};
@@ -148,7 +148,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
 
     daemon = await serveUntilStopped({
-      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}` },
+      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}`, socket },
       shutdown,
       exitWithParent: opts.exitWithParent,
       log,

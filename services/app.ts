@@ -12,6 +12,7 @@ import { bytesKeyword } from "./http/bytes-keyword.js";
 import { codecPlugin } from "./http/codec.js";
 import { Readiness } from "./health/readiness.js";
 import { healthRoutes } from "./health/routes.js";
+import { dashboardPlugin } from "./http/dashboard.js";
 import { installErrorHandler } from "./http/error-handler.js";
 import { openapiPlugin } from "./http/openapi.js";
 import { httpMetricsPlugin } from "./metrics/http-metrics.js";
@@ -73,6 +74,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   await app.register(authenticatePlugin, { store: auth });
   await app.register(healthRoutes, { readiness });
   await app.register(metricsRoutes, { registry: metrics });
+  await app.register(dashboardPlugin);
   await app.register(authRoutes, { store: auth });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);

@@ -321,6 +321,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: "Keeps a version readable (GC skips it) until the pin lapses; a mount pins the version it serves and renews the pin.",
     errors: ["INVALID", "NOT_FOUND", "VERSION_GONE"],
   },
+  [`GET ${VOL}/pins`]: {
+    summary: "List live pins",
+    description: "The pins that have not lapsed, each with its version and expiry: every live mount of the volume holds one.",
+    errors: ["NOT_FOUND"],
+  },
   [`PUT ${VOL}/pins/:pinId`]: {
     summary: "Renew (or move) a pin",
     description: "Extends the pin's lifetime, optionally moving it to another version.",

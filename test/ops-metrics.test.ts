@@ -119,6 +119,14 @@ describe("/metrics", () => {
     expect(sampleValue(s, "silo_long_polls_open", { kind: "queue" })).toBe(0);
     expect(sampleValue(s, "silo_queue_items", { name: "m-empty" })).toBe(0);
     expect(sampleValue(s, "silo_queue_items", { name: "m-queue" })).toBe(7);
+    // A second locker of a held dict lock waits: an open long-poll of kind dict.
+    expect(sampleValue(s, "silo_long_polls_open", { kind: "dict" })).toBe(0);
+    const held = await dict.lock("k", { ttlMs: 30_000 });
+    const second = dict.lock("k", { ttlMs: 30_000, waitMs: 30_000 });
+    await eventually(async () => expect(sampleValue(await scrape(), "silo_long_polls_open", { kind: "dict" })).toBe(1));
+    await held.release();
+    await (await second).release();
+    expect(sampleValue(await scrape(), "silo_long_polls_open", { kind: "dict" })).toBe(0);
   });
 
   it("reports volume blocks, bytes and dedup ratio, commit latency, and what GC frees", async () => {

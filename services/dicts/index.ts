@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Gauge } from "prom-client";
+import { countLongPolls } from "../metrics/long-polls.js";
 import type { KindContext } from "../context.js";
 import { DictEntries } from "./entries.js";
 import { openDictDbs } from "./layout.js";
@@ -21,6 +22,7 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
     },
   });
   await dictRoutes(app, { registry: ctx.registry, commits, entries, locks });
+  countLongPolls(ctx.metrics, "dict", () => locks.waiting());
   new Gauge({
     name: "silo_dict_entries",
     help: "Dict entries stored over every dict (expired entries count until the sweeper removes them)",

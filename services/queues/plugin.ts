@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Gauge } from "prom-client";
+import { countLongPolls } from "../metrics/long-polls.js";
 import type { KindContext } from "../context.js";
 import { queueRoutes } from "./routes.js";
 import { QueueStore } from "./store.js";
@@ -41,15 +42,7 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
     registers: [ctx.metrics],
     collect: perQueue((d) => d.partitions),
   });
-  new Gauge({
-    name: "silo_long_polls_open",
-    help: "Requests waiting in a blocking call: queue gets, puts waiting for room, and peeks waiting for an item",
-    labelNames: ["kind"] as const,
-    registers: [ctx.metrics],
-    collect() {
-      this.set({ kind: "queue" }, store.waiting());
-    },
-  });
+  countLongPolls(ctx.metrics, "queue", () => store.waiting());
 
   // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
   const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));

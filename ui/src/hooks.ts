@@ -13,8 +13,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data?: T;
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
+  }, [...deps, tick]); // the caller lists what `load` depends on
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
 
@@ -24,7 +23,6 @@ export function useInterval(fn: () => void, ms: number, deps: unknown[]): void {
     fn();
     const timer = setInterval(fn, ms);
     return () => clearInterval(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
 }
 

@@ -149,6 +149,7 @@ describe("dashboard at /ui", () => {
       expect.stringMatching(/^"color:bg""white"$/),
       expect.stringMatching(/^"color:fg""black"$/),
     ]);
+    expect(await p.getByTestId("dict-search-note").textContent()).toMatch(/2 matches in 3 entries$/);
     await shot(p, "06-dict-prefix");
 
     await p.getByTestId("tab-secrets").click();

@@ -125,9 +125,14 @@ describe("dashboard at /ui", () => {
       expect.stringContaining('{"task":1}'),
       expect.stringContaining('{"task":2}'),
     ]);
-    await p.getByTestId("peek-partition").fill("urgent");
-    await p.getByTestId("peek").click();
+    // The partitions, each with its items; peek the named one from its row.
+    await expect.poll(() => p.getByTestId("partition").allTextContents()).toEqual([
+      expect.stringMatching(/^\(default\)2/),
+      expect.stringMatching(/^urgent1/),
+    ]);
+    await p.getByTestId("partition").nth(1).getByTestId("partition-peek").click();
     await expect.poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([expect.stringContaining('{"task":9}')]);
+    expect(await p.getByTestId("peek-partition").inputValue()).toBe("urgent");
     await shot(p, "04-queue-peek");
 
     // Peeking took nothing; the first click only asks.

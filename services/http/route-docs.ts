@@ -222,6 +222,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ["INVALID", "NOT_FOUND"],
     fields: { all: "Clear every partition" },
   },
+  [`GET ${QUEUE}/partitions`]: {
+    summary: "List partitions",
+    description: "The queue's partitions in key order with their items and expiry time (ms since the epoch); `truncated` when there are more than `limit`.",
+    errors: ["INVALID", "NOT_FOUND"],
+    fields: { limit: "Most partitions to list (default 1000)" },
+  },
   [`GET ${QUEUE}/info`]: {
     summary: "Queue facts",
     description: "Items and partitions of the queue.",

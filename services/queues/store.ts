@@ -345,6 +345,18 @@ export class QueueStore {
     return { items, partitions };
   }
 
+  /** A queue's partitions (those put to and not cleared or expired) in key order, up to `limit`, with items and expiry. */
+  partitions(queueId: string, limit: number): { partitions: Array<{ key: string; items: number; expiresAt: number }>; truncated: boolean } {
+    const now = Date.now();
+    this.sweepQueue(this.queues.get(queueId), now);
+    const live = [...(this.queues.get(queueId)?.partitions.values() ?? [])].filter((p) => p.lastPutAt > 0 && !p.isExpired(now));
+    live.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return {
+      partitions: live.slice(0, limit).map((p) => ({ key: p.key, items: p.length, expiresAt: p.lastPutAt + p.ttlMs })),
+      truncated: live.length > limit,
+    };
+  }
+
   /** Items and partitions of every queue holding any (for metrics; does not sweep). */
   depths(): Array<{ queueId: string; items: number; partitions: number }> {
     const out: Array<{ queueId: string; items: number; partitions: number }> = [];

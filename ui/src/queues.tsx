@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { type Api, decodeValue, showValue } from "./api";
 import { appendSample, LineChart } from "./chart";
 import { ConfirmButton } from "./confirm";
-import { useInterval } from "./hooks";
+import { useInterval, useLoad, when } from "./hooks";
 import { ObjectList, type ObjectRecord } from "./volumes";
 
 interface QueueInfo {
@@ -43,9 +43,17 @@ function QueueDetail(props: { api: Api; queue: ObjectRecord }) {
     2000,
     [api, queue.id],
   );
-  const peek = async () => {
+  const parts = useLoad(
+    () =>
+      api.call<{ partitions: Array<{ partition: string | null; items: number; expiresAt: number }>; truncated: boolean }>(
+        "GET",
+        `/v1/queues/${queue.id}/partitions?limit=200`,
+      ),
+    [api, queue.id, info?.totalItems],
+  );
+  const peek = async (which = partition) => {
     setError(undefined);
-    const body = { n: 20, timeoutMs: 0, ...(partition ? { partition } : {}) };
+    const body = { n: 20, timeoutMs: 0, ...(which ? { partition: which } : {}) };
     const r = await api.call<{ items: Uint8Array[]; positions: number[] }>("POST", `/v1/queues/${queue.id}/peek`, body);
     setPeeked(r.items.map((item, i) => ({ position: r.positions[i]!, value: showValue(decodeValue(item)) })));
   };
@@ -68,6 +76,37 @@ function QueueDetail(props: { api: Api; queue: ObjectRecord }) {
         />
       </p>
       <LineChart title="Queue depth (items)" samples={depth} testId="depth-chart" />
+      <table data-testid="partitions">
+        <thead>
+          <tr>
+            <th>Partition</th>
+            <th>Items</th>
+            <th>Expires after</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {(parts.data?.partitions ?? []).map((p) => (
+            <tr key={p.partition ?? ""} data-testid="partition">
+              <td>{p.partition ?? <i>(default)</i>}</td>
+              <td>{p.items}</td>
+              <td>{when(p.expiresAt)}</td>
+              <td>
+                <button
+                  data-testid="partition-peek"
+                  onClick={() => {
+                    setPartition(p.partition ?? "");
+                    void peek(p.partition ?? "").catch((err: Error) => setError(err.message));
+                  }}
+                >
+                  Peek
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {parts.data?.truncated ? <p class="muted">Only the first 200 partitions are listed.</p> : null}
       <form
         class="inline"
         onSubmit={(e) => {

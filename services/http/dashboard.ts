@@ -29,6 +29,9 @@ export async function dashboardPlugin(app: FastifyInstance): Promise<void> {
     setHeaders: (res, path) => {
       res.header("cache-control", path.includes("/assets/") ? "public, max-age=31536000, immutable" : "no-cache");
       res.header("x-content-type-options", "nosniff");
+      // Only this server's own scripts, and no framing: the page holds a token and has buttons that delete.
+      res.header("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'");
+      res.header("x-frame-options", "DENY");
     },
   });
   // `/ui` → `/ui/`, so the page's relative asset URLs resolve.

@@ -149,10 +149,13 @@ describe("dashboard at /ui", () => {
     await p.getByTestId("tab-dicts").click();
     await p.getByTestId("dict-list").getByText("cfg").click();
     await expect.poll(() => p.getByTestId("dict-entry").count()).toBe(3);
+    // Each entry's expiry: the server's default TTL (7 days) after its last write.
+    const expires = Date.parse(`${await p.getByTestId("dict-expires").first().textContent()}Z`);
+    expect(Math.abs(expires - (Date.now() + 7 * 24 * 3600 * 1000))).toBeLessThan(10 * 60 * 1000);
     await p.getByTestId("dict-prefix").fill("color:");
     await expect.poll(() => p.getByTestId("dict-entry").allTextContents()).toEqual([
-      expect.stringMatching(/^"color:bg""white"$/),
-      expect.stringMatching(/^"color:fg""black"$/),
+      expect.stringMatching(/^"color:bg""white"\d{4}-/),
+      expect.stringMatching(/^"color:fg""black"\d{4}-/),
     ]);
     expect(await p.getByTestId("dict-search-note").textContent()).toMatch(/2 matches in 3 entries$/);
     await shot(p, "06-dict-prefix");

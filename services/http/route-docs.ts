@@ -167,7 +167,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: "Page through dict entries",
     description: "One page of entries in key-byte order after `after`; `cursor` is null on the last page.",
     errors: ["INVALID", "NOT_FOUND"],
-    fields: { values: "Include the values (default true); false lists keys only" },
+    fields: {
+      values: "Include the values (default true); false lists keys only",
+      expiry: "Also answer `expiresAt`: when each entry expires unless read or written before (ms since the epoch)",
+    },
   },
   [`POST ${DICT}/clear`]: {
     summary: "Clear a dict",

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { type Api, decodeValue, showValue } from "./api";
 import { ConfirmButton } from "./confirm";
-import { useLoad } from "./hooks";
+import { useLoad, when } from "./hooks";
 import { ObjectList, type ObjectRecord } from "./volumes";
 
 export function DictsView(props: { api: Api }) {
@@ -19,11 +19,11 @@ export function DictsView(props: { api: Api }) {
 
 const PAGE = 200;
 
-type ScanPage = { entries: Array<[Uint8Array, Uint8Array | undefined]>; cursor: Uint8Array | null };
-type Row = { key: string; value: string };
+type ScanPage = { entries: Array<[Uint8Array, Uint8Array | undefined]>; cursor: Uint8Array | null; expiresAt?: number[] };
+type Row = { key: string; value: string; expiresAt?: number };
 
 const toRows = (page: ScanPage): Row[] =>
-  page.entries.map(([k, v]) => ({ key: showValue(decodeValue(k)), value: v ? showValue(decodeValue(v)) : "" }));
+  page.entries.map(([k, v], i) => ({ key: showValue(decodeValue(k)), value: v ? showValue(decodeValue(v)) : "", expiresAt: page.expiresAt?.[i] }));
 /** A string key matches on its text, any other key on how it is shown. */
 const matches = (row: Row, prefix: string) => row.key.replace(/^"/, "").startsWith(prefix) || row.key.startsWith(prefix);
 /** A prefix search reads at most this many entries (keys are msgpack bytes: no index by text prefix). */
@@ -35,7 +35,7 @@ function DictDetail(props: { api: Api; dict: ObjectRecord }) {
   const [cursor, setCursor] = useState<Uint8Array | null>(null);
   const [pages, setPages] = useState<Array<Uint8Array | null>>([]);
   const scan = (after: Uint8Array | null, limit: number) =>
-    api.call<ScanPage>("POST", `/v1/dicts/${dict.id}/scan`, { limit, values: true, ...(after ? { after } : {}) });
+    api.call<ScanPage>("POST", `/v1/dicts/${dict.id}/scan`, { limit, values: true, expiry: true, ...(after ? { after } : {}) });
   const page = useLoad(() => scan(cursor, PAGE), [api, dict.id, cursor]);
   // With a prefix: walk the dict page by page for matches, up to SEARCH_LIMIT entries.
   const search = useLoad(async () => {
@@ -58,7 +58,8 @@ function DictDetail(props: { api: Api; dict: ObjectRecord }) {
         {dict.name} <small>{dict.id}</small>
       </h2>
       <p class="muted">
-        Entries expire after the server's <code>--dict-entry-ttl-ms</code> (7 days by default) without a read or write.{" "}
+        An entry expires after the server's <code>--dict-entry-ttl-ms</code> (7 days by default) without a read or write; a
+        read or write moves its expiry on (browsing here does not).{" "}
         <ConfirmButton
           label="Clear"
           testId="dict-clear"
@@ -86,6 +87,7 @@ function DictDetail(props: { api: Api; dict: ObjectRecord }) {
           <tr>
             <th>Key</th>
             <th>Value</th>
+            <th>Expires</th>
           </tr>
         </thead>
         <tbody>
@@ -97,6 +99,7 @@ function DictDetail(props: { api: Api; dict: ObjectRecord }) {
               <td>
                 <code>{r.value}</code>
               </td>
+              <td data-testid="dict-expires">{when(r.expiresAt)}</td>
             </tr>
           ))}
         </tbody>

@@ -65,8 +65,11 @@ async function open(): Promise<Page> {
 async function signIn(p: Page): Promise<void> {
   await p.getByTestId("token").fill(`${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`);
   await p.getByTestId("signin").click();
-  await expect.poll(() => p.getByTestId("workspace").textContent()).toBe("default");
+  await poll(() => p.getByTestId("workspace").textContent()).toBe("default");
 }
+
+/** Waits for what the page shows (an event, not a fixed sleep), generously: the machine may be busy. */
+const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 30_000, interval: 100 });
 
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -75,7 +78,7 @@ describe("dashboard at /ui", () => {
     const p = await open();
     await p.getByTestId("token").fill(`${fx.server.profile.tokenId}:not-the-secret`);
     await p.getByTestId("signin").click();
-    await expect.poll(() => p.getByTestId("signin-error").textContent()).toMatch(/wrong, unknown or revoked/);
+    await poll(() => p.getByTestId("signin-error").textContent()).toMatch(/wrong, unknown or revoked/);
     await shot(p, "01-wrong-token");
     expect(await p.getByTestId("workspace").count()).toBe(0);
   });
@@ -84,19 +87,19 @@ describe("dashboard at /ui", () => {
     const p = await open();
     await signIn(p);
     await p.getByTestId("volume-list").getByText("photos").click();
-    await expect.poll(() => p.getByTestId("volume-version").textContent()).toBe("2");
+    await poll(() => p.getByTestId("volume-version").textContent()).toBe("2");
     const tree = p.getByTestId("file-tree");
-    await expect.poll(() => tree.getByTestId("tree-entry").allTextContents()).toEqual([
+    await poll(() => tree.getByTestId("tree-entry").allTextContents()).toEqual([
       expect.stringMatching(/^a\.txt16 B/),
       expect.stringMatching(/^dir\//),
     ]);
     await shot(p, "02-volume-tree");
     await tree.getByTestId("tree-dir").getByText("dir/").click();
-    await expect.poll(() => tree.getByTestId("tree-file").allTextContents()).toEqual(["b.txt", "c.txt"]);
+    await poll(() => tree.getByTestId("tree-file").allTextContents()).toEqual(["b.txt", "c.txt"]);
 
     await p.getByTestId("volume-tab-history").click();
     const rows = p.getByTestId("history-row");
-    await expect.poll(() => rows.count()).toBe(2);
+    await poll(() => rows.count()).toBe(2);
     expect(await rows.nth(0).textContent()).toMatch(/^2\+ dir\/c\.txt/);
     expect(await rows.nth(1).textContent()).toMatch(/^1.*\+ a\.txt/);
     await shot(p, "03-volume-history");
@@ -104,7 +107,7 @@ describe("dashboard at /ui", () => {
     // Version 1 did not have c.txt yet.
     await rows.nth(1).getByText("Browse").click();
     await tree.getByTestId("tree-dir").getByText("dir/").click();
-    await expect.poll(() => tree.getByTestId("tree-file").allTextContents()).toEqual(["b.txt"]);
+    await poll(() => tree.getByTestId("tree-file").allTextContents()).toEqual(["b.txt"]);
     await tree.getByText("/", { exact: true }).click();
 
     const [download] = await Promise.all([p.waitForEvent("download"), tree.getByTestId("tree-file").getByText("a.txt").click()]);
@@ -119,19 +122,19 @@ describe("dashboard at /ui", () => {
     await signIn(p);
     await p.getByTestId("tab-queues").click();
     await p.getByTestId("queue-list").getByText("jobs").click();
-    await expect.poll(() => p.getByTestId("queue-items").textContent()).toBe("3");
+    await poll(() => p.getByTestId("queue-items").textContent()).toBe("3");
     await p.getByTestId("peek").click();
-    await expect.poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([
+    await poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([
       expect.stringContaining('{"task":1}'),
       expect.stringContaining('{"task":2}'),
     ]);
     // The partitions, each with its items; peek the named one from its row.
-    await expect.poll(() => p.getByTestId("partition").allTextContents()).toEqual([
+    await poll(() => p.getByTestId("partition").allTextContents()).toEqual([
       expect.stringMatching(/^\(default\)2/),
       expect.stringMatching(/^urgent1/),
     ]);
     await p.getByTestId("partition").nth(1).getByTestId("partition-peek").click();
-    await expect.poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([expect.stringContaining('{"task":9}')]);
+    await poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([expect.stringContaining('{"task":9}')]);
     expect(await p.getByTestId("peek-partition").inputValue()).toBe("urgent");
     await shot(p, "04-queue-peek");
 
@@ -140,7 +143,7 @@ describe("dashboard at /ui", () => {
     expect(await (await fx.silo.queues.fromName("jobs")).len({ total: true })).toBe(3);
     await shot(p, "05-queue-clear-confirmation");
     await p.getByTestId("queue-clear-confirm").click();
-    await expect.poll(async () => (await fx.silo.queues.fromName("jobs")).len({ total: true })).toBe(0);
+    await poll(async () => (await fx.silo.queues.fromName("jobs")).len({ total: true })).toBe(0);
   });
 
   it("shows dict entries by key prefix, secret keys without values, and tokens", async () => {
@@ -148,12 +151,12 @@ describe("dashboard at /ui", () => {
     await signIn(p);
     await p.getByTestId("tab-dicts").click();
     await p.getByTestId("dict-list").getByText("cfg").click();
-    await expect.poll(() => p.getByTestId("dict-entry").count()).toBe(3);
+    await poll(() => p.getByTestId("dict-entry").count()).toBe(3);
     // Each entry's expiry: the server's default TTL (7 days) after its last write.
     const expires = Date.parse(`${await p.getByTestId("dict-expires").first().textContent()}Z`);
     expect(Math.abs(expires - (Date.now() + 7 * 24 * 3600 * 1000))).toBeLessThan(10 * 60 * 1000);
     await p.getByTestId("dict-prefix").fill("color:");
-    await expect.poll(() => p.getByTestId("dict-entry").allTextContents()).toEqual([
+    await poll(() => p.getByTestId("dict-entry").allTextContents()).toEqual([
       expect.stringMatching(/^"color:bg""white"\d{4}-/),
       expect.stringMatching(/^"color:fg""black"\d{4}-/),
     ]);
@@ -162,11 +165,11 @@ describe("dashboard at /ui", () => {
 
     await p.getByTestId("tab-secrets").click();
     await p.getByTestId("secret-list").getByText("db-creds").click();
-    await expect.poll(() => p.getByTestId("secret-keys").textContent()).toBe("PASSWORDUSER");
+    await poll(() => p.getByTestId("secret-keys").textContent()).toBe("PASSWORDUSER");
     expect(await p.content()).not.toContain("hunter2");
 
     await p.getByTestId("tab-tokens").click();
-    await expect.poll(() => p.getByTestId("tokens").textContent()).toContain(`${fx.server.profile.tokenId} (you)`);
+    await poll(() => p.getByTestId("tokens").textContent()).toContain(`${fx.server.profile.tokenId} (you)`);
     await shot(p, "07-tokens");
   });
 });

@@ -56,7 +56,13 @@ export class Api {
       body: body === undefined ? undefined : envelope.pack(body),
     });
     const bytes = new Uint8Array(await res.arrayBuffer());
-    const decoded = bytes.length ? (envelope.unpack(bytes) as unknown) : undefined;
+    let decoded: unknown;
+    try {
+      decoded = bytes.length ? envelope.unpack(bytes) : undefined;
+    } catch {
+      // Not the API's msgpack (a proxy's error page, say): report the status.
+      throw new ApiError(res.status, "HTTP", `HTTP ${res.status} from ${path} (not a silo API answer)`);
+    }
     if (!res.ok) {
       const err = (decoded as { error?: { code: string; message: string } } | undefined)?.error;
       throw new ApiError(res.status, err?.code ?? "HTTP", err?.message ?? `HTTP ${res.status}`);

@@ -173,3 +173,18 @@ describe("dashboard at /ui", () => {
     await shot(p, "07-tokens");
   });
 });
+
+describe("API reference at /docs", () => {
+  it("renders in the browser from the server's own files, without a token", async () => {
+    page = await context.newPage();
+    const external: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(fx.server.url) && !r.url().startsWith("data:") && !r.url().startsWith("blob:")) external.push(r.url());
+    });
+    await page.goto(`${fx.server.url}/docs`);
+    await poll(() => page.locator(".opblock-summary-path").allTextContents()).toContain("/v1/whoami");
+    await poll(() => page.getByText("Who the token is").count()).toBeGreaterThan(0);
+    await shot(page, "08-api-docs");
+    expect(external).toEqual([]);
+  });
+});

@@ -24,6 +24,12 @@ function pathParams(url: string): JsonObject | undefined {
   return { type: "object", required: names, properties: Object.fromEntries(names.map((n) => [n, { type: "string" }])) };
 }
 
+/** The reference's section of a /v1 route: its kind, or the account routes together. */
+function tagOf(url: string): string {
+  const first = url.split("/")[2] ?? "";
+  return ["whoami", "workspaces", "tokens", "environments"].includes(first) ? "account" : first;
+}
+
 /** Adds each route's summary, description, field descriptions and error responses to its documentation only. */
 function documentRoute({ schema, url, route }: { schema: FastifySchema; url: string; route: { method: string | string[] } }) {
   const method = Array.isArray(route.method) ? route.method[0]! : route.method;
@@ -55,7 +61,7 @@ function documentRoute({ schema, url, route }: { schema: FastifySchema; url: str
     querystring: describeFields(own.querystring, fields),
     body: describeFields(own.body, fields),
     response,
-    ...(url.startsWith("/v1/") ? { security: [{ bearer: [] }] } : {}),
+    ...(url.startsWith("/v1/") ? { security: [{ bearer: [] }], tags: Array.isArray(own.tags) ? own.tags : [tagOf(url)] } : {}),
   };
   for (const part of ["params", "querystring", "body"]) if (documented[part] === undefined) delete documented[part];
   return { schema: documented as FastifySchema, url };

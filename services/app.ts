@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
-import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Registry, collectDefaultMetrics } from "prom-client";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { authRoutes } from "./auth/routes.js";
 import { AuthStore } from "./auth/store.js";
@@ -17,6 +17,7 @@ import { installErrorHandler } from "./http/error-handler.js";
 import { openapiPlugin } from "./http/openapi.js";
 import { httpMetricsPlugin } from "./metrics/http-metrics.js";
 import { metricsRoutes } from "./metrics/routes.js";
+import { objectMetrics } from "./objects/object-metrics.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
@@ -55,16 +56,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   // A read of a key nobody writes: throws once the environment is closed or broken.
   readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
   const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, metrics, readiness };
-  new Gauge({
-    name: "silo_objects",
-    help: "Live named and ephemeral objects, by kind, over every workspace",
-    labelNames: ["kind"] as const,
-    registers: [metrics],
-    collect() {
-      this.reset();
-      for (const { kind, objects } of registry.countByKind()) this.set({ kind }, objects);
-    },
-  });
+  objectMetrics(metrics, registry);
 
   installErrorHandler(app);
   // Not encapsulated: the description must see every route registered after it.

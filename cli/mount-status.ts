@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
-import { readMountRecord } from "../fuse/common/mount-records.js";
+import { listMountRecords, readMountRecord } from "../fuse/common/mount-records.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { UsageError } from "./output.js";
 
@@ -56,4 +56,17 @@ export function describeMountStatus(s: MountStatusReport): string {
   }
   const width = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}\n`).join("");
+}
+
+/** Every live volume mount of this user with its status (or why it did not answer). */
+export async function allMountStatuses(): Promise<Array<{ dir: string; status?: MountStatusReport; error?: string }>> {
+  const records = (await listMountRecords()).filter((r) => r.kind === "volume" && r.socket);
+  return Promise.all(
+    records.map((r) =>
+      controlRequest<MountStatusReport>(r.socket!, "status", 5_000).then(
+        (status) => ({ dir: r.mountPoint, status }),
+        (err: Error) => ({ dir: r.mountPoint, error: err.message }),
+      ),
+    ),
+  );
 }

@@ -86,7 +86,16 @@ describe("silo volume status DIR", () => {
     expect(text.stdout).toMatch(/^commits\s+1 \(0 failed\); last: \S+, took \d+ ms$/m);
     expect(text.stdout).toMatch(/^bytes fetched\s+300000 /m);
     expect(text.stdout).toMatch(/^block cache\s+.*hit ratio \d+\.\d%/m);
+    // Without DIR: every volume mount of this user (other tests' mounts may be listed too).
+    const all = await fx.server.cli(["volume", "status", "--json"]);
+    expect(all.code, all.stderr).toBe(0);
+    const mine = (JSON.parse(all.stdout) as Array<{ dir: string; status?: Status }>).find((m) => m.dir === dir);
+    expect(mine?.status).toMatchObject({ version: 2, dirtyPaths: 0 });
+    const table = await fx.server.cli(["volume", "status"]);
+    expect(table.stdout).toContain(dir);
     await mounts.unmount(dir);
+    const after = JSON.parse((await fx.server.cli(["volume", "status", "--json"])).stdout) as Array<{ dir: string }>;
+    expect(after.map((m) => m.dir)).not.toContain(dir);
   });
 
   it("says so in one line when nothing is mounted there", async () => {

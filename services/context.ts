@@ -1,4 +1,5 @@
 import type { RootDatabase } from "lmdb";
+import type { Clock } from "../lib/clock.js";
 import type { Sqlite } from "./db.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
@@ -16,4 +17,6 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Time for every TTL, lease, heartbeat and sweep (a TestClock in tests). */
+  clock: Clock;
 }

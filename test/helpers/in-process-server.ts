@@ -23,7 +23,8 @@ export class InProcessServer {
     readonly clock: TestClock,
   ) {}
 
-  static async start(options: Partial<ServerOptions> = {}, clock = new TestClock()): Promise<InProcessServer> {
+  /** The clock starts at the real time: clients compare the server's absolute expiry times with theirs. */
+  static async start(options: Partial<ServerOptions> = {}, clock = new TestClock(Date.now())): Promise<InProcessServer> {
     const home = mkdtempSync(join(tmpdir(), "silo-inproc-"));
     const server = new InProcessServer(home, { ...defaultServerOptions(), logLevel: "warn", ...options, home, port: 0 }, clock);
     try {
@@ -45,6 +46,22 @@ export class InProcessServer {
     const addr = this.built.app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : 0;
     this.profile = writeLocalProfile(this.home, this.built.auth, `http://127.0.0.1:${port}`);
+  }
+
+  /** Environment a child process needs to act as this server's admin. */
+  get env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      SILO_HOME: this.home,
+      SILO_SERVER_URL: this.url,
+      SILO_TOKEN_ID: this.profile.tokenId,
+      SILO_TOKEN_SECRET: this.profile.tokenSecret,
+    };
+  }
+
+  /** Resolves once `n` more timers than `before` are pending on the clock (a waiter has started waiting). */
+  async timersPending(before: number, n = 1): Promise<void> {
+    while (this.clock.pending < before + n) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** A client acting as this server's admin. */

@@ -13,7 +13,7 @@ export interface QueueStoreOptions {
   maxPartitions: number;
   /** Logs failures of writes nobody awaits (expiry, clears done as a side effect). */
   onError(err: unknown): void;
-  /** Time for partition TTLs (tests pass a TestClock). */
+  /** Time for partition TTLs and wait timeouts (tests pass a TestClock). */
   clock?: Clock;
 }
 
@@ -264,7 +264,7 @@ export class QueueStore {
     return new Promise<T>((resolve, reject) => {
       if (wait.signal.aborted) return reject(clientGone());
       const settle = () => {
-        clearTimeout(timer);
+        timer.cancel();
         wait.signal.removeEventListener("abort", onAbort);
       };
       const waiter = {
@@ -285,7 +285,7 @@ export class QueueStore {
         this.tidy(p);
       };
       const onAbort = () => leave(clientGone());
-      const timer = setTimeout(() => leave(timeoutError()), wait.timeoutMs);
+      const timer = this.clock.setTimeout(() => leave(timeoutError()), wait.timeoutMs);
       wait.signal.addEventListener("abort", onAbort, { once: true });
       list.add(waiter);
     });
@@ -303,12 +303,12 @@ export class QueueStore {
       const watched = p;
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          timer.cancel();
           signal.removeEventListener("abort", done);
           watched.watchers.delete(done);
           resolve();
         };
-        const timer = setTimeout(done, waitMs);
+        const timer = this.clock.setTimeout(done, waitMs);
         signal.addEventListener("abort", done, { once: true });
         watched.watchers.add(done);
       });

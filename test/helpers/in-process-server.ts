@@ -7,6 +7,8 @@ import { type SiloApp, buildApp } from "../../services/app.js";
 import { type ServerOptions, defaultServerOptions } from "../../services/options.js";
 import { type Profile, writeLocalProfile } from "../../services/profile.js";
 import { afterAll, beforeAll } from "vitest";
+import { type BlobBackend, type TestBlobs, testBlobs } from "./blob-backend.js";
+import { type CliResult, runCli } from "./silo-server.js";
 
 /**
  * The real server app in this process, listening on a free loopback port, with a TestClock for
@@ -21,19 +23,44 @@ export class InProcessServer {
     readonly home: string,
     readonly options: ServerOptions,
     readonly clock: TestClock,
+    /** Where its volume blocks live (the run's blob backend, as for SiloServer). */
+    readonly blobs: TestBlobs,
   ) {}
 
-  /** The clock starts at the real time: clients compare the server's absolute expiry times with theirs. */
-  static async start(options: Partial<ServerOptions> = {}, clock = new TestClock(Date.now())): Promise<InProcessServer> {
+  /**
+   * The clock starts at the real time: clients compare the server's absolute expiry times with theirs.
+   * With SILO_TEST_BLOBS=s3 volume blocks go to a fresh prefix of the test bucket, unless `options.blobs` is set.
+   */
+  static async start(options: Partial<ServerOptions> = {}, opts: { clock?: TestClock; blobs?: BlobBackend } = {}): Promise<InProcessServer> {
+    const blobs = await testBlobs(options.blobs ? ["--blobs"] : [], opts.blobs);
+    const flag = (name: string) => {
+      const i = blobs.args.indexOf(name);
+      return i >= 0 ? blobs.args[i + 1] : undefined;
+    };
+    // The S3 client reads its credentials from the environment, as `silo serve` would.
+    Object.assign(process.env, blobs.env);
     const home = mkdtempSync(join(tmpdir(), "silo-inproc-"));
-    const server = new InProcessServer(home, { ...defaultServerOptions(), logLevel: "warn", ...options, home, port: 0 }, clock);
+    const blobOptions = { ...(flag("--blobs") && { blobs: flag("--blobs") }), ...(flag("--s3-endpoint") && { s3Endpoint: flag("--s3-endpoint") }) };
+    const all = { ...defaultServerOptions(), logLevel: "warn", ...blobOptions, ...options, home, port: 0 };
+    const server = new InProcessServer(home, all, opts.clock ?? new TestClock(Date.now()), blobs);
     try {
       await server.launch();
     } catch (err) {
       rmSync(home, { recursive: true, force: true });
+      await blobs.cleanup();
       throw err;
     }
     return server;
+  }
+
+  /** Runs the real CLI against this server. */
+  cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<CliResult> {
+    return runCli(args, { ...this.env, ...this.blobs.env, ...opts.env }, opts.input);
+  }
+
+  /** The volume blobs this server stored (hash → identity that changes on a rewrite), wherever they live. */
+  storedBlobs(): Promise<Map<string, string>> {
+    return this.blobs.stored(this.home);
   }
 
   get url(): string {
@@ -78,6 +105,7 @@ export class InProcessServer {
   async cleanup(): Promise<void> {
     await this.built?.shutdown();
     rmSync(this.home, { recursive: true, force: true });
+    await this.blobs.cleanup();
   }
 }
 

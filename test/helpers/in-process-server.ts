@@ -16,7 +16,7 @@ import { type CliResult, runCli } from "./silo-server.js";
  * over real HTTP. `restart()` closes the app and builds it again on the same home and clock.
  */
 export class InProcessServer {
-  built!: SiloApp;
+  built: SiloApp | undefined;
   profile!: Profile;
 
   private constructor(
@@ -41,7 +41,7 @@ export class InProcessServer {
     Object.assign(process.env, blobs.env);
     const home = mkdtempSync(join(tmpdir(), "silo-inproc-"));
     const blobOptions = { ...(flag("--blobs") && { blobs: flag("--blobs") }), ...(flag("--s3-endpoint") && { s3Endpoint: flag("--s3-endpoint") }) };
-    const all = { ...defaultServerOptions(), logLevel: "warn", ...blobOptions, ...options, home, port: 0 };
+    const all = { ...defaultServerOptions(), logLevel: "warn", ...blobOptions, ...options, home, port: options.port ?? 0 };
     const server = new InProcessServer(home, all, opts.clock ?? new TestClock(Date.now()), blobs);
     try {
       await server.launch();
@@ -67,9 +67,10 @@ export class InProcessServer {
     return this.profile.serverUrl;
   }
 
-  private async launch(): Promise<void> {
+  /** Builds the app on the home and listens (on `options.port`, or a free port). */
+  async launch(): Promise<void> {
     this.built = await buildApp(this.options, { clock: this.clock });
-    await this.built.app.listen({ host: "127.0.0.1", port: 0 });
+    await this.built.app.listen({ host: "127.0.0.1", port: this.options.port });
     const addr = this.built.app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : 0;
     this.profile = writeLocalProfile(this.home, this.built.auth, `http://127.0.0.1:${port}`);
@@ -96,14 +97,21 @@ export class InProcessServer {
     return new SiloClient({ serverUrl: this.url, tokenId: this.profile.tokenId, tokenSecret: this.profile.tokenSecret, ...options });
   }
 
-  /** A clean shutdown (every kind's close hooks run), then a fresh app on the same home; the URL changes. */
+  /** A clean shutdown (every kind's close hooks run); `launch()` starts it again on the same home. */
+  async stop(): Promise<void> {
+    const built = this.built;
+    this.built = undefined;
+    await built?.shutdown();
+  }
+
+  /** A clean shutdown, then a fresh app on the same home; the URL changes unless `options.port` was given. */
   async restart(): Promise<void> {
-    await this.built.shutdown();
+    await this.stop();
     await this.launch();
   }
 
   async cleanup(): Promise<void> {
-    await this.built?.shutdown();
+    await this.stop();
     rmSync(this.home, { recursive: true, force: true });
     await this.blobs.cleanup();
   }

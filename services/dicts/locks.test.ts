@@ -62,8 +62,12 @@ describe("DictLocks", () => {
   it("a waiter gets the lock when the holder releases it, first come first served", async () => {
     const a = (await locks.acquire(D, K, 60_000, 0))!;
     const order: string[] = [];
-    const w1 = locks.acquire(D, K, 1000, 30_000).then((l) => (order.push("w1"), l));
-    const w2 = locks.acquire(D, K, 1000, 30_000).then((l) => (order.push("w2"), l));
+    const noted = (name: string) => <T>(lease: T) => {
+      order.push(name);
+      return lease;
+    };
+    const w1 = locks.acquire(D, K, 1000, 30_000).then(noted("w1"));
+    const w2 = locks.acquire(D, K, 1000, 30_000).then(noted("w2"));
     await clock.advance(0);
     await locks.release(D, K, a.leaseId);
     const l1 = (await w1)!;

@@ -182,6 +182,24 @@ describe("volume commits and ranged reads", () => {
     expect((await call({ method: "GET", url: `/v1/volumes/${vol}/version` })).json()).toEqual({ version: 1 });
   });
 
+  it("a commit past the volume's inode limit is 507 NO_SPACE and changes nothing; a replace over a directory drops its subtree", async () => {
+    const res = await call({ method: "POST", url: "/v1/objects/volume/lookup", payload: { name: "tiny", createIfMissing: true, options: { inodeLimit: 3 } } });
+    const tiny = (res.json() as { id: string }).id;
+    const dir = (path: string) => ({ op: "put", entry: { path, type: "directory", mode: 0o755, size: 0, mtimeMs: 1 } });
+    const put = (changes: unknown[], baseVersion: number) => call({ method: "POST", url: `/v1/volumes/${tiny}/commit`, payload: { baseVersion, changes } });
+    expect((await put([dir("a/b/c")], 0)).json()).toEqual({ version: 1 });
+    const over = await put([dir("d")], 1);
+    expect(over.statusCode).toBe(507);
+    expect(errorOf(over)).toMatchObject({ code: "NO_SPACE", message: expect.stringMatching(/inode limit of 3/) });
+    // Replacing the directory "a" (three inodes) by a file frees two: now "d" fits.
+    const file = { op: "put", entry: { path: "a", type: "file", mode: 0o644, size: 0, mtimeMs: 1, blocks: [] } };
+    expect((await put([file, dir("d")], 1)).json()).toEqual({ version: 2 });
+    const info = (await call({ method: "GET", url: `/v1/volumes/${tiny}/info` })).json() as { inodes: number };
+    expect(info.inodes).toBe(2);
+    const bad = await call({ method: "POST", url: "/v1/objects/volume/lookup", payload: { name: "huge", createIfMissing: true, options: { inodeLimit: 0 } } });
+    expect(bad.statusCode).toBe(400);
+  });
+
   it("serves byte ranges: a-b, a-, -n, clipped at the end; refuses multi-ranges", async () => {
     const get = (range?: string) =>
       call({ method: "GET", url: `/v1/volumes/${vol}/file?path=dir/f.txt`, headers: range ? { range } : {} });

@@ -15,8 +15,9 @@ const UNIT_SUITES = ["{protocol,lib,services,client,fuse,cli}/**/*.test.ts", "te
 
 export default defineConfig({
   test: {
-    // Every end-to-end suite starts real servers (and some real mounts): generous, not tight.
-    testTimeout: 60_000,
+    // Every end-to-end suite starts real servers (and some real mounts), and a CLI test starts a
+    // dozen node processes: generous, not tight (a loaded 2-core machine takes minutes for those).
+    testTimeout: 180_000,
     hookTimeout: 120_000,
     pool: "forks",
     reporters: ["default"],

@@ -1,5 +1,4 @@
 import { Command, CommanderError } from "commander";
-import { SiloError } from "../protocol/errors.js";
 import { registerAdmin } from "./admin.js";
 import { registerBucket } from "./bucket.js";
 import { registerDict } from "./dict.js";

@@ -21,6 +21,7 @@ import { objectMetrics } from "./objects/object-metrics.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
+import { type Clock, systemClock } from "../lib/clock.js";
 import { KINDS } from "./kinds.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
@@ -33,8 +34,14 @@ export interface SiloApp {
   shutdown(): Promise<void>;
 }
 
+/** What a caller may swap for tests; the defaults are the real things. */
+export interface AppDeps {
+  clock?: Clock;
+}
+
 /** Wires the parts together; no logic of its own. */
-export async function buildApp(options: ServerOptions): Promise<SiloApp> {
+export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Promise<SiloApp> {
+  const clock = deps.clock ?? systemClock;
   const dataDir = join(options.home, "data");
   mkdirSync(dataDir, { recursive: true });
 
@@ -48,14 +55,14 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const meta = openSqlite(join(dataDir, "meta.sqlite"));
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
-  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
+  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const readiness = new Readiness(options.home, options.readyMinFreeBytes);
   readiness.add("meta", () => void meta.prepare("SELECT 1").get());
   // A read of a key nobody writes: throws once the environment is closed or broken.
   readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, metrics, readiness };
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock, metrics, readiness };
   objectMetrics(metrics, registry);
 
   installErrorHandler(app);
@@ -71,14 +78,14 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 
-  const reaper = setInterval(
+  const reaper = clock.setInterval(
     () => void registry.reapEphemeral().catch((err) => app.log.error({ err }, "ephemeral reaper failed")),
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
+    { unref: true },
   );
-  reaper.unref();
   app.addHook("preClose", async () => {
     readiness.markClosing();
-    clearInterval(reaper);
+    reaper.cancel();
   });
   await app.ready();
   await registry.resumePurges();

@@ -1,5 +1,6 @@
 import type { RootDatabase } from "lmdb";
 import type { Registry } from "prom-client";
+import type { Clock } from "../lib/clock.js";
 import type { Readiness } from "./health/readiness.js";
 import type { Sqlite } from "./db.js";
 import type { GroupCommit } from "./kv-group-commit.js";
@@ -18,6 +19,8 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Time for every TTL, lease, heartbeat and sweep (a TestClock in tests). */
+  clock: Clock;
   /** Where a kind registers its Prometheus metrics (served at `/metrics`). */
   metrics: Registry;
   /** Where a kind registers a check of its own stores (answered at `/readyz`). */

@@ -10,7 +10,7 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
   // A bad address fails before anything is opened.
   if (options.metricsListen) parseListenAddress(options.metricsListen);
   const unlock = lockHome(join(options.home, "data"));
-  let built;
+  let built: Awaited<ReturnType<typeof buildApp>>;
   try {
     built = await buildApp(options);
   } catch (err) {

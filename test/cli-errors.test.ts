@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { errorLine } from "../cli/error-line.js";
 import { type CliResult, runCli, siloServerFixture } from "./helpers/silo-server.js";
 
 const fx = siloServerFixture();
@@ -61,23 +60,5 @@ describe("client errors are one clear line", () => {
   it("a wrong token", async () => {
     const res = await fx.server.cli(["dict", "list"], { env: { SILO_TOKEN_SECRET: "wrong" } });
     expectOneLine(res, /token/i);
-  });
-});
-
-describe("errorLine", () => {
-  it("never repeats 'Error:' and keeps to the first line", () => {
-    expect(errorLine(new Error("Error: Another silo serve is using /x"))).toBe("Another silo serve is using /x");
-    expect(errorLine(new Error("first\n    at somewhere (file.js:1:1)"))).toBe("first");
-  });
-
-  it("follows the cause and adds a hint for a known system error", () => {
-    const cause = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
-    const line = errorLine(new TypeError("fetch failed", { cause }));
-    expect(line).toMatch(/^fetch failed: connect ECONNREFUSED 127\.0\.0\.1:1 \(nothing is listening there/);
-  });
-
-  it("states what was thrown when it is not an Error", () => {
-    expect(errorLine("plain")).toBe("plain");
-    expect(errorLine(undefined)).toBe("unknown error");
   });
 });

@@ -3,6 +3,7 @@ import type { Sqlite, Statement } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 /** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
 export interface ObjectRecord {
@@ -66,6 +67,8 @@ export class ObjectRegistry {
   constructor(
     private readonly db: Sqlite,
     private readonly ephemeralTimeoutMs: number,
+    /** Time for heartbeats and the ephemeral timeout (tests pass a TestClock). */
+    private readonly clock: Clock = systemClock,
   ) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS objects (
@@ -105,7 +108,7 @@ export class ObjectRegistry {
 
   private insert(caller: Caller, kind: string, name: string | null, options: Record<string, unknown>): ObjectRecord {
     const def = this.kind(kind);
-    const now = Date.now();
+    const now = this.clock.now();
     const record: ObjectRecord = {
       id: newId(def.prefix),
       kind,
@@ -193,7 +196,7 @@ export class ObjectRegistry {
 
   heartbeat(caller: Caller, kind: string, id: string): void {
     const record = this.get(caller, kind, id);
-    this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
+    this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(this.clock.now(), record.id);
   }
 
   async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<void> {
@@ -212,13 +215,13 @@ export class ObjectRegistry {
 
   private async remove(record: ObjectRecord): Promise<void> {
     this.owners.delete(record.id);
-    this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id);
+    this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(this.clock.now(), record.id);
     await this.kind(record.kind).purge(record);
     this.sql("DELETE FROM objects WHERE id = ?").run(record.id);
   }
 
   /** Deletes ephemeral objects whose creator stopped heart-beating (crashed or lost). */
-  async reapEphemeral(now = Date.now()): Promise<number> {
+  async reapEphemeral(now = this.clock.now()): Promise<number> {
     const rows = this.sql(`SELECT * FROM objects WHERE ephemeral = 1 AND ${LIVE} AND heartbeat_at < ?`)
       .all(now - this.ephemeralTimeoutMs) as Row[];
     for (const row of rows) await this.remove(toRecord(row));

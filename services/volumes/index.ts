@@ -36,13 +36,13 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
   // Manifest indexes of big volumes: keep their hot pages in memory (64 MiB).
   db.pragma("cache_size = -65536");
-  const blocks = new BlockIndex(db);
+  const blocks = new BlockIndex(db, ctx.clock);
   const store = new ManifestStore(db, blocks);
   // Opened (and so validated) first: a malformed --blobs must not be pinned as this home's location.
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   pinBlobLocation(db, ctx.options.blobs);
   const blockLock = new KeyLock();
-  const pins = new PinStore(db, ctx.options.volumePinTtlMs);
+  const pins = new PinStore(db, ctx.options.volumePinTtlMs, ctx.clock);
   const gc = new VolumeGc(
     store,
     blocks,
@@ -52,12 +52,12 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     app.log,
     blockLock,
   );
-  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock);
+  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock, ctx.clock);
 
   ctx.registry.registerKind(KIND, {
     prefix: "vo",
     normalizeOptions,
-    purge: (record) => gc.purge(record.id, record.workspaceId),
+    purge: (record) => gc.purge(record.id, record.workspaceId, ctx.clock.now()),
   });
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
@@ -66,13 +66,13 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   volumeMetrics(app, ctx.metrics, blocks, gc);
   ctx.readiness.add("volumes", () => void db.prepare("SELECT 1").get());
 
-  const timer = setInterval(
-    () => void gc.run().catch((err) => app.log.error({ err }, "volume GC failed")),
+  const timer = ctx.clock.setInterval(
+    () => void gc.run(ctx.clock.now()).catch((err) => app.log.error({ err }, "volume GC failed")),
     ctx.options.volumeGcIntervalMs,
+    { unref: true },
   );
-  timer.unref();
   app.addHook("onClose", async () => {
-    clearInterval(timer);
+    timer.cancel();
     await gc.settled();
     db.close();
   });

@@ -10,6 +10,7 @@ import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
 import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 export const KIND = "volume";
 export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
@@ -32,6 +33,8 @@ export class VolumeService {
     readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
+    /** Time for version timestamps (retention counts from them). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** The caller's volume with this id (NotFound outside its workspace/environment). */
@@ -49,7 +52,7 @@ export class VolumeService {
   }
 
   commit(vol: OpenVolume, changes: readonly Change[], overwrite?: Overwrite): number {
-    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite);
+    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite, this.clock.now());
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */

@@ -103,7 +103,7 @@ async function fill(vol: Volume, n: number, hash: string): Promise<void> {
     for (let i = start; i < Math.min(n, start + 20_000); i++) {
       changes.push({ op: "put", entry: { path: `d${Math.floor(i / 1000)}/f${i}`, type: "file", mode: 0o644, size: 1, mtimeMs: 0, blocks: [hash] } });
     }
-    await vol.commitChanges({ baseVersion: await vol.latestVersion(), changes });
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
   }
 }
 
@@ -114,7 +114,7 @@ async function commitCost(client: SiloClient): Promise<void> {
   const vols: Volume[] = [];
   for (const n of sizes) {
     const vol = await client.volumes.fromName(`bench-commit-${n}`, { createIfMissing: true });
-    await vol.uploadBlock(hash, one);
+    await vol.blocks.uploadBlock(hash, one);
     await fill(vol, n, hash);
     vols.push(vol);
   }
@@ -123,10 +123,10 @@ async function commitCost(client: SiloClient): Promise<void> {
   const deltas: number[][] = sizes.map(() => []);
   for (let i = 0; i < 300; i++) {
     for (const [k, vol] of vols.entries()) {
-      const base = await vol.latestVersion();
+      const base = await vol.blocks.latestVersion();
       const change: Change = { op: "put", entry: { path: `d0/f${i % 1000}`, type: "file", mode: 0o644, size: 1, mtimeMs: i + 1, blocks: [hash] } };
-      const c = await timed(() => vol.commitChanges({ baseVersion: base, changes: [change] }));
-      const d = await timed(() => vol.delta(base, base + 1));
+      const c = await timed(() => vol.blocks.commitChanges({ baseVersion: base, changes: [change] }));
+      const d = await timed(() => vol.blocks.delta(base, base + 1));
       if (i >= 50) {
         commits[k]!.push(c);
         deltas[k]!.push(d);

@@ -26,7 +26,7 @@ describe("garbage collection", () => {
     const drop = bytes(5000);
     const dropLarge = bytes(200_000);
     await vol.batchUpload().putFile(keep, "keep").putFile(drop, "drop").putFile(dropLarge, "drop-large").commit();
-    const tree = await vol.tree(1);
+    const tree = await vol.blocks.tree(1);
     const hashOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks![0]!;
     const [keepHash, dropHash, dropLargeHash] = [hashOf("keep"), hashOf("drop"), hashOf("drop-large")];
     // A copy shares the block: removing one of two references must not free it.
@@ -35,17 +35,17 @@ describe("garbage collection", () => {
     await vol.removeFile("drop");
     await vol.removeFile("drop-large");
     expect(await stored(dropLargeHash)).toBe(true);
-    expect((await vol.readBlock(dropHash)).equals(drop)).toBe(true);
+    expect((await vol.blocks.readBlock(dropHash)).equals(drop)).toBe(true);
 
-    const gone = (hash: string) => vol.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
+    const gone = (hash: string) => vol.blocks.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
     await waitFor("the dropped blocks to be collected", async () => (await gone(dropHash)) && !(await stored(dropLargeHash)));
     expect(await gone(dropLargeHash)).toBe(true);
-    expect((await vol.readBlock(keepHash)).equals(keep)).toBe(true);
+    expect((await vol.blocks.readBlock(keepHash)).equals(keep)).toBe(true);
     expect((await readAll(vol, "keep-copy")).equals(keep)).toBe(true);
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
-    await expect(vol.delta(1, info.version)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.tree(1)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.delta(1, info.version)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.tree(1)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("deleting a volume frees its blocks; blocks another volume of the workspace uses stay", async () => {
@@ -56,9 +56,9 @@ describe("garbage collection", () => {
     const b = await silo.volumes.fromName("gc-b", { createIfMissing: true });
     await a.batchUpload().putFile(shared, "s").putFile(own, "o").commit();
     await b.batchUpload().putFile(shared, "s").commit();
-    const hashes = (await a.tree(1)).entries.map((e) => e.blocks![0]!);
+    const hashes = (await a.blocks.tree(1)).entries.map((e) => e.blocks![0]!);
     await silo.volumes.delete("gc-a");
-    const treeB = await b.tree(1);
+    const treeB = await b.blocks.tree(1);
     const sharedHash = treeB.entries[0]!.blocks![0]!;
     const ownOnly = hashes.find((h) => h !== sharedHash)!;
     await waitFor("the deleted volume's own block to be collected", async () => !(await stored(ownOnly)));
@@ -72,9 +72,9 @@ describe("garbage collection", () => {
     const data = bytes(2000);
     const { createHash } = await import("node:crypto");
     const hash = createHash("sha256").update(data).digest("hex");
-    await vol.uploadBlock(hash, data);
+    await vol.blocks.uploadBlock(hash, data);
     await new Promise((r) => setTimeout(r, 500)); // several GC passes
-    await vol.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "late", type: "file", mode: 0o644, size: 2000, mtimeMs: 0, blocks: [hash] } }] });
+    await vol.blocks.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "late", type: "file", mode: 0o644, size: 2000, mtimeMs: 0, blocks: [hash] } }] });
     await new Promise((r) => setTimeout(r, 2000)); // past the grace period: now it is referenced
     expect((await readAll(vol, "late")).equals(data)).toBe(true);
   });

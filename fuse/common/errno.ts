@@ -24,13 +24,21 @@ export const Errno = {
   ETIMEDOUT: -e.ETIMEDOUT,
 } as const;
 
-/** An error that carries the errno a FUSE op should answer with. */
+/** An errno by name, e.g. "ENOENT". */
+export type ErrnoName = Exclude<keyof typeof Errno, "OK">;
+
+/**
+ * An error that carries the errno a FUSE op should answer with: by name
+ * (`new FsError("ENOENT")`) or as the negative value (`new FsError(Errno.EIO, "why")`).
+ */
 export class FsError extends Error {
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
+  /** The negative errno the FUSE op answers with. */
+  readonly errno: number;
+
+  constructor(errno: ErrnoName | number, message?: string) {
+    const value = typeof errno === "number" ? errno : Errno[errno];
+    super(message ?? (typeof errno === "string" ? errno : `errno ${-value}`));
+    this.errno = value;
     this.name = "FsError";
   }
 }

@@ -25,7 +25,7 @@ export interface OpenVolume {
 }
 
 /** The volume operations the routes expose, over the manifest, block index and blob store. */
-export class VolumeService {
+export class VolumeStore {
   constructor(
     private readonly registry: ObjectRegistry,
     readonly store: ManifestStore,

@@ -3,6 +3,8 @@ import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
+import { ConflictError } from "../protocol/errors.js";
+import { BLOCK_SIZE } from "../protocol/volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
@@ -218,41 +220,47 @@ async function download(vol: Volume, remote: string, local: string, force: boole
 }
 
 
-/** Bytes each parallel range request of a large download covers. */
-const SEGMENT = 32 * 1024 * 1024;
+/** Bytes each range request of a large download covers: one block, so each is one read on the server. */
+const SEGMENT = BLOCK_SIZE;
+/** Range requests in flight per large file. */
+const DOWNLOAD_STREAMS = 6;
 
 /**
- * Downloads one large file as several ranges in parallel, written at their offsets into a
- * temp name beside the target, then renamed into place: a failed download leaves no partial file.
+ * Downloads one large file as block-sized ranges, several in flight, each gathered into one
+ * buffer and written at its offset with one large write, into a temp name beside the target,
+ * then renamed into place: a failed download leaves no partial file.
  */
 async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${target}.silo-part-${process.pid}`;
   const fh = await open(tmp, "w");
   try {
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      for (let start = next; start < entry.size; start = next) {
-        next += SEGMENT;
-        let pos = start;
-        let parts: Buffer[] = [];
-        let held = 0;
-        const flush = async () => {
-          const buf = Buffer.concat(parts);
-          parts = [];
-          held = 0;
-          for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off, pos + off)).bytesWritten;
-          pos += buf.length;
-          onBytes(buf.length);
-        };
-        for await (const chunk of vol.readFile(entry.path, { start, end: Math.min(start + SEGMENT, entry.size) })) {
-          parts.push(chunk);
-          held += chunk.length;
-          if (held >= 1 << 20) await flush();
+      while (!failed && next < entry.size) {
+        const start = next;
+        const end = Math.min(start + SEGMENT, entry.size);
+        next = end;
+        const buf = Buffer.allocUnsafe(end - start);
+        let got = 0;
+        for await (const chunk of vol.readFile(entry.path, { start, end })) {
+          if (got + chunk.length > buf.length) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
+          chunk.copy(buf, got);
+          got += chunk.length;
         }
-        if (held > 0) await flush();
+        if (got !== buf.length) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
+        for (let off = 0; off < got; ) off += (await fh.write(buf, off, got - off, start + off)).bytesWritten;
+        onBytes(got);
       }
     };
-    await Promise.all(Array.from({ length: 4 }, worker));
+    await Promise.all(
+      Array.from({ length: DOWNLOAD_STREAMS }, () =>
+        worker().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
     await fh.close();
     await rename(tmp, target);
   } catch (err) {

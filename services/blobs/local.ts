@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
@@ -10,11 +10,13 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /**
  * Blobs as files under `<root>/<namespace>/<aa>/<hash>`. A put writes a temp file in the
- * same directory, fsyncs it and renames it into place, so a blob is either whole or absent.
+ * same directory, fsyncs it, renames it into place and fsyncs the directory, so a blob is
+ * either whole or absent, and present after a crash once `put` returned.
  */
 export class LocalBlobStore implements BlobStore {
-  /** Prefix directories known to exist (saves a mkdir per put). */
+  /** Prefix directories known to exist durably (saves a mkdir and its fsyncs per put). */
   private readonly dirs = new Set<string>();
+  private readonly dirSyncs = new DirSyncs();
 
   constructor(private readonly root: string) {}
 
@@ -36,7 +38,14 @@ export class LocalBlobStore implements BlobStore {
   async put(ns: string, hash: string, body: Readable): Promise<number> {
     const dir = this.dir(ns, hash);
     if (!this.dirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
+      // mkdir answers the first directory it created: each new one's entry in its parent must be durable too.
+      const first = await mkdir(dir, { recursive: true });
+      if (first !== undefined) {
+        for (let d = dir; ; d = dirname(d)) {
+          await this.dirSyncs.sync(dirname(d));
+          if (d === first || d === dirname(d)) break;
+        }
+      }
       this.dirs.add(dir);
     }
     const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
@@ -46,6 +55,8 @@ export class LocalBlobStore implements BlobStore {
       await fh.datasync();
       await fh.close();
       await rename(tmp, this.file(ns, hash));
+      // The rename is durable only once the directory is synced; concurrent puts share one.
+      await this.dirSyncs.sync(dir);
       return size;
     } catch (err) {
       await fh.close().catch(() => {});
@@ -114,4 +125,35 @@ async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
   }
   if (held > 0) await flush();
   return total;
+}
+
+/**
+ * fsyncs of directories, coalesced: a caller whose rename is done joins the next sync of that
+ * directory that has not started yet (which then covers its rename), so puts landing together
+ * in one directory cost one directory fsync, not one each.
+ */
+export class DirSyncs {
+  private readonly pending = new Map<string, { started: boolean; done: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    const current = this.pending.get(dir);
+    if (current && !current.started) return current.done;
+    const entry = { started: false, done: Promise.resolve() };
+    entry.done = (current?.done ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        entry.started = true;
+        const fh = await open(dir, "r");
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      })
+      .finally(() => {
+        if (this.pending.get(dir) === entry) this.pending.delete(dir);
+      });
+    this.pending.set(dir, entry);
+    return entry.done;
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { type SpawnOptions, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -123,7 +123,7 @@ async function largeFile(work: string, server: BenchSilo): Promise<void> {
     await writeRandomFile(big, size, r + 1);
     // Alternate the order, so neither side always runs on the warmer machine.
     for (const step of r % 2 === 0 ? [putOne, cpSyncOne, getOne, cpOne] : [cpSyncOne, putOne, cpOne, getOne]) await step();
-    if (!sameFile(big, got)) throw new Error("downloaded file differs");
+    if (!(await sameFile(big, got))) throw new Error("downloaded file differs");
   }
   rmSync(got, { force: true });
   rmSync(big);
@@ -161,9 +161,14 @@ async function smallFiles(work: string, env: NodeJS.ProcessEnv): Promise<void> {
   row("get vs cp -r", get.wall, back.wall);
 }
 
-function sameFile(a: string, b: string): boolean {
-  const h = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-  return h(a) === h(b);
+/** Whether two files have the same bytes (streamed: files may exceed what one Buffer holds). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const h = async (p: string) => {
+    const sha = createHash("sha256");
+    for await (const chunk of createReadStream(p, { highWaterMark: 8 << 20 })) sha.update(chunk as Buffer);
+    return sha.digest("hex");
+  };
+  return (await h(a)) === (await h(b));
 }
 
 /** Fills a volume with `n` files (1,000 per directory) sharing one tiny block. */

@@ -3,6 +3,7 @@ import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
+import { writevAll } from "../lib/writev-all.js";
 import { ConflictError } from "../protocol/errors.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
@@ -226,9 +227,9 @@ const SEGMENT = BLOCK_SIZE;
 const DOWNLOAD_STREAMS = 6;
 
 /**
- * Downloads one large file as block-sized ranges, several in flight, each gathered into one
- * buffer and written at its offset with one large write, into a temp name beside the target,
- * then renamed into place: a failed download leaves no partial file.
+ * Downloads one large file as block-sized ranges, several in flight, each written at its
+ * offset with one gathering write (writev: no copy into a staging buffer), into a temp name
+ * beside the target, then renamed into place: a failed download leaves no partial file.
  */
 async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${target}.silo-part-${process.pid}`;
@@ -241,15 +242,14 @@ async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes:
         const start = next;
         const end = Math.min(start + SEGMENT, entry.size);
         next = end;
-        const buf = Buffer.allocUnsafe(end - start);
+        const chunks: Buffer[] = [];
         let got = 0;
         for await (const chunk of vol.readFile(entry.path, { start, end })) {
-          if (got + chunk.length > buf.length) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
-          chunk.copy(buf, got);
+          chunks.push(chunk);
           got += chunk.length;
         }
-        if (got !== buf.length) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
-        for (let off = 0; off < got; ) off += (await fh.write(buf, off, got - off, start + off)).bytesWritten;
+        if (got !== end - start) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
+        await writevAll(fh, chunks, start);
         onBytes(got);
       }
     };

@@ -80,10 +80,15 @@ class RecordingTarget implements BlockTarget {
 }
 
 describe("BlockUploader", () => {
-  it("hashes blocks (large ones on the thread pool) exactly as SHA-256", async () => {
+  it("names blocks by their SHA-256", async () => {
+    const target = new RecordingTarget();
+    const up = new BlockUploader(target);
     for (const data of [Buffer.alloc(0), randomBytes(10), randomBytes(300 * 1024), randomBytes(3 * 1024 * 1024)]) {
-      expect(await sha256(data)).toBe(hex(data));
+      expect(sha256(data)).toBe(hex(data));
+      expect(await up.add(data)).toBe(hex(data));
     }
+    await up.flush();
+    expect(target.stored.size).toBe(4);
   });
 
   it("stores every block once, skipping what it saw and what the server has", async () => {

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { writevAll } from "../../lib/writev-all.js";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
 
@@ -106,24 +107,25 @@ export class LocalBlobStore implements BlobStore {
   }
 }
 
-/** Writes a stream to a file in writes of up to 1 MiB (network chunks are small); returns the byte count. */
+/** Bytes gathered before a write: network chunks are small, a block is up to 8 MiB. */
+const WRITE_BYTES = 4 << 20;
+
+/** Writes a stream to a file in gathering writes of up to WRITE_BYTES; returns the byte count. */
 async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
   let parts: Buffer[] = [];
   let held = 0;
   let total = 0;
-  const flush = async () => {
-    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    parts = [];
-    held = 0;
-    for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-  };
   for await (const chunk of body as AsyncIterable<Buffer>) {
     parts.push(chunk);
     held += chunk.length;
     total += chunk.length;
-    if (held >= 1 << 20) await flush();
+    if (held >= WRITE_BYTES) {
+      await writevAll(fh, parts);
+      parts = [];
+      held = 0;
+    }
   }
-  if (held > 0) await flush();
+  if (held > 0) await writevAll(fh, parts);
   return total;
 }
 

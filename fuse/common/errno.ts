@@ -34,11 +34,21 @@ export type ErrnoName = Exclude<keyof typeof Errno, "OK">;
 export class FsError extends Error {
   /** The negative errno the FUSE op answers with. */
   readonly errno: number;
+  /** Its name (EIO for a value without one in Errno). */
+  readonly code: ErrnoName;
 
   constructor(errno: ErrnoName | number, message?: string) {
     const value = typeof errno === "number" ? errno : Errno[errno];
-    super(message ?? (typeof errno === "string" ? errno : `errno ${-value}`));
+    const code = typeof errno === "string" ? errno : (ERRNO_NAMES.get(errno) ?? "EIO");
+    super(message ?? code);
     this.errno = value;
+    this.code = code;
     this.name = "FsError";
   }
 }
+
+const ERRNO_NAMES = new Map<number, ErrnoName>(
+  Object.entries(Errno)
+    .filter(([name]) => name !== "OK")
+    .map(([name, value]) => [value, name as ErrnoName]),
+);

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
 import { writevAll } from "../lib/writev-all.js";
 import { ConflictError } from "../protocol/errors.js";
-import { BLOCK_SIZE } from "../protocol/volume.js";
+import { BLOCK_SIZE, SMALL_FILE_MAX } from "../protocol/volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
@@ -148,8 +148,6 @@ async function treeBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** Files up to this size are fetched many per request (`readSmallFiles`). */
-const SMALL_FILE = 1024 * 1024;
 
 const exists = (p: string) => lstat(p).then(() => true, () => false);
 
@@ -189,14 +187,14 @@ async function download(vol: Volume, remote: string, local: string, force: boole
     for (const j of jobs) if (j.entry.type === "directory") ensureDir(j.target);
     const files = jobs.filter((j) => j.entry.type === "file");
     // Small files travel many per request; large ones stream one by one. Symlinks are not recreated.
-    const small = files.filter((j) => j.entry.size <= SMALL_FILE);
-    const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE).map((j) => () => {
+    const small = files.filter((j) => j.entry.size <= SMALL_FILE_MAX);
+    const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE_MAX).map((j) => () => {
       ensureDir(dirname(j.target));
       return fetchFile(vol, j.entry, j.target, (n) => progress.add(n));
     });
     for (let i = 0; i < small.length; ) {
       const group: typeof small = [];
-      for (let bytes = 0; i < small.length && group.length < 500 && bytes < 8 * SMALL_FILE; i++) {
+      for (let bytes = 0; i < small.length && group.length < 500 && bytes < 8 * SMALL_FILE_MAX; i++) {
         group.push(small[i]!);
         bytes += small[i]!.entry.size;
       }

@@ -40,7 +40,7 @@ export interface BlockUploaderOptions {
  * A block's SHA-256 (hex). On the calling thread: Node 20's WebCrypto digest, though it returns
  * a promise, hashes synchronously as well and copies the input first (measured).
  */
-export function sha256(data: Uint8Array): string {
+function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 

@@ -24,8 +24,8 @@ type Item =
   | { kind: "directory"; remote: string; mode: number; mtimeMs: number }
   | { kind: "symlink"; remote: string; target: string; mtimeMs: number };
 
-/** Files up to this size are read with one synchronous read. */
-const SMALL_FILE = 1024 * 1024;
+/** Files up to this size are read with one synchronous read: for thousands of small files, thread-pool round trips cost more than the I/O. */
+const SYNC_READ_MAX = 1024 * 1024;
 /** Blocks being read or hashed at once per file: reading, hashing and uploading overlap. */
 const PIPELINE_DEPTH = 3;
 /** Hashes per "are they still there?" request before the commit (the server's limit is 100,000). */
@@ -121,7 +121,7 @@ export class VolumeUploadBatch implements AsyncDisposable {
       if (!st.isFile()) throw new InvalidError(`'${item.source}' is not a regular file`, "INVALID");
       mode = item.mode ?? st.mode & 0o7777;
       mtimeMs = st.mtimeMs;
-      if (st.size <= SMALL_FILE) {
+      if (st.size <= SYNC_READ_MAX) {
         // One sync read: for thousands of small files, thread-pool round trips cost more than the I/O.
         ({ blocks, size } = await uploadBlocks(bytesBlocks(readFileSync(item.source)), uploader));
       } else {

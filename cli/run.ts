@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import type { MountRecord } from "../client/mount-control.js";
+import type { JobMount } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
 import { clientFor, UsageError } from "./output.js";
@@ -21,7 +21,7 @@ interface RunOptions {
 
 interface ActiveMount {
   spec: MountSpec;
-  record: MountRecord;
+  record: JobMount;
   /** Final commit (volumes) and unmount; resolves with the daemon's exit status (0 = clean). */
   stop(): Promise<number>;
 }
@@ -140,7 +140,7 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
       output: 2,
       detached: true,
     });
-    const record: MountRecord = {
+    const record: JobMount = {
       kind: spec.kind,
       name: spec.name,
       id: String(ready.volumeId),
@@ -177,7 +177,7 @@ async function mountBucket(spec: MountSpec, environment: string): Promise<Active
   try {
     const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
     const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });
-    const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
+    const record: JobMount = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
     return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
   } catch (err) {
     throw new UsageError(`Could not mount bucket '${spec.name}' at ${spec.path}: ${(err as Error).message}`);

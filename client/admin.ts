@@ -1,19 +1,9 @@
 import type { EnvironmentOption } from "./object-service.js";
 import type { Transport } from "./transport.js";
 import { checkName } from "../protocol/names.js";
+import type { IssuedToken, TokenInfo } from "../protocol/objects.js";
 
-export interface IssuedToken {
-  tokenId: string;
-  tokenSecret: string;
-}
-
-export interface TokenInfo {
-  id: string;
-  label: string;
-  admin: boolean;
-  createdAt: number;
-  revokedAt: number | null;
-}
+export type { IssuedToken, TokenInfo };
 
 export interface WorkspaceCreated extends IssuedToken {
   workspace: { id: string; name: string; createdAt: number };

@@ -1,7 +1,7 @@
 import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
-import { BlockUploader } from "./block-uploader.js";
+import type { BlockUploader } from "../../client/block-uploader.js";
 import { type ContentStore, type FileContent, sha256 } from "./file-content.js";
 import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -137,7 +137,7 @@ export class MountedVolume {
     try {
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
-      const uploader = new BlockUploader(this.remote);
+      const uploader = this.remote.uploader();
       for (const p of paths) {
         const node = this.ns.lookup(p);
         const before = this.base.get(p);
@@ -197,7 +197,8 @@ export class MountedVolume {
             return { i, data, hash: sha256(data) };
           }),
         );
-        await uploader.add(batch);
+        // Taken as fast as memory allows; the engine uploads several at once meanwhile.
+        for (const b of batch) await uploader.add(b.data, b.hash);
         for (const b of batch) {
           c.hashes[b.i] = b.hash;
           hashed.push([c, b.i, b.hash]);

@@ -3,6 +3,7 @@ import type { Sqlite } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId, newSecret } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
+import type { IssuedToken, TokenInfo } from "../../protocol/objects.js";
 
 export interface Workspace {
   id: string;
@@ -10,19 +11,7 @@ export interface Workspace {
   createdAt: number;
 }
 
-export interface TokenInfo {
-  id: string;
-  workspaceId: string;
-  label: string;
-  admin: boolean;
-  createdAt: number;
-  revokedAt: number | null;
-}
-
-export interface IssuedToken {
-  tokenId: string;
-  tokenSecret: string;
-}
+export type { IssuedToken, TokenInfo };
 
 export const DEFAULT_ENVIRONMENT = "main";
 

@@ -4,19 +4,9 @@ import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
 import { type Clock, systemClock } from "../../lib/clock.js";
+import type { ObjectRecord } from "../../protocol/objects.js";
 
-/** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
-export interface ObjectRecord {
-  id: string;
-  kind: string;
-  name: string | null;
-  workspaceId: string;
-  environment: string;
-  createdAt: number;
-  ephemeral: boolean;
-  /** Kind-specific settings fixed at creation (e.g. a volume's inode limit). */
-  options: Record<string, unknown>;
-}
+export type { ObjectRecord };
 
 /** What a kind (dict, queue, volume, …) tells the registry about itself. */
 export interface KindDefinition {

@@ -14,7 +14,7 @@ import { ManifestStore } from "./manifest-store.js";
 import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
 import { PinStore } from "./pin-store.js";
-import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
+import { DEFAULT_INODE_LIMIT, KIND, VolumeStore } from "./volume-store.js";
 
 const MAX_INODE_LIMIT = 1_000_000_000;
 
@@ -50,7 +50,7 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     app.log,
     blockLock,
   );
-  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock, ctx.clock);
+  const volumes = new VolumeStore(ctx.registry, store, blocks, blobs, blockLock, ctx.clock);
 
   ctx.registry.registerKind(KIND, {
     prefix: "vo",

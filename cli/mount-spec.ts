@@ -1,7 +1,7 @@
 import { UsageError } from "./output.js";
 
 /** Kinds `silo run` can mount. */
-export type MountKind = "volume" | "bucket";
+export type MountKind = "volume" | "bucket" | "nfs";
 
 /** One `-v NAME:/path[:ro]` or `-b BUCKET[/prefix/]:/path[:ro]` argument of `silo run`. */
 export interface MountSpec {
@@ -12,6 +12,20 @@ export interface MountSpec {
   readOnly: boolean;
   /** Buckets only: mount just the keys under this prefix (ends in `/`). */
   keyPrefix?: string;
+  /** Buckets only: the silo secret holding the credentials (`:secret=NAME`, else `silo run --secret`). */
+  secret?: string;
+}
+
+/** The `:ro`, `:rw` and (buckets) `:secret=NAME` suffixes of a spec. */
+function parseSuffixes(kind: MountKind, spec: string, suffixes: string): { readOnly: boolean; secret?: string } {
+  let readOnly = false;
+  let secret: string | undefined;
+  for (const part of suffixes.split(":").filter(Boolean)) {
+    if (part === "ro" || part === "rw") readOnly = part === "ro";
+    else if (kind === "bucket" && part.startsWith("secret=") && part.length > "secret=".length) secret = part.slice("secret=".length);
+    else throw new UsageError(`Invalid ${kind} mount '${spec}': unknown option '${part}' (${kind === "bucket" ? "ro, rw or secret=NAME" : "ro or rw"})`);
+  }
+  return { readOnly, secret };
 }
 
 /** Parses `NAME:/absolute/path[:ro]` (volumes) or `BUCKET[/key/prefix/]:/absolute/path[:ro]` (buckets). */

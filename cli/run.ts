@@ -15,6 +15,8 @@ const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "
 interface RunOptions {
   volume?: MountSpec[];
   bucket?: MountSpec[];
+  nfs?: MountSpec[];
+  secret?: string;
   hostMounts?: boolean;
   commitIntervalMs?: string;
 }
@@ -34,9 +36,10 @@ export function registerRun(program: Command): void {
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
     .option(
       "-b, --bucket <BUCKET[/prefix/]:/path[:ro]>",
-      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials and endpoint from AWS_* variables",
+      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials from the spec's ':secret=NAME', else --secret, else AWS_* variables",
       collectMounts("bucket"),
     )
+    .option("--secret <name>", "silo secret with the bucket credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) of every -b mount without its own")
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
     .argument("<command...>", "the command to run")
@@ -83,7 +86,11 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
-      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+      mounts.push(
+        spec.kind === "bucket"
+          ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd)
+          : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"),
+      );
     }
   } catch (err) {
     await unmountAll(mounts);
@@ -170,17 +177,21 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
   }
 }
 
-/** A bucket mount through the bucket daemon (fuse/bucket), credentials from the AWS_* environment. */
-async function mountBucket(spec: MountSpec, environment: string): Promise<ActiveMount> {
+/** A bucket mount through the bucket daemon (fuse/bucket), credentials from a silo secret or the AWS_* environment. */
+async function mountBucket(spec: MountSpec, environment: string, secretName: string | undefined, cmd: Command): Promise<ActiveMount> {
   const { mountCloudBucket } = await import("../fuse/bucket/mount.js");
   const { CloudBucketMount } = await import("../client/cloud-bucket-mount.js");
+  const silo = secretName ? clientFor(cmd) : undefined;
   try {
-    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
+    const secret = silo && secretName ? await silo.secrets.fromName(secretName) : undefined;
+    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly, secret });
     const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });
     const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
     return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
   } catch (err) {
     throw new UsageError(`Could not mount bucket '${spec.name}' at ${spec.path}: ${(err as Error).message}`);
+  } finally {
+    await silo?.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
-import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
+import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
 /** `silo volume …`: the same commands as the reference `modal volume`. `mount`/`unmount` live in their own file. */
@@ -128,8 +128,7 @@ export function registerVolume(program: Command): Command {
     .action((name: string, opts: { allowMissing?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await confirm(`Delete volume '${name}' and all its files? This can not be undone.`, opts.yes);
-        await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false });
-        process.stdout.write(`Deleted volume '${name}'.\n`);
+        process.stdout.write(deletedMessage("volume", name, await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false })));
       }),
     );
 

@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
+import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
 import { AuthStore } from "./auth/store.js";
 import type { KindContext } from "./context.js";
@@ -50,6 +51,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   await app.register(authenticatePlugin, { store: auth });
   app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
+  await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 

@@ -196,14 +196,16 @@ export class ObjectRegistry {
     this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
   }
 
-  async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<void> {
+  /** Deletes a named object; false if it did not exist (only with `allowMissing`: else NotFound). */
+  async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
     checkName(name, `${kind} name`);
     const found = this.findByName(caller, kind, name);
     if (!found) {
-      if (opts.allowMissing) return;
+      if (opts.allowMissing) return false;
       throw notFound(`${capital(kind)} '${name}'`);
     }
     await this.remove(found);
+    return true;
   }
 
   async deleteById(caller: Caller, kind: string, id: string): Promise<void> {
@@ -232,6 +234,27 @@ export class ObjectRegistry {
       if (!this.kinds.has(row.kind)) continue;
       await this.remove(toRecord(row));
     }
+  }
+
+  /** Every live object of an environment, of any kind, named or ephemeral. */
+  inEnvironment(workspaceId: string, environment: string): ObjectRecord[] {
+    return (this.sql(`SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND ${LIVE} ORDER BY created_at`).all(workspaceId, environment) as Row[]).map(
+      toRecord,
+    );
+  }
+
+  /** Deletes one object (as `deleteById`, for a caller that already holds the record). */
+  async delete(record: ObjectRecord): Promise<void> {
+    await this.remove(record);
+  }
+
+  /**
+   * Moves every object of an environment to another name. Runs inside the caller's transaction
+   * (the environment row changes with it); the remembered owners of those ids are forgotten.
+   */
+  renameEnvironment(workspaceId: string, from: string, to: string): void {
+    this.sql("UPDATE objects SET environment = ? WHERE workspace_id = ? AND environment = ?").run(to, workspaceId, from);
+    for (const [id, owner] of this.owners) if (owner.workspaceId === workspaceId && owner.environment === from) this.owners.delete(id);
   }
 
   /** Every live object of a kind (for a kind's own maintenance, e.g. TTL sweeps). */

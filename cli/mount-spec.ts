@@ -28,16 +28,20 @@ function parseSuffixes(kind: MountKind, spec: string, suffixes: string): { readO
   return { readOnly, secret };
 }
 
-/** Parses `NAME:/absolute/path[:ro]` (volumes) or `BUCKET[/key/prefix/]:/absolute/path[:ro]` (buckets). */
+/**
+ * Parses `NAME:/absolute/path[:ro]` (volumes, network file systems) or
+ * `BUCKET[/prefix/]:/absolute/path[:ro][:secret=NAME]` (buckets).
+ */
 export function parseMountSpec(kind: MountKind, spec: string): MountSpec {
   if (kind === "bucket") {
-    const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
-    if (!m) throw new UsageError(`Invalid bucket mount '${spec}': expected BUCKET[/prefix/]:/absolute/path[:ro]`);
-    return { kind, name: m[1]!, keyPrefix: m[2] || undefined, path: m[3]!, readOnly: m[4] === "ro" };
+    const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)((?::[^:]*)*)$/.exec(spec);
+    if (!m) throw new UsageError(`Invalid bucket mount '${spec}': expected BUCKET[/prefix/]:/absolute/path[:ro][:secret=NAME]`);
+    const { readOnly, secret } = parseSuffixes(kind, spec, m[4]!);
+    return { kind, name: m[1]!, keyPrefix: m[2] || undefined, path: m[3]!, readOnly, ...(secret ? { secret } : {}) };
   }
-  const m = /^([^:]+):(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
+  const m = /^([^:]+):(\/[^:]*)((?::[^:]*)*)$/.exec(spec);
   if (!m) throw new UsageError(`Invalid ${kind} mount '${spec}': expected NAME:/absolute/path[:ro]`);
-  return { kind, name: m[1]!, path: m[2]!, readOnly: m[3] === "ro" };
+  return { kind, name: m[1]!, path: m[2]!, readOnly: parseSuffixes(kind, spec, m[3]!).readOnly };
 }
 
 /** Commander collector for repeatable mount options. */

@@ -16,6 +16,7 @@ import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
 import { KINDS } from "./kinds.js";
+import { FileTreeKinds } from "./file-trees.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
@@ -41,7 +42,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, fileTrees: new FileTreeKinds(registry) };
 
   installErrorHandler(app);
   await app.register(swagger, {

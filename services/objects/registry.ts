@@ -157,6 +157,17 @@ export class ObjectRegistry {
     return toRecord(row);
   }
 
+  /** The object with this id if it is of one of `kinds` (NotFound naming the first kind otherwise). */
+  getOfKinds(caller: Caller, kinds: ReadonlySet<string>, id: string): ObjectRecord {
+    const row = this.sql(`SELECT * FROM objects WHERE id = ? AND workspace_id = ? AND environment = ? AND ${LIVE}`).get(
+      id,
+      caller.workspaceId,
+      caller.environment,
+    ) as Row | undefined;
+    if (!row || !kinds.has(row.kind)) throw notFound(`${capital([...kinds][0] ?? "object")} '${id}'`);
+    return toRecord(row);
+  }
+
   /**
    * The id, if the caller's workspace and environment own this object of this kind (NotFoundError
    * otherwise, as `get`). Remembered, so the hot path of every kind skips the SQLite query; a

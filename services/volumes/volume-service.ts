@@ -28,15 +28,17 @@ export interface OpenVolume {
 export class VolumeService {
   constructor(
     private readonly registry: ObjectRegistry,
+    /** The kinds whose ids these routes serve (volumes, network file systems: services/file-trees.ts). */
+    private readonly kinds: ReadonlySet<string>,
     readonly store: ManifestStore,
     readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
   ) {}
 
-  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   open(caller: Caller, id: string): OpenVolume {
-    const record = this.registry.get(caller, KIND, id);
+    const record = this.registry.getOfKinds(caller, this.kinds, id);
     return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 

@@ -34,6 +34,7 @@ export function registerRun(program: Command): void {
     .description("Run a command with volumes and buckets mounted: mount, run, commit, unmount")
     .usage("[options] -- <command> [args...]")
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
+    .option("--nfs <NAME:/path[:ro]>", "mount a network file system at /path (repeatable; close-to-open: no commit needed)", collectMounts("nfs"))
     .option(
       "-b, --bucket <BUCKET[/prefix/]:/path[:ro]>",
       "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials from the spec's ':secret=NAME', else --secret, else AWS_* variables",
@@ -53,7 +54,7 @@ silo run exits with the command's status (1 if it succeeded but a final commit f
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
-      const specs = [...(opts.volume ?? []), ...(opts.bucket ?? [])];
+      const specs = [...(opts.volume ?? []), ...(opts.nfs ?? []), ...(opts.bucket ?? [])];
       checkMountPaths(specs);
       if (specs.length > 0 && !opts.hostMounts && !process.env[IN_NAMESPACE_ENV] && privateNamespaceWorks()) {
         process.exit(await reexecInNamespace());
@@ -136,7 +137,7 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = ["volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
+  const args = [spec.kind === "nfs" ? "nfs" : "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
   args.push("--commit-interval-ms", commitIntervalMs);
   if (spec.readOnly) args.push("--read-only");
   try {

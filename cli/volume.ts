@@ -135,7 +135,7 @@ export function registerVolume(program: Command): Command {
   return volume;
 }
 
-async function treeBytes(dir: string): Promise<number> {
+export async function treeBytes(dir: string): Promise<number> {
   const { readdir } = await import("node:fs/promises");
   let total = 0;
   for (const d of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -154,7 +154,7 @@ const exists = (p: string) => lstat(p).then(() => true, () => false);
  * a directory lands as LOCAL if that does not exist, else inside it. Every target is checked
  * before any byte is written, so without --force a conflict writes nothing.
  */
-async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
+export async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
   const listed = await vol.listdir(remote, { recursive: true });
   const norm = posix.normalize(`/${remote}`).replace(/^\/+|\/+$/g, "");
   const single = listed.length === 1 && listed[0]!.path === norm && listed[0]!.type !== "directory";

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NetworkFileSystem } from "../client/index.js";
+import { readMountRecord } from "../fuse/common/mount-records.js";
 import { lazyUnmount, mountPointState } from "../fuse/common/mount-table.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { within } from "./helpers/volume-mounts.js";
@@ -139,6 +140,20 @@ describe("nfs mounts: close-to-open", () => {
     expect(await within(60_000, "reader job", readerDone), err).toBe(0);
     expect(out).toBe("payload-from-job-1\n");
     expect(await readFile(join(a, "reply"), "utf8")).toBe("reply\n");
+  });
+
+  it("a closed file is on the server: kill -9 of its mount daemon right after close loses nothing", async () => {
+    const doomed = join(root, "doomed");
+    await mount("shared", doomed, "--commit-interval-ms", "0");
+    await run(`printf acknowledged > ${doomed}/ack.txt && mkdir ${doomed}/ackdir`);
+    const record = await readMountRecord(doomed);
+    process.kill(record!.pid, "SIGKILL");
+    expect(await text(nfs, "ack.txt")).toBe("acknowledged");
+    expect((await nfs.listdir("ackdir")).length).toBe(0); // the directory exists (listing it does not fail)
+    expect(await readFile(join(a, "ack.txt"), "utf8")).toBe("acknowledged");
+    // The dead mount is cleared by unmount (it detaches a mount whose daemon is gone).
+    await unmount(doomed);
+    expect(await mountPointState(doomed)).toBe("free");
   });
 
   it("read-only mounts see changes but refuse writes; unmount leaves no mount behind", async () => {

@@ -135,8 +135,9 @@ describe("nfs mounts: close-to-open", () => {
     reader.stdout.on("data", (d: Buffer) => (out += d.toString()));
     reader.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const readerDone = new Promise<number | null>((res) => reader.once("exit", res));
-    const writer = await within(60_000, "writer job", fx.server.cli(["run", "--nfs", "shared:/mnt/shared", "--", "sh", "-c", "echo payload-from-job-1 > /mnt/shared/payload && touch /mnt/shared/ready"]));
+    const writer = await within(60_000, "writer job", fx.server.cli(["run", "--nfs", "shared:/mnt/shared", "--", "sh", "-c", "echo payload-from-job-1 > /mnt/shared/payload && touch /mnt/shared/ready && echo \"$SILO_MOUNTS\""]));
     expect(writer.code, writer.stderr).toBe(0);
+    expect(JSON.parse(writer.stdout)).toMatchObject({ "/mnt/shared": { kind: "nfs", name: "shared", id: nfs.id, readOnly: false } });
     expect(await within(60_000, "reader job", readerDone), err).toBe(0);
     expect(out).toBe("payload-from-job-1\n");
     expect(await readFile(join(a, "reply"), "utf8")).toBe("reply\n");

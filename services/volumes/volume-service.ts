@@ -152,7 +152,7 @@ export class VolumeService {
     const path = normalizePath(rawPath);
     if (path === "") return "root";
     const row = this.store.lookup(vol.st, version, path);
-    if (!row) throw notFound(`Path '/${path}' in the volume`);
+    if (!row) throw notFound(`Path '/${path}' in '${vol.record.name ?? vol.record.id}'`);
     return row;
   }
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createRead
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { AlreadyExistsError, InvalidError, type NetworkFileSystem, NotFoundError } from "../client/index.js";
+import { AlreadyExistsError, InvalidError, type NetworkFileSystem, NoSpaceError, NotFoundError } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const fx = siloServerFixture();
@@ -74,6 +74,18 @@ describe("NetworkFileSystem API", () => {
     await expect(nfs.writeFile("/", Buffer.from("x"))).rejects.toBeInstanceOf(InvalidError);
     await expect(nfs.writeFile("/dir/", Buffer.from("x"))).rejects.toThrow(/names a directory/);
     await expect(nfs.writeFile("../escape", Buffer.from("x"))).rejects.toBeInstanceOf(InvalidError);
+  });
+
+  it("the inode limit holds; bad options are refused", async () => {
+    const small = await fx.silo.networkFileSystems.fromName("tiny", { createIfMissing: true, inodeLimit: 2 });
+    expect((await small.info()).inodeLimit).toBe(2);
+    await small.writeFile("one", Buffer.from("1"));
+    await small.writeFile("two", Buffer.from("2"));
+    await expect(small.writeFile("three", Buffer.from("3"))).rejects.toBeInstanceOf(NoSpaceError);
+    expect(paths(await small.listdir("/"))).toEqual(["one", "two"]);
+    await small.writeFile("two", Buffer.from("overwrite is fine")); // no new inode
+    await expect(fx.silo.networkFileSystems.fromName("bad-limit", { createIfMissing: true, inodeLimit: 0 })).rejects.toBeInstanceOf(InvalidError);
+    await expect(fx.silo.networkFileSystems.fromName("bad name")).rejects.toBeInstanceOf(InvalidError);
   });
 
   it("addLocalFile and addLocalDir", async () => {

@@ -4,7 +4,7 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { isGlob } from "../client/glob.js";
 import { SiloError } from "../protocol/errors.js";
-import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient, clientFor } from "./output.js";
+import { clientFor, confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 import { download, treeBytes } from "./volume.js";
 

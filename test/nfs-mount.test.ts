@@ -157,6 +157,39 @@ describe("nfs mounts: close-to-open", () => {
     expect(await mountPointState(doomed)).toBe("free");
   });
 
+  it("kill -9 at a random point of a writing loop: every close that returned is on the server (ledger)", async () => {
+    const victim = join(root, "victim");
+    await mount("shared", victim, "--commit-interval-ms", "0");
+    await run(`mkdir -p ${victim}/ledger`);
+    // Prints i once file i's close returned: that line is the acknowledgement the ledger keeps.
+    const script = `const fs = require("fs"); for (let i = 0; i < 100000; i++) { const fd = fs.openSync(${JSON.stringify(`${victim}/ledger/f`)} + i, "w"); fs.writeSync(fd, "content-" + i); fs.closeSync(fd); console.log(i); }`;
+    const writer = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+    const acked: number[] = [];
+    const killAt = 5 + Math.floor(Math.random() * 40);
+    const pid = (await readMountRecord(victim))!.pid;
+    let daemonKilled = false;
+    const killed = new Promise<void>((resolve) => {
+      let buf = "";
+      writer.stdout.on("data", (d: Buffer) => {
+        buf += d.toString();
+        const lines = buf.split("\n");
+        buf = lines.pop()!;
+        for (const l of lines) acked.push(Number(l));
+        if (acked.length >= killAt && !daemonKilled) {
+          daemonKilled = true;
+          process.kill(pid, "SIGKILL");
+          resolve();
+        }
+      });
+    });
+    await within(120_000, "writer reaches the kill point", killed);
+    await within(30_000, "writer ends", new Promise((r) => writer.once("exit", r)));
+    expect(acked.length).toBeGreaterThanOrEqual(killAt);
+    for (const i of acked) expect(await text(nfs, `ledger/f${i}`)).toBe(`content-${i}`);
+    await unmount(victim);
+    expect(await mountPointState(victim)).toBe("free");
+  });
+
   it("read-only mounts see changes but refuse writes; unmount leaves no mount behind", async () => {
     const ro = join(root, "ro");
     await mount("shared", ro, "--read-only");

@@ -31,7 +31,7 @@ interface ActiveMount {
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("Run a command with volumes and buckets mounted: mount, run, commit, unmount")
+    .description("Run a command with volumes, network file systems and buckets mounted: mount, run, commit, unmount")
     .usage("[options] -- <command> [args...]")
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
     .option("--nfs <NAME:/path[:ro]>", "mount a network file system at /path (repeatable; close-to-open: no commit needed)", collectMounts("nfs"))

@@ -6,7 +6,7 @@ import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
-import { AuthStore } from "./auth/store.js";
+import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
@@ -42,6 +42,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
+  registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
   const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, fileTrees: new FileTreeKinds(registry) };
 
   installErrorHandler(app);

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { ConflictError, InvalidError, NotFoundError } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
@@ -46,6 +47,40 @@ describe("environments", () => {
     expect(await (await keep.dicts.fromName("same")).get("k")).toBe("kept");
     await expect(silo.environments.delete("main", { force: true })).rejects.toBeInstanceOf(InvalidError);
     await expect(silo.environments.delete("never-was")).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("a create authenticated before its environment's deletion, with its body after it, fails and leaves nothing", async () => {
+    await using silo = fx.server.client();
+    await silo.environments.create("racing");
+    // The server answers "100 Continue" while it handles the request's headers (authentication
+    // included), before reading the body: the deletion then runs between the two halves.
+    const body = JSON.stringify({ name: "late", allowExisting: false, options: {} });
+    const url = new URL(`${fx.server.url}/v1/objects/dict`);
+    const req = request(url, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`,
+        "x-silo-environment": "racing",
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        expect: "100-continue",
+      },
+    });
+    const response = new Promise<number>((resolve, reject) => {
+      req.once("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.once("error", reject);
+    });
+    await new Promise<void>((resolve) => req.once("continue", resolve));
+    expect(await silo.environments.delete("racing")).toEqual({ objectsDeleted: 0 });
+    req.end(body);
+    expect(await response).toBe(404);
+    // Had it landed, it would reappear in a new environment of the same name.
+    await silo.environments.create("racing");
+    await using inEnv = fx.server.client({ environment: "racing" });
+    expect(await inEnv.dicts.objects.list()).toEqual([]);
   });
 
   it("rename moves the objects with the environment", async () => {

@@ -62,6 +62,8 @@ export class ObjectRegistry {
   private readonly owners = new Map<string, { kind: string; workspaceId: string; environment: string }>();
   /** Prepared statements by SQL text: preparing is the costly part of a lookup on the hot path. */
   private readonly statements = new Map<string, Statement>();
+  /** Whether an environment exists (the auth store knows); checked at every insert. */
+  private environmentExists: (workspaceId: string, environment: string) => boolean = () => true;
 
   constructor(
     private readonly db: Sqlite,
@@ -87,6 +89,15 @@ export class ObjectRegistry {
     return stmt;
   }
 
+  /**
+   * Makes every insert check that its environment still exists: a request authenticated just
+   * before its environment was deleted must not create an object there after the deletion
+   * swept it (it would reappear if the name were used again).
+   */
+  checkEnvironmentsWith(exists: (workspaceId: string, environment: string) => boolean): void {
+    this.environmentExists = exists;
+  }
+
   registerKind(kind: string, def: KindDefinition): void {
     this.kinds.set(kind, def);
   }
@@ -105,6 +116,7 @@ export class ObjectRegistry {
 
   private insert(caller: Caller, kind: string, name: string | null, options: Record<string, unknown>): ObjectRecord {
     const def = this.kind(kind);
+    if (!this.environmentExists(caller.workspaceId, caller.environment)) throw notFound(`Environment '${caller.environment}'`);
     const now = Date.now();
     const record: ObjectRecord = {
       id: newId(def.prefix),

@@ -4,8 +4,9 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
+import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
-import { AuthStore } from "./auth/store.js";
+import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
@@ -16,6 +17,7 @@ import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
 import { type Clock, systemClock } from "../lib/clock.js";
 import { KINDS } from "./kinds.js";
+import { FileTreeKinds } from "./file-trees.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
@@ -47,7 +49,8 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock };
+  registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock, fileTrees: new FileTreeKinds(registry) };
 
   installErrorHandler(app);
   await app.register(swagger, {
@@ -57,6 +60,7 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   await app.register(authenticatePlugin, { store: auth });
   app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
+  await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 

@@ -27,6 +27,8 @@ export interface OpenVolume {
 export class VolumeStore {
   constructor(
     private readonly registry: ObjectRegistry,
+    /** The kinds whose ids these routes serve (volumes, network file systems: services/file-trees.ts). */
+    private readonly kinds: ReadonlySet<string>,
     readonly store: ManifestStore,
     readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
@@ -35,9 +37,9 @@ export class VolumeStore {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   open(caller: Caller, id: string): OpenVolume {
-    const record = this.registry.get(caller, KIND, id);
+    const record = this.registry.getOfKinds(caller, this.kinds, id);
     return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 
@@ -151,7 +153,7 @@ export class VolumeStore {
     const path = normalizePath(rawPath);
     if (path === "") return "root";
     const row = this.store.lookup(vol.st, version, path);
-    if (!row) throw notFound(`Path '/${path}' in the volume`);
+    if (!row) throw notFound(`Path '/${path}' in '${vol.record.name ?? vol.record.id}'`);
     return row;
   }
 

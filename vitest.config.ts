@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
  * test/helpers/blob-backend.ts). Any suite that starts its servers with SiloServer can opt in
  * by being listed here.
  */
-const S3_BLOB_SUITES = ["test/volume*.test.ts", "test/mount*.test.ts"];
+const S3_BLOB_SUITES = ["test/volume*.test.ts", "test/mount*.test.ts", "test/nfs.test.ts", "test/nfs-mount.test.ts"];
 
 /**
  * The fast layer: tests beside the pure modules (`x.test.ts` next to `x.ts`) and in-process

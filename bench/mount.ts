@@ -102,7 +102,7 @@ async function seedVolume(client: SiloClient, name: string, files: number): Prom
       const entry: ManifestEntry = { path: `d${Math.floor(i / 1000)}/f${i}`, type: "file", mode: 0o644, size: 0, mtimeMs: now, blocks: [] };
       changes.push({ op: "put" as const, entry });
     }
-    await vol.commitChanges({ baseVersion: await vol.latestVersion(), changes });
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
   }
 }
 

@@ -24,7 +24,8 @@ export interface MountStatusReport {
 /** Asks the daemon serving `dir` for its status (found by its mount record, else the default state dir). */
 export async function mountStatus(dir: string): Promise<MountStatusReport> {
   const record = await readMountRecord(dir);
-  if (record && record.kind !== "volume") throw new UsageError(`${resolve(dir)} is a ${record.kind} mount, not a volume mount`);
+  // Volume and network-file-system mounts have a control socket; bucket mounts do not.
+  if (record && !record.socket && record.kind !== "volume") throw new UsageError(`${resolve(dir)} is a ${record.kind} mount: it has no status to show`);
   const socket = record?.socket ?? join(stateDirFor(dir), "control.sock");
   return controlRequest<MountStatusReport>(socket, "status", 10_000).catch((err: Error) => {
     throw new UsageError(`No volume mount answers at ${resolve(dir)} (${err.message})`);
@@ -60,7 +61,7 @@ export function describeMountStatus(s: MountStatusReport): string {
 
 /** Every live volume mount of this user with its status (or why it did not answer). */
 export async function allMountStatuses(): Promise<Array<{ dir: string; status?: MountStatusReport; error?: string }>> {
-  const records = (await listMountRecords()).filter((r) => r.kind === "volume" && r.socket);
+  const records = (await listMountRecords()).filter((r) => r.socket);
   return Promise.all(
     records.map((r) =>
       controlRequest<MountStatusReport>(r.socket!, "status", 5_000).then(

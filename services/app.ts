@@ -4,8 +4,9 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { authenticatePlugin } from "./auth/authenticate.js";
+import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
-import { AuthStore } from "./auth/store.js";
+import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
@@ -23,6 +24,7 @@ import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
 import { type Clock, systemClock } from "../lib/clock.js";
 import { KINDS } from "./kinds.js";
+import { FileTreeKinds } from "./file-trees.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
@@ -56,13 +58,25 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock);
+  registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics });
   const readiness = new Readiness(options.home, options.readyMinFreeBytes);
   readiness.add("meta", () => void meta.prepare("SELECT 1").get());
   // A read of a key nobody writes: throws once the environment is closed or broken.
   readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock, metrics, readiness };
+  const ctx: KindContext = {
+    registry,
+    kv,
+    commits: new GroupCommit(kv),
+    meta,
+    dataDir,
+    options,
+    clock,
+    fileTrees: new FileTreeKinds(registry),
+    metrics,
+    readiness,
+  };
   objectMetrics(metrics, registry);
 
   installErrorHandler(app);
@@ -75,6 +89,7 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   await app.register(metricsRoutes, { registry: metrics });
   await app.register(dashboardPlugin);
   await app.register(authRoutes, { store: auth });
+  await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 

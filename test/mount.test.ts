@@ -67,12 +67,12 @@ describe("commit and reload (the reference's example)", () => {
     jobs.push(g);
     expect((await g.send("write /data/a.txt one")).ok).toBe(true);
     expect((await g.send("open /data/a.txt")).ok).toBe(true);
-    const before = await vol.latestVersion();
+    const before = await vol.blocks.latestVersion();
     const busy = await g.send("reload");
     expect(busy).toMatchObject({ ok: false, error: "VolumeBusyError" });
     expect(busy.message).toMatch(/volume busy/);
     // Nothing changed: the pending write was not committed by the refused reload.
-    expect(await vol.latestVersion()).toBe(before);
+    expect(await vol.blocks.latestVersion()).toBe(before);
     expect((await g.send("close")).ok).toBe(true);
     expect((await g.send("reload")).ok).toBe(true);
     expect(await committed(fx.silo, "busy", "a.txt")).toBe("one");
@@ -132,7 +132,7 @@ describe("silo volume mount", () => {
     await mounts.mount("ro", seed);
     await writeFile(join(seed, "f.txt"), "data");
     await mounts.unmount(seed);
-    const version = await vol.latestVersion();
+    const version = await vol.blocks.latestVersion();
 
     const dir = join(root, "ro");
     await mounts.mount("ro", dir, "--read-only");
@@ -148,7 +148,7 @@ describe("silo volume mount", () => {
       await expect(attempt()).rejects.toSatisfy((e: Error & { code?: string; stderr?: string }) => e.code === "EROFS" || /Read-only file system/.test(e.stderr ?? ""));
     }
     await mounts.unmount(dir);
-    expect(await vol.latestVersion()).toBe(version);
+    expect(await vol.blocks.latestVersion()).toBe(version);
   });
 
   it("two mounts: different files both land; the same file: last commit wins", async () => {

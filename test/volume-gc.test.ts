@@ -34,7 +34,7 @@ describe("garbage collection", () => {
     const drop = bytes(5000);
     const dropLarge = bytes(200_000);
     await vol.batchUpload().putFile(keep, "keep").putFile(drop, "drop").putFile(dropLarge, "drop-large").commit();
-    const tree = await vol.tree(1);
+    const tree = await vol.blocks.tree(1);
     const hashOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks![0]!;
     const [keepHash, dropHash, dropLargeHash] = [hashOf("keep"), hashOf("drop"), hashOf("drop-large")];
     // A copy shares the block: removing one of two references must not free it.
@@ -43,17 +43,17 @@ describe("garbage collection", () => {
     await vol.removeFile("drop");
     await vol.removeFile("drop-large");
     expect(await stored(dropLargeHash)).toBe(true);
-    expect((await vol.readBlock(dropHash)).equals(drop)).toBe(true);
+    expect((await vol.blocks.readBlock(dropHash)).equals(drop)).toBe(true);
 
-    const gone = (hash: string) => vol.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
+    const gone = (hash: string) => vol.blocks.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
     await waitFor("the dropped blocks to be collected", async () => (await gone(dropHash)) && !(await stored(dropLargeHash)));
     expect(await gone(dropLargeHash)).toBe(true);
-    expect((await vol.readBlock(keepHash)).equals(keep)).toBe(true);
+    expect((await vol.blocks.readBlock(keepHash)).equals(keep)).toBe(true);
     expect((await readAll(vol, "keep-copy")).equals(keep)).toBe(true);
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
-    await expect(vol.delta(1, info.version)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.tree(1)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.delta(1, info.version)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.tree(1)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("deleting a volume frees its blocks; blocks another volume of the workspace uses stay", async () => {
@@ -64,9 +64,9 @@ describe("garbage collection", () => {
     const b = await silo.volumes.fromName("gc-b", { createIfMissing: true });
     await a.batchUpload().putFile(shared, "s").putFile(own, "o").commit();
     await b.batchUpload().putFile(shared, "s").commit();
-    const hashes = (await a.tree(1)).entries.map((e) => e.blocks![0]!);
+    const hashes = (await a.blocks.tree(1)).entries.map((e) => e.blocks![0]!);
     await silo.volumes.delete("gc-a");
-    const treeB = await b.tree(1);
+    const treeB = await b.blocks.tree(1);
     const sharedHash = treeB.entries[0]!.blocks![0]!;
     const ownOnly = hashes.find((h) => h !== sharedHash)!;
     await waitFor("the deleted volume's own block to be collected", async () => !(await stored(ownOnly)));
@@ -80,7 +80,7 @@ describe("garbage collection", () => {
     /** Uploads a block nobody references (a blob of its own): a GC pass that runs once its grace is over collects it. */
     const marker = async () => {
       const data = bytes(100_000);
-      await vol.uploadBlock(sha256(data), data);
+      await vol.blocks.uploadBlock(sha256(data), data);
       expect((await ip.server.storedBlobs()).has(sha256(data))).toBe(true);
       return sha256(data);
     };
@@ -98,12 +98,12 @@ describe("garbage collection", () => {
     await clock.advance(GRACE_MS + 1);
     const data = bytes(2000);
     const hash = sha256(data);
-    await vol.uploadBlock(hash, data);
+    await vol.blocks.uploadBlock(hash, data);
     const graceEnds = clock.now() + GRACE_MS;
     // A GC pass runs while the block is within its grace period: it collects the earlier marker, not the block.
     await collectedBefore(early, graceEnds);
     expect(clock.now()).toBeLessThan(graceEnds);
-    await vol.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "late", type: "file", mode: 0o644, size: 2000, mtimeMs: 0, blocks: [hash] } }] });
+    await vol.blocks.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "late", type: "file", mode: 0o644, size: 2000, mtimeMs: 0, blocks: [hash] } }] });
     // Past the grace period (a later marker shows a pass ran): now it is referenced, so it stays.
     const late = await marker();
     await clock.advance(GRACE_MS);

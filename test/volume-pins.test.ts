@@ -38,7 +38,7 @@ const stored = async (hash: string, on = fx.server) => (await on.storedBlobs()).
 
 /** The block hash of a one-block file in a version. */
 async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
-  return (await vol.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
+  return (await vol.blocks.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
 }
 
 /**
@@ -117,7 +117,7 @@ describe("version pins", () => {
     });
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
-    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+    await expect(vol.blocks.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
   });
 
   it("a mount moves its pin along when it reloads and when it commits; older versions then go", async () => {
@@ -143,7 +143,7 @@ describe("version pins", () => {
     const vol = await fx.silo.volumes.fromName("lapsing", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(100_000), "x").commit();
     const oldHash = await blockOf(vol, 1, "x");
-    const pin = await vol.pinVersion();
+    const pin = await vol.blocks.pinVersion();
     expect(pin).toMatchObject({ version: 1, ttlMs: PIN_TTL_MS });
     await vol.batchUpload({ force: true }).putFile(bytes(100_000), "x").commit();
     await gcPassed();
@@ -153,30 +153,30 @@ describe("version pins", () => {
     // Not renewed: past its TTL the pin lapses (the clock moves on), and GC collects what only it held.
     await meanwhile(async () => expect(await stored(oldHash), "the block only the lapsed pin held").toBe(false));
     expect((await vol.info()).oldestVersion).toBe(2);
-    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
-    await expect(vol.tree(1)).rejects.toThrow(/no longer retained/);
+    await expect(vol.blocks.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+    await expect(vol.blocks.tree(1)).rejects.toThrow(/no longer retained/);
   });
 
   it("renews and moves a pin; refuses versions that do not exist", async () => {
     const vol = await fx.silo.volumes.fromName("renewing", { createIfMissing: true });
     await vol.batchUpload().putFile(Buffer.from("1"), "v").commit();
-    const pin = await vol.pinVersion(1);
+    const pin = await vol.blocks.pinVersion(1);
     await vol.batchUpload({ force: true }).putFile(Buffer.from("2"), "v").commit();
-    const renewed = await vol.renewPin(pin.pinId);
+    const renewed = await vol.blocks.renewPin(pin.pinId);
     expect(renewed.version).toBe(1);
     expect(renewed.expiresAt).toBeGreaterThanOrEqual(pin.expiresAt);
-    expect((await vol.renewPin(pin.pinId, 2)).version).toBe(2);
-    await expect(vol.pinVersion(3)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.renewPin(pin.pinId, 3)).rejects.toBeInstanceOf(NotFoundError);
-    await vol.unpin(pin.pinId);
-    await vol.unpin(pin.pinId);
-    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+    expect((await vol.blocks.renewPin(pin.pinId, 2)).version).toBe(2);
+    await expect(vol.blocks.pinVersion(3)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.renewPin(pin.pinId, 3)).rejects.toBeInstanceOf(NotFoundError);
+    await vol.blocks.unpin(pin.pinId);
+    await vol.blocks.unpin(pin.pinId);
+    await expect(vol.blocks.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("another workspace can neither create, renew nor delete a volume's pins", async () => {
     const vol = await fx.silo.volumes.fromName("private-pins", { createIfMissing: true });
-    const pin = await vol.pinVersion();
+    const pin = await vol.blocks.pinVersion();
     await using admin = fx.server.client();
     const ws = await admin.workspaces.create("pin-tenant");
     const call = (method: string, suffix: string) =>
@@ -194,7 +194,7 @@ describe("version pins", () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
     }
     // The owner's pin is untouched.
-    expect((await vol.renewPin(pin.pinId)).version).toBe(pin.version);
+    expect((await vol.blocks.renewPin(pin.pinId)).version).toBe(pin.version);
   });
 
   it("a mount whose renewals fail while the server is away keeps serving and renews again", async () => {

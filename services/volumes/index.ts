@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { openBlobStore } from "../blobs/index.js";
 import type { KindContext } from "../context.js";
 import { openSqlite } from "../db.js";
-import { invalid } from "../errors.js";
+import { normalizeTreeOptions } from "../file-trees.js";
 import { pinBlobLocation } from "./blob-location.js";
 import { BlockIndex } from "./block-index.js";
 import { blockRoutes } from "./block-routes.js";
@@ -15,17 +15,7 @@ import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
 import { volumeMetrics } from "./volume-metrics.js";
 import { PinStore } from "./pin-store.js";
-import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
-
-const MAX_INODE_LIMIT = 1_000_000_000;
-
-function normalizeOptions(options: Record<string, unknown>): Record<string, unknown> {
-  const inodeLimit = options.inodeLimit ?? DEFAULT_INODE_LIMIT;
-  if (typeof inodeLimit !== "number" || !Number.isInteger(inodeLimit) || inodeLimit < 1 || inodeLimit > MAX_INODE_LIMIT) {
-    throw invalid(`inodeLimit must be a whole number from 1 to ${MAX_INODE_LIMIT}, got ${JSON.stringify(options.inodeLimit)}`);
-  }
-  return { inodeLimit };
-}
+import { KIND, VolumeStore } from "./volume-store.js";
 
 /**
  * Volumes: versioned file trees. The manifest and block index live in their own SQLite file
@@ -52,13 +42,12 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     app.log,
     blockLock,
   );
-  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock, ctx.clock);
+  const volumes = new VolumeStore(ctx.registry, ctx.fileTrees.all, store, blocks, blobs, blockLock, ctx.clock);
 
-  ctx.registry.registerKind(KIND, {
-    prefix: "vo",
-    normalizeOptions,
-    purge: (record) => gc.purge(record.id, record.workspaceId, ctx.clock.now()),
-  });
+  // This store keeps the trees of every file-tree kind (network file systems too): their ids
+  // are served by these routes, and it purges them.
+  ctx.fileTrees.servedBy((record) => gc.purge(record.id, record.workspaceId, ctx.clock.now()));
+  ctx.fileTrees.register(KIND, { prefix: "vo", normalizeOptions: normalizeTreeOptions });
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes });

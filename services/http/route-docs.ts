@@ -99,6 +99,18 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ["INVALID", "ALREADY_EXISTS"],
     fields: { name: "Environment name: 1–64 characters of `[A-Za-z0-9._-]`" },
   },
+  "POST /v1/environments/:name/rename": {
+    summary: "Rename an environment",
+    description: "Renames the environment and moves its objects with it, in one transaction (`main` cannot be renamed).",
+    errors: ["INVALID", "NOT_FOUND", "ALREADY_EXISTS"],
+    fields: { name: "The environment's current name", newName: "The new name: 1–64 characters of `[A-Za-z0-9._-]`" },
+  },
+  "DELETE /v1/environments/:name": {
+    summary: "Delete an environment",
+    description: "Deletes an empty environment; with `force`, deletes its objects (and their data) too. CONFLICT when it holds objects and `force` is not given.",
+    errors: ["INVALID", "NOT_FOUND", "CONFLICT"],
+    fields: { name: "The environment's name", force: "Also delete every object in the environment" },
+  },
   "GET /v1/environments": {
     summary: "List environments",
     description: "The workspace's environments (`main` always exists).",

@@ -28,9 +28,9 @@ describe("holes on a mount", () => {
   it("a file committed with holes reads as zeros around its data; zero blocks written on the mount commit as holes", async () => {
     const vol = await fx.silo.volumes.fromName("holes", { createIfMissing: true });
     const tail = Buffer.from("the end");
-    await vol.uploadBlocks([{ hash: sha256(tail), data: tail }]);
+    await vol.blocks.uploadBlocks([{ hash: sha256(tail), data: tail }]);
     const size = 2 * BLOCK_SIZE + tail.length;
-    await vol.commitChanges({
+    await vol.blocks.commitChanges({
       baseVersion: 0,
       changes: [{ op: "put", entry: { path: "sparse", type: "file", mode: 0o644, size, mtimeMs: 1000, blocks: [2, sha256(tail)] } }],
     });
@@ -52,7 +52,7 @@ describe("holes on a mount", () => {
     await g.close();
     await mounts.unmount(dir);
 
-    const tree = new Map((await vol.tree(await vol.latestVersion())).entries.map((e) => [e.path, e]));
+    const tree = new Map((await vol.blocks.tree(await vol.blocks.latestVersion())).entries.map((e) => [e.path, e]));
     const sparse = tree.get("sparse")!;
     expect(sparse.blocks).toHaveLength(3);
     expect(sparse.blocks![0]).toBe(1);

@@ -146,7 +146,7 @@ describe("a home written by the previous release", () => {
       expect((await v.info()).version).toBe(2);
       expect((await v.listdir("/", { recursive: true })).map((e) => e.path).sort()).toEqual(["b", "d", "d/a", "l"]);
       expect((await readAll(v, "d/a")).equals(a2)).toBe(true);
-      expect((await v.delta(1, 2)).changes.map((c) => (c.op === "put" ? c.entry.path : `-${c.path}`))).toEqual(["d/a", "l"]);
+      expect((await v.blocks.delta(1, 2)).changes.map((c) => (c.op === "put" ? c.entry.path : `-${c.path}`))).toEqual(["d/a", "l"]);
       // History of versions the old release wrote: no token recorded, changes still known.
       const history = await v.history();
       expect(history.versions.map((h) => h.version)).toEqual([2, 1, 0]);

@@ -32,12 +32,12 @@ describe("the server trusts no commit", () => {
     const vol = await fresh();
     const ten = bytes(10);
     const twenty = bytes(20);
-    await vol.uploadBlocks([
+    await vol.blocks.uploadBlocks([
       { hash: sha256(ten), data: ten },
       { hash: sha256(twenty), data: twenty },
     ]);
     const good = put("good", 10, [sha256(ten)]);
-    const base = await vol.latestVersion();
+    const base = await vol.blocks.latestVersion();
     const before = await allPaths(vol);
 
     const bad: Array<[string, unknown]> = [
@@ -71,13 +71,13 @@ describe("the server trusts no commit", () => {
       // The good change first: it must not land either.
       const { status, json } = await rawCommit(fx.server, vol, { baseVersion: base, changes: [good, change] });
       expect([400, 413], `${why}: ${status} ${json.error?.message}`).toContain(status);
-      expect(await vol.latestVersion(), why).toBe(base);
+      expect(await vol.blocks.latestVersion(), why).toBe(base);
     }
     for (const body of ["{", "null", "[]", JSON.stringify({ baseVersion: base }), JSON.stringify({ baseVersion: base, changes: [null] })]) {
       const { status } = await rawCommit(fx.server, vol, body);
       expect(status, body).toBe(400);
     }
-    expect(await vol.latestVersion()).toBe(base);
+    expect(await vol.blocks.latestVersion()).toBe(base);
     expect(await allPaths(vol)).toEqual(before);
     // The same good change alone lands.
     expect((await rawCommit(fx.server, vol, { baseVersion: base, changes: [good] })).status).toBe(200);
@@ -87,7 +87,7 @@ describe("the server trusts no commit", () => {
   it("holes are explicit and cheap: a sparse file of 1 TiB − 1 bytes commits as two items and reads as zeros around its data", async () => {
     const vol = await fresh();
     const tail = bytes(1000);
-    await vol.uploadBlocks([{ hash: sha256(tail), data: tail }]);
+    await vol.blocks.uploadBlocks([{ hash: sha256(tail), data: tail }]);
     const size = 2 ** 40 - BLOCK_SIZE + 1000;
     const holes = Math.ceil(size / BLOCK_SIZE) - 1;
     const { status, json } = await rawCommit(fx.server, vol, { baseVersion: 0, changes: [put("sparse", size, [holes, sha256(tail)])] });
@@ -95,7 +95,7 @@ describe("the server trusts no commit", () => {
     const entry = (await vol.listdir("/sparse"))[0]!;
     expect(entry.size).toBe(size);
     // Stored and sent back as it was committed: one hole item, one hash.
-    expect((await vol.tree(json.version!)).entries[0]!.blocks).toEqual([holes, sha256(tail)]);
+    expect((await vol.blocks.tree(json.version!)).entries[0]!.blocks).toEqual([holes, sha256(tail)]);
     expect((await readAll(vol, "sparse", { start: size - 1000 })).equals(tail)).toBe(true);
     const around = await readAll(vol, "sparse", { start: size - 1000 - 5000, end: size - 990 });
     expect(around.subarray(0, 5000).equals(Buffer.alloc(5000))).toBe(true);
@@ -106,10 +106,10 @@ describe("the server trusts no commit", () => {
   it("a hole at the end of a file, and a small sparse file read whole (POST …/files)", async () => {
     const vol = await fresh();
     const head = bytes(BLOCK_SIZE);
-    await vol.uploadBlock(sha256(head), head);
+    await vol.blocks.uploadBlock(sha256(head), head);
     const small = bytes(100);
-    await vol.uploadBlocks([{ hash: sha256(small), data: small }]);
-    const v = await vol.latestVersion();
+    await vol.blocks.uploadBlocks([{ hash: sha256(small), data: small }]);
+    const v = await vol.blocks.latestVersion();
     const r = await rawCommit(fx.server, vol, {
       baseVersion: v,
       changes: [put("head-then-hole", BLOCK_SIZE + 123, [sha256(head), 1]), put("zeros", 5000, [1]), put("mixed", 100, [sha256(small)])],

@@ -95,7 +95,7 @@ describe("volume restore", () => {
     await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("restore-2", { createIfMissing: true });
     await vol.batchUpload().putFile(text("a"), "/a").putFile(text("b"), "/sub/b").commit();
-    const v = await vol.latestVersion();
+    const v = await vol.blocks.latestVersion();
     await vol.removeFile("/", { recursive: true });
     expect(await allPaths(vol)).toEqual([]);
     await vol.restore(v);
@@ -112,7 +112,7 @@ describe("volume fork", () => {
     await src.batchUpload().putFile(large, "/large").putFile(small, "/s/small").commit(); // v1
     const later = bytes(200_000);
     await src.batchUpload({ force: true }).putFile(later, "/large").commit(); // v2
-    const laterHash = (await src.tree(2)).entries.find((e) => e.path === "large")!.blocks![0] as string;
+    const laterHash = (await src.blocks.tree(2)).entries.find((e) => e.path === "large")!.blocks![0] as string;
     const blobsBefore = await fx.server.storedBlobs();
 
     const fork = await silo.volumes.fork("fork-src", "fork-dst", { version: 1 });
@@ -132,7 +132,7 @@ describe("volume fork", () => {
 
     // The source goes: once GC has collected the block only it used, the fork still reads every byte.
     await silo.volumes.delete("fork-src");
-    const largeHash = (await fork.tree(1)).entries.find((e) => e.path === "large")!.blocks![0] as string;
+    const largeHash = (await fork.blocks.tree(1)).entries.find((e) => e.path === "large")!.blocks![0] as string;
     await waitFor("the source's own block to be collected", async () => !(await fx.server.storedBlobs()).has(laterHash));
     expect((await fx.server.storedBlobs()).has(largeHash)).toBe(true);
     expect((await readAll(fork, "large")).equals(large)).toBe(true);

@@ -1,7 +1,7 @@
 import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
-import { BlockUploader } from "./block-uploader.js";
+import type { BlockUploader } from "../../client/block-uploader.js";
 import { type ContentStore, type FileContent, HOLE, blockListOf, isZeros, sha256 } from "./file-content.js";
 import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -48,6 +48,8 @@ export class MountedVolume {
   private readonly linkedChanged = new Set<FileNode>();
   private readonly commitLock = new AsyncLock();
   lastCommitError: string | null = null;
+  /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
+  readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
 
   constructor(
     readonly remote: VolumeRemote,
@@ -121,7 +123,26 @@ export class MountedVolume {
 
   /** Uploads changed blocks and commits every changed path as one new version. */
   commit(): Promise<CommitOutcome> {
-    return this.commitLock.run(() => this.commitNow());
+    return this.commitLock.run(async () => {
+      const started = performance.now();
+      const recordTime = () => {
+        this.commitStats.lastCommitMs = performance.now() - started;
+        this.commitStats.totalCommitMs += this.commitStats.lastCommitMs;
+      };
+      try {
+        const outcome = await this.commitNow();
+        if (outcome.changes > 0) {
+          recordTime();
+          this.commitStats.commits++;
+          this.commitStats.lastCommitAt = Date.now();
+        }
+        return outcome;
+      } catch (err) {
+        recordTime();
+        this.commitStats.failures++;
+        throw err;
+      }
+    });
   }
 
   private async commitNow(): Promise<CommitOutcome> {
@@ -137,7 +158,7 @@ export class MountedVolume {
     try {
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
-      const uploader = new BlockUploader(this.remote);
+      const uploader = this.remote.uploader();
       for (const p of paths) {
         const node = this.ns.lookup(p);
         const before = this.base.get(p);
@@ -198,7 +219,8 @@ export class MountedVolume {
             return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
           }),
         );
-        await uploader.add(batch.filter((b) => b.hash !== HOLE));
+        // Taken as fast as memory allows; the engine uploads several at once meanwhile. Holes upload nothing.
+        for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
         for (const b of batch) {
           c.hashes[b.i] = b.hash;
           hashed.push([c, b.i, b.hash]);
@@ -214,32 +236,59 @@ export class MountedVolume {
   async reload(): Promise<{ version: number; changed: boolean }> {
     if (this.handles.size > 0) throw new VolumeBusy(`volume busy: ${this.handles.size} file(s) open on the mount`);
     await this.commit();
-    return this.commitLock.run(async () => {
-      const latest = await this.remote.latestVersion();
-      if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
-      const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
-        // The server no longer keeps our version (retention): diff against the latest full tree.
-        if (!(err instanceof VersionGoneError)) throw err;
-        return this.deltaFromTree(latest);
-      });
-      const freed: Array<Node | undefined> = [];
-      // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
-      for (const ch of delta.changes) {
-        const p = ch.op === "put" ? ch.entry.path : ch.path;
-        // Changed here since the commit above: the local change wins until it is committed.
-        if (this.ns.dirty.has(p)) continue;
-        if (ch.op === "delete") {
-          freed.push(this.ns.applyDelete(p));
-          this.forgetBase(p);
-        } else {
-          if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
-          this.base.set(p, ch.entry);
-        }
-      }
-      this.viewVersion = latest;
-      for (const node of freed) await this.dropped(node);
-      return { version: latest, changed: delta.changes.length > 0 };
+    return this.commitLock.run(() => this.catchUp(new Set()));
+  }
+
+  /**
+   * Catches up with the latest version while files are open (close-to-open mounts, fuse/nfs):
+   * no commit first, and besides paths changed here, every path whose file is open for writing
+   * (or a directory holding one) keeps its local state; its close commits it. A file open for
+   * reading that another mount replaced keeps serving the old bytes through its handle, like
+   * an unlinked open file, and the next open gets the new ones.
+   */
+  revalidate(): Promise<{ version: number; changed: boolean }> {
+    return this.commitLock.run(() => {
+      const writers = new Set<Node>();
+      for (const h of this.handles.values()) if (h.write) writers.add(h.node);
+      return this.catchUp(writers);
     });
+  }
+
+  /** Whether a node is, or (a directory) holds, one of `writers`. */
+  private holds(node: Node | undefined, writers: ReadonlySet<Node>): boolean {
+    if (!node || writers.size === 0) return false;
+    if (writers.has(node)) return true;
+    if (node.type !== "directory") return false;
+    for (const child of node.children.values()) if (this.holds(child, writers)) return true;
+    return false;
+  }
+
+  /** Applies the delta from the view version to the latest one; callers hold the commit lock. */
+  private async catchUp(writers: ReadonlySet<Node>): Promise<{ version: number; changed: boolean }> {
+    const latest = await this.remote.latestVersion();
+    if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
+    const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
+      // The server no longer keeps our version (retention): diff against the latest full tree.
+      if (!(err instanceof VersionGoneError)) throw err;
+      return this.deltaFromTree(latest);
+    });
+    const freed: Array<Node | undefined> = [];
+    // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
+    for (const ch of delta.changes) {
+      const p = ch.op === "put" ? ch.entry.path : ch.path;
+      // Changed here since the commit above: the local change wins until it is committed.
+      if (this.ns.dirty.has(p) || this.holds(this.ns.lookup(p), writers)) continue;
+      if (ch.op === "delete") {
+        freed.push(this.ns.applyDelete(p));
+        this.forgetBase(p);
+      } else {
+        if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
+        this.base.set(p, ch.entry);
+      }
+    }
+    this.viewVersion = latest;
+    for (const node of freed) await this.dropped(node);
+    return { version: latest, changed: delta.changes.length > 0 };
   }
 
   /** The changes from our tree to the full tree of `version`: a put for every entry, a delete for every path it lacks. */

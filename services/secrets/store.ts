@@ -2,7 +2,9 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Sqlite } from "../db.js";
 import { type Migration, migrate } from "../sqlite-migrations.js";
 
-export type SecretValues = Record<string, string>;
+import type { SecretValues } from "../../protocol/objects.js";
+
+export type { SecretValues };
 
 /** The schema history of secret values in meta.sqlite, oldest first (never edit a released step). */
 const SECRET_MIGRATIONS: readonly Migration[] = [

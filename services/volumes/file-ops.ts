@@ -16,7 +16,7 @@ const display = (path: string) => `/${path}`;
 export async function planRemove(store: ManifestStore, volume: string, rawPath: string, recursive: boolean): Promise<Change[]> {
   const path = normalizePath(rawPath);
   const entry = await liveEntry(store, volume, path);
-  if (!entry) throw notFound(`Path '${display(path)}' in the volume`);
+  if (!entry) throw notFound(`Path '${display(path)}'`);
   if (entry.type !== "directory") return [{ op: "delete", path }];
   const children = (await store.list(volume, undefined, path, false, "", recursive ? 1_000_000 : 1)).entries;
   if (children.length > 0 && !recursive) throw invalid(`Directory '${display(path)}' is not empty (remove it recursively)`);
@@ -38,7 +38,7 @@ export async function planCopy(store: ManifestStore, volume: string, srcPaths: s
   for (const raw of srcPaths) {
     const src = normalizePath(raw);
     const entry = await liveEntry(store, volume, src);
-    if (!entry) throw notFound(`Path '${display(src)}' in the volume`);
+    if (!entry) throw notFound(`Path '${display(src)}'`);
     if (entry.type === "directory" && !recursive) throw invalid(`'${display(src)}' is a directory (copy it recursively)`);
     if (src === "" && !intoDir) throw invalid("The volume root can only be copied into a directory");
     const target = intoDir ? joinPath(dst, baseName(src) || "root") : dst;

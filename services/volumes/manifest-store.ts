@@ -73,6 +73,8 @@ export interface ManifestStore {
   /** Extends a live pin, and moves it to `version` if given. NotFound once it lapsed. */
   renewPin(volume: string, pinId: string, version: number | undefined, ttlMs: number, now: number): Promise<VersionPin>;
   unpin(volume: string, pinId: string): Promise<void>;
+  /** Pins that have not lapsed by `now`, oldest version first. */
+  listPins(volume: string, now: number): Promise<Array<{ pinId: string; version: number; expiresAt: number }>>;
 
   // ---- garbage collection ----
   volumes(): Promise<VolumeState[]>;
@@ -103,7 +105,14 @@ export interface ManifestStore {
   /** Drops still-collectable blocks from the index in one atomic step: where each lived, or undefined if it is not collectable (any more). */
   forgetBlocks(workspace: string, hashes: readonly string[], touchedBefore: number): Promise<Array<BlockPlace | undefined>>;
   blockStats(workspace: string): Promise<{ blocks: number; bytes: number }>;
+  /**
+   * Over every workspace: blocks and bytes stored; bytes of the referenced ones; and the bytes the
+   * references add up to (a block in two file rows counts twice), which over `referencedBytes` is the dedup ratio.
+   */
+  blockTotals(): Promise<{ blocks: number; bytes: number; referencedBytes: number; logicalBytes: number }>;
 
+  /** Throws unless the store answers (readiness). */
+  ping(): Promise<void>;
   close(): void;
 }
 

@@ -130,6 +130,7 @@ export class SqliteManifestStore implements ManifestStore {
       oldestPin: p("SELECT min(version) FROM version_pins WHERE volume = ? AND expires_at > ?").pluck(),
       dropExpiredPins: p("DELETE FROM version_pins WHERE volume = ? AND expires_at <= ?"),
       dropVolumePins: p("DELETE FROM version_pins WHERE volume = ?"),
+      livePins: p("SELECT pin_id AS pinId, version, expires_at AS expiresAt FROM version_pins WHERE volume = ? AND expires_at > ? ORDER BY version, pin_id"),
       // garbage collection
       firstRetained: p("SELECT min(version) FROM versions WHERE volume = ? AND created_at >= ?").pluck(),
       expired: p("SELECT rowid AS id, blocks FROM entries WHERE volume = ? AND valid_to <= ? LIMIT ?"),
@@ -156,6 +157,12 @@ export class SqliteManifestStore implements ManifestStore {
       collectable: p("SELECT hash FROM blocks WHERE workspace = ? AND refs <= 0 AND touched_at < ? LIMIT ?").pluck(),
       forget: p("DELETE FROM blocks WHERE workspace = ? AND hash = ? AND refs <= 0 AND touched_at < ? RETURNING data IS NULL").pluck(),
       stats: p("SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes FROM blocks WHERE workspace = ?"),
+      totals: p(
+        `SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes,
+                coalesce(sum(CASE WHEN refs > 0 THEN size END), 0) AS referencedBytes,
+                coalesce(sum(CASE WHEN refs > 0 THEN size * refs END), 0) AS logicalBytes FROM blocks`,
+      ),
+      ping: p("SELECT 1"),
       // blob location
       initLocation: p("INSERT OR IGNORE INTO blob_location (id, location) VALUES (1, ?)"),
       location: p("SELECT location FROM blob_location").pluck(),
@@ -164,6 +171,10 @@ export class SqliteManifestStore implements ManifestStore {
 
   close(): void {
     this.db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.s.ping.get();
   }
 
   async pinBlobLocation(location: string): Promise<void> {
@@ -379,6 +390,10 @@ export class SqliteManifestStore implements ManifestStore {
     this.s.deletePin.run(volume, pinId);
   }
 
+  async listPins(volume: string, now: number): Promise<Array<{ pinId: string; version: number; expiresAt: number }>> {
+    return this.s.livePins.all(volume, now) as Array<{ pinId: string; version: number; expiresAt: number }>;
+  }
+
   // ---- garbage collection ----
 
   async volumes(): Promise<VolumeState[]> {
@@ -478,6 +493,10 @@ export class SqliteManifestStore implements ManifestStore {
 
   async blockStats(workspace: string): Promise<{ blocks: number; bytes: number }> {
     return this.s.stats.get(workspace) as { blocks: number; bytes: number };
+  }
+
+  async blockTotals(): Promise<{ blocks: number; bytes: number; referencedBytes: number; logicalBytes: number }> {
+    return this.s.totals.get() as { blocks: number; bytes: number; referencedBytes: number; logicalBytes: number };
   }
 }
 

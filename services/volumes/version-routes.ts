@@ -1,12 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import type { HistoryPage, RestoreResult } from "../../protocol/volume.js";
 import { publicRecord } from "../objects/routes.js";
-import type { VolumeService } from "./volume-service.js";
+import type { VolumeStore } from "./volume-store.js";
 
 type IdParams = { id: string };
 
 /** Versions as a user feature: list what each version changed and who committed it, restore a path or the volume, fork a version into a new volume. */
-export async function versionRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+export async function versionRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
 
   app.get<{ Params: IdParams; Querystring: { path?: string; before?: number; limit?: number } }>(

@@ -9,6 +9,7 @@ import {
   INLINE_BLOCK_MAX,
   type ManifestEntry,
   type RestoreResult,
+  SMALL_FILE_MAX,
   VOLUME_LIMITS,
   type VersionPin,
   expandBlocks,
@@ -22,6 +23,7 @@ import type { Overwrite, VolumeLimits } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 const INLINE_MAX = INLINE_BLOCK_MAX;
 /** Paths `history` names per version and kind of change (the counts are exact). */
@@ -31,8 +33,6 @@ export const KIND = "volume";
 export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
 /** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
 export const DIRECT_READ_BLOCKS = 32;
-/** Largest file `readSmallFiles` returns. */
-export const SMALL_FILE_MAX = 1024 * 1024;
 
 /** A resolved volume for one request: its registry record and manifest state when it was opened. */
 export interface OpenVolume {
@@ -45,20 +45,24 @@ function blockHashes(entry: ManifestEntry): Array<string | null> {
   return [...expandBlocks(entry.blocks ?? [])];
 }
 
-/** The volume operations the routes expose, over the manifest, block index and blob store. */
-export class VolumeService {
+/** The volume operations the routes expose, over the manifest store and the blob store. */
+export class VolumeStore {
   constructor(
     private readonly registry: ObjectRegistry,
+    /** The kinds whose ids these routes serve (volumes, network file systems: services/file-trees.ts). */
+    private readonly kinds: ReadonlySet<string>,
     readonly store: ManifestStore,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
     /** A version pin lapses this long after it was created or last renewed. */
     readonly pinTtlMs: number,
+    /** Time for version timestamps (retention counts from them), pins and block touches. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
-  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   async open(caller: Caller, id: string): Promise<OpenVolume> {
-    const record = this.registry.get(caller, KIND, id);
+    const record = this.registry.getOfKinds(caller, this.kinds, id);
     return { record, st: await this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 
@@ -72,7 +76,7 @@ export class VolumeService {
 
   /** Applies changes as one new version (none: no new version), recording the committing token. */
   commit(vol: OpenVolume, caller: Caller, changes: readonly Change[], overwrite: Overwrite = "replace", note?: string): Promise<number> {
-    return this.store.commit(vol.st.volume, changes, this.limits(vol.record), overwrite, { tokenId: caller.token.id, note, now: Date.now() });
+    return this.store.commit(vol.st.volume, changes, this.limits(vol.record), overwrite, { tokenId: caller.token.id, note, now: this.clock.now() });
   }
 
   history(vol: OpenVolume, opts: { path?: string; before?: number; limit?: number }): Promise<HistoryPage> {
@@ -98,28 +102,34 @@ export class VolumeService {
   /** A new volume holding `version` of this one (default: the latest); blocks are shared, no bytes copied. */
   async fork(vol: OpenVolume, caller: Caller, name: string, version?: number): Promise<ObjectRecord> {
     const v = await this.store.checkVersion(vol.st.volume, version);
-    const record = this.registry.create(caller, KIND, name, { options: vol.record.options });
+    // A fork is of the source's kind (a volume, or a network file system).
+    const record = this.registry.create(caller, vol.record.kind, name, { options: vol.record.options });
     try {
       await this.store.state(record.id, record.workspaceId, record.createdAt);
       await this.store.fork(vol.st.volume, v, record.id, record.workspaceId, {
         tokenId: caller.token.id,
         note: `fork of ${vol.record.name ?? vol.record.id} at version ${v}`,
-        now: Date.now(),
+        now: this.clock.now(),
       });
     } catch (err) {
       // Nothing half-made stays behind under the new name.
-      await this.registry.deleteById(caller, KIND, record.id).catch(() => {});
+      await this.registry.deleteById(caller, record.kind, record.id).catch(() => {});
       throw err;
     }
     return record;
   }
 
   pin(vol: OpenVolume, version?: number): Promise<VersionPin> {
-    return this.store.pin(vol.st.volume, newId("pin"), version, this.pinTtlMs, Date.now());
+    return this.store.pin(vol.st.volume, newId("pin"), version, this.pinTtlMs, this.clock.now());
   }
 
   renewPin(vol: OpenVolume, pinId: string, version?: number): Promise<VersionPin> {
-    return this.store.renewPin(vol.st.volume, pinId, version, this.pinTtlMs, Date.now());
+    return this.store.renewPin(vol.st.volume, pinId, version, this.pinTtlMs, this.clock.now());
+  }
+
+  /** The volume's pins that have not lapsed, oldest version first (each is a live mount or reader). */
+  pins(vol: OpenVolume): Promise<Array<{ pinId: string; version: number; expiresAt: number }>> {
+    return this.store.listPins(vol.st.volume, this.clock.now());
   }
 
   unpin(vol: OpenVolume, pinId: string): Promise<void> {
@@ -127,7 +137,7 @@ export class VolumeService {
   }
 
   missingBlocks(vol: OpenVolume, hashes: readonly string[]): Promise<string[]> {
-    return this.store.missingBlocks(vol.record.workspaceId, hashes, Date.now());
+    return this.store.missingBlocks(vol.record.workspaceId, hashes, this.clock.now());
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */
@@ -135,7 +145,7 @@ export class VolumeService {
     const ws = vol.record.workspaceId;
     await this.blockLock.with(`${ws}/${hash}`, async () => {
       const size = await this.blobs.put(ws, hash, verifyingStream(body, hash, BLOCK_SIZE));
-      await this.store.recordBlock(ws, hash, size, Date.now());
+      await this.store.recordBlock(ws, hash, size, this.clock.now());
     });
   }
 
@@ -146,7 +156,7 @@ export class VolumeService {
       const actual = createHash("sha256").update(b.data).digest("hex");
       if (actual !== b.hash) throw invalid(`Block content does not match its hash ${b.hash} (got ${actual})`);
     }
-    await this.store.storeInline(vol.record.workspaceId, inline, Date.now());
+    await this.store.storeInline(vol.record.workspaceId, inline, this.clock.now());
     await Promise.all(blocks.filter((b) => b.data.length > INLINE_MAX).map((b) => this.uploadBlock(vol, b.hash, [b.data])));
   }
 
@@ -180,7 +190,7 @@ export class VolumeService {
           await this.blobs.delete(ws, hash);
           throw siloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
         }
-        await this.store.recordBlock(ws, hash, size, Date.now());
+        await this.store.recordBlock(ws, hash, size, this.clock.now());
       });
     await Promise.all(hashes.map(confirm));
   }
@@ -235,7 +245,7 @@ export class VolumeService {
     const path = normalizePath(rawPath);
     const found = await this.store.lookup(vol.st.volume, version, path);
     if (path === "") return { version: found.version, entry: "root" };
-    if (!found.entry) throw notFound(`Path '/${path}' in the volume`);
+    if (!found.entry) throw notFound(`Path '/${path}' in '${vol.record.name ?? vol.record.id}'`);
     return { version: found.version, entry: found.entry };
   }
 

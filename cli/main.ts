@@ -19,7 +19,7 @@ const { version } = JSON.parse(readFileSync(new URL("../../package.json", import
 
 const program = new Command("silo")
   .description("silo: volumes, network file systems, dicts, queues and bucket mounts for compute jobs, on hardware you own")
-  .version(version, "-V, --version", "print silo's version")
+  .addHelpText("after", "\n`silo -V` / `silo --version` prints silo's version.")
   .option("-e, --env <environment>", "environment to act in (default $SILO_ENVIRONMENT, else main)")
   .option("--debug", "on failure, print the stack trace (and its causes) instead of one line")
   .configureHelp({ showGlobalOptions: true })
@@ -46,6 +46,13 @@ function fail(err: unknown, exitCode: number): never {
   if (debug) console.error(err);
   else process.stderr.write(`Error: ${errorLine(err)}\n`);
   process.exit(exitCode);
+}
+
+// The program's version only as the first argument: commander would take a program option
+// anywhere, and `silo volume restore NAME --version V` names a volume's version.
+if (process.argv[2] === "-V" || process.argv[2] === "--version") {
+  process.stdout.write(`${version}\n`);
+  process.exit(0);
 }
 
 try {

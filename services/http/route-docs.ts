@@ -357,6 +357,25 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: "The pinned version may be collected from now on (if outside retention).",
     errors: ["NOT_FOUND"],
   },
+  [`GET ${VOL}/history`]: {
+    summary: "List versions (history)",
+    description:
+      "Retained versions, newest first: when each was committed, by which token, a note for versions the server made (restores, forks), and what it put and removed (counts and the first paths). With `path`: only versions that changed it or anything below it.",
+    errors: ["INVALID", "NOT_FOUND"],
+    fields: { before: "Only versions older than this (the previous page's `next`)" },
+  },
+  [`POST ${VOL}/restore`]: {
+    summary: "Restore a path or the whole volume from a version",
+    description:
+      "Brings `path` (default: the whole volume) back to what it was in `version`, as a new commit that changes only what differs (no new version if nothing does). Blocks are shared, no data moves.",
+    errors: ["INVALID", "NOT_FOUND", "VERSION_GONE", "NO_SPACE"],
+  },
+  [`POST ${VOL}/fork`]: {
+    summary: "Fork a version into a new volume",
+    description:
+      "Creates the named volume (same kind, environment and inode limit) holding `version` (default: the latest) of this one. No bytes are copied: both share the blocks, and GC keeps a block while any of them uses it.",
+    errors: ["INVALID", "NOT_FOUND", "VERSION_GONE", "ALREADY_EXISTS"],
+  },
   "POST /v1/secrets": {
     summary: "Create a secret",
     description: "Stores key/value pairs encrypted at rest under a name.",

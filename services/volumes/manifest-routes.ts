@@ -18,8 +18,9 @@ const entrySchema = {
     size: { type: "integer", minimum: 0 },
     mtimeMs: { type: "number" },
     // A block's hash, or a whole number of blocks of zeros (a hole); see BlockRef.
-    // (A type list, not anyOf: with type coercion on, a hole 5 would otherwise become the string "5".)
-    blocks: { type: "array", items: { type: ["string", "integer"] } },
+    // Items are checked in the commit (checkEntry): a type union needs ajv's allowUnionTypes, and
+    // anyOf with type coercion on could turn a hole 5 into the string "5".
+    blocks: { type: "array", items: { description: "a block's hex SHA-256, or a whole number n ≥ 1: n blocks of zeros (a hole)" } },
     target: { type: "string" },
   },
 } as const;

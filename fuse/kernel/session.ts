@@ -42,6 +42,8 @@ export interface SessionOptions {
   readdirplus?: "auto" | "always" | "off";
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
   opTimeoutMs?: number;
+  /** The errno for an error an op threw that is not an Errno (undefined: EIO, logged). */
+  errno?: (err: unknown) => number | undefined;
   log?: (msg: string) => void;
 }
 
@@ -120,8 +122,8 @@ export class FuseSession implements Notifier {
 
   /** Starts serving; resolves once the kernel's INIT is answered. */
   start(): Promise<ConnectionInfo> {
-    const readers = Math.max(1, this.opts.readers ?? 3);
-    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
+    const readers = Math.max(1, this.opts.readers ?? Math.min(3, pool - 2));
     if (readers + 2 > pool) this.log(`warning: ${readers} readers of /dev/fuse with UV_THREADPOOL_SIZE=${pool}: file I/O may queue behind them`);
     this.readersLeft = readers;
     for (let i = 0; i < readers; i++) this.readLoop();
@@ -350,6 +352,8 @@ export class FuseSession implements Notifier {
 
   private errnoOf(err: unknown, req: Request, ctx: Ctx): number {
     if (err instanceof Errno) return err.errno;
+    const mapped = this.opts.errno?.(err);
+    if (mapped !== undefined) return mapped;
     if ((err as Error)?.name === "AbortError" || (ctx.interrupted && ctx.signal.aborted)) return E.EINTR;
     this.log(`${req.args.op} (inode ${req.nodeid}) failed: ${(err as Error)?.stack ?? String(err)}`);
     return E.EIO;

@@ -27,10 +27,11 @@ export interface FuseMount {
   readonly dir: string;
   readonly session: FuseSession;
   /**
-   * Unmounts (lazily if it is busy) and waits until the session has ended. Safe to call twice
+   * Unmounts (lazily if it is busy) and waits until the session has ended, or at most
+   * `waitMs` (a lazily detached mount lives on while files on it are open). Safe to call twice
    * and after someone else unmounted.
    */
-  unmount(): Promise<void>;
+  unmount(waitMs?: number): Promise<void>;
 }
 
 /**
@@ -75,18 +76,25 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
   const mount: FuseMount = {
     dir: path,
     session,
-    unmount: () =>
+    unmount: (waitMs = 5_000) =>
       (unmounting ??= (async () => {
         await unmountPath(path).catch(() => {});
-        await session.ended;
-        try {
-          closeSync(fd);
-        } catch {
-          // already closed
-        }
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+        clearTimeout(timer);
+        // Closing the fd while reads still wait on it would not end them; the process exit does.
+        if (ended) closeQuietly(fd);
       })()),
   };
   return mount;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
 }
 
 function mountWithFd(fd: number, source: string, type: string, options: string, dir: string): Promise<void> {

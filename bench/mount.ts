@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
 import { SiloClient } from "../client/index.js";
-import type { ManifestEntry } from "../client/volume-protocol.js";
+import type { ManifestEntry } from "../protocol/volume.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { BenchSilo } from "./lib/silo-server.js";
 

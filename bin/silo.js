@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The CLI runs from the compiled output (`npm run build`, done by `npm install`/`npm test`).
-import "../dist/client/cli/main.js";
+import "../dist/cli/main.js";

@@ -1,6 +1,6 @@
 import type { EnvironmentOption } from "./object-service.js";
 import type { Transport } from "./transport.js";
-import { checkName } from "./validation.js";
+import { checkName } from "../protocol/names.js";
 
 export interface IssuedToken {
   tokenId: string;

@@ -1,4 +1,4 @@
-import { InvalidError } from "./errors.js";
+import { InvalidError } from "../protocol/errors.js";
 import type { Secret } from "./secret.js";
 
 export interface CloudBucketMountParams {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { AuthError } from "./errors.js";
+import { AuthError } from "../protocol/errors.js";
 
 /** How a client finds and authenticates to a silo server. */
 export interface ClientConfig {

@@ -1,4 +1,4 @@
-import { ConflictError } from "./errors.js";
+import { ConflictError } from "../protocol/errors.js";
 
 /** What the server answers for a lease it granted or renewed. */
 export interface LeaseGrant {

@@ -1,18 +1,12 @@
+import { DICT_LIMITS } from "../protocol/limits.js";
 import { decode, encode } from "./dict-codec.js";
 import { DictLease, type LeaseGrant } from "./dict-lease.js";
-import { ConflictError, InvalidError, NotFoundError, TooLargeError, errorFromCode } from "./errors.js";
+import { ConflictError, InvalidError, NotFoundError, TooLargeError, errorFromCode } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import { OpBatcher } from "./op-batcher.js";
 import type { Transport } from "./transport.js";
 
-/** The Dict's limits (the server enforces them too). */
-export const DICT_LIMITS = {
-  keyBytes: 1024,
-  valueBytes: 100 * 1024 * 1024,
-  updateEntries: 10_000,
-  lenCap: 100_000,
-} as const;
 
 export interface DictInfo {
   id: string;

@@ -1,5 +1,5 @@
 import { createConnection } from "node:net";
-import { errorFromResponse, InvalidError } from "./errors.js";
+import { errorFromResponse, InvalidError } from "../protocol/errors.js";
 
 /**
  * One mount of a job, as `silo run` describes it in `SILO_MOUNTS` (a JSON object keyed by

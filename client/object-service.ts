@@ -1,7 +1,7 @@
-import { InvalidError } from "./errors.js";
+import { InvalidError } from "../protocol/errors.js";
 import type { ObjectRecord, SiloObject } from "./object.js";
 import type { Transport } from "./transport.js";
-import { checkName } from "./validation.js";
+import { checkName } from "../protocol/names.js";
 
 export interface EnvironmentOption {
   /** Environment to act in; defaults to the client's (`SILO_ENVIRONMENT`, else `main`). */

@@ -1,16 +1,11 @@
+import { QUEUE_LIMITS } from "../protocol/limits.js";
 import { Packr } from "msgpackr";
-import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "./errors.js";
+import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { GetBatcher, PutBatcher } from "./queue-batching.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
 
-/** Limits the server enforces too; checked here first so a bad call costs no round trip. */
-export const QUEUE_LIMITS = {
-  maxItemBytes: 1024 * 1024,
-  maxItemsPerPartition: 5_000,
-  maxPartitionKeyBytes: 64,
-} as const;
 
 /** One long-poll lasts at most this long; a longer (or endless) wait is a loop of them. */
 const LONG_POLL_MS = 50_000;

@@ -1,9 +1,9 @@
-import { InvalidError, NotFoundError } from "./errors.js";
+import { InvalidError, NotFoundError } from "../protocol/errors.js";
 import type { ObjectRecord } from "./object.js";
 import { SiloObject } from "./object.js";
 import { type EnvironmentOption, type ListOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
-import { checkName } from "./validation.js";
+import { checkName } from "../protocol/names.js";
 
 export type SecretValues = Record<string, string>;
 

@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { Packr } from "msgpackr";
 import { Agent, type Dispatcher, request } from "undici";
 import type { ClientConfig } from "./config.js";
-import { ConnectionError, errorFromResponse } from "./errors.js";
+import { ConnectionError, errorFromResponse } from "../protocol/errors.js";
 
 const MSGPACK = "application/msgpack";
 

@@ -3,8 +3,8 @@ import { readFileSync, statSync } from "node:fs";
 import { lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { ConflictError, InvalidError, NotFoundError } from "./errors.js";
-import { BLOCK_SIZE, type Change, type ManifestEntry } from "./volume-protocol.js";
+import { ConflictError, InvalidError, NotFoundError } from "../protocol/errors.js";
+import { BLOCK_SIZE, type Change, type ManifestEntry } from "../protocol/volume.js";
 import type { Volume } from "./volume.js";
 
 export interface UploadBatchOptions {

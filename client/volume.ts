@@ -1,4 +1,4 @@
-import { InvalidError } from "./errors.js";
+import { InvalidError } from "../protocol/errors.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
@@ -15,7 +15,7 @@ import {
   type ManifestEntry,
   type TreePage,
   type VersionPin,
-} from "./volume-protocol.js";
+} from "../protocol/volume.js";
 
 /** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
 export interface FileEntry {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CloudBucketMount, InvalidError } from "../client/index.js";
-import { parseMountSpec } from "../client/cli/mount-spec.js";
+import { parseMountSpec } from "../cli/mount-spec.js";
 import { mountCloudBucket } from "../fuse/bucket/mount.js";
 import { mountPointState } from "../fuse/common/mount-table.js";
 import { cliMount, forceUnmount, newMountPoint, waitForExit } from "./helpers/bucket-mount.js";

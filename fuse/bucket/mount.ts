@@ -2,7 +2,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { CloudBucketMount } from "../../client/cloud-bucket-mount.js";
-import { InvalidError } from "../../client/errors.js";
+import { InvalidError } from "../../protocol/errors.js";
 import { spawnDaemon } from "../common/daemon-process.js";
 import { logPath, mountRunDir } from "../common/mount-records.js";
 import { unmountMountPoint } from "../common/unmount.js";

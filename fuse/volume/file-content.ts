@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { BLOCK_SIZE } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 

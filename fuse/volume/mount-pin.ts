@@ -1,5 +1,5 @@
-import { NotFoundError, VersionGoneError } from "../../client/errors.js";
-import type { VersionPin } from "../../client/volume-protocol.js";
+import { NotFoundError, VersionGoneError } from "../../protocol/errors.js";
+import type { VersionPin } from "../../protocol/volume.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** How soon a failed renewal is tried again, as a fraction of the pin's TTL. */

@@ -1,5 +1,5 @@
-import { VersionGoneError } from "../../client/errors.js";
-import type { Change, Delta, ManifestEntry } from "../../client/volume-protocol.js";
+import { VersionGoneError } from "../../protocol/errors.js";
+import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import { BlockUploader } from "./block-uploader.js";
 import { type ContentStore, type FileContent, sha256 } from "./file-content.js";

@@ -1,4 +1,4 @@
-import type { ManifestEntry } from "../../client/volume-protocol.js";
+import type { ManifestEntry } from "../../protocol/volume.js";
 import { FileContent } from "./file-content.js";
 
 /** A file-system error carrying the errno name the FUSE layer answers with. */

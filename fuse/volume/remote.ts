@@ -1,4 +1,4 @@
-import type { Change, Delta, TreePage, VersionPin } from "../../client/volume-protocol.js";
+import type { Change, Delta, TreePage, VersionPin } from "../../protocol/volume.js";
 
 /**
  * What the mount daemon needs from the volume service: these methods of the client's `Volume`

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { SiloError } from "../errors.js";
+import { siloError } from "../errors.js";
 import { type AuthStore, DEFAULT_ENVIRONMENT, type TokenInfo } from "./store.js";
 
 /** Who is calling, and in which namespace: every object lookup is confined to it. */
@@ -18,7 +18,7 @@ declare module "fastify" {
 
 export const ENVIRONMENT_HEADER = "x-silo-environment";
 
-const authError = () => new SiloError("AUTH", "Missing, unknown or revoked token");
+const authError = () => siloError("AUTH", "Missing, unknown or revoked token");
 
 /** Authenticates every request: `Authorization: Bearer <token-id>:<token-secret>`. */
 export const authenticatePlugin = fp(async (app: FastifyInstance, opts: { store: AuthStore }) => {
@@ -32,12 +32,12 @@ export const authenticatePlugin = fp(async (app: FastifyInstance, opts: { store:
     const envHeader = req.headers[ENVIRONMENT_HEADER];
     const environment = (Array.isArray(envHeader) ? envHeader[0] : envHeader) || DEFAULT_ENVIRONMENT;
     if (environment !== DEFAULT_ENVIRONMENT && !store.hasEnvironment(token.workspaceId, environment)) {
-      throw new SiloError("NOT_FOUND", `Environment '${environment}' not found (create it with 'silo environment create ${environment}')`);
+      throw siloError("NOT_FOUND", `Environment '${environment}' not found (create it with 'silo environment create ${environment}')`);
     }
     req.caller = { token, workspaceId: token.workspaceId, environment };
   });
 });
 
 export function requireAdmin(caller: Caller): void {
-  if (!caller.token.admin) throw new SiloError("FORBIDDEN", "This operation needs an admin token");
+  if (!caller.token.admin) throw siloError("FORBIDDEN", "This operation needs an admin token");
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { NAME_PATTERN } from "../names.js";
+import { NAME_PATTERN } from "../../protocol/names.js";
 import { requireAdmin } from "./authenticate.js";
 import type { AuthStore } from "./store.js";
 

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Sqlite } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId, newSecret } from "../ids.js";
-import { checkName } from "../names.js";
+import { checkName } from "../../protocol/names.js";
 
 export interface Workspace {
   id: string;

@@ -11,7 +11,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { makeS3Client } from "../../lib/s3-client.js";
-import { SiloError, notFound } from "../errors.js";
+import { siloError, notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange, DirectBlobAccess, SignedRequest } from "./blob-store.js";
 
 /** Where `--blobs s3://bucket/prefix` points, and how to reach it. */
@@ -31,7 +31,7 @@ const DELETE_BATCH = 1000;
 /** Parses `s3://bucket[/prefix]`. */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
-  if (!m) throw new SiloError("INVALID", `--blobs must be 'local' or 's3://bucket[/prefix]', got '${url}'`);
+  if (!m) throw siloError("INVALID", `--blobs must be 'local' or 's3://bucket[/prefix]', got '${url}'`);
   return { bucket: m[1]!, prefix: m[2]!.replace(/^\/+|\/+$/g, "") };
 }
 
@@ -65,7 +65,7 @@ export class S3BlobStore implements BlobStore, DirectBlobAccess {
   static async open(settings: S3BlobSettings): Promise<S3BlobStore> {
     const store = new S3BlobStore(makeS3Client({ endpoint: settings.endpoint, region: settings.region }), settings);
     await store.s3.send(new HeadBucketCommand({ Bucket: settings.bucket })).catch((err: Error) => {
-      throw new SiloError("INVALID", `S3 bucket '${settings.bucket}' is not reachable${settings.endpoint ? ` at ${settings.endpoint}` : ""}: ${err.name} ${err.message}`);
+      throw siloError("INVALID", `S3 bucket '${settings.bucket}' is not reachable${settings.endpoint ? ` at ${settings.endpoint}` : ""}: ${err.name} ${err.message}`);
     });
     return store;
   }

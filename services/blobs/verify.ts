@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { SiloError, invalid } from "../errors.js";
+import { siloError, invalid } from "../errors.js";
 
 /**
  * The bytes of `body`, hashed as they flow; the stream fails at the end if the SHA-256 is not
@@ -12,7 +12,7 @@ export function verifyingStream(body: AsyncIterable<Uint8Array> | Iterable<Uint8
     let bytes = 0;
     for await (const chunk of body) {
       bytes += chunk.length;
-      if (bytes > maxBytes) throw new SiloError("TOO_LARGE", `Block is larger than ${maxBytes} bytes`);
+      if (bytes > maxBytes) throw siloError("TOO_LARGE", `Block is larger than ${maxBytes} bytes`);
       sha.update(chunk);
       yield chunk;
     }

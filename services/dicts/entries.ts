@@ -1,4 +1,4 @@
-import { SiloError, invalid } from "../errors.js";
+import { siloError, invalid } from "../errors.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import {
   type DictDbs,
@@ -11,7 +11,7 @@ import {
   fullKey,
   userKey,
 } from "./layout.js";
-import { DICT_LIMITS } from "./limits.js";
+import { DICT_LIMITS } from "../../protocol/limits.js";
 
 export interface ScanPage {
   entries: Array<[Buffer, Buffer | undefined]>;
@@ -238,6 +238,6 @@ function checkKey(key: Buffer): void {
 
 function checkValue(value: Buffer): void {
   if (value.length > DICT_LIMITS.valueBytes) {
-    throw new SiloError("TOO_LARGE", `A dict value may be at most 100 MiB encoded, got ${value.length} bytes`);
+    throw siloError("TOO_LARGE", `A dict value may be at most 100 MiB encoded, got ${value.length} bytes`);
   }
 }

@@ -1,4 +1,4 @@
-import { SiloError } from "../errors.js";
+import { siloError } from "../errors.js";
 import { newId } from "../ids.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import { type DictDbs, type LeaseRecord, dictRange, fullKey } from "./layout.js";
@@ -100,7 +100,7 @@ export class DictLocks {
       this.dbs.locks.put(full, renewed);
       return renewed;
     });
-    if (!lease) throw new SiloError("CONFLICT", "The lock lease expired or was taken over; it is no longer held");
+    if (!lease) throw siloError("CONFLICT", "The lock lease expired or was taken over; it is no longer held");
     return lease;
   }
 

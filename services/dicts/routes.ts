@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { DictEntries } from "./entries.js";
-import { DICT_LIMITS } from "./limits.js";
+import { DICT_LIMITS } from "../../protocol/limits.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import type { DictLocks } from "./locks.js";
 import type { ObjectRegistry } from "../objects/registry.js";

@@ -2,7 +2,7 @@ import type { Caller } from "../auth/authenticate.js";
 import type { Sqlite, Statement } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
-import { checkName } from "../names.js";
+import { checkName } from "../../protocol/names.js";
 
 /** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
 export interface ObjectRecord {

@@ -1,11 +1,8 @@
+import { QUEUE_LIMITS } from "../../protocol/limits.js";
 import { invalid } from "../errors.js";
 
-/** Per-queue limits (the reference's, plus the server's cap on one long-poll). */
-export const MAX_ITEM_BYTES = 1024 * 1024;
-export const MAX_ITEMS_PER_PARTITION = 5_000;
-export const MAX_PARTITION_KEY_BYTES = 64;
-/** Longest single wait the server holds a request for; clients loop for longer waits. */
-export const MAX_WAIT_MS = 60_000;
+export const { maxItemBytes: MAX_ITEM_BYTES, maxItemsPerPartition: MAX_ITEMS_PER_PARTITION, maxWaitMs: MAX_WAIT_MS } = QUEUE_LIMITS;
+const MAX_PARTITION_KEY_BYTES = QUEUE_LIMITS.maxPartitionKeyBytes;
 
 /** The default partition's key: named partitions are 1–64 bytes, so "" can never collide. */
 export const DEFAULT_PARTITION = "";

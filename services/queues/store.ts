@@ -1,6 +1,6 @@
 import type { Database, RootDatabase } from "lmdb";
 import type { GroupCommit } from "../kv-group-commit.js";
-import { SiloError, notFound } from "../errors.js";
+import { siloError, notFound } from "../errors.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
 import { MAX_ITEM_BYTES, MAX_ITEMS_PER_PARTITION, describePartition } from "./limits.js";
 import { type GetWaiter, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
@@ -26,11 +26,11 @@ interface PartitionMeta {
   ttlMs: number;
 }
 
-const queueEmpty = (p: Partition) => new SiloError("QUEUE_EMPTY", `Timed out waiting for an item in ${describePartition(p.key)}`);
+const queueEmpty = (p: Partition) => siloError("QUEUE_EMPTY", `Timed out waiting for an item in ${describePartition(p.key)}`);
 const queueFull = (p: Partition, why = `it holds ${MAX_ITEMS_PER_PARTITION} items`) =>
-  new SiloError("QUEUE_FULL", `${capital(describePartition(p.key))} is full: ${why}`);
+  siloError("QUEUE_FULL", `${capital(describePartition(p.key))} is full: ${why}`);
 /** Sent (into a closed socket) when a waiting caller disconnected; never reaches a live client. */
-const clientGone = () => new SiloError("CONFLICT", "The client disconnected while waiting");
+const clientGone = () => siloError("CONFLICT", "The client disconnected while waiting");
 
 /**
  * Partitioned FIFO queues on LMDB with blocking waiters. All state changes happen synchronously
@@ -101,13 +101,13 @@ export class QueueStore {
   async put(queueId: string, key: string, values: Buffer[], ttlMs: number, wait: WaitOptions): Promise<void> {
     for (const v of values) {
       if (v.length > MAX_ITEM_BYTES) {
-        throw new SiloError("TOO_LARGE", `A queue item is ${v.length} bytes; the limit is ${MAX_ITEM_BYTES} bytes (1 MiB)`);
+        throw siloError("TOO_LARGE", `A queue item is ${v.length} bytes; the limit is ${MAX_ITEM_BYTES} bytes (1 MiB)`);
       }
     }
     const p = this.partition(queueId, key);
     if (values.length > MAX_ITEMS_PER_PARTITION) {
       // Not QueueFull: no amount of waiting would help, and blocking clients retry on QueueFull.
-      throw new SiloError("TOO_LARGE", `Cannot put ${values.length} items at once: a partition holds at most ${MAX_ITEMS_PER_PARTITION}`);
+      throw siloError("TOO_LARGE", `Cannot put ${values.length} items at once: a partition holds at most ${MAX_ITEMS_PER_PARTITION}`);
     }
     if (p.putters.size === 0 && p.length + values.length <= MAX_ITEMS_PER_PARTITION) {
       await this.append(p, values, ttlMs);
@@ -124,7 +124,7 @@ export class QueueStore {
   /** Writes items at the tail and hands them to waiting getters and iterators. */
   private append(p: Partition, values: Buffer[], ttlMs: number): Promise<void> {
     if (p.length === 0 && p.queue.nonEmpty >= this.opts.maxPartitions) {
-      throw new SiloError("NO_SPACE", `The queue already has ${this.opts.maxPartitions} non-empty partitions (the limit); cannot start ${describePartition(p.key)}`);
+      throw siloError("NO_SPACE", `The queue already has ${this.opts.maxPartitions} non-empty partitions (the limit); cannot start ${describePartition(p.key)}`);
     }
     if (p.length === 0) p.queue.nonEmpty++;
     const first = p.tail;
@@ -194,7 +194,7 @@ export class QueueStore {
     while (values.length < max && p.length > 0) {
       const key = itemKey(p.prefix, p.head);
       const value = p.pending.get(p.head) ?? this.items.getBinary(key);
-      if (!value) throw new SiloError("INTERNAL", `Queue item ${p.head} of ${describePartition(p.key)} is missing`);
+      if (!value) throw siloError("INTERNAL", `Queue item ${p.head} of ${describePartition(p.key)} is missing`);
       if (values.length > 0 && bytes + value.length > MAX_REPLY_BYTES) break;
       values.push(value);
       keys.push(key);
@@ -392,7 +392,7 @@ export class QueueStore {
 
   /** Ends every wait at shutdown (UnavailableError; iterators get what there is) so long-polls do not hold the close. */
   shutdown(): void {
-    const err = new SiloError("UNAVAILABLE", "The silo server is shutting down");
+    const err = siloError("UNAVAILABLE", "The silo server is shutting down");
     for (const q of this.queues.values()) {
       for (const p of q.partitions.values()) {
         for (const w of [...p.getters, ...p.putters]) w.reject(err);

@@ -1,5 +1,5 @@
 import type { Sqlite } from "../db.js";
-import { SiloError } from "../errors.js";
+import { siloError } from "../errors.js";
 
 /**
  * Remembers where this home's volume blocks live (`local` or `s3://bucket/prefix`) and refuses
@@ -11,6 +11,6 @@ export function pinBlobLocation(db: Sqlite, blobs: string): void {
   db.prepare("INSERT OR IGNORE INTO blob_location (id, location) VALUES (1, ?)").run(location);
   const pinned = db.prepare("SELECT location FROM blob_location").pluck().get() as string;
   if (pinned !== location) {
-    throw new SiloError("INVALID", `This SILO_HOME keeps its volume blocks in '${pinned}', not '${location}': start silo serve with --blobs ${pinned}`);
+    throw siloError("INVALID", `This SILO_HOME keeps its volume blocks in '${pinned}', not '${location}': start silo serve with --blobs ${pinned}`);
   }
 }

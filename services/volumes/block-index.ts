@@ -1,4 +1,4 @@
-import { INLINE_BLOCK_MAX } from "../../client/volume-protocol.js";
+import { INLINE_BLOCK_MAX } from "../../protocol/volume.js";
 import type { Sqlite } from "../db.js";
 import { invalid } from "../errors.js";
 

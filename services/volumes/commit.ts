@@ -1,6 +1,6 @@
-import { BLOCK_SIZE, type Change, type ManifestEntry } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE, type Change, type ManifestEntry } from "../../protocol/volume.js";
 import { HASH_RE } from "../blobs/index.js";
-import { SiloError, invalid } from "../errors.js";
+import { siloError, invalid } from "../errors.js";
 import { packHashes } from "./block-index.js";
 import type { ManifestStore, Row, VolumeState } from "./manifest-store.js";
 import { MAX_PATH_BYTES, ancestors, normalizePath, parentOf } from "./paths.js";
@@ -65,7 +65,7 @@ class CommitRun {
       else throw invalid(`Unknown change op ${JSON.stringify((change as { op: unknown }).op)}`);
     }
     if (this.inodes > this.st.inodes && this.inodes > this.limits.inodeLimit) {
-      throw new SiloError(
+      throw siloError(
         "NO_SPACE",
         `ENOSPC: the volume's inode limit of ${this.limits.inodeLimit} files, directories and symlinks would be exceeded (${this.inodes}); nothing was committed`,
       );
@@ -133,7 +133,7 @@ class CommitRun {
     if (dirOld) throw invalid(`Can not overwrite directory '${existing.path}' with a ${entry.type}`);
     if (dirNew) throw invalid(`Can not replace ${existing.kind} '${existing.path}' with a directory`);
     if (this.overwrite === "none") {
-      throw new SiloError("ALREADY_EXISTS", `${existing.kind === "file" ? "File" : "Symlink"} '/${existing.path}' already exists (use force to overwrite)`);
+      throw siloError("ALREADY_EXISTS", `${existing.kind === "file" ? "File" : "Symlink"} '/${existing.path}' already exists (use force to overwrite)`);
     }
   }
 
@@ -157,7 +157,7 @@ class CommitRun {
     let count = this.dirCounts.get(parent);
     if (count === undefined) count = this.store.s.countChildren.get(this.st.volume, parent) as number;
     if (count + 1 > this.limits.maxDirEntries) {
-      throw new SiloError(
+      throw siloError(
         "NO_SPACE",
         `ENOSPC: directory '${parent || "/"}' would hold more than ${this.limits.maxDirEntries} entries; nothing was committed`,
       );
@@ -203,7 +203,7 @@ function checkEntry(raw: ManifestEntry, limits: VolumeLimits): ManifestEntry {
       const size = raw.size;
       if (!Number.isSafeInteger(size) || size < 0) throw invalid(`Invalid size ${size} for '${path}'`);
       if (size >= limits.maxFileBytes) {
-        throw new SiloError("TOO_LARGE", `File '${path}' is ${size} bytes; files must be smaller than ${limits.maxFileBytes} bytes`);
+        throw siloError("TOO_LARGE", `File '${path}' is ${size} bytes; files must be smaller than ${limits.maxFileBytes} bytes`);
       }
       const blocks = raw.blocks ?? [];
       if (blocks.length !== Math.ceil(size / BLOCK_SIZE)) {

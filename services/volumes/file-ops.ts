@@ -1,4 +1,4 @@
-import type { Change, ManifestEntry } from "../../client/volume-protocol.js";
+import type { Change, ManifestEntry } from "../../protocol/volume.js";
 import { invalid, notFound } from "../errors.js";
 import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
 import { baseName, joinPath, normalizePath } from "./paths.js";

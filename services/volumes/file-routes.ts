@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { TreePage } from "../../client/volume-protocol.js";
+import type { TreePage } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 import { toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";

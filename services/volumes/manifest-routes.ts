@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { Change, CommitRequest } from "../../client/volume-protocol.js";
+import type { Change, CommitRequest } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 import type { Overwrite } from "./commit.js";
 import { planCopy, planRemove } from "./file-ops.js";

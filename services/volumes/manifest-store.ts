@@ -1,7 +1,7 @@
-import type { Change, Delta, EntryType, ManifestEntry, TreePage } from "../../client/volume-protocol.js";
+import type { Change, Delta, EntryType, ManifestEntry, TreePage } from "../../protocol/volume.js";
 import type Database from "better-sqlite3";
 import type { Sqlite } from "../db.js";
-import { SiloError, notFound } from "../errors.js";
+import { siloError, notFound } from "../errors.js";
 import { type BlockIndex, unpackHashes } from "./block-index.js";
 import { ancestors, subtreeBounds } from "./paths.js";
 
@@ -131,7 +131,7 @@ export class ManifestStore {
   checkVersion(st: VolumeState, version: number): void {
     if (!Number.isInteger(version) || version > st.latest) throw notFound(`Version ${version} of the volume`);
     if (version < st.oldest) {
-      throw new SiloError("VERSION_GONE", `Version ${version} is no longer retained (oldest is ${st.oldest}); read the full tree of a newer version`);
+      throw siloError("VERSION_GONE", `Version ${version} is no longer retained (oldest is ${st.oldest}); read the full tree of a newer version`);
     }
   }
 

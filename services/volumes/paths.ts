@@ -1,7 +1,7 @@
+import { VOLUME_LIMITS } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 
-export const MAX_NAME_BYTES = 255;
-export const MAX_PATH_BYTES = 4096;
+export const { maxNameBytes: MAX_NAME_BYTES, maxPathBytes: MAX_PATH_BYTES } = VOLUME_LIMITS;
 
 /**
  * Normalises a path inside a volume to its stored form: relative, `/`-separated, no empty,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { VersionPin } from "../../client/volume-protocol.js";
+import type { VersionPin } from "../../protocol/volume.js";
 import type { PinStore } from "./pin-store.js";
 import type { VolumeService } from "./volume-service.js";
 

@@ -1,4 +1,4 @@
-import type { VersionPin } from "../../client/volume-protocol.js";
+import type { VersionPin } from "../../protocol/volume.js";
 import type { Sqlite } from "../db.js";
 import { newId } from "../ids.js";
 import { notFound } from "../errors.js";

@@ -1,4 +1,4 @@
-import { SiloError } from "../errors.js";
+import { siloError } from "../errors.js";
 import type { ByteRange } from "../blobs/index.js";
 
 /**
@@ -8,7 +8,7 @@ import type { ByteRange } from "../blobs/index.js";
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) throw new SiloError("INVALID", `Unsupported Range header '${header}' (use bytes=start-end)`);
+  if (!m || (m[1] === "" && m[2] === "")) throw siloError("INVALID", `Unsupported Range header '${header}' (use bytes=start-end)`);
   if (m[1] === "") {
     const n = Number(m[2]);
     return { start: Math.max(0, size - n), end: size };

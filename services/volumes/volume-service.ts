@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, type DirectFileRead, type DirectUploadPlan } from "../../client/volume-protocol.js";
+import { BLOCK_SIZE, type Change, VOLUME_LIMITS, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
-import { SiloError, invalid, notFound } from "../errors.js";
+import { siloError, invalid, notFound } from "../errors.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
 import { type BlockIndex, INLINE_MAX } from "./block-index.js";
 import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
@@ -12,9 +12,7 @@ import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manif
 import { normalizePath } from "./paths.js";
 
 export const KIND = "volume";
-export const DEFAULT_INODE_LIMIT = 500_000;
-export const MAX_DIR_ENTRIES = 32_768;
-export const MAX_FILE_BYTES = 2 ** 40;
+export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
 /** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
 export const DIRECT_READ_BLOCKS = 32;
 /** Largest file `readSmallFiles` returns. */
@@ -102,7 +100,7 @@ export class VolumeService {
         if (size > BLOCK_SIZE) {
           // Its content has this hash (the store checked), so it can be no valid block.
           await this.blobs.delete(ws, hash);
-          throw new SiloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
+          throw siloError("TOO_LARGE", `Block is larger than ${BLOCK_SIZE} bytes`);
         }
         this.blocks.uploaded(ws, hash, size);
       });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { CloudBucketMount } from "../cloud-bucket-mount.js";
-import { SiloError } from "../errors.js";
+import { CloudBucketMount } from "../client/cloud-bucket-mount.js";
+import { SiloError } from "../protocol/errors.js";
 import { clientFor, parseCount } from "./output.js";
 
 interface MountOpts {
@@ -46,7 +46,7 @@ Examples:
   silo bucket mount logs /mnt/logs --prefix 2024/january/`,
     )
     .action(async (bucketName: string, dir: string, opts: MountOpts, cmd: Command) => {
-      const { mountCloudBucket, bucketDaemonConfig } = await import("../../fuse/bucket/mount.js");
+      const { mountCloudBucket, bucketDaemonConfig } = await import("../fuse/bucket/mount.js");
       const silo = opts.secret ? clientFor(cmd) : undefined;
       try {
         const secret = await silo?.secrets.fromName(opts.secret!);
@@ -61,7 +61,7 @@ Examples:
         const mountOpts = { metadataTtlMs: opts.metadataTtlMs, requesterPays: opts.requesterPays, writeBack: opts.writeBack };
         if (opts.foreground) {
           const config = await bucketDaemonConfig(mount, dir, mountOpts);
-          const { runBucketDaemon } = await import("../../fuse/bucket/daemon.js");
+          const { runBucketDaemon } = await import("../fuse/bucket/daemon.js");
           let failure: Error | undefined;
           await runBucketDaemon(config, (err) => {
             failure = err;
@@ -85,7 +85,7 @@ Examples:
     .description("Unmount a bucket: the daemon finishes uploads of open files and exits (also clears a stale mount)")
     .option("--timeout-ms <ms>", "how long to wait for the daemon before killing it", parseCount, 60_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
-      const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
+      const { describeUnmount, unmountMountPoint } = await import("../fuse/common/unmount.js");
       const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs }).catch((err: Error) => {
         throw new SiloError(err.message, "UNMOUNT_FAILED");
       });

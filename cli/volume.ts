@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
-import type { FileEntry, Volume } from "../volume.js";
+import type { FileEntry, Volume } from "../client/volume.js";
 import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { SiloError } from "../errors.js";
+import { SiloError } from "../protocol/errors.js";
 import { registerAdmin } from "./admin.js";
 import { registerBucket } from "./bucket.js";
 import { registerDict } from "./dict.js";

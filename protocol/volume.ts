@@ -99,3 +99,17 @@ export interface VersionPin {
   expiresAt: number;
   ttlMs: number;
 }
+
+/** Limits of a volume, checked by the server at commit and by a mount at the system call. */
+export const VOLUME_LIMITS = {
+  /** Bytes in one path component (ENAMETOOLONG beyond, as on ext4). */
+  maxNameBytes: 255,
+  /** Bytes in a whole path (ENAMETOOLONG beyond, as Linux's PATH_MAX). */
+  maxPathBytes: 4096,
+  /** Bytes in one file, exclusive (EFBIG at or beyond). */
+  maxFileBytes: 2 ** 40,
+  /** Entries in one directory (ENOSPC beyond). */
+  maxDirEntries: 32_768,
+  /** Files, directories and symlinks in a volume unless it was created with another `inodeLimit`. */
+  defaultInodeLimit: 500_000,
+} as const;

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { NotFoundError } from "../errors.js";
+import { NotFoundError } from "../protocol/errors.js";
 import { confirm, formatTime, parseCount, printJson, printTable, withClient } from "./output.js";
 
 /** Dict keys and values as JSON: bigint → string, Date → ISO, bytes → base64, Map → object (or pairs), Set → array. */

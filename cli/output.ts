@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { SiloClient } from "../silo-client.js";
+import { SiloClient } from "../client/silo-client.js";
 
 /** A client for a command, honouring the global `-e/--env` option. */
 export function clientFor(cmd: Command): SiloClient {

@@ -1,4 +1,9 @@
-/** The Dict's limits; the client checks them too, so most bad input never leaves the caller. */
+/**
+ * Limits of dicts and queues, enforced by the server and checked first by the client so that most
+ * bad input never leaves the caller.
+ */
+
+/** The Dict's limits. */
 export const DICT_LIMITS = {
   /** Encoded key size (LMDB keys are at most 1978 bytes; this leaves room for the dict id and index prefix). */
   keyBytes: 1024,
@@ -13,4 +18,13 @@ export const DICT_LIMITS = {
   /** Entries per scan page, and the page's rough byte budget. */
   scanPage: 10_000,
   scanPageBytes: 4 * 1024 * 1024,
+} as const;
+
+/** Per-queue limits (the reference's, plus the server's cap on one long-poll). */
+export const QUEUE_LIMITS = {
+  maxItemBytes: 1024 * 1024,
+  maxItemsPerPartition: 5_000,
+  maxPartitionKeyBytes: 64,
+  /** Longest single wait the server holds a request for; clients loop for longer waits. */
+  maxWaitMs: 60_000,
 } as const;

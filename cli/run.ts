@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import type { MountRecord } from "../mount-control.js";
-import { SILO_MOUNTS_ENV } from "../mount-control.js";
+import type { MountRecord } from "../client/mount-control.js";
+import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
 import { clientFor, UsageError } from "./output.js";
 
@@ -120,7 +120,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
 }
 
 async function mountVolume(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
-  const { spawnDaemon } = await import("../../fuse/common/daemon-process.js");
+  const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
   let createdDir: string | undefined;
   try {
     mkdirSync(spec.path);
@@ -172,8 +172,8 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
 
 /** A bucket mount through the bucket daemon (fuse/bucket), credentials from the AWS_* environment. */
 async function mountBucket(spec: MountSpec, environment: string): Promise<ActiveMount> {
-  const { mountCloudBucket } = await import("../../fuse/bucket/mount.js");
-  const { CloudBucketMount } = await import("../cloud-bucket-mount.js");
+  const { mountCloudBucket } = await import("../fuse/bucket/mount.js");
+  const { CloudBucketMount } = await import("../client/cloud-bucket-mount.js");
   try {
     const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
     const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });

@@ -1,7 +1,7 @@
 import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
-import { SiloError } from "../errors.js";
+import { SiloError } from "../protocol/errors.js";
 import { clientFor, parseCount, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
@@ -46,8 +46,8 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
       if (opts.foreground) {
         // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
         process.env.UV_THREADPOOL_SIZE ??= "16";
-        const { runVolumeDaemon } = await import("../../fuse/volume/daemon.js");
-        const { reportToParent } = await import("../../fuse/common/daemon-process.js");
+        const { runVolumeDaemon } = await import("../fuse/volume/daemon.js");
+        const { reportToParent } = await import("../fuse/common/daemon-process.js");
         const volume = await silo.volumes.fromName(name).catch((err: Error) => {
           reportToParent({ error: err.message });
           throw err;
@@ -64,8 +64,8 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         process.exit(code);
       }
       await silo.close();
-      const { spawnDaemon } = await import("../../fuse/common/daemon-process.js");
-      const { stateDirFor } = await import("../../fuse/volume/daemon.js");
+      const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+      const { stateDirFor } = await import("../fuse/volume/daemon.js");
       const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
       const logFile = `${stateDir}.log`;
       const args = ["volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
@@ -90,7 +90,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
     .description("Commit pending changes and unmount a volume mounted with 'silo volume mount'")
     .option("--timeout-ms <ms>", "how long to wait for the final commit before detaching anyway", parseCount, 300_000)
     .action(async (dir: string, opts: { timeoutMs: number }) => {
-      const { describeUnmount, unmountMountPoint } = await import("../../fuse/common/unmount.js");
+      const { describeUnmount, unmountMountPoint } = await import("../fuse/common/unmount.js");
       // Slow final commit: detach, but let the daemon finish it (killing it would lose the changes).
       const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs, onTimeout: "detach" }).catch((err: Error) => {
         throw new UsageError(err.message);

@@ -28,8 +28,8 @@ export function registerServe(program: Command): void {
     .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.\n\nVolume blocks in an S3-compatible bucket (AWS S3, R2, GCS, MinIO, Swift; see docs/volumes.md):\n  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... silo serve --blobs s3://my-bucket/silo --s3-endpoint https://...\nClients then read and write block data straight from/to the bucket with URLs the server signs.")
     .action(async (opts: Record<string, string | number | undefined>) => {
       // Loaded lazily: the client-only commands never pay for the server's modules.
-      const { startServer } = await import("../../services/server.js");
-      const { defaultServerOptions } = await import("../../services/options.js");
+      const { startServer } = await import("../services/server.js");
+      const { defaultServerOptions } = await import("../services/options.js");
       const defaults = defaultServerOptions();
       await startServer({
         ...defaults,

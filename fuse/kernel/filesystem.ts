@@ -5,7 +5,11 @@ export type MaybePromise<T> = T | Promise<T>;
 /** What INIT settled, for the file system's information. */
 export interface ConnectionInfo {
   major: number;
+  /** The minor version in use: the kernel's, up to the newest this implementation knows. */
   minor: number;
+  /** What the kernel offered. */
+  kernelMinor: number;
+  kernelFlags: number;
   /** The 64-bit INIT flags both sides agreed on (InitFlag). */
   flags: number;
   maxWrite: number;

@@ -1,6 +1,7 @@
 import { execFile, spawn } from "node:child_process";
 import { closeSync, constants as fsc, openSync } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { MAX_WRITE } from "./abi.js";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Filesystem } from "./filesystem.js";
@@ -72,6 +73,7 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
     await lazyUnmountPath(path).catch(() => {});
     throw err;
   }
+  await raiseReadahead(path).catch(() => {});
   let unmounting: Promise<void> | undefined;
   const mount: FuseMount = {
     dir: path,
@@ -87,6 +89,19 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
       })()),
   };
   return mount;
+}
+
+/**
+ * The kernel reads ahead on a FUSE mount only as far as the mount's backing device allows
+ * (128 KiB by default), whatever max_pages says: raise it to one full request (1 MiB), so
+ * sequential reads arrive as 1 MiB requests. An async stat of our own mount is served by this
+ * process's session like any other request.
+ */
+async function raiseReadahead(path: string): Promise<void> {
+  const { dev } = await stat(path);
+  const major = (dev >> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  await writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, String(MAX_WRITE / 1024));
 }
 
 function closeQuietly(fd: number): void {

@@ -266,6 +266,8 @@ export class FuseSession implements Notifier {
     const info: ConnectionInfo = {
       major: FUSE_KERNEL_VERSION,
       minor: Math.min(k.minor, FUSE_KERNEL_MINOR_VERSION),
+      kernelMinor: k.minor,
+      kernelFlags: k.flags,
       flags,
       maxWrite: MAX_WRITE,
       maxReadahead: k.maxReadahead,

@@ -374,19 +374,9 @@ export class VolumeFs implements Filesystem {
     return { bsize: 4096, frsize: 4096, blocks: total, bfree: total, bavail: total, files: limit, ffree: Math.max(0, limit - ns.inodes), namelen: 255 };
   }
 
-  // No extended attributes: answer like a file system without them.
-  getxattr(): Buffer {
-    throw new Errno(E.ENODATA);
-  }
-  listxattr(): string[] {
-    return [];
-  }
-  setxattr(): void {
-    throw new Errno(E.EOPNOTSUPP);
-  }
-  removexattr(): void {
-    throw new Errno(E.ENODATA);
-  }
+  // No extended attributes: the xattr ops are left out, so the session answers ENOSYS and the
+  // kernel stops asking (callers get EOPNOTSUPP). Answering ENODATA instead would cost a
+  // getxattr("security.capability") round trip on every write.
 
   /**
    * After a reload switched the tree: every name the kernel may cache that now leads elsewhere

@@ -43,8 +43,9 @@ for await (const line of createInterface({ input: process.stdin })) {
       break;
     }
     case "unmount":
-      await mount.unmount();
-      out({ ok: true });
+      // Not awaited: a busy mount is detached lazily and ends when its last file is closed,
+      // which may take further commands. The end is reported as {"ended":true}.
+      void mount.unmount(60_000);
       break;
   }
 }

@@ -199,7 +199,7 @@ export class ProbeFs implements Filesystem {
     if (n.children) throw new Errno(E.EISDIR);
     // The slow file bypasses the page cache: every read is a request we hold.
     const slow = this.nodes.get(FUSE_ROOT_ID)!.children!.get("slow") === n;
-    return { fh: ino, directIo: slow };
+    return { fh: ino, directIo: slow, keepCache: !slow };
   }
 
   create(ctx: RequestContext, parent: number, name: string, mode: number) {
@@ -210,7 +210,8 @@ export class ProbeFs implements Filesystem {
 
   async read(ctx: RequestContext, ino: number, _fh: number, offset: number, size: number): Promise<Buffer> {
     const n = this.node(ino);
-    if (this.nodes.get(FUSE_ROOT_ID)!.children!.get("slow") === n) {
+    // Only reads of bytes are held: the read at the end of the file answers at once.
+    if (this.nodes.get(FUSE_ROOT_ID)!.children!.get("slow") === n && offset < n.data.length) {
       this.events.slowStarted++;
       await new Promise<void>((res, rej) => {
         const signal = ctx.signal;

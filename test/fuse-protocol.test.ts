@@ -4,7 +4,7 @@
  * from further child processes.
  */
 import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -97,6 +97,8 @@ async function mountProbe(name: string): Promise<{ probe: Probe; ready: Reply; d
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), "silo-fuse-protocol-"));
+  chmodSync(root, 0o755); // other users reach the mounts below it
+
 });
 afterEach(async () => {
   for (const c of children.splice(0)) c.kill("SIGKILL");

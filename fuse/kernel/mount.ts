@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { closeSync, constants as fsc, openSync } from "node:fs";
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { MAX_WRITE } from "./abi.js";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
@@ -94,14 +94,15 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
 /**
  * The kernel reads ahead on a FUSE mount only as far as the mount's backing device allows
  * (128 KiB by default), whatever max_pages says: raise it to one full request (1 MiB), so
- * sequential reads arrive as 1 MiB requests. An async stat of our own mount is served by this
- * process's session like any other request.
+ * sequential reads arrive as 1 MiB requests. The device number comes from mountinfo, not a
+ * stat of the mount: that would put the root's attributes in the kernel's cache, where they
+ * would outlive a killed daemon for the attribute timeout.
  */
 async function raiseReadahead(path: string): Promise<void> {
-  const { dev } = await stat(path);
-  const major = (dev >> 8) & 0xfff;
-  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-  await writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, String(MAX_WRITE / 1024));
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => unescape(l.split(" ")[4] ?? "") === path);
+  const dev = line?.split(" ")[2];
+  if (dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(MAX_WRITE / 1024));
 }
 
 function closeQuietly(fd: number): void {

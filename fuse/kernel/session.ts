@@ -1,4 +1,4 @@
-import { read, write, writeSync, writevSync } from "node:fs";
+import { appendFileSync, read, write, writeSync, writevSync } from "node:fs";
 import { constants } from "node:os";
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, FUSE_ROOT_ID, InitFlag, MAX_PAGES, MAX_WRITE, OPCODE_NAMES, READ_BUFFER_SIZE, Size } from "./abi.js";
 import {
@@ -25,6 +25,7 @@ import type { ConnectionInfo, Filesystem } from "./filesystem.js";
 import { Errno, type Notifier, type RequestContext } from "./types.js";
 
 const E = constants.errno;
+const SMALL_WRITE = 64 * 1024;
 
 export interface SessionOptions {
   /**
@@ -55,6 +56,7 @@ class Ctx implements RequestContext {
   readonly gid: number;
   readonly pid: number;
   readonly started = Date.now();
+  readonly t0 = performance.now();
   answered = false;
   interrupted = false;
   private controller?: AbortController;
@@ -95,7 +97,7 @@ export class FuseSession implements Notifier {
   /** Resolves when the connection has ended and the file system was told (destroy). */
   readonly ended: Promise<void>;
   /** Request counts by opcode name, and the largest READ and WRITE seen (for tests and benchmarks). */
-  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0 };
+  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>() };
   private readonly inflight = new Map<number, Ctx>();
   private readonly refs = new Map<number, number>();
   private readonly log: (msg: string) => void;
@@ -186,6 +188,11 @@ export class FuseSession implements Notifier {
     if (--this.readersLeft > 0) return;
     clearInterval(this.sweep);
     for (const ctx of this.inflight.values()) ctx.interrupt();
+    // SILO_FUSE_STATS=FILE: a line per session with the requests served and the time their ops took.
+    if (process.env.SILO_FUSE_STATS) {
+      const ops = [...this.stats.requests].map(([op, n]) => `${op} ${n}${this.stats.opMs.has(op) ? ` (${this.stats.opMs.get(op)!.toFixed(0)} ms)` : ""}`);
+      appendFileSync(process.env.SILO_FUSE_STATS, `${new Date().toISOString()} ${ops.join(", ")}\n`);
+    }
     this.rejectReady(new Error("the FUSE connection ended before INIT"));
     try {
       this.fs.destroy?.();
@@ -229,9 +236,19 @@ export class FuseSession implements Notifier {
       case "UNSUPPORTED":
         this.send([errorReply(req.unique, E.ENOSYS)]);
         return false;
+      case "WRITE":
+        // Small writes are copied out, so the 1 MiB read buffer is reused; large ones are
+        // served from it (and the reader takes a fresh buffer).
+        if (a.data.length <= SMALL_WRITE) {
+          a.data = Buffer.from(a.data);
+          this.serve(req);
+          return false;
+        }
+        this.serve(req);
+        return true;
       default:
         this.serve(req);
-        return a.op === "WRITE";
+        return false;
     }
   }
 
@@ -337,6 +354,8 @@ export class FuseSession implements Notifier {
       (reply) => {
         if (ctx.answered) return;
         ctx.answered = true;
+        const name = OPCODE_NAMES[req.opcode]!;
+        this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
         this.inflight.delete(req.unique);
         const len = reply.parts.reduce((n: number, p) => n + p.length, Size.OUT_HEADER as number);
         const delivered = this.send([outHeader(len, 0, req.unique), ...reply.parts]);

@@ -10,6 +10,7 @@ import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
 import { VolumeFs, volumeErrno } from "./fuse-ops.js";
+import type { Filesystem } from "../kernel/filesystem.js";
 import { type FuseMount, mountFuse } from "../kernel/mount.js";
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
@@ -25,6 +26,20 @@ export interface VolumeDaemonOptions {
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;
+  /** Consistency beyond commit/reload (a network file system's close-to-open: fuse/nfs). */
+  consistency?: MountConsistency;
+}
+
+/**
+ * How a mount of another file-tree kind keeps in step with the server, layered on the volume
+ * mount's file system (fuse/nfs/close-to-open.ts) so that this daemon stays the one mount daemon.
+ */
+export interface MountConsistency {
+  /** The kind named in the mount record and log ("nfs"). */
+  kind: string;
+  /** How long the kernel may cache names and attributes. */
+  kernelCacheSeconds: number;
+  wrap(fs: VolumeFs, mv: MountedVolume, log: (msg: string) => void): Filesystem;
 }
 
 /** What the ready handshake tells the parent about a running mount. */
@@ -77,10 +92,11 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
     pin = versionPin;
     await mv.load(pinned.version);
-    const volumeFs = new VolumeFs(mv, { readOnly: opts.readOnly, cacheTtlMs: KERNEL_CACHE_MS, log });
+    const cacheTtlMs = opts.consistency ? opts.consistency.kernelCacheSeconds * 1000 : KERNEL_CACHE_MS;
+    const volumeFs = new VolumeFs(mv, { readOnly: opts.readOnly, cacheTtlMs, log });
     fuse = await mountFuse(
       dir,
-      volumeFs,
+      opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
       { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
       { errno: volumeErrno, opTimeoutMs: 120_000, log: (m) => log(`fuse: ${m}`) },
     );
@@ -144,7 +160,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
 
     daemon = await serveUntilStopped({
-      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}` },
+      record: { mountPoint: dir, kind: opts.consistency?.kind ?? "volume", source: `${opts.consistency?.kind ?? "volume"} ${remote.name ?? remote.id}` },
       shutdown,
       exitWithParent: opts.exitWithParent,
       log,

@@ -5,7 +5,8 @@ import { InodeMap } from "../kernel/inode-map.js";
 import { type Attr, type DirEntry, type Entry, Errno, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
 import type { MountedVolume } from "./mounted-volume.js";
-import { DirNode, FileNode, FsError, LinkNode, type Node } from "./namespace.js";
+import { FsError } from "../common/errno.js";
+import { DirNode, FileNode, LinkNode, type Node } from "./namespace.js";
 
 const E = constants.errno;
 const S_IFMT = 0o170000;
@@ -19,7 +20,7 @@ const SEEK_HOLE = 4;
 
 /** The errno a volume FsError answers with (for the session's `errno` option). */
 export function volumeErrno(err: unknown): number | undefined {
-  return err instanceof FsError ? E[err.code] : undefined;
+  return err instanceof FsError ? -err.errno : undefined;
 }
 
 export interface VolumeFsOptions {
@@ -337,6 +338,23 @@ export class VolumeFs implements Filesystem {
       this.changed(dst.ino, to);
     }
     return done;
+  }
+
+  /**
+   * Points `ino` at the node now at the path it was reached by, if the tree replaced that node
+   * (a catch-up with the server: fuse/nfs/close-to-open.ts). The kernel then sees the new bytes
+   * under the inode it holds, as an NFS client sees a file handle's new contents. False if
+   * that path names nothing (of its type) any more.
+   */
+  refresh(ino: number): boolean {
+    if (ino === FUSE_ROOT_ID) return true;
+    const node = this.inodes.get(ino);
+    const p = this.recordedPath(ino);
+    if (!node || p === undefined) return false;
+    const now = this.mv.ns.lookup(p);
+    if (!now || now.type !== node.type) return false;
+    if (now !== node) this.inodes.rekey(ino, now);
+    return true;
   }
 
   // ---- directories ----

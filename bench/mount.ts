@@ -114,7 +114,7 @@ async function seedVolume(client: SiloClient, name: string, files: number): Prom
 const rate = (seconds: number) => SIZE / MiB / seconds;
 type Cols = { native: number; bindfs?: number; silo: number };
 const rows: Array<[string, Cols, string]> = [];
-const fmt = (v: number | undefined, unit: string) => (v === undefined ? "-".padStart(10) : v.toFixed(1).padStart(10)) + ` ${unit.padEnd(8)}`;
+const fmt = (v: number | undefined, unit: string) => `${v === undefined ? "-".padStart(10) : v.toFixed(1).padStart(10)} ${unit.padEnd(8)}`;
 const row = (what: string, c: Cols, unit: string) => {
   rows.push([what, c, unit]);
   const vsBindfs = c.bindfs ? ` silo/bindfs ${(c.silo / c.bindfs).toFixed(2)}` : "";

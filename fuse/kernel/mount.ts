@@ -99,8 +99,8 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
  * would outlive a killed daemon for the attribute timeout.
  */
 async function raiseReadahead(path: string): Promise<void> {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-  const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => unescape(l.split(" ")[4] ?? "") === path);
+  const unescapeField = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => unescapeField(l.split(" ")[4] ?? "") === path);
   const dev = line?.split(" ")[2];
   if (dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(MAX_WRITE / 1024));
 }

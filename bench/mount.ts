@@ -10,7 +10,7 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readSync, rmSyn
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
-import { SiloClient } from "../client/index.js";
+import type { SiloClient } from "../client/index.js";
 import type { ManifestEntry } from "../protocol/volume.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { BenchSilo } from "./lib/silo-server.js";
@@ -57,7 +57,7 @@ function seqRead(path: string): number {
   return time(() => {
     const fd = openSync(path, "r");
     let off = 0;
-    for (let n; (n = readSync(fd, buf, 0, MiB, off)) > 0; ) off += n;
+    for (let n: number; (n = readSync(fd, buf, 0, MiB, off)) > 0; ) off += n;
     closeSync(fd);
   });
 }

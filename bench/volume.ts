@@ -10,7 +10,7 @@ import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type Change, SiloClient, type Volume } from "../client/index.js";
+import type { Change, SiloClient, Volume } from "../client/index.js";
 import { BenchSilo } from "./lib/silo-server.js";
 import { s3Backend } from "./lib/volume-s3.js";
 

@@ -6,7 +6,7 @@ import type { FileEntry, Volume } from "../client/volume.js";
 import { writevAll } from "../lib/writev-all.js";
 import { ConflictError } from "../protocol/errors.js";
 import { BLOCK_SIZE, SMALL_FILE_MAX } from "../protocol/volume.js";
-import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
+import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
 /** `silo volume …`: the same commands as the reference `modal volume`. `mount`/`unmount` live in their own file. */
@@ -131,15 +131,14 @@ export function registerVolume(program: Command): Command {
     .action((name: string, opts: { allowMissing?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await confirm(`Delete volume '${name}' and all its files? This can not be undone.`, opts.yes);
-        await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false });
-        process.stdout.write(`Deleted volume '${name}'.\n`);
+        process.stdout.write(deletedMessage("volume", name, await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false })));
       }),
     );
 
   return volume;
 }
 
-async function treeBytes(dir: string): Promise<number> {
+export async function treeBytes(dir: string): Promise<number> {
   const { readdir } = await import("node:fs/promises");
   let total = 0;
   for (const d of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -156,7 +155,7 @@ const exists = (p: string) => lstat(p).then(() => true, () => false);
  * a directory lands as LOCAL if that does not exist, else inside it. Every target is checked
  * before any byte is written, so without --force a conflict writes nothing.
  */
-async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
+export async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
   const listed = await vol.listdir(remote, { recursive: true });
   const norm = posix.normalize(`/${remote}`).replace(/^\/+|\/+$/g, "");
   const single = listed.length === 1 && listed[0]!.path === norm && listed[0]!.type !== "directory";

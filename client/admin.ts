@@ -57,6 +57,25 @@ export class EnvironmentService {
   async list(): Promise<Array<{ name: string; createdAt: number }>> {
     return (await this.transport.rpc<{ environments: Array<{ name: string; createdAt: number }> }>("GET", "/v1/environments")).environments;
   }
+
+  /** Renames an environment; its objects move with it (jobs still using the old name get NotFoundError). */
+  async rename(name: string, newName: string): Promise<void> {
+    checkName(name, "environment name");
+    checkName(newName, "environment name");
+    await this.transport.rpc("POST", `/v1/environments/${encodeURIComponent(name)}/rename`, { newName });
+  }
+
+  /**
+   * Deletes an environment. ConflictError while it holds objects, unless `force`, which deletes
+   * them and their data too (irreversible). Returns how many objects were deleted.
+   */
+  async delete(name: string, opts: { force?: boolean } = {}): Promise<{ objectsDeleted: number }> {
+    checkName(name, "environment name");
+    const res = await this.transport.rpc<{ objectsDeleted: number }>("DELETE", `/v1/environments/${encodeURIComponent(name)}`, undefined, {
+      query: { force: opts.force ?? false },
+    });
+    return { objectsDeleted: res.objectsDeleted };
+  }
 }
 
 export async function whoami(transport: Transport, opts: EnvironmentOption = {}): Promise<WhoAmI> {

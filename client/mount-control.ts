@@ -3,10 +3,10 @@ import { errorFromResponse, InvalidError } from "../protocol/errors.js";
 
 /**
  * One mount of a job, as `silo run` describes it in `SILO_MOUNTS` (a JSON object keyed by
- * mount path). `kind` tells volume mounts from other kinds (bucket mounts).
+ * mount path). `kind` tells volume mounts from other kinds (network file systems, buckets).
  */
 export interface JobMount {
-  kind: "volume" | "bucket";
+  kind: "volume" | "nfs" | "bucket";
   name: string | null;
   id: string;
   environment: string;

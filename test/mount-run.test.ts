@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { SiloClient } from "../client/index.js";
 import { committedText, within } from "./helpers/volume-mounts.js";
 import { SILO_BIN, siloServerFixture } from "./helpers/silo-server.js";
 

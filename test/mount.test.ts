@@ -90,10 +90,18 @@ describe("silo volume mount", () => {
     await mounts.unmount(dir);
 
     await mounts.mount("bg", dir, "--commit-interval-ms", "0");
+    // A mount beside it that commits every 300 ms shows how long a background commit takes.
+    await fx.silo.volumes.fromName("bg-control", { createIfMissing: true });
+    const control = join(root, "bg-control");
+    await mounts.mount("bg-control", control, "--commit-interval-ms", "300");
     expect(await readFile(join(dir, "early.txt"), "utf8")).toBe("background");
     await writeFile(join(dir, "late.txt"), "final");
-    await new Promise((r) => setTimeout(r, 500));
+    await writeFile(join(control, "late.txt"), "final");
+    await eventually("the control's background commit", () => committed(fx.silo, "bg-control", "late.txt"), (v) => v === "final");
+    await writeFile(join(control, "later.txt"), "final");
+    await eventually("the control's next background commit", () => committed(fx.silo, "bg-control", "later.txt"), (v) => v === "final");
     expect(await committed(fx.silo, "bg", "late.txt")).toBeNull();
+    await mounts.unmount(control);
     await mounts.unmount(dir);
     expect(await committed(fx.silo, "bg", "late.txt")).toBe("final");
     // The mount point is an empty directory again.

@@ -3,6 +3,7 @@ import { createServer, connect, type Server } from "node:net";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
+import { eventually } from "./helpers/eventually.js";
 import { listObjects, s3Env } from "./helpers/s3.js";
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
@@ -143,11 +144,7 @@ describe("S3 blob backend", () => {
     expect((await keysInBucket()).filter((k) => hashes.some((h) => k.endsWith(h)))).toHaveLength(2);
     await vol.removeFile("a");
     await vol.removeFile("b");
-    const deadline = Date.now() + 20_000;
-    while ((await keysInBucket()).some((k) => hashes.some((h) => k.endsWith(h)))) {
-      if (Date.now() > deadline) throw new Error("GC did not delete the objects");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await eventually(async () => expect((await keysInBucket()).filter((k) => hashes.some((h) => k.endsWith(h))), "objects GC has not deleted").toEqual([]), 20_000, 200);
     await expect(vol.blocks.readBlock(hashes[0]!)).rejects.toBeInstanceOf(NotFoundError);
   });
 

@@ -10,6 +10,7 @@ import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
 import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 export const KIND = "volume";
 export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
@@ -26,15 +27,19 @@ export interface OpenVolume {
 export class VolumeStore {
   constructor(
     private readonly registry: ObjectRegistry,
+    /** The kinds whose ids these routes serve (volumes, network file systems: services/file-trees.ts). */
+    private readonly kinds: ReadonlySet<string>,
     readonly store: ManifestStore,
     readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
+    /** Time for version timestamps (retention counts from them). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
-  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   open(caller: Caller, id: string): OpenVolume {
-    const record = this.registry.get(caller, KIND, id);
+    const record = this.registry.getOfKinds(caller, this.kinds, id);
     return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 
@@ -47,7 +52,7 @@ export class VolumeStore {
   }
 
   commit(vol: OpenVolume, changes: readonly Change[], overwrite?: Overwrite): number {
-    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite);
+    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite, this.clock.now());
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */
@@ -148,7 +153,7 @@ export class VolumeStore {
     const path = normalizePath(rawPath);
     if (path === "") return "root";
     const row = this.store.lookup(vol.st, version, path);
-    if (!row) throw notFound(`Path '/${path}' in the volume`);
+    if (!row) throw notFound(`Path '/${path}' in '${vol.record.name ?? vol.record.id}'`);
     return row;
   }
 

@@ -33,7 +33,7 @@ install_pkgs() {
   echo "Installing system packages: ${missing[*]}" >&2
   # Another apt run (system-deps.sh, a parallel job) may hold the lock: wait for it.
   $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 write_conf() {

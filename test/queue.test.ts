@@ -224,15 +224,24 @@ describe("iterate, peek and info", () => {
     expect(seen).toEqual([1, 2, 3]);
     expect(await q.len()).toBe(3);
 
+    // The iterator has read what there was; the next item arrives while it polls for more. The
+    // window is far longer than a put takes on a loaded machine (a 1 s window raced the put);
+    // the consumer stops at the item it waited for.
     const later: number[] = [];
     const done = (async () => {
-      for await (const v of q.iterate({ itemPollTimeoutMs: 1_000 })) later.push(v);
+      for await (const v of q.iterate({ itemPollTimeoutMs: 120_000 })) {
+        later.push(v);
+        if (v === 4) break;
+      }
     })();
-    // The iterator has read what there was; the next item arrives while it polls for more.
     await eventually(() => expect(later).toHaveLength(3), 10_000, 5);
     await q.put(4);
     await done;
     expect(later).toEqual([1, 2, 3, 4]);
+    // With nothing more arriving, an iterator ends once its window has passed.
+    const ended: number[] = [];
+    for await (const v of q.iterate({ itemPollTimeoutMs: 200 })) ended.push(v);
+    expect(ended).toEqual([1, 2, 3, 4]);
     expect(await q.peek(2)).toEqual([1, 2]);
     expect(await q.len()).toBe(4);
   });

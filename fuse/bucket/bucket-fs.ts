@@ -138,7 +138,7 @@ export class BucketFs {
     await this.settled(path);
     if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
     const parent = await this.entry(parentOf(path));
-    if (!parent || parent.type !== "dir") throw new FsError(Errno.ENOENT, `${parentOf(path)}: no such directory`);
+    if (parent?.type !== "dir") throw new FsError(Errno.ENOENT, `${parentOf(path)}: no such directory`);
     return this.addHandle({ kind: "write", path, writer: new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize) });
   }
 

@@ -7,7 +7,10 @@ import { BlockCache } from "./block-cache.js";
 import { ContentStore, FileContent, blockCount, sha256 } from "./file-content.js";
 
 const dirs: string[] = [];
-afterEach(() => {
+const caches: BlockCache[] = [];
+afterEach(async () => {
+  // The cache keeps a descriptor open per cached block: close them (not the garbage collector).
+  for (const c of caches.splice(0)) await c.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -18,6 +21,7 @@ async function storeOf(blocks: Buffer[]) {
   const byHash = new Map(blocks.map((b) => [sha256(b), b]));
   const cache = new BlockCache(join(root, "cache"), 64 * BLOCK_SIZE, async (h) => byHash.get(h)!);
   await cache.init();
+  caches.push(cache);
   mkdirSync(join(root, "upper"));
   const store = new ContentStore(join(root, "upper"), cache);
   const committed = () => new FileContent(blocks.reduce((n, b) => n + b.length, 0), blocks.map(sha256));

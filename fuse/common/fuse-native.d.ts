@@ -100,6 +100,7 @@ declare module "fuse-native" {
     static readonly EISDIR: number;
     static readonly EINVAL: number;
     static readonly ENOSPC: number;
+    static readonly EFBIG: number;
     static readonly EROFS: number;
     static readonly ENOTEMPTY: number;
     static readonly ENODATA: number;

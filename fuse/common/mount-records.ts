@@ -14,6 +14,14 @@ export interface MountRecord {
   source: string;
   logFile: string;
   startedAt: number;
+  /** Volume mounts: the volume's id and the control socket (commit, reload), for `Volume.commit()` and `silo volume commit DIR`. */
+  volumeId?: string;
+  volumeName?: string | null;
+  environment?: string;
+  readOnly?: boolean;
+  socket?: string;
+  /** Volume mounts: the journal dir; if it is still there after the daemon stopped, changes are pending. */
+  journal?: string | null;
 }
 
 /** Per-user directory for mount records and daemon logs. */

@@ -11,6 +11,7 @@ import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
 import { volumeFuseOps } from "./fuse-ops.js";
+import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
@@ -25,6 +26,13 @@ export interface VolumeDaemonOptions {
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;
+  /** The server's URL and the environment: with the volume id they name the volume's journals. */
+  server: string;
+  environment?: string;
+  /** Where journals live (default journalRoot(): `$SILO_JOURNAL_DIR` or `$SILO_HOME/journals`). */
+  journalRoot?: string;
+  /** How long the final commit retries transient failures before it gives up (default 60 s). */
+  finalCommitRetryMs?: number;
 }
 
 /** What the ready handshake tells the parent about a running mount. */
@@ -36,6 +44,8 @@ export interface MountInfo {
   volumeId: string;
   readOnly: boolean;
   version: number;
+  /** The mount's journal directory (absent for read-only mounts). */
+  journal: string | null;
 }
 
 /** Default per-mount state dir: derived from the mount point (one mount per directory). */
@@ -62,18 +72,42 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   let control: Server | undefined;
   let cache: BlockCache | undefined;
   let pin: MountPin | undefined;
+  let journal: Journal | undefined;
   try {
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
     cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
     await cache.init();
-    const mv = new MountedVolume(remote, new ContentStore(join(stateDir, "upper"), cache));
+    // Writable mounts keep their changes in a journal that outlives the daemon (see journal.ts).
+    const volumeDir = volumeJournalDir(opts.journalRoot ?? journalRoot(), opts.server, remote.id);
+    let mvRef: MountedVolume | undefined;
+    if (!opts.readOnly) {
+      journal = await Journal.create(
+        volumeDir,
+        { server: opts.server, volumeId: remote.id, volume: remote.name, environment: opts.environment, mountPoint: dir },
+        (p) => mvRef!.recordOf(p),
+      );
+    }
+    const mv = new MountedVolume(remote, new ContentStore(journal?.upperDir ?? join(stateDir, "upper"), cache));
+    mvRef = mv;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve.
     const pinned = await remote.pinVersion();
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
     pin = versionPin;
     await mv.load(pinned.version);
+    let recovered = 0;
+    if (journal) {
+      mv.attachJournal(journal);
+      // Changes an earlier mount of this volume here could not commit (it died, or its server was away).
+      const claims = await claimOrphans(volumeDir, journal.dir);
+      if (claims.length > 0) {
+        recovered = await mv.replay(claims);
+        await journal.checkpoint(mv.ns.dirty);
+        for (const c of claims) await rm(c.dir, { recursive: true, force: true });
+        log(`recovered ${mv.pendingPaths} pending change(s) of ${claims.length} earlier mount(s) of this volume; committing them`);
+      }
+    }
     fuse = new Fuse(dir, volumeFuseOps(mv, { readOnly: opts.readOnly, log }), {
       mkdir: true,
       allowOther: true,
@@ -95,7 +129,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       switch (op) {
         case "commit":
           if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
-          return mv.commit().finally(() => versionPin.sync());
+          // A server restarting meanwhile is waited out (the caller's commit() should not fail on it).
+          return mv.commit({ retryForMs: 60_000, log }).finally(() => versionPin.sync());
         case "reload": {
           const r = await mv.reload().finally(() => versionPin.sync());
           // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
@@ -112,32 +147,59 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           throw Object.assign(new Error(`unknown control op '${op}'`), { code: "INVALID" });
       }
     });
-    const info: MountInfo = { pid: process.pid, dir, socket, volume: remote.name, volumeId: remote.id, readOnly: opts.readOnly, version: mv.viewVersion };
+    const info: MountInfo = {
+      pid: process.pid,
+      dir,
+      socket,
+      volume: remote.name,
+      volumeId: remote.id,
+      readOnly: opts.readOnly,
+      version: mv.viewVersion,
+      journal: journal?.dir ?? null,
+    };
 
-    const background =
-      !opts.readOnly && opts.commitIntervalMs > 0
-        ? setInterval(() => {
-            if (mv.status().dirtyPaths === 0) return;
-            mv.commit()
-              .finally(() => versionPin.sync())
-              .catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
-          }, opts.commitIntervalMs)
-        : undefined;
+    const backgroundCommit = () => {
+      if (mv.status().dirtyPaths === 0) return;
+      mv.commit()
+        .finally(() => versionPin.sync())
+        .catch((err: Error) => log(`background commit failed (changes stay in the journal; will retry): ${err.message}`));
+    };
+    const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;
+    // Changes not yet followed by a close or fsync reach the journal within a second too.
+    const journalFlush = journal ? setInterval(() => void journal!.flush().catch((err: Error) => log(`journal write failed: ${err.message}`)), 1_000) : undefined;
+    if (recovered > 0) setImmediate(backgroundCommit);
 
-    // Also after an outside `fusermount -u`: the upper dir still holds the changes to commit.
+    // Also after an outside `fusermount -u`: the journal still holds the changes to commit.
     async function shutdown(): Promise<number> {
       clearInterval(background);
+      clearInterval(journalFlush);
       let code = 0;
-      if (!opts.readOnly) {
+      let failure: Error | undefined;
+      const finalCommit = async () => {
         try {
-          const r = await mv.commit();
+          const r = await mv.commit({ retryForMs: opts.finalCommitRetryMs ?? 60_000, log });
           if (r.changes) log(`final commit: version ${r.version}`);
         } catch (err) {
-          log(`final commit FAILED, local changes are lost: ${(err as Error).message}`);
+          failure = err as Error;
+        }
+      };
+      if (!opts.readOnly) await finalCommit();
+      await new Promise<void>((res) => mounted.unmount(() => res()));
+      // Writes that landed between the final commit and the unmount.
+      if (!opts.readOnly && !failure && mv.pendingPaths > 0) await finalCommit();
+      if (journal) {
+        if (!failure && mv.pendingPaths === 0) {
+          await journal.remove();
+        } else {
+          await journal.close();
+          const what = remote.name ?? remote.id;
+          log(
+            `final commit FAILED: ${failure?.message ?? "changes remain"}. ${mv.pendingPaths} changed path(s) are kept on this machine in ${journal.dir}; ` +
+              `they are committed by the next mount of volume '${what}' here, or now by 'silo volume recover ${what}'`,
+          );
           code = 1;
         }
       }
-      await new Promise<void>((res) => mounted.unmount(() => res()));
       await versionPin.stop();
       control?.close();
       await cache?.close();
@@ -148,7 +210,17 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
 
     daemon = await serveUntilStopped({
-      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}` },
+      record: {
+        mountPoint: dir,
+        kind: "volume",
+        source: `volume ${remote.name ?? remote.id}`,
+        volumeId: remote.id,
+        volumeName: remote.name,
+        environment: opts.environment,
+        readOnly: opts.readOnly,
+        socket,
+        journal: journal?.dir ?? null,
+      },
       shutdown,
       exitWithParent: opts.exitWithParent,
       log,
@@ -162,6 +234,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await pin?.stop();
     control?.close();
     await cache?.close().catch(() => {});
+    // Nothing was accepted yet unless orphans were adopted: then the journal keeps them for the next try.
+    await journal?.close().catch(() => {});
     throw err;
   }
 }

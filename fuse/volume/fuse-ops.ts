@@ -19,6 +19,8 @@ const ERRNO: Record<FsError["code"], number> = {
   EROFS: Fuse.EROFS,
   EBADF: Fuse.EBADF,
   EPERM: Fuse.EPERM,
+  ENAMETOOLONG: Fuse.ENAMETOOLONG,
+  EFBIG: Fuse.EFBIG,
 };
 
 /**
@@ -135,10 +137,10 @@ export function volumeFuseOps(mv: MountedVolume, opts: { readOnly: boolean; log:
       }),
     truncate: (path, size, cb) => run(cb, () => truncate(path, fileAt(path), size)),
     ftruncate: (path, fd, size, cb) => run(cb, () => truncate(path, handle(fd), size)),
-    // Data lives in the upper dir until a commit; durability is what commit() gives.
-    flush: (_path, _fd, cb) => cb(0),
-    fsync: (_path, _datasync, _fd, cb) => cb(0),
-    fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
+    // close(2) and fsync(2): the local journal holds what was done so far (see docs/mounts.md).
+    flush: (_path, _fd, cb) => run(cb, () => mv.flush()),
+    fsync: (_path, _datasync, fd, cb) => run(cb, () => mv.fsync(fd)),
+    fsyncdir: (_path, _datasync, _fd, cb) => run(cb, () => mv.fsync()),
 
     mkdir: (path, mode, cb) =>
       run(cb, () => {

@@ -15,7 +15,7 @@ export default defineConfig({
     pool: "forks",
     reporters: ["default"],
     projects: [
-      { extends: true, test: { name: "local", include: ["test/**/*.test.ts"] } },
+      { extends: true, test: { name: "local", include: ["test/**/*.test.ts", "fuse/**/*.test.ts"] } },
       { extends: true, test: { name: "s3", include: S3_BLOB_SUITES, env: { SILO_TEST_BLOBS: "s3" } } },
     ],
   },

@@ -46,7 +46,7 @@ const errCode = (p: Promise<unknown>) => p.then(() => "ok", (err: NodeJS.ErrnoEx
 
 async function writeDurably(path: string, data: string | Buffer, how: "fsync" | "close"): Promise<void> {
   const fh = await open(path, "w");
-  await fh.write(data);
+  await fh.writeFile(data);
   if (how === "fsync") await fh.sync();
   await fh.close();
 }

@@ -94,6 +94,30 @@ clears it.`,
       process.stdout.write(`Mounted volume '${name}' (version ${String(ready.version)}) at ${resolve(dir)}; log: ${logFile}\n`);
     });
 
+  for (const op of ["commit", "reload"] as const) {
+    volume
+      .command(`${op} <dir>`)
+      .description(
+        op === "commit"
+          ? "Commit the pending changes of the volume mounted at DIR now (instead of at the next background commit)"
+          : "Switch the volume mounted at DIR to the latest version (commits its pending changes first; fails while files are open)",
+      )
+      .action(async (dir: string) => {
+        const { readMountRecord, processAlive } = await import("../fuse/common/mount-records.js");
+        const { controlRequest } = await import("../client/mount-control.js");
+        const record = await readMountRecord(dir);
+        if (!record || record.kind !== "volume" || !record.socket || !processAlive(record.pid)) {
+          throw new UsageError(`No silo volume mount at ${resolve(dir)} (in this mount namespace)`);
+        }
+        const r = await controlRequest<{ version: number; changes?: number }>(record.socket, op);
+        process.stdout.write(
+          op === "commit"
+            ? `Committed ${resolve(dir)}: ${r.changes ?? 0} change(s), volume version ${r.version}\n`
+            : `Reloaded ${resolve(dir)}: now at version ${r.version}\n`,
+        );
+      });
+  }
+
   volume
     .command("recover <name>")
     .description("Commit the changes that mounts of a volume on this machine could not commit (kept in their journals)")

@@ -175,6 +175,46 @@ describe("the local journal", () => {
   });
 });
 
+describe("commit and reload reach mounts made by hand", () => {
+  it("silo volume commit|reload DIR and Volume.commit()/reload() act on a 'silo volume mount'", async () => {
+    const vol = await fx.silo.volumes.fromName("hand", { createIfMissing: true });
+    const dir = join(root, "hand");
+    await mounts.mount("hand", dir, "--commit-interval-ms", "0");
+    await writeFile(join(dir, "one.txt"), "one");
+    const c = await fx.server.cli(["volume", "commit", dir]);
+    expect(c.code).toBe(0);
+    expect(c.stdout).toMatch(/Committed .*1 change/);
+    expect(await committedText(fx.silo, "hand", "one.txt")).toBe("one");
+
+    await writeFile(join(dir, "two.txt"), "two");
+    const script = `
+      import { SiloClient } from ${JSON.stringify(join(import.meta.dirname, "../dist/client/index.js"))};
+      const silo = new SiloClient();
+      const vol = await silo.volumes.fromName("hand");
+      await vol.commit();
+      await vol.reload();
+      console.log("done");
+      await silo.close();`;
+    const { execFile } = await import("node:child_process");
+    const out = await new Promise<string>((res, rej) =>
+      execFile(process.execPath, ["--input-type=module", "-e", script], { env: fx.server.env }, (err, stdout, stderr) => (err ? rej(new Error(stderr)) : res(stdout))),
+    );
+    expect(out.trim()).toBe("done");
+    expect(await committedText(fx.silo, "hand", "two.txt")).toBe("two");
+
+    // Another writer commits through the API; reload DIR shows it.
+    await vol.batchUpload().putFile(Buffer.from("api"), "three.txt").commit();
+    const r = await fx.server.cli(["volume", "reload", dir]);
+    expect(r.code).toBe(0);
+    expect(await readFile(join(dir, "three.txt"), "utf8")).toBe("api");
+
+    const none = await fx.server.cli(["volume", "commit", join(root, "not-a-mount")]);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/No silo volume mount at/);
+    await mounts.unmount(dir);
+  });
+});
+
 describe("commits are snapshots that never wait for writers", () => {
   it("a small file commits within two background commits while another file is written continuously", async () => {
     const vol = await fx.silo.volumes.fromName("busywriter", { createIfMissing: true });

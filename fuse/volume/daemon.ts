@@ -220,6 +220,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         readOnly: opts.readOnly,
         socket,
         journal: journal?.dir ?? null,
+        jobMount: opts.exitWithParent ?? false,
       },
       shutdown,
       exitWithParent: opts.exitWithParent,

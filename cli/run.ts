@@ -6,7 +6,11 @@ import type { Command } from "commander";
 import type { MountRecord } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
-import { clientFor, UsageError } from "./output.js";
+import type { ClientConfig } from "../client/config.js";
+import { clientFor, parseCount, UsageError } from "./output.js";
+
+/** The volume daemons' block cache bound in a job (as `silo volume mount`'s default). */
+const DEFAULT_CACHE_BYTES = 4096 * 1024 * 1024;
 
 /** Set in the re-executed `silo run` that already lives in its own mount namespace. */
 const IN_NAMESPACE_ENV = "SILO_RUN_PRIVATE_NS";
@@ -83,7 +87,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
-      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config, opts.commitIntervalMs ?? "5000"));
     }
   } catch (err) {
     await unmountAll(mounts);
@@ -119,8 +123,9 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
-async function mountVolume(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
-  const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+async function mountVolume(spec: MountSpec, config: ClientConfig, commitIntervalMs: string): Promise<ActiveMount> {
+  const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
+  const environment = config.environment;
   let createdDir: string | undefined;
   try {
     mkdirSync(spec.path);
@@ -129,17 +134,22 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = ["volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
-  args.push("--commit-interval-ms", commitIntervalMs);
-  if (spec.readOnly) args.push("--read-only");
   try {
     // Daemon messages go to our stderr, keeping the command's stdout its own.
     // Its own process group: a Ctrl-C meant for the command must not unmount under it.
-    const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
-      env: { ...process.env, SILO_ENVIRONMENT: environment },
-      output: 2,
-      detached: true,
-    });
+    const { child, ready } = await spawnVolumeDaemon(
+      {
+        client: config,
+        volume: spec.name,
+        mountPoint: spec.path,
+        readOnly: spec.readOnly,
+        commitIntervalMs: parseCount(commitIntervalMs),
+        cacheBytes: DEFAULT_CACHE_BYTES,
+        stateDir: join(stateDir, "m"),
+        exitWithParent: true,
+      },
+      { output: 2, detached: true },
+    );
     const record: MountRecord = {
       kind: spec.kind,
       name: spec.name,

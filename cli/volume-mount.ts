@@ -73,21 +73,24 @@ clears it.`,
         process.exit(code);
       }
       await silo.close();
-      const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+      const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
       const { stateDirFor } = await import("../fuse/volume/daemon.js");
       const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
       const logFile = `${stateDir}.log`;
-      const args = ["volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
-      args.push("--commit-interval-ms", String(opts.commitIntervalMs), "--cache-size-mb", String(opts.cacheSizeMb));
-      args.push("--final-commit-retry-ms", String(opts.finalCommitRetryMs));
-      if (opts.readOnly) args.push("--read-only");
       mkdirSync(join(stateDir, ".."), { recursive: true });
-      const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
-        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment, SILO_MOUNT_LOG: logFile },
-        output: openSync(logFile, "a"),
-        logFile,
-        detached: true,
-      }).catch((err: Error) => {
+      const { child, ready } = await spawnVolumeDaemon(
+        {
+          client: silo.config,
+          volume: name,
+          mountPoint: resolve(dir),
+          readOnly: opts.readOnly ?? false,
+          commitIntervalMs: opts.commitIntervalMs,
+          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
+          stateDir,
+          finalCommitRetryMs: opts.finalCommitRetryMs,
+        },
+        { output: openSync(logFile, "a", 0o600), logFile, detached: true },
+      ).catch((err: Error) => {
         throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
       });
       child.unref();

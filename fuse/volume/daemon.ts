@@ -91,6 +91,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
     const mv = new MountedVolume(remote, new ContentStore(journal?.upperDir ?? join(stateDir, "upper"), cache));
     mvRef = mv;
+    mv.warn = log;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve.
     const pinned = await remote.pinVersion();
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
@@ -166,7 +167,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     };
     const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;
     // Changes not yet followed by a close or fsync reach the journal within a second too.
-    const journalFlush = journal ? setInterval(() => void journal!.flush().catch((err: Error) => log(`journal write failed: ${err.message}`)), 1_000) : undefined;
+    const journalFlush = journal ? setInterval(() => void mv.flush().catch((err: Error) => log(`journal write failed: ${err.message}`)), 1_000) : undefined;
     if (recovered > 0) setImmediate(backgroundCommit);
 
     // Also after an outside `fusermount -u`: the journal still holds the changes to commit.

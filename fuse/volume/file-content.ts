@@ -289,15 +289,34 @@ export class ContentStore {
     await fh?.close();
   }
 
-  /** Called when the last link and handle are gone. */
+  /**
+   * Called when the last link and handle are gone. With a journal the upper file is only
+   * removed by `reap` once the journal no longer names it (an older record may).
+   */
   async discard(c: FileContent): Promise<void> {
     if (c.snap) {
       c.discardAfterSnapshot = true;
       return;
     }
     await this.closeUpper(c);
-    if (c.upperPath) await unlink(c.upperPath).catch(() => {});
+    if (c.upperPath) {
+      if (this.deferRemoval) this.unreferenced.push(c.upperPath);
+      else await unlink(c.upperPath).catch(() => {});
+    }
     c.upperPath = null;
+  }
+
+  /** Set when a journal may still name discarded upper files: they wait for `reap`. */
+  deferRemoval = false;
+  private unreferenced: string[] = [];
+
+  /** Upper files discarded so far; remove them with `reap` after the journal recorded that. */
+  takeUnreferenced(): string[] {
+    return this.unreferenced.splice(0);
+  }
+
+  async reap(paths: string[]): Promise<void> {
+    for (const p of paths) await unlink(p).catch(() => {});
   }
 
   /** Copies committed block i into the upper file so it can be changed in place (a hole has nothing to copy). */

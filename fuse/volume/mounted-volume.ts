@@ -54,6 +54,7 @@ export class MountedVolume {
   private readonly inCommit = new Set<string>();
   private journal: Journal | undefined;
   lastCommitError: string | null = null;
+  warn: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`);
 
   constructor(
     readonly remote: VolumeRemote,
@@ -128,7 +129,17 @@ export class MountedVolume {
   /** Keeps a local journal of every change until a commit acknowledges it. */
   attachJournal(journal: Journal): void {
     this.journal = journal;
+    this.store.deferRemoval = true;
     this.ns.onTouch = (p) => journal.mark(p);
+  }
+
+  /** Writes the journal (`write` captures and appends), then removes upper files it no longer names. */
+  private async journaled(write: (j: Journal) => Promise<void>): Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    const dead = this.store.takeUnreferenced();
+    await write(j);
+    await this.store.reap(dead);
   }
 
   /** The journal record of a path's current state (null: never journaled). */
@@ -159,14 +170,14 @@ export class MountedVolume {
 
   /** close(2) of a file on the mount (FUSE flush): everything done so far survives a dead daemon. */
   async flush(): Promise<void> {
-    await this.journal?.flush();
+    await this.journaled((j) => j.flush());
   }
 
   /** fsync(2)/fsyncdir(2): the file's bytes and every change so far survive a power cut. */
   async fsync(fd?: number): Promise<void> {
     const node = fd === undefined ? undefined : this.handle(fd);
     if (node) await this.store.sync(node.content, syncDir);
-    await this.journal?.sync();
+    await this.journaled((j) => j.sync());
   }
 
   /**
@@ -207,7 +218,18 @@ export class MountedVolume {
               if (this.ns.lookup(r.path) !== node) node.nlink++;
             } else {
               const c = new FileContent(r.size, hashes);
-              if (r.upper) this.store.adoptUpper(c, await journal.adoptUpper(claim.upperPath(r.upper), r.upper));
+              if (r.upper) {
+                const adopted = await journal.adoptUpper(claim.upperPath(r.upper), r.upper).catch((err: NodeJS.ErrnoException) => {
+                  if (err.code !== "ENOENT") throw err;
+                  return undefined;
+                });
+                // Never expected (upper files outlive every record naming them); skip rather than refuse to mount.
+                if (!adopted) {
+                  this.warn(`journal of ${claim.dir} names a missing local copy of '${r.path}'; skipped`);
+                  continue;
+                }
+                this.store.adoptUpper(c, adopted);
+              }
               node = new FileNode(r.mode, r.mtimeMs, c);
               node.nlink = 0;
               if (r.upper) byUpper.set(r.upper, node);
@@ -326,7 +348,7 @@ export class MountedVolume {
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds.
-      await this.journal?.checkpoint(this.ns.dirty);
+      await this.journaled((j) => j.checkpoint(this.ns.dirty));
       return { version, changes: changes.length };
     } catch (err) {
       for (const p of paths) {

@@ -160,7 +160,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     };
 
     const backgroundCommit = () => {
-      if (mv.status().dirtyPaths === 0) return;
+      if (mv.status().dirtyPaths === 0 || mv.committing) return;
       mv.commit()
         .finally(() => versionPin.sync())
         .catch((err: Error) => log(`background commit failed (changes stay in the journal; will retry): ${err.message}`));

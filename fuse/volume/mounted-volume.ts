@@ -34,6 +34,8 @@ export interface MountStatus {
 /** Blocks of one file read and hashed at a time (bounded memory: 8 × 8 MiB). */
 const UPLOAD_BATCH = 8;
 const TREE_PAGE = 5_000;
+/** Appended journal bytes after which the log is rewritten even without a successful commit. */
+const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
 
 /**
  * One mounted volume: its tree (committed version + local changes), open file handles, and
@@ -171,6 +173,11 @@ export class MountedVolume {
   /** close(2) of a file on the mount (FUSE flush): everything done so far survives a dead daemon. */
   async flush(): Promise<void> {
     await this.journaled((j) => j.flush());
+    // Commits failing for long (server away) must not let the log grow without bound: rewrite it
+    // to the pending paths' current state, as a successful commit would.
+    if (this.journal && this.journal.appended > JOURNAL_COMPACT_BYTES) {
+      await this.journaled((j) => j.checkpoint([...this.ns.dirty, ...this.inCommit]));
+    }
   }
 
   /** fsync(2)/fsyncdir(2): the file's bytes and every change so far survive a power cut. */
@@ -264,6 +271,11 @@ export class MountedVolume {
         onRetry: (err, ms) => opts.log?.(`commit failed (${err.message}); retrying in ${ms} ms`),
       }),
     );
+  }
+
+  /** Whether a commit or reload runs or waits (a background commit then skips its turn). */
+  get committing(): boolean {
+    return !this.commitLock.idle;
   }
 
   /** Paths with changes no acknowledged commit holds (status, unmount messages). */

@@ -176,7 +176,7 @@ export class MountedVolume {
     // Commits failing for long (server away) must not let the log grow without bound: rewrite it
     // to the pending paths' current state, as a successful commit would.
     if (this.journal && this.journal.appended > JOURNAL_COMPACT_BYTES) {
-      await this.journaled((j) => j.checkpoint([...this.ns.dirty, ...this.inCommit]));
+      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
     }
   }
 
@@ -273,6 +273,13 @@ export class MountedVolume {
     );
   }
 
+  /** Every path a checkpoint must keep: changed, in a commit not yet acknowledged, or a name of a changed hard-linked file. */
+  private unacknowledged(): Set<string> {
+    const out = new Set([...this.ns.dirty, ...this.inCommit]);
+    if (this.linkedChanged.size) for (const [p, n] of this.ns.walk()) if (n.type === "file" && this.linkedChanged.has(n)) out.add(p);
+    return out;
+  }
+
   /** Whether a commit or reload runs or waits (a background commit then skips its turn). */
   get committing(): boolean {
     return !this.commitLock.idle;
@@ -360,7 +367,7 @@ export class MountedVolume {
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds.
-      await this.journaled((j) => j.checkpoint(this.ns.dirty));
+      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
       return { version, changes: changes.length };
     } catch (err) {
       for (const p of paths) {

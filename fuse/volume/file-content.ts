@@ -131,9 +131,9 @@ export class ContentStore {
   }
 
   /** Writes at `pos`: EFBIG at the file-size limit (a short write just below it, as Linux does). */
-  write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
+  async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     len = writableBytes(pos, len);
-    if (len === 0) return Promise.resolve(0);
+    if (len === 0) return 0;
     return c.lock.run(async () => {
       const end = pos + len;
       const first = Math.floor(pos / BLOCK_SIZE);
@@ -161,7 +161,7 @@ export class ContentStore {
   }
 
   /** truncate(2): EINVAL/EFBIG for sizes no file may have; growing only records holes. */
-  truncate(c: FileContent, size: number): Promise<void> {
+  async truncate(c: FileContent, size: number): Promise<void> {
     checkTruncateSize(size);
     return c.lock.run(async () => {
       if (size === c.size) return;

@@ -140,7 +140,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return { version: r.version };
         }
         case "status":
-          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
+          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes, journal: journal?.dir ?? null };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));
           return {};

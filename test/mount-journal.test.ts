@@ -135,7 +135,7 @@ describe("the local journal", () => {
     const r = await within(120_000, "unmount", fx.server.cli(["volume", "unmount", dir]));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/final commit FAILED/);
-    expect(r.stderr).toMatch(/silo volume recover/);
+    expect(r.stderr).toMatch(/silo volume recover downed/);
     await fx.server.launch();
     expect(await committedText(fx.silo, "downed", "kept.txt")).toBe(null);
 

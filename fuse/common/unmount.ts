@@ -25,6 +25,8 @@ export interface UnmountResult {
   pid?: number;
   /** A volume daemon stopped but could not commit everything: its journal dir, which keeps the changes. */
   pendingJournal?: string;
+  /** The volume's name (or id) whose changes are pending. */
+  pendingVolume?: string;
 }
 
 /**
@@ -45,7 +47,8 @@ export async function unmountMountPoint(dir: string, opts: UnmountOptions = {}):
       if (await isMounted(mountPoint)) await lazyUnmount(mountPoint);
       // A volume daemon removes its journal only once everything is committed.
       const pending = record.journal && existsSync(record.journal) ? record.journal : undefined;
-      return { how: "daemon-stopped", pid, ...(pending ? { pendingJournal: pending } : {}) };
+      const volume = record.volumeName ?? record.volumeId ?? "VOLUME";
+      return { how: "daemon-stopped", pid, ...(pending ? { pendingJournal: pending, pendingVolume: volume } : {}) };
     }
     const kill = (opts.onTimeout ?? "kill") === "kill";
     if (kill) process.kill(pid, "SIGKILL");
@@ -67,7 +70,7 @@ export function describeUnmount(mountPoint: string, res: UnmountResult, timeoutM
     case "daemon-stopped":
       return res.pendingJournal
         ? `Unmounted ${dir}, but its final commit FAILED: the changes not committed are kept on this machine in ${res.pendingJournal}. ` +
-            `The next mount of the volume here commits them, or run 'silo volume recover VOLUME' (the daemon's log says why it failed).`
+            `The next mount of volume '${res.pendingVolume}' here commits them, or run 'silo volume recover ${res.pendingVolume}' (the daemon's log says why it failed).`
         : `Unmounted ${dir}`;
     case "daemon-killed":
       return `Unmounted ${dir} (the mount daemon, pid ${res.pid}, did not stop within ${timeoutMs} ms: killed)`;

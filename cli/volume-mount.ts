@@ -34,7 +34,7 @@ export function registerVolumeMount(program: Command): void {
     .option("--cache-size-mb <mb>", "bound on the local block cache", parseCount, DEFAULT_CACHE_MB)
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
     .option("--final-commit-retry-ms <ms>", "how long the final commit retries a server that is down or restarting", parseCount, 60_000)
-    .option("--state-dir <dir>", "where the upper dir, block cache and control socket live (default: under $TMPDIR/silo-mounts)")
+    .option("--state-dir <dir>", "where the block cache and control socket live (default: under $TMPDIR/silo-mounts); local changes live in the journal ($SILO_JOURNAL_DIR)")
     .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
     .addHelpText(
       "after",

@@ -22,7 +22,7 @@ export interface VolumeDaemonOptions {
   /** Background commit period; 0 disables background commits (the final one still runs). */
   commitIntervalMs: number;
   cacheBytes: number;
-  /** Upper dir, block cache and control socket live here (default: stateDirFor(dir)). */
+  /** Block cache and control socket live here (default: stateDirFor(dir)); local changes live in the journal (read-only mounts: here). */
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;

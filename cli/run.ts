@@ -21,6 +21,7 @@ interface RunOptions {
   bucket?: MountSpec[];
   hostMounts?: boolean;
   commitIntervalMs?: string;
+  finalCommitRetryMs?: string;
 }
 
 interface ActiveMount {
@@ -42,6 +43,7 @@ export function registerRun(program: Command): void {
       collectMounts("bucket"),
     )
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
+    .option("--final-commit-retry-ms <ms>", "how long the volume mounts' final commits retry a server that is down or restarting", "60000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
     .argument("<command...>", "the command to run")
     .addHelpText(
@@ -50,7 +52,9 @@ export function registerRun(program: Command): void {
 The command gets ${SILO_MOUNTS_ENV} (JSON: mount path -> {kind, name, id, environment, readOnly,
 socket}) and the server credentials in its environment, so Volume.commit()/reload() in it act on
 its mounts. Signals are forwarded to it. When it exits, every mount commits and unmounts, and
-silo run exits with the command's status (1 if it succeeded but a final commit failed).
+silo run exits with the command's status (1 if it succeeded but a final commit failed: the
+changes are then kept on this machine, and the next mount of the volume or 'silo volume
+recover NAME' commits them).
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
@@ -87,7 +91,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
-      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config, opts.commitIntervalMs ?? "5000"));
+      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config, opts));
     }
   } catch (err) {
     await unmountAll(mounts);
@@ -123,7 +127,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
-async function mountVolume(spec: MountSpec, config: ClientConfig, commitIntervalMs: string): Promise<ActiveMount> {
+async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptions): Promise<ActiveMount> {
   const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
   const environment = config.environment;
   let createdDir: string | undefined;
@@ -143,7 +147,8 @@ async function mountVolume(spec: MountSpec, config: ClientConfig, commitInterval
         volume: spec.name,
         mountPoint: spec.path,
         readOnly: spec.readOnly,
-        commitIntervalMs: parseCount(commitIntervalMs),
+        commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
+        finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
         cacheBytes: DEFAULT_CACHE_BYTES,
         stateDir: join(stateDir, "m"),
         exitWithParent: true,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
-import { committedText, Mounts, within } from "./helpers/volume-mounts.js";
+import { committedText, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 /** A fixed port, so the server comes back at the same URL after a stop (the journal is keyed by it). */
@@ -143,6 +143,31 @@ describe("the local journal", () => {
     expect(await readFile(join(dir, "kept.txt"), "utf8")).toBe("kept");
     await mounts.unmount(dir);
     expect(await committedText(fx.silo, "downed", "kept.txt")).toBe("kept");
+  });
+
+  it("silo run: a failed final commit exits non-zero saying what is pending; the next job's mount commits it", async () => {
+    await fx.silo.volumes.fromName("jobvol", { createIfMissing: true });
+    const path = join(root, "jobmnt");
+    const job = await Job.start(fx.server, ["--commit-interval-ms", "0", "--final-commit-retry-ms", "500", "-v", `jobvol:${path}`], "jobvol");
+    try {
+      expect((await job.send(`write ${path}/from-job.txt from the job`)).ok).toBe(true);
+      await fx.server.stop();
+      expect(await job.stop()).not.toBe(0);
+      expect(job.stderr).toMatch(/final commit FAILED/);
+      expect(job.stderr).toMatch(/silo volume recover jobvol/);
+    } finally {
+      job.kill();
+    }
+    await fx.server.launch();
+    expect(await committedText(fx.silo, "jobvol", "from-job.txt")).toBe(null);
+    const next = await Job.start(fx.server, ["--commit-interval-ms", "0", "-v", `jobvol:${path}`], "jobvol");
+    try {
+      expect(await next.send(`read ${path}/from-job.txt`)).toEqual({ ok: true, value: "from the job" });
+      expect(await next.stop()).toBe(0);
+    } finally {
+      next.kill();
+    }
+    expect(await committedText(fx.silo, "jobvol", "from-job.txt")).toBe("from the job");
   });
 
   it("silo volume recover commits a failed final commit's changes without mounting", async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import type { MountRecord } from "../client/mount-control.js";
+import type { JobMount } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
 import type { ClientConfig } from "../client/config.js";
@@ -19,6 +19,8 @@ const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "
 interface RunOptions {
   volume?: MountSpec[];
   bucket?: MountSpec[];
+  nfs?: MountSpec[];
+  secret?: string;
   hostMounts?: boolean;
   commitIntervalMs?: string;
   finalCommitRetryMs?: string;
@@ -26,7 +28,7 @@ interface RunOptions {
 
 interface ActiveMount {
   spec: MountSpec;
-  record: MountRecord;
+  record: JobMount;
   /** Final commit (volumes) and unmount; resolves with the daemon's exit status (0 = clean). */
   stop(): Promise<number>;
 }
@@ -34,14 +36,16 @@ interface ActiveMount {
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("Run a command with volumes and buckets mounted: mount, run, commit, unmount")
+    .description("Run a command with volumes, network file systems and buckets mounted: mount, run, commit, unmount")
     .usage("[options] -- <command> [args...]")
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
+    .option("--nfs <NAME:/path[:ro]>", "mount a network file system at /path (repeatable; close-to-open: no commit needed)", collectMounts("nfs"))
     .option(
       "-b, --bucket <BUCKET[/prefix/]:/path[:ro]>",
-      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials and endpoint from AWS_* variables",
+      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials from the spec's ':secret=NAME', else --secret, else AWS_* variables",
       collectMounts("bucket"),
     )
+    .option("--secret <name>", "silo secret with the bucket credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) of every -b mount without its own")
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
     .option("--final-commit-retry-ms <ms>", "how long the volume mounts' final commits retry a server that is down or restarting", "60000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
@@ -58,7 +62,7 @@ recover NAME' commits them).
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
-      const specs = [...(opts.volume ?? []), ...(opts.bucket ?? [])];
+      const specs = [...(opts.volume ?? []), ...(opts.nfs ?? []), ...(opts.bucket ?? [])];
       checkMountPaths(specs);
       if (specs.length > 0 && !opts.hostMounts && !process.env[IN_NAMESPACE_ENV] && privateNamespaceWorks()) {
         process.exit(await reexecInNamespace());
@@ -91,7 +95,9 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
-      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config, opts));
+      mounts.push(
+        spec.kind === "bucket" ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd) : await mountVolume(spec, config, opts),
+      );
     }
   } catch (err) {
     await unmountAll(mounts);
@@ -127,6 +133,16 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
+/** A network file system mount: the nfs command's daemon (the volume daemon with close-to-open consistency). */
+async function spawnNfsDaemon(spec: MountSpec, environment: string, stateDir: string, commitIntervalMs: string) {
+  const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+  const args = ["nfs", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", stateDir];
+  args.push("--commit-interval-ms", commitIntervalMs);
+  if (spec.readOnly) args.push("--read-only");
+  return spawnDaemon(process.argv[1]!, args, { env: { ...process.env, SILO_ENVIRONMENT: environment }, output: 2, detached: true });
+}
+
+/** A volume (or network file system) mount through its daemon. */
 async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptions): Promise<ActiveMount> {
   const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
   const environment = config.environment;
@@ -141,21 +157,24 @@ async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptio
   try {
     // Daemon messages go to our stderr, keeping the command's stdout its own.
     // Its own process group: a Ctrl-C meant for the command must not unmount under it.
-    const { child, ready } = await spawnVolumeDaemon(
-      {
-        client: config,
-        volume: spec.name,
-        mountPoint: spec.path,
-        readOnly: spec.readOnly,
-        commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
-        finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
-        cacheBytes: DEFAULT_CACHE_BYTES,
-        stateDir: join(stateDir, "m"),
-        exitWithParent: true,
-      },
-      { output: 2, detached: true },
-    );
-    const record: MountRecord = {
+    const { child, ready } =
+      spec.kind === "nfs"
+        ? await spawnNfsDaemon(spec, environment, join(stateDir, "m"), opts.commitIntervalMs ?? "5000")
+        : await spawnVolumeDaemon(
+            {
+              client: config,
+              volume: spec.name,
+              mountPoint: spec.path,
+              readOnly: spec.readOnly,
+              commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
+              finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
+              cacheBytes: DEFAULT_CACHE_BYTES,
+              stateDir: join(stateDir, "m"),
+              exitWithParent: true,
+            },
+            { output: 2, detached: true },
+          );
+    const record: JobMount = {
       kind: spec.kind,
       name: spec.name,
       id: String(ready.volumeId),
@@ -185,17 +204,21 @@ async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptio
   }
 }
 
-/** A bucket mount through the bucket daemon (fuse/bucket), credentials from the AWS_* environment. */
-async function mountBucket(spec: MountSpec, environment: string): Promise<ActiveMount> {
+/** A bucket mount through the bucket daemon (fuse/bucket), credentials from a silo secret or the AWS_* environment. */
+async function mountBucket(spec: MountSpec, environment: string, secretName: string | undefined, cmd: Command): Promise<ActiveMount> {
   const { mountCloudBucket } = await import("../fuse/bucket/mount.js");
   const { CloudBucketMount } = await import("../client/cloud-bucket-mount.js");
+  const silo = secretName ? clientFor(cmd) : undefined;
   try {
-    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
+    const secret = silo && secretName ? await silo.secrets.fromName(secretName) : undefined;
+    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly, secret });
     const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });
-    const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
+    const record: JobMount = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
     return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
   } catch (err) {
     throw new UsageError(`Could not mount bucket '${spec.name}' at ${spec.path}: ${(err as Error).message}`);
+  } finally {
+    await silo?.close();
   }
 }
 

@@ -58,7 +58,7 @@ clears it.`,
           reportToParent({ error: err.message });
           throw err;
         });
-        const code = await runVolumeDaemon(volume, {
+        const code = await runVolumeDaemon(volume.blocks, {
           dir,
           readOnly: opts.readOnly ?? false,
           commitIntervalMs: opts.commitIntervalMs,
@@ -139,7 +139,7 @@ those changes; this command does it without mounting. Exits 1 if they still cann
       const volume = await silo.volumes.fromName(name);
       const log = (m: string) => process.stderr.write(`${m}\n`);
       try {
-        const r = await recoverVolume(volume, { server: silo.config.serverUrl, environment: silo.config.environment, log });
+        const r = await recoverVolume(volume.blocks, { server: silo.config.serverUrl, environment: silo.config.environment, log });
         process.stdout.write(
           r.journals === 0
             ? `Nothing to recover for volume '${name}' on this machine\n`

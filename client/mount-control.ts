@@ -6,10 +6,10 @@ import { errorFromResponse, InvalidError } from "../protocol/errors.js";
 
 /**
  * One mount of a job, as `silo run` describes it in `SILO_MOUNTS` (a JSON object keyed by
- * mount path). `kind` tells volume mounts from other kinds (bucket mounts).
+ * mount path). `kind` tells volume mounts from other kinds (network file systems, buckets).
  */
-export interface MountRecord {
-  kind: "volume" | "bucket";
+export interface JobMount {
+  kind: "volume" | "nfs" | "bucket";
   name: string | null;
   id: string;
   environment: string;
@@ -21,11 +21,11 @@ export interface MountRecord {
 export const SILO_MOUNTS_ENV = "SILO_MOUNTS";
 
 /** The job's mounts by path; empty outside `silo run`. */
-export function jobMounts(env: NodeJS.ProcessEnv = process.env): Map<string, MountRecord> {
+export function jobMounts(env: NodeJS.ProcessEnv = process.env): Map<string, JobMount> {
   const text = env[SILO_MOUNTS_ENV];
   if (!text) return new Map();
   try {
-    return new Map(Object.entries(JSON.parse(text) as Record<string, MountRecord>));
+    return new Map(Object.entries(JSON.parse(text) as Record<string, JobMount>));
   } catch {
     throw new InvalidError(`${SILO_MOUNTS_ENV} is not valid JSON`, "INVALID");
   }
@@ -90,7 +90,7 @@ function alive(pid: number): boolean {
 }
 
 /** Mounts of a volume made on this machine with `silo volume mount` (by their daemons' records). */
-function hostMounts(volumeId: string): Array<MountRecord & { socket: string }> {
+function hostMounts(volumeId: string): Array<JobMount & { socket: string }> {
   const dir = mountRunDir();
   let names: string[];
   try {
@@ -98,7 +98,7 @@ function hostMounts(volumeId: string): Array<MountRecord & { socket: string }> {
   } catch {
     return [];
   }
-  const out: Array<MountRecord & { socket: string }> = [];
+  const out: Array<JobMount & { socket: string }> = [];
   for (const n of names) {
     let r: VolumeDaemonRecord;
     try {
@@ -116,9 +116,9 @@ function hostMounts(volumeId: string): Array<MountRecord & { socket: string }> {
  * The mounts of a volume that `Volume.commit()`/`reload()` act on: in a job (`silo run`), the
  * job's own mounts of it; elsewhere, the mounts made on this machine by `silo volume mount`.
  */
-function volumeMounts(volumeId: string): Array<MountRecord & { socket: string }> {
+function volumeMounts(volumeId: string): Array<JobMount & { socket: string }> {
   const job = [...jobMounts().values()].filter(
-    (m): m is MountRecord & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
+    (m): m is JobMount & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
   );
   return job.length > 0 ? job : hostMounts(volumeId);
 }

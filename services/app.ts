@@ -4,8 +4,9 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
+import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
-import { AuthStore } from "./auth/store.js";
+import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
@@ -14,7 +15,9 @@ import { installErrorHandler } from "./http/error-handler.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
+import { type Clock, systemClock } from "../lib/clock.js";
 import { KINDS } from "./kinds.js";
+import { FileTreeKinds } from "./file-trees.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
@@ -24,8 +27,14 @@ export interface SiloApp {
   shutdown(): Promise<void>;
 }
 
+/** What a caller may swap for tests; the defaults are the real things. */
+export interface AppDeps {
+  clock?: Clock;
+}
+
 /** Wires the parts together; no logic of its own. */
-export async function buildApp(options: ServerOptions): Promise<SiloApp> {
+export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Promise<SiloApp> {
+  const clock = deps.clock ?? systemClock;
   const dataDir = join(options.home, "data");
   mkdirSync(dataDir, { recursive: true });
 
@@ -39,8 +48,9 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const meta = openSqlite(join(dataDir, "meta.sqlite"));
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
-  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
+  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock);
+  registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock, fileTrees: new FileTreeKinds(registry) };
 
   installErrorHandler(app);
   await app.register(swagger, {
@@ -50,15 +60,16 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   await app.register(authenticatePlugin, { store: auth });
   app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
+  await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 
-  const reaper = setInterval(
+  const reaper = clock.setInterval(
     () => void registry.reapEphemeral().catch((err) => app.log.error({ err }, "ephemeral reaper failed")),
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
+    { unref: true },
   );
-  reaper.unref();
-  app.addHook("preClose", async () => clearInterval(reaper));
+  app.addHook("preClose", async () => reaper.cancel());
   await app.ready();
   await registry.resumePurges();
   // The shared stores close after app.close(): fastify runs the root's onClose hooks before a

@@ -1,5 +1,7 @@
 import type { RootDatabase } from "lmdb";
+import type { Clock } from "../lib/clock.js";
 import type { Sqlite } from "./db.js";
+import type { FileTreeKinds } from "./file-trees.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
 import type { ServerOptions } from "./options.js";
@@ -16,4 +18,8 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Time for every TTL, lease, heartbeat and sweep (a TestClock in tests). */
+  clock: Clock;
+  /** Kinds stored as file trees by the volume machinery (volumes, network file systems). */
+  fileTrees: FileTreeKinds;
 }

@@ -7,7 +7,7 @@ import { profilePath, writeLocalProfile } from "./profile.js";
 /** `silo serve`: builds the app, listens, writes the local client profile, and shuts down cleanly on a signal. */
 export async function startServer(options: ServerOptions): Promise<{ url: string; close(): Promise<void> }> {
   const unlock = lockHome(join(options.home, "data"));
-  let built;
+  let built: Awaited<ReturnType<typeof buildApp>>;
   try {
     built = await buildApp(options);
   } catch (err) {

@@ -210,7 +210,7 @@ describe(`randomized crashes (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     await mounts.mount("crash", dir, "--commit-interval-ms", "0");
     await mounts.unmount(dir);
     const vol = await fx.silo.volumes.fromName("crash");
-    const tree = (await vol.tree(await vol.latestVersion())).entries.filter((e) => e.type === "file");
+    const tree = (await vol.blocks.tree(await vol.blocks.latestVersion())).entries.filter((e) => e.type === "file");
     for (const [p, want] of model) {
       if (candidates.has(p)) continue;
       const chunks: Buffer[] = [];

@@ -263,12 +263,12 @@ describe("commits are snapshots that never wait for writers", () => {
       // Let the writer get going so commits run while it writes.
       while (written < 20) await new Promise((r) => setImmediate(r));
       await writeFile(join(dir, "small.txt"), "small");
-      const before = await vol.latestVersion();
+      const before = await vol.blocks.latestVersion();
       let seenIn = 0;
       for (let v = before; !seenIn; ) {
-        const now = await vol.latestVersion();
+        const now = await vol.blocks.latestVersion();
         for (; v <= now; v++) {
-          const entries = await vol.tree(v).catch(() => undefined);
+          const entries = await vol.blocks.tree(v).catch(() => undefined);
           if (entries?.entries.some((e) => e.path === "small.txt")) {
             seenIn = v;
             break;
@@ -286,7 +286,7 @@ describe("commits are snapshots that never wait for writers", () => {
     // Every version committed meanwhile holds a prefix of the stream with the right bytes (the
     // kernel splits each 1 MiB write into smaller FUSE writes, so a prefix may end mid-MiB).
     const check = async (version: number) => {
-      const entry = (await vol.tree(version)).entries.find((e) => e.path === "stream.bin");
+      const entry = (await vol.blocks.tree(version)).entries.find((e) => e.path === "stream.bin");
       if (!entry) return;
       const data = await readAll(vol.readFile("stream.bin", { start: 0, end: entry.size }));
       expect(data.length).toBe(entry.size);
@@ -295,7 +295,7 @@ describe("commits are snapshots that never wait for writers", () => {
         expect(chunk.equals(Buffer.alloc(chunk.length, i % 251))).toBe(true);
       }
     };
-    await check(await vol.latestVersion());
+    await check(await vol.blocks.latestVersion());
     await mounts.unmount(dir);
     const data = await readAll(vol.readFile("stream.bin"));
     expect(data.length).toBe(written * MiB);

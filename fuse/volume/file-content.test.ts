@@ -1,70 +1,108 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { BlockCache } from "./block-cache.js";
-import { ContentStore, FileContent, zeroHash } from "./file-content.js";
-import { MAX_FILE_SIZE } from "./limits.js";
+import { ContentStore, FileContent, blockCount, sha256 } from "./file-content.js";
 
-const dir = mkdtempSync(join(tmpdir(), "silo-content-test-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
-/** A store whose cache must never be asked: these files have no committed blocks. */
-function store(): ContentStore {
-  const cache = new BlockCache(join(dir, `cache-${Math.random()}`), 1 << 20, async () => {
-    throw new Error("no committed blocks here");
-  });
-  return new ContentStore(dir, cache);
+/** A content store over committed blocks held in memory (the "server"). */
+async function storeOf(blocks: Buffer[]) {
+  const root = mkdtempSync(join(tmpdir(), "silo-content-"));
+  dirs.push(root);
+  const byHash = new Map(blocks.map((b) => [sha256(b), b]));
+  const cache = new BlockCache(join(root, "cache"), 64 * BLOCK_SIZE, async (h) => byHash.get(h)!);
+  await cache.init();
+  mkdirSync(join(root, "upper"));
+  const store = new ContentStore(join(root, "upper"), cache);
+  const committed = () => new FileContent(blocks.reduce((n, b) => n + b.length, 0), blocks.map(sha256));
+  return { store, committed };
 }
 
-const read = async (s: ContentStore, c: FileContent, pos: number, len: number) => {
-  const buf = Buffer.alloc(len);
-  const n = await s.read(c, buf, len, pos);
-  return buf.subarray(0, n);
-};
+async function readAll(store: ContentStore, c: FileContent): Promise<Buffer> {
+  const buf = Buffer.alloc(c.size);
+  expect(await store.read(c, buf, c.size, 0)).toBe(c.size);
+  return buf;
+}
 
 describe("ContentStore", () => {
-  it("a commit snapshot keeps the bytes of the instant it was taken while writers go on", async () => {
-    const s = store();
-    const c = new FileContent(0, []);
-    await s.write(c, Buffer.alloc(100, 1), 100, 0);
-    const snap = s.snapshot(c);
-    const reads = [...snap.pending];
-    // After the snapshot: overwrite, append, then shrink.
-    await s.write(c, Buffer.alloc(50, 2), 50, 25);
-    await s.write(c, Buffer.alloc(BLOCK_SIZE, 3), BLOCK_SIZE, 100);
-    await s.truncate(c, 10);
-    expect(reads).toEqual([0]);
-    const block = await s.snapshotBlock(c, snap, 0);
-    expect(block.equals(Buffer.alloc(100, 1))).toBe(true);
-    expect(snap.changed.has(0)).toBe(true);
-    await s.endSnapshot(c);
-    expect((await read(s, c, 0, 100)).equals(Buffer.alloc(10, 1))).toBe(true);
+  const b0 = Buffer.alloc(BLOCK_SIZE, 1);
+  const b1 = Buffer.from("tail of the file");
+
+  it("reads a committed file across the block boundary", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    expect(c.clean).toBe(true);
+    const buf = Buffer.alloc(10);
+    expect(await store.read(c, buf, 10, BLOCK_SIZE - 4)).toBe(10);
+    expect(buf).toEqual(Buffer.concat([Buffer.alloc(4, 1), b1.subarray(0, 6)]));
+    expect(await store.read(c, buf, 10, c.size)).toBe(0);
   });
 
-  it("holes are neither stored nor read: a 1 TiB - 1 file costs a hash list, not bytes", async () => {
-    const s = store();
-    const c = new FileContent(0, []);
-    await s.truncate(c, MAX_FILE_SIZE);
-    expect(c.size).toBe(MAX_FILE_SIZE);
-    expect(c.local.size).toBe(0);
-    await s.write(c, Buffer.alloc(10, 9), 10, 2 ** 39);
-    expect([...c.local]).toEqual([2 ** 39 / BLOCK_SIZE]);
-    expect((await read(s, c, 2 ** 39 - 5, 20)).equals(Buffer.concat([Buffer.alloc(5), Buffer.alloc(10, 9), Buffer.alloc(5)]))).toBe(true);
-    const snap = s.snapshot(c);
-    expect([...snap.pending]).toEqual([2 ** 39 / BLOCK_SIZE]);
-    await s.endSnapshot(c);
-    // A hole's committed form is the zero block of its length.
-    expect(zeroHash(BLOCK_SIZE)).toMatch(/^[0-9a-f]{64}$/);
+  it("a partial write copies the block up, marks only the touched blocks changed, and keeps the rest", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.write(c, Buffer.from("XY"), 2, BLOCK_SIZE + 5);
+    expect(c.hashes[0]).toBe(sha256(b0));
+    expect(c.hashes[1]).toBeNull();
+    expect(c.clean).toBe(false);
+    const all = await readAll(store, c);
+    expect(all.subarray(BLOCK_SIZE).toString()).toBe("tail XY the file");
+    expect(all.subarray(0, BLOCK_SIZE).equals(b0)).toBe(true);
+    const snap = store.snapshot(c);
+    expect([...snap.pending]).toEqual([1]);
+    expect((await store.snapshotBlock(c, snap, 1)).toString()).toBe("tail XY the file");
+    await store.endSnapshot(c);
+    await store.discard(c);
   });
 
-  it("refuses sizes no file may have", async () => {
-    const s = store();
+  it("a write past the end grows the file with zeros between", async () => {
+    const { store } = await storeOf([]);
     const c = new FileContent(0, []);
-    await expect(s.truncate(c, MAX_FILE_SIZE + 1)).rejects.toMatchObject({ code: "EFBIG" });
-    await expect(s.truncate(c, -1)).rejects.toMatchObject({ code: "EINVAL" });
-    await expect(s.write(c, Buffer.alloc(2), 2, MAX_FILE_SIZE)).rejects.toMatchObject({ code: "EFBIG" });
-    expect(await s.write(c, Buffer.alloc(4), 4, MAX_FILE_SIZE - 2)).toBe(2);
+    await store.write(c, Buffer.from("end"), 3, BLOCK_SIZE + 10);
+    expect(c.size).toBe(BLOCK_SIZE + 13);
+    expect(c.hashes).toEqual([null, null]);
+    const all = await readAll(store, c);
+    expect(all.subarray(0, BLOCK_SIZE + 10).equals(Buffer.alloc(BLOCK_SIZE + 10))).toBe(true);
+    expect(all.subarray(BLOCK_SIZE + 10).toString()).toBe("end");
+    await store.discard(c);
+  });
+
+  it("truncate shrinks to a partial block (its hash goes) and grows with zeros", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.truncate(c, 100);
+    expect(c.size).toBe(100);
+    expect(c.hashes).toEqual([null]);
+    expect((await readAll(store, c)).equals(Buffer.alloc(100, 1))).toBe(true);
+    await store.truncate(c, 200);
+    const grown = await readAll(store, c);
+    expect(grown.subarray(0, 100).equals(Buffer.alloc(100, 1))).toBe(true);
+    expect(grown.subarray(100).equals(Buffer.alloc(100))).toBe(true);
+    expect(blockCount(c.size)).toBe(1);
+    await store.discard(c);
+  });
+
+  it("truncate to a block boundary keeps the committed blocks before it", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.truncate(c, BLOCK_SIZE);
+    expect(c.hashes).toEqual([sha256(b0)]);
+    expect(c.clean).toBe(true);
+    await store.discard(c);
+  });
+
+  it("concurrent writes to one file apply in order and each bumps the generation", async () => {
+    const { store } = await storeOf([]);
+    const c = new FileContent(0, []);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => store.write(c, Buffer.from(String(i)), 1, i)));
+    expect((await readAll(store, c)).toString()).toBe("0123456789");
+    expect(c.generation).toBe(10);
+    await store.discard(c);
   });
 });

@@ -1,5 +1,5 @@
 import { VOLUME_LIMITS } from "../../protocol/volume.js";
-import { FsError } from "./namespace.js";
+import { FsError } from "../common/errno.js";
 
 /**
  * The volume's limits (protocol/volume.ts, which the server enforces at commit) as the errno a

@@ -11,7 +11,7 @@ const silo = new SiloClient(config.client);
 let code = 1;
 try {
   const volume = await silo.volumes.fromName(config.volume);
-  code = await runVolumeDaemon(volume, {
+  code = await runVolumeDaemon(volume.blocks, {
     dir: config.mountPoint,
     readOnly: config.readOnly,
     commitIntervalMs: config.commitIntervalMs,

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { NAME_PATTERN } from "../../protocol/names.js";
 import { requireAdmin } from "./authenticate.js";
 import type { AuthStore } from "./store.js";
 
@@ -9,7 +8,7 @@ const nameBody = {
   properties: { name: { type: "string" } },
 } as const;
 
-/** Workspaces (admin), tokens and environments of the caller's workspace. */
+/** Workspaces (admin) and tokens of the caller's workspace (environments: environment-routes.ts). */
 export async function authRoutes(app: FastifyInstance, opts: { store: AuthStore }) {
   const { store } = opts;
 
@@ -38,14 +37,4 @@ export async function authRoutes(app: FastifyInstance, opts: { store: AuthStore 
     return { revoked: req.params.id };
   });
 
-  app.post<{ Body: { name: string } }>(
-    "/v1/environments",
-    { schema: { body: { ...nameBody, properties: { name: { type: "string", pattern: NAME_PATTERN } } } } },
-    async (req) => {
-      store.createEnvironment(req.caller.workspaceId, req.body.name);
-      return { name: req.body.name };
-    },
-  );
-
-  app.get("/v1/environments", async (req) => ({ environments: store.listEnvironments(req.caller.workspaceId) }));
 }

@@ -52,11 +52,11 @@ function settle(log: FastifyBaseLogger, fn: () => Buffer | boolean | number | nu
  */
 export async function runOps(commits: GroupCommit, entries: DictEntries, dictId: string, ops: DictOp[], log: FastifyBaseLogger): Promise<OpResult[]> {
   if (ops.every((op) => READS.has(op.op))) {
-    const now = Date.now();
+    const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   }
   return commits.run(() => {
-    const now = Date.now();
+    const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   });
 }

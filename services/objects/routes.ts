@@ -78,8 +78,8 @@ export async function objectRoutes(app: FastifyInstance, opts: { registry: Objec
     "/v1/objects/:kind/by-name/:name",
     { schema: { querystring: { type: "object", properties: { allowMissing: { type: "boolean" } } } } },
     async (req) => {
-      await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
-      return { deleted: req.params.name };
+      const existed = await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
+      return { deleted: req.params.name, existed };
     },
   );
 

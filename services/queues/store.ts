@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from "lmdb";
+import { type Clock, systemClock } from "../../lib/clock.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import { siloError, notFound } from "../errors.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
@@ -12,6 +13,8 @@ export interface QueueStoreOptions {
   maxPartitions: number;
   /** Logs failures of writes nobody awaits (expiry, clears done as a side effect). */
   onError(err: unknown): void;
+  /** Time for partition TTLs and wait timeouts (tests pass a TestClock). */
+  clock?: Clock;
 }
 
 /** How a caller waits: `signal` aborts when its HTTP client goes away. */
@@ -41,12 +44,14 @@ export class QueueStore {
   private readonly items: Database<Buffer, Buffer>;
   private readonly meta: Database<PartitionMeta, Buffer>;
   private readonly queues = new Map<string, QueueState>();
+  private readonly clock: Clock;
 
   constructor(
     kv: RootDatabase,
     private readonly commits: GroupCommit,
     private readonly opts: QueueStoreOptions,
   ) {
+    this.clock = opts.clock ?? systemClock;
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
     this.meta = kv.openDB<PartitionMeta, Buffer>({ name: "queue-partitions", keyEncoding: "binary" });
     this.load();
@@ -83,7 +88,7 @@ export class QueueStore {
     if (!q) this.queues.set(queueId, (q = new QueueState(queueId)));
     let p = q.partitions.get(key);
     if (!p) q.partitions.set(key, (p = new Partition(q, key)));
-    if (expire && p.isExpired(Date.now())) {
+    if (expire && p.isExpired(this.clock.now())) {
       this.background(this.drop(p));
       return this.partition(queueId, key, false); // the drop may have forgotten the old entry
     }
@@ -130,7 +135,7 @@ export class QueueStore {
     const first = p.tail;
     p.tail += values.length;
     for (let i = 0; i < values.length; i++) p.pending.set(first + i, values[i]!);
-    p.lastPutAt = Date.now();
+    p.lastPutAt = this.clock.now();
     p.ttlMs = ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs };
     const durable = this.write(() => {
@@ -229,7 +234,7 @@ export class QueueStore {
     p.head -= values.length;
     const first = p.head;
     for (let i = 0; i < values.length; i++) p.pending.set(first + i, values[i]!);
-    if (p.lastPutAt === 0) p.lastPutAt = Date.now(); // it was cleared or expired meanwhile: give it a fresh TTL
+    if (p.lastPutAt === 0) p.lastPutAt = this.clock.now(); // it was cleared or expired meanwhile: give it a fresh TTL
     if (p.ttlMs === 0) p.ttlMs = old.ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs: p.ttlMs };
     const durable = this.write(() => {
@@ -259,7 +264,7 @@ export class QueueStore {
     return new Promise<T>((resolve, reject) => {
       if (wait.signal.aborted) return reject(clientGone());
       const settle = () => {
-        clearTimeout(timer);
+        timer.cancel();
         wait.signal.removeEventListener("abort", onAbort);
       };
       const waiter = {
@@ -280,7 +285,7 @@ export class QueueStore {
         this.tidy(p);
       };
       const onAbort = () => leave(clientGone());
-      const timer = setTimeout(() => leave(timeoutError()), wait.timeoutMs);
+      const timer = this.clock.setTimeout(() => leave(timeoutError()), wait.timeoutMs);
       wait.signal.addEventListener("abort", onAbort, { once: true });
       list.add(waiter);
     });
@@ -298,12 +303,12 @@ export class QueueStore {
       const watched = p;
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          timer.cancel();
           signal.removeEventListener("abort", done);
           watched.watchers.delete(done);
           resolve();
         };
-        const timer = setTimeout(done, waitMs);
+        const timer = this.clock.setTimeout(done, waitMs);
         signal.addEventListener("abort", done, { once: true });
         watched.watchers.add(done);
       });
@@ -335,7 +340,7 @@ export class QueueStore {
 
   /** Items over all partitions and how many partitions exist (have been put to and not cleared or expired). */
   stats(queueId: string): { items: number; partitions: number } {
-    this.sweepQueue(this.queues.get(queueId), Date.now());
+    this.sweepQueue(this.queues.get(queueId), this.clock.now());
     let items = 0;
     let partitions = 0;
     for (const p of this.queues.get(queueId)?.partitions.values() ?? []) {
@@ -404,7 +409,7 @@ export class QueueStore {
   }
 
   /** Drops expired partitions everywhere (the periodic sweep; reads also expire lazily). */
-  sweep(now = Date.now()): void {
+  sweep(now = this.clock.now()): void {
     for (const q of this.queues.values()) this.sweepQueue(q, now);
   }
 

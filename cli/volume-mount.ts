@@ -109,7 +109,7 @@ clears it.`,
         const { readMountRecord, processAlive } = await import("../fuse/common/mount-records.js");
         const { controlRequest } = await import("../client/mount-control.js");
         const record = await readMountRecord(dir);
-        if (!record || record.kind !== "volume" || !record.socket || !processAlive(record.pid)) {
+        if (record?.kind !== "volume" || !record.socket || !processAlive(record.pid)) {
           throw new UsageError(`No silo volume mount at ${resolve(dir)} (in this mount namespace)`);
         }
         const r = await controlRequest<{ version: number; changes?: number }>(record.socket, op);

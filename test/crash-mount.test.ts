@@ -92,12 +92,12 @@ describe(`randomized crashes (seed ${SEED}, ${ROUNDS} rounds)`, () => {
       for (const [p, want] of model) {
         if (candidates.has(p)) continue;
         const got = seen.get(p);
-        if (!got || !got.equals(want)) throw new Error(`round ${round} (seed ${SEED}): ${p} is ${got ? `${got.length} other bytes` : "missing"}, want ${want.length} bytes`);
+        if (!got?.equals(want)) throw new Error(`round ${round} (seed ${SEED}): ${p} is ${got ? `${got.length} other bytes` : "missing"}, want ${want.length} bytes`);
       }
       for (const [p, got] of seen) {
         const options = candidates.get(p);
         if (options) {
-          if (!options.some((o) => o === TORN || (o !== null && o.equals(got)))) throw new Error(`round ${round} (seed ${SEED}): ${p} holds bytes no operation wrote`);
+          if (!options.some((o) => o === TORN || o?.equals(got))) throw new Error(`round ${round} (seed ${SEED}): ${p} holds bytes no operation wrote`);
         } else if (!model.has(p)) {
           throw new Error(`round ${round} (seed ${SEED}): ${p} should not exist`);
         }

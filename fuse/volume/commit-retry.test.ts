@@ -20,7 +20,11 @@ describe("commit retries", () => {
         if (++calls < 5) throw new ConnectionError("ECONNREFUSED");
         return "ok";
       },
-      { forMs: 60_000, now: () => t, sleep: async (ms) => void (sleeps.push(ms), (t += ms)) },
+      { forMs: 60_000, now: () => t, sleep: async (ms) => {
+          sleeps.push(ms);
+          t += ms;
+        },
+      },
     );
     expect(v).toBe("ok");
     expect(sleeps).toEqual([250, 500, 1000, 2000]);

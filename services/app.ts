@@ -1,8 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
+import { Registry, collectDefaultMetrics } from "prom-client";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
@@ -11,7 +11,14 @@ import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { bytesKeyword } from "./http/bytes-keyword.js";
 import { codecPlugin } from "./http/codec.js";
+import { Readiness } from "./health/readiness.js";
+import { healthRoutes } from "./health/routes.js";
+import { dashboardPlugin } from "./http/dashboard.js";
 import { installErrorHandler } from "./http/error-handler.js";
+import { openapiPlugin } from "./http/openapi.js";
+import { httpMetricsPlugin } from "./metrics/http-metrics.js";
+import { metricsRoutes } from "./metrics/routes.js";
+import { objectMetrics } from "./objects/object-metrics.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
@@ -23,6 +30,8 @@ import { GroupCommit } from "./kv-group-commit.js";
 export interface SiloApp {
   app: FastifyInstance;
   auth: AuthStore;
+  /** Every Prometheus metric of this server (also served by `--metrics-listen`). */
+  metrics: Registry;
   /** Closes the app (every kind's hooks run), then the shared stores, in that order. */
   shutdown(): Promise<void>;
 }
@@ -50,15 +59,35 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock);
   registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options, clock, fileTrees: new FileTreeKinds(registry) };
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const readiness = new Readiness(options.home, options.readyMinFreeBytes);
+  readiness.add("meta", () => void meta.prepare("SELECT 1").get());
+  // A read of a key nobody writes: throws once the environment is closed or broken.
+  readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
+  const ctx: KindContext = {
+    registry,
+    kv,
+    commits: new GroupCommit(kv),
+    meta,
+    dataDir,
+    options,
+    clock,
+    fileTrees: new FileTreeKinds(registry),
+    metrics,
+    readiness,
+  };
+  objectMetrics(metrics, registry);
 
   installErrorHandler(app);
-  await app.register(swagger, {
-    openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
-  });
+  // Not encapsulated: the description must see every route registered after it.
+  await openapiPlugin(app);
   await app.register(codecPlugin, { bodyLimit: options.bodyLimit });
+  await app.register(httpMetricsPlugin, { registry: metrics });
   await app.register(authenticatePlugin, { store: auth });
-  app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
+  await app.register(healthRoutes, { readiness });
+  await app.register(metricsRoutes, { registry: metrics });
+  await app.register(dashboardPlugin);
   await app.register(authRoutes, { store: auth });
   await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
@@ -69,7 +98,10 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
     { unref: true },
   );
-  app.addHook("preClose", async () => reaper.cancel());
+  app.addHook("preClose", async () => {
+    readiness.markClosing();
+    reaper.cancel();
+  });
   await app.ready();
   await registry.resumePurges();
   // The shared stores close after app.close(): fastify runs the root's onClose hooks before a
@@ -79,5 +111,5 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
     await kv.close();
     meta.close();
   };
-  return { app, auth, shutdown };
+  return { app, auth, metrics, shutdown };
 }

@@ -1,11 +1,14 @@
 import { join } from "node:path";
 import { buildApp } from "./app.js";
 import { lockHome } from "./home-lock.js";
+import { listenMetrics, parseListenAddress } from "./metrics/listener.js";
 import type { ServerOptions } from "./options.js";
 import { profilePath, writeLocalProfile } from "./profile.js";
 
 /** `silo serve`: builds the app, listens, writes the local client profile, and shuts down cleanly on a signal. */
 export async function startServer(options: ServerOptions): Promise<{ url: string; close(): Promise<void> }> {
+  // A bad address fails before anything is opened.
+  if (options.metricsListen) parseListenAddress(options.metricsListen);
   const unlock = lockHome(join(options.home, "data"));
   let built: Awaited<ReturnType<typeof buildApp>>;
   try {
@@ -14,14 +17,27 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
     unlock();
     throw err;
   }
-  const { app, auth, shutdown } = built;
-  await app.listen({ host: options.host, port: options.port });
+  const { app, auth, metrics } = built;
+  let metricsListener: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+  const shutdown = async () => {
+    await metricsListener?.close();
+    await built.shutdown();
+  };
+  try {
+    await app.listen({ host: options.host, port: options.port });
+    if (options.metricsListen) metricsListener = await listenMetrics(metrics, options.metricsListen);
+  } catch (err) {
+    await shutdown().finally(unlock);
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
   const clientHost = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
   const url = `http://${clientHost.includes(":") ? `[${clientHost}]` : clientHost}:${port}`;
   writeLocalProfile(options.home, auth, url);
   // One plain line for people and scripts (tests wait for it), whatever the log level.
+  // Before the serving line, which tests and scripts wait for.
+  if (metricsListener) process.stdout.write(`silo metrics (no token) at ${metricsListener.url}\n`);
   process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
 
   let closing: Promise<void> | undefined;

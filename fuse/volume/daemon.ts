@@ -163,7 +163,15 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return { version: r.version };
         }
         case "status":
-          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes, journal: journal?.dir ?? null };
+          return {
+            ...mv.status(),
+            dir,
+            readOnly: opts.readOnly,
+            cacheBytes: cache!.sizeBytes,
+            cache: cache!.stats(),
+            commits: { ...mv.commitStats },
+            journal: journal?.dir ?? null,
+          };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));
           return {};

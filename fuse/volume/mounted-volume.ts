@@ -57,6 +57,8 @@ export class MountedVolume {
   private journal: Journal | undefined;
   lastCommitError: string | null = null;
   warn: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`);
+  /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
+  readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
 
   constructor(
     readonly remote: VolumeRemote,
@@ -265,12 +267,29 @@ export class MountedVolume {
    * (server restarting, unreachable, 5xx) are retried with backoff for up to `retryForMs`.
    */
   commit(opts: { retryForMs?: number; log?: (msg: string) => void } = {}): Promise<CommitOutcome> {
-    return this.commitLock.run(() =>
-      withRetry(() => this.commitNow(), {
-        forMs: opts.retryForMs ?? 0,
-        onRetry: (err, ms) => opts.log?.(`commit failed (${err.message}); retrying in ${ms} ms`),
-      }),
-    );
+    return this.commitLock.run(async () => {
+      const started = performance.now();
+      const recordTime = () => {
+        this.commitStats.lastCommitMs = performance.now() - started;
+        this.commitStats.totalCommitMs += this.commitStats.lastCommitMs;
+      };
+      try {
+        const outcome = await withRetry(() => this.commitNow(), {
+          forMs: opts.retryForMs ?? 0,
+          onRetry: (err, ms) => opts.log?.(`commit failed (${err.message}); retrying in ${ms} ms`),
+        });
+        if (outcome.changes > 0) {
+          recordTime();
+          this.commitStats.commits++;
+          this.commitStats.lastCommitAt = Date.now();
+        }
+        return outcome;
+      } catch (err) {
+        recordTime();
+        this.commitStats.failures++;
+        throw err;
+      }
+    });
   }
 
   /** Every path a checkpoint must keep: changed, in a commit not yet acknowledged, or a name of a changed hard-linked file. */

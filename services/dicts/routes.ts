@@ -60,20 +60,25 @@ export async function dictRoutes(app: FastifyInstance, { registry, commits, entr
     async (req) => ({ results: await runOps(commits, entries, dictId(req), req.body.ops, req.log) }),
   );
 
-  app.post<{ Params: IdParams; Body: { after?: Buffer; limit?: number; values?: boolean } }>(
+  app.post<{ Params: IdParams; Body: { after?: Buffer; limit?: number; values?: boolean; expiry?: boolean } }>(
     "/v1/dicts/:id/scan",
     {
       schema: {
         description: "One page of entries in key-byte order after the cursor `after`; `cursor` is null on the last page.",
         body: {
           type: "object",
-          properties: { after: bytes, limit: { type: "integer", minimum: 1, maximum: DICT_LIMITS.scanPage }, values: { type: "boolean" } },
+          properties: {
+            after: bytes,
+            limit: { type: "integer", minimum: 1, maximum: DICT_LIMITS.scanPage },
+            values: { type: "boolean" },
+            expiry: { type: "boolean" },
+          },
         },
       },
     },
     async (req) => {
       const body = req.body ?? {};
-      return entries.scan(dictId(req), { after: body.after, limit: body.limit ?? 1000, values: body.values ?? true });
+      return entries.scan(dictId(req), { after: body.after, limit: body.limit ?? 1000, values: body.values ?? true, expiry: body.expiry ?? false });
     },
   );
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Caller } from "../auth/authenticate.js";
 import { invalid } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
-import { MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
+import { DEFAULT_PARTITION, MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
 import type { QueueStore } from "./store.js";
 
 type Params = { id: string };
@@ -167,6 +167,24 @@ export function queueRoutes(
       noContradiction(p !== undefined, all, "all");
       await store.clear(queueId(req), all ? undefined : partitionKey(p));
       return {};
+    },
+  );
+
+  app.get<{ Params: Params; Querystring: { limit?: number } }>(
+    "/v1/queues/:id/partitions",
+    {
+      schema: {
+        description: "A queue's partitions in key order, each with its items and expiry; `partition` is null for the default one.",
+        params,
+        querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 10_000, default: 1000 } } },
+      },
+    },
+    async (req) => {
+      const { partitions, truncated } = store.partitions(queueId(req), req.query.limit ?? 1000);
+      return {
+        partitions: partitions.map((p) => ({ partition: p.key === DEFAULT_PARTITION ? null : p.key, items: p.items, expiresAt: p.expiresAt })),
+        truncated,
+      };
     },
   );
 

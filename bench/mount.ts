@@ -2,17 +2,20 @@
  * `npm run bench:mount`: native disk, bindfs over it and a silo volume mount, in one run on one
  * machine. Sequential write/read of 1 GiB (cold and warm), 4 KiB random reads and writes,
  * create+stat+unlink of 10,000 small files, `tar x` of 20,000 files, `find` over 100,000
- * entries, and the latency of committing 1 changed file in a 100,000-file volume. Prints
+ * entries, the latency of committing 1 changed file in a 100,000-file volume, of committing a
+ * small file while another is written continuously, and the daemon's RSS with a 1 TiB sparse
+ * file (JOURNAL_ONLY=1 runs only those two). Prints
  * silo/native and silo/bindfs ratios (bindfs: scripts/bench-deps.sh). Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
 import type { SiloClient } from "../client/index.js";
 import type { ManifestEntry } from "../protocol/volume.js";
+import { readMountRecord } from "../fuse/common/mount-records.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { BenchSilo } from "./lib/silo-server.js";
 
@@ -169,6 +172,13 @@ async function main(): Promise<void> {
   server = await BenchSilo.start();
   const env = server.env;
   const client = server.client();
+  // JOURNAL_ONLY=1: only the commit-under-a-writer and sparse-file rows.
+  if (process.env.JOURNAL_ONLY) {
+    await commitUnderWriter(env, client);
+    await sparseRss(env, client);
+    await client.close();
+    return;
+  }
   await client.volumes.fromName("bench", { createIfMissing: true });
   const native = join(work, "native");
   mkdirSync(native);
@@ -262,7 +272,76 @@ async function main(): Promise<void> {
   console.log(`commit of 1 changed file in a ${BIG_VOLUME_FILES}-file volume: median ${samples[3]!.toFixed(1)} ms (min ${samples[0]!.toFixed(1)}, max ${samples[6]!.toFixed(1)}; target < 100 ms)`);
   unmount(env, manyDir);
   if (haveBindfs) bindfsUnmount(bind);
+
+  await commitUnderWriter(env, client);
+  await sparseRss(env, client);
   await client.close();
+}
+
+/** Median of a sample, in place. */
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * Commit latency of one small file while another file on the mount is written continuously
+ * (1 MiB every 20 ms, by another process), against the same commit on an idle mount. The commit
+ * snapshots the writer's file and carries its bytes written since the previous commit, but never
+ * waits for the writer.
+ */
+async function commitUnderWriter(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("stream", { createIfMissing: true });
+  const dir = join(work, "stream");
+  mount(env, "stream", dir);
+  const socket = join(stateDirFor(dir), "control.sock");
+  const sample = async (tag: string) => {
+    const out: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      writeFileSync(join(dir, `small-${tag}-${i}`), `small ${i}`);
+      const t = process.hrtime.bigint();
+      await controlRequest(socket, "commit");
+      out.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    return median(out);
+  };
+  const idle = await sample("idle");
+  const writerScript = `
+    const fs = require("node:fs");
+    const fd = fs.openSync(${JSON.stringify(join(dir, "stream.bin"))}, "w");
+    const buf = Buffer.alloc(1 << 20, 7);
+    setInterval(() => fs.writeSync(fd, buf), 20);`;
+  const writer = spawn(process.execPath, ["-e", writerScript], { stdio: "ignore" });
+  try {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const busy = await sample("busy");
+    console.log(`\ncommit of 1 small file while another file is written at 50 MiB/s: median ${busy.toFixed(0)} ms (idle mount: ${idle.toFixed(0)} ms; ratio ${(busy / idle).toFixed(1)}x)`);
+  } finally {
+    writer.kill("SIGKILL");
+    await new Promise((r) => writer.once("exit", r));
+  }
+  unmount(env, dir);
+}
+
+/** Daemon RSS and commit time with a 1 TiB sparse file holding 1 MiB, against the same daemon before the file exists. */
+async function sparseRss(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("sparse", { createIfMissing: true });
+  const dir = join(work, "sparse");
+  mount(env, "sparse", dir);
+  const record = await readMountRecord(dir);
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${record!.pid}/status`, "utf8"))![1]) / 1024;
+  const socket = join(stateDirFor(dir), "control.sock");
+  writeFileSync(join(dir, "empty"), "");
+  await controlRequest(socket, "commit");
+  const before = rss();
+  const f = join(dir, "sparse.bin");
+  const fd = openSync(f, "w");
+  ftruncateSync(fd, 2 ** 40 - 1);
+  writeSync(fd, Buffer.alloc(MiB, 1), 0, MiB, 2 ** 39);
+  closeSync(fd);
+  const t = process.hrtime.bigint();
+  await controlRequest(socket, "commit");
+  const commitMs = Number(process.hrtime.bigint() - t) / 1e6;
+  const after = rss();
+  console.log(`daemon RSS with a 1 TiB sparse file holding 1 MiB: ${after.toFixed(0)} MiB (same daemon before: ${before.toFixed(0)} MiB); its commit took ${commitMs.toFixed(0)} ms`);
+  unmount(env, dir);
 }
 
 try {

@@ -6,7 +6,11 @@ import type { Command } from "commander";
 import type { JobMount } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
-import { clientFor, UsageError } from "./output.js";
+import type { ClientConfig } from "../client/config.js";
+import { clientFor, parseCount, UsageError } from "./output.js";
+
+/** The volume daemons' block cache bound in a job (as `silo volume mount`'s default). */
+const DEFAULT_CACHE_BYTES = 4096 * 1024 * 1024;
 
 /** Set in the re-executed `silo run` that already lives in its own mount namespace. */
 const IN_NAMESPACE_ENV = "SILO_RUN_PRIVATE_NS";
@@ -19,6 +23,7 @@ interface RunOptions {
   secret?: string;
   hostMounts?: boolean;
   commitIntervalMs?: string;
+  finalCommitRetryMs?: string;
 }
 
 interface ActiveMount {
@@ -42,6 +47,7 @@ export function registerRun(program: Command): void {
     )
     .option("--secret <name>", "silo secret with the bucket credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) of every -b mount without its own")
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
+    .option("--final-commit-retry-ms <ms>", "how long the volume mounts' final commits retry a server that is down or restarting", "60000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
     .argument("<command...>", "the command to run")
     .addHelpText(
@@ -50,7 +56,9 @@ export function registerRun(program: Command): void {
 The command gets ${SILO_MOUNTS_ENV} (JSON: mount path -> {kind, name, id, environment, readOnly,
 socket}) and the server credentials in its environment, so Volume.commit()/reload() in it act on
 its mounts. Signals are forwarded to it. When it exits, every mount commits and unmounts, and
-silo run exits with the command's status (1 if it succeeded but a final commit failed).
+silo run exits with the command's status (1 if it succeeded but a final commit failed: the
+changes are then kept on this machine, and the next mount of the volume or 'silo volume
+recover NAME' commits them).
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
@@ -88,9 +96,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   try {
     for (const spec of specs) {
       mounts.push(
-        spec.kind === "bucket"
-          ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd)
-          : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"),
+        spec.kind === "bucket" ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd) : await mountVolume(spec, config, opts),
       );
     }
   } catch (err) {
@@ -127,8 +133,19 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
-async function mountVolume(spec: MountSpec, environment: string, commitIntervalMs: string): Promise<ActiveMount> {
+/** A network file system mount: the nfs command's daemon (the volume daemon with close-to-open consistency). */
+async function spawnNfsDaemon(spec: MountSpec, environment: string, stateDir: string, commitIntervalMs: string) {
   const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+  const args = ["nfs", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", stateDir];
+  args.push("--commit-interval-ms", commitIntervalMs);
+  if (spec.readOnly) args.push("--read-only");
+  return spawnDaemon(process.argv[1]!, args, { env: { ...process.env, SILO_ENVIRONMENT: environment }, output: 2, detached: true });
+}
+
+/** A volume (or network file system) mount through its daemon. */
+async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptions): Promise<ActiveMount> {
+  const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
+  const environment = config.environment;
   let createdDir: string | undefined;
   try {
     mkdirSync(spec.path);
@@ -137,17 +154,26 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = [spec.kind === "nfs" ? "nfs" : "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
-  args.push("--commit-interval-ms", commitIntervalMs);
-  if (spec.readOnly) args.push("--read-only");
   try {
     // Daemon messages go to our stderr, keeping the command's stdout its own.
     // Its own process group: a Ctrl-C meant for the command must not unmount under it.
-    const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
-      env: { ...process.env, SILO_ENVIRONMENT: environment },
-      output: 2,
-      detached: true,
-    });
+    const { child, ready } =
+      spec.kind === "nfs"
+        ? await spawnNfsDaemon(spec, environment, join(stateDir, "m"), opts.commitIntervalMs ?? "5000")
+        : await spawnVolumeDaemon(
+            {
+              client: config,
+              volume: spec.name,
+              mountPoint: spec.path,
+              readOnly: spec.readOnly,
+              commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
+              finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
+              cacheBytes: DEFAULT_CACHE_BYTES,
+              stateDir: join(stateDir, "m"),
+              exitWithParent: true,
+            },
+            { output: 2, detached: true },
+          );
     const record: JobMount = {
       kind: spec.kind,
       name: spec.name,

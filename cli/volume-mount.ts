@@ -15,6 +15,7 @@ interface MountOptions {
   foreground?: boolean;
   stateDir?: string;
   exitWithParent?: boolean;
+  finalCommitRetryMs: number;
 }
 
 /** The `volume` command, created if the volumes CLI has not (it adds ls/put/get/…). */
@@ -32,14 +33,19 @@ export function registerVolumeMount(program: Command): void {
     .option("--commit-interval-ms <ms>", "background commit period (0: only the final commit on unmount)", parseCount, DEFAULT_COMMIT_INTERVAL_MS)
     .option("--cache-size-mb <mb>", "bound on the local block cache", parseCount, DEFAULT_CACHE_MB)
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
-    .option("--state-dir <dir>", "where the upper dir, block cache and control socket live (default: under $TMPDIR/silo-mounts)")
+    .option("--final-commit-retry-ms <ms>", "how long the final commit retries a server that is down or restarting", parseCount, 60_000)
+    .option("--state-dir <dir>", "where the block cache and control socket live (default: under $TMPDIR/silo-mounts); local changes live in the journal ($SILO_JOURNAL_DIR)")
     .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
     .addHelpText(
       "after",
       `
 Changes are written locally and committed every --commit-interval-ms, on 'silo volume unmount',
-and on SIGTERM. Other mounts see them after their next reload. A daemon killed with kill -9
-leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears it.`,
+and on SIGTERM. Other mounts see them after their next reload. Until a commit holding them is
+acknowledged they are kept in a journal on this machine ($SILO_JOURNAL_DIR, default
+$SILO_HOME/journals): a failed final commit or a daemon killed with kill -9 loses nothing that
+was closed or fsync'd; the next mount of the volume here (or 'silo volume recover NAME') commits
+it. A killed daemon leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR')
+clears it.`,
     )
     .action(async (name: string, dir: string, opts: MountOptions, cmd: Command) => {
       const silo = clientFor(cmd);
@@ -59,29 +65,89 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
           cacheBytes: opts.cacheSizeMb * 1024 * 1024,
           stateDir: opts.stateDir,
           exitWithParent: opts.exitWithParent,
+          server: silo.config.serverUrl,
+          environment: silo.config.environment,
+          finalCommitRetryMs: opts.finalCommitRetryMs,
         });
         await silo.close();
         process.exit(code);
       }
       await silo.close();
-      const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
+      const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
       const { stateDirFor } = await import("../fuse/volume/daemon.js");
       const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
       const logFile = `${stateDir}.log`;
-      const args = ["volume", "mount", name, dir, "--foreground", "--state-dir", stateDir];
-      args.push("--commit-interval-ms", String(opts.commitIntervalMs), "--cache-size-mb", String(opts.cacheSizeMb));
-      if (opts.readOnly) args.push("--read-only");
       mkdirSync(join(stateDir, ".."), { recursive: true });
-      const { child, ready } = await spawnDaemon(process.argv[1]!, args, {
-        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment, SILO_MOUNT_LOG: logFile },
-        output: openSync(logFile, "a"),
-        logFile,
-        detached: true,
-      }).catch((err: Error) => {
+      const { child, ready } = await spawnVolumeDaemon(
+        {
+          client: silo.config,
+          volume: name,
+          mountPoint: resolve(dir),
+          readOnly: opts.readOnly ?? false,
+          commitIntervalMs: opts.commitIntervalMs,
+          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
+          stateDir,
+          finalCommitRetryMs: opts.finalCommitRetryMs,
+        },
+        { output: openSync(logFile, "a", 0o600), logFile, detached: true },
+      ).catch((err: Error) => {
         throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
       });
       child.unref();
       process.stdout.write(`Mounted volume '${name}' (version ${String(ready.version)}) at ${resolve(dir)}; log: ${logFile}\n`);
+    });
+
+  for (const op of ["commit", "reload"] as const) {
+    volume
+      .command(`${op} <dir>`)
+      .description(
+        op === "commit"
+          ? "Commit the pending changes of the volume mounted at DIR now (instead of at the next background commit)"
+          : "Switch the volume mounted at DIR to the latest version (commits its pending changes first; fails while files are open)",
+      )
+      .action(async (dir: string) => {
+        const { readMountRecord, processAlive } = await import("../fuse/common/mount-records.js");
+        const { controlRequest } = await import("../client/mount-control.js");
+        const record = await readMountRecord(dir);
+        if (record?.kind !== "volume" || !record.socket || !processAlive(record.pid)) {
+          throw new UsageError(`No silo volume mount at ${resolve(dir)} (in this mount namespace)`);
+        }
+        const r = await controlRequest<{ version: number; changes?: number }>(record.socket, op);
+        process.stdout.write(
+          op === "commit"
+            ? `Committed ${resolve(dir)}: ${r.changes ?? 0} change(s), volume version ${r.version}\n`
+            : `Reloaded ${resolve(dir)}: now at version ${r.version}\n`,
+        );
+      });
+  }
+
+  volume
+    .command("recover <name>")
+    .description("Commit the changes that mounts of a volume on this machine could not commit (kept in their journals)")
+    .addHelpText(
+      "after",
+      `
+A mount keeps every change in a journal on this machine until a commit holding it is
+acknowledged (under $SILO_JOURNAL_DIR, default $SILO_HOME/journals). If the final commit failed
+(server down, volume full) or the daemon was killed, the next mount of the volume here commits
+those changes; this command does it without mounting. Exits 1 if they still cannot be committed
+(they stay kept).`,
+    )
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const silo = clientFor(cmd);
+      const { recoverVolume } = await import("../fuse/volume/recover.js");
+      const volume = await silo.volumes.fromName(name);
+      const log = (m: string) => process.stderr.write(`${m}\n`);
+      try {
+        const r = await recoverVolume(volume.blocks, { server: silo.config.serverUrl, environment: silo.config.environment, log });
+        process.stdout.write(
+          r.journals === 0
+            ? `Nothing to recover for volume '${name}' on this machine\n`
+            : `Recovered ${r.journals} journal(s) of volume '${name}': ${r.changes} change(s) committed as version ${r.version}\n`,
+        );
+      } finally {
+        await silo.close();
+      }
     });
 
   volume
@@ -95,6 +161,10 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
       const res = await unmountMountPoint(dir, { timeoutMs: opts.timeoutMs, onTimeout: "detach" }).catch((err: Error) => {
         throw new UsageError(err.message);
       });
+      if (res.pendingJournal) {
+        process.stderr.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
+        process.exit(1);
+      }
       process.stdout.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
     });
 

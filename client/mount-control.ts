@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { errorFromResponse, InvalidError } from "../protocol/errors.js";
 
 /**
@@ -56,26 +59,87 @@ export function controlRequest<T>(socket: string, op: "commit" | "reload" | "sta
   });
 }
 
-/** This job's mounts of a volume (by id), with their control sockets. */
+/**
+ * Per-user directory where every running mount daemon leaves a record (fuse/common/mount-records.ts
+ * writes them; `SILO_MOUNT_RUN_DIR` overrides).
+ */
+export function mountRunDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SILO_MOUNT_RUN_DIR ?? join(env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
+}
+
+/** The fields of a daemon's mount record that tell a volume mount and how to reach it. */
+interface VolumeDaemonRecord {
+  pid: number;
+  kind: string;
+  volumeId?: string;
+  volumeName?: string | null;
+  environment?: string;
+  readOnly?: boolean;
+  socket?: string;
+  /** Made by `silo run` for its command: only that job acts on it. */
+  jobMount?: boolean;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Mounts of a volume made on this machine with `silo volume mount` (by their daemons' records). */
+function hostMounts(volumeId: string): Array<JobMount & { socket: string }> {
+  const dir = mountRunDir();
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".json"));
+  } catch {
+    return [];
+  }
+  const out: Array<JobMount & { socket: string }> = [];
+  for (const n of names) {
+    let r: VolumeDaemonRecord;
+    try {
+      r = JSON.parse(readFileSync(join(dir, n), "utf8")) as VolumeDaemonRecord;
+    } catch {
+      continue;
+    }
+    if (r.kind !== "volume" || r.volumeId !== volumeId || !r.socket || r.jobMount || !alive(r.pid)) continue;
+    out.push({ kind: "volume", name: r.volumeName ?? null, id: volumeId, environment: r.environment ?? "", readOnly: r.readOnly ?? false, socket: r.socket });
+  }
+  return out;
+}
+
+/**
+ * The mounts of a volume that `Volume.commit()`/`reload()` act on: in a job (`silo run`), the
+ * job's own mounts of it; elsewhere, the mounts made on this machine by `silo volume mount`.
+ */
 function volumeMounts(volumeId: string): Array<JobMount & { socket: string }> {
-  return [...jobMounts().values()].filter(
+  const job = [...jobMounts().values()].filter(
     (m): m is JobMount & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
+  );
+  return job.length > 0 ? job : hostMounts(volumeId);
+}
+
+function notMounted(volumeId: string, name: string | null, op: string): InvalidError {
+  return new InvalidError(
+    `Volume '${name ?? volumeId}' is not mounted here: ${op}() acts on mounts made by 'silo run -v' (in that job) or by 'silo volume mount' on this machine`,
+    "INVALID",
   );
 }
 
-/** `Volume.commit()`: commits every writable mount of the volume in this job; a no-op when there is none. */
-export async function commitMounted(volumeId: string): Promise<void> {
-  for (const m of volumeMounts(volumeId)) if (!m.readOnly) await controlRequest(m.socket, "commit");
+/** `Volume.commit()`: commits every writable mount of the volume (see volumeMounts); InvalidError when there is none. */
+export async function commitMounted(volumeId: string, name: string | null = null): Promise<void> {
+  const mounts = volumeMounts(volumeId);
+  if (mounts.length === 0) throw notMounted(volumeId, name, "commit");
+  for (const m of mounts) if (!m.readOnly) await controlRequest(m.socket, "commit");
 }
 
-/** `Volume.reload()`: reloads every mount of the volume in this job; InvalidError when there is none. */
+/** `Volume.reload()`: reloads every mount of the volume (see volumeMounts); InvalidError when there is none. */
 export async function reloadMounted(volumeId: string, name: string | null): Promise<void> {
   const mounts = volumeMounts(volumeId);
-  if (mounts.length === 0) {
-    throw new InvalidError(
-      `Volume '${name ?? volumeId}' is not mounted in this job: reload() acts on a mount made by 'silo run -v' (SILO_MOUNTS)`,
-      "INVALID",
-    );
-  }
+  if (mounts.length === 0) throw notMounted(volumeId, name, "reload");
   for (const m of mounts) await controlRequest(m.socket, "reload");
 }

@@ -80,21 +80,22 @@ export class Volume extends SiloObject {
     return { ...res, createdAt: new Date(res.createdAt) };
   }
 
-  // --- In a job: the volume's mounts (`silo run -v`), through their control sockets ---
+  // --- The volume's mounts (`silo run -v` in a job, else `silo volume mount` here), through their control sockets ---
 
   /**
-   * Commits the changes made on this job's mounts of the volume, so other mounts see them after
-   * their next reload. Background commits and the final commit at exit happen anyway; outside a
-   * mount this is a no-op.
+   * Commits the changes made on the volume's mounts, so other mounts see them after their next
+   * reload: in a job (`silo run`) its own mounts of the volume, elsewhere the mounts made on this
+   * machine by `silo volume mount`. Background commits and the final commit at exit happen
+   * anyway. InvalidError when no mount of the volume is reachable.
    */
   async commit(): Promise<void> {
-    await commitMounted(this.id);
+    await commitMounted(this.id, this.name);
   }
 
   /**
-   * Switches this job's mounts of the volume to the latest committed version (committing their
-   * pending changes first). VolumeBusyError while files are open on a mount; InvalidError when
-   * the volume is not mounted in this job.
+   * Switches the volume's mounts (as for `commit()`) to the latest committed version (committing
+   * their pending changes first). VolumeBusyError while files are open on a mount; InvalidError
+   * when no mount of the volume is reachable.
    */
   async reload(): Promise<void> {
     await reloadMounted(this.id, this.name);

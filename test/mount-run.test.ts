@@ -84,21 +84,23 @@ describe("silo run", () => {
 });
 
 describe("Volume.commit() / reload() outside a mount", () => {
-  it("commit() is a no-op and reload() a clear error", async () => {
+  it("commit() and reload() are clear errors when no mount of the volume is reachable", async () => {
     const script = `
       import { SiloClient } from ${JSON.stringify(join(import.meta.dirname, "../dist/client/index.js"))};
       const silo = new SiloClient();
       const vol = await silo.volumes.fromName("work");
       const before = await vol.blocks.latestVersion();
-      await vol.commit();
-      console.log(JSON.stringify({ same: before === (await vol.blocks.latestVersion()) }));
+      try { await vol.commit(); } catch (err) { console.log(JSON.stringify({ name: err.name, message: err.message })); }
       try { await vol.reload(); } catch (err) { console.log(JSON.stringify({ name: err.name, message: err.message })); }
+      console.log(JSON.stringify({ same: before === (await vol.blocks.latestVersion()) }));
       await silo.close();`;
     const r = await within(30_000, "script", runNode(script));
-    const [first, second] = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(first).toEqual({ same: true });
+    const [first, second, third] = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(first!.name).toBe("InvalidError");
+    expect(String(first!.message)).toMatch(/not mounted/);
     expect(second!.name).toBe("InvalidError");
     expect(String(second!.message)).toMatch(/not mounted/);
+    expect(third).toEqual({ same: true });
   });
 });
 

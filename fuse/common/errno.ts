@@ -20,6 +20,7 @@ export const Errno = {
   ENOSYS: -e.ENOSYS,
   ENOTEMPTY: -e.ENOTEMPTY,
   ENAMETOOLONG: -e.ENAMETOOLONG,
+  EFBIG: -e.EFBIG,
   ENOTSUP: -e.ENOTSUP,
   ETIMEDOUT: -e.ETIMEDOUT,
 } as const;

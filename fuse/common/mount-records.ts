@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mountRunDir } from "../../client/mount-control.js";
 import { join, resolve } from "node:path";
 
 /** What a running mount daemon leaves behind so `unmount DIR` can find and stop it. */
@@ -14,14 +14,21 @@ export interface MountRecord {
   source: string;
   logFile: string;
   startedAt: number;
-  /** The daemon's control socket (volume mounts: commit, reload, status). */
+  /** The daemon's control socket (volume mounts: commit, reload, status; for `Volume.commit()` and `silo volume commit DIR`). */
   socket?: string;
+  /** Volume mounts: the volume's id, name, environment and access, for `Volume.commit()`. */
+  volumeId?: string;
+  volumeName?: string | null;
+  environment?: string;
+  readOnly?: boolean;
+  /** Made by `silo run` for its command (only that job's Volume.commit() acts on it). */
+  jobMount?: boolean;
+  /** Volume mounts: the journal dir; if it is still there after the daemon stopped, changes are pending. */
+  journal?: string | null;
 }
 
-/** Per-user directory for mount records and daemon logs. */
-export function mountRunDir(): string {
-  return process.env.SILO_MOUNT_RUN_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `silo-mounts-${process.getuid?.() ?? "user"}`);
-}
+/** Per-user directory for mount records and daemon logs (stated in the client, which reads the records too). */
+export { mountRunDir };
 
 /**
  * This process's mount namespace: `silo run` mounts in a private one, where the same path may

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isMounted, lazyUnmount, mountPointState } from "./mount-table.js";
@@ -22,6 +23,10 @@ export interface UnmountResult {
    */
   how: "daemon-stopped" | "daemon-killed" | "daemon-detached" | "stale-unmounted" | "foreign-unmounted";
   pid?: number;
+  /** A volume daemon stopped but could not commit everything: its journal dir, which keeps the changes. */
+  pendingJournal?: string;
+  /** The volume's name (or id) whose changes are pending. */
+  pendingVolume?: string;
 }
 
 /**
@@ -40,7 +45,10 @@ export async function unmountMountPoint(dir: string, opts: UnmountOptions = {}):
     while (Date.now() < deadline && processAlive(pid)) await sleep(50);
     if (!processAlive(pid)) {
       if (await isMounted(mountPoint)) await lazyUnmount(mountPoint);
-      return { how: "daemon-stopped", pid };
+      // A volume daemon removes its journal only once everything is committed.
+      const pending = record.journal && existsSync(record.journal) ? record.journal : undefined;
+      const volume = record.volumeName ?? record.volumeId ?? "VOLUME";
+      return { how: "daemon-stopped", pid, ...(pending ? { pendingJournal: pending, pendingVolume: volume } : {}) };
     }
     const kill = (opts.onTimeout ?? "kill") === "kill";
     if (kill) process.kill(pid, "SIGKILL");
@@ -60,7 +68,10 @@ export function describeUnmount(mountPoint: string, res: UnmountResult, timeoutM
   const dir = resolve(mountPoint);
   switch (res.how) {
     case "daemon-stopped":
-      return `Unmounted ${dir}`;
+      return res.pendingJournal
+        ? `Unmounted ${dir}, but its final commit FAILED: the changes not committed are kept on this machine in ${res.pendingJournal}. ` +
+            `The next mount of volume '${res.pendingVolume}' here commits them, or run 'silo volume recover ${res.pendingVolume}' (the daemon's log says why it failed).`
+        : `Unmounted ${dir}`;
     case "daemon-killed":
       return `Unmounted ${dir} (the mount daemon, pid ${res.pid}, did not stop within ${timeoutMs} ms: killed)`;
     case "daemon-detached":

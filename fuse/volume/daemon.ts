@@ -12,6 +12,7 @@ import { ContentStore } from "./file-content.js";
 import { VolumeFs, volumeErrno } from "./fuse-ops.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { type FuseMount, mountFuse } from "../kernel/mount.js";
+import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
@@ -22,10 +23,21 @@ export interface VolumeDaemonOptions {
   /** Background commit period; 0 disables background commits (the final one still runs). */
   commitIntervalMs: number;
   cacheBytes: number;
-  /** Upper dir, block cache and control socket live here (default: stateDirFor(dir)). */
+  /** Block cache and control socket live here (default: stateDirFor(dir)); local changes live in the journal (read-only mounts: here). */
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;
+  /**
+   * The server's URL and the environment: with the volume id they name the volume's journals.
+   * Writable volume mounts keep a journal; mounts with a `consistency` layer (nfs) commit at
+   * every close instead and have none.
+   */
+  server?: string;
+  environment?: string;
+  /** Where journals live (default journalRoot(): `$SILO_JOURNAL_DIR` or `$SILO_HOME/journals`). */
+  journalRoot?: string;
+  /** How long the final commit retries transient failures before it gives up (default 60 s). */
+  finalCommitRetryMs?: number;
   /** Consistency beyond commit/reload (a network file system's close-to-open: fuse/nfs). */
   consistency?: MountConsistency;
 }
@@ -51,6 +63,8 @@ export interface MountInfo {
   volumeId: string;
   readOnly: boolean;
   version: number;
+  /** The mount's journal directory (absent for read-only mounts). */
+  journal: string | null;
 }
 
 /** Default per-mount state dir: derived from the mount point (one mount per directory). */
@@ -80,18 +94,43 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   let control: Server | undefined;
   let cache: BlockCache | undefined;
   let pin: MountPin | undefined;
+  let journal: Journal | undefined;
   try {
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
     cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
     await cache.init();
-    const mv = new MountedVolume(remote, new ContentStore(join(stateDir, "upper"), cache));
+    // Writable mounts keep their changes in a journal that outlives the daemon (see journal.ts).
+    const volumeDir = volumeJournalDir(opts.journalRoot ?? journalRoot(), opts.server ?? "", remote.id);
+    let mvRef: MountedVolume | undefined;
+    if (!opts.readOnly && !opts.consistency && opts.server) {
+      journal = await Journal.create(
+        volumeDir,
+        { server: opts.server, volumeId: remote.id, volume: remote.name, environment: opts.environment, mountPoint: dir },
+        (p) => mvRef!.recordOf(p),
+      );
+    }
+    const mv = new MountedVolume(remote, new ContentStore(journal?.upperDir ?? join(stateDir, "upper"), cache));
+    mvRef = mv;
+    mv.warn = log;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve.
     const pinned = await remote.pinVersion();
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
     pin = versionPin;
     await mv.load(pinned.version);
+    let recovered = 0;
+    if (journal) {
+      mv.attachJournal(journal);
+      // Changes an earlier mount of this volume here could not commit (it died, or its server was away).
+      const claims = await claimOrphans(volumeDir, journal.dir);
+      if (claims.length > 0) {
+        recovered = await mv.replay(claims);
+        await journal.checkpoint(mv.ns.dirty);
+        for (const c of claims) await rm(c.dir, { recursive: true, force: true });
+        log(`recovered ${mv.pendingPaths} pending change(s) of ${claims.length} earlier mount(s) of this volume; committing them`);
+      }
+    }
     const cacheTtlMs = opts.consistency ? opts.consistency.kernelCacheSeconds * 1000 : KERNEL_CACHE_MS;
     const volumeFs = new VolumeFs(mv, { readOnly: opts.readOnly, cacheTtlMs, log });
     fuse = await mountFuse(
@@ -107,7 +146,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       switch (op) {
         case "commit":
           if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
-          return mv.commit().finally(() => versionPin.sync());
+          // A server restarting meanwhile is waited out (the caller's commit() should not fail on it).
+          return mv.commit({ retryForMs: 60_000, log }).finally(() => versionPin.sync());
         case "reload": {
           const r = await mv.reload().finally(() => versionPin.sync());
           // The kernel may hold names and attributes of the old tree: drop them before
@@ -116,7 +156,15 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return { version: r.version };
         }
         case "status":
-          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes, cache: cache!.stats(), commits: { ...mv.commitStats } };
+          return {
+            ...mv.status(),
+            dir,
+            readOnly: opts.readOnly,
+            cacheBytes: cache!.sizeBytes,
+            cache: cache!.stats(),
+            commits: { ...mv.commitStats },
+            journal: journal?.dir ?? null,
+          };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));
           return {};
@@ -124,32 +172,59 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           throw Object.assign(new Error(`unknown control op '${op}'`), { code: "INVALID" });
       }
     });
-    const info: MountInfo = { pid: process.pid, dir, socket, volume: remote.name, volumeId: remote.id, readOnly: opts.readOnly, version: mv.viewVersion };
+    const info: MountInfo = {
+      pid: process.pid,
+      dir,
+      socket,
+      volume: remote.name,
+      volumeId: remote.id,
+      readOnly: opts.readOnly,
+      version: mv.viewVersion,
+      journal: journal?.dir ?? null,
+    };
 
-    const background =
-      !opts.readOnly && opts.commitIntervalMs > 0
-        ? setInterval(() => {
-            if (mv.status().dirtyPaths === 0) return;
-            mv.commit()
-              .finally(() => versionPin.sync())
-              .catch((err: Error) => log(`background commit failed (will retry): ${err.message}`));
-          }, opts.commitIntervalMs)
-        : undefined;
+    const backgroundCommit = () => {
+      if (mv.status().dirtyPaths === 0 || mv.committing) return;
+      mv.commit()
+        .finally(() => versionPin.sync())
+        .catch((err: Error) => log(`background commit failed (changes stay in the journal; will retry): ${err.message}`));
+    };
+    const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;
+    // Changes not yet followed by a close or fsync reach the journal within a second too.
+    const journalFlush = journal ? setInterval(() => void mv.flush().catch((err: Error) => log(`journal write failed: ${err.message}`)), 1_000) : undefined;
+    if (recovered > 0) setImmediate(backgroundCommit);
 
-    // Also after an outside `fusermount -u`: the upper dir still holds the changes to commit.
+    // Also after an outside `fusermount -u`: the journal still holds the changes to commit.
     async function shutdown(): Promise<number> {
       clearInterval(background);
+      clearInterval(journalFlush);
       let code = 0;
-      if (!opts.readOnly) {
+      let failure: Error | undefined;
+      const finalCommit = async () => {
         try {
-          const r = await mv.commit();
+          const r = await mv.commit({ retryForMs: opts.finalCommitRetryMs ?? 60_000, log });
           if (r.changes) log(`final commit: version ${r.version}`);
         } catch (err) {
-          log(`final commit FAILED, local changes are lost: ${(err as Error).message}`);
+          failure = err as Error;
+        }
+      };
+      if (!opts.readOnly) await finalCommit();
+      await mounted.unmount();
+      // Writes that landed between the final commit and the unmount.
+      if (!opts.readOnly && !failure && mv.pendingPaths > 0) await finalCommit();
+      if (journal) {
+        if (!failure && mv.pendingPaths === 0) {
+          await journal.remove();
+        } else {
+          await journal.close();
+          const what = remote.name ?? remote.id;
+          log(
+            `final commit FAILED: ${failure?.message ?? "changes remain"}. ${mv.pendingPaths} changed path(s) are kept on this machine in ${journal.dir}; ` +
+              `they are committed by the next mount of volume '${what}' here, or now by 'silo volume recover ${what}'`,
+          );
           code = 1;
         }
       }
-      await mounted.unmount();
       await versionPin.stop();
       control?.close();
       await cache?.close();
@@ -164,7 +239,13 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         mountPoint: dir,
         kind: opts.consistency?.kind ?? "volume",
         source: `${opts.consistency?.kind ?? "volume"} ${remote.name ?? remote.id}`,
+        volumeId: remote.id,
+        volumeName: remote.name,
+        environment: opts.environment,
+        readOnly: opts.readOnly,
         socket,
+        journal: journal?.dir ?? null,
+        jobMount: opts.exitWithParent ?? false,
       },
       shutdown,
       exitWithParent: opts.exitWithParent,
@@ -179,6 +260,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await pin?.stop();
     control?.close();
     await cache?.close().catch(() => {});
+    // Nothing was accepted yet unless orphans were adopted: then the journal keeps them for the next try.
+    await journal?.close().catch(() => {});
     throw err;
   }
 }

@@ -1,9 +1,11 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
 import { type FileHandle, open, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
+import { checkTruncateSize, writableBytes } from "./limits.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
 
@@ -24,11 +26,45 @@ export function blockListOf(hashes: ReadonlyArray<string | null>): BlockRef[] {
   return compactBlocks(hashes.map((h) => (h === HOLE ? null : h)));
 }
 
+const zeroHashes = new Map<number, string>();
+const zeroHashSet = new Set<string>();
+
+/** SHA-256 of `len` zero bytes: what a hole of a sparse file commits as (computed once per length). */
+export function zeroHash(len: number): string {
+  let h = zeroHashes.get(len);
+  if (!h) {
+    h = sha256(Buffer.alloc(len));
+    zeroHashes.set(len, h);
+    zeroHashSet.add(h);
+  }
+  return h;
+}
+
+const isZeroHash = (h: string) => zeroHashSet.has(h);
+
 /**
- * The bytes of one file (shared by its hard links). Block i is either a committed block (its
- * hash in `hashes[i]`, bytes fetched through the cache) or local: copied up into this file's
- * sparse upper file, where writes land. A local block whose hash is `null` changed since the
- * last commit and is hashed (and uploaded if the server lacks it) by the next one.
+ * What a commit sees of one file: its size and blocks at the instant the commit began. Blocks
+ * a writer changes afterwards are copied aside first (copy-on-write), so the commit reads the
+ * file as it was while the writer goes on.
+ */
+export interface FileSnapshot {
+  size: number;
+  hashes: Array<string | null>;
+  /** Blocks still to read from the upper file (local and unhashed at the snapshot). */
+  pending: Set<number>;
+  /** Of those, blocks a writer changed since: their snapshot bytes are in `sidePath`. */
+  saved: Set<number>;
+  /** Blocks changed since the snapshot: the snapshot's hash does not describe them any more. */
+  changed: Set<number>;
+  sidePath: string | null;
+}
+
+/**
+ * The bytes of one file (shared by its hard links). Block i is local (its bytes in this file's
+ * sparse upper file, where writes land), committed (its hash in `hashes[i]`, bytes fetched
+ * through the cache), or a hole (not local, hash `null`: zeros, never stored). A local block
+ * whose hash is `null` changed since the last commit and is hashed by the next one; a hole
+ * commits as the zero block of its length without being read.
  */
 export class FileContent {
   hashes: Array<string | null>;
@@ -41,10 +77,16 @@ export class FileContent {
   generation = 0;
   lastReadEnd = -1;
   readonly lock = new AsyncLock();
+  /** The running commit's view of this file, if it is part of one. */
+  snap: FileSnapshot | null = null;
+  /** The last link and handle went while a commit still reads the snapshot: discard after it. */
+  discardAfterSnapshot = false;
+  /** Whether the upper file's directory entry is known durable (fsync'd directory). */
+  upperDurable = false;
 
   constructor(
     public size: number,
-    hashes: string[],
+    hashes: Array<string | null>,
   ) {
     this.hashes = [...hashes];
   }
@@ -58,9 +100,11 @@ export class FileContent {
 /** Reads, writes and truncates FileContents against the block cache and the upper dir. */
 export class ContentStore {
   private seq = 0;
+  /** Unique per daemon run: upper files of an earlier run may sit in the same directory. */
+  private readonly prefix = `f${Date.now().toString(36)}-${randomBytes(4).toString("hex")}-`;
 
   constructor(
-    private readonly upperDir: string,
+    readonly upperDir: string,
     private readonly cache: BlockCache,
   ) {}
 
@@ -74,17 +118,18 @@ export class ContentStore {
       const at = pos + done;
       const i = Math.floor(at / BLOCK_SIZE);
       const n = Math.min(end, (i + 1) * BLOCK_SIZE) - at;
+      const hash = c.hashes[i] ?? null;
       let got: number;
       if (c.local.has(i)) {
         got = await this.withUpper(c, async (fh) => (await fh.read(buf, done, n, at)).bytesRead);
         // A sparse tail reads short: it is zeros.
         if (got < n) buf.fill(0, done + got, done + n);
         got = n;
-      } else if (c.hashes[i] === HOLE) {
+      } else if (hash === null || hash === HOLE || isZeroHash(hash)) {
         buf.fill(0, done, done + n);
         got = n;
       } else {
-        got = await this.cache.read(c.hashes[i]!, at - i * BLOCK_SIZE, buf, done, n);
+        got = await this.cache.read(hash, at - i * BLOCK_SIZE, buf, done, n);
         if (got === 0) break;
       }
       done += got;
@@ -97,57 +142,161 @@ export class ContentStore {
     const next: string[] = [];
     for (let j = i + 1; j <= i + 2 && j < c.hashes.length; j++) {
       const h = c.hashes[j];
-      if (h && h !== HOLE && !c.local.has(j)) next.push(h);
+      if (h && h !== HOLE && !c.local.has(j) && !isZeroHash(h)) next.push(h);
     }
     if (next.length) this.cache.prefetch(next);
   }
 
-  write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
+  /** Writes at `pos`: EFBIG at the file-size limit (a short write just below it, as Linux does). */
+  async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
+    len = writableBytes(pos, len);
+    if (len === 0) return 0;
     return c.lock.run(async () => {
       const end = pos + len;
+      const first = Math.floor(pos / BLOCK_SIZE);
+      const last = Math.floor((end - 1) / BLOCK_SIZE);
       await this.ensureUpper(c);
-      for (let i = Math.floor(pos / BLOCK_SIZE); i <= Math.floor((end - 1) / BLOCK_SIZE); i++) {
+      for (let i = first; i <= last; i++) {
         const blockEnd = Math.min((i + 1) * BLOCK_SIZE, c.size);
         const covered = pos <= i * BLOCK_SIZE && end >= blockEnd;
         if (!covered) await this.materialize(c, i);
       }
-      if (end > c.size) await this.growTo(c, end);
+      // Growing changes the old partial last block (its length): it must be local to be rehashed.
+      if (end > c.size && c.size % BLOCK_SIZE !== 0) await this.materialize(c, blockCount(c.size) - 1);
+      await this.preserve(c, first, last);
       await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
-      for (let i = Math.floor(pos / BLOCK_SIZE); i <= Math.floor((end - 1) / BLOCK_SIZE); i++) {
+      // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
+      if (end > c.size) this.grow(c, end);
+      for (let i = first; i <= last; i++) {
         c.local.add(i);
         c.hashes[i] = null;
+        c.snap?.changed.add(i);
       }
       c.generation++;
       return len;
     });
   }
 
-  truncate(c: FileContent, size: number): Promise<void> {
+  /** truncate(2): EINVAL/EFBIG for sizes no file may have; growing only records holes. */
+  async truncate(c: FileContent, size: number): Promise<void> {
+    checkTruncateSize(size);
     return c.lock.run(async () => {
       if (size === c.size) return;
-      await this.ensureUpper(c);
       if (size > c.size) {
-        await this.growTo(c, size);
-        await this.withUpper(c, (fh) => fh.truncate(size));
+        if (c.size % BLOCK_SIZE !== 0) {
+          await this.ensureUpper(c);
+          await this.materialize(c, blockCount(c.size) - 1);
+        }
+        this.grow(c, size);
       } else {
         const k = Math.floor(size / BLOCK_SIZE);
-        if (size % BLOCK_SIZE !== 0) await this.materialize(c, k);
-        await this.withUpper(c, (fh) => fh.truncate(size));
-        c.hashes.length = blockCount(size);
-        for (const i of c.local) if (i >= c.hashes.length) c.local.delete(i);
-        if (size % BLOCK_SIZE !== 0) c.hashes[k] = null;
+        const partial = size % BLOCK_SIZE !== 0;
+        await this.ensureUpper(c);
+        if (partial) await this.materialize(c, k);
+        await this.preserve(c, k, blockCount(c.size) - 1);
+        const count = blockCount(size);
+        for (let i = k; i < c.hashes.length; i++) c.snap?.changed.add(i);
+        c.hashes.length = count;
+        for (const i of c.local) if (i >= count) c.local.delete(i);
+        if (partial) c.hashes[k] = null;
         c.size = size;
+        // The dropped tail must read as zeros if the file grows again.
+        await this.withUpper(c, (fh) => fh.truncate(size));
       }
       c.generation++;
     });
   }
 
-  /** The bytes of block i as they are now (for hashing at commit); caller holds the lock. */
-  async blockBytes(c: FileContent, i: number): Promise<Buffer> {
-    const len = Math.min(BLOCK_SIZE, c.size - i * BLOCK_SIZE);
-    const buf = Buffer.alloc(len);
-    await this.withUpper(c, (fh) => fh.read(buf, 0, len, i * BLOCK_SIZE));
-    return buf;
+  /** Extends the file with a hole: the old partial last block changes (it is local by now). */
+  private grow(c: FileContent, size: number): void {
+    const oldCount = blockCount(c.size);
+    if (c.size % BLOCK_SIZE !== 0) {
+      c.hashes[oldCount - 1] = null;
+      c.snap?.changed.add(oldCount - 1);
+    }
+    const count = blockCount(size);
+    for (let i = oldCount; i < count; i++) c.hashes.push(null);
+    c.size = size;
+  }
+
+  // ---- commit snapshots ----
+
+  /** Starts a commit's view of the file as it is now (synchronous: one instant for all files). */
+  snapshot(c: FileContent): FileSnapshot {
+    const pending = new Set<number>();
+    for (const i of c.local) if (c.hashes[i] === null && i < c.hashes.length) pending.add(i);
+    c.snap = { size: c.size, hashes: [...c.hashes], pending, saved: new Set(), changed: new Set(), sidePath: null };
+    return c.snap;
+  }
+
+  /** The bytes of snapshot block i (local at the snapshot), from the upper file or its saved copy. */
+  snapshotBlock(c: FileContent, snap: FileSnapshot, i: number): Promise<Buffer> {
+    return c.lock.run(async () => {
+      const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
+      const buf = Buffer.alloc(len);
+      const path = snap.saved.has(i) ? snap.sidePath! : c.upperPath!;
+      const fh = snap.saved.has(i) || !c.fh ? await open(path, "r") : c.fh;
+      try {
+        await fh.read(buf, 0, len, i * BLOCK_SIZE);
+      } finally {
+        if (fh !== c.fh) await fh.close();
+      }
+      snap.pending.delete(i);
+      return buf;
+    });
+  }
+
+  /** Ends the commit's view: drops the saved copies (and the file, if it was deleted meanwhile). */
+  async endSnapshot(c: FileContent): Promise<void> {
+    const side = c.snap?.sidePath;
+    c.snap = null;
+    if (side) await unlink(side).catch(() => {});
+    if (c.discardAfterSnapshot) await this.discard(c);
+  }
+
+  /**
+   * Copy-on-write: before blocks first..last change, saves those a running commit still has to
+   * read. Repeats until nothing is left to save, so the caller's next synchronous step is safe.
+   */
+  private async preserve(c: FileContent, first: number, last: number): Promise<void> {
+    for (;;) {
+      const snap = c.snap;
+      if (!snap) return;
+      const todo = [...snap.pending].filter((i) => i >= first && i <= last && !snap.saved.has(i));
+      if (todo.length === 0) return;
+      snap.sidePath ??= `${c.upperPath}.snap`;
+      // Not "a": with O_APPEND every positioned write would land at the end.
+      const side = await open(snap.sidePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+      try {
+        for (const i of todo) {
+          const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
+          const buf = Buffer.alloc(len);
+          await this.withUpper(c, (fh) => fh.read(buf, 0, len, i * BLOCK_SIZE));
+          await side.write(buf, 0, len, i * BLOCK_SIZE);
+          snap.saved.add(i);
+        }
+      } finally {
+        await side.close();
+      }
+    }
+  }
+
+  // ---- durability ----
+
+  /** fsync(2) of a file: its upper bytes (and the upper file's name) reach the disk. */
+  async sync(c: FileContent, syncDir: (dir: string) => Promise<void>): Promise<void> {
+    if (!c.upperPath) return;
+    await c.lock.run(() => this.withUpper(c, (fh) => fh.datasync()));
+    if (!c.upperDurable) {
+      await syncDir(this.upperDir);
+      c.upperDurable = true;
+    }
+  }
+
+  /** Takes over an upper file from an earlier run (journal recovery). */
+  adoptUpper(c: FileContent, path: string): void {
+    c.upperPath = path;
+    c.upperDurable = true;
   }
 
   /** Called when the last FUSE handle closes. */
@@ -157,42 +306,53 @@ export class ContentStore {
     await fh?.close();
   }
 
-  /** Called when the last link and handle are gone. */
+  /**
+   * Called when the last link and handle are gone. With a journal the upper file is only
+   * removed by `reap` once the journal no longer names it (an older record may).
+   */
   async discard(c: FileContent): Promise<void> {
+    if (c.snap) {
+      c.discardAfterSnapshot = true;
+      return;
+    }
     await this.closeUpper(c);
-    if (c.upperPath) await unlink(c.upperPath).catch(() => {});
+    if (c.upperPath) {
+      if (this.deferRemoval) this.unreferenced.push(c.upperPath);
+      else await unlink(c.upperPath).catch(() => {});
+    }
     c.upperPath = null;
   }
 
-  /** Extends the file with zeros: the old partial last block changes, new blocks are local. */
-  private async growTo(c: FileContent, size: number): Promise<void> {
-    const oldCount = blockCount(c.size);
-    if (c.size % BLOCK_SIZE !== 0) {
-      await this.materialize(c, oldCount - 1);
-      c.hashes[oldCount - 1] = null;
-    }
-    for (let i = oldCount; i < blockCount(size); i++) {
-      c.local.add(i);
-      c.hashes[i] = null;
-    }
-    c.size = size;
+  /** Set when a journal may still name discarded upper files: they wait for `reap`. */
+  deferRemoval = false;
+  private unreferenced: string[] = [];
+
+  /** Upper files discarded so far; remove them with `reap` after the journal recorded that. */
+  takeUnreferenced(): string[] {
+    return this.unreferenced.splice(0);
   }
 
-  /** Copies committed block i into the upper file so it can be changed in place. */
+  async reap(paths: string[]): Promise<void> {
+    for (const p of paths) await unlink(p).catch(() => {});
+  }
+
+  /** Copies committed block i into the upper file so it can be changed in place (a hole has nothing to copy). */
   private async materialize(c: FileContent, i: number): Promise<void> {
     if (c.local.has(i) || i >= c.hashes.length) return;
-    const hash = c.hashes[i]!;
-    const data = hash === HOLE ? Buffer.alloc(Math.min(BLOCK_SIZE, c.size - i * BLOCK_SIZE)) : await this.cache.get(hash);
-    await this.withUpper(c, (fh) => fh.write(data, 0, data.length, i * BLOCK_SIZE));
+    const hash = c.hashes[i] ?? null;
+    if (hash !== null && hash !== HOLE && !isZeroHash(hash)) {
+      const data = await this.cache.get(hash);
+      await this.withUpper(c, (fh) => fh.write(data, 0, data.length, i * BLOCK_SIZE));
+    }
     c.local.add(i);
   }
 
   private async ensureUpper(c: FileContent): Promise<void> {
     if (c.upperPath) return;
-    const path = join(this.upperDir, `f${process.pid}-${this.seq++}`);
-    const fh = await open(path, "w+");
-    if (c.size > 0) await fh.truncate(c.size);
+    const path = join(this.upperDir, `${this.prefix}${this.seq++}`);
+    const fh = await open(path, "w+", 0o600);
     c.upperPath = path;
+    c.upperDurable = false;
     if (c.openHandles > 0 && !c.fh) c.fh = fh;
     else await fh.close();
   }
@@ -211,6 +371,9 @@ export class ContentStore {
     }
   }
 }
+
+/** The name of a file's upper file, as the journal records it. */
+export const upperName = (c: FileContent) => (c.upperPath ? basename(c.upperPath) : null);
 
 export function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");

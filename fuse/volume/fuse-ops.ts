@@ -295,9 +295,20 @@ export class VolumeFs implements Filesystem {
     return n;
   }
 
-  // No flush, fsync or fsyncdir: data lives in the upper dir until a commit, and durability is
-  // what commit() gives. Left out, they answer ENOSYS once and the kernel stops sending them
-  // (fsync then succeeds at once): one request less per close.
+  // close(2) (FUSE flush) and fsync(2)/fsyncdir(2): the mount's local journal holds everything
+  // done so far when they return (docs/mounts.md, "The local journal"). Never leave them out:
+  // the kernel would stop sending them and that guarantee would be gone.
+  async flush(): Promise<void> {
+    await this.mv.flush();
+  }
+
+  async fsync(_ctx: RequestContext, _ino: number, fh: number): Promise<void> {
+    await this.mv.fsync(fh);
+  }
+
+  async fsyncdir(): Promise<void> {
+    await this.mv.fsync();
+  }
 
   async release(_ctx: RequestContext, _ino: number, fh: number): Promise<void> {
     await this.mv.closeHandle(fh);

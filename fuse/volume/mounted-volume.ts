@@ -2,8 +2,10 @@ import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
-import { type ContentStore, type FileContent, HOLE, blockListOf, isZeros, sha256 } from "./file-content.js";
-import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
+import { withRetry } from "./commit-retry.js";
+import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
+import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
+import { DirNode, entryOf, FileNode, isHidden, LinkNode, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
@@ -31,6 +33,8 @@ export interface MountStatus {
 /** Blocks of one file read and hashed at a time (bounded memory: 8 × 8 MiB). */
 const UPLOAD_BATCH = 8;
 const TREE_PAGE = 5_000;
+/** Appended journal bytes after which the log is rewritten even without a successful commit. */
+const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
 
 /**
  * One mounted volume: its tree (committed version + local changes), open file handles, and
@@ -47,7 +51,11 @@ export class MountedVolume {
   /** Hard-linked files changed since the last commit: every name of theirs must be committed. */
   private readonly linkedChanged = new Set<FileNode>();
   private readonly commitLock = new AsyncLock();
+  /** Paths of the commit under way (pending until it is acknowledged). */
+  private readonly inCommit = new Set<string>();
+  private journal: Journal | undefined;
   lastCommitError: string | null = null;
+  warn: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`);
   /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
   readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
 
@@ -119,10 +127,145 @@ export class MountedVolume {
     }
   }
 
+  // ---- journal ----
+
+  /** Keeps a local journal of every change until a commit acknowledges it. */
+  attachJournal(journal: Journal): void {
+    this.journal = journal;
+    this.store.deferRemoval = true;
+    this.ns.onTouch = (p) => journal.mark(p);
+  }
+
+  /** Writes the journal (`write` captures and appends), then removes upper files it no longer names. */
+  private async journaled(write: (j: Journal) => Promise<void>): Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    const dead = this.store.takeUnreferenced();
+    await write(j);
+    await this.store.reap(dead);
+  }
+
+  /** The journal record of a path's current state (null: never journaled). */
+  recordOf(path: string): JournalRecord | null {
+    if (isHidden(path)) return null;
+    const node = this.ns.lookup(path);
+    if (!node) return { op: "gone", path };
+    switch (node.type) {
+      case "directory":
+        return { op: "dir", path, mode: node.mode, mtimeMs: node.mtimeMs };
+      case "symlink":
+        return { op: "symlink", path, mode: node.mode, mtimeMs: node.mtimeMs, target: node.target };
+      default: {
+        const c = node.content;
+        const known: Array<[number, string, number?]> = [];
+        for (let i = 0; i < c.hashes.length; i++) {
+          const h = c.hashes[i];
+          if (!h) continue;
+          let run = 1;
+          while (c.hashes[i + run] === h) run++;
+          known.push(run > 1 ? [i, h, run] : [i, h]);
+          i += run - 1;
+        }
+        return { op: "file", path, mode: node.mode, mtimeMs: node.mtimeMs, size: c.size, upper: upperName(c), known, local: [...c.local] };
+      }
+    }
+  }
+
+  /** close(2) of a file on the mount (FUSE flush): everything done so far survives a dead daemon. */
+  async flush(): Promise<void> {
+    await this.journaled((j) => j.flush());
+    // Commits failing for long (server away) must not let the log grow without bound: rewrite it
+    // to the pending paths' current state, as a successful commit would.
+    if (this.journal && this.journal.appended > JOURNAL_COMPACT_BYTES) {
+      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
+    }
+  }
+
+  /** fsync(2)/fsyncdir(2): the file's bytes and every change so far survive a power cut. */
+  async fsync(fd?: number): Promise<void> {
+    const node = fd === undefined ? undefined : this.handle(fd);
+    if (node) await this.store.sync(node.content, syncDir);
+    await this.journaled((j) => j.sync());
+  }
+
+  /**
+   * Replays orphaned journals (a dead daemon's, or a failed final commit's) onto the loaded tree:
+   * their paths become pending changes of this mount, committed by its next commit.
+   */
+  async replay(claims: ClaimedJournal[]): Promise<number> {
+    const journal = this.journal;
+    if (!journal) throw new Error("replay needs a journal");
+    let n = 0;
+    const placed = new Set<FileNode>();
+    for (const claim of claims) {
+      const byUpper = new Map<string, FileNode>();
+      for (const r of claim.records) {
+        n++;
+        switch (r.op) {
+          case "gone":
+            this.ns.applyDelete(r.path);
+            break;
+          case "dir":
+            this.ns.applyNode(r.path, new DirNode(r.mode, r.mtimeMs));
+            break;
+          case "symlink":
+            this.ns.applyNode(r.path, new LinkNode(r.target, r.mode, r.mtimeMs));
+            break;
+          case "file": {
+            const hashes = new Array<string | null>(blockCount(r.size)).fill(null);
+            for (const [i, h, run] of r.known) for (let k = 0; k < (run ?? 1); k++) hashes[i + k] = h;
+            let node = r.upper ? byUpper.get(r.upper) : undefined;
+            if (node) {
+              // A hard link, or a later state of the same bytes: the newest record describes them.
+              const c = node.content;
+              c.size = r.size;
+              c.hashes = hashes;
+              c.local.clear();
+              node.mode = r.mode;
+              node.mtimeMs = r.mtimeMs;
+              if (this.ns.lookup(r.path) !== node) node.nlink++;
+            } else {
+              const c = new FileContent(r.size, hashes);
+              if (r.upper) {
+                const adopted = await journal.adoptUpper(claim.upperPath(r.upper), r.upper).catch((err: NodeJS.ErrnoException) => {
+                  if (err.code !== "ENOENT") throw err;
+                  return undefined;
+                });
+                // Never expected (upper files outlive every record naming them); skip rather than refuse to mount.
+                if (!adopted) {
+                  this.warn(`journal of ${claim.dir} names a missing local copy of '${r.path}'; skipped`);
+                  continue;
+                }
+                this.store.adoptUpper(c, adopted);
+              }
+              node = new FileNode(r.mode, r.mtimeMs, c);
+              node.nlink = 0;
+              if (r.upper) byUpper.set(r.upper, node);
+            }
+            for (const i of r.local) node.content.local.add(i);
+            if (this.ns.lookup(r.path) !== node) {
+              if (node.nlink === 0) node.nlink = 1;
+              this.ns.applyNode(r.path, node);
+            }
+            placed.add(node);
+            break;
+          }
+        }
+        this.ns.touch(r.path);
+      }
+    }
+    // Bytes no path names any more (deleted after their last record) go only now: a later record may still have named them.
+    for (const node of placed) if (node.nlink <= 0) await this.store.discard(node.content);
+    return n;
+  }
+
   // ---- commit ----
 
-  /** Uploads changed blocks and commits every changed path as one new version. */
-  commit(): Promise<CommitOutcome> {
+  /**
+   * Uploads changed blocks and commits every changed path as one new version. Transient failures
+   * (server restarting, unreachable, 5xx) are retried with backoff for up to `retryForMs`.
+   */
+  commit(opts: { retryForMs?: number; log?: (msg: string) => void } = {}): Promise<CommitOutcome> {
     return this.commitLock.run(async () => {
       const started = performance.now();
       const recordTime = () => {
@@ -130,7 +273,10 @@ export class MountedVolume {
         this.commitStats.totalCommitMs += this.commitStats.lastCommitMs;
       };
       try {
-        const outcome = await this.commitNow();
+        const outcome = await withRetry(() => this.commitNow(), {
+          forMs: opts.retryForMs ?? 0,
+          onRetry: (err, ms) => opts.log?.(`commit failed (${err.message}); retrying in ${ms} ms`),
+        });
         if (outcome.changes > 0) {
           recordTime();
           this.commitStats.commits++;
@@ -145,32 +291,72 @@ export class MountedVolume {
     });
   }
 
+  /** Every path a checkpoint must keep: changed, in a commit not yet acknowledged, or a name of a changed hard-linked file. */
+  private unacknowledged(): Set<string> {
+    const out = new Set([...this.ns.dirty, ...this.inCommit]);
+    if (this.linkedChanged.size) for (const [p, n] of this.ns.walk()) if (n.type === "file" && this.linkedChanged.has(n)) out.add(p);
+    return out;
+  }
+
+  /** Whether a commit or reload runs or waits (a background commit then skips its turn). */
+  get committing(): boolean {
+    return !this.commitLock.idle;
+  }
+
+  /** Paths with changes no acknowledged commit holds (status, unmount messages). */
+  get pendingPaths(): number {
+    let n = 0;
+    for (const p of this.ns.dirty) if (!isHidden(p)) n++;
+    return n + this.inCommit.size;
+  }
+
   private async commitNow(): Promise<CommitOutcome> {
     if (this.linkedChanged.size) {
       for (const [p, n] of this.ns.walk()) if (n.type === "file" && this.linkedChanged.has(n)) this.ns.touch(p);
       this.linkedChanged.clear();
     }
+    // Prefer an instant between file operations: give writes in flight on dirty files a moment to land.
+    for (let round = 0; round < 3; round++) {
+      const busy: FileContent[] = [];
+      for (const p of this.ns.dirty) {
+        const node = this.ns.lookup(p);
+        if (node?.type === "file" && !node.content.lock.idle) busy.push(node.content);
+      }
+      if (busy.length === 0) break;
+      await Promise.all(busy.map((c) => c.lock.drained()));
+    }
+    // ---- The snapshot: one synchronous step, so it is one instant of the whole tree. ----
     const paths = [...this.ns.dirty].filter((p) => !isHidden(p)).sort();
     this.ns.dirty.clear();
     if (paths.length === 0) return { version: this.viewVersion, changes: 0 };
-    // Blocks hashed by this commit: if it fails, they are hashed (and uploaded) again next time.
-    const hashed: Array<[FileContent, number, string]> = [];
+    const files = new Map<FileContent, { snap: FileSnapshot; reads: number[]; hashes: string[] }>();
+    const items: Array<{ path: string; node: Node | undefined; meta?: ManifestEntry }> = [];
+    for (const p of paths) {
+      const node = this.ns.lookup(p);
+      if (node?.type === "file" && !files.has(node.content)) {
+        const snap = this.store.snapshot(node.content);
+        files.set(node.content, { snap, reads: [...snap.pending], hashes: [] });
+      }
+      items.push({ path: p, node, meta: node ? entryOf(p, node) : undefined });
+      this.inCommit.add(p);
+    }
+    // ---- From here on writers go on; they copy aside what this commit still has to read. ----
     try {
+      const uploader = this.remote.uploader();
+      for (const [c, f] of files) f.hashes = await this.hashSnapshot(c, f.snap, f.reads, uploader);
+      await uploader.flush();
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
-      const uploader = this.remote.uploader();
-      for (const p of paths) {
-        const node = this.ns.lookup(p);
-        const before = this.base.get(p);
-        if (!node) {
-          if (before) deletes.push(p);
+      for (const { path, node, meta } of items) {
+        const before = this.base.get(path);
+        if (!node || !meta) {
+          if (before) deletes.push(path);
           continue;
         }
-        const entry = node.type === "file" ? await this.sealFile(p, node, uploader, hashed) : entryOf(p, node);
-        if (before && before.type !== entry.type) deletes.push(p);
+        const entry = node.type === "file" ? { ...meta, size: files.get(node.content)!.snap.size, blocks: blockListOf(files.get(node.content)!.hashes) } : meta;
+        if (before && before.type !== entry.type) deletes.push(path);
         if (!before || !sameEntry(before, entry)) puts.push(entry);
       }
-      await uploader.flush();
       // A delete takes everything below it: drop deletes already covered by an ancestor's.
       const deleted = new Set<string>();
       const changes: Change[] = [];
@@ -180,20 +366,58 @@ export class MountedVolume {
         changes.push({ op: "delete", path: p });
       }
       for (const entry of puts) changes.push({ op: "put", entry });
-      if (changes.length === 0) return { version: this.viewVersion, changes: 0 };
-      const { version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes });
-      for (const p of deleted) this.forgetBase(p);
-      for (const e of puts) this.base.set(e.path, e);
-      // Only if nobody else committed in between does our tree equal the new version.
-      if (version === this.viewVersion + 1) this.viewVersion = version;
+      let version = this.viewVersion;
+      if (changes.length > 0) {
+        ({ version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes }));
+        for (const p of deleted) this.forgetBase(p);
+        for (const e of puts) this.base.set(e.path, e);
+        // Only if nobody else committed in between does our tree equal the new version.
+        if (version === this.viewVersion + 1) this.viewVersion = version;
+      }
+      // Blocks unchanged since the snapshot now hold what the server has.
+      for (const [c, f] of files) {
+        for (let i = 0; i < f.hashes.length && i < c.hashes.length; i++) {
+          if (c.hashes[i] === null && !f.snap.changed.has(i)) c.hashes[i] = f.hashes[i]!;
+        }
+      }
       this.lastCommitError = null;
+      for (const p of paths) this.inCommit.delete(p);
+      // The journal keeps only what no acknowledged commit holds.
+      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
       return { version, changes: changes.length };
     } catch (err) {
-      for (const [c, i, hash] of hashed) if (c.hashes[i] === hash) c.hashes[i] = null;
-      for (const p of paths) this.ns.dirty.add(p);
+      for (const p of paths) {
+        this.inCommit.delete(p);
+        this.ns.dirty.add(p);
+      }
       this.lastCommitError = (err as Error).message;
       throw err;
+    } finally {
+      for (const c of files.keys()) await this.store.endSnapshot(c);
     }
+  }
+
+  /** Every block hash of a file's snapshot: committed ones as they were, local ones read and hashed, holes and blocks of zeros as HOLE (nothing to upload or store). */
+  private async hashSnapshot(c: FileContent, snap: FileSnapshot, reads: number[], uploader: BlockUploader): Promise<string[]> {
+    const out = new Array<string>(snap.hashes.length);
+    const toRead = new Set(reads);
+    for (let i = 0; i < snap.hashes.length; i++) {
+      const h = snap.hashes[i];
+      if (h) out[i] = h;
+      else if (!toRead.has(i)) out[i] = HOLE;
+    }
+    for (let k = 0; k < reads.length; k += UPLOAD_BATCH) {
+      const batch = await Promise.all(
+        reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
+          const data = await this.store.snapshotBlock(c, snap, i);
+          return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
+        }),
+      );
+      // Taken as fast as memory allows; the engine uploads several at once meanwhile.
+      for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
+      for (const b of batch) out[b.i] = b.hash;
+    }
+    return out;
   }
 
   /** Drops a deleted path (and, for a directory, everything below it) from the committed entries. */
@@ -203,31 +427,6 @@ export class MountedVolume {
     if (entry?.type !== "directory") return;
     const prefix = `${path}/`;
     for (const k of this.base.keys()) if (k.startsWith(prefix)) this.base.delete(k);
-  }
-
-  /** Hashes a file's changed blocks, uploads those the server lacks, and returns its entry. */
-  private sealFile(path: string, node: FileNode, uploader: BlockUploader, hashed: Array<[FileContent, number, string]>): Promise<ManifestEntry> {
-    const c = node.content;
-    return c.lock.run(async () => {
-      const todo = [];
-      for (let i = 0; i < c.hashes.length; i++) if (c.hashes[i] === null) todo.push(i);
-      for (let k = 0; k < todo.length; k += UPLOAD_BATCH) {
-        const batch = await Promise.all(
-          todo.slice(k, k + UPLOAD_BATCH).map(async (i) => {
-            const data = await this.store.blockBytes(c, i);
-            // A block of zeros (e.g. from a truncate that extended the file) commits as a hole.
-            return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
-          }),
-        );
-        // Taken as fast as memory allows; the engine uploads several at once meanwhile. Holes upload nothing.
-        for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
-        for (const b of batch) {
-          c.hashes[b.i] = b.hash;
-          hashed.push([c, b.i, b.hash]);
-        }
-      }
-      return entryOf(path, node);
-    });
   }
 
   // ---- reload ----
@@ -325,7 +524,7 @@ export class MountedVolume {
       volume: this.remote.name,
       volumeId: this.remote.id,
       version: this.viewVersion,
-      dirtyPaths: this.ns.dirty.size + this.linkedChanged.size,
+      dirtyPaths: this.pendingPaths + this.linkedChanged.size,
       openFiles: this.handles.size,
       inodes: this.ns.inodes,
       inodeLimit: this.ns.inodeLimit,

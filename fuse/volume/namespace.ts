@@ -1,6 +1,7 @@
 import type { ManifestEntry } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
+import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
 
 export class DirNode {
   readonly type = "directory";
@@ -49,6 +50,8 @@ export const isHidden = (path: string) => /(^|\/)\.fuse_hidden[^/]*$/.test(path)
 export class Namespace {
   readonly root = new DirNode(0o755, Date.now());
   readonly dirty = new Set<string>();
+  /** Called with every path that changed (the journal records their new state). */
+  onTouch: ((path: string) => void) | undefined;
   /** Files + directories + symlinks, as the volume's inode limit counts them. */
   inodes = 0;
 
@@ -73,12 +76,18 @@ export class Namespace {
     return { dir, name: path.slice(slash + 1) };
   }
 
-  /** Adds a new name (creat, mkdir, symlink, link); ENOSPC past the inode limit. */
+  /**
+   * Adds a new name (creat, mkdir, symlink, link). Refuses what a commit would refuse:
+   * ENAMETOOLONG, ENOSPC past the inode limit or a full directory.
+   */
   add(path: string, node: Node): void {
+    checkPathLength(path);
+    if (node.type === "symlink") checkSymlinkTarget(node.target);
     const { dir, name } = this.parent(path);
     if (dir.children.has(name)) throw new FsError("EEXIST");
     const counted = !isHidden(path);
     if (counted && this.inodes >= this.inodeLimit) throw new FsError("ENOSPC");
+    if (counted) checkDirEntries(dir.children.size);
     dir.children.set(name, node);
     if (counted) this.inodes++;
     dir.mtimeMs = Date.now();
@@ -108,6 +117,12 @@ export class Namespace {
     const dst = this.parent(to);
     const old = dst.dir.children.get(dst.name);
     if (old === node) return undefined;
+    if (!isHidden(to)) {
+      checkPathLength(to);
+      // Every path below a moved directory gets longer or shorter with it.
+      if (node.type === "directory") checkPathLength(to + longestSuffix(node));
+      if (!old && dst.dir !== src.dir) checkDirEntries(dst.dir.children.size);
+    }
     if (old) {
       if (node.type === "directory" && old.type !== "directory") throw new FsError("ENOTDIR");
       if (node.type !== "directory" && old.type === "directory") throw new FsError("EISDIR");
@@ -128,6 +143,7 @@ export class Namespace {
   /** Marks a path as changed since the last commit. */
   touch(path: string): void {
     this.dirty.add(path);
+    this.onTouch?.(path);
   }
 
   touchTree(path: string, node: Node): void {
@@ -157,13 +173,19 @@ export class Namespace {
    * stays the same node (its children survive); anything else is replaced.
    */
   applyPut(entry: ManifestEntry): Node | undefined {
-    const segments = entry.path.split("/");
+    return this.applyNode(entry.path, nodeFromEntry(entry));
+  }
+
+  /** applyPut with a node of our own (journal replay: hard links share one FileNode). */
+  applyNode(path: string, node: Node): Node | undefined {
+    const segments = path.split("/");
     let dir = this.root;
     for (let k = 0; k < segments.length - 1; k++) {
       let next = dir.children.get(segments[k]!);
       if (next?.type !== "directory") {
         if (next) this.inodes -= this.count(segments.slice(0, k + 1).join("/"), next);
-        next = new DirNode(0o755, entry.mtimeMs);
+        if (next?.type === "file") next.nlink--;
+        next = new DirNode(0o755, node.mtimeMs);
         dir.children.set(segments[k]!, next);
         this.inodes++;
       }
@@ -171,15 +193,16 @@ export class Namespace {
     }
     const name = segments[segments.length - 1]!;
     const old = dir.children.get(name);
-    if (entry.type === "directory" && old?.type === "directory") {
-      old.mode = entry.mode;
-      old.mtimeMs = entry.mtimeMs;
+    if (old === node) return undefined;
+    if (node.type === "directory" && old?.type === "directory") {
+      old.mode = node.mode;
+      old.mtimeMs = node.mtimeMs;
       return undefined;
     }
-    if (old) this.inodes -= this.count(entry.path, old);
+    if (old) this.inodes -= this.count(path, old);
     if (old?.type === "file") old.nlink--;
-    dir.children.set(name, nodeFromEntry(entry));
-    this.inodes++;
+    dir.children.set(name, node);
+    this.inodes += this.count(path, node);
     return old;
   }
 
@@ -196,6 +219,16 @@ export class Namespace {
     if (old.type === "file") old.nlink--;
     return old;
   }
+}
+
+/** The longest `/a/b…` below a directory, so a rename can tell the longest path it would create. */
+function longestSuffix(dir: DirNode): string {
+  let best = "";
+  for (const [name, child] of dir.children) {
+    const s = `/${name}${child.type === "directory" ? longestSuffix(child) : ""}`;
+    if (Buffer.byteLength(s) > Buffer.byteLength(best)) best = s;
+  }
+  return best;
 }
 
 export function nodeFromEntry(e: ManifestEntry): Node {

@@ -1,0 +1,297 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { AsyncLock } from "./async-lock.js";
+
+/**
+ * The mount's local journal: what it accepted and the server has not acknowledged yet, on the
+ * local disk, so nothing is lost when a commit fails or the daemon dies.
+ *
+ * Layout: `<root>/<volume key>/<mount id>/` holds `owner.json` (the daemon's pid), `journal.log`
+ * (one JSON record per line) and `upper/` (the changed files' bytes). A record states the whole
+ * current state of one path (or that it is gone); replaying the log in order onto the latest
+ * committed tree gives the mount's tree. After each acknowledged commit the log is rewritten to
+ * the paths still pending (a checkpoint). A directory whose owner is dead is an orphan: the next
+ * mount of the volume on this machine, or `silo volume recover`, adopts and commits it.
+ */
+
+export type JournalRecord =
+  | { op: "gone"; path: string }
+  | { op: "dir"; path: string; mode: number; mtimeMs: number }
+  | { op: "symlink"; path: string; mode: number; mtimeMs: number; target: string }
+  | {
+      op: "file";
+      path: string;
+      mode: number;
+      mtimeMs: number;
+      size: number;
+      /** Upper file in the mount dir's `upper/` (shared by hard links); null: no local bytes. */
+      upper: string | null;
+      /** Block hashes that are known, as [index, hash] or [first index, hash, run length] (the others are local-unhashed or holes). */
+      known: Array<[number, string, number?]>;
+      /** Blocks whose bytes are in the upper file. */
+      local: number[];
+    };
+
+/** Who may serve a volume: the server and the volume id (ids are unique per server). */
+export interface JournalOwnerInfo {
+  server: string;
+  volumeId: string;
+  volume: string | null;
+  environment?: string;
+  mountPoint?: string;
+}
+
+interface OwnerFile extends JournalOwnerInfo {
+  pid: number;
+  /** The process's start time (from /proc), so a reused pid is not mistaken for the owner. */
+  startTime: string;
+  createdAt: number;
+}
+
+/** Where journals live: `$SILO_JOURNAL_DIR`, else `$SILO_HOME/journals` (default `~/.silo/journals`). */
+export function journalRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SILO_JOURNAL_DIR) return env.SILO_JOURNAL_DIR;
+  return join(env.SILO_HOME || join(homedir(), ".silo"), "journals");
+}
+
+/** The directory holding every journal of one volume on one server. */
+export function volumeJournalDir(root: string, server: string, volumeId: string): string {
+  const key = createHash("sha256").update(`${server}\0${volumeId}`).digest("hex").slice(0, 20);
+  return join(root, key);
+}
+
+function startTimeOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" ? "" : (fields[19] ?? "");
+  } catch {
+    return "";
+  }
+}
+
+/** Whether the daemon that owns a journal dir still runs. */
+function ownerAlive(owner: OwnerFile | undefined): boolean {
+  if (!owner) return false;
+  const start = startTimeOf(owner.pid);
+  return start !== "" && start === owner.startTime;
+}
+
+async function readOwner(dir: string): Promise<OwnerFile | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, "owner.json"), "utf8")) as OwnerFile;
+  } catch {
+    return undefined;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a journal's records; a torn last line (the daemon died mid-append) is ignored. */
+export async function readRecords(dir: string): Promise<JournalRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, "journal.log"), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const out: JournalRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as JournalRecord);
+    } catch {
+      // Only the last line can be torn; anything after it was never acknowledged.
+      break;
+    }
+  }
+  return out;
+}
+
+/** An orphaned journal this process claimed: replay its records, then `remove()` it once they are safe elsewhere. */
+export interface ClaimedJournal {
+  dir: string;
+  records: JournalRecord[];
+  /** Path of an upper file of this journal. */
+  upperPath(name: string): string;
+}
+
+/** Claims the orphaned journals of a volume (their daemons are dead), oldest first. */
+export async function claimOrphans(volumeDir: string, self: string): Promise<ClaimedJournal[]> {
+  let names: string[];
+  try {
+    names = await readdir(volumeDir);
+  } catch {
+    return [];
+  }
+  const found: Array<{ dir: string; createdAt: number }> = [];
+  for (const name of names) {
+    const dir = join(volumeDir, name);
+    if (dir === self || name.endsWith(".json")) continue;
+    const owner = await readOwner(dir);
+    if (ownerAlive(owner)) continue;
+    // Claim by renaming: of two mounts starting at once, only one gets it.
+    const claimed = join(volumeDir, `claim-${randomBytes(6).toString("hex")}`);
+    try {
+      await rename(dir, claimed);
+    } catch {
+      continue;
+    }
+    if (owner) await writeFile(join(claimed, "owner.json"), JSON.stringify({ ...owner, pid: process.pid, startTime: startTimeOf(process.pid) }));
+    found.push({ dir: claimed, createdAt: owner?.createdAt ?? 0 });
+  }
+  found.sort((a, b) => a.createdAt - b.createdAt);
+  const out: ClaimedJournal[] = [];
+  for (const f of found) out.push({ dir: f.dir, records: await readRecords(f.dir), upperPath: (n) => join(f.dir, "upper", n) });
+  return out;
+}
+
+/** Whether any orphaned journal (dead owner) of a volume exists. */
+export async function orphanCount(volumeDir: string): Promise<number> {
+  let n = 0;
+  for (const name of await readdir(volumeDir).catch(() => [] as string[])) {
+    if (name.endsWith(".json")) continue;
+    if (!ownerAlive(await readOwner(join(volumeDir, name)))) n++;
+  }
+  return n;
+}
+
+/**
+ * One mount's journal. `mark(path)` notes a change; `flush()` appends the current state of every
+ * marked path (before close(2) and fsync(2) return, so those survive `kill -9`), `sync()` makes
+ * it durable (fsync, for a power cut); `checkpoint()` rewrites it to the paths still pending.
+ */
+export class Journal {
+  private readonly marked = new Set<string>();
+  private readonly lock = new AsyncLock();
+  private fh: FileHandle | undefined;
+  private bytes = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly stateOf: (path: string) => JournalRecord | null,
+  ) {}
+
+  static async create(volumeDir: string, info: JournalOwnerInfo, stateOf: (path: string) => JournalRecord | null): Promise<Journal> {
+    const dir = join(volumeDir, `m-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`);
+    await mkdir(join(dir, "upper"), { recursive: true, mode: 0o700 });
+    const owner: OwnerFile = { ...info, pid: process.pid, startTime: startTimeOf(process.pid), createdAt: Date.now() };
+    await writeFile(join(dir, "owner.json"), JSON.stringify(owner), { mode: 0o600 });
+    await writeFile(join(volumeDir, "volume.json"), JSON.stringify(info), { mode: 0o600 });
+    const j = new Journal(dir, stateOf);
+    j.fh = await open(join(dir, "journal.log"), "a", 0o600);
+    await syncDir(dir);
+    await syncDir(volumeDir);
+    return j;
+  }
+
+  get upperDir(): string {
+    return join(this.dir, "upper");
+  }
+
+  /** Hard-links an adopted upper file into this journal (the orphan keeps its copy until it is removed). */
+  async adoptUpper(from: string, name: string): Promise<string> {
+    const to = join(this.upperDir, name);
+    await link(from, to).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EEXIST") throw err;
+    });
+    return to;
+  }
+
+  mark(path: string): void {
+    this.marked.add(path);
+  }
+
+  get unflushed(): number {
+    return this.marked.size;
+  }
+
+  /** Appends the state of every marked path. */
+  flush(): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.marked.size === 0 || !this.fh) return;
+      const text = this.capture(this.marked);
+      this.marked.clear();
+      await this.fh.write(text);
+      this.bytes += text.length;
+    });
+  }
+
+  /** flush(), then fdatasync: what was flushed survives a power cut. */
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.lock.run(async () => {
+      await this.fh?.datasync();
+    });
+  }
+
+  /** Bytes appended since the last checkpoint (a failing server must not let the log grow without bound). */
+  get appended(): number {
+    return this.bytes;
+  }
+
+  /** Rewrites the log to the current state of `pending` paths (plus anything marked), atomically and durably. */
+  checkpoint(pending: Iterable<string>): Promise<void> {
+    return this.lock.run(async () => {
+      const paths = new Set(pending);
+      for (const p of this.marked) paths.add(p);
+      this.marked.clear();
+      const text = this.capture(paths);
+      const file = join(this.dir, "journal.log");
+      const tmp = `${file}.tmp`;
+      const out = await open(tmp, "w", 0o600);
+      try {
+        await out.write(text);
+        await out.datasync();
+      } finally {
+        await out.close();
+      }
+      await rename(tmp, file);
+      await syncDir(this.dir);
+      await this.fh?.close();
+      this.fh = await open(file, "a", 0o600);
+      this.bytes = 0;
+    });
+  }
+
+  /** Records of `paths` in path order (parents before children), as lines. */
+  private capture(paths: Iterable<string>): string {
+    let text = "";
+    for (const p of [...paths].sort()) {
+      const r = this.stateOf(p);
+      if (r) text += `${JSON.stringify(r)}\n`;
+    }
+    return text;
+  }
+
+  /** Nothing pending: the journal goes (clean unmount, or everything committed). */
+  async remove(): Promise<void> {
+    await this.lock.run(async () => {
+      await this.fh?.close();
+      this.fh = undefined;
+      await rm(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  /** Stops writing but keeps everything (a failed final commit): the next mount adopts it. */
+  async close(): Promise<void> {
+    await this.sync();
+    await this.lock.run(async () => {
+      await this.fh?.close();
+      this.fh = undefined;
+    });
+  }
+}
+
+export { syncDir };

@@ -3,6 +3,9 @@ import { Packr } from "msgpackr";
 import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { GetBatcher, PutBatcher } from "./queue-batching.js";
+import { type ConfirmOutcome, Confirmations } from "./queue-confirm.js";
+
+export type { ConfirmOutcome } from "./queue-confirm.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
 
@@ -59,6 +62,8 @@ export interface QueueInfo {
   totalItems: number;
   /** Partitions that exist (put to, and not yet cleared or expired). */
   partitions: number;
+  /** Items served by a get whose receipt is not yet confirmed (they return to their partition if it never is). */
+  inFlight: number;
 }
 
 function checkPartition(partition: string | undefined): void {
@@ -103,6 +108,10 @@ export class Queue<T = unknown> extends SiloObject {
   // Concurrent calls with default waiting (block, no timeout) share requests; see queue-batching.ts.
   private readonly putBatchers = new Map<string, PutBatcher>();
   private readonly getBatchers = new Map<string, GetBatcher>();
+  // Every get's answer is confirmed to the server once received; see queue-confirm.ts.
+  private readonly confirmations = new Confirmations((leases) =>
+    this.rpc<{ confirmed: number }>("POST", `${this.base}/confirm`, { leases }),
+  );
 
   private get base(): string {
     return `/v1/queues/${this.id}`;
@@ -180,14 +189,31 @@ export class Queue<T = unknown> extends SiloObject {
 
   private async sendGet(n: number, opts: QueueWaitOptions): Promise<Uint8Array[]> {
     const body = { n, partition: opts.partition };
-    type Reply = { items: Uint8Array[] };
+    type Reply = { items: Uint8Array[]; lease: string | null; leaseMs: number };
     const res =
       opts.block === false
         ? await this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: false })
         : await longPoll(opts.timeoutMs, QueueEmptyError, (waitMs) =>
             this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: true, timeoutMs: waitMs }),
           );
+    if (res.lease) this.confirmations.add(res.lease, res.leaseMs);
     return res.items;
+  }
+
+  /**
+   * Waits until the server has the confirmation of every get answer received so far. Gets
+   * confirm on their own right after they return; call this before a process exits, or to know
+   * that no item received so far can be served again. `late` counts confirmations that came
+   * after their lease ran out: those items were served again.
+   */
+  settle(): Promise<ConfirmOutcome> {
+    return this.confirmations.settle();
+  }
+
+  /** Sends the outstanding confirmations; for an ephemeral queue, then deletes it. */
+  override async close(): Promise<void> {
+    await this.confirmations.settle();
+    await super.close();
   }
 
   /** Items in the partition, or in all partitions with `total`. */

@@ -8,13 +8,20 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
   const { options } = ctx;
   const store = new QueueStore(ctx.kv, ctx.commits, {
     maxPartitions: options.queueMaxPartitions,
+    leaseMs: options.queueLeaseMs,
     onError: (err) => app.log.error({ err }, "queue write failed"),
   });
   ctx.registry.registerKind("queue", {
     prefix: "qu",
     purge: (record) => store.purge(record.id),
   });
-  queueRoutes(app, { registry: ctx.registry, store, defaultTtlMs: options.queuePartitionTtlMs });
+  queueRoutes(app, {
+    registry: ctx.registry,
+    store,
+    defaultTtlMs: options.queuePartitionTtlMs,
+    leaseMs: options.queueLeaseMs,
+    testHooks: options.testHooks,
+  });
 
   // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
   const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Caller } from "../auth/authenticate.js";
-import { invalid } from "../errors.js";
+import { invalid, siloError } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
 import { MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
 import type { QueueStore } from "./store.js";
@@ -44,6 +44,25 @@ function disconnectSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal
   return ac.signal;
 }
 
+/** Test hook (server started with SILO_TEST_HOOKS=1): hold a get's answer this many ms after its lease is durable. */
+const TEST_HOLD_HEADER = "x-silo-test-hold-answer-ms";
+
+/** Waits `ms` or until the caller disconnects; true if it did. */
+function heldUntilGone(signal: AbortSignal, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(true);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 function noContradiction(partitionGiven: boolean, flag: boolean | undefined, name: string): void {
   if (partitionGiven && flag) throw invalid(`'partition' and '${name}' contradict each other: give one or the other`);
 }
@@ -51,9 +70,9 @@ function noContradiction(partitionGiven: boolean, flag: boolean | undefined, nam
 /** The queue data routes; naming, listing and deleting queues are the shared `/v1/objects/queue` routes. */
 export function queueRoutes(
   app: FastifyInstance,
-  deps: { registry: ObjectRegistry; store: QueueStore; defaultTtlMs: number },
+  deps: { registry: ObjectRegistry; store: QueueStore; defaultTtlMs: number; leaseMs: number; testHooks: boolean },
 ): void {
-  const { registry, store, defaultTtlMs } = deps;
+  const { registry, store, defaultTtlMs, leaseMs, testHooks } = deps;
   // Resolving the owner is what confines a caller to its own workspace and environment.
   const queueId = (req: { caller: Caller; params: Params }) => registry.resolveId(req.caller, "queue", req.params.id);
 
@@ -101,13 +120,37 @@ export function queueRoutes(
     },
     async (req, reply) => {
       const { body } = req;
-      const items = await store.get(queueId(req), partitionKey(body.partition), body.n, {
+      const signal = disconnectSignal(req, reply);
+      const lease = await store.get(queueId(req), partitionKey(body.partition), body.n, {
         block: body.block,
         timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
-        signal: disconnectSignal(req, reply),
+        signal,
       });
-      return { items };
+      if (!lease) return { items: [], lease: null, leaseMs };
+      const hold = testHooks ? Number(req.headers[TEST_HOLD_HEADER] ?? 0) : 0;
+      if (hold > 0 && (await heldUntilGone(signal, hold))) {
+        await store.release(lease);
+        throw siloError("CONFLICT", "The client disconnected while its answer was held");
+      }
+      return { items: lease.values, lease: lease.id, leaseMs };
     },
+  );
+
+  app.post<{ Params: Params; Body: { leases: string[] } }>(
+    "/v1/queues/:id/confirm",
+    {
+      schema: {
+        description:
+          "Confirm receipt of the items of these get answers (their `lease`): they are gone for good. Unconfirmed items return to the head of their partition when their lease runs out.",
+        params,
+        body: {
+          type: "object",
+          required: ["leases"],
+          properties: { leases: { type: "array", maxItems: 10_000, items: { type: "string", minLength: 1, maxLength: 64 } } },
+        },
+      },
+    },
+    async (req) => ({ confirmed: await store.confirm(queueId(req), req.body.leases) }),
   );
 
   app.post<{ Params: Params; Body: { n: number; partition?: string; after?: number; timeoutMs?: number } }>(
@@ -175,8 +218,16 @@ export function queueRoutes(
     { schema: { description: "Item and partition counts of a queue.", params } },
     async (req) => {
       const record = registry.get(req.caller, "queue", req.params.id);
-      const { items, partitions } = store.stats(record.id);
-      return { id: record.id, name: record.name, environment: record.environment, createdAt: record.createdAt, totalItems: items, partitions };
+      const { items, partitions, inFlight } = store.stats(record.id);
+      return {
+        id: record.id,
+        name: record.name,
+        environment: record.environment,
+        createdAt: record.createdAt,
+        totalItems: items,
+        partitions,
+        inFlight,
+      };
     },
   );
 }

@@ -1,15 +1,18 @@
 import type { Database, RootDatabase } from "lmdb";
 import type { GroupCommit } from "../kv-group-commit.js";
 import { siloError, notFound } from "../errors.js";
+import { newId } from "../ids.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
 import { MAX_ITEM_BYTES, MAX_ITEMS_PER_PARTITION, describePartition } from "./limits.js";
-import { type GetWaiter, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
+import { type GetWaiter, type Lease, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
 
 /** Most bytes one get/peek answer carries (at least one item always goes). */
 export const MAX_REPLY_BYTES = 32 * 1024 * 1024;
 
 export interface QueueStoreOptions {
   maxPartitions: number;
+  /** How long served items wait for the client's confirmation before they return to the head. */
+  leaseMs: number;
   /** Logs failures of writes nobody awaits (expiry, clears done as a side effect). */
   onError(err: unknown): void;
 }
@@ -26,6 +29,14 @@ interface PartitionMeta {
   ttlMs: number;
 }
 
+/** A lease on disk: which partition its items came from, until when, and the items themselves. */
+interface LeaseRecord {
+  queueId: string;
+  partition: string;
+  expiresAt: number;
+  items: Buffer[];
+}
+
 const queueEmpty = (p: Partition) => siloError("QUEUE_EMPTY", `Timed out waiting for an item in ${describePartition(p.key)}`);
 const queueFull = (p: Partition, why = `it holds ${MAX_ITEMS_PER_PARTITION} items`) =>
   siloError("QUEUE_FULL", `${capital(describePartition(p.key))} is full: ${why}`);
@@ -40,7 +51,9 @@ const clientGone = () => siloError("CONFLICT", "The client disconnected while wa
 export class QueueStore {
   private readonly items: Database<Buffer, Buffer>;
   private readonly meta: Database<PartitionMeta, Buffer>;
+  private readonly leaseDb: Database<LeaseRecord, string>;
   private readonly queues = new Map<string, QueueState>();
+  private readonly leases = new Map<string, Lease>();
 
   constructor(
     kv: RootDatabase,
@@ -49,7 +62,10 @@ export class QueueStore {
   ) {
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
     this.meta = kv.openDB<PartitionMeta, Buffer>({ name: "queue-partitions", keyEncoding: "binary" });
+    this.leaseDb = kv.openDB<LeaseRecord, string>({ name: "queue-leases" });
     this.load();
+    // A failed group (full disk) was applied to memory already: rebuild memory from what is on disk.
+    commits.onAbort(() => this.resync());
   }
 
   /** Rebuilds the in-memory index from LMDB: partition metadata plus each partition's first and last seq. */
@@ -65,6 +81,56 @@ export class QueueStore {
       if (p.tail < p.head) p.tail = p.head;
       if (p.length > 0) p.queue.nonEmpty++;
     }
+    for (const { key, value } of this.leaseDb.getRange({})) {
+      const p = this.partition(value.queueId, value.partition, false);
+      this.arm({ id: key, partition: p, values: value.items, expiresAt: value.expiresAt });
+    }
+  }
+
+  /**
+   * After a failed group commit: memory may show writes that never reached the disk (a put's
+   * items, a take, a give-back). Forget them and rebuild the index and the leases from LMDB,
+   * keeping the wait lists, then serve whoever can be served now.
+   */
+  private resync(): void {
+    for (const lease of this.leases.values()) clearTimeout(lease.timer);
+    this.leases.clear();
+    for (const q of this.queues.values()) {
+      q.nonEmpty = 0;
+      for (const p of q.partitions.values()) {
+        p.pending.clear();
+        p.leases.clear();
+        p.head = p.tail;
+        p.lastPutAt = 0;
+        p.ttlMs = 0;
+      }
+    }
+    this.load();
+    for (const q of this.queues.values()) {
+      for (const p of [...q.partitions.values()]) {
+        this.serveGetters(p);
+        this.servePutters(p);
+        p.notifyWatchers();
+        this.tidy(p);
+      }
+    }
+  }
+
+  /** Registers a lease in memory and starts its clock. */
+  private arm(lease: Lease): void {
+    this.leases.set(lease.id, lease);
+    lease.partition.leases.add(lease);
+    lease.timer = setTimeout(() => this.background(this.release(lease)), Math.max(0, lease.expiresAt - Date.now()));
+    lease.timer.unref();
+  }
+
+  /** Forgets a lease in memory; false if it was already gone (confirmed, released or dropped). */
+  private disarm(lease: Lease): boolean {
+    if (this.leases.get(lease.id) !== lease) return false;
+    clearTimeout(lease.timer);
+    this.leases.delete(lease.id);
+    lease.partition.leases.delete(lease);
+    return true;
   }
 
   /** Runs `ops` in the server's next group commit; resolves once that commit is on disk. */
@@ -164,27 +230,52 @@ export class QueueStore {
   // ---- get ---------------------------------------------------------------------------------
 
   /**
-   * Removes and returns up to `max` items from the head. Blocking callers wait (FIFO among
-   * getters) for at least one. The answer goes out only after the removal is durable; if the
-   * caller disconnected meanwhile, the items go back to the head instead of being lost.
+   * Removes up to `max` items from the head into a lease and returns it. Blocking callers wait
+   * (FIFO among getters) for at least one. It returns only after the move into the lease is
+   * durable; if the caller disconnected meanwhile, the items go back to the head at once.
+   * Otherwise they stay leased until `confirm`, or return to the head when the lease runs out.
    */
-  async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Buffer[]> {
+  async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Lease | undefined> {
     const p = this.partition(queueId, key);
     let taken: Taken;
     if (p.length > 0) {
       taken = this.take(p, max);
     } else if (!wait.block) {
       this.tidy(p);
-      return [];
+      return undefined;
     } else {
       taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, wait, () => queueEmpty(p));
     }
     await taken.durable;
     if (wait.signal.aborted) {
-      await this.giveBack(p, taken.values);
+      await this.release(taken.lease);
       throw clientGone();
     }
-    return taken.values;
+    return taken.lease;
+  }
+
+  /**
+   * The client received the items of these leases: they are gone for good. Returns how many of
+   * them were still in flight (a lease that ran out was given back, and its items will be served again).
+   */
+  async confirm(queueId: string, leaseIds: string[]): Promise<number> {
+    const confirmed: Lease[] = [];
+    for (const id of leaseIds) {
+      const lease = this.leases.get(id);
+      if (lease && lease.partition.queue.id === queueId && this.disarm(lease)) confirmed.push(lease);
+    }
+    if (confirmed.length === 0) return 0;
+    await this.write(() => {
+      for (const lease of confirmed) this.leaseDb.removeSync(lease.id);
+    });
+    for (const lease of confirmed) this.tidy(lease.partition);
+    return confirmed.length;
+  }
+
+  /** Ends a lease early or on expiry: its items go back to the head of their partition. */
+  async release(lease: Lease): Promise<void> {
+    if (!this.disarm(lease)) return;
+    await this.giveBack(lease);
   }
 
   private take(p: Partition, max: number): Taken {
@@ -202,11 +293,16 @@ export class QueueStore {
       p.head++;
     }
     if (p.length === 0) p.queue.nonEmpty--;
+    const lease: Lease = { id: newId("lease"), partition: p, values, expiresAt: Date.now() + this.opts.leaseMs };
+    const record: LeaseRecord = { queueId: p.queue.id, partition: p.key, expiresAt: lease.expiresAt, items: values };
+    // One transaction moves the items from the partition into the lease: never in neither, never in both.
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
+      this.leaseDb.putSync(lease.id, record);
     });
+    this.arm(lease);
     this.servePutters(p);
-    return { values, durable };
+    return { lease, durable };
   }
 
   private serveGetters(p: Partition): void {
@@ -218,12 +314,16 @@ export class QueueStore {
   }
 
   /**
-   * Puts items a vanished getter was handed back at the head, in their order, and wakes waiters.
-   * If a blocked put took the room meanwhile, the partition briefly holds more than the limit:
-   * better than losing the items.
+   * Puts a lease's items back at the head of their partition, in their order, and wakes waiters;
+   * the same transaction deletes the lease. If a blocked put took the room meanwhile, the
+   * partition briefly holds more than the limit: better than losing the items.
    */
-  private async giveBack(old: Partition, values: Buffer[]): Promise<void> {
-    if (old.queue.purged || values.length === 0) return;
+  private async giveBack(lease: Lease): Promise<void> {
+    const { partition: old, values } = lease;
+    if (old.queue.purged) {
+      await this.write(() => this.leaseDb.removeSync(lease.id));
+      return;
+    }
     const p = this.partition(old.queue.id, old.key);
     if (p.length === 0) p.queue.nonEmpty++;
     p.head -= values.length;
@@ -235,6 +335,7 @@ export class QueueStore {
     const durable = this.write(() => {
       for (let i = 0; i < values.length; i++) this.items.putSync(itemKey(p.prefix, first + i), values[i]!);
       this.meta.putSync(p.prefix, meta);
+      this.leaseDb.removeSync(lease.id);
     });
     this.serveGetters(p);
     p.notifyWatchers();
@@ -333,31 +434,39 @@ export class QueueStore {
     return n;
   }
 
-  /** Items over all partitions and how many partitions exist (have been put to and not cleared or expired). */
-  stats(queueId: string): { items: number; partitions: number } {
+  /**
+   * Items over all partitions, how many partitions exist (have been put to and not cleared or
+   * expired), and how many served items await their client's confirmation.
+   */
+  stats(queueId: string): { items: number; partitions: number; inFlight: number } {
     this.sweepQueue(this.queues.get(queueId), Date.now());
     let items = 0;
     let partitions = 0;
+    let inFlight = 0;
     for (const p of this.queues.get(queueId)?.partitions.values() ?? []) {
       items += p.length;
       if (p.lastPutAt > 0) partitions++;
+      for (const lease of p.leases) inFlight += lease.values.length;
     }
-    return { items, partitions };
+    return { items, partitions, inFlight };
   }
 
   // ---- removal -----------------------------------------------------------------------------
 
   /** Drops a partition's items and metadata (clear, expiry); blocked puts may now fit. */
   private drop(p: Partition): Promise<void> {
-    if (p.lastPutAt === 0 && p.length === 0) return Promise.resolve();
+    if (p.lastPutAt === 0 && p.length === 0 && p.leases.size === 0) return Promise.resolve();
     const keys: Buffer[] = [];
     for (let seq = p.head; seq < p.tail; seq++) keys.push(itemKey(p.prefix, seq));
+    // Items in flight belong to the partition too: a clear must not see them come back later.
+    const leaseIds = [...p.leases].filter((lease) => this.disarm(lease)).map((lease) => lease.id);
     if (p.length > 0) p.queue.nonEmpty--;
     p.head = p.tail;
     p.lastPutAt = 0;
     p.pending.clear();
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
+      for (const id of leaseIds) this.leaseDb.removeSync(id);
       this.meta.removeSync(p.prefix);
     });
     this.servePutters(p);

@@ -42,7 +42,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
   const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
 
-  installErrorHandler(app);
+  installErrorHandler(app, { dataDir });
   await app.register(swagger, {
     openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
   });

@@ -236,17 +236,29 @@ export class QueueStore {
    * Otherwise they stay leased until `confirm`, or return to the head when the lease runs out.
    */
   async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Lease | undefined> {
-    const p = this.partition(queueId, key);
+    const deadline = Date.now() + wait.timeoutMs;
     let taken: Taken;
-    if (p.length > 0) {
-      taken = this.take(p, max);
-    } else if (!wait.block) {
-      this.tidy(p);
-      return undefined;
-    } else {
-      taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, wait, () => queueEmpty(p));
+    for (;;) {
+      const p = this.partition(queueId, key);
+      if (p.length > 0) {
+        taken = this.take(p, max);
+      } else if (!wait.block) {
+        this.tidy(p);
+        return undefined;
+      } else {
+        const timeoutMs = Math.max(0, deadline - Date.now());
+        taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, { ...wait, timeoutMs }, () => queueEmpty(p));
+      }
+      try {
+        await taken.durable;
+        break;
+      } catch (err) {
+        // The group failed (full disk) and was rolled back. A waiting get that was handed a
+        // failed put's items waits on, unless items are there (its own take is what failed).
+        const now = this.partition(queueId, key);
+        if (!wait.block || wait.signal.aborted || now.length > 0 || Date.now() >= deadline) throw err;
+      }
     }
-    await taken.durable;
     if (wait.signal.aborted) {
       await this.release(taken.lease);
       throw clientGone();

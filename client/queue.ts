@@ -101,7 +101,8 @@ async function longPoll<R>(timeoutMs: number | undefined, retryOn: typeof QueueE
 
 /**
  * A distributed FIFO queue, split into independent partitions. Many producers and consumers,
- * in any number of processes, may use it at once: every item goes to exactly one get, in order.
+ * in any number of processes, may use it at once: every item goes to one get, in order, and is
+ * served again only if that get never confirmed receiving it (at-least-once, docs/queues.md).
  * Unlike the reference, an acknowledged put is durable: it survives a crash of the server.
  */
 export class Queue<T = unknown> extends SiloObject {

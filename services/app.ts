@@ -12,6 +12,8 @@ import { bytesKeyword } from "./http/bytes-keyword.js";
 import { codecPlugin } from "./http/codec.js";
 import { installErrorHandler } from "./http/error-handler.js";
 import { ObjectRegistry } from "./objects/registry.js";
+import { freeBytes } from "./disk-full.js";
+import { DiskReserve } from "./disk-reserve.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
 import { KINDS } from "./kinds.js";
@@ -20,6 +22,8 @@ import { GroupCommit } from "./kv-group-commit.js";
 export interface SiloApp {
   app: FastifyInstance;
   auth: AuthStore;
+  /** True if the server started on a full disk (it serves; writes that add data answer 507). */
+  diskFull: boolean;
   /** Closes the app (every kind's hooks run), then the shared stores, in that order. */
   shutdown(): Promise<void>;
 }
@@ -27,7 +31,12 @@ export interface SiloApp {
 /** Wires the parts together; no logic of its own. */
 export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const dataDir = join(options.home, "data");
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // On a full disk, give the reserve up first: opening the stores and deleting need a little room.
+  const reserve = new DiskReserve(dataDir);
+  const diskFull = freeBytes(dataDir) < reserve.bytes;
+  if (diskFull) reserve.release();
+  else reserve.refill();
 
   const app = Fastify({
     logger: { level: options.logLevel },
@@ -39,8 +48,8 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const meta = openSqlite(join(dataDir, "meta.sqlite"));
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
-  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv), meta, dataDir, options };
+  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, reserve);
+  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv, reserve), meta, dataDir, options, reserve };
 
   installErrorHandler(app, { dataDir });
   await app.register(swagger, {
@@ -58,7 +67,13 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
   );
   reaper.unref();
-  app.addHook("preClose", async () => clearInterval(reaper));
+  // Takes the disk reserve again once deletes have made room (a no-op while it is held).
+  const refill = setInterval(() => reserve.refill(), 5_000);
+  refill.unref();
+  app.addHook("preClose", async () => {
+    clearInterval(reaper);
+    clearInterval(refill);
+  });
   await app.ready();
   await registry.resumePurges();
   // The shared stores close after app.close(): fastify runs the root's onClose hooks before a
@@ -68,5 +83,5 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     await kv.close();
     meta.close();
   };
-  return { app, auth, shutdown };
+  return { app, auth, diskFull, shutdown };
 }

@@ -1,5 +1,6 @@
 import type { RootDatabase } from "lmdb";
 import type { Sqlite } from "./db.js";
+import type { DiskReserve } from "./disk-reserve.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
 import type { ServerOptions } from "./options.js";
@@ -16,4 +17,6 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Space kept back for deletes on a full disk (disk-reserve.ts). */
+  reserve: DiskReserve;
 }

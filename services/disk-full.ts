@@ -15,6 +15,16 @@ const NEARLY_FULL_BYTES = 1024 ** 3;
 const NEARLY_FULL_FRACTION = 0.1;
 const MDB_MAP_FULL = -30792;
 
+/** Bytes a write under `dir` may still use (Infinity if unknown). */
+export function freeBytes(dir: string): number {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return Infinity;
+  }
+}
+
 /** True if `dir`'s file system has less than 1 GiB or 10 % free (for the unprivileged, as a write sees it). */
 export function diskNearlyFull(dir: string): boolean {
   try {

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { buildApp } from "./app.js";
+import { isNoSpace } from "./disk-full.js";
 import { lockHome } from "./home-lock.js";
 import type { ServerOptions } from "./options.js";
 import { profilePath, writeLocalProfile } from "./profile.js";
@@ -14,15 +15,26 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
     unlock();
     throw err;
   }
-  const { app, auth, shutdown } = built;
+  const { app, auth, diskFull, shutdown } = built;
   await app.listen({ host: options.host, port: options.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
   const clientHost = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
   const url = `http://${clientHost.includes(":") ? `[${clientHost}]` : clientHost}:${port}`;
-  writeLocalProfile(options.home, auth, url);
+  try {
+    writeLocalProfile(options.home, auth, url);
+  } catch (err) {
+    // On a full disk the server still serves (deletes work); the profile from an earlier start stays.
+    if (!isNoSpace(err, join(options.home, "data"))) throw err;
+  }
+  if (diskFull) {
+    process.stdout.write(
+      `silo: the disk of ${options.home} is full: reads, deletes and clears work; writes that add data answer 507 NO_SPACE until space is freed\n`,
+    );
+  }
   // One plain line for people and scripts (tests wait for it), whatever the log level.
   process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
+
 
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= shutdown().finally(unlock));

@@ -9,6 +9,9 @@ export function installErrorHandler(app: FastifyInstance, opts: { dataDir: strin
     useMsgpackIfAccepted(req, reply);
     // A full disk is an answer (507 NO_SPACE), not an internal error, whichever store hit it.
     const err = asNoSpace(raw, opts.dataDir) as FastifyError | SiloError;
+    // A failure while a streamed body was still arriving (e.g. a block upload on a full disk):
+    // the rest of it would sit unread on the keep-alive connection and stall the next request.
+    if (!req.raw.complete) reply.header("connection", "close");
     if (err instanceof SiloError) {
       return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
     }

@@ -124,18 +124,25 @@ export class QueueStore {
     lease.timer.unref();
   }
 
-  /** Forgets a lease in memory; false if it was already gone (confirmed, released or dropped). */
-  private disarm(lease: Lease): boolean {
-    if (this.leases.get(lease.id) !== lease) return false;
-    clearTimeout(lease.timer);
-    this.leases.delete(lease.id);
-    lease.partition.leases.delete(lease);
-    return true;
+  /**
+   * Forgets a lease in memory and returns its live entry (a resync may have replaced the object
+   * a caller holds), or undefined if it was already gone (confirmed, released or dropped).
+   */
+  private disarm(lease: Pick<Lease, "id">): Lease | undefined {
+    const live = this.leases.get(lease.id);
+    if (!live) return undefined;
+    clearTimeout(live.timer);
+    this.leases.delete(live.id);
+    live.partition.leases.delete(live);
+    return live;
   }
 
-  /** Runs `ops` in the server's next group commit; resolves once that commit is on disk. */
-  private write(ops: () => void): Promise<void> {
-    return this.commits.run(ops);
+  /**
+   * Runs `ops` in the server's next group commit; resolves once that commit is on disk.
+   * `freesSpace`: it removes or moves items, so it may use the disk reserve on a full disk.
+   */
+  private write(ops: () => void, freesSpace = false): Promise<void> {
+    return this.commits.run(ops, { freesSpace });
   }
 
   /** A write nobody awaits: failures are logged, not lost. */
@@ -279,15 +286,15 @@ export class QueueStore {
     if (confirmed.length === 0) return 0;
     await this.write(() => {
       for (const lease of confirmed) this.leaseDb.removeSync(lease.id);
-    });
+    }, true);
     for (const lease of confirmed) this.tidy(lease.partition);
     return confirmed.length;
   }
 
   /** Ends a lease early or on expiry: its items go back to the head of their partition. */
-  async release(lease: Lease): Promise<void> {
-    if (!this.disarm(lease)) return;
-    await this.giveBack(lease);
+  async release(lease: Pick<Lease, "id">): Promise<void> {
+    const live = this.disarm(lease);
+    if (live) await this.giveBack(live);
   }
 
   private take(p: Partition, max: number): Taken {
@@ -311,7 +318,7 @@ export class QueueStore {
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
       this.leaseDb.putSync(lease.id, record);
-    });
+    }, true);
     this.arm(lease);
     this.servePutters(p);
     return { lease, durable };
@@ -333,7 +340,7 @@ export class QueueStore {
   private async giveBack(lease: Lease): Promise<void> {
     const { partition: old, values } = lease;
     if (old.queue.purged) {
-      await this.write(() => this.leaseDb.removeSync(lease.id));
+      await this.write(() => this.leaseDb.removeSync(lease.id), true);
       return;
     }
     const p = this.partition(old.queue.id, old.key);
@@ -348,7 +355,7 @@ export class QueueStore {
       for (let i = 0; i < values.length; i++) this.items.putSync(itemKey(p.prefix, first + i), values[i]!);
       this.meta.putSync(p.prefix, meta);
       this.leaseDb.removeSync(lease.id);
-    });
+    }, true);
     this.serveGetters(p);
     p.notifyWatchers();
     await durable;
@@ -480,7 +487,7 @@ export class QueueStore {
       for (const key of keys) this.items.removeSync(key);
       for (const id of leaseIds) this.leaseDb.removeSync(id);
       this.meta.removeSync(p.prefix);
-    });
+    }, true);
     this.servePutters(p);
     this.tidy(p);
     return durable;

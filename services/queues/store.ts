@@ -301,9 +301,14 @@ export class QueueStore {
     const values: Buffer[] = [];
     const keys: Buffer[] = [];
     let bytes = 0;
+    // Taking an item whose put is not yet on disk ties this take to that put's commit: if the
+    // group fails, the take must fail with it (no reserve retry that would persist the item).
+    let fromPending = false;
     while (values.length < max && p.length > 0) {
       const key = itemKey(p.prefix, p.head);
-      const value = p.pending.get(p.head) ?? this.items.getBinary(key);
+      const pending = p.pending.get(p.head);
+      if (pending) fromPending = true;
+      const value = pending ?? this.items.getBinary(key);
       if (!value) throw siloError("INTERNAL", `Queue item ${p.head} of ${describePartition(p.key)} is missing`);
       if (values.length > 0 && bytes + value.length > MAX_REPLY_BYTES) break;
       values.push(value);
@@ -318,7 +323,7 @@ export class QueueStore {
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
       this.leaseDb.putSync(lease.id, record);
-    }, true);
+    }, !fromPending);
     this.arm(lease);
     this.servePutters(p);
     return { lease, durable };

@@ -8,6 +8,8 @@ import { type DictOp, runOps } from "./ops.js";
 
 type IdParams = { id: string };
 const bytes = { "x-bytes": true } as const;
+/** A dict key: at most DICT_LIMITS.keyBytes (LMDB keys are bounded; longer ones are refused here, not deep in the store). */
+const keyBytes = { "x-bytes": DICT_LIMITS.keyBytes } as const;
 const requires = (op: string, fields: string[]) => ({ if: { properties: { op: { const: op } } }, then: { required: fields } });
 
 const opSchema = {
@@ -40,13 +42,7 @@ export interface DictRouteDeps {
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
 export async function dictRoutes(app: FastifyInstance, { registry, commits, entries, locks }: DictRouteDeps) {
-  // JSON callers (curl) get keys and values as base64, as they send them; msgpack callers get bin.
-  app.setReplySerializer((payload) =>
-    JSON.stringify(payload, function (this: Record<string, unknown>, k: string, v: unknown) {
-      const raw = this[k];
-      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64") : v;
-    }),
-  );
+  // JSON callers get keys and values as base64 (the codec's reply serializer); msgpack callers get bin.
   const dictId = (req: FastifyRequest<{ Params: IdParams }>) => registry.resolveId(req.caller, "dict", req.params.id);
 
   app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(
@@ -67,7 +63,7 @@ export async function dictRoutes(app: FastifyInstance, { registry, commits, entr
         description: "One page of entries in key-byte order after the cursor `after`; `cursor` is null on the last page.",
         body: {
           type: "object",
-          properties: { after: bytes, limit: { type: "integer", minimum: 1, maximum: DICT_LIMITS.scanPage }, values: { type: "boolean" } },
+          properties: { after: keyBytes, limit: { type: "integer", minimum: 1, maximum: DICT_LIMITS.scanPage }, values: { type: "boolean" } },
         },
       },
     },
@@ -87,7 +83,7 @@ export async function dictRoutes(app: FastifyInstance, { registry, commits, entr
     {
       schema: {
         description: "Takes a lock lease, waiting up to waitMs (long-poll). `{acquired:false}` if it stayed held.",
-        body: { type: "object", required: ["key", "ttlMs"], properties: { key: bytes, ttlMs, waitMs: { type: "integer", minimum: 0, maximum: 60_000 } } },
+        body: { type: "object", required: ["key", "ttlMs"], properties: { key: keyBytes, ttlMs, waitMs: { type: "integer", minimum: 0, maximum: 60_000 } } },
       },
     },
     async (req, reply) => {
@@ -104,13 +100,13 @@ export async function dictRoutes(app: FastifyInstance, { registry, commits, entr
 
   app.post<{ Params: IdParams; Body: { key: Buffer; leaseId: string; ttlMs: number } }>(
     "/v1/dicts/:id/locks/renew",
-    { schema: { body: { type: "object", required: ["key", "leaseId", "ttlMs"], properties: { key: bytes, leaseId: { type: "string" }, ttlMs } } } },
+    { schema: { body: { type: "object", required: ["key", "leaseId", "ttlMs"], properties: { key: keyBytes, leaseId: { type: "string", maxLength: 64 }, ttlMs } } } },
     async (req) => locks.renew(dictId(req), req.body.key, req.body.leaseId, req.body.ttlMs),
   );
 
   app.post<{ Params: IdParams; Body: { key: Buffer; leaseId: string } }>(
     "/v1/dicts/:id/locks/release",
-    { schema: { body: { type: "object", required: ["key", "leaseId"], properties: { key: bytes, leaseId: { type: "string" } } } } },
+    { schema: { body: { type: "object", required: ["key", "leaseId"], properties: { key: keyBytes, leaseId: { type: "string", maxLength: 64 } } } } },
     async (req) => ({ released: await locks.release(dictId(req), req.body.key, req.body.leaseId) }),
   );
 }

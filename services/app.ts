@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
@@ -33,6 +33,7 @@ export interface SiloApp {
 export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const dataDir = join(options.home, "data");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  restrictModes(options.home, dataDir);
   // On a full disk, give the reserve up first: opening the stores and deleting need a little room.
   const reserve = new DiskReserve(dataDir);
   const diskFull = freeBytes(dataDir) < reserve.bytes;
@@ -89,4 +90,19 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     meta.close();
   };
   return { app, auth, diskFull, shutdown };
+}
+
+/**
+ * The home and data directory are 0700 and the stores' files 0600, also in a home made by an
+ * older server (new files get these modes from the server's umask).
+ */
+function restrictModes(home: string, dataDir: string): void {
+  const files = ["meta.sqlite", "meta.sqlite-wal", "volumes.sqlite", "volumes.sqlite-wal", "kv/data.mdb", "kv/lock.mdb", "secrets.key"];
+  for (const [path, mode] of [[home, 0o700], [dataDir, 0o700], [join(dataDir, "kv"), 0o700], ...files.map((f) => [join(dataDir, f), 0o600] as const)] as const) {
+    try {
+      if (existsSync(path)) chmodSync(path, mode);
+    } catch {
+      // Not ours to change (e.g. a home owned by another user): the umask still covers new files.
+    }
+  }
 }

@@ -7,6 +7,9 @@ import { profilePath, writeLocalProfile } from "./profile.js";
 
 /** `silo serve`: builds the app, listens, writes the local client profile, and shuts down cleanly on a signal. */
 export async function startServer(options: ServerOptions): Promise<{ url: string; close(): Promise<void> }> {
+  // Everything the server creates (SQLite and LMDB files, blocks, keys, the profile) is its user's
+  // alone: files 0600, directories 0700.
+  process.umask(0o077);
   const unlock = lockHome(join(options.home, "data"));
   let built;
   try {

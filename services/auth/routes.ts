@@ -28,13 +28,14 @@ export async function authRoutes(app: FastifyInstance, opts: { store: AuthStore 
   app.post<{ Body: { label?: string } }>(
     "/v1/tokens",
     { schema: { body: { type: "object", properties: { label: { type: "string", maxLength: 200 } } } } },
-    async (req) => store.issueToken(req.caller.workspaceId, req.body?.label ?? ""),
+    async (req) => store.issueToken(req.caller.workspaceId, req.body?.label ?? "", false, req.caller.token.id),
   );
 
-  app.get("/v1/tokens", async (req) => ({ tokens: store.listTokens(req.caller.workspaceId) }));
+  // An admin sees every token of its workspace; a plain token sees only itself.
+  app.get("/v1/tokens", async (req) => ({ tokens: store.listTokens(req.caller.token) }));
 
   app.delete<{ Params: { id: string } }>("/v1/tokens/:id", async (req) => {
-    store.revokeToken(req.caller.workspaceId, req.params.id);
+    store.revokeToken(req.caller.token, req.params.id);
     return { revoked: req.params.id };
   });
 

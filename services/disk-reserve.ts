@@ -19,10 +19,10 @@ export class DiskReserve {
     this.bytes = bytes ?? DiskReserve.sizeFor(dataDir);
   }
 
-  /** 2 % of the file system, between 256 KiB and 64 MiB. */
+  /** 1 % of the file system, between 256 KiB and 8 MiB: room for the WAL and page copies of deletes, cheap to write at start. */
   static sizeFor(dir: string): number {
     const s = statfsSync(dir);
-    return Math.min(64 * 1024 ** 2, Math.max(256 * 1024, Math.floor(s.blocks * s.bsize * 0.02)));
+    return Math.min(8 * 1024 ** 2, Math.max(256 * 1024, Math.floor(s.blocks * s.bsize * 0.01)));
   }
 
   get held(): boolean {

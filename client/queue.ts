@@ -2,6 +2,15 @@ import { QUEUE_LIMITS } from "../protocol/limits.js";
 import { Packr } from "msgpackr";
 import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
+import type {
+  QueueConfirmReply,
+  QueueConfirmRequest,
+  QueueGetReply,
+  QueueInfoReply,
+  QueueLenReply,
+  QueuePeekReply,
+  QueuePeekRequest,
+} from "../protocol/queue.js";
 import { GetBatcher, PutBatcher } from "./queue-batching.js";
 import { type ConfirmOutcome, Confirmations } from "./queue-confirm.js";
 
@@ -111,7 +120,7 @@ export class Queue<T = unknown> extends SiloObject {
   private readonly getBatchers = new Map<string, GetBatcher>();
   // Every get's answer is confirmed to the server once received; see queue-confirm.ts.
   private readonly confirmations = new Confirmations((leases) =>
-    this.rpc<{ confirmed: number }>("POST", `${this.base}/confirm`, { leases }),
+    this.rpc<QueueConfirmReply>("POST", `${this.base}/confirm`, { leases } satisfies QueueConfirmRequest),
   );
 
   private get base(): string {
@@ -190,7 +199,7 @@ export class Queue<T = unknown> extends SiloObject {
 
   private async sendGet(n: number, opts: QueueWaitOptions): Promise<Uint8Array[]> {
     const body = { n, partition: opts.partition };
-    type Reply = { items: Uint8Array[]; lease: string | null; leaseMs: number };
+    type Reply = QueueGetReply;
     const res =
       opts.block === false
         ? await this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: false })
@@ -221,7 +230,7 @@ export class Queue<T = unknown> extends SiloObject {
   async len(opts: QueueLenOptions = {}): Promise<number> {
     checkPartition(opts.partition);
     checkExclusive(opts.partition, opts.total, "total");
-    const res = await this.rpc<{ len: number }>("GET", `${this.base}/len`, undefined, {
+    const res = await this.rpc<QueueLenReply>("GET", `${this.base}/len`, undefined, {
       query: { partition: opts.partition, total: opts.total || undefined },
     });
     return res.len;
@@ -239,7 +248,7 @@ export class Queue<T = unknown> extends SiloObject {
     checkPartition(opts.partition);
     if (n < 1) return [];
     const body = { n: Math.min(n, QUEUE_LIMITS.maxItemsPerPartition), partition: opts.partition };
-    const res = await this.rpc<{ items: Uint8Array[] }>("POST", `${this.base}/peek`, body);
+    const res = await this.rpc<QueuePeekReply>("POST", `${this.base}/peek`, body satisfies QueuePeekRequest);
     return res.items.map((b) => values.unpack(b) as T);
   }
 
@@ -253,7 +262,7 @@ export class Queue<T = unknown> extends SiloObject {
     let after = 0;
     for (;;) {
       const deadline = Date.now() + Math.max(0, opts.itemPollTimeoutMs ?? 0);
-      let res: { items: Uint8Array[]; positions: number[] };
+      let res: QueuePeekReply;
       do {
         const timeoutMs = Math.round(Math.min(LONG_POLL_MS, Math.max(0, deadline - Date.now())));
         res = await this.rpc("POST", `${this.base}/peek`, { n: PEEK_BATCH, partition: opts.partition, after, timeoutMs });
@@ -266,7 +275,7 @@ export class Queue<T = unknown> extends SiloObject {
 
   /** Who and what the queue is, with its item and partition counts. */
   async info(): Promise<QueueInfo> {
-    const res = await this.rpc<Omit<QueueInfo, "createdAt"> & { createdAt: number }>("GET", `${this.base}/info`);
+    const res = await this.rpc<QueueInfoReply>("GET", `${this.base}/info`);
     return { ...res, createdAt: new Date(res.createdAt) };
   }
 }

@@ -10,7 +10,7 @@ import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { codecPlugin } from "./http/codec.js";
 import { installErrorHandler } from "./http/error-handler.js";
-import { installValidation } from "./http/validation.js";
+import { installValidation, parseQueryString } from "./http/validation.js";
 import { clientErrorHandler, frameworkErrors } from "./http/framework-errors.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { freeBytes } from "./disk-full.js";
@@ -46,7 +46,7 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
     logController: new LogController({ disableRequestLogging: options.logLevel !== "debug" && options.logLevel !== "trace" }),
     bodyLimit: options.bodyLimit,
     // Over-long path parameters are refused (414) before routing; names are at most 64 chars, ids shorter.
-    routerOptions: { maxParamLength: 512 },
+    routerOptions: { maxParamLength: 512, querystringParser: parseQueryString },
     frameworkErrors: frameworkErrors(() => auth),
     clientErrorHandler,
   });

@@ -62,3 +62,31 @@ export function installValidation(app: FastifyInstance): void {
   const text = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodies : text).compile(harden(schema) as Schema));
 }
+
+/**
+ * Query strings decoded strictly: a component that is not valid percent-encoded UTF-8 (e.g.
+ * `%ED%A0%80`, a lone surrogate's bytes) would otherwise become U+FFFD and collide with a real
+ * U+FFFD key. It is decoded to a lone surrogate instead, which every string schema refuses (400).
+ */
+export function parseQueryString(query: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (const part of query.split("&")) {
+    if (!part) continue;
+    const eq = part.indexOf("=");
+    const key = decodeStrict(eq < 0 ? part : part.slice(0, eq));
+    const value = eq < 0 ? "" : decodeStrict(part.slice(eq + 1));
+    const prev = out[key];
+    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+const INVALID_TEXT = "\uD800";
+
+function decodeStrict(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    return INVALID_TEXT;
+  }
+}

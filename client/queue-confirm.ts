@@ -17,7 +17,8 @@ interface Waiting {
   deadline: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A retry's pause does not keep a finished process alive: its items then return after the lease. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
  * Confirms receipt of get answers (their leases) to the server. A get resolves as soon as its

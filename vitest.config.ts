@@ -5,18 +5,35 @@ import { defineConfig } from "vitest/config";
  * test/helpers/blob-backend.ts). Any suite that starts its servers with SiloServer can opt in
  * by being listed here.
  */
-const S3_BLOB_SUITES = ["test/volume*.test.ts", "test/mount*.test.ts"];
+const S3_BLOB_SUITES = ["test/volume*.test.ts", "test/mount*.test.ts", "test/nfs.test.ts", "test/nfs-mount.test.ts"];
+
+/**
+ * The fast layer: tests beside the pure modules (`x.test.ts` next to `x.ts`) and in-process
+ * tests in test/unit/ (no spawned server, no mount). It runs first: `npx vitest run --project unit`.
+ */
+const UNIT_SUITES = ["{protocol,lib,services,client,fuse,cli}/**/*.test.ts", "test/unit/**/*.test.ts"];
 
 export default defineConfig({
   test: {
-    // Every suite starts real servers (and some real mounts): generous, not tight.
-    testTimeout: 60_000,
+    // Every end-to-end suite starts real servers (and some real mounts), and a CLI test starts a
+    // dozen node processes: generous, not tight (a loaded 2-core machine takes minutes for those).
+    testTimeout: 180_000,
     hookTimeout: 120_000,
     pool: "forks",
     reporters: ["default"],
     projects: [
-      { extends: true, test: { name: "local", include: ["test/**/*.test.ts"] } },
-      { extends: true, test: { name: "s3", include: S3_BLOB_SUITES, env: { SILO_TEST_BLOBS: "s3" } } },
+      {
+        extends: true,
+        test: { name: "unit", include: UNIT_SUITES, testTimeout: 10_000, sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        test: { name: "local", include: ["test/**/*.test.ts"], exclude: ["test/unit/**"], sequence: { groupOrder: 1 } },
+      },
+      {
+        extends: true,
+        test: { name: "s3", include: S3_BLOB_SUITES, env: { SILO_TEST_BLOBS: "s3" }, sequence: { groupOrder: 1 } },
+      },
     ],
   },
 });

@@ -103,6 +103,7 @@ const rclone = (work: string, writeBack: boolean): Tool => {
 async function installPeers(): Promise<void> {
   const missing: string[] = [];
   for (const p of ["s3fs", "rclone"]) {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
     const ok = await run("dpkg-query", ["-W", "-f=${Status}", p]).then((r) => r.stdout.includes("install ok installed"), () => false);
     if (!ok) missing.push(p);
   }

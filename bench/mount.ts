@@ -10,7 +10,7 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readSync, rmSyn
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
-import { SiloClient } from "../client/index.js";
+import type { SiloClient } from "../client/index.js";
 import type { ManifestEntry } from "../protocol/volume.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { BenchSilo } from "./lib/silo-server.js";
@@ -57,7 +57,7 @@ function seqRead(path: string): number {
   return time(() => {
     const fd = openSync(path, "r");
     let off = 0;
-    for (let n; (n = readSync(fd, buf, 0, MiB, off)) > 0; ) off += n;
+    for (let n: number; (n = readSync(fd, buf, 0, MiB, off)) > 0; ) off += n;
     closeSync(fd);
   });
 }
@@ -102,7 +102,7 @@ async function seedVolume(client: SiloClient, name: string, files: number): Prom
       const entry: ManifestEntry = { path: `d${Math.floor(i / 1000)}/f${i}`, type: "file", mode: 0o644, size: 0, mtimeMs: now, blocks: [] };
       changes.push({ op: "put" as const, entry });
     }
-    await vol.commitChanges({ baseVersion: await vol.latestVersion(), changes });
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { formatTime, printJson, printTable, withClient } from "./output.js";
+import { confirm, formatTime, printJson, printTable, UsageError, withClient } from "./output.js";
 
 export function registerAdmin(program: Command): void {
   const workspace = program.command("workspace").description("Manage workspaces (isolated tenants)");
@@ -73,6 +73,35 @@ export function registerAdmin(program: Command): void {
         const envs = await silo.environments.list();
         if (opts.json) return printJson(envs);
         printTable(["Name", "Created at"], envs.map((e) => [e.name, formatTime(e.createdAt)]));
+      }),
+    );
+  environment
+    .command("update <name>")
+    .description("Change an environment: --name renames it (its objects move with it)")
+    .option("--name <new-name>", "the new name")
+    .option("--set-name <new-name>", "the same as --name (Modal's spelling)")
+    .action((name: string, opts: { name?: string; setName?: string }, cmd: Command) =>
+      withClient(cmd, async (silo) => {
+        const newName = opts.name ?? opts.setName;
+        if (!newName) throw new UsageError("Nothing to change: pass --name NEW_NAME");
+        await silo.environments.rename(name, newName);
+        process.stdout.write(`Renamed environment '${name}' to '${newName}'\n`);
+      }),
+    );
+  environment
+    .command("delete <name>")
+    .description("Delete an environment (refused while it holds objects, unless --force)")
+    .option("--force", "also delete every object in it, with all its data (irreversible)")
+    .option("-y, --yes", "do not ask for confirmation")
+    .option("--confirm", "the same as --yes (Modal's spelling)")
+    .action((name: string, opts: { force?: boolean; yes?: boolean; confirm?: boolean }, cmd: Command) =>
+      withClient(cmd, async (silo) => {
+        const question = opts.force ? `Delete environment '${name}' and every object in it?` : `Delete environment '${name}'?`;
+        await confirm(question, opts.yes || opts.confirm);
+        const { objectsDeleted } = await silo.environments.delete(name, { force: opts.force });
+        process.stdout.write(
+          `Deleted environment '${name}'${objectsDeleted ? ` and its ${objectsDeleted} object${objectsDeleted === 1 ? "" : "s"}` : ""}\n`,
+        );
       }),
     );
 }

@@ -1,8 +1,12 @@
+import { inspect } from "node:util";
 import type { Command } from "commander";
 import { NotFoundError } from "../protocol/errors.js";
-import { confirm, formatTime, parseCount, printJson, printTable, withClient } from "./output.js";
+import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, withClient } from "./output.js";
 
 /** Dict keys and values as JSON: bigint → string, Date → ISO, bytes → base64, Map → object (or pairs), Set → array. */
+/** A value as Node's inspect shows it: the type stays visible ('1' vs 1, 1n, Map(1) {...}). */
+const repr = (value: unknown): string => inspect(value, { depth: 6, breakLength: 100, maxStringLength: 2000, colors: false });
+
 export function toJsonValue(value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   if (value instanceof Date) return value.toISOString();
@@ -72,8 +76,7 @@ export function registerDict(program: Command): void {
     .action((name: string, opts: { allowMissing?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await confirm(`Delete dict '${name}' and all its data?`, opts.yes);
-        await silo.dicts.delete(name, { allowMissing: opts.allowMissing });
-        process.stdout.write(`Deleted dict '${name}'\n`);
+        process.stdout.write(deletedMessage("dict", name, await silo.dicts.delete(name, { allowMissing: opts.allowMissing })));
       }),
     );
 
@@ -95,7 +98,8 @@ export function registerDict(program: Command): void {
     .description("Print the entries of a dict (the first N, default 20)")
     .option("-a, --all", "print every entry, ignoring N (may be slow)")
     .option("--json", "machine-readable output: an array of [key, value]")
-    .action((name: string, n: string | undefined, opts: { all?: boolean; json?: boolean }, cmd: Command) =>
+    .option("--repr", "show each key and value with its type (Map, Set, bigint, Date, Buffer, ...), as Node's inspect prints it")
+    .action((name: string, n: string | undefined, opts: { all?: boolean; json?: boolean; repr?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         const limit = opts.all ? Number.POSITIVE_INFINITY : parseCount(n ?? "20");
         const d = await silo.dicts.fromName(name);
@@ -107,7 +111,8 @@ export function registerDict(program: Command): void {
           }
         }
         if (opts.json) return printJson(rows.map(([k, v]) => [toJsonValue(k), toJsonValue(v)]));
-        printTable(["Key", "Value"], rows.map(([k, v]) => [display(k), display(v)]));
+        const show = opts.repr ? repr : display;
+        printTable(["Key", "Value"], rows.map(([k, v]) => [show(k), show(v)]));
       }),
     );
 }

@@ -1,7 +1,7 @@
 import { UsageError } from "./output.js";
 
 /** Kinds `silo run` can mount. */
-export type MountKind = "volume" | "bucket";
+export type MountKind = "volume" | "bucket" | "nfs";
 
 /** One `-v NAME:/path[:ro]` or `-b BUCKET[/prefix/]:/path[:ro]` argument of `silo run`. */
 export interface MountSpec {
@@ -12,18 +12,36 @@ export interface MountSpec {
   readOnly: boolean;
   /** Buckets only: mount just the keys under this prefix (ends in `/`). */
   keyPrefix?: string;
+  /** Buckets only: the silo secret holding the credentials (`:secret=NAME`, else `silo run --secret`). */
+  secret?: string;
 }
 
-/** Parses `NAME:/absolute/path[:ro]` (volumes) or `BUCKET[/key/prefix/]:/absolute/path[:ro]` (buckets). */
+/** The `:ro`, `:rw` and (buckets) `:secret=NAME` suffixes of a spec. */
+function parseSuffixes(kind: MountKind, spec: string, suffixes: string): { readOnly: boolean; secret?: string } {
+  let readOnly = false;
+  let secret: string | undefined;
+  for (const part of suffixes.split(":").filter(Boolean)) {
+    if (part === "ro" || part === "rw") readOnly = part === "ro";
+    else if (kind === "bucket" && part.startsWith("secret=") && part.length > "secret=".length) secret = part.slice("secret=".length);
+    else throw new UsageError(`Invalid ${kind} mount '${spec}': unknown option '${part}' (${kind === "bucket" ? "ro, rw or secret=NAME" : "ro or rw"})`);
+  }
+  return { readOnly, secret };
+}
+
+/**
+ * Parses `NAME:/absolute/path[:ro]` (volumes, network file systems) or
+ * `BUCKET[/prefix/]:/absolute/path[:ro][:secret=NAME]` (buckets).
+ */
 export function parseMountSpec(kind: MountKind, spec: string): MountSpec {
   if (kind === "bucket") {
-    const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
-    if (!m) throw new UsageError(`Invalid bucket mount '${spec}': expected BUCKET[/prefix/]:/absolute/path[:ro]`);
-    return { kind, name: m[1]!, keyPrefix: m[2] || undefined, path: m[3]!, readOnly: m[4] === "ro" };
+    const m = /^([^:/]+)(?:\/([^:]*))?:(\/[^:]*)((?::[^:]*)*)$/.exec(spec);
+    if (!m) throw new UsageError(`Invalid bucket mount '${spec}': expected BUCKET[/prefix/]:/absolute/path[:ro][:secret=NAME]`);
+    const { readOnly, secret } = parseSuffixes(kind, spec, m[4]!);
+    return { kind, name: m[1]!, keyPrefix: m[2] || undefined, path: m[3]!, readOnly, ...(secret ? { secret } : {}) };
   }
-  const m = /^([^:]+):(\/[^:]*)(?::(ro|rw))?$/.exec(spec);
+  const m = /^([^:]+):(\/[^:]*)((?::[^:]*)*)$/.exec(spec);
   if (!m) throw new UsageError(`Invalid ${kind} mount '${spec}': expected NAME:/absolute/path[:ro]`);
-  return { kind, name: m[1]!, path: m[2]!, readOnly: m[3] === "ro" };
+  return { kind, name: m[1]!, path: m[2]!, readOnly: parseSuffixes(kind, spec, m[3]!).readOnly };
 }
 
 /** Commander collector for repeatable mount options. */

@@ -45,6 +45,11 @@ export async function confirm(question: string, yes: boolean | undefined): Promi
   }
 }
 
+/** What a `delete [--allow-missing]` did, in words: "Deleted dict 'x'" or "Dict 'x' did not exist; nothing deleted". */
+export function deletedMessage(kind: string, name: string, existed: boolean): string {
+  return existed ? `Deleted ${kind} '${name}'\n` : `${kind.charAt(0).toUpperCase()}${kind.slice(1)} '${name}' did not exist; nothing deleted\n`;
+}
+
 /** A mistake in how the command was called (exit code 2). */
 export class UsageError extends Error {
   override name = "UsageError";

@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
 import type { Command } from "commander";
-import { UsageError, confirm, formatTime, parseCount, printJson, printTable, withClient } from "./output.js";
+import { UsageError, confirm, deletedMessage, formatTime, parseCount, printJson, printTable, withClient } from "./output.js";
 
 const PARTITION_HELP = "partition to use (default: the default partition)";
 
@@ -26,8 +26,7 @@ export function registerQueue(program: Command): void {
     .action((name: string, opts: { allowMissing?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await confirm(`Delete queue '${name}' and all its items?`, opts.yes);
-        await silo.queues.delete(name, { allowMissing: opts.allowMissing });
-        process.stdout.write(`Deleted queue '${name}'\n`);
+        process.stdout.write(deletedMessage("queue", name, await silo.queues.delete(name, { allowMissing: opts.allowMissing })));
       }),
     );
 

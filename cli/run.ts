@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import type { MountRecord } from "../client/mount-control.js";
+import type { JobMount } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
 import { clientFor, UsageError } from "./output.js";
@@ -15,13 +15,15 @@ const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "
 interface RunOptions {
   volume?: MountSpec[];
   bucket?: MountSpec[];
+  nfs?: MountSpec[];
+  secret?: string;
   hostMounts?: boolean;
   commitIntervalMs?: string;
 }
 
 interface ActiveMount {
   spec: MountSpec;
-  record: MountRecord;
+  record: JobMount;
   /** Final commit (volumes) and unmount; resolves with the daemon's exit status (0 = clean). */
   stop(): Promise<number>;
 }
@@ -29,14 +31,16 @@ interface ActiveMount {
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("Run a command with volumes and buckets mounted: mount, run, commit, unmount")
+    .description("Run a command with volumes, network file systems and buckets mounted: mount, run, commit, unmount")
     .usage("[options] -- <command> [args...]")
     .option("-v, --volume <NAME:/path[:ro]>", "mount a volume at /path (repeatable; ':ro' for read-only)", collectMounts("volume"))
+    .option("--nfs <NAME:/path[:ro]>", "mount a network file system at /path (repeatable; close-to-open: no commit needed)", collectMounts("nfs"))
     .option(
       "-b, --bucket <BUCKET[/prefix/]:/path[:ro]>",
-      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials and endpoint from AWS_* variables",
+      "mount an S3 bucket (or a key prefix of it) at /path (repeatable); credentials from the spec's ':secret=NAME', else --secret, else AWS_* variables",
       collectMounts("bucket"),
     )
+    .option("--secret <name>", "silo secret with the bucket credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) of every -b mount without its own")
     .option("--commit-interval-ms <ms>", "background commit period of the volume mounts", "5000")
     .option("--host-mounts", "mount in the host's mount namespace (visible to other processes) instead of a private one")
     .argument("<command...>", "the command to run")
@@ -50,7 +54,7 @@ silo run exits with the command's status (1 if it succeeded but a final commit f
 As root, mounts live in a private mount namespace (unshare), so the host never sees them.`,
     )
     .action(async (command: string[], opts: RunOptions, cmd: Command) => {
-      const specs = [...(opts.volume ?? []), ...(opts.bucket ?? [])];
+      const specs = [...(opts.volume ?? []), ...(opts.nfs ?? []), ...(opts.bucket ?? [])];
       checkMountPaths(specs);
       if (specs.length > 0 && !opts.hostMounts && !process.env[IN_NAMESPACE_ENV] && privateNamespaceWorks()) {
         process.exit(await reexecInNamespace());
@@ -83,7 +87,11 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
-      mounts.push(spec.kind === "bucket" ? await mountBucket(spec, config.environment) : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"));
+      mounts.push(
+        spec.kind === "bucket"
+          ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd)
+          : await mountVolume(spec, config.environment, opts.commitIntervalMs ?? "5000"),
+      );
     }
   } catch (err) {
     await unmountAll(mounts);
@@ -129,7 +137,7 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }
   const stateDir = mkdtempSync(join(tmpdir(), "silo-run-"));
-  const args = ["volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
+  const args = [spec.kind === "nfs" ? "nfs" : "volume", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", join(stateDir, "m")];
   args.push("--commit-interval-ms", commitIntervalMs);
   if (spec.readOnly) args.push("--read-only");
   try {
@@ -140,7 +148,7 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
       output: 2,
       detached: true,
     });
-    const record: MountRecord = {
+    const record: JobMount = {
       kind: spec.kind,
       name: spec.name,
       id: String(ready.volumeId),
@@ -170,17 +178,21 @@ async function mountVolume(spec: MountSpec, environment: string, commitIntervalM
   }
 }
 
-/** A bucket mount through the bucket daemon (fuse/bucket), credentials from the AWS_* environment. */
-async function mountBucket(spec: MountSpec, environment: string): Promise<ActiveMount> {
+/** A bucket mount through the bucket daemon (fuse/bucket), credentials from a silo secret or the AWS_* environment. */
+async function mountBucket(spec: MountSpec, environment: string, secretName: string | undefined, cmd: Command): Promise<ActiveMount> {
   const { mountCloudBucket } = await import("../fuse/bucket/mount.js");
   const { CloudBucketMount } = await import("../client/cloud-bucket-mount.js");
+  const silo = secretName ? clientFor(cmd) : undefined;
   try {
-    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly });
+    const secret = silo && secretName ? await silo.secrets.fromName(secretName) : undefined;
+    const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly, secret });
     const handle = await mountCloudBucket(bucket, spec.path, { readOnly: spec.readOnly, exitWithParent: true });
-    const record: MountRecord = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
+    const record: JobMount = { kind: "bucket", name: spec.name, id: spec.name, environment, readOnly: spec.readOnly };
     return { spec, record, stop: () => handle.unmount().then(() => 0, () => 1) };
   } catch (err) {
     throw new UsageError(`Could not mount bucket '${spec.name}' at ${spec.path}: ${(err as Error).message}`);
+  } finally {
+    await silo?.close();
   }
 }
 

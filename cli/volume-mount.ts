@@ -52,7 +52,7 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
           reportToParent({ error: err.message });
           throw err;
         });
-        const code = await runVolumeDaemon(volume, {
+        const code = await runVolumeDaemon(volume.blocks, {
           dir,
           readOnly: opts.readOnly ?? false,
           commitIntervalMs: opts.commitIntervalMs,

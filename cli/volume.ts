@@ -3,7 +3,10 @@ import { lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import type { Command } from "commander";
 import type { FileEntry, Volume } from "../client/volume.js";
-import { confirm, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
+import { writevAll } from "../lib/writev-all.js";
+import { ConflictError } from "../protocol/errors.js";
+import { BLOCK_SIZE, SMALL_FILE_MAX } from "../protocol/volume.js";
+import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 
 /** `silo volume …`: the same commands as the reference `modal volume`. `mount`/`unmount` live in their own file. */
@@ -128,15 +131,14 @@ export function registerVolume(program: Command): Command {
     .action((name: string, opts: { allowMissing?: boolean; yes?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await confirm(`Delete volume '${name}' and all its files? This can not be undone.`, opts.yes);
-        await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false });
-        process.stdout.write(`Deleted volume '${name}'.\n`);
+        process.stdout.write(deletedMessage("volume", name, await silo.volumes.delete(name, { allowMissing: opts.allowMissing ?? false })));
       }),
     );
 
   return volume;
 }
 
-async function treeBytes(dir: string): Promise<number> {
+export async function treeBytes(dir: string): Promise<number> {
   const { readdir } = await import("node:fs/promises");
   let total = 0;
   for (const d of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -145,8 +147,6 @@ async function treeBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** Files up to this size are fetched many per request (`readSmallFiles`). */
-const SMALL_FILE = 1024 * 1024;
 
 const exists = (p: string) => lstat(p).then(() => true, () => false);
 
@@ -155,7 +155,7 @@ const exists = (p: string) => lstat(p).then(() => true, () => false);
  * a directory lands as LOCAL if that does not exist, else inside it. Every target is checked
  * before any byte is written, so without --force a conflict writes nothing.
  */
-async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
+export async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
   const listed = await vol.listdir(remote, { recursive: true });
   const norm = posix.normalize(`/${remote}`).replace(/^\/+|\/+$/g, "");
   const single = listed.length === 1 && listed[0]!.path === norm && listed[0]!.type !== "directory";
@@ -186,14 +186,14 @@ async function download(vol: Volume, remote: string, local: string, force: boole
     for (const j of jobs) if (j.entry.type === "directory") ensureDir(j.target);
     const files = jobs.filter((j) => j.entry.type === "file");
     // Small files travel many per request; large ones stream one by one. Symlinks are not recreated.
-    const small = files.filter((j) => j.entry.size <= SMALL_FILE);
-    const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE).map((j) => () => {
+    const small = files.filter((j) => j.entry.size <= SMALL_FILE_MAX);
+    const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE_MAX).map((j) => () => {
       ensureDir(dirname(j.target));
       return fetchFile(vol, j.entry, j.target, (n) => progress.add(n));
     });
     for (let i = 0; i < small.length; ) {
       const group: typeof small = [];
-      for (let bytes = 0; i < small.length && group.length < 500 && bytes < 8 * SMALL_FILE; i++) {
+      for (let bytes = 0; i < small.length && group.length < 500 && bytes < 8 * SMALL_FILE_MAX; i++) {
         group.push(small[i]!);
         bytes += small[i]!.entry.size;
       }
@@ -218,41 +218,46 @@ async function download(vol: Volume, remote: string, local: string, force: boole
 }
 
 
-/** Bytes each parallel range request of a large download covers. */
-const SEGMENT = 32 * 1024 * 1024;
+/** Bytes each range request of a large download covers: one block, so each is one read on the server. */
+const SEGMENT = BLOCK_SIZE;
+/** Range requests in flight per large file. */
+const DOWNLOAD_STREAMS = 6;
 
 /**
- * Downloads one large file as several ranges in parallel, written at their offsets into a
- * temp name beside the target, then renamed into place: a failed download leaves no partial file.
+ * Downloads one large file as block-sized ranges, several in flight, each written at its
+ * offset with one gathering write (writev: no copy into a staging buffer), into a temp name
+ * beside the target, then renamed into place: a failed download leaves no partial file.
  */
 async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${target}.silo-part-${process.pid}`;
   const fh = await open(tmp, "w");
   try {
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      for (let start = next; start < entry.size; start = next) {
-        next += SEGMENT;
-        let pos = start;
-        let parts: Buffer[] = [];
-        let held = 0;
-        const flush = async () => {
-          const buf = Buffer.concat(parts);
-          parts = [];
-          held = 0;
-          for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off, pos + off)).bytesWritten;
-          pos += buf.length;
-          onBytes(buf.length);
-        };
-        for await (const chunk of vol.readFile(entry.path, { start, end: Math.min(start + SEGMENT, entry.size) })) {
-          parts.push(chunk);
-          held += chunk.length;
-          if (held >= 1 << 20) await flush();
+      while (!failed && next < entry.size) {
+        const start = next;
+        const end = Math.min(start + SEGMENT, entry.size);
+        next = end;
+        const chunks: Buffer[] = [];
+        let got = 0;
+        for await (const chunk of vol.readFile(entry.path, { start, end })) {
+          chunks.push(chunk);
+          got += chunk.length;
         }
-        if (held > 0) await flush();
+        if (got !== end - start) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
+        await writevAll(fh, chunks, start);
+        onBytes(got);
       }
     };
-    await Promise.all(Array.from({ length: 4 }, worker));
+    await Promise.all(
+      Array.from({ length: DOWNLOAD_STREAMS }, () =>
+        worker().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
     await fh.close();
     await rename(tmp, target);
   } catch (err) {

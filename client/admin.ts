@@ -1,19 +1,9 @@
 import type { EnvironmentOption } from "./object-service.js";
 import type { Transport } from "./transport.js";
 import { checkName } from "../protocol/names.js";
+import type { IssuedToken, TokenInfo } from "../protocol/objects.js";
 
-export interface IssuedToken {
-  tokenId: string;
-  tokenSecret: string;
-}
-
-export interface TokenInfo {
-  id: string;
-  label: string;
-  admin: boolean;
-  createdAt: number;
-  revokedAt: number | null;
-}
+export type { IssuedToken, TokenInfo };
 
 export interface WorkspaceCreated extends IssuedToken {
   workspace: { id: string; name: string; createdAt: number };
@@ -66,6 +56,25 @@ export class EnvironmentService {
 
   async list(): Promise<Array<{ name: string; createdAt: number }>> {
     return (await this.transport.rpc<{ environments: Array<{ name: string; createdAt: number }> }>("GET", "/v1/environments")).environments;
+  }
+
+  /** Renames an environment; its objects move with it (jobs still using the old name get NotFoundError). */
+  async rename(name: string, newName: string): Promise<void> {
+    checkName(name, "environment name");
+    checkName(newName, "environment name");
+    await this.transport.rpc("POST", `/v1/environments/${encodeURIComponent(name)}/rename`, { newName });
+  }
+
+  /**
+   * Deletes an environment. ConflictError while it holds objects, unless `force`, which deletes
+   * them and their data too (irreversible). Returns how many objects were deleted.
+   */
+  async delete(name: string, opts: { force?: boolean } = {}): Promise<{ objectsDeleted: number }> {
+    checkName(name, "environment name");
+    const res = await this.transport.rpc<{ objectsDeleted: number }>("DELETE", `/v1/environments/${encodeURIComponent(name)}`, undefined, {
+      query: { force: opts.force ?? false },
+    });
+    return { objectsDeleted: res.objectsDeleted };
   }
 }
 

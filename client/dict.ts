@@ -1,5 +1,6 @@
 import { DICT_LIMITS } from "../protocol/limits.js";
 import { decode, encode } from "./dict-codec.js";
+import { assertEncodable } from "./encodable.js";
 import { DictLease, type LeaseGrant } from "./dict-lease.js";
 import { ConflictError, InvalidError, NotFoundError, TooLargeError, errorFromCode } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
@@ -46,6 +47,7 @@ type ScanPage = { entries: Array<[Uint8Array, Uint8Array | undefined]>; cursor: 
 const LOCK_POLL_MS = 30_000;
 
 function encodeKey(key: unknown): Buffer {
+  assertEncodable(key, "dict key");
   const bytes = encode(key);
   if (bytes.length > DICT_LIMITS.keyBytes) {
     throw new InvalidError(`A dict key may be at most ${DICT_LIMITS.keyBytes} bytes encoded, got ${bytes.length}`, "INVALID");
@@ -54,6 +56,7 @@ function encodeKey(key: unknown): Buffer {
 }
 
 function encodeValue(value: unknown): Buffer {
+  assertEncodable(value, "dict value");
   const bytes = encode(value);
   if (bytes.length > DICT_LIMITS.valueBytes) {
     throw new TooLargeError(`A dict value may be at most 100 MiB encoded, got ${bytes.length} bytes`, "TOO_LARGE");

@@ -6,6 +6,7 @@ export { DictLease } from "./dict-lease.js";
 export * from "../protocol/errors.js";
 export { type ObjectRecord, SiloObject } from "./object.js";
 export * from "./object-service.js";
+export { NetworkFileSystem, NetworkFileSystemService, type NfsProgressOption, type WriteSource } from "./network-file-system.js";
 export * from "./queue.js";
 export * from "./secret.js";
 export { SiloClient, type SiloClientOptions } from "./silo-client.js";

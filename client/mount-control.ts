@@ -3,10 +3,10 @@ import { errorFromResponse, InvalidError } from "../protocol/errors.js";
 
 /**
  * One mount of a job, as `silo run` describes it in `SILO_MOUNTS` (a JSON object keyed by
- * mount path). `kind` tells volume mounts from other kinds (bucket mounts).
+ * mount path). `kind` tells volume mounts from other kinds (network file systems, buckets).
  */
-export interface MountRecord {
-  kind: "volume" | "bucket";
+export interface JobMount {
+  kind: "volume" | "nfs" | "bucket";
   name: string | null;
   id: string;
   environment: string;
@@ -18,11 +18,11 @@ export interface MountRecord {
 export const SILO_MOUNTS_ENV = "SILO_MOUNTS";
 
 /** The job's mounts by path; empty outside `silo run`. */
-export function jobMounts(env: NodeJS.ProcessEnv = process.env): Map<string, MountRecord> {
+export function jobMounts(env: NodeJS.ProcessEnv = process.env): Map<string, JobMount> {
   const text = env[SILO_MOUNTS_ENV];
   if (!text) return new Map();
   try {
-    return new Map(Object.entries(JSON.parse(text) as Record<string, MountRecord>));
+    return new Map(Object.entries(JSON.parse(text) as Record<string, JobMount>));
   } catch {
     throw new InvalidError(`${SILO_MOUNTS_ENV} is not valid JSON`, "INVALID");
   }
@@ -57,9 +57,9 @@ export function controlRequest<T>(socket: string, op: "commit" | "reload" | "sta
 }
 
 /** This job's mounts of a volume (by id), with their control sockets. */
-function volumeMounts(volumeId: string): Array<MountRecord & { socket: string }> {
+function volumeMounts(volumeId: string): Array<JobMount & { socket: string }> {
   return [...jobMounts().values()].filter(
-    (m): m is MountRecord & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
+    (m): m is JobMount & { socket: string } => m.kind === "volume" && m.id === volumeId && typeof m.socket === "string",
   );
 }
 

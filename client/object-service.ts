@@ -57,13 +57,17 @@ export class ObjectManager<T extends SiloObject> {
     return res.objects.map(this.wrap);
   }
 
-  /** Deletes a named object and all its contents; irreversible. */
-  async delete(name: string, opts: DeleteOptions = {}): Promise<void> {
+  /**
+   * Deletes a named object and all its contents; irreversible. Resolves to false if it did not
+   * exist (only with `allowMissing`; without it that is a NotFoundError).
+   */
+  async delete(name: string, opts: DeleteOptions = {}): Promise<boolean> {
     checkName(name);
-    await this.transport.rpc("DELETE", `/v1/objects/${this.kind}/by-name/${encodeURIComponent(name)}`, undefined, {
+    const res = await this.transport.rpc<{ existed?: boolean }>("DELETE", `/v1/objects/${this.kind}/by-name/${encodeURIComponent(name)}`, undefined, {
       ...opts,
       query: { allowMissing: opts.allowMissing ?? false },
     });
+    return res.existed !== false;
   }
 
   /** Renames a named object; AlreadyExistsError if `newName` is taken. */
@@ -108,8 +112,8 @@ export abstract class ObjectService<T extends SiloObject> {
     return this.wrap(record);
   }
 
-  /** Deletes a named object and all its contents; irreversible. */
-  delete(name: string, opts: DeleteOptions = {}): Promise<void> {
+  /** Deletes a named object and all its contents; irreversible. False if it did not exist (with `allowMissing`). */
+  delete(name: string, opts: DeleteOptions = {}): Promise<boolean> {
     return this.objects.delete(name, opts);
   }
 }

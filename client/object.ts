@@ -1,17 +1,8 @@
 import type { Dispatcher } from "undici";
+import type { ObjectRecord } from "../protocol/objects.js";
 import type { CallOptions, RawOptions, Transport } from "./transport.js";
 
-/** What the server says about a named or ephemeral object. */
-export interface ObjectRecord {
-  id: string;
-  kind: string;
-  name: string | null;
-  environment: string;
-  createdAt: number;
-  ephemeral: boolean;
-  options: Record<string, unknown>;
-  heartbeatIntervalMs?: number;
-}
+export type { ObjectRecord };
 
 /**
  * Base of every storage object handle (Dict, Queue, Volume, …). An ephemeral object heart-beats

@@ -36,7 +36,10 @@ export class PutBatcher {
 
   private pump(): void {
     if (this.inFlight) return;
-    if (this.waiting.length === 0) return this.onIdle();
+    if (this.waiting.length === 0) {
+      this.onIdle();
+      return;
+    }
     const batch: typeof this.waiting = [];
     let count = 0;
     let bytes = 0;
@@ -80,7 +83,10 @@ export class GetBatcher {
 
   private pump(): void {
     if (this.inFlight) return;
-    if (this.waiting.length === 0) return this.onIdle();
+    if (this.waiting.length === 0) {
+      this.onIdle();
+      return;
+    }
     const n = Math.min(this.waiting.length, MAX_BATCH_ITEMS);
     this.inFlight = true;
     this.send(n)

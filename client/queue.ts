@@ -1,5 +1,6 @@
 import { QUEUE_LIMITS } from "../protocol/limits.js";
 import { Packr } from "msgpackr";
+import { assertEncodable } from "./encodable.js";
 import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import type {
@@ -143,6 +144,7 @@ export class Queue<T = unknown> extends SiloObject {
       );
     }
     const items = vs.map((v) => {
+      assertEncodable(v, "queue item");
       const bytes = values.pack(v);
       if (bytes.length > QUEUE_LIMITS.maxItemBytes) {
         throw new TooLargeError(`A queue item is ${bytes.length} bytes encoded; the limit is 1 MiB`, "TOO_LARGE");

@@ -5,7 +5,9 @@ import { type EnvironmentOption, type ListOptions, ObjectService } from "./objec
 import type { Transport } from "./transport.js";
 import { checkName } from "../protocol/names.js";
 
-export type SecretValues = Record<string, string>;
+import type { SecretValues } from "../protocol/objects.js";
+
+export type { SecretValues };
 
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -70,13 +72,13 @@ export class SecretService extends ObjectService<Secret> {
   async create(name: string, values: SecretValues, opts: EnvironmentOption & { overwrite?: boolean } = {}): Promise<Secret> {
     checkName(name, "secret name");
     checkValues(values);
-    const res = await this.transport.rpc<{ id: string; name: string; createdAt: number }>(
+    const res = await this.transport.rpc<{ id: string; name: string; workspaceId: string; environment: string; createdAt: number }>(
       "POST",
       "/v1/secrets",
       { name, values, overwrite: opts.overwrite ?? false },
       opts,
     );
-    return this.wrap({ id: res.id, kind: "secret", name: res.name, environment: opts.environment ?? this.transport.config.environment, createdAt: res.createdAt, ephemeral: false, options: {} });
+    return this.wrap({ id: res.id, kind: "secret", name: res.name, workspaceId: res.workspaceId, environment: res.environment, createdAt: res.createdAt, ephemeral: false, options: {} });
   }
 
   /** Named secrets, newest first (names and dates only). */

@@ -2,6 +2,7 @@ import { EnvironmentService, TokenService, type WhoAmI, WorkspaceService, whoami
 import { CloudBucketMountService } from "./cloud-bucket-mount.js";
 import { type ClientConfig, resolveConfig } from "./config.js";
 import { DictService } from "./dict.js";
+import { NetworkFileSystemService } from "./network-file-system.js";
 import type { EnvironmentOption } from "./object-service.js";
 import { QueueService } from "./queue.js";
 import { SecretService } from "./secret.js";
@@ -24,6 +25,8 @@ export class SiloClient implements AsyncDisposable {
   /** Partitioned FIFO queues: `silo.queues.fromName<T>(name, { createIfMissing: true })`. */
   readonly queues: QueueService;
   readonly volumes: VolumeService;
+  /** Shared directories without commit/reload: `silo.networkFileSystems.fromName(name, { createIfMissing: true })`. */
+  readonly networkFileSystems: NetworkFileSystemService;
   readonly secrets: SecretService;
   readonly cloudBucketMounts: CloudBucketMountService;
   protected readonly transport: Transport;
@@ -37,6 +40,7 @@ export class SiloClient implements AsyncDisposable {
     this.dicts = new DictService(this.transport);
     this.queues = new QueueService(this.transport);
     this.volumes = new VolumeService(this.transport);
+    this.networkFileSystems = new NetworkFileSystemService(this.transport);
     this.secrets = new SecretService(this.transport);
     this.cloudBucketMounts = new CloudBucketMountService();
   }

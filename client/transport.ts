@@ -1,13 +1,8 @@
 import type { Readable } from "node:stream";
-import { Packr } from "msgpackr";
 import { Agent, type Dispatcher, request } from "undici";
 import type { ClientConfig } from "./config.js";
 import { ConnectionError, errorFromResponse } from "../protocol/errors.js";
-
-const MSGPACK = "application/msgpack";
-
-/** The RPC envelope codec; matches the server's (plain maps, binary as bin). */
-export const envelope = new Packr({ useRecords: false, moreTypes: false, int64AsType: "number" });
+import { MSGPACK, envelope } from "../protocol/codec.js";
 
 export type Query = Record<string, string | number | boolean | undefined>;
 

@@ -1,10 +1,11 @@
-import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import { lstat, open, readdir, readlink } from "node:fs/promises";
+import { type FileHandle, lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConflictError, InvalidError, NotFoundError } from "../protocol/errors.js";
 import { BLOCK_SIZE, type Change, type ManifestEntry } from "../protocol/volume.js";
+import type { BlockUploader } from "./block-uploader.js";
+import { forEachLimit } from "./limit.js";
 import type { Volume } from "./volume.js";
 
 export interface UploadBatchOptions {
@@ -23,10 +24,12 @@ type Item =
   | { kind: "directory"; remote: string; mode: number; mtimeMs: number }
   | { kind: "symlink"; remote: string; target: string; mtimeMs: number };
 
-const SMALL_BLOCK = 1024 * 1024;
-const SMALL_FILE = 1024 * 1024;
-const GROUP_BYTES = 8 * 1024 * 1024;
-const GROUP_BLOCKS = 512;
+/** Files up to this size are read with one synchronous read: for thousands of small files, thread-pool round trips cost more than the I/O. */
+const SYNC_READ_MAX = 1024 * 1024;
+/** Blocks being read or hashed at once per file: reading, hashing and uploading overlap. */
+const PIPELINE_DEPTH = 3;
+/** Hashes per "are they still there?" request before the commit (the server's limit is 100,000). */
+const TOUCH_BATCH = 50_000;
 
 /** A remote path without leading or trailing slashes; the server normalises and confines it (`..` is refused there). */
 function remotePath(p: string): string {
@@ -64,22 +67,23 @@ export class VolumeUploadBatch implements AsyncDisposable {
     if (this.state !== "open") throw new InvalidError(`This upload batch was already ${this.state}`, "INVALID");
     try {
       const items = await this.expand();
-      const uploader = new BlockUploader(this.volume, this.opts.onProgress);
+      const blocks = this.volume.blocks;
+      const uploader = blocks.uploader({ onProgress: this.opts.onProgress });
       const changes: Change[] = [];
       await forEachLimit(items, 8, async (item) => {
         changes.push({ op: "put", entry: await this.entry(item, uploader) });
       });
       await uploader.flush();
       // Touch every block again right before committing, so GC keeps even the earliest ones.
-      const hashes = [...uploader.seen];
-      for (let i = 0; i < hashes.length; i += 50_000) {
-        const gone = await this.volume.missingBlocks(hashes.slice(i, i + 50_000));
+      const hashes = [...uploader.hashes];
+      for (let i = 0; i < hashes.length; i += TOUCH_BATCH) {
+        const gone = await blocks.missingBlocks(hashes.slice(i, i + TOUCH_BATCH));
         if (gone.length > 0) throw new ConflictError(`${gone.length} uploaded blocks were garbage-collected before the commit; retry the upload`, "CONFLICT");
       }
       // Parents before children, so directory entries come first.
       changes.sort((a, b) => ((a as { entry: ManifestEntry }).entry.path < (b as { entry: ManifestEntry }).entry.path ? -1 : 1));
-      const baseVersion = await this.volume.latestVersion();
-      const { version } = await this.volume.commitChanges({ baseVersion, changes, overwrite: this.opts.force ? "files" : "none" });
+      const baseVersion = await blocks.latestVersion();
+      const { version } = await blocks.commitChanges({ baseVersion, changes, overwrite: this.opts.force ? "files" : "none" });
       this.state = "committed";
       return version;
     } catch (err) {
@@ -117,7 +121,7 @@ export class VolumeUploadBatch implements AsyncDisposable {
       if (!st.isFile()) throw new InvalidError(`'${item.source}' is not a regular file`, "INVALID");
       mode = item.mode ?? st.mode & 0o7777;
       mtimeMs = st.mtimeMs;
-      if (st.size <= SMALL_FILE) {
+      if (st.size <= SYNC_READ_MAX) {
         // One sync read: for thousands of small files, thread-pool round trips cost more than the I/O.
         ({ blocks, size } = await uploadBlocks(bytesBlocks(readFileSync(item.source)), uploader));
       } else {
@@ -158,18 +162,37 @@ async function walk(local: string, remote: string, out: Item[]): Promise<void> {
   }
 }
 
-/** A file's blocks read with one big read each (the last one shorter). */
-async function* fileBlocks(fh: Awaited<ReturnType<typeof open>>, size: number): AsyncGenerator<Buffer> {
-  for (let pos = 0; pos < size; pos += BLOCK_SIZE) {
-    const buf = Buffer.allocUnsafe(Math.min(BLOCK_SIZE, size - pos));
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-      if (bytesRead === 0) throw new ConflictError("File shrank while it was being uploaded", "CONFLICT");
-      got += bytesRead;
-    }
+/**
+ * A file's blocks read with one big read each (the last one shorter), the next ones read ahead
+ * while the caller hashes this one.
+ */
+async function* fileBlocks(fh: FileHandle, size: number): AsyncGenerator<Buffer> {
+  const reads: Array<Promise<Buffer>> = [];
+  let pos = 0;
+  const readNext = () => {
+    if (pos >= size) return;
+    const p = readAt(fh, pos, Math.min(BLOCK_SIZE, size - pos));
+    p.catch(() => {}); // awaited below; a failure after the caller stopped must not be unhandled
+    reads.push(p);
+    pos += BLOCK_SIZE;
+  };
+  for (let i = 0; i < PIPELINE_DEPTH - 1; i++) readNext();
+  while (reads.length > 0) {
+    const buf = await reads.shift()!;
+    readNext();
     yield buf;
   }
+}
+
+async function readAt(fh: FileHandle, pos: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, pos + got);
+    if (bytesRead === 0) throw new ConflictError("File shrank while it was being uploaded", "CONFLICT");
+    got += bytesRead;
+  }
+  return buf;
 }
 
 function* bytesBlocks(data: Uint8Array): Generator<Buffer> {
@@ -198,95 +221,16 @@ async function* rechunk(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffe
   if (held > 0) yield Buffer.concat(parts);
 }
 
+/** Hands a file's blocks to the engine, a few hashing at once while the next are read. */
 async function uploadBlocks(source: AsyncIterable<Buffer> | Iterable<Buffer>, uploader: BlockUploader): Promise<{ blocks: string[]; size: number }> {
-  const blocks: string[] = [];
+  const hashes: Array<Promise<string>> = [];
   let size = 0;
   for await (const block of source) {
-    const hash = createHash("sha256").update(block).digest("hex");
-    blocks.push(hash);
+    const hash = uploader.add(block);
+    hash.catch(() => {}); // awaited below
+    hashes.push(hash);
     size += block.length;
-    await uploader.add(hash, block);
+    if (hashes.length >= PIPELINE_DEPTH) await hashes[hashes.length - PIPELINE_DEPTH];
   }
-  return { blocks, size };
-}
-
-/**
- * Makes sure blocks exist on the server: queued blocks are grouped (one big block, or many
- * small ones), each group asks which are missing and uploads just those, several groups in
- * flight. `add` waits while too many bytes are held, which bounds memory.
- */
-class BlockUploader {
-  readonly seen = new Set<string>();
-  private group: Array<{ hash: string; data: Buffer }> = [];
-  private groupBytes = 0;
-  private readonly inflight = new Set<Promise<void>>();
-  private error: unknown;
-
-  constructor(
-    private readonly volume: Volume,
-    private readonly onProgress?: (bytes: number) => void,
-    private readonly maxGroups = 4,
-  ) {}
-
-  async add(hash: string, data: Buffer): Promise<void> {
-    if (this.error) throw this.error;
-    if (this.seen.has(hash)) {
-      this.onProgress?.(data.length);
-      return;
-    }
-    this.seen.add(hash);
-    this.group.push({ hash, data });
-    this.groupBytes += data.length;
-    if (this.groupBytes >= GROUP_BYTES || this.group.length >= GROUP_BLOCKS) await this.send();
-  }
-
-  private async send(): Promise<void> {
-    const group = this.group;
-    const bytes = this.groupBytes;
-    this.group = [];
-    this.groupBytes = 0;
-    if (group.length === 0) return;
-    while (this.inflight.size >= this.maxGroups) await Promise.race(this.inflight);
-    if (this.error) throw this.error;
-    const p = this.upload(group).then(
-      () => this.onProgress?.(bytes),
-      (err: unknown) => {
-        this.error ??= err;
-      },
-    );
-    const tracked = p.finally(() => this.inflight.delete(tracked));
-    this.inflight.add(tracked);
-  }
-
-  private async upload(group: Array<{ hash: string; data: Buffer }>): Promise<void> {
-    const missing = new Set(await this.volume.missingBlocks(group.map((b) => b.hash)));
-    const todo = group.filter((b) => missing.has(b.hash));
-    const small = todo.filter((b) => b.data.length < SMALL_BLOCK);
-    const large = todo.filter((b) => b.data.length >= SMALL_BLOCK);
-    if (small.length > 0) await this.volume.uploadBlocks(small);
-    for (const b of large) await this.volume.uploadBlock(b.hash, b.data);
-  }
-
-  async flush(): Promise<void> {
-    await this.send();
-    await Promise.all(this.inflight);
-    if (this.error) throw this.error;
-  }
-}
-
-/** Runs `fn` on every item, at most `limit` at a time; stops starting new ones after a failure. */
-export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      try {
-        await fn(items[next++]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return { blocks: await Promise.all(hashes), size };
 }

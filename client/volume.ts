@@ -2,20 +2,11 @@ import { InvalidError } from "../protocol/errors.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
-import { type Transport, envelope } from "./transport.js";
-import { type UploadBatchOptions, VolumeUploadBatch, forEachLimit } from "./volume-upload.js";
-import {
-  type CommitRequest,
-  type CommitResult,
-  type Delta,
-  type DirectFileRead,
-  type DirectUploadPlan,
-  type EntryType,
-  INLINE_BLOCK_MAX,
-  type ManifestEntry,
-  type TreePage,
-  type VersionPin,
-} from "../protocol/volume.js";
+import { envelope } from "../protocol/codec.js";
+import type { Transport } from "./transport.js";
+import { VolumeBlocks } from "./volume-blocks.js";
+import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
+import { type ByteRange, type DirectFileRead, type EntryType, type ManifestEntry, type TreePage } from "../protocol/volume.js";
 
 /** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
 export interface FileEntry {
@@ -45,23 +36,15 @@ export interface RecursiveOption {
   recursive?: boolean;
 }
 
-/** A byte range: `start` inclusive, `end` exclusive. */
-export interface ByteRange {
-  start: number;
-  end: number;
-}
-
 const READ_ONLY = "Read-only Volume can not be written to";
 
 /**
  * A named, versioned file tree. Outside a mount, files are read and written through these
- * methods; every write lands as one commit (a new version). The block-level methods
- * (`tree`, `delta`, `readBlock`, `missingBlocks`, `uploadBlock`, `commitChanges`) are what a
- * FUSE mount builds on.
+ * methods; every write lands as one commit (a new version). The block-level API a FUSE mount
+ * builds on is apart, in `blocks` (VolumeBlocks).
  */
 export class Volume extends SiloObject {
-  /** Whether the server takes block uploads straight to its object store (learnt on first use). */
-  private directUploads: boolean | undefined;
+  private blockApi: VolumeBlocks | undefined;
 
   constructor(
     transport: Transport,
@@ -116,113 +99,13 @@ export class Volume extends SiloObject {
     await reloadMounted(this.id, this.name);
   }
 
-  // --- The block-level API (what a mount uses) ---
-
-  async latestVersion(): Promise<number> {
-    return (await this.rpc<{ version: number }>("GET", this.url("/version"))).version;
-  }
-
-  /** One page of a version's full tree, in path order; pass `next` back as `after`. */
-  tree(version: number, opts: { after?: string; limit?: number } = {}): Promise<TreePage> {
-    return this.rpc<TreePage>("GET", this.url("/tree"), undefined, { query: { version, after: opts.after, limit: opts.limit } });
-  }
-
-  /** The changes that turn version `from` into `to` (VersionGoneError if `from` is no longer retained). */
-  delta(from: number, to: number): Promise<Delta> {
-    return this.rpc<Delta>("GET", this.url("/delta"), undefined, { query: { from, to } });
-  }
-
   /**
-   * A block's bytes, or `range` of them (`end` exclusive). With an object-store backend the
-   * server answers with a presigned URL and the bytes come straight from the store.
+   * The block-level API (trees, deltas, blocks, commits of manifest changes, version pins):
+   * what a FUSE mount and batch uploads build on. Jobs use the file-level methods below.
    */
-  async readBlock(hash: string, range?: ByteRange): Promise<Buffer> {
-    if (range && range.end <= range.start) return Buffer.alloc(0);
-    const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined;
-    let res = await this.raw("GET", this.url(`/blocks/${hash}`), { headers, redirects: true });
-    if (res.statusCode >= 300) {
-      await res.body.dump();
-      res = await this.transport.external({ method: "GET", url: res.headers.location as string, headers });
-    }
-    return Buffer.from(await res.body.arrayBuffer());
-  }
-
-  /** Which of these block hashes the server lacks (the others count as recently used, so GC keeps them). */
-  async missingBlocks(hashes: string[]): Promise<string[]> {
-    if (hashes.length === 0) return [];
-    return (await this.rpc<{ missing: string[] }>("POST", this.url("/blocks/missing"), { hashes })).missing;
-  }
-
-  /**
-   * Uploads one block (at most BLOCK_SIZE bytes); its SHA-256 is verified (by the server, or by
-   * the object store when the block goes there directly).
-   */
-  async uploadBlock(hash: string, data: Uint8Array): Promise<void> {
-    this.writable();
-    if (data.length > INLINE_BLOCK_MAX && (await this.uploadDirect([{ hash, data }]))) return;
-    const res = await this.raw("PUT", this.url(`/blocks/${hash}`), {
-      body: data,
-      headers: { "content-type": "application/octet-stream" },
-    });
-    await res.body.dump();
-  }
-
-  /** Uploads several small blocks in one request (with an object-store backend, the larger ones go there directly). */
-  async uploadBlocks(blocks: Array<{ hash: string; data: Uint8Array }>): Promise<void> {
-    this.writable();
-    const large = blocks.filter((b) => b.data.length > INLINE_BLOCK_MAX);
-    if (large.length > 0 && (await this.uploadDirect(large))) blocks = blocks.filter((b) => b.data.length <= INLINE_BLOCK_MAX);
-    if (blocks.length > 0) await this.rpc("POST", this.url("/blocks"), { blocks });
-  }
-
-  /**
-   * Sends blocks straight to the object store with requests the server signs, then has the
-   * server record them; false (nothing sent) if the server keeps blocks itself.
-   */
-  private async uploadDirect(blocks: Array<{ hash: string; data: Uint8Array }>): Promise<boolean> {
-    if (this.directUploads === false) return false;
-    const byHash = new Map(blocks.map((b) => [b.hash, b.data]));
-    const hashes = [...byHash.keys()];
-    for (let i = 0; i < hashes.length; i += 1000) {
-      const part = hashes.slice(i, i + 1000);
-      const plan = await this.rpc<DirectUploadPlan>("POST", this.url("/blocks/direct-uploads"), { hashes: part });
-      this.directUploads = plan.direct;
-      if (!plan.direct) return false;
-      await forEachLimit(plan.uploads, 8, async (u) => {
-        const res = await this.transport.external({ method: u.method, url: u.url, headers: u.headers, body: byHash.get(u.hash)! });
-        await res.body.dump();
-      });
-      await this.rpc("POST", this.url("/blocks/confirm"), { hashes: part });
-    }
-    return true;
-  }
-
-  /**
-   * Commits changes against `baseVersion` as one new version (all or nothing). Blocks must
-   * have been uploaded. NoSpaceError past the inode or directory limit.
-   */
-  async commitChanges(req: CommitRequest & { overwrite?: "replace" | "files" | "none" }): Promise<CommitResult> {
-    this.writable();
-    return this.rpc<CommitResult>("POST", this.url("/commit"), req);
-  }
-
-  /**
-   * Pins `version` (default: the latest) so garbage collection keeps it readable, blocks and
-   * all, while the pin lives: renew it within `ttlMs` (`renewPin`), `unpin` when done. What a
-   * mount does for the version it serves. VersionGoneError if GC already dropped that version.
-   */
-  pinVersion(version?: number): Promise<VersionPin> {
-    return this.rpc<VersionPin>("POST", this.url("/pins"), version === undefined ? {} : { version });
-  }
-
-  /** Extends a pin, moving it to `version` if given. NotFoundError once it lapsed; VersionGoneError for a dropped version. */
-  renewPin(pinId: string, version?: number): Promise<VersionPin> {
-    return this.rpc<VersionPin>("PUT", this.url(`/pins/${encodeURIComponent(pinId)}`), version === undefined ? {} : { version });
-  }
-
-  /** Deletes a pin (a no-op if it is gone already). */
-  async unpin(pinId: string): Promise<void> {
-    await this.rpc("DELETE", this.url(`/pins/${encodeURIComponent(pinId)}`));
+  get blocks(): VolumeBlocks {
+    this.blockApi ??= new VolumeBlocks(this.transport, this);
+    return this.blockApi;
   }
 
   // --- File-level API (no mount needed) ---

@@ -1,9 +1,46 @@
 /**
- * The shared named-object routes' wire contract (`/v1/objects/:kind/...`), stated once with
- * TypeBox: the server validates against these schemas and derives its handlers' types from them.
+ * Wire types every kind shares (object records, tokens, secret values) and the shared
+ * named-object routes' schemas (`/v1/objects/:kind/...`), stated once with TypeBox: the server
+ * validates against these schemas and derives its handlers' types from them.
  */
 import { type Static, Type } from "typebox";
 import { NAME_PATTERN } from "./names.js";
+
+/** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
+export interface ObjectRecord {
+  id: string;
+  kind: string;
+  name: string | null;
+  workspaceId: string;
+  environment: string;
+  /** Epoch ms. */
+  createdAt: number;
+  ephemeral: boolean;
+  /** Kind-specific settings fixed at creation (e.g. a volume's inode limit). */
+  options: Record<string, unknown>;
+  /** Ephemeral objects, in answers to the client: how often to send a heartbeat. */
+  heartbeatIntervalMs?: number;
+}
+
+/** A token as listed: never its secret. */
+export interface TokenInfo {
+  id: string;
+  workspaceId: string;
+  label: string;
+  admin: boolean;
+  /** Epoch ms. */
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** A newly issued token: the only time its secret is shown. */
+export interface IssuedToken {
+  tokenId: string;
+  tokenSecret: string;
+}
+
+/** A secret's values: environment-variable names to values. */
+export type SecretValues = Record<string, string>;
 
 // The pattern is checked by the registry (checkName), whose message says what a valid name looks like.
 const Name = Type.String({ minLength: 1, maxLength: 64, description: `A name matching ${NAME_PATTERN}` });

@@ -12,6 +12,15 @@ export const BLOCK_SIZE = 8 * 1024 * 1024;
  */
 export const INLINE_BLOCK_MAX = 64 * 1024;
 
+/** Largest file the many-small-files read (`readSmallFiles`, `POST …/files`) returns. */
+export const SMALL_FILE_MAX = 1024 * 1024;
+
+/** A byte range of a file or block: `start` inclusive, `end` exclusive. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 /** A block upload straight to the object store: send the block as the body of this signed request. */
 export interface DirectUpload {
   hash: string;

@@ -4,8 +4,9 @@ import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
 import { authenticatePlugin } from "./auth/authenticate.js";
+import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
-import { AuthStore } from "./auth/store.js";
+import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { codecPlugin } from "./http/codec.js";
@@ -17,7 +18,9 @@ import { freeBytes } from "./disk-full.js";
 import { DiskReserve } from "./disk-reserve.js";
 import { objectRoutes } from "./objects/routes.js";
 import type { ServerOptions } from "./options.js";
+import { type Clock, systemClock } from "../lib/clock.js";
 import { KINDS } from "./kinds.js";
+import { FileTreeKinds } from "./file-trees.js";
 import { GroupCommit } from "./kv-group-commit.js";
 
 export interface SiloApp {
@@ -29,8 +32,14 @@ export interface SiloApp {
   shutdown(): Promise<void>;
 }
 
+/** What a caller may swap for tests; the defaults are the real things. */
+export interface AppDeps {
+  clock?: Clock;
+}
+
 /** Wires the parts together; no logic of its own. */
-export async function buildApp(options: ServerOptions): Promise<SiloApp> {
+export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Promise<SiloApp> {
+  const clock = deps.clock ?? systemClock;
   const dataDir = join(options.home, "data");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   restrictModes(options.home, dataDir);
@@ -53,8 +62,19 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   const meta = openSqlite(join(dataDir, "meta.sqlite"));
   const kv = openLmdb({ path: join(dataDir, "kv"), maxDbs: 64, mapSize: 64 * 1024 ** 3 });
   const auth = new AuthStore(meta);
-  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, reserve);
-  const ctx: KindContext = { registry, kv, commits: new GroupCommit(kv, reserve), meta, dataDir, options, reserve };
+  const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock, reserve);
+  registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
+  const ctx: KindContext = {
+    registry,
+    kv,
+    commits: new GroupCommit(kv, reserve),
+    meta,
+    dataDir,
+    options,
+    reserve,
+    clock,
+    fileTrees: new FileTreeKinds(registry),
+  };
 
   installValidation(app);
   installErrorHandler(app, { dataDir });
@@ -65,19 +85,20 @@ export async function buildApp(options: ServerOptions): Promise<SiloApp> {
   await app.register(authenticatePlugin, { store: auth });
   app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
   await app.register(authRoutes, { store: auth });
+  await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
   for (const kind of KINDS) await app.register(kind, ctx);
 
-  const reaper = setInterval(
+  const reaper = clock.setInterval(
     () => void registry.reapEphemeral().catch((err) => app.log.error({ err }, "ephemeral reaper failed")),
     Math.min(30_000, Math.max(50, options.ephemeralTimeoutMs / 4)),
+    { unref: true },
   );
-  reaper.unref();
   // Takes the disk reserve again once deletes have made room (a no-op while it is held).
   const refill = setInterval(() => reserve.refill(), 5_000);
   refill.unref();
   app.addHook("preClose", async () => {
-    clearInterval(reaper);
+    reaper.cancel();
     clearInterval(refill);
   });
   await app.ready();

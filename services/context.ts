@@ -1,6 +1,8 @@
 import type { RootDatabase } from "lmdb";
+import type { Clock } from "../lib/clock.js";
 import type { Sqlite } from "./db.js";
 import type { DiskReserve } from "./disk-reserve.js";
+import type { FileTreeKinds } from "./file-trees.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
 import type { ServerOptions } from "./options.js";
@@ -19,4 +21,8 @@ export interface KindContext {
   options: ServerOptions;
   /** Space kept back for deletes on a full disk (disk-reserve.ts). */
   reserve: DiskReserve;
+  /** Time for every TTL, lease, heartbeat and sweep (a TestClock in tests). */
+  clock: Clock;
+  /** Kinds stored as file trees by the volume machinery (volumes, network file systems). */
+  fileTrees: FileTreeKinds;
 }

@@ -11,7 +11,7 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
   // alone: files 0600, directories 0700.
   process.umask(0o077);
   const unlock = lockHome(join(options.home, "data"));
-  let built;
+  let built: Awaited<ReturnType<typeof buildApp>>;
   try {
     built = await buildApp(options);
   } catch (err) {

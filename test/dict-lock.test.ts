@@ -2,29 +2,50 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConflictError } from "../client/index.js";
 import { JsonLinesChild } from "./helpers/child.js";
-import { sleep } from "./helpers/eventually.js";
+import { open } from "lmdb";
+import { eventually } from "./helpers/eventually.js";
+import { inProcessFixture } from "./helpers/in-process-server.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
 const children: JsonLinesChild[] = [];
+/** A real `silo serve` process, for what needs one (kill -9 of the server). */
 const fx = siloServerFixture();
+/** The server in this process on a TestClock: lease expiry happens when the test moves time, never by waiting. */
+const ip = inProcessFixture();
 afterAll(async () => {
   await Promise.all(children.map((c) => c.kill()));
 });
 
-const child = (...args: string[]) => {
-  const c = new JsonLinesChild(CHILD, args, fx.server.env);
+const child = (env: NodeJS.ProcessEnv, ...args: string[]) => {
+  const c = new JsonLinesChild(CHILD, args, env);
   children.push(c);
   return c;
 };
+
+/** The expiry the in-process server has stored for the lease on `key` of a dict (read from its LMDB files). */
+function storedExpiry(dictId: string, key: string): number | undefined {
+  const env = open({ path: `${ip.server.home}/data/kv`, readOnly: true, maxDbs: 64 });
+  try {
+    const locks = env.openDB<{ expiresAt: number }, Buffer>({ name: "dict-locks", keyEncoding: "binary", encoding: "json" });
+    // The client packs string keys with msgpack: find the row by its id prefix and the key's text.
+    for (const { key: k, value } of locks.getRange({ start: Buffer.from(dictId, "latin1") })) {
+      if (!k.subarray(0, dictId.length).equals(Buffer.from(dictId, "latin1"))) break;
+      if (k.subarray(dictId.length).includes(Buffer.from(key))) return value.expiresAt;
+    }
+    return undefined;
+  } finally {
+    void env.close();
+  }
+}
 
 describe("Dict locks", () => {
   it("two processes contending never both hold the lock; fencing tokens grow", async () => {
     const d = await fx.silo.dicts.fromName<string, number>("contended", { createIfMissing: true });
     const rounds = 15;
-    const a = child("contend", "contended", String(rounds));
-    const b = child("contend", "contended", String(rounds));
+    const a = child(fx.server.env, "contend", "contended", String(rounds));
+    const b = child(fx.server.env, "contend", "contended", String(rounds));
     await Promise.all([a.done(), b.done()]);
     expect(await d.get("counter")).toBe(2 * rounds);
 
@@ -38,27 +59,41 @@ describe("Dict locks", () => {
   });
 
   it("a crashed holder's lock is taken over only after its lease expires", async () => {
-    const d = await fx.silo.dicts.fromName("crash", { createIfMissing: true });
-    const holder = child("hold", "crash", "3000");
+    const { clock } = ip.server;
+    const d = await ip.silo.dicts.fromName("crash", { createIfMissing: true });
+    const holder = child(ip.server.env, "hold", "crash", "3000");
     const { token } = await holder.next<{ token: number }>();
-    // While the holder lives its lease is renewed: still held well past its TTL.
-    await sleep(4000);
+    const granted = storedExpiry(d.id, "held")!;
+    expect(granted).toBe(clock.now() + 3000);
+    // While the holder lives its lease is renewed (every third of the TTL): still held past its first expiry.
+    await clock.advance(2000);
+    await eventually(() => expect(storedExpiry(d.id, "held")).toBe(clock.now() + 3000));
+    await clock.advance(2000);
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
     await holder.kill("SIGKILL");
+    // Dead, but its lease runs to the end: a millisecond before, the lock is still refused.
+    await clock.advance(999);
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
-    const lease = await d.lock("held", { waitMs: 10_000 });
+    const before = clock.pending;
+    const waiting = d.lock("held", { waitMs: 10_000 });
+    await ip.server.timersPending(before);
+    await clock.advance(1);
+    const lease = await waiting;
     expect(lease.token).toBeGreaterThan(token);
     await lease.release();
   });
 
   it("release wakes a waiter at once (long before the lease would expire)", async () => {
-    const d = await fx.silo.dicts.fromName("wake", { createIfMissing: true });
+    const { clock } = ip.server;
+    const d = await ip.silo.dicts.fromName("wake", { createIfMissing: true });
     const first = await d.lock("k", { ttlMs: 60_000 });
     expect(first.held).toBe(true);
-    await using other = fx.server.client();
+    await using other = ip.server.client();
     const d2 = await other.dicts.fromName("wake");
+    const before = clock.pending;
     const waiting = d2.lock("k", { waitMs: 20_000 });
-    await sleep(300);
+    // The waiter is waiting once its wake-up timer is set; the clock never moves, so only the release can wake it.
+    await ip.server.timersPending(before);
     await first.release();
     expect(first.held).toBe(false);
     expect(first.signal.aborted).toBe(true);
@@ -97,11 +132,13 @@ describe("Dict locks", () => {
   });
 
   it("a waiter whose caller aborts stops waiting and is never granted the lock", async () => {
-    const d = await fx.silo.dicts.fromName("abort", { createIfMissing: true });
+    const { clock } = ip.server;
+    const d = await ip.silo.dicts.fromName("abort", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });
     const abort = new AbortController();
+    const before = clock.pending;
     const waiting = d.lock("k", { waitMs: 20_000, signal: abort.signal });
-    await sleep(200);
+    await ip.server.timersPending(before);
     abort.abort();
     await expect(waiting).rejects.toThrow();
     await held.release();
@@ -111,6 +148,7 @@ describe("Dict locks", () => {
   });
 
   it("a waiter that gives up gets ConflictError and leaves no lock behind", async () => {
+    // The client's own deadline (real time) ends the wait: this runs against the real server.
     const d = await fx.silo.dicts.fromName("timeout", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });
     await expect(d.lock("k", { waitMs: 300 })).rejects.toThrow(/held by another holder/);

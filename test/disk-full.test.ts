@@ -71,8 +71,8 @@ describe("a full disk", () => {
     // Volumes: a block upload leaves no block behind.
     const block = randomBytes(4 * 1024 * 1024);
     const hash = createHash("sha256").update(block).digest("hex");
-    await expect(vol.uploadBlock(hash, block)).rejects.toBeInstanceOf(NoSpaceError);
-    await expect(vol.readBlock(hash)).rejects.toThrow(/not found/i);
+    await expect(vol.blocks.uploadBlock(hash, block)).rejects.toBeInstanceOf(NoSpaceError);
+    await expect(vol.blocks.readBlock(hash)).rejects.toThrow(/not found/i);
     // Small metadata writes may still fit into pages the stores own; if not, they are NoSpaceError too.
     await succeedsOrNoSpace(() => silo.secrets.create("s2", { B: "2" }));
     await succeedsOrNoSpace(() => silo.dicts.objects.create("d2"));

@@ -67,12 +67,12 @@ describe("commit and reload (the reference's example)", () => {
     jobs.push(g);
     expect((await g.send("write /data/a.txt one")).ok).toBe(true);
     expect((await g.send("open /data/a.txt")).ok).toBe(true);
-    const before = await vol.latestVersion();
+    const before = await vol.blocks.latestVersion();
     const busy = await g.send("reload");
     expect(busy).toMatchObject({ ok: false, error: "VolumeBusyError" });
     expect(busy.message).toMatch(/volume busy/);
     // Nothing changed: the pending write was not committed by the refused reload.
-    expect(await vol.latestVersion()).toBe(before);
+    expect(await vol.blocks.latestVersion()).toBe(before);
     expect((await g.send("close")).ok).toBe(true);
     expect((await g.send("reload")).ok).toBe(true);
     expect(await committed(fx.silo, "busy", "a.txt")).toBe("one");
@@ -90,10 +90,18 @@ describe("silo volume mount", () => {
     await mounts.unmount(dir);
 
     await mounts.mount("bg", dir, "--commit-interval-ms", "0");
+    // A mount beside it that commits every 300 ms shows how long a background commit takes.
+    await fx.silo.volumes.fromName("bg-control", { createIfMissing: true });
+    const control = join(root, "bg-control");
+    await mounts.mount("bg-control", control, "--commit-interval-ms", "300");
     expect(await readFile(join(dir, "early.txt"), "utf8")).toBe("background");
     await writeFile(join(dir, "late.txt"), "final");
-    await new Promise((r) => setTimeout(r, 500));
+    await writeFile(join(control, "late.txt"), "final");
+    await eventually("the control's background commit", () => committed(fx.silo, "bg-control", "late.txt"), (v) => v === "final");
+    await writeFile(join(control, "later.txt"), "final");
+    await eventually("the control's next background commit", () => committed(fx.silo, "bg-control", "later.txt"), (v) => v === "final");
     expect(await committed(fx.silo, "bg", "late.txt")).toBeNull();
+    await mounts.unmount(control);
     await mounts.unmount(dir);
     expect(await committed(fx.silo, "bg", "late.txt")).toBe("final");
     // The mount point is an empty directory again.
@@ -124,7 +132,7 @@ describe("silo volume mount", () => {
     await mounts.mount("ro", seed);
     await writeFile(join(seed, "f.txt"), "data");
     await mounts.unmount(seed);
-    const version = await vol.latestVersion();
+    const version = await vol.blocks.latestVersion();
 
     const dir = join(root, "ro");
     await mounts.mount("ro", dir, "--read-only");
@@ -140,7 +148,7 @@ describe("silo volume mount", () => {
       await expect(attempt()).rejects.toSatisfy((e: Error & { code?: string; stderr?: string }) => e.code === "EROFS" || /Read-only file system/.test(e.stderr ?? ""));
     }
     await mounts.unmount(dir);
-    expect(await vol.latestVersion()).toBe(version);
+    expect(await vol.blocks.latestVersion()).toBe(version);
   });
 
   it("two mounts: different files both land; the same file: last commit wins", async () => {

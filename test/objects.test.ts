@@ -2,14 +2,39 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, InvalidError, NotFoundError } from "../client/index.js";
 import { JsonLinesChild } from "./helpers/child.js";
-import { eventually, sleep } from "./helpers/eventually.js";
-import { siloServerFixture } from "./helpers/silo-server.js";
+import Database from "better-sqlite3";
+import { eventually } from "./helpers/eventually.js";
+import { inProcessFixture } from "./helpers/in-process-server.js";
 
 // Named-object behaviour shared by every kind, shown with dicts.
-const EPHEMERAL_TIMEOUT_MS = 3000;
+// Short: the creator heart-beats every third of it in real time, and the test waits for those beats.
+const EPHEMERAL_TIMEOUT_MS = 300;
 const CHILD = join(import.meta.dirname, "fixtures/dict-child.mjs");
 
-const fx = siloServerFixture(["--ephemeral-timeout-ms", String(EPHEMERAL_TIMEOUT_MS)]);
+// In this process on a TestClock: creation times and heartbeat timeouts move only when the test advances time.
+const fx = inProcessFixture({ ephemeralTimeoutMs: EPHEMERAL_TIMEOUT_MS });
+
+/** The server's record of an object's last heartbeat (read from its SQLite file). */
+function lastHeartbeat(id: string): number | undefined {
+  const db = new Database(`${fx.server.home}/data/meta.sqlite`, { readonly: true });
+  try {
+    return (db.prepare("SELECT heartbeat_at FROM objects WHERE id = ?").pluck().get(id) as number | undefined) ?? undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Moves the server's time forward by `ms` in steps of a third of the timeout, each time waiting
+ * until the object's creator has sent a heartbeat at the new time (its heartbeats run on real time).
+ */
+async function advanceWithHeartbeats(id: string, ms: number): Promise<void> {
+  const { clock } = fx.server;
+  for (let done = 0; done < ms; done += EPHEMERAL_TIMEOUT_MS / 3) {
+    await clock.advance(EPHEMERAL_TIMEOUT_MS / 3);
+    await eventually(() => expect(lastHeartbeat(id)).toBe(clock.now()), 10_000, 20);
+  }
+}
 
 /** Whether an object id still exists on the server. */
 async function exists(id: string): Promise<boolean> {
@@ -43,7 +68,7 @@ describe("named objects", () => {
     await using env = fx.server.client({ environment: "listing" });
     for (const name of ["l1", "l2", "l3"]) {
       await env.dicts.objects.create(name);
-      await sleep(20);
+      await fx.server.clock.advance(20);
     }
     const all = await env.dicts.objects.list();
     expect(all.map((d) => d.name)).toEqual(["l3", "l2", "l1"]);
@@ -86,7 +111,7 @@ describe("ephemeral objects", () => {
       expect(d.name).toBeNull();
       await d.put("a", 1);
       // Heartbeats keep it alive well past the timeout.
-      await sleep(EPHEMERAL_TIMEOUT_MS * 2);
+      await advanceWithHeartbeats(id, EPHEMERAL_TIMEOUT_MS * 2);
       expect(await d.get("a")).toBe(1);
       expect((await fx.silo.dicts.objects.list()).some((x) => x.id === id)).toBe(false);
     }
@@ -97,10 +122,16 @@ describe("ephemeral objects", () => {
     const child = new JsonLinesChild(CHILD, ["ephemeral"], fx.server.env);
     try {
       const { id } = await child.next<{ id: string }>();
-      await sleep(EPHEMERAL_TIMEOUT_MS * 1.5);
+      await advanceWithHeartbeats(id, EPHEMERAL_TIMEOUT_MS * 1.5);
       expect(await exists(id)).toBe(true);
       await child.kill("SIGKILL");
-      await eventually(async () => expect(await exists(id)).toBe(false), 15_000, 200);
+      // Dead: no heartbeat comes; up to the timeout it still lives, past it the reaper deletes it.
+      await fx.server.clock.advance(EPHEMERAL_TIMEOUT_MS - 1);
+      expect(await exists(id)).toBe(true);
+      await eventually(async () => {
+        await fx.server.clock.advance(EPHEMERAL_TIMEOUT_MS / 4);
+        expect(await exists(id)).toBe(false);
+      });
     } finally {
       await child.kill();
     }

@@ -4,18 +4,22 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Packr } from "msgpackr";
 import { UnavailableError } from "../client/index.js";
+import { eventually } from "./helpers/eventually.js";
+import { inProcessFixture } from "./helpers/in-process-server.js";
 import { REPO, siloServerFixture } from "./helpers/silo-server.js";
 
 const WORKER = join(REPO, "test/helpers/queue-worker.mjs");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
+/** A real `silo serve` (many processes, kill -9). */
 const fx = siloServerFixture();
+/** The server in this process on a TestClock: every waiting call is a timer on it, so tests see who waits. */
+const ip = inProcessFixture();
+const waiters = (before: number, n = 1) => ip.server.timersPending(before, n);
 
 /** Runs the queue worker in its own process; resolves with its stdout, rejects if it fails. */
-function worker(mode: string, queue: string, args: unknown): Promise<string> {
+function worker(mode: string, queue: string, args: unknown, env: NodeJS.ProcessEnv = fx.server.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [WORKER, mode, queue, JSON.stringify(args)], { env: fx.server.env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [WORKER, mode, queue, JSON.stringify(args)], { env, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     let err = "";
     proc.stdout.on("data", (d: Buffer) => out.push(d));
@@ -66,10 +70,11 @@ describe("many producer and consumer processes", () => {
   });
 
   it("a blocking get is woken by a put from another process", async () => {
-    const q = await fx.silo.queues.fromName("wake", { createIfMissing: true });
+    const q = await ip.silo.queues.fromName("wake", { createIfMissing: true });
+    const before = ip.server.clock.pending;
     const waiting = q.get({ partition: "w" });
-    await sleep(200);
-    await worker("put", "wake", { value: { from: "another process" }, partition: "w" });
+    await waiters(before);
+    await worker("put", "wake", { value: { from: "another process" }, partition: "w" }, ip.server.env);
     expect(await waiting).toEqual({ from: "another process" });
   });
 });
@@ -79,16 +84,17 @@ describe("a waiting client that disconnects", () => {
 
   /** Sends a get on a raw socket, so the test decides exactly when the connection dies. */
   async function rawGet(queueId: string, request: object) {
-    const url = new URL(fx.server.url);
+    const url = new URL(ip.server.url);
     const body = envelope.pack(request);
     const socket = connect(Number(url.port), url.hostname);
     const received: Buffer[] = [];
     socket.on("data", (d: Buffer) => received.push(d));
     socket.on("error", () => undefined);
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
     await new Promise((r) => socket.once("connect", r));
     socket.write(
       `POST /v1/queues/${queueId}/get HTTP/1.1\r\nHost: ${url.host}\r\n` +
-        `Authorization: Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}\r\n` +
+        `Authorization: Bearer ${ip.server.profile.tokenId}:${ip.server.profile.tokenSecret}\r\n` +
         `Content-Type: application/msgpack\r\nAccept: application/msgpack\r\nContent-Length: ${body.length}\r\n\r\n`,
     );
     socket.write(body);
@@ -97,6 +103,8 @@ describe("a waiting client that disconnects", () => {
       /** Closes our sending side only, so an answer the server already wrote still reaches us. */
       halfClose: () => socket.end(),
       answered: () => received.length > 0,
+      /** Resolves once the connection is closed on both sides (the server answered or dropped it). */
+      closed,
       /** The values of a 200 answer (msgpack-encoded items), or [] if the server answered nothing. */
       items: (): unknown[] => {
         const raw = Buffer.concat(received);
@@ -109,19 +117,21 @@ describe("a waiting client that disconnects", () => {
   }
 
   it("leaves the wait list, so the next put's item is not swallowed", async () => {
-    const q = await fx.silo.queues.fromName("vanishing", { createIfMissing: true });
-    const waiters = await Promise.all(Array.from({ length: 5 }, () => rawGet(q.id, { n: 1, block: true, timeoutMs: 30_000 })));
-    await sleep(200);
-    for (const w of waiters) w.close();
-    await sleep(200);
+    const q = await ip.silo.queues.fromName("vanishing", { createIfMissing: true });
+    const before = ip.server.clock.pending;
+    const gets = await Promise.all(Array.from({ length: 5 }, () => rawGet(q.id, { n: 1, block: true, timeoutMs: 30_000 })));
+    await waiters(before, 5);
+    for (const w of gets) w.close();
+    // Each waiter that leaves cancels its timer.
+    await eventually(() => expect(ip.server.clock.pending).toBe(before), 10_000, 5);
     await q.putMany(["kept", "also kept"]);
-    expect(waiters.some((w) => w.answered())).toBe(false);
+    expect(gets.some((w) => w.answered())).toBe(false);
     expect(await q.len()).toBe(2);
     expect(await q.getMany(2)).toEqual(["kept", "also kept"]);
   });
 
   it("a getter that disconnects around its answer swallows nothing: every item is received or back at the head", async () => {
-    const q = await fx.silo.queues.fromName<number>("given-back", { createIfMissing: true });
+    const q = await ip.silo.queues.fromName<number>("given-back", { createIfMissing: true });
     await q.putMany([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const received: unknown[] = [];
     for (let i = 0; i < 5; i++) {
@@ -129,7 +139,7 @@ describe("a waiting client that disconnects", () => {
       // (and the items reached us) or saw the hang-up first and put the items back at the head.
       const w = await rawGet(q.id, { n: 2, block: false });
       w.halfClose();
-      await sleep(150);
+      await w.closed;
       received.push(...w.items());
     }
     const remaining = await q.getMany(10, { block: false });
@@ -140,12 +150,16 @@ describe("a waiting client that disconnects", () => {
 
 describe("server shutdown", () => {
   it("ends waiting calls with UnavailableError instead of holding the shutdown for a minute", async () => {
-    await using client = fx.server.client();
+    // In-process on a TestClock the wait never times out by itself: without the wake-up the shutdown would hang.
+    await using client = ip.server.client();
     const q = await client.queues.fromName("shutdown", { createIfMissing: true });
+    const before = ip.server.clock.pending;
     const failed = expect(q.get({ timeoutMs: 55_000 })).rejects.toBeInstanceOf(UnavailableError);
-    await sleep(200);
-    await fx.server.restart();
-    await failed; // without the wake-up, the get would end in QueueEmpty after 55 s, then fail to reconnect
+    await waiters(before);
+    await ip.server.restart();
+    await failed;
+    await ip.silo.close();
+    ip.silo = ip.server.client();
   });
 });
 

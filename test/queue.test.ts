@@ -8,14 +8,26 @@ import {
   QueueFullError,
   TooLargeError,
 } from "../client/index.js";
-import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
+import { eventually } from "./helpers/eventually.js";
+import { InProcessServer, inProcessFixture } from "./helpers/in-process-server.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
 
 let counter = 0;
 /** A fresh named queue per test, so tests never see each other's items. */
 const fresh = <T = unknown>() => fx.silo.queues.fromName<T>(`q-${process.pid}-${++counter}`, { createIfMissing: true });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The same on the in-process server. */
+const freshIp = <T = unknown>() => ip.silo.queues.fromName<T>(`q-${process.pid}-${++counter}`, { createIfMissing: true });
 
+/** A real `silo serve`: timeouts here are the client's own deadlines, on real time. */
 const fx = siloServerFixture();
+/**
+ * The server in this process on a TestClock: a waiting call sets a timer on that clock, so
+ * `timersPending` tells when the server holds a waiter, and partition TTLs pass when time is advanced.
+ */
+const ip = inProcessFixture();
+
+/** Resolves once the in-process server holds `n` more waiters than when `before` was read. */
+const waiters = (before: number, n = 1) => ip.server.timersPending(before, n);
 
 describe("put and get", () => {
   it("is FIFO and round-trips msgpack values of many types", async () => {
@@ -58,23 +70,27 @@ describe("put and get", () => {
   });
 
   it("a blocking get is woken by a put, and waiting getters are served first come first served", async () => {
-    const q = await fresh<number>();
+    const q = await freshIp<number>();
+    await using other = ip.server.client();
+    const q2 = await other.queues.fromName<number>(q.name!);
+    const before = ip.server.clock.pending;
     const first = q.get({ timeoutMs: 10_000 });
-    await sleep(50);
-    const second = q.get({ timeoutMs: 10_000 });
-    await sleep(50);
+    await waiters(before);
+    const second = q2.get({ timeoutMs: 10_000 });
+    await waiters(before, 2);
     await q.putMany([1, 2]);
     expect(await first).toBe(1);
     expect(await second).toBe(2);
   });
 
   it("getMany returns up to n items and blocks only until at least one is there", async () => {
-    const q = await fresh<number>();
+    const q = await freshIp<number>();
     await q.putMany([1, 2, 3]);
     expect(await q.getMany(2)).toEqual([1, 2]);
     expect(await q.getMany(10)).toEqual([3]);
+    const before = ip.server.clock.pending;
     const waiting = q.getMany(10, { timeoutMs: 10_000 });
-    await sleep(50);
+    await waiters(before);
     await q.putMany([4, 5, 6]);
     expect(await waiting).toEqual([4, 5, 6]);
   });
@@ -153,7 +169,7 @@ describe("limits", () => {
     expect(await q.len()).toBe(1);
   });
 
-  it("a partition holds 5,000 items: non-blocking put fails at once, blocking put times out, a get makes room", async () => {
+  it("a partition holds 5,000 items: non-blocking put fails at once, blocking put times out", async () => {
     const q = await fresh<number>();
     await q.putMany(Array.from({ length: 4_990 }, (_, i) => i));
     // putMany is atomic: 20 items do not fit, so none is added.
@@ -164,9 +180,15 @@ describe("limits", () => {
     await expect(q.put(-1, { timeoutMs: 200 })).rejects.toBeInstanceOf(QueueFullError);
     // Other partitions are not affected.
     await q.put(7, { partition: "other" });
+    await expect(q.putMany(Array.from({ length: 5_001 }, () => 0))).rejects.toBeInstanceOf(TooLargeError);
+  });
 
+  it("a put blocked on a full partition goes in as soon as a get makes room", async () => {
+    const q = await freshIp<number>();
+    await q.putMany(Array.from({ length: 5_000 }, (_, i) => i));
+    const before = ip.server.clock.pending;
     const blocked = q.put(5_000, { timeoutMs: 10_000 });
-    await sleep(100);
+    await waiters(before);
     expect(await q.len()).toBe(5_000);
     expect(await q.get()).toBe(0);
     await blocked;
@@ -174,7 +196,6 @@ describe("limits", () => {
     const all = await q.getMany(5_000);
     expect(all[0]).toBe(1);
     expect(all.at(-1)).toBe(5_000);
-    await expect(q.putMany(Array.from({ length: 5_001 }, () => 0))).rejects.toBeInstanceOf(TooLargeError);
   });
 
   it("the server enforces the limits itself (raw HTTP, no client checks)", async () => {
@@ -207,7 +228,8 @@ describe("iterate, peek and info", () => {
     const done = (async () => {
       for await (const v of q.iterate({ itemPollTimeoutMs: 1_000 })) later.push(v);
     })();
-    await sleep(200);
+    // The iterator has read what there was; the next item arrives while it polls for more.
+    await eventually(() => expect(later).toHaveLength(3), 10_000, 5);
     await q.put(4);
     await done;
     expect(later).toEqual([1, 2, 3, 4]);
@@ -257,10 +279,11 @@ describe("named and ephemeral queues", () => {
   });
 
   it("deleting a queue fails the gets waiting on it with NotFoundError", async () => {
-    const q = await fx.silo.queues.fromName("doomed", { createIfMissing: true });
+    const q = await ip.silo.queues.fromName("doomed", { createIfMissing: true });
+    const before = ip.server.clock.pending;
     const failed = expect(q.get({ timeoutMs: 10_000 })).rejects.toBeInstanceOf(NotFoundError);
-    await sleep(100);
-    await fx.silo.queues.delete("doomed");
+    await waiters(before);
+    await ip.silo.queues.delete("doomed");
     await failed;
   });
 
@@ -302,14 +325,15 @@ describe("named and ephemeral queues", () => {
 
 describe("partition TTL", () => {
   it("a partition expires partitionTtlMs after its last put; each put renews it; others are unaffected", async () => {
-    const q = await fresh();
+    const { clock } = ip.server;
+    const q = await freshIp();
     await q.put("short", { partition: "t", partitionTtlMs: 1_000 });
     await q.put("long");
-    await sleep(500);
+    await clock.advance(500);
     await q.put("renewed", { partition: "t", partitionTtlMs: 1_000 });
-    await sleep(600);
-    expect(await q.len({ partition: "t" })).toBe(2); // 1.1 s after the first put, 0.6 s after the last
-    await sleep(600);
+    await clock.advance(999);
+    expect(await q.len({ partition: "t" })).toBe(2); // 1.499 s after the first put, 0.999 s after the last
+    await clock.advance(1);
     expect(await q.len({ partition: "t" })).toBe(0);
     expect(await q.get({ block: false, partition: "t" })).toBeUndefined();
     expect(await q.get({ block: false })).toBe("long");
@@ -319,7 +343,7 @@ describe("partition TTL", () => {
   });
 
   it("the server's default TTL and partition limit are options (--queue-partition-ttl-ms, --queue-max-partitions)", async () => {
-    const small = await SiloServer.start(["--queue-partition-ttl-ms", "1000", "--queue-max-partitions", "3"]);
+    const small = await InProcessServer.start({ queuePartitionTtlMs: 1000, queueMaxPartitions: 3 });
     try {
       await using client = small.client();
       const q = await client.queues.fromName("small", { createIfMissing: true });
@@ -329,7 +353,7 @@ describe("partition TTL", () => {
       await expect(q.put(4, { partition: "c" })).rejects.toBeInstanceOf(NoSpaceError);
       await q.put(5, { partition: "a" }); // an existing partition still takes items
       expect(await q.get({ partition: "a" })).toBe(2);
-      await sleep(1_200);
+      await small.clock.advance(1_000);
       // The default partition and "a" expired with the default TTL; "b" asked for longer.
       expect(await q.len({ total: true })).toBe(1);
       await q.put(4, { partition: "c" }); // room again for a new partition

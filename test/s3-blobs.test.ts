@@ -3,6 +3,7 @@ import { createServer, connect, type Server } from "node:net";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient } from "../client/index.js";
+import { eventually } from "./helpers/eventually.js";
 import { listObjects, s3Env } from "./helpers/s3.js";
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
@@ -42,8 +43,8 @@ async function bytesThroughSilo(target: SiloServer): Promise<number> {
     const vol = await silo.volumes.fromName("through", { createIfMissing: true });
     const data = bytes(3 * BLOCK_SIZE);
     await vol.batchUpload().putFile(data, "big.bin").commit();
-    const hashes = (await vol.tree(1)).entries[0]!.blocks!;
-    for (const [i, h] of hashes.entries()) expect((await vol.readBlock(h)).equals(data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE))).toBe(true);
+    const hashes = (await vol.blocks.tree(1)).entries[0]!.blocks!;
+    for (const [i, h] of hashes.entries()) expect((await vol.blocks.readBlock(h)).equals(data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE))).toBe(true);
     // File-level reads too: a range across a block boundary, and the whole file.
     const range = { start: BLOCK_SIZE - 1000, end: 2 * BLOCK_SIZE + 1000 };
     expect((await readAll(vol, "big.bin", range)).equals(data.subarray(range.start, range.end))).toBe(true);
@@ -61,7 +62,7 @@ describe("S3 blob backend", () => {
     const large = bytes(BLOCK_SIZE + 100_000);
     const small = bytes(1000);
     await vol.batchUpload().putFile(large, "large").putFile(small, "small").commit();
-    const tree = await vol.tree(1);
+    const tree = await vol.blocks.tree(1);
     const blocksOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks!;
     const keys = await keysInBucket();
     for (const h of blocksOf("large")) expect(keys).toContainEqual(expect.stringMatching(new RegExp(`^${s3().prefix}/ws-[^/]+/${h.slice(0, 2)}/${h}$`)));
@@ -91,9 +92,9 @@ describe("S3 blob backend", () => {
     // 33 blocks that dedup to one: 264 MiB of file, 8 MiB in the bucket.
     const block = bytes(BLOCK_SIZE);
     const hash = sha256(block);
-    await vol.uploadBlock(hash, block);
+    await vol.blocks.uploadBlock(hash, block);
     const entry = { path: "long", type: "file" as const, mode: 0o644, size: 33 * BLOCK_SIZE, mtimeMs: 0, blocks: Array(33).fill(hash) };
-    await vol.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry }] });
+    await vol.blocks.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry }] });
     const sha = createHash("sha256");
     let n = 0;
     for await (const chunk of vol.readFile("long", { start: 100 })) {
@@ -109,8 +110,8 @@ describe("S3 blob backend", () => {
     const vol = await silo.volumes.fromName("verify", { createIfMissing: true });
     const data = bytes(200_000);
     const hash = sha256(data);
-    await expect(vol.uploadBlock(hash, bytes(200_000))).rejects.toBeInstanceOf(InvalidError);
-    expect(await vol.missingBlocks([hash])).toEqual([hash]);
+    await expect(vol.blocks.uploadBlock(hash, bytes(200_000))).rejects.toBeInstanceOf(InvalidError);
+    expect(await vol.blocks.missingBlocks([hash])).toEqual([hash]);
     expect((await keysInBucket()).some((k) => k.endsWith(hash))).toBe(false);
     // Confirming a block that never reached the bucket is refused too.
     const res = await fetch(`${fx.server.url}/v1/volumes/${vol.id}/blocks/confirm`, {
@@ -119,36 +120,32 @@ describe("S3 blob backend", () => {
       body: JSON.stringify({ hashes: [hash] }),
     });
     expect(res.status).toBe(400);
-    expect(await vol.missingBlocks([hash])).toEqual([hash]);
-    await vol.uploadBlock(hash, data);
-    expect((await vol.readBlock(hash, { start: 5, end: 50 })).equals(data.subarray(5, 50))).toBe(true);
+    expect(await vol.blocks.missingBlocks([hash])).toEqual([hash]);
+    await vol.blocks.uploadBlock(hash, data);
+    expect((await vol.blocks.readBlock(hash, { start: 5, end: 50 })).equals(data.subarray(5, 50))).toBe(true);
   });
 
   it("another workspace gets no URL for a block it does not hold", async () => {
     await using admin = fx.server.client();
     const vol = await admin.volumes.fromName("mine", { createIfMissing: true });
     const data = bytes(300_000);
-    await vol.uploadBlock(sha256(data), data);
+    await vol.blocks.uploadBlock(sha256(data), data);
     const ws = await admin.workspaces.create("s3-tenant");
     await using tenant = new SiloClient({ serverUrl: fx.server.url, tokenId: ws.tokenId, tokenSecret: ws.tokenSecret });
     const theirs = await tenant.volumes.fromName("mine", { createIfMissing: true });
-    await expect(theirs.readBlock(sha256(data))).rejects.toBeInstanceOf(NotFoundError);
+    await expect(theirs.blocks.readBlock(sha256(data))).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("GC deletes collected blocks from the bucket", async () => {
     await using silo = fx.server.client();
     const vol = await silo.volumes.fromName("gc", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(300_000), "a").putFile(bytes(400_000), "b").commit();
-    const hashes = (await vol.tree(1)).entries.map((e) => e.blocks![0]!);
+    const hashes = (await vol.blocks.tree(1)).entries.map((e) => e.blocks![0]!);
     expect((await keysInBucket()).filter((k) => hashes.some((h) => k.endsWith(h)))).toHaveLength(2);
     await vol.removeFile("a");
     await vol.removeFile("b");
-    const deadline = Date.now() + 20_000;
-    while ((await keysInBucket()).some((k) => hashes.some((h) => k.endsWith(h)))) {
-      if (Date.now() > deadline) throw new Error("GC did not delete the objects");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await expect(vol.readBlock(hashes[0]!)).rejects.toBeInstanceOf(NotFoundError);
+    await eventually(async () => expect((await keysInBucket()).filter((k) => hashes.some((h) => k.endsWith(h))), "objects GC has not deleted").toEqual([]), 20_000, 200);
+    await expect(vol.blocks.readBlock(hashes[0]!)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("silo serve refuses a bucket it can not reach, clearly", async () => {

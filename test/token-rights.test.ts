@@ -46,7 +46,7 @@ describe("file modes", () => {
     await (await silo.dicts.fromName("m", { createIfMissing: true })).put("k", "v");
     await (await silo.queues.fromName("m", { createIfMissing: true })).put("v");
     const vol = await silo.volumes.fromName("m", { createIfMissing: true });
-    await vol.uploadBlocks([{ hash: "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", data: Buffer.from("a") }]);
+    await vol.blocks.uploadBlocks([{ hash: "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", data: Buffer.from("a") }]);
     await silo.secrets.create("m", { A: "1" });
 
     const seen: string[] = [];

@@ -7,17 +7,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
-import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
+import Database from "better-sqlite3";
 import { eventually } from "./helpers/eventually.js";
+import { InProcessServer, inProcessFixture } from "./helpers/in-process-server.js";
 import { bytes } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
 // Versions are kept only while latest or pinned, unreferenced blocks for 0.5 s, GC runs every
-// 100 ms, and a pin lapses 3 s after its last renewal (a mount renews every second).
+// 100 ms, and a pin lapses 3 s after its last renewal (a mount renews every second of real time).
+// The server runs in this process on a TestClock: its time moves only when a test advances it.
 const PIN_TTL_MS = 3000;
+const OPTIONS = { volumeRetentionMs: 0, volumeBlockGraceMs: 500, volumeGcIntervalMs: 100, volumePinTtlMs: PIN_TTL_MS };
 let mounts: Mounts;
 let root: string;
-const fx = siloServerFixture([...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"], ...["--volume-pin-ttl-ms", String(PIN_TTL_MS)]]);
+const fx = inProcessFixture(OPTIONS);
 beforeAll(async () => {
   mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-pins-test-"));
@@ -35,19 +38,51 @@ const stored = async (hash: string, on = fx.server) => (await on.storedBlobs()).
 
 /** The block hash of a one-block file in a version. */
 async function blockOf(vol: Volume, version: number, path: string): Promise<string> {
-  return (await vol.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
+  return (await vol.blocks.tree(version)).entries.find((e) => e.path === path)!.blocks![0]!;
 }
 
 /**
  * Resolves once a GC pass has run everything that follows a change made now: a block only this
  * call's volume held is removed, and then collected (expiry and collection both ran after it).
+ * Time moves a GC interval at a time until then (ticks that come while a pass runs join it).
  */
 async function gcPassed(on = fx.server, client = fx.silo): Promise<void> {
   const control = await client.volumes.fromName(`gc-control-${Math.random().toString(36).slice(2)}`, { createIfMissing: true });
   await control.batchUpload().putFile(bytes(100_000), "c").commit();
   const hash = await blockOf(control, 1, "c");
   await control.removeFile("c");
-  await eventually(async () => expect(await stored(hash, on), "the control block, collected by a GC pass").toBe(false), 20_000);
+  await eventually(async () => {
+    await on.clock.advance(100);
+    expect(await stored(hash, on), "the control block, collected by a GC pass").toBe(false);
+  }, 20_000);
+}
+
+/** Like `eventually`, with the server's time moving on at about the pace of real time meanwhile (GC passes run). */
+const meanwhile = (check: () => Promise<void>, on = fx.server) =>
+  eventually(async () => {
+    await on.clock.advance(100);
+    await check();
+  }, 20_000);
+
+/** The expiry times of a volume's pins, as the server stored them. */
+function pinExpiries(on: InProcessServer, volumeId: string): number[] {
+  const db = new Database(join(on.home, "data/volumes.sqlite"), { readonly: true });
+  try {
+    return db.prepare("SELECT expires_at FROM version_pins WHERE volume = ?").pluck().all(volumeId) as number[];
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Moves the server's time forward by `ms`, a third of the pin TTL at a time, each time waiting
+ * until the volume's mount renewed its pin at the new time (the mount renews on real time).
+ */
+async function advanceWithRenewals(on: InProcessServer, volumeId: string, ms: number): Promise<void> {
+  for (let done = 0; done < ms; done += PIN_TTL_MS / 3) {
+    await on.clock.advance(PIN_TTL_MS / 3);
+    await eventually(() => expect(pinExpiries(on, volumeId)).toContain(on.clock.now() + PIN_TTL_MS), 10_000, 20);
+  }
 }
 
 describe("version pins", () => {
@@ -65,7 +100,7 @@ describe("version pins", () => {
     await vol.removeFile("dir/b");
     await gcPassed();
     // Well past a pin's TTL too: the mount's renewals keep its pin alive.
-    await new Promise((r) => setTimeout(r, PIN_TTL_MS + 500));
+    await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS + 500);
     await gcPassed();
 
     // Read through the mount (the daemon is another process): still version 1's bytes.
@@ -76,13 +111,13 @@ describe("version pins", () => {
     expect((await vol.info()).oldestVersion).toBe(1);
 
     await mounts.unmount(dir);
-    await eventually(async () => {
+    await meanwhile(async () => {
       expect(await stored(hashA), "the replaced block, after unmount").toBe(false);
       expect(await stored(hashB), "the deleted block, after unmount").toBe(false);
-    }, 20_000);
+    });
     const info = await vol.info();
     expect(info.oldestVersion).toBe(info.version);
-    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+    await expect(vol.blocks.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
   });
 
   it("a mount moves its pin along when it reloads and when it commits; older versions then go", async () => {
@@ -98,49 +133,50 @@ describe("version pins", () => {
 
     await control("reload");
     expect((await readdir(dir)).sort()).toEqual(["f", "g"]);
-    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the reload").toBe(3));
+    await meanwhile(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the reload").toBe(3));
     await writeFile(join(dir, "h"), "from the mount");
     await control("commit");
-    await eventually(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(4));
+    await meanwhile(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(4));
   });
 
   it("a pin that is not renewed lapses and stops protecting its version", async () => {
     const vol = await fx.silo.volumes.fromName("lapsing", { createIfMissing: true });
     await vol.batchUpload().putFile(bytes(100_000), "x").commit();
     const oldHash = await blockOf(vol, 1, "x");
-    const pin = await vol.pinVersion();
+    const pin = await vol.blocks.pinVersion();
     expect(pin).toMatchObject({ version: 1, ttlMs: PIN_TTL_MS });
     await vol.batchUpload({ force: true }).putFile(bytes(100_000), "x").commit();
     await gcPassed();
     expect((await vol.info()).oldestVersion).toBe(1);
     expect(await stored(oldHash)).toBe(true);
 
-    await eventually(async () => expect(await stored(oldHash), "the block only the lapsed pin held").toBe(false), 20_000);
+    // Not renewed: past its TTL the pin lapses (the clock moves on), and GC collects what only it held.
+    await meanwhile(async () => expect(await stored(oldHash), "the block only the lapsed pin held").toBe(false));
     expect((await vol.info()).oldestVersion).toBe(2);
-    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
-    await expect(vol.tree(1)).rejects.toThrow(/no longer retained/);
+    await expect(vol.blocks.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.pinVersion(1)).rejects.toBeInstanceOf(VersionGoneError);
+    await expect(vol.blocks.tree(1)).rejects.toThrow(/no longer retained/);
   });
 
   it("renews and moves a pin; refuses versions that do not exist", async () => {
     const vol = await fx.silo.volumes.fromName("renewing", { createIfMissing: true });
     await vol.batchUpload().putFile(Buffer.from("1"), "v").commit();
-    const pin = await vol.pinVersion(1);
+    const pin = await vol.blocks.pinVersion(1);
     await vol.batchUpload({ force: true }).putFile(Buffer.from("2"), "v").commit();
-    const renewed = await vol.renewPin(pin.pinId);
+    const renewed = await vol.blocks.renewPin(pin.pinId);
     expect(renewed.version).toBe(1);
     expect(renewed.expiresAt).toBeGreaterThanOrEqual(pin.expiresAt);
-    expect((await vol.renewPin(pin.pinId, 2)).version).toBe(2);
-    await expect(vol.pinVersion(3)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(vol.renewPin(pin.pinId, 3)).rejects.toBeInstanceOf(NotFoundError);
-    await vol.unpin(pin.pinId);
-    await vol.unpin(pin.pinId);
-    await expect(vol.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
+    expect((await vol.blocks.renewPin(pin.pinId, 2)).version).toBe(2);
+    await expect(vol.blocks.pinVersion(3)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vol.blocks.renewPin(pin.pinId, 3)).rejects.toBeInstanceOf(NotFoundError);
+    await vol.blocks.unpin(pin.pinId);
+    await vol.blocks.unpin(pin.pinId);
+    await expect(vol.blocks.renewPin(pin.pinId)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("another workspace can neither create, renew nor delete a volume's pins", async () => {
     const vol = await fx.silo.volumes.fromName("private-pins", { createIfMissing: true });
-    const pin = await vol.pinVersion();
+    const pin = await vol.blocks.pinVersion();
     await using admin = fx.server.client();
     const ws = await admin.workspaces.create("pin-tenant");
     const call = (method: string, suffix: string) =>
@@ -158,7 +194,7 @@ describe("version pins", () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("NOT_FOUND");
     }
     // The owner's pin is untouched.
-    expect((await vol.renewPin(pin.pinId)).version).toBe(pin.version);
+    expect((await vol.blocks.renewPin(pin.pinId)).version).toBe(pin.version);
   });
 
   it("a mount whose renewals fail while the server is away keeps serving and renews again", async () => {
@@ -169,10 +205,7 @@ describe("version pins", () => {
         probe.close(() => resolve(port));
       });
     });
-    const away = await SiloServer.start([
-      ...["--volume-retention-ms", "0", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"],
-      ...["--volume-pin-ttl-ms", String(PIN_TTL_MS), "--port", String(port)],
-    ]);
+    const away = await InProcessServer.start({ ...OPTIONS, port });
     const awayMounts = new Mounts(away);
     try {
       await using client = away.client();
@@ -186,7 +219,7 @@ describe("version pins", () => {
       await eventually(async () => expect(await readFile(daemonLog, "utf8").catch(() => "")).toContain("will retry"));
       await away.launch();
       // Two TTLs: only renewals after the restart can keep the pin alive that long.
-      await new Promise((r) => setTimeout(r, 2 * PIN_TTL_MS));
+      await advanceWithRenewals(away, vol.id, 2 * PIN_TTL_MS);
       await vol.batchUpload({ force: true }).putFile(bytes(100_000), "a").commit();
       await gcPassed(away, client);
       expect((await within(30_000, "read a", readFile(join(dir, "a")))).equals(old)).toBe(true);

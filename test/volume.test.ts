@@ -81,9 +81,9 @@ describe("uploads and reads", () => {
     batch.putFile(big, "/data/big.bin");
     batch.putFile(Readable.from([big.subarray(0, 100), big.subarray(100, 5000)]), "streamed.bin");
     batch.putFile(file, "sub/dir/local.bin");
-    expect(await vol.latestVersion()).toBe(0);
+    expect(await vol.blocks.latestVersion()).toBe(0);
     expect(await batch.commit()).toBe(1);
-    expect(await vol.latestVersion()).toBe(1);
+    expect(await vol.blocks.latestVersion()).toBe(1);
     expect((await readAll(vol, "data/big.bin")).equals(big)).toBe(true);
     expect((await readAll(vol, "streamed.bin")).equals(big.subarray(0, 5000))).toBe(true);
     expect((await readAll(vol, "/sub/dir/local.bin")).equals(small)).toBe(true);
@@ -140,7 +140,7 @@ describe("uploads and reads", () => {
     await vol.batchUpload().putFile(Buffer.from("old"), "f").commit();
     const batch = vol.batchUpload().putFile(Buffer.from("new"), "f").putFile(Buffer.from("other"), "g");
     await expect(batch.commit()).rejects.toBeInstanceOf(AlreadyExistsError);
-    expect(await vol.latestVersion()).toBe(1);
+    expect(await vol.blocks.latestVersion()).toBe(1);
     expect(await allPaths(vol)).toEqual(["f"]);
     expect((await readAll(vol, "f")).toString()).toBe("old");
 
@@ -174,7 +174,7 @@ describe("listing", () => {
       op: "put" as const,
       entry: { path: `many/d${String(i).padStart(5, "0")}`, type: "directory" as const, mode: 0o755, size: 0, mtimeMs: 1 },
     }));
-    await vol.commitChanges({ baseVersion: 0, changes });
+    await vol.blocks.commitChanges({ baseVersion: 0, changes });
     let n = 0;
     for await (const e of vol.iterdir("many", { recursive: false })) {
       expect(e.path).toBe(`many/d${String(n).padStart(5, "0")}`);
@@ -213,7 +213,7 @@ describe("remove and copy", () => {
     await expect(vol.copyFiles(["src/a.txt", "z"], "not-a-dir")).rejects.toBeInstanceOf(InvalidError);
     await expect(vol.copyFiles(["src"], "src/sub", { recursive: true })).rejects.toBeInstanceOf(InvalidError);
     await expect(vol.copyFiles(["missing"], "x")).rejects.toBeInstanceOf(NotFoundError);
-    const tree = await vol.tree(await vol.latestVersion());
+    const tree = await vol.blocks.tree(await vol.blocks.latestVersion());
     const blocksOf = (p: string) => tree.entries.find((e) => e.path === p)!.blocks;
     expect(blocksOf("dest/a.txt")).toEqual(blocksOf("src/a.txt"));
   });
@@ -228,8 +228,8 @@ describe("read-only handles", () => {
     expect(() => ro.batchUpload()).toThrow(msg);
     await expect(ro.removeFile("r")).rejects.toThrow(msg);
     await expect(ro.copyFiles(["r"], "s")).rejects.toThrow(msg);
-    await expect(ro.uploadBlock("0".repeat(64), Buffer.from("x"))).rejects.toBeInstanceOf(InvalidError);
-    await expect(ro.commitChanges({ baseVersion: 1, changes: [] })).rejects.toBeInstanceOf(InvalidError);
+    await expect(ro.blocks.uploadBlock("0".repeat(64), Buffer.from("x"))).rejects.toBeInstanceOf(InvalidError);
+    await expect(ro.blocks.commitChanges({ baseVersion: 1, changes: [] })).rejects.toBeInstanceOf(InvalidError);
     expect((await readAll(ro, "r")).toString()).toBe("r");
     expect(await ro.listdir("/")).toHaveLength(1);
   });
@@ -241,12 +241,12 @@ describe("limits and path confinement", () => {
     const bad = ["../x", "a/../../x", "a/..", "x\0y", `${"n".repeat(256)}`, `${"d/".repeat(2100)}f`];
     for (const p of bad) {
       await expect(vol.batchUpload().putFile(Buffer.from("x"), p).commit(), p).rejects.toBeInstanceOf(InvalidError);
-      await expect(vol.commitChanges({ baseVersion: 0, changes: [{ op: "delete", path: p }] }), p).rejects.toBeInstanceOf(InvalidError);
+      await expect(vol.blocks.commitChanges({ baseVersion: 0, changes: [{ op: "delete", path: p }] }), p).rejects.toBeInstanceOf(InvalidError);
     }
     await expect(vol.listdir("../")).rejects.toBeInstanceOf(InvalidError);
     await expect(readAll(vol, "../../etc/passwd")).rejects.toBeInstanceOf(InvalidError);
     await expect(vol.copyFiles(["/"], "../out", { recursive: true })).rejects.toBeInstanceOf(InvalidError);
-    expect(await vol.latestVersion()).toBe(0);
+    expect(await vol.blocks.latestVersion()).toBe(0);
     // A leading slash is the volume root, not the host's.
     await vol.batchUpload().putFile(Buffer.from("x"), "/./ok//file").commit();
     expect(await allPaths(vol)).toEqual(["ok", "ok/file"]);
@@ -271,10 +271,10 @@ describe("limits and path confinement", () => {
   it("at most 32,768 entries in one directory", async () => {
     await using vol = await fresh("dirlimit-1");
     const dir = (i: number) => ({ op: "put" as const, entry: { path: `d/${i}`, type: "directory" as const, mode: 0o755, size: 0, mtimeMs: 0 } });
-    await vol.commitChanges({ baseVersion: 0, changes: Array.from({ length: 32_768 }, (_, i) => dir(i)) });
-    await expect(vol.commitChanges({ baseVersion: 1, changes: [dir(40_000)] })).rejects.toBeInstanceOf(NoSpaceError);
+    await vol.blocks.commitChanges({ baseVersion: 0, changes: Array.from({ length: 32_768 }, (_, i) => dir(i)) });
+    await expect(vol.blocks.commitChanges({ baseVersion: 1, changes: [dir(40_000)] })).rejects.toBeInstanceOf(NoSpaceError);
     // Replacing an existing entry is fine, and so is adding elsewhere.
-    await vol.commitChanges({ baseVersion: 1, changes: [dir(5), { op: "put", entry: { ...dir(1).entry, path: "e/1" } }] });
+    await vol.blocks.commitChanges({ baseVersion: 1, changes: [dir(5), { op: "put", entry: { ...dir(1).entry, path: "e/1" } }] });
     expect((await vol.info()).inodes).toBe(32_768 + 3);
   });
 
@@ -282,7 +282,7 @@ describe("limits and path confinement", () => {
     await using vol = await fresh("big-1");
     const size = 2 ** 40;
     const blocks = Array.from({ length: size / BLOCK_SIZE }, () => "0".repeat(64));
-    await expect(vol.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "huge", type: "file", mode: 0o644, size, mtimeMs: 0, blocks } }] })).rejects.toThrow(/smaller than/);
+    await expect(vol.blocks.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: { path: "huge", type: "file", mode: 0o644, size, mtimeMs: 0, blocks } }] })).rejects.toThrow(/smaller than/);
   });
 });
 

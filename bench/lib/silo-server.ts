@@ -5,6 +5,8 @@ import { join, resolve } from "node:path";
 import { SiloClient } from "../../client/index.js";
 
 const SILO_BIN = resolve(import.meta.dirname, "../../../bin/silo.js");
+/** Linux's USER_HZ, the unit of /proc/PID/stat times (100 on every mainstream architecture). */
+const CLOCK_TICKS = 100;
 
 /** A `silo serve` of the built code on a free port with a throw-away home, for benchmarks. */
 export class BenchSilo {
@@ -45,6 +47,14 @@ export class BenchSilo {
   get env(): NodeJS.ProcessEnv {
     const { tokenId, tokenSecret } = this.profile();
     return { ...process.env, SILO_HOME: this.home, SILO_SERVER_URL: this.url, SILO_TOKEN_ID: tokenId, SILO_TOKEN_SECRET: tokenSecret };
+  }
+
+  /** CPU seconds (user + system) the server process has used so far. */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.proc.pid}/stat`, "utf8");
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   }
 
   /** The admin's `authorization` header, for raw HTTP requests. */

@@ -61,10 +61,10 @@ export async function s3Backend(): Promise<void> {
     const cases = {
       // The block-level API a mount uses: signed PUTs / presigned GETs, bytes straight to the bucket.
       direct: {
-        write: () => eachLimit(blocks, (b, i) => direct.uploadBlock(hashes[i]!, b)),
+        write: () => eachLimit(blocks, (b, i) => direct.blocks.uploadBlock(hashes[i]!, b)),
         read: () =>
           eachLimit(hashes, async (h, i) => {
-            if (!(await direct.readBlock(h)).equals(blocks[i]!)) throw new Error("block read back differs");
+            if (!(await direct.blocks.readBlock(h)).equals(blocks[i]!)) throw new Error("block read back differs");
           }),
       },
       // The server carries the bytes: raw block PUTs (it verifies and writes the bucket), ranged file reads it streams from the bucket.
@@ -102,7 +102,7 @@ export async function s3Backend(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of ["direct", "server", "sdk"] as const) {
         times[name].write.push(await timed(cases[name].write));
-        if (round === 0 && name !== "sdk") await (name === "direct" ? direct : proxied).commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: file }] });
+        if (round === 0 && name !== "sdk") await (name === "direct" ? direct : proxied).blocks.commitChanges({ baseVersion: 0, changes: [{ op: "put", entry: file }] });
         times[name].read.push(await timed(cases[name].read));
       }
     }

@@ -1,5 +1,9 @@
+import { type Clock, systemClock } from "../../lib/clock.js";
 import type { BucketS3 } from "./bucket-s3.js";
 import type { KeyMap } from "./key-map.js";
+
+/** The S3 calls the metadata cache makes. */
+export type MetadataSource = Pick<BucketS3, "head" | "hasKeysUnder" | "list">;
 
 export type Entry = { type: "file"; size: number; mtimeMs: number } | { type: "dir"; mtimeMs: number };
 
@@ -46,13 +50,15 @@ export class Metadata {
   private readonly ownChanges = new Map<string, Map<string, { entry: Entry | null; at: number }>>();
 
   constructor(
-    private readonly s3: BucketS3,
+    private readonly s3: MetadataSource,
     private readonly keys: KeyMap,
     private readonly ttlMs: number,
+    /** Time for the TTL and the own-changes window (tests pass a TestClock). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   private fresh(at: number): boolean {
-    return Date.now() - at < this.ttlMs;
+    return this.clock.now() - at < this.ttlMs;
   }
 
   isLocalDir(path: string): boolean {
@@ -61,7 +67,7 @@ export class Metadata {
 
   async lookup(path: string): Promise<Entry | null> {
     if (path === "/") return { type: "dir", mtimeMs: 0 };
-    if (this.localDirs.has(path)) return { type: "dir", mtimeMs: Date.now() };
+    if (this.localDirs.has(path)) return { type: "dir", mtimeMs: this.clock.now() };
     const listing = this.listings.get(parentOf(path));
     if (listing && this.fresh(listing.fetchedAt)) {
       this.refreshAhead(parentOf(path), listing);
@@ -83,14 +89,14 @@ export class Metadata {
   private async fetchEntry(path: string): Promise<Entry | null> {
     if (!isValidName(baseName(path))) return null;
     const [isDir, file] = await Promise.all([this.s3.hasKeysUnder(this.keys.dirPrefix(path)), this.s3.head(this.keys.fileKey(path))]);
-    const entry: Entry | null = isDir ? { type: "dir", mtimeMs: Date.now() } : file ? { type: "file", ...file } : null;
-    this.lookups.set(path, { entry, at: Date.now() });
+    const entry: Entry | null = isDir ? { type: "dir", mtimeMs: this.clock.now() } : file ? { type: "file", ...file } : null;
+    this.lookups.set(path, { entry, at: this.clock.now() });
     return entry;
   }
 
   /** Re-lists a small listing in use before it goes stale (errors surface on the next lookup that must wait). */
   private refreshAhead(dir: string, listing: Listing): void {
-    const age = Date.now() - listing.fetchedAt;
+    const age = this.clock.now() - listing.fetchedAt;
     if (age < this.ttlMs * REFRESH_AHEAD || listing.entries.size >= SMALL_LISTING || this.listingsInflight.has(dir)) return;
     this.listShared(dir).catch(() => {});
   }
@@ -100,7 +106,7 @@ export class Metadata {
     const cached = this.listings.get(dir);
     const entries = cached && this.fresh(cached.fetchedAt) ? new Map(cached.entries) : await this.listShared(dir);
     for (const local of this.localDirs) {
-      if (parentOf(local) === dir && local !== dir) entries.set(baseName(local), { type: "dir", mtimeMs: Date.now() });
+      if (parentOf(local) === dir && local !== dir) entries.set(baseName(local), { type: "dir", mtimeMs: this.clock.now() });
     }
     return entries;
   }
@@ -118,7 +124,7 @@ export class Metadata {
   private async fetchListing(dir: string): Promise<Map<string, Entry>> {
     const prefix = this.keys.dirPrefix(dir);
     const entries = new Map<string, Entry>();
-    const fetchedAt = Date.now();
+    const fetchedAt = this.clock.now();
     for await (const page of this.s3.list(prefix)) {
       for (const obj of page.objects) {
         const name = obj.key.slice(prefix.length);
@@ -131,7 +137,7 @@ export class Metadata {
     }
     const own = this.ownChanges.get(dir);
     for (const [name, change] of own ?? []) {
-      if (Date.now() - change.at > OWN_CHANGES_MS) own!.delete(name);
+      if (this.clock.now() - change.at > OWN_CHANGES_MS) own!.delete(name);
       else if (change.entry) entries.set(name, change.entry);
       else if (entries.get(name)?.type === "file") entries.delete(name);
     }
@@ -159,22 +165,22 @@ export class Metadata {
 
   /** A file this mount just uploaded: visible at once; its local ancestor directories are now real. */
   noteFile(path: string, size: number): void {
-    const entry: Entry = { type: "file", size, mtimeMs: Date.now() };
-    this.lookups.set(path, { entry, at: Date.now() });
+    const entry: Entry = { type: "file", size, mtimeMs: this.clock.now() };
+    this.lookups.set(path, { entry, at: this.clock.now() });
     this.noteOwnChange(path, entry);
     this.listings.get(parentOf(path))?.entries.set(baseName(path), entry);
     for (let dir = parentOf(path); dir !== "/"; dir = parentOf(dir)) {
       if (this.localDirs.delete(dir)) {
         const listing = this.listings.get(dir);
-        if (listing && listing.fetchedAt === Number.POSITIVE_INFINITY) listing.fetchedAt = Date.now();
-        this.listings.get(parentOf(dir))?.entries.set(baseName(dir), { type: "dir", mtimeMs: Date.now() });
-        this.lookups.set(dir, { entry: { type: "dir", mtimeMs: Date.now() }, at: Date.now() });
+        if (listing && listing.fetchedAt === Number.POSITIVE_INFINITY) listing.fetchedAt = this.clock.now();
+        this.listings.get(parentOf(dir))?.entries.set(baseName(dir), { type: "dir", mtimeMs: this.clock.now() });
+        this.lookups.set(dir, { entry: { type: "dir", mtimeMs: this.clock.now() }, at: this.clock.now() });
       }
     }
   }
 
   noteDeleted(path: string): void {
-    this.lookups.set(path, { entry: null, at: Date.now() });
+    this.lookups.set(path, { entry: null, at: this.clock.now() });
     this.noteOwnChange(path, null);
     this.listings.get(parentOf(path))?.entries.delete(baseName(path));
   }
@@ -185,11 +191,11 @@ export class Metadata {
     if (!own) this.ownChanges.set(dir, (own = new Map()));
     // Oldest first (a name noted again moves to the end): drop what has aged out.
     for (const [name, change] of own) {
-      if (Date.now() - change.at <= OWN_CHANGES_MS) break;
+      if (this.clock.now() - change.at <= OWN_CHANGES_MS) break;
       own.delete(name);
     }
     own.delete(baseName(path));
-    own.set(baseName(path), { entry, at: Date.now() });
+    own.set(baseName(path), { entry, at: this.clock.now() });
   }
 
   /** Forget what is known about a path and its directory (after a failed or raced write). */

@@ -37,6 +37,7 @@ export interface ServingDaemon {
 export async function serveUntilStopped(opts: DaemonRuntimeOptions): Promise<ServingDaemon> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
   const record: MountRecord = { ...opts.record, pid: process.pid, startedAt: Date.now(), logFile: process.env.SILO_MOUNT_LOG ?? "" };
+  // biome-ignore lint/correctness/noUnusedVariables: read by `stopping ??=`, so shutdown runs once
   let stopping: Promise<number> | undefined;
   let finish!: (code: number) => void;
   const done = new Promise<number>((res) => (finish = res));

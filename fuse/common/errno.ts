@@ -24,13 +24,31 @@ export const Errno = {
   ETIMEDOUT: -e.ETIMEDOUT,
 } as const;
 
-/** An error that carries the errno a FUSE op should answer with. */
+/** An errno by name, e.g. "ENOENT". */
+export type ErrnoName = Exclude<keyof typeof Errno, "OK">;
+
+/**
+ * An error that carries the errno a FUSE op should answer with: by name
+ * (`new FsError("ENOENT")`) or as the negative value (`new FsError(Errno.EIO, "why")`).
+ */
 export class FsError extends Error {
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
+  /** The negative errno the FUSE op answers with. */
+  readonly errno: number;
+  /** Its name (EIO for a value without one in Errno). */
+  readonly code: ErrnoName;
+
+  constructor(errno: ErrnoName | number, message?: string) {
+    const value = typeof errno === "number" ? errno : Errno[errno];
+    const code = typeof errno === "string" ? errno : (ERRNO_NAMES.get(errno) ?? "EIO");
+    super(message ?? code);
+    this.errno = value;
+    this.code = code;
     this.name = "FsError";
   }
 }
+
+const ERRNO_NAMES = new Map<number, ErrnoName>(
+  Object.entries(Errno)
+    .filter(([name]) => name !== "OK")
+    .map(([name, value]) => [value, name as ErrnoName]),
+);

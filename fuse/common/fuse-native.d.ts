@@ -76,8 +76,11 @@ declare module "fuse-native" {
     kernelCache?: boolean;
     autoCache?: boolean;
     maxRead?: number;
-    attrTimeout?: number;
-    entryTimeout?: number;
+    /** Seconds. fuse-native drops a falsy value (libfuse then uses 1 s): pass the string "0" for none. */
+    attrTimeout?: number | string;
+    entryTimeout?: number | string;
+    /** Seconds after which auto_cache re-checks attributes at open (default: attrTimeout). */
+    acAttrTimeout?: number | string;
     /** Per-op timeout in ms (false: none). */
     timeout?: number | false;
     uid?: number;

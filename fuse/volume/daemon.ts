@@ -3,7 +3,7 @@ import { mkdir, rm } from "node:fs/promises";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import Fuse from "fuse-native";
+import Fuse, { type FuseOps } from "fuse-native";
 import { reportToParent } from "../common/daemon-process.js";
 import { type ServingDaemon, serveUntilStopped } from "../common/daemon-runtime.js";
 import { clearStaleMount } from "../common/mount-table.js";
@@ -25,6 +25,20 @@ export interface VolumeDaemonOptions {
   stateDir?: string;
   /** Stop (commit, unmount) when the process that started us dies (`silo run` killed hard). */
   exitWithParent?: boolean;
+  /** Consistency beyond commit/reload (a network file system's close-to-open: fuse/nfs). */
+  consistency?: MountConsistency;
+}
+
+/**
+ * How a mount of another file-tree kind keeps in step with the server, layered on the volume
+ * mount's ops (fuse/nfs/close-to-open.ts) so that this daemon stays the one mount daemon.
+ */
+export interface MountConsistency {
+  /** The kind named in the mount record and log ("nfs"). */
+  kind: string;
+  /** How long the kernel may cache names and attributes. */
+  kernelCacheSeconds: number;
+  wrapOps(ops: FuseOps, mv: MountedVolume, log: (msg: string) => void): FuseOps;
 }
 
 /** What the ready handshake tells the parent about a running mount. */
@@ -74,7 +88,11 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
     pin = versionPin;
     await mv.load(pinned.version);
-    fuse = new Fuse(dir, volumeFuseOps(mv, { readOnly: opts.readOnly, log }), {
+    const ops = volumeFuseOps(mv, { readOnly: opts.readOnly, log });
+    const kernelCacheSeconds = opts.consistency?.kernelCacheSeconds ?? KERNEL_CACHE_SECONDS;
+    // fuse-native skips a timeout of 0 (libfuse would use 1 s): "0" as text gets through.
+    const kernelTimeout = kernelCacheSeconds === 0 ? "0" : kernelCacheSeconds;
+    fuse = new Fuse(dir, opts.consistency ? opts.consistency.wrapOps(ops, mv, log) : ops, {
       mkdir: true,
       allowOther: true,
       defaultPermissions: true,
@@ -83,8 +101,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       // libfuse2 splits writes into 4 KiB requests without big_writes; fuse-native passes fsname through.
       fsname: "silo-volume,big_writes",
       subtype: "silo",
-      attrTimeout: KERNEL_CACHE_SECONDS,
-      entryTimeout: KERNEL_CACHE_SECONDS,
+      attrTimeout: kernelTimeout,
+      entryTimeout: kernelTimeout,
+      acAttrTimeout: kernelTimeout,
       timeout: 120_000,
     });
     await new Promise<void>((res, rej) => fuse!.mount((err) => (err ? rej(err) : res())));
@@ -100,7 +119,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           const r = await mv.reload().finally(() => versionPin.sync());
           // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
           // return only once they have expired, so the caller sees the new version everywhere.
-          if (r.changed) await new Promise((res) => setTimeout(res, KERNEL_CACHE_SECONDS * 1000));
+          if (r.changed) await new Promise((res) => setTimeout(res, kernelCacheSeconds * 1000));
           return { version: r.version };
         }
         case "status":
@@ -148,7 +167,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
 
     daemon = await serveUntilStopped({
-      record: { mountPoint: dir, kind: "volume", source: `volume ${remote.name ?? remote.id}` },
+      record: { mountPoint: dir, kind: opts.consistency?.kind ?? "volume", source: `${opts.consistency?.kind ?? "volume"} ${remote.name ?? remote.id}` },
       shutdown,
       exitWithParent: opts.exitWithParent,
       log,

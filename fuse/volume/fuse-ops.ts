@@ -1,25 +1,13 @@
 import Fuse, { type FuseOps, type FuseStat } from "fuse-native";
 import { FileContent } from "./file-content.js";
 import type { MountedVolume } from "./mounted-volume.js";
-import { DirNode, FileNode, FsError, LinkNode, type Node, relPath } from "./namespace.js";
+import { FsError } from "../common/errno.js";
+import { DirNode, FileNode, LinkNode, type Node, relPath } from "./namespace.js";
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const O_ACCMODE = 3;
-
-const ERRNO: Record<FsError["code"], number> = {
-  ENOENT: Fuse.ENOENT,
-  EEXIST: Fuse.EEXIST,
-  ENOTDIR: Fuse.ENOTDIR,
-  EISDIR: Fuse.EISDIR,
-  ENOTEMPTY: Fuse.ENOTEMPTY,
-  EINVAL: Fuse.EINVAL,
-  ENOSPC: Fuse.ENOSPC,
-  EROFS: Fuse.EROFS,
-  EBADF: Fuse.EBADF,
-  EPERM: Fuse.EPERM,
-};
 
 /**
  * Translates FUSE calls onto a MountedVolume. Every op is async and answers through its
@@ -45,7 +33,7 @@ export function volumeFuseOps(mv: MountedVolume, opts: { readOnly: boolean; log:
     fn().then(cb, (err: unknown) => cb(errnoOf(err)));
   }
   function errnoOf(err: unknown): number {
-    if (err instanceof FsError) return ERRNO[err.code];
+    if (err instanceof FsError) return err.errno;
     log(`I/O error: ${(err as Error).stack ?? String(err)}`);
     return Fuse.EIO;
   }

@@ -1,7 +1,7 @@
 import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
-import { BlockUploader } from "./block-uploader.js";
+import type { BlockUploader } from "../../client/block-uploader.js";
 import { type ContentStore, type FileContent, sha256 } from "./file-content.js";
 import { entryOf, type FileNode, isHidden, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -137,7 +137,7 @@ export class MountedVolume {
     try {
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
-      const uploader = new BlockUploader(this.remote);
+      const uploader = this.remote.uploader();
       for (const p of paths) {
         const node = this.ns.lookup(p);
         const before = this.base.get(p);
@@ -197,7 +197,8 @@ export class MountedVolume {
             return { i, data, hash: sha256(data) };
           }),
         );
-        await uploader.add(batch);
+        // Taken as fast as memory allows; the engine uploads several at once meanwhile.
+        for (const b of batch) await uploader.add(b.data, b.hash);
         for (const b of batch) {
           c.hashes[b.i] = b.hash;
           hashed.push([c, b.i, b.hash]);
@@ -213,32 +214,59 @@ export class MountedVolume {
   async reload(): Promise<{ version: number; changed: boolean }> {
     if (this.handles.size > 0) throw new VolumeBusy(`volume busy: ${this.handles.size} file(s) open on the mount`);
     await this.commit();
-    return this.commitLock.run(async () => {
-      const latest = await this.remote.latestVersion();
-      if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
-      const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
-        // The server no longer keeps our version (retention): diff against the latest full tree.
-        if (!(err instanceof VersionGoneError)) throw err;
-        return this.deltaFromTree(latest);
-      });
-      const freed: Array<Node | undefined> = [];
-      // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
-      for (const ch of delta.changes) {
-        const p = ch.op === "put" ? ch.entry.path : ch.path;
-        // Changed here since the commit above: the local change wins until it is committed.
-        if (this.ns.dirty.has(p)) continue;
-        if (ch.op === "delete") {
-          freed.push(this.ns.applyDelete(p));
-          this.forgetBase(p);
-        } else {
-          if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
-          this.base.set(p, ch.entry);
-        }
-      }
-      this.viewVersion = latest;
-      for (const node of freed) await this.dropped(node);
-      return { version: latest, changed: delta.changes.length > 0 };
+    return this.commitLock.run(() => this.catchUp(new Set()));
+  }
+
+  /**
+   * Catches up with the latest version while files are open (close-to-open mounts, fuse/nfs):
+   * no commit first, and besides paths changed here, every path whose file is open for writing
+   * (or a directory holding one) keeps its local state; its close commits it. A file open for
+   * reading that another mount replaced keeps serving the old bytes through its handle, like
+   * an unlinked open file, and the next open gets the new ones.
+   */
+  revalidate(): Promise<{ version: number; changed: boolean }> {
+    return this.commitLock.run(() => {
+      const writers = new Set<Node>();
+      for (const h of this.handles.values()) if (h.write) writers.add(h.node);
+      return this.catchUp(writers);
     });
+  }
+
+  /** Whether a node is, or (a directory) holds, one of `writers`. */
+  private holds(node: Node | undefined, writers: ReadonlySet<Node>): boolean {
+    if (!node || writers.size === 0) return false;
+    if (writers.has(node)) return true;
+    if (node.type !== "directory") return false;
+    for (const child of node.children.values()) if (this.holds(child, writers)) return true;
+    return false;
+  }
+
+  /** Applies the delta from the view version to the latest one; callers hold the commit lock. */
+  private async catchUp(writers: ReadonlySet<Node>): Promise<{ version: number; changed: boolean }> {
+    const latest = await this.remote.latestVersion();
+    if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
+    const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
+      // The server no longer keeps our version (retention): diff against the latest full tree.
+      if (!(err instanceof VersionGoneError)) throw err;
+      return this.deltaFromTree(latest);
+    });
+    const freed: Array<Node | undefined> = [];
+    // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
+    for (const ch of delta.changes) {
+      const p = ch.op === "put" ? ch.entry.path : ch.path;
+      // Changed here since the commit above: the local change wins until it is committed.
+      if (this.ns.dirty.has(p) || this.holds(this.ns.lookup(p), writers)) continue;
+      if (ch.op === "delete") {
+        freed.push(this.ns.applyDelete(p));
+        this.forgetBase(p);
+      } else {
+        if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
+        this.base.set(p, ch.entry);
+      }
+    }
+    this.viewVersion = latest;
+    for (const node of freed) await this.dropped(node);
+    return { version: latest, changed: delta.changes.length > 0 };
   }
 
   /** The changes from our tree to the full tree of `version`: a put for every entry, a delete for every path it lacks. */

@@ -1,12 +1,6 @@
 import type { ManifestEntry } from "../../protocol/volume.js";
+import { FsError } from "../common/errno.js";
 import { FileContent } from "./file-content.js";
-
-/** A file-system error carrying the errno name the FUSE layer answers with. */
-export class FsError extends Error {
-  constructor(readonly code: "ENOENT" | "EEXIST" | "ENOTDIR" | "EISDIR" | "ENOTEMPTY" | "EINVAL" | "ENOSPC" | "EROFS" | "EBADF" | "EPERM") {
-    super(code);
-  }
-}
 
 export class DirNode {
   readonly type = "directory";

@@ -1,10 +1,10 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
-import { EnvironmentBody, TokenBody, TokenParams, WorkspaceBody } from "../../protocol/auth.js";
+import { TokenBody, TokenParams, WorkspaceBody } from "../../protocol/auth.js";
 import { requireAdmin } from "./authenticate.js";
 import type { AuthStore } from "./store.js";
 
-/** Workspaces (admin), tokens and environments of the caller's workspace. */
+/** Workspaces (admin) and tokens of the caller's workspace (environments: environment-routes.ts). */
 export async function authRoutes(fastify: FastifyInstance, opts: { store: AuthStore }) {
   const { store } = opts;
   // Schemas and handler types from one definition each (protocol/auth.ts).
@@ -36,14 +36,4 @@ export async function authRoutes(fastify: FastifyInstance, opts: { store: AuthSt
     return { revoked: req.params.id };
   });
 
-  app.post(
-    "/v1/environments",
-    { schema: { body: EnvironmentBody } },
-    async (req) => {
-      store.createEnvironment(req.caller.workspaceId, req.body.name);
-      return { name: req.body.name };
-    },
-  );
-
-  app.get("/v1/environments", async (req) => ({ environments: store.listEnvironments(req.caller.workspaceId) }));
 }

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Sqlite } from "../db.js";
-import { alreadyExists, forbidden, notFound } from "../errors.js";
+import { alreadyExists, forbidden, invalid, notFound } from "../errors.js";
 import { newId, newSecret } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
+import type { IssuedToken, TokenInfo } from "../../protocol/objects.js";
 
 export interface Workspace {
   id: string;
@@ -10,19 +11,7 @@ export interface Workspace {
   createdAt: number;
 }
 
-export interface TokenInfo {
-  id: string;
-  workspaceId: string;
-  label: string;
-  admin: boolean;
-  createdAt: number;
-  revokedAt: number | null;
-}
-
-export interface IssuedToken {
-  tokenId: string;
-  tokenSecret: string;
-}
+export type { IssuedToken, TokenInfo };
 
 export const DEFAULT_ENVIRONMENT = "main";
 
@@ -163,6 +152,22 @@ export class AuthStore {
     return this.db
       .prepare("SELECT name, created_at AS createdAt FROM environments WHERE workspace_id = ? ORDER BY created_at, name")
       .all(workspaceId) as Array<{ name: string; createdAt: number }>;
+  }
+
+  /** Renames an environment row (the caller moves its objects in the same transaction). */
+  renameEnvironment(workspaceId: string, name: string, newName: string): void {
+    checkName(newName, "environment name");
+    if (name === DEFAULT_ENVIRONMENT) throw invalid(`The '${DEFAULT_ENVIRONMENT}' environment cannot be renamed`);
+    if (!this.hasEnvironment(workspaceId, name)) throw notFound(`Environment '${name}'`);
+    if (newName === DEFAULT_ENVIRONMENT || this.hasEnvironment(workspaceId, newName)) throw alreadyExists(`Environment '${newName}'`);
+    this.db.prepare("UPDATE environments SET name = ? WHERE workspace_id = ? AND name = ?").run(newName, workspaceId, name);
+  }
+
+  /** Drops an environment row; from then on requests naming it are refused (NotFound). */
+  deleteEnvironment(workspaceId: string, name: string): void {
+    if (name === DEFAULT_ENVIRONMENT) throw invalid(`The '${DEFAULT_ENVIRONMENT}' environment cannot be deleted`);
+    const res = this.db.prepare("DELETE FROM environments WHERE workspace_id = ? AND name = ?").run(workspaceId, name);
+    if (res.changes === 0) throw notFound(`Environment '${name}'`);
   }
 
   hasEnvironment(workspaceId: string, name: string): boolean {

@@ -1,10 +1,7 @@
 import type { Readable } from "node:stream";
+import type { ByteRange } from "../../protocol/volume.js";
 
-/** A byte range of a blob: `start` inclusive, `end` exclusive. */
-export interface ByteRange {
-  start: number;
-  end: number;
-}
+export type { ByteRange };
 
 export interface BlobInfo {
   hash: string;

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { writevAll } from "../../lib/writev-all.js";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
 
@@ -10,11 +11,13 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /**
  * Blobs as files under `<root>/<namespace>/<aa>/<hash>`. A put writes a temp file in the
- * same directory, fsyncs it and renames it into place, so a blob is either whole or absent.
+ * same directory, fsyncs it, renames it into place and fsyncs the directory, so a blob is
+ * either whole or absent, and present after a crash once `put` returned.
  */
 export class LocalBlobStore implements BlobStore {
-  /** Prefix directories known to exist (saves a mkdir per put). */
+  /** Prefix directories known to exist durably (saves a mkdir and its fsyncs per put). */
   private readonly dirs = new Set<string>();
+  private readonly dirSyncs = new DirSyncs();
 
   constructor(private readonly root: string) {}
 
@@ -36,7 +39,14 @@ export class LocalBlobStore implements BlobStore {
   async put(ns: string, hash: string, body: Readable): Promise<number> {
     const dir = this.dir(ns, hash);
     if (!this.dirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
+      // mkdir answers the first directory it created: each new one's entry in its parent must be durable too.
+      const first = await mkdir(dir, { recursive: true });
+      if (first !== undefined) {
+        for (let d = dir; ; d = dirname(d)) {
+          await this.dirSyncs.sync(dirname(d));
+          if (d === first || d === dirname(d)) break;
+        }
+      }
       this.dirs.add(dir);
     }
     const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
@@ -46,6 +56,8 @@ export class LocalBlobStore implements BlobStore {
       await fh.datasync();
       await fh.close();
       await rename(tmp, this.file(ns, hash));
+      // The rename is durable only once the directory is synced; concurrent puts share one.
+      await this.dirSyncs.sync(dir);
       return size;
     } catch (err) {
       await fh.close().catch(() => {});
@@ -95,23 +107,55 @@ export class LocalBlobStore implements BlobStore {
   }
 }
 
-/** Writes a stream to a file in writes of up to 1 MiB (network chunks are small); returns the byte count. */
+/** Bytes gathered before a write: network chunks are small, a block is up to 8 MiB. */
+const WRITE_BYTES = 4 << 20;
+
+/** Writes a stream to a file in gathering writes of up to WRITE_BYTES; returns the byte count. */
 async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
   let parts: Buffer[] = [];
   let held = 0;
   let total = 0;
-  const flush = async () => {
-    const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    parts = [];
-    held = 0;
-    for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-  };
   for await (const chunk of body as AsyncIterable<Buffer>) {
     parts.push(chunk);
     held += chunk.length;
     total += chunk.length;
-    if (held >= 1 << 20) await flush();
+    if (held >= WRITE_BYTES) {
+      await writevAll(fh, parts);
+      parts = [];
+      held = 0;
+    }
   }
-  if (held > 0) await flush();
+  if (held > 0) await writevAll(fh, parts);
   return total;
+}
+
+/**
+ * fsyncs of directories, coalesced: a caller whose rename is done joins the next sync of that
+ * directory that has not started yet (which then covers its rename), so puts landing together
+ * in one directory cost one directory fsync, not one each.
+ */
+export class DirSyncs {
+  private readonly pending = new Map<string, { started: boolean; done: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    const current = this.pending.get(dir);
+    if (current && !current.started) return current.done;
+    const entry = { started: false, done: Promise.resolve() };
+    entry.done = (current?.done ?? Promise.resolve())
+      .catch(() => {})
+      .then(async () => {
+        entry.started = true;
+        const fh = await open(dir, "r");
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      })
+      .finally(() => {
+        if (this.pending.get(dir) === entry) this.pending.delete(dir);
+      });
+    this.pending.set(dir, entry);
+    return entry.done;
+  }
 }

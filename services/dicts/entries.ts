@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from "../../lib/clock.js";
 import { siloError, invalid } from "../errors.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import {
@@ -41,6 +42,8 @@ export class DictEntries {
     private readonly dbs: DictDbs,
     private readonly commits: GroupCommit,
     private readonly ttlMs: number,
+    /** Time for entry TTLs; the batch runner reads it too, so one batch sees one instant. */
+    readonly clock: Clock = systemClock,
   ) {
     // A 7-day TTL is extended at most once a minute per entry; short test TTLs stay precise.
     this.granularityMs = Math.min(60_000, Math.floor(ttlMs / 100));
@@ -63,7 +66,7 @@ export class DictEntries {
     if (now - this.lastAccess(full, meta) >= this.granularityMs) this.touches.set(full.toString("latin1"), now);
   }
 
-  get(dictId: string, key: Buffer, now = Date.now()): Buffer | undefined {
+  get(dictId: string, key: Buffer, now = this.clock.now()): Buffer | undefined {
     checkKey(key);
     const full = fullKey(dictId, key);
     const meta = this.live(full, now);
@@ -73,12 +76,12 @@ export class DictEntries {
     return value;
   }
 
-  contains(dictId: string, key: Buffer, now = Date.now()): boolean {
+  contains(dictId: string, key: Buffer, now = this.clock.now()): boolean {
     return this.get(dictId, key, now) !== undefined;
   }
 
   /** Live entries, counted up to the cap (this walks the dict, like the reference's). */
-  len(dictId: string, now = Date.now()): number {
+  len(dictId: string, now = this.clock.now()): number {
     let n = 0;
     for (const { key, value } of this.dbs.meta.getRange(dictRange(dictId))) {
       if (this.lastAccess(key, decodeMeta(value)) + this.ttlMs > now && ++n >= DICT_LIMITS.lenCap) break;
@@ -87,7 +90,7 @@ export class DictEntries {
   }
 
   /** One page of live entries in key-byte order, after `after` (exclusive). Scans do not extend TTLs. */
-  scan(dictId: string, opts: { after?: Buffer; limit: number; values: boolean }, now = Date.now()): ScanPage {
+  scan(dictId: string, opts: { after?: Buffer; limit: number; values: boolean }, now = this.clock.now()): ScanPage {
     const range = dictRange(dictId);
     // The smallest key greater than `after` is `after` followed by a zero byte.
     const start = opts.after ? fullKey(dictId, Buffer.concat([opts.after, Buffer.of(0)])) : range.start;
@@ -107,7 +110,7 @@ export class DictEntries {
   }
 
   /** Writes an entry (inside a transaction); false if `skipIfExists` and a live entry exists. */
-  put(dictId: string, key: Buffer, value: Buffer, skipIfExists: boolean, now = Date.now()): boolean {
+  put(dictId: string, key: Buffer, value: Buffer, skipIfExists: boolean, now = this.clock.now()): boolean {
     checkKey(key);
     checkValue(value);
     return this.write(fullKey(dictId, key), value, skipIfExists, now);
@@ -130,7 +133,7 @@ export class DictEntries {
   }
 
   /** Writes all entries or none (inside a transaction): everything is checked before the first write. */
-  update(dictId: string, entries: Array<[Buffer, Buffer]>, now = Date.now()): void {
+  update(dictId: string, entries: Array<[Buffer, Buffer]>, now = this.clock.now()): void {
     if (entries.length > DICT_LIMITS.updateEntries) {
       throw invalid(`update takes at most ${DICT_LIMITS.updateEntries} entries per call, got ${entries.length}`);
     }
@@ -142,7 +145,7 @@ export class DictEntries {
   }
 
   /** Removes an entry and returns its value (inside a transaction); undefined if missing or expired. */
-  pop(dictId: string, key: Buffer, now = Date.now()): Buffer | undefined {
+  pop(dictId: string, key: Buffer, now = this.clock.now()): Buffer | undefined {
     checkKey(key);
     const full = fullKey(dictId, key);
     const raw = this.dbs.meta.get(full);
@@ -195,7 +198,7 @@ export class DictEntries {
    * written since is re-filed under its last access; a row whose entry is gone is dropped.
    * Returns the number of entries deleted.
    */
-  async sweep(now = Date.now()): Promise<number> {
+  async sweep(now = this.clock.now()): Promise<number> {
     await this.flushTouches();
     const end = expiryKey(now - this.ttlMs, EMPTY);
     let deleted = 0;

@@ -9,8 +9,8 @@ import { dictRoutes } from "./routes.js";
 export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => {
   const dbs = openDictDbs(ctx.kv);
   const { commits } = ctx;
-  const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs);
-  const locks = new DictLocks(dbs, commits);
+  const entries = new DictEntries(dbs, commits, ctx.options.dictEntryTtlMs, ctx.clock);
+  const locks = new DictLocks(dbs, commits, ctx.clock);
 
   ctx.registry.registerKind("dict", {
     prefix: "di",
@@ -25,13 +25,11 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
   const ttl = ctx.options.dictEntryTtlMs;
   const upkeep = (what: string, fn: () => Promise<unknown>) => () =>
     void fn().catch((err: unknown) => app.log.error({ err }, `dict ${what} failed`));
-  const touchTimer = setInterval(upkeep("touch flush", () => entries.flushTouches()), Math.max(10, Math.min(1000, ttl / 10)));
-  const sweepTimer = setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)));
-  touchTimer.unref();
-  sweepTimer.unref();
+  const touchTimer = ctx.clock.setInterval(upkeep("touch flush", () => entries.flushTouches()), Math.max(10, Math.min(1000, ttl / 10)), { unref: true });
+  const sweepTimer = ctx.clock.setInterval(upkeep("expiry sweep", () => entries.sweep()), Math.max(50, Math.min(60_000, ttl / 4)), { unref: true });
   app.addHook("preClose", async () => {
-    clearInterval(touchTimer);
-    clearInterval(sweepTimer);
+    touchTimer.cancel();
+    sweepTimer.cancel();
   });
   // After the last request: the server closes LMDB only once every kind's onClose has run.
   app.addHook("onClose", async () => entries.flushTouches());

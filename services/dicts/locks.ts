@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from "../../lib/clock.js";
 import { siloError } from "../errors.js";
 import { newId } from "../ids.js";
 import type { GroupCommit } from "../kv-group-commit.js";
@@ -26,6 +27,8 @@ export class DictLocks {
   constructor(
     private readonly dbs: DictDbs,
     private readonly commits: GroupCommit,
+    /** Time for lease expiry and lock waits (tests pass a TestClock). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /**
@@ -34,7 +37,7 @@ export class DictLocks {
    */
   async acquire(dictId: string, key: Buffer, ttlMs: number, waitMs: number, signal?: AbortSignal): Promise<Lease | undefined> {
     const full = fullKey(dictId, key);
-    const deadline = Date.now() + waitMs;
+    const deadline = this.clock.now() + waitMs;
     let first = true;
     for (;;) {
       const releasesBefore = this.releases;
@@ -47,7 +50,7 @@ export class DictLocks {
         }
         return grant.lease;
       }
-      const now = Date.now();
+      const now = this.clock.now();
       if (now >= deadline || signal?.aborted) return undefined;
       if (this.releases !== releasesBefore) continue;
       await this.waitForTurn(full.toString("latin1"), Math.min(deadline, grant.heldUntil) - now, !first, signal);
@@ -58,7 +61,7 @@ export class DictLocks {
   private async tryAcquire(dictId: string, full: Buffer, ttlMs: number): Promise<Grant> {
     // A token must be on disk before anyone acts on it, or a crash could hand it out twice.
     return this.commits.run((): Grant => {
-      const now = Date.now();
+      const now = this.clock.now();
       const held = this.dbs.locks.get(full);
       if (held && held.expiresAt > now) return { heldUntil: held.expiresAt };
       const token = (this.dbs.fencing.get(dictId) ?? 0) + 1;
@@ -75,14 +78,14 @@ export class DictLocks {
       const queue = this.waiters.get(lockKey) ?? [];
       this.waiters.set(lockKey, queue);
       const done = () => {
-        clearTimeout(timer);
+        timer.cancel();
         signal?.removeEventListener("abort", done);
         const i = queue.indexOf(done);
         if (i >= 0) queue.splice(i, 1);
         if (queue.length === 0 && this.waiters.get(lockKey) === queue) this.waiters.delete(lockKey);
         resolve();
       };
-      const timer = setTimeout(done, Math.max(0, ms));
+      const timer = this.clock.setTimeout(done, Math.max(0, ms));
       signal?.addEventListener("abort", done, { once: true });
       if (front) queue.unshift(done);
       else queue.push(done);
@@ -94,7 +97,7 @@ export class DictLocks {
     const full = fullKey(dictId, key);
     const lease = await this.commits.run(() => {
       const held = this.dbs.locks.get(full);
-      const now = Date.now();
+      const now = this.clock.now();
       if (!held || held.leaseId !== leaseId || held.expiresAt <= now) return undefined;
       const renewed = { ...held, expiresAt: now + ttlMs };
       this.dbs.locks.put(full, renewed);

@@ -52,13 +52,13 @@ function settle(log: FastifyBaseLogger, fn: () => Buffer | boolean | number | nu
  */
 export async function runOps(commits: GroupCommit, entries: DictEntries, dictId: string, ops: DictOp[], log: FastifyBaseLogger): Promise<OpResult[]> {
   if (ops.every((op) => READS.has(op.op))) {
-    const now = Date.now();
+    const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   }
   // A batch that only reads and pops frees space: it may use the disk reserve on a full disk.
   const freesSpace = ops.every((op) => READS.has(op.op) || op.op === "pop");
   return commits.run(() => {
-    const now = Date.now();
+    const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   }, { freesSpace });
 }

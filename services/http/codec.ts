@@ -1,11 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { Packr } from "msgpackr";
-
-/** The RPC envelope codec: plain maps/arrays/binary, no msgpackr records, so any msgpack client can talk to silo. */
-export const envelope = new Packr({ useRecords: false, moreTypes: false, int64AsType: "number" });
-
-export const MSGPACK = "application/msgpack";
+import { MSGPACK, envelope } from "../../protocol/codec.js";
 
 /**
  * RPC bodies travel as msgpack (binary-safe, compact); JSON is accepted too so curl works.

@@ -4,19 +4,10 @@ import type { Sqlite, Statement } from "../db.js";
 import { alreadyExists, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
+import type { ObjectRecord } from "../../protocol/objects.js";
 
-/** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
-export interface ObjectRecord {
-  id: string;
-  kind: string;
-  name: string | null;
-  workspaceId: string;
-  environment: string;
-  createdAt: number;
-  ephemeral: boolean;
-  /** Kind-specific settings fixed at creation (e.g. a volume's inode limit). */
-  options: Record<string, unknown>;
-}
+export type { ObjectRecord };
 
 /** What a kind (dict, queue, volume, …) tells the registry about itself. */
 export interface KindDefinition {
@@ -63,10 +54,14 @@ export class ObjectRegistry {
   private readonly owners = new Map<string, { kind: string; workspaceId: string; environment: string }>();
   /** Prepared statements by SQL text: preparing is the costly part of a lookup on the hot path. */
   private readonly statements = new Map<string, Statement>();
+  /** Whether an environment exists (the auth store knows); checked at every insert. */
+  private environmentExists: (workspaceId: string, environment: string) => boolean = () => true;
 
   constructor(
     private readonly db: Sqlite,
     private readonly ephemeralTimeoutMs: number,
+    /** Time for heartbeats and the ephemeral timeout (tests pass a TestClock). */
+    private readonly clock: Clock = systemClock,
     /** Deletion must work on a full disk: its writes may use the disk reserve (see disk-reserve.ts). */
     private readonly reserve?: Pick<DiskReserve, "freeing">,
   ) {
@@ -90,6 +85,15 @@ export class ObjectRegistry {
     return stmt;
   }
 
+  /**
+   * Makes every insert check that its environment still exists: a request authenticated just
+   * before its environment was deleted must not create an object there after the deletion
+   * swept it (it would reappear if the name were used again).
+   */
+  checkEnvironmentsWith(exists: (workspaceId: string, environment: string) => boolean): void {
+    this.environmentExists = exists;
+  }
+
   registerKind(kind: string, def: KindDefinition): void {
     this.kinds.set(kind, def);
   }
@@ -108,7 +112,8 @@ export class ObjectRegistry {
 
   private insert(caller: Caller, kind: string, name: string | null, options: Record<string, unknown>): ObjectRecord {
     const def = this.kind(kind);
-    const now = Date.now();
+    if (!this.environmentExists(caller.workspaceId, caller.environment)) throw notFound(`Environment '${caller.environment}'`);
+    const now = this.clock.now();
     const record: ObjectRecord = {
       id: newId(def.prefix),
       kind,
@@ -160,6 +165,17 @@ export class ObjectRegistry {
     return toRecord(row);
   }
 
+  /** The object with this id if it is of one of `kinds` (NotFound naming the first kind otherwise). */
+  getOfKinds(caller: Caller, kinds: ReadonlySet<string>, id: string): ObjectRecord {
+    const row = this.sql(`SELECT * FROM objects WHERE id = ? AND workspace_id = ? AND environment = ? AND ${LIVE}`).get(
+      id,
+      caller.workspaceId,
+      caller.environment,
+    ) as Row | undefined;
+    if (!row || !kinds.has(row.kind)) throw notFound(`${capital([...kinds][0] ?? "object")} '${id}'`);
+    return toRecord(row);
+  }
+
   /**
    * The id, if the caller's workspace and environment own this object of this kind (NotFoundError
    * otherwise, as `get`). Remembered, so the hot path of every kind skips the SQLite query; a
@@ -196,17 +212,19 @@ export class ObjectRegistry {
 
   heartbeat(caller: Caller, kind: string, id: string): void {
     const record = this.get(caller, kind, id);
-    this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(Date.now(), record.id);
+    this.sql("UPDATE objects SET heartbeat_at = ? WHERE id = ?").run(this.clock.now(), record.id);
   }
 
-  async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<void> {
+  /** Deletes a named object; false if it did not exist (only with `allowMissing`: else NotFound). */
+  async deleteByName(caller: Caller, kind: string, name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
     checkName(name, `${kind} name`);
     const found = this.findByName(caller, kind, name);
     if (!found) {
-      if (opts.allowMissing) return;
+      if (opts.allowMissing) return false;
       throw notFound(`${capital(kind)} '${name}'`);
     }
     await this.remove(found);
+    return true;
   }
 
   async deleteById(caller: Caller, kind: string, id: string): Promise<void> {
@@ -215,14 +233,14 @@ export class ObjectRegistry {
 
   private async remove(record: ObjectRecord): Promise<void> {
     const freeing = <T>(fn: () => T): T => (this.reserve ? this.reserve.freeing(fn) : fn());
-    freeing(() => this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(Date.now(), record.id));
+    freeing(() => this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(this.clock.now(), record.id));
     this.owners.delete(record.id);
     await this.kind(record.kind).purge(record);
     freeing(() => this.sql("DELETE FROM objects WHERE id = ?").run(record.id));
   }
 
   /** Deletes ephemeral objects whose creator stopped heart-beating (crashed or lost). */
-  async reapEphemeral(now = Date.now()): Promise<number> {
+  async reapEphemeral(now = this.clock.now()): Promise<number> {
     const rows = this.sql(`SELECT * FROM objects WHERE ephemeral = 1 AND ${LIVE} AND heartbeat_at < ?`)
       .all(now - this.ephemeralTimeoutMs) as Row[];
     for (const row of rows) await this.remove(toRecord(row));
@@ -236,6 +254,27 @@ export class ObjectRegistry {
       if (!this.kinds.has(row.kind)) continue;
       await this.remove(toRecord(row));
     }
+  }
+
+  /** Every live object of an environment, of any kind, named or ephemeral. */
+  inEnvironment(workspaceId: string, environment: string): ObjectRecord[] {
+    return (this.sql(`SELECT * FROM objects WHERE workspace_id = ? AND environment = ? AND ${LIVE} ORDER BY created_at`).all(workspaceId, environment) as Row[]).map(
+      toRecord,
+    );
+  }
+
+  /** Deletes one object (as `deleteById`, for a caller that already holds the record). */
+  async delete(record: ObjectRecord): Promise<void> {
+    await this.remove(record);
+  }
+
+  /**
+   * Moves every object of an environment to another name. Runs inside the caller's transaction
+   * (the environment row changes with it); the remembered owners of those ids are forgotten.
+   */
+  renameEnvironment(workspaceId: string, from: string, to: string): void {
+    this.sql("UPDATE objects SET environment = ? WHERE workspace_id = ? AND environment = ?").run(to, workspaceId, from);
+    for (const [id, owner] of this.owners) if (owner.workspaceId === workspaceId && owner.environment === from) this.owners.delete(id);
   }
 
   /** Every live object of a kind (for a kind's own maintenance, e.g. TTL sweeps). */

@@ -46,8 +46,8 @@ export async function objectRoutes(fastify: FastifyInstance, opts: { registry: O
   );
 
   app.delete("/v1/objects/:kind/by-name/:name", { schema: { params: KindNameParams, querystring: DeleteByNameQuery } }, async (req) => {
-    await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
-    return { deleted: req.params.name };
+    const existed = await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
+    return { deleted: req.params.name, existed };
   });
 
   app.post("/v1/objects/:kind/ephemeral", { schema: { params: KindParams, body: EphemeralObjectBody } }, async (req) => ({

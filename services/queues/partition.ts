@@ -1,3 +1,4 @@
+import type { ClockTimer } from "../../lib/clock.js";
 import { FIRST_SEQ, partitionPrefix } from "./keys.js";
 
 /**
@@ -11,7 +12,7 @@ export interface Lease {
   readonly values: Buffer[];
   /** Wall-clock end of the lease (kept on disk, so a restarted server honours it). */
   readonly expiresAt: number;
-  timer?: NodeJS.Timeout;
+  timer?: ClockTimer;
 }
 
 /** Items removed from a partition in memory whose move into a lease is on its way to disk. */

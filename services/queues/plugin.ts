@@ -10,6 +10,7 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
     maxPartitions: options.queueMaxPartitions,
     leaseMs: options.queueLeaseMs,
     onError: (err) => app.log.error({ err }, "queue write failed"),
+    clock: ctx.clock,
   });
   ctx.registry.registerKind("queue", {
     prefix: "qu",
@@ -24,10 +25,9 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
   });
 
   // Reads expire partitions lazily; this sweep frees the space of partitions nobody reads.
-  const sweeper = setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)));
-  sweeper.unref();
+  const sweeper = ctx.clock.setInterval(() => store.sweep(), Math.min(60_000, Math.max(100, options.queuePartitionTtlMs / 4)), { unref: true });
   app.addHook("preClose", async () => {
-    clearInterval(sweeper);
+    sweeper.cancel();
     store.shutdown();
   });
 };

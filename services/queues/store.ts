@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from "lmdb";
+import { type Clock, systemClock } from "../../lib/clock.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import { siloError, notFound } from "../errors.js";
 import { newId } from "../ids.js";
@@ -15,6 +16,8 @@ export interface QueueStoreOptions {
   leaseMs: number;
   /** Logs failures of writes nobody awaits (expiry, clears done as a side effect). */
   onError(err: unknown): void;
+  /** Time for partition TTLs and wait timeouts (tests pass a TestClock). */
+  clock?: Clock;
 }
 
 /** How a caller waits: `signal` aborts when its HTTP client goes away. */
@@ -54,12 +57,14 @@ export class QueueStore {
   private readonly leaseDb: Database<LeaseRecord, string>;
   private readonly queues = new Map<string, QueueState>();
   private readonly leases = new Map<string, Lease>();
+  private readonly clock: Clock;
 
   constructor(
     kv: RootDatabase,
     private readonly commits: GroupCommit,
     private readonly opts: QueueStoreOptions,
   ) {
+    this.clock = opts.clock ?? systemClock;
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
     this.meta = kv.openDB<PartitionMeta, Buffer>({ name: "queue-partitions", keyEncoding: "binary" });
     this.leaseDb = kv.openDB<LeaseRecord, string>({ name: "queue-leases" });
@@ -93,7 +98,7 @@ export class QueueStore {
    * keeping the wait lists, then serve whoever can be served now.
    */
   private resync(): void {
-    for (const lease of this.leases.values()) clearTimeout(lease.timer);
+    for (const lease of this.leases.values()) lease.timer?.cancel();
     this.leases.clear();
     for (const q of this.queues.values()) {
       q.nonEmpty = 0;
@@ -120,8 +125,7 @@ export class QueueStore {
   private arm(lease: Lease): void {
     this.leases.set(lease.id, lease);
     lease.partition.leases.add(lease);
-    lease.timer = setTimeout(() => this.background(this.release(lease)), Math.max(0, lease.expiresAt - Date.now()));
-    lease.timer.unref();
+    lease.timer = this.clock.setTimeout(() => this.background(this.release(lease)), Math.max(0, lease.expiresAt - this.clock.now()), { unref: true });
   }
 
   /**
@@ -131,7 +135,7 @@ export class QueueStore {
   private disarm(lease: Pick<Lease, "id">): Lease | undefined {
     const live = this.leases.get(lease.id);
     if (!live) return undefined;
-    clearTimeout(live.timer);
+    live.timer?.cancel();
     this.leases.delete(live.id);
     live.partition.leases.delete(live);
     return live;
@@ -156,7 +160,7 @@ export class QueueStore {
     if (!q) this.queues.set(queueId, (q = new QueueState(queueId)));
     let p = q.partitions.get(key);
     if (!p) q.partitions.set(key, (p = new Partition(q, key)));
-    if (expire && p.isExpired(Date.now())) {
+    if (expire && p.isExpired(this.clock.now())) {
       this.background(this.drop(p));
       return this.partition(queueId, key, false); // the drop may have forgotten the old entry
     }
@@ -203,7 +207,7 @@ export class QueueStore {
     const first = p.tail;
     p.tail += values.length;
     for (let i = 0; i < values.length; i++) p.pending.set(first + i, values[i]!);
-    p.lastPutAt = Date.now();
+    p.lastPutAt = this.clock.now();
     p.ttlMs = ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs };
     const durable = this.write(() => {
@@ -243,7 +247,7 @@ export class QueueStore {
    * Otherwise they stay leased until `confirm`, or return to the head when the lease runs out.
    */
   async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Lease | undefined> {
-    const deadline = Date.now() + wait.timeoutMs;
+    const deadline = this.clock.now() + wait.timeoutMs;
     let taken: Taken;
     for (;;) {
       const p = this.partition(queueId, key);
@@ -253,7 +257,7 @@ export class QueueStore {
         this.tidy(p);
         return undefined;
       } else {
-        const timeoutMs = Math.max(0, deadline - Date.now());
+        const timeoutMs = Math.max(0, deadline - this.clock.now());
         taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, { ...wait, timeoutMs }, () => queueEmpty(p));
       }
       try {
@@ -263,7 +267,7 @@ export class QueueStore {
         // The group failed (full disk) and was rolled back. A waiting get that was handed a
         // failed put's items waits on, unless items are there (its own take is what failed).
         const now = this.partition(queueId, key);
-        if (!wait.block || wait.signal.aborted || now.length > 0 || Date.now() >= deadline) throw err;
+        if (!wait.block || wait.signal.aborted || now.length > 0 || this.clock.now() >= deadline) throw err;
       }
     }
     if (wait.signal.aborted) {
@@ -317,7 +321,7 @@ export class QueueStore {
       p.head++;
     }
     if (p.length === 0) p.queue.nonEmpty--;
-    const lease: Lease = { id: newId("lease"), partition: p, values, expiresAt: Date.now() + this.opts.leaseMs };
+    const lease: Lease = { id: newId("lease"), partition: p, values, expiresAt: this.clock.now() + this.opts.leaseMs };
     const record: LeaseRecord = { queueId: p.queue.id, partition: p.key, expiresAt: lease.expiresAt, items: values };
     // One transaction moves the items from the partition into the lease: never in neither, never in both.
     const durable = this.write(() => {
@@ -353,7 +357,7 @@ export class QueueStore {
     p.head -= values.length;
     const first = p.head;
     for (let i = 0; i < values.length; i++) p.pending.set(first + i, values[i]!);
-    if (p.lastPutAt === 0) p.lastPutAt = Date.now(); // it was cleared or expired meanwhile: give it a fresh TTL
+    if (p.lastPutAt === 0) p.lastPutAt = this.clock.now(); // it was cleared or expired meanwhile: give it a fresh TTL
     if (p.ttlMs === 0) p.ttlMs = old.ttlMs;
     const meta: PartitionMeta = { lastPutAt: p.lastPutAt, ttlMs: p.ttlMs };
     const durable = this.write(() => {
@@ -384,7 +388,7 @@ export class QueueStore {
     return new Promise<T>((resolve, reject) => {
       if (wait.signal.aborted) return reject(clientGone());
       const settle = () => {
-        clearTimeout(timer);
+        timer.cancel();
         wait.signal.removeEventListener("abort", onAbort);
       };
       const waiter = {
@@ -405,7 +409,7 @@ export class QueueStore {
         this.tidy(p);
       };
       const onAbort = () => leave(clientGone());
-      const timer = setTimeout(() => leave(timeoutError()), wait.timeoutMs);
+      const timer = this.clock.setTimeout(() => leave(timeoutError()), wait.timeoutMs);
       wait.signal.addEventListener("abort", onAbort, { once: true });
       list.add(waiter);
     });
@@ -423,12 +427,12 @@ export class QueueStore {
       const watched = p;
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          timer.cancel();
           signal.removeEventListener("abort", done);
           watched.watchers.delete(done);
           resolve();
         };
-        const timer = setTimeout(done, waitMs);
+        const timer = this.clock.setTimeout(done, waitMs);
         signal.addEventListener("abort", done, { once: true });
         watched.watchers.add(done);
       });
@@ -463,7 +467,7 @@ export class QueueStore {
    * expired), and how many served items await their client's confirmation.
    */
   stats(queueId: string): { items: number; partitions: number; inFlight: number } {
-    this.sweepQueue(this.queues.get(queueId), Date.now());
+    this.sweepQueue(this.queues.get(queueId), this.clock.now());
     let items = 0;
     let partitions = 0;
     let inFlight = 0;
@@ -537,7 +541,7 @@ export class QueueStore {
   }
 
   /** Drops expired partitions everywhere (the periodic sweep; reads also expire lazily). */
-  sweep(now = Date.now()): void {
+  sweep(now = this.clock.now()): void {
     for (const q of this.queues.values()) this.sweepQueue(q, now);
   }
 

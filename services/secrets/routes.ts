@@ -21,7 +21,7 @@ export const secretsKind: FastifyPluginAsync<KindContext> = async (fastify, ctx)
         store.put(rec.id, req.body.values);
         return rec;
       })();
-      return { id: record.id, name: record.name, createdAt: record.createdAt, keys: store.keys(record.id) };
+      return { id: record.id, name: record.name, workspaceId: record.workspaceId, environment: record.environment, createdAt: record.createdAt, keys: store.keys(record.id) };
     },
   );
 

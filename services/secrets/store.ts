@@ -1,7 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Sqlite } from "../db.js";
 
-export type SecretValues = Record<string, string>;
+import type { SecretValues } from "../../protocol/objects.js";
+
+export type { SecretValues };
 
 /**
  * Secret values, encrypted at rest with AES-256-GCM under the server's master key. The object

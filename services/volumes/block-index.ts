@@ -1,6 +1,7 @@
 import { INLINE_BLOCK_MAX } from "../../protocol/volume.js";
 import type { Sqlite } from "../db.js";
 import { invalid } from "../errors.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 /** Raw 32-byte hashes concatenated: how a file's block list is stored in a manifest row. */
 export const packHashes = (hashes: readonly string[]): Buffer => Buffer.from(hashes.join(""), "hex");
@@ -25,7 +26,11 @@ export const INLINE_MAX = INLINE_BLOCK_MAX;
 export class BlockIndex {
   private readonly stmt;
 
-  constructor(private readonly db: Sqlite) {
+  constructor(
+    private readonly db: Sqlite,
+    /** Time for the touches that give fresh blocks their grace period. */
+    private readonly clock: Clock = systemClock,
+  ) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS blocks (
         workspace TEXT NOT NULL, hash TEXT NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL DEFAULT 0,
@@ -56,17 +61,17 @@ export class BlockIndex {
   }
 
   /** The hashes the store lacks; the present ones count as touched now. */
-  missing(workspace: string, hashes: readonly string[], now = Date.now()): string[] {
+  missing(workspace: string, hashes: readonly string[], now = this.clock.now()): string[] {
     // One transaction: one WAL sync for the lot, not one per touched block.
     return this.db.transaction(() => hashes.filter((hash) => this.stmt.touch.run(now, workspace, hash).changes === 0))();
   }
 
-  uploaded(workspace: string, hash: string, size: number, now = Date.now()): void {
+  uploaded(workspace: string, hash: string, size: number, now = this.clock.now()): void {
     this.stmt.uploaded.run(workspace, hash, size, now);
   }
 
   /** Stores small blocks in the index itself: one transaction (one fsync) for the lot. */
-  storeInline(workspace: string, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>, now = Date.now()): void {
+  storeInline(workspace: string, blocks: ReadonlyArray<{ hash: string; data: Uint8Array }>, now = this.clock.now()): void {
     this.db.transaction(() => {
       for (const b of blocks) this.stmt.inline.run(workspace, b.hash, b.data.length, now, b.data);
     })();

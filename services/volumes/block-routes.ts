@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { invalid } from "../errors.js";
 import { parseRange } from "./range.js";
-import type { VolumeService } from "./volume-service.js";
+import type { VolumeStore } from "./volume-store.js";
 
 const hashPattern = "^[0-9a-f]{64}$";
 type IdParams = { id: string };
@@ -14,7 +14,7 @@ const hashParams = {
 } as const;
 
 /** Content-addressed blocks of a volume's workspace: which are missing, upload (one or a batch), ranged read. */
-export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
   // Raw block bodies reach the handler as a stream (never buffered whole); only in this plugin's scope.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));

@@ -17,7 +17,7 @@ const display = (path: string) => `/${path}`;
 export function planRemove(store: ManifestStore, st: VolumeState, rawPath: string, recursive: boolean): Change[] {
   const path = normalizePath(rawPath);
   const entry = liveEntry(store, st, path);
-  if (!entry) throw notFound(`Path '${display(path)}' in the volume`);
+  if (!entry) throw notFound(`Path '${display(path)}'`);
   if (entry.type !== "directory") return [{ op: "delete", path }];
   const children = store.list(st, st.latest, path, false, "", recursive ? 1_000_000 : 1).entries;
   if (children.length > 0 && !recursive) throw invalid(`Directory '${display(path)}' is not empty (remove it recursively)`);
@@ -39,7 +39,7 @@ export function planCopy(store: ManifestStore, st: VolumeState, srcPaths: string
   for (const raw of srcPaths) {
     const src = normalizePath(raw);
     const entry = liveEntry(store, st, src);
-    if (!entry) throw notFound(`Path '${display(src)}' in the volume`);
+    if (!entry) throw notFound(`Path '${display(src)}'`);
     if (entry.type === "directory" && !recursive) throw invalid(`'${display(src)}' is a directory (copy it recursively)`);
     if (src === "" && !intoDir) throw invalid("The volume root can only be copied into a directory");
     const target = intoDir ? joinPath(dst, baseName(src) || "root") : dst;

@@ -4,12 +4,12 @@ import { invalid } from "../errors.js";
 import { toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
 import { parseRange } from "./range.js";
-import type { VolumeService } from "./volume-service.js";
+import type { VolumeStore } from "./volume-store.js";
 
 type IdParams = { id: string };
 
 /** File-level reads for clients without a mount: list a path, read a file (ranged stream), read many small files at once. */
-export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
 
   app.get<{ Params: IdParams; Querystring: { path?: string; recursive?: boolean; version?: number; after?: string; limit?: number } }>(

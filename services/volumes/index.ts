@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { openBlobStore } from "../blobs/index.js";
 import type { KindContext } from "../context.js";
 import { openSqlite } from "../db.js";
-import { invalid } from "../errors.js";
+import { normalizeTreeOptions } from "../file-trees.js";
 import { pinBlobLocation } from "./blob-location.js";
 import { BlockIndex } from "./block-index.js";
 import { blockRoutes } from "./block-routes.js";
@@ -14,17 +14,7 @@ import { ManifestStore } from "./manifest-store.js";
 import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
 import { PinStore } from "./pin-store.js";
-import { DEFAULT_INODE_LIMIT, KIND, VolumeService } from "./volume-service.js";
-
-const MAX_INODE_LIMIT = 1_000_000_000;
-
-function normalizeOptions(options: Record<string, unknown>): Record<string, unknown> {
-  const inodeLimit = options.inodeLimit ?? DEFAULT_INODE_LIMIT;
-  if (typeof inodeLimit !== "number" || !Number.isInteger(inodeLimit) || inodeLimit < 1 || inodeLimit > MAX_INODE_LIMIT) {
-    throw invalid(`inodeLimit must be a whole number from 1 to ${MAX_INODE_LIMIT}, got ${JSON.stringify(options.inodeLimit)}`);
-  }
-  return { inodeLimit };
-}
+import { KIND, VolumeStore } from "./volume-store.js";
 
 /**
  * Volumes: versioned file trees. The manifest and block index live in their own SQLite file
@@ -35,12 +25,12 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   const db = openSqlite(join(ctx.dataDir, "volumes.sqlite"));
   // Manifest indexes of big volumes: keep their hot pages in memory (64 MiB).
   db.pragma("cache_size = -65536");
-  const blocks = new BlockIndex(db);
+  const blocks = new BlockIndex(db, ctx.clock);
   const store = new ManifestStore(db, blocks);
   pinBlobLocation(db, ctx.options.blobs);
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
   const blockLock = new KeyLock();
-  const pins = new PinStore(db, ctx.options.volumePinTtlMs);
+  const pins = new PinStore(db, ctx.options.volumePinTtlMs, ctx.clock);
   const gc = new VolumeGc(
     store,
     blocks,
@@ -50,25 +40,24 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     app.log,
     blockLock,
   );
-  const volumes = new VolumeService(ctx.registry, store, blocks, blobs, blockLock);
+  const volumes = new VolumeStore(ctx.registry, ctx.fileTrees.all, store, blocks, blobs, blockLock, ctx.clock);
 
-  ctx.registry.registerKind(KIND, {
-    prefix: "vo",
-    normalizeOptions,
-    purge: (record) => gc.purge(record.id, record.workspaceId),
-  });
+  // This store keeps the trees of every file-tree kind (network file systems too): their ids
+  // are served by these routes, and it purges them.
+  ctx.fileTrees.servedBy((record) => gc.purge(record.id, record.workspaceId, ctx.clock.now()));
+  ctx.fileTrees.register(KIND, { prefix: "vo", normalizeOptions: normalizeTreeOptions });
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes });
   await app.register(pinRoutes, { volumes, pins });
 
-  const timer = setInterval(
-    () => void gc.run().catch((err) => app.log.error({ err }, "volume GC failed")),
+  const timer = ctx.clock.setInterval(
+    () => void gc.run(ctx.clock.now()).catch((err) => app.log.error({ err }, "volume GC failed")),
     ctx.options.volumeGcIntervalMs,
+    { unref: true },
   );
-  timer.unref();
   app.addHook("onClose", async () => {
-    clearInterval(timer);
+    timer.cancel();
     await gc.settled();
     db.close();
   });

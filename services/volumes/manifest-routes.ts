@@ -3,7 +3,7 @@ import type { Change, CommitRequest } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 import type { Overwrite } from "./commit.js";
 import { planCopy, planRemove } from "./file-ops.js";
-import type { VolumeService } from "./volume-service.js";
+import type { VolumeStore } from "./volume-store.js";
 
 type IdParams = { id: string };
 const versionQuery = { type: "integer", minimum: 0 } as const;
@@ -32,7 +32,7 @@ const changeSchema = {
 } as const;
 
 /** Versions, commits, deltas and trees: the API a mount (and the client's file helpers) build on. */
-export async function manifestRoutes(app: FastifyInstance, opts: { volumes: VolumeService }) {
+export async function manifestRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
 
   app.get<{ Params: IdParams }>("/v1/volumes/:id/version", async (req) => ({

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { VersionPin } from "../../protocol/volume.js";
 import type { PinStore } from "./pin-store.js";
-import type { VolumeService } from "./volume-service.js";
+import type { VolumeStore } from "./volume-store.js";
 
 type PinParams = { id: string; pinId: string };
 const versionBody = { type: "object", properties: { version: { type: "integer", minimum: 0 } } } as const;
@@ -10,7 +10,7 @@ const versionBody = { type: "object", properties: { version: { type: "integer", 
  * Version pins of a volume: create (the latest version unless one is given), renew or move,
  * delete. Creating or moving a pin to a version GC already dropped fails with VERSION_GONE.
  */
-export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeService; pins: PinStore }) {
+export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeStore; pins: PinStore }) {
   const { volumes, pins } = opts;
 
   // Each handler checks and writes in one synchronous step, so no GC pass advances in between.

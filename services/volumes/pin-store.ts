@@ -2,6 +2,7 @@ import type { VersionPin } from "../../protocol/volume.js";
 import type { Sqlite } from "../db.js";
 import { newId } from "../ids.js";
 import { notFound } from "../errors.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 /**
  * Version pins: a reader (a mount) holds on to the version it serves, and GC keeps every
@@ -15,6 +16,7 @@ export class PinStore {
   constructor(
     db: Sqlite,
     readonly ttlMs: number,
+    private readonly clock: Clock = systemClock,
   ) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS version_pins (
@@ -33,7 +35,7 @@ export class PinStore {
     };
   }
 
-  create(volume: string, version: number, now = Date.now()): VersionPin {
+  create(volume: string, version: number, now = this.clock.now()): VersionPin {
     const pin = { pinId: newId("pin"), version, expiresAt: now + this.ttlMs, ttlMs: this.ttlMs };
     this.s.insert.run(volume, pin.pinId, version, pin.expiresAt);
     return pin;
@@ -43,7 +45,7 @@ export class PinStore {
    * Extends a pin's life, and moves it to `version` if given. NotFound once it lapsed: GC forgets
    * a lapsed pin before it stops counting it, so a pin still here still protects its version.
    */
-  renew(volume: string, pinId: string, version: number | undefined, now = Date.now()): VersionPin {
+  renew(volume: string, pinId: string, version: number | undefined, now = this.clock.now()): VersionPin {
     const expiresAt = now + this.ttlMs;
     const pinned = this.s.renew.get(version ?? null, expiresAt, volume, pinId) as number | undefined;
     if (pinned === undefined) throw notFound(`Pin ${pinId} (it lapsed, or was deleted)`);

@@ -10,5 +10,3 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_
     }
   }
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

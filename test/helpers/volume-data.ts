@@ -14,11 +14,11 @@ export const bytes = (n: number) => randomBytes(n);
 
 /** Every path of a volume's latest version, in path order. */
 export async function allPaths(vol: Volume, version?: number): Promise<string[]> {
-  const v = version ?? (await vol.latestVersion());
+  const v = version ?? (await vol.blocks.latestVersion());
   const out: string[] = [];
   let after: string | undefined;
   do {
-    const page = await vol.tree(v, { after, limit: 5000 });
+    const page = await vol.blocks.tree(v, { after, limit: 5000 });
     out.push(...page.entries.map((e) => e.path));
     after = page.next;
   } while (after !== undefined);

@@ -4,7 +4,12 @@ import { createInterface, type Interface } from "node:readline";
 import type { SiloClient } from "../../client/index.js";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
 import { readMountRecord } from "../../fuse/common/mount-records.js";
-import { SILO_BIN, type SiloServer } from "./silo-server.js";
+import { type CliResult, SILO_BIN } from "./silo-server.js";
+
+/** A server the real CLI can talk to (a spawned SiloServer or an InProcessServer). */
+export interface CliTarget {
+  cli(args: string[]): Promise<CliResult>;
+}
 
 /** The committed content of a file, read through the API (not a mount); null if it does not exist. */
 export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
@@ -29,7 +34,7 @@ export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 /** Mounts with the real CLI (`silo volume mount`, a background daemon); remembers the dir for teardown. */
 export class Mounts {
   private readonly dirs = new Set<string>();
-  constructor(private readonly server: SiloServer) {}
+  constructor(private readonly server: CliTarget) {}
 
   async mount(name: string, dir: string, ...flags: string[]): Promise<void> {
     this.dirs.add(dir);
@@ -79,7 +84,7 @@ export class Job {
     this.exited = new Promise((r) => proc.once("exit", (code) => r(code)));
   }
 
-  static async start(server: SiloServer, runArgs: string[], volume: string): Promise<Job> {
+  static async start(server: { env: NodeJS.ProcessEnv }, runArgs: string[], volume: string): Promise<Job> {
     const fixture = join(import.meta.dirname, "../fixtures/mount-job.mjs");
     const proc = spawn(process.execPath, [SILO_BIN, "run", ...runArgs, "--", process.execPath, fixture, volume], { env: server.env });
     const job = new Job(proc);

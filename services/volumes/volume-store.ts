@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { BLOCK_SIZE, type Change, VOLUME_LIMITS, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
+import { BLOCK_SIZE, type Change, SMALL_FILE_MAX, VOLUME_LIMITS, type DirectFileRead, type DirectUploadPlan } from "../../protocol/volume.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
 import { siloError, invalid, notFound } from "../errors.js";
@@ -10,13 +10,12 @@ import { type Overwrite, type VolumeLimits, applyCommit } from "./commit.js";
 import type { KeyLock } from "./key-lock.js";
 import { type ManifestStore, type Row, type VolumeState, toEntry } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
+import { type Clock, systemClock } from "../../lib/clock.js";
 
 export const KIND = "volume";
 export const { defaultInodeLimit: DEFAULT_INODE_LIMIT, maxDirEntries: MAX_DIR_ENTRIES, maxFileBytes: MAX_FILE_BYTES } = VOLUME_LIMITS;
 /** Most blocks one direct file read answer covers (256 MiB; the client asks again for more, so URLs are used long before they expire). */
 export const DIRECT_READ_BLOCKS = 32;
-/** Largest file `readSmallFiles` returns. */
-export const SMALL_FILE_MAX = 1024 * 1024;
 
 /** A resolved volume for one request: its registry record and manifest state. */
 export interface OpenVolume {
@@ -25,18 +24,22 @@ export interface OpenVolume {
 }
 
 /** The volume operations the routes expose, over the manifest, block index and blob store. */
-export class VolumeService {
+export class VolumeStore {
   constructor(
     private readonly registry: ObjectRegistry,
+    /** The kinds whose ids these routes serve (volumes, network file systems: services/file-trees.ts). */
+    private readonly kinds: ReadonlySet<string>,
     readonly store: ManifestStore,
     readonly blocks: BlockIndex,
     readonly blobs: BlobStore,
     private readonly blockLock: KeyLock,
+    /** Time for version timestamps (retention counts from them). */
+    private readonly clock: Clock = systemClock,
   ) {}
 
-  /** The caller's volume with this id (NotFound outside its workspace/environment). */
+  /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   open(caller: Caller, id: string): OpenVolume {
-    const record = this.registry.get(caller, KIND, id);
+    const record = this.registry.getOfKinds(caller, this.kinds, id);
     return { record, st: this.store.state(record.id, record.workspaceId, record.createdAt) };
   }
 
@@ -49,7 +52,7 @@ export class VolumeService {
   }
 
   commit(vol: OpenVolume, changes: readonly Change[], overwrite?: Overwrite): number {
-    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite);
+    return applyCommit(this.store, vol.st, changes, this.limits(vol.record), overwrite, this.clock.now());
   }
 
   /** Streams one uploaded block into the blob store, verifying its hash and size. */
@@ -150,7 +153,7 @@ export class VolumeService {
     const path = normalizePath(rawPath);
     if (path === "") return "root";
     const row = this.store.lookup(vol.st, version, path);
-    if (!row) throw notFound(`Path '/${path}' in the volume`);
+    if (!row) throw notFound(`Path '/${path}' in '${vol.record.name ?? vol.record.id}'`);
     return row;
   }
 

@@ -1,0 +1,183 @@
+import { InvalidError } from "../protocol/errors.js";
+import {
+  type ByteRange,
+  type CommitRequest,
+  type CommitResult,
+  type Delta,
+  type DirectUploadPlan,
+  INLINE_BLOCK_MAX,
+  type TreePage,
+  type VersionPin,
+} from "../protocol/volume.js";
+import { type Block, BlockUploader, type BlockUploaderOptions } from "./block-uploader.js";
+import { forEachLimit } from "./limit.js";
+import type { Transport } from "./transport.js";
+
+/** What the block-level API needs to know about its volume. */
+export interface VolumeBlocksTarget {
+  readonly id: string;
+  readonly name: string | null;
+  readonly environment: string;
+  readonly isReadOnly: boolean;
+  info(): Promise<{ name: string | null; version: number; inodeLimit: number; inodes: number; createdAt: Date | number }>;
+}
+
+/** Most hashes per "which are missing?" / direct-upload request (the server's limits). */
+const DIRECT_PLAN_HASHES = 1000;
+
+/**
+ * The block-level API of one volume: versions, trees and deltas, content-addressed blocks,
+ * commits of manifest changes, version pins. What a FUSE mount (fuse/volume) and a batch upload
+ * build on; jobs use the file-level `Volume` methods instead. `vol.blocks` hands it out.
+ */
+export class VolumeBlocks {
+  /** Whether the server takes block uploads straight to its object store (learnt on first use). */
+  private directUploads: boolean | undefined;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly volume: VolumeBlocksTarget,
+  ) {}
+
+  get id(): string {
+    return this.volume.id;
+  }
+
+  get name(): string | null {
+    return this.volume.name;
+  }
+
+  private url(suffix: string): string {
+    return `/v1/volumes/${this.volume.id}${suffix}`;
+  }
+
+  private rpc<T>(method: "GET" | "POST" | "PUT" | "DELETE", suffix: string, body?: unknown, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+    return this.transport.rpc<T>(method, this.url(suffix), body, { environment: this.volume.environment, query });
+  }
+
+  private writable(): void {
+    if (this.volume.isReadOnly) throw new InvalidError("Read-only Volume can not be written to", "INVALID");
+  }
+
+  /** The volume's info (name, latest version, inode counts). */
+  info(): ReturnType<VolumeBlocksTarget["info"]> {
+    return this.volume.info();
+  }
+
+  async latestVersion(): Promise<number> {
+    return (await this.rpc<{ version: number }>("GET", "/version")).version;
+  }
+
+  /** One page of a version's full tree, in path order; pass `next` back as `after`. */
+  tree(version: number, opts: { after?: string; limit?: number } = {}): Promise<TreePage> {
+    return this.rpc<TreePage>("GET", "/tree", undefined, { version, after: opts.after, limit: opts.limit });
+  }
+
+  /** The changes that turn version `from` into `to` (VersionGoneError if `from` is no longer retained). */
+  delta(from: number, to: number): Promise<Delta> {
+    return this.rpc<Delta>("GET", "/delta", undefined, { from, to });
+  }
+
+  /**
+   * A block's bytes, or `range` of them (`end` exclusive). With an object-store backend the
+   * server answers with a presigned URL and the bytes come straight from the store.
+   */
+  async readBlock(hash: string, range?: ByteRange): Promise<Buffer> {
+    if (range && range.end <= range.start) return Buffer.alloc(0);
+    const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined;
+    let res = await this.transport.raw("GET", this.url(`/blocks/${hash}`), { headers, redirects: true, environment: this.volume.environment });
+    if (res.statusCode >= 300) {
+      await res.body.dump();
+      res = await this.transport.external({ method: "GET", url: res.headers.location as string, headers });
+    }
+    return Buffer.from(await res.body.arrayBuffer());
+  }
+
+  /** Which of these block hashes the server lacks (the others count as recently used, so GC keeps them). */
+  async missingBlocks(hashes: string[]): Promise<string[]> {
+    if (hashes.length === 0) return [];
+    return (await this.rpc<{ missing: string[] }>("POST", "/blocks/missing", { hashes })).missing;
+  }
+
+  /**
+   * Uploads one block (at most BLOCK_SIZE bytes); its SHA-256 is verified (by the server, or by
+   * the object store when the block goes there directly).
+   */
+  async uploadBlock(hash: string, data: Uint8Array): Promise<void> {
+    this.writable();
+    if (data.length > INLINE_BLOCK_MAX && (await this.uploadDirect([{ hash, data }]))) return;
+    const res = await this.transport.raw("PUT", this.url(`/blocks/${hash}`), {
+      body: data,
+      headers: { "content-type": "application/octet-stream" },
+      environment: this.volume.environment,
+    });
+    await res.body.dump();
+  }
+
+  /** Uploads several blocks in one request (with an object-store backend, those above INLINE_BLOCK_MAX go there directly). */
+  async uploadBlocks(blocks: Block[]): Promise<void> {
+    this.writable();
+    const large = blocks.filter((b) => b.data.length > INLINE_BLOCK_MAX);
+    if (large.length > 0 && (await this.uploadDirect(large))) blocks = blocks.filter((b) => b.data.length <= INLINE_BLOCK_MAX);
+    if (blocks.length > 0) await this.rpc("POST", "/blocks", { blocks });
+  }
+
+  /**
+   * The block-transfer engine bound to this volume: hashes, asks which blocks are missing,
+   * batches small ones and sends large ones several at a time.
+   */
+  uploader(opts: BlockUploaderOptions = {}): BlockUploader {
+    this.writable();
+    return new BlockUploader(this, opts);
+  }
+
+  /**
+   * Sends blocks straight to the object store with requests the server signs, then has the
+   * server record them; false (nothing sent) if the server keeps blocks itself.
+   */
+  private async uploadDirect(blocks: Block[]): Promise<boolean> {
+    if (this.directUploads === false) return false;
+    const byHash = new Map(blocks.map((b) => [b.hash, b.data]));
+    const hashes = [...byHash.keys()];
+    for (let i = 0; i < hashes.length; i += DIRECT_PLAN_HASHES) {
+      const part = hashes.slice(i, i + DIRECT_PLAN_HASHES);
+      const plan = await this.rpc<DirectUploadPlan>("POST", "/blocks/direct-uploads", { hashes: part });
+      this.directUploads = plan.direct;
+      if (!plan.direct) return false;
+      await forEachLimit(plan.uploads, 8, async (u) => {
+        const res = await this.transport.external({ method: u.method, url: u.url, headers: u.headers, body: byHash.get(u.hash)! });
+        await res.body.dump();
+      });
+      await this.rpc("POST", "/blocks/confirm", { hashes: part });
+    }
+    return true;
+  }
+
+  /**
+   * Commits changes against `baseVersion` as one new version (all or nothing). Blocks must
+   * have been uploaded. NoSpaceError past the inode or directory limit.
+   */
+  async commitChanges(req: CommitRequest & { overwrite?: "replace" | "files" | "none" }): Promise<CommitResult> {
+    this.writable();
+    return this.rpc<CommitResult>("POST", "/commit", req);
+  }
+
+  /**
+   * Pins `version` (default: the latest) so garbage collection keeps it readable, blocks and
+   * all, while the pin lives: renew it within `ttlMs` (`renewPin`), `unpin` when done. What a
+   * mount does for the version it serves. VersionGoneError if GC already dropped that version.
+   */
+  pinVersion(version?: number): Promise<VersionPin> {
+    return this.rpc<VersionPin>("POST", "/pins", version === undefined ? {} : { version });
+  }
+
+  /** Extends a pin, moving it to `version` if given. NotFoundError once it lapsed; VersionGoneError for a dropped version. */
+  renewPin(pinId: string, version?: number): Promise<VersionPin> {
+    return this.rpc<VersionPin>("PUT", `/pins/${encodeURIComponent(pinId)}`, version === undefined ? {} : { version });
+  }
+
+  /** Deletes a pin (a no-op if it is gone already). */
+  async unpin(pinId: string): Promise<void> {
+    await this.rpc("DELETE", `/pins/${encodeURIComponent(pinId)}`);
+  }
+}

@@ -1,0 +1,105 @@
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { BLOCK_SIZE } from "../../protocol/volume.js";
+import { BlockCache } from "./block-cache.js";
+import { ContentStore, FileContent, blockCount, sha256 } from "./file-content.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A content store over committed blocks held in memory (the "server"). */
+async function storeOf(blocks: Buffer[]) {
+  const root = mkdtempSync(join(tmpdir(), "silo-content-"));
+  dirs.push(root);
+  const byHash = new Map(blocks.map((b) => [sha256(b), b]));
+  const cache = new BlockCache(join(root, "cache"), 64 * BLOCK_SIZE, async (h) => byHash.get(h)!);
+  await cache.init();
+  mkdirSync(join(root, "upper"));
+  const store = new ContentStore(join(root, "upper"), cache);
+  const committed = () => new FileContent(blocks.reduce((n, b) => n + b.length, 0), blocks.map(sha256));
+  return { store, committed };
+}
+
+async function readAll(store: ContentStore, c: FileContent): Promise<Buffer> {
+  const buf = Buffer.alloc(c.size);
+  expect(await store.read(c, buf, c.size, 0)).toBe(c.size);
+  return buf;
+}
+
+describe("ContentStore", () => {
+  const b0 = Buffer.alloc(BLOCK_SIZE, 1);
+  const b1 = Buffer.from("tail of the file");
+
+  it("reads a committed file across the block boundary", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    expect(c.clean).toBe(true);
+    const buf = Buffer.alloc(10);
+    expect(await store.read(c, buf, 10, BLOCK_SIZE - 4)).toBe(10);
+    expect(buf).toEqual(Buffer.concat([Buffer.alloc(4, 1), b1.subarray(0, 6)]));
+    expect(await store.read(c, buf, 10, c.size)).toBe(0);
+  });
+
+  it("a partial write copies the block up, marks only the touched blocks changed, and keeps the rest", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.write(c, Buffer.from("XY"), 2, BLOCK_SIZE + 5);
+    expect(c.hashes[0]).toBe(sha256(b0));
+    expect(c.hashes[1]).toBeNull();
+    expect(c.clean).toBe(false);
+    const all = await readAll(store, c);
+    expect(all.subarray(BLOCK_SIZE).toString()).toBe("tail XY the file");
+    expect(all.subarray(0, BLOCK_SIZE).equals(b0)).toBe(true);
+    expect((await store.blockBytes(c, 1)).toString()).toBe("tail XY the file");
+    await store.discard(c);
+  });
+
+  it("a write past the end grows the file with zeros between", async () => {
+    const { store } = await storeOf([]);
+    const c = new FileContent(0, []);
+    await store.write(c, Buffer.from("end"), 3, BLOCK_SIZE + 10);
+    expect(c.size).toBe(BLOCK_SIZE + 13);
+    expect(c.hashes).toEqual([null, null]);
+    const all = await readAll(store, c);
+    expect(all.subarray(0, BLOCK_SIZE + 10).equals(Buffer.alloc(BLOCK_SIZE + 10))).toBe(true);
+    expect(all.subarray(BLOCK_SIZE + 10).toString()).toBe("end");
+    await store.discard(c);
+  });
+
+  it("truncate shrinks to a partial block (its hash goes) and grows with zeros", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.truncate(c, 100);
+    expect(c.size).toBe(100);
+    expect(c.hashes).toEqual([null]);
+    expect((await readAll(store, c)).equals(Buffer.alloc(100, 1))).toBe(true);
+    await store.truncate(c, 200);
+    const grown = await readAll(store, c);
+    expect(grown.subarray(0, 100).equals(Buffer.alloc(100, 1))).toBe(true);
+    expect(grown.subarray(100).equals(Buffer.alloc(100))).toBe(true);
+    expect(blockCount(c.size)).toBe(1);
+    await store.discard(c);
+  });
+
+  it("truncate to a block boundary keeps the committed blocks before it", async () => {
+    const { store, committed } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.truncate(c, BLOCK_SIZE);
+    expect(c.hashes).toEqual([sha256(b0)]);
+    expect(c.clean).toBe(true);
+    await store.discard(c);
+  });
+
+  it("concurrent writes to one file apply in order and each bumps the generation", async () => {
+    const { store } = await storeOf([]);
+    const c = new FileContent(0, []);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => store.write(c, Buffer.from(String(i)), 1, i)));
+    expect((await readAll(store, c)).toString()).toBe("0123456789");
+    expect(c.generation).toBe(10);
+    await store.discard(c);
+  });
+});

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import type { ManifestEntry } from "../../protocol/volume.js";
+import { FileContent } from "./file-content.js";
+import { FsError } from "../common/errno.js";
+import { DirNode, FileNode, LinkNode, Namespace, entryOf, isHidden, nodeFromEntry, relPath, sameEntry } from "./namespace.js";
+
+const file = () => new FileNode(0o644, 1, new FileContent(0, []));
+const dir = () => new DirNode(0o755, 1);
+const errno = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FsError) return err.code;
+    throw err;
+  }
+  return "ok";
+};
+
+function tree(limit = 100): Namespace {
+  const ns = new Namespace(limit);
+  ns.add("a", dir());
+  ns.add("a/b", dir());
+  ns.add("a/b/f", file());
+  ns.add("top", file());
+  ns.dirty.clear();
+  return ns;
+}
+
+describe("Namespace", () => {
+  it("looks paths up and answers the errno a syscall would get", () => {
+    const ns = tree();
+    expect(ns.lookup("a/b/f")?.type).toBe("file");
+    expect(ns.lookup("a/nope")).toBeUndefined();
+    expect(ns.lookup("top/x")).toBeUndefined();
+    expect(errno(() => ns.add("a/b/f", file()))).toBe("EEXIST");
+    expect(errno(() => ns.add("missing/f", file()))).toBe("ENOENT");
+    expect(errno(() => ns.add("top/f", file()))).toBe("ENOTDIR");
+    expect(errno(() => ns.remove("a/zzz"))).toBe("ENOENT");
+  });
+
+  it("counts inodes against the limit; hidden .fuse_hidden names count for nothing", () => {
+    const ns = tree(5);
+    expect(ns.inodes).toBe(4);
+    ns.add("x", file());
+    expect(errno(() => ns.add("y", file()))).toBe("ENOSPC");
+    ns.add("a/.fuse_hidden0001", file());
+    expect(ns.inodes).toBe(5);
+    ns.remove("a/.fuse_hidden0001");
+    ns.remove("x");
+    expect(ns.inodes).toBe(4);
+  });
+
+  it("rename moves a subtree, marks both sides dirty, and keeps the inode count", () => {
+    const ns = tree();
+    expect(ns.rename("a", "c")).toBeUndefined();
+    expect(ns.lookup("c/b/f")?.type).toBe("file");
+    expect(ns.lookup("a")).toBeUndefined();
+    expect([...ns.dirty].sort()).toEqual(["a", "a/b", "a/b/f", "c", "c/b", "c/b/f"]);
+    expect(ns.inodes).toBe(4);
+  });
+
+  it("rename follows rename(2): replaces a file, refuses type changes, non-empty targets and moves into itself", () => {
+    const ns = tree();
+    ns.add("other", file());
+    const replaced = ns.rename("other", "top");
+    expect(replaced?.type).toBe("file");
+    expect((replaced as FileNode).nlink).toBe(0);
+    expect(ns.inodes).toBe(4);
+    expect(errno(() => ns.rename("a", "top"))).toBe("ENOTDIR");
+    expect(errno(() => ns.rename("top", "a"))).toBe("EISDIR");
+    ns.add("d", dir());
+    expect(errno(() => ns.rename("d", "a"))).toBe("ENOTEMPTY");
+    expect(errno(() => ns.rename("a", "a/b/inside"))).toBe("EINVAL");
+    ns.add("empty", dir());
+    expect(ns.rename("d", "empty")?.type).toBe("directory");
+    expect(ns.inodes).toBe(5);
+  });
+
+  it("hard links share a node; removing one name leaves the other", () => {
+    const ns = tree();
+    const f = ns.lookup("top") as FileNode;
+    ns.add("link", f);
+    f.nlink++;
+    ns.remove("top");
+    expect(f.nlink).toBe(1);
+    expect(ns.lookup("link")).toBe(f);
+  });
+
+  it("applyPut creates missing parents, keeps a directory's children, replaces other nodes; applyDelete drops subtrees", () => {
+    const ns = new Namespace(100);
+    const put = (e: Partial<ManifestEntry> & Pick<ManifestEntry, "path" | "type">) =>
+      ns.applyPut({ mode: 0o644, size: 0, mtimeMs: 5, ...e } as ManifestEntry);
+    put({ path: "x/y/z", type: "file", size: 3, blocks: ["h"] });
+    expect(ns.inodes).toBe(3);
+    put({ path: "x", type: "directory", mode: 0o700 });
+    expect((ns.lookup("x") as DirNode).mode).toBe(0o700);
+    expect(ns.lookup("x/y/z")?.type).toBe("file");
+    // A file where a directory was replaces the whole subtree.
+    expect(put({ path: "x/y", type: "file" })?.type).toBe("directory");
+    expect(ns.inodes).toBe(2);
+    expect(ns.applyDelete("x")?.type).toBe("directory");
+    expect(ns.inodes).toBe(0);
+    expect(ns.applyDelete("x")).toBeUndefined();
+  });
+
+  it("entries round-trip through nodes", () => {
+    const entries: ManifestEntry[] = [
+      { path: "d", type: "directory", mode: 0o750, size: 0, mtimeMs: 7 },
+      { path: "s", type: "symlink", mode: 0o777, size: 6, mtimeMs: 8, target: "../t/x" },
+      { path: "f", type: "file", mode: 0o600, size: 5, mtimeMs: 9, blocks: ["ab"] },
+    ];
+    for (const e of entries) expect(sameEntry(entryOf(e.path, nodeFromEntry(e)), e)).toBe(true);
+    expect(sameEntry(entries[2]!, { ...entries[2]!, blocks: ["cd"] })).toBe(false);
+    expect(nodeFromEntry(entries[1]!)).toBeInstanceOf(LinkNode);
+  });
+
+  it("maps FUSE paths and recognises hidden names", () => {
+    expect(relPath("/a/b/")).toBe("a/b");
+    expect(relPath("/")).toBe("");
+    expect(isHidden("d/.fuse_hidden000a1")).toBe(true);
+    expect(isHidden("d/x.fuse_hidden")).toBe(false);
+  });
+});

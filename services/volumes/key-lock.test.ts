@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { KeyLock } from "./key-lock.js";
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return { open, opened };
+}
+
+describe("KeyLock", () => {
+  it("runs sections of one key one at a time, in order, and sections of other keys alongside", async () => {
+    const lock = new KeyLock();
+    const log: string[] = [];
+    const g = gate();
+    const a1 = lock.with("a", async () => {
+      log.push("a1 start");
+      await g.opened;
+      log.push("a1 end");
+    });
+    const a2 = lock.with("a", async () => void log.push("a2"));
+    const b1 = lock.with("b", async () => void log.push("b1"));
+    await b1;
+    expect(log).toEqual(["a1 start", "b1"]);
+    g.open();
+    await Promise.all([a1, a2]);
+    expect(log).toEqual(["a1 start", "b1", "a1 end", "a2"]);
+  });
+
+  it("a failing section passes its error to its caller and does not block the next", async () => {
+    const lock = new KeyLock();
+    await expect(lock.with("k", async () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    expect(await lock.with("k", async () => 7)).toBe(7);
+  });
+
+  it("withAll holds every key: a single-key section of any of them waits for it", async () => {
+    const lock = new KeyLock();
+    const g = gate();
+    const log: string[] = [];
+    const all = lock.withAll(["x", "y"], async () => {
+      log.push("all start");
+      await g.opened;
+      log.push("all end");
+    });
+    await new Promise((r) => setImmediate(r));
+    const y = lock.with("y", async () => void log.push("y"));
+    const z = lock.with("z", async () => void log.push("z"));
+    await z;
+    expect(log).toEqual(["all start", "z"]);
+    g.open();
+    await Promise.all([all, y]);
+    expect(log).toEqual(["all start", "z", "all end", "y"]);
+  });
+});

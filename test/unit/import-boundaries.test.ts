@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { boundaryViolations, importSpecifiers, readLayers } from "../helpers/import-graph.js";
+import { REPO } from "../helpers/repo.js";
+
+const tree = (files: Record<string, string>) =>
+  new Map(Object.entries({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/plugin.js";', ...files }));
+
+describe("import boundaries", () => {
+  it("the project's own import graph keeps every rule", () => {
+    const files = readLayers(REPO);
+    expect(files.size).toBeGreaterThan(50);
+    expect(boundaryViolations(files)).toEqual([]);
+  });
+
+  it("finds static, type-only, re-exported, side-effect and dynamic imports", () => {
+    const src = [
+      'import { a } from "./a.js";',
+      'import type {\n  B,\n  C,\n} from "../b.js";',
+      'export { d } from "./d.js";',
+      'export * from "./e.js";',
+      'import "./f.js";',
+      'const g = await import("./g.js");',
+      '// "./not-an-import.js" in a comment line is ignored: it has no import keyword',
+    ].join("\n");
+    expect(importSpecifiers(src).sort()).toEqual(["../b.js", "./a.js", "./d.js", "./e.js", "./f.js", "./g.js"]);
+  });
+
+  it("flags each broken rule", () => {
+    const rules = (files: Record<string, string>) => boundaryViolations(tree(files)).map((v) => v.rule);
+    expect(rules({ "protocol/x.ts": 'import { y } from "../lib/y.js";' })).toEqual(["protocol/ must not import lib/"]);
+    expect(rules({ "lib/x.ts": 'import type { E } from "../protocol/errors.js";' })).toEqual(["lib/ must not import protocol/"]);
+    expect(rules({ "services/x.ts": 'import { c } from "../client/index.js";' })).toEqual(["services/ must not import client/"]);
+    expect(rules({ "services/x.ts": 'import { f } from "../fuse/volume/daemon.js";' })).toEqual(["services/ must not import fuse/"]);
+    expect(rules({ "client/x.ts": 'import { s } from "../services/app.js";' })).toEqual(["client/ must not import services/"]);
+    expect(rules({ "client/x.ts": 'import { c } from "../cli/main.js";' })).toEqual(["client/ must not import cli/"]);
+    expect(rules({ "fuse/volume/x.ts": 'import { s } from "../../services/app.js";' })).toEqual(["fuse/ must not import services/"]);
+    expect(rules({ "fuse/volume/x.ts": 'import { m } from "../bucket/main.js";' })).toEqual(["only cli/ imports a daemon's entry point"]);
+    expect(rules({ "services/dicts/x.ts": 'import { q } from "../queues/store.js";' })).toEqual([
+      "kind services/dicts must not import kind services/queues",
+    ]);
+    expect(rules({ "client/x.ts": 'import { b } from "../bench/lib/measure.js";' })).toEqual(["client/ imports outside the layered folders"]);
+  });
+
+  it("allows what the layering allows", () => {
+    expect(
+      boundaryViolations(
+        tree({
+          "services/dicts/x.ts": 'import { g } from "../kv-group-commit.js";\nimport { o } from "../objects/registry.js";\nimport { l } from "../../protocol/limits.js";',
+          "fuse/volume/x.ts": 'import { c } from "../../client/index.js";\nimport { clock } from "../../lib/clock.js";',
+          "cli/x.ts": 'import { s } from "../services/server.js";\nimport "../fuse/bucket/main.js";\nimport { c } from "../client/index.js";',
+          "client/x.ts": 'import { readFile } from "node:fs/promises";\nimport { Agent } from "undici";',
+        }),
+      ),
+    ).toEqual([]);
+  });
+});

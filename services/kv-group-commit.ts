@@ -5,6 +5,7 @@ import type { DiskReserve } from "./disk-reserve.js";
 interface Pending {
   fn: () => unknown;
   freesSpace: boolean;
+  independent: boolean;
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
@@ -15,11 +16,13 @@ interface Pending {
  * One fsync covers all requests that arrived together, and no thread hand-offs add latency
  * (lmdb-js async transactions hop to a writer thread and back twice per commit).
  *
- * A group is all or nothing: if any write of it throws, or the commit fails (a full disk), the
- * whole transaction is aborted and every caller of the group is rejected. Stores that keep an
- * in-memory index (queues) may have exposed a write to another write of the same group (a get
- * taking a put's item), so a partial commit could persist one without the other; `onAbort`
- * listeners run before any caller hears of the failure, so they can rebuild from disk first.
+ * Nothing is ever partially applied. If one write throws, the transaction is aborted (none of
+ * that write's changes survive) and the group's other writes run again in a new transaction;
+ * if the commit itself fails (a full disk), every caller of the group is rejected. A write that
+ * depends on another of its group (a queue get taking the item of a put in the same group) is
+ * marked `independent: false` and fails with the group instead of being run again alone.
+ * `onAbort` listeners run before any caller hears of a failure, so a store that keeps an
+ * in-memory index can rebuild it from disk first.
  *
  * On a full disk, the writes that free space (deletes, clears, queue gets and confirmations;
  * `freesSpace`) are run again on their own after the disk reserve is given up, so a full disk
@@ -39,9 +42,15 @@ export class GroupCommit {
    * Runs `fn` inside the next group's transaction; resolves once that commit is on disk.
    * `freesSpace`: the write deletes or moves data, so it may use the disk reserve.
    */
-  run<T>(fn: () => T, opts: { freesSpace?: boolean } = {}): Promise<T> {
+  run<T>(fn: () => T, opts: { freesSpace?: boolean; independent?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ fn, freesSpace: opts.freesSpace ?? false, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({
+        fn,
+        freesSpace: opts.freesSpace ?? false,
+        independent: opts.independent ?? true,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.commit());
@@ -58,27 +67,50 @@ export class GroupCommit {
     this.scheduled = false;
     const group = this.pending;
     this.pending = [];
-    let values = this.apply(group);
-    if (values) return group.forEach((p, i) => p.resolve(values![i]));
+    const values = this.apply(group);
+    if (values) {
+      group.forEach((p, i) => p.resolve(values[i]));
+      return;
+    }
     const err = this.lastError;
-    // A full disk: the writes that free space get the reserve and a second try on their own.
-    const freeing = group.filter((p) => p.freesSpace);
-    const retried = freeing.length > 0 && this.reserve && isNoSpace(err, this.reserve.dataDir) && this.reserve.release();
-    values = retried ? this.apply(freeing) : undefined;
+    const culprit = this.failed;
+    let again: Pending[] = [];
+    if (culprit) {
+      // One write threw: the others run again without it.
+      again = group.filter((p) => p !== culprit && p.independent);
+    } else if (this.reserve && isNoSpace(err, this.reserve.dataDir) && group.some((p) => p.freesSpace && p.independent)) {
+      // A full disk: the writes that free space get the reserve and a second try on their own.
+      if (this.reserve.release()) again = group.filter((p) => p.freesSpace && p.independent);
+    }
+    const againValues = again.length > 0 ? this.apply(again) : undefined;
+    const againErr = this.lastError;
     this.aborted(err);
-    for (const p of group) if (!(values && p.freesSpace)) p.reject(err);
-    if (values) freeing.forEach((p, i) => p.resolve(values![i]));
+    for (const p of group) {
+      if (againValues && again.includes(p)) continue;
+      p.reject(p === culprit || !again.includes(p) ? err : againErr);
+    }
+    if (againValues) again.forEach((p, i) => p.resolve(againValues[i]));
   }
 
   private lastError: unknown;
+  /** The write that threw in the last failed `apply`, if one did (else the commit failed). */
+  private failed: Pending | undefined;
 
   /** Runs the writes in one transaction; their results, or undefined if it was aborted (see `lastError`). */
   private apply(group: Pending[]): unknown[] | undefined {
     const values: unknown[] = [];
+    this.failed = undefined;
     try {
       // Throwing out of the callback aborts the transaction: nothing of the group is applied.
       this.root.transactionSync(() => {
-        for (const p of group) values.push(p.fn());
+        for (const p of group) {
+          try {
+            values.push(p.fn());
+          } catch (err) {
+            this.failed = p;
+            throw err;
+          }
+        }
       });
       return values;
     } catch (err) {

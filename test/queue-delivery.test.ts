@@ -7,7 +7,6 @@
 import { connect } from "node:net";
 import { createServer } from "node:net";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

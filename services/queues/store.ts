@@ -143,10 +143,11 @@ export class QueueStore {
 
   /**
    * Runs `ops` in the server's next group commit; resolves once that commit is on disk.
-   * `freesSpace`: it removes or moves items, so it may use the disk reserve on a full disk.
+   * `freesSpace`: it removes or moves items, so it may use the disk reserve on a full disk;
+   * `independent: false`: it must fail with its group (it took items a write of the group adds).
    */
-  private write(ops: () => void, freesSpace = false): Promise<void> {
-    return this.commits.run(ops, { freesSpace });
+  private write(ops: () => void, opts: boolean | { freesSpace: boolean; independent: boolean } = false): Promise<void> {
+    return this.commits.run(ops, typeof opts === "boolean" ? { freesSpace: opts } : opts);
   }
 
   /** A write nobody awaits: failures are logged, not lost. */
@@ -327,7 +328,7 @@ export class QueueStore {
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
       this.leaseDb.putSync(lease.id, record);
-    }, !fromPending);
+    }, { freesSpace: !fromPending, independent: !fromPending });
     this.arm(lease);
     this.servePutters(p);
     return { lease, durable };

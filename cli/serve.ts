@@ -1,8 +1,9 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 
 const int = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`not a non-negative number: ${v}`);
+  // Commander reports this as "option '--port <port>' argument 'x' is invalid. …", one line.
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("Expected a non-negative number.");
   return n;
 };
 
@@ -26,6 +27,8 @@ export function registerServe(program: Command): void {
     .option("--blobs <where>", "where volume blocks live: 'local' (under SILO_HOME) or 's3://bucket[/prefix]' (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", "local")
     .option("--s3-endpoint <url>", "S3 endpoint for R2, GCS, MinIO, … (default $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS); clients must reach it too")
     .option("--s3-region <region>", "S3 region (default $AWS_REGION, else us-east-1)")
+    .option("--metrics-listen <host:port>", "also serve GET /metrics without a token on this address (e.g. 127.0.0.1:9464); without it /metrics needs an admin token")
+    .option("--ready-min-free-bytes <bytes>", "/readyz answers 503 when the home's file system has less free space than this (default 268435456, 256 MiB)", int)
     .addHelpText("after", "\nOn first start it creates the 'default' workspace, an admin token, and the client\nprofile $SILO_HOME/config.json that the CLI and client library use.\n\nVolume blocks in an S3-compatible bucket (AWS S3, R2, GCS, MinIO, Swift; see docs/volumes.md):\n  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... silo serve --blobs s3://my-bucket/silo --s3-endpoint https://...\nClients then read and write block data straight from/to the bucket with URLs the server signs.")
     .action(async (opts: Record<string, string | number | undefined>) => {
       // Loaded lazily: the client-only commands never pay for the server's modules.
@@ -50,6 +53,8 @@ export function registerServe(program: Command): void {
         s3Endpoint: opts.s3Endpoint as string | undefined,
         s3Region: opts.s3Region as string | undefined,
         volumeGcIntervalMs: Math.max(50, (opts.volumeGcIntervalMs as number | undefined) ?? defaults.volumeGcIntervalMs),
+        readyMinFreeBytes: (opts.readyMinFreeBytes as number | undefined) ?? defaults.readyMinFreeBytes,
+        metricsListen: opts.metricsListen as string | undefined,
       });
     });
 }

@@ -2,7 +2,7 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SiloError } from "../protocol/errors.js";
-import { clientFor, parseCount, UsageError } from "./output.js";
+import { clientFor, parseCount, printJson, printTable, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
 const DEFAULT_CACHE_MB = 4_096;
@@ -96,5 +96,30 @@ leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR') clears
         throw new UsageError(err.message);
       });
       process.stdout.write(`${describeUnmount(dir, res, opts.timeoutMs)}\n`);
+    });
+
+  volume
+    .command("status [dir]")
+    .description("Show a volume mount's state: version, pending changes, last commit and its error, cache hit ratio, bytes fetched (without DIR: every volume mount of this user, one line each)")
+    .option("--json", "print the daemon's status report as JSON")
+    .action(async (dir: string | undefined, opts: { json?: boolean }) => {
+      const { allMountStatuses, mountStatus, describeMountStatus } = await import("./mount-status.js");
+      if (dir !== undefined) {
+        const status = await mountStatus(dir);
+        if (opts.json) printJson(status);
+        else process.stdout.write(describeMountStatus(status));
+        return;
+      }
+      const all = await allMountStatuses();
+      if (opts.json) return printJson(all);
+      if (all.length === 0) return void process.stdout.write("No volume mounts.\n");
+      printTable(
+        ["DIR", "VOLUME", "VERSION", "PENDING", "COMMITS", "LAST COMMIT ERROR"],
+        all.map(({ dir: d, status: s, error }) =>
+          s
+            ? [d, s.volume ?? s.volumeId, s.version, s.dirtyPaths, `${s.commits?.commits ?? "?"} (${s.commits?.failures ?? "?"} failed)`, s.lastCommitError ?? ""]
+            : [d, "?", "?", "?", "?", `no answer: ${error}`],
+        ),
+      );
     });
 }

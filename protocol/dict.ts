@@ -27,6 +27,8 @@ export const DictScanBody = Type.Object({
   after: Type.Optional(KeyBytes),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: DICT_LIMITS.scanPage })),
   values: Type.Optional(Type.Boolean()),
+  /** Also answer each entry's expiry time. */
+  expiry: Type.Optional(Type.Boolean()),
 });
 
 const TtlMs = Type.Integer({ minimum: 100, maximum: 24 * 60 * 60 * 1000 });

@@ -68,6 +68,8 @@ export interface QueueLenReply {
   len: number;
 }
 
+export const QueuePartitionsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })) });
+
 export const QueueClearBody = Type.Object({ partition: Type.Optional(Partition), all: Type.Optional(Type.Boolean()) });
 
 export interface QueueInfoReply {

@@ -2,7 +2,7 @@
 # Installs the Debian packages silo's tests, benchmarks and FUSE mounts need, if missing.
 # Idempotent and quiet when everything is there; needs root (CI runs as root).
 set -euo pipefail
-want=(libfuse2 fuse3 redis-server rsync sqlite3 git)
+want=(libfuse2 fuse3 redis-server rsync sqlite3 git chromium)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { open as openLmdb } from "lmdb";
+import { Registry, collectDefaultMetrics } from "prom-client";
 import { authenticatePlugin } from "./auth/authenticate.js";
 import { environmentRoutes } from "./auth/environment-routes.js";
 import { authRoutes } from "./auth/routes.js";
@@ -10,9 +10,16 @@ import { AuthStore, DEFAULT_ENVIRONMENT } from "./auth/store.js";
 import type { KindContext } from "./context.js";
 import { openSqlite } from "./db.js";
 import { codecPlugin } from "./http/codec.js";
+import { Readiness } from "./health/readiness.js";
+import { healthRoutes } from "./health/routes.js";
+import { dashboardPlugin } from "./http/dashboard.js";
 import { installErrorHandler } from "./http/error-handler.js";
 import { installValidation, parseQueryString } from "./http/validation.js";
 import { clientErrorHandler, frameworkErrors } from "./http/framework-errors.js";
+import { openapiPlugin } from "./http/openapi.js";
+import { httpMetricsPlugin } from "./metrics/http-metrics.js";
+import { metricsRoutes } from "./metrics/routes.js";
+import { objectMetrics } from "./objects/object-metrics.js";
 import { ObjectRegistry } from "./objects/registry.js";
 import { freeBytes } from "./disk-full.js";
 import { DiskReserve } from "./disk-reserve.js";
@@ -28,6 +35,8 @@ export interface SiloApp {
   auth: AuthStore;
   /** True if the server started on a full disk (it serves; writes that add data answer 507). */
   diskFull: boolean;
+  /** Every Prometheus metric of this server (also served by `--metrics-listen`). */
+  metrics: Registry;
   /** Closes the app (every kind's hooks run), then the shared stores, in that order. */
   shutdown(): Promise<void>;
 }
@@ -64,6 +73,12 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   const auth = new AuthStore(meta);
   const registry = new ObjectRegistry(meta, options.ephemeralTimeoutMs, clock, reserve);
   registry.checkEnvironmentsWith((ws, env) => env === DEFAULT_ENVIRONMENT || auth.hasEnvironment(ws, env));
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const readiness = new Readiness(options.home, options.readyMinFreeBytes);
+  readiness.add("meta", () => void meta.prepare("SELECT 1").get());
+  // A read of a key nobody writes: throws once the environment is closed or broken.
+  readiness.add("kv", () => void kv.get("\u0000silo-readiness"));
   const ctx: KindContext = {
     registry,
     kv,
@@ -74,16 +89,21 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
     reserve,
     clock,
     fileTrees: new FileTreeKinds(registry),
+    metrics,
+    readiness,
   };
+  objectMetrics(metrics, registry);
 
   installValidation(app);
   installErrorHandler(app, { dataDir });
-  await app.register(swagger, {
-    openapi: { info: { title: "silo", version: "1" }, components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } } },
-  });
+  // Not encapsulated: the description must see every route registered after it.
+  await openapiPlugin(app);
   await app.register(codecPlugin, { bodyLimit: options.bodyLimit });
+  await app.register(httpMetricsPlugin, { registry: metrics });
   await app.register(authenticatePlugin, { store: auth });
-  app.get("/docs", { schema: { hide: true } }, async () => app.swagger());
+  await app.register(healthRoutes, { readiness });
+  await app.register(metricsRoutes, { registry: metrics });
+  await app.register(dashboardPlugin);
   await app.register(authRoutes, { store: auth });
   await app.register(environmentRoutes, { store: auth, registry, meta });
   await app.register(objectRoutes, { registry, heartbeatIntervalMs: Math.max(100, Math.floor(options.ephemeralTimeoutMs / 3)) });
@@ -98,6 +118,7 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
   const refill = setInterval(() => reserve.refill(), 5_000);
   refill.unref();
   app.addHook("preClose", async () => {
+    readiness.markClosing();
     reaper.cancel();
     clearInterval(refill);
   });
@@ -110,7 +131,7 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
     await kv.close();
     meta.close();
   };
-  return { app, auth, diskFull, shutdown };
+  return { app, auth, diskFull, metrics, shutdown };
 }
 
 /**

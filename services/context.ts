@@ -1,5 +1,7 @@
 import type { RootDatabase } from "lmdb";
+import type { Registry } from "prom-client";
 import type { Clock } from "../lib/clock.js";
+import type { Readiness } from "./health/readiness.js";
 import type { Sqlite } from "./db.js";
 import type { DiskReserve } from "./disk-reserve.js";
 import type { FileTreeKinds } from "./file-trees.js";
@@ -25,4 +27,8 @@ export interface KindContext {
   clock: Clock;
   /** Kinds stored as file trees by the volume machinery (volumes, network file systems). */
   fileTrees: FileTreeKinds;
+  /** Where a kind registers its Prometheus metrics (served at `/metrics`). */
+  metrics: Registry;
+  /** Where a kind registers a check of its own stores (answered at `/readyz`). */
+  readiness: Readiness;
 }

@@ -39,6 +39,10 @@ export interface ServerOptions {
   s3Region?: string;
   /** Largest request body (a Dict value may be up to 100 MiB, plus framing). */
   bodyLimit: number;
+  /** `/readyz` answers 503 when the home's file system has less free space than this. */
+  readyMinFreeBytes: number;
+  /** `host:port` of a second listener serving only `/metrics`, without a token; unset: `/metrics` needs an admin token. */
+  metricsListen?: string;
 }
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
@@ -65,5 +69,6 @@ export function defaultServerOptions(): ServerOptions {
     volumePinTtlMs: 2 * 60 * 1000,
     blobs: "local",
     bodyLimit: 101 * 1024 * 1024,
+    readyMinFreeBytes: 256 * 1024 * 1024,
   };
 }

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { buildApp } from "./app.js";
 import { isNoSpace } from "./disk-full.js";
 import { lockHome } from "./home-lock.js";
+import { listenMetrics, parseListenAddress } from "./metrics/listener.js";
 import type { ServerOptions } from "./options.js";
 import { profilePath, writeLocalProfile } from "./profile.js";
 
@@ -10,6 +11,8 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
   // Everything the server creates (SQLite and LMDB files, blocks, keys, the profile) is its user's
   // alone: files 0600, directories 0700.
   process.umask(0o077);
+  // A bad address fails before anything is opened.
+  if (options.metricsListen) parseListenAddress(options.metricsListen);
   const unlock = lockHome(join(options.home, "data"));
   let built: Awaited<ReturnType<typeof buildApp>>;
   try {
@@ -18,8 +21,19 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
     unlock();
     throw err;
   }
-  const { app, auth, diskFull, shutdown } = built;
-  await app.listen({ host: options.host, port: options.port });
+  const { app, auth, metrics, diskFull } = built;
+  let metricsListener: Awaited<ReturnType<typeof listenMetrics>> | undefined;
+  const shutdown = async () => {
+    await metricsListener?.close();
+    await built.shutdown();
+  };
+  try {
+    await app.listen({ host: options.host, port: options.port });
+    if (options.metricsListen) metricsListener = await listenMetrics(metrics, options.metricsListen);
+  } catch (err) {
+    await shutdown().finally(unlock);
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
   const clientHost = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
@@ -36,6 +50,8 @@ export async function startServer(options: ServerOptions): Promise<{ url: string
     );
   }
   // One plain line for people and scripts (tests wait for it), whatever the log level.
+  // Before the serving line, which tests and scripts wait for.
+  if (metricsListener) process.stdout.write(`silo metrics (no token) at ${metricsListener.url}\n`);
   process.stdout.write(`silo is serving at ${url} (home ${options.home}, client profile ${profilePath(options.home)})\n`);
 
 

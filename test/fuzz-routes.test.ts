@@ -83,6 +83,8 @@ const pct = (s: string) =>
 interface Route {
   method: string;
   path: string;
+  /** False for the public routes (health checks): found by asking each route once without a token. */
+  needsToken: boolean;
   query: string[];
   bodyProps: string[];
 }
@@ -113,17 +115,29 @@ describe("every route, fuzzed", () => {
     ids.volume = (await silo.volumes.fromName("fz-v", { createIfMissing: true })).id;
     ids.secret = (await silo.secrets.create("fz-s", { A: "1" })).id;
     auth = `Bearer ${fx.server.profile.tokenId}:${fx.server.profile.tokenSecret}`;
-    const docs = await send(`GET /docs HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`);
+    const docs = await send(`GET /openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`);
     const spec = JSON.parse(docs.body.toString()) as {
       paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }>; requestBody?: { content: Record<string, { schema?: { properties?: Record<string, unknown> } }> } }>>;
     };
     for (const [path, ops] of Object.entries(spec.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const props = Object.values(op.requestBody?.content ?? {})[0]?.schema?.properties ?? {};
-        routes.push({ method: method.toUpperCase(), path, query: (op.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name), bodyProps: Object.keys(props) });
+        routes.push({
+          method: method.toUpperCase(),
+          path,
+          needsToken: true,
+          query: (op.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name),
+          bodyProps: Object.keys(props),
+        });
       }
     }
     expect(routes.length).toBeGreaterThan(40);
+    for (const route of routes) {
+      const probe = await send(`${route.method} ${pathOf(route, {})} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      route.needsToken = probe.status === 401;
+    }
+    // Every data route needs a token; only a few operational ones are public.
+    expect(routes.filter((r) => !r.needsToken).every((r) => !r.path.startsWith("/v1/"))).toBe(true);
   });
 
   /** A path for `route`: real ids of the right kind often, so validation past the lookup is reached too. */
@@ -173,7 +187,7 @@ describe("every route, fuzzed", () => {
           (bytes.length || route.method !== "GET" ? `Content-Length: ${bytes.length}\r\n` : "") +
           `Accept: ${r.encoding === "msgpack" ? "application/msgpack" : "application/json"}\r\n\r\n`;
         const answer = await send(head, route.method === "GET" && !bytes.length ? undefined : bytes);
-        checkAnswer(answer, `${route.method} ${path.slice(0, 200)} [${r.encoding}] ${JSON.stringify(body)?.slice(0, 200)}`, r.authenticated);
+        checkAnswer(answer, `${route.method} ${path.slice(0, 200)} [${r.encoding}] ${JSON.stringify(body)?.slice(0, 200)}`, r.authenticated || !route.needsToken);
       }),
       { numRuns: Number(process.env.FUZZ_RUNS ?? 1500), endOnFailure: true },
     );

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -14,6 +14,8 @@ export interface MountRecord {
   source: string;
   logFile: string;
   startedAt: number;
+  /** The daemon's control socket (volume mounts: commit, reload, status). */
+  socket?: string;
 }
 
 /** Per-user directory for mount records and daemon logs. */
@@ -53,6 +55,26 @@ export async function readMountRecord(mountPoint: string): Promise<MountRecord |
   } catch {
     return undefined;
   }
+}
+
+/** Every record in the records dir whose daemon still runs (any mount namespace of this user). */
+export async function listMountRecords(): Promise<MountRecord[]> {
+  let names: string[];
+  try {
+    names = await readdir(mountRunDir());
+  } catch {
+    return [];
+  }
+  const out: MountRecord[] = [];
+  for (const name of names.filter((n) => n.endsWith(".json"))) {
+    try {
+      const record = JSON.parse(await readFile(join(mountRunDir(), name), "utf8")) as MountRecord;
+      if (processAlive(record.pid)) out.push(record);
+    } catch {
+      // Half-written or foreign file: not a mount to report.
+    }
+  }
+  return out.sort((a, b) => a.mountPoint.localeCompare(b.mountPoint));
 }
 
 /** Removes the record if it still belongs to `pid` (a newer daemon may own the mount point now). */

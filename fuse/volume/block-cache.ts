@@ -11,6 +11,8 @@ export class BlockCache {
   private readonly pending = new Map<string, Promise<void>>();
   private bytes = 0;
   private tmpSeq = 0;
+  /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
+  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0 };
 
   constructor(
     private readonly dir: string,
@@ -55,6 +57,12 @@ export class BlockCache {
     return this.bytes;
   }
 
+  /** Hit ratio over every read so far (0 before the first). */
+  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number } {
+    const reads = this.counts.hits + this.counts.misses;
+    return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes };
+  }
+
   async close(): Promise<void> {
     for (const e of this.entries.values()) await e.fh?.close().catch(() => {});
     this.entries.clear();
@@ -62,6 +70,8 @@ export class BlockCache {
   }
 
   private async acquire(hash: string) {
+    if (this.entries.get(hash)?.fh) this.counts.hits++;
+    else this.counts.misses++;
     for (;;) {
       const entry = this.entries.get(hash);
       if (entry?.fh) {
@@ -86,6 +96,7 @@ export class BlockCache {
 
   private async fill(hash: string): Promise<void> {
     const data = await this.fetch(hash);
+    this.counts.bytesFetched += data.length;
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
     const out = await open(tmp, "w");

@@ -123,7 +123,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return { version: r.version };
         }
         case "status":
-          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes };
+          return { ...mv.status(), dir, readOnly: opts.readOnly, cacheBytes: cache!.sizeBytes, cache: cache!.stats(), commits: { ...mv.commitStats } };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));
           return {};
@@ -167,7 +167,12 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     }
 
     daemon = await serveUntilStopped({
-      record: { mountPoint: dir, kind: opts.consistency?.kind ?? "volume", source: `${opts.consistency?.kind ?? "volume"} ${remote.name ?? remote.id}` },
+      record: {
+        mountPoint: dir,
+        kind: opts.consistency?.kind ?? "volume",
+        source: `${opts.consistency?.kind ?? "volume"} ${remote.name ?? remote.id}`,
+        socket,
+      },
       shutdown,
       exitWithParent: opts.exitWithParent,
       log,

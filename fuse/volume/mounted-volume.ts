@@ -48,6 +48,8 @@ export class MountedVolume {
   private readonly linkedChanged = new Set<FileNode>();
   private readonly commitLock = new AsyncLock();
   lastCommitError: string | null = null;
+  /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
+  readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
 
   constructor(
     readonly remote: VolumeRemote,
@@ -121,7 +123,26 @@ export class MountedVolume {
 
   /** Uploads changed blocks and commits every changed path as one new version. */
   commit(): Promise<CommitOutcome> {
-    return this.commitLock.run(() => this.commitNow());
+    return this.commitLock.run(async () => {
+      const started = performance.now();
+      const recordTime = () => {
+        this.commitStats.lastCommitMs = performance.now() - started;
+        this.commitStats.totalCommitMs += this.commitStats.lastCommitMs;
+      };
+      try {
+        const outcome = await this.commitNow();
+        if (outcome.changes > 0) {
+          recordTime();
+          this.commitStats.commits++;
+          this.commitStats.lastCommitAt = Date.now();
+        }
+        return outcome;
+      } catch (err) {
+        recordTime();
+        this.commitStats.failures++;
+        throw err;
+      }
+    });
   }
 
   private async commitNow(): Promise<CommitOutcome> {

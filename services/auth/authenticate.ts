@@ -14,6 +14,10 @@ declare module "fastify" {
   interface FastifyRequest {
     caller: Caller;
   }
+  interface FastifyContextConfig {
+    /** Served without a token: health checks, the API description and the dashboard's static files. */
+    public?: boolean;
+  }
 }
 
 export const ENVIRONMENT_HEADER = "x-silo-environment";
@@ -25,6 +29,7 @@ export const authenticatePlugin = fp(async (app: FastifyInstance, opts: { store:
   const { store } = opts;
   app.decorateRequest("caller", null as unknown as Caller);
   app.addHook("onRequest", async (req: FastifyRequest) => {
+    if (req.routeOptions.config.public === true) return;
     const header = req.headers.authorization ?? "";
     const match = /^Bearer ([^:\s]+):(\S+)$/.exec(header);
     const token = match ? store.verify(match[1]!, match[2]!) : undefined;

@@ -18,6 +18,8 @@ export interface ScanPage {
   entries: Array<[Buffer, Buffer | undefined]>;
   /** Pass back as `after` for the next page; null when the scan is done. */
   cursor: Buffer | null;
+  /** With `expiry`: when each entry expires unless read or written before (ms since the epoch), parallel to `entries`. */
+  expiresAt?: number[];
 }
 
 /** Rows deleted per transaction when clearing or purging, so one huge dict never blocks the loop for long. */
@@ -90,23 +92,27 @@ export class DictEntries {
   }
 
   /** One page of live entries in key-byte order, after `after` (exclusive). Scans do not extend TTLs. */
-  scan(dictId: string, opts: { after?: Buffer; limit: number; values: boolean }, now = this.clock.now()): ScanPage {
+  scan(dictId: string, opts: { after?: Buffer; limit: number; values: boolean; expiry?: boolean }, now = this.clock.now()): ScanPage {
     const range = dictRange(dictId);
     // The smallest key greater than `after` is `after` followed by a zero byte.
     const start = opts.after ? fullKey(dictId, Buffer.concat([opts.after, Buffer.of(0)])) : range.start;
     const entries: ScanPage["entries"] = [];
+    const expiresAt: number[] = [];
+    const page = (cursor: Buffer | null): ScanPage => (opts.expiry ? { entries, cursor, expiresAt } : { entries, cursor });
     let bytes = 0;
     let last: Buffer | undefined;
     for (const { key, value } of this.dbs.meta.getRange({ start, end: range.end })) {
-      if (entries.length >= opts.limit || bytes >= DICT_LIMITS.scanPageBytes) return { entries, cursor: last! };
+      if (entries.length >= opts.limit || bytes >= DICT_LIMITS.scanPageBytes) return page(last!);
       last = userKey(dictId, key);
-      if (this.lastAccess(key, decodeMeta(value)) + this.ttlMs <= now) continue;
+      const expires = this.lastAccess(key, decodeMeta(value)) + this.ttlMs;
+      if (expires <= now) continue;
       const entryValue = opts.values ? this.dbs.entries.get(key) : undefined;
       if (opts.values && entryValue === undefined) continue;
       entries.push([last, entryValue]);
+      expiresAt.push(expires);
       bytes += last.length + (entryValue?.length ?? 0);
     }
-    return { entries, cursor: null };
+    return page(null);
   }
 
   /** Writes an entry (inside a transaction); false if `skipIfExists` and a live entry exists. */

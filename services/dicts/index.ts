@@ -1,4 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
+import { Gauge } from "prom-client";
+import { countLongPolls } from "../metrics/long-polls.js";
 import type { KindContext } from "../context.js";
 import { DictEntries } from "./entries.js";
 import { openDictDbs } from "./layout.js";
@@ -20,6 +22,16 @@ export const dictsPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) => 
     },
   });
   await dictRoutes(app, { registry: ctx.registry, commits, entries, locks });
+  countLongPolls(ctx.metrics, "dict", () => locks.waiting());
+  new Gauge({
+    name: "silo_dict_entries",
+    help: "Dict entries stored over every dict (expired entries count until the sweeper removes them)",
+    registers: [ctx.metrics],
+    collect() {
+      // lmdb types getStats() as {}; entryCount is LMDB's ms_entries of this sub-database.
+      this.set((dbs.entries.getStats() as { entryCount: number }).entryCount);
+    },
+  });
 
   // Touches are written a moment after the read; expired entries are invisible at once and swept here.
   const ttl = ctx.options.dictEntryTtlMs;

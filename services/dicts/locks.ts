@@ -72,6 +72,13 @@ export class DictLocks {
     });
   }
 
+  /** Callers waiting for a lock now (open long-polls, for metrics). */
+  waiting(): number {
+    let n = 0;
+    for (const queue of this.waiters.values()) n += queue.length;
+    return n;
+  }
+
   /** Sleeps until woken by a release, `ms` passes, or `signal` aborts. A woken waiter that lost the race goes back to the front. */
   private waitForTurn(lockKey: string, ms: number, front: boolean, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {

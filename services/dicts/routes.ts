@@ -48,7 +48,12 @@ export async function dictRoutes(fastify: FastifyInstance, { registry, commits, 
     },
     async (req) => {
       const body = req.body ?? {};
-      return entries.scan(dictId(req), { after: body.after && buf(body.after), limit: body.limit ?? 1000, values: body.values ?? true });
+      return entries.scan(dictId(req), {
+        after: body.after && buf(body.after),
+        limit: body.limit ?? 1000,
+        values: body.values ?? true,
+        expiry: body.expiry ?? false,
+      });
     },
   );
 

@@ -281,6 +281,11 @@ export class ObjectRegistry {
   allOfKind(kind: string): ObjectRecord[] {
     return (this.sql(`SELECT * FROM objects WHERE kind = ? AND ${LIVE}`).all(kind) as Row[]).map(toRecord);
   }
+
+  /** Live objects per kind over every workspace (for metrics); kinds without objects are absent. */
+  countByKind(): Array<{ kind: string; objects: number }> {
+    return this.sql(`SELECT kind, count(*) AS objects FROM objects WHERE ${LIVE} GROUP BY kind`).all() as Array<{ kind: string; objects: number }>;
+  }
 }
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

@@ -9,12 +9,13 @@ import {
   QueueLenQuery,
   QueueParams,
   QueuePeekBody,
+  QueuePartitionsQuery,
   QueuePutBody,
 } from "../../protocol/queue.js";
 import type { Caller } from "../auth/authenticate.js";
 import { invalid, siloError } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
-import { MAX_WAIT_MS, partitionKey } from "./limits.js";
+import { DEFAULT_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
 import type { QueueStore } from "./store.js";
 
 /**
@@ -163,6 +164,24 @@ export function queueRoutes(
       noContradiction(p !== undefined, all, "all");
       await store.clear(queueId(req), all ? undefined : partitionKey(p));
       return {};
+    },
+  );
+
+  app.get(
+    "/v1/queues/:id/partitions",
+    {
+      schema: {
+        description: "A queue's partitions in key order, each with its items and expiry; `partition` is null for the default one.",
+        params: QueueParams,
+        querystring: QueuePartitionsQuery,
+      },
+    },
+    async (req) => {
+      const { partitions, truncated } = store.partitions(queueId(req), req.query.limit ?? 1000);
+      return {
+        partitions: partitions.map((p) => ({ partition: p.key === DEFAULT_PARTITION ? null : p.key, items: p.items, expiresAt: p.expiresAt })),
+        truncated,
+      };
     },
   );
 

@@ -480,6 +480,42 @@ export class QueueStore {
     return { items, partitions, inFlight };
   }
 
+  /** A queue's partitions (those put to and not cleared or expired) in key order, up to `limit`, with items and expiry. */
+  partitions(queueId: string, limit: number): { partitions: Array<{ key: string; items: number; expiresAt: number }>; truncated: boolean } {
+    const now = this.clock.now();
+    this.sweepQueue(this.queues.get(queueId), now);
+    const live = [...(this.queues.get(queueId)?.partitions.values() ?? [])].filter((p) => p.lastPutAt > 0 && !p.isExpired(now));
+    live.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return {
+      partitions: live.slice(0, limit).map((p) => ({ key: p.key, items: p.length, expiresAt: p.lastPutAt + p.ttlMs })),
+      truncated: live.length > limit,
+    };
+  }
+
+  /** Items and partitions of every queue holding any (for metrics; does not sweep). */
+  depths(): Array<{ queueId: string; items: number; partitions: number }> {
+    const out: Array<{ queueId: string; items: number; partitions: number }> = [];
+    for (const q of this.queues.values()) {
+      let items = 0;
+      let partitions = 0;
+      for (const p of q.partitions.values()) {
+        items += p.length;
+        if (p.lastPutAt > 0) partitions++;
+      }
+      if (partitions > 0 || items > 0) out.push({ queueId: q.id, items, partitions });
+    }
+    return out;
+  }
+
+  /** Callers blocked in a get, a put waiting for room, or a peek waiting for an item (open long-polls). */
+  waiting(): number {
+    let n = 0;
+    for (const q of this.queues.values()) {
+      for (const p of q.partitions.values()) n += p.getters.size + p.putters.size + p.watchers.size;
+    }
+    return n;
+  }
+
   // ---- removal -----------------------------------------------------------------------------
 
   /** Drops a partition's items and metadata (clear, expiry); blocked puts may now fit. */

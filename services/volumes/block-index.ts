@@ -57,6 +57,11 @@ export class BlockIndex {
         .prepare("DELETE FROM blocks WHERE workspace = ? AND hash = ? AND refs <= 0 AND touched_at < ? RETURNING data IS NULL")
         .pluck(),
       stats: db.prepare("SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes FROM blocks WHERE workspace = ?"),
+      totals: db.prepare(
+        `SELECT count(*) AS blocks, coalesce(sum(size), 0) AS bytes,
+                coalesce(sum(CASE WHEN refs > 0 THEN size END), 0) AS referencedBytes,
+                coalesce(sum(CASE WHEN refs > 0 THEN size * refs END), 0) AS logicalBytes FROM blocks`,
+      ),
     };
   }
 
@@ -116,6 +121,14 @@ export class BlockIndex {
         return blob === undefined ? undefined : blob ? ("blob" as const) : ("inline" as const);
       }),
     )();
+  }
+
+  /**
+   * Over every workspace: blocks and bytes stored; bytes of the referenced ones; and the bytes the
+   * references add up to (a block in two file rows counts twice), which over `referencedBytes` is the dedup ratio.
+   */
+  totals(): { blocks: number; bytes: number; referencedBytes: number; logicalBytes: number } {
+    return this.stmt.totals.get() as { blocks: number; bytes: number; referencedBytes: number; logicalBytes: number };
   }
 
   stats(workspace: string): { blocks: number; bytes: number } {

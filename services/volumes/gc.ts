@@ -22,6 +22,8 @@ export interface GcSettings {
  * index and the blob store. Works in small transactions so commits interleave.
  */
 export class VolumeGc {
+  /** Since start: passes finished and failed, and what they deleted (read by the metrics). */
+  readonly totals = { passes: 0, failedPasses: 0, blocksFreed: 0, bytesFreed: 0 };
   private running: Promise<void> | undefined;
   /** Passes until the next sweep for blob files the index does not know (only a crash leaves them). */
   private passesUntilSweep = 0;
@@ -54,7 +56,15 @@ export class VolumeGc {
 
   /** One full pass (concurrent callers share the pass in progress). */
   run(now = Date.now()): Promise<void> {
-    this.running ??= this.pass(now).finally(() => (this.running = undefined));
+    this.running ??= this.pass(now)
+      .then(
+        () => void this.totals.passes++,
+        (err: unknown) => {
+          this.totals.failedPasses++;
+          throw err;
+        },
+      )
+      .finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -121,10 +131,16 @@ export class VolumeGc {
       await this.blockLock.withAll(
         batch.map((hash) => `${workspace}/${hash}`),
         async () => {
+          const sizes = batch.map((hash) => this.blocks.size(workspace, hash) ?? 0);
           // Forget first: from then on a block is "missing" and a committer re-uploads it.
           const places = this.blocks.forget(workspace, batch, cutoff);
           await this.blobs.deleteMany(workspace, batch.filter((_, i) => places[i] === "blob"));
           deleted += places.filter((p) => p !== undefined).length;
+          places.forEach((p, i) => {
+            if (p === undefined) return;
+            this.totals.blocksFreed++;
+            this.totals.bytesFreed += sizes[i]!;
+          });
         },
       );
     }
@@ -134,6 +150,8 @@ export class VolumeGc {
         if (this.blocks.size(workspace, blob.hash) !== undefined) return;
         await this.blobs.delete(workspace, blob.hash);
         deleted++;
+        this.totals.blocksFreed++;
+        this.totals.bytesFreed += blob.size;
       });
     }
     if (deleted > 0) this.log.info({ workspace, deleted }, "volume GC deleted unreferenced blocks");

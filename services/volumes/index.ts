@@ -13,6 +13,7 @@ import { KeyLock } from "./key-lock.js";
 import { ManifestStore } from "./manifest-store.js";
 import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
+import { volumeMetrics } from "./volume-metrics.js";
 import { PinStore } from "./pin-store.js";
 import { KIND, VolumeStore } from "./volume-store.js";
 
@@ -27,8 +28,9 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   db.pragma("cache_size = -65536");
   const blocks = new BlockIndex(db, ctx.clock);
   const store = new ManifestStore(db, blocks);
-  pinBlobLocation(db, ctx.options.blobs);
+  // Opened (and so validated) first: a malformed --blobs must not be pinned as this home's location.
   const blobs = await openBlobStore(ctx.options, ctx.dataDir);
+  pinBlobLocation(db, ctx.options.blobs);
   const blockLock = new KeyLock();
   const pins = new PinStore(db, ctx.options.volumePinTtlMs, ctx.clock);
   const gc = new VolumeGc(
@@ -50,6 +52,8 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes });
   await app.register(pinRoutes, { volumes, pins });
+  volumeMetrics(app, ctx.metrics, blocks, gc);
+  ctx.readiness.add("volumes", () => void db.prepare("SELECT 1").get());
 
   const timer = ctx.clock.setInterval(
     () => void gc.run(ctx.clock.now()).catch((err) => app.log.error({ err }, "volume GC failed")),

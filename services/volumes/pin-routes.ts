@@ -36,6 +36,11 @@ export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeSto
     },
   );
 
+  app.get<{ Params: { id: string } }>("/v1/volumes/:id/pins", async (req) => {
+    const { st } = volumes.open(req.caller, req.params.id);
+    return { pins: pins.list(st.volume) };
+  });
+
   app.delete<{ Params: PinParams }>("/v1/volumes/:id/pins/:pinId", async (req) => {
     const { st } = volumes.open(req.caller, req.params.id);
     pins.delete(st.volume, req.params.pinId);

@@ -32,6 +32,7 @@ export class PinStore {
       oldest: db.prepare("SELECT min(version) FROM version_pins WHERE volume = ? AND expires_at > ?").pluck(),
       dropExpired: db.prepare("DELETE FROM version_pins WHERE expires_at <= ?"),
       dropVolume: db.prepare("DELETE FROM version_pins WHERE volume = ?"),
+      live: db.prepare("SELECT pin_id AS pinId, version, expires_at AS expiresAt FROM version_pins WHERE volume = ? AND expires_at > ? ORDER BY version, pin_id"),
     };
   }
 
@@ -59,6 +60,11 @@ export class PinStore {
   /** The oldest version a live pin holds, if any. */
   oldest(volume: string, now: number): number | undefined {
     return (this.s.oldest.get(volume, now) as number | null) ?? undefined;
+  }
+
+  /** The volume's pins that have not lapsed, oldest version first (each is a live mount or reader). */
+  list(volume: string, now = this.clock.now()): Array<{ pinId: string; version: number; expiresAt: number }> {
+    return this.s.live.all(volume, now) as Array<{ pinId: string; version: number; expiresAt: number }>;
   }
 
   dropExpired(now: number): void {

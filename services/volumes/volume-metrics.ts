@@ -1,0 +1,79 @@
+import type { FastifyInstance } from "fastify";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { BlockIndex } from "./block-index.js";
+import type { VolumeGc } from "./gc.js";
+
+const COMMIT_ROUTE = "/v1/volumes/:id/commit";
+
+/** Volume storage, GC and commit metrics; the store figures are read when scraped. */
+export function volumeMetrics(app: FastifyInstance, registry: Registry, blocks: BlockIndex, gc: VolumeGc): void {
+  const registers = [registry];
+  // One query serves the four gauges of a scrape (collected one after the other, in one turn).
+  let cached: ReturnType<BlockIndex["totals"]> | undefined;
+  const totals = () => {
+    if (!cached) {
+      cached = blocks.totals();
+      setImmediate(() => (cached = undefined));
+    }
+    return cached;
+  };
+  new Gauge({
+    name: "silo_volume_blocks",
+    help: "Volume blocks stored (after dedup), every workspace",
+    registers,
+    collect() {
+      this.set(totals().blocks);
+    },
+  });
+  new Gauge({
+    name: "silo_volume_stored_bytes",
+    help: "Bytes of the volume blocks stored (after dedup)",
+    registers,
+    collect() {
+      this.set(totals().bytes);
+    },
+  });
+  new Gauge({
+    name: "silo_volume_logical_bytes",
+    help: "Bytes the stored file rows of every retained version reference (before dedup)",
+    registers,
+    collect() {
+      this.set(totals().logicalBytes);
+    },
+  });
+  new Gauge({
+    name: "silo_volume_dedup_ratio",
+    help: "Logical bytes over the bytes of referenced blocks (1 when nothing is shared; 0 when nothing is stored)",
+    registers,
+    collect() {
+      const t = totals();
+      this.set(t.referencedBytes > 0 ? t.logicalBytes / t.referencedBytes : 0);
+    },
+  });
+  const counterOf = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        // A counter kept by the GC itself: re-stated at each scrape.
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counterOf("silo_volume_gc_runs_total", "Volume GC passes finished", () => gc.totals.passes);
+  counterOf("silo_volume_gc_failures_total", "Volume GC passes that failed", () => gc.totals.failedPasses);
+  counterOf("silo_volume_gc_blocks_freed_total", "Volume blocks GC deleted", () => gc.totals.blocksFreed);
+  counterOf("silo_volume_gc_bytes_freed_total", "Bytes of the volume blocks GC deleted", () => gc.totals.bytesFreed);
+  const commits = new Histogram({
+    name: "silo_volume_commit_duration_seconds",
+    help: "Volume commit requests, from received to answered, by outcome (ok, or the error status)",
+    labelNames: ["outcome"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    if (req.routeOptions.url !== COMMIT_ROUTE) return;
+    commits.observe({ outcome: reply.statusCode < 400 ? "ok" : String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+}

@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { controlRequest } from "../client/mount-control.js";
+import { readMountRecord } from "../fuse/common/mount-records.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
+import { bytes } from "./helpers/volume-data.js";
+import { Mounts, within } from "./helpers/volume-mounts.js";
+
+interface Status {
+  version: number;
+  dirtyPaths: number;
+  lastCommitError: string | null;
+  cache: { hits: number; misses: number; hitRatio: number; bytesFetched: number };
+  commits: { commits: number; failures: number; lastCommitMs: number; lastCommitAt: number };
+}
+
+const fx = siloServerFixture();
+let mounts: Mounts;
+let root: string;
+beforeAll(() => {
+  mounts = new Mounts(fx.server);
+  root = mkdtempSync(join(tmpdir(), "silo-mount-status-"));
+});
+afterAll(async () => {
+  await mounts?.cleanup();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+async function status(dir: string): Promise<Status> {
+  const r = await fx.server.cli(["volume", "status", dir, "--json"]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Status;
+}
+
+describe("silo volume status DIR", () => {
+  it("reports cache hits and bytes fetched, pending changes, and commits with their latency", async () => {
+    const data = bytes(300_000);
+    const vol = await fx.silo.volumes.fromName("status-vol", { createIfMissing: true });
+    await vol.batchUpload().putFile(data, "big.bin").putFile(data, "twin.bin").commit();
+    const dir = join(root, "m1");
+    // No background commits: the test decides when one happens.
+    await mounts.mount("status-vol", dir, "--commit-interval-ms", "0");
+
+    let s = await status(dir);
+    expect(s).toMatchObject({ version: 1, dirtyPaths: 0, lastCommitError: null });
+    expect(s.cache).toMatchObject({ hits: 0, misses: 0, bytesFetched: 0 });
+
+    // First read fetches the block; a second read of the same block is served from the cache.
+    expect((await within(30_000, "read", readFile(join(dir, "big.bin")))).equals(data)).toBe(true);
+    s = await status(dir);
+    expect(s.cache.bytesFetched).toBe(300_000);
+    expect(s.cache.misses).toBeGreaterThanOrEqual(1);
+    const before = s.cache;
+    // The twin has the same content, so the same block: another inode (the kernel's page cache
+    // does not have it), served from the daemon's block cache without a fetch.
+    expect((await within(30_000, "read twin", readFile(join(dir, "twin.bin")))).equals(data)).toBe(true);
+    s = await status(dir);
+    expect(s.cache.hits).toBeGreaterThan(before.hits);
+    expect(s.cache.misses).toBe(before.misses);
+    expect(s.cache.bytesFetched).toBe(300_000);
+    expect(s.cache.hitRatio).toBeGreaterThan(0);
+
+    await within(30_000, "write", writeFile(join(dir, "copy.bin"), data));
+    s = await status(dir);
+    expect(s.dirtyPaths).toBe(1);
+
+    const record = await readMountRecord(dir);
+    expect(record?.socket).toBeTruthy();
+    await controlRequest(record!.socket!, "commit", 60_000);
+    s = await status(dir);
+    expect(s.dirtyPaths).toBe(0);
+    expect(s.version).toBe(2);
+    expect(s.commits).toMatchObject({ commits: 1, failures: 0 });
+    expect(s.commits.lastCommitMs).toBeGreaterThan(0);
+    expect(s.commits.lastCommitAt).toBeGreaterThan(0);
+    // Nothing was fetched to commit a file written here.
+    expect(s.cache.bytesFetched).toBe(300_000);
+
+    const text = await fx.server.cli(["volume", "status", dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^volume\s+status-vol \(vo-/m);
+    expect(text.stdout).toMatch(/^pending changes\s+0 paths$/m);
+    expect(text.stdout).toMatch(/^commits\s+1 \(0 failed\); last: \S+, took \d+ ms$/m);
+    expect(text.stdout).toMatch(/^bytes fetched\s+300000 /m);
+    expect(text.stdout).toMatch(/^block cache\s+.*hit ratio \d+\.\d%/m);
+    // Without DIR: every volume mount of this user (other tests' mounts may be listed too).
+    const all = await fx.server.cli(["volume", "status", "--json"]);
+    expect(all.code, all.stderr).toBe(0);
+    const mine = (JSON.parse(all.stdout) as Array<{ dir: string; status?: Status }>).find((m) => m.dir === dir);
+    expect(mine?.status).toMatchObject({ version: 2, dirtyPaths: 0 });
+    const table = await fx.server.cli(["volume", "status"]);
+    expect(table.stdout).toContain(dir);
+    await mounts.unmount(dir);
+    const after = JSON.parse((await fx.server.cli(["volume", "status", "--json"])).stdout) as Array<{ dir: string }>;
+    expect(after.map((m) => m.dir)).not.toContain(dir);
+  });
+
+  it("says so in one line when nothing is mounted there", async () => {
+    const r = await fx.server.cli(["volume", "status", join(root, "nothing")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^Error: No volume mount answers at /)]);
+  });
+});

@@ -1,8 +1,9 @@
 /**
- * `npm run bench:mount`: native disk vs a silo volume mount, in one run on one machine.
- * Sequential write/read of 1 GiB (cold and warm), 4 KiB random reads, create+stat+unlink of
- * 10,000 small files, and the latency of committing 1 changed file in a 100,000-file volume.
- * Prints silo/native ratios. Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
+ * `npm run bench:mount`: native disk, bindfs over it and a silo volume mount, in one run on one
+ * machine. Sequential write/read of 1 GiB (cold and warm), 4 KiB random reads and writes,
+ * create+stat+unlink of 10,000 small files, `tar x` of 20,000 files, `find` over 100,000
+ * entries, and the latency of committing 1 changed file in a 100,000-file volume. Prints
+ * silo/native and silo/bindfs ratios (bindfs: scripts/bench-deps.sh). Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -21,6 +22,10 @@ const SIZE = Number(process.env.SIZE_MB ?? 1024) * MiB;
 const SMALL_FILES = 10_000;
 const RANDOM_READS = 20_000;
 const BIG_VOLUME_FILES = 100_000;
+const RANDOM_WRITES = 20_000;
+const TAR_FILES = 20_000;
+/** The seeded 100,000-file volume: 100,000 files in 100 directories. */
+const FIND_ENTRIES = 100_000;
 
 const work = mkdtempSync(join(tmpdir(), "silo-bench-mount-"));
 let server: BenchSilo | undefined;
@@ -107,11 +112,58 @@ async function seedVolume(client: SiloClient, name: string, files: number): Prom
 }
 
 const rate = (seconds: number) => SIZE / MiB / seconds;
-const rows: Array<[string, number, number, string]> = [];
-const row = (what: string, native: number, siloValue: number, unit: string) => {
-  rows.push([what, native, siloValue, unit]);
-  console.log(`${what.padEnd(34)} native ${native.toFixed(1).padStart(10)} ${unit.padEnd(8)} silo ${siloValue.toFixed(1).padStart(10)} ${unit.padEnd(8)} silo/native ${(siloValue / native).toFixed(2)}`);
+type Cols = { native: number; bindfs?: number; silo: number };
+const rows: Array<[string, Cols, string]> = [];
+const fmt = (v: number | undefined, unit: string) => `${v === undefined ? "-".padStart(10) : v.toFixed(1).padStart(10)} ${unit.padEnd(8)}`;
+const row = (what: string, c: Cols, unit: string) => {
+  rows.push([what, c, unit]);
+  const vsBindfs = c.bindfs ? ` silo/bindfs ${(c.silo / c.bindfs).toFixed(2)}` : "";
+  console.log(`${what.padEnd(34)} native ${fmt(c.native, unit)} bindfs ${fmt(c.bindfs, unit)} silo ${fmt(c.silo, unit)} silo/native ${(c.silo / c.native).toFixed(2)}${vsBindfs}`);
 };
+
+/** bindfs (Debian, a C libfuse passthrough) over `src` at `dir`: the ceiling for a libfuse-based file system here. */
+function bindfsMount(src: string, dir: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync("bindfs", ["--no-allow-other", src, dir], { stdio: "ignore" });
+    mounted.push(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+function bindfsUnmount(dir: string): void {
+  execFileSync("umount", [dir]);
+  mounted.splice(mounted.indexOf(dir), 1);
+}
+
+function randomWrites(path: string): number {
+  const buf = randomBytes(4096);
+  const blocks = SIZE / 4096;
+  return time(() => {
+    const fd = openSync(path, "r+");
+    for (let i = 0; i < RANDOM_WRITES; i++) writeSync(fd, buf, 0, 4096, Math.floor(Math.random() * blocks) * 4096);
+    closeSync(fd);
+  });
+}
+
+/** A tar archive of TAR_FILES small files in 100 directories, made once on native disk. */
+function makeTarball(): string {
+  const src = join(work, "tar-src");
+  for (let d = 0; d < 100; d++) {
+    mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < TAR_FILES / 100; f++) writeFileSync(join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`.repeat(1 + (f % 20)));
+  }
+  const tarball = join(work, "tree.tar");
+  execFileSync("tar", ["cf", tarball, "-C", src, "."]);
+  rmSync(src, { recursive: true, force: true });
+  return tarball;
+}
+const tarX = (tarball: string, dir: string) => {
+  mkdirSync(join(dir, "tree"), { recursive: true });
+  return TAR_FILES / time(() => execFileSync("tar", ["xf", tarball, "-C", join(dir, "tree")]));
+};
+const find = (dir: string) => FIND_ENTRIES / time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
 
 async function main(): Promise<void> {
   server = await BenchSilo.start();
@@ -121,11 +173,17 @@ async function main(): Promise<void> {
   const native = join(work, "native");
   mkdirSync(native);
   const mnt = join(work, "mnt");
+  const bindSrc = join(work, "bind-src");
+  mkdirSync(bindSrc);
+  const bind = join(work, "bind");
+  const haveBindfs = bindfsMount(bindSrc, bind);
+  if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
+  const b = <T>(fn: () => T): T | undefined => (haveBindfs ? fn() : undefined);
   console.log(`silo mount benchmark: ${SIZE / MiB} MiB file, ${SMALL_FILES} small files, ${RANDOM_READS} random 4 KiB reads\n`);
 
-  // Sequential write (data reaches the disk: fsync natively, the commit on silo is reported apart).
+  // Sequential write (data reaches the disk: fsync natively and on bindfs, the commit on silo is reported apart).
   mount(env, "bench", mnt);
-  row("seq write 1M (MiB/s)", rate(seqWrite(join(native, "big"))), rate(seqWrite(join(mnt, "big"))), "MiB/s");
+  row("seq write 1M (MiB/s)", { native: rate(seqWrite(join(native, "big"))), bindfs: b(() => rate(seqWrite(join(bind, "big")))), silo: rate(seqWrite(join(mnt, "big"))) }, "MiB/s");
   const commitSeconds = unmount(env, mnt);
   console.log(`  (silo: unmount with the final commit of ${SIZE / MiB} MiB took ${commitSeconds.toFixed(2)} s)`);
 
@@ -134,40 +192,63 @@ async function main(): Promise<void> {
   dropCaches();
   const nativeCold = seqRead(join(native, "big"));
   dropCaches();
+  const bindCold = b(() => seqRead(join(bind, "big")));
+  dropCaches();
   const siloCold = seqRead(join(mnt, "big"));
-  // Warm figures: both files are in the page cache now; best of 3, interleaved, as the 2-core
+  // Warm figures: the files are in the page cache now; best of 3, interleaved, as the 2-core
   // machine is shared and a single run is noisy.
-  let nativeWarm = Infinity, siloWarm = Infinity, nativeRandom = Infinity, siloRandom = Infinity;
+  let nativeWarm = Infinity, siloWarm = Infinity, bindWarm = Infinity, nativeRandom = Infinity, siloRandom = Infinity, bindRandom = Infinity;
   for (let i = 0; i < 3; i++) {
     nativeWarm = Math.min(nativeWarm, seqRead(join(native, "big")));
     siloWarm = Math.min(siloWarm, seqRead(join(mnt, "big")));
+    if (haveBindfs) bindWarm = Math.min(bindWarm, seqRead(join(bind, "big")));
     nativeRandom = Math.min(nativeRandom, randomReads(join(native, "big")));
     siloRandom = Math.min(siloRandom, randomReads(join(mnt, "big")));
+    if (haveBindfs) bindRandom = Math.min(bindRandom, randomReads(join(bind, "big")));
   }
-  row("seq read cold (MiB/s)", rate(nativeCold), rate(siloCold), "MiB/s");
-  row("seq read warm (MiB/s)", rate(nativeWarm), rate(siloWarm), "MiB/s");
-  row("4k random read warm (IOPS)", RANDOM_READS / nativeRandom, RANDOM_READS / siloRandom, "IOPS");
+  row("seq read cold (MiB/s)", { native: rate(nativeCold), bindfs: bindCold && rate(bindCold), silo: rate(siloCold) }, "MiB/s");
+  row("seq read warm (MiB/s)", { native: rate(nativeWarm), bindfs: b(() => rate(bindWarm)), silo: rate(siloWarm) }, "MiB/s");
+  row("4k random read warm (IOPS)", { native: RANDOM_READS / nativeRandom, bindfs: b(() => RANDOM_READS / bindRandom), silo: RANDOM_READS / siloRandom }, "IOPS");
   // Random reads on a fresh mount with cold caches: each touches an uncached 8 MiB block at first.
   unmount(env, mnt);
   mount(env, "bench", mnt, "--read-only");
   dropCaches();
   const nativeRandomCold = randomReads(join(native, "big"));
   dropCaches();
-  row("4k random read cold (IOPS)", RANDOM_READS / nativeRandomCold, RANDOM_READS / randomReads(join(mnt, "big")), "IOPS");
+  const bindRandomCold = b(() => randomReads(join(bind, "big")));
+  dropCaches();
+  row("4k random read cold (IOPS)", { native: RANDOM_READS / nativeRandomCold, bindfs: bindRandomCold && RANDOM_READS / bindRandomCold, silo: RANDOM_READS / randomReads(join(mnt, "big")) }, "IOPS");
   unmount(env, mnt);
 
+  // Random 4 KiB writes into the existing 1 GiB file (no fsync: page cache and FUSE round trips).
   mount(env, "bench", mnt);
+  row("4k random write (IOPS)", { native: RANDOM_WRITES / randomWrites(join(native, "big")), bindfs: b(() => RANDOM_WRITES / randomWrites(join(bind, "big"))), silo: RANDOM_WRITES / randomWrites(join(mnt, "big")) }, "IOPS");
+
   const n = smallFiles(native);
+  const bf = b(() => smallFiles(bind));
   const s = smallFiles(mnt);
-  row("small files: create (files/s)", n.create, s.create, "files/s");
-  row("small files: stat (files/s)", n.stat, s.stat, "files/s");
-  row("small files: unlink (files/s)", n.unlink, s.unlink, "files/s");
+  row("small files: create (files/s)", { native: n.create, bindfs: bf?.create, silo: s.create }, "files/s");
+  row("small files: stat (files/s)", { native: n.stat, bindfs: bf?.stat, silo: s.stat }, "files/s");
+  row("small files: unlink (files/s)", { native: n.unlink, bindfs: bf?.unlink, silo: s.unlink }, "files/s");
+
+  const tarball = makeTarball();
+  row(`tar x of ${TAR_FILES} files (files/s)`, { native: tarX(tarball, native), bindfs: b(() => tarX(tarball, bind)), silo: tarX(tarball, mnt) }, "files/s");
   unmount(env, mnt);
+
+  // find over a 100,000-entry tree: natively and on bindfs a tree made here, on silo a seeded volume.
+  const findDir = join(native, "find");
+  for (let d = 0; d < FIND_ENTRIES / 1000; d++) {
+    mkdirSync(join(findDir, `d${d}`), { recursive: true });
+    for (let f = 0; f < 999; f++) writeFileSync(join(findDir, `d${d}`, `f${f}`), "");
+  }
+  if (haveBindfs) execFileSync("cp", ["-a", findDir, join(bindSrc, "find")]);
 
   // Commit latency of one changed file in a 100,000-file volume.
   await seedVolume(client, "many", BIG_VOLUME_FILES);
   const manyDir = join(work, "many");
   const loadSeconds = time(() => mount(env, "many", manyDir));
+  dropCaches();
+  row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: find(findDir), bindfs: b(() => find(join(bind, "find"))), silo: find(manyDir) }, "entries/s");
   const socket = join(stateDirFor(manyDir), "control.sock");
   const samples: number[] = [];
   for (let i = 0; i < 7; i++) {
@@ -180,6 +261,7 @@ async function main(): Promise<void> {
   console.log(`\nmount of a ${BIG_VOLUME_FILES}-file volume (tree load): ${loadSeconds.toFixed(2)} s`);
   console.log(`commit of 1 changed file in a ${BIG_VOLUME_FILES}-file volume: median ${samples[3]!.toFixed(1)} ms (min ${samples[0]!.toFixed(1)}, max ${samples[6]!.toFixed(1)}; target < 100 ms)`);
   unmount(env, manyDir);
+  if (haveBindfs) bindfsUnmount(bind);
   await client.close();
 }
 
@@ -188,7 +270,7 @@ try {
 } finally {
   for (const dir of mounted) {
     try {
-      execFileSync("fusermount", ["-uz", dir]);
+      execFileSync("umount", ["-l", dir]);
     } catch {
       // already gone
     }

@@ -6,7 +6,7 @@ import { envelope } from "../protocol/codec.js";
 import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
-import { type ByteRange, type DirectFileRead, type EntryType, type ManifestEntry, type TreePage } from "../protocol/volume.js";
+import type { ByteRange, DirectFileRead, EntryType, ManifestEntry, TreePage } from "../protocol/volume.js";
 
 /** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
 export interface FileEntry {

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { BLOCK_SIZE } from "../protocol/volume.js";
 import { bytes } from "./helpers/volume-data.js";
 
 let dir: string;
@@ -103,6 +104,20 @@ describe("silo volume", () => {
     expect(readFileSync(join(dir, "big.bin")).equals(big)).toBe(true);
     expect(await ok(["volume", "get", "t1", "data/top.txt", "-"])).toBe("top");
     await fails(["volume", "get", "t1", "data", "-"], /single file/);
+  });
+
+  it("put and get a file of more blocks than the downloads in flight, byte for byte", async () => {
+    await ok(["volume", "create", "big1"]);
+    // Seven and a half blocks, each different: more ranges than the six fetched at once.
+    const data = bytes(7 * BLOCK_SIZE + BLOCK_SIZE / 2);
+    const f = join(dir, "many-blocks.bin");
+    writeFileSync(f, data);
+    await ok(["volume", "put", "big1", f, "/m.bin"]);
+    const back = join(dir, "many-blocks.back");
+    await ok(["volume", "get", "big1", "/m.bin", back]);
+    expect(readFileSync(back).equals(data)).toBe(true);
+    // Nothing is left beside the target.
+    expect(readdirSync(dir).filter((n) => n.includes("silo-part"))).toEqual([]);
   });
 
   it("rm and cp", async () => {

@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import type { FuseOps as Operations, FuseStat as Stat, FuseStatfs as Statfs } from "fuse-native";
+import type { Attr, StatfsReply } from "../kernel/types.js";
 import { Errno, FsError } from "../common/errno.js";
 import type { BucketS3 } from "./bucket-s3.js";
 import { DEFAULT_METADATA_TTL_MS, DEFAULT_PART_SIZE } from "./config.js";
@@ -31,6 +31,9 @@ export interface BucketFsOptions {
 }
 
 const MAX_BACKGROUND_UPLOADS = 32;
+/** A file's or directory's attributes (the inode number is the FUSE layer's). */
+export type Stat = Omit<Attr, "ino">;
+
 const FILE_MODE = 0o100644;
 const DIR_MODE = 0o040755;
 
@@ -67,13 +70,14 @@ export class BucketFs {
   }
 
   private stat(entry: Entry): Stat {
-    const time = new Date(entry.mtimeMs);
-    const base = { uid: this.uid, gid: this.gid, atime: time, mtime: time, ctime: time };
+    const time = entry.mtimeMs;
+    const base = { uid: this.uid, gid: this.gid, atimeMs: time, mtimeMs: time, ctimeMs: time };
     if (entry.type === "dir") return { ...base, mode: DIR_MODE, size: 4096, nlink: 2 };
     return { ...base, mode: FILE_MODE, size: entry.size, nlink: 1, blksize: 1024 * 1024, blocks: Math.ceil(entry.size / 512) };
   }
 
-  private refuseIfReadOnly(what: string, path: string): void {
+  /** EROFS on a read-only mount (for changes that are otherwise accepted and ignored, like times). */
+  refuseIfReadOnly(what: string, path: string): void {
     if (this.opts.readOnly) throw new FsError(Errno.EROFS, `${what} ${path}: the mount is read-only`);
   }
 
@@ -252,9 +256,9 @@ export class BucketFs {
     throw new FsError(Errno.ENOTEMPTY, `${path}: directory not empty (a directory in the bucket exists while keys are under it)`);
   }
 
-  statfs(): Statfs {
+  statfs(): StatfsReply {
     const huge = 2 ** 32 - 1;
-    return { bsize: 1024 * 1024, frsize: 1024 * 1024, blocks: huge, bfree: huge, bavail: huge, files: huge, ffree: huge, favail: huge, fsid: 0, flag: 0, namemax: 255 };
+    return { bsize: 1024 * 1024, frsize: 1024 * 1024, blocks: huge, bfree: huge, bavail: huge, files: huge, ffree: huge, namelen: 255 };
   }
 
   /**
@@ -276,65 +280,5 @@ export class BucketFs {
       }
     }
     await Promise.all(this.uploads.values());
-  }
-
-  /** The FUSE operation table: every op maps FsError to its errno and logs other failures as EIO. */
-  operations(): Operations {
-    const log = this.opts.log;
-    const answer = <T>(op: string, path: string, work: () => Promise<T> | T, cb: (err: number, value?: T) => void) => {
-      Promise.resolve()
-        .then(work)
-        .then(
-          (value) => cb(0, value),
-          (err: unknown) => {
-            if (err instanceof FsError) {
-              if (err.errno !== Errno.ENOENT) log(`${op} ${path}: ${err.message}`);
-              cb(err.errno);
-            } else {
-              log(`${op} ${path}: ${(err as Error).stack ?? String(err)}`);
-              cb(Errno.EIO);
-            }
-          },
-        );
-    };
-    const refuse = (errno: number, why: string) => (path: string, ...rest: unknown[]) => {
-      const cb = rest[rest.length - 1] as (err: number) => void;
-      const err = this.opts.readOnly ? Errno.EROFS : errno;
-      log(`${why} ${path}: ${err === Errno.EROFS ? "the mount is read-only" : "not supported on a bucket mount"}`);
-      cb(err);
-    };
-    return {
-      init: (cb) => cb(0),
-      access: (path, mode, cb) => answer("access", path, () => {
-        if (mode & constants.W_OK) this.refuseIfReadOnly("access", path);
-      }, cb),
-      statfs: (path, cb) => cb(0, this.statfs()),
-      getattr: (path, cb) => answer("getattr", path, () => this.getattr(path), cb),
-      readdir: (path, cb) => answer("readdir", path, () => this.readdir(path), cb),
-      open: (path, flags, cb) => answer("open", path, () => this.open(path, flags), cb),
-      create: (path, _mode, cb) => answer("create", path, () => this.create(path), cb),
-      read: (path, fd, buf, len, pos, cb) =>
-        answer("read", path, () => this.read(fd, buf, len, pos), (err, n) => cb(err < 0 ? err : (n ?? 0))),
-      write: (path, fd, buf, len, pos, cb) =>
-        answer("write", path, () => this.write(fd, buf, len, pos), (err, n) => cb(err < 0 ? err : (n ?? 0))),
-      flush: (path, fd, cb) => answer("flush", path, () => this.finishWrite(fd, "flush"), cb),
-      fsync: (path, _datasync, fd, cb) => answer("fsync", path, () => this.finishWrite(fd, "fsync"), cb),
-      release: (path, fd, cb) => answer("release", path, () => this.release(fd), cb),
-      truncate: (path, size, cb) => answer("truncate", path, () => this.truncate(path, size), cb),
-      ftruncate: (path, fd, size, cb) => answer("ftruncate", path, () => this.truncate(path, size, fd), cb),
-      unlink: (path, cb) => answer("unlink", path, () => this.unlink(path), cb),
-      mkdir: (path, _mode, cb) => answer("mkdir", path, () => this.mkdir(path), cb),
-      rmdir: (path, cb) => answer("rmdir", path, () => this.rmdir(path), cb),
-      // Times cannot be set on S3 objects; accepting it keeps `touch` and `cp -p` working.
-      utimens: (path, _atime, _mtime, cb) => answer("utimens", path, () => this.refuseIfReadOnly("utimens", path), cb),
-      chmod: refuse(Errno.EPERM, "chmod"),
-      chown: refuse(Errno.EPERM, "chown"),
-      rename: refuse(Errno.ENOTSUP, "rename"),
-      link: refuse(Errno.ENOTSUP, "link"),
-      symlink: refuse(Errno.ENOTSUP, "symlink"),
-      mknod: refuse(Errno.ENOTSUP, "mknod"),
-      setxattr: refuse(Errno.ENOTSUP, "setxattr"),
-      readlink: (path, cb) => cb(Errno.EINVAL),
-    };
   }
 }

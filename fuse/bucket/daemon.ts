@@ -1,8 +1,9 @@
-import Fuse from "fuse-native";
 import { clearStaleMount, lazyUnmount } from "../common/mount-table.js";
+import { mountFuse } from "../kernel/mount.js";
 import { serveUntilStopped } from "../common/daemon-runtime.js";
 import { BucketFs } from "./bucket-fs.js";
 import { BucketS3 } from "./bucket-s3.js";
+import { BucketFuseOps, bucketErrno } from "./fuse-ops.js";
 import type { BucketDaemonConfig } from "./config.js";
 import { makeS3Client } from "../../lib/s3-client.js";
 
@@ -24,24 +25,28 @@ export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?
   const s3 = new BucketS3(s3client, config.bucket, config.requesterPays);
   const fs = new BucketFs(s3, { prefix: config.prefix, readOnly: config.readOnly, metadataTtlMs: config.metadataTtlMs, partSizeBytes: config.partSizeBytes, writeBack: config.writeBack, log });
 
-  let fuse: Fuse;
   try {
     // Fail before mounting if the bucket is unreachable or the credentials are wrong.
     await s3.hasKeysUnder(config.prefix).catch((err: Error) => {
       throw new Error(`cannot list ${bucketSource(config)}: ${err.message}`);
     });
     if (await clearStaleMount(config.mountPoint)) log(`cleared a stale mount at ${config.mountPoint} (its daemon had died)`);
-    const ttlSeconds = (config.metadataTtlMs ?? 1000) / 1000;
-    fuse = new Fuse(config.mountPoint, fs.operations(), {
-      // Text after the name reaches libfuse as options: 128 KiB writes instead of 4 KiB, and O_TRUNC on open.
-      fsname: `silo-bucket,big_writes,atomic_o_trunc`,
-      allowOther: true,
-      entryTimeout: ttlSeconds,
-      attrTimeout: ttlSeconds,
-      // S3 calls can be slow; the SDK has its own timeouts and retries.
-      timeout: 180_000,
-    });
-    await new Promise<void>((ok, fail) => fuse.mount((err) => (err ? fail(err) : ok())));
+    const ttlMs = config.metadataTtlMs ?? 1000;
+    await mountFuse(
+      config.mountPoint,
+      new BucketFuseOps(fs, { readOnly: config.readOnly, ttlMs, log }),
+      { fsname: "silo-bucket", subtype: "silo-bucket", allowOther: true },
+      {
+        // O_TRUNC reaches open(): a truncating open starts a new upload at once.
+        atomicOTrunc: true,
+        // Objects may change in the bucket: a changed mtime or size drops cached pages.
+        autoInvalData: true,
+        // S3 calls can be slow; the SDK has its own timeouts and retries.
+        opTimeoutMs: 180_000,
+        errno: bucketErrno(log),
+        log: (m) => log(`fuse: ${m}`),
+      },
+    );
   } catch (err) {
     log(`mount of ${bucketSource(config)} on ${config.mountPoint} failed: ${(err as Error).message}`);
     onReady(err as Error);

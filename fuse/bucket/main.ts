@@ -9,5 +9,5 @@ await runBucketDaemon(config, (err) => {
   reportToParent(err ? { error: err.message } : { ready: true });
   if (err) process.exitCode = 1;
 });
-// fuse-native keeps a handle open after unmount; the daemon's work is done here.
+// Reads of /dev/fuse may still hold thread-pool threads (a lazily detached mount); the daemon's work is done here.
 process.exit(process.exitCode ?? 0);

@@ -38,6 +38,7 @@ export interface SpawnDaemonOptions {
  * mount) and from ~3.6–4.8 s to ~2.7–3.0 s (volume mount, cold read); see docs/benchmarks.md.
  */
 const DAEMON_NODE_FLAGS = ["--single-threaded-gc", "--initial-old-space-size=64"];
+const DAEMON_THREADPOOL_SIZE = 12;
 
 /**
  * Starts a daemon (`node [DAEMON_NODE_FLAGS] script ...args`) and resolves once it reports
@@ -50,7 +51,10 @@ export async function spawnDaemon(
 ): Promise<{ child: ChildProcess; ready: DaemonReady }> {
   const out = opts.output ?? "inherit";
   const stdio: StdioOptions = [opts.stdin === undefined ? "ignore" : "pipe", out, out, "pipe"];
-  const env = { ...(opts.env ?? process.env), [HANDSHAKE_ENV]: String(HANDSHAKE_FD) };
+  const base = opts.env ?? process.env;
+  // Each outstanding read of /dev/fuse holds a thread-pool thread (fuse/kernel/session.ts):
+  // room for those plus the daemon's own file I/O.
+  const env = { ...base, UV_THREADPOOL_SIZE: base.UV_THREADPOOL_SIZE ?? String(DAEMON_THREADPOOL_SIZE), [HANDSHAKE_ENV]: String(HANDSHAKE_FD) };
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, script, ...args], { env, stdio, detached: opts.detached ?? false });
   if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   const pipe = child.stdio[HANDSHAKE_FD] as Readable;

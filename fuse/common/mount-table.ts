@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, statfs } from "node:fs/promises";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 
@@ -35,7 +35,9 @@ export async function mountPointState(dir: string, timeoutMs = 2_000): Promise<M
   if (!(await isMounted(dir))) return "free";
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<"stale">((r) => (timer = setTimeout(() => r("stale"), timeoutMs)));
-  const probe = stat(dir).then(
+  // statfs, not stat: the kernel may answer a stat of the root from its attribute cache even
+  // after the daemon died; statfs always asks the daemon.
+  const probe = statfs(dir).then(
     () => "live" as const,
     (err: NodeJS.ErrnoException) => (err.code === "ENOTCONN" || err.code === "ECONNABORTED" ? ("stale" as const) : ("live" as const)),
   );

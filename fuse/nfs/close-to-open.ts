@@ -1,4 +1,8 @@
-import Fuse, { type FuseOps } from "fuse-native";
+import { constants } from "node:os";
+import type { Filesystem } from "../kernel/filesystem.js";
+import { Errno, type RequestContext } from "../kernel/types.js";
+import { FsError } from "../common/errno.js";
+import type { VolumeFs } from "../volume/fuse-ops.js";
 import type { MountConsistency } from "../volume/daemon.js";
 import type { MountedVolume } from "../volume/mounted-volume.js";
 
@@ -51,82 +55,108 @@ export class Revalidator {
 }
 
 /**
- * Close-to-open consistency on top of the volume mount's ops (a network file system mount):
- * - open, readdir, and the lookup of a name this mount does not know first catch up with the
+ * Close-to-open consistency on top of the volume mount's file system (a network file system
+ * mount), a `Filesystem` around `VolumeFs`:
+ * - open, opendir, and the lookup of a name this mount does not know first catch up with the
  *   server (one `latestVersion` request; the delta only if something changed), so they see
- *   everything any mount or client closed before;
+ *   everything any mount or client closed before; an inode whose node the catch-up replaced
+ *   is pointed at the new node (`VolumeFs.refresh`), and opens never keep the page cache;
  * - flush (every close(2) of a descriptor opened for writing) and fsync commit this mount's
  *   changes and answer only then, EIO if that failed (the change stays pending and is retried);
- *   so do the operations that change names or attributes (mkdir, rename, unlink, chmod, …),
+ *   so do the operations that change names or attributes (mkdir, rename, unlink, setattr, …),
  *   which have no close;
- * - a `stat` of a known name answers from the local view if that caught up within the last
- *   STAT_MAX_AGE_MS, else it catches up first;
- * - the kernel caches no names or attributes (timeouts 0), so nothing stale is served from it;
- *   page-cache contents are dropped at open when the size or mtime changed (auto_cache).
+ * - a getattr answers from the local view if that caught up within the last STAT_MAX_AGE_MS,
+ *   else it catches up first;
+ * - the kernel caches no names or attributes (timeouts 0), so nothing stale is served from it.
  */
 export const closeToOpen: MountConsistency = {
   kind: "nfs",
   kernelCacheSeconds: 0,
-  wrapOps(ops: FuseOps, mv: MountedVolume, log: (msg: string) => void): FuseOps {
+  wrap(fs: VolumeFs, mv: MountedVolume, log: (msg: string) => void): Filesystem {
     const revalidator = new Revalidator(mv);
-    const writeFds = new Set<number>();
-    /** Runs `then` after a catch-up; a failed catch-up (server away) is logged and the local view served. */
-    const afterCatchUp = (then: () => void) =>
-      void revalidator.revalidate().then(then, (err: Error) => {
-        log(`could not catch up with the server (serving the local view): ${err.message}`);
-        then();
-      });
-    const commit = (cb: (err: number) => void) =>
-      void mv.commit().then(
-        () => cb(0),
-        (err: Error) => {
-          log(`commit at close/fsync failed (kept locally, retried in the background): ${err.message}`);
-          cb(Fuse.EIO);
-        },
-      );
-    /** The callback of an op that changed the tree: answered once the change is committed. */
-    const committed = (cb: (err: number) => void) => (err: number) => (err === 0 ? commit(cb) : cb(err));
+    const writeFhs = new Set<number>();
+    /** A catch-up; a failed one (server away) is logged and the local view served. */
+    const catchUp = () =>
+      revalidator.revalidate().catch((err: Error) => log(`could not catch up with the server (serving the local view): ${err.message}`));
+    const commit = async () => {
+      try {
+        await mv.commit();
+      } catch (err) {
+        log(`commit at close/fsync failed (kept locally, retried in the background): ${(err as Error).message}`);
+        throw new Errno(constants.errno.EIO);
+      }
+    };
+    /** An op that changed the tree: answered once the change is committed. */
+    const committed = async <T>(result: T | Promise<T>): Promise<T> => {
+      const value = await result;
+      await commit();
+      return value;
+    };
+    const isENOENT = (err: unknown) => err instanceof FsError && err.code === "ENOENT";
     return {
-      ...ops,
-      getattr: (path, cb) => {
-        if (revalidator.olderThan(STAT_MAX_AGE_MS)) return afterCatchUp(() => ops.getattr!(path, cb));
-        ops.getattr!(path, (err, stat) => {
-          if (err !== Fuse.ENOENT) return cb(err, stat);
+      forget: (ino) => fs.forget(ino),
+      async lookup(ctx: RequestContext, parent: number, name: string) {
+        try {
+          return fs.lookup(ctx, parent, name);
+        } catch (err) {
+          if (!isENOENT(err)) throw err;
           // A name we do not know may have been created elsewhere: ask once before saying no.
-          afterCatchUp(() => ops.getattr!(path, cb));
-        });
+          await catchUp();
+          return fs.lookup(ctx, parent, name);
+        }
       },
-      readdir: (path, cb) => afterCatchUp(() => ops.readdir!(path, cb)),
-      open: (path, flags, cb) =>
-        afterCatchUp(() =>
-          ops.open!(path, flags, (err, fd) => {
-            if (err === 0 && fd !== undefined && (flags & O_ACCMODE) !== 0) writeFds.add(fd);
-            cb(err, fd);
-          }),
-        ),
-      create: (path, mode, cb) =>
-        ops.create!(path, mode, (err, fd) => {
-          if (err === 0 && fd !== undefined) writeFds.add(fd);
-          cb(err, fd);
-        }),
-      flush: (_path, fd, cb) => (writeFds.has(fd) ? commit(cb) : cb(0)),
-      // Namespace and attribute changes have no close: each is on the server when it returns.
-      mkdir: (path, mode, cb) => ops.mkdir!(path, mode, committed(cb)),
-      rmdir: (path, cb) => ops.rmdir!(path, committed(cb)),
-      unlink: (path, cb) => ops.unlink!(path, committed(cb)),
-      rename: (src, dest, cb) => ops.rename!(src, dest, committed(cb)),
-      symlink: (target, path, cb) => ops.symlink!(target, path, committed(cb)),
-      link: (src, dest, cb) => ops.link!(src, dest, committed(cb)),
-      chmod: (path, mode, cb) => ops.chmod!(path, mode, committed(cb)),
-      utimens: (path, atime, mtime, cb) => ops.utimens!(path, atime, mtime, committed(cb)),
-      truncate: (path, size, cb) => ops.truncate!(path, size, committed(cb)),
-      fsync: (_path, _datasync, _fd, cb) => commit(cb),
-      release: (path, fd, cb) =>
-        ops.release!(path, fd, (err) => {
-          // Writes after the last flush (e.g. through a memory map) still reach the server.
-          if (writeFds.delete(fd)) mv.commit().catch((e: Error) => log(`commit at release failed (retried in the background): ${e.message}`));
-          cb(err);
-        }),
+      async getattr(ctx, ino, fh) {
+        if (revalidator.olderThan(STAT_MAX_AGE_MS)) {
+          await catchUp();
+          fs.refresh(ino);
+        }
+        return fs.getattr(ctx, ino);
+      },
+      setattr: (ctx, ino, set) => committed(fs.setattr(ctx, ino, set)),
+      readlink: (ctx, ino) => fs.readlink(ctx, ino),
+      mknod: (ctx, parent, name, mode) => committed(fs.mknod(ctx, parent, name, mode)),
+      mkdir: (ctx, parent, name, mode) => committed(fs.mkdir(ctx, parent, name, mode)),
+      unlink: (ctx, parent, name) => committed(fs.unlink(ctx, parent, name)),
+      rmdir: (ctx, parent, name) => committed(fs.rmdir(ctx, parent, name)),
+      symlink: (ctx, parent, name, target) => committed(fs.symlink(ctx, parent, name, target)),
+      rename: (ctx, parent, name, newParent, newName, flags) => committed(fs.rename(ctx, parent, name, newParent, newName, flags)),
+      link: (ctx, ino, newParent, newName) => committed(fs.link(ctx, ino, newParent, newName)),
+      async open(ctx, ino, flags) {
+        await catchUp();
+        // Deleted elsewhere since the kernel looked the name up: gone, as an open by path would find.
+        if (!fs.refresh(ino)) throw new FsError("ENOENT");
+        const opened = fs.open(ctx, ino, flags);
+        if ((flags & O_ACCMODE) !== 0) writeFhs.add(opened.fh);
+        // The bytes may have changed elsewhere since the kernel cached them.
+        return { ...opened, keepCache: false };
+      },
+      create(ctx, parent, name, mode, flags) {
+        const r = fs.create(ctx, parent, name, mode);
+        writeFhs.add(r.opened.fh);
+        return { entry: r.entry, opened: { ...r.opened, keepCache: false } };
+      },
+      read: (ctx, ino, fh, offset, size) => fs.read(ctx, ino, fh, offset, size),
+      write: (ctx, ino, fh, offset, data) => fs.write(ctx, ino, fh, offset, data),
+      // Defined here (VolumeFs has none): the kernel sends flush on every close only while it is answered.
+      flush: (_ctx, _ino, fh) => (writeFhs.has(fh) ? commit() : undefined),
+      fsync: () => commit(),
+      fsyncdir: () => undefined,
+      async release(ctx, ino, fh) {
+        await fs.release(ctx, ino, fh);
+        // Writes after the last flush (e.g. through a memory map) still reach the server.
+        if (writeFhs.delete(fh)) mv.commit().catch((e: Error) => log(`commit at release failed (retried in the background): ${e.message}`));
+      },
+      fallocate: (ctx, ino, fh, offset, length, mode) => fs.fallocate(ctx, ino, fh, offset, length, mode),
+      lseek: (ctx, ino, fh, offset, whence) => fs.lseek(ctx, ino, fh, offset, whence),
+      copyFileRange: (ctx, src, dst, len) => fs.copyFileRange(ctx, src, dst, len),
+      async opendir(ctx, ino, flags) {
+        await catchUp();
+        if (!fs.refresh(ino)) throw new FsError("ENOENT");
+        return fs.opendir(ctx, ino);
+      },
+      readdir: (ctx, ino, fh, offset, max, plus) => fs.readdir(ctx, ino, fh, offset, max, plus),
+      releasedir: (ctx, ino, fh) => fs.releasedir(ctx, ino, fh),
+      statfs: () => fs.statfs(),
     };
   },
 };

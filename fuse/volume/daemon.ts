@@ -3,14 +3,15 @@ import { mkdir, rm } from "node:fs/promises";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import Fuse, { type FuseOps } from "fuse-native";
 import { reportToParent } from "../common/daemon-process.js";
 import { type ServingDaemon, serveUntilStopped } from "../common/daemon-runtime.js";
 import { clearStaleMount } from "../common/mount-table.js";
 import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
-import { volumeFuseOps } from "./fuse-ops.js";
+import { VolumeFs, volumeErrno } from "./fuse-ops.js";
+import type { Filesystem } from "../kernel/filesystem.js";
+import { type FuseMount, mountFuse } from "../kernel/mount.js";
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
@@ -31,14 +32,14 @@ export interface VolumeDaemonOptions {
 
 /**
  * How a mount of another file-tree kind keeps in step with the server, layered on the volume
- * mount's ops (fuse/nfs/close-to-open.ts) so that this daemon stays the one mount daemon.
+ * mount's file system (fuse/nfs/close-to-open.ts) so that this daemon stays the one mount daemon.
  */
 export interface MountConsistency {
   /** The kind named in the mount record and log ("nfs"). */
   kind: string;
   /** How long the kernel may cache names and attributes. */
   kernelCacheSeconds: number;
-  wrapOps(ops: FuseOps, mv: MountedVolume, log: (msg: string) => void): FuseOps;
+  wrap(fs: VolumeFs, mv: MountedVolume, log: (msg: string) => void): Filesystem;
 }
 
 /** What the ready handshake tells the parent about a running mount. */
@@ -58,8 +59,11 @@ export function stateDirFor(dir: string): string {
   return join(tmpdir(), "silo-mounts", key);
 }
 
-/** How long the kernel caches names and attributes (FUSE entry/attr timeouts). */
-const KERNEL_CACHE_SECONDS = 1;
+/**
+ * How long the kernel caches names and attributes (FUSE entry/attr timeouts). Only a reload
+ * changes the tree behind the kernel's back, and it invalidates what changed.
+ */
+const KERNEL_CACHE_MS = 60_000;
 
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
 
@@ -72,7 +76,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   const dir = resolve(opts.dir);
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const socket = join(stateDir, "control.sock");
-  let fuse: Fuse | undefined;
+  let fuse: FuseMount | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
   let pin: MountPin | undefined;
@@ -88,25 +92,14 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
     pin = versionPin;
     await mv.load(pinned.version);
-    const ops = volumeFuseOps(mv, { readOnly: opts.readOnly, log });
-    const kernelCacheSeconds = opts.consistency?.kernelCacheSeconds ?? KERNEL_CACHE_SECONDS;
-    // fuse-native skips a timeout of 0 (libfuse would use 1 s): "0" as text gets through.
-    const kernelTimeout = kernelCacheSeconds === 0 ? "0" : kernelCacheSeconds;
-    fuse = new Fuse(dir, opts.consistency ? opts.consistency.wrapOps(ops, mv, log) : ops, {
-      mkdir: true,
-      allowOther: true,
-      defaultPermissions: true,
-      // Keep file pages cached across opens unless size/mtime changed (a reload changes them).
-      autoCache: true,
-      // libfuse2 splits writes into 4 KiB requests without big_writes; fuse-native passes fsname through.
-      fsname: "silo-volume,big_writes",
-      subtype: "silo",
-      attrTimeout: kernelTimeout,
-      entryTimeout: kernelTimeout,
-      acAttrTimeout: kernelTimeout,
-      timeout: 120_000,
-    });
-    await new Promise<void>((res, rej) => fuse!.mount((err) => (err ? rej(err) : res())));
+    const cacheTtlMs = opts.consistency ? opts.consistency.kernelCacheSeconds * 1000 : KERNEL_CACHE_MS;
+    const volumeFs = new VolumeFs(mv, { readOnly: opts.readOnly, cacheTtlMs, log });
+    fuse = await mountFuse(
+      dir,
+      opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
+      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
+      { errno: volumeErrno, opTimeoutMs: 120_000, log: (m) => log(`fuse: ${m}`) },
+    );
     const mounted = fuse;
 
     let daemon: ServingDaemon | undefined;
@@ -117,9 +110,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           return mv.commit().finally(() => versionPin.sync());
         case "reload": {
           const r = await mv.reload().finally(() => versionPin.sync());
-          // The kernel may hold names and attributes of the old tree for KERNEL_CACHE_SECONDS:
-          // return only once they have expired, so the caller sees the new version everywhere.
-          if (r.changed) await new Promise((res) => setTimeout(res, kernelCacheSeconds * 1000));
+          // The kernel may hold names and attributes of the old tree: drop them before
+          // answering, so the caller sees the new version everywhere at once.
+          if (r.changed) await volumeFs.invalidateAfterReload(mounted.session);
           return { version: r.version };
         }
         case "status":
@@ -156,7 +149,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           code = 1;
         }
       }
-      await new Promise<void>((res) => mounted.unmount(() => res()));
+      await mounted.unmount();
       await versionPin.stop();
       control?.close();
       await cache?.close();
@@ -182,7 +175,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     return await daemon.done;
   } catch (err) {
     reportToParent({ error: (err as Error).message });
-    if (fuse) await new Promise<void>((res) => fuse!.unmount(() => res()));
+    if (fuse) await fuse.unmount();
     await pin?.stop();
     control?.close();
     await cache?.close().catch(() => {});

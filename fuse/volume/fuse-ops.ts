@@ -1,194 +1,425 @@
-import Fuse, { type FuseOps, type FuseStat } from "fuse-native";
+import { constants } from "node:os";
+import { FUSE_ROOT_ID } from "../kernel/abi.js";
+import type { Filesystem } from "../kernel/filesystem.js";
+import { InodeMap } from "../kernel/inode-map.js";
+import { type Attr, type DirEntry, type Entry, Errno, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import { FsError } from "../common/errno.js";
-import { DirNode, FileNode, LinkNode, type Node, relPath } from "./namespace.js";
+import { DirNode, FileNode, LinkNode, type Node } from "./namespace.js";
 
+const E = constants.errno;
+const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const O_ACCMODE = 3;
+const RENAME_NOREPLACE = 1;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+/** The errno a volume FsError answers with (for the session's `errno` option). */
+export function volumeErrno(err: unknown): number | undefined {
+  return err instanceof FsError ? -err.errno : undefined;
+}
+
+export interface VolumeFsOptions {
+  readOnly: boolean;
+  /**
+   * How long the kernel may trust names and attributes. Only a reload changes the tree behind
+   * the kernel's back, and it invalidates what changed, so this can be long.
+   */
+  cacheTtlMs: number;
+  log: (msg: string) => void;
+}
 
 /**
- * Translates FUSE calls onto a MountedVolume. Every op is async and answers through its
- * callback; an unexpected failure (e.g. the server is unreachable while fetching a block)
- * becomes EIO and is logged, never a crash.
+ * The mounted volume as an inode-based FUSE file system. Inode numbers name tree nodes (a
+ * hard-linked file is one node, so one inode); the tree itself is path-based, so each inode
+ * remembers the parent and name it was last reached by and paths are derived from those.
  */
-export function volumeFuseOps(mv: MountedVolume, opts: { readOnly: boolean; log: (msg: string) => void }): FuseOps {
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
-  const ns = mv.ns;
+export class VolumeFs implements Filesystem {
+  private readonly inodes: InodeMap<Node>;
+  /** Where each inode was last named. Directories' entries make their children's paths follow a rename. */
+  private readonly names = new Map<number, { parent: number; name: string }>();
+  /** Access times: kept in memory only (the manifest stores mtimes). */
+  private readonly atimes = new WeakMap<Node, number>();
+  private readonly dirHandles = new Map<number, Array<[string, Node]>>();
+  private nextDirHandle = 1;
+  private readonly uid = process.getuid?.() ?? 0;
+  private readonly gid = process.getgid?.() ?? 0;
 
-  /** Runs an op, answering `cb` with its value or a negative errno. */
-  function run<T>(cb: (err: number, value?: T) => void, fn: () => T | Promise<T>): void {
-    Promise.resolve()
-      .then(fn)
-      .then(
-        (v) => cb(0, v),
-        (err: unknown) => cb(errnoOf(err)),
-      );
+  constructor(
+    private readonly mv: MountedVolume,
+    private readonly opts: VolumeFsOptions,
+  ) {
+    this.inodes = new InodeMap<Node>(mv.ns.root);
   }
-  /** For read/write, whose callback takes a byte count or a negative errno. */
-  function runCount(cb: (n: number) => void, fn: () => Promise<number>): void {
-    fn().then(cb, (err: unknown) => cb(errnoOf(err)));
+
+  // ---- helpers ----
+
+  private writable(): void {
+    if (this.opts.readOnly) throw new FsError("EROFS");
   }
-  function errnoOf(err: unknown): number {
-    if (err instanceof FsError) return err.errno;
-    log(`I/O error: ${(err as Error).stack ?? String(err)}`);
-    return Fuse.EIO;
+
+  private node(ino: number): Node {
+    const n = this.inodes.get(ino);
+    if (!n) throw new Errno(E.ESTALE);
+    return n;
   }
-  const log = opts.log;
-  const writable = () => {
-    if (opts.readOnly) throw new FsError("EROFS");
-  };
-  const find = (path: string): Node => {
-    const node = ns.lookup(relPath(path));
-    if (!node) throw new FsError("ENOENT");
-    return node;
-  };
-  const fileAt = (path: string): FileNode => {
-    const node = find(path);
-    if (node.type === "directory") throw new FsError("EISDIR");
-    if (node.type !== "file") throw new FsError("EINVAL");
-    return node;
-  };
-  const handle = (fd: number): FileNode => {
-    const node = mv.handle(fd);
+
+  private dir(ino: number): DirNode {
+    const n = this.node(ino);
+    if (n.type !== "directory") throw new FsError("ENOTDIR");
+    return n;
+  }
+
+  private file(n: Node): FileNode {
+    if (n.type === "directory") throw new FsError("EISDIR");
+    if (n.type !== "file") throw new FsError("EINVAL");
+    return n;
+  }
+
+  private handle(fh: number): FileNode {
+    const node = this.mv.handle(fh);
     if (!node) throw new FsError("EBADF");
     return node;
-  };
-  const truncate = async (path: string, node: FileNode, size: number) => {
-    writable();
-    await mv.store.truncate(node.content, size);
-    node.mtimeMs = Date.now();
-    mv.changed(relPath(path), node);
-  };
-  const stat = (node: Node): FuseStat => {
-    const time = new Date(node.mtimeMs);
-    const base = { uid, gid, atime: time, mtime: time, ctime: time };
+  }
+
+  /** The path `ino` was last reached by, as recorded (may be stale after another name's rename or unlink). */
+  private recordedPath(ino: number, depth = 0): string | undefined {
+    if (ino === FUSE_ROOT_ID) return "";
+    const at = this.names.get(ino);
+    if (!at || depth > 4096) return undefined;
+    const parent = this.recordedPath(at.parent, depth + 1);
+    if (parent === undefined) return undefined;
+    return parent ? `${parent}/${at.name}` : at.name;
+  }
+
+  /** A path that names `node` now (undefined if no name does: unlinked while open). */
+  private pathOf(ino: number, node: Node): string | undefined {
+    const p = this.recordedPath(ino);
+    if (p !== undefined && this.mv.ns.lookup(p) === node) return p;
+    if (node.type === "file" && node.nlink <= 0) return undefined;
+    // The name we knew is gone but another remains (a hard link's other name): find it.
+    for (const [q, n] of this.mv.ns.walk()) if (n === node) return q;
+    return undefined;
+  }
+
+  /** The path of a name inside directory `parent`. */
+  private childPath(parent: number, name: string): string {
+    if (name.includes("/") || name === "." || name === "..") throw new FsError("EINVAL");
+    const dir = this.dir(parent);
+    const p = this.pathOf(parent, dir);
+    if (p === undefined) throw new FsError("ENOENT");
+    return p ? `${p}/${name}` : name;
+  }
+
+  /** Records a change of `node`'s bytes or attributes for the next commit. */
+  private changed(ino: number, node: Node): void {
+    const p = this.pathOf(ino, node);
+    if (p !== undefined) this.mv.changed(p, node);
+  }
+
+  private attr(node: Node, ino: number): Attr {
+    const t = node.mtimeMs;
+    const base = { ino, uid: this.uid, gid: this.gid, atimeMs: this.atimes.get(node) ?? t, mtimeMs: t, ctimeMs: t };
     switch (node.type) {
       case "directory":
         return { ...base, mode: S_IFDIR | node.mode, size: 4096, nlink: 2 };
       case "symlink":
         return { ...base, mode: S_IFLNK | node.mode, size: Buffer.byteLength(node.target), nlink: 1 };
       default:
-        return { ...base, mode: S_IFREG | node.mode, size: node.content.size, nlink: Math.max(1, node.nlink), blocks: Math.ceil(node.content.size / 512) };
+        return { ...base, mode: S_IFREG | node.mode, size: node.content.size, nlink: Math.max(1, node.nlink) };
     }
-  };
+  }
 
-  return {
-    statfs: (_path, cb) =>
-      run(cb, () => {
-        const total = 2 ** 30; // 4 TiB of 4 KiB blocks: space is the server's concern
-        const limit = Math.min(ns.inodeLimit, 2 ** 32 - 1);
-        return { bsize: 4096, frsize: 4096, blocks: total, bfree: total, bavail: total, files: limit, ffree: Math.max(0, limit - ns.inodes), favail: Math.max(0, limit - ns.inodes), namemax: 255 };
-      }),
-    getattr: (path, cb) => run(cb, () => stat(find(path))),
-    readdir: (path, cb) =>
-      run(cb, () => {
-        const dir = find(path);
-        if (dir.type !== "directory") throw new FsError("ENOTDIR");
-        return [".", "..", ...dir.children.keys()];
-      }),
-    readlink: (path, cb) =>
-      run(cb, () => {
-        const node = find(path);
-        if (node.type !== "symlink") throw new FsError("EINVAL");
-        return node.target;
-      }),
+  /** The answer naming `node` as `name` in `parent`; allocates its inode number (last step before replying). */
+  private entry(parent: number, name: string, node: Node): Entry {
+    const ino = this.inodes.ino(node);
+    this.names.set(ino, { parent, name });
+    return { ino, attr: this.attr(node, ino), entryTtlMs: this.opts.cacheTtlMs, attrTtlMs: this.opts.cacheTtlMs };
+  }
 
-    open: (path, flags, cb) =>
-      run(cb, () => {
-        const write = (flags & O_ACCMODE) !== 0;
-        if (write) writable();
-        return mv.openHandle(fileAt(path), write);
-      }),
-    create: (path, mode, cb) =>
-      run(cb, () => {
-        writable();
-        const node = new FileNode(mode & 0o7777, Date.now(), new FileContent(0, []));
-        ns.add(relPath(path), node);
-        return mv.openHandle(node, true);
-      }),
-    release: (_path, fd, cb) => run(cb, () => mv.closeHandle(fd)),
-    read: (_path, fd, buf, len, pos, cb) => runCount(cb, async () => mv.store.read(handle(fd).content, buf, len, pos)),
-    write: (path, fd, buf, len, pos, cb) =>
-      runCount(cb, async () => {
-        writable();
-        const node = handle(fd);
-        const n = await mv.store.write(node.content, buf, len, pos);
-        node.mtimeMs = Date.now();
-        mv.changed(relPath(path), node);
-        return n;
-      }),
-    truncate: (path, size, cb) => run(cb, () => truncate(path, fileAt(path), size)),
-    ftruncate: (path, fd, size, cb) => run(cb, () => truncate(path, handle(fd), size)),
-    // Data lives in the upper dir until a commit; durability is what commit() gives.
-    flush: (_path, _fd, cb) => cb(0),
-    fsync: (_path, _datasync, _fd, cb) => cb(0),
-    fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
+  private attrReply(ino: number, node: Node) {
+    return { attr: this.attr(node, ino), ttlMs: this.opts.cacheTtlMs };
+  }
 
-    mkdir: (path, mode, cb) =>
-      run(cb, () => {
-        writable();
-        ns.add(relPath(path), new DirNode(mode & 0o7777, Date.now()));
-      }),
-    rmdir: (path, cb) =>
-      run(cb, async () => {
-        writable();
-        const node = find(path);
-        if (node.type !== "directory") throw new FsError("ENOTDIR");
-        if (node.children.size > 0) throw new FsError("ENOTEMPTY");
-        ns.remove(relPath(path));
-      }),
-    unlink: (path, cb) =>
-      run(cb, async () => {
-        writable();
-        if (find(path).type === "directory") throw new FsError("EISDIR");
-        await mv.dropped(ns.remove(relPath(path)));
-      }),
-    rename: (src, dest, cb) =>
-      run(cb, async () => {
-        writable();
-        await mv.dropped(ns.rename(relPath(src), relPath(dest)));
-      }),
-    symlink: (target, path, cb) =>
-      run(cb, () => {
-        writable();
-        ns.add(relPath(path), new LinkNode(target, 0o777, Date.now()));
-      }),
-    link: (src, dest, cb) =>
-      run(cb, () => {
-        writable();
-        const node = find(src);
-        if (node.type === "directory") throw new FsError("EPERM");
-        ns.add(relPath(dest), node);
-        if (node.type === "file") {
-          node.nlink++;
-          mv.changed(relPath(dest), node);
-        }
-      }),
-    chmod: (path, mode, cb) =>
-      run(cb, () => {
-        writable();
-        const node = find(path);
-        node.mode = mode & 0o7777;
-        mv.changed(relPath(path), node);
-      }),
+  // ---- names ----
+
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry {
+    const node = this.dir(parent).children.get(name);
+    if (!node) throw new FsError("ENOENT");
+    return this.entry(parent, name, node);
+  }
+
+  forget(ino: number): void {
+    this.inodes.forget(ino);
+    this.names.delete(ino);
+  }
+
+  getattr(_ctx: RequestContext, ino: number) {
+    return this.attrReply(ino, this.node(ino));
+  }
+
+  async setattr(_ctx: RequestContext, ino: number, set: SetattrRequest) {
+    const node = set.fh !== undefined && this.mv.handle(set.fh) ? this.handle(set.fh) : this.node(ino);
+    this.writable();
+    let touched = false;
+    if (set.size !== undefined) {
+      const file = this.file(node);
+      await this.mv.store.truncate(file.content, set.size);
+      file.mtimeMs = Date.now();
+      touched = true;
+    }
+    if (set.mode !== undefined) {
+      node.mode = set.mode & 0o7777;
+      touched = true;
+    }
+    if (set.mtime !== undefined) {
+      node.mtimeMs = set.mtime === "now" ? Date.now() : set.mtime;
+      touched = true;
+    }
+    if (set.atime !== undefined) this.atimes.set(node, set.atime === "now" ? Date.now() : set.atime);
     // Ownership is not stored (every file belongs to the mount's user); accepting it keeps cp -a, tar and rsync happy.
-    chown: (_path, _uid, _gid, cb) => run(cb, () => writable()),
-    // fuse-native 2.2.6 passes atime in both slots: the one time we get is used as the mtime.
-    utimens: (path, atime, _mtime, cb) =>
-      run(cb, () => {
-        writable();
-        const node = find(path);
-        node.mtimeMs = Math.round(atime);
-        mv.changed(relPath(path), node);
-      }),
-    // No extended attributes: answer like a file system without them.
-    getxattr: (_path, _name, _position, cb) => cb(Fuse.ENODATA),
-    listxattr: (_path, cb) => cb(0, []),
-    setxattr: (_path, _name, _value, _position, _flags, cb) => cb(Fuse.EOPNOTSUPP),
-    removexattr: (_path, _name, cb) => cb(Fuse.ENODATA),
-  };
+    if (touched) this.changed(ino, node);
+    return this.attrReply(ino, node);
+  }
+
+  readlink(_ctx: RequestContext, ino: number): string {
+    const node = this.node(ino);
+    if (node.type !== "symlink") throw new FsError("EINVAL");
+    return node.target;
+  }
+
+  private addNode(parent: number, name: string, node: Node): Entry {
+    this.writable();
+    const p = this.childPath(parent, name);
+    this.mv.ns.add(p, node);
+    if (node.type === "file") this.mv.changed(p, node);
+    return this.entry(parent, name, node);
+  }
+
+  mknod(_ctx: RequestContext, parent: number, name: string, mode: number): Entry {
+    if ((mode & S_IFMT) !== S_IFREG) throw new FsError("EPERM");
+    return this.addNode(parent, name, new FileNode(mode & 0o7777, Date.now(), new FileContent(0, [])));
+  }
+
+  mkdir(_ctx: RequestContext, parent: number, name: string, mode: number): Entry {
+    return this.addNode(parent, name, new DirNode(mode & 0o7777, Date.now()));
+  }
+
+  symlink(_ctx: RequestContext, parent: number, name: string, target: string): Entry {
+    return this.addNode(parent, name, new LinkNode(target, 0o777, Date.now()));
+  }
+
+  link(_ctx: RequestContext, ino: number, newParent: number, newName: string): Entry {
+    this.writable();
+    const node = this.node(ino);
+    if (node.type === "directory") throw new FsError("EPERM");
+    const p = this.childPath(newParent, newName);
+    this.mv.ns.add(p, node);
+    if (node.type === "file") {
+      node.nlink++;
+      this.mv.changed(p, node);
+    }
+    return this.entry(newParent, newName, node);
+  }
+
+  unlink(_ctx: RequestContext, parent: number, name: string): void {
+    this.writable();
+    const p = this.childPath(parent, name);
+    const node = this.mv.ns.lookup(p);
+    if (!node) throw new FsError("ENOENT");
+    if (node.type === "directory") throw new FsError("EISDIR");
+    this.release_(this.mv.ns.remove(p));
+  }
+
+  /** Frees a node's local bytes after answering: the name is gone already, the upper file's removal need not hold up the caller. */
+  private release_(node: Node | undefined): void {
+    this.mv.dropped(node).catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
+  }
+
+  rmdir(_ctx: RequestContext, parent: number, name: string): void {
+    this.writable();
+    const p = this.childPath(parent, name);
+    const node = this.mv.ns.lookup(p);
+    if (!node) throw new FsError("ENOENT");
+    if (node.type !== "directory") throw new FsError("ENOTDIR");
+    if (node.children.size > 0) throw new FsError("ENOTEMPTY");
+    this.mv.ns.remove(p);
+  }
+
+  rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+    this.writable();
+    if (flags & ~RENAME_NOREPLACE) throw new FsError("EINVAL"); // RENAME_EXCHANGE, RENAME_WHITEOUT
+    const from = this.childPath(parent, name);
+    const to = this.childPath(newParent, newName);
+    const node = this.mv.ns.lookup(from);
+    if (flags & RENAME_NOREPLACE && this.mv.ns.lookup(to)) throw new FsError("EEXIST");
+    const replaced = this.mv.ns.rename(from, to);
+    const ino = node && this.inodes.peek(node);
+    if (ino !== undefined) this.names.set(ino, { parent: newParent, name: newName });
+    this.release_(replaced);
+  }
+
+  // ---- files ----
+
+  open(_ctx: RequestContext, ino: number, flags: number) {
+    const write = (flags & O_ACCMODE) !== 0;
+    if (write) this.writable();
+    // Keep cached pages across opens: only this mount changes a node's bytes, and a reload
+    // that changes a file replaces its node (a new inode) or invalidates it.
+    return { fh: this.mv.openHandle(this.file(this.node(ino)), write), keepCache: true };
+  }
+
+  create(_ctx: RequestContext, parent: number, name: string, mode: number) {
+    const node = new FileNode(mode & 0o7777, Date.now(), new FileContent(0, []));
+    const entry = this.addNode(parent, name, node);
+    return { entry, opened: { fh: this.mv.openHandle(node, true), keepCache: true } };
+  }
+
+  async read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Promise<Buffer> {
+    const node = this.handle(fh);
+    const buf = Buffer.allocUnsafe(size);
+    const n = await this.mv.store.read(node.content, buf, size, offset);
+    return n === size ? buf : buf.subarray(0, n);
+  }
+
+  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer): Promise<number> {
+    this.writable();
+    const node = this.handle(fh);
+    const n = await this.mv.store.write(node.content, data, data.length, offset);
+    node.mtimeMs = Date.now();
+    this.changed(ino, node);
+    return n;
+  }
+
+  // No flush, fsync or fsyncdir: data lives in the upper dir until a commit, and durability is
+  // what commit() gives. Left out, they answer ENOSYS once and the kernel stops sending them
+  // (fsync then succeeds at once): one request less per close.
+
+  async release(_ctx: RequestContext, _ino: number, fh: number): Promise<void> {
+    await this.mv.closeHandle(fh);
+  }
+
+  async fallocate(_ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): Promise<void> {
+    if (mode !== 0) throw new Errno(E.EOPNOTSUPP);
+    this.writable();
+    const node = this.handle(fh);
+    if (offset + length <= node.content.size) return;
+    await this.mv.store.truncate(node.content, offset + length);
+    node.mtimeMs = Date.now();
+    this.changed(ino, node);
+  }
+
+  lseek(_ctx: RequestContext, _ino: number, fh: number, offset: number, whence: number): number {
+    const size = this.handle(fh).content.size;
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError("EINVAL");
+    if (offset >= size) throw new Errno(E.ENXIO);
+    // No holes are tracked: all data up to the end.
+    return whence === SEEK_DATA ? offset : size;
+  }
+
+  async copyFileRange(_ctx: RequestContext, src: { ino: number; fh: number; offset: number }, dst: { ino: number; fh: number; offset: number }, len: number): Promise<number> {
+    this.writable();
+    const from = this.handle(src.fh);
+    const to = this.handle(dst.fh);
+    const chunk = Buffer.allocUnsafe(Math.min(len, 1 << 20));
+    let done = 0;
+    while (done < len) {
+      const n = await this.mv.store.read(from.content, chunk, Math.min(chunk.length, len - done), src.offset + done);
+      if (n === 0) break;
+      await this.mv.store.write(to.content, chunk, n, dst.offset + done);
+      done += n;
+    }
+    if (done > 0) {
+      to.mtimeMs = Date.now();
+      this.changed(dst.ino, to);
+    }
+    return done;
+  }
+
+  /**
+   * Points `ino` at the node now at the path it was reached by, if the tree replaced that node
+   * (a catch-up with the server: fuse/nfs/close-to-open.ts). The kernel then sees the new bytes
+   * under the inode it holds, as an NFS client sees a file handle's new contents. False if
+   * that path names nothing (of its type) any more.
+   */
+  refresh(ino: number): boolean {
+    if (ino === FUSE_ROOT_ID) return true;
+    const node = this.inodes.get(ino);
+    const p = this.recordedPath(ino);
+    if (!node || p === undefined) return false;
+    const now = this.mv.ns.lookup(p);
+    if (!now || now.type !== node.type) return false;
+    if (now !== node) this.inodes.rekey(ino, now);
+    return true;
+  }
+
+  // ---- directories ----
+
+  opendir(_ctx: RequestContext, ino: number) {
+    const dir = this.dir(ino);
+    const parentIno = this.names.get(ino)?.parent ?? FUSE_ROOT_ID;
+    const parent = this.inodes.get(parentIno) ?? dir;
+    // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
+    const fh = this.nextDirHandle++;
+    this.dirHandles.set(fh, [[".", dir], ["..", parent], ...dir.children]);
+    return { fh };
+  }
+
+  readdir(_ctx: RequestContext, ino: number, fh: number, offset: number, max: number, plus: boolean): DirEntry[] {
+    let list = this.dirHandles.get(fh);
+    if (!list) {
+      const dir = this.dir(ino);
+      list = [[".", dir], ["..", dir], ...dir.children];
+    }
+    const out: DirEntry[] = [];
+    for (let i = offset; i < list.length && out.length < max; i++) {
+      const [name, node] = list[i]!;
+      const dot = name === "." || name === "..";
+      const entry = plus && !dot ? this.entry(ino, name, node) : undefined;
+      out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.ino(node)), type: typeOf(node), nextOffset: i + 1, entry });
+    }
+    return out;
+  }
+
+  releasedir(_ctx: RequestContext, _ino: number, fh: number): void {
+    this.dirHandles.delete(fh);
+  }
+
+  statfs() {
+    const ns = this.mv.ns;
+    const total = 2 ** 30; // 4 TiB of 4 KiB blocks: space is the server's concern
+    const limit = Math.min(ns.inodeLimit, 2 ** 32 - 1);
+    return { bsize: 4096, frsize: 4096, blocks: total, bfree: total, bavail: total, files: limit, ffree: Math.max(0, limit - ns.inodes), namelen: 255 };
+  }
+
+  // No extended attributes: the xattr ops are left out, so the session answers ENOSYS and the
+  // kernel stops asking (callers get EOPNOTSUPP). Answering ENODATA instead would cost a
+  // getxattr("security.capability") round trip on every write.
+
+  /**
+   * After a reload switched the tree: every name the kernel may cache that now leads elsewhere
+   * (or nowhere) is invalidated, and every directory's attributes, so the new version is
+   * visible at once. Nodes a reload replaces get new inode numbers, so no stale page survives.
+   */
+  async invalidateAfterReload(kernel: Notifier): Promise<number> {
+    const jobs: Array<Promise<void>> = [];
+    for (const [ino, node] of this.inodes.entries()) {
+      if (node.type === "directory") jobs.push(kernel.invalInode(ino, 0, 0));
+      if (ino === FUSE_ROOT_ID) continue;
+      const at = this.names.get(ino);
+      const p = this.recordedPath(ino);
+      if (at && (p === undefined || this.mv.ns.lookup(p) !== node)) jobs.push(kernel.invalEntry(at.parent, at.name));
+      else if (node.type !== "directory") jobs.push(kernel.invalInode(ino, -1, 0));
+    }
+    await Promise.all(jobs);
+    return jobs.length;
+  }
+}
+
+function typeOf(node: Node): number {
+  return node.type === "directory" ? 4 : node.type === "symlink" ? 10 : 8;
 }

@@ -137,25 +137,32 @@ async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
 export class DirSyncs {
   private readonly pending = new Map<string, { started: boolean; done: Promise<void> }>();
 
+  /** `fsyncDir` is the real directory fsync unless a test counts them. */
+  constructor(private readonly fsyncDir: (dir: string) => Promise<void> = fsyncDirectory) {}
+
   sync(dir: string): Promise<void> {
     const current = this.pending.get(dir);
     if (current && !current.started) return current.done;
     const entry = { started: false, done: Promise.resolve() };
     entry.done = (current?.done ?? Promise.resolve())
       .catch(() => {})
-      .then(async () => {
+      .then(() => {
         entry.started = true;
-        const fh = await open(dir, "r");
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        return this.fsyncDir(dir);
       })
       .finally(() => {
         if (this.pending.get(dir) === entry) this.pending.delete(dir);
       });
     this.pending.set(dir, entry);
     return entry.done;
+  }
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

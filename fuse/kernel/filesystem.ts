@@ -1,0 +1,82 @@
+import type { AttrReply, DirEntry, Entry, Opened, RequestContext, SetattrRequest, StatfsReply } from "./types.js";
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** What INIT settled, for the file system's information. */
+export interface ConnectionInfo {
+  major: number;
+  /** The minor version in use: the kernel's, up to the newest this implementation knows. */
+  minor: number;
+  /** What the kernel offered. */
+  kernelMinor: number;
+  kernelFlags: number;
+  /** The 64-bit INIT flags both sides agreed on (InitFlag). */
+  flags: number;
+  maxWrite: number;
+  maxReadahead: number;
+}
+
+/**
+ * An inode-based file system served by a FuseSession, modelled on fuser's `Filesystem` trait:
+ * inodes are numbers the file system hands out in `Entry` answers (the root is 1), the session
+ * counts the kernel's references and calls `forget` once the kernel holds none. Every op may
+ * answer synchronously or with a promise; a thrown or rejected error becomes an errno (an
+ * `errno`/`code` property, else EIO). Ops left out answer ENOSYS (opendir/release: success).
+ * The file system never sees the wire.
+ */
+export interface Filesystem {
+  init?(conn: ConnectionInfo): void;
+  /** The session ended (unmount, abort); no op follows. */
+  destroy?(): void;
+
+  lookup?(ctx: RequestContext, parent: number, name: string): MaybePromise<Entry>;
+  /** The kernel holds no reference to `ino` any more: its number may be forgotten. */
+  forget?(ino: number): void;
+  getattr?(ctx: RequestContext, ino: number, fh: number | undefined): MaybePromise<AttrReply>;
+  setattr?(ctx: RequestContext, ino: number, set: SetattrRequest): MaybePromise<AttrReply>;
+  readlink?(ctx: RequestContext, ino: number): MaybePromise<string>;
+  mknod?(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): MaybePromise<Entry>;
+  mkdir?(ctx: RequestContext, parent: number, name: string, mode: number): MaybePromise<Entry>;
+  unlink?(ctx: RequestContext, parent: number, name: string): MaybePromise<void>;
+  rmdir?(ctx: RequestContext, parent: number, name: string): MaybePromise<void>;
+  symlink?(ctx: RequestContext, parent: number, name: string, target: string): MaybePromise<Entry>;
+  /** rename(2) and renameat2(2): `flags` has RENAME_NOREPLACE / RENAME_EXCHANGE. */
+  rename?(ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): MaybePromise<void>;
+  link?(ctx: RequestContext, ino: number, newParent: number, newName: string): MaybePromise<Entry>;
+
+  open?(ctx: RequestContext, ino: number, flags: number): MaybePromise<Opened>;
+  /** Answers at most `size` bytes (fewer only at the end of the file). */
+  read?(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): MaybePromise<Buffer>;
+  /** `data` is the file system's to keep. Answers the bytes written. */
+  write?(ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): MaybePromise<number>;
+  flush?(ctx: RequestContext, ino: number, fh: number): MaybePromise<void>;
+  release?(ctx: RequestContext, ino: number, fh: number, flags: number): MaybePromise<void>;
+  fsync?(ctx: RequestContext, ino: number, fh: number, datasync: boolean): MaybePromise<void>;
+  create?(ctx: RequestContext, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: Entry; opened: Opened }>;
+  fallocate?(ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): MaybePromise<void>;
+  /** SEEK_DATA / SEEK_HOLE (SEEK_SET/CUR/END never reach the file system). */
+  lseek?(ctx: RequestContext, ino: number, fh: number, offset: number, whence: number): MaybePromise<number>;
+  copyFileRange?(
+    ctx: RequestContext,
+    src: { ino: number; fh: number; offset: number },
+    dst: { ino: number; fh: number; offset: number },
+    len: number,
+  ): MaybePromise<number>;
+
+  opendir?(ctx: RequestContext, ino: number, flags: number): MaybePromise<Opened>;
+  /**
+   * Entries from cookie `offset` on (0: the start), at most `max`: the session packs what fits.
+   * With `plus`, each entry but "." and ".." carries its lookup answer (`entry`).
+   */
+  readdir?(ctx: RequestContext, ino: number, fh: number, offset: number, max: number, plus: boolean): MaybePromise<DirEntry[]>;
+  releasedir?(ctx: RequestContext, ino: number, fh: number): MaybePromise<void>;
+  fsyncdir?(ctx: RequestContext, ino: number, fh: number, datasync: boolean): MaybePromise<void>;
+  statfs?(ctx: RequestContext, ino: number): MaybePromise<StatfsReply>;
+  access?(ctx: RequestContext, ino: number, mask: number): MaybePromise<void>;
+
+  setxattr?(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): MaybePromise<void>;
+  /** The value (the session answers size probes and ERANGE). */
+  getxattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<Buffer>;
+  listxattr?(ctx: RequestContext, ino: number): MaybePromise<string[]>;
+  removexattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<void>;
+}

@@ -1,0 +1,138 @@
+import { execFile, spawn } from "node:child_process";
+import { closeSync, constants as fsc, openSync } from "node:fs";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { MAX_WRITE } from "./abi.js";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
+import type { Filesystem } from "./filesystem.js";
+import { FuseSession, type SessionOptions } from "./session.js";
+
+const run = promisify(execFile);
+
+export interface MountOptions {
+  /** The source column of /proc/mounts (e.g. "silo-volume"). */
+  fsname: string;
+  /** The type is "fuse.<subtype>". */
+  subtype: string;
+  /** Let other users reach the mount (root mounts it for containers running as anyone). */
+  allowOther?: boolean;
+  /** The kernel checks permission bits itself (otherwise a root server enforces nothing). */
+  defaultPermissions?: boolean;
+  readOnly?: boolean;
+  /** Create the mount point if it is missing. */
+  mkdir?: boolean;
+}
+
+/** A live mount: its session, and how to take it down. */
+export interface FuseMount {
+  readonly dir: string;
+  readonly session: FuseSession;
+  /**
+   * Unmounts (lazily if it is busy) and waits until the session has ended, or at most
+   * `waitMs` (a lazily detached mount lives on while files on it are open). Safe to call twice
+   * and after someone else unmounted.
+   */
+  unmount(waitMs?: number): Promise<void>;
+}
+
+/**
+ * Mounts `fs` at `dir` and serves it in this process. As root this needs only /dev/fuse and
+ * mount(2): util-linux `mount -i -t fuse.SUBTYPE -o fd=3,…` is handed the open /dev/fuse as its
+ * fd 3 and makes the mount(2) call. Other users need fusermount3, which passes the fd back over
+ * a unix socket (SCM_RIGHTS) that Node cannot receive without a native addon: not supported yet.
+ */
+export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions, sessionOpts: SessionOptions = {}): Promise<FuseMount> {
+  const path = resolve(dir);
+  if ((process.getuid?.() ?? 0) !== 0) throw new Error(`mounting ${path} needs root (silo mounts FUSE file systems with mount(2); fusermount3 for other users is not supported yet)`);
+  if (opts.mkdir) await mkdir(path, { recursive: true });
+  const st = await stat(path);
+  // Not a call on a FUSE mount of ours: /dev/fuse is a character device.
+  const fd = openSync("/dev/fuse", fsc.O_RDWR);
+  const options = [
+    "fd=3",
+    `rootmode=${(st.mode & fsc.S_IFMT).toString(8)}`,
+    `user_id=${process.getuid?.() ?? 0}`,
+    `group_id=${process.getgid?.() ?? 0}`,
+    "nosuid",
+    "nodev",
+  ];
+  if (opts.allowOther) options.push("allow_other");
+  if (opts.defaultPermissions) options.push("default_permissions");
+  if (opts.readOnly) options.push("ro");
+  const session = new FuseSession(fd, fs, sessionOpts);
+  try {
+    await mountWithFd(fd, opts.fsname, `fuse.${opts.subtype}`, options.join(","), path);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  // INIT is the first request on a fresh mount; answer it before reporting the mount ready.
+  try {
+    await session.start();
+  } catch (err) {
+    await lazyUnmountPath(path).catch(() => {});
+    throw err;
+  }
+  await raiseReadahead(path).catch(() => {});
+  let unmounting: Promise<void> | undefined;
+  const mount: FuseMount = {
+    dir: path,
+    session,
+    unmount: (waitMs = 5_000) =>
+      (unmounting ??= (async () => {
+        await unmountPath(path).catch(() => {});
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+        clearTimeout(timer);
+        // Closing the fd while reads still wait on it would not end them; the process exit does.
+        if (ended) closeQuietly(fd);
+      })()),
+  };
+  return mount;
+}
+
+/**
+ * The kernel reads ahead on a FUSE mount only as far as the mount's backing device allows
+ * (128 KiB by default), whatever max_pages says: raise it to one full request (1 MiB), so
+ * sequential reads arrive as 1 MiB requests. The device number comes from mountinfo, not a
+ * stat of the mount: that would put the root's attributes in the kernel's cache, where they
+ * would outlive a killed daemon for the attribute timeout.
+ */
+async function raiseReadahead(path: string): Promise<void> {
+  const unescapeField = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => unescapeField(l.split(" ")[4] ?? "") === path);
+  const dev = line?.split(" ")[2];
+  if (dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(MAX_WRITE / 1024));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function mountWithFd(fd: number, source: string, type: string, options: string, dir: string): Promise<void> {
+  return new Promise((res, rej) => {
+    // -i: no /sbin/mount.fuse helper; the fd is passed as the child's fd 3.
+    const child = spawn("mount", ["-i", "-n", "-t", type, "-o", options, source, dir], { stdio: ["ignore", "ignore", "pipe", fd] });
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.once("error", rej);
+    child.once("close", (code) => (code === 0 ? res() : rej(new Error(`mount ${dir} failed: ${err.trim() || `exit ${code}`}`))));
+  });
+}
+
+/** `umount`, or a lazy unmount if the mount is busy (open files keep working until closed). */
+async function unmountPath(path: string): Promise<void> {
+  try {
+    await run("umount", [path]);
+  } catch {
+    await lazyUnmountPath(path);
+  }
+}
+
+async function lazyUnmountPath(path: string): Promise<void> {
+  await run("umount", ["-l", path]);
+}

@@ -1,0 +1,558 @@
+import { appendFileSync, read, write, writeSync, writevSync } from "node:fs";
+import { constants } from "node:os";
+import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, FUSE_ROOT_ID, InitFlag, MAX_PAGES, MAX_WRITE, OPCODE_NAMES, READ_BUFFER_SIZE, Size } from "./abi.js";
+import {
+  decodeHeader,
+  decodeRequest,
+  encodeAttrOut,
+  encodeCount,
+  encodeCreateOut,
+  encodeDirents,
+  encodeEntry,
+  encodeInitOut,
+  encodeInvalEntry,
+  encodeInvalInode,
+  encodeLseekOut,
+  encodeOpenOut,
+  encodeStatfs,
+  errorReply,
+  type InitIn,
+  MalformedRequest,
+  outHeader,
+  type Request,
+} from "./codec.js";
+import type { ConnectionInfo, Filesystem } from "./filesystem.js";
+import { Errno, type Notifier, type RequestContext } from "./types.js";
+
+const E = constants.errno;
+const SMALL_WRITE = 64 * 1024;
+
+export interface SessionOptions {
+  /**
+   * Reads of /dev/fuse kept outstanding. Each holds a libuv thread-pool thread while the kernel
+   * has nothing to send, so keep it well below UV_THREADPOOL_SIZE (the daemons raise that).
+   */
+  readers?: number;
+  /** O_TRUNC reaches open() instead of a setattr(size 0) before it. */
+  atomicOTrunc?: boolean;
+  /** The kernel buffers writes and sends them in large pieces later (changes mtime/size semantics). */
+  writebackCache?: boolean;
+  /** The kernel drops a file's cached pages when it sees a changed mtime or size. */
+  autoInvalData?: boolean;
+  /** "auto": readdirplus for the first listing of a directory, plain readdir after. */
+  readdirplus?: "auto" | "always" | "off";
+  /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
+  opTimeoutMs?: number;
+  /** The errno for an error an op threw that is not an Errno (undefined: EIO, logged). */
+  errno?: (err: unknown) => number | undefined;
+  log?: (msg: string) => void;
+}
+
+/** Thrown by ops to answer an errno (re-exported for file systems). */
+export { Errno };
+
+class Ctx implements RequestContext {
+  readonly uid: number;
+  readonly gid: number;
+  readonly pid: number;
+  readonly started = Date.now();
+  readonly t0 = performance.now();
+  answered = false;
+  interrupted = false;
+  private controller?: AbortController;
+  constructor(req: Request) {
+    this.uid = req.uid;
+    this.gid = req.gid;
+    this.pid = req.pid;
+  }
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.interrupted && !this.controller.signal.aborted) this.controller.abort();
+    return this.controller.signal;
+  }
+  interrupt(): void {
+    this.interrupted = true;
+    this.controller?.abort();
+  }
+}
+
+/** A reply: its payload parts, and the inodes it names (each gains one kernel reference if it is delivered). */
+interface Reply {
+  parts: Buffer[];
+  refs?: number[];
+}
+const EMPTY: Reply = { parts: [] };
+
+
+/**
+ * One FUSE connection: reads requests from the /dev/fuse fd, serves them on a Filesystem
+ * (many at once: every request is answered when its op settles, in any order), counts the
+ * kernel's inode references, handles INIT, FORGET, INTERRUPT and DESTROY itself, and sends
+ * invalidation notifications. Ends when the kernel ends the connection (unmount or abort).
+ */
+export class FuseSession implements Notifier {
+  info?: ConnectionInfo;
+  /** Resolves once INIT is answered. */
+  readonly ready: Promise<ConnectionInfo>;
+  /** Resolves when the connection has ended and the file system was told (destroy). */
+  readonly ended: Promise<void>;
+  /** Request counts by opcode name, and the largest READ and WRITE seen (for tests and benchmarks). */
+  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>() };
+  private readonly inflight = new Map<number, Ctx>();
+  private readonly refs = new Map<number, number>();
+  private readonly log: (msg: string) => void;
+  private resolveReady!: (info: ConnectionInfo) => void;
+  private rejectReady!: (err: Error) => void;
+  private resolveEnded!: () => void;
+  private readersLeft = 0;
+  private sweep?: NodeJS.Timeout;
+  private over = false;
+
+  constructor(
+    private readonly fd: number,
+    private readonly fs: Filesystem,
+    private readonly opts: SessionOptions = {},
+  ) {
+    this.log = opts.log ?? ((m) => process.stderr.write(`fuse: ${m}\n`));
+    this.ready = new Promise((res, rej) => {
+      this.resolveReady = res;
+      this.rejectReady = rej;
+    });
+    this.ready.catch(() => {});
+    this.ended = new Promise((res) => (this.resolveEnded = res));
+  }
+
+  /** Starts serving; resolves once the kernel's INIT is answered. */
+  start(): Promise<ConnectionInfo> {
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
+    const readers = Math.max(1, this.opts.readers ?? Math.min(3, pool - 2));
+    if (readers + 2 > pool) this.log(`warning: ${readers} readers of /dev/fuse with UV_THREADPOOL_SIZE=${pool}: file I/O may queue behind them`);
+    this.readersLeft = readers;
+    for (let i = 0; i < readers; i++) this.readLoop();
+    if (this.opts.opTimeoutMs) {
+      const limit = this.opts.opTimeoutMs;
+      this.sweep = setInterval(() => {
+        const now = Date.now();
+        for (const [unique, ctx] of this.inflight) {
+          if (now - ctx.started < limit || ctx.answered) continue;
+          ctx.answered = true;
+          ctx.interrupt();
+          this.inflight.delete(unique);
+          this.log(`request ${unique} ran longer than ${limit} ms: answered ETIMEDOUT`);
+          this.send([errorReply(unique, E.ETIMEDOUT)]);
+        }
+      }, Math.min(1000, limit)).unref();
+    }
+    return this.ready;
+  }
+
+  /** Requests being served right now. */
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  /** Inodes the kernel currently holds references to (root excluded). */
+  get knownInodes(): number {
+    return this.refs.size;
+  }
+
+  private readLoop(): void {
+    let buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    const next = () => {
+      if (this.over) return this.readerDone();
+      read(this.fd, buf, 0, buf.length, null, (err, n) => {
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // ENOENT: the request we were about to read was interrupted before we got it.
+          if (code === "EINTR" || code === "EAGAIN" || code === "ENOENT") return next();
+          if (code !== "ENODEV" && code !== "EBADF" && code !== "ECONNABORTED") this.log(`reading /dev/fuse failed: ${err.message}`);
+          return this.readerDone();
+        }
+        if (n === 0) return this.readerDone();
+        let keep = false;
+        try {
+          keep = this.dispatch(buf, n);
+        } catch (e) {
+          this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
+        }
+        // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
+        if (keep) buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+        next();
+      });
+    };
+    next();
+  }
+
+  private readerDone(): void {
+    this.over = true;
+    if (--this.readersLeft > 0) return;
+    clearInterval(this.sweep);
+    for (const ctx of this.inflight.values()) ctx.interrupt();
+    // SILO_FUSE_STATS=FILE: a line per session with the requests served and the time their ops took.
+    if (process.env.SILO_FUSE_STATS) {
+      const ops = [...this.stats.requests].map(([op, n]) => `${op} ${n}${this.stats.opMs.has(op) ? ` (${this.stats.opMs.get(op)!.toFixed(0)} ms)` : ""}`);
+      appendFileSync(process.env.SILO_FUSE_STATS, `${new Date().toISOString()} ${ops.join(", ")}\n`);
+    }
+    this.rejectReady(new Error("the FUSE connection ended before INIT"));
+    try {
+      this.fs.destroy?.();
+    } catch (err) {
+      this.log(`destroy failed: ${(err as Error).message}`);
+    }
+    this.resolveEnded();
+  }
+
+  /** Serves one request; true if it keeps a view into `buf` (WRITE data). */
+  private dispatch(buf: Buffer, n: number): boolean {
+    let req: Request;
+    try {
+      req = decodeRequest(buf, n);
+    } catch (err) {
+      if (!(err instanceof MalformedRequest) || n < Size.IN_HEADER) throw err;
+      const h = decodeHeader(buf);
+      this.log(`malformed request (${err.message}): answered EINVAL`);
+      this.send([errorReply(h.unique, E.EINVAL)]);
+      return false;
+    }
+    const a = req.args;
+    const name = OPCODE_NAMES[req.opcode] ?? String(req.opcode);
+    this.stats.requests.set(name, (this.stats.requests.get(name) ?? 0) + 1);
+    switch (a.op) {
+      case "INIT":
+        this.init(req.unique, a.init);
+        return false;
+      case "FORGET":
+        this.forget(req.nodeid, a.nlookup);
+        return false;
+      case "BATCH_FORGET":
+        for (const f of a.forgets) this.forget(f.ino, f.nlookup);
+        return false;
+      case "INTERRUPT":
+        this.interrupt(req.unique, a.target);
+        return false;
+      case "DESTROY":
+        this.send([outHeader(Size.OUT_HEADER, 0, req.unique)]);
+        return false;
+      case "UNSUPPORTED":
+        this.send([errorReply(req.unique, E.ENOSYS)]);
+        return false;
+      case "WRITE":
+        // Small writes are copied out, so the 1 MiB read buffer is reused; large ones are
+        // served from it (and the reader takes a fresh buffer).
+        if (a.data.length <= SMALL_WRITE) {
+          a.data = Buffer.from(a.data);
+          this.serve(req);
+          return false;
+        }
+        this.serve(req);
+        return true;
+      default:
+        this.serve(req);
+        return false;
+    }
+  }
+
+  private init(unique: number, k: InitIn): void {
+    if (k.major < FUSE_KERNEL_VERSION || (k.major === FUSE_KERNEL_VERSION && k.minor < FUSE_MIN_MINOR_VERSION)) {
+      this.log(`the kernel speaks FUSE ${k.major}.${k.minor}; silo needs ${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR_VERSION} or newer`);
+      this.send([errorReply(unique, E.EPROTO)]);
+      return;
+    }
+    if (k.major > FUSE_KERNEL_VERSION) {
+      // Answer with our major only: the kernel then sends INIT again with ours.
+      const out = encodeInitOut({ major: FUSE_KERNEL_VERSION, minor: FUSE_KERNEL_MINOR_VERSION, maxReadahead: 0, flags: 0, maxBackground: 0, congestionThreshold: 0, maxWrite: 0, timeGran: 0, maxPages: 0 });
+      this.send([outHeader(Size.OUT_HEADER + out.length, 0, unique), out]);
+      return;
+    }
+    let want =
+      InitFlag.ASYNC_READ +
+      InitFlag.BIG_WRITES +
+      InitFlag.MAX_PAGES +
+      InitFlag.PARALLEL_DIROPS +
+      InitFlag.ABORT_ERROR +
+      InitFlag.ASYNC_DIO +
+      InitFlag.CACHE_SYMLINKS +
+      InitFlag.INIT_EXT;
+    const plus = this.opts.readdirplus ?? "auto";
+    if (plus !== "off") want += InitFlag.DO_READDIRPLUS;
+    if (plus === "auto") want += InitFlag.READDIRPLUS_AUTO;
+    if (this.opts.atomicOTrunc) want += InitFlag.ATOMIC_O_TRUNC;
+    if (this.opts.writebackCache) want += InitFlag.WRITEBACK_CACHE;
+    if (this.opts.autoInvalData) want += InitFlag.AUTO_INVAL_DATA;
+    const flags = Number(BigInt(want) & BigInt(k.flags));
+    const info: ConnectionInfo = {
+      major: FUSE_KERNEL_VERSION,
+      minor: Math.min(k.minor, FUSE_KERNEL_MINOR_VERSION),
+      kernelMinor: k.minor,
+      kernelFlags: k.flags,
+      flags,
+      maxWrite: MAX_WRITE,
+      maxReadahead: k.maxReadahead,
+    };
+    const out = encodeInitOut({
+      major: info.major,
+      minor: info.minor,
+      maxReadahead: k.maxReadahead,
+      flags,
+      // Background requests (readahead, async reads) the kernel keeps in flight at once.
+      maxBackground: 64,
+      congestionThreshold: 48,
+      maxWrite: MAX_WRITE,
+      timeGran: 1,
+      maxPages: MAX_PAGES,
+    });
+    if (!this.send([outHeader(Size.OUT_HEADER + out.length, 0, unique), out])) return;
+    this.info = info;
+    try {
+      this.fs.init?.(info);
+    } catch (err) {
+      this.log(`init failed: ${(err as Error).message}`);
+    }
+    this.resolveReady(info);
+  }
+
+  private forget(ino: number, nlookup: number): void {
+    if (ino === FUSE_ROOT_ID) return;
+    const left = (this.refs.get(ino) ?? 0) - nlookup;
+    if (left > 0) {
+      this.refs.set(ino, left);
+      return;
+    }
+    this.refs.delete(ino);
+    try {
+      this.fs.forget?.(ino);
+    } catch (err) {
+      this.log(`forget ${ino} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private interrupt(unique: number, target: number, retried = false): void {
+    const ctx = this.inflight.get(target);
+    if (ctx) {
+      ctx.interrupt();
+      return;
+    }
+    if (retried) {
+      // Not (yet) seen: EAGAIN makes the kernel send the interrupt again if the request is still pending.
+      this.send([errorReply(unique, E.EAGAIN)]);
+      return;
+    }
+    // Another reader may hold the target request right now; look again shortly.
+    setTimeout(() => this.interrupt(unique, target, true), 10).unref();
+  }
+
+  private serve(req: Request): void {
+    const ctx = new Ctx(req);
+    this.inflight.set(req.unique, ctx);
+    let result: Promise<Reply>;
+    try {
+      result = Promise.resolve(this.call(req, ctx));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (reply) => {
+        if (ctx.answered) return;
+        ctx.answered = true;
+        const name = OPCODE_NAMES[req.opcode]!;
+        this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
+        this.inflight.delete(req.unique);
+        const len = reply.parts.reduce((n: number, p) => n + p.length, Size.OUT_HEADER as number);
+        const delivered = this.send([outHeader(len, 0, req.unique), ...reply.parts]);
+        if (delivered && reply.refs) for (const ino of reply.refs) if (ino !== FUSE_ROOT_ID) this.refs.set(ino, (this.refs.get(ino) ?? 0) + 1);
+        if (!delivered && reply.refs) for (const ino of reply.refs) if (!this.refs.has(ino)) this.forget(ino, 0);
+      },
+      (err: unknown) => {
+        if (ctx.answered) return;
+        ctx.answered = true;
+        this.inflight.delete(req.unique);
+        this.send([errorReply(req.unique, this.errnoOf(err, req, ctx))]);
+      },
+    );
+  }
+
+  private errnoOf(err: unknown, req: Request, ctx: Ctx): number {
+    if (err instanceof Errno) return err.errno;
+    const mapped = this.opts.errno?.(err);
+    if (mapped !== undefined) return mapped;
+    if ((err as Error)?.name === "AbortError" || (ctx.interrupted && ctx.signal.aborted)) return E.EINTR;
+    this.log(`${req.args.op} (inode ${req.nodeid}) failed: ${(err as Error)?.stack ?? String(err)}`);
+    return E.EIO;
+  }
+
+  /** Runs the op behind a request and builds its reply. */
+  private async call(req: Request, ctx: Ctx): Promise<Reply> {
+    const fs = this.fs;
+    const ino = req.nodeid;
+    const a = req.args;
+    const missing = (): never => {
+      throw new Errno(E.ENOSYS);
+    };
+    switch (a.op) {
+      case "LOOKUP": {
+        const e = await (fs.lookup ? fs.lookup(ctx, ino, a.name) : missing());
+        return { parts: [encodeEntry(e)], refs: [e.ino] };
+      }
+      case "GETATTR": {
+        const r = await (fs.getattr ? fs.getattr(ctx, ino, a.fh) : missing());
+        return { parts: [encodeAttrOut(r.attr, r.ttlMs)] };
+      }
+      case "SETATTR": {
+        const r = await (fs.setattr ? fs.setattr(ctx, ino, a.set) : missing());
+        return { parts: [encodeAttrOut(r.attr, r.ttlMs)] };
+      }
+      case "READLINK":
+        return { parts: [Buffer.from(await (fs.readlink ? fs.readlink(ctx, ino) : missing()))] };
+      case "SYMLINK": {
+        const e = await (fs.symlink ? fs.symlink(ctx, ino, a.name, a.target) : missing());
+        return { parts: [encodeEntry(e)], refs: [e.ino] };
+      }
+      case "MKNOD": {
+        const e = await (fs.mknod ? fs.mknod(ctx, ino, a.name, a.mode, a.rdev) : missing());
+        return { parts: [encodeEntry(e)], refs: [e.ino] };
+      }
+      case "MKDIR": {
+        const e = await (fs.mkdir ? fs.mkdir(ctx, ino, a.name, a.mode) : missing());
+        return { parts: [encodeEntry(e)], refs: [e.ino] };
+      }
+      case "LINK": {
+        const e = await (fs.link ? fs.link(ctx, a.oldIno, ino, a.newName) : missing());
+        return { parts: [encodeEntry(e)], refs: [e.ino] };
+      }
+      case "UNLINK":
+        await (fs.unlink ? fs.unlink(ctx, ino, a.name) : missing());
+        return EMPTY;
+      case "RMDIR":
+        await (fs.rmdir ? fs.rmdir(ctx, ino, a.name) : missing());
+        return EMPTY;
+      case "RENAME":
+        await (fs.rename ? fs.rename(ctx, ino, a.name, a.newParent, a.newName, a.flags) : missing());
+        return EMPTY;
+      case "OPEN":
+        return { parts: [encodeOpenOut(await (fs.open ? fs.open(ctx, ino, a.flags) : missing()))] };
+      case "OPENDIR":
+        return { parts: [encodeOpenOut(fs.opendir ? await fs.opendir(ctx, ino, a.flags) : { fh: 0 })] };
+      case "READ": {
+        if (a.size > this.stats.maxRead) this.stats.maxRead = a.size;
+        const data = await (fs.read ? fs.read(ctx, ino, a.fh, a.offset, a.size) : missing());
+        return { parts: [data.length > a.size ? data.subarray(0, a.size) : data] };
+      }
+      case "WRITE": {
+        if (a.data.length > this.stats.maxWrite) this.stats.maxWrite = a.data.length;
+        return { parts: [encodeCount(await (fs.write ? fs.write(ctx, ino, a.fh, a.offset, a.data, a.writeFlags) : missing()))] };
+      }
+      case "STATFS": {
+        const s = fs.statfs ? await fs.statfs(ctx, ino) : { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
+        return { parts: [encodeStatfs(s)] };
+      }
+      case "RELEASE":
+        await fs.release?.(ctx, ino, a.fh, a.flags);
+        return EMPTY;
+      case "RELEASEDIR":
+        await fs.releasedir?.(ctx, ino, a.fh);
+        return EMPTY;
+      case "FLUSH":
+        await (fs.flush ? fs.flush(ctx, ino, a.fh) : missing());
+        return EMPTY;
+      case "FSYNC":
+        await (fs.fsync ? fs.fsync(ctx, ino, a.fh, a.datasync) : missing());
+        return EMPTY;
+      case "FSYNCDIR":
+        await (fs.fsyncdir ? fs.fsyncdir(ctx, ino, a.fh, a.datasync) : missing());
+        return EMPTY;
+      case "SETXATTR":
+        await (fs.setxattr ? fs.setxattr(ctx, ino, a.name, a.value, a.flags) : missing());
+        return EMPTY;
+      case "REMOVEXATTR":
+        await (fs.removexattr ? fs.removexattr(ctx, ino, a.name) : missing());
+        return EMPTY;
+      case "GETXATTR":
+        return sized(await (fs.getxattr ? fs.getxattr(ctx, ino, a.name) : missing()), a.size);
+      case "LISTXATTR": {
+        const names = await (fs.listxattr ? fs.listxattr(ctx, ino) : missing());
+        return sized(Buffer.from(names.map((n) => `${n}\0`).join("")), a.size);
+      }
+      case "ACCESS":
+        await (fs.access ? fs.access(ctx, ino, a.mask) : missing());
+        return EMPTY;
+      case "CREATE": {
+        const r = await (fs.create ? fs.create(ctx, ino, a.name, a.mode, a.flags) : missing());
+        return { parts: [encodeCreateOut(r.entry, r.opened)], refs: [r.entry.ino] };
+      }
+      case "READDIR":
+      case "READDIRPLUS": {
+        const plus = a.op === "READDIRPLUS";
+        const max = Math.ceil(a.size / (plus ? Size.DIRENTPLUS + 8 : Size.DIRENT + 8)) + 1;
+        const entries = await (fs.readdir ? fs.readdir(ctx, ino, a.fh, a.offset, max, plus) : missing());
+        const { data, count } = encodeDirents(entries, a.size, plus);
+        const refs: number[] = [];
+        // The kernel takes a reference for every packed entry but "." and ".." (and nodeid 0).
+        if (plus) for (const d of entries.slice(0, count)) if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
+        return { parts: [data], refs };
+      }
+      case "FALLOCATE":
+        await (fs.fallocate ? fs.fallocate(ctx, ino, a.fh, a.offset, a.length, a.mode) : missing());
+        return EMPTY;
+      case "LSEEK":
+        return { parts: [encodeLseekOut(await (fs.lseek ? fs.lseek(ctx, ino, a.fh, a.offset, a.whence) : missing()))] };
+      case "COPY_FILE_RANGE": {
+        const n = await (fs.copyFileRange ? fs.copyFileRange(ctx, { ino, fh: a.fhIn, offset: a.offIn }, { ino: a.inoOut, fh: a.fhOut, offset: a.offOut }, a.len) : missing());
+        return { parts: [encodeCount(n)] };
+      }
+      default:
+        throw new Errno(E.ENOSYS);
+    }
+  }
+
+  /**
+   * Writes one reply. False when the kernel no longer wants it: the request was interrupted and
+   * dropped (ENOENT) or the connection is gone.
+   */
+  private send(parts: Buffer[]): boolean {
+    try {
+      if (parts.length === 1) writeSync(this.fd, parts[0]!);
+      else writevSync(this.fd, parts);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENODEV" && code !== "EBADF" && code !== "ECONNABORTED") this.log(`reply failed: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * Notifications go through the thread pool, never synchronously: the kernel may hold them
+   * until a request we are still serving finishes (it locks the directory or inode first).
+   */
+  private notify(msg: Buffer): Promise<void> {
+    if (!this.info || this.over) return Promise.resolve();
+    return new Promise((res) =>
+      write(this.fd, msg, 0, msg.length, null, (err) => {
+        // ENOENT: the kernel does not cache what we invalidate; nothing to do.
+        if (err && err.code !== "ENOENT" && err.code !== "ENODEV" && err.code !== "EBADF") this.log(`notification failed: ${err.message}`);
+        res();
+      }),
+    );
+  }
+
+  invalEntry(parent: number, name: string): Promise<void> {
+    return this.notify(encodeInvalEntry(parent, name));
+  }
+
+  invalInode(ino: number, off = 0, len = 0): Promise<void> {
+    return this.notify(encodeInvalInode(ino, off, len));
+  }
+
+  /** Whether the kernel holds a reference to `ino` (worth invalidating). */
+  isKnown(ino: number): boolean {
+    return ino === FUSE_ROOT_ID || this.refs.has(ino);
+  }
+}
+
+/** getxattr/listxattr: a size probe (size 0) gets the length, a short buffer ERANGE. */
+function sized(value: Buffer, size: number): Reply {
+  if (size === 0) return { parts: [encodeCount(value.length)] };
+  if (value.length > size) throw new Errno(E.ERANGE);
+  return { parts: [value] };
+}
+

@@ -1,0 +1,112 @@
+/**
+ * The values that cross between the FUSE session and a file system: what a request carries
+ * besides its arguments, and what replies are made of. Times are milliseconds since the epoch.
+ */
+
+/** Who asked: the calling process's credentials and pid, for every request. */
+export interface RequestContext {
+  readonly uid: number;
+  readonly gid: number;
+  readonly pid: number;
+  /** Aborted when the kernel interrupts the request (the caller got a signal) or the session ends. */
+  readonly signal: AbortSignal;
+}
+
+export interface Attr {
+  ino: number;
+  size: number;
+  /** 512-byte blocks (default: size rounded up). */
+  blocks?: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** File type and permission bits (S_IFREG | 0644 …). */
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev?: number;
+  blksize?: number;
+}
+
+/** An answer naming an inode (lookup, mkdir, create, readdirplus…): the kernel takes one reference. */
+export interface Entry {
+  ino: number;
+  generation?: number;
+  attr: Attr;
+  /** How long the kernel may trust the name → inode binding. */
+  entryTtlMs: number;
+  /** How long the kernel may trust the attributes. */
+  attrTtlMs: number;
+}
+
+export interface AttrReply {
+  attr: Attr;
+  ttlMs: number;
+}
+
+export interface Opened {
+  fh: number;
+  /** Keep the kernel's page cache of the file across opens. */
+  keepCache?: boolean;
+  /** Bypass the page cache for this open file. */
+  directIo?: boolean;
+  /** Let the kernel cache this directory's listing. */
+  cacheDir?: boolean;
+  nonSeekable?: boolean;
+}
+
+export interface StatfsReply {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namelen: number;
+  frsize: number;
+}
+
+/** One directory entry of a listing; `nextOffset` is the cookie the listing resumes at after it. */
+export interface DirEntry {
+  name: string;
+  ino: number;
+  /** S_IF* >> 12 (DT_REG 8, DT_DIR 4, DT_LNK 10), 0 if unknown. */
+  type: number;
+  nextOffset: number;
+  /** readdirplus: the lookup answer for this name (absent for "." and ".."). */
+  entry?: Entry;
+}
+
+/** What fuse_setattr_in asks to change; absent fields stay as they are. */
+export interface SetattrRequest {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** A time in ms, or "now" (utimensat's UTIME_NOW). */
+  atime?: number | "now";
+  mtime?: number | "now";
+  ctime?: number;
+  /** The open file the change comes through (ftruncate, futimens). */
+  fh?: number;
+}
+
+/** Writes the session may send to the kernel outside of a request (cache invalidation). */
+export interface Notifier {
+  /** Drops the kernel's cached name `name` in directory `parent` (the next access looks it up). */
+  invalEntry(parent: number, name: string): Promise<void>;
+  /** Drops the cached attributes of `ino` and, unless off < 0, its cached pages from `off` for `len` bytes (0: to the end). */
+  invalInode(ino: number, off?: number, len?: number): Promise<void>;
+}
+
+/** An error the session answers with a specific errno (positive number). */
+export class Errno extends Error {
+  constructor(
+    readonly errno: number,
+    message?: string,
+  ) {
+    super(message ?? `errno ${errno}`);
+    this.name = "Errno";
+  }
+}

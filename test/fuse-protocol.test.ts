@@ -1,0 +1,249 @@
+/**
+ * Protocol-level tests of silo's FUSE transport (fuse/kernel): a real kernel mount of the probe
+ * file system, served by a child process (dist/fuse/kernel/probe/main.js), probed from here and
+ * from further child processes.
+ */
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
+import { InitFlag } from "../fuse/kernel/abi.js";
+import { isMounted, lazyUnmount, mountPointState } from "../fuse/common/mount-table.js";
+import { within } from "./helpers/volume-mounts.js";
+
+const PROBE = resolve(import.meta.dirname, "../dist/fuse/kernel/probe/main.js");
+const MiB = 1024 * 1024;
+
+type Reply = Record<string, unknown>;
+
+/** The serving process: one JSON command per line in, one JSON answer per line out. */
+class Probe {
+  private readonly waiters: Array<(r: Reply) => void> = [];
+  private readonly queue: Reply[] = [];
+  stderr = "";
+  readonly exited: Promise<number | null>;
+  private constructor(
+    readonly proc: ChildProcessWithoutNullStreams,
+    readonly dir: string,
+  ) {
+    createInterface({ input: proc.stdout }).on("line", (l) => {
+      const r = JSON.parse(l) as Reply;
+      const w = this.waiters.shift();
+      if (w) w(r);
+      else this.queue.push(r);
+    });
+    proc.stderr.on("data", (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => proc.once("exit", (code) => r(code)));
+  }
+
+  static async start(dir: string): Promise<{ probe: Probe; ready: Reply }> {
+    const proc = spawn(process.execPath, [PROBE, dir], { env: { ...process.env, UV_THREADPOOL_SIZE: "12" }, stdio: "pipe" });
+    const probe = new Probe(proc, dir);
+    const ready = await within(20_000, "probe mount", Promise.race([probe.next(), probe.exited.then((c) => Promise.reject(new Error(`probe exited ${c}: ${probe.stderr}`)))]));
+    return { probe, ready };
+  }
+
+  next(): Promise<Reply> {
+    const r = this.queue.shift();
+    if (r) return Promise.resolve(r);
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  send(cmd: Reply): Promise<Reply> {
+    this.proc.stdin.write(`${JSON.stringify(cmd)}\n`);
+    return within(20_000, `probe ${String(cmd.cmd)}`, this.next());
+  }
+
+  stats(): Promise<Reply> {
+    return this.send({ cmd: "stats" });
+  }
+}
+
+/** Waits until `check` holds, polling the probe (events, not a fixed sleep). */
+async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `cat FILE` in its own process (it blocks in the kernel; the test process must not). */
+function cat(file: string): { proc: ChildProcess; out: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+  const proc = spawn("cat", [file], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const out = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((res) =>
+    proc.once("close", (code, signal) => res({ code, signal, stdout, stderr })),
+  );
+  return { proc, out };
+}
+
+let root: string;
+const probes: Probe[] = [];
+const children: ChildProcess[] = [];
+
+async function mountProbe(name: string): Promise<{ probe: Probe; ready: Reply; dir: string }> {
+  const dir = join(root, name);
+  const { probe, ready } = await Probe.start(dir);
+  probes.push(probe);
+  return { probe, ready, dir };
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "silo-fuse-protocol-"));
+  chmodSync(root, 0o755); // other users reach the mounts below it
+
+});
+afterEach(async () => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+  for (const p of probes.splice(0)) {
+    p.proc.stdin.end();
+    p.proc.kill("SIGKILL");
+    await p.exited;
+    if ((await mountPointState(p.dir).catch(() => "stale")) !== "free") await lazyUnmount(p.dir).catch(() => {});
+  }
+});
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe("silo's FUSE transport", () => {
+  it("INIT: takes the kernel's minor version and the flags asked for (max_pages, readdirplus, parallel dirops)", async () => {
+    const { ready, dir } = await mountProbe("init");
+    const info = ready.info as { major: number; minor: number; kernelMinor: number; kernelFlags: number; flags: number; maxWrite: number };
+    expect(info.major).toBe(7);
+    expect(info.kernelMinor).toBeGreaterThanOrEqual(31);
+    expect(info.minor).toBe(Math.min(info.kernelMinor, 45));
+    const has = (flags: number, f: number) => (BigInt(flags) & BigInt(f)) !== 0n;
+    for (const f of [InitFlag.MAX_PAGES, InitFlag.DO_READDIRPLUS, InitFlag.PARALLEL_DIROPS, InitFlag.ASYNC_READ, InitFlag.BIG_WRITES]) {
+      expect(has(info.kernelFlags, f)).toBe(true);
+      expect(has(info.flags, f)).toBe(true);
+    }
+    // Never more than the kernel offered.
+    expect(BigInt(info.flags) & ~BigInt(info.kernelFlags)).toBe(0n);
+    expect(info.maxWrite).toBe(MiB);
+    expect(await isMounted(dir)).toBe(true);
+    const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
+    expect(mountinfo.split("\n").find((l) => l.split(" ")[4] === dir)).toMatch(/ - fuse\.silo-probe silo-probe /);
+  });
+
+  it("reads and writes in 1 MiB requests, and the caller's uid/gid own what it creates", async () => {
+    const { probe, dir } = await mountProbe("big");
+    const data = Buffer.alloc(16 * MiB);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    // One write(2) of 16 MiB (writeFile would cut it into 512 KiB calls): the kernel sends 1 MiB requests.
+    const w = await open(join(dir, "big"), "w");
+    expect((await w.write(data, 0, data.length, 0)).bytesWritten).toBe(data.length);
+    await w.close();
+    expect((await readFile(join(dir, "big"))).equals(data)).toBe(true);
+    // Another process reads it in 1 MiB pieces, bypassing the page cache: each is one request.
+    const dd = spawn("dd", [`if=${join(dir, "big")}`, "of=/dev/null", "bs=1M", "iflag=direct"], { stdio: "ignore" });
+    children.push(dd);
+    expect(await within(20_000, "dd", new Promise((res) => dd.once("close", res)))).toBe(0);
+    const s = await probe.stats();
+    expect(s.maxWrite).toBe(MiB);
+    expect(s.maxRead).toBe(MiB);
+    // Every request carries its caller: a file another user creates is theirs.
+    const touch = spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "touch", join(dir, "by-nobody")], { stdio: "ignore" });
+    children.push(touch);
+    expect(await within(10_000, "touch as nobody", new Promise((res) => touch.once("close", res)))).toBe(0);
+    const own = await stat(join(dir, "by-nobody"));
+    expect([own.uid, own.gid]).toEqual([65534, 65534]);
+  });
+
+  it("serves many requests while one is held: a slow read never stalls the others", async () => {
+    const { probe, dir } = await mountProbe("slow");
+    const slow = cat(join(dir, "slow"));
+    children.push(slow.proc);
+    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    // 300 requests of every kind from this process while the slow one is held.
+    await within(
+      30_000,
+      "requests beside the slow one",
+      Promise.all(
+        Array.from({ length: 100 }, async (_, i) => {
+          await writeFile(join(dir, `f${i}`), `file ${i}`);
+          expect(await readFile(join(dir, `f${i}`), "utf8")).toBe(`file ${i}`);
+          expect((await stat(join(dir, `f${i}`))).size).toBe(`file ${i}`.length);
+        }),
+      ),
+    );
+    expect((await readdir(dir)).length).toBe(101);
+    const s = await probe.stats();
+    expect(s.slowPending).toBe(1);
+    expect(s.inFlight).toBe(1);
+    await probe.send({ cmd: "release" });
+    const out = await within(20_000, "slow cat", slow.out);
+    expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
+  });
+
+  it("an interrupted request (the caller killed) is aborted in the file system and answered at once", async () => {
+    const { probe, dir } = await mountProbe("intr");
+    const slow = cat(join(dir, "slow"));
+    children.push(slow.proc);
+    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    slow.proc.kill("SIGTERM");
+    // Without INTERRUPT handling the killed cat would hang in the kernel until the read is released.
+    const out = await within(15_000, "the interrupted cat exits", slow.out);
+    expect(out.signal).toBe("SIGTERM");
+    const s = await probe.stats();
+    expect(s.interrupted).toBe(1);
+    expect(s.slowPending).toBe(0);
+    expect((s.requests as Record<string, number>).INTERRUPT).toBeGreaterThanOrEqual(1);
+    // The mount goes on serving.
+    await writeFile(join(dir, "after"), "still here");
+    expect(await readFile(join(dir, "after"), "utf8")).toBe("still here");
+  });
+
+  it("a request racing an unmount is still answered; the session then ends and leaves no mount", async () => {
+    const { probe, dir } = await mountProbe("race");
+    const slow = cat(join(dir, "slow"));
+    children.push(slow.proc);
+    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    // The file is open: umount(8) refuses (busy), so the mount is detached lazily.
+    probe.proc.stdin.write(`${JSON.stringify({ cmd: "unmount" })}\n`);
+    await until("the mount point is detached", async () => !(await isMounted(dir)));
+    await probe.send({ cmd: "release" });
+    const out = await within(20_000, "slow cat", slow.out);
+    expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
+    // Closing the last file ends the connection: the daemon reports the end and exits.
+    expect(await within(20_000, "probe exits", probe.exited)).toBe(0);
+    expect(await mountPointState(dir)).toBe("free");
+  });
+
+  it("kill -9 of the serving process fails a waiting request (no hang) and leaves a stale mount that is cleared", async () => {
+    const { probe, dir } = await mountProbe("kill");
+    const slow = cat(join(dir, "slow"));
+    children.push(slow.proc);
+    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    probe.proc.kill("SIGKILL");
+    const out = await within(15_000, "the waiting cat fails", slow.out);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toMatch(/Transport endpoint is not connected|Software caused connection abort|Input\/output error/);
+    expect(await mountPointState(dir)).toBe("stale");
+    await lazyUnmount(dir);
+    expect(await mountPointState(dir)).toBe("free");
+  });
+
+  it("notifications: a change behind the kernel's cache shows only after inval_inode, then at once", async () => {
+    const { probe, dir } = await mountProbe("inval");
+    const file = join(dir, "doc");
+    await probe.send({ cmd: "set", name: "doc", data: Buffer.from("version one").toString("base64"), notify: false });
+    expect(await readFile(file, "utf8")).toBe("version one");
+    // Changed without telling the kernel: it still serves its cached size and pages (TTL 1 h).
+    await probe.send({ cmd: "set", name: "doc", data: Buffer.from("version two").toString("base64"), notify: false });
+    expect(await readFile(file, "utf8")).toBe("version one");
+    // Changed with inval_inode + inval_entry: the next read sees it.
+    await probe.send({ cmd: "set", name: "doc", data: Buffer.from("version three, longest").toString("base64"), notify: true });
+    expect(await readFile(file, "utf8")).toBe("version three, longest");
+    const fh = await open(file);
+    expect((await fh.stat()).size).toBe("version three, longest".length);
+    await fh.close();
+  });
+});

@@ -18,6 +18,7 @@ export function registerServe(program: Command): void {
     .option("--dict-entry-ttl-ms <ms>", "Dict entries expire after this long without a read or write (default 7 days)", int)
     .option("--queue-partition-ttl-ms <ms>", "a queue partition expires this long after its last put, unless the put says otherwise (default 24 h; lower it to test expiry)", int)
     .option("--queue-max-partitions <n>", "most non-empty partitions per queue (default 100000)", int)
+    .option("--queue-lease-ms <ms>", "items a queue get served return to the head of their partition unless the client confirms receipt within this long (default 30 s)", int)
     .option("--ephemeral-timeout-ms <ms>", "delete an ephemeral object this long after its last heartbeat", int)
     .option("--volume-retention-ms <ms>", "keep volume versions this long for deltas and old trees (default 1 hour; the latest is always kept)", int)
     .option("--volume-block-grace-ms <ms>", "keep unreferenced volume blocks this long after their upload or last use (default 1 hour)", int)
@@ -43,6 +44,7 @@ export function registerServe(program: Command): void {
         dictEntryTtlMs: (opts.dictEntryTtlMs as number | undefined) ?? defaults.dictEntryTtlMs,
         queuePartitionTtlMs: (opts.queuePartitionTtlMs as number | undefined) ?? defaults.queuePartitionTtlMs,
         queueMaxPartitions: (opts.queueMaxPartitions as number | undefined) ?? defaults.queueMaxPartitions,
+        queueLeaseMs: Math.max(50, (opts.queueLeaseMs as number | undefined) ?? defaults.queueLeaseMs),
         ephemeralTimeoutMs: (opts.ephemeralTimeoutMs as number | undefined) ?? defaults.ephemeralTimeoutMs,
         volumeRetentionMs: (opts.volumeRetentionMs as number | undefined) ?? defaults.volumeRetentionMs,
         volumeBlockGraceMs: (opts.volumeBlockGraceMs as number | undefined) ?? defaults.volumeBlockGraceMs,

@@ -3,7 +3,19 @@ import { Packr } from "msgpackr";
 import { assertEncodable } from "./encodable.js";
 import { InvalidError, QueueEmptyError, QueueFullError, TooLargeError } from "../protocol/errors.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
+import type {
+  QueueConfirmReply,
+  QueueConfirmRequest,
+  QueueGetReply,
+  QueueInfoReply,
+  QueueLenReply,
+  QueuePeekReply,
+  QueuePeekRequest,
+} from "../protocol/queue.js";
 import { GetBatcher, PutBatcher } from "./queue-batching.js";
+import { type ConfirmOutcome, Confirmations } from "./queue-confirm.js";
+
+export type { ConfirmOutcome } from "./queue-confirm.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import type { Transport } from "./transport.js";
 
@@ -60,6 +72,8 @@ export interface QueueInfo {
   totalItems: number;
   /** Partitions that exist (put to, and not yet cleared or expired). */
   partitions: number;
+  /** Items served by a get whose receipt is not yet confirmed (they return to their partition if it never is). */
+  inFlight: number;
 }
 
 function checkPartition(partition: string | undefined): void {
@@ -97,13 +111,18 @@ async function longPoll<R>(timeoutMs: number | undefined, retryOn: typeof QueueE
 
 /**
  * A distributed FIFO queue, split into independent partitions. Many producers and consumers,
- * in any number of processes, may use it at once: every item goes to exactly one get, in order.
+ * in any number of processes, may use it at once: every item goes to one get, in order, and is
+ * served again only if that get never confirmed receiving it (at-least-once, docs/queues.md).
  * Unlike the reference, an acknowledged put is durable: it survives a crash of the server.
  */
 export class Queue<T = unknown> extends SiloObject {
   // Concurrent calls with default waiting (block, no timeout) share requests; see queue-batching.ts.
   private readonly putBatchers = new Map<string, PutBatcher>();
   private readonly getBatchers = new Map<string, GetBatcher>();
+  // Every get's answer is confirmed to the server once received; see queue-confirm.ts.
+  private readonly confirmations = new Confirmations((leases) =>
+    this.rpc<QueueConfirmReply>("POST", `${this.base}/confirm`, { leases } satisfies QueueConfirmRequest),
+  );
 
   private get base(): string {
     return `/v1/queues/${this.id}`;
@@ -182,21 +201,38 @@ export class Queue<T = unknown> extends SiloObject {
 
   private async sendGet(n: number, opts: QueueWaitOptions): Promise<Uint8Array[]> {
     const body = { n, partition: opts.partition };
-    type Reply = { items: Uint8Array[] };
+    type Reply = QueueGetReply;
     const res =
       opts.block === false
         ? await this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: false })
         : await longPoll(opts.timeoutMs, QueueEmptyError, (waitMs) =>
             this.rpc<Reply>("POST", `${this.base}/get`, { ...body, block: true, timeoutMs: waitMs }),
           );
+    if (res.lease) this.confirmations.add(res.lease, res.leaseMs);
     return res.items;
+  }
+
+  /**
+   * Waits until the server has the confirmation of every get answer received so far. Gets
+   * confirm on their own right after they return; call this before a process exits, or to know
+   * that no item received so far can be served again. `late` counts confirmations that came
+   * after their lease ran out: those items were served again.
+   */
+  settle(): Promise<ConfirmOutcome> {
+    return this.confirmations.settle();
+  }
+
+  /** Sends the outstanding confirmations; for an ephemeral queue, then deletes it. */
+  override async close(): Promise<void> {
+    await this.confirmations.settle();
+    await super.close();
   }
 
   /** Items in the partition, or in all partitions with `total`. */
   async len(opts: QueueLenOptions = {}): Promise<number> {
     checkPartition(opts.partition);
     checkExclusive(opts.partition, opts.total, "total");
-    const res = await this.rpc<{ len: number }>("GET", `${this.base}/len`, undefined, {
+    const res = await this.rpc<QueueLenReply>("GET", `${this.base}/len`, undefined, {
       query: { partition: opts.partition, total: opts.total || undefined },
     });
     return res.len;
@@ -214,7 +250,7 @@ export class Queue<T = unknown> extends SiloObject {
     checkPartition(opts.partition);
     if (n < 1) return [];
     const body = { n: Math.min(n, QUEUE_LIMITS.maxItemsPerPartition), partition: opts.partition };
-    const res = await this.rpc<{ items: Uint8Array[] }>("POST", `${this.base}/peek`, body);
+    const res = await this.rpc<QueuePeekReply>("POST", `${this.base}/peek`, body satisfies QueuePeekRequest);
     return res.items.map((b) => values.unpack(b) as T);
   }
 
@@ -228,7 +264,7 @@ export class Queue<T = unknown> extends SiloObject {
     let after = 0;
     for (;;) {
       const deadline = Date.now() + Math.max(0, opts.itemPollTimeoutMs ?? 0);
-      let res: { items: Uint8Array[]; positions: number[] };
+      let res: QueuePeekReply;
       do {
         const timeoutMs = Math.round(Math.min(LONG_POLL_MS, Math.max(0, deadline - Date.now())));
         res = await this.rpc("POST", `${this.base}/peek`, { n: PEEK_BATCH, partition: opts.partition, after, timeoutMs });
@@ -241,7 +277,7 @@ export class Queue<T = unknown> extends SiloObject {
 
   /** Who and what the queue is, with its item and partition counts. */
   async info(): Promise<QueueInfo> {
-    const res = await this.rpc<Omit<QueueInfo, "createdAt"> & { createdAt: number }>("GET", `${this.base}/info`);
+    const res = await this.rpc<QueueInfoReply>("GET", `${this.base}/info`);
     return { ...res, createdAt: new Date(res.createdAt) };
   }
 }

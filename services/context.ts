@@ -3,6 +3,7 @@ import type { Registry } from "prom-client";
 import type { Clock } from "../lib/clock.js";
 import type { Readiness } from "./health/readiness.js";
 import type { Sqlite } from "./db.js";
+import type { DiskReserve } from "./disk-reserve.js";
 import type { FileTreeKinds } from "./file-trees.js";
 import type { GroupCommit } from "./kv-group-commit.js";
 import type { ObjectRegistry } from "./objects/registry.js";
@@ -20,6 +21,8 @@ export interface KindContext {
   /** Root for a kind's own files (`<home>/data`). */
   dataDir: string;
   options: ServerOptions;
+  /** Space kept back for deletes on a full disk (disk-reserve.ts). */
+  reserve: DiskReserve;
   /** Time for every TTL, lease, heartbeat and sweep (a TestClock in tests). */
   clock: Clock;
   /** Kinds stored as file trees by the volume machinery (volumes, network file systems). */

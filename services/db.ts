@@ -1,4 +1,6 @@
+import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { freeBytes } from "./disk-full.js";
 
 export type Sqlite = Database.Database;
 export type Statement = Database.Statement;
@@ -6,6 +8,10 @@ export type Statement = Database.Statement;
 /** Opens a SQLite database tuned for a durable metadata store (WAL, full fsync on commit). */
 export function openSqlite(file: string): Sqlite {
   const db = new Database(file);
+  // On a full disk, SQLite could not create WAL mode's shared-memory file at open. One server per
+  // home (home-lock.ts) makes an exclusive lock safe, and with it WAL mode needs no such file.
+  // Only then: otherwise other readers (sqlite3, tests) may open the file beside the server.
+  if (freeBytes(dirname(file)) < 1024 * 1024) db.pragma("locking_mode = EXCLUSIVE");
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   db.pragma("foreign_keys = ON");

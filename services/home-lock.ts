@@ -1,21 +1,23 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 
 /**
  * One `silo serve` per SILO_HOME: the stores keep authoritative state in memory (queue
  * indexes, waiters, lock leases), so a second server on the same data would corrupt it.
  * A pid file is enough here: a lock left by a crashed (kill -9) server names a dead pid and is taken over.
+ * The pid is the target of a symlink, not file content: a short symlink lives in its inode and
+ * needs no data block, so the server can lock (and start) on a full disk.
  */
 export function lockHome(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, "serve.pid");
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+      symlinkSync(String(process.pid), file);
       return () => rmSync(file, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const pid = Number(readFileSync(file, "utf8").trim());
+      const pid = readPid(file);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
         throw new Error(`Another silo serve (pid ${pid}) is using ${dataDir}; stop it first, or use another --home`);
       }
@@ -31,5 +33,15 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The pid a lock names (a symlink's target; a regular file's content, as older servers wrote it). */
+function readPid(file: string): number {
+  try {
+    return Number(readlinkSync(file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+    return Number(readFileSync(file, "utf8").trim());
   }
 }

@@ -54,6 +54,28 @@ describe("GroupCommit", () => {
     expect([db.get("a"), db.get("b")]).toEqual(["1", "2"]);
   });
 
+  it("a throwing write applies nothing of its own; a write marked dependent fails with it; onAbort runs before anyone hears", async () => {
+    const commits = new GroupCommit(root);
+    const db = root.openDB<string, string>({ name: "t" });
+    const heard: string[] = [];
+    commits.onAbort(() => heard.push("abort"));
+    const bad = commits.run(() => {
+      db.putSync("half", "written");
+      throw new Error("invalid input");
+    });
+    const dependent = commits.run(() => db.putSync("dep", "x"), { independent: false });
+    const ok = commits.run(() => db.putSync("ok", "1"));
+    const heardBad = bad.catch((err: Error) => {
+      heard.push("bad");
+      throw err;
+    });
+    await expect(heardBad).rejects.toThrow("invalid input");
+    await expect(dependent).rejects.toThrow("invalid input");
+    await ok;
+    expect([db.get("half"), db.get("dep"), db.get("ok")]).toEqual([undefined, undefined, "1"]);
+    expect(heard).toEqual(["abort", "bad"]);
+  });
+
   it("answers only after the data is committed (a second reader of the files sees it)", async () => {
     const commits = new GroupCommit(root);
     const db = root.openDB<string, string>({ name: "t" });

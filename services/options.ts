@@ -16,6 +16,13 @@ export interface ServerOptions {
   queuePartitionTtlMs: number;
   /** Most non-empty partitions one queue may have. */
   queueMaxPartitions: number;
+  /** Items a get served stay in flight this long awaiting the client's confirmation, then return to the head of their partition. */
+  queueLeaseMs: number;
+  /**
+   * Test hooks (SILO_TEST_HOOKS=1 only): lets a request ask the server to hold its answer, so a
+   * test can land a disconnect inside the window between a durable change and its answer.
+   */
+  testHooks: boolean;
   /** Volume versions younger than this stay readable (tree, delta); the latest always does. */
   volumeRetentionMs: number;
   /** Unreferenced volume blocks uploaded or reported present more recently than this are kept (an upload's commit may follow). */
@@ -54,6 +61,8 @@ export function defaultServerOptions(): ServerOptions {
     dictEntryTtlMs: 7 * DAY_MS,
     queuePartitionTtlMs: DAY_MS,
     queueMaxPartitions: 100_000,
+    queueLeaseMs: 30_000,
+    testHooks: process.env.SILO_TEST_HOOKS === "1",
     volumeRetentionMs: 60 * 60 * 1000,
     volumeBlockGraceMs: 60 * 60 * 1000,
     volumeGcIntervalMs: 5 * 60 * 1000,

@@ -170,6 +170,8 @@ describe("durability", () => {
     await q.putMany(Array.from({ length: 100 }, (_, i) => i));
     await Promise.all(Array.from({ length: 50 }, (_, i) => q.put(100 + i, { partition: "p", partitionTtlMs: 3_600_000 })));
     expect(await q.getMany(10)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    // The get's receipt is confirmed on disk: those 10 are gone for good (unconfirmed, they would come back).
+    expect(await q.settle()).toEqual({ confirmed: 1, late: 0 });
 
     await fx.server.restart("SIGKILL");
     await using after = fx.server.client();

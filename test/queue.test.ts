@@ -88,6 +88,8 @@ describe("put and get", () => {
     await q.putMany([1, 2, 3]);
     expect(await q.getMany(2)).toEqual([1, 2]);
     expect(await q.getMany(10)).toEqual([3]);
+    // Served items are leased until confirmed (a timer each): settle first, so only the wait below is counted.
+    await q.settle();
     const before = ip.server.clock.pending;
     const waiting = q.getMany(10, { timeoutMs: 10_000 });
     await waiters(before);

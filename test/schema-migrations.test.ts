@@ -166,7 +166,7 @@ describe("a home written by the previous release", () => {
       expect(cols).toEqual(["volume", "version", "created_at", "token_id", "note"]);
       after.close();
       const metaAfter = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
-      expect(["auth", "objects", "secrets"].map((c) => schemaVersion(metaAfter, c))).toEqual([1, 1, 1]);
+      expect(["auth", "objects", "secrets"].map((c) => schemaVersion(metaAfter, c))).toEqual([2, 1, 1]); // auth step 2: tokens.issued_by;
       metaAfter.close();
     } finally {
       await server.cleanup();

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Sqlite } from "../db.js";
 import { type Migration, migrate } from "../sqlite-migrations.js";
-import { alreadyExists, invalid, notFound } from "../errors.js";
+import { alreadyExists, forbidden, invalid, notFound } from "../errors.js";
 import { newId, newSecret } from "../ids.js";
 import { checkName } from "../../protocol/names.js";
 import type { IssuedToken, TokenInfo } from "../../protocol/objects.js";
@@ -46,6 +46,15 @@ const AUTH_MIGRATIONS: readonly Migration[] = [
         created_at INTEGER NOT NULL, revoked_at INTEGER);
     `),
   },
+  {
+    version: 2,
+    name: "who issued each token (null: silo serve, or a workspace's creation by an admin)",
+    // Idempotent: homes of a development build between the releases may have the column already.
+    up: (db) => {
+      const columns = db.prepare("PRAGMA table_info(tokens)").all() as Array<{ name: string }>;
+      if (!columns.some((c) => c.name === "issued_by")) db.exec("ALTER TABLE tokens ADD COLUMN issued_by TEXT");
+    },
+  },
 ];
 
 /** Workspaces, their environments and their API tokens (secrets kept only as SHA-256). */
@@ -88,33 +97,46 @@ export class AuthStore {
     return row as Workspace;
   }
 
-  issueToken(workspaceId: string, label: string, admin = false): IssuedToken {
+  /** `issuedBy`: the token that asked for this one (it may revoke it); none for silo serve's and owner tokens. */
+  issueToken(workspaceId: string, label: string, admin = false, issuedBy: string | null = null): IssuedToken {
     const tokenId = newId("tk");
     const tokenSecret = newSecret();
     this.db
       .prepare(
-        "INSERT INTO tokens (id, workspace_id, secret_hash, label, admin, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tokens (id, workspace_id, secret_hash, label, admin, created_at, issued_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
       )
-      .run(tokenId, workspaceId, hashSecret(tokenSecret), label, admin ? 1 : 0, Date.now());
+      .run(tokenId, workspaceId, hashSecret(tokenSecret), label, admin ? 1 : 0, Date.now(), issuedBy);
     return { tokenId, tokenSecret };
   }
 
-  listTokens(workspaceId: string): TokenInfo[] {
+  /** The tokens `caller` may see: every token of its workspace for an admin, else only itself. */
+  listTokens(caller: TokenInfo): TokenInfo[] {
+    const where = caller.admin ? "workspace_id = ?" : "workspace_id = ? AND id = ?";
+    const args = caller.admin ? [caller.workspaceId] : [caller.workspaceId, caller.id];
     return (
       this.db
         .prepare(
           `SELECT id, workspace_id AS workspaceId, label, admin, created_at AS createdAt, revoked_at AS revokedAt
-           FROM tokens WHERE workspace_id = ? ORDER BY created_at DESC, rowid DESC`,
+           FROM tokens WHERE ${where} ORDER BY created_at DESC, rowid DESC`,
         )
-        .all(workspaceId) as TokenRow[]
+        .all(...args) as TokenRow[]
     ).map(toToken);
   }
 
-  revokeToken(workspaceId: string, tokenId: string): void {
-    const res = this.db
-      .prepare("UPDATE tokens SET revoked_at = ? WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL")
-      .run(Date.now(), tokenId, workspaceId);
-    if (res.changes === 0) throw notFound(`Token '${tokenId}'`);
+  /**
+   * Revokes a token of the caller's workspace. Only an admin, or the token that issued it, may;
+   * to anyone else a token they cannot see does not exist (NotFound), and their own is Forbidden.
+   */
+  revokeToken(caller: TokenInfo, tokenId: string): void {
+    const row = this.db
+      .prepare("SELECT issued_by AS issuedBy FROM tokens WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL")
+      .get(tokenId, caller.workspaceId) as { issuedBy: string | null } | undefined;
+    if (!row) throw notFound(`Token '${tokenId}'`);
+    if (!caller.admin && row.issuedBy !== caller.id) {
+      if (tokenId === caller.id) throw forbidden("Only an admin or the token that issued this token can revoke it");
+      throw notFound(`Token '${tokenId}'`);
+    }
+    this.db.prepare("UPDATE tokens SET revoked_at = ? WHERE id = ?").run(Date.now(), tokenId);
     this.cache.delete(tokenId);
   }
 

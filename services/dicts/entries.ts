@@ -177,7 +177,7 @@ export class DictEntries {
         const rows = [...this.dbs.meta.getRange({ ...range, limit: DELETE_CHUNK })];
         for (const { key, value } of rows) this.remove(key, decodeMeta(value));
         return rows.length;
-      });
+      }, { freesSpace: true });
       if (n === 0) break;
     }
   }
@@ -230,7 +230,7 @@ export class DictEntries {
           }
         }
         return { rows: keys.length, expired };
-      });
+      }, { freesSpace: true });
       deleted += expired;
       if (rows < DELETE_CHUNK) break;
     }

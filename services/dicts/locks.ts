@@ -122,7 +122,7 @@ export class DictLocks {
       if (!held || held.leaseId !== leaseId) return false;
       this.dbs.locks.remove(full);
       return true;
-    });
+    }, { freesSpace: true });
     if (released) {
       this.releases++;
       this.waiters.get(full.toString("latin1"))?.[0]?.();
@@ -135,6 +135,6 @@ export class DictLocks {
     await this.commits.run(() => {
       for (const key of [...this.dbs.locks.getKeys(dictRange(dictId))]) this.dbs.locks.remove(key);
       this.dbs.fencing.remove(dictId);
-    });
+    }, { freesSpace: true });
   }
 }

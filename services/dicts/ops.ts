@@ -55,8 +55,10 @@ export async function runOps(commits: GroupCommit, entries: DictEntries, dictId:
     const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
   }
+  // A batch that only reads and pops frees space: it may use the disk reserve on a full disk.
+  const freesSpace = ops.every((op) => READS.has(op.op) || op.op === "pop");
   return commits.run(() => {
     const now = entries.clock.now();
     return ops.map((op) => settle(log, () => runOne(entries, dictId, op, now)));
-  });
+  }, { freesSpace });
 }

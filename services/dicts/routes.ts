@@ -1,35 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyInstance } from "fastify";
+import { DictOpsBody, DictParams, DictScanBody, LockAcquireBody, LockReleaseBody, LockRenewBody } from "../../protocol/dict.js";
 import type { DictEntries } from "./entries.js";
-import { DICT_LIMITS } from "../../protocol/limits.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import type { DictLocks } from "./locks.js";
+import type { Caller } from "../auth/authenticate.js";
 import type { ObjectRegistry } from "../objects/registry.js";
 import { type DictOp, runOps } from "./ops.js";
-
-type IdParams = { id: string };
-const bytes = { "x-bytes": true } as const;
-const requires = (op: string, fields: string[]) => ({ if: { properties: { op: { const: op } } }, then: { required: fields } });
-
-const opSchema = {
-  type: "object",
-  required: ["op"],
-  properties: {
-    op: { enum: ["get", "contains", "len", "put", "pop", "update"] },
-    key: bytes,
-    value: bytes,
-    skipIfExists: { type: "boolean" },
-    entries: { type: "array", items: { type: "array", minItems: 2, maxItems: 2, items: bytes } },
-  },
-  allOf: [
-    requires("get", ["key"]),
-    requires("contains", ["key"]),
-    requires("pop", ["key"]),
-    requires("put", ["key", "value"]),
-    requires("update", ["entries"]),
-  ],
-} as const;
-
-const ttlMs = { type: "integer", minimum: 100, maximum: 24 * 60 * 60 * 1000 } as const;
 
 export interface DictRouteDeps {
   registry: ObjectRegistry;
@@ -39,60 +16,59 @@ export interface DictRouteDeps {
 }
 
 /** The Dict's data routes; named-object management is the shared `/v1/objects/dict/...`. */
-export async function dictRoutes(app: FastifyInstance, { registry, commits, entries, locks }: DictRouteDeps) {
-  // JSON callers (curl) get keys and values as base64, as they send them; msgpack callers get bin.
-  app.setReplySerializer((payload) =>
-    JSON.stringify(payload, function (this: Record<string, unknown>, k: string, v: unknown) {
-      const raw = this[k];
-      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64") : v;
-    }),
-  );
-  const dictId = (req: FastifyRequest<{ Params: IdParams }>) => registry.resolveId(req.caller, "dict", req.params.id);
+export async function dictRoutes(fastify: FastifyInstance, { registry, commits, entries, locks }: DictRouteDeps) {
+  // Schemas and handler types from one definition each (protocol/dict.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  /** Byte fields arrive as Buffers (msgpack bin, or base64 the x-bytes keyword decoded); the schema types them as Uint8Array. */
+  const buf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  // JSON callers get keys and values as base64 (the codec's reply serializer); msgpack callers get bin.
+  const dictId = (req: { caller: Caller; params: { id: string } }) => registry.resolveId(req.caller, "dict", req.params.id);
 
-  app.post<{ Params: IdParams; Body: { ops: DictOp[] } }>(
+  app.post(
     "/v1/dicts/:id/ops",
     {
       schema: {
         description: "Runs a batch of dict operations in order; each answers `{ok}` or `{error}`. Batches with a write are one durable transaction.",
-        body: { type: "object", required: ["ops"], properties: { ops: { type: "array", maxItems: DICT_LIMITS.opsPerRequest, items: opSchema } } },
+        params: DictParams,
+        body: DictOpsBody,
       },
     },
-    async (req) => ({ results: await runOps(commits, entries, dictId(req), req.body.ops, req.log) }),
+    // The decoded ops hold Buffers (see buf); DictOp is the same shape with Buffer for Uint8Array.
+    async (req) => ({ results: await runOps(commits, entries, dictId(req), req.body.ops as DictOp[], req.log) }),
   );
 
-  app.post<{ Params: IdParams; Body: { after?: Buffer; limit?: number; values?: boolean; expiry?: boolean } }>(
+  app.post(
     "/v1/dicts/:id/scan",
     {
       schema: {
         description: "One page of entries in key-byte order after the cursor `after`; `cursor` is null on the last page.",
-        body: {
-          type: "object",
-          properties: {
-            after: bytes,
-            limit: { type: "integer", minimum: 1, maximum: DICT_LIMITS.scanPage },
-            values: { type: "boolean" },
-            expiry: { type: "boolean" },
-          },
-        },
+        params: DictParams,
+        body: DictScanBody,
       },
     },
     async (req) => {
       const body = req.body ?? {};
-      return entries.scan(dictId(req), { after: body.after, limit: body.limit ?? 1000, values: body.values ?? true, expiry: body.expiry ?? false });
+      return entries.scan(dictId(req), {
+        after: body.after && buf(body.after),
+        limit: body.limit ?? 1000,
+        values: body.values ?? true,
+        expiry: body.expiry ?? false,
+      });
     },
   );
 
-  app.post<{ Params: IdParams }>("/v1/dicts/:id/clear", async (req) => {
+  app.post("/v1/dicts/:id/clear", { schema: { params: DictParams } }, async (req) => {
     await entries.clear(dictId(req));
     return {};
   });
 
-  app.post<{ Params: IdParams; Body: { key: Buffer; ttlMs: number; waitMs?: number } }>(
+  app.post(
     "/v1/dicts/:id/locks/acquire",
     {
       schema: {
         description: "Takes a lock lease, waiting up to waitMs (long-poll). `{acquired:false}` if it stayed held.",
-        body: { type: "object", required: ["key", "ttlMs"], properties: { key: bytes, ttlMs, waitMs: { type: "integer", minimum: 0, maximum: 60_000 } } },
+        params: DictParams,
+        body: LockAcquireBody,
       },
     },
     async (req, reply) => {
@@ -102,20 +78,20 @@ export async function dictRoutes(app: FastifyInstance, { registry, commits, entr
       reply.raw.once("close", () => {
         if (!reply.raw.writableFinished) gone.abort();
       });
-      const lease = await locks.acquire(id, req.body.key, req.body.ttlMs, req.body.waitMs ?? 0, gone.signal);
+      const lease = await locks.acquire(id, buf(req.body.key), req.body.ttlMs, req.body.waitMs ?? 0, gone.signal);
       return lease ? { acquired: true, ...lease } : { acquired: false };
     },
   );
 
-  app.post<{ Params: IdParams; Body: { key: Buffer; leaseId: string; ttlMs: number } }>(
+  app.post(
     "/v1/dicts/:id/locks/renew",
-    { schema: { body: { type: "object", required: ["key", "leaseId", "ttlMs"], properties: { key: bytes, leaseId: { type: "string" }, ttlMs } } } },
-    async (req) => locks.renew(dictId(req), req.body.key, req.body.leaseId, req.body.ttlMs),
+    { schema: { params: DictParams, body: LockRenewBody } },
+    async (req) => locks.renew(dictId(req), buf(req.body.key), req.body.leaseId, req.body.ttlMs),
   );
 
-  app.post<{ Params: IdParams; Body: { key: Buffer; leaseId: string } }>(
+  app.post(
     "/v1/dicts/:id/locks/release",
-    { schema: { body: { type: "object", required: ["key", "leaseId"], properties: { key: bytes, leaseId: { type: "string" } } } } },
-    async (req) => ({ released: await locks.release(dictId(req), req.body.key, req.body.leaseId) }),
+    { schema: { params: DictParams, body: LockReleaseBody } },
+    async (req) => ({ released: await locks.release(dictId(req), buf(req.body.key), req.body.leaseId) }),
   );
 }

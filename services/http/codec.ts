@@ -15,6 +15,8 @@ export const codecPlugin = fp(async (app: FastifyInstance, opts: { bodyLimit: nu
     }
   });
   app.addHook("onRequest", async (req, reply) => useMsgpackIfAccepted(req, reply));
+  // JSON callers (curl) get bytes as base64 everywhere (dict keys and values, queue items), as they send them.
+  app.setReplySerializer((payload) => JSON.stringify(payload, base64Bytes));
 });
 
 // fastify types serializers as returning strings; a Buffer body is sent as-is.
@@ -26,4 +28,10 @@ export function useMsgpackIfAccepted(req: FastifyRequest, reply: FastifyReply): 
     reply.header("content-type", MSGPACK);
     reply.serializer(packReply);
   }
+}
+
+/** JSON.stringify replacer: binary values (which Buffer.toJSON would turn into `{type,data}`) become base64. */
+function base64Bytes(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64") : value;
 }

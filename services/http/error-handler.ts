@@ -1,11 +1,17 @@
 import type { FastifyError, FastifyInstance } from "fastify";
+import { asNoSpace } from "../disk-full.js";
 import { SiloError } from "../errors.js";
 import { useMsgpackIfAccepted } from "./codec.js";
 
 /** Every failure leaves as `{ error: { code, message } }`, the contract the client maps to typed errors. */
-export function installErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError | SiloError, req, reply) => {
+export function installErrorHandler(app: FastifyInstance, opts: { dataDir: string }): void {
+  app.setErrorHandler((raw: FastifyError | SiloError, req, reply) => {
     useMsgpackIfAccepted(req, reply);
+    // A full disk is an answer (507 NO_SPACE), not an internal error, whichever store hit it.
+    const err = asNoSpace(raw, opts.dataDir) as FastifyError | SiloError;
+    // A failure while a streamed body was still arriving (e.g. a block upload on a full disk):
+    // the rest of it would sit unread on the keep-alive connection and stall the next request.
+    if (!req.raw.complete) reply.header("connection", "close");
     if (err instanceof SiloError) {
       return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
     }

@@ -219,6 +219,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: "Removes up to `n` items from the head; a blocking get waits (a long-poll) for an item, then QUEUE_EMPTY.",
     errors: ["INVALID", "NOT_FOUND", "QUEUE_EMPTY"],
   },
+  [`POST ${QUEUE}/confirm`]: {
+    summary: "Confirm receipt of served items",
+    description:
+      "Ends the delivery leases of items a get served: confirmed items are gone for good. An unconfirmed lease gives its items back to the head of their partition when it runs out (at-least-once delivery; see docs/queues.md).",
+    errors: ["INVALID", "NOT_FOUND"],
+    fields: { leases: "Lease ids from get answers" },
+  },
   [`POST ${QUEUE}/peek`]: {
     summary: "Look at items without taking them",
     description: "Up to `n` items after seq `after`, with their seqs; waits up to `timeoutMs` for one (iteration).",

@@ -1,3 +1,4 @@
+import type { DiskReserve } from "../disk-reserve.js";
 import type { Caller } from "../auth/authenticate.js";
 import type { Sqlite, Statement } from "../db.js";
 import { type Migration, migrate } from "../sqlite-migrations.js";
@@ -80,6 +81,8 @@ export class ObjectRegistry {
     private readonly ephemeralTimeoutMs: number,
     /** Time for heartbeats and the ephemeral timeout (tests pass a TestClock). */
     private readonly clock: Clock = systemClock,
+    /** Deletion must work on a full disk: its writes may use the disk reserve (see disk-reserve.ts). */
+    private readonly reserve?: Pick<DiskReserve, "freeing">,
   ) {
     migrate(db, "objects", OBJECT_MIGRATIONS);
   }
@@ -240,10 +243,11 @@ export class ObjectRegistry {
   }
 
   private async remove(record: ObjectRecord): Promise<void> {
+    const freeing = <T>(fn: () => T): T => (this.reserve ? this.reserve.freeing(fn) : fn());
+    freeing(() => this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(this.clock.now(), record.id));
     this.owners.delete(record.id);
-    this.sql("UPDATE objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL").run(this.clock.now(), record.id);
     await this.kind(record.kind).purge(record);
-    this.sql("DELETE FROM objects WHERE id = ?").run(record.id);
+    freeing(() => this.sql("DELETE FROM objects WHERE id = ?").run(record.id));
   }
 
   /** Deletes ephemeral objects whose creator stopped heart-beating (crashed or lost). */

@@ -1,7 +1,17 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
+import {
+  CreateObjectBody,
+  DeleteByNameQuery,
+  EphemeralObjectBody,
+  KindIdParams,
+  KindNameParams,
+  KindParams,
+  ListObjectsQuery,
+  LookupObjectBody,
+  RenameObjectBody,
+} from "../../protocol/objects.js";
 import type { ObjectRecord, ObjectRegistry } from "./registry.js";
-
-type KindParams = { kind: string };
 
 /** An object record as the API shows it. */
 export const publicRecord = (r: ObjectRecord) => ({
@@ -14,95 +24,46 @@ export const publicRecord = (r: ObjectRecord) => ({
   options: r.options,
 });
 
-const optionsSchema = { type: "object", additionalProperties: true } as const;
-
 /** The named-object operations every kind shares: create, look up, list, rename, delete, ephemeral lifetimes. */
-export async function objectRoutes(app: FastifyInstance, opts: { registry: ObjectRegistry; heartbeatIntervalMs: number }) {
+export async function objectRoutes(fastify: FastifyInstance, opts: { registry: ObjectRegistry; heartbeatIntervalMs: number }) {
   const { registry, heartbeatIntervalMs } = opts;
+  // Schemas and handler types from one definition each (protocol/objects.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  app.post<{ Params: KindParams; Body: { name: string; allowExisting?: boolean; options?: Record<string, unknown> } }>(
-    "/v1/objects/:kind",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["name"],
-          properties: { name: { type: "string" }, allowExisting: { type: "boolean" }, options: optionsSchema },
-        },
-      },
-    },
-    async (req) => publicRecord(registry.create(req.caller, req.params.kind, req.body.name, req.body)),
+  app.post("/v1/objects/:kind", { schema: { params: KindParams, body: CreateObjectBody } }, async (req) =>
+    publicRecord(registry.create(req.caller, req.params.kind, req.body.name, req.body)),
   );
 
-  app.post<{ Params: KindParams; Body: { name: string; createIfMissing?: boolean; options?: Record<string, unknown> } }>(
-    "/v1/objects/:kind/lookup",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["name"],
-          properties: { name: { type: "string" }, createIfMissing: { type: "boolean" }, options: optionsSchema },
-        },
-      },
-    },
-    async (req) => publicRecord(registry.lookup(req.caller, req.params.kind, req.body.name, req.body)),
+  app.post("/v1/objects/:kind/lookup", { schema: { params: KindParams, body: LookupObjectBody } }, async (req) =>
+    publicRecord(registry.lookup(req.caller, req.params.kind, req.body.name, req.body)),
   );
 
-  app.get<{ Params: KindParams; Querystring: { maxObjects?: number; createdBefore?: number } }>(
-    "/v1/objects/:kind",
-    {
-      schema: {
-        querystring: {
-          type: "object",
-          properties: { maxObjects: { type: "integer", minimum: 0 }, createdBefore: { type: "integer" } },
-        },
-      },
-    },
-    async (req) => ({ objects: registry.list(req.caller, req.params.kind, req.query).map(publicRecord) }),
+  app.get("/v1/objects/:kind", { schema: { params: KindParams, querystring: ListObjectsQuery } }, async (req) => ({
+    objects: registry.list(req.caller, req.params.kind, req.query).map(publicRecord),
+  }));
+
+  app.post("/v1/objects/:kind/rename", { schema: { params: KindParams, body: RenameObjectBody } }, async (req) =>
+    publicRecord(registry.rename(req.caller, req.params.kind, req.body.name, req.body.newName)),
   );
 
-  app.post<{ Params: KindParams; Body: { name: string; newName: string } }>(
-    "/v1/objects/:kind/rename",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["name", "newName"],
-          properties: { name: { type: "string" }, newName: { type: "string" } },
-        },
-      },
-    },
-    async (req) => publicRecord(registry.rename(req.caller, req.params.kind, req.body.name, req.body.newName)),
-  );
+  app.delete("/v1/objects/:kind/by-name/:name", { schema: { params: KindNameParams, querystring: DeleteByNameQuery } }, async (req) => {
+    const existed = await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
+    return { deleted: req.params.name, existed };
+  });
 
-  app.delete<{ Params: KindParams & { name: string }; Querystring: { allowMissing?: boolean } }>(
-    "/v1/objects/:kind/by-name/:name",
-    { schema: { querystring: { type: "object", properties: { allowMissing: { type: "boolean" } } } } },
-    async (req) => {
-      const existed = await registry.deleteByName(req.caller, req.params.kind, req.params.name, req.query);
-      return { deleted: req.params.name, existed };
-    },
-  );
+  app.post("/v1/objects/:kind/ephemeral", { schema: { params: KindParams, body: EphemeralObjectBody } }, async (req) => ({
+    ...publicRecord(registry.createEphemeral(req.caller, req.params.kind, req.body?.options)),
+    heartbeatIntervalMs,
+  }));
 
-  app.post<{ Params: KindParams; Body: { options?: Record<string, unknown> } }>(
-    "/v1/objects/:kind/ephemeral",
-    { schema: { body: { type: "object", properties: { options: optionsSchema } } } },
-    async (req) => ({
-      ...publicRecord(registry.createEphemeral(req.caller, req.params.kind, req.body?.options)),
-      heartbeatIntervalMs,
-    }),
-  );
+  app.get("/v1/objects/:kind/:id", { schema: { params: KindIdParams } }, async (req) => publicRecord(registry.get(req.caller, req.params.kind, req.params.id)));
 
-  app.get<{ Params: KindParams & { id: string } }>("/v1/objects/:kind/:id", async (req) =>
-    publicRecord(registry.get(req.caller, req.params.kind, req.params.id)),
-  );
-
-  app.post<{ Params: KindParams & { id: string } }>("/v1/objects/:kind/:id/heartbeat", async (req) => {
+  app.post("/v1/objects/:kind/:id/heartbeat", { schema: { params: KindIdParams } }, async (req) => {
     registry.heartbeat(req.caller, req.params.kind, req.params.id);
     return {};
   });
 
-  app.delete<{ Params: KindParams & { id: string } }>("/v1/objects/:kind/:id", async (req) => {
+  app.delete("/v1/objects/:kind/:id", { schema: { params: KindIdParams } }, async (req) => {
     await registry.deleteById(req.caller, req.params.kind, req.params.id);
     return { deleted: req.params.id };
   });

@@ -1,9 +1,24 @@
+import type { ClockTimer } from "../../lib/clock.js";
 import { FIRST_SEQ, partitionPrefix } from "./keys.js";
 
-/** Items removed from a partition in memory whose LMDB delete is on its way to disk. */
+/**
+ * Items a get took from a partition's head, in flight to the client. They stay on disk (in the
+ * lease record) until the client confirms receipt, and go back to the head of their partition
+ * if the confirmation does not come within the lease, or the client is seen to disconnect.
+ */
+export interface Lease {
+  readonly id: string;
+  readonly partition: Partition;
+  readonly values: Buffer[];
+  /** Wall-clock end of the lease (kept on disk, so a restarted server honours it). */
+  readonly expiresAt: number;
+  timer?: ClockTimer;
+}
+
+/** Items removed from a partition in memory whose move into a lease is on its way to disk. */
 export interface Taken {
-  values: Buffer[];
-  /** Resolves once the removal is committed and flushed. */
+  lease: Lease;
+  /** Resolves once the removal and the lease are committed and flushed. */
   durable: Promise<void>;
 }
 
@@ -53,6 +68,8 @@ export class Partition {
   readonly putters = new Set<PutWaiter>();
   /** Iterators waiting for a next item. */
   readonly watchers = new Set<() => void>();
+  /** Items served and not yet confirmed (clear and expiry drop them too). */
+  readonly leases = new Set<Lease>();
 
   constructor(
     readonly queue: QueueState,
@@ -72,7 +89,12 @@ export class Partition {
   /** Nothing stored and nobody waiting: the in-memory entry can go. */
   get idle(): boolean {
     return (
-      this.length === 0 && this.lastPutAt === 0 && this.getters.size === 0 && this.putters.size === 0 && this.watchers.size === 0
+      this.length === 0 &&
+      this.lastPutAt === 0 &&
+      this.getters.size === 0 &&
+      this.putters.size === 0 &&
+      this.watchers.size === 0 &&
+      this.leases.size === 0
     );
   }
 

@@ -10,6 +10,7 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
   const { options } = ctx;
   const store = new QueueStore(ctx.kv, ctx.commits, {
     maxPartitions: options.queueMaxPartitions,
+    leaseMs: options.queueLeaseMs,
     onError: (err) => app.log.error({ err }, "queue write failed"),
     clock: ctx.clock,
   });
@@ -17,7 +18,13 @@ export const queuesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =>
     prefix: "qu",
     purge: (record) => store.purge(record.id),
   });
-  queueRoutes(app, { registry: ctx.registry, store, defaultTtlMs: options.queuePartitionTtlMs });
+  queueRoutes(app, {
+    registry: ctx.registry,
+    store,
+    defaultTtlMs: options.queuePartitionTtlMs,
+    leaseMs: options.queueLeaseMs,
+    testHooks: options.testHooks,
+  });
 
   // Read from the in-memory index when scraped: nothing is counted on the hot path. Every named
   // queue has a series (0 when empty), so a dashboard's line does not vanish when a queue drains;

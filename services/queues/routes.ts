@@ -1,22 +1,22 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import {
+  QueueClearBody,
+  QueueConfirmBody,
+  QueueGetBody,
+  type QueueGetReply,
+  type QueueInfoReply,
+  QueueLenQuery,
+  QueueParams,
+  QueuePeekBody,
+  QueuePartitionsQuery,
+  QueuePutBody,
+} from "../../protocol/queue.js";
 import type { Caller } from "../auth/authenticate.js";
-import { invalid } from "../errors.js";
+import { invalid, siloError } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
-import { DEFAULT_PARTITION, MAX_ITEMS_PER_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
+import { DEFAULT_PARTITION, MAX_WAIT_MS, partitionKey } from "./limits.js";
 import type { QueueStore } from "./store.js";
-
-type Params = { id: string };
-
-const partition = { type: "string" } as const;
-const block = { type: "boolean", default: true } as const;
-const timeoutMs = {
-  type: "integer",
-  minimum: 0,
-  maximum: MAX_WAIT_MS,
-  description: `How long a blocking call may wait, at most ${MAX_WAIT_MS} ms (clients loop for longer waits)`,
-} as const;
-const count = { type: "integer", minimum: 1, maximum: MAX_ITEMS_PER_PARTITION, default: 1 } as const;
-const params = { type: "object", required: ["id"], properties: { id: { type: "string" } } } as const;
 
 /**
  * Aborts when the caller's connection closes before its answer was sent: a waiting call then
@@ -44,45 +44,49 @@ function disconnectSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal
   return ac.signal;
 }
 
+/** Test hook (server started with SILO_TEST_HOOKS=1): hold a get's answer this many ms after its lease is durable. */
+const TEST_HOLD_HEADER = "x-silo-test-hold-answer-ms";
+
+/** Waits `ms` or until the caller disconnects; true if it did. */
+function heldUntilGone(signal: AbortSignal, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(true);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 function noContradiction(partitionGiven: boolean, flag: boolean | undefined, name: string): void {
   if (partitionGiven && flag) throw invalid(`'partition' and '${name}' contradict each other: give one or the other`);
 }
 
 /** The queue data routes; naming, listing and deleting queues are the shared `/v1/objects/queue` routes. */
 export function queueRoutes(
-  app: FastifyInstance,
-  deps: { registry: ObjectRegistry; store: QueueStore; defaultTtlMs: number },
+  fastify: FastifyInstance,
+  deps: { registry: ObjectRegistry; store: QueueStore; defaultTtlMs: number; leaseMs: number; testHooks: boolean },
 ): void {
-  const { registry, store, defaultTtlMs } = deps;
+  const { registry, store, defaultTtlMs, leaseMs, testHooks } = deps;
+  // Schemas and handler types come from one definition each (protocol/queue.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   // Resolving the owner is what confines a caller to its own workspace and environment.
-  const queueId = (req: { caller: Caller; params: Params }) => registry.resolveId(req.caller, "queue", req.params.id);
+  const queueId = (req: { caller: Caller; params: { id: string } }) => registry.resolveId(req.caller, "queue", req.params.id);
 
-  app.post<{
-    Params: Params;
-    Body: { items: Buffer[]; partition?: string; partitionTtlMs?: number; block: boolean; timeoutMs?: number };
-  }>(
+  app.post(
     "/v1/queues/:id/put",
-    {
-      schema: {
-        description: "Append items (msgpack-encoded values) to a partition, atomically; waits for room when full and `block`.",
-        params,
-        body: {
-          type: "object",
-          required: ["items"],
-          properties: {
-            items: { type: "array", minItems: 1, items: { "x-bytes": true } },
-            partition,
-            partitionTtlMs: { type: "integer", minimum: 1 },
-            block,
-            timeoutMs,
-          },
-        },
-      },
-    },
+    { schema: { description: "Append items (msgpack-encoded values) to a partition, atomically; waits for room when full and `block`.", params: QueueParams, body: QueuePutBody } },
     async (req, reply) => {
       const { body } = req;
-      await store.put(queueId(req), partitionKey(body.partition), body.items, body.partitionTtlMs ?? defaultTtlMs, {
-        block: body.block,
+      // The items arrive as Buffers (msgpack bin, or decoded base64); a view types them so.
+      const items = body.items.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      await store.put(queueId(req), partitionKey(body.partition), items, body.partitionTtlMs ?? defaultTtlMs, {
+        block: body.block ?? true,
         timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
         signal: disconnectSignal(req, reply),
       });
@@ -90,44 +94,49 @@ export function queueRoutes(
     },
   );
 
-  app.post<{ Params: Params; Body: { n: number; partition?: string; block: boolean; timeoutMs?: number } }>(
+  app.post(
     "/v1/queues/:id/get",
-    {
-      schema: {
-        description: "Remove and return up to n items from a partition's head; a blocking call waits for at least one.",
-        params,
-        body: { type: "object", properties: { n: count, partition, block, timeoutMs } },
-      },
-    },
+    { schema: { description: "Remove and return up to n items from a partition's head; a blocking call waits for at least one.", params: QueueParams, body: QueueGetBody } },
     async (req, reply) => {
       const { body } = req;
-      const items = await store.get(queueId(req), partitionKey(body.partition), body.n, {
-        block: body.block,
+      const signal = disconnectSignal(req, reply);
+      const lease = await store.get(queueId(req), partitionKey(body.partition), body.n ?? 1, {
+        block: body.block ?? true,
         timeoutMs: body.timeoutMs ?? MAX_WAIT_MS,
-        signal: disconnectSignal(req, reply),
+        signal,
       });
-      return { items };
+      if (!lease) return { items: [], lease: null, leaseMs } satisfies QueueGetReply;
+      const hold = testHooks ? Number(req.headers[TEST_HOLD_HEADER] ?? 0) : 0;
+      if (hold > 0 && (await heldUntilGone(signal, hold))) {
+        await store.release(lease);
+        throw siloError("CONFLICT", "The client disconnected while its answer was held");
+      }
+      return { items: lease.values, lease: lease.id, leaseMs } satisfies QueueGetReply;
     },
   );
 
-  app.post<{ Params: Params; Body: { n: number; partition?: string; after?: number; timeoutMs?: number } }>(
-    "/v1/queues/:id/peek",
+  app.post(
+    "/v1/queues/:id/confirm",
     {
       schema: {
-        description: "Read up to n items after position `after` without removing them, waiting up to timeoutMs for one.",
-        params,
-        body: {
-          type: "object",
-          properties: { n: count, partition, after: { type: "integer", minimum: 0 }, timeoutMs: { ...timeoutMs, default: 0 } },
-        },
+        description:
+          "Confirm receipt of the items of these get answers (their `lease`): they are gone for good. Unconfirmed items return to the head of their partition when their lease runs out.",
+        params: QueueParams,
+        body: QueueConfirmBody,
       },
     },
+    async (req) => ({ confirmed: await store.confirm(queueId(req), req.body.leases) }),
+  );
+
+  app.post(
+    "/v1/queues/:id/peek",
+    { schema: { description: "Read up to n items after position `after` without removing them, waiting up to timeoutMs for one.", params: QueueParams, body: QueuePeekBody } },
     async (req, reply) => {
       const { body } = req;
       const { seqs, values } = await store.peek(
         queueId(req),
         partitionKey(body.partition),
-        body.n,
+        body.n ?? 1,
         body.after ?? 0,
         body.timeoutMs ?? 0,
         disconnectSignal(req, reply),
@@ -136,15 +145,9 @@ export function queueRoutes(
     },
   );
 
-  app.get<{ Params: Params; Querystring: { partition?: string; total?: boolean } }>(
+  app.get(
     "/v1/queues/:id/len",
-    {
-      schema: {
-        description: "Number of items in a partition, or in all partitions with total=true.",
-        params,
-        querystring: { type: "object", properties: { partition, total: { type: "boolean" } } },
-      },
-    },
+    { schema: { description: "Number of items in a partition, or in all partitions with total=true.", params: QueueParams, querystring: QueueLenQuery } },
     async (req) => {
       const { partition: p, total } = req.query;
       noContradiction(p !== undefined, total, "total");
@@ -153,15 +156,9 @@ export function queueRoutes(
     },
   );
 
-  app.post<{ Params: Params; Body: { partition?: string; all?: boolean } }>(
+  app.post(
     "/v1/queues/:id/clear",
-    {
-      schema: {
-        description: "Drop the items of one partition, or of all partitions with all=true.",
-        params,
-        body: { type: "object", properties: { partition, all: { type: "boolean" } } },
-      },
-    },
+    { schema: { description: "Drop the items of one partition, or of all partitions with all=true.", params: QueueParams, body: QueueClearBody } },
     async (req) => {
       const { partition: p, all } = req.body ?? {};
       noContradiction(p !== undefined, all, "all");
@@ -170,13 +167,13 @@ export function queueRoutes(
     },
   );
 
-  app.get<{ Params: Params; Querystring: { limit?: number } }>(
+  app.get(
     "/v1/queues/:id/partitions",
     {
       schema: {
         description: "A queue's partitions in key order, each with its items and expiry; `partition` is null for the default one.",
-        params,
-        querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 10_000, default: 1000 } } },
+        params: QueueParams,
+        querystring: QueuePartitionsQuery,
       },
     },
     async (req) => {
@@ -188,13 +185,21 @@ export function queueRoutes(
     },
   );
 
-  app.get<{ Params: Params }>(
+  app.get(
     "/v1/queues/:id/info",
-    { schema: { description: "Item and partition counts of a queue.", params } },
-    async (req) => {
+    { schema: { description: "Item and partition counts of a queue.", params: QueueParams } },
+    async (req): Promise<QueueInfoReply> => {
       const record = registry.get(req.caller, "queue", req.params.id);
-      const { items, partitions } = store.stats(record.id);
-      return { id: record.id, name: record.name, environment: record.environment, createdAt: record.createdAt, totalItems: items, partitions };
+      const { items, partitions, inFlight } = store.stats(record.id);
+      return {
+        id: record.id,
+        name: record.name,
+        environment: record.environment,
+        createdAt: record.createdAt,
+        totalItems: items,
+        partitions,
+        inFlight,
+      };
     },
   );
 }

@@ -2,15 +2,18 @@ import type { Database, RootDatabase } from "lmdb";
 import { type Clock, systemClock } from "../../lib/clock.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import { siloError, notFound } from "../errors.js";
+import { newId } from "../ids.js";
 import { itemKey, parsePartitionPrefix, rangeEnd, seqOf } from "./keys.js";
 import { MAX_ITEM_BYTES, MAX_ITEMS_PER_PARTITION, describePartition } from "./limits.js";
-import { type GetWaiter, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
+import { type GetWaiter, type Lease, Partition, type PutWaiter, QueueState, type Taken, type Waiter } from "./partition.js";
 
 /** Most bytes one get/peek answer carries (at least one item always goes). */
 export const MAX_REPLY_BYTES = 32 * 1024 * 1024;
 
 export interface QueueStoreOptions {
   maxPartitions: number;
+  /** How long served items wait for the client's confirmation before they return to the head. */
+  leaseMs: number;
   /** Logs failures of writes nobody awaits (expiry, clears done as a side effect). */
   onError(err: unknown): void;
   /** Time for partition TTLs and wait timeouts (tests pass a TestClock). */
@@ -29,6 +32,14 @@ interface PartitionMeta {
   ttlMs: number;
 }
 
+/** A lease on disk: which partition its items came from, until when, and the items themselves. */
+interface LeaseRecord {
+  queueId: string;
+  partition: string;
+  expiresAt: number;
+  items: Buffer[];
+}
+
 const queueEmpty = (p: Partition) => siloError("QUEUE_EMPTY", `Timed out waiting for an item in ${describePartition(p.key)}`);
 const queueFull = (p: Partition, why = `it holds ${MAX_ITEMS_PER_PARTITION} items`) =>
   siloError("QUEUE_FULL", `${capital(describePartition(p.key))} is full: ${why}`);
@@ -43,7 +54,9 @@ const clientGone = () => siloError("CONFLICT", "The client disconnected while wa
 export class QueueStore {
   private readonly items: Database<Buffer, Buffer>;
   private readonly meta: Database<PartitionMeta, Buffer>;
+  private readonly leaseDb: Database<LeaseRecord, string>;
   private readonly queues = new Map<string, QueueState>();
+  private readonly leases = new Map<string, Lease>();
   private readonly clock: Clock;
 
   constructor(
@@ -54,7 +67,10 @@ export class QueueStore {
     this.clock = opts.clock ?? systemClock;
     this.items = kv.openDB<Buffer, Buffer>({ name: "queue-items", keyEncoding: "binary", encoding: "binary" });
     this.meta = kv.openDB<PartitionMeta, Buffer>({ name: "queue-partitions", keyEncoding: "binary" });
+    this.leaseDb = kv.openDB<LeaseRecord, string>({ name: "queue-leases" });
     this.load();
+    // A failed group (full disk) was applied to memory already: rebuild memory from what is on disk.
+    commits.onAbort(() => this.resync());
   }
 
   /** Rebuilds the in-memory index from LMDB: partition metadata plus each partition's first and last seq. */
@@ -70,11 +86,68 @@ export class QueueStore {
       if (p.tail < p.head) p.tail = p.head;
       if (p.length > 0) p.queue.nonEmpty++;
     }
+    for (const { key, value } of this.leaseDb.getRange({})) {
+      const p = this.partition(value.queueId, value.partition, false);
+      this.arm({ id: key, partition: p, values: value.items, expiresAt: value.expiresAt });
+    }
   }
 
-  /** Runs `ops` in the server's next group commit; resolves once that commit is on disk. */
-  private write(ops: () => void): Promise<void> {
-    return this.commits.run(ops);
+  /**
+   * After a failed group commit: memory may show writes that never reached the disk (a put's
+   * items, a take, a give-back). Forget them and rebuild the index and the leases from LMDB,
+   * keeping the wait lists, then serve whoever can be served now.
+   */
+  private resync(): void {
+    for (const lease of this.leases.values()) lease.timer?.cancel();
+    this.leases.clear();
+    for (const q of this.queues.values()) {
+      q.nonEmpty = 0;
+      for (const p of q.partitions.values()) {
+        p.pending.clear();
+        p.leases.clear();
+        p.head = p.tail;
+        p.lastPutAt = 0;
+        p.ttlMs = 0;
+      }
+    }
+    this.load();
+    for (const q of this.queues.values()) {
+      for (const p of [...q.partitions.values()]) {
+        this.serveGetters(p);
+        this.servePutters(p);
+        p.notifyWatchers();
+        this.tidy(p);
+      }
+    }
+  }
+
+  /** Registers a lease in memory and starts its clock. */
+  private arm(lease: Lease): void {
+    this.leases.set(lease.id, lease);
+    lease.partition.leases.add(lease);
+    lease.timer = this.clock.setTimeout(() => this.background(this.release(lease)), Math.max(0, lease.expiresAt - this.clock.now()), { unref: true });
+  }
+
+  /**
+   * Forgets a lease in memory and returns its live entry (a resync may have replaced the object
+   * a caller holds), or undefined if it was already gone (confirmed, released or dropped).
+   */
+  private disarm(lease: Pick<Lease, "id">): Lease | undefined {
+    const live = this.leases.get(lease.id);
+    if (!live) return undefined;
+    live.timer?.cancel();
+    this.leases.delete(live.id);
+    live.partition.leases.delete(live);
+    return live;
+  }
+
+  /**
+   * Runs `ops` in the server's next group commit; resolves once that commit is on disk.
+   * `freesSpace`: it removes or moves items, so it may use the disk reserve on a full disk;
+   * `independent: false`: it must fail with its group (it took items a write of the group adds).
+   */
+  private write(ops: () => void, opts: boolean | { freesSpace: boolean; independent: boolean } = false): Promise<void> {
+    return this.commits.run(ops, typeof opts === "boolean" ? { freesSpace: opts } : opts);
   }
 
   /** A write nobody awaits: failures are logged, not lost. */
@@ -169,36 +242,78 @@ export class QueueStore {
   // ---- get ---------------------------------------------------------------------------------
 
   /**
-   * Removes and returns up to `max` items from the head. Blocking callers wait (FIFO among
-   * getters) for at least one. The answer goes out only after the removal is durable; if the
-   * caller disconnected meanwhile, the items go back to the head instead of being lost.
+   * Removes up to `max` items from the head into a lease and returns it. Blocking callers wait
+   * (FIFO among getters) for at least one. It returns only after the move into the lease is
+   * durable; if the caller disconnected meanwhile, the items go back to the head at once.
+   * Otherwise they stay leased until `confirm`, or return to the head when the lease runs out.
    */
-  async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Buffer[]> {
-    const p = this.partition(queueId, key);
+  async get(queueId: string, key: string, max: number, wait: WaitOptions): Promise<Lease | undefined> {
+    const deadline = this.clock.now() + wait.timeoutMs;
     let taken: Taken;
-    if (p.length > 0) {
-      taken = this.take(p, max);
-    } else if (!wait.block) {
-      this.tidy(p);
-      return [];
-    } else {
-      taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, wait, () => queueEmpty(p));
+    for (;;) {
+      const p = this.partition(queueId, key);
+      if (p.length > 0) {
+        taken = this.take(p, max);
+      } else if (!wait.block) {
+        this.tidy(p);
+        return undefined;
+      } else {
+        const timeoutMs = Math.max(0, deadline - this.clock.now());
+        taken = await this.enqueue<Taken, GetWaiter>(p, p.getters, { max }, { ...wait, timeoutMs }, () => queueEmpty(p));
+      }
+      try {
+        await taken.durable;
+        break;
+      } catch (err) {
+        // The group failed (full disk) and was rolled back. A waiting get that was handed a
+        // failed put's items waits on, unless items are there (its own take is what failed).
+        const now = this.partition(queueId, key);
+        if (!wait.block || wait.signal.aborted || now.length > 0 || this.clock.now() >= deadline) throw err;
+      }
     }
-    await taken.durable;
     if (wait.signal.aborted) {
-      await this.giveBack(p, taken.values);
+      await this.release(taken.lease);
       throw clientGone();
     }
-    return taken.values;
+    return taken.lease;
+  }
+
+  /**
+   * The client received the items of these leases: they are gone for good. Returns how many of
+   * them were still in flight (a lease that ran out was given back, and its items will be served again).
+   */
+  async confirm(queueId: string, leaseIds: string[]): Promise<number> {
+    const confirmed: Lease[] = [];
+    for (const id of leaseIds) {
+      const lease = this.leases.get(id);
+      if (lease && lease.partition.queue.id === queueId && this.disarm(lease)) confirmed.push(lease);
+    }
+    if (confirmed.length === 0) return 0;
+    await this.write(() => {
+      for (const lease of confirmed) this.leaseDb.removeSync(lease.id);
+    }, true);
+    for (const lease of confirmed) this.tidy(lease.partition);
+    return confirmed.length;
+  }
+
+  /** Ends a lease early or on expiry: its items go back to the head of their partition. */
+  async release(lease: Pick<Lease, "id">): Promise<void> {
+    const live = this.disarm(lease);
+    if (live) await this.giveBack(live);
   }
 
   private take(p: Partition, max: number): Taken {
     const values: Buffer[] = [];
     const keys: Buffer[] = [];
     let bytes = 0;
+    // Taking an item whose put is not yet on disk ties this take to that put's commit: if the
+    // group fails, the take must fail with it (no reserve retry that would persist the item).
+    let fromPending = false;
     while (values.length < max && p.length > 0) {
       const key = itemKey(p.prefix, p.head);
-      const value = p.pending.get(p.head) ?? this.items.getBinary(key);
+      const pending = p.pending.get(p.head);
+      if (pending) fromPending = true;
+      const value = pending ?? this.items.getBinary(key);
       if (!value) throw siloError("INTERNAL", `Queue item ${p.head} of ${describePartition(p.key)} is missing`);
       if (values.length > 0 && bytes + value.length > MAX_REPLY_BYTES) break;
       values.push(value);
@@ -207,11 +322,16 @@ export class QueueStore {
       p.head++;
     }
     if (p.length === 0) p.queue.nonEmpty--;
+    const lease: Lease = { id: newId("lease"), partition: p, values, expiresAt: this.clock.now() + this.opts.leaseMs };
+    const record: LeaseRecord = { queueId: p.queue.id, partition: p.key, expiresAt: lease.expiresAt, items: values };
+    // One transaction moves the items from the partition into the lease: never in neither, never in both.
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
-    });
+      this.leaseDb.putSync(lease.id, record);
+    }, { freesSpace: !fromPending, independent: !fromPending });
+    this.arm(lease);
     this.servePutters(p);
-    return { values, durable };
+    return { lease, durable };
   }
 
   private serveGetters(p: Partition): void {
@@ -223,12 +343,16 @@ export class QueueStore {
   }
 
   /**
-   * Puts items a vanished getter was handed back at the head, in their order, and wakes waiters.
-   * If a blocked put took the room meanwhile, the partition briefly holds more than the limit:
-   * better than losing the items.
+   * Puts a lease's items back at the head of their partition, in their order, and wakes waiters;
+   * the same transaction deletes the lease. If a blocked put took the room meanwhile, the
+   * partition briefly holds more than the limit: better than losing the items.
    */
-  private async giveBack(old: Partition, values: Buffer[]): Promise<void> {
-    if (old.queue.purged || values.length === 0) return;
+  private async giveBack(lease: Lease): Promise<void> {
+    const { partition: old, values } = lease;
+    if (old.queue.purged) {
+      await this.write(() => this.leaseDb.removeSync(lease.id), true);
+      return;
+    }
     const p = this.partition(old.queue.id, old.key);
     if (p.length === 0) p.queue.nonEmpty++;
     p.head -= values.length;
@@ -240,7 +364,8 @@ export class QueueStore {
     const durable = this.write(() => {
       for (let i = 0; i < values.length; i++) this.items.putSync(itemKey(p.prefix, first + i), values[i]!);
       this.meta.putSync(p.prefix, meta);
-    });
+      this.leaseDb.removeSync(lease.id);
+    }, true);
     this.serveGetters(p);
     p.notifyWatchers();
     await durable;
@@ -338,16 +463,21 @@ export class QueueStore {
     return n;
   }
 
-  /** Items over all partitions and how many partitions exist (have been put to and not cleared or expired). */
-  stats(queueId: string): { items: number; partitions: number } {
+  /**
+   * Items over all partitions, how many partitions exist (have been put to and not cleared or
+   * expired), and how many served items await their client's confirmation.
+   */
+  stats(queueId: string): { items: number; partitions: number; inFlight: number } {
     this.sweepQueue(this.queues.get(queueId), this.clock.now());
     let items = 0;
     let partitions = 0;
+    let inFlight = 0;
     for (const p of this.queues.get(queueId)?.partitions.values() ?? []) {
       items += p.length;
       if (p.lastPutAt > 0) partitions++;
+      for (const lease of p.leases) inFlight += lease.values.length;
     }
-    return { items, partitions };
+    return { items, partitions, inFlight };
   }
 
   /** A queue's partitions (those put to and not cleared or expired) in key order, up to `limit`, with items and expiry. */
@@ -390,17 +520,20 @@ export class QueueStore {
 
   /** Drops a partition's items and metadata (clear, expiry); blocked puts may now fit. */
   private drop(p: Partition): Promise<void> {
-    if (p.lastPutAt === 0 && p.length === 0) return Promise.resolve();
+    if (p.lastPutAt === 0 && p.length === 0 && p.leases.size === 0) return Promise.resolve();
     const keys: Buffer[] = [];
     for (let seq = p.head; seq < p.tail; seq++) keys.push(itemKey(p.prefix, seq));
+    // Items in flight belong to the partition too: a clear must not see them come back later.
+    const leaseIds = [...p.leases].filter((lease) => this.disarm(lease)).map((lease) => lease.id);
     if (p.length > 0) p.queue.nonEmpty--;
     p.head = p.tail;
     p.lastPutAt = 0;
     p.pending.clear();
     const durable = this.write(() => {
       for (const key of keys) this.items.removeSync(key);
+      for (const id of leaseIds) this.leaseDb.removeSync(id);
       this.meta.removeSync(p.prefix);
-    });
+    }, true);
     this.servePutters(p);
     this.tidy(p);
     return durable;

@@ -1,34 +1,20 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyPluginAsync } from "fastify";
+import { CreateSecretBody, PutSecretValuesBody, SecretParams } from "../../protocol/secrets.js";
 import type { KindContext } from "../context.js";
 import { loadMasterKey } from "./master-key.js";
-import { type SecretValues, SecretStore } from "./store.js";
-
-/** Environment-variable-like keys: what jobs and mounts read them as. */
-const KEY_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
-const valuesSchema = {
-  type: "object",
-  minProperties: 1,
-  maxProperties: 200,
-  propertyNames: { pattern: KEY_PATTERN },
-  additionalProperties: { type: "string", maxLength: 65536 },
-} as const;
+import { SecretStore } from "./store.js";
 
 /** Secrets: named key/value sets, encrypted at rest, readable only inside their workspace and environment. */
-export const secretsKind: FastifyPluginAsync<KindContext> = async (app, ctx) => {
+export const secretsKind: FastifyPluginAsync<KindContext> = async (fastify, ctx) => {
+  // Schemas and handler types from one definition each (protocol/secrets.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const store = new SecretStore(ctx.meta, loadMasterKey(ctx.dataDir));
   ctx.registry.registerKind("secret", { prefix: "st", purge: (record) => store.delete(record.id) });
 
-  app.post<{ Body: { name: string; values: SecretValues; overwrite?: boolean } }>(
+  app.post(
     "/v1/secrets",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["name", "values"],
-          properties: { name: { type: "string" }, values: valuesSchema, overwrite: { type: "boolean" } },
-        },
-      },
-    },
+    { schema: { body: CreateSecretBody } },
     async (req) => {
       const record = ctx.meta.transaction(() => {
         const rec = ctx.registry.create(req.caller, "secret", req.body.name, { allowExisting: req.body.overwrite ?? false });
@@ -39,9 +25,9 @@ export const secretsKind: FastifyPluginAsync<KindContext> = async (app, ctx) => 
     },
   );
 
-  app.put<{ Params: { id: string }; Body: { values: SecretValues } }>(
+  app.put(
     "/v1/secrets/:id/values",
-    { schema: { body: { type: "object", required: ["values"], properties: { values: valuesSchema } } } },
+    { schema: { params: SecretParams, body: PutSecretValuesBody } },
     async (req) => {
       const record = ctx.registry.get(req.caller, "secret", req.params.id);
       store.put(record.id, req.body.values);
@@ -49,13 +35,13 @@ export const secretsKind: FastifyPluginAsync<KindContext> = async (app, ctx) => 
     },
   );
 
-  app.get<{ Params: { id: string } }>("/v1/secrets/:id/keys", async (req) => {
+  app.get("/v1/secrets/:id/keys", { schema: { params: SecretParams } }, async (req) => {
     const record = ctx.registry.get(req.caller, "secret", req.params.id);
     return { keys: store.keys(record.id) };
   });
 
   /** The decrypted values, for a job or mount of the same workspace and environment. */
-  app.get<{ Params: { id: string } }>("/v1/secrets/:id/values", async (req, reply) => {
+  app.get("/v1/secrets/:id/values", { schema: { params: SecretParams } }, async (req, reply) => {
     const record = ctx.registry.get(req.caller, "secret", req.params.id);
     reply.header("cache-control", "no-store");
     return { values: store.get(record.id) };

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
+import { invalid } from "../errors.js";
 import { parseRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
@@ -39,6 +40,10 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
     "/v1/volumes/:id/blocks/:hash",
     { schema: { params: hashParams } },
     async (req) => {
+      // Only an application/octet-stream body arrives as a stream; any other type is a bad request.
+      if (typeof (req.body as Partial<Readable> | undefined)?.[Symbol.asyncIterator] !== "function") {
+        throw invalid("A block upload's body must be the block's bytes, sent as application/octet-stream");
+      }
       const vol = await volumes.open(req.caller, req.params.id);
       await volumes.uploadBlock(vol, req.params.hash, req.body);
       return {};

@@ -2,21 +2,13 @@ import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
 import { listMountRecords, readMountRecord } from "../fuse/common/mount-records.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
+import type { MountStatus } from "../fuse/volume/mounted-volume.js";
 import { UsageError } from "./output.js";
 
-/** What a volume mount daemon answers to `status` on its control socket. */
-export interface MountStatusReport {
-  volume: string | null;
-  volumeId: string;
+/** What a volume mount daemon answers to `status` on its control socket: the mount's own status, plus where and how it serves. */
+export interface MountStatusReport extends MountStatus {
   dir: string;
   readOnly: boolean;
-  version: number;
-  /** Paths changed locally and not yet committed. */
-  dirtyPaths: number;
-  openFiles: number;
-  inodes: number;
-  inodeLimit: number;
-  lastCommitError: string | null;
   cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number };
   commits?: { commits: number; failures: number; lastCommitMs: number; totalCommitMs: number; lastCommitAt: number };
 }

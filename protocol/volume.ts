@@ -47,7 +47,25 @@ export interface DirectFileRead {
   next?: number;
 }
 
-export type EntryType = "file" | "directory" | "symlink";
+/**
+ * What a path names. `fifo`, `socket`, `char` and `block` are special files: metadata only (no
+ * bytes, size 0); devices carry their device number in `rdev`.
+ */
+export type EntryType = "file" | "directory" | "symlink" | "fifo" | "socket" | "char" | "block";
+
+/** Entry types that are metadata only (no blocks, no target, size 0). */
+export const SPECIAL_TYPES: readonly EntryType[] = ["fifo", "socket", "char", "block"];
+
+/**
+ * A point in time in nanoseconds since the epoch, as a decimal string (integer, may be negative):
+ * nanosecond times pass 2^53, so a JSON number cannot hold them. `BigInt(t)` reads one.
+ */
+export type TimeNs = string;
+
+/** The ns time an entry carries, or its ms time widened (entries written before ns times). */
+export function timeNsOf(ns: TimeNs | undefined, ms: number): bigint {
+  return ns !== undefined ? BigInt(ns) : BigInt(Math.round(ms)) * 1_000_000n;
+}
 
 /**
  * One item of a file's block list: a block's hex SHA-256, or a whole number n ≥ 1 standing for
@@ -91,11 +109,30 @@ export interface ManifestEntry {
   /** Normalised relative path: no leading `/`, no `.`/`..` segments, `/`-separated. The root is implicit. */
   path: string;
   type: EntryType;
-  /** Permission bits (e.g. 0o644). */
+  /** Permission bits with setuid/setgid/sticky (`mode & 0o7777`, e.g. 0o644, 0o2775); never the type bits. */
   mode: number;
-  /** Bytes (files); 0 for directories; target length for symlinks. */
+  /** Bytes (files); 0 for directories and special files; target length for symlinks. */
   size: number;
+  /** Modification time in epoch ms (kept for readers that do not know `mtimeNs`; equal to it rounded down). */
   mtimeMs: number;
+  /** Owner and group; absent means 0 (root), as every entry written before POSIX metadata. */
+  uid?: number;
+  gid?: number;
+  /** Nanosecond times. Absent: `mtimeMs` stands for all three (entries written before ns times). */
+  mtimeNs?: TimeNs;
+  atimeNs?: TimeNs;
+  ctimeNs?: TimeNs;
+  /** Device number of `char` and `block` entries (Linux's encoding, as `st_rdev`). */
+  rdev?: number;
+  /**
+   * Hard links: entries of one version with the same `linkId` are one inode with several names
+   * (nlink = their count); they carry identical content and metadata. An opaque id the committer
+   * makes up (random, so two mounts never pick the same one). A reader that finds entries of one
+   * `linkId` differing (concurrent commits merged per path) treats them as separate files.
+   */
+  linkId?: string;
+  /** Extended attributes: full name (`user.x`, `trusted.x`, `security.x`) → value, base64. */
+  xattrs?: Record<string, string>;
   /**
    * Files: the blocks in order (empty for an empty file): each a hex SHA-256, or a number n for n
    * blocks of zeros (see BlockRef). The server refuses a commit unless the list covers exactly
@@ -107,8 +144,8 @@ export interface ManifestEntry {
 }
 
 /**
- * One change in a commit or delta. A `put` creates or replaces the entry at its path (a hard
- * link is committed as a second file entry with the same blocks); a `delete` removes a path,
+ * One change in a commit or delta. A `put` creates or replaces the entry at its path (each name
+ * of a hard-linked file is put with the same `linkId`); a `delete` removes a path,
  * and everything below it when it is a directory.
  */
 export type Change = { op: "put"; entry: ManifestEntry } | { op: "delete"; path: string };
@@ -194,4 +231,12 @@ export const VOLUME_LIMITS = {
   maxDirEntries: 32_768,
   /** Files, directories and symlinks in a volume unless it was created with another `inodeLimit`. */
   defaultInodeLimit: 500_000,
+  /** Bytes of an extended attribute's name, namespace prefix included (ERANGE beyond, as XATTR_NAME_MAX). */
+  maxXattrNameBytes: 255,
+  /** Bytes of one extended attribute's value (E2BIG beyond; ext4 with 4 KiB blocks keeps at most about this much). */
+  maxXattrValueBytes: 4000,
+  /** Bytes of all of one inode's attribute names and values together (ENOSPC beyond, as ext4's one xattr block). */
+  maxXattrTotalBytes: 4000,
+  /** Names of one inode (EMLINK beyond, as ext4's EXT4_LINK_MAX). */
+  maxLinks: 65_000,
 } as const;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages silo's tests, benchmarks and FUSE mounts need, if missing.
-# fuse3: fusermount3 (lazy unmounts of dead mounts by users); silo speaks the FUSE protocol itself (fuse/kernel).
+# fuse3: fusermount3 (mounts and unmounts by users who are not root); silo speaks the FUSE protocol itself (fuse/kernel).
 # Idempotent and quiet when everything is there; needs root (CI runs as root).
 #   libfuse2 (fuse-native), fuse3 (fusermount), redis-server (bench:dict's peer), rsync, sqlite3,
 #   git (tools the mount tests run on a mount), chromium (the dashboard and API reference tests),
@@ -19,5 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # sudo drops DEBIAN_FRONTEND from the environment.
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Users mount FUSE through fusermount3, which opens /dev/fuse as the user: Debian's udev rule
+# makes it 0666, but a container's /dev (no udev) often has it 0600. Do what the rule does.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ] && [ "$(id -u)" -eq 0 ]; then
+  chmod 0666 /dev/fuse
 fi
 bash "$(dirname "$0")/s3-server.sh" install

@@ -1,10 +1,11 @@
 import { execFile, spawn } from "node:child_process";
 import { closeSync, constants as fsc, openSync } from "node:fs";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { MAX_WRITE } from "./abi.js";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Filesystem } from "./filesystem.js";
+import { fusermountOpen, fusermountUnmount, userAllowOther } from "./fusermount.js";
 import { FuseSession, type SessionOptions } from "./session.js";
 
 const run = promisify(execFile);
@@ -27,6 +28,9 @@ export interface MountOptions {
 export interface FuseMount {
   readonly dir: string;
   readonly session: FuseSession;
+  readonly mounter: Mounter;
+  /** Whether other users (root included) reach the mount. */
+  readonly allowOther: boolean;
   /**
    * Unmounts (lazily if it is busy) and waits until the session has ended, or at most
    * `waitMs` (a lazily detached mount lives on while files on it are open). Safe to call twice
@@ -35,52 +39,64 @@ export interface FuseMount {
   unmount(waitMs?: number): Promise<void>;
 }
 
+/** How the mount was made: mount(2) with CAP_SYS_ADMIN, or the setuid fusermount3 for other users. */
+export type Mounter = "mount" | "fusermount3";
+
 /**
- * Mounts `fs` at `dir` and serves it in this process. As root this needs only /dev/fuse and
- * mount(2): util-linux `mount -i -t fuse.SUBTYPE -o fd=3,…` is handed the open /dev/fuse as its
- * fd 3 and makes the mount(2) call. Other users need fusermount3, which passes the fd back over
- * a unix socket (SCM_RIGHTS) that Node cannot receive without a native addon: not supported yet.
+ * Mounts `fs` at `dir` and serves it in this process. With CAP_SYS_ADMIN (root) this needs
+ * only /dev/fuse and mount(2): util-linux `mount -i -t fuse.SUBTYPE -o fd=3,…` is handed the
+ * open /dev/fuse as its fd 3 and makes the call. Other users mount through fusermount3, which
+ * passes the fd back over a unix socket (fusermount.ts, with the native addon). There
+ * `allowOther` holds only if /etc/fuse.conf has user_allow_other (else only this user reaches
+ * the mount: `FuseMount.allowOther` says which).
  */
 export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions, sessionOpts: SessionOptions = {}): Promise<FuseMount> {
   const path = resolve(dir);
-  if ((process.getuid?.() ?? 0) !== 0) throw new Error(`mounting ${path} needs root (silo mounts FUSE file systems with mount(2); fusermount3 for other users is not supported yet)`);
   if (opts.mkdir) await mkdir(path, { recursive: true });
   const st = await stat(path);
-  // Not a call on a FUSE mount of ours: /dev/fuse is a character device.
-  const fd = openSync("/dev/fuse", fsc.O_RDWR);
-  const options = [
-    "fd=3",
-    `rootmode=${(st.mode & fsc.S_IFMT).toString(8)}`,
-    `user_id=${process.getuid?.() ?? 0}`,
-    `group_id=${process.getgid?.() ?? 0}`,
-    "nosuid",
-    "nodev",
-  ];
-  if (opts.allowOther) options.push("allow_other");
-  if (opts.defaultPermissions) options.push("default_permissions");
-  if (opts.readOnly) options.push("ro");
-  const session = new FuseSession(fd, fs, sessionOpts);
-  try {
-    await mountWithFd(fd, opts.fsname, `fuse.${opts.subtype}`, options.join(","), path);
-  } catch (err) {
-    closeSync(fd);
-    throw err;
+  await checkDevFuse();
+  const mounter: Mounter = (await hasCapSysAdmin()) ? "mount" : "fusermount3";
+  const common: string[] = [];
+  const allowOther = !!opts.allowOther && (mounter === "mount" || (await userAllowOther()));
+  if (allowOther) common.push("allow_other");
+  if (opts.defaultPermissions) common.push("default_permissions");
+  if (opts.readOnly) common.push("ro");
+  let fd: number;
+  if (mounter === "mount") {
+    // Not a call on a FUSE mount of ours: /dev/fuse is a character device.
+    fd = openSync("/dev/fuse", fsc.O_RDWR);
+    const options = ["fd=3", `rootmode=${(st.mode & fsc.S_IFMT).toString(8)}`, `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`, "nosuid", "nodev", ...common];
+    try {
+      await mountWithFd(fd, opts.fsname, `fuse.${opts.subtype}`, options.join(","), path);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  } else {
+    // fusermount3 adds fd=, rootmode=, user_id=, group_id=, nosuid and nodev itself.
+    fd = await fusermountOpen(path, [`fsname=${opts.fsname}`, `subtype=${opts.subtype}`, ...common]);
   }
+  const unmountHow = mounter === "mount" ? unmountPath : (p: string) => fusermountUnmount(p, false).catch(() => fusermountUnmount(p, true));
+  const lazyHow = mounter === "mount" ? lazyUnmountPath : (p: string) => fusermountUnmount(p, true);
+  const session = new FuseSession(fd, fs, sessionOpts);
   // INIT is the first request on a fresh mount; answer it before reporting the mount ready.
   try {
     await session.start();
   } catch (err) {
-    await lazyUnmountPath(path).catch(() => {});
+    await lazyHow(path).catch(() => {});
     throw err;
   }
-  await raiseReadahead(path).catch(() => {});
+  // Root only: /sys is not writable by others (their mounts read ahead 128 KiB at a time).
+  if (mounter === "mount") await raiseReadahead(path).catch(() => {});
   let unmounting: Promise<void> | undefined;
   const mount: FuseMount = {
     dir: path,
     session,
+    mounter,
+    allowOther,
     unmount: (waitMs = 5_000) =>
       (unmounting ??= (async () => {
-        await unmountPath(path).catch(() => {});
+        await unmountHow(path).catch(() => {});
         let timer: NodeJS.Timeout | undefined;
         const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
         clearTimeout(timer);
@@ -89,6 +105,29 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
       })()),
   };
   return mount;
+}
+
+const CAP_SYS_ADMIN = 21;
+
+/** Whether this process may call mount(2) itself (root, or CAP_SYS_ADMIN in its user namespace). */
+async function hasCapSysAdmin(): Promise<boolean> {
+  const status = await readFile("/proc/self/status", "utf8").catch(() => "");
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) return (process.getuid?.() ?? 0) === 0;
+  return ((BigInt(`0x${hex}`) >> BigInt(CAP_SYS_ADMIN)) & 1n) === 1n;
+}
+
+/** A one-line error saying what to do if /dev/fuse is missing or not ours to open. */
+async function checkDevFuse(): Promise<void> {
+  try {
+    await access("/dev/fuse", fsc.R_OK | fsc.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new Error("no /dev/fuse: load the fuse kernel module (modprobe fuse), or give the container the device (docker run --device /dev/fuse)");
+    if (code === "EACCES" || code === "EPERM")
+      throw new Error(`/dev/fuse is not readable and writable by uid ${process.getuid?.()}: as root, chmod 0666 /dev/fuse (Debian's udev rule does), or mount as root`);
+    throw err;
+  }
 }
 
 /**

@@ -1,0 +1,42 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** What native/fuse-fd (C, built by node-gyp at `npm install`) offers: the steps Node cannot do. */
+export interface FuseFdAddon {
+  /** A connected AF_UNIX stream pair, both ends close-on-exec. */
+  socketpair(): [number, number];
+  /** The fd queued on `sock` as SCM_RIGHTS, or -1 if none is (never blocks). */
+  recvFd(sock: number): number;
+  /** FUSE_DEV_IOC_CLONE: a new /dev/fuse fd serving the same connection as `fd`. */
+  cloneFd(fd: number): number;
+  /** FUSE_DEV_IOC_BACKING_OPEN: registers `fileFd` for passthrough; returns its backing id (needs CAP_SYS_ADMIN). */
+  backingOpen(fuseFd: number, fileFd: number): number;
+  /** FUSE_DEV_IOC_BACKING_CLOSE. */
+  backingClose(fuseFd: number, backingId: number): void;
+}
+
+const BUILT = join("native", "fuse-fd", "build", "Release", "fuse_fd.node");
+
+let loaded: FuseFdAddon | undefined;
+
+/**
+ * Loads the addon from the project root (found upward from this module: it runs from fuse/ in
+ * tests and from dist/fuse/ when built). Throws a one-line error naming the fix if it is not built.
+ */
+export function fuseFdAddon(): FuseFdAddon {
+  if (loaded) return loaded;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, BUILT);
+    if (existsSync(candidate)) {
+      loaded = createRequire(import.meta.url)(candidate) as FuseFdAddon;
+      return loaded;
+    }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new Error(`silo's native addon ${BUILT} is not built: run 'npm run build:native' in the silo checkout (needs python3, make and g++)`);
+}

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "fuse_fd",
+      "sources": ["fuse_fd.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}

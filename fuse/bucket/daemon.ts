@@ -1,5 +1,5 @@
 import { clearStaleMount, lazyUnmount } from "../common/mount-table.js";
-import { mountFuse } from "../kernel/mount.js";
+import { mountAccessNote, mountFuse } from "../kernel/mount.js";
 import { serveUntilStopped } from "../common/daemon-runtime.js";
 import { BucketFs } from "./bucket-fs.js";
 import { BucketS3 } from "./bucket-s3.js";
@@ -32,7 +32,7 @@ export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?
     });
     if (await clearStaleMount(config.mountPoint)) log(`cleared a stale mount at ${config.mountPoint} (its daemon had died)`);
     const ttlMs = config.metadataTtlMs ?? 1000;
-    await mountFuse(
+    const mount = await mountFuse(
       config.mountPoint,
       new BucketFuseOps(fs, { readOnly: config.readOnly, ttlMs, log }),
       { fsname: "silo-bucket", subtype: "silo-bucket", allowOther: true },
@@ -47,6 +47,8 @@ export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?
         log: (m) => log(`fuse: ${m}`),
       },
     );
+    const access = mountAccessNote(mount);
+    if (access) log(access);
   } catch (err) {
     log(`mount of ${bucketSource(config)} on ${config.mountPoint} failed: ${(err as Error).message}`);
     onReady(err as Error);

@@ -15,7 +15,10 @@ export interface MountOptions {
   fsname: string;
   /** The type is "fuse.<subtype>". */
   subtype: string;
-  /** Let other users reach the mount (root mounts it for containers running as anyone). */
+  /**
+   * Let other users reach the mount (root mounts it for containers running as anyone). Through
+   * fusermount3 only where /etc/fuse.conf has user_allow_other; dropped otherwise.
+   */
   allowOther?: boolean;
   /** The kernel checks permission bits itself (otherwise a root server enforces nothing). */
   defaultPermissions?: boolean;
@@ -105,6 +108,13 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
       })()),
   };
   return mount;
+}
+
+/** For the daemon's log: how a mount not made by root was made and who may reach it. */
+export function mountAccessNote(mount: FuseMount): string | undefined {
+  if (mount.mounter === "mount") return undefined;
+  const who = mount.allowOther ? "every user reaches it (user_allow_other)" : "only this user reaches it (add 'user_allow_other' to /etc/fuse.conf to let others and root in)";
+  return `mounted through fusermount3 as uid ${process.getuid?.()}: ${who}`;
 }
 
 const CAP_SYS_ADMIN = 21;

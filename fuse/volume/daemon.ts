@@ -11,7 +11,7 @@ import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
 import { VolumeFs, volumeErrno } from "./fuse-ops.js";
 import type { Filesystem } from "../kernel/filesystem.js";
-import { type FuseMount, mountFuse } from "../kernel/mount.js";
+import { type FuseMount, mountAccessNote, mountFuse } from "../kernel/mount.js";
 import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
@@ -140,6 +140,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       { errno: volumeErrno, opTimeoutMs: 120_000, log: (m) => log(`fuse: ${m}`) },
     );
     const mounted = fuse;
+    const access = mountAccessNote(fuse);
+    if (access) log(access);
 
     let daemon: ServingDaemon | undefined;
     control = await serveControl(socket, async (op) => {

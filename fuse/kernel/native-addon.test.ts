@@ -1,0 +1,58 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { fuseFdAddon } from "./native-addon.js";
+
+const addon = fuseFdAddon();
+
+/** Runs python3 with our socket end as its fd 3, sending `path` opened as SCM_RIGHTS (what fusermount3 does). */
+function sendFdFromChild(sock: number, path: string | null): Promise<number | null> {
+  // The child unlinks the file after opening it: only the passed fd still reaches its bytes.
+  const send = path ? `fd = os.open(${JSON.stringify(path)}, os.O_RDONLY)\nos.unlink(${JSON.stringify(path)})\nsocket.send_fds(s, [b"\\0"], [fd])` : 's.send(b"\\0")';
+  const child = spawn("python3", ["-c", `import os, socket\ns = socket.socket(fileno=3)\n${send}`], { stdio: ["ignore", "ignore", "inherit", sock] });
+  return new Promise((res, rej) => {
+    child.once("error", rej);
+    child.once("close", res);
+  });
+}
+
+// python3 starts slowly on a loaded machine.
+describe("native/fuse-fd", { timeout: 60_000 }, () => {
+  it("receives an fd passed as SCM_RIGHTS, and -1 (never blocking) when none was sent", async () => {
+    const [mine, theirs] = addon.socketpair();
+    try {
+      expect(mine).not.toBe(theirs);
+      // Nothing queued yet: no wait.
+      expect(addon.recvFd(mine)).toBe(-1);
+      const dir = mkdtempSync(join(tmpdir(), "silo-fuse-fd-"));
+      writeFileSync(join(dir, "f"), "passed over the socket");
+      expect(await sendFdFromChild(theirs, join(dir, "f"))).toBe(0);
+      rmSync(dir, { recursive: true });
+      const fd = addon.recvFd(mine);
+      expect(fd).toBeGreaterThan(2);
+      const buf = Buffer.alloc(64);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      expect(buf.subarray(0, n).toString()).toBe("passed over the socket");
+      closeSync(fd);
+      // A message without an fd: -1.
+      expect(await sendFdFromChild(theirs, null)).toBe(0);
+      expect(addon.recvFd(mine)).toBe(-1);
+    } finally {
+      closeSync(mine);
+      closeSync(theirs);
+    }
+  });
+
+  it("reports ioctl failures as errors named by errno", () => {
+    const file = openSync("/proc/self/status", "r");
+    try {
+      expect(() => addon.cloneFd(file)).toThrow(expect.objectContaining({ code: "EINVAL" }));
+      expect(() => addon.backingOpen(file, file)).toThrow(expect.objectContaining({ code: "ENOTTY" }));
+      expect(() => addon.recvFd("3" as unknown as number)).toThrow(expect.objectContaining({ code: "EINVAL" }));
+    } finally {
+      closeSync(file);
+    }
+  });
+});

@@ -1,9 +1,12 @@
-import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { promisify } from "node:util";
 import { lazyUnmount, mountedPaths } from "../../fuse/common/mount-table.js";
 import { REPO, SILO_BIN, type CliResult } from "./silo-server.js";
+
+const run = promisify(execFile);
 
 /** The full path of a command (the user's PATH may differ from ours). */
 function onPath(cmd: string): string {
@@ -18,14 +21,17 @@ const NOBODY = 65534;
 /**
  * A user without CAP_SYS_ADMIN that owns a fresh home (HOME, SILO_HOME, TMPDIR and the mount
  * run dir all inside it), so FUSE mounts it makes must go through fusermount3. As root, its
- * commands run under `setpriv --reuid/--regid=nobody --clear-groups`; if the checkout is not
- * readable by others (a clone under /root), they keep exactly one capability,
- * CAP_DAC_READ_SEARCH, to read it: not one mount(2) needs. Run as another user, that user is it.
+ * commands run under `setpriv --reuid/--regid=nobody --clear-groups`. If the checkout is not
+ * reachable by others (a clone under /root), the user sees it through a read-only bind mount
+ * under /tmp, removed by `cleanup()`. Run as another user, that user is it.
  */
 export class UnprivilegedUser {
   readonly uid: number;
   readonly gid: number;
   private readonly wrap: string[];
+  /** The checkout as the user reaches it (REPO, or a bind mount of it). */
+  repo = REPO;
+  private repoView?: string;
 
   private constructor(
     readonly home: string,
@@ -52,10 +58,20 @@ export class UnprivilegedUser {
       chownSync(home, user.uid, user.gid);
       // What Debian's udev rule does (scripts/system-deps.sh too): fusermount3 opens it as the user.
       if ((statSync("/dev/fuse").mode & 0o666) !== 0o666) chmodSync("/dev/fuse", 0o666);
-      const readable = await user.run("test", ["-r", SILO_BIN, "-a", "-r", join(REPO, "dist/cli/main.js")]);
-      if (readable.code !== 0) user.wrap.push("--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search");
+      if (!(await user.canRead(REPO))) {
+        const view = mkdtempSync(join(tmpdir(), "silo-repo-view-"));
+        chmodSync(view, 0o755);
+        await run("mount", ["--bind", "-o", "ro", REPO, view]);
+        user.repoView = view;
+        if (!(await user.canRead(view))) throw new Error(`${REPO} is not readable by uid ${user.uid} (chmod o+rx it)`);
+        user.repo = view;
+      }
     }
     return user;
+  }
+
+  private async canRead(repo: string): Promise<boolean> {
+    return (await this.run("test", ["-r", join(repo, "bin/silo.js"), "-a", "-r", join(repo, "dist/cli/main.js")])).code === 0;
   }
 
   /** A directory the user owns, for a mount point. */
@@ -87,12 +103,16 @@ export class UnprivilegedUser {
 
   /** The real CLI as the user. */
   silo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-    return this.run(process.execPath, [SILO_BIN, ...args], env);
+    return this.run(process.execPath, [join(this.repo, relative(REPO, SILO_BIN)), ...args], env);
   }
 
   /** Detaches whatever is still mounted in the home (after a failure), then removes it. */
   async cleanup(): Promise<void> {
     for (const dir of await mountedPaths()) if (dir.startsWith(`${this.home}/`)) await lazyUnmount(dir).catch(() => {});
     rmSync(this.home, { recursive: true, force: true });
+    if (this.repoView) {
+      await run("umount", [this.repoView]).catch(() => run("umount", ["-l", this.repoView!]));
+      rmdirSync(this.repoView);
+    }
   }
 }

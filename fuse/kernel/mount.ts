@@ -46,7 +46,7 @@ export interface FuseMount {
 export type Mounter = "mount" | "fusermount3";
 
 /**
- * Mounts `fs` at `dir` and serves it in this process. With CAP_SYS_ADMIN (root) this needs
+ * Mounts `fs` at `dir` and serves it in this process. As root with CAP_SYS_ADMIN this needs
  * only /dev/fuse and mount(2): util-linux `mount -i -t fuse.SUBTYPE -o fd=3,…` is handed the
  * open /dev/fuse as its fd 3 and makes the call. Other users mount through fusermount3, which
  * passes the fd back over a unix socket (fusermount.ts, with the native addon). There
@@ -58,7 +58,8 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
   if (opts.mkdir) await mkdir(path, { recursive: true });
   const st = await stat(path);
   await checkDevFuse();
-  const mounter: Mounter = (await hasCapSysAdmin()) ? "mount" : "fusermount3";
+  // util-linux mount refuses options to a user who is not root, capabilities or not.
+  const mounter: Mounter = (process.getuid?.() ?? 0) === 0 && (await hasCapSysAdmin()) ? "mount" : "fusermount3";
   const common: string[] = [];
   const allowOther = !!opts.allowOther && (mounter === "mount" || (await userAllowOther()));
   if (allowOther) common.push("allow_other");
@@ -119,7 +120,7 @@ export function mountAccessNote(mount: FuseMount): string | undefined {
 
 const CAP_SYS_ADMIN = 21;
 
-/** Whether this process may call mount(2) itself (root, or CAP_SYS_ADMIN in its user namespace). */
+/** Whether this process may call mount(2) (CAP_SYS_ADMIN, which root in a container may lack). */
 async function hasCapSysAdmin(): Promise<boolean> {
   const status = await readFile("/proc/self/status", "utf8").catch(() => "");
   const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];

@@ -3,10 +3,13 @@
  * receives the /dev/fuse fd over a unix socket (native/fuse-fd). The user owns the mount
  * points; as root the suite acts as `nobody` (test/helpers/unprivileged-user.ts). The mount is
  * the user's alone (no user_allow_other in /etc/fuse.conf here), so every file operation on it
- * runs as the user, in a child process.
+ * runs as the user, in a child process. Covered: the transport itself (the probe file system:
+ * INIT, 1 MiB requests), volumes (write/read/commit, kill -9 and fusermount3 -uz, journal
+ * recovery, silo run), a bucket, and the error without fusermount3.
  */
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMounted } from "../fuse/common/mount-table.js";
 import { userAllowOther } from "../fuse/kernel/fusermount.js";
@@ -17,6 +20,8 @@ import { emptyBucket, freshBucket, listObjects, s3Env, startS3 } from "./helpers
 import { eventually } from "./helpers/eventually.js";
 import type { S3Client } from "@aws-sdk/client-s3";
 
+const PROBE = resolve(import.meta.dirname, "../dist/fuse/kernel/probe/main.js");
+const MiB = 1024 * 1024;
 const fx = siloServerFixture();
 let user: UnprivilegedUser;
 let serverEnv: NodeJS.ProcessEnv;
@@ -47,6 +52,32 @@ async function daemonPid(): Promise<number> {
   expect(records).toHaveLength(1);
   return (JSON.parse(await readFile(join(run, records[0]!), "utf8")) as { pid: number }).pid;
 }
+
+describe("silo's FUSE transport mounted through fusermount3", () => {
+  it("negotiates INIT as under root and serves 1 MiB writes and reads", async () => {
+    const dir = join(user.dir("probe"), "m");
+    // The probe file system (test/fuse-protocol.test.ts), served by a process of the user.
+    const proc = user.spawn(process.execPath, [user.path(PROBE), dir], { UV_THREADPOOL_SIZE: "12" });
+    const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+    let stderr = "";
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const next = async () => JSON.parse(((await within(30_000, "probe", lines.next())) as IteratorResult<string>).value ?? "null") as Record<string, unknown> | null;
+    try {
+      const ready = await next();
+      expect(ready, stderr).toMatchObject({ ready: true, info: { major: 7, maxWrite: MiB } });
+      expect(await mountOptions(dir)).toContain(`user_id=${user.uid}`);
+      const io = await sh(`dd if=/dev/zero of=${dir}/big bs=4M count=2 2>/dev/null && dd if=${dir}/big of=/dev/null bs=1M iflag=direct 2>/dev/null && stat -c %s ${dir}/big`);
+      expect(io.stdout, io.stderr).toBe(`${8 * MiB}\n`);
+      proc.stdin.write(`${JSON.stringify({ cmd: "stats" })}\n`);
+      expect(await next()).toMatchObject({ maxWrite: MiB, maxRead: MiB });
+      proc.stdin.write(`${JSON.stringify({ cmd: "unmount" })}\n`);
+      expect(await next()).toEqual({ ended: true });
+      expect(await isMounted(dir)).toBe(false);
+    } finally {
+      proc.kill("SIGKILL");
+    }
+  });
+});
 
 describe("a volume mounted by a user who is not root", () => {
   it("mounts through fusermount3, writes, reads, commits and unmounts", async () => {

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -82,11 +82,22 @@ export class UnprivilegedUser {
     return d;
   }
 
+  /** Starts `cmd args` as the user (stdio piped), with its own environment plus `env`. */
+  spawn(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcessWithoutNullStreams {
+    const argv = [...this.wrap, cmd, ...args];
+    return spawn(argv[0]!, argv.slice(1), { env: { ...this.baseEnv, ...env }, stdio: "pipe", cwd: this.home });
+  }
+
+  /** A path of the checkout (REPO/...) as the user reaches it. */
+  path(repoPath: string): string {
+    return join(this.repo, relative(REPO, repoPath));
+  }
+
   /** Runs `cmd args` as the user, with its own environment plus `env`. */
   run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-    const argv = [...this.wrap, cmd, ...args];
     return new Promise((resolve, reject) => {
-      const proc = spawn(argv[0]!, argv.slice(1), { env: { ...this.baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], cwd: this.home });
+      const proc = this.spawn(cmd, args, env);
+      proc.stdin.end();
       let stdout = "";
       let stderr = "";
       proc.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -103,7 +114,7 @@ export class UnprivilegedUser {
 
   /** The real CLI as the user. */
   silo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-    return this.run(process.execPath, [join(this.repo, relative(REPO, SILO_BIN)), ...args], env);
+    return this.run(process.execPath, [this.path(SILO_BIN), ...args], env);
   }
 
   /** Detaches whatever is still mounted in the home (after a failure), then removes it. */

@@ -76,7 +76,9 @@ export class SiloServer {
     });
     this.proc = proc;
     const ready = new Promise<void>((resolveReady, reject) => {
-      const timer = setTimeout(() => reject(new Error(`silo serve did not start:\n${this.log}`)), 30_000);
+      // A start costs ~2 CPU-s; on an oversubscribed machine that is a minute of wall time. The
+      // limit only catches a server that never says it serves (the hook timeout is 120 s).
+      const timer = setTimeout(() => reject(new Error(`silo serve did not start:\n${this.log}`)), 100_000);
       proc.stdout!.on("data", (d: Buffer) => {
         this.log += d.toString();
         if (/silo is serving at /.test(this.log)) {

@@ -1,20 +1,17 @@
 /**
  * POSIX metadata of volume entries over the real server: every field commits and reads back
  * (tree, list, delta, restore, fork), bad metadata is a 400 that applies nothing, hard links are
- * one inode across commit, delta and `volume get`, a home from the previous schema upgrades in
- * place, and the CLI's `ls -l`, `put` and `get` keep what `cp -a` keeps.
+ * one inode across commit, delta and `volume get`, and the CLI's `ls -l`, `put` and `get` keep
+ * what `cp -a` keeps. (A home from before these fields upgrading: test/schema-migrations.test.ts.)
  */
 import { execFileSync } from "node:child_process";
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, linkSync, chownSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ManifestEntry, Volume } from "../client/index.js";
-import { migrate } from "../services/sqlite-migrations.js";
-import { VOLUME_MIGRATIONS } from "../services/volumes/sqlite-schema.js";
-import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
-import { allPaths, readAll, sha256 } from "./helpers/volume-data.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
+import { allPaths, sha256 } from "./helpers/volume-data.js";
 
 const fx = siloServerFixture();
 let seq = 0;
@@ -253,61 +250,5 @@ describe("silo volume ls -l, put and get", () => {
     const bad = await fx.server.cli(["volume", "get", vol.name!, "/t", join(dir, "x"), "--no-preserve=colour"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--no-preserve takes/);
-  });
-});
-
-describe("a home written before POSIX metadata (schema version 2)", () => {
-  it("upgrades in place: old rows read back as before, and new fields commit after the upgrade", async () => {
-    const server = await SiloServer.start([], { blobs: "local" });
-    try {
-      const vol = await server.client().volumes.fromName("old", { createIfMissing: true });
-      const { id } = await vol.info();
-      await server.stop();
-      const dataDir = join(server.home, "data");
-      const meta = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
-      const ws = meta.prepare("SELECT workspace_id FROM objects WHERE id = ?").pluck().get(id) as string;
-      meta.close();
-      for (const f of ["volumes.sqlite", "volumes.sqlite-wal", "volumes.sqlite-shm"]) rmSync(join(dataDir, f), { force: true });
-      // volumes.sqlite exactly as the release before this one left it: its two migration steps, its rows.
-      const db = new Database(join(dataDir, "volumes.sqlite"));
-      db.pragma("journal_mode = WAL");
-      migrate(db, "volumes", VOLUME_MIGRATIONS.slice(0, 2));
-      const t = Date.now() - 10_000;
-      db.prepare("INSERT INTO blocks (workspace, hash, size, refs, touched_at, data) VALUES (?, ?, ?, 1, ?, ?)").run(ws, sha256(data), data.length, t, data);
-      const row = db.prepare(
-        "INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
-      );
-      const OPEN = Number.MAX_SAFE_INTEGER;
-      row.run(id, "d", OPEN, "", "directory", 0o750, 0, t, null, null);
-      row.run(id, "d/f", OPEN, "d", "file", 0o640, data.length, t, Buffer.from(sha256(data), "hex"), null);
-      row.run(id, "l", OPEN, "", "symlink", 0o777, 3, t, null, "d/f");
-      for (const v of [0, 1]) db.prepare("INSERT INTO versions (volume, version, created_at, token_id, note) VALUES (?, ?, ?, NULL, NULL)").run(id, v, t + v);
-      db.prepare("INSERT INTO volume_state (volume, workspace, latest, oldest, inodes) VALUES (?, ?, 1, 0, 3)").run(id, ws);
-      db.prepare("INSERT INTO blob_location (id, location) VALUES (1, 'local')").run();
-      db.close();
-
-      await server.launch();
-      const v = await server.client().volumes.fromName("old");
-      expect((await latestTree(v))).toEqual([
-        { path: "d", type: "directory", mode: 0o750, size: 0, mtimeMs: t },
-        { path: "d/f", type: "file", mode: 0o640, size: data.length, mtimeMs: t, blocks: [sha256(data)] },
-        { path: "l", type: "symlink", mode: 0o777, size: 3, mtimeMs: t, target: "d/f" },
-      ]);
-      expect((await readAll(v, "d/f")).equals(data)).toBe(true);
-      // New fields on an upgraded home: a hard link to the old file, with owner and ns time.
-      const old = (await latestTree(v))[1]!;
-      const linked = { ...old, uid: 7, gid: 8, mtimeNs: NS, linkId: "up" };
-      await v.blocks.commitChanges({ baseVersion: 1, changes: [{ op: "put", entry: linked }, { op: "put", entry: { ...linked, path: "d/g" } }] });
-      const after = byPath((await v.blocks.delta(1, 2)).changes.map((c) => (c.op === "put" ? c.entry : ({} as ManifestEntry))));
-      expect(after["d/g"]).toMatchObject({ uid: 7, gid: 8, mtimeNs: NS, mtimeMs: 1700000000123, linkId: "up" });
-      // The old version still reads as it was.
-      expect((await v.blocks.tree(1)).entries[1]).toEqual(old);
-      await server.stop();
-      const check = new Database(join(dataDir, "volumes.sqlite"), { readonly: true });
-      expect(check.prepare("SELECT version FROM schema_versions WHERE component = 'volumes'").pluck().get()).toBe(VOLUME_MIGRATIONS.length);
-      check.close();
-    } finally {
-      await server.cleanup();
-    }
   });
 });

@@ -4,16 +4,23 @@
  * can not say (xattr namespaces and sizes, hard-link agreement, block lists) the commit checks.
  */
 import { Type } from "typebox";
-import { VOLUME_LIMITS } from "./volume.js";
+import { SPECIAL_TYPES, VOLUME_LIMITS } from "./volume.js";
 
-/** Nanoseconds since the epoch in decimal (TimeNs); the commit checks the signed 64-bit range. */
-const TimeNs = Type.String({ pattern: "^(0|-?[1-9][0-9]{0,18})$" });
-/** uid/gid: 0 … 2^32 - 2 ((uid_t)-1 means "no change" to chown, never an owner). */
-const Id = Type.Integer({ minimum: 0, maximum: 2 ** 32 - 2 });
+/** A TimeNs: nanoseconds since the epoch in decimal, no leading zeros (the commit checks the signed 64-bit range). */
+export const TIME_NS_PATTERN = "^(0|-?[1-9][0-9]{0,18})$";
+/** A linkId: 1-64 URL-safe characters. */
+export const LINK_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$";
+/** Largest uid/gid: 2^32 - 2 ((uid_t)-1 means "no change" to chown, never an owner). */
+export const MAX_ID = 2 ** 32 - 2;
+/** Device numbers are Linux's 32-bit encoding (what FUSE and new_encode_dev carry). */
+export const MAX_RDEV = 2 ** 32 - 1;
+
+const TimeNs = Type.String({ pattern: TIME_NS_PATTERN });
+const Id = Type.Integer({ minimum: 0, maximum: MAX_ID });
 
 export const ManifestEntrySchema = Type.Object({
   path: Type.String(),
-  type: Type.Union(["file", "directory", "symlink", "fifo", "socket", "char", "block"].map((t) => Type.Literal(t))),
+  type: Type.Union(["file", "directory", "symlink", ...SPECIAL_TYPES].map((t) => Type.Literal(t))),
   mode: Type.Optional(Type.Integer({ minimum: 0, maximum: 0o7777 })),
   size: Type.Optional(Type.Integer({ minimum: 0 })),
   mtimeMs: Type.Optional(Type.Number()),
@@ -22,8 +29,8 @@ export const ManifestEntrySchema = Type.Object({
   mtimeNs: Type.Optional(TimeNs),
   atimeNs: Type.Optional(TimeNs),
   ctimeNs: Type.Optional(TimeNs),
-  rdev: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 })),
-  linkId: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
+  rdev: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_RDEV })),
+  linkId: Type.Optional(Type.String({ pattern: LINK_ID_PATTERN })),
   xattrs: Type.Optional(
     Type.Record(Type.String({ maxLength: VOLUME_LIMITS.maxXattrNameBytes }), Type.String({ pattern: "^[A-Za-z0-9+/]*={0,2}$" }), {
       maxProperties: VOLUME_LIMITS.maxXattrTotalBytes,

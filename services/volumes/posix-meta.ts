@@ -1,17 +1,15 @@
+import { LINK_ID_PATTERN, MAX_ID, MAX_RDEV, TIME_NS_PATTERN } from "../../protocol/volume-schemas.js";
 import { type ManifestEntry, SPECIAL_TYPES, type TimeNs, VOLUME_LIMITS } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 
-/** Largest uid/gid: 2^32 - 2 (2^32 - 1 is (uid_t)-1, "no change" to chown). */
-export const MAX_ID = 2 ** 32 - 2;
-/** Device numbers are Linux's 32-bit encoding (what FUSE and `st_rdev` of new_encode_dev carry). */
-export const MAX_RDEV = 2 ** 32 - 1;
 /** The namespaces a volume keeps attributes in (`system.*` belongs to the kernel: ACLs are not stored). */
-export const XATTR_PREFIXES = ["user.", "trusted.", "security."] as const;
+const XATTR_PREFIXES = ["user.", "trusted.", "security."] as const;
 
-const TIME_NS_RE = /^(0|-?[1-9][0-9]{0,18})$/;
+// Checked again here, not only by the route's schema: restores, copies and other engines' callers commit too.
+const TIME_NS_RE = new RegExp(TIME_NS_PATTERN);
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
-const LINK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const LINK_ID_RE = new RegExp(LINK_ID_PATTERN);
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** The POSIX metadata fields of an entry, checked (absent fields stay absent). */

@@ -3,7 +3,7 @@ import { boundaryViolations, importSpecifiers, readLayers } from "../helpers/imp
 import { REPO } from "../helpers/repo.js";
 
 const tree = (files: Record<string, string>) =>
-  new Map(Object.entries({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/plugin.js";', ...files }));
+  new Map(Object.entries({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/index.js";', ...files }));
 
 describe("import boundaries", () => {
   it("the project's own import graph keeps every rule", () => {
@@ -39,6 +39,7 @@ describe("import boundaries", () => {
       "kind services/dicts must not import kind services/queues",
     ]);
     expect(rules({ "client/x.ts": 'import { b } from "../bench/lib/measure.js";' })).toEqual(["client/ imports outside the layered folders"]);
+    expect(rules({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/plugin.js";' })).toEqual(["a kind's entry point is services/<kind>/index.ts"]);
   });
 
   it("allows what the layering allows", () => {

@@ -54,4 +54,13 @@ describe("import boundaries", () => {
       ),
     ).toEqual([]);
   });
+
+  it("every mount daemon starts from its own fuse/<kind>/main.ts, never by re-running the CLI", () => {
+    const files = readLayers(REPO);
+    const entries = [...files.keys()].filter((f) => /^fuse\/[^/]+\/main\.ts$/.test(f)).sort();
+    expect(entries).toEqual(["fuse/bucket/main.ts", "fuse/nfs/main.ts", "fuse/volume/main.ts"]);
+    const spawners = [...files].filter(([, src]) => /spawnDaemon\(/.test(src)).map(([f]) => f).sort();
+    expect(spawners).toEqual(["fuse/bucket/mount.ts", "fuse/common/daemon-process.ts", "fuse/volume/mount.ts"]);
+    for (const f of spawners) expect(files.get(f)).not.toMatch(/spawnDaemon\(process\.argv/);
+  });
 });

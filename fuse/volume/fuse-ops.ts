@@ -6,6 +6,7 @@ import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifi
 import { FileContent } from "./file-content.js";
 import { MountLocks } from "./file-locks.js";
 import { checkTruncateSize } from "./limits.js";
+import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import { FsError } from "../common/errno.js";
 import { DirNode, FileNode, LinkNode, type Node } from "./namespace.js";
@@ -440,9 +441,36 @@ export class VolumeFs implements Filesystem {
     return { bsize: 4096, frsize: 4096, blocks: total, bfree: total, bavail: total, files: limit, ffree: Math.max(0, limit - ns.inodes), namelen: 255 };
   }
 
-  // No extended attributes: the xattr ops are left out, so the session answers ENOSYS and the
-  // kernel stops asking (callers get EOPNOTSUPP). Answering ENODATA instead would cost a
-  // getxattr("security.capability") round trip on every write.
+  // ---- extended attributes (committed with the node: xattrs.ts) ----
+  // Always answered (never ENOSYS, which the kernel would remember for the whole mount): a
+  // getxattr("security.capability") before every write is the price, answered from memory.
+
+  /** The node whose attributes may change: not the root, which the manifest has no entry for. */
+  private xattrNode(ino: number): Node {
+    this.writable();
+    if (ino === FUSE_ROOT_ID) throw new Errno(E.EOPNOTSUPP);
+    return this.node(ino);
+  }
+
+  setxattr(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): void {
+    const node = this.xattrNode(ino);
+    setXattr(node, name, value, flags, ctx.uid);
+    this.changed(ino, node);
+  }
+
+  getxattr(ctx: RequestContext, ino: number, name: string): Buffer {
+    return getXattr(this.node(ino), name, ctx.uid);
+  }
+
+  listxattr(ctx: RequestContext, ino: number): string[] {
+    return listXattrs(this.node(ino), ctx.uid);
+  }
+
+  removexattr(ctx: RequestContext, ino: number, name: string): void {
+    const node = this.xattrNode(ino);
+    removeXattr(node, name, ctx.uid);
+    this.changed(ino, node);
+  }
 
   /**
    * After a reload switched the tree: every name the kernel may cache that now leads elsewhere

@@ -20,7 +20,7 @@ class Locker {
   stderr = "";
 
   constructor(path: string) {
-    this.proc = spawn("python3", [join(import.meta.dirname, "fixtures/lock-client.py"), path]);
+    this.proc = spawn("/usr/bin/python3", [join(import.meta.dirname, "fixtures/lock-client.py"), path]);
     createInterface({ input: this.proc.stdout }).on("line", (l) => {
       this.lines.push(l);
       for (const w of this.waiters.splice(0)) w();

@@ -44,7 +44,9 @@ describe("extended attribute rules", () => {
     expect(errnoOf(() => getXattr(link, "user.a", ROOT))).toBe(E.ENODATA);
     expect(errnoOf(() => setXattr({ type: "fifo" }, "user.a", Buffer.from("x"), 0, ROOT))).toBe(E.EPERM);
     setXattr(link, "trusted.t", Buffer.from("x"), 0, ROOT);
-    setXattr(link, "security.s", Buffer.from("x"), 0, USER);
+    setXattr(link, "security.s", Buffer.from("x"), 0, ROOT);
+    expect(errnoOf(() => setXattr(link, "security.u", Buffer.from("x"), 0, USER))).toBe(E.EPERM);
+    expect(getXattr(link, "security.s", USER).toString()).toBe("x");
     expect(listXattrs(link, ROOT).sort()).toEqual(["security.s", "trusted.t"]);
   });
 
@@ -58,6 +60,7 @@ describe("extended attribute rules", () => {
     expect(listXattrs(d, USER)).toEqual(["user.u"]);
     expect(getXattr(d, "trusted.t", ROOT).toString()).toBe("x");
     expect(errnoOf(() => setXattr(d, "security.capability", Buffer.from("c"), 0, USER))).toBe(E.EPERM);
+    expect(errnoOf(() => removeXattr(d, "user.u", ROOT))).toBe(0);
   });
 
   it("refuses with ENOSPC what passes the value or per-inode total limit; a replace counts the new size only", () => {

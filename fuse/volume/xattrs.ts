@@ -36,18 +36,19 @@ function namespaceOf(name: string): Namespace {
  * Who may do what, as Linux's VFS and ext4 decide it (the kernel checks most of this before
  * asking, with the modes this mount reports; the file system holds the same line): trusted.*
  * is root's (others cannot set it and do not see it), user.* lives on regular files and
- * directories only, security.capability takes root (CAP_SETFCAP).
+ * directories only, security.* is set by root only (the capability module's CAP_SYS_ADMIN,
+ * CAP_SETFCAP for security.capability) and read by anyone.
  */
-function allowed(node: XattrHolder, ns: Namespace, name: string, uid: number, write: boolean): boolean {
+function allowed(node: XattrHolder, ns: Namespace, uid: number, write: boolean): boolean {
   if (ns === "trusted") return uid === 0;
   if (ns === "user") return node.type === "file" || node.type === "directory";
-  return !write || name !== "security.capability" || uid === 0;
+  return !write || uid === 0;
 }
 
 /** getxattr(2): ENODATA when absent (or hidden from the caller). */
 export function getXattr(node: XattrHolder, name: string, uid: number): Buffer {
   const ns = namespaceOf(name);
-  const value = allowed(node, ns, name, uid, false) ? node.xattrs?.get(name) : undefined;
+  const value = allowed(node, ns, uid, false) ? node.xattrs?.get(name) : undefined;
   if (!value) throw new Errno(E.ENODATA);
   return value;
 }
@@ -65,7 +66,7 @@ export function listXattrs(node: XattrHolder, uid: number): string[] {
  */
 export function setXattr(node: XattrHolder, name: string, value: Buffer, flags: number, uid: number): void {
   const ns = namespaceOf(name);
-  if (!allowed(node, ns, name, uid, true)) throw new Errno(E.EPERM);
+  if (!allowed(node, ns, uid, true)) throw new Errno(E.EPERM);
   const old = node.xattrs?.get(name);
   if (flags & XATTR_CREATE && old) throw new Errno(E.EEXIST);
   if (flags & XATTR_REPLACE && !old) throw new Errno(E.ENODATA);
@@ -79,7 +80,7 @@ export function setXattr(node: XattrHolder, name: string, value: Buffer, flags: 
 /** removexattr(2): ENODATA when absent. */
 export function removeXattr(node: XattrHolder, name: string, uid: number): void {
   const ns = namespaceOf(name);
-  if (!allowed(node, ns, name, uid, true)) throw new Errno(E.EPERM);
+  if (!allowed(node, ns, uid, true)) throw new Errno(E.EPERM);
   if (!node.xattrs?.delete(name)) throw new Errno(E.ENODATA);
   if (node.xattrs.size === 0) node.xattrs = undefined;
 }

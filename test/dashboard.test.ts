@@ -80,6 +80,15 @@ const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 30_000,
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe("dashboard at /ui", () => {
+  it("is where the server's bare address leads, without a token", async () => {
+    const res = await fetch(`${fx.server.url}/`, { redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/ui/");
+    const page = await fetch(`${fx.server.url}/ui/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<div id="app">/);
+  });
+
   it("refuses a wrong token", async () => {
     const p = await open();
     await p.getByTestId("token").fill(`${fx.server.profile.tokenId}:not-the-secret`);

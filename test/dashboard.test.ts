@@ -55,6 +55,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   await page?.close();
+  expect(external).toEqual([]);
 });
 
 afterAll(async () => {
@@ -62,8 +63,20 @@ afterAll(async () => {
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
-async function open(): Promise<Page> {
+/** Requests a page made anywhere but this server (a CDN, a font service): there must be none. */
+let external: string[] = [];
+
+async function newPage(): Promise<Page> {
   page = await context.newPage();
+  external = [];
+  page.on("request", (r) => {
+    if (!r.url().startsWith(fx.server.url) && !/^(data|blob):/.test(r.url())) external.push(r.url());
+  });
+  return page;
+}
+
+async function open(): Promise<Page> {
+  page = await newPage();
   await page.goto(`${fx.server.url}/ui`);
   return page;
 }
@@ -80,6 +93,15 @@ const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 30_000,
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe("dashboard at /ui", () => {
+  it("is where the server's bare address leads, without a token", async () => {
+    const res = await fetch(`${fx.server.url}/`, { redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/ui/");
+    const page = await fetch(`${fx.server.url}/ui/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<div id="app">/);
+  });
+
   it("refuses a wrong token", async () => {
     const p = await open();
     await p.getByTestId("token").fill(`${fx.server.profile.tokenId}:not-the-secret`);
@@ -209,11 +231,7 @@ describe("dashboard at /ui", () => {
 
 describe("API reference at /docs", () => {
   it("renders in the browser from the server's own files, without a token", async () => {
-    page = await context.newPage();
-    const external: string[] = [];
-    page.on("request", (r) => {
-      if (!r.url().startsWith(fx.server.url) && !r.url().startsWith("data:") && !r.url().startsWith("blob:")) external.push(r.url());
-    });
+    page = await newPage();
     await page.goto(`${fx.server.url}/docs`);
     await poll(() => page.locator(".opblock-summary-path").allTextContents()).toContain("/v1/whoami");
     await poll(() => page.getByText("Who the token is").count()).toBeGreaterThan(0);

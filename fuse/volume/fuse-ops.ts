@@ -50,6 +50,8 @@ export class VolumeFs implements Filesystem {
   private readonly names = new Map<number, { parent: number; name: string }>();
   /** Access times: kept in memory only (the manifest stores mtimes). */
   private readonly atimes = new WeakMap<Node, number>();
+  /** Attribute changes without a content change (xattrs): ctime moves past mtime, in memory only. */
+  private readonly ctimes = new WeakMap<Node, number>();
   private readonly dirHandles = new Map<number, Array<[string, Node]>>();
   private nextDirHandle = 1;
   private readonly locks = new MountLocks();
@@ -130,7 +132,7 @@ export class VolumeFs implements Filesystem {
 
   private attr(node: Node, ino: number): Attr {
     const t = node.mtimeMs;
-    const base = { ino, uid: this.uid, gid: this.gid, atimeMs: this.atimes.get(node) ?? t, mtimeMs: t, ctimeMs: t };
+    const base = { ino, uid: this.uid, gid: this.gid, atimeMs: this.atimes.get(node) ?? t, mtimeMs: t, ctimeMs: Math.max(t, this.ctimes.get(node) ?? t) };
     switch (node.type) {
       case "directory":
         return { ...base, mode: S_IFDIR | node.mode, size: 4096, nlink: 2 };
@@ -455,6 +457,7 @@ export class VolumeFs implements Filesystem {
   setxattr(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): void {
     const node = this.xattrNode(ino);
     setXattr(node, name, value, flags, ctx.uid);
+    this.ctimes.set(node, Date.now());
     this.changed(ino, node);
   }
 
@@ -469,6 +472,7 @@ export class VolumeFs implements Filesystem {
   removexattr(ctx: RequestContext, ino: number, name: string): void {
     const node = this.xattrNode(ino);
     removeXattr(node, name, ctx.uid);
+    this.ctimes.set(node, Date.now());
     this.changed(ino, node);
   }
 

@@ -190,7 +190,8 @@ describe("file locks between processes on one mount", () => {
     a.kill();
     await a.exited;
     const c = await locker(path);
-    expect(await c.run("flock sh nowait")).toBe("ok");
+    // The kernel sends the open file's release after the process is gone: wait for it.
+    expect(await c.run("flock sh wait")).toBe("ok");
     expect(await c.run("flock ex nowait")).toBe("EAGAIN"); // b still holds its shared lock
     await stopLockers();
     await mounts.unmount(dir);

@@ -3,11 +3,11 @@
 # fuse3: fusermount3 (mounts and unmounts by users who are not root); silo speaks the FUSE protocol itself (fuse/kernel).
 # Idempotent and quiet when everything is there; needs root (CI runs as root).
 #   fuse3 (fusermount3), redis-server (bench:dict's peer), rsync, sqlite3,
-#   git (tools the mount tests run on a mount), chromium (the dashboard and API reference tests),
+#   git (tools the mount tests run on a mount), python3 (the POSIX mount tests' system calls), chromium (the dashboard and API reference tests),
 #   and the S3 server's Swift + memcached (scripts/s3-server.sh install), so that no test hook
 #   waits for apt on a fresh machine.
 set -euo pipefail
-want=(fuse3 redis-server rsync sqlite3 git chromium)
+want=(fuse3 redis-server rsync sqlite3 git chromium python3)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

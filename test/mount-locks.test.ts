@@ -112,7 +112,9 @@ describe("file locks between processes on one mount", () => {
   it("fcntl record locks: byte ranges, read sharing, EAGAIN, F_GETLK with the holder's pid, a wait granted at release, a killed holder's and waiter's locks gone", async () => {
     await fx.silo.volumes.fromName("locks-fcntl", { createIfMissing: true });
     const dir = join(root, "fcntl");
-    await mounts.mount("locks-fcntl", dir, "--commit-interval-ms", "0");
+    // The daemon's request counts show it held the locks (the kernel keeps them itself otherwise).
+    const stats = join(root, "fcntl-stats");
+    await mounts.mountWithEnv({ SILO_FUSE_STATS: stats }, "locks-fcntl", dir, "--commit-interval-ms", "0");
     const path = join(dir, "db");
     writeFileSync(path, "0123456789".repeat(10));
     const a = await locker(path);
@@ -160,6 +162,8 @@ describe("file locks between processes on one mount", () => {
     expect(await d.run("getlk w 0 100")).toBe("unlocked");
     await stopLockers();
     await mounts.unmount(dir);
+    const served = readFileSync(stats, "utf8");
+    for (const op of ["GETLK", "SETLK", "SETLKW", "INTERRUPT"]) expect(served).toMatch(new RegExp(`\\b${op} \\d+`));
   });
 
   it("flock: whole-file locks per open file, shared and exclusive, waits, and gone with the last descriptor", async () => {
@@ -186,7 +190,8 @@ describe("file locks between processes on one mount", () => {
     a.kill();
     await a.exited;
     const c = await locker(path);
-    expect(await c.run("flock sh nowait")).toBe("ok");
+    // The kernel sends the open file's release after the process is gone: wait for it.
+    expect(await c.run("flock sh wait")).toBe("ok");
     expect(await c.run("flock ex nowait")).toBe("EAGAIN"); // b still holds its shared lock
     await stopLockers();
     await mounts.unmount(dir);

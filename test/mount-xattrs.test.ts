@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -48,6 +48,7 @@ describe("extended attributes on a mount", () => {
     writeFileSync(f, "data");
     mkdirSync(d);
     symlinkSync("f", l);
+    const times = statSync(f);
 
     const name255 = `user.${"n".repeat(250)}`;
     expect(
@@ -101,6 +102,10 @@ describe("extended attributes on a mount", () => {
       "ok",
       "ENODATA",
     ]);
+    // Attribute changes move the ctime, not the mtime.
+    const after = statSync(f);
+    expect(after.ctimeMs).toBeGreaterThan(times.ctimeMs);
+    expect(after.mtimeMs).toBe(times.mtimeMs);
     // Another user sees neither trusted.* names nor values, and may not set them.
     expect(await xattrs([["list", f], ["get", f, "trusted.t"], ["get", f, "user.color"], ["set", f, "trusted.u", "x", 0]], true)).toEqual([
       [name255, "user.color"].sort(),

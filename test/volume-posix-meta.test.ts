@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ManifestEntry, Volume } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
-import { allPaths, sha256 } from "./helpers/volume-data.js";
+import { allPaths, readAll, sha256 } from "./helpers/volume-data.js";
 
 const fx = siloServerFixture();
 let seq = 0;
@@ -81,6 +81,9 @@ describe("POSIX metadata in the manifest", () => {
     expect(listed["d/b"]!.mtimeNs).toBe(-1500000001n);
     expect(listed["d/p"]!.type).toBe("fifo");
     expect(listed["d/s"]!.type).toBe("socket");
+    // Special files have no bytes to read.
+    await expect(readAll(vol, "d/p")).rejects.toThrow(/is a fifo, not a file/);
+    await expect(vol.readSmallFiles(["d/c"])).rejects.toThrow(/not a file/);
 
     // A change of metadata only is a new version that restore undoes.
     const chowned = { ...entries[3]!, uid: 1, gid: 2 };

@@ -77,11 +77,15 @@ describe("request decoding", () => {
     body.writeUInt32LE(500_000_000, 56); // atimensec
     body.writeUInt32LE(0o600, 68); // mode
     const r = decodeRequest(request(Opcode.SETATTR, body), 128);
-    expect(r.args).toEqual({ op: "SETATTR", set: { fh: 12, size: 4096, atime: 981173106500, mtime: "now", mode: 0o600 } });
+    expect(r.args).toEqual({ op: "SETATTR", set: { fh: 12, size: 4096, atime: 981173106500, atimeNs: 981173106_500_000_000n, mtime: "now", mode: 0o600 } });
     body.writeUInt32LE(Fattr.MTIME, 0);
     body.writeBigUInt64LE(1234n, 40);
     body.writeUInt32LE(7_000_000, 60);
-    expect(decodeRequest(request(Opcode.SETATTR, body), 128).args).toEqual({ op: "SETATTR", set: { mtime: 1234007 } });
+    expect(decodeRequest(request(Opcode.SETATTR, body), 128).args).toEqual({ op: "SETATTR", set: { mtime: 1234007, mtimeNs: 1234_007_000_000n } });
+    // Times before 1970 (negative seconds) keep their sign.
+    body.writeBigInt64LE(-2n, 40);
+    body.writeUInt32LE(1, 60);
+    expect(decodeRequest(request(Opcode.SETATTR, body), 128).args).toMatchObject({ set: { mtimeNs: -1_999_999_999n } });
   });
 
   it("decodes RENAME and RENAME2 (with flags) and SYMLINK's two names", () => {

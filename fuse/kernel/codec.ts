@@ -294,6 +294,8 @@ function decodeFileLock(b: Buffer, o: number): FileLock {
 }
 
 const timeMs = (sec: number, nsec: number) => sec * 1000 + Math.floor(nsec / 1e6);
+/** A fuse time (u64 seconds, as the kernel's signed time64_t, and u32 ns) in ns. */
+const timeNs = (b: Buffer, secAt: number, nsecAt: number) => b.readBigInt64LE(secAt) * 1_000_000_000n + BigInt(b.readUInt32LE(nsecAt));
 
 function decodeSetattr(b: Buffer, o: number): SetattrRequest {
   const valid = b.readUInt32LE(o);
@@ -304,6 +306,8 @@ function decodeSetattr(b: Buffer, o: number): SetattrRequest {
   if (valid & Fattr.SIZE) set.size = u64(b, o + 16);
   if (valid & Fattr.ATIME) set.atime = valid & Fattr.ATIME_NOW ? "now" : timeMs(u64(b, o + 32), b.readUInt32LE(o + 56));
   if (valid & Fattr.MTIME) set.mtime = valid & Fattr.MTIME_NOW ? "now" : timeMs(u64(b, o + 40), b.readUInt32LE(o + 60));
+  if (valid & Fattr.ATIME && !(valid & Fattr.ATIME_NOW)) set.atimeNs = timeNs(b, o + 32, o + 56);
+  if (valid & Fattr.MTIME && !(valid & Fattr.MTIME_NOW)) set.mtimeNs = timeNs(b, o + 40, o + 60);
   if (valid & Fattr.CTIME) set.ctime = timeMs(u64(b, o + 48), b.readUInt32LE(o + 64));
   if (valid & Fattr.FH) set.fh = u64(b, o + 8);
   return set;
@@ -334,13 +338,23 @@ function putTime(b: Buffer, secAt: number, nsecAt: number, ms: number): void {
   b.writeUInt32LE(Math.min(999_999_999, nsecs(t)), nsecAt);
 }
 
+/** A time in ns as seconds (signed: times before 1970 are negative) and ns within the second. */
+function putTimeNs(b: Buffer, secAt: number, nsecAt: number, ns: bigint): void {
+  const rem = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
+  b.writeBigInt64LE((ns - rem) / 1_000_000_000n, secAt);
+  b.writeUInt32LE(Number(rem), nsecAt);
+}
+
 export function writeAttr(b: Buffer, o: number, a: Attr): void {
   putU64(b, o, a.ino);
   putU64(b, o + 8, a.size);
   putU64(b, o + 16, a.blocks ?? Math.ceil(a.size / 512));
-  putTime(b, o + 24, o + 48, a.atimeMs);
-  putTime(b, o + 32, o + 52, a.mtimeMs);
-  putTime(b, o + 40, o + 56, a.ctimeMs);
+  if (a.atimeNs !== undefined) putTimeNs(b, o + 24, o + 48, a.atimeNs);
+  else putTime(b, o + 24, o + 48, a.atimeMs);
+  if (a.mtimeNs !== undefined) putTimeNs(b, o + 32, o + 52, a.mtimeNs);
+  else putTime(b, o + 32, o + 52, a.mtimeMs);
+  if (a.ctimeNs !== undefined) putTimeNs(b, o + 40, o + 56, a.ctimeNs);
+  else putTime(b, o + 40, o + 56, a.ctimeMs);
   b.writeUInt32LE(a.mode >>> 0, o + 60);
   b.writeUInt32LE(a.nlink >>> 0, o + 64);
   b.writeUInt32LE(a.uid >>> 0, o + 68);

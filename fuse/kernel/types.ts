@@ -20,6 +20,10 @@ export interface Attr {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** Nanosecond times since the epoch; when present they stand for the ms ones. */
+  atimeNs?: bigint;
+  mtimeNs?: bigint;
+  ctimeNs?: bigint;
   /** File type and permission bits (S_IFREG | 0644 …). */
   mode: number;
   nlink: number;
@@ -88,6 +92,9 @@ export interface SetattrRequest {
   atime?: number | "now";
   mtime?: number | "now";
   ctime?: number;
+  /** The times of `atime`/`mtime` in ns (absent for "now"). */
+  atimeNs?: bigint;
+  mtimeNs?: bigint;
   /** The open file the change comes through (ftruncate, futimens). */
   fh?: number;
 }

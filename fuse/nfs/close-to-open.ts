@@ -114,7 +114,7 @@ export const closeToOpen: MountConsistency = {
       },
       setattr: (ctx, ino, set) => committed(fs.setattr(ctx, ino, set)),
       readlink: (ctx, ino) => fs.readlink(ctx, ino),
-      mknod: (ctx, parent, name, mode) => committed(fs.mknod(ctx, parent, name, mode)),
+      mknod: (ctx, parent, name, mode, rdev) => committed(fs.mknod(ctx, parent, name, mode, rdev)),
       mkdir: (ctx, parent, name, mode) => committed(fs.mkdir(ctx, parent, name, mode)),
       unlink: (ctx, parent, name) => committed(fs.unlink(ctx, parent, name)),
       rmdir: (ctx, parent, name) => committed(fs.rmdir(ctx, parent, name)),

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
 import { FUSE_ROOT_ID } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
@@ -9,13 +10,23 @@ import { checkTruncateSize } from "./limits.js";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import { FsError } from "../common/errno.js";
-import { DirNode, FileNode, LinkNode, type Node } from "./namespace.js";
+import { VOLUME_LIMITS } from "../../protocol/volume.js";
+import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
+const S_ISGID = 0o2000;
+/** Type bits of each node type, and readdir's DT_* of each. */
+const S_IF: Record<Node["type"], number> = { file: S_IFREG, directory: S_IFDIR, symlink: S_IFLNK, fifo: 0o010000, char: 0o020000, block: 0o060000, socket: 0o140000 };
+const SPECIAL_OF = new Map<number, SpecialType>([
+  [0o010000, "fifo"],
+  [0o020000, "char"],
+  [0o060000, "block"],
+  [0o140000, "socket"],
+]);
 const O_ACCMODE = 3;
 const RENAME_NOREPLACE = 1;
 const SEEK_DATA = 3;
@@ -48,13 +59,14 @@ export class VolumeFs implements Filesystem {
   private readonly inodes: InodeMap<Node>;
   /** Where each inode was last named. Directories' entries make their children's paths follow a rename. */
   private readonly names = new Map<number, { parent: number; name: string }>();
-  /** Access times: kept in memory only (the manifest stores mtimes). */
-  private readonly atimes = new WeakMap<Node, number>();
   private readonly dirHandles = new Map<number, Array<[string, Node]>>();
   private nextDirHandle = 1;
   private readonly locks = new MountLocks();
-  private readonly uid = process.getuid?.() ?? 0;
-  private readonly gid = process.getgid?.() ?? 0;
+  /**
+   * A daemon that is not root cannot hand files to other users (and only its user reaches the
+   * mount): everything shows as its own, as before ownership was stored.
+   */
+  private readonly squash = (process.getuid?.() ?? 0) !== 0 ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined;
 
   constructor(
     private readonly mv: MountedVolume,
@@ -115,6 +127,7 @@ export class VolumeFs implements Filesystem {
 
   /** The path of a name inside directory `parent`. */
   private childPath(parent: number, name: string): string {
+    checkName(name);
     if (name.includes("/") || name === "." || name === "..") throw new FsError("EINVAL");
     const dir = this.dir(parent);
     const p = this.pathOf(parent, dir);
@@ -124,21 +137,47 @@ export class VolumeFs implements Filesystem {
 
   /** Records a change of `node`'s bytes or attributes for the next commit. */
   private changed(ino: number, node: Node): void {
-    const p = this.pathOf(ino, node);
-    if (p !== undefined) this.mv.changed(p, node);
+    this.mv.changed(this.pathOf(ino, node), node);
   }
 
   private attr(node: Node, ino: number): Attr {
-    const t = node.mtimeMs;
-    const base = { ino, uid: this.uid, gid: this.gid, atimeMs: this.atimes.get(node) ?? t, mtimeMs: t, ctimeMs: t };
+    const ms = (ns: bigint) => Number(ns / 1_000_000n);
+    const base = {
+      ino,
+      mode: S_IF[node.type] | node.mode,
+      uid: this.squash?.uid ?? node.uid,
+      gid: this.squash?.gid ?? node.gid,
+      atimeMs: ms(node.atimeNs),
+      mtimeMs: ms(node.mtimeNs),
+      ctimeMs: ms(node.ctimeNs),
+      atimeNs: node.atimeNs,
+      mtimeNs: node.mtimeNs,
+      ctimeNs: node.ctimeNs,
+    };
     switch (node.type) {
-      case "directory":
-        return { ...base, mode: S_IFDIR | node.mode, size: 4096, nlink: 2 };
+      case "directory": {
+        // As ext4: "." and ".." of every subdirectory count.
+        let subdirs = 0;
+        for (const child of node.children.values()) if (child.type === "directory") subdirs++;
+        return { ...base, size: 4096, nlink: 2 + subdirs };
+      }
       case "symlink":
-        return { ...base, mode: S_IFLNK | node.mode, size: Buffer.byteLength(node.target), nlink: 1 };
+        return { ...base, size: Buffer.byteLength(node.target), nlink: Math.max(1, node.nlink) };
+      case "file":
+        return { ...base, size: node.content.size, nlink: Math.max(1, node.nlink) };
       default:
-        return { ...base, mode: S_IFREG | node.mode, size: node.content.size, nlink: Math.max(1, node.nlink) };
+        return { ...base, size: 0, nlink: Math.max(1, node.nlink), rdev: node.rdev };
     }
+  }
+
+  /**
+   * A new node's stat: the caller's, as Linux's inode_init_owner. In a setgid directory it gets
+   * the directory's group, and a new directory there is setgid too.
+   */
+  private ownedStat(ctx: RequestContext, parent: number, mode: number, dir = false): ReturnType<typeof newStat> {
+    const p = this.dir(parent);
+    const inherit = (p.mode & S_ISGID) !== 0;
+    return newStat(inherit && dir ? mode | S_ISGID : mode, ctx.uid, inherit ? p.gid : ctx.gid);
   }
 
   /** The answer naming `node` as `name` in `parent`; allocates its inode number (last step before replying). */
@@ -155,6 +194,7 @@ export class VolumeFs implements Filesystem {
   // ---- names ----
 
   lookup(_ctx: RequestContext, parent: number, name: string): Entry {
+    checkName(name);
     const node = this.dir(parent).children.get(name);
     if (!node) throw new FsError("ENOENT");
     return this.entry(parent, name, node);
@@ -172,24 +212,21 @@ export class VolumeFs implements Filesystem {
   async setattr(_ctx: RequestContext, ino: number, set: SetattrRequest) {
     const node = set.fh !== undefined && this.mv.handle(set.fh) ? this.handle(set.fh) : this.node(ino);
     this.writable();
-    let touched = false;
+    // The kernel checked permissions (default_permissions) and folds the setuid/setgid clearing
+    // of chown and truncate into `mode`; this applies what it asks, and ctime moves with any of it.
+    const t = nowNs();
     if (set.size !== undefined) {
       const file = this.file(node);
       await this.mv.store.truncate(file.content, set.size);
-      file.mtimeMs = Date.now();
-      touched = true;
+      file.modifiedNow(t);
     }
-    if (set.mode !== undefined) {
-      node.mode = set.mode & 0o7777;
-      touched = true;
-    }
-    if (set.mtime !== undefined) {
-      node.mtimeMs = set.mtime === "now" ? Date.now() : set.mtime;
-      touched = true;
-    }
-    if (set.atime !== undefined) this.atimes.set(node, set.atime === "now" ? Date.now() : set.atime);
-    // Ownership is not stored (every file belongs to the mount's user); accepting it keeps cp -a, tar and rsync happy.
-    if (touched) this.changed(ino, node);
+    if (set.mode !== undefined) node.mode = set.mode & 0o7777;
+    if (set.uid !== undefined) node.uid = set.uid;
+    if (set.gid !== undefined) node.gid = set.gid;
+    if (set.mtime !== undefined) node.mtimeNs = set.mtimeNs ?? t;
+    if (set.atime !== undefined) node.atimeNs = set.atimeNs ?? t;
+    node.changedNow(t);
+    this.changed(ino, node);
     return this.attrReply(ino, node);
   }
 
@@ -207,29 +244,34 @@ export class VolumeFs implements Filesystem {
     return this.entry(parent, name, node);
   }
 
-  mknod(_ctx: RequestContext, parent: number, name: string, mode: number): Entry {
-    if ((mode & S_IFMT) !== S_IFREG) throw new FsError("EPERM");
-    return this.addNode(parent, name, new FileNode(mode & 0o7777, Date.now(), new FileContent(0, [])));
+  mknod(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): Entry {
+    const type = mode & S_IFMT;
+    const stat = this.ownedStat(ctx, parent, mode);
+    if (type === S_IFREG || type === 0) return this.addNode(parent, name, new FileNode(stat, new FileContent(0, [])));
+    const special = SPECIAL_OF.get(type);
+    if (!special) throw new FsError("EINVAL");
+    return this.addNode(parent, name, new SpecialNode(special, special === "char" || special === "block" ? rdev : 0, stat));
   }
 
-  mkdir(_ctx: RequestContext, parent: number, name: string, mode: number): Entry {
-    return this.addNode(parent, name, new DirNode(mode & 0o7777, Date.now()));
+  mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Entry {
+    return this.addNode(parent, name, new DirNode(this.ownedStat(ctx, parent, mode, true)));
   }
 
-  symlink(_ctx: RequestContext, parent: number, name: string, target: string): Entry {
-    return this.addNode(parent, name, new LinkNode(target, 0o777, Date.now()));
+  symlink(ctx: RequestContext, parent: number, name: string, target: string): Entry {
+    return this.addNode(parent, name, new LinkNode(target, this.ownedStat(ctx, parent, 0o777)));
   }
 
   link(_ctx: RequestContext, ino: number, newParent: number, newName: string): Entry {
     this.writable();
     const node = this.node(ino);
     if (node.type === "directory") throw new FsError("EPERM");
+    if (node.nlink >= VOLUME_LIMITS.maxLinks) throw new Errno(E.EMLINK);
     const p = this.childPath(newParent, newName);
     this.mv.ns.add(p, node);
-    if (node.type === "file") {
-      node.nlink++;
-      this.mv.changed(p, node);
-    }
+    node.nlink++;
+    node.linkId ??= randomUUID();
+    node.changedNow();
+    this.mv.changed(p, node);
     return this.entry(newParent, newName, node);
   }
 
@@ -239,7 +281,10 @@ export class VolumeFs implements Filesystem {
     const node = this.mv.ns.lookup(p);
     if (!node) throw new FsError("ENOENT");
     if (node.type === "directory") throw new FsError("EISDIR");
-    this.release_(this.mv.ns.remove(p));
+    this.mv.ns.remove(p);
+    // The other names of a hard link: their nlink and ctime changed.
+    this.mv.changed(undefined, node);
+    this.release_(node);
   }
 
   /** Frees a node's local bytes after answering: the name is gone already, the upper file's removal need not hold up the caller. */
@@ -265,6 +310,7 @@ export class VolumeFs implements Filesystem {
     const node = this.mv.ns.lookup(from);
     if (flags & RENAME_NOREPLACE && this.mv.ns.lookup(to)) throw new FsError("EEXIST");
     const replaced = this.mv.ns.rename(from, to);
+    if (replaced) this.mv.changed(undefined, replaced);
     const ino = node && this.inodes.peek(node);
     if (ino !== undefined) this.names.set(ino, { parent: newParent, name: newName });
     this.release_(replaced);
@@ -280,8 +326,8 @@ export class VolumeFs implements Filesystem {
     return { fh: this.mv.openHandle(this.file(this.node(ino)), write), keepCache: true };
   }
 
-  create(_ctx: RequestContext, parent: number, name: string, mode: number) {
-    const node = new FileNode(mode & 0o7777, Date.now(), new FileContent(0, []));
+  create(ctx: RequestContext, parent: number, name: string, mode: number) {
+    const node = new FileNode(this.ownedStat(ctx, parent, mode), new FileContent(0, []));
     const entry = this.addNode(parent, name, node);
     return { entry, opened: { fh: this.mv.openHandle(node, true), keepCache: true } };
   }
@@ -297,7 +343,7 @@ export class VolumeFs implements Filesystem {
     this.writable();
     const node = this.handle(fh);
     const n = await this.mv.store.write(node.content, data, data.length, offset);
-    node.mtimeMs = Date.now();
+    node.modifiedNow();
     this.changed(ino, node);
     return n;
   }
@@ -354,7 +400,7 @@ export class VolumeFs implements Filesystem {
     if (!zero && !grow) return;
     if (zero) await this.mv.store.zeroRange(c, offset, offset + length);
     if (grow) await this.mv.store.truncate(c, offset + length);
-    node.mtimeMs = Date.now();
+    node.modifiedNow();
     this.changed(ino, node);
   }
 
@@ -379,7 +425,7 @@ export class VolumeFs implements Filesystem {
       done += n;
     }
     if (done > 0) {
-      to.mtimeMs = Date.now();
+      to.modifiedNow();
       this.changed(dst.ino, to);
     }
     return done;
@@ -455,6 +501,7 @@ export class VolumeFs implements Filesystem {
   setxattr(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): void {
     const node = this.xattrNode(ino);
     setXattr(node, name, value, flags, ctx.uid);
+    node.changedNow();
     this.changed(ino, node);
   }
 
@@ -469,6 +516,7 @@ export class VolumeFs implements Filesystem {
   removexattr(ctx: RequestContext, ino: number, name: string): void {
     const node = this.xattrNode(ino);
     removeXattr(node, name, ctx.uid);
+    node.changedNow();
     this.changed(ino, node);
   }
 
@@ -493,5 +541,10 @@ export class VolumeFs implements Filesystem {
 }
 
 function typeOf(node: Node): number {
-  return node.type === "directory" ? 4 : node.type === "symlink" ? 10 : 8;
+  return S_IF[node.type] >> 12;
+}
+
+/** ENAMETOOLONG for a name over NAME_MAX bytes (the kernel lets FUSE names up to 1024 through). */
+function checkName(name: string): void {
+  if (Buffer.byteLength(name) > VOLUME_LIMITS.maxNameBytes) throw new FsError("ENAMETOOLONG");
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { TimeNs } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 
 /**
@@ -17,18 +18,32 @@ import { AsyncLock } from "./async-lock.js";
  * mount of the volume on this machine, or `silo volume recover`, adopts and commits it.
  */
 
-/** Extended attributes of a record's node, as ManifestEntry.xattrs (absent when none). */
-type WithXattrs = { xattrs?: Record<string, string> };
+/**
+ * Owner, ns times and hard-link id, as ManifestEntry has them (absent in records written before
+ * POSIX metadata: root's, mtimeMs for every time).
+ */
+export interface RecordStat {
+  mode: number;
+  mtimeMs: number;
+  uid?: number;
+  gid?: number;
+  atimeNs?: TimeNs;
+  mtimeNs?: TimeNs;
+  ctimeNs?: TimeNs;
+  /** Records of one journal with the same linkId are names of one node. */
+  linkId?: string;
+  /** Extended attributes, as ManifestEntry.xattrs (absent when none). */
+  xattrs?: Record<string, string>;
+}
 
 export type JournalRecord =
   | { op: "gone"; path: string }
-  | ({ op: "dir"; path: string; mode: number; mtimeMs: number } & WithXattrs)
-  | ({ op: "symlink"; path: string; mode: number; mtimeMs: number; target: string } & WithXattrs)
+  | ({ op: "dir"; path: string } & RecordStat)
+  | ({ op: "symlink"; path: string; target: string } & RecordStat)
+  | ({ op: "special"; path: string; type: "fifo" | "socket" | "char" | "block"; rdev: number } & RecordStat)
   | ({
       op: "file";
       path: string;
-      mode: number;
-      mtimeMs: number;
       size: number;
       /** Upper file in the mount dir's `upper/` (shared by hard links); null: no local bytes. */
       upper: string | null;
@@ -36,7 +51,7 @@ export type JournalRecord =
       known: Array<[number, string, number?]>;
       /** Blocks whose bytes are in the upper file. */
       local: number[];
-    } & WithXattrs);
+    } & RecordStat);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */
 export interface JournalOwnerInfo {

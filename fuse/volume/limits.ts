@@ -42,6 +42,8 @@ export function checkTruncateSize(size: number): void {
  * nothing fits, a short write when only part does.
  */
 export function writableBytes(pos: number, len: number): number {
+  // Offsets past 2^53 (the kernel allows up to 2^63) are beyond the limit too, not invalid.
+  if (Number.isFinite(pos) && pos > MAX_FILE_SIZE && len > 0) throw new FsError("EFBIG");
   if (!Number.isSafeInteger(pos) || pos < 0) throw new FsError("EINVAL");
   if (len === 0) return 0;
   if (pos >= MAX_FILE_SIZE) throw new FsError("EFBIG");

@@ -5,9 +5,8 @@ import type { BlockUploader } from "../../client/block-uploader.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
-import { DirNode, entryOf, FileNode, isHidden, LinkNode, Namespace, type Node, sameEntry } from "./namespace.js";
+import { DirNode, entryOf, FileNode, isHidden, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
-import { xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
 export class VolumeBusy extends Error {
@@ -49,8 +48,8 @@ export class MountedVolume {
   viewVersion = 0;
   private readonly handles = new Map<number, { node: FileNode; write: boolean }>();
   private nextHandle = 1;
-  /** Hard-linked files changed since the last commit: every name of theirs must be committed. */
-  private readonly linkedChanged = new Set<FileNode>();
+  /** Hard-linked nodes changed since the last commit: every name of theirs must be committed. */
+  private readonly linkedChanged = new Set<Node>();
   private readonly commitLock = new AsyncLock();
   /** Paths of the commit under way (pending until it is acknowledged). */
   private readonly inCommit = new Set<string>();
@@ -109,10 +108,14 @@ export class MountedVolume {
     return this.handles.size;
   }
 
-  /** Records that a file's bytes or attributes changed (all its names, if hard-linked). */
-  changed(path: string, node: Node): void {
-    this.ns.touch(path);
-    if (node.type === "file" && node.nlink > 1) this.linkedChanged.add(node);
+  /** Records that a node's bytes or attributes changed (all its names, if it was ever hard-linked). */
+  changed(path: string | undefined, node: Node): void {
+    if (path !== undefined) this.ns.touch(path);
+    if (node.type !== "directory" && node.linkId !== undefined && node.nlink > 0 && !this.linkedChanged.has(node)) {
+      this.linkedChanged.add(node);
+      // The journal records every name once (replay joins the names by linkId and takes the newest state).
+      for (const [p, n] of this.ns.walk()) if (n === node) this.ns.touch(p);
+    }
   }
 
   /** Frees what a node that left the tree held, once nothing uses it any more. */
@@ -122,7 +125,7 @@ export class MountedVolume {
       if (node.nlink <= 0 && node.content.openHandles === 0) await this.store.discard(node.content);
     } else if (node.type === "directory") {
       for (const child of node.children.values()) {
-        if (child.type === "file") child.nlink--;
+        unlinkOne(child);
         await this.dropped(child);
       }
     }
@@ -151,17 +154,16 @@ export class MountedVolume {
     if (isHidden(path)) return null;
     const node = this.ns.lookup(path);
     if (!node) return { op: "gone", path };
-    const record = this.recordOfNode(path, node);
-    const xattrs = xattrsToWire(node.xattrs);
-    return xattrs ? { ...record, xattrs } : record;
-  }
-
-  private recordOfNode(path: string, node: Node): Exclude<JournalRecord, { op: "gone" }> {
     switch (node.type) {
       case "directory":
-        return { op: "dir", path, mode: node.mode, mtimeMs: node.mtimeMs };
+        return { op: "dir", path, ...statFields(node) };
       case "symlink":
-        return { op: "symlink", path, mode: node.mode, mtimeMs: node.mtimeMs, target: node.target };
+        return { op: "symlink", path, ...statFields(node), target: node.target };
+      case "fifo":
+      case "socket":
+      case "char":
+      case "block":
+        return { op: "special", path, ...statFields(node), type: node.type, rdev: node.rdev };
       default: {
         const c = node.content;
         const known: Array<[number, string, number?]> = [];
@@ -173,7 +175,7 @@ export class MountedVolume {
           known.push(run > 1 ? [i, h, run] : [i, h]);
           i += run - 1;
         }
-        return { op: "file", path, mode: node.mode, mtimeMs: node.mtimeMs, size: c.size, upper: upperName(c), known, local: [...c.local] };
+        return { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
       }
     }
   }
@@ -205,7 +207,18 @@ export class MountedVolume {
     let n = 0;
     const placed = new Set<FileNode>();
     for (const claim of claims) {
+      // Names of one file: by link id (hard links), else by upper file (states of one file's bytes).
       const byUpper = new Map<string, FileNode>();
+      // Hard-linked symlinks and special files: one node per link id.
+      const byLinkId = new Map<string, LinkNode | SpecialNode>();
+      const placeLinked = (path: string, fresh: LinkNode | SpecialNode) => {
+        const node = fresh.linkId ? (byLinkId.get(fresh.linkId) ?? fresh) : fresh;
+        if (fresh.linkId) byLinkId.set(fresh.linkId, node);
+        node.setStat(fresh);
+        if (this.ns.lookup(path) === node) return;
+        if (node !== fresh) node.nlink++;
+        this.ns.applyNode(path, node);
+      };
       for (const r of claim.records) {
         n++;
         switch (r.op) {
@@ -213,42 +226,46 @@ export class MountedVolume {
             this.ns.applyDelete(r.path);
             break;
           case "dir":
-            this.ns.applyNode(r.path, withXattrs(new DirNode(r.mode, r.mtimeMs), r.xattrs));
+            this.ns.applyNode(r.path, new DirNode(statOf(r)));
             break;
           case "symlink":
-            this.ns.applyNode(r.path, withXattrs(new LinkNode(r.target, r.mode, r.mtimeMs), r.xattrs));
+            placeLinked(r.path, Object.assign(new LinkNode(r.target, statOf(r)), { linkId: r.linkId }));
+            break;
+          case "special":
+            placeLinked(r.path, Object.assign(new SpecialNode(r.type, r.rdev, statOf(r)), { linkId: r.linkId }));
             break;
           case "file": {
             const hashes = new Array<string | null>(blockCount(r.size)).fill(null);
             for (const [i, h, run] of r.known) for (let k = 0; k < (run ?? 1); k++) hashes[i + k] = h;
-            let node = r.upper ? byUpper.get(r.upper) : undefined;
+            const key = r.linkId ?? r.upper;
+            let node = key ? byUpper.get(key) : undefined;
+            const adopt = async (c: FileContent, upper: string): Promise<boolean> => {
+              const adopted = await journal.adoptUpper(claim.upperPath(upper), upper).catch((err: NodeJS.ErrnoException) => {
+                if (err.code !== "ENOENT") throw err;
+                return undefined;
+              });
+              // Never expected (upper files outlive every record naming them); skip rather than refuse to mount.
+              if (!adopted) this.warn(`journal of ${claim.dir} names a missing local copy of '${r.path}'; skipped`);
+              else this.store.adoptUpper(c, adopted);
+              return adopted !== undefined;
+            };
             if (node) {
               // A hard link, or a later state of the same bytes: the newest record describes them.
               const c = node.content;
+              if (r.upper && upperName(c) !== r.upper && !(await adopt(c, r.upper))) continue;
               c.size = r.size;
               c.hashes = hashes;
               c.local.clear();
-              node.mode = r.mode;
-              node.mtimeMs = r.mtimeMs;
-              node.xattrs = xattrsFromWire(r.xattrs);
+              node.setStat(statOf(r));
+              node.linkId = r.linkId;
               if (this.ns.lookup(r.path) !== node) node.nlink++;
             } else {
               const c = new FileContent(r.size, hashes);
-              if (r.upper) {
-                const adopted = await journal.adoptUpper(claim.upperPath(r.upper), r.upper).catch((err: NodeJS.ErrnoException) => {
-                  if (err.code !== "ENOENT") throw err;
-                  return undefined;
-                });
-                // Never expected (upper files outlive every record naming them); skip rather than refuse to mount.
-                if (!adopted) {
-                  this.warn(`journal of ${claim.dir} names a missing local copy of '${r.path}'; skipped`);
-                  continue;
-                }
-                this.store.adoptUpper(c, adopted);
-              }
-              node = withXattrs(new FileNode(r.mode, r.mtimeMs, c), r.xattrs);
+              if (r.upper && !(await adopt(c, r.upper))) continue;
+              node = new FileNode(statOf(r), c);
+              node.linkId = r.linkId;
               node.nlink = 0;
-              if (r.upper) byUpper.set(r.upper, node);
+              if (key) byUpper.set(key, node);
             }
             for (const i of r.local) node.content.local.add(i);
             if (this.ns.lookup(r.path) !== node) {
@@ -264,6 +281,8 @@ export class MountedVolume {
     }
     // Bytes no path names any more (deleted after their last record) go only now: a later record may still have named them.
     for (const node of placed) if (node.nlink <= 0) await this.store.discard(node.content);
+    // Names of one node whose records came in several commits' worth: commit every name again.
+    for (const [, node] of this.ns.walk()) if (node.type !== "directory" && node.linkId !== undefined && node.nlink > 1) this.linkedChanged.add(node);
     return n;
   }
 
@@ -302,7 +321,7 @@ export class MountedVolume {
   /** Every path a checkpoint must keep: changed, in a commit not yet acknowledged, or a name of a changed hard-linked file. */
   private unacknowledged(): Set<string> {
     const out = new Set([...this.ns.dirty, ...this.inCommit]);
-    if (this.linkedChanged.size) for (const [p, n] of this.ns.walk()) if (n.type === "file" && this.linkedChanged.has(n)) out.add(p);
+    if (this.linkedChanged.size) for (const [p, n] of this.ns.walk()) if (this.linkedChanged.has(n)) out.add(p);
     return out;
   }
 
@@ -320,7 +339,7 @@ export class MountedVolume {
 
   private async commitNow(): Promise<CommitOutcome> {
     if (this.linkedChanged.size) {
-      for (const [p, n] of this.ns.walk()) if (n.type === "file" && this.linkedChanged.has(n)) this.ns.touch(p);
+      for (const [p, n] of this.ns.walk()) if (this.linkedChanged.has(n)) this.ns.touch(p);
       this.linkedChanged.clear();
     }
     // Prefer an instant between file operations: give writes in flight on dirty files a moment to land.
@@ -522,9 +541,7 @@ export class MountedVolume {
     if (node?.type !== "file" || e.type !== "file") return false;
     const c: FileContent = node.content;
     if (!c.clean || c.size !== e.size || blockListOf(c.hashes).join() !== (e.blocks ?? []).join()) return false;
-    node.mode = e.mode;
-    node.mtimeMs = e.mtimeMs;
-    node.xattrs = xattrsFromWire(e.xattrs);
+    node.setStat(statOf(e));
     return true;
   }
 
@@ -540,11 +557,6 @@ export class MountedVolume {
       lastCommitError: this.lastCommitError,
     };
   }
-}
-
-function withXattrs<N extends Node>(node: N, wire: Record<string, string> | undefined): N {
-  node.xattrs = xattrsFromWire(wire);
-  return node;
 }
 
 function ancestors(path: string): string[] {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { VOLUME_LIMITS } from "../../protocol/volume.js";
 import { FileContent } from "./file-content.js";
-import { DirNode, FileNode, LinkNode, Namespace } from "./namespace.js";
+import { DirNode, FileNode, LinkNode, Namespace, newStat } from "./namespace.js";
 
-const file = () => new FileNode(0o644, 0, new FileContent(0, []));
+const file = () => new FileNode(newStat(0o644), new FileContent(0, []));
 const code = (fn: () => unknown) => {
   try {
     fn();
@@ -16,7 +16,7 @@ const code = (fn: () => unknown) => {
 describe("Namespace limits", () => {
   it("a directory holds at most maxDirEntries entries: one more is ENOSPC, also by rename", () => {
     const ns = new Namespace(10 ** 6);
-    ns.add("d", new DirNode(0o755, 0));
+    ns.add("d", new DirNode(newStat(0o755)));
     for (let i = 0; i < VOLUME_LIMITS.maxDirEntries; i++) ns.add(`d/f${i}`, file());
     expect(code(() => ns.add("d/one-more", file()))).toBe("ENOSPC");
     ns.add("elsewhere", file());
@@ -35,12 +35,12 @@ describe("Namespace limits", () => {
   it("long names, long paths below a moved directory, long symlink targets", () => {
     const ns = new Namespace(10 ** 6);
     expect(code(() => ns.add("x".repeat(256), file()))).toBe("ENAMETOOLONG");
-    expect(code(() => ns.add("l", new LinkNode("t".repeat(4097), 0o777, 0)))).toBe("ENAMETOOLONG");
-    ns.add("deep", new DirNode(0o755, 0));
+    expect(code(() => ns.add("l", new LinkNode("t".repeat(4097), newStat(0o777))))).toBe("ENAMETOOLONG");
+    ns.add("deep", new DirNode(newStat(0o755)));
     let p = "deep";
-    for (let i = 0; i < 15; i++) ns.add((p = `${p}/${"d".repeat(250)}`), new DirNode(0o755, 0));
-    ns.add("m", new DirNode(0o755, 0));
-    ns.add(`m/${"e".repeat(250)}`, new DirNode(0o755, 0));
+    for (let i = 0; i < 15; i++) ns.add((p = `${p}/${"d".repeat(250)}`), new DirNode(newStat(0o755)));
+    ns.add("m", new DirNode(newStat(0o755)));
+    ns.add(`m/${"e".repeat(250)}`, new DirNode(newStat(0o755)));
     expect(code(() => ns.rename("m", `${p}/${"y".repeat(100)}`))).toBe("ENAMETOOLONG");
     expect(ns.lookup("m")?.type).toBe("directory");
   });

@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import type { ManifestEntry } from "../../protocol/volume.js";
 import { FileContent } from "./file-content.js";
 import { FsError } from "../common/errno.js";
-import { DirNode, FileNode, LinkNode, Namespace, entryOf, isHidden, nodeFromEntry, relPath, sameEntry } from "./namespace.js";
+import { DirNode, FileNode, LinkNode, Namespace, entryOf, newStat, isHidden, nodeFromEntry, relPath, sameEntry } from "./namespace.js";
 
-const file = () => new FileNode(0o644, 1, new FileContent(0, []));
-const dir = () => new DirNode(0o755, 1);
+const file = () => new FileNode(newStat(0o644), new FileContent(0, []));
+const dir = () => new DirNode(newStat(0o755));
 const errno = (fn: () => unknown) => {
   try {
     fn();

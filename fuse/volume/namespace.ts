@@ -1,42 +1,126 @@
-import type { ManifestEntry } from "../../protocol/volume.js";
+import { type ManifestEntry, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
 import { sameXattrs, type Xattrs, xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
-export class DirNode {
+/** Permission bits, owner and nanosecond times: what every node has (as a POSIX inode). */
+export interface NodeStat {
+  /** Permission bits with setuid/setgid/sticky (never the type bits). */
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  /** Extended attributes (xattrs.ts); absent when none. */
+  xattrs?: Xattrs;
+}
+
+/** Wall-clock ns (performance's origin plus its ns-resolution offset: Date.now() has only ms). */
+const originNs = BigInt(Math.round(performance.timeOrigin * 1000)) * 1000n;
+export const nowNs = (): bigint => originNs + BigInt(Math.round(performance.now() * 1e6));
+
+/** A new node's stat: all three times now. */
+export function newStat(mode: number, uid = 0, gid = 0, t = nowNs()): NodeStat {
+  return { mode: mode & 0o7777, uid, gid, atimeNs: t, mtimeNs: t, ctimeNs: t };
+}
+
+/** ns → ms, rounded down (also before 1970), as ManifestEntry.mtimeMs. */
+export const msOf = (ns: bigint): number => Number((ns - (((ns % 1_000_000n) + 1_000_000n) % 1_000_000n)) / 1_000_000n);
+
+abstract class BaseNode implements NodeStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  xattrs: Xattrs | undefined;
+  constructor(s: NodeStat) {
+    this.mode = s.mode & 0o7777;
+    this.uid = s.uid;
+    this.gid = s.gid;
+    this.atimeNs = s.atimeNs;
+    this.mtimeNs = s.mtimeNs;
+    this.ctimeNs = s.ctimeNs;
+    this.xattrs = s.xattrs;
+  }
+  get mtimeMs(): number {
+    return msOf(this.mtimeNs);
+  }
+  /** Attributes changed (chmod, chown, link, rename…): ctime moves. */
+  changedNow(t = nowNs()): void {
+    this.ctimeNs = t;
+  }
+  /** Contents changed (write, truncate, a name added or removed): mtime and ctime move. */
+  modifiedNow(t = nowNs()): void {
+    this.mtimeNs = this.ctimeNs = t;
+  }
+  setStat(s: NodeStat): void {
+    this.mode = s.mode & 0o7777;
+    this.uid = s.uid;
+    this.gid = s.gid;
+    this.atimeNs = s.atimeNs;
+    this.mtimeNs = s.mtimeNs;
+    this.ctimeNs = s.ctimeNs;
+    this.xattrs = s.xattrs;
+  }
+}
+
+/** A node that may have several names (anything but a directory). */
+abstract class LinkableNode extends BaseNode {
+  /** Names this node has (>1 after a hard link; 0 once the last is gone). */
+  nlink = 1;
+  /** Shared by every name of a hard-linked node in the manifest (set by the first link()). */
+  linkId: string | undefined;
+}
+
+export class DirNode extends BaseNode {
   readonly type = "directory";
   readonly children = new Map<string, Node>();
-  xattrs?: Xattrs;
-  constructor(
-    public mode: number,
-    public mtimeMs: number,
-  ) {}
 }
 
-export class FileNode {
+export class FileNode extends LinkableNode {
   readonly type = "file";
-  /** Paths naming this node (>1 after a hard link). */
-  nlink = 1;
-  xattrs?: Xattrs;
   constructor(
-    public mode: number,
-    public mtimeMs: number,
+    stat: NodeStat,
     readonly content: FileContent,
-  ) {}
+  ) {
+    super(stat);
+  }
 }
 
-export class LinkNode {
+export class LinkNode extends LinkableNode {
   readonly type = "symlink";
-  xattrs?: Xattrs;
   constructor(
     readonly target: string,
-    public mode: number,
-    public mtimeMs: number,
-  ) {}
+    stat: NodeStat,
+  ) {
+    super(stat);
+  }
 }
 
-export type Node = DirNode | FileNode | LinkNode;
+export type SpecialType = "fifo" | "socket" | "char" | "block";
+
+/** A fifo, socket or device: metadata only (the kernel serves them; devices are not opened on a nodev mount). */
+export class SpecialNode extends LinkableNode {
+  constructor(
+    readonly type: SpecialType,
+    /** Device number (char and block), as st_rdev. */
+    readonly rdev: number,
+    stat: NodeStat,
+  ) {
+    super(stat);
+  }
+}
+
+export type Node = DirNode | FileNode | LinkNode | SpecialNode;
+
+/** Drops one name of a node that left the tree (hard links keep the node alive under the others). */
+export function unlinkOne(node: Node | undefined): void {
+  if (node && node.type !== "directory") node.nlink--;
+}
 
 /** `/a/b` (FUSE) → `a/b` (manifest); the root is "". */
 export const relPath = (fusePath: string) => fusePath.replace(/^\/+/, "").replace(/\/+$/, "");
@@ -52,7 +136,9 @@ export const isHidden = (path: string) => /(^|\/)\.fuse_hidden[^/]*$/.test(path)
  * Every path whose entry may differ from the last commit is recorded in `dirty`.
  */
 export class Namespace {
-  readonly root = new DirNode(0o755, Date.now());
+  readonly root = new DirNode(newStat(0o755));
+  /** The newest node of each hard-link id seen in committed entries (load and reload rejoin names into one node). */
+  private readonly linked = new Map<string, Node>();
   readonly dirty = new Set<string>();
   /** Called with every path that changed (the journal records their new state). */
   onTouch: ((path: string) => void) | undefined;
@@ -94,7 +180,8 @@ export class Namespace {
     if (counted) checkDirEntries(dir.children.size);
     dir.children.set(name, node);
     if (counted) this.inodes++;
-    dir.mtimeMs = Date.now();
+    dir.modifiedNow();
+    this.touchParent(path);
     this.touch(path);
   }
 
@@ -105,8 +192,10 @@ export class Namespace {
     if (!node) throw new FsError("ENOENT");
     dir.children.delete(name);
     this.inodes -= this.count(path, node);
-    if (node.type === "file") node.nlink--;
-    dir.mtimeMs = Date.now();
+    unlinkOne(node);
+    dir.modifiedNow();
+    if (node.type !== "directory" && node.nlink > 0) node.changedNow();
+    this.touchParent(path);
     this.touch(path);
     return node;
   }
@@ -132,14 +221,21 @@ export class Namespace {
       if (node.type !== "directory" && old.type === "directory") throw new FsError("EISDIR");
       if (old.type === "directory" && old.children.size > 0) throw new FsError("ENOTEMPTY");
       this.inodes -= this.count(to, old);
-      if (old.type === "file") old.nlink--;
+      unlinkOne(old);
+      if (old.type !== "directory" && old.nlink > 0) old.changedNow();
     }
     // Every path below both names changes.
     this.touchTree(from, node);
     src.dir.children.delete(src.name);
     dst.dir.children.set(dst.name, node);
     this.inodes += this.count(to, node) - this.count(from, node);
-    src.dir.mtimeMs = dst.dir.mtimeMs = Date.now();
+    const t = nowNs();
+    src.dir.modifiedNow(t);
+    dst.dir.modifiedNow(t);
+    // As ext4: a renamed inode's ctime moves too.
+    node.changedNow(t);
+    this.touchParent(from);
+    this.touchParent(to);
     this.touchTree(to, node);
     return old;
   }
@@ -148,6 +244,12 @@ export class Namespace {
   touch(path: string): void {
     this.dirty.add(path);
     this.onTouch?.(path);
+  }
+
+  /** A name was added or removed: the directory's new mtime is a change too (the root has no entry). */
+  private touchParent(path: string): void {
+    const slash = path.lastIndexOf("/");
+    if (slash > 0) this.touch(path.slice(0, slash));
   }
 
   touchTree(path: string, node: Node): void {
@@ -177,7 +279,23 @@ export class Namespace {
    * stays the same node (its children survive); anything else is replaced.
    */
   applyPut(entry: ManifestEntry): Node | undefined {
-    return this.applyNode(entry.path, nodeFromEntry(entry));
+    const same = this.linkedNode(entry);
+    if (same) {
+      if (this.lookup(entry.path) === same) return undefined;
+      same.nlink++;
+      return this.applyNode(entry.path, same);
+    }
+    const node = nodeFromEntry(entry);
+    if (entry.linkId) this.linked.set(entry.linkId, node);
+    return this.applyNode(entry.path, node);
+  }
+
+  /** The node already holding another name of `entry`'s hard link, if it matches it (else it is a separate file). */
+  private linkedNode(entry: ManifestEntry): Exclude<Node, DirNode> | undefined {
+    const node = entry.linkId ? this.linked.get(entry.linkId) : undefined;
+    if (!node || node.type === "directory" || node.nlink <= 0 || node.type !== entry.type) return undefined;
+    if (node.type === "file" && !node.content.clean) return undefined;
+    return sameEntry(entryOf(entry.path, node), entry) ? node : undefined;
   }
 
   /** applyPut with a node of our own (journal replay: hard links share one FileNode). */
@@ -188,8 +306,8 @@ export class Namespace {
       let next = dir.children.get(segments[k]!);
       if (next?.type !== "directory") {
         if (next) this.inodes -= this.count(segments.slice(0, k + 1).join("/"), next);
-        if (next?.type === "file") next.nlink--;
-        next = new DirNode(0o755, node.mtimeMs);
+        unlinkOne(next);
+        next = new DirNode({ ...newStat(0o755), atimeNs: node.mtimeNs, mtimeNs: node.mtimeNs, ctimeNs: node.mtimeNs });
         dir.children.set(segments[k]!, next);
         this.inodes++;
       }
@@ -199,13 +317,11 @@ export class Namespace {
     const old = dir.children.get(name);
     if (old === node) return undefined;
     if (node.type === "directory" && old?.type === "directory") {
-      old.mode = node.mode;
-      old.mtimeMs = node.mtimeMs;
-      old.xattrs = node.xattrs;
+      old.setStat(node);
       return undefined;
     }
     if (old) this.inodes -= this.count(path, old);
-    if (old?.type === "file") old.nlink--;
+    unlinkOne(old);
     dir.children.set(name, node);
     this.inodes += this.count(path, node);
     return old;
@@ -221,7 +337,7 @@ export class Namespace {
     if (!old) return undefined;
     dir.children.delete(name);
     this.inodes -= this.count(path, old);
-    if (old.type === "file") old.nlink--;
+    unlinkOne(old);
     return old;
   }
 }
@@ -236,47 +352,86 @@ function longestSuffix(dir: DirNode): string {
   return best;
 }
 
+/** A node's stat as manifest entries and journal records carry it. */
+export type StatFields = Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" | "atimeNs" | "mtimeNs" | "ctimeNs" | "linkId" | "xattrs">;
+
+/** A committed entry's or journal record's stat (those written before POSIX metadata: root's, mtimeMs for every time). */
+export function statOf(e: StatFields): NodeStat {
+  return {
+    mode: e.mode,
+    uid: e.uid ?? 0,
+    gid: e.gid ?? 0,
+    atimeNs: timeNsOf(e.atimeNs, e.mtimeMs),
+    mtimeNs: timeNsOf(e.mtimeNs, e.mtimeMs),
+    ctimeNs: timeNsOf(e.ctimeNs, e.mtimeMs),
+    xattrs: xattrsFromWire(e.xattrs),
+  };
+}
+
 export function nodeFromEntry(e: ManifestEntry): Node {
-  const node = nodeOfType(e);
-  node.xattrs = xattrsFromWire(e.xattrs);
+  const stat = statOf(e);
+  let node: Node;
+  switch (e.type) {
+    case "directory":
+      return new DirNode(stat);
+    case "symlink":
+      node = new LinkNode(e.target ?? "", stat);
+      break;
+    case "file":
+      node = new FileNode(stat, new FileContent(e.size, hashesOf(e.blocks ?? [])));
+      break;
+    default:
+      node = new SpecialNode(e.type, e.rdev ?? 0, stat);
+  }
+  node.linkId = e.linkId;
   return node;
 }
 
-function nodeOfType(e: ManifestEntry): Node {
-  switch (e.type) {
-    case "directory":
-      return new DirNode(e.mode, e.mtimeMs);
-    case "symlink":
-      return new LinkNode(e.target ?? "", e.mode, e.mtimeMs);
-    default:
-      return new FileNode(e.mode, e.mtimeMs, new FileContent(e.size, hashesOf(e.blocks ?? [])));
-  }
+/** The stat fields of an entry or journal record for `node`. */
+export function statFields(node: Node): StatFields {
+  const xattrs = xattrsToWire(node.xattrs);
+  return {
+    mode: node.mode & 0o7777,
+    mtimeMs: node.mtimeMs,
+    uid: node.uid,
+    gid: node.gid,
+    mtimeNs: node.mtimeNs.toString(),
+    atimeNs: node.atimeNs.toString(),
+    ctimeNs: node.ctimeNs.toString(),
+    ...(node.type !== "directory" && node.linkId !== undefined ? { linkId: node.linkId } : {}),
+    ...(xattrs ? { xattrs } : {}),
+  };
 }
 
 /** The manifest entry a node commits as; files must have every block hashed (FileContent.clean). */
 export function entryOf(path: string, node: Node): ManifestEntry {
-  const entry = entryOfType(path, node);
-  const xattrs = xattrsToWire(node.xattrs);
-  return xattrs ? { ...entry, xattrs } : entry;
-}
-
-function entryOfType(path: string, node: Node): ManifestEntry {
+  const base = { path, ...statFields(node) };
   switch (node.type) {
     case "directory":
-      return { path, type: "directory", mode: node.mode & 0o7777, size: 0, mtimeMs: node.mtimeMs };
+      return { ...base, type: "directory", size: 0 };
     case "symlink":
-      return { path, type: "symlink", mode: node.mode & 0o7777, size: Buffer.byteLength(node.target), mtimeMs: node.mtimeMs, target: node.target };
+      return { ...base, type: "symlink", size: Buffer.byteLength(node.target), target: node.target };
+    case "file":
+      return { ...base, type: "file", size: node.content.size, blocks: blockListOf(node.content.hashes) };
     default:
-      return { path, type: "file", mode: node.mode & 0o7777, size: node.content.size, mtimeMs: node.mtimeMs, blocks: blockListOf(node.content.hashes) };
+      return { ...base, type: node.type, size: 0, ...(node.type === "char" || node.type === "block" ? { rdev: node.rdev } : {}) };
   }
 }
 
 export function sameEntry(a: ManifestEntry, b: ManifestEntry): boolean {
+  const sa = statOf(a);
+  const sb = statOf(b);
   return (
     a.type === b.type &&
     a.mode === b.mode &&
     a.size === b.size &&
-    a.mtimeMs === b.mtimeMs &&
+    sa.uid === sb.uid &&
+    sa.gid === sb.gid &&
+    sa.mtimeNs === sb.mtimeNs &&
+    sa.atimeNs === sb.atimeNs &&
+    sa.ctimeNs === sb.ctimeNs &&
+    (a.rdev ?? 0) === (b.rdev ?? 0) &&
+    a.linkId === b.linkId &&
     a.target === b.target &&
     sameXattrs(a.xattrs, b.xattrs) &&
     (a.blocks ?? []).join() === (b.blocks ?? []).join()

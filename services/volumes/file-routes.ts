@@ -70,6 +70,7 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSt
       const { version, entry: row } = await volumes.lookup(vol, req.query.version, req.query.path);
       if (row === "root" || row.type === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
       if (row.type === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.target}'), not a file`);
+      if (row.type !== "file") throw invalid(`'${req.query.path}' is a ${row.type}, not a file: special files have no bytes`);
       const range = requestedRange(req.headers.range, row.size, reply);
       // A client that can read from the object store itself gets where the bytes are instead.
       const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;

@@ -304,7 +304,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ["INVALID", "NOT_FOUND", "CONFLICT", "VOLUME_BUSY", "NO_SPACE"],
     fields: {
       baseVersion: "The version the changes were made against",
-      changes: "File changes: puts (path, mode, size, block hashes), removals, symlinks, directories",
+      changes:
+        "File changes: puts of entries (files with block hashes, directories, symlinks, fifos, sockets, char and block devices; mode, uid, gid, ns times as decimal strings, rdev, linkId for hard links, base64 xattrs) and removals",
       overwrite: "`replace` (default), `files` (keep concurrent changes to other files) or `none` (fail on any conflict)",
     },
   },

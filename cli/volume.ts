@@ -1,13 +1,15 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { lstat, open, rename, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join, posix } from "node:path";
+import { lstat, stat } from "node:fs/promises";
+import { basename, join, posix } from "node:path";
 import type { Command } from "commander";
-import type { FileEntry, Volume } from "../client/volume.js";
-import { writevAll } from "../lib/writev-all.js";
-import { ConflictError } from "../protocol/errors.js";
-import { BLOCK_SIZE, SMALL_FILE_MAX, type VersionInfo } from "../protocol/volume.js";
+import type { FileEntry } from "../client/volume.js";
+import type { VersionInfo } from "../protocol/volume.js";
 import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
+import { PRESERVE_ITEMS, download, majorMinor, parseNoPreserve } from "./volume-get.js";
+
+export { download } from "./volume-get.js";
+
+const NO_PRESERVE_HELP = `do not keep these (comma-separated): ${PRESERVE_ITEMS.join(", ")}, or all (ownership is kept only when run as root)`;
 
 /** `silo volume …`: the same commands as the reference `modal volume`. `mount`/`unmount` live in their own file. */
 export function registerVolume(program: Command): Command {
@@ -39,12 +41,14 @@ export function registerVolume(program: Command): Command {
   volume
     .command("ls <name> [path]")
     .description("List files and directories in a volume (a file path lists just that file)")
-    .option("--json", "machine-readable output")
-    .action((name: string, path: string | undefined, opts: { json?: boolean }, cmd: Command) =>
+    .option("-l, --long", "one line per entry as `ls -l`: mode, owner, group, size, mtime, name (-> target)")
+    .option("--json", "machine-readable output (times in ns as decimal strings)")
+    .action((name: string, path: string | undefined, opts: { json?: boolean; long?: boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         const vol = await silo.volumes.fromName(name);
         const entries = await vol.listdir(path ?? "/");
-        if (opts.json) return printJson(entries.map((e) => ({ ...e, mtime: e.mtime.toISOString() })));
+        if (opts.json) return printJson(entries.map(jsonEntry));
+        if (opts.long) return printLong(entries);
         printTable(
           ["Filename", "Type", "Created/Modified", "Size"],
           entries.map((e) => [e.type === "directory" ? `${e.path}/` : e.path, e.type, formatTime(e.mtime), e.type === "file" ? formatBytes(e.size) : ""]),
@@ -56,8 +60,9 @@ export function registerVolume(program: Command): Command {
     .command("put <name> <local> [remote]")
     .description("Upload a file or directory to a volume (REMOTE ending in '/' means into that directory; parents are created)")
     .option("-f, --force", "overwrite existing files")
-    .addHelpText("after", "\nExamples:\n  silo volume put data ./model.bin            -> /model.bin\n  silo volume put data ./model.bin models/    -> /models/model.bin\n  silo volume put data ./dataset /datasets/a -> the directory's contents under /datasets/a")
-    .action((name: string, local: string, remote: string | undefined, opts: { force?: boolean }, cmd: Command) =>
+    .option("--no-preserve <list>", NO_PRESERVE_HELP)
+    .addHelpText("after", "\nLike `cp -a`: modes, ns times, symlinks, hard links, fifos and devices are kept (owners too when run as root).\n\nExamples:\n  silo volume put data ./model.bin            -> /model.bin\n  silo volume put data ./model.bin models/    -> /models/model.bin\n  silo volume put data ./dataset /datasets/a -> the directory's contents under /datasets/a")
+    .action((name: string, local: string, remote: string | undefined, opts: { force?: boolean; preserve?: string | boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         const vol = await silo.volumes.fromName(name);
         const st = await stat(local).catch(() => {
@@ -65,7 +70,8 @@ export function registerVolume(program: Command): Command {
         });
         const total = st.isDirectory() ? await treeBytes(local) : st.size;
         const progress = byteProgress(total, "Uploading");
-        const batch = vol.batchUpload({ force: opts.force ?? false, onProgress: (n) => progress.add(n) });
+        const preserve = parseNoPreserve(opts.preserve);
+        const batch = vol.batchUpload({ force: opts.force ?? false, onProgress: (n) => progress.add(n), preserve });
         const target = remote ?? "/";
         if (st.isDirectory()) batch.putDirectory(local, target);
         else batch.putFile(local, target.endsWith("/") ? posix.join(target, basename(local)) : target);
@@ -81,10 +87,12 @@ export function registerVolume(program: Command): Command {
     .command("get <name> <remote> [local]")
     .description("Download a file or directory (recursively) from a volume; LOCAL '-' writes a file to stdout")
     .option("--force", "overwrite existing local files")
-    .action((name: string, remote: string, local: string | undefined, opts: { force?: boolean }, cmd: Command) =>
+    .option("--no-preserve <list>", NO_PRESERVE_HELP)
+    .addHelpText("after", "\nLike `cp -a`: modes, times, symlinks, hard links and fifos are recreated (devices and owners only when run as root;\ntimes are set to about the microsecond, the precision of Node's utimes).")
+    .action((name: string, remote: string, local: string | undefined, opts: { force?: boolean; preserve?: string | boolean }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         const vol = await silo.volumes.fromName(name);
-        await download(vol, remote, local ?? ".", opts.force ?? false);
+        await download(vol, remote, local ?? ".", opts.force ?? false, parseNoPreserve(opts.preserve));
       }),
     );
 
@@ -219,122 +227,34 @@ export async function treeBytes(dir: string): Promise<number> {
   return total;
 }
 
-
-const exists = (p: string) => lstat(p).then(() => true, () => false);
-
-/**
- * `get` with `cp -r` semantics: a file lands at LOCAL (or inside it, if it is a directory);
- * a directory lands as LOCAL if that does not exist, else inside it. Every target is checked
- * before any byte is written, so without --force a conflict writes nothing.
- */
-export async function download(vol: Volume, remote: string, local: string, force: boolean): Promise<void> {
-  const listed = await vol.listdir(remote, { recursive: true });
-  const norm = posix.normalize(`/${remote}`).replace(/^\/+|\/+$/g, "");
-  const single = listed.length === 1 && listed[0]!.path === norm && listed[0]!.type !== "directory";
-  if (local === "-") {
-    if (!single || listed[0]!.type !== "file") throw new UsageError("'-' (stdout) works only for a single file");
-    for await (const chunk of vol.readFile(norm)) if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once("drain", r));
-    return;
-  }
-  const localIsDir = await stat(local).then((s) => s.isDirectory(), () => false);
-  let root: string;
-  if (single) root = localIsDir || local.endsWith("/") ? join(local, basename(norm)) : local;
-  else root = localIsDir && norm !== "" ? join(local, basename(norm)) : local;
-  const jobs: Array<{ entry: FileEntry; target: string }> = single
-    ? [{ entry: listed[0]!, target: root }]
-    : listed.map((e) => ({ entry: e, target: join(root, e.path.slice(norm === "" ? 0 : norm.length + 1)) }));
-  // A fresh destination can not conflict; otherwise check every target before writing any.
-  if (!force && (await exists(root))) {
-    for (const j of jobs) if (j.entry.type !== "directory" && (await exists(j.target))) throw new UsageError(`'${j.target}' exists (use --force to overwrite)`);
-  }
-  const made = new Set<string>();
-  const ensureDir = (d: string) => {
-    if (!made.has(d)) mkdirSync(d, { recursive: true });
-    made.add(d);
-  };
-  if (!single) ensureDir(root);
-  const progress = byteProgress(jobs.reduce((n, j) => n + (j.entry.type === "file" ? j.entry.size : 0), 0), "Downloading");
-  try {
-    for (const j of jobs) if (j.entry.type === "directory") ensureDir(j.target);
-    const files = jobs.filter((j) => j.entry.type === "file");
-    // Small files travel many per request; large ones stream one by one. Symlinks are not recreated.
-    const small = files.filter((j) => j.entry.size <= SMALL_FILE_MAX);
-    const tasks: Array<() => Promise<void>> = files.filter((j) => j.entry.size > SMALL_FILE_MAX).map((j) => () => {
-      ensureDir(dirname(j.target));
-      return fetchFile(vol, j.entry, j.target, (n) => progress.add(n));
-    });
-    for (let i = 0; i < small.length; ) {
-      const group: typeof small = [];
-      for (let bytes = 0; i < small.length && group.length < 500 && bytes < 8 * SMALL_FILE_MAX; i++) {
-        group.push(small[i]!);
-        bytes += small[i]!.entry.size;
-      }
-      tasks.push(async () => {
-        const got = await vol.readSmallFiles(group.map((j) => j.entry.path));
-        for (const [k, j] of group.entries()) {
-          ensureDir(dirname(j.target));
-          // One sync write each: thousands of thread-pool round trips would cost more than the I/O.
-          writeFileSync(j.target, got[k]!.data);
-          progress.add(j.entry.size);
-        }
-      });
-    }
-    let next = 0;
-    const worker = async () => {
-      while (next < tasks.length) await tasks[next++]!();
-    };
-    await Promise.all(Array.from({ length: 4 }, worker));
-  } finally {
-    progress.stop();
-  }
+/** `--json` of an entry: bigint ns times as decimal strings, xattr values as base64. */
+function jsonEntry(e: FileEntry): Record<string, unknown> {
+  const xattrs = e.xattrs && Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, v.toString("base64")]));
+  return { ...e, mtime: e.mtime.toISOString(), mtimeNs: String(e.mtimeNs), atimeNs: String(e.atimeNs), ctimeNs: String(e.ctimeNs), ...(xattrs ? { xattrs } : {}) };
 }
 
+const TYPE_CHAR: Record<FileEntry["type"], string> = { file: "-", directory: "d", symlink: "l", fifo: "p", socket: "s", char: "c", block: "b" };
 
-/** Bytes each range request of a large download covers: one block, so each is one read on the server. */
-const SEGMENT = BLOCK_SIZE;
-/** Range requests in flight per large file. */
-const DOWNLOAD_STREAMS = 6;
+/** `ls -l`'s mode string: type, then rwx for owner, group, others with setuid/setgid/sticky as s/S, s/S, t/T. */
+export function modeString(type: FileEntry["type"], mode: number): string {
+  const bits = (shift: number, special: boolean, ch: string) => {
+    const x = (mode >> shift) & 1;
+    const exec = special ? (x ? ch : ch.toUpperCase()) : x ? "x" : "-";
+    return `${(mode >> (shift + 2)) & 1 ? "r" : "-"}${(mode >> (shift + 1)) & 1 ? "w" : "-"}${exec}`;
+  };
+  return TYPE_CHAR[type] + bits(6, (mode & 0o4000) !== 0, "s") + bits(3, (mode & 0o2000) !== 0, "s") + bits(0, (mode & 0o1000) !== 0, "t");
+}
 
-/**
- * Downloads one large file as block-sized ranges, several in flight, each written at its
- * offset with one gathering write (writev: no copy into a staging buffer), into a temp name
- * beside the target, then renamed into place: a failed download leaves no partial file.
- */
-async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
-  const tmp = `${target}.silo-part-${process.pid}`;
-  const fh = await open(tmp, "w");
-  try {
-    let next = 0;
-    let failed = false;
-    const worker = async () => {
-      while (!failed && next < entry.size) {
-        const start = next;
-        const end = Math.min(start + SEGMENT, entry.size);
-        next = end;
-        const chunks: Buffer[] = [];
-        let got = 0;
-        for await (const chunk of vol.readFile(entry.path, { start, end })) {
-          chunks.push(chunk);
-          got += chunk.length;
-        }
-        if (got !== end - start) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
-        await writevAll(fh, chunks, start);
-        onBytes(got);
-      }
-    };
-    await Promise.all(
-      Array.from({ length: DOWNLOAD_STREAMS }, () =>
-        worker().catch((err: unknown) => {
-          failed = true;
-          throw err;
-        }),
-      ),
-    );
-    await fh.close();
-    await rename(tmp, target);
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw err;
+/** `ls -l` lines: mode, uid, gid, size (devices: major, minor), mtime, name, `-> target` for symlinks. */
+function printLong(entries: FileEntry[]): void {
+  const rows = entries.map((e) => {
+    const size = e.type === "char" || e.type === "block" ? majorMinor(e.rdev ?? 0).join(", ") : String(e.size);
+    const name = e.type === "symlink" ? `${e.path} -> ${e.target ?? ""}` : e.type === "directory" ? `${e.path}/` : e.path;
+    return [modeString(e.type, e.mode), String(e.uid), String(e.gid), size, formatTime(e.mtime), name];
+  });
+  const width = (i: number) => Math.max(0, ...rows.map((r) => r[i]!.length));
+  const widths = [0, 1, 2, 3].map(width);
+  for (const r of rows) {
+    process.stdout.write(`${r[0]} ${r[1]!.padStart(widths[1]!)} ${r[2]!.padStart(widths[2]!)} ${r[3]!.padStart(widths[3]!)} ${r[4]} ${r[5]}\n`);
   }
 }

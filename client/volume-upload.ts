@@ -1,9 +1,10 @@
-import { readFileSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { type BigIntStats, readFileSync, statSync } from "node:fs";
 import { type FileHandle, lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { ConflictError, InvalidError, NotFoundError } from "../protocol/errors.js";
-import { BLOCK_SIZE, type Change, type ManifestEntry } from "../protocol/volume.js";
+import { BLOCK_SIZE, type Change, type EntryType, type ManifestEntry } from "../protocol/volume.js";
 import type { BlockUploader } from "./block-uploader.js";
 import { forEachLimit } from "./limit.js";
 import type { Volume } from "./volume.js";
@@ -13,16 +14,37 @@ export interface UploadBatchOptions {
   force?: boolean;
   /** Called as bytes are hashed and stored (uploaded, or found present already). */
   onProgress?: (bytesDone: number) => void;
+  /** What local metadata uploaded paths keep (like `cp -a`); see PreserveOptions. */
+  preserve?: PreserveOptions;
+}
+
+/**
+ * Local metadata an upload keeps. Symlinks and special files (fifos, sockets, devices) are always
+ * uploaded as what they are.
+ */
+export interface PreserveOptions {
+  /** Permission bits with setuid/setgid/sticky (default true; else 0o644 files, 0o755 directories). */
+  mode?: boolean;
+  /** Owner and group (default false: entries are root's). */
+  ownership?: boolean;
+  /** Modification, access and change times to the nanosecond (default true; else the upload's time). */
+  timestamps?: boolean;
+  /** Hard links inside what is uploaded stay one inode with several names (default true; else copies). */
+  links?: boolean;
 }
 
 /** Local file path, bytes, or a stream of bytes. */
 export type UploadSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
+/** A local node's lstat, which its entry's metadata comes from. */
+type Local = { st: BigIntStats };
+
 type Item =
   | { kind: "file"; source: UploadSource; remote: string; mode?: number }
   | { kind: "tree"; local: string; remote: string }
-  | { kind: "directory"; remote: string; mode: number; mtimeMs: number }
-  | { kind: "symlink"; remote: string; target: string; mtimeMs: number };
+  | ({ kind: "directory"; remote: string } & Local)
+  | ({ kind: "symlink"; remote: string; target: string } & Local)
+  | ({ kind: "special"; remote: string; type: EntryType } & Local);
 
 /** Files up to this size are read with one synchronous read: for thousands of small files, thread-pool round trips cost more than the I/O. */
 const SYNC_READ_MAX = 1024 * 1024;
@@ -44,6 +66,8 @@ function remotePath(p: string): string {
 export class VolumeUploadBatch implements AsyncDisposable {
   private readonly items: Item[] = [];
   private state: "open" | "committed" | "failed" = "open";
+  /** Local inodes (dev:ino) seen with several names: their linkId, and the first name's upload. */
+  private readonly inodes = new Map<string, { linkId: string; content?: Promise<{ blocks: string[]; size: number }> }>();
 
   constructor(
     private readonly volume: Volume,
@@ -56,7 +80,7 @@ export class VolumeUploadBatch implements AsyncDisposable {
     return this;
   }
 
-  /** Queues a local directory tree to land at `remote` (files, subdirectories, symlinks). */
+  /** Queues a local directory tree to land at `remote` (files, subdirectories, symlinks, special files). */
   putDirectory(local: string, remote: string): this {
     this.items.push({ kind: "tree", local, remote: remotePath(remote) });
     return this;
@@ -107,58 +131,116 @@ export class VolumeUploadBatch implements AsyncDisposable {
     return out;
   }
 
-  private async entry(item: Exclude<Item, { kind: "tree" }>, uploader: BlockUploader): Promise<ManifestEntry> {
-    if (item.kind === "directory") return { path: item.remote, type: "directory", mode: item.mode, size: 0, mtimeMs: item.mtimeMs };
-    if (item.kind === "symlink") {
-      return { path: item.remote, type: "symlink", mode: 0o777, size: Buffer.byteLength(item.target), mtimeMs: item.mtimeMs, target: item.target };
+  /** The metadata a local node's entry keeps, as `preserve` asks. */
+  private meta(st: BigIntStats, defaultMode: number): Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" | "mtimeNs" | "atimeNs" | "ctimeNs"> {
+    const keep = this.opts.preserve ?? {};
+    const out: ReturnType<VolumeUploadBatch["meta"]> = { mode: keep.mode === false ? defaultMode : Number(st.mode & 0o7777n), mtimeMs: Date.now() };
+    if (keep.ownership) {
+      out.uid = Number(st.uid);
+      out.gid = Number(st.gid);
     }
-    let mode = item.mode ?? 0o644;
-    let mtimeMs = Date.now();
+    if (keep.timestamps !== false) {
+      out.mtimeMs = Number(st.mtimeNs / 1_000_000n);
+      out.mtimeNs = st.mtimeNs.toString();
+      out.atimeNs = st.atimeNs.toString();
+      out.ctimeNs = st.ctimeNs.toString();
+    }
+    return out;
+  }
+
+  /** The linkId of a local node with several names (hard links kept), else undefined. */
+  private link(st: BigIntStats): { linkId: string; content?: Promise<{ blocks: string[]; size: number }> } | undefined {
+    if (st.nlink < 2n || st.isDirectory() || this.opts.preserve?.links === false) return undefined;
+    const key = `${st.dev}:${st.ino}`;
+    let inode = this.inodes.get(key);
+    if (!inode) {
+      inode = { linkId: randomBytes(12).toString("base64url") };
+      this.inodes.set(key, inode);
+    }
+    return inode;
+  }
+
+  private async entry(item: Exclude<Item, { kind: "tree" }>, uploader: BlockUploader): Promise<ManifestEntry> {
+    if (item.kind === "directory") return { path: item.remote, type: "directory", size: 0, ...this.meta(item.st, 0o755) };
+    if (item.kind === "symlink") {
+      const linkId = this.link(item.st)?.linkId;
+      return { path: item.remote, type: "symlink", size: Buffer.byteLength(item.target), target: item.target, ...this.meta(item.st, 0o777), mode: 0o777, ...(linkId ? { linkId } : {}) };
+    }
+    if (item.kind === "special") {
+      const linkId = this.link(item.st)?.linkId;
+      const rdev = item.type === "char" || item.type === "block" ? { rdev: Number(item.st.rdev) } : {};
+      return { path: item.remote, type: item.type, size: 0, ...this.meta(item.st, 0o644), ...rdev, ...(linkId ? { linkId } : {}) };
+    }
     let blocks: string[];
     let size: number;
     if (typeof item.source === "string") {
-      const st = localStat(item.source);
-      if (!st.isFile()) throw new InvalidError(`'${item.source}' is not a regular file`, "INVALID");
-      mode = item.mode ?? st.mode & 0o7777;
-      mtimeMs = st.mtimeMs;
-      if (st.size <= SYNC_READ_MAX) {
-        // One sync read: for thousands of small files, thread-pool round trips cost more than the I/O.
-        ({ blocks, size } = await uploadBlocks(bytesBlocks(readFileSync(item.source)), uploader));
-      } else {
-        const fh = await open(item.source, "r");
-        try {
-          ({ blocks, size } = await uploadBlocks(fileBlocks(fh, st.size), uploader));
-        } finally {
-          await fh.close();
-        }
-      }
-    } else if (item.source instanceof Uint8Array) {
+      const path = item.source;
+      const st = localStat(path);
+      if (!st.isFile()) throw new InvalidError(`'${path}' is not a regular file`, "INVALID");
+      const meta = this.meta(st, 0o644);
+      if (item.mode !== undefined) meta.mode = item.mode;
+      const inode = this.link(st);
+      // One upload per inode: its other names reuse the blocks.
+      const read = (): Promise<{ blocks: string[]; size: number }> => this.fileContent(path, st, uploader);
+      const content = inode ? (inode.content ??= read()) : read();
+      ({ blocks, size } = await content);
+      return { path: item.remote, type: "file", size, blocks, ...meta, ...(inode ? { linkId: inode.linkId } : {}) };
+    }
+    if (item.source instanceof Uint8Array) {
       ({ blocks, size } = await uploadBlocks(bytesBlocks(item.source), uploader));
     } else {
       ({ blocks, size } = await uploadBlocks(rechunk(item.source), uploader));
     }
-    return { path: item.remote, type: "file", mode, size, mtimeMs, blocks };
+    return { path: item.remote, type: "file", mode: item.mode ?? 0o644, size, mtimeMs: Date.now(), blocks };
+  }
+
+  private async fileContent(path: string, st: BigIntStats, uploader: BlockUploader): Promise<{ blocks: string[]; size: number }> {
+    const size = Number(st.size);
+    // One sync read: for thousands of small files, thread-pool round trips cost more than the I/O.
+    if (size <= SYNC_READ_MAX) return uploadBlocks(bytesBlocks(readFileSync(path)), uploader);
+    const fh = await open(path, "r");
+    try {
+      return await uploadBlocks(fileBlocks(fh, size), uploader);
+    } finally {
+      await fh.close();
+    }
   }
 }
 
-function localStat(path: string) {
+function localStat(path: string): BigIntStats {
   try {
-    return statSync(path);
+    return statSync(path, { bigint: true });
   } catch (err) {
     throw new NotFoundError(`Local file '${path}' can not be read: ${(err as Error).message}`, "NOT_FOUND");
   }
 }
 
+/** What a local node that is neither file, directory nor symlink is in a volume. */
+function specialType(st: BigIntStats): EntryType | undefined {
+  if (st.isFIFO()) return "fifo";
+  if (st.isSocket()) return "socket";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  return undefined;
+}
+
 async function walk(local: string, remote: string, out: Item[]): Promise<void> {
   const st = localStat(local);
   if (!st.isDirectory()) throw new InvalidError(`'${local}' is not a directory`, "INVALID");
-  if (remote !== "") out.push({ kind: "directory", remote, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs });
+  if (remote !== "") out.push({ kind: "directory", remote, st });
   for (const d of await readdir(local, { withFileTypes: true })) {
     const src = join(local, d.name);
     const dst = remote === "" ? d.name : `${remote}/${d.name}`;
     if (d.isDirectory()) await walk(src, dst, out);
     else if (d.isFile()) out.push({ kind: "file", source: src, remote: dst });
-    else if (d.isSymbolicLink()) out.push({ kind: "symlink", remote: dst, target: await readlink(src), mtimeMs: (await lstat(src)).mtimeMs });
+    else {
+      const lst = await lstat(src, { bigint: true });
+      if (d.isSymbolicLink()) out.push({ kind: "symlink", remote: dst, target: await readlink(src), st: lst });
+      else {
+        const type = specialType(lst);
+        if (type) out.push({ kind: "special", remote: dst, type, st: lst });
+      }
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { InvalidError, SiloError } from "../protocol/errors.js";
+import { InvalidError, RangeNotSatisfiableError, SiloError } from "../protocol/errors.js";
 import { checkName } from "../protocol/names.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
@@ -7,16 +7,34 @@ import { envelope } from "../protocol/codec.js";
 import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
-import type { ByteRange, DirectFileRead, EntryType, HistoryPage, ManifestEntry, RestoreResult, TreePage } from "../protocol/volume.js";
+import { type ByteRange, type DirectFileRead, type EntryType, type HistoryPage, type ManifestEntry, type RestoreResult, type TreePage, timeNsOf } from "../protocol/volume.js";
 
-/** One file, directory or symlink in a volume, as `listdir` / `iterdir` report it. */
+/** One node in a volume (file, directory, symlink or special file), as `listdir` / `iterdir` report it. */
 export interface FileEntry {
   /** Path relative to the volume root, without a leading `/`. */
   path: string;
+  /** `file`, `directory`, `symlink`, or a special file: `fifo`, `socket`, `char`, `block`. */
   type: EntryType;
   mtime: Date;
-  /** Bytes (0 for directories). */
+  /** Bytes (files; a symlink's target length; 0 for directories and special files). */
   size: number;
+  /** Permission bits with setuid/setgid/sticky (e.g. 0o644, 0o2775); never the type bits. */
+  mode: number;
+  /** Owner and group (0, root, for entries stored without them). */
+  uid: number;
+  gid: number;
+  /** Times in nanoseconds since the epoch (`mtime` is `mtimeNs` rounded down to the ms). */
+  mtimeNs: bigint;
+  atimeNs: bigint;
+  ctimeNs: bigint;
+  /** Symlinks: where the link points, verbatim. */
+  target?: string;
+  /** Char and block devices: the device number (Linux's encoding, as `st_rdev`). */
+  rdev?: number;
+  /** Hard links: the entries of one listing with the same `linkId` are one inode with several names. */
+  linkId?: string;
+  /** Extended attributes: name → value. */
+  xattrs?: Record<string, Buffer>;
 }
 
 export interface VolumeInfo {
@@ -147,7 +165,12 @@ export class Volume extends SiloObject {
       const res = await this.raw("GET", this.url("/file"), {
         query: { path, version },
         headers: { "x-silo-direct": "1", ...(range ? { range } : {}) },
+      }).catch((err: unknown) => {
+        // Reading at or past the end yields nothing, as reading a file does (the server answers 416).
+        if (err instanceof RangeNotSatisfiableError) return undefined;
+        throw err;
       });
+      if (!res) return;
       if (res.headers["x-silo-direct"] !== "1") {
         for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
         return;
@@ -245,7 +268,25 @@ export class Volume extends SiloObject {
 }
 
 function toFileEntry(e: ManifestEntry): FileEntry {
-  return { path: e.path, type: e.type, mtime: new Date(e.mtimeMs), size: e.size };
+  const mtimeNs = timeNsOf(e.mtimeNs, e.mtimeMs);
+  const out: FileEntry = {
+    path: e.path,
+    type: e.type,
+    mtime: new Date(e.mtimeMs),
+    size: e.size,
+    mode: e.mode,
+    uid: e.uid ?? 0,
+    gid: e.gid ?? 0,
+    mtimeNs,
+    // Entries written before ns times have one time: the mtime stands for all three.
+    atimeNs: e.atimeNs !== undefined ? BigInt(e.atimeNs) : mtimeNs,
+    ctimeNs: e.ctimeNs !== undefined ? BigInt(e.ctimeNs) : mtimeNs,
+  };
+  if (e.target !== undefined) out.target = e.target;
+  if (e.rdev !== undefined) out.rdev = e.rdev;
+  if (e.linkId !== undefined) out.linkId = e.linkId;
+  if (e.xattrs !== undefined) out.xattrs = Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+  return out;
 }
 
 export interface VolumeCreateOptions {

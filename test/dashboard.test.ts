@@ -45,6 +45,12 @@ beforeAll(async () => {
   const cfg = await silo.dicts.fromName("cfg", { createIfMissing: true });
   await cfg.update({ "color:fg": "black", "color:bg": "white", size: 12 });
   await silo.secrets.create("db-creds", { USER: "app", PASSWORD: "hunter2" });
+  // A live mount holds a pin on the version it serves (here the pin a mount would take, without the mount).
+  await photos.blocks.pinVersion(1);
+  // Another environment, with a volume of its own.
+  await silo.environments.create("staging");
+  await using staging = fx.server.client({ environment: "staging" });
+  await (await staging.volumes.fromName("staging-logs", { createIfMissing: true })).batchUpload().putFile(Buffer.from("log"), "l.txt").commit();
 });
 
 afterEach(async () => {
@@ -102,6 +108,10 @@ describe("dashboard at /ui", () => {
     await poll(() => rows.count()).toBe(2);
     expect(await rows.nth(0).textContent()).toMatch(/^2\+ dir\/c\.txt/);
     expect(await rows.nth(1).textContent()).toMatch(/^1.*\+ a\.txt/);
+    // When and by which token each version was committed.
+    expect(await rows.nth(0).textContent()).toMatch(new RegExp(`\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d by ${fx.server.profile.tokenId}`));
+    // Commit activity over time: one point per retained version (0, the empty volume, to 2).
+    await poll(() => p.getByTestId("commit-chart").locator("figcaption").textContent()).toMatch(/: 2 \(max 2, 3 samples, \d{4}-.* UTC\)$/);
     await shot(p, "03-volume-history");
 
     // Version 1 did not have c.txt yet.
@@ -136,6 +146,8 @@ describe("dashboard at /ui", () => {
     await p.getByTestId("partition").nth(1).getByTestId("partition-peek").click();
     await poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([expect.stringContaining('{"task":9}')]);
     expect(await p.getByTestId("peek-partition").inputValue()).toBe("urgent");
+    // Depth over time, sampled while the queue is shown.
+    await poll(() => p.getByTestId("depth-chart").locator("figcaption").textContent()).toMatch(/^Queue depth \(items\): 3 /);
     await shot(p, "04-queue-peek");
 
     // Peeking took nothing; the first click only asks.
@@ -144,6 +156,9 @@ describe("dashboard at /ui", () => {
     await shot(p, "05-queue-clear-confirmation");
     await p.getByTestId("queue-clear-confirm").click();
     await poll(async () => (await fx.silo.queues.fromName("jobs")).len({ total: true })).toBe(0);
+    // The chart follows: its last sample is the empty queue, its maximum the 3 items before.
+    await poll(() => p.getByTestId("depth-chart").locator("figcaption").textContent()).toMatch(/: 0 \(max 3, \d+ samples/);
+    expect(await p.getByTestId("depth-chart").locator("polyline").count()).toBe(1);
   });
 
   it("shows dict entries by key prefix, secret keys without values, and tokens", async () => {
@@ -172,6 +187,24 @@ describe("dashboard at /ui", () => {
     await poll(() => p.getByTestId("tokens").textContent()).toContain(`${fx.server.profile.tokenId} (you)`);
     await shot(p, "07-tokens");
   });
+
+  it("lists live mounts from their pins, and shows each environment's own objects", async () => {
+    const p = await open();
+    await signIn(p);
+    await p.getByTestId("tab-mounts").click();
+    await poll(() => p.getByTestId("mounts").locator("tbody tr").allTextContents()).toEqual([expect.stringMatching(/^photos1pin-/)]);
+    await shot(p, "08-live-mounts");
+
+    await p.getByTestId("tab-volumes").click();
+    await poll(() => p.getByTestId("volume-list").locator("li").allTextContents()).toEqual(["photos"]);
+    await p.getByTestId("environment").selectOption("staging");
+    await poll(() => p.getByTestId("volume-list").locator("li").allTextContents()).toEqual(["staging-logs"]);
+    await p.getByTestId("volume-list").getByText("staging-logs").click();
+    await poll(() => p.getByTestId("file-tree").getByTestId("tree-file").allTextContents()).toEqual(["l.txt"]);
+    await p.getByTestId("tab-mounts").click();
+    await poll(() => p.getByText("No live mounts in this environment.").count()).toBe(1);
+    await shot(p, "09-environment-staging");
+  });
 });
 
 describe("API reference at /docs", () => {
@@ -184,7 +217,7 @@ describe("API reference at /docs", () => {
     await page.goto(`${fx.server.url}/docs`);
     await poll(() => page.locator(".opblock-summary-path").allTextContents()).toContain("/v1/whoami");
     await poll(() => page.getByText("Who the token is").count()).toBeGreaterThan(0);
-    await shot(page, "08-api-docs");
+    await shot(page, "10-api-docs");
     expect(external).toEqual([]);
   });
 });

@@ -98,24 +98,34 @@ const PREVIOUS_RELEASE_DDL = `
 `;
 const OPEN = Number.MAX_SAFE_INTEGER;
 
+/**
+ * Stops `server` with volume "old" made, and opens its home's volumes.sqlite emptied, for the
+ * test to write as an older release left it (the object registry stays as it is).
+ */
+async function homeWithOldManifest(server: SiloServer): Promise<{ id: string; ws: string; dataDir: string; db: Database.Database }> {
+  const vol = await server.client().volumes.fromName("old", { createIfMissing: true });
+  const { id } = await vol.info();
+  await server.stop();
+  const dataDir = join(server.home, "data");
+  const meta = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
+  const ws = meta.prepare("SELECT workspace_id FROM objects WHERE id = ?").pluck().get(id) as string;
+  meta.close();
+  for (const f of ["volumes.sqlite", "volumes.sqlite-wal", "volumes.sqlite-shm"]) rmSync(join(dataDir, f), { force: true });
+  const db = new Database(join(dataDir, "volumes.sqlite"));
+  db.pragma("journal_mode = WAL");
+  return { id, ws, dataDir, db };
+}
+
 describe("a home written by the previous release", () => {
   it("upgrades in place: its volumes read, commit and show history as before", async () => {
     const server = await SiloServer.start([], { blobs: "local" });
     try {
       // The object registry (meta.sqlite) is unchanged; the volume's manifest is rewritten as the old release stored it.
-      const vol = await server.client().volumes.fromName("old", { createIfMissing: true });
-      const { id } = await vol.info();
-      await server.stop();
-      const dataDir = join(server.home, "data");
-      const meta = new Database(join(dataDir, "meta.sqlite"));
-      const ws = meta.prepare("SELECT workspace_id FROM objects WHERE id = ?").pluck().get(id) as string;
+      const { id, ws, dataDir, db } = await homeWithOldManifest(server);
       // meta.sqlite's tables are as the previous release wrote them; it had no schema versions.
+      const meta = new Database(join(dataDir, "meta.sqlite"));
       meta.exec("DROP TABLE schema_versions");
       meta.close();
-      for (const f of ["volumes.sqlite", "volumes.sqlite-wal", "volumes.sqlite-shm"]) rmSync(join(dataDir, f), { force: true });
-
-      const db = new Database(join(dataDir, "volumes.sqlite"));
-      db.pragma("journal_mode = WAL");
       db.exec(PREVIOUS_RELEASE_DDL);
       const a = Buffer.from("version one of a\n");
       const a2 = Buffer.from("version two of a, longer\n");
@@ -168,6 +178,55 @@ describe("a home written by the previous release", () => {
       const metaAfter = new Database(join(dataDir, "meta.sqlite"), { readonly: true });
       expect(["auth", "objects", "secrets"].map((c) => schemaVersion(metaAfter, c))).toEqual([2, 1, 1]); // auth step 2: tokens.issued_by;
       metaAfter.close();
+    } finally {
+      await server.cleanup();
+    }
+  });
+});
+
+describe("a home written before POSIX metadata (schema version 2)", () => {
+  it("upgrades in place: old rows read back as before, and new fields commit after the upgrade", async () => {
+    const server = await SiloServer.start([], { blobs: "local" });
+    try {
+      // volumes.sqlite exactly as the release before POSIX metadata left it: its two migration steps, its rows.
+      const { id, ws, dataDir, db } = await homeWithOldManifest(server);
+      migrate(db, "volumes", VOLUME_MIGRATIONS.slice(0, 2));
+      const data = Buffer.from("bytes from before\n");
+      const t = Date.now() - 10_000;
+      db.prepare("INSERT INTO blocks (workspace, hash, size, refs, touched_at, data) VALUES (?, ?, ?, 1, ?, ?)").run(ws, sha256(data), data.length, t, data);
+      const row = db.prepare(
+        "INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+      );
+      row.run(id, "d", OPEN, "", "directory", 0o750, 0, t, null, null);
+      row.run(id, "d/f", OPEN, "d", "file", 0o640, data.length, t, Buffer.from(sha256(data), "hex"), null);
+      row.run(id, "l", OPEN, "", "symlink", 0o777, 3, t, null, "d/f");
+      for (const v of [0, 1]) db.prepare("INSERT INTO versions (volume, version, created_at, token_id, note) VALUES (?, ?, ?, NULL, NULL)").run(id, v, t + v);
+      db.prepare("INSERT INTO volume_state (volume, workspace, latest, oldest, inodes) VALUES (?, ?, 1, 0, 3)").run(id, ws);
+      db.prepare("INSERT INTO blob_location (id, location) VALUES (1, 'local')").run();
+      db.close();
+
+      await server.launch();
+      const v = await server.client().volumes.fromName("old");
+      expect((await v.blocks.tree(1)).entries).toEqual([
+        { path: "d", type: "directory", mode: 0o750, size: 0, mtimeMs: t },
+        { path: "d/f", type: "file", mode: 0o640, size: data.length, mtimeMs: t, blocks: [sha256(data)] },
+        { path: "l", type: "symlink", mode: 0o777, size: 3, mtimeMs: t, target: "d/f" },
+      ]);
+      expect((await readAll(v, "d/f")).equals(data)).toBe(true);
+      // New fields on an upgraded home: a hard link to the old file, with owner and ns time.
+      const old = (await v.blocks.tree(1)).entries[1]!;
+      const ns = "1700000000123456789";
+      const linked = { ...old, uid: 7, gid: 8, mtimeNs: ns, linkId: "up" };
+      await v.blocks.commitChanges({ baseVersion: 1, changes: [{ op: "put", entry: linked }, { op: "put", entry: { ...linked, path: "d/g" } }] });
+      const puts = (await v.blocks.delta(1, 2)).changes.flatMap((c) => (c.op === "put" ? [c.entry] : []));
+      expect(puts.map((e) => e.path)).toEqual(["d/f", "d/g"]);
+      for (const e of puts) expect(e).toMatchObject({ uid: 7, gid: 8, mtimeNs: ns, mtimeMs: 1700000000123, linkId: "up", blocks: [sha256(data)] });
+      // The old version still reads as it was.
+      expect((await v.blocks.tree(1)).entries[1]).toEqual(old);
+      await server.stop();
+      const check = new Database(join(dataDir, "volumes.sqlite"), { readonly: true });
+      expect(check.prepare("SELECT version FROM schema_versions WHERE component = 'volumes'").pluck().get()).toBe(VOLUME_MIGRATIONS.length);
+      check.close();
     } finally {
       await server.cleanup();
     }

@@ -60,7 +60,7 @@ describe("the server trusts no commit", () => {
       ["a size of 1 TiB", put("f", 2 ** 40, [2 ** 40 / BLOCK_SIZE])],
       ["a path with ..", put("a/../../f", 10, [sha256(ten)])],
       ["a bad mode", put("f", 10, [sha256(ten)], { mode: 0o70000 })],
-      ["an unknown type", { op: "put", entry: { path: "f", type: "fifo", mode: 0o644, size: 0, mtimeMs: 0 } }],
+      ["an unknown type", { op: "put", entry: { path: "f", type: "door", mode: 0o644, size: 0, mtimeMs: 0 } }],
       ["a symlink without a target", { op: "put", entry: { path: "f", type: "symlink", mode: 0o777, size: 0, mtimeMs: 0 } }],
       ["a put without an entry", { op: "put" }],
       ["an entry that is not an object", { op: "put", entry: 5 }],

@@ -17,11 +17,14 @@ import { AsyncLock } from "./async-lock.js";
  * mount of the volume on this machine, or `silo volume recover`, adopts and commits it.
  */
 
+/** Extended attributes of a record's node, as ManifestEntry.xattrs (absent when none). */
+type WithXattrs = { xattrs?: Record<string, string> };
+
 export type JournalRecord =
   | { op: "gone"; path: string }
-  | { op: "dir"; path: string; mode: number; mtimeMs: number }
-  | { op: "symlink"; path: string; mode: number; mtimeMs: number; target: string }
-  | {
+  | ({ op: "dir"; path: string; mode: number; mtimeMs: number } & WithXattrs)
+  | ({ op: "symlink"; path: string; mode: number; mtimeMs: number; target: string } & WithXattrs)
+  | ({
       op: "file";
       path: string;
       mode: number;
@@ -33,7 +36,7 @@ export type JournalRecord =
       known: Array<[number, string, number?]>;
       /** Blocks whose bytes are in the upper file. */
       local: number[];
-    };
+    } & WithXattrs);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */
 export interface JournalOwnerInfo {

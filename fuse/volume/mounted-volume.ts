@@ -7,6 +7,7 @@ import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnaps
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirNode, entryOf, FileNode, isHidden, LinkNode, Namespace, type Node, sameEntry } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
+import { xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
 export class VolumeBusy extends Error {
@@ -150,6 +151,12 @@ export class MountedVolume {
     if (isHidden(path)) return null;
     const node = this.ns.lookup(path);
     if (!node) return { op: "gone", path };
+    const record = this.recordOfNode(path, node);
+    const xattrs = xattrsToWire(node.xattrs);
+    return xattrs ? { ...record, xattrs } : record;
+  }
+
+  private recordOfNode(path: string, node: Node): Exclude<JournalRecord, { op: "gone" }> {
     switch (node.type) {
       case "directory":
         return { op: "dir", path, mode: node.mode, mtimeMs: node.mtimeMs };
@@ -206,10 +213,10 @@ export class MountedVolume {
             this.ns.applyDelete(r.path);
             break;
           case "dir":
-            this.ns.applyNode(r.path, new DirNode(r.mode, r.mtimeMs));
+            this.ns.applyNode(r.path, withXattrs(new DirNode(r.mode, r.mtimeMs), r.xattrs));
             break;
           case "symlink":
-            this.ns.applyNode(r.path, new LinkNode(r.target, r.mode, r.mtimeMs));
+            this.ns.applyNode(r.path, withXattrs(new LinkNode(r.target, r.mode, r.mtimeMs), r.xattrs));
             break;
           case "file": {
             const hashes = new Array<string | null>(blockCount(r.size)).fill(null);
@@ -223,6 +230,7 @@ export class MountedVolume {
               c.local.clear();
               node.mode = r.mode;
               node.mtimeMs = r.mtimeMs;
+              node.xattrs = xattrsFromWire(r.xattrs);
               if (this.ns.lookup(r.path) !== node) node.nlink++;
             } else {
               const c = new FileContent(r.size, hashes);
@@ -238,7 +246,7 @@ export class MountedVolume {
                 }
                 this.store.adoptUpper(c, adopted);
               }
-              node = new FileNode(r.mode, r.mtimeMs, c);
+              node = withXattrs(new FileNode(r.mode, r.mtimeMs, c), r.xattrs);
               node.nlink = 0;
               if (r.upper) byUpper.set(r.upper, node);
             }
@@ -516,6 +524,7 @@ export class MountedVolume {
     if (!c.clean || c.size !== e.size || blockListOf(c.hashes).join() !== (e.blocks ?? []).join()) return false;
     node.mode = e.mode;
     node.mtimeMs = e.mtimeMs;
+    node.xattrs = xattrsFromWire(e.xattrs);
     return true;
   }
 
@@ -531,6 +540,11 @@ export class MountedVolume {
       lastCommitError: this.lastCommitError,
     };
   }
+}
+
+function withXattrs<N extends Node>(node: N, wire: Record<string, string> | undefined): N {
+  node.xattrs = xattrsFromWire(wire);
+  return node;
 }
 
 function ancestors(path: string): string[] {

@@ -2,10 +2,12 @@ import type { ManifestEntry } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
+import { sameXattrs, type Xattrs, xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
 export class DirNode {
   readonly type = "directory";
   readonly children = new Map<string, Node>();
+  xattrs?: Xattrs;
   constructor(
     public mode: number,
     public mtimeMs: number,
@@ -16,6 +18,7 @@ export class FileNode {
   readonly type = "file";
   /** Paths naming this node (>1 after a hard link). */
   nlink = 1;
+  xattrs?: Xattrs;
   constructor(
     public mode: number,
     public mtimeMs: number,
@@ -25,6 +28,7 @@ export class FileNode {
 
 export class LinkNode {
   readonly type = "symlink";
+  xattrs?: Xattrs;
   constructor(
     readonly target: string,
     public mode: number,
@@ -197,6 +201,7 @@ export class Namespace {
     if (node.type === "directory" && old?.type === "directory") {
       old.mode = node.mode;
       old.mtimeMs = node.mtimeMs;
+      old.xattrs = node.xattrs;
       return undefined;
     }
     if (old) this.inodes -= this.count(path, old);
@@ -232,6 +237,12 @@ function longestSuffix(dir: DirNode): string {
 }
 
 export function nodeFromEntry(e: ManifestEntry): Node {
+  const node = nodeOfType(e);
+  node.xattrs = xattrsFromWire(e.xattrs);
+  return node;
+}
+
+function nodeOfType(e: ManifestEntry): Node {
   switch (e.type) {
     case "directory":
       return new DirNode(e.mode, e.mtimeMs);
@@ -244,6 +255,12 @@ export function nodeFromEntry(e: ManifestEntry): Node {
 
 /** The manifest entry a node commits as; files must have every block hashed (FileContent.clean). */
 export function entryOf(path: string, node: Node): ManifestEntry {
+  const entry = entryOfType(path, node);
+  const xattrs = xattrsToWire(node.xattrs);
+  return xattrs ? { ...entry, xattrs } : entry;
+}
+
+function entryOfType(path: string, node: Node): ManifestEntry {
   switch (node.type) {
     case "directory":
       return { path, type: "directory", mode: node.mode & 0o7777, size: 0, mtimeMs: node.mtimeMs };
@@ -261,6 +278,7 @@ export function sameEntry(a: ManifestEntry, b: ManifestEntry): boolean {
     a.size === b.size &&
     a.mtimeMs === b.mtimeMs &&
     a.target === b.target &&
+    sameXattrs(a.xattrs, b.xattrs) &&
     (a.blocks ?? []).join() === (b.blocks ?? []).join()
   );
 }

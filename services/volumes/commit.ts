@@ -3,6 +3,7 @@ import { HASH_RE } from "../blobs/index.js";
 import { siloError, invalid } from "../errors.js";
 import { HOLE_LOOKALIKE } from "./block-list.js";
 import { MAX_PATH_BYTES, ancestors, normalizePath, parentOf } from "./paths.js";
+import { LinkGroups, checkPosixMeta, isSpecial, mtimeMsOf } from "./posix-meta.js";
 
 export interface VolumeLimits {
   inodeLimit: number;
@@ -61,6 +62,7 @@ class CommitRun {
   private readonly dirCounts = new Map<string, number>();
   /** Paths known to be live directories in the new version. */
   private readonly dirs = new Set<string>([""]);
+  private readonly links = new LinkGroups();
 
   constructor(
     private readonly txn: CommitTxn,
@@ -110,6 +112,7 @@ class CommitRun {
 
   private put(raw: ManifestEntry): void {
     const entry = checkEntry(raw, this.limits, this.now);
+    this.links.add(entry);
     const path = entry.path;
     if (path === "") throw invalid("The volume root can not be replaced");
     for (const dir of ancestors(path)) this.ensureDir(dir);
@@ -203,16 +206,24 @@ function checkEntry(raw: ManifestEntry, limits: VolumeLimits, now: number): Mani
   const { type } = raw;
   const mode = raw.mode ?? (type === "directory" ? DIR_MODE : 0o644);
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalid(`Invalid mode ${raw.mode} for '${path}'`);
-  const mtimeMs = Number.isFinite(raw.mtimeMs) ? raw.mtimeMs : now;
+  const meta = checkPosixMeta(raw, path);
+  // mtimeMs restates mtimeNs for readers that do not know it, so it follows it.
+  const mtimeMs = mtimeMsOf(meta.mtimeNs, Number.isFinite(raw.mtimeMs) ? raw.mtimeMs : now);
+  if (isSpecial(type)) {
+    if ((raw.size ?? 0) !== 0 || (raw.blocks !== undefined && (!Array.isArray(raw.blocks) || raw.blocks.length > 0)) || raw.target !== undefined) {
+      throw invalid(`'${path}' is a ${type}: special files carry no bytes (size 0, no blocks, no target)`);
+    }
+    return { path, type, mode, size: 0, mtimeMs, ...meta };
+  }
   switch (type) {
     case "directory":
-      return { path, type, mode, size: 0, mtimeMs };
+      return { path, type, mode, size: 0, mtimeMs, ...meta };
     case "symlink": {
       const target = raw.target;
       if (typeof target !== "string" || target === "" || target.includes("\0") || Buffer.byteLength(target) > MAX_PATH_BYTES) {
         throw invalid(`Symlink '${path}' needs a target of 1-${MAX_PATH_BYTES} bytes without NUL`);
       }
-      return { path, type, mode, size: Buffer.byteLength(target), mtimeMs, target };
+      return { path, type, mode, size: Buffer.byteLength(target), mtimeMs, target, ...meta };
     }
     case "file": {
       const size = raw.size;
@@ -237,7 +248,7 @@ function checkEntry(raw: ManifestEntry, limits: VolumeLimits, now: number): Mani
       if (covered !== needed) {
         throw invalid(`File '${path}' of ${size} bytes needs ${needed} blocks (hashes or holes), its list covers ${covered}`);
       }
-      return { path, type, mode, size, mtimeMs, blocks };
+      return { path, type, mode, size, mtimeMs, blocks, ...meta };
     }
     default:
       throw invalid(`Invalid entry type ${JSON.stringify(type)} for '${path}'`);

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Change, ManifestEntry } from "../../protocol/volume.js";
 import { invalid, notFound } from "../errors.js";
 import type { ManifestStore } from "./manifest-store.js";
@@ -35,6 +36,7 @@ export async function planCopy(store: ManifestStore, volume: string, srcPaths: s
   const intoDir = dstEntry?.type === "directory" || (!dstEntry && rawDst.endsWith("/"));
   if (!intoDir && srcPaths.length > 1) throw invalid(`Target '${display(dst)}' is not a directory`);
   const changes: Change[] = [];
+  const links = new Map<string, string>();
   for (const raw of srcPaths) {
     const src = normalizePath(raw);
     const entry = await liveEntry(store, volume, src);
@@ -46,12 +48,27 @@ export async function planCopy(store: ManifestStore, volume: string, srcPaths: s
       throw invalid(`Can not copy '${display(src)}' into itself`);
     }
     if (target === src) throw invalid(`'${display(src)}' and '${display(target)}' are the same file`);
-    changes.push({ op: "put", entry: { ...entry, path: target, mtimeMs: now } });
+    const nowNs = (BigInt(Math.trunc(now)) * 1_000_000n).toString();
+    changes.push({ op: "put", entry: relink({ ...entry, path: target, mtimeMs: now, mtimeNs: nowNs, ctimeNs: nowNs }, links) });
     if (entry.type === "directory") {
       for (const child of await store.liveSubtree(volume, src)) {
-        changes.push({ op: "put", entry: { ...child, path: target + child.path.slice(src.length) } });
+        changes.push({ op: "put", entry: relink({ ...child, path: target + child.path.slice(src.length) }, links) });
       }
     }
   }
   return changes;
+}
+
+/**
+ * A copy is a new inode: its hard links get a fresh linkId (the same for all names of one inode
+ * copied together, as `cp -a` keeps links inside what it copies), never the original's.
+ */
+function relink(entry: ManifestEntry, links: Map<string, string>): ManifestEntry {
+  if (entry.linkId === undefined) return entry;
+  let id = links.get(entry.linkId);
+  if (id === undefined) {
+    id = randomBytes(12).toString("base64url");
+    links.set(entry.linkId, id);
+  }
+  return { ...entry, linkId: id };
 }

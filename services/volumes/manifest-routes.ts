@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Change, CommitRequest } from "../../protocol/volume.js";
+import { CommitBody } from "../../protocol/volume-schemas.js";
 import { invalid } from "../errors.js";
 import type { Overwrite } from "./commit.js";
 import { planCopy, planRemove } from "./file-ops.js";
@@ -7,32 +8,6 @@ import type { VolumeStore } from "./volume-store.js";
 
 type IdParams = { id: string };
 const versionQuery = { type: "integer", minimum: 0 } as const;
-
-const entrySchema = {
-  type: "object",
-  required: ["path", "type"],
-  properties: {
-    path: { type: "string" },
-    type: { type: "string", enum: ["file", "directory", "symlink"] },
-    mode: { type: "integer" },
-    size: { type: "integer", minimum: 0 },
-    mtimeMs: { type: "number" },
-    // A block's hash, or a whole number of blocks of zeros (a hole); see BlockRef.
-    // Items are checked in the commit (checkEntry): a type union needs ajv's allowUnionTypes, and
-    // anyOf with type coercion on could turn a hole 5 into the string "5".
-    blocks: { type: "array", items: { description: "a block's hex SHA-256, or a whole number n ≥ 1: n blocks of zeros (a hole)" } },
-    target: { type: "string" },
-  },
-} as const;
-
-const changeSchema = {
-  type: "object",
-  required: ["op"],
-  properties: { op: { type: "string", enum: ["put", "delete"] }, path: { type: "string" }, entry: entrySchema },
-  if: { properties: { op: { const: "put" } } },
-  then: { required: ["entry"] },
-  else: { required: ["path"] },
-} as const;
 
 /** Versions, commits, deltas and trees: the API a mount (and the client's file helpers) build on. */
 export async function manifestRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
@@ -58,19 +33,7 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
 
   app.post<{ Params: IdParams; Body: CommitRequest & { overwrite?: Overwrite } }>(
     "/v1/volumes/:id/commit",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["baseVersion", "changes"],
-          properties: {
-            baseVersion: { type: "integer", minimum: 0 },
-            changes: { type: "array", items: changeSchema },
-            overwrite: { type: "string", enum: ["replace", "files", "none"] },
-          },
-        },
-      },
-    },
+    { schema: { body: CommitBody } },
     async (req) => {
       const vol = await volumes.open(req.caller, req.params.id);
       if (req.body.baseVersion > vol.st.latest) throw invalid(`Base version ${req.body.baseVersion} is newer than the latest (${vol.st.latest})`);

@@ -26,10 +26,41 @@ interface Row {
   mtime: number;
   blocks: Buffer | null;
   link_target: string | null;
+  // POSIX metadata (schema version 3); NULL in rows written before, and where the entry had none.
+  uid: number | null;
+  gid: number | null;
+  mtime_ns: string | null;
+  atime_ns: string | null;
+  ctime_ns: string | null;
+  rdev: number | null;
+  link_id: string | null;
+  /** JSON of the name → base64 value map, names sorted (so equal maps are equal text). */
+  xattrs: string | null;
+}
+
+/** The metadata columns of a row, in COLS order after `link_target`. */
+type MetaValues = [number | null, number | null, string | null, string | null, string | null, number | null, string | null, string | null];
+
+function metaValues(e: ManifestEntry): MetaValues {
+  const names = e.xattrs ? Object.keys(e.xattrs).sort() : [];
+  const xattrs = names.length > 0 ? JSON.stringify(Object.fromEntries(names.map((n) => [n, e.xattrs![n]]))) : null;
+  return [e.uid ?? null, e.gid ?? null, e.mtimeNs ?? null, e.atimeNs ?? null, e.ctimeNs ?? null, e.rdev ?? null, e.linkId ?? null, xattrs];
+}
+
+function rowMeta(r: Row): MetaValues {
+  return [r.uid, r.gid, r.mtime_ns, r.atime_ns, r.ctime_ns, r.rdev, r.link_id, r.xattrs];
 }
 
 function toEntry(r: Row): ManifestEntry {
   const e: ManifestEntry = { path: r.path, type: r.kind, mode: r.mode, size: r.size, mtimeMs: r.mtime };
+  if (r.uid !== null) e.uid = r.uid;
+  if (r.gid !== null) e.gid = r.gid;
+  if (r.mtime_ns !== null) e.mtimeNs = r.mtime_ns;
+  if (r.atime_ns !== null) e.atimeNs = r.atime_ns;
+  if (r.ctime_ns !== null) e.ctimeNs = r.ctime_ns;
+  if (r.rdev !== null) e.rdev = r.rdev;
+  if (r.link_id !== null) e.linkId = r.link_id;
+  if (r.xattrs !== null) e.xattrs = JSON.parse(r.xattrs) as Record<string, string>;
   if (r.kind === "file") e.blocks = unpackBlocks(r.blocks);
   if (r.kind === "symlink") e.target = r.link_target ?? "";
   return e;
@@ -38,7 +69,11 @@ function toEntry(r: Row): ManifestEntry {
 /** Whether two rows hold the same entry (whatever versions they belong to). */
 function sameContent(a: Row, b: Row): boolean {
   const blocks = a.blocks === null || b.blocks === null ? a.blocks === b.blocks : a.blocks.equals(b.blocks);
-  return a.kind === b.kind && a.mode === b.mode && a.size === b.size && a.mtime === b.mtime && a.link_target === b.link_target && blocks;
+  const ma = rowMeta(a);
+  const mb = rowMeta(b);
+  return (
+    a.kind === b.kind && a.mode === b.mode && a.size === b.size && a.mtime === b.mtime && a.link_target === b.link_target && blocks && ma.every((v, i) => v === mb[i])
+  );
 }
 
 function page(version: number, rows: Row[], limit: number): TreePage {
@@ -47,7 +82,7 @@ function page(version: number, rows: Row[], limit: number): TreePage {
   return more ? { version, entries, next: entries[entries.length - 1]!.path } : { version, entries };
 }
 
-const COLS = "path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target";
+const COLS = "path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target, uid, gid, mtime_ns, atime_ns, ctime_ns, rdev, link_id, xattrs";
 /** Rows visible in version ?N (two parameters: N, N). */
 const AT = "valid_from <= ? AND valid_to > ?";
 
@@ -79,8 +114,9 @@ export class SqliteManifestStore implements ManifestStore {
       liveSubtree: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path`),
       countChildren: p(`SELECT count(*) FROM entries WHERE volume = ? AND parent = ? AND valid_to = ${OPEN}`).pluck(),
       insert: p(
-        `INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target)
-         VALUES (?, ?, ?, ${OPEN}, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO entries (volume, path, valid_from, valid_to, parent, kind, mode, size, mtime, blocks, link_target,
+           uid, gid, mtime_ns, atime_ns, ctime_ns, rdev, link_id, xattrs)
+         VALUES (?, ?, ?, ${OPEN}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       close: p(`UPDATE entries SET valid_to = ? WHERE volume = ? AND path = ? AND valid_to = ${OPEN}`),
       drop: p("DELETE FROM entries WHERE volume = ? AND path = ? AND valid_from = ?"),
@@ -243,7 +279,7 @@ export class SqliteManifestStore implements ManifestStore {
       // Read whole before writing: better-sqlite3 allows no writes while a statement iterates.
       for (const r of this.s.treeAt.all(source, "", v, v, OPEN) as Row[]) {
         const hashes = packedHashes(r.blocks);
-        this.s.insert.run(target, r.path, 1, r.parent, r.kind, r.mode, r.size, r.mtime, r.blocks, r.link_target);
+        this.s.insert.run(target, r.path, 1, r.parent, r.kind, r.mode, r.size, r.mtime, r.blocks, r.link_target, ...rowMeta(r));
         // Shared, not copied: one more reference per block, as for a copy inside a volume.
         for (const hash of hashes) this.s.ref.run(workspace, hash);
         inodes++;
@@ -574,7 +610,7 @@ class SqliteCommitTxn implements CommitTxn {
     // Not cached: a Map of every row a 20,000-entry commit writes cost a third more CPU (GC);
     // ending a row this commit wrote reads it back instead (rare: a path put twice in one commit).
     const target = entry.type === "symlink" ? (entry.target ?? "") : null;
-    this.s.insert.run(this.st.volume, entry.path, this.version, parentOf(entry.path), entry.type, entry.mode, entry.size, Math.trunc(entry.mtimeMs), blocks, target);
+    this.s.insert.run(this.st.volume, entry.path, this.version, parentOf(entry.path), entry.type, entry.mode, entry.size, Math.trunc(entry.mtimeMs), blocks, target, ...metaValues(entry));
     return sizes;
   }
 }

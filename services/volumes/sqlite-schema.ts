@@ -45,4 +45,22 @@ export const VOLUME_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    name: "manifest rows keep POSIX metadata: owner, group, ns times, device number, hard-link id, extended attributes (NULL: as before)",
+    up(db) {
+      // Nullable: rows written before read back without the fields (uid/gid 0, mtime for every time).
+      // ns times are decimal text: better-sqlite3 reads integers as JS numbers, which lose ns past 2^53.
+      db.exec(`
+        ALTER TABLE entries ADD COLUMN uid INTEGER;
+        ALTER TABLE entries ADD COLUMN gid INTEGER;
+        ALTER TABLE entries ADD COLUMN mtime_ns TEXT;
+        ALTER TABLE entries ADD COLUMN atime_ns TEXT;
+        ALTER TABLE entries ADD COLUMN ctime_ns TEXT;
+        ALTER TABLE entries ADD COLUMN rdev INTEGER;
+        ALTER TABLE entries ADD COLUMN link_id TEXT;
+        ALTER TABLE entries ADD COLUMN xattrs TEXT;
+      `);
+    },
+  },
 ];

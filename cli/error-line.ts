@@ -3,6 +3,8 @@ const HINTS: Record<string, string> = {
   EADDRINUSE: "another process is listening there: stop it or pick another --port",
   EADDRNOTAVAIL: "this machine has no such address: check --host",
   EACCES: "permission denied",
+  EROFS: "that file system is read-only: pick another --home",
+  ENOTDIR: "a part of that path is a file, not a directory",
   ECONNREFUSED: "nothing is listening there: is 'silo serve' running, and is SILO_SERVER_URL right?",
   ENOTFOUND: "that host name does not resolve: check SILO_SERVER_URL",
   ENOSPC: "the disk is full",

@@ -1,12 +1,12 @@
-import { mkdirSync, openSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { stat } from "node:fs/promises";
-import { basename, dirname, join, posix, resolve } from "node:path";
+import { basename, dirname, join, posix } from "node:path";
 import { type Command, Option } from "commander";
 import { isGlob } from "../client/glob.js";
-import { SiloError } from "../protocol/errors.js";
-import { clientFor, confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
+import { confirm, deletedMessage, formatTime, parseCount, printJson, printTable, UsageError, withClient } from "./output.js";
 import { byteProgress, formatBytes } from "./progress.js";
 import { download, treeBytes } from "./volume.js";
+import { type MountOptions, mountFileTree } from "./volume-mount.js";
 
 const DEFAULT_CACHE_MB = 4_096;
 /** A safety net for files held open for writing a long time; every close commits anyway. */
@@ -131,7 +131,6 @@ export function registerNfs(program: Command): void {
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
     .option("--state-dir <dir>", "where local writes, the block cache and the control socket live (default: under $TMPDIR/silo-mounts)")
     .addOption(new Option("--commit-interval-ms <ms>", "also send changes of files still open every N ms").argParser(parseCount).default(DEFAULT_COMMIT_INTERVAL_MS).hideHelp())
-    .addOption(new Option("--exit-with-parent", "with --foreground: unmount when the parent process dies").hideHelp())
     .addHelpText(
       "after",
       `
@@ -140,49 +139,7 @@ on the server; every open (and every lookup of a name this mount does not know, 
 directory listing) first catches up with the server, so it sees what any job closed before.
 No commit or reload. See docs/nfs.md.`,
     )
-    .action(async (name: string, dir: string, opts: { readOnly?: boolean; cacheSizeMb: number; foreground?: boolean; stateDir?: string; commitIntervalMs: number; exitWithParent?: boolean }, cmd: Command) => {
-      const silo = clientFor(cmd);
-      if (opts.foreground) {
-        process.env.UV_THREADPOOL_SIZE ??= "16";
-        const { runVolumeDaemon } = await import("../fuse/volume/daemon.js");
-        const { closeToOpen } = await import("../fuse/nfs/close-to-open.js");
-        const { reportToParent } = await import("../fuse/common/daemon-process.js");
-        const fs = await silo.networkFileSystems.fromName(name).catch((err: Error) => {
-          reportToParent({ error: err.message });
-          throw err;
-        });
-        const code = await runVolumeDaemon(fs.treeHandle().blocks, {
-          dir,
-          readOnly: opts.readOnly ?? false,
-          commitIntervalMs: opts.commitIntervalMs,
-          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
-          stateDir: opts.stateDir,
-          exitWithParent: opts.exitWithParent,
-          consistency: closeToOpen,
-        });
-        await silo.close();
-        process.exit(code);
-      }
-      await silo.close();
-      const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
-      const { stateDirFor } = await import("../fuse/volume/daemon.js");
-      const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
-      const logFile = `${stateDir}.log`;
-      const args = ["nfs", "mount", name, dir, "--foreground", "--state-dir", stateDir, "--cache-size-mb", String(opts.cacheSizeMb)];
-      args.push("--commit-interval-ms", String(opts.commitIntervalMs));
-      if (opts.readOnly) args.push("--read-only");
-      mkdirSync(join(stateDir, ".."), { recursive: true });
-      const { child } = await spawnDaemon(process.argv[1]!, args, {
-        env: { ...process.env, SILO_ENVIRONMENT: silo.config.environment, SILO_MOUNT_LOG: logFile },
-        output: openSync(logFile, "a"),
-        logFile,
-        detached: true,
-      }).catch((err: Error) => {
-        throw new SiloError(`Could not mount network file system '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
-      });
-      child.unref();
-      process.stdout.write(`Mounted network file system '${name}' at ${resolve(dir)}; log: ${logFile}\n`);
-    });
+    .action((name: string, dir: string, opts: MountOptions, cmd: Command) => mountFileTree("nfs", name, dir, opts, cmd));
 
   nfs
     .command("unmount <dir>")

@@ -96,7 +96,7 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   try {
     for (const spec of specs) {
       mounts.push(
-        spec.kind === "bucket" ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd) : await mountVolume(spec, config, opts),
+        spec.kind === "bucket" ? await mountBucket(spec, config.environment, spec.secret ?? opts.secret, cmd) : await mountVolume({ ...spec, kind: spec.kind }, config, opts),
       );
     }
   } catch (err) {
@@ -133,17 +133,8 @@ async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, c
   return code === 0 && unmountFailed ? 1 : code;
 }
 
-/** A network file system mount: the nfs command's daemon (the volume daemon with close-to-open consistency). */
-async function spawnNfsDaemon(spec: MountSpec, environment: string, stateDir: string, commitIntervalMs: string) {
-  const { spawnDaemon } = await import("../fuse/common/daemon-process.js");
-  const args = ["nfs", "mount", spec.name, spec.path, "--foreground", "--exit-with-parent", "--state-dir", stateDir];
-  args.push("--commit-interval-ms", commitIntervalMs);
-  if (spec.readOnly) args.push("--read-only");
-  return spawnDaemon(process.argv[1]!, args, { env: { ...process.env, SILO_ENVIRONMENT: environment }, output: 2, detached: true });
-}
-
 /** A volume (or network file system) mount through its daemon. */
-async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptions): Promise<ActiveMount> {
+async function mountVolume(spec: MountSpec & { kind: "volume" | "nfs" }, config: ClientConfig, opts: RunOptions): Promise<ActiveMount> {
   const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
   const environment = config.environment;
   let createdDir: string | undefined;
@@ -157,23 +148,21 @@ async function mountVolume(spec: MountSpec, config: ClientConfig, opts: RunOptio
   try {
     // Daemon messages go to our stderr, keeping the command's stdout its own.
     // Its own process group: a Ctrl-C meant for the command must not unmount under it.
-    const { child, ready } =
-      spec.kind === "nfs"
-        ? await spawnNfsDaemon(spec, environment, join(stateDir, "m"), opts.commitIntervalMs ?? "5000")
-        : await spawnVolumeDaemon(
-            {
-              client: config,
-              volume: spec.name,
-              mountPoint: spec.path,
-              readOnly: spec.readOnly,
-              commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
-              finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
-              cacheBytes: DEFAULT_CACHE_BYTES,
-              stateDir: join(stateDir, "m"),
-              exitWithParent: true,
-            },
-            { output: 2, detached: true },
-          );
+    const { child, ready } = await spawnVolumeDaemon(
+      spec.kind,
+      {
+        client: config,
+        volume: spec.name,
+        mountPoint: spec.path,
+        readOnly: spec.readOnly,
+        commitIntervalMs: parseCount(opts.commitIntervalMs ?? "5000"),
+        finalCommitRetryMs: parseCount(opts.finalCommitRetryMs ?? "60000"),
+        cacheBytes: DEFAULT_CACHE_BYTES,
+        stateDir: join(stateDir, "m"),
+        exitWithParent: true,
+      },
+      { output: 2, detached: true },
+    );
     const record: JobMount = {
       kind: spec.kind,
       name: spec.name,

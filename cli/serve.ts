@@ -7,11 +7,17 @@ const int = (v: string) => {
   return n;
 };
 
+const port = (v: string) => {
+  const n = int(v);
+  if (!Number.isInteger(n) || n > 65535) throw new InvalidArgumentError("Expected a TCP port, 0 to 65535.");
+  return n;
+};
+
 export function registerServe(program: Command): void {
   program
     .command("serve")
     .description("Run the silo server on the embedded default stores (SQLite, LMDB, local disk) under SILO_HOME")
-    .option("--port <port>", "TCP port to listen on (0 picks a free one)", int, 7070)
+    .option("--port <port>", "TCP port to listen on (0 picks a free one)", port, 7070)
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--home <dir>", "state directory (default $SILO_HOME, else ~/.silo)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace", "info")

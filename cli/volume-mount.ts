@@ -1,21 +1,60 @@
 import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import type { VolumeDaemonConfig } from "../fuse/volume/config.js";
 import { SiloError } from "../protocol/errors.js";
 import { clientFor, parseCount, printJson, printTable, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
 const DEFAULT_CACHE_MB = 4_096;
 
-
-interface MountOptions {
+export interface MountOptions {
   readOnly?: boolean;
   commitIntervalMs: number;
   cacheSizeMb: number;
   foreground?: boolean;
   stateDir?: string;
-  exitWithParent?: boolean;
-  finalCommitRetryMs: number;
+  finalCommitRetryMs?: number;
+}
+
+const KIND_NAMES = { volume: "volume", nfs: "network file system" } as const;
+
+/**
+ * `silo volume mount` and `silo nfs mount`: one config, served by the kind's daemon
+ * (fuse/<kind>/main.ts) in the background, or in this process with --foreground.
+ */
+export async function mountFileTree(kind: "volume" | "nfs", name: string, dir: string, opts: MountOptions, cmd: Command): Promise<void> {
+  const silo = clientFor(cmd);
+  await silo.close();
+  const { stateDirFor } = await import("../fuse/volume/daemon.js");
+  const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
+  const config: VolumeDaemonConfig = {
+    client: silo.config,
+    volume: name,
+    mountPoint: resolve(dir),
+    readOnly: opts.readOnly ?? false,
+    commitIntervalMs: opts.commitIntervalMs,
+    cacheBytes: opts.cacheSizeMb * 1024 * 1024,
+    stateDir,
+    finalCommitRetryMs: opts.finalCommitRetryMs,
+  };
+  if (opts.foreground) {
+    // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
+    process.env.UV_THREADPOOL_SIZE ??= "16";
+    const serve =
+      kind === "volume" ? (await import("../fuse/volume/daemon.js")).serveVolumeMount : (await import("../fuse/nfs/daemon.js")).serveNfsMount;
+    process.exit(await serve(config));
+  }
+  const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
+  const logFile = `${stateDir}.log`;
+  mkdirSync(join(stateDir, ".."), { recursive: true });
+  const what = KIND_NAMES[kind];
+  const { child, ready } = await spawnVolumeDaemon(kind, config, { output: openSync(logFile, "a", 0o600), logFile, detached: true }).catch((err: Error) => {
+    throw new SiloError(`Could not mount ${what} '${name}' at ${config.mountPoint}: ${err.message}`, "MOUNT_FAILED");
+  });
+  child.unref();
+  const version = kind === "volume" ? ` (version ${String(ready.version)})` : "";
+  process.stdout.write(`Mounted ${what} '${name}'${version} at ${config.mountPoint}; log: ${logFile}\n`);
 }
 
 /** The `volume` command, created if the volumes CLI has not (it adds ls/put/get/…). */
@@ -35,7 +74,6 @@ export function registerVolumeMount(program: Command): void {
     .option("--foreground", "serve the mount in this process until SIGTERM/SIGINT instead of in a background daemon")
     .option("--final-commit-retry-ms <ms>", "how long the final commit retries a server that is down or restarting", parseCount, 60_000)
     .option("--state-dir <dir>", "where the block cache and control socket live (default: under $TMPDIR/silo-mounts); local changes live in the journal ($SILO_JOURNAL_DIR)")
-    .addOption(new Option("--exit-with-parent", "with --foreground: commit and unmount when the parent process dies").hideHelp())
     .addHelpText(
       "after",
       `
@@ -47,55 +85,7 @@ was closed or fsync'd; the next mount of the volume here (or 'silo volume recove
 it. A killed daemon leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR')
 clears it.`,
     )
-    .action(async (name: string, dir: string, opts: MountOptions, cmd: Command) => {
-      const silo = clientFor(cmd);
-      if (opts.foreground) {
-        // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
-        process.env.UV_THREADPOOL_SIZE ??= "16";
-        const { runVolumeDaemon } = await import("../fuse/volume/daemon.js");
-        const { reportToParent } = await import("../fuse/common/daemon-process.js");
-        const volume = await silo.volumes.fromName(name).catch((err: Error) => {
-          reportToParent({ error: err.message });
-          throw err;
-        });
-        const code = await runVolumeDaemon(volume.blocks, {
-          dir,
-          readOnly: opts.readOnly ?? false,
-          commitIntervalMs: opts.commitIntervalMs,
-          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
-          stateDir: opts.stateDir,
-          exitWithParent: opts.exitWithParent,
-          server: silo.config.serverUrl,
-          environment: silo.config.environment,
-          finalCommitRetryMs: opts.finalCommitRetryMs,
-        });
-        await silo.close();
-        process.exit(code);
-      }
-      await silo.close();
-      const { spawnVolumeDaemon } = await import("../fuse/volume/mount.js");
-      const { stateDirFor } = await import("../fuse/volume/daemon.js");
-      const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
-      const logFile = `${stateDir}.log`;
-      mkdirSync(join(stateDir, ".."), { recursive: true });
-      const { child, ready } = await spawnVolumeDaemon(
-        {
-          client: silo.config,
-          volume: name,
-          mountPoint: resolve(dir),
-          readOnly: opts.readOnly ?? false,
-          commitIntervalMs: opts.commitIntervalMs,
-          cacheBytes: opts.cacheSizeMb * 1024 * 1024,
-          stateDir,
-          finalCommitRetryMs: opts.finalCommitRetryMs,
-        },
-        { output: openSync(logFile, "a", 0o600), logFile, detached: true },
-      ).catch((err: Error) => {
-        throw new SiloError(`Could not mount volume '${name}' at ${resolve(dir)}: ${err.message}`, "MOUNT_FAILED");
-      });
-      child.unref();
-      process.stdout.write(`Mounted volume '${name}' (version ${String(ready.version)}) at ${resolve(dir)}; log: ${logFile}\n`);
-    });
+    .action((name: string, dir: string, opts: MountOptions, cmd: Command) => mountFileTree("volume", name, dir, opts, cmd));
 
   for (const op of ["commit", "reload"] as const) {
     volume

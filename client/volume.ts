@@ -1,4 +1,4 @@
-import { InvalidError, SiloError } from "../protocol/errors.js";
+import { InvalidError, RangeNotSatisfiableError, SiloError } from "../protocol/errors.js";
 import { checkName } from "../protocol/names.js";
 import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
@@ -165,7 +165,12 @@ export class Volume extends SiloObject {
       const res = await this.raw("GET", this.url("/file"), {
         query: { path, version },
         headers: { "x-silo-direct": "1", ...(range ? { range } : {}) },
+      }).catch((err: unknown) => {
+        // Reading at or past the end yields nothing, as reading a file does (the server answers 416).
+        if (err instanceof RangeNotSatisfiableError) return undefined;
+        throw err;
       });
+      if (!res) return;
       if (res.headers["x-silo-direct"] !== "1") {
         for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
         return;

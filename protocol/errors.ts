@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   FORBIDDEN: 403,
   CONFLICT: 409,
   TOO_LARGE: 413,
+  RANGE_NOT_SATISFIABLE: 416,
   QUEUE_EMPTY: 408,
   QUEUE_FULL: 429,
   VOLUME_BUSY: 409,
@@ -71,6 +72,10 @@ export class ConflictError extends SiloError {
 export class TooLargeError extends SiloError {
   static override readonly code: ErrorCode = "TOO_LARGE";
 }
+/** A byte range that starts at or past the end of the file or block. */
+export class RangeNotSatisfiableError extends SiloError {
+  static override readonly code: ErrorCode = "RANGE_NOT_SATISFIABLE";
+}
 /** A blocking get timed out, or a non-blocking get found nothing. */
 export class QueueEmptyError extends SiloError {
   static override readonly code: ErrorCode = "QUEUE_EMPTY";
@@ -103,6 +108,7 @@ const BY_CODE: Record<ErrorCode, typeof SiloError> = {
   FORBIDDEN: ForbiddenError,
   CONFLICT: ConflictError,
   TOO_LARGE: TooLargeError,
+  RANGE_NOT_SATISFIABLE: RangeNotSatisfiableError,
   QUEUE_EMPTY: QueueEmptyError,
   QUEUE_FULL: QueueFullError,
   VOLUME_BUSY: VolumeBusyError,

@@ -2,7 +2,7 @@
 # Installs the Debian packages silo's tests, benchmarks and FUSE mounts need, if missing.
 # fuse3: fusermount3 (mounts and unmounts by users who are not root); silo speaks the FUSE protocol itself (fuse/kernel).
 # Idempotent and quiet when everything is there; needs root (CI runs as root).
-#   libfuse2 (fuse-native), fuse3 (fusermount), redis-server (bench:dict's peer), rsync, sqlite3,
+#   fuse3 (fusermount3), redis-server (bench:dict's peer), rsync, sqlite3,
 #   git (tools the mount tests run on a mount), python3 (the POSIX mount tests' system calls), chromium (the dashboard and API reference tests),
 #   and the S3 server's Swift + memcached (scripts/s3-server.sh install), so that no test hook
 #   waits for apt on a fresh machine.

@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 /**
  * One `silo serve` per SILO_HOME: the stores keep authoritative state in memory (queue
@@ -9,7 +9,7 @@ import { join } from "node:path";
  * needs no data block, so the server can lock (and start) on a full disk.
  */
 export function lockHome(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(dataDir);
   const file = join(dataDir, "serve.pid");
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -43,5 +43,24 @@ function readPid(file: string): number {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
     return Number(readFileSync(file, "utf8").trim());
+  }
+}
+
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir reports a read-only or unwritable parent
+ * as ENOENT (and spins forever under /proc), where this names the directory it could not make and why.
+ */
+function makeDirs(dir: string, parentMade = false): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && statSync(dir).isDirectory()) return;
+    // ENOENT once the parent exists (as under /proc) is final, not a parent to make.
+    if (code !== "ENOENT" || parentMade || dirname(dir) === dir) {
+      throw new Error(`Cannot create the silo home directory ${dir}`, { cause: err });
+    }
+    makeDirs(dirname(dir));
+    makeDirs(dir, true);
   }
 }

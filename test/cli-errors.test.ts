@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -41,6 +42,28 @@ describe("start-up errors are one clear line", () => {
     const res = await runCli(["serve", "--port", "abc"], env());
     expect(res.code).not.toBe(0);
     expect(res.stderr.trim().split("\n")).toEqual([expect.stringMatching(/--port.*'abc' is invalid/), "(add --help for usage)"]);
+    const high = await runCli(["serve", "--port", "99999"], env());
+    expect(high.stderr.trim().split("\n")).toEqual([expect.stringMatching(/--port.*'99999' is invalid. Expected a TCP port, 0 to 65535/), "(add --help for usage)"]);
+  });
+
+  it("a home that cannot be created: the directory and the reason", async () => {
+    // A path through a file: ENOTDIR whoever runs it (root ignores permission bits).
+    const file = join(spare, "a-file");
+    writeFileSync(file, "");
+    expectOneLine(await runCli(["serve", "--port", "0", "--home", join(file, "home")], env()), /Cannot create the silo home directory .*a-file\/home\/data: ENOTDIR.*not a directory/);
+    // Node's own recursive mkdir spins forever here; the server must answer at once.
+    expectOneLine(await runCli(["serve", "--port", "0", "--home", "/proc/no-such-home"], env()), /Cannot create the silo home directory \/proc\/no-such-home: ENOENT/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("a home on a read-only file system", async () => {
+    const ro = mkdtempSync(join(tmpdir(), "silo-ro-home-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]);
+    try {
+      expectOneLine(await runCli(["serve", "--port", "0", "--home", join(ro, "home")], env()), /Cannot create the silo home directory .*: EROFS.*read-only.*pick another --home/);
+    } finally {
+      execFileSync("umount", [ro]);
+      rmSync(ro, { recursive: true, force: true });
+    }
   });
 
   it("--debug prints the stack trace instead", async () => {

@@ -7,7 +7,6 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,14 +15,6 @@ import { siloServerFixture } from "./helpers/silo-server.js";
 
 const ROUNDS = Number(process.env.SILO_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.SILO_CRASH_SEED ?? Date.now() % 1_000_000);
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 function rng(seed: number): () => number {
@@ -37,7 +28,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const fx = siloServerFixture(["--port", String(await freePort())]);
+const fx = siloServerFixture();
 let mounts: Mounts;
 let root: string;
 beforeAll(() => {

@@ -45,10 +45,17 @@ beforeAll(async () => {
   const cfg = await silo.dicts.fromName("cfg", { createIfMissing: true });
   await cfg.update({ "color:fg": "black", "color:bg": "white", size: 12 });
   await silo.secrets.create("db-creds", { USER: "app", PASSWORD: "hunter2" });
+  // A live mount holds a pin on the version it serves (here the pin a mount would take, without the mount).
+  await photos.blocks.pinVersion(1);
+  // Another environment, with a volume of its own.
+  await silo.environments.create("staging");
+  await using staging = fx.server.client({ environment: "staging" });
+  await (await staging.volumes.fromName("staging-logs", { createIfMissing: true })).batchUpload().putFile(Buffer.from("log"), "l.txt").commit();
 });
 
 afterEach(async () => {
   await page?.close();
+  expect(external).toEqual([]);
 });
 
 afterAll(async () => {
@@ -56,8 +63,20 @@ afterAll(async () => {
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
-async function open(): Promise<Page> {
+/** Requests a page made anywhere but this server (a CDN, a font service): there must be none. */
+let external: string[] = [];
+
+async function newPage(): Promise<Page> {
   page = await context.newPage();
+  external = [];
+  page.on("request", (r) => {
+    if (!r.url().startsWith(fx.server.url) && !/^(data|blob):/.test(r.url())) external.push(r.url());
+  });
+  return page;
+}
+
+async function open(): Promise<Page> {
+  page = await newPage();
   await page.goto(`${fx.server.url}/ui`);
   return page;
 }
@@ -74,6 +93,15 @@ const poll = <T>(fn: () => T | Promise<T>) => expect.poll(fn, { timeout: 30_000,
 const shot = (p: Page, name: string) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe("dashboard at /ui", () => {
+  it("is where the server's bare address leads, without a token", async () => {
+    const res = await fetch(`${fx.server.url}/`, { redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/ui/");
+    const page = await fetch(`${fx.server.url}/ui/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<div id="app">/);
+  });
+
   it("refuses a wrong token", async () => {
     const p = await open();
     await p.getByTestId("token").fill(`${fx.server.profile.tokenId}:not-the-secret`);
@@ -102,6 +130,10 @@ describe("dashboard at /ui", () => {
     await poll(() => rows.count()).toBe(2);
     expect(await rows.nth(0).textContent()).toMatch(/^2\+ dir\/c\.txt/);
     expect(await rows.nth(1).textContent()).toMatch(/^1.*\+ a\.txt/);
+    // When and by which token each version was committed.
+    expect(await rows.nth(0).textContent()).toMatch(new RegExp(`\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d by ${fx.server.profile.tokenId}`));
+    // Commit activity over time: one point per retained version (0, the empty volume, to 2).
+    await poll(() => p.getByTestId("commit-chart").locator("figcaption").textContent()).toMatch(/: 2 \(max 2, 3 samples, \d{4}-.* UTC\)$/);
     await shot(p, "03-volume-history");
 
     // Version 1 did not have c.txt yet.
@@ -136,6 +168,8 @@ describe("dashboard at /ui", () => {
     await p.getByTestId("partition").nth(1).getByTestId("partition-peek").click();
     await poll(() => p.getByTestId("peek-item").allTextContents()).toEqual([expect.stringContaining('{"task":9}')]);
     expect(await p.getByTestId("peek-partition").inputValue()).toBe("urgent");
+    // Depth over time, sampled while the queue is shown.
+    await poll(() => p.getByTestId("depth-chart").locator("figcaption").textContent()).toMatch(/^Queue depth \(items\): 3 /);
     await shot(p, "04-queue-peek");
 
     // Peeking took nothing; the first click only asks.
@@ -144,6 +178,9 @@ describe("dashboard at /ui", () => {
     await shot(p, "05-queue-clear-confirmation");
     await p.getByTestId("queue-clear-confirm").click();
     await poll(async () => (await fx.silo.queues.fromName("jobs")).len({ total: true })).toBe(0);
+    // The chart follows: its last sample is the empty queue, its maximum the 3 items before.
+    await poll(() => p.getByTestId("depth-chart").locator("figcaption").textContent()).toMatch(/: 0 \(max 3, \d+ samples/);
+    expect(await p.getByTestId("depth-chart").locator("polyline").count()).toBe(1);
   });
 
   it("shows dict entries by key prefix, secret keys without values, and tokens", async () => {
@@ -172,19 +209,33 @@ describe("dashboard at /ui", () => {
     await poll(() => p.getByTestId("tokens").textContent()).toContain(`${fx.server.profile.tokenId} (you)`);
     await shot(p, "07-tokens");
   });
+
+  it("lists live mounts from their pins, and shows each environment's own objects", async () => {
+    const p = await open();
+    await signIn(p);
+    await p.getByTestId("tab-mounts").click();
+    await poll(() => p.getByTestId("mounts").locator("tbody tr").allTextContents()).toEqual([expect.stringMatching(/^photos1pin-/)]);
+    await shot(p, "08-live-mounts");
+
+    await p.getByTestId("tab-volumes").click();
+    await poll(() => p.getByTestId("volume-list").locator("li").allTextContents()).toEqual(["photos"]);
+    await p.getByTestId("environment").selectOption("staging");
+    await poll(() => p.getByTestId("volume-list").locator("li").allTextContents()).toEqual(["staging-logs"]);
+    await p.getByTestId("volume-list").getByText("staging-logs").click();
+    await poll(() => p.getByTestId("file-tree").getByTestId("tree-file").allTextContents()).toEqual(["l.txt"]);
+    await p.getByTestId("tab-mounts").click();
+    await poll(() => p.getByText("No live mounts in this environment.").count()).toBe(1);
+    await shot(p, "09-environment-staging");
+  });
 });
 
 describe("API reference at /docs", () => {
   it("renders in the browser from the server's own files, without a token", async () => {
-    page = await context.newPage();
-    const external: string[] = [];
-    page.on("request", (r) => {
-      if (!r.url().startsWith(fx.server.url) && !r.url().startsWith("data:") && !r.url().startsWith("blob:")) external.push(r.url());
-    });
+    page = await newPage();
     await page.goto(`${fx.server.url}/docs`);
     await poll(() => page.locator(".opblock-summary-path").allTextContents()).toContain("/v1/whoami");
     await poll(() => page.getByText("Who the token is").count()).toBeGreaterThan(0);
-    await shot(page, "08-api-docs");
+    await shot(page, "10-api-docs");
     expect(external).toEqual([]);
   });
 });

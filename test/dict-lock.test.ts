@@ -71,12 +71,14 @@ describe("Dict locks", () => {
     await clock.advance(2000);
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
     await holder.kill("SIGKILL");
-    // Dead, but its lease runs to the end: a millisecond before, the lock is still refused.
-    await clock.advance(999);
+    // Dead, but its lease runs to the end its last renewal set (it renews on its own timer, in
+    // real time, so maybe once more since): a millisecond before, the lock is still refused.
+    const expiry = storedExpiry(d.id, "held")!;
+    expect(expiry).toBeGreaterThan(granted);
+    await clock.advance(expiry - clock.now() - 1);
     await expect(d.lock("held", { waitMs: 0 })).rejects.toBeInstanceOf(ConflictError);
-    const before = clock.pending;
     const waiting = d.lock("held", { waitMs: 10_000 });
-    await ip.server.timersPending(before);
+    await ip.server.longPollsOpen("dict", 1);
     await clock.advance(1);
     const lease = await waiting;
     expect(lease.token).toBeGreaterThan(token);
@@ -90,15 +92,17 @@ describe("Dict locks", () => {
     expect(first.held).toBe(true);
     await using other = ip.server.client();
     const d2 = await other.dicts.fromName("wake");
-    const before = clock.pending;
     const waiting = d2.lock("k", { waitMs: 20_000 });
-    // The waiter is waiting once its wake-up timer is set; the clock never moves, so only the release can wake it.
-    await ip.server.timersPending(before);
+    // The server holds the waiter; its clock never moves, so neither the lease (60 s) nor the
+    // wait (20 s) can end: only the release can wake it, whatever the real time it takes.
+    await ip.server.longPollsOpen("dict", 1);
+    const start = clock.now();
     await first.release();
     expect(first.held).toBe(false);
     expect(first.signal.aborted).toBe(true);
     const second = await waiting;
     expect(second.token).toBeGreaterThan(first.token);
+    expect(clock.now()).toBe(start);
     // Releasing twice is harmless; a later lock of another key does not wait.
     await first.release();
     await using third = await d.lock("other-key", { waitMs: 0 });
@@ -132,15 +136,16 @@ describe("Dict locks", () => {
   });
 
   it("a waiter whose caller aborts stops waiting and is never granted the lock", async () => {
-    const { clock } = ip.server;
     const d = await ip.silo.dicts.fromName("abort", { createIfMissing: true });
     const held = await d.lock("k", { ttlMs: 10_000 });
     const abort = new AbortController();
-    const before = clock.pending;
     const waiting = d.lock("k", { waitMs: 20_000, signal: abort.signal });
-    await ip.server.timersPending(before);
+    await ip.server.longPollsOpen("dict", 1);
     abort.abort();
     await expect(waiting).rejects.toThrow();
+    // The server stops waiting once it sees the caller gone (the disconnect reaches it after the
+    // client's own rejection, later still on a loaded machine); then the lock is released.
+    await ip.server.longPollsOpen("dict", 0);
     await held.release();
     // Had the aborted waiter been handed the lock, this would be refused.
     await using next = await d.lock("k", { waitMs: 0 });

@@ -6,7 +6,6 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NoSpaceError, type SiloClient, SiloError } from "../client/index.js";
@@ -14,14 +13,6 @@ import { eventually } from "./helpers/eventually.js";
 import { SiloServer } from "./helpers/silo-server.js";
 import { SmallDisk } from "./helpers/tmpfs.js";
 import { localBlobs } from "./helpers/blob-backend.js";
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** A write on a full disk may fit into space a store already owns; if it fails, it must be NoSpaceError. */
 async function succeedsOrNoSpace(call: () => Promise<unknown>): Promise<void> {
@@ -39,7 +30,7 @@ describe("a full disk", () => {
   beforeAll(async () => {
     disk = SmallDisk.mount(64 * 1024 * 1024);
     // Local blobs, whatever the run's backend: the blocks must land on the full disk.
-    server = new SiloServer(mkdtempSync(join(disk.dir, "home-")), ["--port", String(await freePort())], localBlobs());
+    server = new SiloServer(mkdtempSync(join(disk.dir, "home-")), [], localBlobs());
     await server.launch();
     silo = server.client();
   });

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
+import { waitFor } from "./helpers/eventually.js";
 import { InitFlag } from "../fuse/kernel/abi.js";
 import { isMounted, lazyUnmount, mountPointState } from "../fuse/common/mount-table.js";
 import { within } from "./helpers/volume-mounts.js";
@@ -59,15 +60,6 @@ class Probe {
 
   stats(): Promise<Reply> {
     return this.send({ cmd: "stats" });
-  }
-}
-
-/** Waits until `check` holds, polling the probe (events, not a fixed sleep). */
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -161,7 +153,7 @@ describe("silo's FUSE transport", () => {
     const { probe, dir } = await mountProbe("slow");
     const slow = cat(join(dir, "slow"));
     children.push(slow.proc);
-    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    await waitFor("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
     // 300 requests of every kind from this process while the slow one is held.
     await within(
       30_000,
@@ -187,7 +179,7 @@ describe("silo's FUSE transport", () => {
     const { probe, dir } = await mountProbe("intr");
     const slow = cat(join(dir, "slow"));
     children.push(slow.proc);
-    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    await waitFor("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
     slow.proc.kill("SIGTERM");
     // Without INTERRUPT handling the killed cat would hang in the kernel until the read is released.
     const out = await within(15_000, "the interrupted cat exits", slow.out);
@@ -205,10 +197,10 @@ describe("silo's FUSE transport", () => {
     const { probe, dir } = await mountProbe("race");
     const slow = cat(join(dir, "slow"));
     children.push(slow.proc);
-    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    await waitFor("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
     // The file is open: umount(8) refuses (busy), so the mount is detached lazily.
     probe.proc.stdin.write(`${JSON.stringify({ cmd: "unmount" })}\n`);
-    await until("the mount point is detached", async () => !(await isMounted(dir)));
+    await waitFor("the mount point is detached", async () => !(await isMounted(dir)));
     await probe.send({ cmd: "release" });
     const out = await within(20_000, "slow cat", slow.out);
     expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
@@ -221,7 +213,7 @@ describe("silo's FUSE transport", () => {
     const { probe, dir } = await mountProbe("kill");
     const slow = cat(join(dir, "slow"));
     children.push(slow.proc);
-    await until("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    await waitFor("the slow read reaches the file system", async () => (await probe.stats()).slowPending === 1);
     probe.proc.kill("SIGKILL");
     const out = await within(15_000, "the waiting cat fails", slow.out);
     expect(out.code).not.toBe(0);

@@ -20,20 +20,42 @@ interface Answer {
   body: Buffer;
 }
 
-/** One raw HTTP/1.1 request (nothing between the test and the server's parser); rejects if no answer in `timeoutMs`. */
-function send(head: string, body: Buffer = Buffer.alloc(0), timeoutMs = 20_000): Promise<Answer> {
+/**
+ * When a request's silence counts as a hang: after the server answered HANG_PROBES liveness
+ * probes sent one after another (each PROBE_GAP_MS after the last answer) since the request went
+ * out. A fixed timeout fires on a loaded machine where every answer is slow; counting the
+ * server's answers to others instead measures the wait in the server's own pace (about 20 s on
+ * an idle machine, longer exactly when the server is slower).
+ */
+const HANG_PROBES = 50;
+const PROBE_GAP_MS = 400;
+
+/** One raw HTTP/1.1 request (nothing between the test and the server's parser); rejects if the server hangs on it. */
+async function send(head: string, body: Buffer = Buffer.alloc(0)): Promise<Answer> {
+  const answer = rawRequest(head, body);
+  let answered = false;
+  const line = head.split("\r\n")[0]!.slice(0, 200);
+  const watch = async (): Promise<never> => {
+    const started = Date.now();
+    for (let probes = 0; probes < HANG_PROBES; probes++) {
+      await new Promise((r) => setTimeout(r, PROBE_GAP_MS));
+      if (answered) return new Promise<never>(() => {});
+      const probe = await rawRequest("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      if (probe.status !== 200) throw new Error(`the server stopped answering /healthz (${probe.status}) while waiting for: ${line}`);
+    }
+    throw new Error(`no answer while the server answered ${HANG_PROBES} other requests (${Date.now() - started} ms): ${line}`);
+  };
+  return Promise.race([answer.finally(() => (answered = true)), watch()]);
+}
+
+function rawRequest(head: string, body: Buffer = Buffer.alloc(0)): Promise<Answer> {
   const url = new URL(fx.server.url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(url.port), url.hostname);
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${timeoutMs} ms: ${head.split("\r\n")[0]!.slice(0, 200)}`));
-    }, timeoutMs);
     socket.on("error", () => undefined);
     socket.on("data", (d: Buffer) => chunks.push(d));
     socket.on("close", () => {
-      clearTimeout(timer);
       const raw = Buffer.concat(chunks);
       const split = raw.indexOf("\r\n\r\n");
       if (split < 0) return reject(new Error(`connection closed without an answer: ${head.split("\r\n")[0]!.slice(0, 200)}`));

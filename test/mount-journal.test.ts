@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { mkdir, open, readFile, rename, stat, truncate, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -8,16 +7,7 @@ import { controlRequest } from "../client/mount-control.js";
 import { committedText, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
-/** A fixed port, so the server comes back at the same URL after a stop (the journal is keyed by it). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-const fx = siloServerFixture(["--port", String(await freePort())]);
+const fx = siloServerFixture();
 let mounts: Mounts;
 let root: string;
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { readMountRecord } from "../fuse/common/mount-records.js";
+import { mountPointState } from "../fuse/common/mount-table.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
@@ -96,6 +97,33 @@ describe("silo volume status DIR", () => {
     await mounts.unmount(dir);
     const after = JSON.parse((await fx.server.cli(["volume", "status", "--json"])).stdout) as Array<{ dir: string }>;
     expect(after.map((m) => m.dir)).not.toContain(dir);
+  });
+
+  it("counts a commit the server refuses as a failure, with its error, and keeps the change", async () => {
+    const vol = await fx.silo.volumes.fromName("status-fail", { createIfMissing: true });
+    await vol.batchUpload().putFile(bytes(10), "a").commit();
+    const dir = join(root, "m2");
+    await mounts.mount("status-fail", dir, "--commit-interval-ms", "0");
+    await within(30_000, "write", writeFile(join(dir, "b"), "not committable"));
+    // The volume is gone on the server: a commit there is refused (404, not retried).
+    await fx.silo.volumes.delete("status-fail");
+    const record = await readMountRecord(dir);
+    await expect(controlRequest(record!.socket!, "commit", 60_000)).rejects.toThrow(/not found/i);
+
+    const s = await status(dir);
+    expect(s.commits).toMatchObject({ commits: 0, failures: 1 });
+    expect(s.commits.lastCommitMs).toBeGreaterThan(0);
+    expect(s.lastCommitError).toMatch(/not found/i);
+    expect(s.dirtyPaths).toBe(1);
+    const text = await fx.server.cli(["volume", "status", dir]);
+    expect(text.stdout).toMatch(/^commits\s+0 \(1 failed\); last: none yet$/m);
+    expect(text.stdout).toMatch(/^last commit error\s+.*not found/im);
+    expect(text.stdout).toMatch(/^pending changes\s+1 path$/m);
+    // Its final commit fails too: the unmount says so (the change stays in the journal) and the mount goes.
+    const r = await within(120_000, "unmount", fx.server.cli(["volume", "unmount", dir]));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/final commit FAILED/);
+    expect(await mountPointState(dir)).toBe("free");
   });
 
   it("says so in one line when nothing is mounted there", async () => {

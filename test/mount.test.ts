@@ -5,22 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "./helpers/eventually.js";
 import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { mountPointState } from "../fuse/common/mount-table.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
-
-async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(v)} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 let mounts: Mounts;
 let root: string;
@@ -86,7 +77,7 @@ describe("silo volume mount", () => {
     const dir = join(root, "bg");
     await mounts.mount("bg", dir, "--commit-interval-ms", "300");
     await writeFile(join(dir, "early.txt"), "background");
-    await eventually("background commit", () => committed(fx.silo, "bg", "early.txt"), (v) => v === "background");
+    await waitFor("background commit", async () => (await committed(fx.silo, "bg", "early.txt")) === "background");
     await mounts.unmount(dir);
 
     await mounts.mount("bg", dir, "--commit-interval-ms", "0");
@@ -97,9 +88,9 @@ describe("silo volume mount", () => {
     expect(await readFile(join(dir, "early.txt"), "utf8")).toBe("background");
     await writeFile(join(dir, "late.txt"), "final");
     await writeFile(join(control, "late.txt"), "final");
-    await eventually("the control's background commit", () => committed(fx.silo, "bg-control", "late.txt"), (v) => v === "final");
+    await waitFor("the control's background commit", async () => (await committed(fx.silo, "bg-control", "late.txt")) === "final");
     await writeFile(join(control, "later.txt"), "final");
-    await eventually("the control's next background commit", () => committed(fx.silo, "bg-control", "later.txt"), (v) => v === "final");
+    await waitFor("the control's next background commit", async () => (await committed(fx.silo, "bg-control", "later.txt")) === "final");
     expect(await committed(fx.silo, "bg", "late.txt")).toBeNull();
     await mounts.unmount(control);
     await mounts.unmount(dir);

@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,15 +15,6 @@ let server: SiloServer;
 let root: string;
 let dir: string;
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.once("error", reject);
-  });
-
 /** Writes and closes in a child process; resolves with its exit code and stderr (EIO shows there). */
 const writeAndClose = (path: string, text: string) =>
   within(
@@ -37,8 +27,8 @@ const writeAndClose = (path: string, text: string) =>
   );
 
 beforeAll(async () => {
-  // A fixed port, so the restarted server is where the mount daemon looks for it.
-  server = await SiloServer.start(["--port", String(await freePort())]);
+  // A restarted server keeps its port, so it is where the mount daemon looks for it.
+  server = await SiloServer.start();
   root = mkdtempSync(join(tmpdir(), "silo-nfs-outage-"));
   dir = join(root, "m");
   await server.client().networkFileSystems.objects.create("out");

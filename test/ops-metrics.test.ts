@@ -142,6 +142,16 @@ describe("/metrics", () => {
     expect(sampleValue(s, "silo_volume_logical_bytes")).toBe(200_000);
     expect(sampleValue(s, "silo_volume_dedup_ratio")).toBe(2);
     expect(sampleValue(s, "silo_volume_commit_duration_seconds_count", { outcome: "ok" })).toBe(1);
+    // A refused commit is counted by its status, apart from the good ones.
+    const refused = await fetch(`${fx.server.url}/v1/volumes/${vol.id}/commit`, {
+      method: "POST",
+      headers: { ...bearer(fx.server.profile), "content-type": "application/json" },
+      body: JSON.stringify({ baseVersion: -1, changes: [] }),
+    });
+    expect(refused.status).toBe(400);
+    s = await scrape();
+    expect(sampleValue(s, "silo_volume_commit_duration_seconds_count", { outcome: "400" })).toBe(1);
+    expect(sampleValue(s, "silo_volume_commit_duration_seconds_count", { outcome: "ok" })).toBe(1);
     await eventually(async () => expect(sampleValue(await scrape(), "silo_volume_gc_runs_total")).toBeGreaterThan(0));
     expect(sampleValue(s, "silo_volume_gc_bytes_freed_total")).toBe(0);
 

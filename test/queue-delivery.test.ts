@@ -5,7 +5,6 @@
  * acknowledged item, and an item is served again only if its receipt was never confirmed.
  */
 import { connect } from "node:net";
-import { createServer } from "node:net";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { Packr } from "msgpackr";
@@ -60,20 +59,12 @@ function rawGet(server: SiloServer, queueId: string, request: object, headers: R
   return { answer, destroy: () => socket.destroy() };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 describe("delivery leases", () => {
   let server: SiloServer;
   let silo: SiloClient;
   beforeAll(async () => {
     // A fixed port: clients (and their pending confirmations) reach the server again after a kill -9.
-    server = await SiloServer.start(["--queue-lease-ms", String(LEASE_MS), "--port", String(await freePort())]);
+    server = await SiloServer.start(["--queue-lease-ms", String(LEASE_MS)]);
     silo = server.client();
   });
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { NotFoundError } from "../client/index.js";
-import { eventually } from "./helpers/eventually.js";
+import { eventually, waitFor } from "./helpers/eventually.js";
 import { inProcessFixture } from "./helpers/in-process-server.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll } from "./helpers/volume-data.js";
@@ -16,14 +16,6 @@ const stored = async (hash: string) => (await fx.server.storedBlobs()).has(hash)
 const GRACE_MS = 1500;
 const ip = inProcessFixture({ volumeRetentionMs: 0, volumeBlockGraceMs: GRACE_MS, volumeGcIntervalMs: 100 });
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("garbage collection", () => {
   it("drops versions outside retention and deletes blocks no row references; referenced blocks stay", async () => {

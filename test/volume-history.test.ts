@@ -1,18 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { waitFor } from "./helpers/eventually.js";
 import { AlreadyExistsError, InvalidError, NotFoundError, VersionGoneError } from "../client/index.js";
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { allPaths, bytes, readAll } from "./helpers/volume-data.js";
 
 // Versions stay retained for a minute (GC runs every 100 ms; unreferenced blocks go after 500 ms).
 const fx = siloServerFixture(["--volume-retention-ms", "60000", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"]);
-
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const text = (s: string) => Buffer.from(s);
 

@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import type { Attr, StatfsReply } from "../kernel/types.js";
-import { Errno, FsError } from "../common/errno.js";
+import { FsError, NegativeErrno } from "../common/errno.js";
 import type { BucketS3 } from "./bucket-s3.js";
 import { DEFAULT_METADATA_TTL_MS, DEFAULT_PART_SIZE } from "./config.js";
 import { KeyMap } from "./key-map.js";
@@ -78,7 +78,7 @@ export class BucketFs {
 
   /** EROFS on a read-only mount (for changes that are otherwise accepted and ignored, like times). */
   refuseIfReadOnly(what: string, path: string): void {
-    if (this.opts.readOnly) throw new FsError(Errno.EROFS, `${what} ${path}: the mount is read-only`);
+    if (this.opts.readOnly) throw new FsError(NegativeErrno.EROFS, `${what} ${path}: the mount is read-only`);
   }
 
   /** The entry at `path`, counting files being written here (visible to this mount at once, with their growing size). */
@@ -90,7 +90,7 @@ export class BucketFs {
 
   private handle(fd: number): Handle {
     const h = this.handles.get(fd);
-    if (!h) throw new FsError(Errno.EBADF, `no open file ${fd}`);
+    if (!h) throw new FsError(NegativeErrno.EBADF, `no open file ${fd}`);
     return h;
   }
 
@@ -103,14 +103,14 @@ export class BucketFs {
 
   async getattr(path: string): Promise<Stat> {
     const entry = await this.entry(path);
-    if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such file or directory`);
+    if (!entry) throw new FsError(NegativeErrno.ENOENT, `${path}: no such file or directory`);
     return this.stat(entry);
   }
 
   async readdir(path: string): Promise<string[]> {
     const entry = await this.entry(path);
-    if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such directory`);
-    if (entry.type !== "dir") throw new FsError(Errno.ENOTDIR, `${path}: not a directory`);
+    if (!entry) throw new FsError(NegativeErrno.ENOENT, `${path}: no such directory`);
+    if (entry.type !== "dir") throw new FsError(NegativeErrno.ENOTDIR, `${path}: not a directory`);
     const entries = await this.meta.list(path);
     for (const [p, w] of this.writing) if (w.writer && parentOf(p) === path) entries.set(baseName(p), { type: "file", size: w.writer.size, mtimeMs: Date.now() });
     return [...entries.keys()];
@@ -120,15 +120,15 @@ export class BucketFs {
     await this.settled(path);
     const access = flags & 3; // O_ACCMODE
     const entry = await this.entry(path);
-    if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such file`);
-    if (entry.type === "dir") throw new FsError(Errno.EISDIR, `${path}: is a directory`);
+    if (!entry) throw new FsError(NegativeErrno.ENOENT, `${path}: no such file`);
+    if (entry.type === "dir") throw new FsError(NegativeErrno.EISDIR, `${path}: is a directory`);
     if (access === constants.O_RDONLY || (access === constants.O_RDWR && !(flags & constants.O_TRUNC))) {
-      if (this.writing.get(path)?.writer) throw new FsError(Errno.EPERM, `${path}: cannot read a file while it is being written`);
+      if (this.writing.get(path)?.writer) throw new FsError(NegativeErrno.EPERM, `${path}: cannot read a file while it is being written`);
       return this.addHandle({ kind: "read", path, reader: new ObjectReader(this.s3, this.keys.fileKey(path), entry.size, this.readAhead) });
     }
     this.refuseIfReadOnly("open for writing", path);
-    if (flags & constants.O_APPEND) throw new FsError(Errno.EPERM, `${path}: append is not supported on a bucket mount (write a new file instead)`);
-    if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
+    if (flags & constants.O_APPEND) throw new FsError(NegativeErrno.EPERM, `${path}: append is not supported on a bucket mount (write a new file instead)`);
+    if (this.writing.has(path)) throw new FsError(NegativeErrno.EPERM, `${path}: already open for writing`);
     const writer = flags & constants.O_TRUNC ? new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize) : undefined;
     return this.addHandle({ kind: "write", path, writer });
   }
@@ -136,21 +136,21 @@ export class BucketFs {
   async create(path: string): Promise<number> {
     this.refuseIfReadOnly("create", path);
     await this.settled(path);
-    if (this.writing.has(path)) throw new FsError(Errno.EPERM, `${path}: already open for writing`);
+    if (this.writing.has(path)) throw new FsError(NegativeErrno.EPERM, `${path}: already open for writing`);
     const parent = await this.entry(parentOf(path));
-    if (parent?.type !== "dir") throw new FsError(Errno.ENOENT, `${parentOf(path)}: no such directory`);
+    if (parent?.type !== "dir") throw new FsError(NegativeErrno.ENOENT, `${parentOf(path)}: no such directory`);
     return this.addHandle({ kind: "write", path, writer: new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize) });
   }
 
   async read(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fd);
-    if (h.kind !== "read") throw new FsError(Errno.EBADF, `${h.path}: not open for reading`);
+    if (h.kind !== "read") throw new FsError(NegativeErrno.EBADF, `${h.path}: not open for reading`);
     return h.reader.readInto(buf, pos, len);
   }
 
   async write(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fd);
-    if (h.kind !== "write" || !h.writer) throw new FsError(Errno.EPERM, `${h.path}: an existing file can only be overwritten when opened with O_TRUNC`);
+    if (h.kind !== "write" || !h.writer) throw new FsError(NegativeErrno.EPERM, `${h.path}: an existing file can only be overwritten when opened with O_TRUNC`);
     await h.writer.write(buf, len, pos);
     return len;
   }
@@ -220,40 +220,40 @@ export class BucketFs {
       if (!h.writer) h.writer = new ObjectWriter(this.s3, this.keys.fileKey(path), this.partSize);
       if (h.writer.size === 0 && !h.writer.finished) return;
     }
-    throw new FsError(Errno.EPERM, `${path}: truncate is only supported to size 0 on a file being opened for writing`);
+    throw new FsError(NegativeErrno.EPERM, `${path}: truncate is only supported to size 0 on a file being opened for writing`);
   }
 
   async unlink(path: string): Promise<void> {
     this.refuseIfReadOnly("unlink", path);
     await this.settled(path);
-    if (this.writing.get(path)?.writer) throw new FsError(Errno.EPERM, `${path}: cannot delete a file while it is being written`);
+    if (this.writing.get(path)?.writer) throw new FsError(NegativeErrno.EPERM, `${path}: cannot delete a file while it is being written`);
     const entry = await this.entry(path);
-    if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such file`);
-    if (entry.type === "dir") throw new FsError(Errno.EISDIR, `${path}: is a directory`);
+    if (!entry) throw new FsError(NegativeErrno.ENOENT, `${path}: no such file`);
+    if (entry.type === "dir") throw new FsError(NegativeErrno.EISDIR, `${path}: is a directory`);
     await this.s3.delete(this.keys.fileKey(path));
     this.meta.noteDeleted(path);
   }
 
   async mkdir(path: string): Promise<void> {
     this.refuseIfReadOnly("mkdir", path);
-    if (await this.entry(path)) throw new FsError(Errno.EEXIST, `${path}: exists`);
+    if (await this.entry(path)) throw new FsError(NegativeErrno.EEXIST, `${path}: exists`);
     this.meta.addLocalDir(path);
   }
 
   async rmdir(path: string): Promise<void> {
     this.refuseIfReadOnly("rmdir", path);
     const entry = await this.entry(path);
-    if (!entry) throw new FsError(Errno.ENOENT, `${path}: no such directory`);
-    if (entry.type !== "dir") throw new FsError(Errno.ENOTDIR, `${path}: not a directory`);
-    if (path === "/") throw new FsError(Errno.EBUSY, "cannot remove the mount's root");
+    if (!entry) throw new FsError(NegativeErrno.ENOENT, `${path}: no such directory`);
+    if (entry.type !== "dir") throw new FsError(NegativeErrno.ENOTDIR, `${path}: not a directory`);
+    if (path === "/") throw new FsError(NegativeErrno.EBUSY, "cannot remove the mount's root");
     if (this.meta.isLocalDir(path)) {
       if (this.meta.hasLocalChildren(path) || [...this.writing.keys()].some((p) => parentOf(p) === path)) {
-        throw new FsError(Errno.ENOTEMPTY, `${path}: directory not empty`);
+        throw new FsError(NegativeErrno.ENOTEMPTY, `${path}: directory not empty`);
       }
       this.meta.removeLocalDir(path);
       return;
     }
-    throw new FsError(Errno.ENOTEMPTY, `${path}: directory not empty (a directory in the bucket exists while keys are under it)`);
+    throw new FsError(NegativeErrno.ENOTEMPTY, `${path}: directory not empty (a directory in the bucket exists while keys are under it)`);
   }
 
   statfs(): StatfsReply {

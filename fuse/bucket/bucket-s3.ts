@@ -11,7 +11,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { Errno, FsError } from "../common/errno.js";
+import { FsError, NegativeErrno } from "../common/errno.js";
 
 export interface ObjectInfo {
   size: number;
@@ -165,8 +165,8 @@ export function toFsError(err: unknown, what: string): FsError {
   const status = statusOf(err);
   const name = (err as Error).name;
   const message = `${what}: ${name}: ${(err as Error).message}`;
-  if (isNotFound(err)) return new FsError(Errno.ENOENT, message);
-  if (status === 403 || status === 401 || name === "AccessDenied") return new FsError(Errno.EACCES, message);
-  if (name === "TimeoutError" || name === "RequestTimeout") return new FsError(Errno.ETIMEDOUT, message);
-  return new FsError(Errno.EIO, message);
+  if (isNotFound(err)) return new FsError(NegativeErrno.ENOENT, message);
+  if (status === 403 || status === 401 || name === "AccessDenied") return new FsError(NegativeErrno.EACCES, message);
+  if (name === "TimeoutError" || name === "RequestTimeout") return new FsError(NegativeErrno.ETIMEDOUT, message);
+  return new FsError(NegativeErrno.EIO, message);
 }

@@ -4,7 +4,7 @@ import { FUSE_ROOT_ID } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap } from "../kernel/inode-map.js";
 import { type DirEntry, type Entry, Errno, type RequestContext, type SetattrRequest } from "../kernel/types.js";
-import { Errno as Errnos, FsError } from "../common/errno.js";
+import { FsError, NegativeErrno } from "../common/errno.js";
 import type { BucketFs, Stat } from "./bucket-fs.js";
 
 const E = os.errno;
@@ -13,7 +13,7 @@ const E = os.errno;
 export function bucketErrno(log: (msg: string) => void): (err: unknown) => number | undefined {
   return (err) => {
     if (!(err instanceof FsError)) return undefined;
-    if (err.errno !== Errnos.ENOENT) log(err.message);
+    if (err.errno !== NegativeErrno.ENOENT) log(err.message);
     return -err.errno;
   };
 }

@@ -1,4 +1,5 @@
-// The bucket mount daemon's entry point: `silo bucket mount` starts it as its own process.
+// The bucket mount daemon's entry point, started like every daemon (fuse/<kind>/main.ts):
+// config on stdin, ready on fd 3 (fuse/common/daemon-process.ts).
 import { reportToParent } from "../common/daemon-process.js";
 import { readDaemonConfig } from "../common/daemon-runtime.js";
 import type { BucketDaemonConfig } from "./config.js";

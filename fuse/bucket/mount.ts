@@ -1,9 +1,9 @@
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { CloudBucketMount } from "../../client/cloud-bucket-mount.js";
 import { InvalidError } from "../../protocol/errors.js";
-import { spawnDaemon } from "../common/daemon-process.js";
+import { daemonEntry, spawnDaemon } from "../common/daemon-process.js";
 import { logPath, mountRunDir } from "../common/mount-records.js";
 import { unmountMountPoint } from "../common/unmount.js";
 import type { BucketDaemonConfig } from "./config.js";
@@ -34,11 +34,6 @@ export interface BucketMountHandle {
   /** Stops the daemon: it unmounts, finishes uploads of files still open, and exits. */
   unmount(): Promise<void>;
 }
-
-/** The compiled daemon entry: next to this module in dist/ (or in dist/ when this module runs from source, as in tests). */
-export const BUCKET_DAEMON_ENTRY = existsSync(join(import.meta.dirname, "main.js"))
-  ? join(import.meta.dirname, "main.js")
-  : join(import.meta.dirname, "../../dist/fuse/bucket/main.js");
 
 /**
  * Turns a CloudBucketMount into the daemon's config: credentials from its secret (or from
@@ -90,7 +85,7 @@ export async function mountCloudBucket(mount: CloudBucketMount, mountPoint: stri
   mkdirSync(mountRunDir(), { recursive: true, mode: 0o700 });
   const logFile = logPath(config.mountPoint);
   const logFd = openSync(logFile, "a", 0o600);
-  const { child } = await spawnDaemon(BUCKET_DAEMON_ENTRY, [], {
+  const { child } = await spawnDaemon(daemonEntry("bucket"), [], {
     env: { ...process.env, SILO_MOUNT_LOG: logFile },
     output: logFd,
     logFile,

@@ -1,4 +1,4 @@
-import { Errno, FsError } from "../common/errno.js";
+import { FsError, NegativeErrno } from "../common/errno.js";
 import { type BucketS3, toFsError } from "./bucket-s3.js";
 
 /** Parts being uploaded at once per file; a writer waits (backpressure) beyond this. */
@@ -36,8 +36,8 @@ export class ObjectWriter {
   }
 
   async write(buf: Buffer, len: number, pos: number): Promise<void> {
-    if (this.finishing) throw new FsError(Errno.EPERM, `${this.key}: written after close/fsync (the object is already uploaded)`);
-    if (pos !== this.size) throw new FsError(Errno.EPERM, `${this.key}: out-of-order write at ${pos} (expected ${this.size}); writes must be sequential`);
+    if (this.finishing) throw new FsError(NegativeErrno.EPERM, `${this.key}: written after close/fsync (the object is already uploaded)`);
+    if (pos !== this.size) throw new FsError(NegativeErrno.EPERM, `${this.key}: out-of-order write at ${pos} (expected ${this.size}); writes must be sequential`);
     if (this.failed) throw this.failed;
     let off = 0;
     while (off < len) {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
-import { closeSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 
 /**
@@ -10,6 +11,16 @@ import type { Readable } from "node:stream";
 export const HANDSHAKE_FD = 3;
 /** Set for the daemon only, so a daemon run by hand never writes to an unrelated fd 3. */
 const HANDSHAKE_ENV = "SILO_DAEMON_HANDSHAKE_FD";
+
+/**
+ * The compiled entry point of a daemon (fuse/<kind>/main.js): every daemon starts from the
+ * `main.ts` of its folder. Found beside this module in dist/, or in dist/ when this module runs
+ * from source (tests).
+ */
+export function daemonEntry(kind: "volume" | "nfs" | "bucket"): string {
+  const built = join(import.meta.dirname, "..", kind, "main.js");
+  return existsSync(built) ? built : join(import.meta.dirname, "../../dist/fuse", kind, "main.js");
+}
 
 export interface DaemonReady {
   ready: true;

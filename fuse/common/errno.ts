@@ -3,7 +3,7 @@ import { constants } from "node:os";
 const e = constants.errno;
 
 /** FUSE answers errors as negative errno values. */
-export const Errno = {
+export const NegativeErrno = {
   OK: 0,
   EPERM: -e.EPERM,
   ENOENT: -e.ENOENT,
@@ -26,20 +26,20 @@ export const Errno = {
 } as const;
 
 /** An errno by name, e.g. "ENOENT". */
-export type ErrnoName = Exclude<keyof typeof Errno, "OK">;
+export type ErrnoName = Exclude<keyof typeof NegativeErrno, "OK">;
 
 /**
  * An error that carries the errno a FUSE op should answer with: by name
- * (`new FsError("ENOENT")`) or as the negative value (`new FsError(Errno.EIO, "why")`).
+ * (`new FsError("ENOENT")`) or as the negative value (`new FsError(NegativeErrno.EIO, "why")`).
  */
 export class FsError extends Error {
   /** The negative errno the FUSE op answers with. */
   readonly errno: number;
-  /** Its name (EIO for a value without one in Errno). */
+  /** Its name (EIO for a value without one in NegativeErrno). */
   readonly code: ErrnoName;
 
   constructor(errno: ErrnoName | number, message?: string) {
-    const value = typeof errno === "number" ? errno : Errno[errno];
+    const value = typeof errno === "number" ? errno : NegativeErrno[errno];
     const code = typeof errno === "string" ? errno : (ERRNO_NAMES.get(errno) ?? "EIO");
     super(message ?? code);
     this.errno = value;
@@ -49,7 +49,7 @@ export class FsError extends Error {
 }
 
 const ERRNO_NAMES = new Map<number, ErrnoName>(
-  Object.entries(Errno)
+  Object.entries(NegativeErrno)
     .filter(([name]) => name !== "OK")
     .map(([name, value]) => [value, name as ErrnoName]),
 );

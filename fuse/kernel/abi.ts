@@ -132,6 +132,14 @@ export const RENAME_EXCHANGE = 1 << 1;
 export const FUSE_GETATTR_FH = 1 << 0;
 export const FUSE_FSYNC_FDATASYNC = 1 << 0;
 export const FUSE_RELEASE_FLUSH = 1 << 0;
+/** fuse_lk_in.lk_flags: the lock is a flock(2) lock (whole file, owned by the open file). */
+export const FUSE_LK_FLOCK = 1 << 0;
+/** fuse_file_lock.type (fcntl.h's F_RDLCK, F_WRLCK, F_UNLCK). */
+export const F_RDLCK = 0;
+export const F_WRLCK = 1;
+export const F_UNLCK = 2;
+/** fuse_file_lock.end of a lock that runs to the end of the file (the kernel's OFFSET_MAX). */
+export const OFFSET_MAX = 2n ** 63n - 1n;
 
 /** Struct sizes (bytes) of the parts the codec reads or writes. */
 export const Size = {
@@ -146,6 +154,7 @@ export const Size = {
   WRITE_OUT: 8,
   GETXATTR_OUT: 8,
   LSEEK_OUT: 8,
+  LK_OUT: 24,
   DIRENT: 24,
   DIRENTPLUS: 152,
   NOTIFY_INVAL_INODE: 24,

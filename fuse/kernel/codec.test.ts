@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Fattr, InitFlag, NotifyCode, Opcode, Size } from "./abi.js";
-import { decodeDirents, decodeInitOut, decodeRequest, encodeAttrOut, encodeDirents, encodeEntry, encodeInitOut, encodeInvalEntry, encodeInvalInode, encodeOpenOut, encodeStatfs, errorReply, MalformedRequest } from "./codec.js";
+import { decodeDirents, decodeInitOut, decodeRequest, encodeAttrOut, encodeDirents, encodeEntry, encodeInitOut, encodeInvalEntry, encodeInvalInode, encodeLkOut, encodeOpenOut, encodeStatfs, errorReply, MalformedRequest } from "./codec.js";
 import { InodeMap } from "./inode-map.js";
 import type { Attr } from "./types.js";
 
@@ -45,6 +45,26 @@ describe("request decoding", () => {
     expect(r.args.op === "WRITE" && r.args.data.toString()).toBe("0123456789");
     const short = request(Opcode.WRITE, body.subarray(0, body.length - 3));
     expect(() => decodeRequest(short, short.length)).toThrow(MalformedRequest);
+  });
+
+  it("decodes a lock request (fuse_lk_in) with exact 64-bit owner and range, and the FLUSH lock owner", () => {
+    const owner = 0xfedc_ba98_7654_3211n;
+    const body = Buffer.concat([u64s(5n, owner, 100n, 2n ** 63n - 1n), u32s(1, 321, 1, 0)]);
+    const r = decodeRequest(request(Opcode.SETLKW, body), 40 + body.length);
+    expect(r.args).toEqual({ op: "SETLKW", fh: 5, owner, lock: { type: "write", start: 100n, end: 2n ** 63n - 1n, pid: 321 }, flock: true });
+    const get = Buffer.concat([u64s(5n, 1n, 0n, 9n), u32s(0, 0, 0, 0)]);
+    expect(decodeRequest(request(Opcode.GETLK, get), 88).args).toMatchObject({ op: "GETLK", lock: { type: "read" }, flock: false });
+    const bad = Buffer.concat([u64s(5n, 1n, 0n, 9n), u32s(7, 0, 0, 0)]);
+    expect(() => decodeRequest(request(Opcode.SETLK, bad), 88)).toThrow(MalformedRequest);
+    const flush = Buffer.concat([u64s(3n), u32s(0, 0), u64s(owner)]);
+    expect(decodeRequest(request(Opcode.FLUSH, flush), 64).args).toEqual({ op: "FLUSH", fh: 3, lockOwner: owner });
+  });
+
+  it("encodes fuse_lk_out: the conflicting lock with its pid, or F_UNLCK", () => {
+    const out = encodeLkOut({ type: "write", start: 10n, end: 2n ** 63n - 1n, pid: 99 });
+    expect([out.readBigUInt64LE(0), out.readBigUInt64LE(8), out.readUInt32LE(16), out.readUInt32LE(20)]).toEqual([10n, 2n ** 63n - 1n, 1, 99]);
+    expect(encodeLkOut(undefined).readUInt32LE(16)).toBe(2);
+    expect(out.length).toBe(Size.LK_OUT);
   });
 
   it("decodes both times of a SETATTR (utimensat), with nanoseconds, UTIME_NOW and the file handle", () => {

@@ -2,8 +2,8 @@
  * Decoding of FUSE requests and encoding of replies: pure functions over buffers, little-endian
  * as on every architecture silo runs on. Layouts are those of linux/fuse.h (see abi.ts).
  */
-import { Fattr, FUSE_GETATTR_FH, InitFlag, NotifyCode, Opcode, Size } from "./abi.js";
-import type { Attr, DirEntry, Entry, Opened, SetattrRequest, StatfsReply } from "./types.js";
+import { F_RDLCK, F_UNLCK, F_WRLCK, Fattr, FUSE_GETATTR_FH, FUSE_LK_FLOCK, InitFlag, NotifyCode, Opcode, Size } from "./abi.js";
+import type { Attr, DirEntry, Entry, FileLock, Opened, SetattrRequest, StatfsReply } from "./types.js";
 import { Fopen } from "./abi.js";
 
 const U32 = 2 ** 32;
@@ -71,7 +71,7 @@ export type RequestArgs =
   | { op: "READ" | "READDIR" | "READDIRPLUS"; fh: number; offset: number; size: number; flags: number }
   | { op: "WRITE"; fh: number; offset: number; data: Buffer; writeFlags: number; flags: number }
   | { op: "RELEASE" | "RELEASEDIR"; fh: number; flags: number; releaseFlags: number }
-  | { op: "FLUSH"; fh: number; lockOwner: number }
+  | { op: "FLUSH"; fh: number; lockOwner: bigint }
   | { op: "FSYNC" | "FSYNCDIR"; fh: number; datasync: boolean }
   | { op: "SETXATTR"; name: string; value: Buffer; flags: number }
   | { op: "GETXATTR"; name: string; size: number }
@@ -80,6 +80,7 @@ export type RequestArgs =
   | { op: "ACCESS"; mask: number }
   | { op: "CREATE"; name: string; flags: number; mode: number; umask: number }
   | { op: "INTERRUPT"; target: number }
+  | { op: "GETLK" | "SETLK" | "SETLKW"; fh: number; owner: bigint; lock: FileLock; flock: boolean }
   | { op: "FALLOCATE"; fh: number; offset: number; length: number; mode: number }
   | { op: "LSEEK"; fh: number; offset: number; whence: number }
   | { op: "COPY_FILE_RANGE"; fhIn: number; offIn: number; inoOut: number; fhOut: number; offOut: number; len: number; flags: number }
@@ -206,7 +207,7 @@ export function decodeRequest(b: Buffer, n: number): Request {
       break;
     case Opcode.FLUSH:
       need(24);
-      args = { op: "FLUSH", fh: u64(b, o), lockOwner: u64(b, o + 16) };
+      args = { op: "FLUSH", fh: u64(b, o), lockOwner: b.readBigUInt64LE(o + 16) };
       break;
     case Opcode.FSYNC:
     case Opcode.FSYNCDIR:
@@ -249,6 +250,14 @@ export function decodeRequest(b: Buffer, n: number): Request {
       need(8);
       args = { op: "INTERRUPT", target: u64(b, o) };
       break;
+    case Opcode.GETLK:
+    case Opcode.SETLK:
+    case Opcode.SETLKW: {
+      need(48);
+      const op = h.opcode === Opcode.GETLK ? "GETLK" : h.opcode === Opcode.SETLK ? "SETLK" : "SETLKW";
+      args = { op, fh: u64(b, o), owner: b.readBigUInt64LE(o + 8), lock: decodeFileLock(b, o + 16), flock: (b.readUInt32LE(o + 40) & FUSE_LK_FLOCK) !== 0 };
+      break;
+    }
     case Opcode.FALLOCATE:
       need(32);
       args = { op: "FALLOCATE", fh: u64(b, o), offset: u64(b, o + 8), length: u64(b, o + 16), mode: b.readUInt32LE(o + 24) };
@@ -274,6 +283,14 @@ export function decodeRequest(b: Buffer, n: number): Request {
       args = { op: "UNSUPPORTED", opcode: h.opcode };
   }
   return { ...h, args };
+}
+
+const LOCK_TYPES: Record<number, FileLock["type"]> = { [F_RDLCK]: "read", [F_WRLCK]: "write", [F_UNLCK]: "unlock" };
+
+function decodeFileLock(b: Buffer, o: number): FileLock {
+  const type = LOCK_TYPES[b.readUInt32LE(o + 16)];
+  if (!type) throw new MalformedRequest(`lock type ${b.readUInt32LE(o + 16)}`);
+  return { start: b.readBigUInt64LE(o), end: b.readBigUInt64LE(o + 8), type, pid: b.readUInt32LE(o + 20) };
 }
 
 const timeMs = (sec: number, nsec: number) => sec * 1000 + Math.floor(nsec / 1e6);
@@ -446,6 +463,20 @@ export function encodeStatfs(s: StatfsReply): Buffer {
 export function encodeCount(n: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeUInt32LE(n >>> 0, 0);
+  return b;
+}
+
+/** fuse_lk_out: the lock that would conflict (GETLK), or type F_UNLCK when none would. */
+export function encodeLkOut(lock: FileLock | undefined): Buffer {
+  const b = Buffer.alloc(Size.LK_OUT);
+  if (!lock) {
+    b.writeUInt32LE(F_UNLCK, 16);
+    return b;
+  }
+  b.writeBigUInt64LE(lock.start, 0);
+  b.writeBigUInt64LE(lock.end, 8);
+  b.writeUInt32LE(lock.type === "read" ? F_RDLCK : lock.type === "write" ? F_WRLCK : F_UNLCK, 16);
+  b.writeUInt32LE(lock.pid >>> 0, 20);
   return b;
 }
 

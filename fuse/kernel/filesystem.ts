@@ -1,4 +1,4 @@
-import type { AttrReply, DirEntry, Entry, Opened, RequestContext, SetattrRequest, StatfsReply } from "./types.js";
+import type { AttrReply, DirEntry, Entry, FileLock, Opened, RequestContext, SetattrRequest, StatfsReply } from "./types.js";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -49,7 +49,8 @@ export interface Filesystem {
   read?(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): MaybePromise<Buffer>;
   /** `data` is the file system's to keep. Answers the bytes written. */
   write?(ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): MaybePromise<number>;
-  flush?(ctx: RequestContext, ino: number, fh: number): MaybePromise<void>;
+  /** close(2) of a descriptor: `lockOwner` is the closing process's, whose POSIX locks on the file go now. */
+  flush?(ctx: RequestContext, ino: number, fh: number, lockOwner: bigint): MaybePromise<void>;
   release?(ctx: RequestContext, ino: number, fh: number, flags: number): MaybePromise<void>;
   fsync?(ctx: RequestContext, ino: number, fh: number, datasync: boolean): MaybePromise<void>;
   create?(ctx: RequestContext, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: Entry; opened: Opened }>;
@@ -79,4 +80,16 @@ export interface Filesystem {
   getxattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<Buffer>;
   listxattr?(ctx: RequestContext, ino: number): MaybePromise<string[]>;
   removexattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<void>;
+
+  /**
+   * File locks held by the file system (both defined: the session asks the kernel for
+   * FUSE_POSIX_LOCKS and FUSE_FLOCK_LOCKS; otherwise the kernel keeps locks itself). `owner`
+   * is the kernel's lock owner: the process (fcntl), or the open file (flock, OFD locks).
+   */
+  getlk?(ctx: RequestContext, ino: number, fh: number, owner: bigint, lock: FileLock): MaybePromise<FileLock | undefined>;
+  /**
+   * Takes, changes or drops a lock; `wait` (F_SETLKW, blocking flock) waits for a conflicting
+   * lock to go until `ctx.signal` aborts (EINTR), else a conflict answers EAGAIN.
+   */
+  setlk?(ctx: RequestContext, ino: number, fh: number, owner: bigint, lock: FileLock, opts: { wait: boolean; flock: boolean }): MaybePromise<void>;
 }

@@ -12,6 +12,7 @@ import {
   encodeInitOut,
   encodeInvalEntry,
   encodeInvalInode,
+  encodeLkOut,
   encodeLseekOut,
   encodeOpenOut,
   encodeStatfs,
@@ -57,6 +58,8 @@ class Ctx implements RequestContext {
   readonly pid: number;
   readonly started = Date.now();
   readonly t0 = performance.now();
+  /** A lock wait (SETLKW) lasts as long as the lock is held elsewhere: no op timeout applies. */
+  readonly waits: boolean;
   answered = false;
   interrupted = false;
   private controller?: AbortController;
@@ -64,6 +67,7 @@ class Ctx implements RequestContext {
     this.uid = req.uid;
     this.gid = req.gid;
     this.pid = req.pid;
+    this.waits = req.args.op === "SETLKW";
   }
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
@@ -134,7 +138,7 @@ export class FuseSession implements Notifier {
       this.sweep = setInterval(() => {
         const now = Date.now();
         for (const [unique, ctx] of this.inflight) {
-          if (now - ctx.started < limit || ctx.answered) continue;
+          if (now - ctx.started < limit || ctx.answered || ctx.waits) continue;
           ctx.answered = true;
           ctx.interrupt();
           this.inflight.delete(unique);
@@ -279,6 +283,8 @@ export class FuseSession implements Notifier {
     if (this.opts.atomicOTrunc) want += InitFlag.ATOMIC_O_TRUNC;
     if (this.opts.writebackCache) want += InitFlag.WRITEBACK_CACHE;
     if (this.opts.autoInvalData) want += InitFlag.AUTO_INVAL_DATA;
+    // Locks held by the file system; without these flags the kernel keeps them itself.
+    if (this.fs.getlk && this.fs.setlk) want += InitFlag.POSIX_LOCKS + InitFlag.FLOCK_LOCKS;
     const flags = Number(BigInt(want) & BigInt(k.flags));
     const info: ConnectionInfo = {
       major: FUSE_KERNEL_VERSION,
@@ -452,7 +458,7 @@ export class FuseSession implements Notifier {
         await fs.releasedir?.(ctx, ino, a.fh);
         return EMPTY;
       case "FLUSH":
-        await (fs.flush ? fs.flush(ctx, ino, a.fh) : missing());
+        await (fs.flush ? fs.flush(ctx, ino, a.fh, a.lockOwner) : missing());
         return EMPTY;
       case "FSYNC":
         await (fs.fsync ? fs.fsync(ctx, ino, a.fh, a.datasync) : missing());
@@ -490,6 +496,12 @@ export class FuseSession implements Notifier {
         if (plus) for (const d of entries.slice(0, count)) if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
         return { parts: [data], refs };
       }
+      case "GETLK":
+        return { parts: [encodeLkOut(await (fs.getlk ? fs.getlk(ctx, ino, a.fh, a.owner, a.lock) : missing()))] };
+      case "SETLK":
+      case "SETLKW":
+        await (fs.setlk ? fs.setlk(ctx, ino, a.fh, a.owner, a.lock, { wait: a.op === "SETLKW", flock: a.flock }) : missing());
+        return EMPTY;
       case "FALLOCATE":
         await (fs.fallocate ? fs.fallocate(ctx, ino, a.fh, a.offset, a.length, a.mode) : missing());
         return EMPTY;

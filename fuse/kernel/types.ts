@@ -99,6 +99,18 @@ export interface SetattrRequest {
   fh?: number;
 }
 
+/**
+ * A byte-range lock (fcntl) or a whole-file flock, as fuse_file_lock carries it: offsets are
+ * exact 64-bit values, `end` inclusive (OFFSET_MAX: to the end of the file, however long).
+ */
+export interface FileLock {
+  type: "read" | "write" | "unlock";
+  start: bigint;
+  end: bigint;
+  /** The locking process (its tgid in the mount's pid namespace); 0 where unknown. */
+  pid: number;
+}
+
 /** Writes the session may send to the kernel outside of a request (cache invalidation). */
 export interface Notifier {
   /** Drops the kernel's cached name `name` in directory `parent` (the next access looks it up). */

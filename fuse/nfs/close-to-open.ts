@@ -157,6 +157,10 @@ export const closeToOpen: MountConsistency = {
       readdir: (ctx, ino, fh, offset, max, plus) => fs.readdir(ctx, ino, fh, offset, max, plus),
       releasedir: (ctx, ino, fh) => fs.releasedir(ctx, ino, fh),
       statfs: () => fs.statfs(),
+      setxattr: (ctx, ino, name, value, flags) => committed(fs.setxattr(ctx, ino, name, value, flags)),
+      getxattr: (ctx, ino, name) => fs.getxattr(ctx, ino, name),
+      listxattr: (ctx, ino) => fs.listxattr(ctx, ino),
+      removexattr: (ctx, ino, name) => committed(fs.removexattr(ctx, ino, name)),
     };
   },
 };

@@ -1,12 +1,13 @@
 import type { ClientConfig } from "../../client/config.js";
 
 /**
- * Everything a volume mount daemon is told by whoever launches it (`silo volume mount`,
- * `silo run`), sent as JSON on its stdin: credentials never travel on argv or in the environment.
+ * Everything a volume (or network file system) mount daemon is told by whoever launches it
+ * (`silo volume mount`, `silo nfs mount`, `silo run`), sent as JSON on its stdin: credentials
+ * never travel on argv or in the environment. `--foreground` runs the same config in the CLI.
  */
 export interface VolumeDaemonConfig {
   client: ClientConfig;
-  /** Volume name, in `client.environment`. */
+  /** The volume's (or network file system's) name, in `client.environment`. */
   volume: string;
   mountPoint: string;
   readOnly: boolean;

@@ -3,6 +3,7 @@ import { mkdir, rm } from "node:fs/promises";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { SiloClient } from "../../client/silo-client.js";
 import { reportToParent } from "../common/daemon-process.js";
 import { type ServingDaemon, serveUntilStopped } from "../common/daemon-runtime.js";
 import { clearStaleMount } from "../common/mount-table.js";
@@ -16,6 +17,7 @@ import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.
 import { MountPin } from "./mount-pin.js";
 import { MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
+import type { VolumeDaemonConfig } from "./config.js";
 
 export interface VolumeDaemonOptions {
   dir: string;
@@ -80,6 +82,47 @@ export function stateDirFor(dir: string): string {
 const KERNEL_CACHE_MS = 60_000;
 
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
+
+/**
+ * Serves the mount a launcher's config describes until it stops, and resolves with the exit
+ * code: what a daemon's entry point (fuse/volume/main.ts, fuse/nfs/main.ts) runs, and what
+ * `--foreground` runs in the CLI. `open` finds the file tree by name (a volume, a network file
+ * system); `consistency` is the kind's layer over the volume file system (nfs: close-to-open).
+ */
+export async function serveMountConfig(
+  config: VolumeDaemonConfig,
+  open: (silo: SiloClient, name: string) => Promise<VolumeRemote>,
+  consistency?: MountConsistency,
+): Promise<number> {
+  const silo = new SiloClient(config.client);
+  try {
+    return await runVolumeDaemon(await open(silo, config.volume), {
+      dir: config.mountPoint,
+      readOnly: config.readOnly,
+      commitIntervalMs: config.commitIntervalMs,
+      cacheBytes: config.cacheBytes,
+      stateDir: config.stateDir,
+      exitWithParent: config.exitWithParent,
+      server: config.client.serverUrl,
+      environment: config.client.environment,
+      finalCommitRetryMs: config.finalCommitRetryMs,
+      journalRoot: config.journalRoot,
+      consistency,
+    });
+  } catch (err) {
+    // runVolumeDaemon reported its own failures (a second report is a no-op); this covers the lookup.
+    reportToParent({ error: (err as Error).message });
+    log((err as Error).message);
+    return 1;
+  } finally {
+    await silo.close().catch(() => {});
+  }
+}
+
+/** Serves a volume mount (see serveMountConfig). */
+export function serveVolumeMount(config: VolumeDaemonConfig): Promise<number> {
+  return serveMountConfig(config, async (silo, name) => (await silo.volumes.fromName(name)).blocks);
+}
 
 /**
  * Runs a volume mount in this process until SIGTERM/SIGINT, an unmount request, an external

@@ -38,6 +38,30 @@ describe("ContentStore", () => {
   const b0 = Buffer.alloc(BLOCK_SIZE, 1);
   const b1 = Buffer.from("tail of the file");
 
+  it("zeroRange zeros a committed file's bytes: whole blocks become holes, partial ones local; a later write over a hole sees zeros", async () => {
+    const b2 = Buffer.alloc(BLOCK_SIZE, 2);
+    const { store, committed } = await storeOf([b0, b2, b1]);
+    const c = committed();
+    await store.zeroRange(c, BLOCK_SIZE - 3, 2 * BLOCK_SIZE + 5);
+    expect(c.local.has(0) && c.local.has(2) && !c.local.has(1)).toBe(true);
+    expect(c.hashes).toEqual([null, null, null]);
+    const want = Buffer.concat([b0, b2, b1]);
+    want.fill(0, BLOCK_SIZE - 3, 2 * BLOCK_SIZE + 5);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    // Past the end: nothing grows.
+    await store.zeroRange(c, c.size - 2, c.size + 100);
+    want.fill(0, want.length - 2);
+    expect(c.size).toBe(want.length);
+    // A local block made whole hole, then written in part: the rest of it reads as zeros.
+    await store.write(c, Buffer.from("x"), 1, 0);
+    await store.zeroRange(c, 0, BLOCK_SIZE);
+    expect(c.local.has(0)).toBe(false);
+    await store.write(c, Buffer.from("y"), 1, 10);
+    want.fill(0, 0, BLOCK_SIZE);
+    want[10] = "y".charCodeAt(0);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+  });
+
   it("reads a committed file across the block boundary", async () => {
     const { store, committed } = await storeOf([b0, b1]);
     const c = committed();

@@ -207,6 +207,42 @@ export class ContentStore {
     });
   }
 
+  /**
+   * Makes bytes [start, end) of the file zeros (fallocate PUNCH_HOLE, ZERO_RANGE), never past its
+   * size. Whole blocks become holes (nothing to read or upload at commit); a local one's bytes are
+   * zeroed in the upper file too, which must read as zeros wherever a block is not local.
+   */
+  async zeroRange(c: FileContent, start: number, end: number): Promise<void> {
+    return c.lock.run(async () => {
+      end = Math.min(end, c.size);
+      if (start >= end) return;
+      const first = Math.floor(start / BLOCK_SIZE);
+      const last = Math.floor((end - 1) / BLOCK_SIZE);
+      await this.ensureUpper(c);
+      await this.preserve(c, first, last);
+      for (let i = first; i <= last; i++) {
+        const blockStart = i * BLOCK_SIZE;
+        const blockEnd = Math.min(blockStart + BLOCK_SIZE, c.size);
+        const from = Math.max(start, blockStart);
+        const to = Math.min(end, blockEnd);
+        const hash = c.hashes[i] ?? null;
+        const local = c.local.has(i);
+        // Already all zeros: a hole, or a committed block of zeros.
+        if (!local && (hash === null || hash === HOLE || isZeroHash(hash))) continue;
+        if (from === blockStart && to === blockEnd) {
+          if (local) await this.withUpper(c, (fh) => fh.write(ZEROS, 0, to - from, from));
+          c.local.delete(i);
+        } else {
+          await this.materialize(c, i);
+          await this.withUpper(c, (fh) => fh.write(ZEROS, 0, to - from, from));
+        }
+        c.hashes[i] = null;
+        c.snap?.changed.add(i);
+      }
+      c.generation++;
+    });
+  }
+
   /** Extends the file with a hole: the old partial last block changes (it is local by now). */
   private grow(c: FileContent, size: number): void {
     const oldCount = blockCount(c.size);

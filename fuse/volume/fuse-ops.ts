@@ -3,8 +3,11 @@ import { constants } from "node:os";
 import { FUSE_ROOT_ID } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap } from "../kernel/inode-map.js";
-import { type Attr, type DirEntry, type Entry, Errno, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
+import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
+import { MountLocks } from "./file-locks.js";
+import { checkTruncateSize } from "./limits.js";
+import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import { FsError } from "../common/errno.js";
 import { VOLUME_LIMITS } from "../../protocol/volume.js";
@@ -28,6 +31,9 @@ const O_ACCMODE = 3;
 const RENAME_NOREPLACE = 1;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+const FALLOC_FL_ZERO_RANGE = 0x10;
 
 /** The errno a volume FsError answers with (for the session's `errno` option). */
 export function volumeErrno(err: unknown): number | undefined {
@@ -55,6 +61,7 @@ export class VolumeFs implements Filesystem {
   private readonly names = new Map<number, { parent: number; name: string }>();
   private readonly dirHandles = new Map<number, Array<[string, Node]>>();
   private nextDirHandle = 1;
+  private readonly locks = new MountLocks();
   /**
    * A daemon that is not root cannot hand files to other users (and only its user reaches the
    * mount): everything shows as its own, as before ownership was stored.
@@ -344,7 +351,8 @@ export class VolumeFs implements Filesystem {
   // close(2) (FUSE flush) and fsync(2)/fsyncdir(2): the mount's local journal holds everything
   // done so far when they return (docs/mounts.md, "The local journal"). Never leave them out:
   // the kernel would stop sending them and that guarantee would be gone.
-  async flush(): Promise<void> {
+  async flush(_ctx: RequestContext, ino: number, fh: number, lockOwner: bigint): Promise<void> {
+    this.locks.closed(this.lockedFile(ino, fh), lockOwner);
     await this.mv.flush();
   }
 
@@ -356,16 +364,42 @@ export class VolumeFs implements Filesystem {
     await this.mv.fsync();
   }
 
-  async release(_ctx: RequestContext, _ino: number, fh: number): Promise<void> {
+  async release(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
+    this.locks.released(this.lockedFile(ino, fh), fh);
     await this.mv.closeHandle(fh);
   }
 
+  // ---- locks (held in this daemon: docs/mounts.md) ----
+
+  /** The node locks of `fh` are kept on (a hard link's names share it). */
+  private lockedFile(ino: number, fh: number): Node {
+    return this.mv.handle(fh) ?? this.node(ino);
+  }
+
+  getlk(_ctx: RequestContext, ino: number, fh: number, owner: bigint, lock: FileLock): FileLock | undefined {
+    return this.locks.getlk(this.lockedFile(ino, fh), fh, owner, lock);
+  }
+
+  setlk(ctx: RequestContext, ino: number, fh: number, owner: bigint, lock: FileLock, opts: { wait: boolean; flock: boolean }): Promise<void> {
+    return this.locks.setlk(ctx, this.lockedFile(ino, fh), fh, owner, lock, opts);
+  }
+
+  /**
+   * fallocate(2): mode 0 grows the file (space is the server's, nothing to reserve), KEEP_SIZE
+   * changes nothing, PUNCH_HOLE and ZERO_RANGE zero a range (whole blocks commit as holes).
+   */
   async fallocate(_ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): Promise<void> {
-    if (mode !== 0) throw new Errno(E.EOPNOTSUPP);
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) throw new Errno(E.EOPNOTSUPP);
+    const zero = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0;
+    if ((mode & FALLOC_FL_PUNCH_HOLE && !(mode & FALLOC_FL_KEEP_SIZE)) || (mode & FALLOC_FL_PUNCH_HOLE && mode & FALLOC_FL_ZERO_RANGE) || length <= 0) throw new FsError("EINVAL");
     this.writable();
     const node = this.handle(fh);
-    if (offset + length <= node.content.size) return;
-    await this.mv.store.truncate(node.content, offset + length);
+    checkTruncateSize(offset + length);
+    const c = node.content;
+    const grow = !(mode & FALLOC_FL_KEEP_SIZE) && offset + length > c.size;
+    if (!zero && !grow) return;
+    if (zero) await this.mv.store.zeroRange(c, offset, offset + length);
+    if (grow) await this.mv.store.truncate(c, offset + length);
     node.modifiedNow();
     this.changed(ino, node);
   }
@@ -453,9 +487,38 @@ export class VolumeFs implements Filesystem {
     return { bsize: 4096, frsize: 4096, blocks: total, bfree: total, bavail: total, files: limit, ffree: Math.max(0, limit - ns.inodes), namelen: 255 };
   }
 
-  // No extended attributes: the xattr ops are left out, so the session answers ENOSYS and the
-  // kernel stops asking (callers get EOPNOTSUPP). Answering ENODATA instead would cost a
-  // getxattr("security.capability") round trip on every write.
+  // ---- extended attributes (committed with the node: xattrs.ts) ----
+  // Always answered (never ENOSYS, which the kernel would remember for the whole mount): a
+  // getxattr("security.capability") before every write is the price, answered from memory.
+
+  /** The node whose attributes may change: not the root, which the manifest has no entry for. */
+  private xattrNode(ino: number): Node {
+    this.writable();
+    if (ino === FUSE_ROOT_ID) throw new Errno(E.EOPNOTSUPP);
+    return this.node(ino);
+  }
+
+  setxattr(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): void {
+    const node = this.xattrNode(ino);
+    setXattr(node, name, value, flags, ctx.uid);
+    node.changedNow();
+    this.changed(ino, node);
+  }
+
+  getxattr(ctx: RequestContext, ino: number, name: string): Buffer {
+    return getXattr(this.node(ino), name, ctx.uid);
+  }
+
+  listxattr(ctx: RequestContext, ino: number): string[] {
+    return listXattrs(this.node(ino), ctx.uid);
+  }
+
+  removexattr(ctx: RequestContext, ino: number, name: string): void {
+    const node = this.xattrNode(ino);
+    removeXattr(node, name, ctx.uid);
+    node.changedNow();
+    this.changed(ino, node);
+  }
 
   /**
    * After a reload switched the tree: every name the kernel may cache that now leads elsewhere

@@ -32,6 +32,8 @@ export interface RecordStat {
   ctimeNs?: TimeNs;
   /** Records of one journal with the same linkId are names of one node. */
   linkId?: string;
+  /** Extended attributes, as ManifestEntry.xattrs (absent when none). */
+  xattrs?: Record<string, string>;
 }
 
 export type JournalRecord =

@@ -1,13 +1,6 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { type DaemonReady, spawnDaemon } from "../common/daemon-process.js";
+import { type DaemonReady, daemonEntry, spawnDaemon } from "../common/daemon-process.js";
 import type { VolumeDaemonConfig } from "./config.js";
 import { journalRoot } from "./journal.js";
-
-/** The compiled daemon entry: next to this module in dist/ (or in dist/ when this module runs from source, as in tests). */
-export const VOLUME_DAEMON_ENTRY = existsSync(join(import.meta.dirname, "main.js"))
-  ? join(import.meta.dirname, "main.js")
-  : join(import.meta.dirname, "../../dist/fuse/volume/main.js");
 
 export interface SpawnVolumeDaemonOptions {
   /** Where its stdout/stderr go: "inherit", or an open file descriptor (its log). */
@@ -18,13 +11,18 @@ export interface SpawnVolumeDaemonOptions {
 }
 
 /**
- * Starts a volume mount daemon (fuse/volume/main.ts) with its config on stdin, as the bucket
- * mount does; resolves once it serves the mount. The journal location is the launcher's, so a
- * daemon started from any environment finds the same journals.
+ * Starts the mount daemon of a file tree, a volume (fuse/volume/main.ts) or a network file
+ * system (fuse/nfs/main.ts), with its config on stdin, as the bucket mount does; resolves once
+ * it serves the mount. The journal location is the launcher's, so a daemon started from any
+ * environment finds the same journals.
  */
-export function spawnVolumeDaemon(config: VolumeDaemonConfig, opts: SpawnVolumeDaemonOptions): ReturnType<typeof spawnDaemon> {
+export function spawnVolumeDaemon(
+  kind: "volume" | "nfs",
+  config: VolumeDaemonConfig,
+  opts: SpawnVolumeDaemonOptions,
+): ReturnType<typeof spawnDaemon> {
   const full: VolumeDaemonConfig = { ...config, journalRoot: config.journalRoot ?? journalRoot() };
-  return spawnDaemon(VOLUME_DAEMON_ENTRY, [], {
+  return spawnDaemon(daemonEntry(kind), [], {
     // FUSE ops run as libuv file-system work: more threads than the default 4 keep many in flight.
     env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "16", ...(opts.logFile ? { SILO_MOUNT_LOG: opts.logFile } : {}) },
     output: opts.output,

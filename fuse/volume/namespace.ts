@@ -2,6 +2,7 @@ import { type ManifestEntry, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
+import { sameXattrs, type Xattrs, xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
 /** Permission bits, owner and nanosecond times: what every node has (as a POSIX inode). */
 export interface NodeStat {
@@ -12,6 +13,8 @@ export interface NodeStat {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  /** Extended attributes (xattrs.ts); absent when none. */
+  xattrs?: Xattrs;
 }
 
 /** Wall-clock ns (performance's origin plus its ns-resolution offset: Date.now() has only ms). */
@@ -33,6 +36,7 @@ abstract class BaseNode implements NodeStat {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  xattrs: Xattrs | undefined;
   constructor(s: NodeStat) {
     this.mode = s.mode & 0o7777;
     this.uid = s.uid;
@@ -40,6 +44,7 @@ abstract class BaseNode implements NodeStat {
     this.atimeNs = s.atimeNs;
     this.mtimeNs = s.mtimeNs;
     this.ctimeNs = s.ctimeNs;
+    this.xattrs = s.xattrs;
   }
   get mtimeMs(): number {
     return msOf(this.mtimeNs);
@@ -59,6 +64,7 @@ abstract class BaseNode implements NodeStat {
     this.atimeNs = s.atimeNs;
     this.mtimeNs = s.mtimeNs;
     this.ctimeNs = s.ctimeNs;
+    this.xattrs = s.xattrs;
   }
 }
 
@@ -347,7 +353,7 @@ function longestSuffix(dir: DirNode): string {
 }
 
 /** A node's stat as manifest entries and journal records carry it. */
-export type StatFields = Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" | "atimeNs" | "mtimeNs" | "ctimeNs" | "linkId">;
+export type StatFields = Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" | "atimeNs" | "mtimeNs" | "ctimeNs" | "linkId" | "xattrs">;
 
 /** A committed entry's or journal record's stat (those written before POSIX metadata: root's, mtimeMs for every time). */
 export function statOf(e: StatFields): NodeStat {
@@ -358,6 +364,7 @@ export function statOf(e: StatFields): NodeStat {
     atimeNs: timeNsOf(e.atimeNs, e.mtimeMs),
     mtimeNs: timeNsOf(e.mtimeNs, e.mtimeMs),
     ctimeNs: timeNsOf(e.ctimeNs, e.mtimeMs),
+    xattrs: xattrsFromWire(e.xattrs),
   };
 }
 
@@ -382,6 +389,7 @@ export function nodeFromEntry(e: ManifestEntry): Node {
 
 /** The stat fields of an entry or journal record for `node`. */
 export function statFields(node: Node): StatFields {
+  const xattrs = xattrsToWire(node.xattrs);
   return {
     mode: node.mode & 0o7777,
     mtimeMs: node.mtimeMs,
@@ -391,6 +399,7 @@ export function statFields(node: Node): StatFields {
     atimeNs: node.atimeNs.toString(),
     ctimeNs: node.ctimeNs.toString(),
     ...(node.type !== "directory" && node.linkId !== undefined ? { linkId: node.linkId } : {}),
+    ...(xattrs ? { xattrs } : {}),
   };
 }
 
@@ -424,6 +433,7 @@ export function sameEntry(a: ManifestEntry, b: ManifestEntry): boolean {
     (a.rdev ?? 0) === (b.rdev ?? 0) &&
     a.linkId === b.linkId &&
     a.target === b.target &&
+    sameXattrs(a.xattrs, b.xattrs) &&
     (a.blocks ?? []).join() === (b.blocks ?? []).join()
   );
 }

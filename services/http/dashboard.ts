@@ -14,6 +14,8 @@ export async function dashboardPlugin(app: FastifyInstance): Promise<void> {
   app.addHook("onRoute", (route) => {
     route.config = { ...(route.config ?? {}), public: true };
   });
+  // A person who opens the server's address in a browser lands on the dashboard, not a 401.
+  app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/ui/"));
   if (!existsSync(DASHBOARD_DIR)) {
     app.get("/ui", { schema: { hide: true } }, async (_req, reply) =>
       reply.status(404).type("text/plain").send("The dashboard is not built: run 'npm run build' (it builds ui/ into dist/ui).\n"),

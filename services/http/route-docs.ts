@@ -26,6 +26,7 @@ export const ERROR_MEANINGS: Record<ErrorCode, string> = {
   FORBIDDEN: "the token lacks the right (e.g. an admin-only call)",
   CONFLICT: "the state changed underneath (a stale base version, a lost lease)",
   TOO_LARGE: "the body or a value exceeds its limit",
+  RANGE_NOT_SATISFIABLE: "the Range starts at or past the end (the answer's Content-Range: bytes */SIZE gives the size)",
   QUEUE_EMPTY: "a blocking get timed out with the partition still empty",
   QUEUE_FULL: "the partition (or the queue's partition count) is at its limit",
   VOLUME_BUSY: "the volume is being changed by another commit",
@@ -267,8 +268,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   [`GET ${VOL}/blocks/:hash`]: {
     summary: "Download one block",
-    description: "The block's bytes (Range requests honoured), or a redirect to a signed object-store URL with an S3 blob backend.",
-    errors: ["NOT_FOUND"],
+    description:
+      "The block's bytes (one `Range: bytes=…` honoured: 206 with Content-Range), or a redirect to a signed object-store URL with an S3 blob backend.",
+    errors: ["INVALID", "NOT_FOUND", "RANGE_NOT_SATISFIABLE"],
   },
   [`POST ${VOL}/blocks`]: {
     summary: "Upload small blocks in one call",
@@ -302,7 +304,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ["INVALID", "NOT_FOUND", "CONFLICT", "VOLUME_BUSY", "NO_SPACE"],
     fields: {
       baseVersion: "The version the changes were made against",
-      changes: "File changes: puts (path, mode, size, block hashes), removals, symlinks, directories",
+      changes:
+        "File changes: puts of entries (files with block hashes, directories, symlinks, fifos, sockets, char and block devices; mode, uid, gid, ns times as decimal strings, rdev, linkId for hard links, base64 xattrs) and removals",
       overwrite: "`replace` (default), `files` (keep concurrent changes to other files) or `none` (fail on any conflict)",
     },
   },
@@ -341,8 +344,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   [`GET ${VOL}/file`]: {
     summary: "Download a file",
-    description: "The file's bytes as a stream (Range requests honoured).",
-    errors: ["INVALID", "NOT_FOUND", "VERSION_GONE"],
+    description:
+      "The file's bytes as a stream. One `Range: bytes=start-end`, `start-` or `-suffix` is honoured (206 with Content-Range; " +
+      "an end past the file is clipped); a range starting at or past the end answers 416 with `Content-Range: bytes */SIZE`.",
+    errors: ["INVALID", "NOT_FOUND", "VERSION_GONE", "RANGE_NOT_SATISFIABLE"],
   },
   [`POST ${VOL}/pins`]: {
     summary: "Pin a version",

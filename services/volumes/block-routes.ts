@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { invalid } from "../errors.js";
-import { parseRange } from "./range.js";
+import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
 const hashPattern = "^[0-9a-f]{64}$";
@@ -106,7 +106,7 @@ export async function blockRoutes(app: FastifyInstance, opts: { volumes: VolumeS
     // In an object store: the client reads the bytes there (Range applies to the new location).
     const url = await volumes.blockUrl(vol, req.params.hash);
     if (url) return reply.header("cache-control", "no-store").redirect(url, 307);
-    const range = parseRange(req.headers.range, size) ?? { start: 0, end: size };
+    const range = requestedRange(req.headers.range, size, reply);
     const body = await volumes.readBlock(vol, req.params.hash, range);
     if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${size}`);
     return reply

@@ -29,7 +29,7 @@ export async function planRemove(store: ManifestStore, volume: string, rawPath: 
  * The changes of `cp [-r] src… dst` with UNIX semantics: into `dst` if it is a directory
  * (or ends in `/`), else onto `dst` (one source only). Blocks are shared, never copied.
  */
-export async function planCopy(store: ManifestStore, volume: string, srcPaths: string[], rawDst: string, recursive: boolean, now = Date.now()): Promise<Change[]> {
+export async function planCopy(store: ManifestStore, volume: string, srcPaths: string[], rawDst: string, recursive: boolean, now: number): Promise<Change[]> {
   if (srcPaths.length === 0) throw invalid("Copy needs at least one source path");
   const dst = normalizePath(rawDst);
   const dstEntry = await liveEntry(store, volume, dst);

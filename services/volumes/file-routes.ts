@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { TreePage } from "../../protocol/volume.js";
 import { invalid } from "../errors.js";
 import { normalizePath } from "./paths.js";
-import { parseRange } from "./range.js";
+import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
 type IdParams = { id: string };
@@ -71,7 +71,7 @@ export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeSt
       if (row === "root" || row.type === "directory") throw invalid(`'${req.query.path}' is a directory, not a file`);
       if (row.type === "symlink") throw invalid(`'${req.query.path}' is a symlink (to '${row.target}'), not a file`);
       if (row.type !== "file") throw invalid(`'${req.query.path}' is a ${row.type}, not a file: special files have no bytes`);
-      const range = parseRange(req.headers.range, row.size) ?? { start: 0, end: row.size };
+      const range = requestedRange(req.headers.range, row.size, reply);
       // A client that can read from the object store itself gets where the bytes are instead.
       const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;
       if (direct) return reply.header("x-silo-direct", "1").send(direct);

@@ -36,7 +36,7 @@ export class VolumeGc {
   ) {}
 
   /** One full pass (concurrent callers share the pass in progress). */
-  run(now = Date.now()): Promise<void> {
+  run(now: number): Promise<void> {
     this.running ??= this.pass(now)
       .then(
         () => void this.totals.passes++,
@@ -66,7 +66,7 @@ export class VolumeGc {
   }
 
   /** Drops every row and version of a deleted volume, then its workspace's unreferenced blocks. Idempotent. */
-  async purge(volume: string, workspace: string, now = Date.now()): Promise<void> {
+  async purge(volume: string, workspace: string, now: number): Promise<void> {
     await this.inChunks(() => this.store.purgeRows(volume, CHUNK));
     await this.collectBlocks(workspace, now, false);
   }

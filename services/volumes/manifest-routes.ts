@@ -93,7 +93,7 @@ export async function manifestRoutes(app: FastifyInstance, opts: { volumes: Volu
     },
     async (req) => {
       const vol = await volumes.open(req.caller, req.params.id);
-      const changes = await planCopy(volumes.store, vol.st.volume, req.body.srcPaths, req.body.dst, req.body.recursive ?? false);
+      const changes = await planCopy(volumes.store, vol.st.volume, req.body.srcPaths, req.body.dst, req.body.recursive ?? false, volumes.clock.now());
       return { version: await volumes.commit(vol, req.caller, changes, "files") };
     },
   );

@@ -57,7 +57,7 @@ export class VolumeStore {
     /** A version pin lapses this long after it was created or last renewed. */
     readonly pinTtlMs: number,
     /** Time for version timestamps (retention counts from them), pins and block touches. */
-    private readonly clock: Clock = systemClock,
+    readonly clock: Clock = systemClock,
   ) {}
 
   /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */

@@ -6,6 +6,7 @@ import { processAlive, readMountRecord } from "../../fuse/common/mount-records.j
 import { type CliResult, runCli } from "./silo-server.js";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll } from "vitest";
+import { waitFor } from "./eventually.js";
 import { emptyBucket, freshBucket, s3Env, startS3 } from "./s3.js";
 
 /** Mount records and daemon logs of this test run stay in their own directory. */
@@ -61,13 +62,12 @@ export async function withMount<T>(bucket: string, flags: string[], fn: (dir: st
   }
 }
 
-/** Waits until a process is gone (or 15 s pass); true if it is gone. */
+/** Waits until a process is gone; true if it is (false if it outlives the generous bound of waitFor). */
 export async function waitForExit(pid: number): Promise<boolean> {
-  for (let i = 0; i < 300; i++) {
-    if (!processAlive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
+  return waitFor(`pid ${pid} exits`, () => !processAlive(pid)).then(
+    () => true,
+    () => false,
+  );
 }
 
 export interface MountedBucket {

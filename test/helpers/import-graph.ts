@@ -57,11 +57,19 @@ export function kindsFrom(kindsSource: string): Set<string> {
 /**
  * Checks the dependency rules over `files` (repo-relative path → source):
  * layers import only what MAY_IMPORT allows, only cli/ imports a daemon entry (fuse/x/main.ts),
- * and no kind under services/ imports another kind.
+ * no kind under services/ imports another kind, and services/kinds.ts registers each kind
+ * through its `index.ts`.
  */
 export function boundaryViolations(files: ReadonlyMap<string, string>): Violation[] {
-  const kinds = kindsFrom(files.get("services/kinds.ts") ?? "");
+  const kindsSource = files.get("services/kinds.ts") ?? "";
+  const kinds = kindsFrom(kindsSource);
   const violations: Violation[] = [];
+  // Each kind's server entry point has the same name, so a reader finds every kind's the same way.
+  for (const spec of importSpecifiers(kindsSource)) {
+    if (/^\.\/[^/]+\//.test(spec) && !/^\.\/[^/]+\/index\.js$/.test(spec)) {
+      violations.push({ from: "services/kinds.ts", to: spec, rule: "a kind's entry point is services/<kind>/index.ts" });
+    }
+  }
   for (const [from, source] of files) {
     const fromLayer = layerOf(from);
     if (!fromLayer) continue;

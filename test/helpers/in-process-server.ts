@@ -87,6 +87,20 @@ export class InProcessServer {
     };
   }
 
+  /**
+   * Resolves once exactly `n` callers of `kind` ("dict", "queue") wait in a blocking call on the
+   * server (`silo_long_polls_open`): the server's own count of waiters, so unlike a count of
+   * timers no other timer's coming or going can be mistaken for a waiter arriving or leaving.
+   */
+  async longPollsOpen(kind: string, n: number): Promise<void> {
+    const open = async () => {
+      const gauge = this.built!.metrics.getSingleMetric("silo_long_polls_open");
+      const values = gauge ? (await gauge.get()).values : [];
+      return values.find((v) => v.labels.kind === kind)?.value ?? 0;
+    };
+    while ((await open()) !== n) await new Promise((r) => setImmediate(r));
+  }
+
   /** Resolves once `n` more timers than `before` are pending on the clock (a waiter has started waiting). */
   async timersPending(before: number, n = 1): Promise<void> {
     while (this.clock.pending < before + n) await new Promise((r) => setTimeout(r, 5));

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { SiloClient, type SiloClientOptions } from "../../client/index.js";
 import { type BlobBackend, type TestBlobs, localBlobs, testBlobs } from "./blob-backend.js";
 import { afterAll, beforeAll } from "vitest";
+import { eventually } from "./eventually.js";
 import { SILO_BIN } from "./repo.js";
 
 export { REPO, SILO_BIN } from "./repo.js";
@@ -22,14 +24,19 @@ export interface CliResult {
 }
 
 /**
- * A real `silo serve` in its own process, on a free port, with a temporary SILO_HOME.
- * `restart()` keeps the home (durability tests); `stop()` removes nothing, `cleanup()` does.
+ * A real `silo serve` in its own process, with a temporary SILO_HOME. The first start binds a
+ * port the kernel picks (`--port 0`: no window in which another process could take a port chosen
+ * for it); every later start (`restart()`, `launch()`) serves on that same port, so clients and
+ * mount daemons find the restarted server where they left it. `restart()` keeps the home
+ * (durability tests); `stop()` removes nothing, `cleanup()` does.
  * With SILO_TEST_BLOBS=s3 (the vitest project "s3") its volume blocks live in a fresh prefix
  * of a bucket on the test S3 server, unless the test passes its own `--blobs`.
  */
 export class SiloServer {
   proc: ChildProcess | undefined;
   profile!: Profile;
+  /** The port of the first start, kept by every restart. */
+  port: number | undefined;
   private log = "";
 
   constructor(
@@ -68,9 +75,29 @@ export class SiloServer {
     };
   }
 
+  /**
+   * Starts the server. A restart's port may be held meanwhile by another process (the kernel hands
+   * the same range out as other processes' ephemeral ports): a start refused with EADDRINUSE is
+   * retried once the port can be bound again.
+   */
   async launch(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.launchOnce();
+        this.port ??= Number(new URL(this.profile.serverUrl).port);
+        return;
+      } catch (err) {
+        if (this.port === undefined || !/EADDRINUSE/.test(this.log) || attempt >= 10) throw err;
+        await eventually(() => portBindable(this.port!), 60_000);
+      }
+    }
+  }
+
+  private async launchOnce(): Promise<void> {
     this.log = "";
-    const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn", ...this.args], {
+    // A test's own --port (before ours) gives way to the port of the first start.
+    const port = this.port === undefined ? [] : ["--port", String(this.port)];
+    const proc = spawn(process.execPath, [SILO_BIN, "serve", "--port", "0", "--log-level", "warn", ...this.args, ...port], {
       env: { ...process.env, ...this.blobs.env, SILO_HOME: this.home },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -138,6 +165,15 @@ export class SiloServer {
     rmSync(this.home, { recursive: true, force: true });
     await this.blobs.cleanup();
   }
+}
+
+/** Resolves if `port` can be bound on 127.0.0.1 right now (and frees it again); rejects otherwise. */
+function portBindable(port: number): Promise<void> {
+  return new Promise((resolveFree, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolveFree()));
+  });
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string | Buffer): Promise<CliResult> {

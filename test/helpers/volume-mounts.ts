@@ -8,7 +8,7 @@ import { type CliResult, SILO_BIN } from "./silo-server.js";
 
 /** A server the real CLI can talk to (a spawned SiloServer or an InProcessServer). */
 export interface CliTarget {
-  cli(args: string[]): Promise<CliResult>;
+  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<CliResult>;
 }
 
 /** The committed content of a file, read through the API (not a mount); null if it does not exist. */
@@ -37,8 +37,13 @@ export class Mounts {
   constructor(private readonly server: CliTarget) {}
 
   async mount(name: string, dir: string, ...flags: string[]): Promise<void> {
+    await this.mountWithEnv({}, name, dir, ...flags);
+  }
+
+  /** mount() with variables added to the daemon's environment (SILO_FUSE_STATS…). */
+  async mountWithEnv(env: NodeJS.ProcessEnv, name: string, dir: string, ...flags: string[]): Promise<void> {
     this.dirs.add(dir);
-    const r = await within(60_000, `mount ${name}`, this.server.cli(["volume", "mount", name, dir, ...flags]));
+    const r = await within(60_000, `mount ${name}`, this.server.cli(["volume", "mount", name, dir, ...flags], { env }));
     if (r.code !== 0) throw new Error(`silo volume mount failed (${r.code}): ${r.stderr}`);
   }
 

@@ -3,7 +3,7 @@ import { boundaryViolations, importSpecifiers, readLayers } from "../helpers/imp
 import { REPO } from "../helpers/repo.js";
 
 const tree = (files: Record<string, string>) =>
-  new Map(Object.entries({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/plugin.js";', ...files }));
+  new Map(Object.entries({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/index.js";', ...files }));
 
 describe("import boundaries", () => {
   it("the project's own import graph keeps every rule", () => {
@@ -39,6 +39,7 @@ describe("import boundaries", () => {
       "kind services/dicts must not import kind services/queues",
     ]);
     expect(rules({ "client/x.ts": 'import { b } from "../bench/lib/measure.js";' })).toEqual(["client/ imports outside the layered folders"]);
+    expect(rules({ "services/kinds.ts": 'import "./dicts/index.js";\nimport "./queues/plugin.js";' })).toEqual(["a kind's entry point is services/<kind>/index.ts"]);
   });
 
   it("allows what the layering allows", () => {
@@ -52,5 +53,17 @@ describe("import boundaries", () => {
         }),
       ),
     ).toEqual([]);
+  });
+
+  it("every mount daemon starts from its own fuse/<kind>/main.ts, never by re-running the CLI", () => {
+    const files = readLayers(REPO);
+    const entries = [...files.keys()].filter((f) => /^fuse\/[^/]+\/main\.ts$/.test(f)).sort();
+    expect(entries).toEqual(["fuse/bucket/main.ts", "fuse/nfs/main.ts", "fuse/volume/main.ts"]);
+    // Every launch outside the spawner itself names a daemon entry (not process.argv[1], the CLI).
+    const calls = [...files]
+      .filter(([f]) => f !== "fuse/common/daemon-process.ts")
+      .flatMap(([f, src]) => src.split("\n").filter((l) => /spawnDaemon\(/.test(l) && !/^\s*(\/\/|\*|\/\*)/.test(l)).map((l) => `${f}: ${l.trim()}`));
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) expect(call).toMatch(/spawnDaemon\(daemonEntry\(/);
   });
 });

@@ -1,3 +1,5 @@
+import { when } from "./hooks";
+
 /** A small line chart of (time, value) samples, drawn as SVG: no chart library needed. */
 export function LineChart(props: { title: string; samples: Array<{ t: number; v: number }>; testId?: string }) {
   const { samples } = props;
@@ -11,7 +13,10 @@ export function LineChart(props: { title: string; samples: Array<{ t: number; v:
   return (
     <figure class="chart" data-testid={props.testId}>
       <figcaption>
-        {props.title}: <b>{last ?? "–"}</b> <small>(max {max}, {samples.length} samples)</small>
+        {props.title}: <b>{last ?? "–"}</b>{" "}
+        <small>
+          (max {max}, {samples.length} samples{samples.length > 1 ? `, ${when(t0)} to ${when(t0 + span)} UTC` : ""})
+        </small>
       </figcaption>
       <svg viewBox={`0 0 ${w} ${h}`} width={w} height={h} role="img" aria-label={props.title}>
         <rect x="0" y="0" width={w} height={h} class="chart-bg" />

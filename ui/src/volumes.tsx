@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import type { Api } from "./api";
-import { appendSample, LineChart } from "./chart";
+import { LineChart } from "./chart";
 import { ConfirmButton } from "./confirm";
 import { size, useInterval, useLoad, when } from "./hooks";
 
@@ -25,7 +25,16 @@ interface Entry {
   mtimeMs?: number;
   target?: string;
 }
-type Change = { op: "put"; entry: Entry } | { op: "delete"; path: string };
+/** One version as `GET …/history` lists it (protocol/volume.ts VersionInfo). */
+interface VersionInfo {
+  version: number;
+  createdAt: number;
+  tokenId?: string;
+  note?: string;
+  put: { count: number; paths: string[] };
+  removed: { count: number; paths: string[] };
+  partial?: boolean;
+}
 
 export function ObjectList(props: { api: Api; kind: string; selected?: string; onSelect: (r: ObjectRecord) => void }) {
   const list = useLoad(() => props.api.call<{ objects: ObjectRecord[] }>("GET", `/v1/objects/${props.kind}`), [props.api, props.kind]);
@@ -77,21 +86,22 @@ function VolumeDetail(props: { api: Api; volume: ObjectRecord; onDeleted: () => 
   const { api, volume } = props;
   const [info, setInfo] = useState<VolumeInfo>();
   const [error, setError] = useState<string>();
-  const [commits, setCommits] = useState<Array<{ t: number; v: number }>>([]);
   const [version, setVersion] = useState<number>();
   const [tab, setTab] = useState<"files" | "history" | "pins">("files");
-  // Commit activity: the latest version, sampled every 2 s while this volume is shown.
+  // The latest version, checked every 2 s while this volume is shown; a new one reloads the history.
   useInterval(
     () =>
       void api.call<VolumeInfo>("GET", `/v1/volumes/${volume.id}/info`).then(
-        (i) => {
-          setInfo(i);
-          setCommits((s) => appendSample(s, i.version));
-        },
+        (i) => setInfo((old) => (old && old.version === i.version && old.oldestVersion === i.oldestVersion ? old : i)),
         (err: Error) => setError(err.message),
       ),
     2000,
     [api, volume.id],
+  );
+  // The retained versions, newest first: what each changed, when and by whom; the chart draws their times.
+  const history = useLoad(
+    async () => (info ? (await api.call<{ versions: VersionInfo[] }>("GET", `/v1/volumes/${volume.id}/history?limit=1000`)).versions : undefined),
+    [api, volume.id, info?.version, info?.oldestVersion],
   );
   if (error) return <p class="error">{error}</p>;
   if (!info) return <p>Loading…</p>;
@@ -114,7 +124,11 @@ function VolumeDetail(props: { api: Api; volume: ObjectRecord; onDeleted: () => 
           }}
         />
       </p>
-      <LineChart title="Commit activity (latest version)" samples={commits} testId="commit-chart" />
+      <LineChart
+        title="Commit activity (version by commit time, retained history)"
+        samples={(history.data ?? []).map((v) => ({ t: v.createdAt, v: v.version })).reverse()}
+        testId="commit-chart"
+      />
       <div class="tabs">
         {(["files", "history", "pins"] as const).map((t) => (
           <button key={t} class={tab === t ? "active" : ""} data-testid={`volume-tab-${t}`} onClick={() => setTab(t)}>
@@ -125,10 +139,8 @@ function VolumeDetail(props: { api: Api; volume: ObjectRecord; onDeleted: () => 
       {tab === "files" ? <FileTree api={api} volumeId={volume.id} version={shown} /> : null}
       {tab === "history" ? (
         <History
-          api={api}
-          volumeId={volume.id}
-          latest={info.version}
-          oldest={info.oldestVersion}
+          versions={history.data}
+          error={history.error}
           onBrowse={(v) => {
             setVersion(v);
             setTab("files");
@@ -220,58 +232,65 @@ function FileTree(props: { api: Api; volumeId: string; version: number }) {
   );
 }
 
-/** The last versions, newest first, each with what it changed (the delta from the version before). */
-function History(props: { api: Api; volumeId: string; latest: number; oldest: number; onBrowse: (v: number) => void }) {
-  const { api, volumeId, latest, oldest } = props;
-  const first = Math.max(oldest, latest - 19, 1);
-  const deltas = useLoad(async () => {
-    const out: Array<{ version: number; changes?: Change[] }> = [];
-    for (let v = latest; v >= first; v--) {
-      if (v - 1 < oldest) {
-        out.push({ version: v });
-        continue;
-      }
-      const d = await api.call<{ changes: Change[] }>("GET", `/v1/volumes/${volumeId}/delta?from=${v - 1}&to=${v}`);
-      out.push({ version: v, changes: d.changes });
-    }
-    return out;
-  }, [api, volumeId, latest, oldest]);
-  if (deltas.error) return <p class="error">{deltas.error}</p>;
-  if (!deltas.data) return <p>Loading…</p>;
+const MAX_PATHS_SHOWN = 10;
+
+/** The retained versions, newest first, each with what it changed, when and by which token. */
+function History(props: { versions?: VersionInfo[]; error?: string; onBrowse: (v: number) => void }) {
+  if (props.error) return <p class="error">{props.error}</p>;
+  if (!props.versions) return <p>Loading…</p>;
+  const paths = (list: { count: number; paths: string[] }, sign: string, cls: string) => [
+    ...list.paths.slice(0, MAX_PATHS_SHOWN).map((p) => (
+      <li key={`${sign}${p}`} class={cls}>
+        {sign} {p}
+      </li>
+    )),
+    list.count > Math.min(list.paths.length, MAX_PATHS_SHOWN) ? (
+      <li key={`${sign}more`} class="muted">
+        … {list.count - Math.min(list.paths.length, MAX_PATHS_SHOWN)} more
+      </li>
+    ) : null,
+  ];
   return (
     <table data-testid="history">
       <thead>
         <tr>
           <th>Version</th>
           <th>Changes</th>
+          <th>Committed</th>
           <th />
         </tr>
       </thead>
       <tbody>
-        {deltas.data.map((d) => (
-          <tr key={d.version} data-testid="history-row">
-            <td>{d.version}</td>
-            <td>
-              {d.changes === undefined ? (
-                <span class="muted">(the versions before it were collected)</span>
-              ) : d.changes.length === 0 ? (
-                <span class="muted">no changes</span>
-              ) : (
-                <ul class="changes">
-                  {d.changes.slice(0, 50).map((c, i) => (
-                    <li key={i} class={c.op}>
-                      {c.op === "put" ? `+ ${c.entry.path}` : `− ${c.path}`}
-                    </li>
-                  ))}
-                  {d.changes.length > 50 ? <li class="muted">… {d.changes.length - 50} more</li> : null}
-                </ul>
-              )}
-            </td>
-            <td>
-              <button onClick={() => props.onBrowse(d.version)}>Browse</button>
-            </td>
-          </tr>
-        ))}
+        {props.versions
+          .filter((v) => v.version > 0)
+          .map((v) => (
+            <tr key={v.version} data-testid="history-row">
+              <td>{v.version}</td>
+              <td>
+                {v.note ? <p class="muted">{v.note}</p> : null}
+                {v.put.count + v.removed.count === 0 ? (
+                  <span class="muted">{v.partial ? "(the versions before it were collected)" : "no changes"}</span>
+                ) : (
+                  <ul class="changes">
+                    {paths(v.put, "+", "put")}
+                    {paths(v.removed, "−", "delete")}
+                  </ul>
+                )}
+              </td>
+              <td>
+                {when(v.createdAt)}
+                {v.tokenId ? (
+                  <>
+                    {" "}
+                    by <code>{v.tokenId}</code>
+                  </>
+                ) : null}
+              </td>
+              <td>
+                <button onClick={() => props.onBrowse(v.version)}>Browse</button>
+              </td>
+            </tr>
+          ))}
       </tbody>
     </table>
   );

@@ -6,7 +6,7 @@ import { loadMasterKey } from "./master-key.js";
 import { SecretStore } from "./store.js";
 
 /** Secrets: named key/value sets, encrypted at rest, readable only inside their workspace and environment. */
-export const secretsKind: FastifyPluginAsync<KindContext> = async (fastify, ctx) => {
+export const secretsPlugin: FastifyPluginAsync<KindContext> = async (fastify, ctx) => {
   // Schemas and handler types from one definition each (protocol/secrets.ts).
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const store = new SecretStore(ctx.meta, loadMasterKey(ctx.dataDir));

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Change } from "../protocol/volume.js";
-import { VOLUME_LIMITS } from "../protocol/volume.js";
-import type { VolumeLimits } from "../services/volumes/commit.js";
-import type { ManifestStore } from "../services/volumes/manifest-store.js";
-import { SqliteManifestStore } from "../services/volumes/sqlite-manifest-store.js";
+import type { Change } from "../../protocol/volume.js";
+import { VOLUME_LIMITS } from "../../protocol/volume.js";
+import type { VolumeLimits } from "./commit.js";
+import type { ManifestStore } from "./manifest-store.js";
+import { SqliteManifestStore } from "./sqlite-manifest-store.js";
 
 /**
  * The ManifestStore contract, run in-process against every engine: a new engine (e.g. PostgreSQL)

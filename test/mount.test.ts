@@ -87,6 +87,8 @@ describe("silo volume mount", () => {
     await mounts.mount("bg-control", control, "--commit-interval-ms", "300");
     expect(await readFile(join(dir, "early.txt"), "utf8")).toBe("background");
     await writeFile(join(dir, "late.txt"), "final");
+    // libfuse's name for unlinked-but-open files is an ordinary name to silo: a user's file.
+    await writeFile(join(dir, ".fuse_hidden0001"), "a user's file");
     await writeFile(join(control, "late.txt"), "final");
     await waitFor("the control's background commit", async () => (await committed(fx.silo, "bg-control", "late.txt")) === "final");
     await writeFile(join(control, "later.txt"), "final");
@@ -95,6 +97,7 @@ describe("silo volume mount", () => {
     await mounts.unmount(control);
     await mounts.unmount(dir);
     expect(await committed(fx.silo, "bg", "late.txt")).toBe("final");
+    expect(await committed(fx.silo, "bg", ".fuse_hidden0001")).toBe("a user's file");
     // The mount point is an empty directory again.
     expect(await readdir(dir)).toEqual([]);
   });

@@ -5,7 +5,7 @@ import type { BlockUploader } from "../../client/block-uploader.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
-import { DirNode, entryOf, FileNode, isHidden, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
+import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
@@ -151,7 +151,6 @@ export class MountedVolume {
 
   /** The journal record of a path's current state (null: never journaled). */
   recordOf(path: string): JournalRecord | null {
-    if (isHidden(path)) return null;
     const node = this.ns.lookup(path);
     if (!node) return { op: "gone", path };
     switch (node.type) {
@@ -332,9 +331,7 @@ export class MountedVolume {
 
   /** Paths with changes no acknowledged commit holds (status, unmount messages). */
   get pendingPaths(): number {
-    let n = 0;
-    for (const p of this.ns.dirty) if (!isHidden(p)) n++;
-    return n + this.inCommit.size;
+    return this.ns.dirty.size + this.inCommit.size;
   }
 
   private async commitNow(): Promise<CommitOutcome> {
@@ -353,7 +350,7 @@ export class MountedVolume {
       await Promise.all(busy.map((c) => c.lock.drained()));
     }
     // ---- The snapshot: one synchronous step, so it is one instant of the whole tree. ----
-    const paths = [...this.ns.dirty].filter((p) => !isHidden(p)).sort();
+    const paths = [...this.ns.dirty].sort();
     this.ns.dirty.clear();
     if (paths.length === 0) return { version: this.viewVersion, changes: 0 };
     const files = new Map<FileContent, { snap: FileSnapshot; reads: number[]; hashes: string[] }>();
@@ -531,7 +528,7 @@ export class MountedVolume {
       after = page.next;
     } while (after);
     const deletes: Change[] = [];
-    for (const [p] of this.ns.walk()) if (!present.has(p) && !isHidden(p)) deletes.push({ op: "delete", path: p });
+    for (const [p] of this.ns.walk()) if (!present.has(p)) deletes.push({ op: "delete", path: p });
     return { from: this.viewVersion, to: version, changes: [...deletes, ...puts] };
   }
 

@@ -126,12 +126,6 @@ export function unlinkOne(node: Node | undefined): void {
 export const relPath = (fusePath: string) => fusePath.replace(/^\/+/, "").replace(/\/+$/, "");
 
 /**
- * libfuse renames a file that is unlinked while open to `.fuse_hidden…` until it is released;
- * such names are local bookkeeping, never committed nor counted against the inode limit.
- */
-export const isHidden = (path: string) => /(^|\/)\.fuse_hidden[^/]*$/.test(path);
-
-/**
  * The mounted tree: the committed version's entries plus local changes, all in memory.
  * Every path whose entry may differ from the last commit is recorded in `dirty`.
  */
@@ -175,11 +169,10 @@ export class Namespace {
     if (node.type === "symlink") checkSymlinkTarget(node.target);
     const { dir, name } = this.parent(path);
     if (dir.children.has(name)) throw new FsError("EEXIST");
-    const counted = !isHidden(path);
-    if (counted && this.inodes >= this.inodeLimit) throw new FsError("ENOSPC");
-    if (counted) checkDirEntries(dir.children.size);
+    if (this.inodes >= this.inodeLimit) throw new FsError("ENOSPC");
+    checkDirEntries(dir.children.size);
     dir.children.set(name, node);
-    if (counted) this.inodes++;
+    this.inodes++;
     dir.modifiedNow();
     this.touchParent(path);
     this.touch(path);
@@ -210,12 +203,10 @@ export class Namespace {
     const dst = this.parent(to);
     const old = dst.dir.children.get(dst.name);
     if (old === node) return undefined;
-    if (!isHidden(to)) {
-      checkPathLength(to);
-      // Every path below a moved directory gets longer or shorter with it.
-      if (node.type === "directory") checkPathLength(to + longestSuffix(node));
-      if (!old && dst.dir !== src.dir) checkDirEntries(dst.dir.children.size);
-    }
+    checkPathLength(to);
+    // Every path below a moved directory gets longer or shorter with it.
+    if (node.type === "directory") checkPathLength(to + longestSuffix(node));
+    if (!old && dst.dir !== src.dir) checkDirEntries(dst.dir.children.size);
     if (old) {
       if (node.type === "directory" && old.type !== "directory") throw new FsError("ENOTDIR");
       if (node.type !== "directory" && old.type === "directory") throw new FsError("EISDIR");
@@ -257,9 +248,9 @@ export class Namespace {
     if (node.type === "directory") for (const [name, child] of node.children) this.touchTree(`${path}/${name}`, child);
   }
 
-  /** Inodes a subtree counts for (hidden names count for nothing). */
+  /** Inodes a subtree counts for. */
   count(path: string, node: Node): number {
-    let n = isHidden(path) ? 0 : 1;
+    let n = 1;
     if (node.type === "directory") for (const [name, child] of node.children) n += this.count(`${path}/${name}`, child);
     return n;
   }

@@ -233,7 +233,7 @@ export const VOLUME_LIMITS = {
   defaultInodeLimit: 500_000,
   /** Bytes of an extended attribute's name, namespace prefix included (ERANGE beyond, as XATTR_NAME_MAX). */
   maxXattrNameBytes: 255,
-  /** Bytes of one extended attribute's value (E2BIG beyond; ext4 with 4 KiB blocks keeps at most about this much). */
+  /** Bytes of one extended attribute's value (a mount answers ENOSPC beyond, as ext4 with 4 KiB blocks does when its attribute block is full). */
   maxXattrValueBytes: 4000,
   /** Bytes of all of one inode's attribute names and values together (ENOSPC beyond, as ext4's one xattr block). */
   maxXattrTotalBytes: 4000,

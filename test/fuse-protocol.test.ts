@@ -76,6 +76,18 @@ function cat(file: string): { proc: ChildProcess; out: Promise<{ code: number | 
   return { proc, out };
 }
 
+/** Opens argv[1], says "open", and on a line from stdin writes to it: "wrote N" or "error ERRNO". */
+const HOLDER = [
+  "import errno, os, sys",
+  "fd = os.open(sys.argv[1], os.O_RDWR)",
+  "print('open', flush=True)",
+  "sys.stdin.readline()",
+  "try:",
+  "    print('wrote', os.pwrite(fd, b'late bytes', 0), flush=True)",
+  "except OSError as e:",
+  "    print('error', errno.errorcode[e.errno], flush=True)",
+].join("\n");
+
 let root: string;
 const probes: Probe[] = [];
 const children: ChildProcess[] = [];
@@ -207,6 +219,26 @@ describe("silo's FUSE transport", () => {
     // Closing the last file ends the connection: the daemon reports the end and exits.
     expect(await within(20_000, "probe exits", probe.exited)).toBe(0);
     expect(await mountPointState(dir)).toBe("free");
+  });
+
+  it("an unmount that outlives its wait with a file still open aborts the connection: the holder gets ENOTCONN, nothing hangs", async () => {
+    const { probe, dir } = await mountProbe("abort");
+    await writeFile(join(dir, "held"), "held bytes");
+    // A process holds the file open across the unmount, then writes to it once told to.
+    const holder = spawn("python3", ["-c", HOLDER, join(dir, "held")], { stdio: ["pipe", "pipe", "pipe"] });
+    children.push(holder);
+    const lines = createInterface({ input: holder.stdout! });
+    const said: string[] = [];
+    const heard = (line: string) => waitFor(`holder says ${line}`, async () => said.some((l) => l.startsWith(line)));
+    lines.on("line", (l) => said.push(l));
+    await heard("open");
+    probe.proc.stdin.write(`${JSON.stringify({ cmd: "unmount", waitMs: 200 })}\n`);
+    // Root's mount is aborted once the wait is over: the serving process ends without the holder closing.
+    expect(await within(20_000, "probe exits", probe.exited)).toBe(0);
+    expect(await mountPointState(dir)).toBe("free");
+    holder.stdin!.write("write\n");
+    await heard("error");
+    expect(said.find((l) => l.startsWith("error"))).toMatch(/ENOTCONN|ECONNABORTED/);
   });
 
   it("kill -9 of the serving process fails a waiting request (no hang) and leaves a stale mount that is cleared", async () => {

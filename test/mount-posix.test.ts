@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { eventually } from "./helpers/eventually.js";
 import { UnprivilegedUser } from "./helpers/unprivileged-user.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
@@ -314,6 +315,43 @@ describe("hard links", () => {
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the local journal", () => {
+  it("keeps metadata changes, special files and hard links through kill -9 of the daemon", async () => {
+    await fx.silo.volumes.fromName("posix-crash", { createIfMissing: true });
+    const dir = join(root, "posix-crash");
+    mkdirSync(dir);
+    await mounts.mount("posix-crash", dir, "--commit-interval-ms", "0");
+    await ops(dir, ["write('f', 'data')", "os.mkdir('d')", "os.symlink('f', 's')"]);
+    await mounts.unmount(dir);
+    await mounts.mount("posix-crash", dir, "--commit-interval-ms", "0");
+    await ops(dir, [
+      "os.chown('f', 7, 8)",
+      "os.chmod('f', 0o4710)",
+      "os.utime('f', ns=(11, 22_000_000_033))",
+      "os.chown('d', 9, 9)",
+      "os.chown('s', 3, 4, follow_symlinks=False)",
+      "os.link('f', 'd/g')",
+      "os.mknod('d/c', 0o600 | stat.S_IFCHR, os.makedev(4, 5))",
+      // close(2) writes the journal (docs/mounts.md): everything before it survives.
+      "write('closed', 'x')",
+    ]);
+    const f = await stat(dir, "f");
+    const pid = await mounts.daemonPid(dir);
+    process.kill(pid, "SIGKILL");
+    await eventually(() => expect(() => process.kill(pid, 0)).toThrow());
+    await mounts.mount("posix-crash", dir);
+    expect(await stat(dir, "f")).toMatchObject({ mode: 0o4710, uid: 7, gid: 8, atime: "11", mtime: "22000000033", nlink: 2, ctime: f.ctime });
+    expect(await stat(dir, "d/g")).toMatchObject({ ino: (await stat(dir, "f")).ino });
+    expect(await stat(dir, "d")).toMatchObject({ uid: 9, gid: 9 });
+    expect(await stat(dir, "s")).toMatchObject({ type: "symlink", uid: 3, gid: 4 });
+    expect(await stat(dir, "d/c")).toMatchObject({ type: "char", rdev: 0x405, mode: 0o600 });
+    // And the recovered state was committed: a second remount has it from the server.
+    await remount("posix-crash", dir);
+    expect(await stat(dir, "f")).toMatchObject({ mode: 0o4710, uid: 7, nlink: 2, mtime: "22000000033" });
+    expect(await stat(dir, "d/c")).toMatchObject({ type: "char", rdev: 0x405 });
   });
 });
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ManifestEntry, Volume } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { UnprivilegedUser } from "./helpers/unprivileged-user.js";
 import { allPaths, readAll, sha256 } from "./helpers/volume-data.js";
 
 const fx = siloServerFixture();
@@ -253,5 +254,35 @@ describe("silo volume ls -l, put and get", () => {
     const bad = await fx.server.cli(["volume", "get", vol.name!, "/t", join(dir, "x"), "--no-preserve=colour"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--no-preserve takes/);
+  });
+
+  it("run as another user, get keeps modes and times, makes fifos, skips devices with a warning and leaves files the caller's", async () => {
+    const vol = await fresh();
+    await vol.blocks.uploadBlocks([{ hash: sha256(data), data }]);
+    const meta = { uid: 1234, gid: 4321, mtimeMs: 0, mtimeNs: NS };
+    await vol.blocks.commitChanges({
+      baseVersion: 0,
+      changes: [
+        { op: "put", entry: { path: "f", type: "file", mode: 0o640, size: data.length, blocks: [sha256(data)], ...meta } },
+        { op: "put", entry: { path: "p", type: "fifo", mode: 0o600, size: 0, ...meta } },
+        { op: "put", entry: { path: "c", type: "char", mode: 0o600, size: 0, rdev: 259, ...meta } },
+      ],
+    });
+    const user = await UnprivilegedUser.create();
+    try {
+      const out = join(user.home, "out");
+      const serverEnv = { SILO_SERVER_URL: fx.server.url, SILO_TOKEN_ID: fx.server.profile.tokenId, SILO_TOKEN_SECRET: fx.server.profile.tokenSecret };
+      const res = await user.silo(["volume", "get", vol.name!, "/", out], serverEnv);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stderr).toMatch(/skipped char 'c' \(devices are made only as root\)/);
+      const f = lstatSync(join(out, "f"), { bigint: true });
+      expect([Number(f.uid), Number(f.gid)]).toEqual([user.uid, user.gid]);
+      expect(Number(f.mode & 0o7777n)).toBe(0o640);
+      expect(f.mtimeNs - BigInt(NS) < 1000n && BigInt(NS) - f.mtimeNs < 1000n).toBe(true);
+      expect(lstatSync(join(out, "p")).isFIFO()).toBe(true);
+      expect(() => lstatSync(join(out, "c"))).toThrow(/ENOENT/);
+    } finally {
+      await user.cleanup();
+    }
   });
 });

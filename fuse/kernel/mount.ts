@@ -35,9 +35,10 @@ export interface FuseMount {
   /** Whether other users (root included) reach the mount. */
   readonly allowOther: boolean;
   /**
-   * Unmounts (lazily if it is busy) and waits until the session has ended, or at most
-   * `waitMs` (a lazily detached mount lives on while files on it are open). Safe to call twice
-   * and after someone else unmounted.
+   * Unmounts (lazily if it is busy) and waits until the session has ended. A lazily detached
+   * mount lives on while files on it are open: after `waitMs` a root mount aborts its
+   * connection (those files fail with ENOTCONN); a fusermount3 mount waits for their close.
+   * Safe to call twice and after someone else unmounted.
    */
   unmount(waitMs?: number): Promise<void>;
 }
@@ -92,6 +93,7 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
   }
   // Root only: /sys is not writable by others (their mounts read ahead 128 KiB at a time).
   if (mounter === "mount") await raiseReadahead(path).catch(() => {});
+  const connection = connectionId((await stat(path)).dev);
   let unmounting: Promise<void> | undefined;
   const mount: FuseMount = {
     dir: path,
@@ -104,8 +106,17 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
         let timer: NodeJS.Timeout | undefined;
         const ended = await Promise.race([session.ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
         clearTimeout(timer);
-        // Closing the fd while reads still wait on it would not end them; the process exit does.
-        if (ended) closeQuietly(fd);
+        if (!ended) {
+          // Detached but still open somewhere. Returning now would leave a connection nobody
+          // serves (its next request blocks the caller and the daemon's exit for ever), and a
+          // write answered after the owner's last commit would be lost. Root aborts it: later
+          // calls fail with ENOTCONN, none is acknowledged. Others cannot (sysfs is root's):
+          // they serve until the last file is closed.
+          if (mounter === "mount") await abortConnection(connection).catch(() => {});
+          await session.ended;
+        }
+        // Only now: closing the fd while reads still wait on it would not end them.
+        closeQuietly(fd);
       })()),
   };
   return mount;
@@ -153,6 +164,23 @@ async function raiseReadahead(path: string): Promise<void> {
   const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => unescapeField(l.split(" ")[4] ?? "") === path);
   const dev = line?.split(" ")[2];
   if (dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(MAX_WRITE / 1024));
+}
+
+/** The kernel's name for a mount's connection in /sys/fs/fuse/connections: the minor of its st_dev (major 0). */
+export function connectionId(dev: number): number {
+  return (dev & 0xff) | (Math.floor(dev / 4096) & ~0xff);
+}
+
+/** Aborts a FUSE connection through fusectl, mounting fusectl first where nobody has (root only). */
+async function abortConnection(id: number): Promise<void> {
+  const file = `/sys/fs/fuse/connections/${id}/abort`;
+  try {
+    await writeFile(file, "1");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await run("mount", ["-t", "fusectl", "none", "/sys/fs/fuse/connections"]);
+    await writeFile(file, "1");
+  }
 }
 
 function closeQuietly(fd: number): void {

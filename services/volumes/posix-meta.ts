@@ -50,7 +50,7 @@ function checkXattrs(v: unknown, path: string): Record<string, string> | undefin
     if (typeof value !== "string" || !BASE64_RE.test(value)) throw invalid(`Extended attribute '${name}' of '${path}' needs a base64 value`);
     const valueBytes = Buffer.from(value, "base64").length;
     if (valueBytes > VOLUME_LIMITS.maxXattrValueBytes) {
-      throw invalid(`Extended attribute '${name}' of '${path}' holds ${valueBytes} bytes; at most ${VOLUME_LIMITS.maxXattrValueBytes} (E2BIG)`);
+      throw invalid(`Extended attribute '${name}' of '${path}' holds ${valueBytes} bytes; at most ${VOLUME_LIMITS.maxXattrValueBytes}`);
     }
     total += nameBytes + valueBytes;
     out[name] = value;

@@ -2,7 +2,7 @@
  * `node dist/fuse/kernel/probe/main.js DIR`: mounts a ProbeFs at DIR and takes commands, one
  * JSON line each, on stdin; answers one JSON line each on stdout. The protocol-level tests run
  * it as the serving process and probe the mount from theirs.
- *   {"cmd":"stats"} | {"cmd":"release"} | {"cmd":"set","name":N,"data":BASE64,"notify":BOOL} | {"cmd":"unmount"}
+ *   {"cmd":"stats"} | {"cmd":"release"} | {"cmd":"set","name":N,"data":BASE64,"notify":BOOL} | {"cmd":"unmount","waitMs"?:MS}
  */
 import { createInterface } from "node:readline";
 import { mountFuse } from "../mount.js";
@@ -22,7 +22,7 @@ void mount.session.ended.then(() => {
   process.exit(0);
 });
 
-type Cmd = { cmd: "stats" } | { cmd: "release" } | { cmd: "set"; name: string; data: string; notify: boolean } | { cmd: "unmount" };
+type Cmd = { cmd: "stats" } | { cmd: "release" } | { cmd: "set"; name: string; data: string; notify: boolean } | { cmd: "unmount"; waitMs?: number };
 for await (const line of createInterface({ input: process.stdin })) {
   if (!line.trim()) continue;
   const c = JSON.parse(line) as Cmd;
@@ -45,7 +45,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     case "unmount":
       // Not awaited: a busy mount is detached lazily and ends when its last file is closed,
       // which may take further commands. The end is reported as {"ended":true}.
-      void mount.unmount(60_000);
+      void mount.unmount(c.waitMs ?? 60_000);
       break;
   }
 }

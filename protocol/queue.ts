@@ -69,7 +69,7 @@ export interface QueueLenReply {
   len: number;
 }
 
-export const QueuePartitionsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })) });
+export const QueuePartitionsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: QUEUE_LIMITS.partitionsPage, default: QUEUE_LIMITS.defaultPartitionsPage })) });
 
 export const QueueClearBody = Type.Object({ partition: Type.Optional(Partition), all: Type.Optional(Type.Boolean()) });
 

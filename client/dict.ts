@@ -81,7 +81,7 @@ export class Dict<K = unknown, V = unknown> extends SiloObject {
     super(transport, record);
     this.batcher = new OpBatcher(
       async (ops) => (await this.rpc<{ results: WireResult[] }>("POST", `/v1/dicts/${this.id}/ops`, { ops })).results,
-      { maxInFlight: 4, maxOps: 1_000, maxBytes: 1024 * 1024 },
+      { maxInFlight: 4, maxOps: DICT_LIMITS.opsPerRequest, maxBytes: 1024 * 1024 },
     );
   }
 
@@ -159,7 +159,7 @@ export class Dict<K = unknown, V = unknown> extends SiloObject {
   private async *scan(values: boolean, opts: ScanOptions): AsyncGenerator<[Uint8Array, Uint8Array | undefined]> {
     let after: Uint8Array | undefined;
     for (;;) {
-      const page = await this.rpc<ScanPage>("POST", `/v1/dicts/${this.id}/scan`, { after, values, limit: opts.pageSize ?? 1000 });
+      const page = await this.rpc<ScanPage>("POST", `/v1/dicts/${this.id}/scan`, { after, values, limit: opts.pageSize ?? DICT_LIMITS.defaultScanPage });
       yield* page.entries;
       if (page.cursor === null) return;
       after = page.cursor;

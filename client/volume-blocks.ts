@@ -1,4 +1,5 @@
 import { InvalidError } from "../protocol/errors.js";
+import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
 import {
   type ByteRange,
   type CommitRequest,
@@ -22,8 +23,6 @@ export interface VolumeBlocksTarget {
   info(): Promise<{ name: string | null; version: number; inodeLimit: number; inodes: number; createdAt: Date | number }>;
 }
 
-/** Most hashes per "which are missing?" / direct-upload request (the server's limits). */
-const DIRECT_PLAN_HASHES = 1000;
 
 /**
  * The block-level API of one volume: versions, trees and deltas, content-addressed blocks,
@@ -139,8 +138,8 @@ export class VolumeBlocks {
     if (this.directUploads === false) return false;
     const byHash = new Map(blocks.map((b) => [b.hash, b.data]));
     const hashes = [...byHash.keys()];
-    for (let i = 0; i < hashes.length; i += DIRECT_PLAN_HASHES) {
-      const part = hashes.slice(i, i + DIRECT_PLAN_HASHES);
+    for (let i = 0; i < hashes.length; i += VOLUME_ROUTE_LIMITS.directHashes) {
+      const part = hashes.slice(i, i + VOLUME_ROUTE_LIMITS.directHashes);
       const plan = await this.rpc<DirectUploadPlan>("POST", "/blocks/direct-uploads", { hashes: part });
       this.directUploads = plan.direct;
       if (!plan.direct) return false;

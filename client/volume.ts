@@ -8,6 +8,7 @@ import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
 import { type ByteRange, type DirectFileRead, type EntryType, type HistoryPage, type ManifestEntry, type RestoreResult, type TreePage, timeNsOf } from "../protocol/volume.js";
+import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
 
 /** One node in a volume (file, directory, symlink or special file), as `listdir` / `iterdir` report it. */
 export interface FileEntry {
@@ -138,7 +139,7 @@ export class Volume extends SiloObject {
     let after: string | undefined;
     do {
       const page = await this.rpc<TreePage>("GET", this.url("/list"), undefined, {
-        query: { path, recursive: opts.recursive ?? true, after, limit: 1000 },
+        query: { path, recursive: opts.recursive ?? true, after, limit: VOLUME_ROUTE_LIMITS.defaultPage },
       });
       for (const e of page.entries) yield toFileEntry(e);
       after = page.next;

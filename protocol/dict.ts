@@ -4,13 +4,14 @@
  */
 import { type Static, Type } from "typebox";
 import { DICT_LIMITS } from "./limits.js";
+import { IdSchema } from "./names.js";
 
 /** Binary data: msgpack bin, or standard base64 in JSON (the server's `x-bytes` keyword checks and decodes it). */
 const Bytes = Type.Unsafe<Uint8Array>({ "x-bytes": true });
 /** A key (or a scan cursor): at most DICT_LIMITS.keyBytes, refused at the edge rather than deep in the store. */
 const KeyBytes = Type.Unsafe<Uint8Array>({ "x-bytes": DICT_LIMITS.keyBytes });
 
-export const DictParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const DictParams = Type.Object({ id: IdSchema });
 
 /** One operation of a batch; each answers on its own. */
 export const DictOpSchema = Type.Union([
@@ -32,10 +33,9 @@ export const DictScanBody = Type.Object({
 });
 
 const TtlMs = Type.Integer({ minimum: 100, maximum: 24 * 60 * 60 * 1000 });
-const LeaseId = Type.String({ minLength: 1, maxLength: 64 });
 export const LockAcquireBody = Type.Object({ key: KeyBytes, ttlMs: TtlMs, waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) });
-export const LockRenewBody = Type.Object({ key: KeyBytes, leaseId: LeaseId, ttlMs: TtlMs });
-export const LockReleaseBody = Type.Object({ key: KeyBytes, leaseId: LeaseId });
+export const LockRenewBody = Type.Object({ key: KeyBytes, leaseId: IdSchema, ttlMs: TtlMs });
+export const LockReleaseBody = Type.Object({ key: KeyBytes, leaseId: IdSchema });
 
 export type DictOpRequest = Static<typeof DictOpSchema>;
 export type DictScanRequest = Static<typeof DictScanBody>;

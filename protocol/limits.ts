@@ -15,8 +15,9 @@ export const DICT_LIMITS = {
   lenCap: 100_000,
   /** Operations per batched request. */
   opsPerRequest: 1_000,
-  /** Entries per scan page, and the page's rough byte budget. */
+  /** Entries per scan page (most, and when the caller names none), and the page's rough byte budget. */
   scanPage: 10_000,
+  defaultScanPage: 1000,
   scanPageBytes: 4 * 1024 * 1024,
 } as const;
 
@@ -25,6 +26,9 @@ export const QUEUE_LIMITS = {
   maxItemBytes: 1024 * 1024,
   maxItemsPerPartition: 5_000,
   maxPartitionKeyBytes: 64,
+  /** Partitions in one listing (most, and when the caller names none). */
+  partitionsPage: 10_000,
+  defaultPartitionsPage: 1000,
   /** Longest single wait the server holds a request for; clients loop for longer waits. */
   maxWaitMs: 60_000,
 } as const;

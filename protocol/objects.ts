@@ -4,7 +4,7 @@
  * validates against these schemas and derives its handlers' types from them.
  */
 import { type Static, Type } from "typebox";
-import { NAME_PATTERN } from "./names.js";
+import { IdSchema, NameSchema } from "./names.js";
 
 /** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
 export interface ObjectRecord {
@@ -42,24 +42,21 @@ export interface IssuedToken {
 /** A secret's values: environment-variable names to values. */
 export type SecretValues = Record<string, string>;
 
-// The pattern is checked by the registry (checkName), whose message says what a valid name looks like.
-const Name = Type.String({ minLength: 1, maxLength: 64, description: `A name matching ${NAME_PATTERN}` });
 /** A kind's name in the URL (dict, queue, volume, secret, …): unknown kinds are NotFound. */
 const Kind = Type.String({ pattern: "^[a-z][a-z0-9-]{0,31}$" });
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Options = Type.Record(Type.String(), Type.Unknown(), { description: "Kind-specific options (e.g. a volume's inode limit)" });
 
 export const KindParams = Type.Object({ kind: Kind });
-export const KindIdParams = Type.Object({ kind: Kind, id: Id });
-export const KindNameParams = Type.Object({ kind: Kind, name: Name });
+export const KindIdParams = Type.Object({ kind: Kind, id: IdSchema });
+export const KindNameParams = Type.Object({ kind: Kind, name: NameSchema });
 
-export const CreateObjectBody = Type.Object({ name: Name, allowExisting: Type.Optional(Type.Boolean()), options: Type.Optional(Options) });
-export const LookupObjectBody = Type.Object({ name: Name, createIfMissing: Type.Optional(Type.Boolean()), options: Type.Optional(Options) });
+export const CreateObjectBody = Type.Object({ name: NameSchema, allowExisting: Type.Optional(Type.Boolean()), options: Type.Optional(Options) });
+export const LookupObjectBody = Type.Object({ name: NameSchema, createIfMissing: Type.Optional(Type.Boolean()), options: Type.Optional(Options) });
 export const ListObjectsQuery = Type.Object({
   maxObjects: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   createdBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
 });
-export const RenameObjectBody = Type.Object({ name: Name, newName: Name });
+export const RenameObjectBody = Type.Object({ name: NameSchema, newName: NameSchema });
 export const DeleteByNameQuery = Type.Object({ allowMissing: Type.Optional(Type.Boolean()) });
 export const EphemeralObjectBody = Type.Object({ options: Type.Optional(Options) });
 

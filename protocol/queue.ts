@@ -5,6 +5,7 @@
  */
 import { type Static, Type } from "typebox";
 import { QUEUE_LIMITS } from "./limits.js";
+import { IdSchema } from "./names.js";
 
 /** Binary data: msgpack bin, or standard base64 in JSON (the server's `x-bytes` keyword checks and decodes it). */
 export const Bytes = Type.Unsafe<Uint8Array>({ "x-bytes": true });
@@ -19,7 +20,7 @@ const TimeoutMs = Type.Integer({
 });
 const Count = Type.Integer({ minimum: 1, maximum: QUEUE_LIMITS.maxItemsPerPartition, default: 1 });
 
-export const QueueParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export const QueueParams = Type.Object({ id: IdSchema });
 
 export const QueuePutBody = Type.Object({
   // No maxItems: more than a partition holds is TooLarge (never fits), decided by the server; the body limit bounds it.
@@ -46,7 +47,7 @@ export interface QueueGetReply {
 }
 
 export const QueueConfirmBody = Type.Object({
-  leases: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 10_000 }),
+  leases: Type.Array(IdSchema, { maxItems: 10_000 }),
 });
 export interface QueueConfirmReply {
   confirmed: number;
@@ -68,7 +69,7 @@ export interface QueueLenReply {
   len: number;
 }
 
-export const QueuePartitionsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })) });
+export const QueuePartitionsQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: QUEUE_LIMITS.partitionsPage, default: QUEUE_LIMITS.defaultPartitionsPage })) });
 
 export const QueueClearBody = Type.Object({ partition: Type.Optional(Partition), all: Type.Optional(Type.Boolean()) });
 

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { ByteRange } from "../../protocol/volume.js";
+import { BLOCK_HASH_PATTERN } from "../../protocol/volume-routes.js";
 
 export type { ByteRange };
 
@@ -56,4 +57,4 @@ export interface DirectBlobAccess {
 }
 
 /** Block hashes are lowercase hex SHA-256. */
-export const HASH_RE = /^[0-9a-f]{64}$/;
+export const HASH_RE = new RegExp(BLOCK_HASH_PATTERN);

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { DictOpsBody, DictParams, DictScanBody, LockAcquireBody, LockReleaseBody, LockRenewBody } from "../../protocol/dict.js";
+import { DICT_LIMITS } from "../../protocol/limits.js";
 import type { DictEntries } from "./entries.js";
 import type { GroupCommit } from "../kv-group-commit.js";
 import type { DictLocks } from "./locks.js";
@@ -50,7 +51,7 @@ export async function dictRoutes(fastify: FastifyInstance, { registry, commits, 
       const body = req.body ?? {};
       return entries.scan(dictId(req), {
         after: body.after && buf(body.after),
-        limit: body.limit ?? 1000,
+        limit: body.limit ?? DICT_LIMITS.defaultScanPage,
         values: body.values ?? true,
         expiry: body.expiry ?? false,
       });

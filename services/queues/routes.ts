@@ -12,6 +12,7 @@ import {
   QueuePartitionsQuery,
   QueuePutBody,
 } from "../../protocol/queue.js";
+import { QUEUE_LIMITS } from "../../protocol/limits.js";
 import type { Caller } from "../auth/authenticate.js";
 import { invalid, siloError } from "../errors.js";
 import type { ObjectRegistry } from "../objects/registry.js";
@@ -177,7 +178,7 @@ export function queueRoutes(
       },
     },
     async (req) => {
-      const { partitions, truncated } = store.partitions(queueId(req), req.query.limit ?? 1000);
+      const { partitions, truncated } = store.partitions(queueId(req), req.query.limit ?? QUEUE_LIMITS.defaultPartitionsPage);
       return {
         partitions: partitions.map((p) => ({ partition: p.key === DEFAULT_PARTITION ? null : p.key, items: p.items, expiresAt: p.expiresAt })),
         truncated,

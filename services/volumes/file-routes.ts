@@ -1,70 +1,43 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { TreePage } from "../../protocol/volume.js";
+import { FileQuery, ListQuery, SmallFilesBody, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { invalid } from "../errors.js";
 import { normalizePath } from "./paths.js";
 import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
-type IdParams = { id: string };
-
 /** File-level reads for clients without a mount: list a path, read a file (ranged stream), read many small files at once. */
-export async function fileRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
+export async function fileRoutes(fastify: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
+  // Schemas and handler types from one definition each (protocol/volume-routes.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  app.get<{ Params: IdParams; Querystring: { path?: string; recursive?: boolean; version?: number; after?: string; limit?: number } }>(
+  app.get(
     "/v1/volumes/:id/list",
-    {
-      schema: {
-        querystring: {
-          type: "object",
-          properties: {
-            path: { type: "string" },
-            recursive: { type: "boolean" },
-            version: { type: "integer", minimum: 0 },
-            after: { type: "string" },
-            limit: { type: "integer", minimum: 1, maximum: 10_000 },
-          },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, querystring: ListQuery } },
     async (req): Promise<TreePage> => {
       const vol = await volumes.open(req.caller, req.params.id);
       const { version, entry } = await volumes.lookup(vol, req.query.version, req.query.path ?? "");
       // A file lists as itself; a directory lists its contents.
       if (entry !== "root" && entry.type !== "directory") return { version, entries: [entry] };
       const dir = normalizePath(req.query.path ?? "");
-      return volumes.store.list(vol.st.volume, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? 1000);
+      return volumes.store.list(vol.st.volume, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? VOLUME_ROUTE_LIMITS.defaultPage);
     },
   );
 
-  app.post<{ Params: IdParams; Body: { paths: string[]; version?: number } }>(
+  app.post(
     "/v1/volumes/:id/files",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["paths"],
-          properties: { paths: { type: "array", maxItems: 1000, items: { type: "string" } }, version: { type: "integer", minimum: 0 } },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, body: SmallFilesBody } },
     async (req) => {
       const vol = await volumes.open(req.caller, req.params.id);
       return volumes.readSmallFiles(vol, req.body.version, req.body.paths);
     },
   );
 
-  app.get<{ Params: IdParams; Querystring: { path: string; version?: number } }>(
+  app.get(
     "/v1/volumes/:id/file",
-    {
-      schema: {
-        querystring: {
-          type: "object",
-          required: ["path"],
-          properties: { path: { type: "string" }, version: { type: "integer", minimum: 0 } },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, querystring: FileQuery } },
     async (req, reply) => {
       const vol = await volumes.open(req.caller, req.params.id);
       const { version, entry: row } = await volumes.lookup(vol, req.query.version, req.query.path);

@@ -1,39 +1,34 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { VersionPin } from "../../protocol/volume.js";
+import { PinBody, PinParams, VolumeIdParams } from "../../protocol/volume-routes.js";
 import type { VolumeStore } from "./volume-store.js";
-
-type PinParams = { id: string; pinId: string };
-const versionBody = { type: "object", properties: { version: { type: "integer", minimum: 0 } } } as const;
 
 /**
  * Version pins of a volume: create (the latest version unless one is given), renew or move,
  * delete. Creating or moving a pin to a version GC already dropped fails with VERSION_GONE.
  */
-export async function pinRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
+export async function pinRoutes(fastify: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
+  // Schemas and handler types from one definition each (protocol/volume-routes.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  // The body may be absent altogether (then it is not validated): the latest version.
+  type MaybeBody = { body: { version?: number } | undefined };
 
   // The store checks the version and writes the pin in one atomic step, so no GC pass advances in between.
-  app.post<{ Params: { id: string }; Body: { version?: number } | undefined }>(
-    "/v1/volumes/:id/pins",
-    { schema: { body: versionBody } },
-    async (req): Promise<VersionPin> => {
-      return volumes.pin(await volumes.open(req.caller, req.params.id), req.body?.version);
-    },
-  );
+  app.post("/v1/volumes/:id/pins", { schema: { params: VolumeIdParams, body: PinBody } }, async (req): Promise<VersionPin> => {
+    return volumes.pin(await volumes.open(req.caller, req.params.id), (req as MaybeBody).body?.version);
+  });
 
-  app.put<{ Params: PinParams; Body: { version?: number } | undefined }>(
-    "/v1/volumes/:id/pins/:pinId",
-    { schema: { body: versionBody } },
-    async (req): Promise<VersionPin> => {
-      return volumes.renewPin(await volumes.open(req.caller, req.params.id), req.params.pinId, req.body?.version);
-    },
-  );
+  app.put("/v1/volumes/:id/pins/:pinId", { schema: { params: PinParams, body: PinBody } }, async (req): Promise<VersionPin> => {
+    return volumes.renewPin(await volumes.open(req.caller, req.params.id), req.params.pinId, (req as MaybeBody).body?.version);
+  });
 
-  app.get<{ Params: { id: string } }>("/v1/volumes/:id/pins", async (req) => {
+  app.get("/v1/volumes/:id/pins", { schema: { params: VolumeIdParams } }, async (req) => {
     return { pins: await volumes.pins(await volumes.open(req.caller, req.params.id)) };
   });
 
-  app.delete<{ Params: PinParams }>("/v1/volumes/:id/pins/:pinId", async (req) => {
+  app.delete("/v1/volumes/:id/pins/:pinId", { schema: { params: PinParams } }, async (req) => {
     await volumes.unpin(await volumes.open(req.caller, req.params.id), req.params.pinId);
     return {};
   });

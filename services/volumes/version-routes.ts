@@ -1,56 +1,31 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { HistoryPage, RestoreResult } from "../../protocol/volume.js";
+import { ForkBody, HistoryQuery, RestoreBody, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { publicRecord } from "../objects/routes.js";
 import type { VolumeStore } from "./volume-store.js";
 
-type IdParams = { id: string };
-
 /** Versions as a user feature: list what each version changed and who committed it, restore a path or the volume, fork a version into a new volume. */
-export async function versionRoutes(app: FastifyInstance, opts: { volumes: VolumeStore }) {
+export async function versionRoutes(fastify: FastifyInstance, opts: { volumes: VolumeStore }) {
   const { volumes } = opts;
+  // Schemas and handler types from one definition each (protocol/volume-routes.ts).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  app.get<{ Params: IdParams; Querystring: { path?: string; before?: number; limit?: number } }>(
+  app.get(
     "/v1/volumes/:id/history",
-    {
-      schema: {
-        querystring: {
-          type: "object",
-          properties: {
-            path: { type: "string" },
-            before: { type: "integer", minimum: 0 },
-            limit: { type: "integer", minimum: 1, maximum: 1000 },
-          },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, querystring: HistoryQuery } },
     async (req): Promise<HistoryPage> => volumes.history(await volumes.open(req.caller, req.params.id), req.query),
   );
 
-  app.post<{ Params: IdParams; Body: { version: number; path?: string } }>(
+  app.post(
     "/v1/volumes/:id/restore",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["version"],
-          properties: { version: { type: "integer", minimum: 0 }, path: { type: "string" } },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, body: RestoreBody } },
     async (req): Promise<RestoreResult> => volumes.restore(await volumes.open(req.caller, req.params.id), req.caller, req.body.version, req.body.path),
   );
 
-  app.post<{ Params: IdParams; Body: { name: string; version?: number } }>(
+  app.post(
     "/v1/volumes/:id/fork",
-    {
-      schema: {
-        body: {
-          type: "object",
-          required: ["name"],
-          properties: { name: { type: "string" }, version: { type: "integer", minimum: 0 } },
-        },
-      },
-    },
+    { schema: { params: VolumeIdParams, body: ForkBody } },
     async (req) => publicRecord(await volumes.fork(await volumes.open(req.caller, req.params.id), req.caller, req.body.name, req.body.version)),
   );
 }

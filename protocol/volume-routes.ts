@@ -1,0 +1,72 @@
+/**
+ * The volume routes' request schemas and their limits, stated once with TypeBox: the server
+ * validates against these schemas and derives its handlers' types from them; the client sizes its
+ * requests by the same limits. The commit body is volume-schemas.ts's.
+ */
+import { Type } from "typebox";
+
+/** Request-size limits of the volume routes. */
+export const VOLUME_ROUTE_LIMITS = {
+  /** Hashes in one "which blocks are missing?" request. */
+  missingHashes: 100_000,
+  /** Blocks in one batched small-block upload. */
+  blocksPerBatch: 10_000,
+  /** Hashes in one direct-upload plan or confirmation. */
+  directHashes: 1000,
+  /** Paths in one small-files read. */
+  filesPerRead: 1000,
+  /** Entries in one list or tree page, and the page an absent limit gets. */
+  maxPage: 10_000,
+  defaultPage: 1000,
+  /** Versions in one history page. */
+  maxHistoryPage: 1000,
+} as const;
+
+/** A block's hash: SHA-256 in lower-case hex. */
+export const BLOCK_HASH_PATTERN = "^[0-9a-f]{64}$";
+
+const Hash = Type.String({ pattern: BLOCK_HASH_PATTERN });
+const Version = Type.Integer({ minimum: 0 });
+const Page = Type.Integer({ minimum: 1, maximum: VOLUME_ROUTE_LIMITS.maxPage });
+const hashList = (maxItems: number) => Type.Object({ hashes: Type.Array(Hash, { maxItems }) });
+
+export const VolumeIdParams = Type.Object({ id: Type.String() });
+export const BlockParams = Type.Object({ id: Type.String(), hash: Hash });
+export const PinParams = Type.Object({ id: Type.String(), pinId: Type.String() });
+
+export const MissingBlocksBody = hashList(VOLUME_ROUTE_LIMITS.missingHashes);
+export const DirectHashesBody = hashList(VOLUME_ROUTE_LIMITS.directHashes);
+/** Binary data: msgpack bin, or standard base64 in JSON (the server's `x-bytes` keyword checks and decodes it). */
+const Bytes = Type.Unsafe<Uint8Array>({ "x-bytes": true });
+export const SmallBlocksBody = Type.Object({
+  blocks: Type.Array(Type.Object({ hash: Hash, data: Bytes }), { maxItems: VOLUME_ROUTE_LIMITS.blocksPerBatch }),
+});
+
+export const ListQuery = Type.Object({
+  path: Type.Optional(Type.String()),
+  recursive: Type.Optional(Type.Boolean()),
+  version: Type.Optional(Version),
+  after: Type.Optional(Type.String()),
+  limit: Type.Optional(Page),
+});
+export const SmallFilesBody = Type.Object({
+  paths: Type.Array(Type.String(), { maxItems: VOLUME_ROUTE_LIMITS.filesPerRead }),
+  version: Type.Optional(Version),
+});
+export const FileQuery = Type.Object({ path: Type.String(), version: Type.Optional(Version) });
+
+export const DeltaQuery = Type.Object({ from: Version, to: Type.Optional(Version) });
+export const TreeQuery = Type.Object({ version: Type.Optional(Version), after: Type.Optional(Type.String()), limit: Type.Optional(Page) });
+export const RemoveBody = Type.Object({ path: Type.String(), recursive: Type.Optional(Type.Boolean()) });
+export const CopyBody = Type.Object({ srcPaths: Type.Array(Type.String()), dst: Type.String(), recursive: Type.Optional(Type.Boolean()) });
+
+/** A pin's version (absent: the latest); the body itself may be absent. */
+export const PinBody = Type.Object({ version: Type.Optional(Version) });
+
+export const HistoryQuery = Type.Object({
+  path: Type.Optional(Type.String()),
+  before: Type.Optional(Version),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: VOLUME_ROUTE_LIMITS.maxHistoryPage })),
+});
+export const RestoreBody = Type.Object({ version: Version, path: Type.Optional(Type.String()) });
+export const ForkBody = Type.Object({ name: Type.String(), version: Type.Optional(Version) });

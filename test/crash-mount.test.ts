@@ -12,21 +12,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { mulberry32 } from "./helpers/prng.js";
 
 const ROUNDS = Number(process.env.SILO_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.SILO_CRASH_SEED ?? Date.now() % 1_000_000);
 
-/** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const fx = siloServerFixture();
 let mounts: Mounts;
@@ -60,7 +50,7 @@ async function readTree(dir: string, rel = ""): Promise<Map<string, Buffer>> {
 
 describe(`randomized crashes (seed ${SEED}, ${ROUNDS} rounds)`, () => {
   it("after kill -9 of the daemon or the server, every acknowledged change is recovered byte for byte", async () => {
-    const random = rng(SEED);
+    const random = mulberry32(SEED);
     const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
     const bytes = (n: number) => {
       const b = Buffer.alloc(n);

@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mulberry32 } from "./helpers/prng.js";
 
 const OPS = resolve(import.meta.dirname, "fixtures/posix-ops.py");
 const SEED = Number(process.env.SILO_POSIX_SEED ?? 16);
@@ -33,21 +34,10 @@ afterAll(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-/** mulberry32: a small seeded generator, so a failing sequence can be replayed (SILO_POSIX_SEED). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Python templates of `steps` random operations; `{d}` stands for the tree's root. */
 function sequence(seed: number, steps: number): string[] {
-  const rnd = random(seed);
+  const rnd = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const int = (n: number) => Math.floor(rnd() * n);
   // A small name space, so operations meet each other's names (and their errors).

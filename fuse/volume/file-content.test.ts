@@ -34,7 +34,8 @@ async function readAll(store: ContentStore, c: FileContent): Promise<Buffer> {
   return buf;
 }
 
-describe("ContentStore", () => {
+// Whole 8 MiB blocks on a real disk: a loaded machine takes seconds, so the bound is generous (it only catches a hang).
+describe("ContentStore", { timeout: 60_000 }, () => {
   const b0 = Buffer.alloc(BLOCK_SIZE, 1);
   const b1 = Buffer.from("tail of the file");
 

@@ -30,21 +30,16 @@ export function newStat(mode: number, uid = 0, gid = 0, t = nowNs()): NodeStat {
 export const msOf = (ns: bigint): number => Number((ns - (((ns % 1_000_000n) + 1_000_000n) % 1_000_000n)) / 1_000_000n);
 
 abstract class BaseNode implements NodeStat {
-  mode: number;
-  uid: number;
-  gid: number;
-  atimeNs: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  xattrs: Xattrs | undefined;
+  // Set by setStat, which the constructor calls.
+  mode!: number;
+  uid!: number;
+  gid!: number;
+  atimeNs!: bigint;
+  mtimeNs!: bigint;
+  ctimeNs!: bigint;
+  xattrs!: Xattrs | undefined;
   constructor(s: NodeStat) {
-    this.mode = s.mode & 0o7777;
-    this.uid = s.uid;
-    this.gid = s.gid;
-    this.atimeNs = s.atimeNs;
-    this.mtimeNs = s.mtimeNs;
-    this.ctimeNs = s.ctimeNs;
-    this.xattrs = s.xattrs;
+    this.setStat(s);
   }
   get mtimeMs(): number {
     return msOf(this.mtimeNs);

@@ -162,11 +162,11 @@ export class VolumeFs implements Filesystem {
         return { ...base, size: 4096, nlink: 2 + subdirs };
       }
       case "symlink":
-        return { ...base, size: Buffer.byteLength(node.target), nlink: Math.max(1, node.nlink) };
+        return { ...base, size: Buffer.byteLength(node.target), nlink: Math.max(0, node.nlink) };
       case "file":
-        return { ...base, size: node.content.size, nlink: Math.max(1, node.nlink) };
+        return { ...base, size: node.content.size, nlink: Math.max(0, node.nlink) };
       default:
-        return { ...base, size: 0, nlink: Math.max(1, node.nlink), rdev: node.rdev };
+        return { ...base, size: 0, nlink: Math.max(0, node.nlink), rdev: node.rdev };
     }
   }
 

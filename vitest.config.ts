@@ -34,6 +34,10 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Vitest's default is one worker fewer than the CPUs: on the 2-core machines one file at a
+    // time (24 min). The suites mostly wait on their servers and mounts (separate processes, own
+    // temporary homes and mount points), so two files at a time roughly halve the wall time.
+    maxWorkers: 2,
     // The JSON report keeps per-file durations (test-artifacts/ is ignored by git).
     reporters: ["default", ["json", { outputFile: "test-artifacts/vitest.json" }]],
     projects: [

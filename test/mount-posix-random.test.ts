@@ -52,7 +52,7 @@ function sequence(seed: number, steps: number): string[] {
     // After the operation: the times of what it touched (the node, its parent), as one step's own.
     const touched = new Set([p, parentOf(p)]);
     let op: string;
-    switch (pick(["create", "write", "write", "truncate", "chmod", "chown", "utimens", "link", "unlink", "rename", "mkdir", "mkdir", "rmdir", "symlink", "mkfifo"])) {
+    switch (pick(["create", "write", "write", "truncate", "chmod", "chown", "utimens", "link", "unlink", "rename", "exchange", "mkdir", "mkdir", "rmdir", "symlink", "mkfifo"])) {
       case "create":
         op = `write(${q(p)}, ${JSON.stringify("x".repeat(int(5000)))}, flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NONBLOCK, mode=${pick([0o644, 0o600, 0o755])})`;
         break;
@@ -84,6 +84,12 @@ function sequence(seed: number, steps: number): string[] {
         const to = path();
         touched.add(to).add(parentOf(to));
         op = `os.rename(${q(p)}, ${q(to)})`;
+        break;
+      }
+      case "exchange": {
+        const to = path();
+        touched.add(to).add(parentOf(to));
+        op = `exchange(${q(p)}, ${q(to)})`;
         break;
       }
       case "mkdir":

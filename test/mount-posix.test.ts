@@ -305,6 +305,22 @@ describe("hard links", () => {
     expect(await one(dir, unlinkedOpen)).toEqual([0, "jELLO"]);
   });
 
+  it("renameat2 RENAME_EXCHANGE swaps two names, across directories and types, kept through remount", async () => {
+    const { name, dir } = await mounted();
+    await ops(dir, ["os.mkdir('d')", "os.mkdir('e')", "write('e/f', 'file')", "write('d/inner', 'in')"]);
+    const ino = { d: (await stat(dir, "d")).ino, f: (await stat(dir, "e/f")).ino };
+    await one(dir, "exchange('d', 'e/f')");
+    expect(await stat(dir, "d")).toMatchObject({ type: "file", ino: ino.f });
+    expect(await stat(dir, "e/f")).toMatchObject({ type: "directory", ino: ino.d });
+    expect(await one(dir, "read('e/f/inner')")).toBe("in");
+    expect(await errnoOf(dir, "exchange('d', 'nope')")).toBe("ENOENT");
+    expect(await errnoOf(dir, "exchange('e', 'e/f/inner')")).toBe("EINVAL");
+    await remount(name, dir);
+    expect(await one(dir, "read('d')")).toBe("file");
+    expect(await one(dir, "read('e/f/inner')")).toBe("in");
+    expect(await stat(dir, "e")).toMatchObject({ type: "directory", nlink: 3 });
+  });
+
   it("refuses links of directories (EPERM) and across file systems (EXDEV)", async () => {
     const { dir } = await mounted();
     const other = mkdtempSync(join(tmpdir(), "silo-posix-other-"));

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
-import { FUSE_ROOT_ID } from "../kernel/abi.js";
+import { FUSE_ROOT_ID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap } from "../kernel/inode-map.js";
 import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
@@ -28,7 +28,6 @@ const SPECIAL_OF = new Map<number, SpecialType>([
   [0o140000, "socket"],
 ]);
 const O_ACCMODE = 3;
-const RENAME_NOREPLACE = 1;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const FALLOC_FL_KEEP_SIZE = 0x01;
@@ -304,10 +303,20 @@ export class VolumeFs implements Filesystem {
 
   rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): void {
     this.writable();
-    if (flags & ~RENAME_NOREPLACE) throw new FsError("EINVAL"); // RENAME_EXCHANGE, RENAME_WHITEOUT
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError("EINVAL"); // RENAME_WHITEOUT (overlayfs only)
     const from = this.childPath(parent, name);
     const to = this.childPath(newParent, newName);
     const node = this.mv.ns.lookup(from);
+    if (flags & RENAME_EXCHANGE) {
+      if (flags & RENAME_NOREPLACE) throw new FsError("EINVAL");
+      const other = this.mv.ns.lookup(to);
+      this.mv.ns.exchange(from, to);
+      const ino = node && this.inodes.peek(node);
+      const otherIno = other && this.inodes.peek(other);
+      if (ino !== undefined) this.names.set(ino, { parent: newParent, name: newName });
+      if (otherIno !== undefined) this.names.set(otherIno, { parent, name });
+      return;
+    }
     if (flags & RENAME_NOREPLACE && this.mv.ns.lookup(to)) throw new FsError("EEXIST");
     const replaced = this.mv.ns.rename(from, to);
     if (replaced) this.mv.changed(undefined, replaced);

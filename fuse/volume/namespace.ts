@@ -226,6 +226,35 @@ export class Namespace {
     return old;
   }
 
+  /** renameat2(RENAME_EXCHANGE): swaps what two existing names point to, in one step. */
+  exchange(a: string, b: string): void {
+    if (a === b) return;
+    // The kernel refuses an ancestor with EINVAL before asking, but not every caller is the kernel.
+    if (b.startsWith(`${a}/`) || a.startsWith(`${b}/`)) throw new FsError("EINVAL");
+    const pa = this.parent(a);
+    const pb = this.parent(b);
+    const na = pa.dir.children.get(pa.name);
+    const nb = pb.dir.children.get(pb.name);
+    if (!na || !nb) throw new FsError("ENOENT");
+    if (na === nb) return;
+    if (na.type === "directory") checkPathLength(b + longestSuffix(na));
+    if (nb.type === "directory") checkPathLength(a + longestSuffix(nb));
+    this.touchTree(a, na);
+    this.touchTree(b, nb);
+    this.inodes += this.count(b, na) + this.count(a, nb) - this.count(a, na) - this.count(b, nb);
+    pa.dir.children.set(pa.name, nb);
+    pb.dir.children.set(pb.name, na);
+    const t = nowNs();
+    pa.dir.modifiedNow(t);
+    pb.dir.modifiedNow(t);
+    na.changedNow(t);
+    nb.changedNow(t);
+    this.touchParent(a);
+    this.touchParent(b);
+    this.touchTree(a, nb);
+    this.touchTree(b, na);
+  }
+
   /** Marks a path as changed since the last commit. */
   touch(path: string): void {
     this.dirty.add(path);

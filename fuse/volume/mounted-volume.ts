@@ -4,6 +4,7 @@ import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
+import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -174,7 +175,9 @@ export class MountedVolume {
           known.push(run > 1 ? [i, h, run] : [i, h]);
           i += run - 1;
         }
-        return { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
+        const record: JournalRecord = { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
+        if (c.partial.size) record.partial = [...c.partial].map(([i, p]) => [i, p.base, p.baseLen, p.written.toJSON()]);
+        return record;
       }
     }
   }
@@ -255,6 +258,7 @@ export class MountedVolume {
               c.size = r.size;
               c.hashes = hashes;
               c.local.clear();
+              c.partial.clear();
               node.setStat(statOf(r));
               node.linkId = r.linkId;
               if (this.ns.lookup(r.path) !== node) node.nlink++;
@@ -267,6 +271,7 @@ export class MountedVolume {
               if (key) byUpper.set(key, node);
             }
             for (const i of r.local) node.content.local.add(i);
+            for (const [i, base, baseLen, written] of r.partial ?? []) node.content.partial.set(i, { base, baseLen, written: new Extents(written) });
             if (this.ns.lookup(r.path) !== node) {
               if (node.nlink === 0) node.nlink = 1;
               this.ns.applyNode(r.path, node);
@@ -399,11 +404,7 @@ export class MountedVolume {
         if (version === this.viewVersion + 1) this.viewVersion = version;
       }
       // Blocks unchanged since the snapshot now hold what the server has.
-      for (const [c, f] of files) {
-        for (let i = 0; i < f.hashes.length && i < c.hashes.length; i++) {
-          if (c.hashes[i] === null && !f.snap.changed.has(i)) c.hashes[i] = f.hashes[i]!;
-        }
-      }
+      for (const [c, f] of files) this.store.acknowledge(c, f.snap, f.hashes);
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds.

@@ -52,11 +52,15 @@ function time(fn: () => void): number {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-function seqWrite(path: string): number {
+/** `distinct`: every MiB starts with its offset, so no two 8 MiB blocks are equal (the volume dedups equal blocks: one fetch would serve them all). */
+function seqWrite(path: string, distinct = false): number {
   const buf = randomBytes(MiB);
   return time(() => {
     const fd = openSync(path, "w");
-    for (let off = 0; off < SIZE; off += MiB) writeSync(fd, buf, 0, MiB, off);
+    for (let off = 0; off < SIZE; off += MiB) {
+      if (distinct) buf.writeUIntLE(off, 0, 6);
+      writeSync(fd, buf, 0, MiB, off);
+    }
     fsyncSync(fd);
     closeSync(fd);
   });
@@ -310,9 +314,9 @@ async function randomWriteOnly(env: NodeJS.ProcessEnv, client: SiloClient): Prom
   if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
   const mnt = join(work, "mnt");
   mount(env, "bench", mnt);
-  seqWrite(join(native, "big"));
-  if (haveBindfs) seqWrite(join(bind, "big"));
-  seqWrite(join(mnt, "big"));
+  seqWrite(join(native, "big"), true);
+  if (haveBindfs) seqWrite(join(bind, "big"), true);
+  seqWrite(join(mnt, "big"), true);
   unmount(env, mnt);
   console.log(`silo mount benchmark, one row: ${RANDOM_WRITES} random 4 KiB writes into a committed ${SIZE / MiB} MiB file\n`);
   mount(env, "bench", mnt);

@@ -31,8 +31,11 @@ export interface MountStatus {
   lastCommitError: string | null;
 }
 
-/** Blocks of one file read and hashed at a time (bounded memory: 8 × 8 MiB). */
-const UPLOAD_BATCH = 8;
+/**
+ * Blocks of one file read and hashed at a time; the next batch is read while one uploads
+ * (bounded memory: 2 × 4 × 8 MiB besides the uploader's 64 MiB).
+ */
+const UPLOAD_BATCH = 4;
 const TREE_PAGE = 5_000;
 /** Appended journal bytes after which the log is rewritten even without a successful commit. */
 const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
@@ -431,13 +434,22 @@ export class MountedVolume {
       if (h) out[i] = h;
       else if (!toRead.has(i)) out[i] = HOLE;
     }
-    for (let k = 0; k < reads.length; k += UPLOAD_BATCH) {
-      const batch = await Promise.all(
+    const readBatch = (k: number) => {
+      const batch = Promise.all(
         reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
           const data = await this.store.snapshotBlock(c, snap, i);
           return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
         }),
       );
+      // Awaited below, unless an upload failed first: then its failure is the one reported.
+      batch.catch(() => {});
+      return batch;
+    };
+    // Reading a partial block fetches its base: the next batch is read while this one uploads.
+    let next = reads.length > 0 ? readBatch(0) : undefined;
+    for (let k = 0; k < reads.length; k += UPLOAD_BATCH) {
+      const batch = await next!;
+      next = k + UPLOAD_BATCH < reads.length ? readBatch(k + UPLOAD_BATCH) : undefined;
       // Taken as fast as memory allows; the engine uploads several at once meanwhile.
       for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
       for (const b of batch) out[b.i] = b.hash;

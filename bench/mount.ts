@@ -6,6 +6,8 @@
  * small file while another is written continuously, and the daemon's RSS with a 1 TiB sparse
  * file (JOURNAL_ONLY=1 runs only those two). Prints
  * silo/native and silo/bindfs ratios (bindfs: scripts/bench-deps.sh). Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
+ * ROWS=random-write runs only the 4 KiB random write row (after writing its file), with what
+ * the daemon fetched, CPU-seconds, and the final commit of the written file.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -50,11 +52,15 @@ function time(fn: () => void): number {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-function seqWrite(path: string): number {
+/** `distinct`: every MiB starts with its offset, so no two 8 MiB blocks are equal (the volume dedups equal blocks: one fetch would serve them all). */
+function seqWrite(path: string, distinct = false): number {
   const buf = randomBytes(MiB);
   return time(() => {
     const fd = openSync(path, "w");
-    for (let off = 0; off < SIZE; off += MiB) writeSync(fd, buf, 0, MiB, off);
+    for (let off = 0; off < SIZE; off += MiB) {
+      if (distinct) buf.writeUIntLE(off, 0, 6);
+      writeSync(fd, buf, 0, MiB, off);
+    }
     fsyncSync(fd);
     closeSync(fd);
   });
@@ -172,6 +178,11 @@ async function main(): Promise<void> {
   server = await BenchSilo.start();
   const env = server.env;
   const client = server.client();
+  if (process.env.ROWS === "random-write") {
+    await randomWriteOnly(env, client);
+    await client.close();
+    return;
+  }
   // JOURNAL_ONLY=1: only the commit-under-a-writer and sparse-file rows.
   if (process.env.JOURNAL_ONLY) {
     await commitUnderWriter(env, client);
@@ -276,6 +287,51 @@ async function main(): Promise<void> {
   await commitUnderWriter(env, client);
   await sparseRss(env, client);
   await client.close();
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * ROWS=random-write: the 1 GiB file is written natively, on bindfs and through a silo mount
+ * (committed at its unmount); then RANDOM_WRITES random 4 KiB writes into it on each, on a fresh
+ * silo mount (its cache empty: every block the writes needed would be fetched). Besides the row:
+ * bytes the daemon fetched during the writes, daemon + server CPU-seconds of the writes, and the
+ * unmount's final commit of the written file.
+ */
+async function randomWriteOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("bench", { createIfMissing: true });
+  const native = join(work, "native");
+  mkdirSync(native);
+  const bindSrc = join(work, "bind-src");
+  mkdirSync(bindSrc);
+  const bind = join(work, "bind");
+  const haveBindfs = bindfsMount(bindSrc, bind);
+  if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
+  const mnt = join(work, "mnt");
+  mount(env, "bench", mnt);
+  seqWrite(join(native, "big"), true);
+  if (haveBindfs) seqWrite(join(bind, "big"), true);
+  seqWrite(join(mnt, "big"), true);
+  unmount(env, mnt);
+  console.log(`silo mount benchmark, one row: ${RANDOM_WRITES} random 4 KiB writes into a committed ${SIZE / MiB} MiB file\n`);
+  mount(env, "bench", mnt);
+  const socket = join(stateDirFor(mnt), "control.sock");
+  const pid = (await readMountRecord(mnt))!.pid;
+  const nativeSeconds = randomWrites(join(native, "big"));
+  const bindSeconds = haveBindfs ? randomWrites(join(bind, "big")) : undefined;
+  const cpu0 = cpuSecondsOf(pid) + server!.cpuSeconds();
+  const siloSeconds = randomWrites(join(mnt, "big"));
+  const cpu = cpuSecondsOf(pid) + server!.cpuSeconds() - cpu0;
+  const status = await controlRequest<{ cache: { bytesFetched: number; misses: number } }>(socket, "status");
+  row("4k random write (IOPS)", { native: RANDOM_WRITES / nativeSeconds, bindfs: bindSeconds && RANDOM_WRITES / bindSeconds, silo: RANDOM_WRITES / siloSeconds }, "IOPS");
+  const commitSeconds = unmount(env, mnt);
+  console.log(`  (silo: the daemon fetched ${status.cache.bytesFetched} bytes in ${status.cache.misses} block reads during the writes; daemon + server used ${cpu.toFixed(2)} CPU-s for them; the unmount's final commit took ${commitSeconds.toFixed(2)} s)`);
+  if (haveBindfs) bindfsUnmount(bind);
 }
 
 /** Median of a sample, in place. */

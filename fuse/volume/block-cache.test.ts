@@ -37,6 +37,19 @@ describe("BlockCache", () => {
     expect(await cache.read("h1", 9, Buffer.alloc(10), 0, 10)).toBe(2);
   });
 
+  it("getOnce serves a cached block without fetching, and fetches an uncached one without keeping it", async () => {
+    const { cache, fetches } = await cacheOf({ h1: "cached", h2: "read once" }, 1000);
+    await cache.get("h1");
+    expect((await cache.getOnce("h1")).toString()).toBe("cached");
+    expect(fetches.get("h1")).toBe(1);
+    expect((await cache.getOnce("h2")).toString()).toBe("read once");
+    expect(cache.sizeBytes).toBe("cached".length);
+    expect(cache.stats()).toMatchObject({ bytesFetched: "cached".length + "read once".length, misses: 2, hits: 1 });
+    await cache.getOnce("h2");
+    expect(fetches.get("h2")).toBe(2);
+    await cache.close();
+  });
+
   it("fetches a block once for concurrent readers (single flight) and serves repeats from disk", async () => {
     const { cache, fetches, holdFetches } = await cacheOf({ h: "abc" }, 1000);
     let release!: () => void;

@@ -48,6 +48,19 @@ export class BlockCache {
     }
   }
 
+  /**
+   * The whole block, from the cache if it is there or on its way, else fetched without keeping
+   * it: for bytes read once, like the base under a partially written block that a commit reads
+   * (later reads need the block that commit makes, not this one).
+   */
+  async getOnce(hash: string): Promise<Buffer> {
+    if (this.entries.get(hash)?.fh || this.pending.has(hash)) return this.get(hash);
+    this.counts.misses++;
+    const data = await this.fetch(hash);
+    this.counts.bytesFetched += data.length;
+    return data;
+  }
+
   /** Starts fetching blocks in the background (read-ahead); errors surface on the real read. */
   prefetch(hashes: string[]): void {
     for (const h of hashes) if (!this.entries.has(h)) this.load(h).catch(() => {});

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { BlockCache } from "./block-cache.js";
-import { ContentStore, FileContent, blockCount, sha256 } from "./file-content.js";
+import { mulberry32 } from "../../test/helpers/prng.js";
+import { ContentStore, FileContent, HOLE, MAX_EXTENTS, blockCount, isZeros, sha256 } from "./file-content.js";
 
 const dirs: string[] = [];
 const caches: BlockCache[] = [];
@@ -15,17 +16,31 @@ afterEach(async () => {
 });
 
 /** A content store over committed blocks held in memory (the "server"). */
-async function storeOf(blocks: Buffer[]) {
+async function storeOf(blocks: Buffer[], cacheBlocks = 64) {
   const root = mkdtempSync(join(tmpdir(), "silo-content-"));
   dirs.push(root);
   const byHash = new Map(blocks.map((b) => [sha256(b), b]));
-  const cache = new BlockCache(join(root, "cache"), 64 * BLOCK_SIZE, async (h) => byHash.get(h)!);
+  const cache = new BlockCache(join(root, "cache"), cacheBlocks * BLOCK_SIZE, async (h) => {
+    fetches.push(h);
+    const b = byHash.get(h);
+    if (!b) throw new Error(`block ${h} is not on the server`);
+    return b;
+  });
+  const fetches: string[] = [];
   await cache.init();
   caches.push(cache);
   mkdirSync(join(root, "upper"));
   const store = new ContentStore(join(root, "upper"), cache);
   const committed = () => new FileContent(blocks.reduce((n, b) => n + b.length, 0), blocks.map(sha256));
-  return { store, committed };
+  /** Blocks the cache fetched from the "server" so far. */
+  const fetched = () => fetches.length;
+  /** Puts a block on the "server" (a commit's upload). */
+  const upload = (b: Buffer) => byHash.set(sha256(b), Buffer.from(b));
+  /** GC on the "server": only `keep` stays. */
+  const collect = (keep: Set<string>) => {
+    for (const h of byHash.keys()) if (!keep.has(h)) byHash.delete(h);
+  };
+  return { store, committed, fetched, fetches, upload, collect };
 }
 
 async function readAll(store: ContentStore, c: FileContent): Promise<Buffer> {
@@ -39,12 +54,14 @@ describe("ContentStore", { timeout: 60_000 }, () => {
   const b0 = Buffer.alloc(BLOCK_SIZE, 1);
   const b1 = Buffer.from("tail of the file");
 
-  it("zeroRange zeros a committed file's bytes: whole blocks become holes, partial ones local; a later write over a hole sees zeros", async () => {
+  it("zeroRange zeros a committed file's bytes: whole blocks become holes, part of one is written zeros over its base; a later write over a hole sees zeros", async () => {
     const b2 = Buffer.alloc(BLOCK_SIZE, 2);
-    const { store, committed } = await storeOf([b0, b2, b1]);
+    const { store, committed, fetched } = await storeOf([b0, b2, b1]);
     const c = committed();
     await store.zeroRange(c, BLOCK_SIZE - 3, 2 * BLOCK_SIZE + 5);
-    expect(c.local.has(0) && c.local.has(2) && !c.local.has(1)).toBe(true);
+    expect(c.local.size).toBe(0);
+    expect([...c.partial.keys()].sort()).toEqual([0, 2]);
+    expect(fetched()).toBe(0);
     expect(c.hashes).toEqual([null, null, null]);
     const want = Buffer.concat([b0, b2, b1]);
     want.fill(0, BLOCK_SIZE - 3, 2 * BLOCK_SIZE + 5);
@@ -56,7 +73,7 @@ describe("ContentStore", { timeout: 60_000 }, () => {
     // A local block made whole hole, then written in part: the rest of it reads as zeros.
     await store.write(c, Buffer.from("x"), 1, 0);
     await store.zeroRange(c, 0, BLOCK_SIZE);
-    expect(c.local.has(0)).toBe(false);
+    expect(c.local.has(0) || c.partial.has(0)).toBe(false);
     await store.write(c, Buffer.from("y"), 1, 10);
     want.fill(0, 0, BLOCK_SIZE);
     want[10] = "y".charCodeAt(0);
@@ -73,10 +90,12 @@ describe("ContentStore", { timeout: 60_000 }, () => {
     expect(await store.read(c, buf, 10, c.size)).toBe(0);
   });
 
-  it("a partial write copies the block up, marks only the touched blocks changed, and keeps the rest", async () => {
-    const { store, committed } = await storeOf([b0, b1]);
+  it("a partial write lands in place over the committed block, marks only the touched blocks changed, and keeps the rest", async () => {
+    const { store, committed, fetched } = await storeOf([b0, b1]);
     const c = committed();
     await store.write(c, Buffer.from("XY"), 2, BLOCK_SIZE + 5);
+    expect(fetched()).toBe(0);
+    expect(c.partial.get(1)).toMatchObject({ base: sha256(b1), baseLen: b1.length });
     expect(c.hashes[0]).toBe(sha256(b0));
     expect(c.hashes[1]).toBeNull();
     expect(c.clean).toBe(false);
@@ -133,5 +152,248 @@ describe("ContentStore", { timeout: 60_000 }, () => {
     expect((await readAll(store, c)).toString()).toBe("0123456789");
     expect(c.generation).toBe(10);
     await store.discard(c);
+  });
+});
+
+/** Bytes that differ at every offset and per `seed` (an offset bug cannot read as the right bytes). */
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed * 13 + (i >> 9)) & 255;
+  return b;
+}
+
+async function readRange(store: ContentStore, c: FileContent, pos: number, len: number): Promise<Buffer> {
+  const buf = Buffer.alloc(len);
+  const n = await store.read(c, buf, len, pos);
+  return buf.subarray(0, n);
+}
+
+/** What MountedVolume's commit does with a file, minus the server: hashes and "uploads" the snapshot's blocks, then acknowledges them. */
+async function commitFile(store: ContentStore, c: FileContent, upload: (b: Buffer) => void, during?: () => Promise<void>) {
+  const snap = store.snapshot(c);
+  const want = { size: snap.size };
+  await during?.();
+  const hashes = snap.hashes.map((h) => h ?? HOLE);
+  const blocks = new Map<number, Buffer>();
+  for (const i of [...snap.pending]) {
+    const data = await store.snapshotBlock(c, snap, i);
+    blocks.set(i, data);
+    hashes[i] = isZeros(data) ? HOLE : sha256(data);
+    if (hashes[i] !== HOLE) upload(data);
+  }
+  store.acknowledge(c, snap, hashes);
+  await store.endSnapshot(c);
+  return { hashes, blocks, size: want.size };
+}
+
+describe("ContentStore: writes in place (partial blocks)", { timeout: 120_000 }, () => {
+  const b0 = pattern(BLOCK_SIZE, 1);
+  const b1 = pattern(BLOCK_SIZE, 2);
+  const tail = pattern(100_000, 3);
+
+  it("small writes into committed blocks fetch nothing; a read of written bytes only fetches nothing; a mixed read fetches the base once and merges", async () => {
+    const { store, committed, fetched } = await storeOf([b0, b1, tail]);
+    const c = committed();
+    // Room for the write that grows the short tail block.
+    const want = Buffer.concat([b0, b1, tail, Buffer.alloc(1000)]);
+    const put = async (pos: number, data: Buffer) => {
+      expect(await store.write(c, data, data.length, pos)).toBe(data.length);
+      data.copy(want, pos);
+    };
+    await put(4096, Buffer.alloc(4096, 0xa1));
+    await put(3 * 4096 + 17, Buffer.alloc(5000, 0xa2)); // unaligned
+    await put(BLOCK_SIZE - 100, Buffer.alloc(300, 0xa3)); // across blocks 0 and 1
+    await put(2 * BLOCK_SIZE + 99_000, Buffer.alloc(2000, 0xa4)); // grows the short tail block
+    expect(fetched()).toBe(0);
+    expect([...c.partial.keys()].sort()).toEqual([0, 1, 2]);
+    expect(c.local.size).toBe(0);
+    expect(c.partial.get(2)).toMatchObject({ baseLen: tail.length });
+    expect(c.size).toBe(2 * BLOCK_SIZE + 101_000);
+    // Only written bytes: served from the upper file.
+    expect((await readRange(store, c, 4096, 4096)).equals(want.subarray(4096, 8192))).toBe(true);
+    expect((await readRange(store, c, 2 * BLOCK_SIZE + 100_000, 1000)).equals(want.subarray(2 * BLOCK_SIZE + 100_000, 2 * BLOCK_SIZE + 101_000))).toBe(true);
+    expect(fetched()).toBe(0);
+    // Mixed: base, written, base, written, base in one read.
+    expect((await readRange(store, c, 4000, 5 * 4096)).equals(want.subarray(4000, 4000 + 5 * 4096))).toBe(true);
+    expect(fetched()).toBe(1);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    expect(fetched()).toBe(3);
+  });
+
+  it("overlapping and adjacent writes merge into one range; the last write wins where they overlap", async () => {
+    const { store, committed, fetched } = await storeOf([b0]);
+    const c = committed();
+    const want = Buffer.from(b0);
+    const writes: Array<[number, number, number]> = [
+      [1000, 2000, 1],
+      [1500, 3000, 2], // overlaps the end
+      [500, 1200, 3], // overlaps the start
+      [4000, 5000, 4],
+      [3000, 4000, 5], // closes the gap exactly
+    ];
+    for (const [from, to, v] of writes) {
+      await store.write(c, Buffer.alloc(to - from, v), to - from, from);
+      want.fill(v, from, to);
+    }
+    expect(c.partial.get(0)!.written.toJSON()).toEqual([500, 5000]);
+    expect((await readRange(store, c, 500, 4500)).equals(want.subarray(500, 5000))).toBe(true);
+    expect(fetched()).toBe(0);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+  });
+
+  it("a write covering a whole block needs no base; ranges that come to cover the base make the block local", async () => {
+    const { store, committed, fetched } = await storeOf([b0, b1, tail]);
+    const c = committed();
+    await store.write(c, Buffer.alloc(BLOCK_SIZE, 9), BLOCK_SIZE, BLOCK_SIZE);
+    expect(c.local.has(1) && !c.partial.has(1)).toBe(true);
+    // The short tail block, in two writes.
+    await store.write(c, Buffer.alloc(60_000, 8), 60_000, 2 * BLOCK_SIZE + 40_000);
+    expect(c.partial.has(2)).toBe(true);
+    await store.write(c, Buffer.alloc(40_000, 7), 40_000, 2 * BLOCK_SIZE);
+    expect(c.local.has(2) && !c.partial.has(2)).toBe(true);
+    expect(fetched()).toBe(0);
+    const snap = store.snapshot(c);
+    expect([...snap.pending].sort()).toEqual([1, 2]);
+    expect((await store.snapshotBlock(c, snap, 2)).equals(Buffer.concat([Buffer.alloc(40_000, 7), Buffer.alloc(60_000, 8)]))).toBe(true);
+    await store.endSnapshot(c);
+    expect(fetched()).toBe(0);
+  });
+
+  it("truncate across written ranges: the cut block keeps its base below the cut, and neither base nor written bytes past the cut come back when the file grows", async () => {
+    const { store, committed, fetched } = await storeOf([b0, b1]);
+    const c = committed();
+    await store.write(c, Buffer.alloc(100, 1), 100, 1000);
+    await store.write(c, Buffer.alloc(100, 2), 100, 3000);
+    await store.write(c, Buffer.alloc(100, 3), 100, BLOCK_SIZE + 10);
+    await store.truncate(c, 3050); // inside the second range of block 0
+    expect(c.partial.has(1)).toBe(false);
+    expect(c.partial.get(0)).toMatchObject({ baseLen: 3050 });
+    expect(c.partial.get(0)!.written.toJSON()).toEqual([1000, 1100, 3000, 3050]);
+    await store.truncate(c, BLOCK_SIZE + 500);
+    const want = Buffer.alloc(BLOCK_SIZE + 500);
+    b0.copy(want, 0, 0, 3050);
+    want.fill(1, 1000, 1100);
+    want.fill(2, 3000, 3050);
+    expect(fetched()).toBe(0);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    // A write past the end over the regrown part: zeros stay zeros around it.
+    await store.write(c, Buffer.alloc(10, 4), 10, 5000);
+    want.fill(4, 5000, 5010);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    // Cut below every range: the base alone, shorter.
+    await store.truncate(c, 500);
+    expect(c.partial.get(0)).toMatchObject({ baseLen: 500 });
+    expect(c.partial.get(0)!.written.empty).toBe(true);
+    expect((await readAll(store, c)).equals(b0.subarray(0, 500))).toBe(true);
+    // Cut to nothing of the base: a local block of zeros.
+    await store.truncate(c, 0);
+    await store.truncate(c, 10);
+    expect((await readAll(store, c)).equals(Buffer.alloc(10))).toBe(true);
+  });
+
+  it("a commit composes base + written ranges while writers go on (copy-on-write of the ranges), then moves the block onto its new committed bytes", async () => {
+    const { store, committed, fetched, upload, collect } = await storeOf([b0, b1], 2);
+    const c = committed();
+    await store.write(c, Buffer.alloc(10, 1), 10, 100);
+    await store.write(c, Buffer.alloc(10, 2), 10, 300);
+    const atSnapshot = Buffer.concat([b0, b1]);
+    atSnapshot.fill(1, 100, 110);
+    atSnapshot.fill(2, 300, 310);
+    const now = Buffer.from(atSnapshot);
+    const r = await commitFile(store, c, upload, async () => {
+      // Over a written range and beside it, and into the clean block 1.
+      await store.write(c, Buffer.alloc(50, 3), 50, 90);
+      await store.write(c, Buffer.alloc(5, 4), 5, BLOCK_SIZE + 5);
+      now.fill(3, 90, 140);
+      now.fill(4, BLOCK_SIZE + 5, BLOCK_SIZE + 10);
+    });
+    expect(r.blocks.get(0)!.equals(atSnapshot.subarray(0, BLOCK_SIZE))).toBe(true);
+    expect(r.hashes[1]).toBe(sha256(b1));
+    // Block 0 changed since the snapshot: still to commit, but over the new base.
+    expect(c.hashes[0]).toBeNull();
+    expect(c.partial.get(0)!.base).toBe(r.hashes[0]);
+    expect(c.partial.get(1)!.base).toBe(sha256(b1));
+    // GC drops what no version names any more: the old base of block 0.
+    collect(new Set(r.hashes));
+    const before = fetched();
+    expect((await readAll(store, c)).equals(now)).toBe(true);
+    expect(fetched()).toBeGreaterThan(before);
+    const r2 = await commitFile(store, c, upload);
+    expect(r2.blocks.get(0)!.equals(now.subarray(0, BLOCK_SIZE))).toBe(true);
+    expect(r2.blocks.get(1)!.equals(now.subarray(BLOCK_SIZE))).toBe(true);
+    expect(c.clean).toBe(true);
+    expect(c.partial.get(0)!.base).toBe(c.hashes[0]);
+  });
+
+  it(`a block written in more than ${MAX_EXTENTS} pieces gets its base copied in once and becomes local`, async () => {
+    const { store, committed, fetched } = await storeOf([b0]);
+    const c = committed();
+    const want = Buffer.from(b0);
+    for (let k = 0; k <= MAX_EXTENTS; k++) {
+      const pos = k * 8192;
+      await store.write(c, Buffer.alloc(100, k & 255), 100, pos);
+      want.fill(k & 255, pos, pos + 100);
+    }
+    expect(c.local.has(0) && !c.partial.has(0)).toBe(true);
+    expect(fetched()).toBe(1);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+  });
+
+  it("random writes, truncates, zeroed ranges, reads and commits (some with writes during them) agree with a reference buffer", async () => {
+    const seed = Date.now() % 100_000;
+    const random = mulberry32(seed);
+    const { store, committed, upload, collect } = await storeOf([b0, b1, tail], 3);
+    const c = committed();
+    let want = Buffer.concat([b0, b1, tail]);
+    const LIMIT = 3 * BLOCK_SIZE + BLOCK_SIZE / 2;
+    const int = (n: number) => Math.floor(random() * n);
+    const resize = (size: number) => {
+      const next = Buffer.alloc(size);
+      want.copy(next, 0, 0, Math.min(size, want.length));
+      want = next;
+    };
+    const step = async (label: string): Promise<void> => {
+      const r = random();
+      if (r < 0.55) {
+        const len = random() < 0.1 ? BLOCK_SIZE + int(5000) : 1 + int(random() < 0.5 ? 4096 : 40_000);
+        const pos = Math.min(int(want.length + 20_000), LIMIT - len);
+        const data = pattern(len, int(1000));
+        await store.write(c, data, len, pos);
+        if (pos + len > want.length) resize(pos + len);
+        data.copy(want, pos);
+      } else if (r < 0.75) {
+        const pos = int(want.length + 1);
+        const len = int(50_000);
+        const got = await readRange(store, c, pos, len);
+        expect(got.equals(want.subarray(pos, pos + len)), `${label}: read ${len} at ${pos}`).toBe(true);
+      } else if (r < 0.85) {
+        const size = random() < 0.5 ? Math.max(0, want.length - int(100_000)) : int(LIMIT);
+        await store.truncate(c, size);
+        resize(size);
+      } else {
+        const from = int(want.length + 1);
+        const to = from + (random() < 0.2 ? BLOCK_SIZE + int(100) : int(30_000));
+        await store.zeroRange(c, from, to);
+        want.fill(0, from, Math.min(to, want.length));
+      }
+    };
+    for (let op = 0; op < 120; op++) {
+      const label = `seed ${seed}, op ${op}`;
+      if (random() < 0.08) {
+        const atSnapshot = Buffer.from(want);
+        const r = await commitFile(store, c, upload, async () => {
+          for (let k = int(3); k > 0; k--) await step(`${label} (during a commit)`);
+        });
+        for (const [i, data] of r.blocks) {
+          expect(data.equals(atSnapshot.subarray(i * BLOCK_SIZE, Math.min(r.size, (i + 1) * BLOCK_SIZE))), `${label}: snapshot block ${i}`).toBe(true);
+        }
+        // Every base the file still reads is in the version just committed; GC may drop the rest.
+        const kept = new Set(r.hashes);
+        for (const [i, p] of c.partial) expect(kept.has(p.base), `${label}: base of block ${i}`).toBe(true);
+        collect(kept);
+      } else await step(label);
+    }
+    expect(c.size).toBe(want.length);
+    expect((await readAll(store, c)).equals(want), `seed ${seed}: whole file`).toBe(true);
   });
 });

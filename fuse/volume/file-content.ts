@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
+import { constants as fsConstants, writeSync } from "node:fs";
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
+import { Extents } from "./extents.js";
 import { checkTruncateSize, writableBytes } from "./limits.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
@@ -42,6 +43,42 @@ export function zeroHash(len: number): string {
 
 const isZeroHash = (h: string) => zeroHashSet.has(h);
 
+/** Whether a block hash names stored bytes (not a hole, not a known block of zeros). */
+const storedHash = (h: string | null | undefined): h is string => !!h && h !== HOLE && !isZeroHash(h);
+
+/**
+ * Ranges a block may hold before its base is copied in after all: each range is a pair of
+ * numbers in every journal record of the file and a piece of every read, so a block written
+ * all over in small pieces becomes an ordinary local block once (one fetch per 256 writes).
+ */
+export const MAX_EXTENTS = 256;
+
+/** Writes up to this size go into the upper file synchronously (see `writeUpper`). */
+const SYNC_WRITE_MAX = 64 * 1024;
+
+/**
+ * A changed block whose bytes are its committed base with ranges written over it: the written
+ * ranges are in the upper file, the rest is still the base's (fetched only when read or
+ * committed). Outside the ranges the upper file holds zeros there, as it does for any block
+ * that is not local.
+ */
+export interface PartialBlock {
+  /** Hash of the committed block under the written ranges. */
+  base: string;
+  /** Bytes of the base that still count; past them (a truncate cut them off) the block reads zeros where not written. */
+  baseLen: number;
+  /** Ranges written into the upper file, as offsets within the block. */
+  written: Extents;
+}
+
+/** A partial block as a commit snapshot saw it (the live one goes on changing). */
+interface SnapshotPartial {
+  live: PartialBlock;
+  base: string;
+  baseLen: number;
+  written: Extents;
+}
+
 /**
  * What a commit sees of one file: its size and blocks at the instant the commit began. Blocks
  * a writer changes afterwards are copied aside first (copy-on-write), so the commit reads the
@@ -56,19 +93,24 @@ export interface FileSnapshot {
   saved: Set<number>;
   /** Blocks changed since the snapshot: the snapshot's hash does not describe them any more. */
   changed: Set<number>;
+  /** Pending blocks that were partial at the snapshot: their base plus their written ranges then. */
+  partial: Map<number, SnapshotPartial>;
   sidePath: string | null;
 }
 
 /**
  * The bytes of one file (shared by its hard links). Block i is local (its bytes in this file's
- * sparse upper file, where writes land), committed (its hash in `hashes[i]`, bytes fetched
- * through the cache), or a hole (not local, hash `null`: zeros, never stored). A local block
- * whose hash is `null` changed since the last commit and is hashed by the next one; a hole
- * commits as the zero block of its length without being read.
+ * sparse upper file, where writes land), partial (ranges written into the upper file over a
+ * committed base block: `partial.get(i)`), committed (its hash in `hashes[i]`, bytes fetched
+ * through the cache), or a hole (neither local nor partial, hash `null`: zeros, never stored).
+ * A local or partial block whose hash is `null` changed since the last commit and is hashed by
+ * the next one; a hole commits as the zero block of its length without being read. Wherever a
+ * block is neither local nor written, the upper file reads zeros.
  */
 export class FileContent {
   hashes: Array<string | null>;
   readonly local = new Set<number>();
+  readonly partial = new Map<number, PartialBlock>();
   upperPath: string | null = null;
   /** Kept open while FUSE handles are open; otherwise opened per operation. */
   fh: FileHandle | null = null;
@@ -119,16 +161,12 @@ export class ContentStore {
       const i = Math.floor(at / BLOCK_SIZE);
       const n = Math.min(end, (i + 1) * BLOCK_SIZE) - at;
       const hash = c.hashes[i] ?? null;
-      let got: number;
-      if (c.local.has(i)) {
-        got = await this.withUpper(c, async (fh) => (await fh.read(buf, done, n, at)).bytesRead);
-        // A sparse tail reads short: it is zeros.
-        if (got < n) buf.fill(0, done + got, done + n);
-        got = n;
-      } else if (hash === null || hash === HOLE || isZeroHash(hash)) {
-        buf.fill(0, done, done + n);
-        got = n;
-      } else {
+      const p = c.partial.get(i);
+      let got = n;
+      if (c.local.has(i)) await this.readUpper(c, buf, done, n, at);
+      else if (p) await this.readPartial(c, p, i, buf, done, n, at);
+      else if (!storedHash(hash)) buf.fill(0, done, done + n);
+      else {
         got = await this.cache.read(hash, at - i * BLOCK_SIZE, buf, done, n);
         if (got === 0) break;
       }
@@ -137,17 +175,53 @@ export class ContentStore {
     return done;
   }
 
-  /** Sequential reader: fetch the next two committed blocks before they are asked for. */
+  /** Upper-file bytes; a sparse tail reads short: it is zeros. */
+  private async readUpper(c: FileContent, buf: Buffer, off: number, n: number, at: number): Promise<void> {
+    const got = await this.withUpper(c, async (fh) => (await fh.read(buf, off, n, at)).bytesRead);
+    if (got < n) buf.fill(0, off + got, off + n);
+  }
+
+  /**
+   * Bytes [at, at + n) of partial block i: its base where a range reads any of it (zeros past
+   * baseLen), the written ranges over it from one read of the upper file. Two reads at most,
+   * however many ranges the block has; the base is fetched only if unwritten bytes are asked for.
+   */
+  private async readPartial(c: FileContent, p: PartialBlock, i: number, buf: Buffer, off: number, n: number, at: number): Promise<void> {
+    const start = i * BLOCK_SIZE;
+    const rel = at - start;
+    const { base, baseLen } = p;
+    const pieces = p.written.pieces(rel, rel + n);
+    const fromBase = Math.max(0, Math.min(n, baseLen - rel));
+    if (pieces.some(([s, , w]) => !w && s < baseLen)) await this.readBase(base, rel, buf, off, fromBase);
+    else buf.fill(0, off, off + fromBase);
+    buf.fill(0, off + fromBase, off + n);
+    const written = new Extents(pieces.flatMap(([s, e, w]) => (w ? [s, e] : [])));
+    if (!written.empty) await this.withUpper(c, (fh) => overlay(fh, written, buf, start, rel - off));
+  }
+
+  /** `len` bytes at `offset` of stored block `hash`: a block shorter than its recorded length is an error, never zeros. */
+  private async readBase(hash: string, offset: number, buf: Buffer, bufOffset: number, len: number): Promise<void> {
+    if (len <= 0) return;
+    const got = await this.cache.read(hash, offset, buf, bufOffset, len);
+    if (got < len) throw new Error(`block ${hash} holds ${offset + got} bytes, ${offset + len} expected`);
+  }
+
+  /** Sequential reader: fetch the next two committed blocks (or bases) before they are asked for. */
   private readAhead(c: FileContent, i: number): void {
     const next: string[] = [];
     for (let j = i + 1; j <= i + 2 && j < c.hashes.length; j++) {
-      const h = c.hashes[j];
-      if (h && h !== HOLE && !c.local.has(j) && !isZeroHash(h)) next.push(h);
+      if (c.local.has(j)) continue;
+      const h = c.partial.get(j)?.base ?? c.hashes[j];
+      if (storedHash(h)) next.push(h);
     }
     if (next.length) this.cache.prefetch(next);
   }
 
-  /** Writes at `pos`: EFBIG at the file-size limit (a short write just below it, as Linux does). */
+  /**
+   * Writes at `pos`: EFBIG at the file-size limit (a short write just below it, as Linux does).
+   * The bytes land in the upper file at once; a committed block they change in part keeps its
+   * committed bytes as the base under them (nothing is fetched or copied).
+   */
   async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     len = writableBytes(pos, len);
     if (len === 0) return 0;
@@ -156,23 +230,25 @@ export class ContentStore {
       const first = Math.floor(pos / BLOCK_SIZE);
       const last = Math.floor((end - 1) / BLOCK_SIZE);
       await this.ensureUpper(c);
-      for (let i = first; i <= last; i++) {
-        const blockEnd = Math.min((i + 1) * BLOCK_SIZE, c.size);
-        const covered = pos <= i * BLOCK_SIZE && end >= blockEnd;
-        if (!covered) await this.materialize(c, i);
-      }
-      // Growing changes the old partial last block (its length): it must be local to be rehashed.
-      if (end > c.size && c.size % BLOCK_SIZE !== 0) await this.materialize(c, blockCount(c.size) - 1);
       await this.preserve(c, first, last);
-      await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
+      await this.writeUpper(c, buf, len, pos);
       // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
+      // Growing changes the old partial last block (its length): its committed bytes stay its base.
+      if (end > c.size && c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
+      for (let i = first; i <= last; i++) {
+        const start = i * BLOCK_SIZE;
+        this.written(c, i, Math.max(pos, start) - start, Math.min(end, start + BLOCK_SIZE) - start);
+      }
       if (end > c.size) this.grow(c, end);
       for (let i = first; i <= last; i++) {
-        c.local.add(i);
         c.hashes[i] = null;
         c.snap?.changed.add(i);
       }
       c.generation++;
+      for (let i = first; i <= last; i++) {
+        const p = c.partial.get(i);
+        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p);
+      }
       return len;
     });
   }
@@ -183,25 +259,31 @@ export class ContentStore {
     return c.lock.run(async () => {
       if (size === c.size) return;
       if (size > c.size) {
-        if (c.size % BLOCK_SIZE !== 0) {
-          await this.ensureUpper(c);
-          await this.materialize(c, blockCount(c.size) - 1);
-        }
+        if (c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
         this.grow(c, size);
       } else {
         const k = Math.floor(size / BLOCK_SIZE);
-        const partial = size % BLOCK_SIZE !== 0;
-        await this.ensureUpper(c);
-        if (partial) await this.materialize(c, k);
+        const cut = size % BLOCK_SIZE;
         await this.preserve(c, k, blockCount(c.size) - 1);
+        // The cut block keeps its committed bytes below the cut as its base.
+        if (cut) this.keepBase(c, k);
         const count = blockCount(size);
         for (let i = k; i < c.hashes.length; i++) c.snap?.changed.add(i);
         c.hashes.length = count;
         for (const i of c.local) if (i >= count) c.local.delete(i);
-        if (partial) c.hashes[k] = null;
+        for (const i of c.partial.keys()) if (i >= count) c.partial.delete(i);
+        if (cut) {
+          const p = c.partial.get(k);
+          if (p) {
+            p.baseLen = Math.min(p.baseLen, cut);
+            p.written.clip(cut);
+            if (p.written.covers(0, p.baseLen)) this.makeLocal(c, k);
+          }
+          c.hashes[k] = null;
+        }
         c.size = size;
         // The dropped tail must read as zeros if the file grows again.
-        await this.withUpper(c, (fh) => fh.truncate(size));
+        if (c.upperPath) await this.withUpper(c, (fh) => fh.truncate(size));
       }
       c.generation++;
     });
@@ -209,8 +291,9 @@ export class ContentStore {
 
   /**
    * Makes bytes [start, end) of the file zeros (fallocate PUNCH_HOLE, ZERO_RANGE), never past its
-   * size. Whole blocks become holes (nothing to read or upload at commit); a local one's bytes are
-   * zeroed in the upper file too, which must read as zeros wherever a block is not local.
+   * size. Whole blocks become holes (nothing to read or upload at commit): their written bytes
+   * are zeroed in the upper file too, which must read as zeros wherever a block is not local or
+   * written. Part of a block is written zeros like any write (a committed base stays under them).
    */
   async zeroRange(c: FileContent, start: number, end: number): Promise<void> {
     return c.lock.run(async () => {
@@ -225,16 +308,19 @@ export class ContentStore {
         const blockEnd = Math.min(blockStart + BLOCK_SIZE, c.size);
         const from = Math.max(start, blockStart);
         const to = Math.min(end, blockEnd);
-        const hash = c.hashes[i] ?? null;
         const local = c.local.has(i);
+        const p = c.partial.get(i);
         // Already all zeros: a hole, or a committed block of zeros.
-        if (!local && (hash === null || hash === HOLE || isZeroHash(hash))) continue;
+        if (!local && !p && !storedHash(c.hashes[i])) continue;
         if (from === blockStart && to === blockEnd) {
-          if (local) await this.withUpper(c, (fh) => fh.write(ZEROS, 0, to - from, from));
+          // A committed block's bytes were never in the upper file: nothing to zero there.
+          const [s, e] = local ? [0, to - from] : (p?.written.span ?? [0, 0]);
+          if (e > s) await this.withUpper(c, (fh) => fh.write(ZEROS, 0, e - s, blockStart + s));
           c.local.delete(i);
+          c.partial.delete(i);
         } else {
-          await this.materialize(c, i);
           await this.withUpper(c, (fh) => fh.write(ZEROS, 0, to - from, from));
+          this.written(c, i, from - blockStart, to - blockStart);
         }
         c.hashes[i] = null;
         c.snap?.changed.add(i);
@@ -243,7 +329,7 @@ export class ContentStore {
     });
   }
 
-  /** Extends the file with a hole: the old partial last block changes (it is local by now). */
+  /** Extends the file with a hole: the old partial last block changes (local or partial by now, or a hole). */
   private grow(c: FileContent, size: number): void {
     const oldCount = blockCount(c.size);
     if (c.size % BLOCK_SIZE !== 0) {
@@ -255,31 +341,125 @@ export class ContentStore {
     c.size = size;
   }
 
+  /** A committed block that is about to change keeps its committed bytes as the base of a partial block. */
+  private keepBase(c: FileContent, i: number): void {
+    if (c.local.has(i) || c.partial.has(i)) return;
+    const hash = c.hashes[i];
+    if (storedHash(hash)) c.partial.set(i, { base: hash, baseLen: Math.min(BLOCK_SIZE, c.size - i * BLOCK_SIZE), written: new Extents() });
+  }
+
+  /**
+   * Block i had bytes [from, to) (offsets within it) written into the upper file: a committed
+   * block becomes partial over its base; once the written ranges cover the base, or for a hole
+   * (the upper file reads zeros around the new bytes), the block is local.
+   */
+  private written(c: FileContent, i: number, from: number, to: number): void {
+    if (c.local.has(i)) return;
+    this.keepBase(c, i);
+    const p = c.partial.get(i);
+    if (!p) {
+      c.local.add(i);
+      return;
+    }
+    p.written.add(from, to);
+    if (p.written.covers(0, p.baseLen)) this.makeLocal(c, i);
+  }
+
+  private makeLocal(c: FileContent, i: number): void {
+    c.partial.delete(i);
+    c.local.add(i);
+  }
+
+  /**
+   * Copies partial block i's base into its unwritten bytes, once: it becomes an ordinary local
+   * block (a block written all over in small pieces; see MAX_EXTENTS). Called holding the lock.
+   */
+  private async fillGaps(c: FileContent, i: number, p: PartialBlock): Promise<void> {
+    const start = i * BLOCK_SIZE;
+    const len = Math.min(BLOCK_SIZE, c.size - start);
+    const buf = Buffer.alloc(len);
+    await this.readBase(p.base, 0, buf, 0, Math.min(p.baseLen, len));
+    if (c.partial.get(i) !== p) return;
+    // A commit acknowledged meanwhile may have moved p onto a new base: it equals the old one wherever nothing is written.
+    await this.withUpper(c, async (fh) => {
+      await overlay(fh, p.written, buf, start, 0);
+      await fh.write(buf, 0, len, start);
+    });
+    if (c.partial.get(i) === p) this.makeLocal(c, i);
+  }
+
   // ---- commit snapshots ----
 
   /** Starts a commit's view of the file as it is now (synchronous: one instant for all files). */
   snapshot(c: FileContent): FileSnapshot {
     const pending = new Set<number>();
+    const partial = new Map<number, SnapshotPartial>();
     for (const i of c.local) if (c.hashes[i] === null && i < c.hashes.length) pending.add(i);
-    c.snap = { size: c.size, hashes: [...c.hashes], pending, saved: new Set(), changed: new Set(), sidePath: null };
+    for (const [i, p] of c.partial) {
+      if (c.hashes[i] !== null || i >= c.hashes.length) continue;
+      pending.add(i);
+      partial.set(i, { live: p, base: p.base, baseLen: p.baseLen, written: p.written.copy() });
+    }
+    c.snap = { size: c.size, hashes: [...c.hashes], pending, saved: new Set(), changed: new Set(), partial, sidePath: null };
     return c.snap;
   }
 
-  /** The bytes of snapshot block i (local at the snapshot), from the upper file or its saved copy. */
-  snapshotBlock(c: FileContent, snap: FileSnapshot, i: number): Promise<Buffer> {
+  /**
+   * The bytes of snapshot block i (local or partial at the snapshot): from the upper file or its
+   * saved copy, over the block's base for a partial block (the one fetch a partial write costs).
+   */
+  async snapshotBlock(c: FileContent, snap: FileSnapshot, i: number): Promise<Buffer> {
+    const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
+    const p = snap.partial.get(i);
+    let buf: Buffer;
+    if (p) {
+      // A base never changes (content-addressed): fetched before taking the lock, so writers
+      // never wait for the server; and not kept in the cache, as reads after the commit need
+      // the new block instead.
+      const base = await this.cache.getOnce(p.base);
+      if (base.length < p.baseLen) throw new Error(`block ${p.base} holds ${base.length} bytes, ${p.baseLen} expected`);
+      if (base.length === len && p.baseLen === len) buf = base;
+      else {
+        buf = Buffer.alloc(len);
+        base.copy(buf, 0, 0, p.baseLen);
+      }
+    } else buf = Buffer.alloc(len);
     return c.lock.run(async () => {
-      const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
-      const buf = Buffer.alloc(len);
-      const path = snap.saved.has(i) ? snap.sidePath! : c.upperPath!;
-      const fh = snap.saved.has(i) || !c.fh ? await open(path, "r") : c.fh;
-      try {
-        await fh.read(buf, 0, len, i * BLOCK_SIZE);
-      } finally {
-        if (fh !== c.fh) await fh.close();
+      if (!p?.written.empty) {
+        const saved = snap.saved.has(i);
+        const fh = saved || !c.fh ? await open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
+        try {
+          if (p) await overlay(fh, p.written, buf, i * BLOCK_SIZE, 0);
+          else await fh.read(buf, 0, len, i * BLOCK_SIZE);
+        } finally {
+          if (fh !== c.fh) await fh.close();
+        }
       }
       snap.pending.delete(i);
       return buf;
     });
+  }
+
+  /**
+   * A commit of `snap` was acknowledged with the block hashes `hashes`: blocks unchanged since
+   * the snapshot now hold them. A block that was partial moves onto its new committed bytes as
+   * its base (the old base is in no version the mount pins any more, so GC may drop it); its
+   * written ranges read the same over either, as the new base is the old one with them written.
+   * Synchronous, like the snapshot.
+   */
+  acknowledge(c: FileContent, snap: FileSnapshot, hashes: readonly string[]): void {
+    for (let i = 0; i < hashes.length && i < c.hashes.length; i++) {
+      if (c.hashes[i] === null && !snap.changed.has(i)) c.hashes[i] = hashes[i]!;
+    }
+    for (const [i, s] of snap.partial) {
+      const p = c.partial.get(i);
+      // Writes since only added ranges and truncates only cut them (with the base): still valid.
+      if (p !== s.live || p.base !== s.base) continue;
+      const h = hashes[i];
+      if (storedHash(h)) p.base = h;
+      // All zeros: its written ranges hold zeros and the upper file reads zeros around them.
+      else this.makeLocal(c, i);
+    }
   }
 
   /** Ends the commit's view: drops the saved copies (and the file, if it was deleted meanwhile). */
@@ -292,7 +472,8 @@ export class ContentStore {
 
   /**
    * Copy-on-write: before blocks first..last change, saves those a running commit still has to
-   * read. Repeats until nothing is left to save, so the caller's next synchronous step is safe.
+   * read (of a partial block, the span of its written ranges: its base never changes). Repeats
+   * until nothing is left to save, so the caller's next synchronous step is safe.
    */
   private async preserve(c: FileContent, first: number, last: number): Promise<void> {
     for (;;) {
@@ -300,20 +481,27 @@ export class ContentStore {
       if (!snap) return;
       const todo = [...snap.pending].filter((i) => i >= first && i <= last && !snap.saved.has(i));
       if (todo.length === 0) return;
-      snap.sidePath ??= `${c.upperPath}.snap`;
-      // Not "a": with O_APPEND every positioned write would land at the end.
-      const side = await open(snap.sidePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
-      try {
-        for (const i of todo) {
-          const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
-          const buf = Buffer.alloc(len);
-          await this.withUpper(c, (fh) => fh.read(buf, 0, len, i * BLOCK_SIZE));
-          await side.write(buf, 0, len, i * BLOCK_SIZE);
-          snap.saved.add(i);
+      const spans = todo.map((i): [number, number, number] => {
+        const p = snap.partial.get(i);
+        const [s, e] = p ? p.written.span : [0, Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE)];
+        return [i, i * BLOCK_SIZE + s, e - s];
+      });
+      if (spans.some(([, , n]) => n > 0)) {
+        snap.sidePath ??= `${c.upperPath}.snap`;
+        // Not "a": with O_APPEND every positioned write would land at the end.
+        const side = await open(snap.sidePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+        try {
+          for (const [, at, n] of spans) {
+            if (n === 0) continue;
+            const buf = Buffer.alloc(n);
+            await this.withUpper(c, (fh) => fh.read(buf, 0, n, at));
+            await side.write(buf, 0, n, at);
+          }
+        } finally {
+          await side.close();
         }
-      } finally {
-        await side.close();
       }
+      for (const i of todo) snap.saved.add(i);
     }
   }
 
@@ -372,17 +560,6 @@ export class ContentStore {
     for (const p of paths) await unlink(p).catch(() => {});
   }
 
-  /** Copies committed block i into the upper file so it can be changed in place (a hole has nothing to copy). */
-  private async materialize(c: FileContent, i: number): Promise<void> {
-    if (c.local.has(i) || i >= c.hashes.length) return;
-    const hash = c.hashes[i] ?? null;
-    if (hash !== null && hash !== HOLE && !isZeroHash(hash)) {
-      const data = await this.cache.get(hash);
-      await this.withUpper(c, (fh) => fh.write(data, 0, data.length, i * BLOCK_SIZE));
-    }
-    c.local.add(i);
-  }
-
   private async ensureUpper(c: FileContent): Promise<void> {
     if (c.upperPath) return;
     const path = join(this.upperDir, `${this.prefix}${this.seq++}`);
@@ -391,6 +568,20 @@ export class ContentStore {
     c.upperDurable = false;
     if (c.openHandles > 0 && !c.fh) c.fh = fh;
     else await fh.close();
+  }
+
+  /**
+   * Writes into the upper file. A small write goes in synchronously when the file is open
+   * anyway: copying a few KiB into the page cache takes microseconds, while a trip through the
+   * thread pool costs two thread hand-overs, which on a loaded machine were most of a 4 KiB
+   * write's latency.
+   */
+  private async writeUpper(c: FileContent, buf: Buffer, len: number, pos: number): Promise<void> {
+    if (c.fh && len <= SYNC_WRITE_MAX) {
+      for (let done = 0; done < len; ) done += writeSync(c.fh.fd, buf, done, len - done, pos + done);
+      return;
+    }
+    await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
   }
 
   private async withUpper<T>(c: FileContent, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
@@ -410,6 +601,24 @@ export class ContentStore {
 
 /** The name of a file's upper file, as the journal records it. */
 export const upperName = (c: FileContent) => (c.upperPath ? basename(c.upperPath) : null);
+
+/**
+ * Copies the written ranges of a block from `fh` (upper file or a snapshot's side file) into
+ * `buf`, whose byte 0 is the block's byte `shift` (so block offset x lands at x - shift), with
+ * one read of their span; bytes past the file's end are zeros (a sparse tail).
+ */
+async function overlay(fh: FileHandle, written: Extents, buf: Buffer, blockStart: number, shift: number): Promise<void> {
+  if (written.empty) return;
+  const [s, e] = written.span;
+  if (written.count === 1) {
+    const { bytesRead } = await fh.read(buf, s - shift, e - s, blockStart + s);
+    buf.fill(0, s - shift + bytesRead, e - shift);
+    return;
+  }
+  const span = Buffer.alloc(e - s);
+  await fh.read(span, 0, e - s, blockStart + s);
+  for (const [a, b] of written.ranges()) span.copy(buf, a - shift, a - s, b - s);
+}
 
 export function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");

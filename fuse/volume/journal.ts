@@ -51,6 +51,12 @@ export type JournalRecord =
       known: Array<[number, string, number?]>;
       /** Blocks whose bytes are in the upper file. */
       local: number[];
+      /**
+       * Partial blocks (absent in records written before them): [index, base hash, bytes of the
+       * base that count, written ranges as [start, end, start, end, …] within the block, their
+       * bytes in the upper file]. The block is the base with those ranges written over it.
+       */
+      partial?: Array<[number, string, number, number[]]>;
     } & RecordStat);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */

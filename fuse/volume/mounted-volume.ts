@@ -4,6 +4,7 @@ import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
+import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
@@ -30,8 +31,11 @@ export interface MountStatus {
   lastCommitError: string | null;
 }
 
-/** Blocks of one file read and hashed at a time (bounded memory: 8 × 8 MiB). */
-const UPLOAD_BATCH = 8;
+/**
+ * Blocks of one file read and hashed at a time; the next batch is read while one uploads
+ * (bounded memory: 2 × 4 × 8 MiB besides the uploader's 64 MiB).
+ */
+const UPLOAD_BATCH = 4;
 const TREE_PAGE = 5_000;
 /** Appended journal bytes after which the log is rewritten even without a successful commit. */
 const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
@@ -174,7 +178,9 @@ export class MountedVolume {
           known.push(run > 1 ? [i, h, run] : [i, h]);
           i += run - 1;
         }
-        return { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
+        const record: JournalRecord = { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
+        if (c.partial.size) record.partial = [...c.partial].map(([i, p]) => [i, p.base, p.baseLen, p.written.toJSON()]);
+        return record;
       }
     }
   }
@@ -255,6 +261,7 @@ export class MountedVolume {
               c.size = r.size;
               c.hashes = hashes;
               c.local.clear();
+              c.partial.clear();
               node.setStat(statOf(r));
               node.linkId = r.linkId;
               if (this.ns.lookup(r.path) !== node) node.nlink++;
@@ -267,6 +274,7 @@ export class MountedVolume {
               if (key) byUpper.set(key, node);
             }
             for (const i of r.local) node.content.local.add(i);
+            for (const [i, base, baseLen, written] of r.partial ?? []) node.content.partial.set(i, { base, baseLen, written: new Extents(written) });
             if (this.ns.lookup(r.path) !== node) {
               if (node.nlink === 0) node.nlink = 1;
               this.ns.applyNode(r.path, node);
@@ -399,11 +407,7 @@ export class MountedVolume {
         if (version === this.viewVersion + 1) this.viewVersion = version;
       }
       // Blocks unchanged since the snapshot now hold what the server has.
-      for (const [c, f] of files) {
-        for (let i = 0; i < f.hashes.length && i < c.hashes.length; i++) {
-          if (c.hashes[i] === null && !f.snap.changed.has(i)) c.hashes[i] = f.hashes[i]!;
-        }
-      }
+      for (const [c, f] of files) this.store.acknowledge(c, f.snap, f.hashes);
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds.
@@ -430,13 +434,22 @@ export class MountedVolume {
       if (h) out[i] = h;
       else if (!toRead.has(i)) out[i] = HOLE;
     }
-    for (let k = 0; k < reads.length; k += UPLOAD_BATCH) {
-      const batch = await Promise.all(
+    const readBatch = (k: number) => {
+      const batch = Promise.all(
         reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
           const data = await this.store.snapshotBlock(c, snap, i);
           return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
         }),
       );
+      // Awaited below, unless an upload failed first: then its failure is the one reported.
+      batch.catch(() => {});
+      return batch;
+    };
+    // Reading a partial block fetches its base: the next batch is read while this one uploads.
+    let next = reads.length > 0 ? readBatch(0) : undefined;
+    for (let k = 0; k < reads.length; k += UPLOAD_BATCH) {
+      const batch = await next!;
+      next = k + UPLOAD_BATCH < reads.length ? readBatch(k + UPLOAD_BATCH) : undefined;
       // Taken as fast as memory allows; the engine uploads several at once meanwhile.
       for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
       for (const b of batch) out[b.i] = b.hash;

@@ -115,6 +115,8 @@ export class FuseSession implements Notifier {
   readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>() };
   private readonly inflight = new Map<number, Ctx>();
   private readonly refs = new Map<number, number>();
+  /** FORGETs read but not applied yet (deferForget). */
+  private readonly forgets: Array<[number, number]> = [];
   private readonly log: (msg: string) => void;
   private resolveReady!: (info: ConnectionInfo) => void;
   private rejectReady!: (err: Error) => void;
@@ -299,10 +301,10 @@ export class FuseSession implements Notifier {
         this.init(req.unique, a.init);
         return false;
       case "FORGET":
-        this.forget(req.nodeid, a.nlookup);
+        this.deferForget(req.nodeid, a.nlookup);
         return false;
       case "BATCH_FORGET":
-        for (const f of a.forgets) this.forget(f.ino, f.nlookup);
+        for (const f of a.forgets) this.deferForget(f.ino, f.nlookup);
         return false;
       case "INTERRUPT":
         this.interrupt(req.unique, a.target);
@@ -388,6 +390,23 @@ export class FuseSession implements Notifier {
       this.log(`init failed: ${(err as Error).message}`);
     }
     this.resolveReady(info);
+  }
+
+  /**
+   * Forgets wait for a turn of the event loop of their own. An op allocates its inode number in
+   * its last synchronous step and its reply goes out in the promise jobs right after, but the
+   * poll reader dispatches several requests per callback before those jobs run: a FORGET read
+   * in the same callback as a LOOKUP answering the same number would otherwise drop the number
+   * before that reply (and its reference) is counted, and the kernel would hold a number the
+   * file system no longer knows (ESTALE).
+   */
+  private deferForget(ino: number, nlookup: number): void {
+    if (this.forgets.length === 0) setImmediate(() => this.applyForgets());
+    this.forgets.push([ino, nlookup]);
+  }
+
+  private applyForgets(): void {
+    for (const [ino, nlookup] of this.forgets.splice(0)) this.forget(ino, nlookup);
   }
 
   private forget(ino: number, nlookup: number): void {

@@ -7,11 +7,13 @@
  * file (JOURNAL_ONLY=1 runs only those two). Prints
  * silo/native and silo/bindfs ratios (bindfs: scripts/bench-deps.sh). Needs root (drop_caches, FUSE). SIZE_MB=… shrinks the big file.
  * ROWS=random-write runs only the 4 KiB random write row (after writing its file), with what
- * the daemon fetched, CPU-seconds, and the final commit of the written file.
+ * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
+ * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
+ * daemon, bindfs).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
@@ -174,12 +176,72 @@ const tarX = (tarball: string, dir: string) => {
 };
 const find = (dir: string) => FIND_ENTRIES / time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
 
+/** The bindfs process serving `dir` (it daemonizes, so it is found by its command line). */
+function bindfsPid(dir: string): number | undefined {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("bindfs") && argv.includes(dir)) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** fn's result and the CPU-seconds `pid` spent meanwhile. */
+function withCpu<T>(pid: number | undefined, fn: () => T): { value: T; cpu?: number } {
+  const before = pid === undefined ? 0 : cpuSecondsOf(pid);
+  const value = fn();
+  return { value, cpu: pid === undefined ? undefined : cpuSecondsOf(pid) - before };
+}
+
+/**
+ * ROWS=small: create/stat/unlink of 10,000 files and `tar x` of 20,000 files, natively, on
+ * bindfs and on a fresh volume mount, with the CPU-seconds the file system's process used for
+ * each (silo's daemon, bindfs; the native column's work is in the kernel, in this process).
+ */
+async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("small", { createIfMissing: true });
+  const native = join(work, "native");
+  mkdirSync(native);
+  const bindSrc = join(work, "bind-src");
+  mkdirSync(bindSrc);
+  const bind = join(work, "bind");
+  const haveBindfs = bindfsMount(bindSrc, bind);
+  const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
+  const mnt = join(work, "mnt");
+  mount(env, "small", mnt);
+  const daemon = (await readMountRecord(mnt))!.pid;
+  const tarball = makeTarball();
+  const n = smallFiles(native);
+  const bf = haveBindfs ? withCpu(bindPid, () => smallFiles(bind)) : undefined;
+  const s = withCpu(daemon, () => smallFiles(mnt));
+  const nt = tarX(tarball, native);
+  const bt = haveBindfs ? withCpu(bindPid, () => tarX(tarball, bind)) : undefined;
+  const st = withCpu(daemon, () => tarX(tarball, mnt));
+  row("small files: create (files/s)", { native: n.create, bindfs: bf?.value.create, silo: s.value.create }, "files/s");
+  row("small files: stat (files/s)", { native: n.stat, bindfs: bf?.value.stat, silo: s.value.stat }, "files/s");
+  row("small files: unlink (files/s)", { native: n.unlink, bindfs: bf?.value.unlink, silo: s.value.unlink }, "files/s");
+  row(`tar x of ${TAR_FILES} files (files/s)`, { native: nt, bindfs: bt?.value, silo: st.value }, "files/s");
+  const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
+  console.log(`file system process CPU, create+stat+unlink: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}; tar x: bindfs ${cpu(bt?.cpu)}, silo daemon ${cpu(st.cpu)}`);
+  unmount(env, mnt);
+  if (haveBindfs) bindfsUnmount(bind);
+}
+
 async function main(): Promise<void> {
   server = await BenchSilo.start();
   const env = server.env;
   const client = server.client();
   if (process.env.ROWS === "random-write") {
     await randomWriteOnly(env, client);
+    await client.close();
+    return;
+  }
+  if (process.env.ROWS === "small") {
+    await smallOnly(env, client);
     await client.close();
     return;
   }

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdir, open, readFile, rename, stat, truncate, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -114,6 +114,42 @@ describe("the local journal", () => {
     expect(await committedText(fx.silo, "killed", "synced.txt")).toBe("fsync'd");
     expect(await committedText(fx.silo, "killed", "sub/moved.txt")).toBe("renamed");
     expect(await committedText(fx.silo, "killed", "moved.txt")).toBe(null);
+  });
+
+  it("kill -9 after small files were created and closed (no fsync): each close's state is recovered, empty files too", async () => {
+    await fx.silo.volumes.fromName("small-killed", { createIfMissing: true });
+    const dir = join(root, "small-killed");
+    await mounts.mount("small-killed", dir, "--commit-interval-ms", "0");
+    await mkdir(join(dir, "d"));
+    const want = new Map<string, string>();
+    for (let i = 0; i < 200; i++) {
+      const p = join("d", `f${i}`);
+      // Every third file is created and closed without a write: no upper file, only its journal record.
+      const data = i % 3 === 0 ? "" : `small file ${i}\n`.repeat(1 + (i % 7));
+      const fh = await open(join(dir, p), "w");
+      if (data) await fh.write(data);
+      await fh.close();
+      want.set(p, data);
+    }
+    // Unlinked and renamed after their close: the last state before the last close counts.
+    for (let i = 1; i < 200; i += 10) {
+      await rm(join(dir, "d", `f${i}`));
+      want.delete(join("d", `f${i}`));
+    }
+    await rename(join(dir, "d", "f2"), join(dir, "f2-moved"));
+    want.set("f2-moved", want.get(join("d", "f2"))!);
+    want.delete(join("d", "f2"));
+    await writeDurably(join(dir, "last.txt"), "the last close", "close");
+    want.set("last.txt", "the last close");
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+
+    await mounts.mount("small-killed", dir, "--commit-interval-ms", "0");
+    for (const [p, data] of want) expect([p, await readFile(join(dir, p), "utf8")]).toEqual([p, data]);
+    expect((await readdir(join(dir, "d"))).length).toBe(want.size - 2);
+    await mounts.unmount(dir);
+    expect(await committedText(fx.silo, "small-killed", "d/f0")).toBe("");
+    expect(await committedText(fx.silo, "small-killed", "d/f4")).toBe(want.get(join("d", "f4"))!);
+    expect(await committedText(fx.silo, "small-killed", "d/f1")).toBe(null);
   });
 
   it("server down at unmount: non-zero exit saying what is pending; the next mount commits it", async () => {

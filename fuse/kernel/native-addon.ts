@@ -15,11 +15,32 @@ export interface FuseFdAddon {
   backingOpen(fuseFd: number, fileFd: number): number;
   /** FUSE_DEV_IOC_BACKING_CLOSE. */
   backingClose(fuseFd: number, backingId: number): void;
+  /**
+   * Sets O_NONBLOCK on `fd` and calls `onReady` on the main thread whenever it is readable,
+   * from the event loop's own epoll (status < 0: poll reported an error; the watch stopped).
+   */
+  watch(fd: number, onReady: (status: number) => void): FdWatch;
+  /** Stops a watch (idempotent). */
+  unwatch(watch: FdWatch): void;
+  /** One non-blocking read(2) into `buf`: the byte count, or minus the errno (never throws for I/O errors). */
+  readInto(fd: number, buf: Buffer): number;
 }
+
+/** An fd watched by the addon (opaque). */
+export type FdWatch = { readonly __brand: "FdWatch" };
 
 const BUILT = join("native", "fuse-fd", "build", "Release", "fuse_fd.node");
 
 let loaded: FuseFdAddon | undefined;
+
+/** The addon if it is built (undefined otherwise: callers that can do without it fall back). */
+export function fuseFdAddonIfBuilt(): FuseFdAddon | undefined {
+  try {
+    return fuseFdAddon();
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Loads the addon from the project root (found upward from this module: it runs from fuse/ in

@@ -23,15 +23,26 @@ import {
   type Request,
 } from "./codec.js";
 import type { ConnectionInfo, Filesystem } from "./filesystem.js";
+import { type FdWatch, fuseFdAddonIfBuilt } from "./native-addon.js";
 import { Errno, type Notifier, type RequestContext } from "./types.js";
 
 const E = constants.errno;
 const SMALL_WRITE = 64 * 1024;
 
+/** Requests read per readiness callback before the event loop gets a turn (replies, timers, I/O). */
+const POLL_BATCH = 32;
+
 export interface SessionOptions {
   /**
-   * Reads of /dev/fuse kept outstanding. Each holds a libuv thread-pool thread while the kernel
-   * has nothing to send, so keep it well below UV_THREADPOOL_SIZE (the daemons raise that).
+   * How requests are read. "poll" (the default where the native addon is built): the main thread
+   * waits for /dev/fuse in the event loop's epoll and reads it non-blocking, no thread hop per
+   * request. "threads": `readers` fs.reads stay outstanding in libuv's thread pool (the fallback;
+   * `SILO_FUSE_READER=threads` in the environment selects it too).
+   */
+  reader?: "poll" | "threads";
+  /**
+   * Reads of /dev/fuse kept outstanding ("threads"). Each holds a libuv thread-pool thread while
+   * the kernel has nothing to send, so keep it well below UV_THREADPOOL_SIZE (the daemons raise that).
    */
   readers?: number;
   /** O_TRUNC reaches open() instead of a setattr(size 0) before it. */
@@ -104,6 +115,8 @@ export class FuseSession implements Notifier {
   readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>() };
   private readonly inflight = new Map<number, Ctx>();
   private readonly refs = new Map<number, number>();
+  /** FORGETs read but not applied yet (deferForget). */
+  private readonly forgets: Array<[number, number]> = [];
   private readonly log: (msg: string) => void;
   private resolveReady!: (info: ConnectionInfo) => void;
   private rejectReady!: (err: Error) => void;
@@ -126,13 +139,19 @@ export class FuseSession implements Notifier {
     this.ended = new Promise((res) => (this.resolveEnded = res));
   }
 
+  /** How this session reads requests (decided at start). */
+  reader: "poll" | "threads" = "threads";
+
   /** Starts serving; resolves once the kernel's INIT is answered. */
   start(): Promise<ConnectionInfo> {
-    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
-    const readers = Math.max(1, this.opts.readers ?? Math.min(3, pool - 2));
-    if (readers + 2 > pool) this.log(`warning: ${readers} readers of /dev/fuse with UV_THREADPOOL_SIZE=${pool}: file I/O may queue behind them`);
-    this.readersLeft = readers;
-    for (let i = 0; i < readers; i++) this.readLoop();
+    const wanted = this.opts.reader ?? (process.env.SILO_FUSE_READER === "threads" ? "threads" : "poll");
+    if (wanted !== "poll" || !this.pollLoop()) {
+      const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4;
+      const readers = Math.max(1, this.opts.readers ?? Math.min(3, pool - 2));
+      if (readers + 2 > pool) this.log(`warning: ${readers} readers of /dev/fuse with UV_THREADPOOL_SIZE=${pool}: file I/O may queue behind them`);
+      this.readersLeft = readers;
+      for (let i = 0; i < readers; i++) this.readLoop();
+    }
     if (this.opts.opTimeoutMs) {
       const limit = this.opts.opTimeoutMs;
       this.sweep = setInterval(() => {
@@ -158,6 +177,62 @@ export class FuseSession implements Notifier {
   /** Inodes the kernel currently holds references to (root excluded). */
   get knownInodes(): number {
     return this.refs.size;
+  }
+
+  /**
+   * Reads requests on the main thread when /dev/fuse is readable (native addon: epoll + O_NONBLOCK).
+   * False if the addon is not built (or predates `watch`): the caller falls back to thread-pool reads.
+   */
+  private pollLoop(): boolean {
+    const addon = fuseFdAddonIfBuilt();
+    if (typeof addon?.watch !== "function") return false;
+    let buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    let watch: FdWatch | undefined;
+    const stop = () => {
+      if (watch) addon.unwatch(watch);
+      watch = undefined;
+      this.readerDone();
+    };
+    // Requests the last callback read. A lone requester (one request at a time, replies go out
+    // after the callback) is served with one read per wake-up: reading on until EAGAIN would
+    // cost a failed read(2) per request. With requests in flight or a burst last time, read on.
+    let lastBurst = 0;
+    const onReady = (status: number) => {
+      const limit = this.inflight.size > 0 || lastBurst > 1 ? POLL_BATCH : 1;
+      lastBurst = 0;
+      for (let k = 0; k < limit; k++) {
+        if (this.over || !watch) return;
+        const n = addon.readInto(this.fd, buf);
+        if (n < 0) {
+          const errno = -n;
+          // Nothing (more) to read; if poll reported an error, the connection is gone.
+          if (errno === E.EAGAIN && status >= 0) return;
+          // ENOENT: the request we were about to read was interrupted before we got it.
+          if (errno === E.EINTR || errno === E.ENOENT) continue;
+          if (errno !== E.EAGAIN && errno !== E.ENODEV && errno !== E.EBADF && errno !== E.ECONNABORTED) this.log(`reading /dev/fuse failed: errno ${errno}`);
+          return stop();
+        }
+        if (n === 0) return stop();
+        lastBurst++;
+        let keep = false;
+        try {
+          keep = this.dispatch(buf, n);
+        } catch (e) {
+          this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
+        }
+        // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
+        if (keep) buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+      }
+    };
+    try {
+      watch = addon.watch(this.fd, onReady);
+    } catch (err) {
+      this.log(`polling /dev/fuse failed (${(err as Error).message}): reading it through the thread pool`);
+      return false;
+    }
+    this.reader = "poll";
+    this.readersLeft = 1;
+    return true;
   }
 
   private readLoop(): void {
@@ -226,10 +301,10 @@ export class FuseSession implements Notifier {
         this.init(req.unique, a.init);
         return false;
       case "FORGET":
-        this.forget(req.nodeid, a.nlookup);
+        this.deferForget(req.nodeid, a.nlookup);
         return false;
       case "BATCH_FORGET":
-        for (const f of a.forgets) this.forget(f.ino, f.nlookup);
+        for (const f of a.forgets) this.deferForget(f.ino, f.nlookup);
         return false;
       case "INTERRUPT":
         this.interrupt(req.unique, a.target);
@@ -315,6 +390,23 @@ export class FuseSession implements Notifier {
       this.log(`init failed: ${(err as Error).message}`);
     }
     this.resolveReady(info);
+  }
+
+  /**
+   * Forgets wait for a turn of the event loop of their own. An op allocates its inode number in
+   * its last synchronous step and its reply goes out in the promise jobs right after, but the
+   * poll reader dispatches several requests per callback before those jobs run: a FORGET read
+   * in the same callback as a LOOKUP answering the same number would otherwise drop the number
+   * before that reply (and its reference) is counted, and the kernel would hold a number the
+   * file system no longer knows (ESTALE).
+   */
+  private deferForget(ino: number, nlookup: number): void {
+    if (this.forgets.length === 0) setImmediate(() => this.applyForgets());
+    this.forgets.push([ino, nlookup]);
+  }
+
+  private applyForgets(): void {
+    for (const [ino, nlookup] of this.forgets.splice(0)) this.forget(ino, nlookup);
   }
 
   private forget(ino: number, nlookup: number): void {

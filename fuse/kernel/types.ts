@@ -121,11 +121,15 @@ export interface Notifier {
 
 /** An error the session answers with a specific errno (positive number). */
 export class Errno extends Error {
-  constructor(
-    readonly errno: number,
-    message?: string,
-  ) {
+  readonly errno: number;
+  constructor(errno: number, message?: string) {
+    // No stack: an errno is an answer (ENOENT for every new name's lookup, ENODATA for the
+    // security.capability probe before every write), and capturing one cost ~10 µs each.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ?? `errno ${errno}`);
+    Error.stackTraceLimit = limit;
+    this.errno = errno;
     this.name = "Errno";
   }
 }

@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { constants as fsConstants, writeSync } from "node:fs";
-import { type FileHandle, open, unlink } from "node:fs/promises";
+import { constants as fsConstants, unlinkSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 import { Extents } from "./extents.js";
 import { checkTruncateSize, writableBytes } from "./limits.js";
+import { UpperFile } from "./upper-file.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
 
@@ -53,8 +54,8 @@ const storedHash = (h: string | null | undefined): h is string => !!h && h !== H
  */
 export const MAX_EXTENTS = 256;
 
-/** Writes up to this size go into the upper file synchronously (see `writeUpper`). */
-const SYNC_WRITE_MAX = 64 * 1024;
+/** Upper files removed per event-loop turn by `reap`. */
+const REAP_BATCH = 64;
 
 /**
  * A changed block whose bytes are its committed base with ranges written over it: the written
@@ -113,7 +114,7 @@ export class FileContent {
   readonly partial = new Map<number, PartialBlock>();
   upperPath: string | null = null;
   /** Kept open while FUSE handles are open; otherwise opened per operation. */
-  fh: FileHandle | null = null;
+  fh: UpperFile | null = null;
   openHandles = 0;
   /** Bumped by every change, so a commit can tell whether the file moved under it. */
   generation = 0;
@@ -427,7 +428,7 @@ export class ContentStore {
     return c.lock.run(async () => {
       if (!p?.written.empty) {
         const saved = snap.saved.has(i);
-        const fh = saved || !c.fh ? await open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
+        const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
         try {
           if (p) await overlay(fh, p.written, buf, i * BLOCK_SIZE, 0);
           else await fh.read(buf, 0, len, i * BLOCK_SIZE);
@@ -500,7 +501,7 @@ export class ContentStore {
       if (spans.some(([, , n]) => n > 0)) {
         snap.sidePath ??= `${c.upperPath}.snap`;
         // Not "a": with O_APPEND every positioned write would land at the end.
-        const side = await open(snap.sidePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+        const side = UpperFile.open(snap.sidePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
         try {
           for (const [, at, n] of spans) {
             if (n === 0) continue;
@@ -567,37 +568,42 @@ export class ContentStore {
     return this.unreferenced.splice(0);
   }
 
+  /**
+   * Removes upper files, synchronously in batches (a local unlink takes microseconds, a trip
+   * through the thread pool two thread hand-overs), yielding to the event loop between batches
+   * so that a mass delete's files never hold up FUSE requests for long.
+   */
   async reap(paths: string[]): Promise<void> {
-    for (const p of paths) await unlink(p).catch(() => {});
+    for (let k = 0; k < paths.length; k += REAP_BATCH) {
+      if (k > 0) await new Promise((res) => setImmediate(res));
+      for (const p of paths.slice(k, k + REAP_BATCH)) {
+        try {
+          unlinkSync(p);
+        } catch {
+          // gone already
+        }
+      }
+    }
   }
 
   private async ensureUpper(c: FileContent): Promise<void> {
     if (c.upperPath) return;
     const path = join(this.upperDir, `${this.prefix}${this.seq++}`);
-    const fh = await open(path, "w+", 0o600);
+    const fh = UpperFile.open(path, "w+", 0o600);
     c.upperPath = path;
     c.upperDurable = false;
     if (c.openHandles > 0 && !c.fh) c.fh = fh;
     else await fh.close();
   }
 
-  /**
-   * Writes into the upper file. A small write goes in synchronously when the file is open
-   * anyway: copying a few KiB into the page cache takes microseconds, while a trip through the
-   * thread pool costs two thread hand-overs, which on a loaded machine were most of a 4 KiB
-   * write's latency.
-   */
+  /** Writes into the upper file (synchronously up to 64 KiB: UpperFile). */
   private async writeUpper(c: FileContent, buf: Buffer, len: number, pos: number): Promise<void> {
-    if (c.fh && len <= SYNC_WRITE_MAX) {
-      for (let done = 0; done < len; ) done += writeSync(c.fh.fd, buf, done, len - done, pos + done);
-      return;
-    }
     await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
   }
 
-  private async withUpper<T>(c: FileContent, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  private async withUpper<T>(c: FileContent, fn: (fh: UpperFile) => Promise<T>): Promise<T> {
     if (c.fh) return fn(c.fh);
-    const fh = await open(c.upperPath!, "r+");
+    const fh = UpperFile.open(c.upperPath!, "r+");
     if (c.openHandles > 0 && !c.fh) {
       c.fh = fh;
       return fn(fh);
@@ -618,7 +624,7 @@ export const upperName = (c: FileContent) => (c.upperPath ? basename(c.upperPath
  * `buf`, whose byte 0 is the block's byte `shift` (so block offset x lands at x - shift), with
  * one read of their span; bytes past the file's end are zeros (a sparse tail).
  */
-async function overlay(fh: FileHandle, written: Extents, buf: Buffer, blockStart: number, shift: number): Promise<void> {
+async function overlay(fh: UpperFile, written: Extents, buf: Buffer, blockStart: number, shift: number): Promise<void> {
   if (written.empty) return;
   const [s, e] = written.span;
   if (written.count === 1) {

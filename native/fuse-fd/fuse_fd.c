@@ -5,9 +5,19 @@
  *   cloneFd(fd)             FUSE_DEV_IOC_CLONE: a second /dev/fuse fd on the same connection
  *   backingOpen(fd, file)   FUSE_DEV_IOC_BACKING_OPEN: register a file for passthrough (root only)
  *   backingClose(fd, id)    FUSE_DEV_IOC_BACKING_CLOSE
+ *   watch(fd, onReady)      O_NONBLOCK, and a libuv poll handle on the event loop's own epoll:
+ *                           onReady(status) runs on the main thread whenever the fd is readable
+ *                           (status < 0: poll reported an error and the handle stopped)
+ *   unwatch(handle)         stops and frees such a handle
+ *   readInto(fd, buf)       one non-blocking read(2): bytes read, or -errno (EAGAIN: nothing yet)
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
+ *
+ * Why watch/readInto: fs.read of /dev/fuse holds a libuv thread-pool thread until a request
+ * arrives, then hands it to the main thread (a futex, an eventfd, a wake-up each). /dev/fuse
+ * supports poll(2) and O_NONBLOCK, so the main thread can wait for requests in its own epoll and
+ * read them itself: no thread hop per request (docs/benchmarks.md, "Small files").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,10 +25,12 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* From the kernel's uapi <linux/fuse.h> (7.40); Debian's header is older than passthrough. */
 struct silo_fuse_backing_map {
@@ -132,6 +144,114 @@ static napi_value js_backing_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* One watched fd: the poll handle and the JS function it calls. */
+struct watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int stopped;
+};
+
+static void watch_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  struct watch *w = poll->data;
+  if (w->stopped) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(w->env, &scope) != napi_ok) return;
+  napi_value cb, recv, arg;
+  /* status < 0: libuv saw POLLERR (the connection ended) and stopped the handle. */
+  if (napi_get_reference_value(w->env, w->callback, &cb) == napi_ok && napi_get_global(w->env, &recv) == napi_ok &&
+      napi_create_int32(w->env, status, &arg) == napi_ok) {
+    /* make_callback: promise jobs the callback queued run before the next event, as after any I/O callback. */
+    napi_value ignored;
+    napi_status st = napi_make_callback(w->env, w->context, recv, cb, 1, &arg, &ignored);
+    if (st == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(w->env, &exc);
+      napi_fatal_exception(w->env, exc);
+    }
+  }
+  napi_close_handle_scope(w->env, scope);
+}
+
+static napi_value js_watch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, "EINVAL", "expected (fd, function)");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return throw_errno(env, errno, "fcntl O_NONBLOCK");
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  struct watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "watch");
+  w->env = env;
+  w->poll.data = w;
+  napi_value name;
+  napi_create_string_utf8(env, "silo:fuse-watch", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok || napi_async_init(env, NULL, name, &w->context) != napi_ok) {
+    free(w);
+    return NULL;
+  }
+  int err = uv_poll_init(loop, &w->poll, fd);
+  int inited = err == 0;
+  if (inited) err = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  if (err != 0) {
+    napi_delete_reference(env, w->callback);
+    napi_async_destroy(env, w->context);
+    /* Blocking again: a caller falling back to blocking reads must not spin on EAGAIN. */
+    fcntl(fd, F_SETFL, flags);
+    /* An initialized handle is freed once the loop has closed it. */
+    if (inited) uv_close((uv_handle_t *)&w->poll, watch_closed);
+    else free(w);
+    return throw_errno(env, -err, "uv_poll");
+  }
+  napi_value handle;
+  napi_create_external(env, w, NULL, NULL, &handle);
+  return handle;
+}
+
+static napi_value js_unwatch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct watch *w;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&w) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected a watch handle");
+    return NULL;
+  }
+  if (w->stopped) return NULL;
+  w->stopped = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+  return NULL;
+}
+
+static napi_value js_read_into(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected (fd, buffer)");
+    return NULL;
+  }
+  ssize_t n = read(fd, data, len);
+  return int_value(env, n < 0 ? -errno : (int32_t)n);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -139,6 +259,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"cloneFd", NULL, js_clone_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"backingOpen", NULL, js_backing_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"backingClose", NULL, js_backing_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watch", NULL, js_watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

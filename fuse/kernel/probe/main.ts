@@ -16,7 +16,7 @@ if (!dir) {
 const fs = new ProbeFs();
 const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3 });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
-out({ ready: true, info: mount.session.info, pid: process.pid });
+out({ ready: true, info: mount.session.info, pid: process.pid, reader: mount.session.reader });
 void mount.session.ended.then(() => {
   out({ ended: true });
   process.exit(0);

@@ -1,0 +1,91 @@
+import { closeSync, fdatasync, ftruncateSync, openSync, read, readSync, write, writeSync } from "node:fs";
+
+/** Reads and writes up to this size run synchronously (see UpperFile). */
+export const SYNC_IO_MAX = 64 * 1024;
+
+/**
+ * An open upper file (a changed file's local bytes, or a commit snapshot's side file), with the
+ * subset of FileHandle's API the content store uses.
+ *
+ * Opening, closing, truncating and I/O of up to 64 KiB are synchronous calls on the main
+ * thread. Upper files live on the local disk (the journal's directory, never the mount), and
+ * those calls take microseconds in the page cache, while an fs.promises call costs two thread
+ * hand-overs through libuv's pool (a futex wake, an eventfd write, an epoll wake-up): on the
+ * 2-core test machine those were most of a small file's create–write–close (docs/benchmarks.md,
+ * "Small files"). Larger I/O and fdatasync, which may wait for the disk, stay in the pool.
+ */
+export class UpperFile {
+  private closed = false;
+  /** Calls in libuv's pool right now: close waits for them, as FileHandle's does (the fd number must not be reused under them). */
+  private inPool = 0;
+  private poolDrained: Array<() => void> = [];
+
+  private constructor(readonly fd: number) {}
+
+  static open(path: string, flags: string | number, mode?: number): UpperFile {
+    return new UpperFile(openSync(path, flags, mode));
+  }
+
+  async read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    this.open_();
+    if (length <= SYNC_IO_MAX) {
+      let done = 0;
+      while (done < length) {
+        const n = readSync(this.fd, buf, offset + done, length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return { bytesRead: done };
+    }
+    const n = await this.pooled<number>((cb) => read(this.fd, buf, offset, length, position, cb));
+    return { bytesRead: n };
+  }
+
+  async write(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
+    this.open_();
+    if (length <= SYNC_IO_MAX) {
+      for (let done = 0; done < length; ) done += writeSync(this.fd, buf, offset + done, length - done, position + done);
+      return { bytesWritten: length };
+    }
+    let done = 0;
+    while (done < length) {
+      const at = done;
+      done += await this.pooled<number>((cb) => write(this.fd, buf, offset + at, length - at, position + at, cb));
+    }
+    return { bytesWritten: length };
+  }
+
+  async truncate(size: number): Promise<void> {
+    this.open_();
+    ftruncateSync(this.fd, size);
+  }
+
+  async datasync(): Promise<void> {
+    await this.pooled<void>((cb) => fdatasync(this.fd, (err) => cb(err, undefined)));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.inPool > 0) await new Promise<void>((res) => this.poolDrained.push(res));
+    closeSync(this.fd);
+  }
+
+  /** Throws EBADF once closed: the fd number may belong to another file by now. */
+  private open_(): void {
+    if (this.closed) throw Object.assign(new Error("upper file closed"), { code: "EBADF" });
+  }
+
+  /** Runs one callback-style fs call in the pool, counted so that close waits for it. */
+  private pooled<T>(call: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+    this.open_();
+    this.inPool++;
+    return new Promise<T>((res, rej) =>
+      call((err, value) => {
+        if (--this.inPool === 0) for (const wake of this.poolDrained.splice(0)) wake();
+        if (err) rej(err);
+        else res(value);
+      }),
+    );
+  }
+}

@@ -50,6 +50,19 @@ describe("BlockCache", () => {
     await cache.close();
   });
 
+  it("put keeps a block made here: reads of it fetch nothing", async () => {
+    const { cache, fetches } = await cacheOf({}, 1000);
+    expect(cache.has("made")).toBe(false);
+    await cache.put("made", Buffer.from("new bytes"));
+    expect(cache.has("made")).toBe(true);
+    expect((await cache.get("made")).toString()).toBe("new bytes");
+    await cache.put("made", Buffer.from("ignored"));
+    expect((await cache.get("made")).toString()).toBe("new bytes");
+    expect(fetches.size).toBe(0);
+    expect(cache.sizeBytes).toBe("new bytes".length);
+    await cache.close();
+  });
+
   it("fetches a block once for concurrent readers (single flight) and serves repeats from disk", async () => {
     const { cache, fetches, holdFetches } = await cacheOf({ h: "abc" }, 1000);
     let release!: () => void;

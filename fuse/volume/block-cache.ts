@@ -107,9 +107,26 @@ export class BlockCache {
     return p;
   }
 
+  /** Whether a block is in the cache now. */
+  has(hash: string): boolean {
+    return !!this.entries.get(hash)?.fh;
+  }
+
+  /** Puts a block made here into the cache (a commit's new block that reads will want), unless it is there or on its way. */
+  async put(hash: string, data: Buffer): Promise<void> {
+    if (this.entries.has(hash) || this.pending.has(hash)) return;
+    const p = this.keep(hash, data).finally(() => this.pending.delete(hash));
+    this.pending.set(hash, p);
+    await p;
+  }
+
   private async fill(hash: string): Promise<void> {
     const data = await this.fetch(hash);
     this.counts.bytesFetched += data.length;
+    await this.keep(hash, data);
+  }
+
+  private async keep(hash: string, data: Buffer): Promise<void> {
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
     const out = await open(tmp, "w");

@@ -179,6 +179,7 @@ async function commitFile(store: ContentStore, c: FileContent, upload: (b: Buffe
     const data = await store.snapshotBlock(c, snap, i);
     blocks.set(i, data);
     hashes[i] = isZeros(data) ? HOLE : sha256(data);
+    await store.composed(snap, i, hashes[i]!, data);
     if (hashes[i] !== HOLE) upload(data);
   }
   store.acknowledge(c, snap, hashes);
@@ -323,6 +324,28 @@ describe("ContentStore: writes in place (partial blocks)", { timeout: 120_000 },
     expect(r2.blocks.get(1)!.equals(now.subarray(BLOCK_SIZE))).toBe(true);
     expect(c.clean).toBe(true);
     expect(c.partial.get(0)!.base).toBe(c.hashes[0]);
+  });
+
+  it("a partial block that was being read keeps reading without a fetch after its commit (the new block goes into the cache)", async () => {
+    const { store, committed, fetched, upload } = await storeOf([b0, b1]);
+    const c = committed();
+    const want = Buffer.concat([b0, b1]);
+    await store.write(c, Buffer.alloc(10, 1), 10, 100);
+    await store.write(c, Buffer.alloc(10, 2), 10, BLOCK_SIZE + 100);
+    want.fill(1, 100, 110);
+    want.fill(2, BLOCK_SIZE + 100, BLOCK_SIZE + 110);
+    // Block 0's unwritten bytes are read (its base is cached); block 1's are not.
+    expect((await readRange(store, c, 0, 200)).equals(want.subarray(0, 200))).toBe(true);
+    expect(fetched()).toBe(1);
+    const r = await commitFile(store, c, upload);
+    // The commit read block 1's base past the cache.
+    expect(fetched()).toBe(2);
+    expect(c.partial.get(0)!.base).toBe(r.hashes[0]);
+    expect((await readRange(store, c, 0, 200)).equals(want.subarray(0, 200))).toBe(true);
+    expect(fetched()).toBe(2);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    // Block 1 now reads over its new block: fetched once.
+    expect(fetched()).toBe(3);
   });
 
   it(`a block written in more than ${MAX_EXTENTS} pieces gets its base copied in once and becomes local`, async () => {

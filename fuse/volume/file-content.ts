@@ -442,6 +442,17 @@ export class ContentStore {
   }
 
   /**
+   * The commit hashed snapshot block i as `hash`. If the block was partial and its base is in
+   * the cache (its unwritten bytes were being read), the new block goes into the cache as well:
+   * once the commit is acknowledged the block reads over the new one (`acknowledge`), and
+   * fetching what is in memory now would be waste.
+   */
+  async composed(snap: FileSnapshot, i: number, hash: string, data: Buffer): Promise<void> {
+    const p = snap.partial.get(i);
+    if (p && storedHash(hash) && this.cache.has(p.base)) await this.cache.put(hash, data);
+  }
+
+  /**
    * A commit of `snap` was acknowledged with the block hashes `hashes`: blocks unchanged since
    * the snapshot now hold them. A block that was partial moves onto its new committed bytes as
    * its base (the old base is in no version the mount pins any more, so GC may drop it); its

@@ -438,7 +438,9 @@ export class MountedVolume {
       const batch = Promise.all(
         reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
           const data = await this.store.snapshotBlock(c, snap, i);
-          return { i, data, hash: isZeros(data) ? HOLE : sha256(data) };
+          const hash = isZeros(data) ? HOLE : sha256(data);
+          await this.store.composed(snap, i, hash, data);
+          return { i, data, hash };
         }),
       );
       // Awaited below, unless an upload failed first: then its failure is the one reported.

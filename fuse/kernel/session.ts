@@ -214,14 +214,7 @@ export class FuseSession implements Notifier {
         }
         if (n === 0) return stop();
         lastBurst++;
-        let keep = false;
-        try {
-          keep = this.dispatch(buf, n);
-        } catch (e) {
-          this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
-        }
-        // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
-        if (keep) buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+        buf = this.dispatchRead(buf, n);
       }
     };
     try {
@@ -233,6 +226,18 @@ export class FuseSession implements Notifier {
     this.reader = "poll";
     this.readersLeft = 1;
     return true;
+  }
+
+  /** Dispatches the request read into `buf`; returns the buffer to read the next one into. */
+  private dispatchRead(buf: Buffer<ArrayBuffer>, n: number): Buffer<ArrayBuffer> {
+    let keep = false;
+    try {
+      keep = this.dispatch(buf, n);
+    } catch (e) {
+      this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
+    }
+    // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
+    return keep ? Buffer.allocUnsafe(READ_BUFFER_SIZE) : buf;
   }
 
   private readLoop(): void {
@@ -248,14 +253,7 @@ export class FuseSession implements Notifier {
           return this.readerDone();
         }
         if (n === 0) return this.readerDone();
-        let keep = false;
-        try {
-          keep = this.dispatch(buf, n);
-        } catch (e) {
-          this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
-        }
-        // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
-        if (keep) buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+        buf = this.dispatchRead(buf, n);
         next();
       });
     };

@@ -198,20 +198,29 @@ function withCpu<T>(pid: number | undefined, fn: () => T): { value: T; cpu?: num
 }
 
 /**
- * ROWS=small: create/stat/unlink of 10,000 files and `tar x` of 20,000 files, natively, on
- * bindfs and on a fresh volume mount, with the CPU-seconds the file system's process used for
- * each (silo's daemon, bindfs; the native column's work is in the kernel, in this process).
+ * The three places a run compares, under `work`: a native ext4 directory, bindfs over another
+ * one (`haveBindfs` false when bindfs is not installed), and the silo mount point.
  */
-async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
-  await client.volumes.fromName("small", { createIfMissing: true });
+function peerDirs(): { native: string; bindSrc: string; bind: string; haveBindfs: boolean; mnt: string } {
   const native = join(work, "native");
   mkdirSync(native);
   const bindSrc = join(work, "bind-src");
   mkdirSync(bindSrc);
   const bind = join(work, "bind");
   const haveBindfs = bindfsMount(bindSrc, bind);
+  if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
+  return { native, bindSrc, bind, haveBindfs, mnt: join(work, "mnt") };
+}
+
+/**
+ * ROWS=small: create/stat/unlink of 10,000 files and `tar x` of 20,000 files, natively, on
+ * bindfs and on a fresh volume mount, with the CPU-seconds the file system's process used for
+ * each (silo's daemon, bindfs; the native column's work is in the kernel, in this process).
+ */
+async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("small", { createIfMissing: true });
+  const { native, bind, haveBindfs, mnt } = peerDirs();
   const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
-  const mnt = join(work, "mnt");
   mount(env, "small", mnt);
   const daemon = (await readMountRecord(mnt))!.pid;
   const tarball = makeTarball();
@@ -253,14 +262,7 @@ async function main(): Promise<void> {
     return;
   }
   await client.volumes.fromName("bench", { createIfMissing: true });
-  const native = join(work, "native");
-  mkdirSync(native);
-  const mnt = join(work, "mnt");
-  const bindSrc = join(work, "bind-src");
-  mkdirSync(bindSrc);
-  const bind = join(work, "bind");
-  const haveBindfs = bindfsMount(bindSrc, bind);
-  if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
+  const { native, bindSrc, bind, haveBindfs, mnt } = peerDirs();
   const b = <T>(fn: () => T): T | undefined => (haveBindfs ? fn() : undefined);
   console.log(`silo mount benchmark: ${SIZE / MiB} MiB file, ${SMALL_FILES} small files, ${RANDOM_READS} random 4 KiB reads\n`);
 
@@ -367,14 +369,7 @@ function cpuSecondsOf(pid: number): number {
  */
 async function randomWriteOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
   await client.volumes.fromName("bench", { createIfMissing: true });
-  const native = join(work, "native");
-  mkdirSync(native);
-  const bindSrc = join(work, "bind-src");
-  mkdirSync(bindSrc);
-  const bind = join(work, "bind");
-  const haveBindfs = bindfsMount(bindSrc, bind);
-  if (!haveBindfs) console.log("bindfs is not installed (scripts/bench-deps.sh): its column stays empty");
-  const mnt = join(work, "mnt");
+  const { native, bind, haveBindfs, mnt } = peerDirs();
   mount(env, "bench", mnt);
   seqWrite(join(native, "big"), true);
   if (haveBindfs) seqWrite(join(bind, "big"), true);

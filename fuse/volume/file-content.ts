@@ -232,7 +232,8 @@ export class ContentStore {
       const last = Math.floor((end - 1) / BLOCK_SIZE);
       await this.ensureUpper(c);
       await this.preserve(c, first, last);
-      await this.writeUpper(c, buf, len, pos);
+      // Synchronously up to 64 KiB (UpperFile).
+      await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
       // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
       // Growing changes the old partial last block (its length): its committed bytes stay its base.
       if (end > c.size && c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
@@ -594,11 +595,6 @@ export class ContentStore {
     c.upperDurable = false;
     if (c.openHandles > 0 && !c.fh) c.fh = fh;
     else await fh.close();
-  }
-
-  /** Writes into the upper file (synchronously up to 64 KiB: UpperFile). */
-  private async writeUpper(c: FileContent, buf: Buffer, len: number, pos: number): Promise<void> {
-    await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
   }
 
   private async withUpper<T>(c: FileContent, fn: (fh: UpperFile) => Promise<T>): Promise<T> {

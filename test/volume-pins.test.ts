@@ -1,16 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { open, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
-import { NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
+import { BLOCK_SIZE, NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import Database from "better-sqlite3";
 import { eventually } from "./helpers/eventually.js";
 import { InProcessServer, inProcessFixture } from "./helpers/in-process-server.js";
-import { bytes } from "./helpers/volume-data.js";
+import { bytes, readAll } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
 // Versions are kept only while latest or pinned, unreferenced blocks for 0.5 s, GC runs every
@@ -25,8 +25,11 @@ beforeAll(async () => {
   mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-pins-test-"));
 });
+const nfsMounted = new Set<string>();
 afterEach(async () => {
   await mounts.cleanup();
+  for (const dir of nfsMounted) await within(60_000, `nfs unmount ${dir}`, fx.server.cli(["nfs", "unmount", dir, "--timeout-ms", "30000"])).catch(() => {});
+  nfsMounted.clear();
 });
 // afterEach unmounted everything (also after a failure).
 afterAll(async () => {
@@ -63,6 +66,24 @@ const meanwhile = (check: () => Promise<void>, on = fx.server) =>
     await on.clock.advance(100);
     await check();
   }, 20_000);
+
+/** Mounts a network file system (close-to-open) with no background commits: a file open for writing stays pending until it is closed. */
+async function nfsMount(name: string, dir: string): Promise<void> {
+  nfsMounted.add(dir);
+  const r = await within(60_000, `nfs mount ${name}`, fx.server.cli(["nfs", "mount", name, dir, "--commit-interval-ms", "0"]));
+  if (r.code !== 0) throw new Error(`silo nfs mount failed (${r.code}): ${r.stderr}`);
+}
+
+/** The block hashes of a file in a version (every block stored: no holes). */
+async function blocksOf(vol: Volume, version: number, path: string): Promise<string[]> {
+  return (await vol.blocks.tree(version)).entries.find((e) => e.path === path)!.blocks as string[];
+}
+
+/** The block cache counters of a mount's daemon. */
+async function cacheStats(dir: string): Promise<{ misses: number; bytesFetched: number }> {
+  const status = (await controlRequest(join(stateDirFor(dir), "control.sock"), "status")) as { cache: { misses: number; bytesFetched: number } };
+  return status.cache;
+}
 
 /** The expiry times of a volume's pins, as the server stored them. */
 function pinExpiries(on: InProcessServer, volumeId: string): number[] {
@@ -227,5 +248,78 @@ describe("version pins", () => {
       await awayMounts.cleanup();
       await away.cleanup();
     }
+  });
+
+  it("a file open for writing keeps the blocks it came from while the mount's view moves past them: its close commits the old bytes with the write", async () => {
+    const nfs = await fx.silo.networkFileSystems.fromName("pins-writer", { createIfMissing: true });
+    const vol = nfs.treeHandle();
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    expect(oldBlocks).toHaveLength(3);
+    const dir = join(root, "pins-writer");
+    await nfsMount("pins-writer", dir);
+
+    // 4 KiB into the middle block: it becomes partial over its committed base, nothing is fetched.
+    const patch = bytes(4096);
+    const at = BLOCK_SIZE + 1_048_576;
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r+"));
+    try {
+      await within(30_000, "write f", fh.write(patch, 0, patch.length, at));
+      expect(await cacheStats(dir), "nothing fetched for the write").toMatchObject({ misses: 0, bytesFetched: 0 });
+
+      // Another client replaces f; a listing on the mount catches up with it (f, open for writing, keeps its local state).
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+      await within(30_000, "list", readdir(dir));
+      // A renewal after the catch-up, then GC passes: with retention 0 only the mount's pin can keep version 1's blocks.
+      await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS / 3);
+      await gcPassed();
+      await gcPassed();
+      for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open file`).toBe(true);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    // close(2) commits (EIO if that failed).
+    await within(60_000, "close f", fh.close());
+    const expected = Buffer.from(old);
+    patch.copy(expected, at);
+    expect((await readAll(vol, "f")).equals(expected), "f on the server: the old bytes with the 4 KiB written").toBe(true);
+
+    // Committed and closed: the mount holds nothing old any more; GC collects what only version 1 named.
+    await meanwhile(async () => {
+      expect(await stored(oldBlocks[0]!), "an old block, after the commit").toBe(false);
+      expect(await stored(oldBlocks[1]!), "the old base, after the commit").toBe(false);
+    });
+  });
+
+  it("a file open for reading whose node a catch-up replaced keeps reading its old bytes after GC", async () => {
+    const nfs = await fx.silo.networkFileSystems.fromName("pins-reader", { createIfMissing: true });
+    const vol = nfs.treeHandle();
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    const dir = join(root, "pins-reader");
+    await nfsMount("pins-reader", dir);
+
+    // Opened, nothing read yet (so nothing is in the block cache).
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r"));
+    try {
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+      await within(30_000, "list", readdir(dir));
+      await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS / 3);
+      await gcPassed();
+      await gcPassed();
+      for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open reader`).toBe(true);
+      const got = Buffer.alloc(old.length);
+      const { bytesRead } = await within(60_000, "read f", fh.read(got, 0, got.length, 0));
+      expect(bytesRead).toBe(old.length);
+      expect(got.equals(old), "the open reader reads version 1's bytes").toBe(true);
+    } finally {
+      await fh.close();
+    }
+    // The next open gets the new bytes.
+    expect((await within(30_000, "read f", readFile(join(dir, "f")))).length).toBe(100_000);
+    await meanwhile(async () => expect(await stored(oldBlocks[1]!), "an old block, after the reader closed").toBe(false));
   });
 });

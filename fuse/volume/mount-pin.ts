@@ -6,29 +6,33 @@ import type { VolumeRemote } from "./remote.js";
 const RETRY_FRACTION = 10;
 
 /**
- * Holds the server's pin on the version a mount serves, so GC keeps the blocks the mount may
- * still read. Renewed every third of its TTL in the background and moved along when the mount's
- * version changes (`sync`). Failures are logged and retried, never thrown: FUSE requests never
- * wait for it. A pin that lapsed meanwhile (the server was away too long) is created anew.
+ * Holds the server's pin on the oldest version a mount still needs (MountedVolume.heldVersion:
+ * the version it serves, or an older one while a file pending or open there refers to blocks
+ * only that one names), so GC keeps every block the mount may still read or commit. Renewed
+ * every third of its TTL in the background and moved along when that version changes (`sync`).
+ * Failures are logged and retried, never thrown: FUSE requests never wait for it. A pin that
+ * lapsed meanwhile (the server was away too long) is created anew.
  */
 export class MountPin {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private stopped = false;
+  /** Versions below this one were gone when asked for (a replayed journal's): not asked for again. */
+  private floor = 0;
 
   constructor(
     private readonly remote: VolumeRemote,
     private pin: VersionPin,
-    /** The version the mount serves now. */
-    private readonly served: () => number,
+    /** The oldest version the mount still needs now. */
+    private readonly held: () => number,
     private readonly log: (msg: string) => void,
   ) {
     this.schedule(pin.ttlMs / 3);
   }
 
-  /** Moves the pin now if the mount's version changed (after a commit or reload). */
-  sync(): void {
-    if (this.served() !== this.pin.version) void this.renew();
+  /** Moves the pin now if the version the mount needs changed (after a commit, a reload, a journal replay). */
+  sync(): Promise<void> {
+    return this.target() !== this.pin.version ? this.renew() : Promise.resolve();
   }
 
   /** Stops renewing and deletes the pin (at unmount); a failure only leaves it to lapse. */
@@ -37,6 +41,10 @@ export class MountPin {
     clearTimeout(this.timer);
     await this.renewing;
     await this.remote.unpin(this.pin.pinId).catch((err: Error) => this.log(`deleting the version pin failed (it lapses on its own): ${err.message}`));
+  }
+
+  private target(): number {
+    return Math.max(this.held(), this.floor);
   }
 
   private schedule(ms: number): void {
@@ -53,19 +61,30 @@ export class MountPin {
   }
 
   private async renewNow(): Promise<void> {
-    const version = this.served();
+    const version = this.target();
     try {
-      this.pin = await this.remote.renewPin(this.pin.pinId, version === this.pin.version ? undefined : version).catch((err: Error) => {
-        if (!(err instanceof NotFoundError) || err instanceof VersionGoneError) throw err;
-        this.log(`the version pin lapsed; pinning version ${version} again`);
-        return this.remote.pinVersion(version);
+      this.pin = await this.moveTo(version).catch((err: Error) => {
+        // Older than the version pinned (a replayed journal's) and dropped already: keep holding ours.
+        if (!(err instanceof VersionGoneError) || version >= this.pin.version) throw err;
+        this.log(`version ${version}, which recovered changes refer to, is no longer kept; blocks only it named may be gone`);
+        this.floor = this.pin.version;
+        return this.moveTo(this.pin.version);
       });
       // The version may have moved again while we asked.
-      this.schedule(this.served() === this.pin.version ? this.pin.ttlMs / 3 : 0);
+      this.schedule(this.target() === this.pin.version ? this.pin.ttlMs / 3 : 0);
     } catch (err) {
       const gone = err instanceof VersionGoneError ? " (files changed since may fail to read until the next reload)" : "";
       this.log(`renewing the pin on version ${version} failed, will retry${gone}: ${(err as Error).message}`);
       this.schedule(this.pin.ttlMs / RETRY_FRACTION);
     }
+  }
+
+  /** Renews the pin, moved to `version`; one that lapsed meanwhile is created anew. */
+  private moveTo(version: number): Promise<VersionPin> {
+    return this.remote.renewPin(this.pin.pinId, version === this.pin.version ? undefined : version).catch((err: Error) => {
+      if (!(err instanceof NotFoundError) || err instanceof VersionGoneError) throw err;
+      this.log(`the version pin lapsed; pinning version ${version} again`);
+      return this.remote.pinVersion(version);
+    });
   }
 }

@@ -322,4 +322,57 @@ describe("version pins", () => {
     expect((await within(30_000, "read f", readFile(join(dir, "f")))).length).toBe(100_000);
     await meanwhile(async () => expect(await stored(oldBlocks[1]!), "an old block, after the reader closed").toBe(false));
   });
+
+  it("a mount recovering a dead mount's changes holds the version they refer to while their commit keeps failing", async () => {
+    // Room for f and one more file: the recovered changes (f changed, g new) do not fit beside x below.
+    const vol = await fx.silo.volumes.fromName("pins-recover", { createIfMissing: true, inodeLimit: 2 });
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    const dir = join(root, "pins-recover");
+    await mounts.mount("pins-recover", dir, "--commit-interval-ms", "0");
+    const patch = bytes(4096);
+    const at = BLOCK_SIZE + 1_048_576;
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r+"));
+    await within(30_000, "write f", fh.write(patch, 0, patch.length, at));
+    await within(30_000, "close f", fh.close());
+    await within(30_000, "write g", writeFile(join(dir, "g"), "new"));
+    // The daemon dies with f and g in its journal; its pin on version 1 lapses one TTL later.
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+
+    // Meanwhile another client replaces f and fills the volume.
+    await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+    await vol.batchUpload().putFile(Buffer.from("x"), "x").commit();
+    // The next mount recovers f and g; their commit is refused (inode limit) and they stay pending.
+    await mounts.mount("pins-recover", dir, "--commit-interval-ms", "0");
+    await eventually(async () => expect(await readFile(`${stateDirFor(dir)}.log`, "utf8")).toMatch(/inode limit/));
+    // Past the dead mount's pin: only the recovering mount's can keep version 1 now.
+    await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS + 500);
+    await gcPassed();
+    await gcPassed();
+    for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, which the recovered f refers to`).toBe(true);
+
+    // Room again: the commit goes through, with version 1's bytes under the write.
+    await vol.removeFile("x");
+    await within(60_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
+    const expected = Buffer.from(old);
+    patch.copy(expected, at);
+    expect((await readAll(vol, "f")).equals(expected), "f on the server: the old bytes with the 4 KiB written").toBe(true);
+    expect((await readAll(vol, "g")).toString()).toBe("new");
+  });
+
+  it("a file open for reading that the new version has as it is holds nothing older: a commit still moves the pin", async () => {
+    const vol = await fx.silo.volumes.fromName("pins-open", { createIfMissing: true });
+    await vol.batchUpload().putFile(bytes(100_000), "f").commit();
+    const dir = join(root, "pins-open");
+    await mounts.mount("pins-open", dir, "--commit-interval-ms", "0");
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r"));
+    try {
+      await writeFile(join(dir, "h"), "from the mount");
+      await within(30_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
+      await meanwhile(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(2));
+    } finally {
+      await fh.close();
+    }
+  });
 });

@@ -530,11 +530,18 @@ export class MountedVolume {
       return this.deltaFromTree(latest);
     });
     const freed: Array<Node | undefined> = [];
+    /** Open files the new version may not name: kept local states of paths it changed, nodes it replaced. */
+    const stale = new Set<FileContent>();
+    const open = this.handles.size > 0;
     // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
     for (const ch of delta.changes) {
       const p = ch.op === "put" ? ch.entry.path : ch.path;
       // Changed here since the commit above: the local change wins until it is committed.
-      if (this.ns.dirty.has(p) || this.holds(this.ns.lookup(p), writers)) continue;
+      const here = this.ns.lookup(p);
+      if (this.ns.dirty.has(p) || this.holds(here, writers)) {
+        if (open) filesOf(here, stale);
+        continue;
+      }
       if (ch.op === "delete") {
         freed.push(this.ns.applyDelete(p));
         this.forgetBase(p);
@@ -543,24 +550,29 @@ export class MountedVolume {
         this.base.set(p, ch.entry);
       }
     }
-    this.moveView(latest);
+    if (open) for (const node of freed) filesOf(node, stale);
+    this.moveView(latest, stale);
     for (const node of freed) await this.dropped(node);
     return { version: latest, changed: delta.changes.length > 0 };
   }
 
   /**
-   * Moves the view to `version`. A file pending or open here may refer to committed blocks that
-   * only the old view names (another client replaced it, and a catch-up kept the local state or
-   * an open handle on the old node): it keeps the old view held until it is committed or closed.
-   * One synchronous step with the move, so the pin never sees the new view without it.
+   * Moves the view to `version`, in one synchronous step with what follows, so the pin never
+   * sees the new view without it: a file pending here, or open and out of the new view (its node
+   * was replaced or unlinked, or a catch-up kept its old state: `stale`), may refer to committed
+   * blocks that only the old view names (another client replaced or deleted it), and keeps the
+   * old view held until it is committed or closed. An open file the new view has as it is needs
+   * nothing older.
    */
-  private moveView(version: number): void {
-    for (const c of this.heldContents()) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
+  private moveView(version: number, stale: ReadonlySet<FileContent> = new Set()): void {
+    const keep = this.pendingContents();
+    for (const { node } of this.handles.values()) if (node.nlink <= 0 || stale.has(node.content)) keep.add(node.content);
+    for (const c of keep) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
     this.viewVersion = version;
   }
 
-  /** The bytes this mount may still read or commit: of pending paths (changed, in a commit), changed hard links, open files. */
-  private heldContents(): Set<FileContent> {
+  /** The bytes of pending paths (changed, or in a commit) and of changed hard-linked files. */
+  private pendingContents(): Set<FileContent> {
     const out = new Set<FileContent>();
     const add = (node: Node | undefined) => {
       if (node?.type === "file") out.add(node.content);
@@ -568,7 +580,6 @@ export class MountedVolume {
     for (const p of this.ns.dirty) add(this.ns.lookup(p));
     for (const p of this.inCommit) add(this.ns.lookup(p));
     for (const node of this.linkedChanged) add(node);
-    for (const h of this.handles.values()) add(h.node);
     return out;
   }
 
@@ -579,7 +590,8 @@ export class MountedVolume {
    * committed, closed or gone since are forgotten here, unless a commit still reads them.
    */
   heldVersion(): number {
-    const held = this.heldContents();
+    const held = this.pendingContents();
+    for (const { node } of this.handles.values()) held.add(node.content);
     let version = this.viewVersion;
     for (const [c, from] of this.heldFrom) {
       if (!c.snap && (!held.has(c) || !c.refersToCommitted)) this.heldFrom.delete(c);
@@ -628,6 +640,12 @@ export class MountedVolume {
       lastCommitError: this.lastCommitError,
     };
   }
+}
+
+/** Adds the bytes of every file at or below `node` to `into`. */
+function filesOf(node: Node | undefined, into: Set<FileContent>): void {
+  if (node?.type === "file") into.add(node.content);
+  else if (node?.type === "directory") for (const child of node.children.values()) filesOf(child, into);
 }
 
 function ancestors(path: string): string[] {

@@ -420,7 +420,8 @@ export class MountedVolume {
         for (const p of deleted) this.forgetBase(p);
         for (const e of puts) this.base.set(e.path, e);
         // Only if nobody else committed in between does our tree equal the new version.
-        if (version === this.viewVersion + 1) this.moveView(version);
+        // (The new version names every file in the tree: only unlinked open ones may need an older one.)
+        if (version === this.viewVersion + 1) this.moveView(version, new Set());
         // Their blocks are in the new version now (partial blocks move onto its blocks just
         // below), which is not older than the view: nothing older is held for them.
         for (const c of sent) this.heldFrom.delete(c);
@@ -530,8 +531,12 @@ export class MountedVolume {
       return this.deltaFromTree(latest);
     });
     const freed: Array<Node | undefined> = [];
-    /** Open files the new version may not name: kept local states of paths it changed, nodes it replaced. */
-    const stale = new Set<FileContent>();
+    /**
+     * Files the new version may not name: pending ones (a path the delta did not touch may hold
+     * bytes renamed from one it did), and open ones whose local state a path it changed kept, or
+     * whose node it replaced.
+     */
+    const stale = this.pendingContents();
     const open = this.handles.size > 0;
     // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
     for (const ch of delta.changes) {
@@ -557,17 +562,14 @@ export class MountedVolume {
   }
 
   /**
-   * Moves the view to `version`, in one synchronous step with what follows, so the pin never
-   * sees the new view without it: a file pending here, or open and out of the new view (its node
-   * was replaced or unlinked, or a catch-up kept its old state: `stale`), may refer to committed
-   * blocks that only the old view names (another client replaced or deleted it), and keeps the
-   * old view held until it is committed or closed. An open file the new view has as it is needs
-   * nothing older.
+   * Moves the view to `version`. Files in `stale` (the new version may not name their bytes:
+   * another client replaced or deleted them) and unlinked open files may refer to committed
+   * blocks only the old view names: they keep it held until they are committed or closed. One
+   * synchronous step with the move, so the pin never sees the new view without them.
    */
-  private moveView(version: number, stale: ReadonlySet<FileContent> = new Set()): void {
-    const keep = this.pendingContents();
-    for (const { node } of this.handles.values()) if (node.nlink <= 0 || stale.has(node.content)) keep.add(node.content);
-    for (const c of keep) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
+  private moveView(version: number, stale: Set<FileContent>): void {
+    for (const { node } of this.handles.values()) if (node.nlink <= 0) stale.add(node.content);
+    for (const c of stale) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
     this.viewVersion = version;
   }
 
@@ -590,6 +592,7 @@ export class MountedVolume {
    * committed, closed or gone since are forgotten here, unless a commit still reads them.
    */
   heldVersion(): number {
+    if (this.heldFrom.size === 0) return this.viewVersion;
     const held = this.pendingContents();
     for (const { node } of this.handles.values()) held.add(node.content);
     let version = this.viewVersion;

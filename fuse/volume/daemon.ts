@@ -160,7 +160,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve
     // (later: the oldest version whose blocks files pending or open here refer to).
     const pinned = await remote.pinVersion();
-    const versionPin = new MountPin(remote, pinned, () => mv.heldVersion(), log);
+    const versionPin = new MountPin(remote, pinned, mv, log);
     pin = versionPin;
     await mv.load(pinned.version);
     let recovered = 0;

@@ -5,6 +5,14 @@ import type { VolumeRemote } from "./remote.js";
 /** How soon a failed renewal is tried again, as a fraction of the pin's TTL. */
 const RETRY_FRACTION = 10;
 
+/** What the pin follows (MountedVolume). */
+export interface PinnedMount {
+  /** The version the mount serves. */
+  readonly viewVersion: number;
+  /** The oldest version the mount still needs: the served one, or older while files pending or open there came from it. */
+  heldVersion(): number;
+}
+
 /**
  * Holds the server's pin on the oldest version a mount still needs (MountedVolume.heldVersion:
  * the version it serves, or an older one while a file pending or open there refers to blocks
@@ -17,14 +25,13 @@ export class MountPin {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private stopped = false;
-  /** Versions below this one were gone when asked for (a replayed journal's): not asked for again. */
+  /** Versions below this one were gone when asked for: not asked for again. */
   private floor = 0;
 
   constructor(
     private readonly remote: VolumeRemote,
     private pin: VersionPin,
-    /** The oldest version the mount still needs now. */
-    private readonly held: () => number,
+    private readonly mount: PinnedMount,
     private readonly log: (msg: string) => void,
   ) {
     this.schedule(pin.ttlMs / 3);
@@ -44,7 +51,7 @@ export class MountPin {
   }
 
   private target(): number {
-    return Math.max(this.held(), this.floor);
+    return Math.max(this.mount.heldVersion(), this.floor);
   }
 
   private schedule(ms: number): void {
@@ -64,11 +71,13 @@ export class MountPin {
     const version = this.target();
     try {
       this.pin = await this.moveTo(version).catch((err: Error) => {
-        // Older than the version pinned (a replayed journal's) and dropped already: keep holding ours.
-        if (!(err instanceof VersionGoneError) || version >= this.pin.version) throw err;
-        this.log(`version ${version}, which recovered changes refer to, is no longer kept; blocks only it named may be gone`);
-        this.floor = this.pin.version;
-        return this.moveTo(this.pin.version);
+        // Older than the served version and dropped already (a replayed journal's, or the server
+        // was out of reach past the TTL): the served one at least.
+        const served = this.mount.viewVersion;
+        if (!(err instanceof VersionGoneError) || version >= served) throw err;
+        this.log(`version ${version}, which files pending or open here came from, is no longer kept (blocks only it named may be gone); pinning version ${served}`);
+        this.floor = served;
+        return this.moveTo(served);
       });
       // The version may have moved again while we asked.
       this.schedule(this.target() === this.pin.version ? this.pin.ttlMs / 3 : 0);

@@ -57,6 +57,12 @@ export type JournalRecord =
        * bytes in the upper file]. The block is the base with those ranges written over it.
        */
       partial?: Array<[number, string, number, number[]]>;
+      /**
+       * A version naming every committed block the record refers to (known blocks, bases), if it
+       * refers to any (absent in records written before it): a recovering mount pins it while
+       * the server still keeps it.
+       */
+      from?: number;
     } & RecordStat);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */

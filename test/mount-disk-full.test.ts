@@ -187,7 +187,7 @@ describe("the mount's local disk is full", () => {
     await writeFile(join(dir, "grow.bin"), old);
 
     // Growing a file while 256 KiB are left: what fits is a short write, then ENOSPC.
-    leaveFree(disk, 256 * 1024);
+    const taken = leaveFree(disk, 256 * 1024);
     const g = await open(join(dir, "grow.bin"), "a");
     const more = randomBytes(MiB);
     let appended = 0;
@@ -238,6 +238,7 @@ describe("the mount's local disk is full", () => {
 
     // Space again: closes succeed, and everything reaches the server.
     disk.free();
+    rmSync(taken);
     await writeFile(join(dir, "after.txt"), "after");
     await waitFor("the journal error is gone", async () => (await status(dir)).lastJournalError === null);
     await mounts.unmount(dir);

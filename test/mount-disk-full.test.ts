@@ -257,6 +257,16 @@ describe("the mount's local disk is full", () => {
     expectOnlyNoSpace(failed);
     expect(acked.size).toBeGreaterThan(3);
     process.kill(await mounts.daemonPid(dir), "SIGKILL");
+    // Mounting again while the disk is still full fails, saying why, and keeps the journal for the next try.
+    disk.fill();
+    const refused = await within(
+      60_000,
+      "mount on a full disk",
+      fx.server.cli(["volume", "mount", "lfull-kill", dir, "--state-dir", join(disk.dir, "state"), "--commit-interval-ms", "0"], { env: { SILO_JOURNAL_DIR: join(disk.dir, "journals") } }),
+    );
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/no space left on device/);
+    disk.free();
     rmSync(taken);
 
     await mountOn(disk, "lfull-kill", dir);
@@ -330,7 +340,12 @@ describe("the mount's local disk is full", () => {
       expect((await read(p))?.equals(want), `${p} committed`).toBe(true);
     }
     expect((await status(dir)).lastJournalError).toBe(null);
+    // Unmounting on a full disk: the final commit goes through, the journal is removed, exit 0.
+    await writeFile(join(dir, "last.txt"), "the last one");
+    disk.fill();
     await mounts.unmount(dir);
+    expect((await committed("lfull-free", "last.txt"))?.toString()).toBe("the last one");
+    expect(readdirSync(join(disk.dir, "journals")).flatMap((v) => readdirSync(join(disk.dir, "journals", v)))).toEqual(["volume.json"]);
   });
 
   it("committed files read through a cold cache while the cache's disk is full: served, without caching", async () => {

@@ -348,6 +348,31 @@ describe("the mount's local disk is full", () => {
     expect(readdirSync(join(disk.dir, "journals")).flatMap((v) => readdirSync(join(disk.dir, "journals", v)))).toEqual(["volume.json"]);
   });
 
+  it("a write into a committed block written in many pieces lands and says so, though the base cannot be copied in", async () => {
+    const disk = smallDisk(24 * MiB);
+    const vol = await fx.silo.volumes.fromName("lfull-pieces", { createIfMissing: true });
+    const base = randomBytes(8 * MiB);
+    await vol.batchUpload().putFile(base, "f.bin").commit();
+    const dir = join(root, "pieces");
+    await mountOn(disk, "lfull-pieces", dir);
+    const want = Buffer.from(base);
+    const fh = await open(join(dir, "f.bin"), "r+");
+    // One piece short of the limit on pieces per block (MAX_EXTENTS, 256), while there is room.
+    for (let k = 0; k < 256; k++) {
+      want[k * 20_000] = k & 0xff;
+      await fh.write(Buffer.from([k & 0xff]), 0, 1, k * 20_000);
+    }
+    disk.fill();
+    // The next piece lands in a page the upper file has: it is written, and the write says so
+    // (copying the base in, which needs room, waits for the next write).
+    want[2] = 0xee;
+    expect((await fh.write(Buffer.from([0xee]), 0, 1, 2)).bytesWritten).toBe(1);
+    expect(["ok", "ENOSPC"]).toContain(await errCode(fh.close()));
+    disk.free();
+    await mounts.unmount(dir);
+    expect((await committed("lfull-pieces", "f.bin"))?.equals(want)).toBe(true);
+  });
+
   it("committed files read through a cold cache while the cache's disk is full: served, without caching", async () => {
     const disk = smallDisk(24 * MiB);
     const vol = await fx.silo.volumes.fromName("lfull-read", { createIfMissing: true });

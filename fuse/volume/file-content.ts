@@ -256,7 +256,10 @@ export class ContentStore {
       c.generation++;
       for (let i = first; i <= last; i++) {
         const p = c.partial.get(i);
-        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p);
+        // The write has landed: if copying the base in fails (a full disk, the server away), the
+        // block stays partial and the next write tries again (a half-done copy wrote base bytes
+        // only where the block reads them anyway). Failing the write would have it repeated.
+        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p).catch(() => {});
       }
       return len;
     });

@@ -30,7 +30,10 @@ beforeAll(() => {
 });
 // Also after a failed test: the mounts first (their daemons hold files on the disks), then the disks.
 afterEach(async () => {
-  for (const d of disks) d.free();
+  for (const d of disks) {
+    d.free();
+    for (const f of readdirSync(d.dir)) if (f.startsWith("ballast-")) rmSync(join(d.dir, f));
+  }
   await mounts.cleanup();
   for (const d of disks) d.unmount();
   disks = [];

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
 import { link, mkdir, open, readFile, readdir, rename, rmdir, stat, symlink, chmod, truncate, unlink, writeFile } from "node:fs/promises";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { eventually } from "./helpers/eventually.js";
+import { SmallDisk } from "./helpers/tmpfs.js";
 import { bucketCli, cliMount, daemonPid, forceUnmount, mountedBucketFixture, newMountPoint, waitForExit, withMount } from "./helpers/bucket-mount.js";
 
 const sh = promisify(execFile);
@@ -291,6 +293,44 @@ describe("mount options and lifecycle", () => {
       expect(md5(await get("wb.bin"))).toBe(md5(data));
       for (let i = 0; i < 10; i++) expect((await get(`wb-${i}.txt`)).toString()).toBe(`n${i}`);
     });
+  });
+
+  it("a daemon whose log is on a full disk drops the lines that do not fit and keeps serving", async () => {
+    const disk = SmallDisk.mount(4 * 1024 * 1024);
+    const env = { SILO_MOUNT_RUN_DIR: disk.dir };
+    try {
+      await withMount(
+        fx.bucket,
+        [],
+        async (dir) => {
+          const record = JSON.parse(readFileSync(join(disk.dir, readdirSync(disk.dir).find((n) => n.endsWith(".json"))!), "utf8")) as { pid: number; logFile: string };
+          expect(record.logFile.startsWith(disk.dir)).toBe(true);
+          disk.fill();
+          // The log's last page too: the next line has no room.
+          try {
+            appendFileSync(record.logFile, Buffer.alloc(8192, "#"));
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+          }
+          // Each refusal is logged.
+          for (let i = 0; i < 3; i++) expect(await codeOf(chmod(join(dir, "hello.txt"), 0o600 + i))).toBe("EPERM");
+          expect(await readFile(join(dir, "hello.txt"), "utf8")).toBe("hello world\n");
+          await writeFile(join(dir, "log-full.txt"), "written while the log's disk is full");
+          expect((await get("log-full.txt")).toString()).toBe("written while the log's disk is full");
+          await unlink(join(dir, "log-full.txt"));
+          // With room again, lines are written again.
+          disk.free();
+          expect(await codeOf(chmod(join(dir, "existing.txt"), 0o600))).toBe("EPERM");
+          await eventually(async () => expect(readFileSync(record.logFile, "utf8")).toContain("existing.txt"));
+          expect((await bucketCli(["unmount", dir], env)).code).toBe(0);
+          expect(await waitForExit(record.pid)).toBe(true);
+        },
+        env,
+      );
+    } finally {
+      disk.free();
+      disk.unmount();
+    }
   });
 
   it("SIGTERM to the daemon unmounts cleanly", async () => {

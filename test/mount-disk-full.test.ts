@@ -16,7 +16,7 @@ import { committedText, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { SmallDisk } from "./helpers/tmpfs.js";
 import { waitFor } from "./helpers/eventually.js";
-import { Journal, type JournalRecord, readRecords } from "../fuse/volume/journal.js";
+import { JOURNAL_RESERVE_BYTES, Journal, type JournalRecord, readRecords } from "../fuse/volume/journal.js";
 
 const MiB = 1024 * 1024;
 const fx = siloServerFixture();
@@ -316,14 +316,15 @@ describe("the mount's local disk is full", () => {
     const before = localBytes();
     await rm(join(dir, gone));
     acked.delete(gone);
-    expect(await errCode(barrier(dir))).toBe("ENOSPC");
-    // A commit while the disk is full: the server takes it (the journal keeps its old records until it can rewrite them).
+    // Its record takes the journal's reserve (no write before it used that), and the copy goes at once.
+    await barrier(dir);
+    expect(before - localBytes()).toBeGreaterThanOrEqual(goneData.length);
+    // A commit while the disk is nearly full: the server takes it.
     const c = await fx.server.cli(["volume", "commit", dir]);
     expect(c.stderr).toBe("");
     expect(c.code).toBe(0);
     rmSync(taken);
     await barrier(dir);
-    expect(before - localBytes()).toBeGreaterThanOrEqual(goneData.length);
 
     for (let i = 0; i < 5; i++) {
       const data = randomBytes(200_000 + i);
@@ -405,6 +406,100 @@ describe("the mount's local disk is full", () => {
   });
 });
 
+describe("the journal's reserve", () => {
+  it("on a disk full to the last byte, rm of a big uncommitted file succeeds and frees its space; writes work again; after kill -9 it stays deleted and every acknowledged file is there", async () => {
+    const disk = smallDisk(32 * MiB);
+    await fx.silo.volumes.fromName("lfull-reserve", { createIfMissing: true });
+    const dir = join(root, "reserve");
+    await mountOn(disk, "lfull-reserve", dir);
+    const pid = await mounts.daemonPid(dir);
+    const acked = new Map<string, Buffer>([
+      ["big.bin", randomBytes(12 * MiB)],
+      ["keep.bin", randomBytes(300_000)],
+    ]);
+    for (const [p, data] of acked) expect((await writeOne(join(dir, p), data, true)).codes).toEqual([]);
+    const reserves = () => readdirSync(join(disk.dir, "journals"), { recursive: true, encoding: "utf8" }).filter((p) => p.endsWith("/reserve"));
+    expect(reserves()).toHaveLength(1);
+
+    // Full to the last byte, the journal's last page too: records (of new directories, which free
+    // nothing and so may not use the reserve) go in until one does not fit.
+    disk.fill();
+    takeLogSlack(disk);
+    let pads = 0;
+    let code: string;
+    while ((code = await errCode(barrier(dir))) === "ok") {
+      if (pads > 200) throw new Error("the journal never filled");
+      await mkdir(join(dir, `pad${pads++}-${"p".repeat(200)}`));
+    }
+    expect(code).toBe("ENOSPC");
+    expect(statfsSync(disk.dir).bavail).toBe(0);
+
+    // rm of the uncommitted big file: its record takes the reserve, and its local copy goes.
+    await rm(join(dir, "big.bin"));
+    acked.delete("big.bin");
+    await barrier(dir);
+    expect(reserves()).toEqual([]);
+    const { bavail, bsize } = statfsSync(disk.dir);
+    expect(bavail * bsize).toBeGreaterThanOrEqual(12 * MiB);
+
+    // Writes work again, and are acknowledged.
+    for (let i = 0; i < 3; i++) {
+      const data = randomBytes(2 * MiB + i);
+      expect((await writeOne(join(dir, `after${i}`), data, i === 0)).codes).toEqual([]);
+      acked.set(`after${i}`, data);
+    }
+
+    // kill -9, then recovery by the next mount (the disk is as the daemon left it).
+    process.kill(pid, "SIGKILL");
+    await waitFor("the daemon is dead", async () => !alive(pid));
+    await mountOn(disk, "lfull-reserve", dir);
+    expect(await errCode(stat(join(dir, "big.bin")))).toBe("ENOENT");
+    for (const [p, data] of acked) expect((await readFile(join(dir, p))).equals(data), `${p} on the mount`).toBe(true);
+    await mounts.unmount(dir);
+    expect(await committed("lfull-reserve", "big.bin")).toBe(null);
+    for (const [p, data] of acked) expect((await committed("lfull-reserve", p))?.equals(data), `${p} committed`).toBe(true);
+  });
+
+  it("only records that free space use it; a checkpoint with room takes it back", async () => {
+    const disk = smallDisk(8 * MiB);
+    const state = new Map<string, JournalRecord>();
+    const j = await Journal.create(join(disk.dir, "journals", "v"), { server: "http://127.0.0.1:1", volumeId: "vo-x", volume: "x" }, (p) => state.get(p) ?? null);
+    try {
+      expect(j.reserved).toBe(true);
+      expect(statSync(join(j.dir, "reserve")).size).toBe(JOURNAL_RESERVE_BYTES);
+      disk.fill();
+      // Records until the log's last page is full.
+      let code = "ok";
+      for (let i = 0; code === "ok"; i++) {
+        if (i > 200) throw new Error("the journal never filled");
+        const path = `d/${"n".repeat(200)}-${i}`;
+        state.set(path, { op: "dir", path, mode: 0o755, mtimeMs: i });
+        j.mark(path);
+        code = await errCode(j.flush());
+      }
+      expect(code).toBe("ENOSPC");
+      expect(j.reserved).toBe(true);
+      // A flush that frees space appends them (and everything marked) into the reserve's room.
+      state.set("gone.bin", { op: "gone", path: "gone.bin" });
+      j.mark("gone.bin");
+      await j.flush(true);
+      expect(j.reserved).toBe(false);
+      expect(readdirSync(j.dir)).not.toContain("reserve");
+      expect((await readRecords(j.dir)).at(-1)).toEqual({ op: "gone", path: "gone.bin" });
+      // Later appends that free nothing do not rebuild it; a checkpoint with room does.
+      j.mark("gone.bin");
+      await j.flush();
+      expect(j.reserved).toBe(false);
+      disk.free();
+      await j.checkpoint([]);
+      expect(j.reserved).toBe(true);
+      expect(statSync(join(j.dir, "reserve")).size).toBe(JOURNAL_RESERVE_BYTES);
+    } finally {
+      await j.remove();
+    }
+  });
+});
+
 describe("the journal on a nearly full disk", () => {
   it("a checkpoint that does not fit fails and leaves the old log whole (never a log cut short)", async () => {
     const disk = smallDisk(8 * MiB);
@@ -423,7 +518,7 @@ describe("the journal on a nearly full disk", () => {
       leaveFree(disk, 64 * 1024);
       expect(await errCode(j.checkpoint(state.keys()))).toBe("ENOSPC");
       expect(await readRecords(j.dir)).toEqual(before);
-      expect(readdirSync(j.dir).sort()).toEqual(["journal.log", "owner.json", "upper"]);
+      expect(readdirSync(j.dir).sort()).toEqual(["journal.log", "owner.json", "reserve", "upper"]);
     } finally {
       await j.remove();
     }

@@ -1,6 +1,6 @@
 import { clearStaleMount, lazyUnmount } from "../common/mount-table.js";
 import { mountAccessNote, mountFuse } from "../kernel/mount.js";
-import { serveUntilStopped } from "../common/daemon-runtime.js";
+import { serveUntilStopped, survivesLogFailures } from "../common/daemon-runtime.js";
 import { BucketFs } from "./bucket-fs.js";
 import { BucketS3 } from "./bucket-s3.js";
 import { BucketFuseOps, bucketErrno } from "./fuse-ops.js";
@@ -21,6 +21,7 @@ export const bucketSource = (c: Pick<BucketDaemonConfig, "bucket" | "prefix" | "
  * mount (or with the error that prevented it). Resolves when the daemon has unmounted.
  */
 export async function runBucketDaemon(config: BucketDaemonConfig, onReady: (err?: Error) => void): Promise<void> {
+  survivesLogFailures();
   const s3client = makeS3Client({ endpoint: config.endpoint, region: config.region, credentials: config.credentials });
   const s3 = new BucketS3(s3client, config.bucket, config.requesterPays);
   const fs = new BucketFs(s3, { prefix: config.prefix, readOnly: config.readOnly, metadataTtlMs: config.metadataTtlMs, partSizeBytes: config.partSizeBytes, writeBack: config.writeBack, log });

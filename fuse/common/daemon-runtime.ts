@@ -7,6 +7,17 @@ export async function readDaemonConfig<T>(): Promise<T> {
   return JSON.parse(await text(process.stdin)) as T;
 }
 
+/**
+ * A daemon's log is its stderr, a file (fuse/common/mount-records.ts logPath, or the volume
+ * mount's `<state dir>.log`), often on a disk that fills: a line that cannot be written is an
+ * error of the stream, and unhandled it ends the daemon; with the thread-pool reader of
+ * /dev/fuse that exit hangs every call on the mount. Call first thing in every daemon: the line
+ * is lost, nothing else (later lines are written once there is room).
+ */
+export function survivesLogFailures(): void {
+  if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
+}
+
 export interface DaemonRuntimeOptions {
   /** Written to the mount records dir so `unmount DIR` finds this daemon (removed on stop). */
   record: Omit<MountRecord, "pid" | "startedAt" | "logFile">;

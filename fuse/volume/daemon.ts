@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SiloClient } from "../../client/silo-client.js";
 import { reportToParent } from "../common/daemon-process.js";
-import { type ServingDaemon, serveUntilStopped } from "../common/daemon-runtime.js";
+import { type ServingDaemon, serveUntilStopped, survivesLogFailures } from "../common/daemon-runtime.js";
 import { clearStaleMount } from "../common/mount-table.js";
 import { BlockCache } from "./block-cache.js";
 import { serveControl } from "./control-server.js";
@@ -82,15 +82,6 @@ export function stateDirFor(dir: string): string {
 const KERNEL_CACHE_MS = 60_000;
 
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
-
-/**
- * The daemon's log is a file, often on the disk that holds its journal: when that disk is full a
- * line cannot be written, and the stream's unhandled error would end the daemon, and the mount
- * with it. The line is lost, nothing else (later lines are written once there is room).
- */
-function survivesLogFailures(): void {
-  if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
-}
 
 /**
  * Serves the mount a launcher's config describes until it stops, and resolves with the exit

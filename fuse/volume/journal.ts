@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { ftruncateSync, readFileSync, writeSync } from "node:fs";
+import { ftruncateSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,8 @@ import { AsyncLock } from "./async-lock.js";
  * local disk, so nothing is lost when a commit fails or the daemon dies.
  *
  * Layout: `<root>/<volume key>/<mount id>/` holds `owner.json` (the daemon's pid), `journal.log`
- * (one JSON record per line) and `upper/` (the changed files' bytes). A record states the whole
+ * (one JSON record per line), `upper/` (the changed files' bytes) and `reserve` (space kept for
+ * records that free space, see JOURNAL_RESERVE_BYTES). A record states the whole
  * current state of one path (or that it is gone); replaying the log in order onto the latest
  * committed tree gives the mount's tree. After each acknowledged commit the log is rewritten to
  * the paths still pending (a checkpoint). A directory whose owner is dead is an orphan: the next
@@ -64,6 +65,18 @@ export type JournalRecord =
        */
       from?: number;
     } & RecordStat);
+
+/**
+ * Bytes a journal keeps in its `reserve` file. On a disk full to the last byte a deletion could
+ * not free its local copy, as that waits for the journal to record it (an older record names the
+ * copy): an append that would free space (`flush(true)`) and fails with ENOSPC/EDQUOT gives the
+ * reserve up and tries once more. Only those: an append of ordinary writes' records would spend
+ * the reserve on changes that free nothing, and the next deletion would find it gone. Rebuilt
+ * after a checkpoint (the next commit) once there is room again. 1 MiB holds thousands of records.
+ */
+export const JOURNAL_RESERVE_BYTES = 1024 * 1024;
+
+const isNoSpace = (err: unknown) => ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException).code ?? "");
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */
 export interface JournalOwnerInfo {
@@ -209,6 +222,8 @@ export class Journal {
   private bytes = 0;
   /** The log's length: a failed append is cut back to it, so no torn line hides later records. */
   private logBytes = 0;
+  /** Whether the `reserve` file holds JOURNAL_RESERVE_BYTES. */
+  private reserveHeld = false;
 
   private constructor(
     readonly dir: string,
@@ -223,9 +238,31 @@ export class Journal {
     await writeFile(join(volumeDir, "volume.json"), JSON.stringify(info), { mode: 0o600 });
     const j = new Journal(dir, stateOf);
     j.fh = await open(join(dir, "journal.log"), "a", 0o600);
+    await j.makeReserve();
     await syncDir(dir);
     await syncDir(volumeDir);
     return j;
+  }
+
+  /** Whether the reserve is held (tests, status). */
+  get reserved(): boolean {
+    return this.reserveHeld;
+  }
+
+  private get reservePath(): string {
+    return join(this.dir, "reserve");
+  }
+
+  /** Takes the reserve's space if it is not held; on a disk without room it waits for the next try. */
+  private async makeReserve(): Promise<void> {
+    if (this.reserveHeld) return;
+    try {
+      // Written, not sparse: the bytes must be taken from the disk now.
+      await writeFile(this.reservePath, Buffer.alloc(JOURNAL_RESERVE_BYTES), { mode: 0o600 });
+      this.reserveHeld = true;
+    } catch {
+      await rm(this.reservePath, { force: true }).catch(() => {});
+    }
   }
 
   get upperDir(): string {
@@ -254,11 +291,13 @@ export class Journal {
    * a close(2) on the mount), synchronously: a few hundred bytes into the page cache of a local
    * file take microseconds, a trip through libuv's thread pool two thread hand-overs, which
    * were a good part of a small file's close (docs/benchmarks.md, "Small files").
+   * `freesSpace`: once appended, the records let space be freed (upper files of deleted files),
+   * so on a full disk they may use the reserve.
    */
-  flush(): Promise<void> {
-    if (!this.lock.idle) return this.lock.run(async () => this.append());
+  flush(freesSpace = false): Promise<void> {
+    if (!this.lock.idle) return this.lock.run(async () => this.append(freesSpace));
     try {
-      this.append();
+      this.append(freesSpace);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -266,19 +305,22 @@ export class Journal {
   }
 
   /** Appends the marked paths' records; on failure they stay marked (the next flush retries them). */
-  private append(): void {
+  private append(freesSpace: boolean): void {
     if (this.marked.size === 0 || !this.fh) return;
     const paths = [...this.marked];
     const data = Buffer.from(this.capture(paths));
     this.marked.clear();
     try {
-      for (let done = 0; done < data.length; ) done += writeSync(this.fh.fd, data, done, data.length - done);
-    } catch (err) {
       try {
-        ftruncateSync(this.fh.fd, this.logBytes);
-      } catch {
-        // The torn tail stays; replay stops at it (readRecords).
+        this.appendAll(data);
+      } catch (err) {
+        if (!freesSpace || !this.reserveHeld || !isNoSpace(err)) throw err;
+        // The disk is full: the reserve's space takes these records, which free more than it.
+        unlinkSync(this.reservePath);
+        this.reserveHeld = false;
+        this.appendAll(data);
       }
+    } catch (err) {
       for (const p of paths) this.marked.add(p);
       throw err;
     }
@@ -286,9 +328,24 @@ export class Journal {
     this.logBytes += data.length;
   }
 
+  /** Writes `data` at the log's end, or nothing: a failed write is cut back to logBytes. */
+  private appendAll(data: Buffer): void {
+    const fd = this.fh!.fd;
+    try {
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
+    } catch (err) {
+      try {
+        ftruncateSync(fd, this.logBytes);
+      } catch {
+        // The torn tail stays; replay stops at it (readRecords).
+      }
+      throw err;
+    }
+  }
+
   /** flush(), then fdatasync: what was flushed survives a power cut. */
-  async sync(): Promise<void> {
-    await this.flush();
+  async sync(freesSpace = false): Promise<void> {
+    await this.flush(freesSpace);
     await this.lock.run(async () => {
       await this.fh?.datasync();
     });
@@ -330,6 +387,8 @@ export class Journal {
       this.fh = await open(file, "a", 0o600);
       this.bytes = 0;
       this.logBytes = Buffer.byteLength(text);
+      // After a commit the disk may have room again (deletions were reaped): take the reserve back.
+      await this.makeReserve();
     });
   }
 

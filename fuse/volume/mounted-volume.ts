@@ -158,12 +158,13 @@ export class MountedVolume {
    * Writes the journal (`write` captures and appends), then removes upper files it no longer
    * names. If it cannot be written (a full local disk), they stay: an older record may name them.
    */
-  private async journaled(write: (j: Journal) => Promise<void>): Promise<void> {
+  private async journaled(write: (j: Journal, freesSpace: boolean) => Promise<void>): Promise<void> {
     const j = this.journal;
     if (!j) return;
     const dead = this.store.takeUnreferenced();
     try {
-      await write(j);
+      // With upper files to remove after it, the write frees space: it may use the journal's reserve.
+      await write(j, dead.length > 0);
     } catch (err) {
       this.store.stillReferenced(dead);
       this.lastJournalError = (err as Error).message;
@@ -208,7 +209,7 @@ export class MountedVolume {
 
   /** close(2) of a file on the mount (FUSE flush): everything done so far survives a dead daemon. */
   async flush(): Promise<void> {
-    await this.journaled((j) => j.flush());
+    await this.journaled((j, freesSpace) => j.flush(freesSpace));
     // Commits failing for long (server away) must not let the log grow without bound: rewrite it
     // to the pending paths' current state, as a successful commit would.
     if (this.journal && this.journal.appended > JOURNAL_COMPACT_BYTES) {
@@ -220,7 +221,7 @@ export class MountedVolume {
   async fsync(fd?: number): Promise<void> {
     const node = fd === undefined ? undefined : this.handle(fd);
     if (node) await this.store.sync(node.content, syncDir);
-    await this.journaled((j) => j.sync());
+    await this.journaled((j, freesSpace) => j.sync(freesSpace));
   }
 
   /**

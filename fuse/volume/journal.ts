@@ -57,6 +57,11 @@ export type JournalRecord =
        * bytes in the upper file]. The block is the base with those ranges written over it.
        */
       partial?: Array<[number, string, number, number[]]>;
+      /**
+       * A small file's changed bytes, base64 (absent in records written before inline files):
+       * block 0, all `size` bytes of it; no upper file holds them.
+       */
+      inline?: string;
     } & RecordStat);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */

@@ -310,6 +310,7 @@ function decodeSetattr(b: Buffer, o: number): SetattrRequest {
   if (valid & Fattr.MTIME && !(valid & Fattr.MTIME_NOW)) set.mtimeNs = timeNs(b, o + 40, o + 60);
   if (valid & Fattr.CTIME) set.ctime = timeMs(u64(b, o + 48), b.readUInt32LE(o + 64));
   if (valid & Fattr.FH) set.fh = u64(b, o + 8);
+  if (valid & Fattr.KILL_SUIDGID) set.killSuidgid = true;
   return set;
 }
 

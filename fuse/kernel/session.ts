@@ -51,6 +51,13 @@ export interface SessionOptions {
   writebackCache?: boolean;
   /** The kernel drops a file's cached pages when it sees a changed mtime or size. */
   autoInvalData?: boolean;
+  /**
+   * The file system clears setuid/setgid itself on write, truncate and chown (WRITE's
+   * FUSE_WRITE_KILL_SUIDGID, SETATTR's killSuidgid): HANDLE_KILLPRIV_V2. The kernel then marks
+   * inodes it has seen without security.capability as needing no check, and stops asking
+   * getxattr("security.capability") before every write (one round trip of two per small write).
+   */
+  handleKillpriv?: boolean;
   /** "auto": readdirplus for the first listing of a directory, plain readdir after. */
   readdirplus?: "auto" | "always" | "off";
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
@@ -356,6 +363,7 @@ export class FuseSession implements Notifier {
     if (this.opts.atomicOTrunc) want += InitFlag.ATOMIC_O_TRUNC;
     if (this.opts.writebackCache) want += InitFlag.WRITEBACK_CACHE;
     if (this.opts.autoInvalData) want += InitFlag.AUTO_INVAL_DATA;
+    if (this.opts.handleKillpriv) want += InitFlag.HANDLE_KILLPRIV_V2;
     // Locks held by the file system; without these flags the kernel keeps them itself.
     if (this.fs.getlk && this.fs.setlk) want += InitFlag.POSIX_LOCKS + InitFlag.FLOCK_LOCKS;
     const flags = Number(BigInt(want) & BigInt(k.flags));

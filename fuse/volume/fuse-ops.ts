@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
-import { FUSE_ROOT_ID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
+import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap } from "../kernel/inode-map.js";
 import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
@@ -18,7 +18,9 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
 /** Type bits of each node type, and readdir's DT_* of each. */
 const S_IF: Record<Node["type"], number> = { file: S_IFREG, directory: S_IFDIR, symlink: S_IFLNK, fifo: 0o010000, char: 0o020000, block: 0o060000, socket: 0o140000 };
 const SPECIAL_OF = new Map<number, SpecialType>([
@@ -66,6 +68,8 @@ export class VolumeFs implements Filesystem {
    * mount): everything shows as its own, as before ownership was stored.
    */
   private readonly squash = (process.getuid?.() ?? 0) !== 0 ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined;
+  /** The kernel connection, for invalidating what it caches of a node this file system changed on its own (set once mounted). */
+  kernel: Notifier | undefined;
 
   constructor(
     private readonly mv: MountedVolume,
@@ -224,6 +228,7 @@ export class VolumeFs implements Filesystem {
     if (set.gid !== undefined) node.gid = set.gid;
     if (set.mtime !== undefined) node.mtimeNs = set.mtimeNs ?? t;
     if (set.atime !== undefined) node.atimeNs = set.atimeNs ?? t;
+    if (set.killSuidgid && node.type !== "directory") killSuidgid(node);
     node.changedNow(t);
     this.changed(ino, node);
     return this.attrReply(ino, node);
@@ -348,11 +353,15 @@ export class VolumeFs implements Filesystem {
     return n === size ? buf : buf.subarray(0, n);
   }
 
-  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer): Promise<number> {
+  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, writeFlags = 0): Promise<number> {
     this.writable();
     const node = this.handle(fh);
     const n = await this.mv.store.write(node.content, data, data.length, offset);
     node.modifiedNow();
+    // A write by a caller without CAP_FSETID (HANDLE_KILLPRIV_V2). The kernel's cached mode would
+    // keep the bits (a write invalidates only size and times): drop it before answering, so no
+    // exec in between sees them. Notifying with the write's inode lock held is safe for attributes.
+    if (writeFlags & FUSE_WRITE_KILL_SUIDGID && killSuidgid(node)) await this.kernel?.invalInode(ino, -1, 0);
     this.changed(ino, node);
     return n;
   }
@@ -547,6 +556,18 @@ export class VolumeFs implements Filesystem {
     await Promise.all(jobs);
     return jobs.length;
   }
+}
+
+/**
+ * Clears setuid, and setgid if group-executable (otherwise it marks mandatory locking), as
+ * Linux does for a write, truncate or chown; true if the mode changed (ctime moves with it).
+ */
+function killSuidgid(node: Node): boolean {
+  const kill = S_ISUID | (node.mode & S_IXGRP ? S_ISGID : 0);
+  if ((node.mode & kill) === 0) return false;
+  node.mode &= ~kill;
+  node.changedNow();
+  return true;
 }
 
 function typeOf(node: Node): number {

@@ -406,7 +406,7 @@ export class VolumeFs implements Filesystem {
    * fallocate(2): mode 0 grows the file (space is the server's, nothing to reserve), KEEP_SIZE
    * changes nothing, PUNCH_HOLE and ZERO_RANGE zero a range (whole blocks commit as holes).
    */
-  async fallocate(_ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): Promise<void> {
+  async fallocate(ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): Promise<void> {
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) throw new Errno(E.EOPNOTSUPP);
     const zero = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0;
     if ((mode & FALLOC_FL_PUNCH_HOLE && !(mode & FALLOC_FL_KEEP_SIZE)) || (mode & FALLOC_FL_PUNCH_HOLE && mode & FALLOC_FL_ZERO_RANGE) || length <= 0) throw new FsError("EINVAL");
@@ -419,6 +419,7 @@ export class VolumeFs implements Filesystem {
     if (zero) await this.mv.store.zeroRange(c, offset, offset + length);
     if (grow) await this.mv.store.truncate(c, offset + length);
     node.modifiedNow();
+    await this.killedByUnprivileged(ctx, ino, node);
     this.changed(ino, node);
   }
 
@@ -430,7 +431,7 @@ export class VolumeFs implements Filesystem {
     return whence === SEEK_DATA ? offset : size;
   }
 
-  async copyFileRange(_ctx: RequestContext, src: { ino: number; fh: number; offset: number }, dst: { ino: number; fh: number; offset: number }, len: number): Promise<number> {
+  async copyFileRange(ctx: RequestContext, src: { ino: number; fh: number; offset: number }, dst: { ino: number; fh: number; offset: number }, len: number): Promise<number> {
     this.writable();
     const from = this.handle(src.fh);
     const to = this.handle(dst.fh);
@@ -444,9 +445,19 @@ export class VolumeFs implements Filesystem {
     }
     if (done > 0) {
       to.modifiedNow();
+      await this.killedByUnprivileged(ctx, dst.ino, to);
       this.changed(dst.ino, to);
     }
     return done;
+  }
+
+  /**
+   * fallocate(2) and copy_file_range(2) change bytes without a WRITE, so no kill flag comes with
+   * them; with HANDLE_KILLPRIV_V2 the kernel leaves setuid/setgid to us. As ext4: a caller other
+   * than root (CAP_FSETID) clears them.
+   */
+  private async killedByUnprivileged(ctx: RequestContext, ino: number, node: Node): Promise<void> {
+    if (ctx.uid !== 0 && killSuidgid(node)) await this.kernel?.invalInode(ino, -1, 0);
   }
 
   /**

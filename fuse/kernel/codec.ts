@@ -282,7 +282,8 @@ export function decodeRequest(b: Buffer, n: number): Request {
     default:
       args = { op: "UNSUPPORTED", opcode: h.opcode };
   }
-  return { ...h, args };
+  // A literal, not a spread of h: spreads cost microseconds per request in V8 (measured on attributes).
+  return { len: h.len, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, uid: h.uid, gid: h.gid, pid: h.pid, args };
 }
 
 const LOCK_TYPES: Record<number, FileLock["type"]> = { [F_RDLCK]: "read", [F_WRLCK]: "write", [F_UNLCK]: "unlock" };

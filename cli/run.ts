@@ -140,7 +140,11 @@ async function mountVolume(spec: MountSpec & { kind: "volume" | "nfs" }, config:
   let createdDir: string | undefined;
   try {
     mkdirSync(spec.path);
-    createdDir = spec.path;
+    // In a private mount namespace the directory stays: it is on the host's file system, and
+    // Linux detaches every other namespace's mount on a directory that is removed, so a
+    // concurrent job with the same mount path would lose its mount (and write to the bare
+    // directory) the moment this job cleaned up.
+    if (!process.env[IN_NAMESPACE_ENV]) createdDir = spec.path;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") mkdirSync(spec.path, { recursive: true });
   }

@@ -9,6 +9,7 @@ import type { NetworkFileSystem } from "../client/index.js";
 import { readMountRecord } from "../fuse/common/mount-records.js";
 import { lazyUnmount, mountPointState } from "../fuse/common/mount-table.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { eventually } from "./helpers/eventually.js";
 import { within } from "./helpers/volume-mounts.js";
 
 /**
@@ -123,24 +124,35 @@ describe("nfs mounts: close-to-open", () => {
     expect((await run(`sha256sum ${b}/big.bin | cut -d' ' -f1`)).trim()).toBe(want);
   });
 
-  it("two jobs under silo run --nfs see each other's files while both run", async () => {
-    await rm(join(a, "ready"), { force: true });
-    // The reader waits for the writer's marker (its own poll; the test itself does not wait on time).
-    const reader = spawn(process.execPath, [
-      ...[join(process.cwd(), "bin/silo.js"), "run", "--nfs", "shared:/mnt/shared", "--"],
-      ...["sh", "-c", "while [ ! -e /mnt/shared/ready ]; do sleep 0.05; done; cat /mnt/shared/payload; echo reply > /mnt/shared/reply"],
-    ], { env: fx.server.env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    reader.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    reader.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const readerDone = new Promise<number | null>((res) => reader.once("exit", res));
-    const writer = await within(60_000, "writer job", fx.server.cli(["run", "--nfs", "shared:/mnt/shared", "--", "sh", "-c", "echo payload-from-job-1 > /mnt/shared/payload && touch /mnt/shared/ready && echo \"$SILO_MOUNTS\""]));
-    expect(writer.code, writer.stderr).toBe(0);
-    expect(JSON.parse(writer.stdout)).toMatchObject({ "/mnt/shared": { kind: "nfs", name: "shared", id: nfs.id, readOnly: false } });
-    expect(await within(60_000, "reader job", readerDone), err).toBe(0);
-    expect(out).toBe("payload-from-job-1\n");
-    expect(await readFile(join(a, "reply"), "utf8")).toBe("reply\n");
+  it("two jobs under silo run --nfs see each other's files; the first to end leaves the other's mount in place", async () => {
+    // A path no job used before, so the first job creates it (and the second finds it).
+    const at = `/mnt/silo-nfs-jobs-${Math.random().toString(36).slice(2)}`;
+    const job = (script: string) => {
+      const child = spawn(process.execPath, [join(process.cwd(), "bin/silo.js"), "run", "--nfs", `shared:${at}`, "--", "sh", "-c", script], {
+        env: fx.server.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const r = { out: "", err: "", code: new Promise<number | null>((res) => child.once("exit", res)) };
+      child.stdout.on("data", (d: Buffer) => (r.out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (r.err += d.toString()));
+      return r;
+    };
+    try {
+      for (const f of ["payload", "reader-up", "go", "reply"]) await rm(join(a, f), { force: true });
+      // The jobs wait for each other's files with their own polls; the test waits on events.
+      const writer = job(`echo payload-from-job-1 > ${at}/payload && while [ ! -e ${at}/reader-up ]; do sleep 0.05; done; echo "$SILO_MOUNTS"`);
+      await eventually(() => stat(join(a, "payload")), 60_000);
+      const reader = job(`cat ${at}/payload; touch ${at}/reader-up; while [ -d ${at} ] && [ ! -e ${at}/go ]; do sleep 0.05; done; echo reply > ${at}/reply`);
+      expect(await within(60_000, "writer job", writer.code), writer.err).toBe(0);
+      expect(JSON.parse(writer.out)).toMatchObject({ [at]: { kind: "nfs", name: "shared", id: nfs.id, readOnly: false } });
+      // The writer created the mount path and has ended: the reader's mount must still be there.
+      await run(`touch ${a}/go`);
+      expect(await within(60_000, "reader job", reader.code), reader.err).toBe(0);
+      expect(reader.out).toBe("payload-from-job-1\n");
+      expect(await readFile(join(a, "reply"), "utf8")).toBe("reply\n");
+    } finally {
+      await rm(at, { recursive: true, force: true });
+    }
   });
 
   it("a closed file is on the server: kill -9 of its mount daemon right after close loses nothing", async () => {

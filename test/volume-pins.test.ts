@@ -1,16 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { open, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
-import { NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
+import { BLOCK_SIZE, NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import Database from "better-sqlite3";
 import { eventually } from "./helpers/eventually.js";
 import { InProcessServer, inProcessFixture } from "./helpers/in-process-server.js";
-import { bytes } from "./helpers/volume-data.js";
+import { bytes, readAll } from "./helpers/volume-data.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
 // Versions are kept only while latest or pinned, unreferenced blocks for 0.5 s, GC runs every
@@ -25,8 +25,11 @@ beforeAll(async () => {
   mounts = new Mounts(fx.server);
   root = mkdtempSync(join(tmpdir(), "silo-pins-test-"));
 });
+const nfsMounted = new Set<string>();
 afterEach(async () => {
   await mounts.cleanup();
+  for (const dir of nfsMounted) await within(60_000, `nfs unmount ${dir}`, fx.server.cli(["nfs", "unmount", dir, "--timeout-ms", "30000"])).catch(() => {});
+  nfsMounted.clear();
 });
 // afterEach unmounted everything (also after a failure).
 afterAll(async () => {
@@ -63,6 +66,24 @@ const meanwhile = (check: () => Promise<void>, on = fx.server) =>
     await on.clock.advance(100);
     await check();
   }, 20_000);
+
+/** Mounts a network file system (close-to-open) with no background commits: a file open for writing stays pending until it is closed. */
+async function nfsMount(name: string, dir: string): Promise<void> {
+  nfsMounted.add(dir);
+  const r = await within(60_000, `nfs mount ${name}`, fx.server.cli(["nfs", "mount", name, dir, "--commit-interval-ms", "0"]));
+  if (r.code !== 0) throw new Error(`silo nfs mount failed (${r.code}): ${r.stderr}`);
+}
+
+/** The block hashes of a file in a version (every block stored: no holes). */
+async function blocksOf(vol: Volume, version: number, path: string): Promise<string[]> {
+  return (await vol.blocks.tree(version)).entries.find((e) => e.path === path)!.blocks as string[];
+}
+
+/** The block cache counters of a mount's daemon. */
+async function cacheStats(dir: string): Promise<{ misses: number; bytesFetched: number }> {
+  const status = (await controlRequest(join(stateDirFor(dir), "control.sock"), "status")) as { cache: { misses: number; bytesFetched: number } };
+  return status.cache;
+}
 
 /** The expiry times of a volume's pins, as the server stored them. */
 function pinExpiries(on: InProcessServer, volumeId: string): number[] {
@@ -226,6 +247,136 @@ describe("version pins", () => {
     } finally {
       await awayMounts.cleanup();
       await away.cleanup();
+    }
+  });
+
+  it("a file open for writing keeps the blocks it came from while the mount's view moves past them: its close commits the old bytes with the write", async () => {
+    const nfs = await fx.silo.networkFileSystems.fromName("pins-writer", { createIfMissing: true });
+    const vol = nfs.treeHandle();
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    expect(oldBlocks).toHaveLength(3);
+    const dir = join(root, "pins-writer");
+    await nfsMount("pins-writer", dir);
+
+    // 4 KiB into the middle block: it becomes partial over its committed base, nothing is fetched.
+    const patch = bytes(4096);
+    const at = BLOCK_SIZE + 1_048_576;
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r+"));
+    try {
+      await within(30_000, "write f", fh.write(patch, 0, patch.length, at));
+      expect(await cacheStats(dir), "nothing fetched for the write").toMatchObject({ misses: 0, bytesFetched: 0 });
+
+      // Another client replaces f; a listing on the mount catches up with it (f, open for writing, keeps its local state).
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+      await within(30_000, "list", readdir(dir));
+      // A renewal after the catch-up, then GC passes: with retention 0 only the mount's pin can keep version 1's blocks.
+      await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS / 3);
+      await gcPassed();
+      await gcPassed();
+      for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open file`).toBe(true);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    // close(2) commits (EIO if that failed).
+    await within(60_000, "close f", fh.close());
+    const expected = Buffer.from(old);
+    patch.copy(expected, at);
+    expect((await readAll(vol, "f")).equals(expected), "f on the server: the old bytes with the 4 KiB written").toBe(true);
+
+    // The unchanged blocks are the old ones; committed and closed, the mount holds nothing old
+    // any more, and GC collects what only version 1 named: the written block's old base.
+    const newBlocks = await blocksOf(vol, await vol.blocks.latestVersion(), "f");
+    expect([newBlocks[0], newBlocks[2]]).toEqual([oldBlocks[0], oldBlocks[2]]);
+    await meanwhile(async () => expect(await stored(oldBlocks[1]!), "the old base, after the commit").toBe(false));
+  });
+
+  it("a file open for reading whose node a catch-up replaced keeps reading its old bytes after GC", async () => {
+    const nfs = await fx.silo.networkFileSystems.fromName("pins-reader", { createIfMissing: true });
+    const vol = nfs.treeHandle();
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    const dir = join(root, "pins-reader");
+    await nfsMount("pins-reader", dir);
+
+    // Opened, nothing read yet (so nothing is in the block cache).
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r"));
+    try {
+      await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+      await within(30_000, "list", readdir(dir));
+      await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS / 3);
+      await gcPassed();
+      await gcPassed();
+      for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open reader`).toBe(true);
+      // Positioned reads (a stat of the inode would show the new file's size), as many as it takes.
+      const got = Buffer.alloc(old.length);
+      for (let done = 0; done < got.length; ) {
+        const { bytesRead } = await within(60_000, "read f", fh.read(got, done, got.length - done, done));
+        expect(bytesRead, `bytes read at ${done}`).toBeGreaterThan(0);
+        done += bytesRead;
+      }
+      expect(got.equals(old), "the open reader reads version 1's bytes").toBe(true);
+    } finally {
+      await fh.close();
+    }
+    // The next open gets the new bytes.
+    expect((await within(30_000, "read f", readFile(join(dir, "f")))).length).toBe(100_000);
+    await meanwhile(async () => expect(await stored(oldBlocks[1]!), "an old block, after the reader closed").toBe(false));
+  });
+
+  it("a mount recovering a dead mount's changes holds the version they refer to while their commit keeps failing", async () => {
+    // Room for f and one more file: the recovered changes (f changed, g new) do not fit beside x below.
+    const vol = await fx.silo.volumes.fromName("pins-recover", { createIfMissing: true, inodeLimit: 2 });
+    const old = bytes(2 * BLOCK_SIZE + 300_000);
+    await vol.batchUpload().putFile(old, "f").commit();
+    const oldBlocks = await blocksOf(vol, 1, "f");
+    const dir = join(root, "pins-recover");
+    await mounts.mount("pins-recover", dir, "--commit-interval-ms", "0");
+    const patch = bytes(4096);
+    const at = BLOCK_SIZE + 1_048_576;
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r+"));
+    await within(30_000, "write f", fh.write(patch, 0, patch.length, at));
+    await within(30_000, "close f", fh.close());
+    await within(30_000, "write g", writeFile(join(dir, "g"), "new"));
+    // The daemon dies with f and g in its journal; its pin on version 1 lapses one TTL later.
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+
+    // Meanwhile another client replaces f and fills the volume.
+    await vol.batchUpload({ force: true }).putFile(bytes(100_000), "f").commit();
+    await vol.batchUpload().putFile(Buffer.from("x"), "x").commit();
+    // The next mount recovers f and g; their commit is refused (inode limit) and they stay pending.
+    await mounts.mount("pins-recover", dir, "--commit-interval-ms", "0");
+    await eventually(async () => expect(await readFile(`${stateDirFor(dir)}.log`, "utf8")).toMatch(/inode limit/));
+    // Past the dead mount's pin: only the recovering mount's can keep version 1 now.
+    await advanceWithRenewals(fx.server, vol.id, PIN_TTL_MS + 500);
+    await gcPassed();
+    await gcPassed();
+    for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, which the recovered f refers to`).toBe(true);
+
+    // Room again: the commit goes through, with version 1's bytes under the write.
+    await vol.removeFile("x");
+    await within(60_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
+    const expected = Buffer.from(old);
+    patch.copy(expected, at);
+    expect((await readAll(vol, "f")).equals(expected), "f on the server: the old bytes with the 4 KiB written").toBe(true);
+    expect((await readAll(vol, "g")).toString()).toBe("new");
+  });
+
+  it("a file open for reading that the new version has as it is holds nothing older: a commit still moves the pin", async () => {
+    const vol = await fx.silo.volumes.fromName("pins-open", { createIfMissing: true });
+    await vol.batchUpload().putFile(bytes(100_000), "f").commit();
+    const dir = join(root, "pins-open");
+    await mounts.mount("pins-open", dir, "--commit-interval-ms", "0");
+    const fh = await within(30_000, "open f", open(join(dir, "f"), "r"));
+    try {
+      await writeFile(join(dir, "h"), "from the mount");
+      await within(30_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
+      await meanwhile(async () => expect((await vol.info()).oldestVersion, "the oldest version, following the commit").toBe(2));
+    } finally {
+      await fh.close();
     }
   });
 });

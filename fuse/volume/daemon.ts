@@ -157,9 +157,10 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const mv = new MountedVolume(remote, new ContentStore(journal?.upperDir ?? join(stateDir, "upper"), cache));
     mvRef = mv;
     mv.warn = log;
-    // Pin the latest version before loading it, so GC keeps every block of the tree we serve.
+    // Pin the latest version before loading it, so GC keeps every block of the tree we serve
+    // (later: the oldest version whose blocks files pending or open here refer to).
     const pinned = await remote.pinVersion();
-    const versionPin = new MountPin(remote, pinned, () => mv.viewVersion, log);
+    const versionPin = new MountPin(remote, pinned, mv, log);
     pin = versionPin;
     await mv.load(pinned.version);
     let recovered = 0;
@@ -169,6 +170,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       const claims = await claimOrphans(volumeDir, journal.dir);
       if (claims.length > 0) {
         recovered = await mv.replay(claims);
+        // The dead mount's pin may still hold the version its changes refer to: hold it from here on.
+        await versionPin.sync();
         await journal.checkpoint(mv.ns.dirty);
         for (const c of claims) await rm(c.dir, { recursive: true, force: true });
         log(`recovered ${mv.pendingPaths} pending change(s) of ${claims.length} earlier mount(s) of this volume; committing them`);
@@ -193,9 +196,9 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         case "commit":
           if (opts.readOnly) return { version: mv.viewVersion, changes: 0 };
           // A server restarting meanwhile is waited out (the caller's commit() should not fail on it).
-          return mv.commit({ retryForMs: 60_000, log }).finally(() => versionPin.sync());
+          return mv.commit({ retryForMs: 60_000, log }).finally(() => void versionPin.sync());
         case "reload": {
-          const r = await mv.reload().finally(() => versionPin.sync());
+          const r = await mv.reload().finally(() => void versionPin.sync());
           // The kernel may hold names and attributes of the old tree: drop them before
           // answering, so the caller sees the new version everywhere at once.
           if (r.changed) await volumeFs.invalidateAfterReload(mounted.session);
@@ -232,7 +235,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const backgroundCommit = () => {
       if (mv.status().dirtyPaths === 0 || mv.committing) return;
       mv.commit()
-        .finally(() => versionPin.sync())
+        .finally(() => void versionPin.sync())
         .catch((err: Error) => log(`background commit failed (changes stay in the journal; will retry): ${err.message}`));
     };
     const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;

@@ -165,6 +165,11 @@ export class FileContent {
   get clean(): boolean {
     return !this.hashes.includes(null) && this.hashes.length === blockCount(this.size);
   }
+
+  /** Whether the bytes refer to any stored committed block (an unchanged block, or a partial block's base). */
+  get refersToCommitted(): boolean {
+    return this.partial.size > 0 || this.hashes.some(storedHash);
+  }
 }
 
 /** Reads, writes and truncates FileContents against the block cache and the upper dir. */

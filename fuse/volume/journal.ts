@@ -62,6 +62,12 @@ export type JournalRecord =
        * block 0, all `size` bytes of it; no upper file holds them.
        */
       inline?: string;
+      /**
+       * A version naming every committed block the record refers to (known blocks, bases), if it
+       * refers to any (absent in records written before it): a recovering mount pins it while
+       * the server still keeps it.
+       */
+      from?: number;
     } & RecordStat);
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */

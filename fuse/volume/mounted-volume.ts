@@ -50,6 +50,13 @@ export class MountedVolume {
   private readonly base = new Map<string, ManifestEntry>();
   /** The version whose changes the tree fully reflects (a reload asks for the delta from here). */
   viewVersion = 0;
+  /**
+   * Files pending or open here when the view moved on, with the view they had been seen at: a
+   * version naming every committed block they refer to (unchanged blocks, bases of partial
+   * blocks), which the server may keep only for as long as the mount's pin holds it
+   * (heldVersion). A file not here refers only to blocks the view or a later version names.
+   */
+  private readonly heldFrom = new Map<FileContent, number>();
   private readonly handles = new Map<number, { node: FileNode; write: boolean }>();
   private nextHandle = 1;
   /** Hard-linked nodes changed since the last commit: every name of theirs must be committed. */
@@ -187,6 +194,7 @@ export class MountedVolume {
           record.inline = c.inline.toString("base64");
           record.local = [0];
         }
+        if (c.refersToCommitted) record.from = this.heldFrom.get(c) ?? this.viewVersion;
         return record;
       }
     }
@@ -284,6 +292,9 @@ export class MountedVolume {
             if (r.inline !== undefined) this.store.setInline(node.content, Buffer.from(r.inline, "base64"));
             else for (const i of r.local) node.content.local.add(i);
             for (const [i, base, baseLen, written] of r.partial ?? []) node.content.partial.set(i, { base, baseLen, written: new Extents(written) });
+            // The version the dead mount held for these blocks (the daemon moves its pin back to it if the server still keeps it).
+            if (r.from !== undefined) this.heldFrom.set(node.content, r.from);
+            else this.heldFrom.delete(node.content);
             if (this.ns.lookup(r.path) !== node) {
               if (node.nlink === 0) node.nlink = 1;
               this.ns.applyNode(r.path, node);
@@ -388,6 +399,8 @@ export class MountedVolume {
       await uploader.flush();
       const deletes: string[] = [];
       const puts: ManifestEntry[] = [];
+      /** Files whose entry this commit sends: once acknowledged, the new version names every block they refer to. */
+      const sent = new Set<FileContent>();
       for (const { path, node, meta } of items) {
         const before = this.base.get(path);
         if (!node || !meta) {
@@ -396,7 +409,10 @@ export class MountedVolume {
         }
         const entry = node.type === "file" ? { ...meta, size: files.get(node.content)!.snap.size, blocks: blockListOf(files.get(node.content)!.hashes) } : meta;
         if (before && before.type !== entry.type) deletes.push(path);
-        if (!before || !sameEntry(before, entry)) puts.push(entry);
+        if (!before || !sameEntry(before, entry)) {
+          puts.push(entry);
+          if (node.type === "file") sent.add(node.content);
+        }
       }
       // A delete takes everything below it: drop deletes already covered by an ancestor's.
       const deleted = new Set<string>();
@@ -413,7 +429,11 @@ export class MountedVolume {
         for (const p of deleted) this.forgetBase(p);
         for (const e of puts) this.base.set(e.path, e);
         // Only if nobody else committed in between does our tree equal the new version.
-        if (version === this.viewVersion + 1) this.viewVersion = version;
+        // (The new version names every file in the tree: only unlinked open ones may need an older one.)
+        if (version === this.viewVersion + 1) this.moveView(version, new Set());
+        // Their blocks are in the new version now (partial blocks move onto its blocks just
+        // below), which is not older than the view: nothing older is held for them.
+        for (const c of sent) this.heldFrom.delete(c);
       }
       // Blocks unchanged since the snapshot now hold what the server has.
       for (const [c, f] of files) this.store.acknowledge(c, f.snap, f.hashes);
@@ -520,11 +540,22 @@ export class MountedVolume {
       return this.deltaFromTree(latest);
     });
     const freed: Array<Node | undefined> = [];
+    /**
+     * Files the new version may not name: pending ones (a path the delta did not touch may hold
+     * bytes renamed from one it did), and open ones whose local state a path it changed kept, or
+     * whose node it replaced.
+     */
+    const stale = this.pendingContents();
+    const open = this.handles.size > 0;
     // Applied in one synchronous pass: no FUSE op sees a half-switched tree.
     for (const ch of delta.changes) {
       const p = ch.op === "put" ? ch.entry.path : ch.path;
       // Changed here since the commit above: the local change wins until it is committed.
-      if (this.ns.dirty.has(p) || this.holds(this.ns.lookup(p), writers)) continue;
+      const here = this.ns.lookup(p);
+      if (this.ns.dirty.has(p) || this.holds(here, writers)) {
+        if (open) filesOf(here, stale);
+        continue;
+      }
       if (ch.op === "delete") {
         freed.push(this.ns.applyDelete(p));
         this.forgetBase(p);
@@ -533,9 +564,52 @@ export class MountedVolume {
         this.base.set(p, ch.entry);
       }
     }
-    this.viewVersion = latest;
+    if (open) for (const node of freed) filesOf(node, stale);
+    this.moveView(latest, stale);
     for (const node of freed) await this.dropped(node);
     return { version: latest, changed: delta.changes.length > 0 };
+  }
+
+  /**
+   * Moves the view to `version`. Files in `stale` (the new version may not name their bytes:
+   * another client replaced or deleted them) and unlinked open files may refer to committed
+   * blocks only the old view names: they keep it held until they are committed or closed. One
+   * synchronous step with the move, so the pin never sees the new view without them.
+   */
+  private moveView(version: number, stale: Set<FileContent>): void {
+    for (const { node } of this.handles.values()) if (node.nlink <= 0) stale.add(node.content);
+    for (const c of stale) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
+    this.viewVersion = version;
+  }
+
+  /** The bytes of pending paths (changed, or in a commit) and of changed hard-linked files. */
+  private pendingContents(): Set<FileContent> {
+    const out = new Set<FileContent>();
+    const add = (node: Node | undefined) => {
+      if (node?.type === "file") out.add(node.content);
+    };
+    for (const p of this.ns.dirty) add(this.ns.lookup(p));
+    for (const p of this.inCommit) add(this.ns.lookup(p));
+    for (const node of this.linkedChanged) add(node);
+    return out;
+  }
+
+  /**
+   * The oldest version whose blocks this mount may still need: the view, or an older one while
+   * a file pending or open here refers to blocks only it names (see moveView). The mount's pin
+   * holds this version (mount-pin.ts). It never decreases, but after a journal replay. Files
+   * committed, closed or gone since are forgotten here, unless a commit still reads them.
+   */
+  heldVersion(): number {
+    if (this.heldFrom.size === 0) return this.viewVersion;
+    const held = this.pendingContents();
+    for (const { node } of this.handles.values()) held.add(node.content);
+    let version = this.viewVersion;
+    for (const [c, from] of this.heldFrom) {
+      if (!c.snap && (!held.has(c) || !c.refersToCommitted)) this.heldFrom.delete(c);
+      else version = Math.min(version, from);
+    }
+    return version;
   }
 
   /** The changes from our tree to the full tree of `version`: a put for every entry, a delete for every path it lacks. */
@@ -578,6 +652,12 @@ export class MountedVolume {
       lastCommitError: this.lastCommitError,
     };
   }
+}
+
+/** Adds the bytes of every file at or below `node` to `into`. */
+function filesOf(node: Node | undefined, into: Set<FileContent>): void {
+  if (node?.type === "file") into.add(node.content);
+  else if (node?.type === "directory") for (const child of node.children.values()) filesOf(child, into);
 }
 
 function ancestors(path: string): string[] {

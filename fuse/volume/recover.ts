@@ -43,6 +43,9 @@ export async function recoverVolume(remote: VolumeRemote, opts: RecoverOptions):
         return { journals: 0, changes: 0, version: mv.viewVersion };
       }
       await mv.replay(claims);
+      // Hold the version the changes refer to while we commit them, if the server still keeps it.
+      const held = mv.heldVersion();
+      if (held !== pin.version) await remote.renewPin(pin.pinId, held).catch(() => {});
       await journal.checkpoint(mv.ns.dirty);
       for (const c of claims) await rm(c.dir, { recursive: true, force: true });
       const r = await mv.commit({ retryForMs: opts.retryForMs ?? 60_000, log: opts.log });

@@ -42,6 +42,8 @@ export function describeMountStatus(s: MountStatusReport): string {
     lines.push(["commits", `${c.commits} (${c.failures} failed); last: ${last}`]);
   }
   lines.push(["last commit error", s.lastCommitError ?? "none"]);
+  // Daemons before it do not report it.
+  if (s.lastJournalError) lines.push(["journal error", `${s.lastJournalError} (close and fsync fail until it can be written)`]);
   if (s.cache) {
     const c = s.cache;
     lines.push(["block cache", `${mib(c.sizeBytes)} of ${mib(c.maxBytes)}, hit ratio ${(c.hitRatio * 100).toFixed(1)}% (${c.hits} hits, ${c.misses} misses)`]);

@@ -1,14 +1,19 @@
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
+type Entry = { size: number; fh: FileHandle | null; users: number };
+
 /**
  * A bounded on-disk cache of volume blocks, keyed by content hash (so identical blocks of
  * different files are fetched once). Fetches are single-flight; least recently used blocks are
  * evicted once the total passes `maxBytes`. The kernel's page cache keeps hot blocks in memory.
+ * A block the cache's disk cannot take (full) is served from memory to the reads waiting for it
+ * and not kept: a full cache disk costs fetches, never the readability of committed data.
  */
 export class BlockCache {
-  private readonly entries = new Map<string, { size: number; fh: FileHandle | null; users: number }>();
-  private readonly pending = new Map<string, Promise<void>>();
+  private readonly entries = new Map<string, Entry>();
+  /** Fetches under way; one resolves with the block's bytes if they could not be kept. */
+  private readonly pending = new Map<string, Promise<Buffer | undefined>>();
   private bytes = 0;
   private tmpSeq = 0;
   /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
@@ -28,6 +33,7 @@ export class BlockCache {
   /** Copies `len` bytes at `offset` of block `hash` into `buf` at `bufOffset`; returns the count. */
   async read(hash: string, offset: number, buf: Buffer, bufOffset: number, len: number): Promise<number> {
     const entry = await this.acquire(hash);
+    if (Buffer.isBuffer(entry)) return entry.copy(buf, bufOffset, Math.min(offset, entry.length), Math.min(offset + len, entry.length));
     try {
       const { bytesRead } = await entry.fh!.read(buf, bufOffset, len, offset);
       return bytesRead;
@@ -39,6 +45,7 @@ export class BlockCache {
   /** The whole block (for copy-up before a partial write). */
   async get(hash: string): Promise<Buffer> {
     const entry = await this.acquire(hash);
+    if (Buffer.isBuffer(entry)) return entry;
     try {
       const buf = Buffer.allocUnsafe(entry.size);
       const { bytesRead } = await entry.fh!.read(buf, 0, entry.size, 0);
@@ -82,7 +89,8 @@ export class BlockCache {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private async acquire(hash: string) {
+  /** The block's cache entry (counted as a user), or its bytes if the cache could not keep them. */
+  private async acquire(hash: string): Promise<Entry | Buffer> {
     if (this.entries.get(hash)?.fh) this.counts.hits++;
     else this.counts.misses++;
     for (;;) {
@@ -94,11 +102,12 @@ export class BlockCache {
         entry.users++;
         return entry;
       }
-      await this.load(hash);
+      const unkept = await this.load(hash);
+      if (unkept) return unkept;
     }
   }
 
-  private load(hash: string): Promise<void> {
+  private load(hash: string): Promise<Buffer | undefined> {
     let p = this.pending.get(hash);
     if (!p) {
       p = this.fill(hash).finally(() => this.pending.delete(hash));
@@ -112,31 +121,54 @@ export class BlockCache {
     return !!this.entries.get(hash)?.fh;
   }
 
-  /** Puts a block made here into the cache (a commit's new block that reads will want), unless it is there or on its way. */
+  /**
+   * Puts a block made here into the cache (a commit's new block that reads will want), unless it
+   * is there or on its way. Best effort: a cache that cannot take it (full disk) fetches it later.
+   */
   async put(hash: string, data: Buffer): Promise<void> {
     if (this.entries.has(hash) || this.pending.has(hash)) return;
-    const p = this.keep(hash, data).finally(() => this.pending.delete(hash));
+    const p = this.keep(hash, data)
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => this.pending.delete(hash));
     this.pending.set(hash, p);
     await p;
   }
 
-  private async fill(hash: string): Promise<void> {
+  /** Fetches a block and keeps it; resolves with its bytes instead if they could not be kept. */
+  private async fill(hash: string): Promise<Buffer | undefined> {
     const data = await this.fetch(hash);
     this.counts.bytesFetched += data.length;
-    await this.keep(hash, data);
+    try {
+      await this.keep(hash, data);
+      return undefined;
+    } catch {
+      return data;
+    }
   }
 
   private async keep(hash: string, data: Buffer): Promise<void> {
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
-    const out = await open(tmp, "w");
+    let fh: FileHandle | undefined;
     try {
-      await out.write(data, 0, data.length, 0);
-    } finally {
-      await out.close();
+      const out = await open(tmp, "w");
+      try {
+        // writeFile, not write: one write(2) may be short on a nearly full disk, and a short copy would be served as the block.
+        await out.writeFile(data);
+      } finally {
+        await out.close();
+      }
+      await rename(tmp, file);
+      fh = await open(file, "r");
+    } catch (err) {
+      // A partial copy would hold space on a disk that has none.
+      await rm(tmp, { force: true });
+      await rm(file, { force: true });
+      throw err;
     }
-    await rename(tmp, file);
-    const fh = await open(file, "r");
     this.entries.set(hash, { size: data.length, fh, users: 0 });
     this.bytes += data.length;
     await this.evict(hash);

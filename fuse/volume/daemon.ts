@@ -84,6 +84,15 @@ const KERNEL_CACHE_MS = 60_000;
 const log = (msg: string) => process.stderr.write(`[silo volume mount] ${msg}\n`);
 
 /**
+ * The daemon's log is a file, often on the disk that holds its journal: when that disk is full a
+ * line cannot be written, and the stream's unhandled error would end the daemon, and the mount
+ * with it. The line is lost, nothing else (later lines are written once there is room).
+ */
+function survivesLogFailures(): void {
+  if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
+}
+
+/**
  * Serves the mount a launcher's config describes until it stops, and resolves with the exit
  * code: what a daemon's entry point (fuse/volume/main.ts, fuse/nfs/main.ts) runs, and what
  * `--foreground` runs in the CLI. `open` finds the file tree by name (a volume, a network file
@@ -130,6 +139,7 @@ export function serveVolumeMount(config: VolumeDaemonConfig): Promise<number> {
  * Resolves with the process exit code.
  */
 export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOptions): Promise<number> {
+  survivesLogFailures();
   const dir = resolve(opts.dir);
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const socket = join(stateDir, "control.sock");
@@ -240,7 +250,20 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     };
     const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;
     // Changes not yet followed by a close or fsync reach the journal within a second too.
-    const journalFlush = journal ? setInterval(() => void mv.flush().catch((err: Error) => log(`journal write failed: ${err.message}`)), 1_000) : undefined;
+    // Said once, not every second: on a full disk each line takes space the journal needs.
+    let journalFailing = false;
+    const flushJournal = () =>
+      mv.flush().then(
+        () => {
+          if (journalFailing) log("the journal is written again");
+          journalFailing = false;
+        },
+        (err: Error) => {
+          if (!journalFailing) log(`journal write failed (close and fsync fail until it can be written): ${err.message}`);
+          journalFailing = true;
+        },
+      );
+    const journalFlush = journal ? setInterval(() => void flushJournal(), 1_000) : undefined;
     if (recovered > 0) setImmediate(backgroundCommit);
 
     // Also after an outside `fusermount -u`: the journal still holds the changes to commit.
@@ -265,7 +288,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         if (!failure && mv.pendingPaths === 0) {
           await journal.remove();
         } else {
-          await journal.close();
+          // A full disk: it holds at least what close(2) and fsync(2) acknowledged, and the message below must still go out.
+          await journal.close().catch((err: Error) => log(`the journal could not take the last changes: ${err.message}`));
           const what = remote.name ?? remote.id;
           log(
             `final commit FAILED: ${failure?.message ?? "changes remain"}. ${mv.pendingPaths} changed path(s) are kept on this machine in ${journal.dir}; ` +

@@ -263,7 +263,9 @@ export class ContentStore {
   /**
    * Writes at `pos`: EFBIG at the file-size limit (a short write just below it, as Linux does).
    * The bytes land in the upper file at once; a committed block they change in part keeps its
-   * committed bytes as the base under them (nothing is fetched or copied).
+   * committed bytes as the base under them (nothing is fetched or copied). A full local disk
+   * makes a short write of what landed (so the upper file never holds bytes the file does not
+   * count), or ENOSPC if nothing did.
    */
   async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     len = writableBytes(pos, len);
@@ -274,6 +276,10 @@ export class ContentStore {
       return len;
     }
     return c.lock.run(async () => {
+      await this.ensureUpper(c);
+      await this.preserve(c, Math.floor(pos / BLOCK_SIZE), Math.floor((pos + len - 1) / BLOCK_SIZE));
+      // Synchronously up to 64 KiB (UpperFile).
+      len = await this.withUpper(c, (fh) => fh.writeSome(buf, 0, len, pos));
       const end = pos + len;
       if (this.inlineFits(c, end)) {
         this.writeInline(c, buf, len, pos);
@@ -282,10 +288,6 @@ export class ContentStore {
       if (c.inline) await this.spill(c);
       const first = Math.floor(pos / BLOCK_SIZE);
       const last = Math.floor((end - 1) / BLOCK_SIZE);
-      await this.ensureUpper(c);
-      await this.preserve(c, first, last);
-      // Synchronously up to 64 KiB (UpperFile).
-      await this.withUpper(c, (fh) => fh.write(buf, 0, len, pos));
       // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
       // Growing changes the old partial last block (its length): its committed bytes stay its base.
       if (end > c.size && c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
@@ -301,7 +303,10 @@ export class ContentStore {
       c.generation++;
       for (let i = first; i <= last; i++) {
         const p = c.partial.get(i);
-        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p);
+        // The write has landed: if copying the base in fails (a full disk, the server away), the
+        // block stays partial and the next write tries again (a half-done copy wrote base bytes
+        // only where the block reads them anyway). Failing the write would have it repeated.
+        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p).catch(() => {});
       }
       return len;
     });
@@ -698,6 +703,11 @@ export class ContentStore {
   /** Upper files discarded so far; remove them with `reap` after the journal recorded that. */
   takeUnreferenced(): string[] {
     return this.unreferenced.splice(0);
+  }
+
+  /** Taken upper files the journal could not record as gone (its write failed): they wait for the next `takeUnreferenced`. */
+  stillReferenced(paths: string[]): void {
+    if (paths.length) this.unreferenced = paths.concat(this.unreferenced);
   }
 
   /**

@@ -36,9 +36,15 @@ const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
 const FALLOC_FL_ZERO_RANGE = 0x10;
 
-/** The errno a volume FsError answers with (for the session's `errno` option). */
+/**
+ * The errno an op's error answers with (for the session's `errno` option): a volume FsError's,
+ * and ENOSPC/EDQUOT when the local disk (upper files, journal) is full: the caller's answer, as
+ * on a local file system, not an EIO.
+ */
 export function volumeErrno(err: unknown): number | undefined {
-  return err instanceof FsError ? -err.errno : undefined;
+  if (err instanceof FsError) return -err.errno;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT" ? E[code] : undefined;
 }
 
 export interface VolumeFsOptions {
@@ -447,11 +453,17 @@ export class VolumeFs implements Filesystem {
     const to = this.handle(dst.fh);
     const chunk = Buffer.allocUnsafe(Math.min(len, 1 << 20));
     let done = 0;
-    while (done < len) {
-      const n = await this.mv.store.read(from.content, chunk, Math.min(chunk.length, len - done), src.offset + done);
-      if (n === 0) break;
-      await this.mv.store.write(to.content, chunk, n, dst.offset + done);
-      done += n;
+    try {
+      while (done < len) {
+        const n = await this.mv.store.read(from.content, chunk, Math.min(chunk.length, len - done), src.offset + done);
+        if (n === 0) break;
+        const w = await this.mv.store.write(to.content, chunk, n, dst.offset + done);
+        done += w;
+        if (w < n) break;
+      }
+    } catch (err) {
+      // A failure after some bytes were copied (a full local disk) makes a short copy of them, which must be recorded.
+      if (done === 0) throw err;
     }
     if (done > 0) {
       to.modifiedNow();

@@ -317,14 +317,16 @@ export class Journal {
       try {
         const out = await open(tmp, "w", 0o600);
         try {
-          await out.write(text);
+          // writeFile, not write: one write(2) may be short on a nearly full disk, and a cut log loses what it no longer holds.
+          await out.writeFile(text);
           await out.datasync();
         } finally {
           await out.close();
         }
         await rename(tmp, file);
       } catch (err) {
-        // The old log stands; what was marked must still reach it.
+        // The old log stands; what was marked must still reach it. A partial new one would only hold space.
+        await rm(tmp, { force: true }).catch(() => {});
         for (const p of marked) this.marked.add(p);
         throw err;
       }

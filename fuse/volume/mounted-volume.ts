@@ -29,6 +29,8 @@ export interface MountStatus {
   inodes: number;
   inodeLimit: number;
   lastCommitError: string | null;
+  /** Why the last write of the journal failed (a full local disk), until one succeeds. */
+  lastJournalError: string | null;
 }
 
 /**
@@ -66,6 +68,7 @@ export class MountedVolume {
   private readonly inCommit = new Set<string>();
   private journal: Journal | undefined;
   lastCommitError: string | null = null;
+  lastJournalError: string | null = null;
   warn: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`);
   /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
   readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
@@ -151,12 +154,22 @@ export class MountedVolume {
     this.ns.onTouch = (p) => journal.mark(p);
   }
 
-  /** Writes the journal (`write` captures and appends), then removes upper files it no longer names. */
+  /**
+   * Writes the journal (`write` captures and appends), then removes upper files it no longer
+   * names. If it cannot be written (a full local disk), they stay: an older record may name them.
+   */
   private async journaled(write: (j: Journal) => Promise<void>): Promise<void> {
     const j = this.journal;
     if (!j) return;
     const dead = this.store.takeUnreferenced();
-    await write(j);
+    try {
+      await write(j);
+    } catch (err) {
+      this.store.stillReferenced(dead);
+      this.lastJournalError = (err as Error).message;
+      throw err;
+    }
+    this.lastJournalError = null;
     await this.store.reap(dead);
   }
 
@@ -439,8 +452,14 @@ export class MountedVolume {
       for (const [c, f] of files) this.store.acknowledge(c, f.snap, f.hashes);
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
-      // The journal keeps only what no acknowledged commit holds.
-      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
+      // The journal keeps only what no acknowledged commit holds. If it cannot be rewritten (a
+      // full local disk), the commit stands all the same (the server has it) and the journal keeps
+      // older records too: the committed paths' current states are appended at its next write,
+      // so a replay never goes back to a state older than this commit's.
+      await this.journaled((j) => j.checkpoint(this.unacknowledged())).catch((err: Error) => {
+        for (const p of paths) this.journal?.mark(p);
+        this.warn(`the journal keeps older records until it can be rewritten: ${err.message}`);
+      });
       return { version, changes: changes.length };
     } catch (err) {
       for (const p of paths) {
@@ -650,6 +669,7 @@ export class MountedVolume {
       inodes: this.ns.inodes,
       inodeLimit: this.ns.inodeLimit,
       lastCommitError: this.lastCommitError,
+      lastJournalError: this.lastJournalError,
     };
   }
 }

@@ -41,18 +41,38 @@ export class UpperFile {
     return { bytesRead: n };
   }
 
+  /** Writes all of it, or throws (some bytes may have landed). */
   async write(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
+    const { done, error } = await this.writeUpTo(buf, offset, length, position);
+    if (error) throw error;
+    return { bytesWritten: done };
+  }
+
+  /**
+   * Writes as much as the disk takes: when a write fails after some bytes landed (ENOSPC), those
+   * count, as write(2) returns a short count; only a failure before the first byte throws.
+   */
+  async writeSome(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    const { done, error } = await this.writeUpTo(buf, offset, length, position);
+    if (error && done === 0) throw error;
+    return done;
+  }
+
+  private async writeUpTo(buf: Buffer, offset: number, length: number, position: number): Promise<{ done: number; error?: unknown }> {
     this.open_();
-    if (length <= SYNC_IO_MAX) {
-      for (let done = 0; done < length; ) done += writeSync(this.fd, buf, offset + done, length - done, position + done);
-      return { bytesWritten: length };
-    }
     let done = 0;
-    while (done < length) {
-      const at = done;
-      done += await this.pooled<number>((cb) => write(this.fd, buf, offset + at, length - at, position + at, cb));
+    try {
+      if (length <= SYNC_IO_MAX) {
+        while (done < length) done += writeSync(this.fd, buf, offset + done, length - done, position + done);
+      }
+      while (done < length) {
+        const at = done;
+        done += await this.pooled<number>((cb) => write(this.fd, buf, offset + at, length - at, position + at, cb));
+      }
+      return { done };
+    } catch (error) {
+      return { done, error };
     }
-    return { bytesWritten: length };
   }
 
   async truncate(size: number): Promise<void> {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
+import { readMountRecord } from "../fuse/common/mount-records.js";
 import { committedText, Job, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
@@ -141,6 +142,9 @@ describe("the local journal", () => {
     want.delete(join("d", "f2"));
     await writeDurably(join(dir, "last.txt"), "the last close", "close");
     want.set("last.txt", "the last close");
+    // Small files keep their bytes in memory and in the journal's records: no upper file each.
+    const { journal } = (await readMountRecord(dir))!;
+    expect(await readdir(join(journal!, "upper"))).toEqual([]);
     process.kill(await mounts.daemonPid(dir), "SIGKILL");
 
     await mounts.mount("small-killed", dir, "--commit-interval-ms", "0");

@@ -7,7 +7,7 @@
  * as an unprivileged user (`nobody`, test/helpers/unprivileged-user.ts).
  */
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -175,6 +175,32 @@ describe("ownership and permissions", () => {
     expect(await stat(dir, "s")).toMatchObject({ mode: 0o755, uid: 12, gid: 34 });
     await ops(dir, ["os.mkdir('dd')", "os.chmod('dd', 0o2755)", "os.chown('dd', 12, 34)"]);
     expect((await stat(dir, "dd")).mode).toBe(0o2755);
+    // truncate(2) by the owner clears them as a write does; setgid without group-exec (mandatory
+    // locking) survives a write.
+    await ops(dir, ["write('pub/t', 'abc')", "os.chmod('pub/t', 0o6755)", "os.truncate('pub/t', 1)", "write('pub/lk', 'x')", "os.chmod('pub/lk', 0o2644)", "write('pub/lk', 'y', off=1)"], "user");
+    expect((await stat(dir, "pub/t")).mode).toBe(0o755);
+    expect((await stat(dir, "pub/lk")).mode).toBe(0o2644);
+    // fallocate(2) growing the file, by the owner, clears them as on ext4 (no WRITE carries a flag).
+    await ops(dir, ["write('pub/fa', 'abc')", "os.chmod('pub/fa', 0o6755)", "(lambda fd: os.posix_fallocate(fd, 0, 8192) or os.close(fd))(os.open('pub/fa', os.O_WRONLY))"], "user");
+    expect(await stat(dir, "pub/fa")).toMatchObject({ mode: 0o755, size: 8192 });
+  });
+
+  it("the daemon clears setuid/setgid itself, so the kernel asks getxattr(security.capability) once per file, not before every write", async () => {
+    const name = "posix-killpriv";
+    await fx.silo.volumes.fromName(name, { createIfMissing: true });
+    const dir = join(root, name);
+    mkdirSync(dir);
+    const stats = join(root, "killpriv-stats");
+    await mounts.mountWithEnv({ SILO_FUSE_STATS: stats }, name, dir);
+    await ops(dir, ["os.mkdir('pub')", "os.chmod('pub', 0o777)"]);
+    // 200 writes through one descriptor, by root and by an unprivileged user.
+    const loop = "(lambda fd: [os.pwrite(fd, b'x' * 100, i * 4096) for i in range(100)] and os.close(fd))(os.open(%s, os.O_WRONLY | os.O_CREAT, 0o644))";
+    await ops(dir, [loop.replace("%s", "'pub/root'")]);
+    await ops(dir, [loop.replace("%s", "'pub/user'")], "user");
+    await mounts.unmount(dir);
+    const served = readFileSync(stats, "utf8");
+    expect(Number(/WRITE (\d+)/.exec(served)?.[1])).toBeGreaterThanOrEqual(200);
+    expect(Number(/GETXATTR (\d+)/.exec(served)?.[1] ?? 0)).toBeLessThanOrEqual(4);
   });
 });
 

@@ -88,6 +88,7 @@ export const InitFlag = {
   CACHE_SYMLINKS: 2 ** 23,
   NO_OPENDIR_SUPPORT: 2 ** 24,
   EXPLICIT_INVAL_DATA: 2 ** 25,
+  HANDLE_KILLPRIV_V2: 2 ** 28,
   INIT_EXT: 2 ** 30,
   // flags2 (bit n here is bit n+32 of the 64-bit flags)
   HAS_EXPIRE_ONLY: 2 ** 35,
@@ -130,6 +131,8 @@ export const NotifyCode = {
 export const RENAME_NOREPLACE = 1 << 0;
 export const RENAME_EXCHANGE = 1 << 1;
 export const FUSE_GETATTR_FH = 1 << 0;
+/** fuse_write_in.write_flags: clear setuid (and setgid, if group-executable) (HANDLE_KILLPRIV_V2). */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
 export const FUSE_FSYNC_FDATASYNC = 1 << 0;
 export const FUSE_RELEASE_FLUSH = 1 << 0;
 /** fuse_lk_in.lk_flags: the lock is a flock(2) lock (whole file, owned by the open file). */

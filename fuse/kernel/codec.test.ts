@@ -86,6 +86,9 @@ describe("request decoding", () => {
     body.writeBigInt64LE(-2n, 40);
     body.writeUInt32LE(1, 60);
     expect(decodeRequest(request(Opcode.SETATTR, body), 128).args).toMatchObject({ set: { mtimeNs: -1_999_999_999n } });
+    // HANDLE_KILLPRIV_V2: a truncate (or chown) asking the file system to clear setuid/setgid.
+    body.writeUInt32LE(Fattr.SIZE | Fattr.KILL_SUIDGID, 0);
+    expect(decodeRequest(request(Opcode.SETATTR, body), 128).args).toEqual({ op: "SETATTR", set: { size: 4096, killSuidgid: true } });
   });
 
   it("decodes RENAME and RENAME2 (with flags) and SYMLINK's two names", () => {

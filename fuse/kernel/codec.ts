@@ -282,7 +282,8 @@ export function decodeRequest(b: Buffer, n: number): Request {
     default:
       args = { op: "UNSUPPORTED", opcode: h.opcode };
   }
-  return { ...h, args };
+  // A literal, not a spread of h: spreads cost microseconds per request in V8 (measured on attributes).
+  return { len: h.len, opcode: h.opcode, unique: h.unique, nodeid: h.nodeid, uid: h.uid, gid: h.gid, pid: h.pid, args };
 }
 
 const LOCK_TYPES: Record<number, FileLock["type"]> = { [F_RDLCK]: "read", [F_WRLCK]: "write", [F_UNLCK]: "unlock" };
@@ -310,6 +311,7 @@ function decodeSetattr(b: Buffer, o: number): SetattrRequest {
   if (valid & Fattr.MTIME && !(valid & Fattr.MTIME_NOW)) set.mtimeNs = timeNs(b, o + 40, o + 60);
   if (valid & Fattr.CTIME) set.ctime = timeMs(u64(b, o + 48), b.readUInt32LE(o + 64));
   if (valid & Fattr.FH) set.fh = u64(b, o + 8);
+  if (valid & Fattr.KILL_SUIDGID) set.killSuidgid = true;
   return set;
 }
 

@@ -24,7 +24,7 @@ import {
 } from "./codec.js";
 import type { ConnectionInfo, Filesystem } from "./filesystem.js";
 import { type FdWatch, fuseFdAddonIfBuilt } from "./native-addon.js";
-import { Errno, type Notifier, type RequestContext } from "./types.js";
+import { type AttrReply, type Entry, Errno, type Notifier, type RequestContext } from "./types.js";
 
 const E = constants.errno;
 const SMALL_WRITE = 64 * 1024;
@@ -51,6 +51,13 @@ export interface SessionOptions {
   writebackCache?: boolean;
   /** The kernel drops a file's cached pages when it sees a changed mtime or size. */
   autoInvalData?: boolean;
+  /**
+   * The file system clears setuid/setgid itself on write, truncate and chown (WRITE's
+   * FUSE_WRITE_KILL_SUIDGID, SETATTR's killSuidgid): HANDLE_KILLPRIV_V2. The kernel then marks
+   * inodes it has seen without security.capability as needing no check, and stops asking
+   * getxattr("security.capability") before every write (one round trip of two per small write).
+   */
+  handleKillpriv?: boolean;
   /** "auto": readdirplus for the first listing of a directory, plain readdir after. */
   readdirplus?: "auto" | "always" | "off";
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
@@ -356,6 +363,7 @@ export class FuseSession implements Notifier {
     if (this.opts.atomicOTrunc) want += InitFlag.ATOMIC_O_TRUNC;
     if (this.opts.writebackCache) want += InitFlag.WRITEBACK_CACHE;
     if (this.opts.autoInvalData) want += InitFlag.AUTO_INVAL_DATA;
+    if (this.opts.handleKillpriv) want += InitFlag.HANDLE_KILLPRIV_V2;
     // Locks held by the file system; without these flags the kernel keeps them itself.
     if (this.fs.getlk && this.fs.setlk) want += InitFlag.POSIX_LOCKS + InitFlag.FLOCK_LOCKS;
     const flags = Number(BigInt(want) & BigInt(k.flags));
@@ -437,34 +445,47 @@ export class FuseSession implements Notifier {
     setTimeout(() => this.interrupt(unique, target, true), 10).unref();
   }
 
+  /**
+   * Starts the op behind a request. An op that completes synchronously (most metadata ops of an
+   * in-memory tree) is answered at once, with no promise job in between: on the 2-core VM the
+   * promise machinery of an async call was a visible share of a small request's cost.
+   */
   private serve(req: Request): void {
     const ctx = new Ctx(req);
     this.inflight.set(req.unique, ctx);
-    let result: Promise<Reply>;
+    let result: Reply | Promise<Reply>;
     try {
-      result = Promise.resolve(this.call(req, ctx));
+      result = this.call(req, ctx);
     } catch (err) {
-      result = Promise.reject(err);
+      this.fail(req, ctx, err);
+      return;
     }
-    result.then(
-      (reply) => {
-        if (ctx.answered) return;
-        ctx.answered = true;
-        const name = OPCODE_NAMES[req.opcode]!;
-        this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
-        this.inflight.delete(req.unique);
-        const len = reply.parts.reduce((n: number, p) => n + p.length, Size.OUT_HEADER as number);
-        const delivered = this.send([outHeader(len, 0, req.unique), ...reply.parts]);
-        if (delivered && reply.refs) for (const ino of reply.refs) if (ino !== FUSE_ROOT_ID) this.refs.set(ino, (this.refs.get(ino) ?? 0) + 1);
-        if (!delivered && reply.refs) for (const ino of reply.refs) if (!this.refs.has(ino)) this.forget(ino, 0);
-      },
-      (err: unknown) => {
-        if (ctx.answered) return;
-        ctx.answered = true;
-        this.inflight.delete(req.unique);
-        this.send([errorReply(req.unique, this.errnoOf(err, req, ctx))]);
-      },
-    );
+    if (result instanceof Promise)
+      result.then(
+        (reply) => this.reply(req, ctx, reply),
+        (err: unknown) => this.fail(req, ctx, err),
+      );
+    else this.reply(req, ctx, result);
+  }
+
+  private reply(req: Request, ctx: Ctx, reply: Reply): void {
+    if (ctx.answered) return;
+    ctx.answered = true;
+    const name = OPCODE_NAMES[req.opcode]!;
+    this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
+    this.inflight.delete(req.unique);
+    let len: number = Size.OUT_HEADER;
+    for (const p of reply.parts) len += p.length;
+    const delivered = this.send(reply.parts.length === 0 ? [outHeader(len, 0, req.unique)] : [outHeader(len, 0, req.unique), ...reply.parts]);
+    if (delivered && reply.refs) for (const ino of reply.refs) if (ino !== FUSE_ROOT_ID) this.refs.set(ino, (this.refs.get(ino) ?? 0) + 1);
+    if (!delivered && reply.refs) for (const ino of reply.refs) if (!this.refs.has(ino)) this.forget(ino, 0);
+  }
+
+  private fail(req: Request, ctx: Ctx, err: unknown): void {
+    if (ctx.answered) return;
+    ctx.answered = true;
+    this.inflight.delete(req.unique);
+    this.send([errorReply(req.unique, this.errnoOf(err, req, ctx))]);
   }
 
   private errnoOf(err: unknown, req: Request, ctx: Ctx): number {
@@ -476,131 +497,99 @@ export class FuseSession implements Notifier {
     return E.EIO;
   }
 
-  /** Runs the op behind a request and builds its reply. */
-  private async call(req: Request, ctx: Ctx): Promise<Reply> {
+  /** Runs the op behind a request and builds its reply (synchronously if the op did not return a promise). */
+  private call(req: Request, ctx: Ctx): Reply | Promise<Reply> {
     const fs = this.fs;
     const ino = req.nodeid;
     const a = req.args;
     const missing = (): never => {
       throw new Errno(E.ENOSYS);
     };
+    const entry = (e: Entry): Reply => ({ parts: [encodeEntry(e)], refs: [e.ino] });
+    const attr = (r: AttrReply): Reply => ({ parts: [encodeAttrOut(r.attr, r.ttlMs)] });
+    const empty = (): Reply => EMPTY;
     switch (a.op) {
-      case "LOOKUP": {
-        const e = await (fs.lookup ? fs.lookup(ctx, ino, a.name) : missing());
-        return { parts: [encodeEntry(e)], refs: [e.ino] };
-      }
-      case "GETATTR": {
-        const r = await (fs.getattr ? fs.getattr(ctx, ino, a.fh) : missing());
-        return { parts: [encodeAttrOut(r.attr, r.ttlMs)] };
-      }
-      case "SETATTR": {
-        const r = await (fs.setattr ? fs.setattr(ctx, ino, a.set) : missing());
-        return { parts: [encodeAttrOut(r.attr, r.ttlMs)] };
-      }
+      case "LOOKUP":
+        return then(fs.lookup ? fs.lookup(ctx, ino, a.name) : missing(), entry);
+      case "GETATTR":
+        return then(fs.getattr ? fs.getattr(ctx, ino, a.fh) : missing(), attr);
+      case "SETATTR":
+        return then(fs.setattr ? fs.setattr(ctx, ino, a.set) : missing(), attr);
       case "READLINK":
-        return { parts: [Buffer.from(await (fs.readlink ? fs.readlink(ctx, ino) : missing()))] };
-      case "SYMLINK": {
-        const e = await (fs.symlink ? fs.symlink(ctx, ino, a.name, a.target) : missing());
-        return { parts: [encodeEntry(e)], refs: [e.ino] };
-      }
-      case "MKNOD": {
-        const e = await (fs.mknod ? fs.mknod(ctx, ino, a.name, a.mode, a.rdev) : missing());
-        return { parts: [encodeEntry(e)], refs: [e.ino] };
-      }
-      case "MKDIR": {
-        const e = await (fs.mkdir ? fs.mkdir(ctx, ino, a.name, a.mode) : missing());
-        return { parts: [encodeEntry(e)], refs: [e.ino] };
-      }
-      case "LINK": {
-        const e = await (fs.link ? fs.link(ctx, a.oldIno, ino, a.newName) : missing());
-        return { parts: [encodeEntry(e)], refs: [e.ino] };
-      }
+        return then(fs.readlink ? fs.readlink(ctx, ino) : missing(), (t) => ({ parts: [Buffer.from(t)] }));
+      case "SYMLINK":
+        return then(fs.symlink ? fs.symlink(ctx, ino, a.name, a.target) : missing(), entry);
+      case "MKNOD":
+        return then(fs.mknod ? fs.mknod(ctx, ino, a.name, a.mode, a.rdev) : missing(), entry);
+      case "MKDIR":
+        return then(fs.mkdir ? fs.mkdir(ctx, ino, a.name, a.mode) : missing(), entry);
+      case "LINK":
+        return then(fs.link ? fs.link(ctx, a.oldIno, ino, a.newName) : missing(), entry);
       case "UNLINK":
-        await (fs.unlink ? fs.unlink(ctx, ino, a.name) : missing());
-        return EMPTY;
+        return then(fs.unlink ? fs.unlink(ctx, ino, a.name) : missing(), empty);
       case "RMDIR":
-        await (fs.rmdir ? fs.rmdir(ctx, ino, a.name) : missing());
-        return EMPTY;
+        return then(fs.rmdir ? fs.rmdir(ctx, ino, a.name) : missing(), empty);
       case "RENAME":
-        await (fs.rename ? fs.rename(ctx, ino, a.name, a.newParent, a.newName, a.flags) : missing());
-        return EMPTY;
+        return then(fs.rename ? fs.rename(ctx, ino, a.name, a.newParent, a.newName, a.flags) : missing(), empty);
       case "OPEN":
-        return { parts: [encodeOpenOut(await (fs.open ? fs.open(ctx, ino, a.flags) : missing()))] };
+        return then(fs.open ? fs.open(ctx, ino, a.flags) : missing(), (o) => ({ parts: [encodeOpenOut(o)] }));
       case "OPENDIR":
-        return { parts: [encodeOpenOut(fs.opendir ? await fs.opendir(ctx, ino, a.flags) : { fh: 0 })] };
+        return then(fs.opendir ? fs.opendir(ctx, ino, a.flags) : { fh: 0 }, (o) => ({ parts: [encodeOpenOut(o)] }));
       case "READ": {
         if (a.size > this.stats.maxRead) this.stats.maxRead = a.size;
-        const data = await (fs.read ? fs.read(ctx, ino, a.fh, a.offset, a.size) : missing());
-        return { parts: [data.length > a.size ? data.subarray(0, a.size) : data] };
+        return then(fs.read ? fs.read(ctx, ino, a.fh, a.offset, a.size) : missing(), (data) => ({ parts: [data.length > a.size ? data.subarray(0, a.size) : data] }));
       }
       case "WRITE": {
         if (a.data.length > this.stats.maxWrite) this.stats.maxWrite = a.data.length;
-        return { parts: [encodeCount(await (fs.write ? fs.write(ctx, ino, a.fh, a.offset, a.data, a.writeFlags) : missing()))] };
+        return then(fs.write ? fs.write(ctx, ino, a.fh, a.offset, a.data, a.writeFlags) : missing(), (n) => ({ parts: [encodeCount(n)] }));
       }
-      case "STATFS": {
-        const s = fs.statfs ? await fs.statfs(ctx, ino) : { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
-        return { parts: [encodeStatfs(s)] };
-      }
+      case "STATFS":
+        return then(fs.statfs ? fs.statfs(ctx, ino) : { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 }, (st) => ({ parts: [encodeStatfs(st)] }));
       case "RELEASE":
-        await fs.release?.(ctx, ino, a.fh, a.flags);
-        return EMPTY;
+        return then(fs.release?.(ctx, ino, a.fh, a.flags), empty);
       case "RELEASEDIR":
-        await fs.releasedir?.(ctx, ino, a.fh);
-        return EMPTY;
+        return then(fs.releasedir?.(ctx, ino, a.fh), empty);
       case "FLUSH":
-        await (fs.flush ? fs.flush(ctx, ino, a.fh, a.lockOwner) : missing());
-        return EMPTY;
+        return then(fs.flush ? fs.flush(ctx, ino, a.fh, a.lockOwner) : missing(), empty);
       case "FSYNC":
-        await (fs.fsync ? fs.fsync(ctx, ino, a.fh, a.datasync) : missing());
-        return EMPTY;
+        return then(fs.fsync ? fs.fsync(ctx, ino, a.fh, a.datasync) : missing(), empty);
       case "FSYNCDIR":
-        await (fs.fsyncdir ? fs.fsyncdir(ctx, ino, a.fh, a.datasync) : missing());
-        return EMPTY;
+        return then(fs.fsyncdir ? fs.fsyncdir(ctx, ino, a.fh, a.datasync) : missing(), empty);
       case "SETXATTR":
-        await (fs.setxattr ? fs.setxattr(ctx, ino, a.name, a.value, a.flags) : missing());
-        return EMPTY;
+        return then(fs.setxattr ? fs.setxattr(ctx, ino, a.name, a.value, a.flags) : missing(), empty);
       case "REMOVEXATTR":
-        await (fs.removexattr ? fs.removexattr(ctx, ino, a.name) : missing());
-        return EMPTY;
+        return then(fs.removexattr ? fs.removexattr(ctx, ino, a.name) : missing(), empty);
       case "GETXATTR":
-        return sized(await (fs.getxattr ? fs.getxattr(ctx, ino, a.name) : missing()), a.size);
-      case "LISTXATTR": {
-        const names = await (fs.listxattr ? fs.listxattr(ctx, ino) : missing());
-        return sized(Buffer.from(names.map((n) => `${n}\0`).join("")), a.size);
-      }
+        return then(fs.getxattr ? fs.getxattr(ctx, ino, a.name) : missing(), (v) => sized(v, a.size));
+      case "LISTXATTR":
+        return then(fs.listxattr ? fs.listxattr(ctx, ino) : missing(), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join("")), a.size));
       case "ACCESS":
-        await (fs.access ? fs.access(ctx, ino, a.mask) : missing());
-        return EMPTY;
-      case "CREATE": {
-        const r = await (fs.create ? fs.create(ctx, ino, a.name, a.mode, a.flags) : missing());
-        return { parts: [encodeCreateOut(r.entry, r.opened)], refs: [r.entry.ino] };
-      }
+        return then(fs.access ? fs.access(ctx, ino, a.mask) : missing(), empty);
+      case "CREATE":
+        return then(fs.create ? fs.create(ctx, ino, a.name, a.mode, a.flags) : missing(), (r) => ({ parts: [encodeCreateOut(r.entry, r.opened)], refs: [r.entry.ino] }));
       case "READDIR":
       case "READDIRPLUS": {
         const plus = a.op === "READDIRPLUS";
         const max = Math.ceil(a.size / (plus ? Size.DIRENTPLUS + 8 : Size.DIRENT + 8)) + 1;
-        const entries = await (fs.readdir ? fs.readdir(ctx, ino, a.fh, a.offset, max, plus) : missing());
-        const { data, count } = encodeDirents(entries, a.size, plus);
-        const refs: number[] = [];
-        // The kernel takes a reference for every packed entry but "." and ".." (and nodeid 0).
-        if (plus) for (const d of entries.slice(0, count)) if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
-        return { parts: [data], refs };
+        return then(fs.readdir ? fs.readdir(ctx, ino, a.fh, a.offset, max, plus) : missing(), (entries) => {
+          const { data, count } = encodeDirents(entries, a.size, plus);
+          const refs: number[] = [];
+          // The kernel takes a reference for every packed entry but "." and ".." (and nodeid 0).
+          if (plus) for (const d of entries.slice(0, count)) if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
+          return { parts: [data], refs };
+        });
       }
       case "GETLK":
-        return { parts: [encodeLkOut(await (fs.getlk ? fs.getlk(ctx, ino, a.fh, a.owner, a.lock) : missing()))] };
+        return then(fs.getlk ? fs.getlk(ctx, ino, a.fh, a.owner, a.lock) : missing(), (l) => ({ parts: [encodeLkOut(l)] }));
       case "SETLK":
       case "SETLKW":
-        await (fs.setlk ? fs.setlk(ctx, ino, a.fh, a.owner, a.lock, { wait: a.op === "SETLKW", flock: a.flock }) : missing());
-        return EMPTY;
+        return then(fs.setlk ? fs.setlk(ctx, ino, a.fh, a.owner, a.lock, { wait: a.op === "SETLKW", flock: a.flock }) : missing(), empty);
       case "FALLOCATE":
-        await (fs.fallocate ? fs.fallocate(ctx, ino, a.fh, a.offset, a.length, a.mode) : missing());
-        return EMPTY;
+        return then(fs.fallocate ? fs.fallocate(ctx, ino, a.fh, a.offset, a.length, a.mode) : missing(), empty);
       case "LSEEK":
-        return { parts: [encodeLseekOut(await (fs.lseek ? fs.lseek(ctx, ino, a.fh, a.offset, a.whence) : missing()))] };
-      case "COPY_FILE_RANGE": {
-        const n = await (fs.copyFileRange ? fs.copyFileRange(ctx, { ino, fh: a.fhIn, offset: a.offIn }, { ino: a.inoOut, fh: a.fhOut, offset: a.offOut }, a.len) : missing());
-        return { parts: [encodeCount(n)] };
-      }
+        return then(fs.lseek ? fs.lseek(ctx, ino, a.fh, a.offset, a.whence) : missing(), (off) => ({ parts: [encodeLseekOut(off)] }));
+      case "COPY_FILE_RANGE":
+        return then(fs.copyFileRange ? fs.copyFileRange(ctx, { ino, fh: a.fhIn, offset: a.offIn }, { ino: a.inoOut, fh: a.fhOut, offset: a.offOut }, a.len) : missing(), (n) => ({ parts: [encodeCount(n)] }));
       default:
         throw new Errno(E.ENOSYS);
     }
@@ -649,6 +638,11 @@ export class FuseSession implements Notifier {
   isKnown(ino: number): boolean {
     return ino === FUSE_ROOT_ID || this.refs.has(ino);
   }
+}
+
+/** Applies `f` to an op's result: at once if it is a value, when it settles if it is a promise. */
+function then<T>(v: T | Promise<T>, f: (v: T) => Reply): Reply | Promise<Reply> {
+  return v instanceof Promise ? v.then(f) : f(v);
 }
 
 /** getxattr/listxattr: a size probe (size 0) gets the length, a short buffer ERANGE. */

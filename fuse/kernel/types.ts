@@ -97,6 +97,11 @@ export interface SetattrRequest {
   mtimeNs?: bigint;
   /** The open file the change comes through (ftruncate, futimens). */
   fh?: number;
+  /**
+   * Clear setuid, and setgid if the file is group-executable (truncate or chown of a file with
+   * HANDLE_KILLPRIV_V2: the kernel no longer folds that into `mode`).
+   */
+  killSuidgid?: boolean;
 }
 
 /**

@@ -136,7 +136,7 @@ export const closeToOpen: MountConsistency = {
         return { entry: r.entry, opened: { ...r.opened, keepCache: false } };
       },
       read: (ctx, ino, fh, offset, size) => fs.read(ctx, ino, fh, offset, size),
-      write: (ctx, ino, fh, offset, data) => fs.write(ctx, ino, fh, offset, data),
+      write: (ctx, ino, fh, offset, data, flags) => fs.write(ctx, ino, fh, offset, data, flags),
       // Defined here (VolumeFs has none): the kernel sends flush on every close only while it is answered.
       flush: (_ctx, _ino, fh) => (writeFhs.has(fh) ? commit() : undefined),
       fsync: () => commit(),

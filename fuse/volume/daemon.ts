@@ -184,9 +184,10 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
       { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
-      { errno: volumeErrno, opTimeoutMs: 120_000, log: (m) => log(`fuse: ${m}`) },
+      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, log: (m) => log(`fuse: ${m}`) },
     );
     const mounted = fuse;
+    volumeFs.kernel = fuse.session;
     const access = mountAccessNote(fuse);
     if (access) log(access);
 

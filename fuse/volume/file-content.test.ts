@@ -1,11 +1,11 @@
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { BlockCache } from "./block-cache.js";
 import { mulberry32 } from "../../test/helpers/prng.js";
-import { ContentStore, FileContent, HOLE, MAX_EXTENTS, blockCount, isZeros, sha256 } from "./file-content.js";
+import { ContentStore, FileContent, HOLE, type InlineLimits, MAX_EXTENTS, blockCount, isZeros, sha256 } from "./file-content.js";
 
 const dirs: string[] = [];
 const caches: BlockCache[] = [];
@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 /** A content store over committed blocks held in memory (the "server"). */
-async function storeOf(blocks: Buffer[], cacheBlocks = 64) {
+async function storeOf(blocks: Buffer[], cacheBlocks = 64, inline?: InlineLimits) {
   const root = mkdtempSync(join(tmpdir(), "silo-content-"));
   dirs.push(root);
   const byHash = new Map(blocks.map((b) => [sha256(b), b]));
@@ -30,7 +30,7 @@ async function storeOf(blocks: Buffer[], cacheBlocks = 64) {
   await cache.init();
   caches.push(cache);
   mkdirSync(join(root, "upper"));
-  const store = new ContentStore(join(root, "upper"), cache);
+  const store = new ContentStore(join(root, "upper"), cache, inline);
   const committed = () => new FileContent(blocks.reduce((n, b) => n + b.length, 0), blocks.map(sha256));
   /** Blocks the cache fetched from the "server" so far. */
   const fetched = () => fetches.length;
@@ -40,7 +40,7 @@ async function storeOf(blocks: Buffer[], cacheBlocks = 64) {
   const collect = (keep: Set<string>) => {
     for (const h of byHash.keys()) if (!keep.has(h)) byHash.delete(h);
   };
-  return { store, committed, fetched, fetches, upload, collect };
+  return { store, committed, fetched, fetches, upload, collect, upperDir: join(root, "upper") };
 }
 
 async function readAll(store: ContentStore, c: FileContent): Promise<Buffer> {
@@ -418,5 +418,131 @@ describe("ContentStore: writes in place (partial blocks)", { timeout: 120_000 },
     }
     expect(c.size).toBe(want.length);
     expect((await readAll(store, c)).equals(want), `seed ${seed}: whole file`).toBe(true);
+  });
+});
+
+describe("ContentStore: small files inline (no upper file)", { timeout: 60_000 }, () => {
+  const limits = { maxFile: 8192, budget: 1 << 20 };
+
+  it("a small new file's bytes stay in memory; a commit snapshot keeps its bytes while writes go on; outgrowing the limit moves them into an upper file", async () => {
+    const { store, upperDir } = await storeOf([], 64, limits);
+    const c = new FileContent(0, []);
+    await store.write(c, Buffer.from("hello, world"), 12, 0);
+    expect(c.inline?.toString()).toBe("hello, world");
+    expect(c.upperPath).toBe(null);
+    expect(readdirSync(upperDir)).toEqual([]);
+    expect((await readAll(store, c)).toString()).toBe("hello, world");
+    // A write past the end leaves zeros between.
+    await store.write(c, Buffer.from("!"), 1, 20);
+    expect((await readAll(store, c)).equals(Buffer.concat([Buffer.from("hello, world"), Buffer.alloc(8), Buffer.from("!")]))).toBe(true);
+
+    const snap = store.snapshot(c);
+    expect([...snap.pending]).toEqual([0]);
+    const atSnapshot = await readAll(store, c);
+    await store.write(c, Buffer.from("HELLO"), 5, 0);
+    await store.truncate(c, 30);
+    expect((await store.snapshotBlock(c, snap, 0)).equals(atSnapshot)).toBe(true);
+    const hash = sha256(atSnapshot);
+    store.acknowledge(c, snap, [hash]);
+    await store.endSnapshot(c);
+    // Changed since the snapshot: the acknowledged hash does not describe it.
+    expect(c.hashes).toEqual([null]);
+
+    // Past maxFile: the bytes move into an upper file (block 0 local), also during a commit.
+    const snap2 = store.snapshot(c);
+    const before = await readAll(store, c);
+    const big = pattern(9000, 5);
+    await store.write(c, big, big.length, 100);
+    expect(c.inline).toBe(null);
+    expect(c.upperPath).not.toBe(null);
+    expect(c.local.has(0)).toBe(true);
+    expect(readdirSync(upperDir).length).toBe(1);
+    expect((await store.snapshotBlock(c, snap2, 0)).equals(before)).toBe(true);
+    await store.endSnapshot(c);
+    const want = Buffer.alloc(9100);
+    before.copy(want);
+    big.copy(want, 100);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    expect(store.inlineHeld).toBe(0);
+  });
+
+  it("files become inline only while the budget lasts; truncating to nothing and discarding give it back", async () => {
+    const { store } = await storeOf([], 64, { maxFile: 8192, budget: 3000 });
+    const a = new FileContent(0, []);
+    const b = new FileContent(0, []);
+    await store.write(a, pattern(2000, 1), 2000, 0);
+    await store.write(b, pattern(2000, 2), 2000, 0);
+    expect(a.inline).not.toBe(null);
+    expect(b.inline).toBe(null);
+    expect(b.local.has(0)).toBe(true);
+    expect((await readAll(store, b)).equals(pattern(2000, 2))).toBe(true);
+    // Growing within maxFile but past the budget: into an upper file.
+    await store.truncate(a, 5000);
+    expect(a.inline).toBe(null);
+    expect((await readAll(store, a)).equals(Buffer.concat([pattern(2000, 1), Buffer.alloc(3000)]))).toBe(true);
+    expect(store.inlineHeld).toBe(0);
+    const d = new FileContent(0, []);
+    await store.write(d, pattern(100, 3), 100, 0);
+    expect(d.inline).not.toBe(null);
+    await store.truncate(d, 0);
+    expect([d.inline, d.size, d.hashes.length]).toEqual([null, 0, 0]);
+    await store.write(d, pattern(10, 4), 10, 0);
+    expect(d.inline?.length).toBe(10);
+    await store.discard(d);
+    expect(store.inlineHeld).toBe(0);
+  });
+
+  it("random writes, truncates, zeroed ranges and commits across the inline limit agree with a reference buffer", async () => {
+    const seed = Date.now() % 100_000;
+    const random = mulberry32(seed);
+    const int = (n: number) => Math.floor(random() * n);
+    for (let round = 0; round < 8; round++) {
+      const { store } = await storeOf([], 64, limits);
+      const c = new FileContent(0, []);
+      let want = Buffer.alloc(0);
+      const resize = (size: number) => {
+        const next = Buffer.alloc(size);
+        want.copy(next, 0, 0, Math.min(size, want.length));
+        want = next;
+      };
+      const step = async (label: string): Promise<void> => {
+        const r = random();
+        if (r < 0.55) {
+          const len = 1 + int(random() < 0.8 ? 600 : 3000);
+          const pos = int(want.length + 500);
+          const data = pattern(len, int(1000));
+          await store.write(c, data, len, pos);
+          if (pos + len > want.length) resize(pos + len);
+          data.copy(want, pos);
+        } else if (r < 0.75) {
+          const pos = int(want.length + 1);
+          const len = int(3000);
+          const got = await readRange(store, c, pos, len);
+          expect(got.equals(want.subarray(pos, pos + len)), `${label}: read ${len} at ${pos}`).toBe(true);
+        } else if (r < 0.9) {
+          const size = random() < 0.3 ? 0 : int(10_000);
+          await store.truncate(c, size);
+          resize(size);
+        } else {
+          const from = int(want.length + 1);
+          const to = from + int(2000);
+          await store.zeroRange(c, from, to);
+          want.fill(0, from, Math.min(to, want.length));
+        }
+      };
+      for (let op = 0; op < 60; op++) {
+        const label = `seed ${seed}, round ${round}, op ${op}`;
+        if (random() < 0.15) {
+          const atSnapshot = Buffer.from(want);
+          const r = await commitFile(store, c, () => {}, async () => {
+            for (let k = int(3); k > 0; k--) await step(`${label} (during a commit)`);
+          });
+          for (const [i, data] of r.blocks) expect(data.equals(atSnapshot.subarray(i * BLOCK_SIZE, Math.min(r.size, (i + 1) * BLOCK_SIZE))), `${label}: snapshot block ${i}`).toBe(true);
+        } else await step(label);
+        expect(c.size, label).toBe(want.length);
+        if (c.inline) expect(c.inline.equals(want), `${label}: inline bytes`).toBe(true);
+      }
+      expect((await readAll(store, c)).equals(want), `seed ${seed}, round ${round}: whole file`).toBe(true);
+    }
   });
 });

@@ -58,6 +58,21 @@ export const MAX_EXTENTS = 256;
 const REAP_BATCH = 64;
 
 /**
+ * Small files whose bytes the content store keeps in memory (and the journal in its records)
+ * instead of an upper file each: `maxFile`, the largest such file; `budget`, the bytes all of
+ * them may hold together (each counts INLINE_OVERHEAD more). Past either, files use upper files.
+ */
+export interface InlineLimits {
+  maxFile: number;
+  budget: number;
+}
+
+export const DEFAULT_INLINE: InlineLimits = { maxFile: 16 * 1024, budget: 32 * 1024 * 1024 };
+
+/** What an inline file costs besides its bytes (the Buffer and its bookkeeping), for the budget. */
+const INLINE_OVERHEAD = 256;
+
+/**
  * A changed block whose bytes are its committed base with ranges written over it: the written
  * ranges are in the upper file, the rest is still the base's (fetched only when read or
  * committed). Outside the ranges the upper file holds zeros there, as it does for any block
@@ -97,6 +112,8 @@ export interface FileSnapshot {
   /** Pending blocks that were partial at the snapshot: their base plus their written ranges then. */
   partial: Map<number, SnapshotPartial>;
   sidePath: string | null;
+  /** The file's inline bytes at the snapshot, if block 0 is pending and was inline (never mutated: writes replace them). */
+  inline: Buffer | null;
 }
 
 /**
@@ -107,11 +124,21 @@ export interface FileSnapshot {
  * A local or partial block whose hash is `null` changed since the last commit and is hashed by
  * the next one; a hole commits as the zero block of its length without being read. Wherever a
  * block is neither local nor written, the upper file reads zeros.
+ *
+ * A small file may instead keep its bytes `inline`, in memory: its only block (0) is then
+ * neither local nor partial and it has no upper file; the journal records the bytes themselves,
+ * so close(2) and fsync(2) promise what they promise for an upper file (docs/mounts.md). A write
+ * past the inline limits moves the bytes into an upper file first (ContentStore.spill).
  */
 export class FileContent {
   hashes: Array<string | null>;
   readonly local = new Set<number>();
   readonly partial = new Map<number, PartialBlock>();
+  /**
+   * A small file's bytes (exactly `size` of them, size > 0), or null. Never mutated: a write
+   * replaces the buffer, so a commit snapshot can hold the old one. Set through ContentStore only.
+   */
+  inline: Buffer | null = null;
   upperPath: string | null = null;
   /** Kept open while FUSE handles are open; otherwise opened per operation. */
   fh: UpperFile | null = null;
@@ -151,14 +178,24 @@ export class ContentStore {
   /** Unique per daemon run: upper files of an earlier run may sit in the same directory. */
   private readonly prefix = `f${Date.now().toString(36)}-${randomBytes(4).toString("hex")}-`;
 
+  /** Bytes (plus INLINE_OVERHEAD each) of the inline files this store holds. */
+  private inlineBytes = 0;
+
   constructor(
     readonly upperDir: string,
     private readonly cache: BlockCache,
+    private readonly inlineLimits: InlineLimits = DEFAULT_INLINE,
   ) {}
+
+  /** Memory the inline files hold (bytes plus bookkeeping), for status and tests. */
+  get inlineHeld(): number {
+    return this.inlineBytes;
+  }
 
   async read(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(pos + len, c.size);
     if (pos >= end) return 0;
+    if (c.inline) return c.inline.copy(buf, 0, pos, end);
     if (pos === c.lastReadEnd) this.readAhead(c, Math.floor(end / BLOCK_SIZE));
     c.lastReadEnd = end;
     let done = 0;
@@ -233,12 +270,22 @@ export class ContentStore {
   async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     len = writableBytes(pos, len);
     if (len === 0) return 0;
+    // Inline: a synchronous copy in memory (under the lock's order if anything waits for it).
+    if (c.lock.idle && this.inlineFits(c, pos + len)) {
+      this.writeInline(c, buf, len, pos);
+      return len;
+    }
     return c.lock.run(async () => {
       await this.ensureUpper(c);
       await this.preserve(c, Math.floor(pos / BLOCK_SIZE), Math.floor((pos + len - 1) / BLOCK_SIZE));
       // Synchronously up to 64 KiB (UpperFile).
       len = await this.withUpper(c, (fh) => fh.writeSome(buf, 0, len, pos));
       const end = pos + len;
+      if (this.inlineFits(c, end)) {
+        this.writeInline(c, buf, len, pos);
+        return len;
+      }
+      if (c.inline) await this.spill(c);
       const first = Math.floor(pos / BLOCK_SIZE);
       const last = Math.floor((end - 1) / BLOCK_SIZE);
       // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
@@ -270,6 +317,13 @@ export class ContentStore {
     checkTruncateSize(size);
     return c.lock.run(async () => {
       if (size === c.size) return;
+      if (c.inline) {
+        if (size === 0 || this.inlineFits(c, size)) {
+          this.resizeInline(c, size);
+          return;
+        }
+        await this.spill(c);
+      }
       if (size > c.size) {
         if (c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
         this.grow(c, size);
@@ -311,6 +365,7 @@ export class ContentStore {
     return c.lock.run(async () => {
       end = Math.min(end, c.size);
       if (start >= end) return;
+      if (c.inline) await this.spill(c);
       const first = Math.floor(start / BLOCK_SIZE);
       const last = Math.floor((end - 1) / BLOCK_SIZE);
       await this.ensureUpper(c);
@@ -400,6 +455,69 @@ export class ContentStore {
     if (c.partial.get(i) === p) this.makeLocal(c, i);
   }
 
+  // ---- inline files ----
+
+  /** Whether the file's bytes, `end` long after a write, may be (or stay) inline. */
+  private inlineFits(c: FileContent, end: number): boolean {
+    const { maxFile, budget } = this.inlineLimits;
+    if (end > maxFile) return false;
+    if (c.inline) return this.inlineBytes + Math.max(0, end - c.size) <= budget;
+    // Only a file with no bytes anywhere yet: new, or truncated to nothing before it had an upper file.
+    return c.size === 0 && c.upperPath === null && c.hashes.length === 0 && this.inlineBytes + end + INLINE_OVERHEAD <= budget;
+  }
+
+  /** Replaces the inline bytes (null: none), keeping the budget's count. */
+  setInline(c: FileContent, data: Buffer | null): void {
+    if (c.inline) this.inlineBytes -= c.inline.length + INLINE_OVERHEAD;
+    c.inline = data && data.length > 0 ? data : null;
+    if (c.inline) this.inlineBytes += c.inline.length + INLINE_OVERHEAD;
+  }
+
+  /** A write into an inline file (or a file becoming one): new bytes, block 0 changed. */
+  private writeInline(c: FileContent, buf: Buffer, len: number, pos: number): void {
+    const size = Math.max(c.size, pos + len);
+    // Zero-filled: a write past the end leaves zeros in between.
+    const next = Buffer.alloc(size);
+    c.inline?.copy(next, 0, 0, c.size);
+    buf.copy(next, pos, 0, len);
+    this.setInline(c, next);
+    c.size = size;
+    this.changedInline(c);
+  }
+
+  private resizeInline(c: FileContent, size: number): void {
+    if (size === 0) {
+      this.setInline(c, null);
+      c.hashes.length = 0;
+      c.snap?.changed.add(0);
+      c.size = 0;
+      c.generation++;
+      return;
+    }
+    const next = Buffer.alloc(size);
+    c.inline!.copy(next, 0, 0, Math.min(size, c.size));
+    this.setInline(c, next);
+    c.size = size;
+    this.changedInline(c);
+  }
+
+  private changedInline(c: FileContent): void {
+    c.hashes[0] = null;
+    c.hashes.length = 1;
+    c.snap?.changed.add(0);
+    c.generation++;
+  }
+
+  /** Moves an inline file's bytes into an upper file (block 0 local): a change is about to outgrow the inline limits. Holding the lock. */
+  private async spill(c: FileContent): Promise<void> {
+    const data = c.inline!;
+    await this.ensureUpper(c);
+    await this.withUpper(c, (fh) => fh.write(data, 0, data.length, 0));
+    this.setInline(c, null);
+    // Same bytes: a hash known for them (committed) stays valid.
+    c.local.add(0);
+  }
+
   // ---- commit snapshots ----
 
   /** Starts a commit's view of the file as it is now (synchronous: one instant for all files). */
@@ -407,12 +525,14 @@ export class ContentStore {
     const pending = new Set<number>();
     const partial = new Map<number, SnapshotPartial>();
     for (const i of c.local) if (c.hashes[i] === null && i < c.hashes.length) pending.add(i);
+    const inline = c.inline && c.hashes[0] === null ? c.inline : null;
+    if (inline) pending.add(0);
     for (const [i, p] of c.partial) {
       if (c.hashes[i] !== null || i >= c.hashes.length) continue;
       pending.add(i);
       partial.set(i, { live: p, base: p.base, baseLen: p.baseLen, written: p.written.copy() });
     }
-    c.snap = { size: c.size, hashes: [...c.hashes], pending, saved: new Set(), changed: new Set(), partial, sidePath: null };
+    c.snap = { size: c.size, hashes: [...c.hashes], pending, saved: new Set(), changed: new Set(), partial, sidePath: null, inline };
     return c.snap;
   }
 
@@ -421,6 +541,10 @@ export class ContentStore {
    * saved copy, over the block's base for a partial block (the one fetch a partial write costs).
    */
   async snapshotBlock(c: FileContent, snap: FileSnapshot, i: number): Promise<Buffer> {
+    if (i === 0 && snap.inline) {
+      snap.pending.delete(0);
+      return snap.inline;
+    }
     const len = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
     const p = snap.partial.get(i);
     let buf: Buffer;
@@ -502,7 +626,8 @@ export class ContentStore {
     for (;;) {
       const snap = c.snap;
       if (!snap) return;
-      const todo = [...snap.pending].filter((i) => i >= first && i <= last && !snap.saved.has(i));
+      // Inline snapshot bytes are a buffer of their own, never changed: nothing to save.
+      const todo = [...snap.pending].filter((i) => i >= first && i <= last && !snap.saved.has(i) && !(i === 0 && snap.inline));
       if (todo.length === 0) return;
       const spans = todo.map((i): [number, number, number] => {
         const p = snap.partial.get(i);
@@ -562,6 +687,7 @@ export class ContentStore {
       c.discardAfterSnapshot = true;
       return;
     }
+    this.setInline(c, null);
     await this.closeUpper(c);
     if (c.upperPath) {
       if (this.deferRemoval) this.unreferenced.push(c.upperPath);

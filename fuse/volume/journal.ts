@@ -59,6 +59,11 @@ export type JournalRecord =
        */
       partial?: Array<[number, string, number, number[]]>;
       /**
+       * A small file's changed bytes, base64 (absent in records written before inline files):
+       * block 0, all `size` bytes of it; no upper file holds them.
+       */
+      inline?: string;
+      /**
        * A version naming every committed block the record refers to (known blocks, bases), if it
        * refers to any (absent in records written before it): a recovering mount pins it while
        * the server still keeps it.

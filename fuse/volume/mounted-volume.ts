@@ -201,6 +201,13 @@ export class MountedVolume {
         }
         const record: JournalRecord = { op: "file", path, ...statFields(node), size: c.size, upper: upperName(c), known, local: [...c.local] };
         if (c.partial.size) record.partial = [...c.partial].map(([i, p]) => [i, p.base, p.baseLen, p.written.toJSON()]);
+        // Changed inline bytes travel in the record (committed ones are on the server: `known`).
+        // `local: [0]` without an upper file makes a daemon that predates `inline` fail to read
+        // the file rather than take it for zeros.
+        if (c.inline && c.hashes[0] === null) {
+          record.inline = c.inline.toString("base64");
+          record.local = [0];
+        }
         if (c.refersToCommitted) record.from = this.heldFrom.get(c) ?? this.viewVersion;
         return record;
       }
@@ -284,6 +291,7 @@ export class MountedVolume {
               c.hashes = hashes;
               c.local.clear();
               c.partial.clear();
+              this.store.setInline(c, null);
               node.setStat(statOf(r));
               node.linkId = r.linkId;
               if (this.ns.lookup(r.path) !== node) node.nlink++;
@@ -295,7 +303,8 @@ export class MountedVolume {
               node.nlink = 0;
               if (key) byUpper.set(key, node);
             }
-            for (const i of r.local) node.content.local.add(i);
+            if (r.inline !== undefined) this.store.setInline(node.content, Buffer.from(r.inline, "base64"));
+            else for (const i of r.local) node.content.local.add(i);
             for (const [i, base, baseLen, written] of r.partial ?? []) node.content.partial.set(i, { base, baseLen, written: new Extents(written) });
             // The version the dead mount held for these blocks (the daemon moves its pin back to it if the server still keeps it).
             if (r.from !== undefined) this.heldFrom.set(node.content, r.from);

@@ -27,6 +27,31 @@ function tree(limit = 100): Namespace {
 }
 
 describe("Namespace", () => {
+  it("each directory counts its subdirectories through add, remove, rename, exchange and committed entries", () => {
+    const ns = tree();
+    const subdirs = (p: string) => (ns.lookup(p) as DirNode).children.subdirs;
+    const counted = (p: string) => [...(ns.lookup(p) as DirNode).children.values()].filter((n) => n.type === "directory").length;
+    const check = () => {
+      for (const p of ["", "a", "a/b", "c"]) if (ns.lookup(p)?.type === "directory") expect([p, subdirs(p)]).toEqual([p, counted(p)]);
+    };
+    check();
+    ns.add("c", dir());
+    ns.add("a/d", dir());
+    check();
+    ns.rename("a/d", "c/d");
+    check();
+    ns.rename("top", "a/top2");
+    ns.exchange("a/b", "a/top2");
+    check();
+    ns.remove("c/d");
+    ns.applyDelete("a/top2");
+    check();
+    ns.applyNode("a/x", dir());
+    ns.applyNode("a/x", file());
+    check();
+    expect(subdirs("")).toBe(2);
+  });
+
   it("looks paths up and answers the errno a syscall would get", () => {
     const ns = tree();
     expect(ns.lookup("a/b/f")?.type).toBe("file");

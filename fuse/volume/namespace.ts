@@ -71,9 +71,31 @@ abstract class LinkableNode extends BaseNode {
   linkId: string | undefined;
 }
 
+/**
+ * A directory's entries, counting the subdirectories among them as they change: a directory's
+ * link count (2 + subdirectories, as ext4) is in every GETATTR of it, which the kernel sends
+ * after each create or unlink in it; counting them there cost O(entries) per request.
+ */
+export class Children extends Map<string, Node> {
+  subdirs = 0;
+  override set(name: string, node: Node): this {
+    if (super.get(name)?.type === "directory") this.subdirs--;
+    if (node.type === "directory") this.subdirs++;
+    return super.set(name, node);
+  }
+  override delete(name: string): boolean {
+    if (super.get(name)?.type === "directory") this.subdirs--;
+    return super.delete(name);
+  }
+  override clear(): void {
+    this.subdirs = 0;
+    super.clear();
+  }
+}
+
 export class DirNode extends BaseNode {
   readonly type = "directory";
-  readonly children = new Map<string, Node>();
+  readonly children = new Children();
 }
 
 export class FileNode extends LinkableNode {

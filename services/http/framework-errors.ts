@@ -37,18 +37,34 @@ export function frameworkErrors(auth: () => AuthStore) {
  * token cannot be checked: the answer names only the protocol error, nothing about silo.
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket): void {
+  // Answered already: the parser reports every further chunk of the refused request, and
+  // destroying the socket now would reset the connection before the caller read the answer.
+  if (answered.has(socket) && err.code !== "ECONNRESET") return;
   if (err.code === "ECONNRESET" || !socket.writable) {
     socket.destroy();
     return;
   }
+  answered.add(socket);
   const [status, reason, payload] =
     err.code === "HPE_HEADER_OVERFLOW"
       ? [431, "Request Header Fields Too Large", body("TOO_LARGE", "The request's URL and headers are too large")]
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, "Request Timeout", body("INVALID", "The request took too long to arrive")]
         : [400, "Bad Request", body("INVALID", "Malformed HTTP request")];
+  // Half-closed, not destroyed: the rest of the refused request may still be arriving, and a
+  // socket closed with unread bytes resets the connection, which makes the caller's kernel drop
+  // the answer it has not read yet. A caller that never closes its side is cut after LINGER_MS.
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`,
   );
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+  linger.unref();
+  socket.once("close", () => clearTimeout(linger));
 }
+
+/** Connections whose refused request has its answer. */
+const answered = new WeakSet<Socket>();
+
+/** How long a refused request's connection may stay open after the answer (nginx's lingering_timeout is 5 s). */
+const LINGER_MS = 5_000;

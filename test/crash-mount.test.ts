@@ -10,7 +10,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { barrier, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { mulberry32 } from "./helpers/prng.js";
 
@@ -215,12 +215,3 @@ async function withFile(path: string, flags: string, fn: (fh: FileHandle) => Pro
   await fh.close();
 }
 
-/** fsyncdir on the mount root: everything done on the mount so far is in its journal when it returns. */
-async function barrier(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close().catch(() => {});
-  }
-}

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type MountStatusReport, mountStatus } from "../cli/mount-status.js";
-import { committedText, Mounts, within } from "./helpers/volume-mounts.js";
+import { barrier, committedBytes, committedText, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { SmallDisk } from "./helpers/tmpfs.js";
 import { waitFor } from "./helpers/eventually.js";
@@ -106,28 +106,7 @@ async function readThenClose(path: string): Promise<{ data: Buffer; close: strin
   return { data: buf, close: await errCode(fh.close()) };
 }
 
-/** fsyncdir of the mount root: everything done on the mount is in its journal when it returns. */
-async function barrier(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close().catch(() => {});
-  }
-}
 
-/** A file's committed bytes, read through the API (not a mount); null if it does not exist. */
-async function committed(volume: string, path: string): Promise<Buffer | null> {
-  const vol = await fx.silo.volumes.fromName(volume);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of vol.readFile(path)) chunks.push(c);
-  } catch (err) {
-    if ((err as Error).name === "NotFoundError") return null;
-    throw err;
-  }
-  return Buffer.concat(chunks);
-}
 
 interface Outcome {
   /** Bytes the write calls returned. */
@@ -236,7 +215,7 @@ describe("the mount's local disk is full", () => {
     expect(c.code).toBe(0);
     expect(alive(pid)).toBe(true);
     expect(await readThenClose(join(dir, "grow.bin"))).toEqual({ data: grown, close: "ENOSPC" });
-    expect((await committed("lfull-errno", "grow.bin"))?.equals(grown)).toBe(true);
+    expect((await committedBytes(fx.silo, "lfull-errno", "grow.bin"))?.equals(grown)).toBe(true);
     expect(await committedText(fx.silo, "lfull-errno", "later/new.bin")).toBe("");
 
     // Space again: closes succeed, and everything reaches the server.
@@ -245,7 +224,7 @@ describe("the mount's local disk is full", () => {
     await writeFile(join(dir, "after.txt"), "after");
     await waitFor("the journal error is gone", async () => (await status(dir)).lastJournalError === null);
     await mounts.unmount(dir);
-    expect((await committed("lfull-errno", "grow.bin"))?.equals(grown)).toBe(true);
+    expect((await committedBytes(fx.silo, "lfull-errno", "grow.bin"))?.equals(grown)).toBe(true);
     expect(await committedText(fx.silo, "lfull-errno", "later/new.bin")).toBe("");
     expect(await committedText(fx.silo, "lfull-errno", "after.txt")).toBe("after");
   });
@@ -276,7 +255,7 @@ describe("the mount's local disk is full", () => {
     await mounts.unmount(dir);
     const vol = await fx.silo.volumes.fromName("lfull-kill");
     const sizes = new Map((await vol.listdir("")).map((e) => [e.path, e.size]));
-    const read = async (p: string) => (await committed("lfull-kill", p)) ?? Buffer.alloc(0);
+    const read = async (p: string) => (await committedBytes(fx.silo, "lfull-kill", p)) ?? Buffer.alloc(0);
     for (const [p, data] of acked) {
       expect(sizes.get(p), `${p} committed`).toBe(data.length);
       expect((await read(p)).equals(data), `${p} exact`).toBe(true);
@@ -334,7 +313,7 @@ describe("the mount's local disk is full", () => {
     }
     const commit = await fx.server.cli(["volume", "commit", dir]);
     expect(commit.code).toBe(0);
-    const read = async (p: string) => committed("lfull-free", p);
+    const read = async (p: string) => committedBytes(fx.silo, "lfull-free", p);
     for (const [p, data] of acked) expect((await read(p))?.equals(data), `${p} committed exactly`).toBe(true);
     expect(await read(gone)).toBe(null);
     // A failed file holds exactly what its writes returned, on the mount and on the server.
@@ -348,7 +327,7 @@ describe("the mount's local disk is full", () => {
     await writeFile(join(dir, "last.txt"), "the last one");
     disk.fill();
     await mounts.unmount(dir);
-    expect((await committed("lfull-free", "last.txt"))?.toString()).toBe("the last one");
+    expect((await committedBytes(fx.silo, "lfull-free", "last.txt"))?.toString()).toBe("the last one");
     expect(readdirSync(join(disk.dir, "journals")).flatMap((v) => readdirSync(join(disk.dir, "journals", v)))).toEqual(["volume.json"]);
   });
 
@@ -374,7 +353,7 @@ describe("the mount's local disk is full", () => {
     expect(["ok", "ENOSPC"]).toContain(await errCode(fh.close()));
     disk.free();
     await mounts.unmount(dir);
-    expect((await committed("lfull-pieces", "f.bin"))?.equals(want)).toBe(true);
+    expect((await committedBytes(fx.silo, "lfull-pieces", "f.bin"))?.equals(want)).toBe(true);
   });
 
   it("committed files read through a cold cache while the cache's disk is full: served, without caching", async () => {
@@ -456,8 +435,8 @@ describe("the journal's reserve", () => {
     expect(await errCode(stat(join(dir, "big.bin")))).toBe("ENOENT");
     for (const [p, data] of acked) expect((await readFile(join(dir, p))).equals(data), `${p} on the mount`).toBe(true);
     await mounts.unmount(dir);
-    expect(await committed("lfull-reserve", "big.bin")).toBe(null);
-    for (const [p, data] of acked) expect((await committed("lfull-reserve", p))?.equals(data), `${p} committed`).toBe(true);
+    expect(await committedBytes(fx.silo, "lfull-reserve", "big.bin")).toBe(null);
+    for (const [p, data] of acked) expect((await committedBytes(fx.silo, "lfull-reserve", p))?.equals(data), `${p} committed`).toBe(true);
   });
 
   it("only records that free space use it; a checkpoint with room takes it back", async () => {

@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { SiloClient } from "../../client/index.js";
@@ -11,8 +12,8 @@ export interface CliTarget {
   cli(args: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<CliResult>;
 }
 
-/** The committed content of a file, read through the API (not a mount); null if it does not exist. */
-export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
+/** The committed bytes of a file, read through the API (not a mount); null if it does not exist. */
+export async function committedBytes(silo: SiloClient, volume: string, path: string): Promise<Buffer | null> {
   const vol = await silo.volumes.fromName(volume);
   const chunks: Buffer[] = [];
   try {
@@ -21,7 +22,22 @@ export async function committedText(silo: SiloClient, volume: string, path: stri
     if ((err as Error).name === "NotFoundError") return null;
     throw err;
   }
-  return Buffer.concat(chunks).toString();
+  return Buffer.concat(chunks);
+}
+
+/** The committed content of a file as text; null if it does not exist. */
+export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
+  return (await committedBytes(silo, volume, path))?.toString() ?? null;
+}
+
+/** fsyncdir of a mount's root: everything done on the mount so far is in its journal when it returns. */
+export async function barrier(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close().catch(() => {});
+  }
 }
 
 /** Rejects if `p` takes longer than `ms`: every mount test stage has a bound (a hung FUSE op waits ~forever). */

@@ -466,6 +466,18 @@ describe("ContentStore: small files inline (no upper file)", { timeout: 60_000 }
     expect(store.inlineHeld).toBe(0);
   });
 
+  it("a write that outgrows the limit over the inline bytes keeps the new bytes, not the old ones", async () => {
+    const { store } = await storeOf([], 64, limits);
+    const c = new FileContent(0, []);
+    await store.write(c, Buffer.from("old bytes"), 9, 0);
+    expect(c.inline).not.toBe(null);
+    const big = pattern(9000, 7);
+    await store.write(c, big, big.length, 2);
+    expect(c.inline).toBe(null);
+    const want = Buffer.concat([Buffer.from("ol"), big]);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+  });
+
   it("files become inline only while the budget lasts; truncating to nothing and discarding give it back", async () => {
     const { store } = await storeOf([], 64, { maxFile: 8192, budget: 3000 });
     const a = new FileContent(0, []);

@@ -276,16 +276,17 @@ export class ContentStore {
       return len;
     }
     return c.lock.run(async () => {
+      if (this.inlineFits(c, pos + len)) {
+        this.writeInline(c, buf, len, pos);
+        return len;
+      }
+      // Before the write: the old bytes go to the upper file first, the new ones over them.
+      if (c.inline) await this.spill(c);
       await this.ensureUpper(c);
       await this.preserve(c, Math.floor(pos / BLOCK_SIZE), Math.floor((pos + len - 1) / BLOCK_SIZE));
       // Synchronously up to 64 KiB (UpperFile).
       len = await this.withUpper(c, (fh) => fh.writeSome(buf, 0, len, pos));
       const end = pos + len;
-      if (this.inlineFits(c, end)) {
-        this.writeInline(c, buf, len, pos);
-        return len;
-      }
-      if (c.inline) await this.spill(c);
       const first = Math.floor(pos / BLOCK_SIZE);
       const last = Math.floor((end - 1) / BLOCK_SIZE);
       // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.

@@ -75,10 +75,21 @@ async function applyMeta(entry: FileEntry, target: string, keep: Keep): Promise<
   if (keep.ownership) await lchown(target, entry.uid, entry.gid);
   if (keep.mode && entry.type !== "symlink") await chmod(target, entry.mode);
   if (keep.timestamps) {
-    // Node sets times from a double of seconds: exact to about a microsecond, not to the ns.
-    const secs = (ns: bigint) => Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
-    await lutimes(target, secs(entry.atimeNs), secs(entry.mtimeNs));
+    await lutimes(target, utimesSeconds(entry.atimeNs), utimesSeconds(entry.mtimeNs));
   }
+}
+
+const floorDiv = (a: bigint, b: bigint): bigint => (a % b !== 0n && a < 0n !== b < 0n ? a / b - 1n : a / b);
+
+/**
+ * Node sets times from a double of seconds and libuv cuts them to the microsecond (toward zero):
+ * aim at the middle of the nearest microsecond, so the double's error (~0.2 µs at today's dates)
+ * cannot carry the cut into the one before. The time set is within 0.5 µs of `ns`.
+ */
+function utimesSeconds(ns: bigint): number {
+  const us = floorDiv(ns + 500n, 1000n);
+  const s = floorDiv(us, 1_000_000n);
+  return Number(s) + (Number(us - s * 1_000_000n) + (ns < 0n ? -0.5 : 0.5)) / 1e6;
 }
 
 /**

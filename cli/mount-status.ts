@@ -9,6 +9,8 @@ import { UsageError } from "./output.js";
 export interface MountStatusReport extends MountStatus {
   dir: string;
   readOnly: boolean;
+  /** The version the mount's pin keeps on the server (daemons before it do not report it). */
+  pinnedVersion?: number;
   cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number };
   commits?: { commits: number; failures: number; lastCommitMs: number; totalCommitMs: number; lastCommitAt: number };
 }
@@ -32,6 +34,7 @@ export function describeMountStatus(s: MountStatusReport): string {
     ["volume", `${s.volume ?? "(ephemeral)"} (${s.volumeId})${s.readOnly ? ", read-only" : ""}`],
     ["mounted at", s.dir],
     ["version", String(s.version)],
+    ...pinnedLine(s),
     ["pending changes", `${s.dirtyPaths} path${s.dirtyPaths === 1 ? "" : "s"}`],
     ["open files", String(s.openFiles)],
     ["inodes", `${s.inodes} of ${s.inodeLimit}`],
@@ -51,6 +54,13 @@ export function describeMountStatus(s: MountStatusReport): string {
   }
   const width = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}\n`).join("");
+}
+
+/** The pinned version, when the daemon reports it, with why it may be older than the served one. */
+function pinnedLine(s: MountStatusReport): Array<[string, string]> {
+  if (s.pinnedVersion === undefined) return [];
+  const why = s.pinnedVersion < s.version ? " (older than the served one: files pending or open here came from it; the server keeps every version from it on)" : "";
+  return [["pinned version", `${s.pinnedVersion}${why}`]];
 }
 
 /** Every live volume mount of this user with its status (or why it did not answer). */

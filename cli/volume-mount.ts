@@ -160,7 +160,7 @@ those changes; this command does it without mounting. Exits 1 if they still cann
 
   volume
     .command("status [dir]")
-    .description("Show a volume mount's state: version, pending changes, last commit and its error, cache hit ratio, bytes fetched (without DIR: every volume mount of this user, one line each)")
+    .description("Show a volume mount's state: version, the version its pin keeps, pending changes, last commit and its error, cache hit ratio, bytes fetched (without DIR: every volume mount of this user, one line each)")
     .option("--json", "print the daemon's status report as JSON")
     .action(async (dir: string | undefined, opts: { json?: boolean }) => {
       const { allMountStatuses, mountStatus, describeMountStatus } = await import("./mount-status.js");

@@ -276,6 +276,10 @@ describe("version pins", () => {
       await gcPassed();
       await gcPassed();
       for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open file`).toBe(true);
+      // `silo volume status` tells why the server keeps version 1.
+      const status = await within(30_000, "silo volume status", fx.server.cli(["volume", "status", dir]));
+      expect(status.stdout).toMatch(/^version\s+2$/m);
+      expect(status.stdout).toMatch(/^pinned version\s+1 \(older than the served one/m);
     } catch (err) {
       await fh.close().catch(() => {});
       throw err;

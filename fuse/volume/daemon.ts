@@ -208,6 +208,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         case "status":
           return {
             ...mv.status(),
+            pinnedVersion: versionPin.version,
             dir,
             readOnly: opts.readOnly,
             cacheBytes: cache!.sizeBytes,

@@ -37,6 +37,11 @@ export class MountPin {
     this.schedule(pin.ttlMs / 3);
   }
 
+  /** The version the server's pin holds now (below the served one while files pending or open here came from an older one). */
+  get version(): number {
+    return this.pin.version;
+  }
+
   /** Moves the pin now if the version the mount needs changed (after a commit, a reload, a journal replay). */
   sync(): Promise<void> {
     return this.target() !== this.pin.version ? this.renew() : Promise.resolve();

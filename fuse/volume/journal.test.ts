@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -44,6 +44,11 @@ describe("Journal", () => {
     const claims = [...first!, ...second!];
     const ofDead = claims.filter((c) => c.records.some((r) => r.path === "y"));
     expect(ofDead).toHaveLength(1);
+    // The claimant owns it now, in a file only it can read (replaced whole: no temp file left).
+    const claimedDir = ofDead[0]!.dir;
+    expect(JSON.parse(await readFile(join(claimedDir, "owner.json"), "utf8"))).toMatchObject({ pid: process.pid, createdAt: 1 });
+    expect((await stat(join(claimedDir, "owner.json"))).mode & 0o777).toBe(0o600);
+    expect((await readdir(claimedDir)).sort()).toEqual(["journal.log", "owner.json", "upper"]);
     // The live journal (this process) was left alone.
     expect(claims.some((c) => c.dir === live.dir)).toBe(false);
     expect((await readdir(vdir)).includes(live.dir.slice(vdir.length + 1))).toBe(true);

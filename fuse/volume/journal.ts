@@ -196,7 +196,11 @@ export async function claimOrphans(volumeDir: string, self: string): Promise<Cla
     } catch {
       continue;
     }
-    if (owner) await writeFile(join(claimed, "owner.json"), JSON.stringify({ ...owner, pid: process.pid, startTime: startTimeOf(process.pid) }));
+    // Replaced whole (a torn owner.json would lose createdAt, the replay order), owner-only as at creation.
+    if (owner) {
+      await writeFile(join(claimed, "owner.json.tmp"), JSON.stringify({ ...owner, pid: process.pid, startTime: startTimeOf(process.pid) }), { mode: 0o600 });
+      await rename(join(claimed, "owner.json.tmp"), join(claimed, "owner.json"));
+    }
     found.push({ dir: claimed, createdAt: owner?.createdAt ?? 0 });
   }
   found.sort((a, b) => a.createdAt - b.createdAt);

@@ -12,6 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type MountStatusReport, mountStatus } from "../cli/mount-status.js";
+import { controlRequest } from "../client/mount-control.js";
+import { readMountRecord } from "../fuse/common/mount-records.js";
 import { barrier, committedBytes, committedText, Mounts, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { SmallDisk } from "./helpers/tmpfs.js";
@@ -45,15 +47,15 @@ afterAll(async () => {
 });
 
 /** A small disk for one test, unmounted in afterEach. */
-function smallDisk(bytes: number): SmallDisk {
-  const d = SmallDisk.mount(bytes);
+function smallDisk(bytes: number, inodes?: number): SmallDisk {
+  const d = SmallDisk.mount(bytes, inodes);
   disks.push(d);
   return d;
 }
 
 /** Mounts `name` at `dir` with everything the daemon keeps locally on `disk`: journal (upper files), block cache, control socket, log. */
-async function mountOn(disk: SmallDisk, name: string, dir: string): Promise<void> {
-  await mounts.mountWithEnv({ SILO_JOURNAL_DIR: join(disk.dir, "journals") }, name, dir, "--state-dir", join(disk.dir, "state"), "--commit-interval-ms", "0");
+async function mountOn(disk: SmallDisk, name: string, dir: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  await mounts.mountWithEnv({ ...env, SILO_JOURNAL_DIR: join(disk.dir, "journals") }, name, dir, "--state-dir", join(disk.dir, "state"), "--commit-interval-ms", "0");
 }
 
 /** The daemon's status report (through its control socket, found by its mount record). */
@@ -214,7 +216,8 @@ describe("the mount's local disk is full", () => {
     expect(c.stderr).toBe("");
     expect(c.code).toBe(0);
     expect(alive(pid)).toBe(true);
-    expect(await readThenClose(join(dir, "grow.bin"))).toEqual({ data: grown, close: "ENOSPC" });
+    // The commit holds every change made so far: a close has nothing left to promise.
+    expect(await readThenClose(join(dir, "grow.bin"))).toEqual({ data: grown, close: "ok" });
     expect((await committedBytes(fx.silo, "lfull-errno", "grow.bin"))?.equals(grown)).toBe(true);
     expect(await committedText(fx.silo, "lfull-errno", "later/new.bin")).toBe("");
 
@@ -437,6 +440,37 @@ describe("the journal's reserve", () => {
     await mounts.unmount(dir);
     expect(await committedBytes(fx.silo, "lfull-reserve", "big.bin")).toBe(null);
     for (const [p, data] of acked) expect((await committedBytes(fx.silo, "lfull-reserve", p))?.equals(data), `${p} committed`).toBe(true);
+  });
+
+  it("a commit whose journal rewrite fails marks the older records as held: after kill -9 none is replayed over another client's later change", async () => {
+    // Room for bytes but few files: the checkpoint's new log cannot be created, appends to the old one still fit.
+    const disk = smallDisk(32 * MiB, 400);
+    const vol = await fx.silo.volumes.fromName("lfull-acked", { createIfMissing: true });
+    const dir = join(root, "acked");
+    // No periodic journal append: only what the test does reaches the log.
+    await mountOn(disk, "lfull-acked", dir, { SILO_JOURNAL_FLUSH_MS: String(3_600_000) });
+    const control = (op: "commit" | "reload") => within(60_000, op, controlRequest(join(disk.dir, "state", "control.sock"), op));
+    await writeFile(join(dir, "p.txt"), "mine");
+    const { journal } = (await readMountRecord(dir))!;
+    expect((await readRecords(journal!)).map((r) => r.path)).toContain("p.txt");
+    disk.fillInodes();
+    await control("commit");
+    expect(await committedText(fx.silo, "lfull-acked", "p.txt")).toBe("mine");
+    expect((await status(dir)).lastCommitError).toBe(null);
+    // The log was not rewritten (p.txt's record is still in it) but is marked as held by the commit.
+    expect(await readFile(join(journal!, "journal.log"), "utf8")).toContain('"path":"p.txt"');
+    expect(await readRecords(journal!)).toEqual([]);
+
+    await vol.batchUpload({ force: true }).putFile(Buffer.from("theirs"), "p.txt").commit();
+    await control("reload");
+    expect(await readFile(join(dir, "p.txt"), "utf8")).toBe("theirs");
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+    disk.free();
+
+    await mountOn(disk, "lfull-acked", dir);
+    expect(await readFile(join(dir, "p.txt"), "utf8")).toBe("theirs");
+    await mounts.unmount(dir);
+    expect(await committedText(fx.silo, "lfull-acked", "p.txt")).toBe("theirs");
   });
 
   it("only records that free space use it; a checkpoint with room takes it back", async () => {

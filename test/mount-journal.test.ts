@@ -156,6 +156,35 @@ describe("the local journal", () => {
     expect(await committedText(fx.silo, "small-killed", "d/f1")).toBe(null);
   });
 
+  it("kill -9 after a commit: the journal replays nothing the commit holds, so another client's later change stands", async () => {
+    const vol = await fx.silo.volumes.fromName("replay-stale", { createIfMissing: true });
+    const dir = join(root, "replay-stale");
+    // No periodic journal append: the change stays marked, not appended, until the commit's checkpoint.
+    await mounts.mountWithEnv({ SILO_JOURNAL_FLUSH_MS: String(3_600_000) }, "replay-stale", dir, "--commit-interval-ms", "0");
+    const control = async (op: "commit" | "reload") =>
+      within(60_000, op, controlRequest(join((await import("../fuse/volume/daemon.js")).stateDirFor(dir), "control.sock"), op));
+    // Written and committed while open, closed after the commit: the commit holds "mine".
+    const fh = await open(join(dir, "p.txt"), "w");
+    try {
+      await fh.write("mine");
+      await control("commit");
+    } finally {
+      await fh.close();
+    }
+    expect(await committedText(fx.silo, "replay-stale", "p.txt")).toBe("mine");
+    // Another client replaces it; the mount reloads and serves theirs; then its daemon dies.
+    await vol.batchUpload({ force: true }).putFile(Buffer.from("theirs"), "p.txt").commit();
+    await control("reload");
+    expect(await readFile(join(dir, "p.txt"), "utf8")).toBe("theirs");
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+
+    // The next mount recovers the dead daemon's journal: nothing in it is older than what the server has.
+    await mounts.mount("replay-stale", dir, "--commit-interval-ms", "0");
+    expect(await readFile(join(dir, "p.txt"), "utf8")).toBe("theirs");
+    await mounts.unmount(dir);
+    expect(await committedText(fx.silo, "replay-stale", "p.txt")).toBe("theirs");
+  });
+
   it("server down at unmount: non-zero exit saying what is pending; the next mount commits it", async () => {
     await fx.silo.volumes.fromName("downed", { createIfMissing: true });
     const dir = join(root, "downed");

@@ -134,6 +134,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   const dir = resolve(opts.dir);
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const socket = join(stateDir, "control.sock");
+  const flushMs = journalFlushMs();
   let fuse: FuseMount | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
@@ -241,7 +242,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
         .catch((err: Error) => log(`background commit failed (changes stay in the journal; will retry): ${err.message}`));
     };
     const background = !opts.readOnly && opts.commitIntervalMs > 0 ? setInterval(backgroundCommit, opts.commitIntervalMs) : undefined;
-    // Changes not yet followed by a close or fsync reach the journal within a second too.
+    // Changes not yet followed by a close or fsync reach the journal within a second too
+    // (SILO_JOURNAL_FLUSH_MS; tests stretch it to hold that window open).
     // Said once, not every second: on a full disk each line takes space the journal needs.
     let journalFailing = false;
     const flushJournal = () =>
@@ -255,7 +257,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
           journalFailing = true;
         },
       );
-    const journalFlush = journal ? setInterval(() => void flushJournal(), 1_000) : undefined;
+    const journalFlush = journal ? setInterval(() => void flushJournal(), flushMs) : undefined;
     if (recovered > 0) setImmediate(backgroundCommit);
 
     // Also after an outside `fusermount -u`: the journal still holds the changes to commit.
@@ -329,4 +331,13 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await journal?.close().catch(() => {});
     throw err;
   }
+}
+
+/** How often changes not yet followed by a close or fsync are appended to the journal: `$SILO_JOURNAL_FLUSH_MS`, default 1 s. */
+function journalFlushMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SILO_JOURNAL_FLUSH_MS;
+  if (raw === undefined || raw === "") return 1_000;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 10 || ms > 2 ** 31 - 1) throw new Error(`SILO_JOURNAL_FLUSH_MS must be a whole number of milliseconds from 10 to ${2 ** 31 - 1}, not '${raw}'`);
+  return ms;
 }

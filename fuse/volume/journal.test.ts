@@ -25,6 +25,32 @@ describe("Journal", () => {
     expect(await readdir(vdir)).toEqual(["volume.json"]);
   });
 
+  it("records before an acknowledged position are not read back; a position in a rewritten log acknowledges nothing", async () => {
+    const vdir = volumeJournalDir(root, info.server, "vo-ack");
+    const dir = (path: string, mtimeMs: number): JournalRecord => ({ op: "dir", path, mode: 0o755, mtimeMs });
+    const state = new Map<string, JournalRecord>([["a", dir("a", 1)], ["b", dir("b", 1)]]);
+    const j = await Journal.create(vdir, info, (p) => state.get(p) ?? null);
+    j.mark("a");
+    j.mark("b");
+    await j.flush();
+    const committed = j.position();
+    // Changed again after the commit's snapshot: that record must survive the acknowledgement.
+    state.set("b", dir("b", 2));
+    j.mark("b");
+    await j.flush();
+    expect(await j.acknowledge(committed)).toBe(true);
+    expect(await readRecords(j.dir)).toEqual([dir("b", 2)]);
+    // Later records are read as before.
+    state.set("c", dir("c", 3));
+    j.mark("c");
+    await j.flush();
+    expect(await readRecords(j.dir)).toEqual([dir("b", 2), dir("c", 3)]);
+    await j.checkpoint(["b", "c"]);
+    expect(await j.acknowledge(committed)).toBe(false);
+    expect(await readRecords(j.dir)).toEqual([dir("b", 2), dir("c", 3)]);
+    await j.remove();
+  });
+
   it("a torn last line (the daemon died mid-append) is ignored", async () => {
     const dir = join(root, "torn");
     await mkdir(dir);

@@ -81,6 +81,21 @@ export type JournalRecord =
  */
 export const JOURNAL_RESERVE_BYTES = 1024 * 1024;
 
+/**
+ * A log line that is no path's state: the records before byte `before` of this log are held by an
+ * acknowledged commit, so a replay skips them (see Journal.acknowledge).
+ */
+interface AckedLine {
+  op: "acked";
+  before: number;
+}
+
+/** Where the log stands: its generation (a checkpoint starts a new one) and length. */
+export interface LogPosition {
+  generation: number;
+  bytes: number;
+}
+
 const isNoSpace = (err: unknown) => ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException).code ?? "");
 
 /** Who may serve a volume: the server and the volume id (ids are unique per server). */
@@ -145,7 +160,10 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads a journal's records; a torn last line (the daemon died mid-append) is ignored. */
+/**
+ * Reads a journal's records; a torn last line (the daemon died mid-append) is ignored, and so are
+ * records an acknowledged commit holds (an `acked` line after them).
+ */
 export async function readRecords(dir: string): Promise<JournalRecord[]> {
   let text: string;
   try {
@@ -154,17 +172,25 @@ export async function readRecords(dir: string): Promise<JournalRecord[]> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
-  const out: JournalRecord[] = [];
+  let out: Array<{ at: number; record: JournalRecord }> = [];
+  let at = 0;
   for (const line of text.split("\n")) {
+    const start = at;
+    at += Buffer.byteLength(line) + 1;
     if (!line) continue;
+    let parsed: JournalRecord | AckedLine;
     try {
-      out.push(JSON.parse(line) as JournalRecord);
+      parsed = JSON.parse(line) as JournalRecord | AckedLine;
     } catch {
       // Only the last line can be torn; anything after it was never acknowledged.
       break;
     }
+    if (parsed.op === "acked") {
+      const { before } = parsed;
+      out = out.filter((r) => r.at >= before);
+    } else out.push({ at: start, record: parsed });
   }
-  return out;
+  return out.map((r) => r.record);
 }
 
 /** An orphaned journal this process claimed: replay its records, then `remove()` it once they are safe elsewhere. */
@@ -233,6 +259,10 @@ export class Journal {
   private logBytes = 0;
   /** Whether the `reserve` file holds JOURNAL_RESERVE_BYTES. */
   private reserveHeld = false;
+  /** Rewrites of the log so far (a position in an older log means nothing in this one). */
+  private generation = 0;
+  /** An `acked` line not yet appended (it failed): the next append carries it. */
+  private ackedBefore: number | undefined;
 
   private constructor(
     readonly dir: string,
@@ -287,6 +317,32 @@ export class Journal {
     return to;
   }
 
+  /** Where the log stands now (taken in a commit's snapshot step). */
+  position(): LogPosition {
+    return { generation: this.generation, bytes: this.logBytes };
+  }
+
+  /**
+   * After an acknowledged commit whose checkpoint failed (a full disk): marks the records before
+   * `at`, the commit's snapshot, as held by the commit, so a replay skips them. They may be older
+   * than what the commit holds, and a replay would put them back over a later change (another
+   * client's, seen through a reload) or name blocks GC has since dropped. One short line, appended
+   * now or with the next append if this one fails. False if the log was rewritten since `at`: its
+   * records are then no older than the commit.
+   */
+  acknowledge(at: LogPosition): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (at.generation !== this.generation) return false;
+      this.ackedBefore = Math.max(at.bytes, this.ackedBefore ?? 0);
+      try {
+        this.append(false);
+      } catch {
+        // With marked records that did not fit: all of them, the line too, go with the next append.
+      }
+      return true;
+    });
+  }
+
   mark(path: string): void {
     this.marked.add(path);
   }
@@ -315,9 +371,10 @@ export class Journal {
 
   /** Appends the marked paths' records; on failure they stay marked (the next flush retries them). */
   private append(freesSpace: boolean): void {
-    if (this.marked.size === 0 || !this.fh) return;
+    if ((this.marked.size === 0 && this.ackedBefore === undefined) || !this.fh) return;
     const paths = [...this.marked];
-    const data = Buffer.from(this.capture(paths));
+    const acked = this.ackedBefore === undefined ? "" : `${JSON.stringify({ op: "acked", before: this.ackedBefore } satisfies AckedLine)}\n`;
+    const data = Buffer.from(acked + this.capture(paths));
     this.marked.clear();
     try {
       try {
@@ -331,10 +388,13 @@ export class Journal {
       }
     } catch (err) {
       for (const p of paths) this.marked.add(p);
+      // An `acked` line alone is no caller's promise (a close after a commit): the next append carries it.
+      if (paths.length === 0) return;
       throw err;
     }
     this.bytes += data.length;
     this.logBytes += data.length;
+    this.ackedBefore = undefined;
   }
 
   /** Writes `data` at the log's end, or nothing: a failed write is cut back to logBytes. */
@@ -396,6 +456,8 @@ export class Journal {
       this.fh = await open(file, "a", 0o600);
       this.bytes = 0;
       this.logBytes = Buffer.byteLength(text);
+      this.generation++;
+      this.ackedBefore = undefined;
       // After a commit the disk may have room again (deletions were reaped): take the reserve back.
       await this.makeReserve();
     });

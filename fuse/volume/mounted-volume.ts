@@ -174,9 +174,14 @@ export class MountedVolume {
     await this.store.reap(dead);
   }
 
-  /** The journal record of a path's current state (null: never journaled). */
+  /**
+   * The journal record of a path's current state; null when an acknowledged commit holds it (a
+   * path marked before a commit and flushed after it): replayed, such a record would put the
+   * committed state back over a later change by another client.
+   */
   recordOf(path: string): JournalRecord | null {
     const node = this.ns.lookup(path);
+    if (!this.ns.dirty.has(path) && !this.inCommit.has(path) && !(node && node.type !== "directory" && this.linkedChanged.has(node))) return null;
     if (!node) return { op: "gone", path };
     switch (node.type) {
       case "directory":
@@ -394,6 +399,7 @@ export class MountedVolume {
     // ---- The snapshot: one synchronous step, so it is one instant of the whole tree. ----
     const paths = [...this.ns.dirty].sort();
     this.ns.dirty.clear();
+    const logAt = this.journal?.position();
     if (paths.length === 0) return { version: this.viewVersion, changes: 0 };
     const files = new Map<FileContent, { snap: FileSnapshot; reads: number[]; hashes: string[] }>();
     const items: Array<{ path: string; node: Node | undefined; meta?: ManifestEntry }> = [];
@@ -455,11 +461,11 @@ export class MountedVolume {
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds. If it cannot be rewritten (a
       // full local disk), the commit stands all the same (the server has it) and the journal keeps
-      // older records too: the committed paths' current states are appended at its next write,
-      // so a replay never goes back to a state older than this commit's.
-      await this.journaled((j) => j.checkpoint(this.unacknowledged())).catch((err: Error) => {
-        for (const p of paths) this.journal?.mark(p);
+      // older records too, marked as held by this commit: a replay skips them, so it never goes
+      // back to a state older than this commit's.
+      await this.journaled((j) => j.checkpoint(this.unacknowledged())).catch(async (err: Error) => {
         this.warn(`the journal keeps older records until it can be rewritten: ${err.message}`);
+        if (logAt) await this.journal?.acknowledge(logAt);
       });
       return { version, changes: changes.length };
     } catch (err) {

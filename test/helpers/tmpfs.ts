@@ -12,9 +12,10 @@ export class SmallDisk {
 
   private constructor(readonly dir: string) {}
 
-  static mount(sizeBytes: number): SmallDisk {
+  /** `inodes`: how many files and directories it holds (tmpfs's default grows with RAM). */
+  static mount(sizeBytes: number, inodes?: number): SmallDisk {
     const dir = mkdtempSync(join(tmpdir(), "silo-tmpfs-"));
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeBytes}`, "tmpfs", dir]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeBytes}${inodes ? `,nr_inodes=${inodes}` : ""}`, "tmpfs", dir]);
     return new SmallDisk(dir);
   }
 
@@ -38,6 +39,19 @@ export class SmallDisk {
         } finally {
           closeSync(fd2);
         }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOSPC") return;
+        throw err;
+      }
+    }
+  }
+
+  /** Creates empty filler files until no inode is left (ENOSPC): no new file fits, existing ones still grow. */
+  fillInodes(): void {
+    for (;;) {
+      try {
+        closeSync(openSync(join(this.dir, `filler-${this.filler}`), "w"));
+        this.filler++;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOSPC") return;
         throw err;

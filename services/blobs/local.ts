@@ -8,8 +8,6 @@ import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
-/** Most bytes one read of a blob takes (a block is at most 8 MiB). */
-const MAX_READ = 8 << 20;
 
 /**
  * Blobs as files under `<root>/<namespace>/<aa>/<hash>`. A put writes a temp file in the
@@ -78,10 +76,7 @@ export class LocalBlobStore implements BlobStore {
       await fh.close();
       return createReadStream("", { start: 0, end: -1 });
     }
-    // A range (at most a block) is read with one read, sent with one write: fewer trips through
-    // the thread pool and the event loop per byte. A whole blob of unknown size goes by the MiB.
-    const highWaterMark = range ? Math.min(range.end - range.start, MAX_READ) : 1 << 20;
-    return fh.createReadStream({ start: range?.start ?? 0, end: range ? range.end - 1 : undefined, highWaterMark });
+    return fh.createReadStream({ start: range?.start ?? 0, end: range ? range.end - 1 : undefined, highWaterMark: 1 << 20 });
   }
 
   async delete(ns: string, hash: string): Promise<void> {

@@ -201,39 +201,44 @@ async function fetchAll(vol: Volume, files: Array<{ entry: FileEntry; target: st
 
 /** Bytes each range request of a large download covers: one block, so each is one read on the server. */
 const SEGMENT = BLOCK_SIZE;
-/** Range requests in flight per large file. */
+/** Range requests in flight per large file (each with a SEGMENT buffer of its own). */
 const DOWNLOAD_STREAMS = 6;
 
 /**
- * Downloads one large file as block-sized ranges, several in flight, each written at its
- * offset with one gathering write (writev: no copy into a staging buffer), into a temp name
- * beside the target, then renamed into place: a failed download leaves no partial file.
+ * Downloads one large file as block-sized ranges, several in flight, each received straight
+ * into a buffer of its request's own (reused from range to range) and written at its offset,
+ * into a temp name beside the target, then renamed into place: a failed download leaves no
+ * partial file. The first range is fetched alone: the version it was read from is the one
+ * every other range reads, so the file can not mix two versions.
  */
 async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes: (n: number) => void): Promise<void> {
   const tmp = `${target}.silo-part-${process.pid}`;
   const fh = await open(tmp, "w");
   try {
-    let next = 0;
+    let version: number | undefined;
+    const fetchRange = async (buf: Buffer, start: number) => {
+      const end = Math.min(start + SEGMENT, entry.size);
+      const got = await vol.readFileInto(entry.path, { start, end, version }, buf);
+      if (got.bytes !== end - start) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
+      await writevAll(fh, [buf.subarray(0, got.bytes)], start);
+      onBytes(got.bytes);
+      return got.version;
+    };
+    const first = Buffer.allocUnsafe(Math.min(SEGMENT, entry.size));
+    version = await fetchRange(first, 0);
+    let next = SEGMENT;
     let failed = false;
-    const worker = async () => {
+    const worker = async (buf: Buffer | undefined) => {
       while (!failed && next < entry.size) {
         const start = next;
-        const end = Math.min(start + SEGMENT, entry.size);
-        next = end;
-        const chunks: Buffer[] = [];
-        let got = 0;
-        for await (const chunk of vol.readFile(entry.path, { start, end })) {
-          chunks.push(chunk);
-          got += chunk.length;
-        }
-        if (got !== end - start) throw new ConflictError(`'${entry.path}' changed while it was downloaded`, "CONFLICT");
-        await writevAll(fh, chunks, start);
-        onBytes(got);
+        next = Math.min(start + SEGMENT, entry.size);
+        buf ??= Buffer.allocUnsafe(SEGMENT);
+        await fetchRange(buf, start);
       }
     };
     await Promise.all(
-      Array.from({ length: DOWNLOAD_STREAMS }, () =>
-        worker().catch((err: unknown) => {
+      Array.from({ length: DOWNLOAD_STREAMS }, (_, i) =>
+        worker(i === 0 ? first : undefined).catch((err: unknown) => {
           failed = true;
           throw err;
         }),

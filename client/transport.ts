@@ -3,6 +3,7 @@ import { Agent, type Dispatcher, request } from "undici";
 import type { ClientConfig } from "./config.js";
 import { ConnectionError, errorFromResponse } from "../protocol/errors.js";
 import { MSGPACK, envelope } from "../protocol/codec.js";
+import { BufferConnection, type BufferResponse } from "./buffer-connection.js";
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -32,6 +33,8 @@ export interface ExternalRequest {
 export class Transport {
   private readonly agent: Agent;
   private readonly auth: string;
+  /** Idle connections of `getInto`. */
+  private readonly idle: BufferConnection[] = [];
 
   constructor(readonly config: ClientConfig) {
     // Long-polls (blocking queue gets) may wait as long as the caller asked: no idle timeouts here.
@@ -98,6 +101,34 @@ export class Transport {
     return res;
   }
 
+  /**
+   * A GET whose body the kernel reads straight into `into` (BufferConnection: no per-chunk
+   * allocation or copy), for bulk downloads; undefined when the server is not plain http:
+   * (then use `raw`). Non-2xx answers become typed errors, as with `raw`.
+   */
+  async getInto(path: string, opts: CallOptions & { headers?: Record<string, string> }, into: Buffer): Promise<BufferResponse | undefined> {
+    const url = new URL(this.url(path, opts.query));
+    if (url.protocol !== "http:") return undefined;
+    const headers = { authorization: this.auth, accept: MSGPACK, "x-silo-environment": opts.environment ?? this.config.environment, ...opts.headers };
+    let res: BufferResponse | undefined;
+    for (let attempt = 0; res === undefined; attempt++) {
+      let conn = this.idle.pop();
+      while (conn && !conn.usable) conn = this.idle.pop();
+      const reused = conn !== undefined;
+      conn ??= await BufferConnection.open(url);
+      try {
+        res = await conn.get(url.host, url.pathname + url.search, headers, into);
+      } catch (err) {
+        // A kept-alive connection the server closed meanwhile: a GET is safe to send again, once.
+        if (!reused || attempt > 0 || !(err as { answeredNothing?: boolean }).answeredNothing) throw err;
+        continue;
+      }
+      if (conn.usable) this.idle.push(conn);
+    }
+    if (res.statusCode >= 300) throw errorFromResponse(res.statusCode, decode(res.body ?? into.subarray(0, res.bytes), res.headers["content-type"]));
+    return res;
+  }
+
   /** A msgpack RPC: encodes `body`, decodes the answer. */
   async rpc<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
     const res = await this.raw(method, path, {
@@ -110,6 +141,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
+    for (const conn of this.idle.splice(0)) conn.close();
     await this.agent.close();
   }
 }

@@ -4,6 +4,7 @@ import { commitMounted, reloadMounted } from "./mount-control.js";
 import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import { envelope } from "../protocol/codec.js";
+import type { BufferResponse } from "./buffer-connection.js";
 import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
@@ -65,6 +66,8 @@ const READ_ONLY = "Read-only Volume can not be written to";
  */
 export class Volume extends SiloObject {
   private blockApi: VolumeBlocks | undefined;
+  /** Whether the server answered a read with where the blocks are (an object-store backend). */
+  private directReads = false;
 
   constructor(
     transport: Transport,
@@ -157,10 +160,10 @@ export class Volume extends SiloObject {
    * A file's bytes as a stream of chunks, optionally only `start`..`end` (exclusive). With an
    * object-store backend the server says where the blocks are and the bytes come from the store.
    */
-  async *readFile(path: string, opts: Partial<ByteRange> = {}): AsyncGenerator<Buffer> {
+  async *readFile(path: string, opts: Partial<ByteRange> & { version?: number } = {}): AsyncGenerator<Buffer> {
     let start = opts.start ?? 0;
     if (opts.end !== undefined && opts.end <= start) return;
-    let version: number | undefined;
+    let version = opts.version;
     for (;;) {
       const range = opts.start !== undefined || opts.end !== undefined || start > 0 ? `bytes=${start}-${opts.end !== undefined ? opts.end - 1 : ""}` : undefined;
       const res = await this.raw("GET", this.url("/file"), {
@@ -201,6 +204,43 @@ export class Volume extends SiloObject {
       start = plan.next;
       version = plan.version;
     }
+  }
+
+  /**
+   * Bytes `start`..`end` (exclusive) of a file, as of `version` (default: the latest), read into
+   * `into` from its offset 0: for downloads of large files, where the bytes then go on to a
+   * file. Over plain http the kernel reads them straight into `into` (no per-chunk buffers);
+   * otherwise, or when the blocks live in an object store, they come as `readFile` yields
+   * them. Answers the count read (short only at the end of the file) and the version read
+   * (undefined only when the object store served it; pass it back to read the rest of the same
+   * file).
+   */
+  async readFileInto(path: string, range: ByteRange & { version?: number }, into: Buffer): Promise<{ bytes: number; version: number | undefined }> {
+    const want = range.end - range.start;
+    if (want > into.length) throw new InvalidError(`A buffer of ${into.length} bytes can not take ${want}`, "INVALID");
+    if (want <= 0) return { bytes: 0, version: range.version };
+    if (!this.directReads) {
+      let res: BufferResponse | undefined;
+      try {
+        res = await this.transport.getInto(
+          this.url("/file"),
+          { environment: this.environment, query: { path, version: range.version }, headers: { "x-silo-direct": "1", range: `bytes=${range.start}-${range.end - 1}` } },
+          into,
+        );
+      } catch (err) {
+        // Reading at or past the end yields nothing, as with readFile.
+        if (err instanceof RangeNotSatisfiableError) return { bytes: 0, version: range.version };
+        throw err;
+      }
+      if (res?.headers["x-silo-direct"] === "1") this.directReads = true;
+      else if (res) return { bytes: checkedRange(path, range, res), version: Number(res.headers["x-silo-version"]) };
+    }
+    let bytes = 0;
+    for await (const chunk of this.readFile(path, range)) {
+      if (bytes + chunk.length > want) throw new SiloError(`'${path}': the server sent more than the ${want} bytes asked for`, "INTERNAL");
+      bytes += chunk.copy(into, bytes);
+    }
+    return { bytes, version: range.version };
   }
 
   /**
@@ -266,6 +306,16 @@ export class Volume extends SiloObject {
     this.writable();
     return new VolumeUploadBatch(this, opts);
   }
+}
+
+/** The body length of a ranged answer, once its status and Content-Range say it holds the bytes asked for: bytes from elsewhere must never land at this offset. */
+function checkedRange(path: string, range: ByteRange, res: BufferResponse): number {
+  const m = /^bytes (\d+)-(\d+)\/\d+$/.exec(res.headers["content-range"] ?? "");
+  const bytes = m ? Number(m[2]) + 1 - Number(m[1]) : -1;
+  if (res.statusCode !== 206 || Number(m?.[1]) !== range.start || bytes !== res.bytes || bytes > range.end - range.start || !/^\d+$/.test(res.headers["x-silo-version"] ?? "")) {
+    throw new SiloError(`'${path}': the server answered ${res.statusCode} (${res.headers["content-range"] ?? "no range"}) to a read of bytes ${range.start}-${range.end - 1}`, "INTERNAL");
+  }
+  return bytes;
 }
 
 function toFileEntry(e: ManifestEntry): FileEntry {

@@ -14,8 +14,12 @@ const putU64 = (b: Buffer, o: number, v: number) => {
   b.writeUInt32LE(v % U32 >>> 0, o);
   b.writeUInt32LE(Math.floor(v / U32) >>> 0, o + 4);
 };
-/** i64 as a JS number (lseek/inval offsets may be -1). */
-const putI64 = (b: Buffer, o: number, v: number) => b.writeBigInt64LE(BigInt(v), o);
+/** i64 from a JS number (lseek/inval offsets may be -1, times before 1970 negative), two's complement without a BigInt. */
+const putI64 = (b: Buffer, o: number, v: number) => {
+  const hi = Math.floor(v / U32);
+  b.writeUInt32LE(v - hi * U32, o);
+  b.writeInt32LE(hi, o + 4);
+};
 
 /** A NUL-terminated name at `o`; returns it and where the next field starts. */
 function cstr(b: Buffer, o: number, end: number): [string, number] {
@@ -340,11 +344,18 @@ function putTime(b: Buffer, secAt: number, nsecAt: number, ms: number): void {
   b.writeUInt32LE(Math.min(999_999_999, nsecs(t)), nsecAt);
 }
 
-/** A time in ns as seconds (signed: times before 1970 are negative) and ns within the second. */
+const NS_PER_S = 1_000_000_000n;
+
+/**
+ * A time in ns as seconds (signed: times before 1970 are negative) and ns within the second.
+ * One BigInt operation (readdirplus writes three times per entry): Number(ns) is off by at most
+ * a microsecond, far from the half second that would round to the wrong second.
+ */
 function putTimeNs(b: Buffer, secAt: number, nsecAt: number, ns: bigint): void {
-  const rem = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
-  b.writeBigInt64LE((ns - rem) / 1_000_000_000n, secAt);
-  b.writeUInt32LE(Number(rem), nsecAt);
+  let rem = Number(ns % NS_PER_S);
+  if (rem < 0) rem += 1e9;
+  putI64(b, secAt, Math.round((Number(ns) - rem) / 1e9));
+  b.writeUInt32LE(rem, nsecAt);
 }
 
 export function writeAttr(b: Buffer, o: number, a: Attr): void {
@@ -352,11 +363,11 @@ export function writeAttr(b: Buffer, o: number, a: Attr): void {
   putU64(b, o + 8, a.size);
   putU64(b, o + 16, a.blocks ?? Math.ceil(a.size / 512));
   if (a.atimeNs !== undefined) putTimeNs(b, o + 24, o + 48, a.atimeNs);
-  else putTime(b, o + 24, o + 48, a.atimeMs);
+  else putTime(b, o + 24, o + 48, a.atimeMs ?? 0);
   if (a.mtimeNs !== undefined) putTimeNs(b, o + 32, o + 52, a.mtimeNs);
-  else putTime(b, o + 32, o + 52, a.mtimeMs);
+  else putTime(b, o + 32, o + 52, a.mtimeMs ?? 0);
   if (a.ctimeNs !== undefined) putTimeNs(b, o + 40, o + 56, a.ctimeNs);
-  else putTime(b, o + 40, o + 56, a.ctimeMs);
+  else putTime(b, o + 40, o + 56, a.ctimeMs ?? 0);
   b.writeUInt32LE(a.mode >>> 0, o + 60);
   b.writeUInt32LE(a.nlink >>> 0, o + 64);
   b.writeUInt32LE(a.uid >>> 0, o + 68);
@@ -493,33 +504,36 @@ const align8 = (n: number) => (n + 7) & ~7;
 /**
  * Packs directory entries into at most `size` bytes (fuse_dirent, or fuse_direntplus with
  * `plus`). Returns the bytes and how many entries fit: the kernel asks again from the last
- * one's `nextOffset`.
+ * one's `nextOffset`. One buffer for the whole reply, no allocation per entry (a `find` over a
+ * large tree packs every name once); zero-filled, so "." and ".." (no entry: nodeid 0, which
+ * the kernel skips) and the padding after each name are zeros.
  */
 export function encodeDirents(entries: DirEntry[], size: number, plus: boolean): { data: Buffer; count: number } {
-  const parts: Buffer[] = [];
-  let used = 0;
+  const head = plus ? Size.DIRENTPLUS : Size.DIRENT;
+  let total = 0;
   let count = 0;
   for (const d of entries) {
-    const name = Buffer.from(d.name);
-    const head = plus ? Size.DIRENTPLUS : Size.DIRENT;
-    const len = align8(head + name.length);
-    if (used + len > size) break;
-    const b = Buffer.alloc(len);
-    let o = 0;
-    if (plus) {
-      if (d.entry) writeEntry(b, 0, d.entry);
-      o = Size.ENTRY_OUT;
-    }
-    putU64(b, o, d.ino);
-    putU64(b, o + 8, d.nextOffset);
-    b.writeUInt32LE(name.length, o + 16);
-    b.writeUInt32LE(d.type, o + 20);
-    name.copy(b, o + 24);
-    parts.push(b);
-    used += len;
+    const len = align8(head + Buffer.byteLength(d.name));
+    if (total + len > size) break;
+    total += len;
     count++;
   }
-  return { data: Buffer.concat(parts, used), count };
+  const b = Buffer.alloc(total);
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    const d = entries[i]!;
+    if (plus) {
+      if (d.entry) writeEntry(b, o, d.entry);
+      o += Size.ENTRY_OUT;
+    }
+    const namelen = b.write(d.name, o + 24);
+    putU64(b, o, d.ino);
+    putU64(b, o + 8, d.nextOffset);
+    b.writeUInt32LE(namelen, o + 16);
+    b.writeUInt32LE(d.type, o + 20);
+    o = align8(o + 24 + namelen);
+  }
+  return { data: b, count };
 }
 
 /** Decodes packed dirents (for tests and debugging). */

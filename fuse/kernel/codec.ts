@@ -321,6 +321,12 @@ function decodeSetattr(b: Buffer, o: number): SetattrRequest {
 
 // ---- replies ----
 
+/**
+ * A zero-filled buffer for a reply. Small ones come from Node's shared pool: Buffer.alloc gives
+ * each its own ArrayBuffer, ~1.5 µs per reply on the 2-core VM against ~0.2 µs.
+ */
+const zeroed = (n: number): Buffer => Buffer.allocUnsafe(n).fill(0);
+
 /** The 16-byte header every reply and notification starts with. */
 export function outHeader(len: number, error: number, unique: number): Buffer {
   const b = Buffer.allocUnsafe(Size.OUT_HEADER);
@@ -390,20 +396,20 @@ export function writeEntry(b: Buffer, o: number, e: Entry): void {
 }
 
 export function encodeEntry(e: Entry): Buffer {
-  const b = Buffer.alloc(Size.ENTRY_OUT);
+  const b = zeroed(Size.ENTRY_OUT);
   writeEntry(b, 0, e);
   return b;
 }
 
 export function encodeAttrOut(a: Attr, ttlMs: number): Buffer {
-  const b = Buffer.alloc(Size.ATTR_OUT);
+  const b = zeroed(Size.ATTR_OUT);
   putTtl(b, 0, 8, ttlMs);
   writeAttr(b, 16, a);
   return b;
 }
 
 export function encodeOpenOut(o: Opened): Buffer {
-  const b = Buffer.alloc(Size.OPEN_OUT);
+  const b = zeroed(Size.OPEN_OUT);
   putU64(b, 0, o.fh);
   let flags = 0;
   if (o.keepCache) flags |= Fopen.KEEP_CACHE;
@@ -431,7 +437,7 @@ export interface InitOut {
 }
 
 export function encodeInitOut(i: InitOut): Buffer {
-  const b = Buffer.alloc(Size.INIT_OUT);
+  const b = zeroed(Size.INIT_OUT);
   b.writeUInt32LE(i.major, 0);
   b.writeUInt32LE(i.minor, 4);
   b.writeUInt32LE(i.maxReadahead, 8);
@@ -460,7 +466,7 @@ export function decodeInitOut(b: Buffer): InitOut {
 }
 
 export function encodeStatfs(s: StatfsReply): Buffer {
-  const b = Buffer.alloc(Size.STATFS_OUT);
+  const b = zeroed(Size.STATFS_OUT);
   putU64(b, 0, s.blocks);
   putU64(b, 8, s.bfree);
   putU64(b, 16, s.bavail);
@@ -474,14 +480,14 @@ export function encodeStatfs(s: StatfsReply): Buffer {
 
 /** fuse_write_out / fuse_getxattr_out: a u32 count and padding. */
 export function encodeCount(n: number): Buffer {
-  const b = Buffer.alloc(8);
+  const b = zeroed(8);
   b.writeUInt32LE(n >>> 0, 0);
   return b;
 }
 
 /** fuse_lk_out: the lock that would conflict (GETLK), or type F_UNLCK when none would. */
 export function encodeLkOut(lock: FileLock | undefined): Buffer {
-  const b = Buffer.alloc(Size.LK_OUT);
+  const b = zeroed(Size.LK_OUT);
   if (!lock) {
     b.writeUInt32LE(F_UNLCK, 16);
     return b;
@@ -494,7 +500,7 @@ export function encodeLkOut(lock: FileLock | undefined): Buffer {
 }
 
 export function encodeLseekOut(offset: number): Buffer {
-  const b = Buffer.alloc(Size.LSEEK_OUT);
+  const b = zeroed(Size.LSEEK_OUT);
   putU64(b, 0, offset);
   return b;
 }
@@ -518,7 +524,7 @@ export function encodeDirents(entries: DirEntry[], size: number, plus: boolean):
     total += len;
     count++;
   }
-  const b = Buffer.alloc(total);
+  const b = zeroed(total);
   let o = 0;
   for (let i = 0; i < count; i++) {
     const d = entries[i]!;
@@ -557,7 +563,7 @@ export function decodeDirents(b: Buffer, plus: boolean): Array<{ ino: number; ne
 
 /** Notification: drop cached attributes (and pages from `off`, len 0 = to the end; off < 0: none) of `ino`. */
 export function encodeInvalInode(ino: number, off: number, len: number): Buffer {
-  const b = Buffer.alloc(Size.OUT_HEADER + Size.NOTIFY_INVAL_INODE);
+  const b = zeroed(Size.OUT_HEADER + Size.NOTIFY_INVAL_INODE);
   outHeader(b.length, NotifyCode.INVAL_INODE, 0).copy(b, 0);
   putU64(b, 16, ino);
   putI64(b, 24, off);
@@ -568,7 +574,7 @@ export function encodeInvalInode(ino: number, off: number, len: number): Buffer 
 /** Notification: drop the cached name `name` under `parent` (the name is followed by a NUL). */
 export function encodeInvalEntry(parent: number, name: string): Buffer {
   const n = Buffer.from(name);
-  const b = Buffer.alloc(Size.OUT_HEADER + Size.NOTIFY_INVAL_ENTRY + n.length + 1);
+  const b = zeroed(Size.OUT_HEADER + Size.NOTIFY_INVAL_ENTRY + n.length + 1);
   outHeader(b.length, NotifyCode.INVAL_ENTRY, 0).copy(b, 0);
   putU64(b, 16, parent);
   b.writeUInt32LE(n.length, 24);

@@ -84,6 +84,11 @@ export class VolumeFs implements Filesystem {
     this.inodes = new InodeMap<Node>(mv.ns.root, inoFieldSlots);
   }
 
+  /** Inode numbers the kernel may hold now (given in an answer it takes a reference to, not yet forgotten). */
+  get inodeNumbers(): number {
+    return this.inodes.size;
+  }
+
   // ---- helpers ----
 
   private writable(): void {

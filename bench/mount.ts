@@ -9,7 +9,7 @@
  * ROWS=random-write runs only the 4 KiB random write row (after writing its file), with what
  * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
  * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
- * daemon, bindfs).
+ * daemon, bindfs). ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -176,6 +176,20 @@ const tarX = (tarball: string, dir: string) => {
 };
 const find = (dir: string) => FIND_ENTRIES / time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
 
+/**
+ * find over a 100,000-entry tree: natively and on bindfs a tree made here (100 directories of
+ * 999 empty files), on silo the seeded volume. Returns the native tree (copied under `bindSrc`).
+ */
+function makeFindTree(native: string, bindSrc: string | undefined): string {
+  const findDir = join(native, "find");
+  for (let d = 0; d < FIND_ENTRIES / 1000; d++) {
+    mkdirSync(join(findDir, `d${d}`), { recursive: true });
+    for (let f = 0; f < 999; f++) writeFileSync(join(findDir, `d${d}`, `f${f}`), "");
+  }
+  if (bindSrc) execFileSync("cp", ["-a", findDir, join(bindSrc, "find")]);
+  return findDir;
+}
+
 /** The bindfs process serving `dir` (it daemonizes, so it is found by its command line). */
 function bindfsPid(dir: string): number | undefined {
   for (const name of readdirSync("/proc")) {
@@ -240,12 +254,47 @@ async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   if (haveBindfs) bindfsUnmount(bind);
 }
 
+/**
+ * ROWS=find: `find` over the 100,000-entry tree natively, on bindfs and on the seeded volume,
+ * FIND_ROUNDS times (default 3), each round on a fresh silo mount with the page cache and
+ * dentries dropped before each `find`, with the CPU-seconds of the file system's process.
+ */
+async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  const { native, bindSrc, bind, haveBindfs } = peerDirs();
+  const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
+  const findDir = makeFindTree(native, haveBindfs ? bindSrc : undefined);
+  await seedVolume(client, "many", BIG_VOLUME_FILES);
+  const manyDir = join(work, "many");
+  const rounds = Number(process.env.FIND_ROUNDS ?? 3);
+  console.log(`silo mount benchmark, one row: find over ${FIND_ENTRIES} entries, ${rounds} rounds, each on a fresh mount\n`);
+  for (let i = 0; i < rounds; i++) {
+    const loadSeconds = time(() => mount(env, "many", manyDir));
+    const daemon = (await readMountRecord(manyDir))!.pid;
+    dropCaches();
+    const n = find(findDir);
+    dropCaches();
+    const bf = haveBindfs ? withCpu(bindPid, () => find(join(bind, "find"))) : undefined;
+    dropCaches();
+    const s = withCpu(daemon, () => find(manyDir));
+    row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
+    const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
+    console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s`);
+    unmount(env, manyDir);
+  }
+  if (haveBindfs) bindfsUnmount(bind);
+}
+
 async function main(): Promise<void> {
   server = await BenchSilo.start();
   const env = server.env;
   const client = server.client();
   if (process.env.ROWS === "random-write") {
     await randomWriteOnly(env, client);
+    await client.close();
+    return;
+  }
+  if (process.env.ROWS === "find") {
+    await findOnly(env, client);
     await client.close();
     return;
   }
@@ -320,13 +369,7 @@ async function main(): Promise<void> {
   row(`tar x of ${TAR_FILES} files (files/s)`, { native: tarX(tarball, native), bindfs: b(() => tarX(tarball, bind)), silo: tarX(tarball, mnt) }, "files/s");
   unmount(env, mnt);
 
-  // find over a 100,000-entry tree: natively and on bindfs a tree made here, on silo a seeded volume.
-  const findDir = join(native, "find");
-  for (let d = 0; d < FIND_ENTRIES / 1000; d++) {
-    mkdirSync(join(findDir, `d${d}`), { recursive: true });
-    for (let f = 0; f < 999; f++) writeFileSync(join(findDir, `d${d}`, `f${f}`), "");
-  }
-  if (haveBindfs) execFileSync("cp", ["-a", findDir, join(bindSrc, "find")]);
+  const findDir = makeFindTree(native, haveBindfs ? bindSrc : undefined);
 
   // Commit latency of one changed file in a 100,000-file volume.
   await seedVolume(client, "many", BIG_VOLUME_FILES);

@@ -13,6 +13,8 @@ export interface MountStatusReport extends MountStatus {
   pinnedVersion?: number;
   cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number };
   commits?: { commits: number; failures: number; lastCommitMs: number; totalCommitMs: number; lastCommitAt: number };
+  /** Inode numbers the kernel may hold now (volume mounts). */
+  kernelInodes?: number;
 }
 
 /** Asks the daemon serving `dir` for its status (found by its mount record, else the default state dir). */

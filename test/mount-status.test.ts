@@ -1,7 +1,9 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { readMountRecord } from "../fuse/common/mount-records.js";
@@ -12,6 +14,7 @@ import { Mounts, within } from "./helpers/volume-mounts.js";
 
 interface Status {
   version: number;
+  kernelInodes: number;
   dirtyPaths: number;
   lastCommitError: string | null;
   cache: { hits: number; misses: number; hitRatio: number; bytesFetched: number };
@@ -124,6 +127,31 @@ describe("silo volume status DIR", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/final commit FAILED/);
     expect(await mountPointState(dir)).toBe("free");
+  });
+
+  it("a plain listing of a large directory registers no inode number per name; each name's d_ino is the number stat then gives", async () => {
+    const vol = await fx.silo.volumes.fromName("status-listing", { createIfMissing: true });
+    const changes = Array.from({ length: 3000 }, (_, i) => ({ op: "put" as const, entry: { path: `big/f${i}`, type: "file" as const, mode: 0o644, size: 0, mtimeMs: 1_700_000_000_000, blocks: [] } }));
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
+    const dir = join(root, "m3");
+    await mounts.mount("status-listing", dir, "--commit-interval-ms", "0", "--read-only");
+    // In another process (never sync fs calls on a mount from here): scandir gives each name's
+    // d_ino from the listing alone, then a stat of each name looks it up.
+    const list = `import json, os, sys\nprint(json.dumps({e.name: e.inode() for e in os.scandir(sys.argv[1])}), flush=True)\nsys.stdin.readline()\nprint(json.dumps({n: os.stat(os.path.join(sys.argv[1], n)).st_ino for n in os.listdir(sys.argv[1])}), flush=True)`;
+    const py = spawn("python3", ["-c", list, join(dir, "big")], { stdio: ["pipe", "pipe", "inherit"] });
+    const lines = createInterface({ input: py.stdout! })[Symbol.asyncIterator]();
+    const listed = JSON.parse((await within(60_000, "scandir", lines.next())).value as string) as Record<string, number>;
+    expect(Object.keys(listed).length).toBe(3000);
+    // The kernel asked for the first page with attributes (READDIRPLUS: those names are looked
+    // up, and numbered), the rest as plain names: far fewer numbers than names.
+    const s1 = await status(dir);
+    expect(s1.kernelInodes).toBeLessThan(1000);
+    py.stdin!.write("\n");
+    const stated = JSON.parse((await within(60_000, "stat", lines.next())).value as string) as Record<string, number>;
+    expect(Object.entries(stated).filter(([n, ino]) => listed[n] !== ino)).toEqual([]);
+    expect(new Set(Object.values(stated)).size).toBe(3000);
+    expect((await status(dir)).kernelInodes).toBeGreaterThanOrEqual(3000);
+    await mounts.unmount(dir);
   });
 
   it("says so in one line when nothing is mounted there", async () => {

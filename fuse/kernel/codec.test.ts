@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Fattr, InitFlag, NotifyCode, Opcode, Size } from "./abi.js";
 import { decodeDirents, decodeInitOut, decodeRequest, encodeAttrOut, encodeDirents, encodeEntry, encodeInitOut, encodeInvalEntry, encodeInvalInode, encodeLkOut, encodeOpenOut, encodeStatfs, errorReply, MalformedRequest } from "./codec.js";
-import { InodeMap } from "./inode-map.js";
+import { InodeMap, inoFieldSlots } from "./inode-map.js";
 import type { Attr } from "./types.js";
 
 /** A request as the kernel lays it out (linux/fuse.h), written field by field, independent of the codec. */
@@ -160,6 +160,30 @@ describe("reply encoding", () => {
     expect(decodeDirents(plus.data, true).map((d) => d.entryIno)).toEqual([10, 11, 12, 13]);
   });
 
+  it("writes nanosecond times exactly as seconds and nanoseconds, also before 1970 and next to a second's edge", () => {
+    const cases = [0n, 1n, 999_999_999n, 1_000_000_000n, 1_764_000_000_999_999_999n, 1_764_000_001_000_000_000n, -1n, -1_000_000_000n, -1_999_999_999n, 9_000_000_000_000_000_001n];
+    for (const ns of cases) {
+      const b = encodeAttrOut({ ...attr, atimeNs: ns, mtimeNs: ns, ctimeNs: ns }, 0);
+      const rem = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
+      for (const [secAt, nsecAt] of [[40, 64], [48, 68], [56, 72]]) {
+        expect([b.readBigInt64LE(secAt!), b.readUInt32LE(nsecAt!)]).toEqual([(ns - rem) / 1_000_000_000n, Number(rem)]);
+      }
+    }
+  });
+
+  it("packs multibyte names by their UTF-8 length, and a listing of many entries fills the size asked", () => {
+    const names = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? `é${i}` : i % 3 === 1 ? `名前-${i}` : `plain-${i}`));
+    const entries = names.map((name, i) => ({ name, ino: 100 + i, type: 8, nextOffset: i + 1, entry: { ino: 100 + i, attr: { ...attr, ino: 100 + i }, entryTtlMs: 1, attrTtlMs: 1 } }));
+    for (const plus of [false, true]) {
+      const { data, count } = encodeDirents(entries, 4096, plus);
+      const next = Math.ceil(((plus ? Size.DIRENTPLUS : Size.DIRENT) + Buffer.byteLength(names[count]!)) / 8) * 8;
+      // Full: the next entry would not have fitted.
+      expect(data.length + next).toBeGreaterThan(4096);
+      expect(decodeDirents(data, plus).map((d) => d.name)).toEqual(names.slice(0, count));
+    }
+    expect(decodeDirents(encodeDirents(entries, 1 << 20, false).data, false).map((d) => d.name)).toEqual(names);
+  });
+
   it("encodes notifications with unique 0, the code in the error field and a NUL after the name", () => {
     const e = encodeInvalEntry(9, "name");
     expect(e.length).toBe(16 + 16 + 5);
@@ -197,5 +221,20 @@ describe("InodeMap", () => {
     expect(m.get(1)).toBe("/");
     m.rekey(again, "/b");
     expect([m.get(again), m.peek("/a"), m.peek("/b")]).toEqual(["/b", undefined, again]);
+  });
+
+  it("reserves a number for a listed key without registering it; a lookup then gives that number", () => {
+    const root = { ino: undefined as number | undefined };
+    const m = new InodeMap(root, inoFieldSlots);
+    expect(root.ino).toBe(1);
+    const key = { ino: undefined as number | undefined };
+    const shown = m.reserve(key);
+    expect([m.get(shown), m.peek(key), m.size]).toEqual([undefined, undefined, 1]);
+    expect(m.reserve(key)).toBe(shown);
+    expect(m.ino(key)).toBe(shown);
+    expect([m.get(shown), m.peek(key), m.size]).toEqual([key, shown, 2]);
+    m.forget(shown);
+    expect([m.get(shown), key.ino]).toEqual([undefined, undefined]);
+    expect(m.reserve(key)).toBeGreaterThan(shown);
   });
 });

@@ -573,9 +573,13 @@ export class FuseSession implements Notifier {
         const max = Math.ceil(a.size / (plus ? Size.DIRENTPLUS + 8 : Size.DIRENT + 8)) + 1;
         return then(fs.readdir ? fs.readdir(ctx, ino, a.fh, a.offset, max, plus) : missing(), (entries) => {
           const { data, count } = encodeDirents(entries, a.size, plus);
+          if (!plus) return { parts: [data] };
           const refs: number[] = [];
           // The kernel takes a reference for every packed entry but "." and ".." (and nodeid 0).
-          if (plus) for (const d of entries.slice(0, count)) if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
+          for (let i = 0; i < count; i++) {
+            const d = entries[i]!;
+            if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
+          }
           return { parts: [data], refs };
         });
       }

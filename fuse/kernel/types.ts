@@ -17,9 +17,10 @@ export interface Attr {
   size: number;
   /** 512-byte blocks (default: size rounded up). */
   blocks?: number;
-  atimeMs: number;
-  mtimeMs: number;
-  ctimeMs: number;
+  /** Times in ms since the epoch; needed only where the ns time below is absent. */
+  atimeMs?: number;
+  mtimeMs?: number;
+  ctimeMs?: number;
   /** Nanosecond times since the epoch; when present they stand for the ms ones. */
   atimeNs?: bigint;
   mtimeNs?: bigint;

@@ -214,6 +214,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             readOnly: opts.readOnly,
             cacheBytes: cache!.sizeBytes,
             cache: cache!.stats(),
+            kernelInodes: volumeFs.inodeNumbers,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,
           };

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
 import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
-import { InodeMap } from "../kernel/inode-map.js";
+import { InodeMap, inoFieldSlots } from "../kernel/inode-map.js";
 import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
 import { MountLocks } from "./file-locks.js";
@@ -81,7 +81,12 @@ export class VolumeFs implements Filesystem {
     private readonly mv: MountedVolume,
     private readonly opts: VolumeFsOptions,
   ) {
-    this.inodes = new InodeMap<Node>(mv.ns.root);
+    this.inodes = new InodeMap<Node>(mv.ns.root, inoFieldSlots);
+  }
+
+  /** Inode numbers the kernel may hold now (given in an answer it takes a reference to, not yet forgotten). */
+  get inodeNumbers(): number {
+    return this.inodes.size;
   }
 
   // ---- helpers ----
@@ -180,9 +185,6 @@ export class VolumeFs implements Filesystem {
       mode: S_IF[node.type] | node.mode,
       uid: this.squash?.uid ?? node.uid,
       gid: this.squash?.gid ?? node.gid,
-      atimeMs: Number(node.atimeNs / 1_000_000n),
-      mtimeMs: Number(node.mtimeNs / 1_000_000n),
-      ctimeMs: Number(node.ctimeNs / 1_000_000n),
       atimeNs: node.atimeNs,
       mtimeNs: node.mtimeNs,
       ctimeNs: node.ctimeNs,
@@ -522,7 +524,8 @@ export class VolumeFs implements Filesystem {
       const [name, node] = list[i]!;
       const dot = name === "." || name === "..";
       const entry = plus && !dot ? this.entry(ino, name, node) : undefined;
-      out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.ino(node)), type: typeOf(node), nextOffset: i + 1, entry });
+      // A plain listing's d_ino: the number a lookup will give, not registered (the kernel takes no reference).
+      out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.reserve(node)), type: typeOf(node), nextOffset: i + 1, entry });
     }
     return out;
   }

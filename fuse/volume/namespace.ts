@@ -38,6 +38,8 @@ abstract class BaseNode implements NodeStat {
   mtimeNs!: bigint;
   ctimeNs!: bigint;
   xattrs!: Xattrs | undefined;
+  /** The inode number the mount's FUSE file system gave this node (fuse/kernel/inode-map.ts), while it has one. */
+  ino: number | undefined = undefined;
   constructor(s: NodeStat) {
     this.setStat(s);
   }

@@ -364,6 +364,9 @@ export class VolumeFs implements Filesystem {
 
   async read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Promise<Buffer> {
     const node = this.handle(fh);
+    // A block fetched lately is answered from its bytes in memory, without a copy.
+    const view = this.mv.store.view(node.content, size, offset);
+    if (view) return view;
     const buf = Buffer.allocUnsafe(size);
     const n = await this.mv.store.read(node.content, buf, size, offset);
     return n === size ? buf : buf.subarray(0, n);

@@ -7,6 +7,8 @@ type Entry = { size: number; fh: FileHandle | null; users: number };
 export const RECENT_BLOCKS = 4;
 /** Read-ahead fetches in flight at most, over all files: with RECENT_BLOCKS, the memory bound. */
 export const MAX_PREFETCHES = 4;
+/** Fetched blocks being written to cache files at most; past it a fetched block is not kept (a disk slower than the network must not pile blocks up in memory). */
+const MAX_WRITES = 4;
 
 /**
  * A bounded on-disk cache of volume blocks, keyed by content hash (so identical blocks of
@@ -18,8 +20,8 @@ export const MAX_PREFETCHES = 4;
  * reader reads a block in 1 MiB pieces), while the block is written to the cache file off the
  * read path. A block whose write fails (full disk) is simply not kept there: a full cache disk
  * costs fetches, never the readability of committed data, and the cache never holds a cut copy.
- * Memory: RECENT_BLOCKS + MAX_PREFETCHES blocks (64 MiB), plus the blocks readers wait for and
- * those being written to the cache file.
+ * Memory: RECENT_BLOCKS + MAX_PREFETCHES + MAX_WRITES blocks (96 MiB) at most, plus the blocks
+ * readers wait for.
  */
 export class BlockCache {
   private readonly entries = new Map<string, Entry>();
@@ -205,7 +207,7 @@ export class BlockCache {
       if (this.recent.size <= this.recentBlocks) break;
       this.recent.delete(h);
     }
-    this.store(hash, data).catch(() => {});
+    if (this.writing.size < MAX_WRITES) this.store(hash, data).catch(() => {});
     return data;
   }
 

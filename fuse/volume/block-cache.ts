@@ -130,7 +130,7 @@ export class BlockCache {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.pending.values()]);
+    // Not the fetches under way: a server that is away must not hold up the unmount.
     await this.flushed();
     for (const e of this.entries.values()) await e.fh?.close().catch(() => {});
     this.entries.clear();

@@ -5,7 +5,7 @@ type Entry = { size: number; fh: FileHandle | null; users: number };
 
 /** Blocks fetched lately that reads copy from memory (never read back from the cache file). */
 export const RECENT_BLOCKS = 4;
-/** Read-ahead fetches in flight at most, over all files: with RECENT_BLOCKS, the memory bound. */
+/** Read-ahead fetches in flight at most, over all files (part of the memory bound, see BlockCache). */
 export const MAX_PREFETCHES = 4;
 /** Fetched blocks being written to cache files at most; past it a fetched block is not kept (a disk slower than the network must not pile blocks up in memory). */
 const MAX_WRITES = 4;

@@ -10,6 +10,9 @@
  * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
  * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
  * daemon, bindfs). ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
+ * ROWS=cold-read: a 2 GiB file (SIZE_MB overrides) read sequentially with caches
+ * dropped, on a fresh silo mount and on bindfs over the same bytes on local disk, alternated,
+ * 3 runs each: median throughput and CPU-seconds per GiB of the daemon, the server and bindfs.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -298,6 +301,11 @@ async function main(): Promise<void> {
     await client.close();
     return;
   }
+  if (process.env.ROWS === "cold-read") {
+    await coldReadOnly(env, client);
+    await client.close();
+    return;
+  }
   if (process.env.ROWS === "small") {
     await smallOnly(env, client);
     await client.close();
@@ -431,6 +439,77 @@ async function randomWriteOnly(env: NodeJS.ProcessEnv, client: SiloClient): Prom
   row("4k random write (IOPS)", { native: RANDOM_WRITES / nativeSeconds, bindfs: bindSeconds && RANDOM_WRITES / bindSeconds, silo: RANDOM_WRITES / siloSeconds }, "IOPS");
   const commitSeconds = unmount(env, mnt);
   console.log(`  (silo: the daemon fetched ${status.cache.bytesFetched} bytes in ${status.cache.misses} block reads during the writes; daemon + server used ${cpu.toFixed(2)} CPU-s for them; the unmount's final commit took ${commitSeconds.toFixed(2)} s)`);
+  if (haveBindfs) bindfsUnmount(bind);
+}
+
+/**
+ * ROWS=cold-read: the file is written once on local disk (under bindfs's source) and copied into
+ * the volume (committed at unmount). Then 3 rounds, the order alternating: bindfs reads it with
+ * the page cache dropped; a fresh read-only silo mount (empty block cache) reads it with the page
+ * cache dropped. Medians of throughput and of CPU-seconds per GiB of each process serving it.
+ */
+async function coldReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  const size = Number(process.env.SIZE_MB ?? 2048) * MiB;
+  await client.volumes.fromName("cold", { createIfMissing: true });
+  const { bindSrc, bind, haveBindfs, mnt } = peerDirs();
+  const src = join(bindSrc, "big");
+  const buf = randomBytes(MiB);
+  const fd = openSync(src, "w");
+  // Every MiB starts with its offset: no two blocks are equal (the volume would fetch equal blocks once).
+  for (let off = 0; off < size; off += MiB) {
+    buf.writeUIntLE(off, 0, 6);
+    writeSync(fd, buf, 0, MiB, off);
+  }
+  closeSync(fd);
+  mount(env, "cold", mnt);
+  execFileSync("cp", [src, join(mnt, "big")]);
+  unmount(env, mnt);
+  const GiB = size / (1024 * MiB);
+  const read = (path: string) => {
+    const b = Buffer.allocUnsafe(MiB);
+    const f = openSync(path, "r");
+    let off = 0;
+    for (let n: number; (n = readSync(f, b, 0, MiB, off)) > 0; ) off += n;
+    closeSync(f);
+    if (off !== size) throw new Error(`read ${off} bytes of ${size}`);
+  };
+  const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
+  const runs = { bindfs: [] as number[], bindfsCpu: [] as number[], silo: [] as number[], daemonCpu: [] as number[], serverCpu: [] as number[] };
+  const bindRun = () => {
+    if (!haveBindfs) return;
+    dropCaches();
+    const cpu0 = cpuSecondsOf(bindPid!);
+    runs.bindfs.push(size / MiB / time(() => read(join(bind, "big"))));
+    runs.bindfsCpu.push((cpuSecondsOf(bindPid!) - cpu0) / GiB);
+  };
+  const siloRun = async () => {
+    mount(env, "cold", mnt, "--read-only");
+    const pid = (await readMountRecord(mnt))!.pid;
+    dropCaches();
+    const d0 = cpuSecondsOf(pid);
+    const s0 = server!.cpuSeconds();
+    runs.silo.push(size / MiB / time(() => read(join(mnt, "big"))));
+    runs.daemonCpu.push((cpuSecondsOf(pid) - d0) / GiB);
+    runs.serverCpu.push((server!.cpuSeconds() - s0) / GiB);
+    unmount(env, mnt);
+  };
+  console.log(`silo mount benchmark, one row: cold sequential read of a ${size / MiB} MiB file, 3 alternated runs each, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}\n`);
+  for (let i = 0; i < 3; i++) {
+    if (i % 2 === 0) {
+      bindRun();
+      await siloRun();
+    } else {
+      await siloRun();
+      bindRun();
+    }
+  }
+  const med = (xs: number[]) => (xs.length ? median(xs) : undefined);
+  const f = (x: number | undefined, unit: string) => (x === undefined ? "-" : `${x.toFixed(unit === "MiB/s" ? 0 : 2)} ${unit}`);
+  const silo = med(runs.silo)!;
+  const bindfs = med(runs.bindfs);
+  console.log(`cold seq read: silo ${f(silo, "MiB/s")} (runs ${runs.silo.map((x) => x.toFixed(0)).join(", ")}), bindfs ${f(bindfs, "MiB/s")} (runs ${runs.bindfs.map((x) => x.toFixed(0)).join(", ")})${bindfs ? `, silo/bindfs ${(silo / bindfs).toFixed(2)}` : ""}`);
+  console.log(`CPU per GiB (median): silo daemon ${f(med(runs.daemonCpu), "CPU-s")}, server ${f(med(runs.serverCpu), "CPU-s")}, bindfs ${f(med(runs.bindfsCpu), "CPU-s")}`);
+  console.log(`load average after: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   if (haveBindfs) bindfsUnmount(bind);
 }
 

@@ -12,7 +12,7 @@ import {
 } from "../protocol/volume.js";
 import { type Block, BlockUploader, type BlockUploaderOptions } from "./block-uploader.js";
 import { forEachLimit } from "./limit.js";
-import type { Transport } from "./transport.js";
+import { bodyBytes, type Transport } from "./transport.js";
 
 /** What the block-level API needs to know about its volume. */
 export interface VolumeBlocksTarget {
@@ -89,7 +89,7 @@ export class VolumeBlocks {
       await res.body.dump();
       res = await this.transport.external({ method: "GET", url: res.headers.location as string, headers });
     }
-    return Buffer.from(await res.body.arrayBuffer());
+    return bodyBytes(res);
   }
 
   /** Which of these block hashes the server lacks (the others count as recently used, so GC keeps them). */

@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BlockCache } from "./block-cache.js";
+import { BlockCache, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -10,7 +10,7 @@ afterEach(() => {
 });
 
 /** A cache over an in-memory "server" that counts fetches per hash and can hold them. */
-async function cacheOf(blocks: Record<string, string>, maxBytes: number) {
+async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number) {
   const dir = join(mkdtempSync(join(tmpdir(), "silo-block-cache-")), "cache");
   dirs.push(join(dir, ".."));
   const fetches = new Map<string, number>();
@@ -21,7 +21,7 @@ async function cacheOf(blocks: Record<string, string>, maxBytes: number) {
     const data = blocks[hash];
     if (data === undefined) throw new Error(`no block ${hash}`);
     return Buffer.from(data);
-  });
+  }, recentBlocks);
   await cache.init();
   return { cache, dir, fetches, holdFetches: (p: Promise<void>) => (hold = p) };
 }
@@ -43,6 +43,7 @@ describe("BlockCache", () => {
     expect((await cache.getOnce("h1")).toString()).toBe("cached");
     expect(fetches.get("h1")).toBe(1);
     expect((await cache.getOnce("h2")).toString()).toBe("read once");
+    await cache.flushed();
     expect(cache.sizeBytes).toBe("cached".length);
     expect(cache.stats()).toMatchObject({ bytesFetched: "cached".length + "read once".length, misses: 2, hits: 1 });
     await cache.getOnce("h2");
@@ -54,6 +55,7 @@ describe("BlockCache", () => {
     const { cache, fetches } = await cacheOf({}, 1000);
     expect(cache.has("made")).toBe(false);
     await cache.put("made", Buffer.from("new bytes"));
+    // put resolves once the block is in its cache file.
     expect(cache.has("made")).toBe(true);
     expect((await cache.get("made")).toString()).toBe("new bytes");
     await cache.put("made", Buffer.from("ignored"));
@@ -75,11 +77,15 @@ describe("BlockCache", () => {
   });
 
   it("evicts least recently used blocks past maxBytes, and refetches them when asked again", async () => {
-    const { cache, dir, fetches } = await cacheOf({ a: "aaaa", b: "bbbb", c: "cccc" }, 8);
+    // No blocks kept in memory: every read after the fetch is from the cache file.
+    const { cache, dir, fetches } = await cacheOf({ a: "aaaa", b: "bbbb", c: "cccc" }, 8, 0);
     await cache.get("a");
+    await cache.flushed();
     await cache.get("b");
+    await cache.flushed();
     await cache.get("a"); // a is now the most recently used
     await cache.get("c"); // 12 bytes > 8: b goes
+    await cache.flushed();
     expect(cache.sizeBytes).toBe(8);
     expect(readdirSync(dir).sort()).toEqual(["a", "c"]);
     await cache.get("a");
@@ -103,5 +109,51 @@ describe("BlockCache", () => {
     expect((await cache.get("p")).toString()).toBe("pp");
     expect(fetches.get("p")).toBe(1);
     expect(fetches.get("missing")).toBe(1);
+  });
+
+  it("serves a fetched block from memory when its cache file cannot be written, and keeps no copy", async () => {
+    const { cache, dir, fetches } = await cacheOf({ h: "in memory" }, 1000);
+    rmSync(dir, { recursive: true });
+    const buf = Buffer.alloc(9);
+    expect(await cache.read("h", 0, buf, 0, 9)).toBe(9);
+    expect(buf.toString()).toBe("in memory");
+    await cache.flushed();
+    expect(existsSync(join(dir, "h"))).toBe(false);
+    expect(cache.sizeBytes).toBe(0);
+    // Still in memory: read again without a fetch.
+    expect(cache.peek("h", 3, 6)?.toString()).toBe("memory");
+    expect(fetches.get("h")).toBe(1);
+  });
+
+  it("get hands out a buffer of the caller's own: changing it never changes what reads see", async () => {
+    const { cache } = await cacheOf({ h: "committed" }, 1000);
+    const mine = await cache.get("h");
+    mine.fill("x");
+    expect((await cache.get("h")).toString()).toBe("committed");
+    expect(cache.peek("h", 0, 9)?.toString()).toBe("committed");
+    const once = await cache.getOnce("h");
+    once.fill("y");
+    expect(cache.peek("h", 0, 9)?.toString()).toBe("committed");
+  });
+
+  it("peek gives no view of a block not in memory or shorter than asked", async () => {
+    const { cache } = await cacheOf({ h: "short" }, 1000);
+    expect(cache.peek("h", 0, 1)).toBeUndefined();
+    await cache.get("h");
+    expect(cache.peek("h", 2, 4)).toBeUndefined();
+    expect(cache.peek("h", 2, 3)?.toString()).toBe("ort");
+  });
+
+  it("keeps at most MAX_PREFETCHES read-ahead fetches in flight", async () => {
+    const blocks = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`b${i}`, `block ${i}`]));
+    const { cache, fetches, holdFetches } = await cacheOf(blocks, 1000);
+    let release!: () => void;
+    holdFetches(new Promise<void>((r) => (release = r)));
+    cache.prefetch(Object.keys(blocks));
+    expect(fetches.size).toBe(MAX_PREFETCHES);
+    release();
+    // A read of one not prefetched fetches it then.
+    expect((await cache.get("b9")).toString()).toBe("block 9");
+    expect(fetches.get("b9")).toBe(1);
   });
 });

@@ -54,6 +54,27 @@ describe("ContentStore", { timeout: 60_000 }, () => {
   const b0 = Buffer.alloc(BLOCK_SIZE, 1);
   const b1 = Buffer.from("tail of the file");
 
+  it("view answers without a copy only from a committed, unchanged block in memory: never over written bytes", async () => {
+    const b2 = Buffer.alloc(BLOCK_SIZE, 2);
+    const { store, committed, fetched } = await storeOf([b0, b2, b1]);
+    const c = committed();
+    expect(store.view(c, 4096, 0), "not fetched yet").toBeUndefined();
+    await readAll(store, c);
+    expect(fetched()).toBe(3);
+    expect(store.view(c, 4096, BLOCK_SIZE)?.equals(b2.subarray(0, 4096))).toBe(true);
+    expect(store.view(c, 100, 2 * BLOCK_SIZE)?.equals(b1), "cut at the end of the file").toBe(true);
+    expect(store.view(c, 4096, BLOCK_SIZE - 10), "across two blocks").toBeUndefined();
+    // A write over block 1 makes it partial over its base, which is still in memory: no view of the base.
+    await store.write(c, Buffer.from("new"), 3, BLOCK_SIZE + 100);
+    expect(store.view(c, 4096, BLOCK_SIZE)).toBeUndefined();
+    const buf = Buffer.alloc(4096);
+    expect(await store.read(c, buf, 4096, BLOCK_SIZE)).toBe(4096);
+    expect(buf.subarray(100, 103).toString()).toBe("new");
+    // The base in memory was not written to.
+    expect(store.view(c, 4096, 0)?.equals(b0.subarray(0, 4096))).toBe(true);
+    expect(b2.every((x) => x === 2)).toBe(true);
+  });
+
   it("zeroRange zeros a committed file's bytes: whole blocks become holes, part of one is written zeros over its base; a later write over a hole sees zeros", async () => {
     const b2 = Buffer.alloc(BLOCK_SIZE, 2);
     const { store, committed, fetched } = await storeOf([b0, b2, b1]);

@@ -54,6 +54,9 @@ const storedHash = (h: string | null | undefined): h is string => !!h && h !== H
  */
 export const MAX_EXTENTS = 256;
 
+/** Blocks a sequential reader has fetched ahead of the one it reads (the cache bounds them over all readers). */
+const READ_AHEAD_BLOCKS = 3;
+
 /** Upper files removed per event-loop turn by `reap`. */
 const REAP_BATCH = 64;
 
@@ -192,12 +195,27 @@ export class ContentStore {
     return this.inlineBytes;
   }
 
+  /**
+   * Bytes [pos, pos + len) (cut at the end of the file) without a copy, if they are in one
+   * committed block whose bytes are in memory: a view to be read, never written. Else undefined
+   * (`read` then copies them).
+   */
+  view(c: FileContent, len: number, pos: number): Buffer | undefined {
+    const end = Math.min(pos + len, c.size);
+    if (pos >= end || c.inline) return undefined;
+    const i = Math.floor(pos / BLOCK_SIZE);
+    const hash = c.hashes[i];
+    if (end > (i + 1) * BLOCK_SIZE || c.local.has(i) || c.partial.has(i) || !storedHash(hash)) return undefined;
+    const data = this.cache.peek(hash, pos - i * BLOCK_SIZE, end - pos);
+    if (data) this.sequential(c, pos, end);
+    return data;
+  }
+
   async read(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(pos + len, c.size);
     if (pos >= end) return 0;
     if (c.inline) return c.inline.copy(buf, 0, pos, end);
-    if (pos === c.lastReadEnd) this.readAhead(c, Math.floor(end / BLOCK_SIZE));
-    c.lastReadEnd = end;
+    this.sequential(c, pos, end);
     let done = 0;
     while (pos + done < end) {
       const at = pos + done;
@@ -249,10 +267,16 @@ export class ContentStore {
     if (got < len) throw new Error(`block ${hash} holds ${offset + got} bytes, ${offset + len} expected`);
   }
 
-  /** Sequential reader: fetch the next two committed blocks (or bases) before they are asked for. */
+  /** A read of [pos, end): if it follows the last one, read ahead. */
+  private sequential(c: FileContent, pos: number, end: number): void {
+    if (pos === c.lastReadEnd) this.readAhead(c, Math.floor(end / BLOCK_SIZE));
+    c.lastReadEnd = end;
+  }
+
+  /** Sequential reader: fetch the next READ_AHEAD_BLOCKS committed blocks (or bases) before they are asked for. */
   private readAhead(c: FileContent, i: number): void {
     const next: string[] = [];
-    for (let j = i + 1; j <= i + 2 && j < c.hashes.length; j++) {
+    for (let j = i + 1; j <= i + READ_AHEAD_BLOCKS && j < c.hashes.length; j++) {
       if (c.local.has(j)) continue;
       const h = c.partial.get(j)?.base ?? c.hashes[j];
       if (storedHash(h)) next.push(h);

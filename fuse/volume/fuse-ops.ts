@@ -364,10 +364,15 @@ export class VolumeFs implements Filesystem {
     return { entry, opened: { fh: this.mv.openHandle(node, true), keepCache: true } };
   }
 
-  async read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Promise<Buffer> {
+  read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Buffer | Promise<Buffer> {
     const node = this.handle(fh);
+    // A block fetched lately is answered at once from its bytes in memory, without a copy.
+    return this.mv.store.view(node.content, size, offset) ?? this.readCopy(node.content, offset, size);
+  }
+
+  private async readCopy(content: FileContent, offset: number, size: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(size);
-    const n = await this.mv.store.read(node.content, buf, size, offset);
+    const n = await this.mv.store.read(content, buf, size, offset);
     return n === size ? buf : buf.subarray(0, n);
   }
 

@@ -3,6 +3,7 @@ import { constants as fsConstants, unlinkSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
+import type { ComposeBlockRequest } from "../../protocol/volume-routes.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 import { Extents } from "./extents.js";
@@ -53,6 +54,13 @@ const storedHash = (h: string | null | undefined): h is string => !!h && h !== H
  * all over in small pieces becomes an ordinary local block once (one fetch per 256 writes).
  */
 export const MAX_EXTENTS = 256;
+
+/**
+ * A commit has the server compose a partial block whose base is not cached here when at most
+ * this many of its bytes are written: sending them beats fetching the 8 MiB base and uploading
+ * the whole block back. Past it, the written bytes alone cost a good part of that anyway.
+ */
+export const REMOTE_COMPOSE_MAX_BYTES = BLOCK_SIZE / 4;
 
 /** Upper files removed per event-loop turn by `reap`. */
 const REAP_BATCH = 64;
@@ -562,19 +570,50 @@ export class ContentStore {
       }
     } else buf = Buffer.alloc(len);
     return c.lock.run(async () => {
-      if (!p?.written.empty) {
-        const saved = snap.saved.has(i);
-        const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
-        try {
-          if (p) await overlay(fh, p.written, buf, i * BLOCK_SIZE, 0);
-          else await fh.read(buf, 0, len, i * BLOCK_SIZE);
-        } finally {
-          if (fh !== c.fh) await fh.close();
-        }
-      }
+      await this.readWritten(c, snap, i, p?.written ?? null, buf, 0);
       snap.pending.delete(i);
       return buf;
     });
+  }
+
+  /**
+   * Snapshot block i as what the server needs to compose it (its base and written ranges), when
+   * that saves moving the base twice: the block was partial, its base is not cached here, and
+   * at most REMOTE_COMPOSE_MAX_BYTES of it are written. Otherwise undefined (`snapshotBlock`
+   * composes it here). The block stays pending until `composedRemotely`, so writers still save
+   * its ranges aside first and a failed request can fall back to `snapshotBlock`.
+   */
+  async snapshotPatch(c: FileContent, snap: FileSnapshot, i: number): Promise<ComposeBlockRequest | undefined> {
+    const p = snap.partial.get(i);
+    if (!p || p.written.empty || this.cache.has(p.base) || p.written.bytes > REMOTE_COMPOSE_MAX_BYTES) return undefined;
+    const length = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
+    const [s, e] = p.written.span;
+    const span = Buffer.alloc(e - s);
+    await c.lock.run(() => this.readWritten(c, snap, i, p.written, span, s));
+    const ranges = [...p.written.ranges()].map(([a, b]) => ({ offset: a, data: span.subarray(a - s, b - s) }));
+    return { base: p.base, baseLength: Math.min(p.baseLen, length), length, ranges };
+  }
+
+  /** The server stored snapshot block i, composed from `snapshotPatch`'s request: nothing left to read. */
+  composedRemotely(snap: FileSnapshot, i: number): void {
+    snap.pending.delete(i);
+  }
+
+  /**
+   * Snapshot block i's written bytes from the upper file or its saved copy, holding the lock:
+   * the ranges of `written` (a partial block) at their offsets less `shift`, or (null) the whole
+   * block, into `buf`.
+   */
+  private async readWritten(c: FileContent, snap: FileSnapshot, i: number, written: Extents | null, buf: Buffer, shift: number): Promise<void> {
+    if (written?.empty) return;
+    const saved = snap.saved.has(i);
+    const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
+    try {
+      if (written) await overlay(fh, written, buf, i * BLOCK_SIZE, shift);
+      else await fh.read(buf, 0, buf.length, i * BLOCK_SIZE);
+    } finally {
+      if (fh !== c.fh) await fh.close();
+    }
   }
 
   /**

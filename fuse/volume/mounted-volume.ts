@@ -3,7 +3,7 @@ import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
 import { withRetry } from "./commit-retry.js";
-import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
+import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
@@ -485,7 +485,9 @@ export class MountedVolume {
     }
     const readBatch = (k: number) => {
       const batch = Promise.all(
-        reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
+        reads.slice(k, k + UPLOAD_BATCH).map(async (i): Promise<{ i: number; data?: Buffer; hash: string }> => {
+          const stored = await this.composeRemotely(c, snap, i);
+          if (stored) return { i, hash: stored };
           const data = await this.store.snapshotBlock(c, snap, i);
           const hash = isZeros(data) ? HOLE : sha256(data);
           await this.store.composed(snap, i, hash, data);
@@ -502,10 +504,30 @@ export class MountedVolume {
       const batch = await next!;
       next = k + UPLOAD_BATCH < reads.length ? readBatch(k + UPLOAD_BATCH) : undefined;
       // Taken as fast as memory allows; the engine uploads several at once meanwhile.
-      for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
+      for (const b of batch) if (b.data && b.hash !== HOLE) await uploader.add(b.data, b.hash);
       for (const b of batch) out[b.i] = b.hash;
     }
     return out;
+  }
+
+  /**
+   * Has the server compose partial snapshot block i from its base and written ranges and store
+   * it (ContentStore.snapshotPatch says when that pays); its hash, or undefined: the caller
+   * composes the block here, also when the request failed (the server never records a block it
+   * did not store, so nothing half-done is left to undo).
+   */
+  private async composeRemotely(c: FileContent, snap: FileSnapshot, i: number): Promise<string | undefined> {
+    const req = await this.store.snapshotPatch(c, snap, i);
+    if (!req) return undefined;
+    try {
+      const { hash, size } = await this.remote.composeBlock(req);
+      if (size !== req.length) throw new Error(`the server composed ${size} bytes, ${req.length} asked for`);
+      this.store.composedRemotely(snap, i);
+      return hash === zeroHash(size) ? HOLE : hash;
+    } catch (err) {
+      this.warn(`block ${i} of a file: the server did not compose it (${(err as Error).message}); composing it here`);
+      return undefined;
+    }
   }
 
   /** Drops a deleted path (and, for a directory, everything below it) from the committed entries. */

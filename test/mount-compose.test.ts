@@ -5,7 +5,7 @@
  * itself: the composed bytes, and a clear 4xx for every kind of bad input.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { type FileHandle, open, readFile, writeFile } from "node:fs/promises";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
-import { cacheStats, commitMount, Mounts, within } from "./helpers/volume-mounts.js";
+import { cacheStats, committedWithReference, commitMount, Mounts, within } from "./helpers/volume-mounts.js";
 
 const SEED = Number(process.env.SILO_COMPOSE_SEED ?? Date.now() % 1_000_000);
 
@@ -35,11 +35,8 @@ describe(`a commit has the server compose partly rewritten blocks (seed ${SEED})
     const random = mulberry32(SEED);
     const int = (n: number) => Math.floor(random() * n);
     const size = 4 * BLOCK_SIZE + 654_321;
-    const vol = await fx.silo.volumes.fromName("compose", { createIfMissing: true });
-    const original = bytes(size);
-    await vol.batchUpload().putFile(original, "big.bin").commit();
     const ref = join(root, "ref.bin");
-    await writeFile(ref, original);
+    const vol = await committedWithReference(fx.silo, "compose", "big.bin", size, ref);
     const dir = join(root, "mnt");
     const file = join(dir, "big.bin");
     const both = async (op: (fh: FileHandle) => Promise<unknown>) => {

@@ -6,7 +6,7 @@
  * the journal. The daemon's cache counters (`silo volume status --json`) show what was fetched.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { type FileHandle, open, readFile, writeFile } from "node:fs/promises";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import { BLOCK_SIZE } from "../client/index.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll } from "./helpers/volume-data.js";
-import { cacheStats, commitMount as commit, Mounts, within } from "./helpers/volume-mounts.js";
+import { cacheStats, committedWithReference, commitMount as commit, Mounts, within } from "./helpers/volume-mounts.js";
 
 const SEED = Number(process.env.SILO_INPLACE_SEED ?? Date.now() % 1_000_000);
 const WRITES = 300;
@@ -36,11 +36,8 @@ describe(`writes in place on a mount (seed ${SEED})`, () => {
     const random = mulberry32(SEED);
     const int = (n: number) => Math.floor(random() * n);
     const size = 3 * BLOCK_SIZE + 123_457;
-    const vol = await fx.silo.volumes.fromName("inplace", { createIfMissing: true });
-    const original = bytes(size);
-    await vol.batchUpload().putFile(original, "big.bin").commit();
     const ref = join(root, "ref.bin");
-    await writeFile(ref, original);
+    const vol = await committedWithReference(fx.silo, "inplace", "big.bin", size, ref);
     const dir = join(root, "mnt");
     const file = join(dir, "big.bin");
 

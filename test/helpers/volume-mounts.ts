@@ -1,8 +1,9 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { open } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
-import type { SiloClient } from "../../client/index.js";
+import type { SiloClient, Volume } from "../../client/index.js";
 import { controlRequest } from "../../client/mount-control.js";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
 import { readMountRecord } from "../../fuse/common/mount-records.js";
@@ -24,6 +25,18 @@ export async function committedBytes(silo: SiloClient, volume: string, path: str
     throw err;
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * A volume `name` (created if missing) whose file `path` is `size` random bytes, committed, and
+ * the same bytes in the local file `ref`: the reference a test's writes on a mount go to as well.
+ */
+export async function committedWithReference(silo: SiloClient, name: string, path: string, size: number, ref: string): Promise<Volume> {
+  const vol = await silo.volumes.fromName(name, { createIfMissing: true });
+  const original = randomBytes(size);
+  await vol.batchUpload().putFile(original, path).commit();
+  await writeFile(ref, original);
+  return vol;
 }
 
 /** The committed content of a file as text; null if it does not exist. */

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient, type Volume } from "../client/index.js";
 import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
+import { InProcessServer } from "./helpers/in-process-server.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
@@ -83,6 +84,36 @@ describe(`a commit has the server compose partly rewritten blocks (seed ${SEED})
     const got = await within(120_000, "read through a fresh mount", readFile(file));
     expect(got.equals(want), "committed bytes (a fresh mount)").toBe(true);
     await mounts.unmount(dir);
+  });
+});
+
+describe("a compose the server refuses", () => {
+  it("(here: a request past its body limit) is composed by the mount itself: the commit goes through with the right bytes", async () => {
+    const server = await InProcessServer.start({ bodyLimit: 256 * 1024 });
+    const own = new Mounts(server);
+    try {
+      await using silo = server.client();
+      const size = 2 * BLOCK_SIZE + 1000;
+      const ref = join(root, "ref-refused.bin");
+      const vol = await committedWithReference(silo, "refused", "f.bin", size, ref);
+      const dir = join(root, "mnt-refused");
+      await own.mount("refused", dir, "--commit-interval-ms", "0");
+      // 600 KiB into block 1: under a quarter of the block, so the server is asked, but the
+      // request is larger than this server takes.
+      const data = bytes(600 * 1024);
+      for (const p of [join(dir, "f.bin"), ref]) {
+        const fh = await open(p, "r+");
+        await fh.write(data, 0, data.length, BLOCK_SIZE + 4096);
+        await fh.close();
+      }
+      await commitMount(dir);
+      expect(await cacheStats(dir), "the mount fetched block 1's base to compose it").toMatchObject({ misses: 1, bytesFetched: BLOCK_SIZE });
+      expect((await readAll(vol, "f.bin")).equals(await readFile(ref)), "committed bytes").toBe(true);
+      await own.unmount(dir);
+    } finally {
+      await own.cleanup();
+      await server.cleanup();
+    }
   });
 });
 

@@ -594,9 +594,12 @@ export class ContentStore {
     return { base: p.base, baseLength: Math.min(p.baseLen, length), length, ranges };
   }
 
-  /** The server stored snapshot block i, composed from `snapshotPatch`'s request: nothing left to read. */
-  composedRemotely(snap: FileSnapshot, i: number): void {
-    snap.pending.delete(i);
+  /**
+   * The server stored snapshot block i, composed from `snapshotPatch`'s request: nothing left to
+   * read. Under the lock, as in `snapshotBlock`: a writer saving the block aside finishes first.
+   */
+  async composedRemotely(c: FileContent, snap: FileSnapshot, i: number): Promise<void> {
+    await c.lock.run(async () => void snap.pending.delete(i));
   }
 
   /**

@@ -522,7 +522,7 @@ export class MountedVolume {
     try {
       const { hash, size } = await this.remote.composeBlock(req);
       if (size !== req.length) throw new Error(`the server composed ${size} bytes, ${req.length} asked for`);
-      this.store.composedRemotely(snap, i);
+      await this.store.composedRemotely(c, snap, i);
       return hash === zeroHash(size) ? HOLE : hash;
     } catch (err) {
       this.warn(`block ${i} of a file: the server did not compose it (${(err as Error).message}); composing it here`);

@@ -570,7 +570,12 @@ export class ContentStore {
       }
     } else buf = Buffer.alloc(len);
     return c.lock.run(async () => {
-      await this.readWritten(c, snap, i, p?.written ?? null, buf, 0);
+      if (!p?.written.empty) {
+        await this.withSnapshotUpper(c, snap, i, async (fh) => {
+          if (p) await overlay(fh, p.written, buf, i * BLOCK_SIZE, 0);
+          else await fh.read(buf, 0, len, i * BLOCK_SIZE);
+        });
+      }
       snap.pending.delete(i);
       return buf;
     });
@@ -587,10 +592,21 @@ export class ContentStore {
     const p = snap.partial.get(i);
     if (!p || p.written.empty || this.cache.has(p.base) || p.written.bytes > REMOTE_COMPOSE_MAX_BYTES) return undefined;
     const length = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
-    const [s, e] = p.written.span;
-    const span = Buffer.alloc(e - s);
-    await c.lock.run(() => this.readWritten(c, snap, i, p.written, span, s));
-    const ranges = [...p.written.ranges()].map(([a, b]) => ({ offset: a, data: span.subarray(a - s, b - s) }));
+    // Range by range (small reads are synchronous): a read across the holes between them would
+    // fill the page cache with zeros, a block's worth each.
+    const data = Buffer.alloc(p.written.bytes);
+    const ranges: ComposeBlockRequest["ranges"] = [];
+    await c.lock.run(() =>
+      this.withSnapshotUpper(c, snap, i, async (fh) => {
+        let at = 0;
+        for (const [a, b] of p.written.ranges()) {
+          // A short read is the upper file's sparse tail: zeros, as `data` already holds.
+          await fh.read(data, at, b - a, i * BLOCK_SIZE + a);
+          ranges.push({ offset: a, data: data.subarray(at, at + b - a) });
+          at += b - a;
+        }
+      }),
+    );
     return { base: p.base, baseLength: Math.min(p.baseLen, length), length, ranges };
   }
 
@@ -602,18 +618,12 @@ export class ContentStore {
     await c.lock.run(async () => void snap.pending.delete(i));
   }
 
-  /**
-   * Snapshot block i's written bytes from the upper file or its saved copy, holding the lock:
-   * the ranges of `written` (a partial block) at their offsets less `shift`, or (null) the whole
-   * block, into `buf`.
-   */
-  private async readWritten(c: FileContent, snap: FileSnapshot, i: number, written: Extents | null, buf: Buffer, shift: number): Promise<void> {
-    if (written?.empty) return;
+  /** Runs `fn` on the file holding snapshot block i's written bytes (its saved copy, if a writer changed it since), holding the lock. */
+  private async withSnapshotUpper<T>(c: FileContent, snap: FileSnapshot, i: number, fn: (fh: UpperFile) => Promise<T>): Promise<T> {
     const saved = snap.saved.has(i);
     const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
     try {
-      if (written) await overlay(fh, written, buf, i * BLOCK_SIZE, shift);
-      else await fh.read(buf, 0, buf.length, i * BLOCK_SIZE);
+      return await fn(fh);
     } finally {
       if (fh !== c.fh) await fh.close();
     }

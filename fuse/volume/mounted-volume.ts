@@ -2,6 +2,7 @@ import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
+import { forEachLimit } from "../../client/limit.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
@@ -38,6 +39,8 @@ export interface MountStatus {
  * (bounded memory: 2 × 4 × 8 MiB besides the uploader's 64 MiB).
  */
 const UPLOAD_BATCH = 4;
+/** Blocks the server composes at once for one file (each request holds at most 2 MiB of written bytes). */
+const COMPOSE_REQUESTS = 8;
 const TREE_PAGE = 5_000;
 /** Appended journal bytes after which the log is rewritten even without a successful commit. */
 const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
@@ -483,11 +486,16 @@ export class MountedVolume {
       if (h) out[i] = h;
       else if (!toRead.has(i)) out[i] = HOLE;
     }
+    // Blocks the server composes first, several at a time (each holds its written bytes only);
+    // the rest, and any the server did not compose, are read and hashed here.
+    await forEachLimit(reads, COMPOSE_REQUESTS, async (i) => {
+      const stored = await this.composeRemotely(c, snap, i);
+      if (stored) out[i] = stored;
+    });
+    reads = reads.filter((i) => out[i] === undefined);
     const readBatch = (k: number) => {
       const batch = Promise.all(
-        reads.slice(k, k + UPLOAD_BATCH).map(async (i): Promise<{ i: number; data?: Buffer; hash: string }> => {
-          const stored = await this.composeRemotely(c, snap, i);
-          if (stored) return { i, hash: stored };
+        reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
           const data = await this.store.snapshotBlock(c, snap, i);
           const hash = isZeros(data) ? HOLE : sha256(data);
           await this.store.composed(snap, i, hash, data);
@@ -504,7 +512,7 @@ export class MountedVolume {
       const batch = await next!;
       next = k + UPLOAD_BATCH < reads.length ? readBatch(k + UPLOAD_BATCH) : undefined;
       // Taken as fast as memory allows; the engine uploads several at once meanwhile.
-      for (const b of batch) if (b.data && b.hash !== HOLE) await uploader.add(b.data, b.hash);
+      for (const b of batch) if (b.hash !== HOLE) await uploader.add(b.data, b.hash);
       for (const b of batch) out[b.i] = b.hash;
     }
     return out;

@@ -19,6 +19,7 @@ const S3_BLOB_SUITES = [
   "test/mount-large.test.ts",
   "test/mount-holes.test.ts",
   "test/mount-transfer.test.ts",
+  "test/mount-compose.test.ts",
 ];
 
 /**

@@ -1,9 +1,10 @@
 import { InvalidError } from "../protocol/errors.js";
-import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
+import { type ComposeBlockRequest, VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
 import {
   type ByteRange,
   type CommitRequest,
   type CommitResult,
+  type ComposedBlock,
   type Delta,
   type DirectUploadPlan,
   INLINE_BLOCK_MAX,
@@ -119,6 +120,16 @@ export class VolumeBlocks {
     const large = blocks.filter((b) => b.data.length > INLINE_BLOCK_MAX);
     if (large.length > 0 && (await this.uploadDirect(large))) blocks = blocks.filter((b) => b.data.length <= INLINE_BLOCK_MAX);
     if (blocks.length > 0) await this.rpc("POST", "/blocks", { blocks });
+  }
+
+  /**
+   * Has the server compose a block from a stored base and written ranges and store it
+   * (ComposeBlockRequest: ranges sorted, not overlapping); answers its hash. NotFoundError if the
+   * server holds no such base for this volume's workspace.
+   */
+  composeBlock(req: ComposeBlockRequest): Promise<ComposedBlock> {
+    this.writable();
+    return this.rpc<ComposedBlock>("POST", "/blocks/compose", req);
   }
 
   /**

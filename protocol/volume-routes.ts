@@ -3,7 +3,8 @@
  * validates against these schemas and derives its handlers' types from them; the client sizes its
  * requests by the same limits. The commit body is volume-schemas.ts's.
  */
-import { Type } from "typebox";
+import { type Static, Type } from "typebox";
+import { BLOCK_SIZE } from "./volume.js";
 
 /** Request-size limits of the volume routes. */
 export const VOLUME_ROUTE_LIMITS = {
@@ -20,6 +21,8 @@ export const VOLUME_ROUTE_LIMITS = {
   defaultPage: 1000,
   /** Versions in one history page. */
   maxHistoryPage: 1000,
+  /** Written ranges in one block composition (a mount's partial block holds at most 256). */
+  composeRanges: 1024,
 } as const;
 
 /** A block's hash: SHA-256 in lower-case hex. */
@@ -41,6 +44,25 @@ const Bytes = Type.Unsafe<Uint8Array>({ "x-bytes": true });
 export const SmallBlocksBody = Type.Object({
   blocks: Type.Array(Type.Object({ hash: Hash, data: Bytes }), { maxItems: VOLUME_ROUTE_LIMITS.blocksPerBatch }),
 });
+
+/**
+ * A new block composed on the server (POST /v1/volumes/:id/blocks/compose): the first
+ * `baseLength` bytes of the stored block `base` (of the caller's workspace, as any block it may
+ * read), zeros up to `length`, and each range's bytes over them at its offset. Ranges are sorted
+ * and do not overlap (touching is fine); each lies within `length`, and `baseLength` within the
+ * base's size (the server checks what the schema can not say; a bad request is INVALID, an
+ * unknown base NOT_FOUND). The server stores the block durably and answers its hash and size;
+ * the block then counts as uploaded (GC keeps it for its grace period, like an upload).
+ */
+export const ComposeBlockBody = Type.Object({
+  base: Hash,
+  baseLength: Type.Integer({ minimum: 0, maximum: BLOCK_SIZE }),
+  length: Type.Integer({ minimum: 1, maximum: BLOCK_SIZE }),
+  ranges: Type.Array(Type.Object({ offset: Type.Integer({ minimum: 0, maximum: BLOCK_SIZE - 1 }), data: Type.Unsafe<Uint8Array>({ "x-bytes": BLOCK_SIZE }) }), {
+    maxItems: VOLUME_ROUTE_LIMITS.composeRanges,
+  }),
+});
+export type ComposeBlockRequest = Static<typeof ComposeBlockBody>;
 
 export const ListQuery = Type.Object({
   path: Type.Optional(Type.String()),

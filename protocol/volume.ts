@@ -156,6 +156,12 @@ export interface CommitRequest {
   changes: Change[];
 }
 
+/** A block the server composed from a base and written ranges (ComposeBlockBody): stored, as an upload is. */
+export interface ComposedBlock {
+  hash: string;
+  size: number;
+}
+
 export interface CommitResult {
   version: number;
 }

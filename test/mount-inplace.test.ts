@@ -6,17 +6,15 @@
  * the journal. The daemon's cache counters (`silo volume status --json`) show what was fetched.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { type FileHandle, open, readFile, writeFile } from "node:fs/promises";
+import { type FileHandle, open, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { controlRequest } from "../client/mount-control.js";
 import { BLOCK_SIZE } from "../client/index.js";
-import { readMountRecord } from "../fuse/common/mount-records.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll } from "./helpers/volume-data.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { cacheStats, committedWithReference, commitMount as commit, Mounts, within } from "./helpers/volume-mounts.js";
 
 const SEED = Number(process.env.SILO_INPLACE_SEED ?? Date.now() % 1_000_000);
 const WRITES = 300;
@@ -33,33 +31,13 @@ afterAll(async () => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-interface CacheStats {
-  hits: number;
-  misses: number;
-  bytesFetched: number;
-}
-
-async function cacheStats(dir: string): Promise<CacheStats> {
-  const r = await fx.server.cli(["volume", "status", dir, "--json"]);
-  expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { cache: CacheStats }).cache;
-}
-
-async function commit(dir: string): Promise<void> {
-  const record = await readMountRecord(dir);
-  await controlRequest(record!.socket!, "commit", 120_000);
-}
-
 describe(`writes in place on a mount (seed ${SEED})`, () => {
   it("random 4 KiB writes into a committed multi-block file fetch no block; the file matches a local reference after read-back, commit + remount, and kill -9 + recovery", async () => {
     const random = mulberry32(SEED);
     const int = (n: number) => Math.floor(random() * n);
     const size = 3 * BLOCK_SIZE + 123_457;
-    const vol = await fx.silo.volumes.fromName("inplace", { createIfMissing: true });
-    const original = bytes(size);
-    await vol.batchUpload().putFile(original, "big.bin").commit();
     const ref = join(root, "ref.bin");
-    await writeFile(ref, original);
+    const vol = await committedWithReference(fx.silo, "inplace", "big.bin", size, ref);
     const dir = join(root, "mnt");
     const file = join(dir, "big.bin");
 

@@ -75,6 +75,7 @@ describe("Extents", () => {
         for (const [s, e, w] of x.pieces(0, size)) if (w) seen.fill(1, s, e);
         expect(seen).toEqual(bytes);
         expect(x.covers(a, b)).toBe(bytes.subarray(a, b).every((v) => v === 1));
+        expect(x.bytes).toBe(bytes.reduce((n, v) => n + v, 0));
       }
     }
   });

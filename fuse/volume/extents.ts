@@ -25,6 +25,13 @@ export class Extents {
     return this.flat.length === 0;
   }
 
+  /** Bytes the ranges cover together. */
+  get bytes(): number {
+    let n = 0;
+    for (let k = 0; k < this.flat.length; k += 2) n += this.flat[k + 1]! - this.flat[k]!;
+    return n;
+  }
+
   /** Where the first range starts and the last ends ([0, 0] when empty). */
   get span(): [number, number] {
     return this.empty ? [0, 0] : [this.flat[0]!, this.flat[this.flat.length - 1]!];

@@ -3,6 +3,7 @@ import { constants as fsConstants, unlinkSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
+import type { ComposeBlockRequest } from "../../protocol/volume-routes.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 import { Extents } from "./extents.js";
@@ -56,6 +57,13 @@ export const MAX_EXTENTS = 256;
 
 /** Blocks a sequential reader has fetched ahead of the one it reads (the cache bounds them over all readers). */
 const READ_AHEAD_BLOCKS = 3;
+
+/**
+ * A commit has the server compose a partial block whose base is not cached here when at most
+ * this many of its bytes are written: sending them beats fetching the 8 MiB base and uploading
+ * the whole block back. Past it, the written bytes alone cost a good part of that anyway.
+ */
+export const REMOTE_COMPOSE_MAX_BYTES = BLOCK_SIZE / 4;
 
 /** Upper files removed per event-loop turn by `reap`. */
 const REAP_BATCH = 64;
@@ -587,18 +595,62 @@ export class ContentStore {
     } else buf = Buffer.alloc(len);
     return c.lock.run(async () => {
       if (!p?.written.empty) {
-        const saved = snap.saved.has(i);
-        const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
-        try {
+        await this.withSnapshotUpper(c, snap, i, async (fh) => {
           if (p) await overlay(fh, p.written, buf, i * BLOCK_SIZE, 0);
           else await fh.read(buf, 0, len, i * BLOCK_SIZE);
-        } finally {
-          if (fh !== c.fh) await fh.close();
-        }
+        });
       }
       snap.pending.delete(i);
       return buf;
     });
+  }
+
+  /**
+   * Snapshot block i as what the server needs to compose it (its base and written ranges), when
+   * that saves moving the base twice: the block was partial, its base is not cached here, and
+   * at most REMOTE_COMPOSE_MAX_BYTES of it are written. Otherwise undefined (`snapshotBlock`
+   * composes it here). The block stays pending until `composedRemotely`, so writers still save
+   * its ranges aside first and a failed request can fall back to `snapshotBlock`.
+   */
+  async snapshotPatch(c: FileContent, snap: FileSnapshot, i: number): Promise<ComposeBlockRequest | undefined> {
+    const p = snap.partial.get(i);
+    if (!p || p.written.empty || this.cache.has(p.base) || p.written.bytes > REMOTE_COMPOSE_MAX_BYTES) return undefined;
+    const length = Math.min(BLOCK_SIZE, snap.size - i * BLOCK_SIZE);
+    // Range by range (small reads are synchronous): a read across the holes between them would
+    // fill the page cache with zeros, a block's worth each.
+    const data = Buffer.alloc(p.written.bytes);
+    const ranges: ComposeBlockRequest["ranges"] = [];
+    await c.lock.run(() =>
+      this.withSnapshotUpper(c, snap, i, async (fh) => {
+        let at = 0;
+        for (const [a, b] of p.written.ranges()) {
+          // A short read is the upper file's sparse tail: zeros, as `data` already holds.
+          await fh.read(data, at, b - a, i * BLOCK_SIZE + a);
+          ranges.push({ offset: a, data: data.subarray(at, at + b - a) });
+          at += b - a;
+        }
+      }),
+    );
+    return { base: p.base, baseLength: Math.min(p.baseLen, length), length, ranges };
+  }
+
+  /**
+   * The server stored snapshot block i, composed from `snapshotPatch`'s request: nothing left to
+   * read. Under the lock, as in `snapshotBlock`: a writer saving the block aside finishes first.
+   */
+  async composedRemotely(c: FileContent, snap: FileSnapshot, i: number): Promise<void> {
+    await c.lock.run(async () => void snap.pending.delete(i));
+  }
+
+  /** Runs `fn` on the file holding snapshot block i's written bytes (its saved copy, if a writer changed it since), holding the lock. */
+  private async withSnapshotUpper<T>(c: FileContent, snap: FileSnapshot, i: number, fn: (fh: UpperFile) => Promise<T>): Promise<T> {
+    const saved = snap.saved.has(i);
+    const fh = saved || !c.fh ? UpperFile.open(saved ? snap.sidePath! : c.upperPath!, "r") : c.fh;
+    try {
+      return await fn(fh);
+    } finally {
+      if (fh !== c.fh) await fh.close();
+    }
   }
 
   /**

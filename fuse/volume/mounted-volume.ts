@@ -2,8 +2,9 @@ import { VersionGoneError } from "../../protocol/errors.js";
 import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
+import { forEachLimit } from "../../client/limit.js";
 import { withRetry } from "./commit-retry.js";
-import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName } from "./file-content.js";
+import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
@@ -38,6 +39,8 @@ export interface MountStatus {
  * (bounded memory: 2 × 4 × 8 MiB besides the uploader's 64 MiB).
  */
 const UPLOAD_BATCH = 4;
+/** Blocks the server composes at once for one file (each request holds at most 2 MiB of written bytes). */
+const COMPOSE_REQUESTS = 8;
 const TREE_PAGE = 5_000;
 /** Appended journal bytes after which the log is rewritten even without a successful commit. */
 const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
@@ -489,6 +492,13 @@ export class MountedVolume {
       if (h) out[i] = h;
       else if (!toRead.has(i)) out[i] = HOLE;
     }
+    // Blocks the server composes first, several at a time (each holds its written bytes only);
+    // the rest, and any the server did not compose, are read and hashed here.
+    await forEachLimit(reads, COMPOSE_REQUESTS, async (i) => {
+      const stored = await this.composeRemotely(c, snap, i);
+      if (stored) out[i] = stored;
+    });
+    reads = reads.filter((i) => out[i] === undefined);
     const readBatch = (k: number) => {
       const batch = Promise.all(
         reads.slice(k, k + UPLOAD_BATCH).map(async (i) => {
@@ -512,6 +522,26 @@ export class MountedVolume {
       for (const b of batch) out[b.i] = b.hash;
     }
     return out;
+  }
+
+  /**
+   * Has the server compose partial snapshot block i from its base and written ranges and store
+   * it (ContentStore.snapshotPatch says when that pays); its hash, or undefined: the caller
+   * composes the block here, also when the request failed (the server never records a block it
+   * did not store, so nothing half-done is left to undo).
+   */
+  private async composeRemotely(c: FileContent, snap: FileSnapshot, i: number): Promise<string | undefined> {
+    const req = await this.store.snapshotPatch(c, snap, i);
+    if (!req) return undefined;
+    try {
+      const { hash, size } = await this.remote.composeBlock(req);
+      if (size !== req.length) throw new Error(`the server composed ${size} bytes, ${req.length} asked for`);
+      await this.store.composedRemotely(c, snap, i);
+      return hash === zeroHash(size) ? HOLE : hash;
+    } catch (err) {
+      this.warn(`block ${i} of a file: the server did not compose it (${(err as Error).message}); composing it here`);
+      return undefined;
+    }
   }
 
   /** Drops a deleted path (and, for a directory, everything below it) from the committed entries. */

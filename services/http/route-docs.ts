@@ -1,4 +1,5 @@
 import { ERROR_STATUS, type ErrorCode } from "../../protocol/errors.js";
+import { VOLUME_ROUTE_LIMITS } from "../../protocol/volume-routes.js";
 
 /**
  * The API reference for each route: what `/openapi.json` and the `/docs` UI show. Kept apart from
@@ -277,6 +278,18 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: "Many small blocks at once (each checked against its hash); small ones are stored inline in the index.",
     errors: ["INVALID", "NOT_FOUND", "TOO_LARGE", "NO_SPACE"],
     fields: { blocks: "Blocks as `{hash, data}` pairs" },
+  },
+  [`POST ${VOL}/blocks/compose`]: {
+    summary: "Compose a block from a stored base and written ranges",
+    description:
+      `A new block: the first \`baseLength\` bytes of the stored block \`base\` (one this volume's workspace holds), zeros up to \`length\`, and each range's bytes at its offset over them (ranges sorted, not overlapping, within \`length\`; at most ${VOLUME_ROUTE_LIMITS.composeRanges}). Stored durably before the answer, as an upload; answers its \`hash\` and \`size\`. What a mount's commit uses for a block it rewrote in small pieces, so the base never travels.`,
+    errors: ["INVALID", "NOT_FOUND", "TOO_LARGE", "NO_SPACE"],
+    fields: {
+      base: "Hash of the stored block under the ranges",
+      baseLength: "Bytes of the base that count (past them: zeros where no range is)",
+      length: "The new block's length (at most 8 MiB)",
+      ranges: "`{offset, data}` pairs, sorted by offset, not overlapping",
+    },
   },
   [`POST ${VOL}/blocks/direct-uploads`]: {
     summary: "Signed URLs to upload blocks straight to the object store",

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
-import { BlockParams, DirectHashesBody, MissingBlocksBody, SmallBlocksBody, VolumeIdParams } from "../../protocol/volume-routes.js";
+import { BlockParams, ComposeBlockBody, DirectHashesBody, MissingBlocksBody, SmallBlocksBody, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { invalid } from "../errors.js";
 import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
@@ -35,6 +35,13 @@ export async function blockRoutes(fastify: FastifyInstance, opts: { volumes: Vol
     const vol = await volumes.open(req.caller, req.params.id);
     await volumes.uploadSmallBlocks(vol, req.body.blocks);
     return { stored: req.body.blocks.length };
+  });
+
+  // A block made here from a stored base and written ranges: a mount commits a partly rewritten
+  // block without fetching the base and uploading it back.
+  app.post("/v1/volumes/:id/blocks/compose", { schema: { params: VolumeIdParams, body: ComposeBlockBody } }, async (req) => {
+    const vol = await volumes.open(req.caller, req.params.id);
+    return volumes.composeBlock(vol, req.body);
   });
 
   // With an object-store backend: signed requests that upload blocks straight to the store…

@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
+import type { ComposeBlockRequest } from "../../protocol/volume-routes.js";
 import {
   BLOCK_SIZE,
   type Change,
+  type ComposedBlock,
   type DirectFileRead,
   type DirectUploadPlan,
   type HistoryPage,
@@ -147,6 +149,46 @@ export class VolumeStore {
       const size = await this.blobs.put(ws, hash, verifyingStream(body, hash, BLOCK_SIZE));
       await this.store.recordBlock(ws, hash, size, this.clock.now());
     });
+  }
+
+  /**
+   * Composes a block from a stored base and written ranges (ComposeBlockBody) and stores it as an
+   * upload would, durably: a mount's commit of a partly rewritten block, without the base
+   * crossing the wire twice. The base is read under its block lock, so GC can not delete it
+   * meanwhile; a base the workspace does not hold is NotFound, as a read of it would be.
+   */
+  async composeBlock(vol: OpenVolume, req: ComposeBlockRequest): Promise<ComposedBlock> {
+    const { base, baseLength, length, ranges } = req;
+    if (baseLength > length) throw invalid(`baseLength ${baseLength} is past the block's length ${length}`);
+    let end = 0;
+    for (const r of ranges) {
+      if (r.offset < end) throw invalid(`Ranges must be sorted and must not overlap: one starts at ${r.offset}, before ${end}`);
+      end = r.offset + r.data.length;
+      if (end > length) throw invalid(`A range ends at ${end}, past the block's length ${length}`);
+    }
+    const ws = vol.record.workspaceId;
+    const data = Buffer.alloc(length);
+    await this.blockLock.with(`${ws}/${base}`, async () => {
+      const size = await this.store.blockSize(ws, base);
+      if (size === undefined) throw notFound(`Block ${base}`);
+      if (size < baseLength) throw invalid(`Block ${base} holds ${size} bytes, fewer than baseLength ${baseLength}`);
+      let got = 0;
+      for await (const chunk of await blockStream(this.store, this.blobs, ws, base, { start: 0, end: baseLength })) {
+        data.set(chunk as Buffer, got);
+        got += (chunk as Buffer).length;
+      }
+      if (got !== baseLength) throw siloError("INTERNAL", `Block ${base} read ${got} of its ${baseLength} bytes`);
+    });
+    for (const r of ranges) data.set(r.data, r.offset);
+    const hash = createHash("sha256").update(data).digest("hex");
+    if (length <= INLINE_MAX) await this.store.storeInline(ws, [{ hash, data }], this.clock.now());
+    else {
+      await this.blockLock.with(`${ws}/${hash}`, async () => {
+        await this.blobs.put(ws, hash, Readable.from([data], { objectMode: false }));
+        await this.store.recordBlock(ws, hash, length, this.clock.now());
+      });
+    }
+    return { hash, size: length };
   }
 
   /** Stores a batch of small blocks inline in one transaction; larger ones go to the blob store. */

@@ -1,8 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { open } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
-import type { SiloClient } from "../../client/index.js";
+import type { SiloClient, Volume } from "../../client/index.js";
+import { controlRequest } from "../../client/mount-control.js";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
 import { readMountRecord } from "../../fuse/common/mount-records.js";
 import { type CliResult, SILO_BIN } from "./silo-server.js";
@@ -25,6 +27,18 @@ export async function committedBytes(silo: SiloClient, volume: string, path: str
   return Buffer.concat(chunks);
 }
 
+/**
+ * A volume `name` (created if missing) whose file `path` is `size` random bytes, committed, and
+ * the same bytes in the local file `ref`: the reference a test's writes on a mount go to as well.
+ */
+export async function committedWithReference(silo: SiloClient, name: string, path: string, size: number, ref: string): Promise<Volume> {
+  const vol = await silo.volumes.fromName(name, { createIfMissing: true });
+  const original = randomBytes(size);
+  await vol.batchUpload().putFile(original, path).commit();
+  await writeFile(ref, original);
+  return vol;
+}
+
 /** The committed content of a file as text; null if it does not exist. */
 export async function committedText(silo: SiloClient, volume: string, path: string): Promise<string | null> {
   return (await committedBytes(silo, volume, path))?.toString() ?? null;
@@ -38,6 +52,28 @@ export async function barrier(dir: string): Promise<void> {
   } finally {
     await fh.close().catch(() => {});
   }
+}
+
+/** What a mount's block cache counted (its status over the control socket): `bytesFetched` is what came from the server. */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  bytesFetched: number;
+}
+
+async function mountSocket(dir: string): Promise<string> {
+  const record = await readMountRecord(dir);
+  if (!record?.socket) throw new Error(`no control socket in the mount record of ${dir}`);
+  return record.socket;
+}
+
+export async function cacheStats(dir: string): Promise<CacheStats> {
+  return ((await controlRequest(await mountSocket(dir), "status")) as { cache: CacheStats }).cache;
+}
+
+/** Commits a mount's changes now (its control socket), as `silo volume commit` does. */
+export async function commitMount(dir: string): Promise<void> {
+  await controlRequest(await mountSocket(dir), "commit", 120_000);
 }
 
 /** Rejects if `p` takes longer than `ms`: every mount test stage has a bound (a hung FUSE op waits ~forever). */

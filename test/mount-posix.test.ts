@@ -7,12 +7,13 @@
  * as an unprivileged user (`nobody`, test/helpers/unprivileged-user.ts).
  */
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
-import { eventually } from "./helpers/eventually.js";
+import { eventually, waitFor } from "./helpers/eventually.js";
+import { mountStatus } from "../cli/mount-status.js";
 import { UnprivilegedUser } from "./helpers/unprivileged-user.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 
@@ -329,6 +330,20 @@ describe("hard links", () => {
     // An open file whose last name is gone has no links (fstat), as on ext4, and still reads.
     const unlinkedOpen = "(lambda fd: (os.unlink('d/b'), os.fstat(fd).st_nlink, os.read(fd, 5).decode(), os.close(fd))[1:3])(os.open('d/b', os.O_RDONLY))";
     expect(await one(dir, unlinkedOpen)).toEqual([0, "jELLO"]);
+  });
+
+  it("inode numbers stay the same after the kernel forgot them, as ext4's (hard links stay one number)", async () => {
+    const { dir } = await mounted();
+    await ops(dir, ["write('a', 'x')", "os.mkdir('d')", "os.link('a', 'd/b')"]);
+    const before = { a: (await stat(dir, "a")).ino, d: (await stat(dir, "d")).ino };
+    // Dropping dentries and inodes makes the kernel FORGET every name of the mount it does not hold.
+    await waitFor("the kernel forgot the mount's names", async () => {
+      writeFileSync("/proc/sys/vm/drop_caches", "2");
+      return (await mountStatus(dir)).kernelInodes === 1;
+    });
+    expect((await stat(dir, "d/b")).ino).toBe(before.a);
+    expect((await stat(dir, "d")).ino).toBe(before.d);
+    expect((await stat(dir, "a")).ino).toBe(before.a);
   });
 
   it("renameat2 RENAME_EXCHANGE swaps two names, across directories and types, kept through remount", async () => {

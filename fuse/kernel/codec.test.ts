@@ -233,8 +233,12 @@ describe("InodeMap", () => {
     expect(m.reserve(key)).toBe(shown);
     expect(m.ino(key)).toBe(shown);
     expect([m.get(shown), m.peek(key), m.size]).toEqual([key, shown, 2]);
+    // Forgotten, the key keeps its number (stable slots): the next lookup answers the same one.
     m.forget(shown);
-    expect([m.get(shown), key.ino]).toEqual([undefined, undefined]);
-    expect(m.reserve(key)).toBeGreaterThan(shown);
+    expect([m.get(shown), m.peek(key), key.ino, m.size]).toEqual([undefined, undefined, shown, 1]);
+    expect(m.ino(key)).toBe(shown);
+    expect([m.get(shown), m.peek(key)]).toEqual([key, shown]);
+    // Never given to another key.
+    expect(m.ino({ ino: undefined })).toBeGreaterThan(shown);
   });
 });

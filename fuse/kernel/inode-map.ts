@@ -4,6 +4,12 @@ import { FUSE_ROOT_ID } from "./abi.js";
 export interface InoSlots<K> {
   get(key: K): number | undefined;
   set(key: K, ino: number | undefined): void;
+  /**
+   * A key keeps its number after the kernel forgot it: the next lookup answers the same one, as
+   * ext4's numbers stay (a `stat` before and after the kernel dropped its caches agree, so tools
+   * that find hard links by inode number see one file). Not for a Map, which would grow for ever.
+   */
+  readonly stable?: boolean;
 }
 
 /** Keys of any kind: a Map from key to number. */
@@ -24,6 +30,7 @@ class MapSlots<K> implements InoSlots<K> {
  * quarter of the daemon's CPU in a `find`).
  */
 export const inoFieldSlots: InoSlots<{ ino: number | undefined }> = {
+  stable: true,
   get: (key) => key.ino,
   set: (key, ino) => {
     key.ino = ino;
@@ -32,8 +39,9 @@ export const inoFieldSlots: InoSlots<{ ino: number | undefined }> = {
 
 /**
  * Inode numbers for the objects a file system names (tree nodes, paths): one number per key
- * while the kernel may refer to it, a new one after it was forgotten. Numbers are never reused,
- * so a stale number from before a forget can never reach another object.
+ * while the kernel may refer to it; after it was forgotten the same one again with stable slots,
+ * else a new one. Numbers are never reused for another key, so a stale number from before a
+ * forget can never reach another object.
  *
  * A key may also hold a number the kernel was only shown, not given (`reserve`: the d_ino of a
  * plain READDIR entry, to which the kernel takes no reference): the key keeps it, so a later
@@ -89,7 +97,7 @@ export class InodeMap<K> {
     if (ino === FUSE_ROOT_ID) return;
     const key = this.byIno.get(ino);
     this.byIno.delete(ino);
-    if (key !== undefined && this.slots.get(key) === ino) this.slots.set(key, undefined);
+    if (!this.slots.stable && key !== undefined && this.slots.get(key) === ino) this.slots.set(key, undefined);
   }
 
   /** Points `ino` at another key (a path-keyed file system after a rename). */

@@ -1,6 +1,6 @@
 import { NotFoundError } from "../../protocol/errors.js";
 import type { ManifestEntry } from "../../protocol/volume.js";
-import type { Namespace, Node } from "./namespace.js";
+import { type Namespace, type Node, parentOf } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** Entries per list request of a directory load. */
@@ -18,7 +18,6 @@ export interface LoadTarget {
 /** Entries of directories read at one version, by directory path, each by name in path order. */
 type Listings = Map<string, Map<string, ManifestEntry>>;
 
-const parentOf = (path: string): string => path.slice(0, Math.max(0, path.lastIndexOf("/")));
 const depth = (path: string): number => (path === "" ? 0 : path.split("/").length);
 
 /**
@@ -45,7 +44,7 @@ export class DirLoader {
     return p;
   }
 
-  /** Loads the directories of `paths` (parents of names, say), and every one on their way. */
+  /** Loads directories `dirs` (the parents of a link's names, say) and every one on their way, in one step. */
   async ensureAll(dirs: Iterable<string>): Promise<void> {
     const todo = [...new Set(dirs)].filter((d) => !this.isLoaded(d));
     if (todo.length) await this.load(todo);

@@ -7,7 +7,7 @@ import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnaps
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirLoader, type LoadTarget } from "./lazy-load.js";
-import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
+import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, parentOf, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
@@ -701,10 +701,6 @@ export class MountedVolume implements LoadTarget {
 function filesOf(node: Node | undefined, into: Set<FileContent>): void {
   if (node?.type === "file") into.add(node.content);
   else if (node?.type === "directory") for (const child of node.children.values()) filesOf(child, into);
-}
-
-function parentOf(path: string): string {
-  return path.slice(0, Math.max(0, path.lastIndexOf("/")));
 }
 
 function ancestors(path: string): string[] {

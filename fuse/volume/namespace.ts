@@ -145,6 +145,9 @@ export function unlinkOne(node: Node | undefined): void {
   if (node && node.type !== "directory") node.nlink--;
 }
 
+/** The directory holding `path` ("" for a name in the root). */
+export const parentOf = (path: string): string => path.slice(0, Math.max(0, path.lastIndexOf("/")));
+
 /** `/a/b` (FUSE) → `a/b` (manifest); the root is "". */
 export const relPath = (fusePath: string) => fusePath.replace(/^\/+/, "").replace(/\/+$/, "");
 

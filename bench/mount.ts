@@ -13,6 +13,10 @@
  * ROWS=cold-read: a 2 GiB file (SIZE_MB overrides) read sequentially with caches
  * dropped, on a fresh silo mount and on bindfs over the same bytes on local disk, alternated,
  * 3 runs each: median throughput and CPU-seconds per GiB of the daemon, the server and bindfs.
+ * ROWS=big seeds a BIG_FILES-file volume (default 1,000,000, in directories of
+ * 1,000) through the API and measures its mount, the daemon's RSS after it and after a `find`
+ * over it, and the commit of one changed file; PEER_BIN=/path/to/bin/silo.js measures another
+ * build's mount of the same volume in the same run (alternated).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -41,8 +45,8 @@ const work = mkdtempSync(join(tmpdir(), "silo-bench-mount-"));
 let server: BenchSilo | undefined;
 const mounted: string[] = [];
 
-function silo(args: string[], env: NodeJS.ProcessEnv): string {
-  return execFileSync(process.execPath, [SILO_BIN, ...args], { env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+function silo(args: string[], env: NodeJS.ProcessEnv, bin = SILO_BIN): string {
+  return execFileSync(process.execPath, [bin, ...args], { env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
 }
 
 const dropCaches = () => {
@@ -102,18 +106,21 @@ function smallFiles(dir: string): { create: number; stat: number; unlink: number
 }
 
 function mount(env: NodeJS.ProcessEnv, volume: string, dir: string, ...flags: string[]): void {
-  silo(["volume", "mount", volume, dir, "--commit-interval-ms", "0", ...flags], env);
+  mountWith(SILO_BIN, env, volume, dir, ...flags);
+}
+function mountWith(bin: string, env: NodeJS.ProcessEnv, volume: string, dir: string, ...flags: string[]): void {
+  silo(["volume", "mount", volume, dir, "--commit-interval-ms", "0", ...flags], env, bin);
   mounted.push(dir);
 }
-function unmount(env: NodeJS.ProcessEnv, dir: string): number {
-  const t = time(() => silo(["volume", "unmount", dir], env));
+function unmount(env: NodeJS.ProcessEnv, dir: string, bin = SILO_BIN): number {
+  const t = time(() => silo(["volume", "unmount", dir], env, bin));
   mounted.splice(mounted.indexOf(dir), 1);
   return t;
 }
 
 /** Seeds a volume with many empty files straight through the API (creating them through a mount would dominate the run). */
 async function seedVolume(client: SiloClient, name: string, files: number): Promise<void> {
-  const vol = await client.volumes.fromName(name, { createIfMissing: true });
+  const vol = await client.volumes.fromName(name, { createIfMissing: true, inodeLimit: Math.max(500_000, files * 2) });
   const now = Date.now();
   for (let start = 0; start < files; start += 10_000) {
     const changes = [];
@@ -306,6 +313,11 @@ async function main(): Promise<void> {
     await client.close();
     return;
   }
+  if (process.env.ROWS === "big") {
+    await bigVolume(env, client);
+    await client.close();
+    return;
+  }
   if (process.env.ROWS === "small") {
     await smallOnly(env, client);
     await client.close();
@@ -402,6 +414,59 @@ async function main(): Promise<void> {
   await commitUnderWriter(env, client);
   await sparseRss(env, client);
   await client.close();
+}
+
+/**
+ * ROWS=big: a BIG_FILES-file volume seeded through the API; mount time, daemon RSS after the
+ * mount and after a `find` over everything, CPU-seconds of each, and the commit of one changed
+ * file. With PEER_BIN, the peer build's mount time and RSS of the same volume, alternated.
+ */
+async function bigVolume(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  const files = Number(process.env.BIG_FILES ?? 1_000_000);
+  const t0 = process.hrtime.bigint();
+  await seedVolume(client, "big", files);
+  console.log(`seeded ${files} files in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
+  const dir = join(work, "big");
+  const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+  const pidOf = async () => (await readMountRecord(dir))!.pid;
+  const builds: Array<[string, string]> = [["this build", SILO_BIN]];
+  if (process.env.PEER_BIN) builds.push(["peer", process.env.PEER_BIN]);
+  for (let round = 0; round < Number(process.env.RUNS ?? 2); round++) {
+    for (const [name, bin] of round % 2 ? [...builds].reverse() : builds) {
+      let seconds: number;
+      try {
+        seconds = time(() => mountWith(bin, env, "big", dir));
+      } catch (err) {
+        // The CLI gives a daemon 30 s to become ready: a whole-tree load may take longer.
+        console.log(`${name}: mount failed (${(err as Error).message.split("\n")[0]})`);
+        continue;
+      }
+      const pid = await pidOf();
+      console.log(`${name}: mount ${seconds.toFixed(2)} s, daemon RSS ${rssOf(pid).toFixed(0)} MiB, ${cpuSecondsOf(pid).toFixed(2)} CPU-s`);
+      unmount(env, dir, bin);
+    }
+  }
+  mount(env, "big", dir);
+  const pid = await pidOf();
+  const socket = join(stateDirFor(dir), "control.sock");
+  /** Commit of one changed file, median of 7 (`when`: what the mount has read by then). */
+  const commits = async (when: string, round: number) => {
+    const samples: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      writeFileSync(join(dir, `d${i}`, `f${i * 1000 + 1}`), `change ${round} ${i}`);
+      const t = process.hrtime.bigint();
+      await controlRequest(socket, "commit");
+      samples.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    samples.sort((a, b) => a - b);
+    console.log(`commit of 1 changed file in a ${files}-file volume, ${when}: median ${samples[3]!.toFixed(1)} ms (min ${samples[0]!.toFixed(1)}, max ${samples[6]!.toFixed(1)})`);
+  };
+  await commits("7 directories read", 0);
+  const cpuBefore = cpuSecondsOf(pid);
+  const findSeconds = time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
+  console.log(`find over ${files} files: ${findSeconds.toFixed(1)} s (${(files / findSeconds).toFixed(0)} entries/s), daemon RSS after ${rssOf(pid).toFixed(0)} MiB, ${(cpuSecondsOf(pid) - cpuBefore).toFixed(1)} CPU-s`);
+  await commits("after the find read everything", 1);
+  unmount(env, dir);
 }
 
 /** CPU seconds (user + system) a process has used so far. */

@@ -41,6 +41,8 @@ export function describeMountStatus(s: MountStatusReport): string {
     ["open files", String(s.openFiles)],
     ["inodes", `${s.inodes} of ${s.inodeLimit}`],
   ];
+  // Daemons before the tree loaded on demand do not report it.
+  if (s.loadedDirs !== undefined) lines.push(["directories read", String(s.loadedDirs)]);
   if (s.commits) {
     const c = s.commits;
     const last = c.lastCommitAt ? `${new Date(c.lastCommitAt).toISOString()}, took ${c.lastCommitMs.toFixed(0)} ms` : "none yet";

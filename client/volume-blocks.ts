@@ -8,6 +8,7 @@ import {
   type Delta,
   type DirectUploadPlan,
   INLINE_BLOCK_MAX,
+  type ManifestEntry,
   type TreePage,
   type VersionPin,
 } from "../protocol/volume.js";
@@ -71,6 +72,21 @@ export class VolumeBlocks {
   /** One page of a version's full tree, in path order; pass `next` back as `after`. */
   tree(version: number, opts: { after?: string; limit?: number } = {}): Promise<TreePage> {
     return this.rpc<TreePage>("GET", "/tree", undefined, { version, after: opts.after, limit: opts.limit });
+  }
+
+  /** One page of the entries directly in directory `dir` ("" the root) of a version, in path order; pass `next` back as `after`. */
+  list(version: number, dir: string, opts: { after?: string; limit?: number } = {}): Promise<TreePage> {
+    return this.rpc<TreePage>("GET", "/list", undefined, { version, path: dir, after: opts.after, limit: opts.limit });
+  }
+
+  /** Every name (entry) of the given hard-link ids in a version. */
+  async links(version: number, linkIds: string[]): Promise<ManifestEntry[]> {
+    const out: ManifestEntry[] = [];
+    for (let k = 0; k < linkIds.length; k += VOLUME_ROUTE_LIMITS.linkIdsPerRequest) {
+      const page = await this.rpc<{ entries: ManifestEntry[] }>("POST", "/links", { version, linkIds: linkIds.slice(k, k + VOLUME_ROUTE_LIMITS.linkIdsPerRequest) });
+      out.push(...page.entries);
+    }
+    return out;
   }
 
   /** The changes that turn version `from` into `to` (VersionGoneError if `from` is no longer retained). */

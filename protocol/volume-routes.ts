@@ -19,6 +19,8 @@ export const VOLUME_ROUTE_LIMITS = {
   /** Entries in one list or tree page, and the page an absent limit gets. */
   maxPage: 10_000,
   defaultPage: 1000,
+  /** Hard-link ids in one "every name of these links" request. */
+  linkIdsPerRequest: 1000,
   /** Versions in one history page. */
   maxHistoryPage: 1000,
   /** Written ranges in one block composition (a mount's partial block holds at most 256). */
@@ -77,6 +79,11 @@ export const SmallFilesBody = Type.Object({
 });
 export const FileQuery = Type.Object({ path: Type.String(), version: Type.Optional(Version) });
 
+/** Every name of some hard links (link ids) in a version (absent: the latest). */
+export const LinksBody = Type.Object({
+  linkIds: Type.Array(Type.String(), { maxItems: VOLUME_ROUTE_LIMITS.linkIdsPerRequest }),
+  version: Type.Optional(Version),
+});
 export const DeltaQuery = Type.Object({ from: Version, to: Type.Optional(Version) });
 export const TreeQuery = Type.Object({ version: Type.Optional(Version), after: Type.Optional(Type.String()), limit: Type.Optional(Page) });
 export const RemoveBody = Type.Object({ path: Type.String(), recursive: Type.Optional(Type.Boolean()) });

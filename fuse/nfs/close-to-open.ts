@@ -97,7 +97,7 @@ export const closeToOpen: MountConsistency = {
       forget: (ino) => fs.forget(ino),
       async lookup(ctx: RequestContext, parent: number, name: string) {
         try {
-          return fs.lookup(ctx, parent, name);
+          return await fs.lookup(ctx, parent, name);
         } catch (err) {
           if (!isENOENT(err)) throw err;
           // A name we do not know may have been created elsewhere: ask once before saying no.
@@ -130,8 +130,8 @@ export const closeToOpen: MountConsistency = {
         // The bytes may have changed elsewhere since the kernel cached them.
         return { ...opened, keepCache: false };
       },
-      create(ctx, parent, name, mode, flags) {
-        const r = fs.create(ctx, parent, name, mode);
+      async create(ctx, parent, name, mode, flags) {
+        const r = await fs.create(ctx, parent, name, mode);
         writeFhs.add(r.opened.fh);
         return { entry: r.entry, opened: { ...r.opened, keepCache: false } };
       },

@@ -107,6 +107,16 @@ export class VolumeFs implements Filesystem {
     return n;
   }
 
+  /** Directory `ino` with its entries loaded (lazy-load.ts): what every operation on names needs first. */
+  private async loadedDir(ino: number): Promise<DirNode> {
+    const dir = this.dir(ino);
+    if (!dir.loaded) {
+      const p = this.pathOf(ino, dir);
+      if (p !== undefined) await this.mv.loader.ensure(p);
+    }
+    return dir;
+  }
+
   private file(n: Node): FileNode {
     if (n.type === "directory") throw new FsError("EISDIR");
     if (n.type !== "file") throw new FsError("EINVAL");
@@ -161,7 +171,8 @@ export class VolumeFs implements Filesystem {
     let rdev = 0;
     switch (node.type) {
       case "directory":
-        // As ext4: "." and ".." of every subdirectory count.
+        // As ext4: "." and ".." of every subdirectory count (only loaded directories are
+        // answered for: lookup loads, readdirplus leaves the others to a lookup).
         size = 4096;
         nlink = 2 + node.children.subdirs;
         break;
@@ -214,10 +225,17 @@ export class VolumeFs implements Filesystem {
 
   // ---- names ----
 
-  lookup(_ctx: RequestContext, parent: number, name: string): Entry {
+  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
     checkName(name);
-    const node = this.dir(parent).children.get(name);
+    const dir = await this.loadedDir(parent);
+    let node = dir.children.get(name);
     if (!node) throw new FsError("ENOENT");
+    // A directory's attributes count its subdirectories: it is loaded before it is answered for.
+    if (node.type === "directory" && !node.loaded) {
+      await this.mv.loader.ensure(this.childPath(parent, name));
+      node = dir.children.get(name);
+      if (!node) throw new FsError("ENOENT");
+    }
     return this.entry(parent, name, node);
   }
 
@@ -266,7 +284,8 @@ export class VolumeFs implements Filesystem {
     return this.entry(parent, name, node);
   }
 
-  mknod(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): Entry {
+  async mknod(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): Promise<Entry> {
+    await this.loadedDir(parent);
     const type = mode & S_IFMT;
     const stat = this.ownedStat(ctx, parent, mode);
     if (type === S_IFREG || type === 0) return this.addNode(parent, name, new FileNode(stat, new FileContent(0, [])));
@@ -275,16 +294,19 @@ export class VolumeFs implements Filesystem {
     return this.addNode(parent, name, new SpecialNode(special, special === "char" || special === "block" ? rdev : 0, stat));
   }
 
-  mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Entry {
+  async mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Promise<Entry> {
+    await this.loadedDir(parent);
     return this.addNode(parent, name, new DirNode(this.ownedStat(ctx, parent, mode, true)));
   }
 
-  symlink(ctx: RequestContext, parent: number, name: string, target: string): Entry {
+  async symlink(ctx: RequestContext, parent: number, name: string, target: string): Promise<Entry> {
+    await this.loadedDir(parent);
     return this.addNode(parent, name, new LinkNode(target, this.ownedStat(ctx, parent, 0o777)));
   }
 
-  link(_ctx: RequestContext, ino: number, newParent: number, newName: string): Entry {
+  async link(_ctx: RequestContext, ino: number, newParent: number, newName: string): Promise<Entry> {
     this.writable();
+    await this.loadedDir(newParent);
     const node = this.node(ino);
     if (node.type === "directory") throw new FsError("EPERM");
     if (node.nlink >= VOLUME_LIMITS.maxLinks) throw new Errno(E.EMLINK);
@@ -297,8 +319,9 @@ export class VolumeFs implements Filesystem {
     return this.entry(newParent, newName, node);
   }
 
-  unlink(_ctx: RequestContext, parent: number, name: string): void {
+  async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
     this.writable();
+    await this.loadedDir(parent);
     const p = this.childPath(parent, name);
     const node = this.mv.ns.lookup(p);
     if (!node) throw new FsError("ENOENT");
@@ -314,8 +337,11 @@ export class VolumeFs implements Filesystem {
     this.mv.dropped(node).catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
   }
 
-  rmdir(_ctx: RequestContext, parent: number, name: string): void {
+  async rmdir(_ctx: RequestContext, parent: number, name: string): Promise<void> {
     this.writable();
+    await this.loadedDir(parent);
+    // Whether it is empty is known once its own entries are.
+    await this.mv.loader.ensure(this.childPath(parent, name));
     const p = this.childPath(parent, name);
     const node = this.mv.ns.lookup(p);
     if (!node) throw new FsError("ENOENT");
@@ -324,9 +350,16 @@ export class VolumeFs implements Filesystem {
     this.mv.ns.remove(p);
   }
 
-  rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+  async rename(_ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
     this.writable();
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError("EINVAL"); // RENAME_WHITEOUT (overlayfs only)
+    await this.loadedDir(parent);
+    await this.loadedDir(newParent);
+    // Every path below a moved directory changes, so all of it must be loaded; a replaced
+    // directory must be known to be empty.
+    await this.mv.loader.ensureTree(this.childPath(parent, name));
+    if (flags & RENAME_EXCHANGE) await this.mv.loader.ensureTree(this.childPath(newParent, newName));
+    else await this.mv.loader.ensure(this.childPath(newParent, newName));
     const from = this.childPath(parent, name);
     const to = this.childPath(newParent, newName);
     const node = this.mv.ns.lookup(from);
@@ -358,7 +391,8 @@ export class VolumeFs implements Filesystem {
     return { fh: this.mv.openHandle(this.file(this.node(ino)), write), keepCache: true };
   }
 
-  create(ctx: RequestContext, parent: number, name: string, mode: number) {
+  async create(ctx: RequestContext, parent: number, name: string, mode: number) {
+    await this.loadedDir(parent);
     const node = new FileNode(this.ownedStat(ctx, parent, mode), new FileContent(0, []));
     const entry = this.addNode(parent, name, node);
     return { entry, opened: { fh: this.mv.openHandle(node, true), keepCache: true } };
@@ -508,8 +542,8 @@ export class VolumeFs implements Filesystem {
 
   // ---- directories ----
 
-  opendir(_ctx: RequestContext, ino: number) {
-    const dir = this.dir(ino);
+  async opendir(_ctx: RequestContext, ino: number) {
+    const dir = await this.loadedDir(ino);
     const parentIno = this.names.get(ino)?.parent ?? FUSE_ROOT_ID;
     const parent = this.inodes.get(parentIno) ?? dir;
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
@@ -528,7 +562,8 @@ export class VolumeFs implements Filesystem {
     for (let i = offset; i < list.length && out.length < max; i++) {
       const [name, node] = list[i]!;
       const dot = name === "." || name === "..";
-      const entry = plus && !dot ? this.entry(ino, name, node) : undefined;
+      // An unloaded directory gets no lookup answer (its nlink is not known yet): the kernel looks it up when it needs it.
+      const entry = plus && !dot && !(node.type === "directory" && !node.loaded) ? this.entry(ino, name, node) : undefined;
       // A plain listing's d_ino: the number a lookup will give, not registered (the kernel takes no reference).
       out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.reserve(node)), type: typeOf(node), nextOffset: i + 1, entry });
     }

@@ -7,7 +7,8 @@ import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
-import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
+import { DirLoader, type LoadTarget } from "./lazy-load.js";
+import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, parentOf, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
@@ -29,6 +30,8 @@ export interface MountStatus {
   openFiles: number;
   inodes: number;
   inodeLimit: number;
+  /** Directories whose entries were read from the server so far (the tree loads on demand). */
+  loadedDirs: number;
   lastCommitError: string | null;
   /** Why the last write of the journal failed (a full local disk), until one succeeds. */
   lastJournalError: string | null;
@@ -49,8 +52,10 @@ const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
  * One mounted volume: its tree (committed version + local changes), open file handles, and
  * commit/reload. The FUSE layer (fuse-ops.ts) is a thin translation onto this.
  */
-export class MountedVolume {
+export class MountedVolume implements LoadTarget {
   readonly ns = new Namespace(Number.MAX_SAFE_INTEGER);
+  /** Reads directories when something first needs their entries (lazy-load.ts). */
+  readonly loader = new DirLoader(this);
   /** The committed entries this mount last saw, by path (decides what a commit must send). */
   private readonly base = new Map<string, ManifestEntry>();
   /** The version whose changes the tree fully reflects (a reload asks for the delta from here). */
@@ -81,20 +86,22 @@ export class MountedVolume {
     readonly store: ContentStore,
   ) {}
 
-  /** Loads a committed version's tree (the daemon pins it first), page by page. */
+  /**
+   * Mounts a committed version (the daemon pins it first): reads its root directory; the rest
+   * loads as it is needed (lazy-load.ts).
+   */
   async load(version: number): Promise<void> {
     const info = await this.remote.info();
     this.ns.inodeLimit = info.inodeLimit;
+    // The server's count (of the latest version, which the pin just took): loads add nothing to it.
+    this.ns.inodes = info.inodes;
     this.viewVersion = version;
-    let after: string | undefined;
-    do {
-      const page = await this.remote.tree(this.viewVersion, { after, limit: TREE_PAGE });
-      for (const e of page.entries) {
-        this.ns.applyPut(e);
-        this.base.set(e.path, e);
-      }
-      after = page.next;
-    } while (after);
+    this.ns.root.loaded = false;
+    await this.loader.ensure("");
+  }
+
+  committed(entry: ManifestEntry): void {
+    this.base.set(entry.path, entry);
   }
 
   // ---- handles ----
@@ -263,6 +270,8 @@ export class MountedVolume {
       };
       for (const r of claim.records) {
         n++;
+        // The record's directory as the view has it, so a later load cannot undo the record.
+        await this.loader.ensure(parentOf(r.path));
         switch (r.op) {
           case "gone":
             this.ns.applyDelete(r.path);
@@ -590,11 +599,20 @@ export class MountedVolume {
   private async catchUp(writers: ReadonlySet<Node>): Promise<{ version: number; changed: boolean }> {
     const latest = await this.remote.latestVersion();
     if (latest <= this.viewVersion) return { version: this.viewVersion, changed: false };
+    let fromTree = false;
     const delta = await this.remote.delta(this.viewVersion, latest).catch(async (err: Error) => {
       // The server no longer keeps our version (retention): diff against the latest full tree.
       if (!(err instanceof VersionGoneError)) throw err;
+      fromTree = true;
       return this.deltaFromTree(latest);
     });
+    // Every name of a hard link the delta brings must be in memory with it (lazy-load.ts): load
+    // their directories at the view first, then the delta applies to them. A view the server no
+    // longer keeps cannot be read: those load at the new view, just after the switch.
+    const linkIds = new Set<string>();
+    for (const ch of delta.changes) if (ch.op === "put" && ch.entry.linkId && this.ns.reachable(ch.entry.path)) linkIds.add(ch.entry.linkId);
+    const linkedDirs = linkIds.size ? (await this.remote.links(latest, [...linkIds])).map((e) => parentOf(e.path)) : [];
+    if (!fromTree) await this.loader.ensureAll(linkedDirs);
     const freed: Array<Node | undefined> = [];
     /**
      * Files the new version may not name: pending ones (a path the delta did not touch may hold
@@ -612,6 +630,8 @@ export class MountedVolume {
         if (open) filesOf(here, stale);
         continue;
       }
+      // Below a directory not loaded yet: its load will read the new version.
+      if (!this.ns.reachable(p)) continue;
       if (ch.op === "delete") {
         freed.push(this.ns.applyDelete(p));
         this.forgetBase(p);
@@ -622,6 +642,7 @@ export class MountedVolume {
     }
     if (open) for (const node of freed) filesOf(node, stale);
     this.moveView(latest, stale);
+    if (fromTree) await this.loader.ensureAll(linkedDirs);
     for (const node of freed) await this.dropped(node);
     return { version: latest, changed: delta.changes.length > 0 };
   }
@@ -705,6 +726,7 @@ export class MountedVolume {
       openFiles: this.handles.size,
       inodes: this.ns.inodes,
       inodeLimit: this.ns.inodeLimit,
+      loadedDirs: this.loader.loadedDirs,
       lastCommitError: this.lastCommitError,
       lastJournalError: this.lastJournalError,
     };

@@ -98,6 +98,12 @@ export class Children extends Map<string, Node> {
 export class DirNode extends BaseNode {
   readonly type = "directory";
   readonly children = new Children();
+  /**
+   * Whether `children` holds the view version's entries (plus local changes). A directory read
+   * from the server starts unloaded and empty until something needs its entries (lazy-load.ts);
+   * one made here has all its entries from the start.
+   */
+  loaded = true;
 }
 
 export class FileNode extends LinkableNode {
@@ -140,6 +146,9 @@ export type Node = DirNode | FileNode | LinkNode | SpecialNode;
 export function unlinkOne(node: Node | undefined): void {
   if (node && node.type !== "directory") node.nlink--;
 }
+
+/** The directory holding `path` ("" for a name in the root). */
+export const parentOf = (path: string): string => path.slice(0, Math.max(0, path.lastIndexOf("/")));
 
 /** `/a/b` (FUSE) → `a/b` (manifest); the root is "". */
 export const relPath = (fusePath: string) => fusePath.replace(/^\/+/, "").replace(/\/+$/, "");
@@ -301,6 +310,39 @@ export class Namespace {
     let n = 1;
     if (node.type === "directory") for (const [name, child] of node.children) n += this.count(`${path}/${name}`, child);
     return n;
+  }
+
+  /** Whether every directory on the way to `path` that exists is loaded (else a reload leaves `path` to that directory's later load). */
+  reachable(path: string): boolean {
+    if (path === "") return true;
+    let node: Node | undefined = this.root;
+    for (const name of path.split("/")) {
+      if (node?.type !== "directory") return true;
+      if (!node.loaded) return false;
+      node = node.children.get(name);
+    }
+    return true;
+  }
+
+  /**
+   * Fills unloaded directory `dir` (at `path`) with its committed entries, as a load reads them:
+   * subdirectories start unloaded, names of a hard link already loaded join its node. The
+   * entries were counted in `inodes` already (the server's count).
+   */
+  loadChildren(dir: DirNode, entries: Iterable<ManifestEntry>): void {
+    for (const entry of entries) {
+      const name = entry.path.slice(entry.path.lastIndexOf("/") + 1);
+      if (dir.children.has(name)) continue;
+      let node: Node | undefined = this.linkedNode(entry);
+      if (node) node.nlink++;
+      else {
+        node = nodeFromEntry(entry);
+        if (node.type === "directory") node.loaded = false;
+        if (entry.linkId) this.linked.set(entry.linkId, node);
+      }
+      dir.children.set(name, node);
+    }
+    dir.loaded = true;
   }
 
   /** Walks every (path, node) below `path` (not including it), parents first. */

@@ -330,8 +330,15 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   [`GET ${VOL}/tree`]: {
     summary: "A version's whole tree, paged",
-    description: "Every entry of a version with its block hashes (what a mount loads).",
+    description: "Every entry of a version with its block hashes (a mount whose version the server no longer keeps diffs against it).",
     errors: ["INVALID", "NOT_FOUND", "VERSION_GONE"],
+  },
+  [`POST ${VOL}/links`]: {
+    summary: "Every name of some hard links",
+    description:
+      "The entries of a version (default: the latest) that carry one of the given `linkId`s, by link id then path: what a mount that loads directories on demand reads to keep a hard link's names together. At most 1,000 link ids per request.",
+    errors: ["INVALID", "NOT_FOUND", "VERSION_GONE"],
+    fields: { linkIds: "Hard-link ids (`linkId` of entries)", version: "The version to read (default: the latest)" },
   },
   [`POST ${VOL}/remove`]: {
     summary: "Remove a file or directory",

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { Change } from "../../protocol/volume.js";
-import { CopyBody, DeltaQuery, RemoveBody, TreeQuery, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
+import { CopyBody, DeltaQuery, LinksBody, RemoveBody, TreeQuery, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { CommitBody } from "../../protocol/volume-schemas.js";
 import { invalid } from "../errors.js";
 import { planCopy, planRemove } from "./file-ops.js";
@@ -46,6 +46,12 @@ export async function manifestRoutes(fastify: FastifyInstance, opts: { volumes: 
   app.get("/v1/volumes/:id/tree", { schema: { params: VolumeIdParams, querystring: TreeQuery } }, async (req) => {
     const { st } = await volumes.open(req.caller, req.params.id);
     return volumes.store.tree(st.volume, req.query.version, req.query.after ?? "", req.query.limit ?? VOLUME_ROUTE_LIMITS.defaultPage);
+  });
+
+  // A mount that loads directories on demand finds a hard link's other names here (fuse/volume/lazy-load.ts).
+  app.post("/v1/volumes/:id/links", { schema: { params: VolumeIdParams, body: LinksBody } }, async (req) => {
+    const { st } = await volumes.open(req.caller, req.params.id);
+    return volumes.store.linked(st.volume, req.body.version, req.body.linkIds);
   });
 
   app.post("/v1/volumes/:id/remove", { schema: { params: VolumeIdParams, body: RemoveBody } }, async (req) => {

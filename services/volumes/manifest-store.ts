@@ -54,6 +54,8 @@ export interface ManifestStore {
   tree(volume: string, version: number | undefined, after: string, limit: number): Promise<TreePage>;
   /** Entries directly in `dir`, or (recursive) everything below it, in path order. */
   list(volume: string, version: number | undefined, dir: string, recursive: boolean, after: string, limit: number): Promise<TreePage>;
+  /** Every name (entry) of the given hard-link ids in `version`, by link id then path. */
+  linked(volume: string, version: number | undefined, linkIds: readonly string[]): Promise<{ version: number; entries: ManifestEntry[] }>;
   /** Live entries strictly below directory `dir` (not the root) in the latest version, in path order. */
   liveSubtree(volume: string, dir: string): Promise<ManifestEntry[]>;
   /** The changes that turn version `from` into `to`: deletes first, then puts, each in path order. */

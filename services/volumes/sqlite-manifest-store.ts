@@ -124,6 +124,8 @@ export class SqliteManifestStore implements ManifestStore {
       treeAt: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`),
       childrenLatest: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND parent = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path LIMIT ?`),
       childrenAt: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND parent = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`),
+      linkedLatest: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND link_id = ? AND valid_to = ${OPEN} ORDER BY path`),
+      linkedAt: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND link_id = ? AND ${AT} ORDER BY path`),
       subtreeLatest: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path LIMIT ?`),
       subtreeAt: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND path > ? AND path < ? AND ${AT} ORDER BY path LIMIT ?`),
       created: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND valid_from > ? AND valid_from <= ? AND valid_to > ?`),
@@ -320,6 +322,17 @@ export class SqliteManifestStore implements ManifestStore {
       rows = (latest ? this.s.childrenLatest.all(volume, dir, after, limit + 1) : this.s.childrenAt.all(volume, dir, after, v, v, limit + 1)) as Row[];
     }
     return page(v, rows, limit);
+  }
+
+  async linked(volume: string, version: number | undefined, linkIds: readonly string[]): Promise<{ version: number; entries: ManifestEntry[] }> {
+    const st = this.read(volume);
+    const v = this.retained(st, version);
+    const entries: ManifestEntry[] = [];
+    for (const id of new Set(linkIds)) {
+      const rows = (v === st.latest ? this.s.linkedLatest.all(volume, id) : this.s.linkedAt.all(volume, id, v, v)) as Row[];
+      for (const r of rows) entries.push(toEntry(r));
+    }
+    return { version: v, entries };
   }
 
   async liveSubtree(volume: string, dir: string): Promise<ManifestEntry[]> {

@@ -63,4 +63,12 @@ export const VOLUME_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: "hard-link ids are indexed: a lazily loading mount finds every name of a link without reading the tree",
+    up(db) {
+      // Partial: only the few rows of hard-linked nodes carry a link id.
+      db.exec("CREATE INDEX IF NOT EXISTS entries_by_link ON entries (volume, link_id, valid_to) WHERE link_id IS NOT NULL");
+    },
+  },
 ];

@@ -1,0 +1,166 @@
+import { NotFoundError } from "../../protocol/errors.js";
+import type { ManifestEntry } from "../../protocol/volume.js";
+import { type Namespace, type Node, parentOf } from "./namespace.js";
+import type { VolumeRemote } from "./remote.js";
+
+/** Entries per list request of a directory load. */
+const LIST_PAGE = 10_000;
+
+/** What a load reads and fills: the mount's tree at its view version. */
+export interface LoadTarget {
+  readonly ns: Namespace;
+  readonly remote: VolumeRemote;
+  readonly viewVersion: number;
+  /** Records a loaded entry as committed (what a commit compares a changed path with). */
+  committed(entry: ManifestEntry): void;
+}
+
+/** Entries of directories read at one version, by directory path, each by name in path order. */
+type Listings = Map<string, Map<string, ManifestEntry>>;
+
+const depth = (path: string): number => (path === "" ? 0 : path.split("/").length);
+
+/**
+ * Loads directories of a mounted tree on demand (docs/architecture.md, "Mounts"): what an
+ * operation needs is read at the view version and applied in one synchronous step, together
+ * with the directories of every other name of each hard link it meets.
+ */
+export class DirLoader {
+  /** Loads under way, by the directory path asked for: concurrent needs share one. */
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Directories loaded since the mount started (status). */
+  loadedDirs = 0;
+
+  constructor(private readonly t: LoadTarget) {}
+
+  /** Loads `dir` (a directory path, "" the root) and every unloaded directory on the way to it. */
+  ensure(dir: string): Promise<void> {
+    if (this.isLoaded(dir)) return Promise.resolve();
+    let p = this.inflight.get(dir);
+    if (!p) {
+      p = this.load([dir]).finally(() => this.inflight.delete(dir));
+      this.inflight.set(dir, p);
+    }
+    return p;
+  }
+
+  /** Loads directories `dirs` (the parents of a link's names, say) and every one on their way, in one step. */
+  async ensureAll(dirs: Iterable<string>): Promise<void> {
+    const todo = [...new Set(dirs)].filter((d) => !this.isLoaded(d));
+    if (todo.length) await this.load(todo);
+  }
+
+  /** Loads every directory at or below `path` (a rename moves all of them). */
+  async ensureTree(path: string): Promise<void> {
+    await this.ensure(path);
+    for (;;) {
+      const unloaded: string[] = [];
+      collectUnloaded(path, this.t.ns.lookup(path), unloaded);
+      if (unloaded.length === 0) return;
+      // Each round loads a level (and what links bring); a round that loads nothing ends it.
+      const before = this.loadedDirs;
+      await this.ensureAll(unloaded);
+      if (this.loadedDirs === before) return;
+    }
+  }
+
+  /** Whether there is nothing to load for `dir`: it and every directory on the way are loaded, or it is not there. */
+  private isLoaded(dir: string): boolean {
+    let node: Node | undefined = this.t.ns.root;
+    for (const name of dir === "" ? [] : dir.split("/")) {
+      if (node.type !== "directory") return true;
+      if (!node.loaded) return false;
+      node = node.children.get(name);
+      if (!node) return true;
+    }
+    return node.type !== "directory" || node.loaded;
+  }
+
+  private async load(dirs: string[]): Promise<void> {
+    for (;;) {
+      const version = this.t.viewVersion;
+      const listings: Listings = new Map();
+      const seenLinks = new Set<string>();
+      let todo = dirs;
+      while (todo.length > 0) {
+        const linkIds = new Set<string>();
+        for (const dir of todo) await this.gather(dir, version, listings, linkIds);
+        const fresh = [...linkIds].filter((id) => !seenLinks.has(id));
+        for (const id of fresh) seenLinks.add(id);
+        todo = fresh.length ? (await this.t.remote.links(version, fresh)).map((e) => parentOf(e.path)) : [];
+      }
+      // The view moved meanwhile (a reload or commit): what was read may be stale, read again.
+      if (version !== this.t.viewVersion) continue;
+      this.apply(listings);
+      return;
+    }
+  }
+
+  /**
+   * Reads the entries of every unloaded directory on the way from the root to `dir` at
+   * `version` (below an unloaded directory, the tree is the server's), noting the link ids met.
+   */
+  private async gather(dir: string, version: number, listings: Listings, linkIds: Set<string>): Promise<void> {
+    const names = dir === "" ? [] : dir.split("/");
+    let local: Node | undefined = this.t.ns.root;
+    let path = "";
+    for (let i = 0; ; i++) {
+      if (local !== undefined) {
+        if (local.type !== "directory") return;
+        if (!local.loaded) local = undefined;
+      }
+      let listing = local === undefined ? listings.get(path) : undefined;
+      if (local === undefined && !listing) {
+        listing = await this.list(path, version);
+        listings.set(path, listing);
+        for (const e of listing.values()) if (e.linkId) linkIds.add(e.linkId);
+      }
+      if (i === names.length) return;
+      const name = names[i]!;
+      if (local !== undefined) {
+        local = local.children.get(name);
+        if (!local) return;
+      } else if (listing!.get(name)?.type !== "directory") return;
+      path = path ? `${path}/${name}` : name;
+    }
+  }
+
+  /** A directory's entries at `version`; none if it is gone there (a path kept by a local change). */
+  private async list(dir: string, version: number): Promise<Map<string, ManifestEntry>> {
+    const out = new Map<string, ManifestEntry>();
+    let after: string | undefined;
+    try {
+      do {
+        const page = await this.t.remote.list(version, dir, { after, limit: LIST_PAGE });
+        for (const e of page.entries) out.set(e.path.slice(e.path.lastIndexOf("/") + 1), e);
+        after = page.next;
+      } while (after);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    return out;
+  }
+
+  /** Fills the read directories, parents first, in one synchronous step. */
+  private apply(listings: Listings): void {
+    const ns = this.t.ns;
+    for (const dir of [...listings.keys()].sort((a, b) => depth(a) - depth(b))) {
+      const node = ns.lookup(dir);
+      if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
+      const entries = listings.get(dir)!.values();
+      ns.loadChildren(node, entries);
+      for (const e of listings.get(dir)!.values()) this.t.committed(e);
+      this.loadedDirs++;
+    }
+  }
+}
+
+/** The unloaded directories at or below `node` (at `path`). */
+function collectUnloaded(path: string, node: Node | undefined, into: string[]): void {
+  if (node?.type !== "directory") return;
+  if (!node.loaded) {
+    into.push(path);
+    return;
+  }
+  for (const [name, child] of node.children) collectUnloaded(path ? `${path}/${name}` : name, child, into);
+}

@@ -1,0 +1,167 @@
+/**
+ * A volume mount loads its tree directory by directory (fuse/volume/lazy-load.ts): what an
+ * operation needs is read at the mount's view version, and nothing it has not read is ever
+ * committed as gone. The mount's status counts the directories it read (`loadedDirs`).
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile, readdir, stat, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { mountStatus } from "../cli/mount-status.js";
+import { controlRequest } from "../client/mount-control.js";
+import type { Volume } from "../client/index.js";
+import { stateDirFor } from "../fuse/volume/daemon.js";
+import { siloServerFixture } from "./helpers/silo-server.js";
+import { barrier, committedText as committed, Mounts, within } from "./helpers/volume-mounts.js";
+
+const fx = siloServerFixture();
+let mounts: Mounts;
+let root: string;
+
+beforeAll(() => {
+  mounts = new Mounts(fx.server);
+  root = mkdtempSync(join(tmpdir(), "silo-mount-lazy-"));
+});
+afterEach(async () => {
+  await mounts.cleanup();
+});
+afterAll(async () => {
+  await mounts?.cleanup();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+const text = (p: string) => readFile(p, "utf8");
+const loadedDirs = async (dir: string): Promise<number> => (await mountStatus(dir)).loadedDirs;
+const reload = (dir: string) => within(30_000, "reload", controlRequest(join(stateDirFor(dir), "control.sock"), "reload"));
+
+/** A volume of ten directories, each with a subdirectory and three files in each. */
+async function seeded(name: string): Promise<Volume> {
+  const vol = await fx.silo.volumes.fromName(name, { createIfMissing: true });
+  const batch = vol.batchUpload();
+  for (let d = 0; d < 10; d++) {
+    for (let f = 0; f < 3; f++) {
+      batch.putFile(Buffer.from(`d${d}/f${f}`), `d${d}/f${f}`);
+      batch.putFile(Buffer.from(`d${d}/sub/f${f}`), `d${d}/sub/f${f}`);
+    }
+  }
+  await batch.commit();
+  return vol;
+}
+
+describe("a mount loads directories on demand", () => {
+  it("reads only the root at mount, and only the directories a path walks through", async () => {
+    await seeded("lazy-walk");
+    const dir = join(root, "walk");
+    await mounts.mount("lazy-walk", dir, "--commit-interval-ms", "0");
+    expect(await loadedDirs(dir)).toBe(1);
+    expect(await text(join(dir, "d3/sub/f1"))).toBe("d3/sub/f1");
+    // The root, d3 and d3/sub: none of the other 18 directories.
+    expect(await loadedDirs(dir)).toBe(3);
+    expect((await readdir(join(dir, "d4"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
+    expect(await loadedDirs(dir)).toBe(4);
+    // A directory's link count is exact once it is answered for: 2 + its subdirectories.
+    expect((await stat(join(dir, "d5"))).nlink).toBe(3);
+    expect((await stat(dir)).nlink).toBe(12);
+    await mounts.unmount(dir);
+  });
+
+  it("commits changes in loaded directories and never deletes what it did not read", async () => {
+    const vol = await seeded("lazy-commit");
+    const dir = join(root, "commit");
+    await mounts.mount("lazy-commit", dir, "--commit-interval-ms", "0");
+    await writeFile(join(dir, "d1/f0"), "changed");
+    await writeFile(join(dir, "d1/sub/new"), "new");
+    await unlink(join(dir, "d2/f2"));
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-commit", "d1/f0")).toBe("changed");
+    expect(await committed(fx.silo, "lazy-commit", "d1/sub/new")).toBe("new");
+    expect(await committed(fx.silo, "lazy-commit", "d2/f2")).toBeNull();
+    // 10 directories, each with sub and 3 + 3 files: all still there, one new, one unlinked.
+    const tree = (await vol.blocks.tree(await vol.blocks.latestVersion(), { limit: 1000 })).entries.map((e) => e.path);
+    expect(tree).toHaveLength(10 * 8 + 1 - 1);
+    expect(tree).toContain("d9/sub/f2");
+  });
+
+  it("renames a directory it has not read with everything below it", async () => {
+    await seeded("lazy-rename");
+    const dir = join(root, "rename");
+    await mounts.mount("lazy-rename", dir, "--commit-interval-ms", "0");
+    const { rename } = await import("node:fs/promises");
+    await rename(join(dir, "d6"), join(dir, "moved"));
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-rename", "moved/sub/f2")).toBe("d6/sub/f2");
+    expect(await committed(fx.silo, "lazy-rename", "moved/f0")).toBe("d6/f0");
+    expect(await committed(fx.silo, "lazy-rename", "d6/f0")).toBeNull();
+  });
+
+  it("shows a reload's version in a directory it had not read yet", async () => {
+    const vol = await seeded("lazy-reload");
+    const dir = join(root, "reload");
+    await mounts.mount("lazy-reload", dir, "--commit-interval-ms", "0");
+    expect(await text(join(dir, "d0/f0"))).toBe("d0/f0");
+    const before = await loadedDirs(dir);
+    // Another writer changes d7 (never read here) and d0 (read).
+    await vol.batchUpload({ force: true }).putFile(Buffer.from("d7 v2"), "d7/f0").putFile(Buffer.from("d7 new"), "d7/sub/g").putFile(Buffer.from("d0 v2"), "d0/f0").commit();
+    await vol.removeFile("d7/f1");
+    await reload(dir);
+    expect(await loadedDirs(dir)).toBe(before);
+    expect(await text(join(dir, "d0/f0"))).toBe("d0 v2");
+    expect((await readdir(join(dir, "d7"))).sort()).toEqual(["f0", "f2", "sub"]);
+    expect(await text(join(dir, "d7/f0"))).toBe("d7 v2");
+    expect(await text(join(dir, "d7/sub/g"))).toBe("d7 new");
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-reload", "d7/f2")).toBe("d7/f2");
+  });
+
+  it("keeps a hard link whole when one name is in a directory it had not read", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-link", { createIfMissing: true });
+    const data = Buffer.from("linked v1");
+    await vol.batchUpload().putFile(data, "seed").putFile(Buffer.from("x"), "b/other").commit();
+    const hash = createHash("sha256").update(data).digest("hex");
+    const meta = { mode: 0o644, size: data.length, blocks: [hash], mtimeMs: 1_700_000_000_000, linkId: "lazy-1" };
+    await vol.blocks.commitChanges({
+      baseVersion: await vol.blocks.latestVersion(),
+      changes: [
+        { op: "put", entry: { path: "a/x", type: "file", ...meta } },
+        { op: "put", entry: { path: "b/deep/y", type: "file", ...meta } },
+      ],
+    });
+    const dir = join(root, "link");
+    await mounts.mount("lazy-link", dir, "--commit-interval-ms", "0");
+    const x = await stat(join(dir, "a/x"));
+    expect(x.nlink).toBe(2);
+    await writeFile(join(dir, "a/x"), "linked v2");
+    expect(await text(join(dir, "b/deep/y"))).toBe("linked v2");
+    expect((await stat(join(dir, "b/deep/y"))).ino).toBe(x.ino);
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-link", "a/x")).toBe("linked v2");
+    expect(await committed(fx.silo, "lazy-link", "b/deep/y")).toBe("linked v2");
+    expect(await committed(fx.silo, "lazy-link", "b/other")).toBe("x");
+  });
+
+  it("replays a killed mount's journal into directories the new daemon had not read", async () => {
+    await seeded("lazy-crash");
+    const dir = join(root, "crash");
+    await mounts.mount("lazy-crash", dir, "--commit-interval-ms", "0");
+    await writeFile(join(dir, "d7/new"), "journaled");
+    await writeFile(join(dir, "d8/sub/f0"), "rewritten");
+    await unlink(join(dir, "d9/f1"));
+    await barrier(dir);
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+    await expect(within(10_000, "stat dead mount", stat(join(dir, "d7")))).rejects.toSatisfy((e: NodeJS.ErrnoException) =>
+      ["ENOTCONN", "ECONNABORTED"].includes(e.code ?? ""),
+    );
+    await mounts.mount("lazy-crash", dir, "--commit-interval-ms", "0");
+    expect(await text(join(dir, "d7/new"))).toBe("journaled");
+    expect((await readdir(join(dir, "d9"))).sort()).toEqual(["f0", "f2", "sub"]);
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-crash", "d7/new")).toBe("journaled");
+    expect(await committed(fx.silo, "lazy-crash", "d7/f0")).toBe("d7/f0");
+    expect(await committed(fx.silo, "lazy-crash", "d8/sub/f0")).toBe("rewritten");
+    expect(await committed(fx.silo, "lazy-crash", "d8/sub/f1")).toBe("d8/sub/f1");
+    expect(await committed(fx.silo, "lazy-crash", "d9/f1")).toBeNull();
+    expect(await committed(fx.silo, "lazy-crash", "d9/f2")).toBe("d9/f2");
+  });
+});

@@ -104,6 +104,30 @@ export function compactBlocks(hashes: Iterable<string | null>): BlockRef[] {
 /** Blocks a file of `size` bytes is cut into. */
 export const blocksForSize = (size: number): number => Math.ceil(size / BLOCK_SIZE);
 
+// Paths in a volume (ManifestEntry.path): relative, `/`-separated, the root "".
+
+/** The directory holding `path` ("" for a name in the root). */
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "" : path.slice(0, i);
+}
+
+/** The last name of `path`. */
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
+/** Every proper ancestor of a path, outermost first, excluding the root. */
+export function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let i = path.indexOf("/"); i >= 0; i = path.indexOf("/", i + 1)) out.push(path.slice(0, i));
+  return out;
+}
+
 /** One path in one version of a volume. */
 export interface ManifestEntry {
   /** Normalised relative path: no leading `/`, no `.`/`..` segments, `/`-separated. The root is implicit. */

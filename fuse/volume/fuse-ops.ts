@@ -225,8 +225,20 @@ export class VolumeFs implements Filesystem {
 
   // ---- names ----
 
-  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Promise<Entry> {
     checkName(name);
+    // Both the directory and the name's node loaded (the usual case): answered at once, no promise per request.
+    const dir = this.dir(parent);
+    const node = dir.loaded ? dir.children.get(name) : undefined;
+    if (dir.loaded && !(node?.type === "directory" && !node.loaded)) {
+      if (!node) throw new FsError("ENOENT");
+      return this.entry(parent, name, node);
+    }
+    return this.lookupLoading(parent, name);
+  }
+
+  /** lookup once the directory, or a subdirectory it names, is still to be read. */
+  private async lookupLoading(parent: number, name: string): Promise<Entry> {
     const dir = await this.loadedDir(parent);
     let node = dir.children.get(name);
     if (!node) throw new FsError("ENOENT");

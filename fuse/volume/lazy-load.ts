@@ -1,6 +1,6 @@
 import { NotFoundError } from "../../protocol/errors.js";
-import type { ManifestEntry } from "../../protocol/volume.js";
-import { type Namespace, type Node, parentOf } from "./namespace.js";
+import { baseName, type ManifestEntry, parentOf } from "../../protocol/volume.js";
+import type { Namespace, Node } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** Entries per list request of a directory load. */
@@ -132,7 +132,7 @@ export class DirLoader {
     try {
       do {
         const page = await this.t.remote.list(version, dir, { after, limit: LIST_PAGE });
-        for (const e of page.entries) out.set(e.path.slice(e.path.lastIndexOf("/") + 1), e);
+        for (const e of page.entries) out.set(baseName(e.path), e);
         after = page.next;
       } while (after);
     } catch (err) {
@@ -147,9 +147,9 @@ export class DirLoader {
     for (const dir of [...listings.keys()].sort((a, b) => depth(a) - depth(b))) {
       const node = ns.lookup(dir);
       if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
-      const entries = listings.get(dir)!.values();
-      ns.loadChildren(node, entries);
-      for (const e of listings.get(dir)!.values()) this.t.committed(e);
+      const listing = listings.get(dir)!;
+      ns.loadChildren(node, listing.values());
+      for (const e of listing.values()) this.t.committed(e);
       this.loadedDirs++;
     }
   }

@@ -1,5 +1,5 @@
 import { VersionGoneError } from "../../protocol/errors.js";
-import type { Change, Delta, ManifestEntry } from "../../protocol/volume.js";
+import { ancestors, type Change, type Delta, type ManifestEntry, parentOf } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
 import { forEachLimit } from "../../client/limit.js";
@@ -8,7 +8,7 @@ import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnaps
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
 import { DirLoader, type LoadTarget } from "./lazy-load.js";
-import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, parentOf, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
+import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** A reload was refused because files are open (mapped to VolumeBusyError by clients). */
@@ -737,10 +737,4 @@ export class MountedVolume implements LoadTarget {
 function filesOf(node: Node | undefined, into: Set<FileContent>): void {
   if (node?.type === "file") into.add(node.content);
   else if (node?.type === "directory") for (const child of node.children.values()) filesOf(child, into);
-}
-
-function ancestors(path: string): string[] {
-  const out: string[] = [];
-  for (let i = path.indexOf("/"); i >= 0; i = path.indexOf("/", i + 1)) out.push(path.slice(0, i));
-  return out;
 }

@@ -1,4 +1,4 @@
-import { type ManifestEntry, timeNsOf } from "../../protocol/volume.js";
+import { baseName, type ManifestEntry, parentOf, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
@@ -147,9 +147,6 @@ export function unlinkOne(node: Node | undefined): void {
   if (node && node.type !== "directory") node.nlink--;
 }
 
-/** The directory holding `path` ("" for a name in the root). */
-export const parentOf = (path: string): string => path.slice(0, Math.max(0, path.lastIndexOf("/")));
-
 /** `/a/b` (FUSE) → `a/b` (manifest); the root is "". */
 export const relPath = (fusePath: string) => fusePath.replace(/^\/+/, "").replace(/\/+$/, "");
 
@@ -181,11 +178,10 @@ export class Namespace {
 
   /** Parent directory and last name of `path`, for operations that add or remove it. */
   parent(path: string): { dir: DirNode; name: string } {
-    const slash = path.lastIndexOf("/");
-    const dir = this.lookup(slash < 0 ? "" : path.slice(0, slash));
+    const dir = this.lookup(parentOf(path));
     if (!dir) throw new FsError("ENOENT");
     if (dir.type !== "directory") throw new FsError("ENOTDIR");
-    return { dir, name: path.slice(slash + 1) };
+    return { dir, name: baseName(path) };
   }
 
   /**
@@ -296,8 +292,8 @@ export class Namespace {
 
   /** A name was added or removed: the directory's new mtime is a change too (the root has no entry). */
   private touchParent(path: string): void {
-    const slash = path.lastIndexOf("/");
-    if (slash > 0) this.touch(path.slice(0, slash));
+    const dir = parentOf(path);
+    if (dir) this.touch(dir);
   }
 
   touchTree(path: string, node: Node): void {
@@ -331,7 +327,7 @@ export class Namespace {
    */
   loadChildren(dir: DirNode, entries: Iterable<ManifestEntry>): void {
     for (const entry of entries) {
-      const name = entry.path.slice(entry.path.lastIndexOf("/") + 1);
+      const name = baseName(entry.path);
       if (dir.children.has(name)) continue;
       let node: Node | undefined = this.linkedNode(entry);
       if (node) node.nlink++;
@@ -410,10 +406,9 @@ export class Namespace {
 
   /** Removes `path` and everything below it, if present (reload); returns the removed node. */
   applyDelete(path: string): Node | undefined {
-    const slash = path.lastIndexOf("/");
-    const dir = this.lookup(slash < 0 ? "" : path.slice(0, slash));
+    const dir = this.lookup(parentOf(path));
     if (dir?.type !== "directory") return undefined;
-    const name = path.slice(slash + 1);
+    const name = baseName(path);
     const old = dir.children.get(name);
     if (!old) return undefined;
     dir.children.delete(name);

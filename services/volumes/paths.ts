@@ -23,26 +23,7 @@ export function normalizePath(raw: unknown): string {
   return path;
 }
 
-export function parentOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "" : path.slice(0, i);
-}
-
-export function baseName(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
-
-export function joinPath(dir: string, name: string): string {
-  return dir === "" ? name : `${dir}/${name}`;
-}
-
-/** Every proper ancestor of a path, outermost first, excluding the root. */
-export function ancestors(path: string): string[] {
-  const parts = path.split("/");
-  const out: string[] = [];
-  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("/"));
-  return out;
-}
+export { ancestors, baseName, joinPath, parentOf } from "../../protocol/volume.js";
 
 /** Bounds of the subtree below directory `dir` (not the root) in path order: `dir/` < p < `dir0` ('0' follows '/'). */
 export function subtreeBounds(dir: string): { low: string; high: string } {

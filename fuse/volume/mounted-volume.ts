@@ -486,11 +486,11 @@ export class MountedVolume implements LoadTarget {
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds. If it cannot be rewritten (a
       // full local disk), the commit stands all the same (the server has it) and the journal keeps
-      // older records too, marked as held by this commit: a replay skips them, so it never goes
-      // back to a state older than this commit's.
+      // older records too, marked as held by this commit (Journal.acknowledge): a replay skips
+      // them, so it never goes back to a state older than this commit's.
       await this.journaled((j) => j.checkpoint(this.unacknowledged())).catch(async (err: Error) => {
         this.warn(`the journal keeps older records until it can be rewritten: ${err.message}`);
-        if (logAt) await this.journal?.acknowledge(logAt);
+        if (logAt) await this.journal?.acknowledge(logAt, this.unacknowledged());
       });
       return { version, changes: changes.length };
     } catch (err) {

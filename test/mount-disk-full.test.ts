@@ -476,6 +476,28 @@ describe("the journal's reserve", () => {
     expect(await committedText(fx.silo, "lfull-acked", "p.txt")).toBe("theirs");
   });
 
+  it("a close whose records fit succeeds though the log cannot be compacted (no room for a new one); after kill -9 the write is there", async () => {
+    const disk = smallDisk(32 * MiB, 400);
+    await fx.silo.volumes.fromName("lfull-compact", { createIfMissing: true });
+    const dir = join(root, "compact");
+    // Every close is past the compaction threshold; no periodic append.
+    await mountOn(disk, "lfull-compact", dir, { SILO_JOURNAL_COMPACT_BYTES: "1", SILO_JOURNAL_FLUSH_MS: String(3_600_000) });
+    await writeFile(join(dir, "c.txt"), "one");
+    disk.fillInodes();
+    // A rewrite in place creates no file: the close's records fit in the log, its new log does not.
+    const fh = await open(join(dir, "c.txt"), "r+");
+    await fh.write(Buffer.from("two"), 0, 3, 0);
+    expect(await errCode(fh.close())).toBe("ok");
+    expect((await status(dir)).lastJournalError ?? null).toBe(null);
+
+    process.kill(await mounts.daemonPid(dir), "SIGKILL");
+    disk.free();
+    await mountOn(disk, "lfull-compact", dir);
+    expect(await readFile(join(dir, "c.txt"), "utf8")).toBe("two");
+    await mounts.unmount(dir);
+    expect(await committedText(fx.silo, "lfull-compact", "c.txt")).toBe("two");
+  });
+
   it("only records that free space use it; a checkpoint with room takes it back", async () => {
     const disk = smallDisk(8 * MiB);
     const state = new Map<string, JournalRecord>();

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
+import { describeMountStatus, mountStatus } from "../cli/mount-status.js";
 import { BLOCK_SIZE, NotFoundError, VersionGoneError, type Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import Database from "better-sqlite3";
@@ -287,9 +288,12 @@ describe("version pins", () => {
       await gcPassed();
       for (const [i, hash] of oldBlocks.entries()) expect(await stored(hash), `old block ${i}, still needed by the open file`).toBe(true);
       // `silo volume status` shows the version the server's pin keeps (read before and after it: the pin may move meanwhile).
+      // Its report is built here, not by spawning the CLI: a child spawned while this process holds
+      // f open for writing closes its inherited copy at exec, a flush, and a flush on a network file
+      // system commits, through the server that runs in this process, which waits for that exec.
       const before = pinVersions(fx.server, vol.id);
-      const status = await within(30_000, "silo volume status", fx.server.cli(["volume", "status", dir]));
-      const shown = Number(/^pinned version\s+(\d+)/m.exec(status.stdout)?.[1]);
+      const status = describeMountStatus(await within(30_000, "volume status", mountStatus(dir)));
+      const shown = Number(/^pinned version\s+(\d+)/m.exec(status)?.[1]);
       expect([...before, ...pinVersions(fx.server, vol.id)]).toContain(shown);
     } catch (err) {
       await fh.close().catch(() => {});

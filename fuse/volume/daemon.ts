@@ -15,7 +15,7 @@ import type { Filesystem } from "../kernel/filesystem.js";
 import { type FuseMount, mountAccessNote, mountFuse } from "../kernel/mount.js";
 import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
-import { MountedVolume } from "./mounted-volume.js";
+import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
 import type { VolumeRemote } from "./remote.js";
 import type { VolumeDaemonConfig } from "./config.js";
 
@@ -134,7 +134,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   const dir = resolve(opts.dir);
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const socket = join(stateDir, "control.sock");
-  const flushMs = journalFlushMs();
+  const flushMs = envInteger("SILO_JOURNAL_FLUSH_MS", 1_000, 10, 2 ** 31 - 1, process.env);
+  const compactBytes = envInteger("SILO_JOURNAL_COMPACT_BYTES", JOURNAL_COMPACT_BYTES, 1, Number.MAX_SAFE_INTEGER, process.env);
   let fuse: FuseMount | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
@@ -159,6 +160,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     const mv = new MountedVolume(remote, new ContentStore(journal?.upperDir ?? join(stateDir, "upper"), cache));
     mvRef = mv;
     mv.warn = log;
+    mv.journalCompactBytes = compactBytes;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve
     // (later: the oldest version whose blocks files pending or open here refer to).
     const pinned = await remote.pinVersion();
@@ -334,11 +336,15 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   }
 }
 
-/** How often changes not yet followed by a close or fsync are appended to the journal: `$SILO_JOURNAL_FLUSH_MS`, default 1 s. */
-function journalFlushMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.SILO_JOURNAL_FLUSH_MS;
-  if (raw === undefined || raw === "") return 1_000;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 10 || ms > 2 ** 31 - 1) throw new Error(`SILO_JOURNAL_FLUSH_MS must be a whole number of milliseconds from 10 to ${2 ** 31 - 1}, not '${raw}'`);
-  return ms;
+/**
+ * A whole number from the daemon's environment, or `fallback` when unset: the journal's periods
+ * and sizes (`SILO_JOURNAL_FLUSH_MS`, default 1 s; `SILO_JOURNAL_COMPACT_BYTES`, default 32 MiB),
+ * which tests shrink or stretch to hold a window open.
+ */
+function envInteger(name: string, fallback: number, min: number, max: number, env: NodeJS.ProcessEnv): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number from ${min} to ${max}, not '${raw}'`);
+  return n;
 }

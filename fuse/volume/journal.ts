@@ -323,16 +323,27 @@ export class Journal {
   }
 
   /**
-   * After an acknowledged commit whose checkpoint failed (a full disk): marks the records before
-   * `at`, the commit's snapshot, as held by the commit, so a replay skips them. They may be older
-   * than what the commit holds, and a replay would put them back over a later change (another
-   * client's, seen through a reload) or name blocks GC has since dropped. One short line, appended
-   * now or with the next append if this one fails. False if the log was rewritten since `at`: its
-   * records are then no older than the commit.
+   * After an acknowledged commit whose checkpoint failed (a full disk): what the rewrite would have
+   * left, written without one. Appends the current records of `pending` (the paths no commit holds
+   * yet, as a checkpoint keeps) and after them an `acked` line, so a replay skips every record
+   * before them: older ones, and records of committed paths appended while the commit ran, would
+   * put a state back over a later change (another client's, seen through a reload) or name blocks
+   * GC has since dropped. Without room for those records: marks only the records before `at`, the
+   * commit's snapshot (one short line, appended now or with the next append). False if the log
+   * was rewritten since `at`: its records are then no older than the commit.
    */
-  acknowledge(at: LogPosition): Promise<boolean> {
+  acknowledge(at: LogPosition, pending: Iterable<string>): Promise<boolean> {
     return this.lock.run(async () => {
       if (at.generation !== this.generation) return false;
+      const from = this.logBytes;
+      for (const p of pending) this.marked.add(p);
+      try {
+        // The line after the records: cut short by a kill, the log skips nothing.
+        this.append(false, from);
+        return true;
+      } catch {
+        // No room for the records (they stay marked): skip only what the commit's snapshot held.
+      }
       this.ackedBefore = Math.max(at.bytes, this.ackedBefore ?? 0);
       try {
         this.append(false);
@@ -370,11 +381,11 @@ export class Journal {
   }
 
   /** Appends the marked paths' records; on failure they stay marked (the next flush retries them). */
-  private append(freesSpace: boolean): void {
-    if ((this.marked.size === 0 && this.ackedBefore === undefined) || !this.fh) return;
+  private append(freesSpace: boolean, ackedAfter?: number): void {
+    if ((this.marked.size === 0 && this.ackedBefore === undefined && ackedAfter === undefined) || !this.fh) return;
     const paths = [...this.marked];
-    const acked = this.ackedBefore === undefined ? "" : `${JSON.stringify({ op: "acked", before: this.ackedBefore } satisfies AckedLine)}\n`;
-    const data = Buffer.from(acked + this.capture(paths));
+    const ackedLine = (before: number | undefined) => (before === undefined ? "" : `${JSON.stringify({ op: "acked", before } satisfies AckedLine)}\n`);
+    const data = Buffer.from(ackedLine(this.ackedBefore) + this.capture(paths) + ackedLine(ackedAfter));
     this.marked.clear();
     try {
       try {
@@ -389,7 +400,7 @@ export class Journal {
     } catch (err) {
       for (const p of paths) this.marked.add(p);
       // An `acked` line alone is no caller's promise (a close after a commit): the next append carries it.
-      if (paths.length === 0) return;
+      if (paths.length === 0 && ackedAfter === undefined) return;
       throw err;
     }
     this.bytes += data.length;

@@ -46,7 +46,7 @@ const UPLOAD_BATCH = 4;
 const COMPOSE_REQUESTS = 8;
 const TREE_PAGE = 5_000;
 /** Appended journal bytes after which the log is rewritten even without a successful commit. */
-const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
+export const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
 
 /**
  * One mounted volume: its tree (committed version + local changes), open file handles, and
@@ -78,6 +78,9 @@ export class MountedVolume implements LoadTarget {
   lastCommitError: string | null = null;
   lastJournalError: string | null = null;
   warn: (msg: string) => void = (msg) => process.stderr.write(`${msg}\n`);
+  /** Appended journal bytes after which a flush also rewrites the log (`SILO_JOURNAL_COMPACT_BYTES`). */
+  journalCompactBytes = JOURNAL_COMPACT_BYTES;
+  private compactFailing = false;
   /** Commits that sent changes, and failed ones, since the mount started, with their durations. */
   readonly commitStats = { commits: 0, failures: 0, lastCommitMs: 0, totalCommitMs: 0, lastCommitAt: 0 };
 
@@ -233,9 +236,19 @@ export class MountedVolume implements LoadTarget {
   async flush(): Promise<void> {
     await this.journaled((j, freesSpace) => j.flush(freesSpace));
     // Commits failing for long (server away) must not let the log grow without bound: rewrite it
-    // to the pending paths' current state, as a successful commit would.
-    if (this.journal && this.journal.appended > JOURNAL_COMPACT_BYTES) {
-      await this.journaled((j) => j.checkpoint(this.unacknowledged()));
+    // to the pending paths' current state, as a successful commit would. The flush above already
+    // made everything durable, so a rewrite that fails (no room for the new log) does not fail the
+    // close; the old log stands and the next flush tries again.
+    if (this.journal && this.journal.appended > this.journalCompactBytes) {
+      await this.journaled((j) => j.checkpoint(this.unacknowledged())).then(
+        () => (this.compactFailing = false),
+        (err: Error) => {
+          this.lastJournalError = null;
+          // Said once: on a full disk each log line takes space the journal needs.
+          if (!this.compactFailing) this.warn(`the journal could not be compacted (it grows until it can): ${err.message}`);
+          this.compactFailing = true;
+        },
+      );
     }
   }
 
@@ -473,11 +486,11 @@ export class MountedVolume implements LoadTarget {
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds. If it cannot be rewritten (a
       // full local disk), the commit stands all the same (the server has it) and the journal keeps
-      // older records too, marked as held by this commit: a replay skips them, so it never goes
-      // back to a state older than this commit's.
+      // older records too, marked as held by this commit (Journal.acknowledge): a replay skips
+      // them, so it never goes back to a state older than this commit's.
       await this.journaled((j) => j.checkpoint(this.unacknowledged())).catch(async (err: Error) => {
         this.warn(`the journal keeps older records until it can be rewritten: ${err.message}`);
-        if (logAt) await this.journal?.acknowledge(logAt);
+        if (logAt) await this.journal?.acknowledge(logAt, this.unacknowledged());
       });
       return { version, changes: changes.length };
     } catch (err) {

@@ -1,34 +1,16 @@
-/**
- * Randomized crash test of a volume mount's journal: a mixed workload (creates, overwrites,
- * appends, renames, deletes, fsyncs) recorded in a ledger, `kill -9` of the mount daemon or of
- * the server at random moments, then recovery by mounting again. After recovery every change
- * the ledger holds as acknowledged (followed by a close or fsync that returned) must be there,
- * byte for byte. SILO_CRASH_ROUNDS=N runs more rounds (stress); SILO_CRASH_SEED replays a run.
- */
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { barrier, Mounts, within } from "./helpers/volume-mounts.js";
+import { describe, expect, it } from "vitest";
+import { barrier, mountsFixture, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { mulberry32 } from "./helpers/prng.js";
 
 const ROUNDS = Number(process.env.SILO_CRASH_ROUNDS ?? 20);
 const SEED = Number(process.env.SILO_CRASH_SEED ?? Date.now() % 1_000_000);
 
-
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-crash-test-"));
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-crash-test-", { afterEachTest: false });
 
 /** Acknowledged state: path → bytes. Paths an interrupted operation touched may hold any of their candidates. */
 type Model = Map<string, Buffer>;

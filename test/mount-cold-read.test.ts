@@ -4,35 +4,22 @@
  * fails fails the read (EIO) without being kept, so the next read fetches it again.
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { readdirSync, renameSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
 import { waitFor } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 
 const MiB = 1024 * 1024;
 // Local blobs: the test moves a block's file aside to make its fetch fail.
 const fx = siloServerFixture([], { blobs: "local" });
-let mounts: Mounts;
-let root: string;
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-cold-"));
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-cold-");
 
 /** A committed file of `blocks` distinct 8 MiB blocks on a fresh read-only mount: its bytes and the mount dir. */
 async function coldFile(name: string, blocks: number): Promise<{ data: Buffer; dir: string }> {

@@ -1,35 +1,19 @@
-/**
- * Blocks composed by the server (POST /v1/volumes/:id/blocks/compose): a mount's commit of a
- * block rewritten in small pieces sends the written ranges and has the server compose the block
- * over its base, instead of fetching the base and uploading the whole block back. The route
- * itself: the composed bytes, and a clear 4xx for every kind of bad input.
- */
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { type FileHandle, open, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient, type Volume } from "../client/index.js";
 import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
 import { InProcessServer } from "./helpers/in-process-server.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll, sha256 } from "./helpers/volume-data.js";
-import { cacheStats, committedWithReference, commitMount, Mounts, within } from "./helpers/volume-mounts.js";
+import { cacheStats, committedWithReference, commitMount, Mounts, mountsFixture, within } from "./helpers/volume-mounts.js";
 
 const SEED = Number(process.env.SILO_COMPOSE_SEED ?? Date.now() % 1_000_000);
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-compose-"));
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-compose-", { afterEachTest: false });
 
 describe(`a commit has the server compose partly rewritten blocks (seed ${SEED})`, () => {
   it("random small writes, a truncate and a regrow: the commit fetches no base but the one of a block written over a quarter; the file matches a local reference through the API, `silo volume get` and a fresh mount", async () => {

@@ -1,30 +1,16 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { readAll } from "./helpers/volume-data.js";
-import { Mounts } from "./helpers/volume-mounts.js";
+import { mountsFixture } from "./helpers/volume-mounts.js";
 
 const run = promisify(execFile);
-let mounts: Mounts;
-let root: string;
 const fx = siloServerFixture();
-
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-fallocate-"));
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-fallocate-");
 
 /** util-linux fallocate(1); resolves with its error output (empty on success). */
 async function fallocate(...args: string[]): Promise<string> {

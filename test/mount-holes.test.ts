@@ -1,28 +1,14 @@
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { open, readFile, truncate } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../client/index.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { readAll, sha256 } from "./helpers/volume-data.js";
-import { Mounts } from "./helpers/volume-mounts.js";
+import { mountsFixture } from "./helpers/volume-mounts.js";
 
-let mounts: Mounts;
-let root: string;
 const fx = siloServerFixture();
-
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-holes-"));
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-holes-");
 
 describe("holes on a mount", () => {
   it("a file committed with holes reads as zeros around its data; zero blocks written on the mount commit as holes", async () => {

@@ -1,35 +1,18 @@
-/**
- * Writes in place: small writes into a committed file land in the upper file over the committed
- * blocks, without fetching or copying those blocks first (fuse/volume/file-content.ts, partial
- * blocks). The same writes go to a local reference file; the mount must match it after a
- * read-back, after a commit and a remount, and after kill -9 of the daemon and recovery from
- * the journal. The daemon's cache counters (`silo volume status --json`) show what was fetched.
- */
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { type FileHandle, open, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../client/index.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes, readAll } from "./helpers/volume-data.js";
-import { cacheStats, committedWithReference, commitMount as commit, Mounts, within } from "./helpers/volume-mounts.js";
+import { cacheStats, committedWithReference, commitMount as commit, mountsFixture, within } from "./helpers/volume-mounts.js";
 
 const SEED = Number(process.env.SILO_INPLACE_SEED ?? Date.now() % 1_000_000);
 const WRITES = 300;
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-inplace-"));
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-inplace-", { afterEachTest: false });
 
 describe(`writes in place on a mount (seed ${SEED})`, () => {
   it("random 4 KiB writes into a committed multi-block file fetch no block; the file matches a local reference after read-back, commit + remount, and kill -9 + recovery", async () => {

@@ -1,30 +1,19 @@
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { readMountRecord } from "../fuse/common/mount-records.js";
-import { committedText, Job, Mounts, within } from "./helpers/volume-mounts.js";
+import { committedText, Job, mountsFixture, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
+const { mounts, root } = mountsFixture(fx, "silo-journal-test-");
 
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-journal-test-"));
-});
 afterEach(async () => {
   // A test that stopped the server (and failed before starting it again).
   const proc = fx.server.proc;
   if (proc && (proc.exitCode !== null || proc.signalCode !== null)) await fx.server.launch();
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 async function readAll(it: AsyncIterable<Buffer>): Promise<Buffer> {

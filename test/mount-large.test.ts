@@ -1,29 +1,18 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, mkdtempSync, rmSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { expect, it } from "vitest";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
 const GiB = 1024 ** 3;
 
-let mounts: Mounts;
-let root: string;
-
 const fx = siloServerFixture();
-beforeAll(async () => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-large-"));
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-large-", { afterEachTest: false });
 
 const sha256 = (path: string) =>
   new Promise<string>((resolve, reject) => {

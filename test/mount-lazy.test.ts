@@ -4,33 +4,18 @@
  * committed as gone. The mount's status counts the directories it read (`loadedDirs`).
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, readdir, stat, unlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mountStatus } from "../cli/mount-status.js";
 import { controlRequest } from "../client/mount-control.js";
 import type { Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
-import { barrier, committedText as committed, Mounts, within } from "./helpers/volume-mounts.js";
+import { barrier, committedText as committed, mountsFixture, within } from "./helpers/volume-mounts.js";
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
-
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-lazy-"));
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-lazy-");
 
 const text = (p: string) => readFile(p, "utf8");
 const loadedDirs = async (dir: string): Promise<number> => (await mountStatus(dir)).loadedDirs;

@@ -1,12 +1,11 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 
 /** fcntl(2) and flock(2) system call numbers, to see a process blocked in one (/proc/PID/syscall). */
 const LOCK_SYSCALLS: Record<string, number[]> = { x64: [72, 73], arm64: [25, 32] };
@@ -70,10 +69,9 @@ class Locker {
   }
 }
 
-let mounts: Mounts;
-let root: string;
 const lockers: Locker[] = [];
 const fx = siloServerFixture();
+const { mounts, root } = mountsFixture(fx, "silo-mount-locks-");
 
 function locker(path: string): Promise<Locker> {
   const l = new Locker(path);
@@ -84,10 +82,6 @@ function locker(path: string): Promise<Locker> {
   });
 }
 
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-locks-"));
-});
 /**
  * Ends every locker: before an unmount, as files still open would leave the daemon serving a
  * lazily unmounted tree.
@@ -101,11 +95,6 @@ async function stopLockers(): Promise<void> {
 
 afterEach(async () => {
   await stopLockers();
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 describe("file locks between processes on one mount", () => {

@@ -10,12 +10,12 @@ import { execFile } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { eventually, waitFor } from "./helpers/eventually.js";
 import { mountStatus } from "../cli/mount-status.js";
 import { UnprivilegedUser } from "./helpers/unprivileged-user.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 
 const OPS = resolve(import.meta.dirname, "fixtures/posix-ops.py");
 /** The user's PATH must not lead into /root (pyenv shims): the system's python3. */
@@ -37,24 +37,16 @@ interface Stat {
 }
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
+const { mounts, root } = mountsFixture(fx, "silo-posix-");
 let user: UnprivilegedUser;
 
 beforeAll(async () => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-posix-"));
   // The unprivileged user must reach the mount points.
   chmodSync(root, 0o755);
   user = await UnprivilegedUser.create();
 });
-afterEach(async () => {
-  await mounts.cleanup();
-});
 afterAll(async () => {
-  await mounts?.cleanup();
   await user?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 /** Runs Python expressions (posix-ops.py) in `dir`, as root or as the unprivileged user. */

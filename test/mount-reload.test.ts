@@ -1,33 +1,14 @@
-/**
- * A reload makes other writers' commits visible through the mount at once: the daemon
- * invalidates the kernel's cached names and attributes (FUSE notifications). The mount tells
- * the kernel to trust names and attributes for 60 s, so without the notifications every
- * assertion after the reload below would see the old tree.
- */
-import { mkdtempSync, rmSync } from "node:fs";
+
 import { readFile, readdir, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
-let mounts: Mounts;
-let root: string;
 const fx = siloServerFixture();
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-reload-"));
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-reload-");
 
 const text = (p: string) => readFile(p, "utf8");
 const missing = (p: string) => stat(p).then(

@@ -1,16 +1,14 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { controlRequest } from "../client/mount-control.js";
 import { readMountRecord } from "../fuse/common/mount-records.js";
 import { mountPointState } from "../fuse/common/mount-table.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
-import { Mounts, within } from "./helpers/volume-mounts.js";
+import { mountsFixture, within } from "./helpers/volume-mounts.js";
 
 interface Status {
   version: number;
@@ -22,16 +20,7 @@ interface Status {
 }
 
 const fx = siloServerFixture();
-let mounts: Mounts;
-let root: string;
-beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-status-"));
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-status-", { afterEachTest: false });
 
 async function status(dir: string): Promise<Status> {
   const r = await fx.server.cli(["volume", "status", dir, "--json"]);
@@ -150,7 +139,8 @@ describe("silo volume status DIR", () => {
     const stated = JSON.parse((await within(60_000, "stat", lines.next())).value as string) as Record<string, number>;
     expect(Object.entries(stated).filter(([n, ino]) => listed[n] !== ino)).toEqual([]);
     expect(new Set(Object.values(stated)).size).toBe(3000);
-    expect((await status(dir)).kernelInodes).toBeGreaterThanOrEqual(3000);
+    // (Not asserted: how many numbers the kernel holds after the stats. Any process's drop_caches,
+    // as other suites run, makes it forget them at once.)
     await mounts.unmount(dir);
   });
 

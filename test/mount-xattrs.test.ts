@@ -1,17 +1,15 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
-import { Mounts } from "./helpers/volume-mounts.js";
+import { mountsFixture } from "./helpers/volume-mounts.js";
 
 const run = promisify(execFile);
 const SCRIPT = join(import.meta.dirname, "fixtures/xattr-ops.py");
-let mounts: Mounts;
-let root: string;
 const fx = siloServerFixture();
+const { mounts, root } = mountsFixture(fx, "silo-mount-xattrs-");
 
 /** Runs extended-attribute calls in a python process (as `nobody` with asUser); their outcomes in order. */
 async function xattrs(calls: unknown[][], asUser = false): Promise<unknown[]> {
@@ -23,16 +21,7 @@ async function xattrs(calls: unknown[][], asUser = false): Promise<unknown[]> {
 }
 
 beforeAll(() => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-xattrs-"));
   chmodSync(root, 0o755); // nobody reaches the mount through it
-});
-afterEach(async () => {
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 describe("extended attributes on a mount", () => {

@@ -1,34 +1,23 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "./helpers/eventually.js";
-import { committedText as committed, Job, Mounts, within } from "./helpers/volume-mounts.js";
+import { committedText as committed, Job, mountsFixture, within } from "./helpers/volume-mounts.js";
 import { mountPointState } from "../fuse/common/mount-table.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 
 const sh = promisify(execFile);
 
-let mounts: Mounts;
-let root: string;
 const jobs: Job[] = [];
 
 const fx = siloServerFixture();
-beforeAll(async () => {
-  mounts = new Mounts(fx.server);
-  root = mkdtempSync(join(tmpdir(), "silo-mount-test-"));
-});
+const { mounts, root } = mountsFixture(fx, "silo-mount-test-");
 afterEach(async () => {
   for (const j of jobs.splice(0)) j.kill();
-  await mounts.cleanup();
-});
-afterAll(async () => {
-  await mounts?.cleanup();
-  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 describe("commit and reload (the reference's example)", () => {

@@ -1,8 +1,11 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { open, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
+import { afterAll, afterEach } from "vitest";
 import type { SiloClient, Volume } from "../../client/index.js";
 import { controlRequest } from "../../client/mount-control.js";
 import { lazyUnmount, mountPointState } from "../../fuse/common/mount-table.js";
@@ -86,7 +89,12 @@ export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 /** Mounts with the real CLI (`silo volume mount`, a background daemon); remembers the dir for teardown. */
 export class Mounts {
   private readonly dirs = new Set<string>();
-  constructor(private readonly server: CliTarget) {}
+  /** The server, or how to find it (a fixture's server exists only once its beforeAll ran). */
+  constructor(private readonly target: CliTarget | (() => CliTarget)) {}
+
+  private get server(): CliTarget {
+    return typeof this.target === "function" ? this.target() : this.target;
+  }
 
   async mount(name: string, dir: string, ...flags: string[]): Promise<void> {
     await this.mountWithEnv({}, name, dir, ...flags);
@@ -175,4 +183,21 @@ export class Job {
   kill(): void {
     if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
   }
+}
+
+/**
+ * The mounts of one test file and a temporary directory for their mount points (`root`): every
+ * mount is unmounted after each test, also after a failure (`afterEachTest: false` keeps them
+ * until the file ends, for files whose tests share a mount), and the directory removed at the end.
+ * Register it after the server's fixture: hooks run in order.
+ */
+export function mountsFixture(fx: { server: CliTarget }, prefix: string, opts: { afterEachTest?: boolean } = {}): { mounts: Mounts; root: string } {
+  const mounts = new Mounts(() => fx.server);
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  if (opts.afterEachTest !== false) afterEach(() => mounts.cleanup());
+  afterAll(async () => {
+    await mounts.cleanup();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { mounts, root };
 }

@@ -22,6 +22,7 @@ import { siloError, invalid, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
 import type { Overwrite, VolumeLimits } from "./commit.js";
+import { BlockBuffers } from "./block-buffers.js";
 import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
@@ -61,6 +62,9 @@ export class VolumeStore {
     /** Time for version timestamps (retention counts from them), pins and block touches. */
     readonly clock: Clock = systemClock,
   ) {}
+
+  /** Buffers composeBlock builds blocks in: as many kept as a mount's commit composes at once (8, 64 MiB). */
+  private readonly composeBuffers = new BlockBuffers(8);
 
   /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   async open(caller: Caller, id: string): Promise<OpenVolume> {
@@ -167,28 +171,31 @@ export class VolumeStore {
       if (end > length) throw invalid(`A range ends at ${end}, past the block's length ${length}`);
     }
     const ws = vol.record.workspaceId;
-    const data = Buffer.alloc(length);
-    await this.blockLock.with(`${ws}/${base}`, async () => {
-      const size = await this.store.blockSize(ws, base);
-      if (size === undefined) throw notFound(`Block ${base}`);
-      if (size < baseLength) throw invalid(`Block ${base} holds ${size} bytes, fewer than baseLength ${baseLength}`);
-      let got = 0;
-      for await (const chunk of await blockStream(this.store, this.blobs, ws, base, { start: 0, end: baseLength })) {
-        data.set(chunk as Buffer, got);
-        got += (chunk as Buffer).length;
-      }
-      if (got !== baseLength) throw siloError("INTERNAL", `Block ${base} read ${got} of its ${baseLength} bytes`);
-    });
-    for (const r of ranges) data.set(r.data, r.offset);
-    const hash = createHash("sha256").update(data).digest("hex");
-    if (length <= INLINE_MAX) await this.store.storeInline(ws, [{ hash, data }], this.clock.now());
-    else {
-      await this.blockLock.with(`${ws}/${hash}`, async () => {
-        await this.blobs.put(ws, hash, Readable.from([data], { objectMode: false }));
-        await this.store.recordBlock(ws, hash, length, this.clock.now());
+    return this.composeBuffers.with(length, async (data) => {
+      await this.blockLock.with(`${ws}/${base}`, async () => {
+        const size = await this.store.blockSize(ws, base);
+        if (size === undefined) throw notFound(`Block ${base}`);
+        if (size < baseLength) throw invalid(`Block ${base} holds ${size} bytes, fewer than baseLength ${baseLength}`);
+        let got = 0;
+        for await (const chunk of await blockStream(this.store, this.blobs, ws, base, { start: 0, end: baseLength })) {
+          data.set(chunk as Buffer, got);
+          got += (chunk as Buffer).length;
+        }
+        if (got !== baseLength) throw siloError("INTERNAL", `Block ${base} read ${got} of its ${baseLength} bytes`);
       });
-    }
-    return { hash, size: length };
+      // A reused buffer: past the base it holds an earlier block's bytes, where this one has zeros.
+      data.fill(0, baseLength);
+      for (const r of ranges) data.set(r.data, r.offset);
+      const hash = createHash("sha256").update(data).digest("hex");
+      if (length <= INLINE_MAX) await this.store.storeInline(ws, [{ hash, data }], this.clock.now());
+      else {
+        await this.blockLock.with(`${ws}/${hash}`, async () => {
+          await this.blobs.put(ws, hash, Readable.from([data], { objectMode: false }));
+          await this.store.recordBlock(ws, hash, length, this.clock.now());
+        });
+      }
+      return { hash, size: length };
+    });
   }
 
   /** Stores a batch of small blocks inline in one transaction; larger ones go to the blob store. */

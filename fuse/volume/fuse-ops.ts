@@ -181,7 +181,7 @@ export class VolumeFs implements Filesystem {
         nlink = Math.max(0, node.nlink);
         break;
       case "file":
-        size = node.content.size;
+        size = node.size;
         nlink = Math.max(0, node.nlink);
         break;
       default:
@@ -558,6 +558,9 @@ export class VolumeFs implements Filesystem {
     const dir = await this.loadedDir(ino);
     const parentIno = this.names.get(ino)?.parent ?? FUSE_ROOT_ID;
     const parent = this.inodes.get(parentIno) ?? dir;
+    // Reading ahead is a hint: a directory whose recorded name is stale gets none (no search for its path).
+    const path = this.recordedPath(ino);
+    if (path !== undefined && parent.type === "directory" && this.mv.ns.lookup(path) === dir) this.mv.loader.opened(path, dir, parent);
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
     const fh = this.nextDirHandle++;
     this.dirHandles.set(fh, [[".", dir], ["..", parent], ...dir.children]);

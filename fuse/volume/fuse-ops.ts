@@ -66,7 +66,7 @@ export class VolumeFs implements Filesystem {
   private readonly inodes: InodeMap<Node>;
   /** Where each inode was last named. Directories' entries make their children's paths follow a rename. */
   private readonly names = new Map<number, { parent: number; name: string }>();
-  private readonly dirHandles = new Map<number, Array<[string, Node]>>();
+  private readonly dirHandles = new Map<number, DirSnapshot>();
   private nextDirHandle = 1;
   private readonly locks = new MountLocks();
   /**
@@ -563,7 +563,7 @@ export class VolumeFs implements Filesystem {
     if (path !== undefined && parent.type === "directory" && this.mv.ns.lookup(path) === dir) this.mv.loader.opened(path, dir, parent);
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
     const fh = this.nextDirHandle++;
-    this.dirHandles.set(fh, [[".", dir], ["..", parent], ...dir.children]);
+    this.dirHandles.set(fh, snapshotOf(dir, parent));
     return { fh };
   }
 
@@ -571,11 +571,13 @@ export class VolumeFs implements Filesystem {
     let list = this.dirHandles.get(fh);
     if (!list) {
       const dir = this.dir(ino);
-      list = [[".", dir], ["..", dir], ...dir.children];
+      list = snapshotOf(dir, dir);
     }
+    const { names, nodes } = list;
     const out: DirEntry[] = [];
-    for (let i = offset; i < list.length && out.length < max; i++) {
-      const [name, node] = list[i]!;
+    for (let i = offset; i < names.length && out.length < max; i++) {
+      const name = names[i]!;
+      const node = nodes[i]!;
       const dot = name === "." || name === "..";
       // An unloaded directory gets no lookup answer (its nlink is not known yet): the kernel looks it up when it needs it.
       const entry = plus && !dot && !(node.type === "directory" && !node.loaded) ? this.entry(ino, name, node) : undefined;
@@ -668,4 +670,20 @@ function typeOf(node: Node): number {
 /** ENAMETOOLONG for a name over NAME_MAX bytes (the kernel lets FUSE names up to 1024 through). */
 function checkName(name: string): void {
   if (Buffer.byteLength(name) > VOLUME_LIMITS.maxNameBytes) throw new FsError("ENAMETOOLONG");
+}
+
+/** A directory's entries as an open handle lists them ("." and ".." first): names and nodes side by side, no pair per entry. */
+interface DirSnapshot {
+  names: string[];
+  nodes: Node[];
+}
+
+function snapshotOf(dir: DirNode, parent: Node): DirSnapshot {
+  const names = [".", ".."];
+  const nodes: Node[] = [dir, parent];
+  for (const [name, node] of dir.children) {
+    names.push(name);
+    nodes.push(node);
+  }
+  return { names, nodes };
 }

@@ -106,10 +106,10 @@ export class DirNode extends BaseNode {
   loaded = true;
 }
 
-/** A committed file's size and block list, as a load reads it. */
+/** A committed file's size and block list, as a load reads it (its ManifestEntry, which the mount keeps anyway). */
 export interface CommittedBytes {
   readonly size: number;
-  readonly blocks: readonly BlockRef[];
+  readonly blocks?: readonly BlockRef[];
 }
 
 export class FileNode extends LinkableNode {
@@ -128,7 +128,7 @@ export class FileNode extends LinkableNode {
   get content(): FileContent {
     const b = this.bytes;
     if (b instanceof FileContent) return b;
-    const c = new FileContent(b.size, hashesOf(b.blocks));
+    const c = new FileContent(b.size, hashesOf(b.blocks ?? []));
     this.bytes = c;
     return c;
   }
@@ -479,7 +479,7 @@ export function nodeFromEntry(e: ManifestEntry): Node {
       node = new LinkNode(e.target ?? "", stat);
       break;
     case "file":
-      node = new FileNode(stat, { size: e.size, blocks: e.blocks ?? [] });
+      node = new FileNode(stat, e);
       break;
     default:
       node = new SpecialNode(e.type, e.rdev ?? 0, stat);

@@ -112,7 +112,7 @@ export class SqliteManifestStore implements ManifestStore {
   constructor(private readonly db: Sqlite) {
     migrate(db, "volumes", VOLUME_MIGRATIONS);
     const p = (sql: string) => db.prepare(sql);
-    const page = (where: string) => db.prepare(`SELECT ${ENTRY_COLS} FROM entries WHERE ${where}`).raw(true);
+    const page = (where: string, index = "") => db.prepare(`SELECT ${ENTRY_COLS} FROM entries ${index} WHERE ${where}`).raw(true);
     this.s = {
       // volumes and versions
       state: p("SELECT volume, workspace, latest, oldest, inodes FROM volume_state WHERE volume = ?"),
@@ -139,7 +139,10 @@ export class SqliteManifestStore implements ManifestStore {
       treeLatestPage: page(`volume = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path LIMIT ?`),
       treeAtPage: page(`volume = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`),
       childrenLatest: page(`volume = ? AND parent = ? AND valid_to = ${OPEN} AND path > ? ORDER BY path LIMIT ?`),
-      childrenAt: page(`volume = ? AND parent = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`),
+      // By the parent index (then sorted): left to itself SQLite walks the path index of the whole
+      // volume to avoid the sort, a listing of an older version costing O(volume) (100,000
+      // entries: ~30 ms per directory instead of ~3).
+      childrenAt: page(`volume = ? AND parent = ? AND path > ? AND ${AT} ORDER BY path LIMIT ?`, "INDEXED BY entries_by_parent"),
       linkedLatest: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND link_id = ? AND valid_to = ${OPEN} ORDER BY path`),
       linkedAt: p(`SELECT ${COLS} FROM entries WHERE volume = ? AND link_id = ? AND ${AT} ORDER BY path`),
       subtreeLatest: page(`volume = ? AND valid_to = ${OPEN} AND path > ? AND path < ? ORDER BY path LIMIT ?`),

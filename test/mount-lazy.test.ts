@@ -11,6 +11,7 @@ import { mountStatus } from "../cli/mount-status.js";
 import { controlRequest } from "../client/mount-control.js";
 import type { Volume } from "../client/index.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
+import { waitFor } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { barrier, committedText as committed, mountsFixture, within } from "./helpers/volume-mounts.js";
 
@@ -49,6 +50,28 @@ describe("a mount loads directories on demand", () => {
     // A directory's link count is exact once it is answered for: 2 + its subdirectories.
     expect((await stat(join(dir, "d5"))).nlink).toBe(3);
     expect((await stat(dir)).nlink).toBe(12);
+    await mounts.unmount(dir);
+  });
+
+  it("reads a few directories ahead of a recursive walk; one beyond them still needs the server", async () => {
+    await seeded("lazy-ahead");
+    const dir = join(root, "ahead");
+    await mounts.mount("lazy-ahead", dir, "--commit-interval-ms", "0");
+    expect(await readdir(dir)).toHaveLength(10);
+    // A listing of a listed directory's subdirectory is a walk: it goes on to d0/sub, d1, d2,
+    // d3 next, which are read meanwhile (4 ahead: lazy-load.ts, READ_AHEAD_DIRS), no further.
+    expect(await readdir(join(dir, "d0"))).toHaveLength(4);
+    await waitFor("the read-ahead", async () => (await loadedDirs(dir)) >= 6, 30_000);
+    expect(await loadedDirs(dir)).toBe(6);
+    await fx.server.stop();
+    try {
+      expect((await readdir(join(dir, "d2"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
+      expect((await readdir(join(dir, "d0/sub"))).sort()).toEqual(["f0", "f1", "f2"]);
+      await expect(readdir(join(dir, "d9"))).rejects.toMatchObject({ code: "EIO" });
+    } finally {
+      await fx.server.launch();
+    }
+    expect((await readdir(join(dir, "d9"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
     await mounts.unmount(dir);
   });
 

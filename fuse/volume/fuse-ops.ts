@@ -66,7 +66,7 @@ export class VolumeFs implements Filesystem {
   private readonly inodes: InodeMap<Node>;
   /** Where each inode was last named. Directories' entries make their children's paths follow a rename. */
   private readonly names = new Map<number, { parent: number; name: string }>();
-  private readonly dirHandles = new Map<number, Array<[string, Node]>>();
+  private readonly dirHandles = new Map<number, DirSnapshot>();
   private nextDirHandle = 1;
   private readonly locks = new MountLocks();
   /**
@@ -181,7 +181,7 @@ export class VolumeFs implements Filesystem {
         nlink = Math.max(0, node.nlink);
         break;
       case "file":
-        size = node.content.size;
+        size = node.size;
         nlink = Math.max(0, node.nlink);
         break;
       default:
@@ -558,9 +558,12 @@ export class VolumeFs implements Filesystem {
     const dir = await this.loadedDir(ino);
     const parentIno = this.names.get(ino)?.parent ?? FUSE_ROOT_ID;
     const parent = this.inodes.get(parentIno) ?? dir;
+    // Reading ahead is a hint: a directory whose recorded name is stale gets none (no search for its path).
+    const path = this.recordedPath(ino);
+    if (path !== undefined && parent.type === "directory" && this.mv.ns.lookup(path) === dir) this.mv.loader.opened(path, dir, parent);
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
     const fh = this.nextDirHandle++;
-    this.dirHandles.set(fh, [[".", dir], ["..", parent], ...dir.children]);
+    this.dirHandles.set(fh, snapshotOf(dir, parent));
     return { fh };
   }
 
@@ -568,11 +571,13 @@ export class VolumeFs implements Filesystem {
     let list = this.dirHandles.get(fh);
     if (!list) {
       const dir = this.dir(ino);
-      list = [[".", dir], ["..", dir], ...dir.children];
+      list = snapshotOf(dir, dir);
     }
+    const { names, nodes } = list;
     const out: DirEntry[] = [];
-    for (let i = offset; i < list.length && out.length < max; i++) {
-      const [name, node] = list[i]!;
+    for (let i = offset; i < names.length && out.length < max; i++) {
+      const name = names[i]!;
+      const node = nodes[i]!;
       const dot = name === "." || name === "..";
       // An unloaded directory gets no lookup answer (its nlink is not known yet): the kernel looks it up when it needs it.
       const entry = plus && !dot && !(node.type === "directory" && !node.loaded) ? this.entry(ino, name, node) : undefined;
@@ -665,4 +670,20 @@ function typeOf(node: Node): number {
 /** ENAMETOOLONG for a name over NAME_MAX bytes (the kernel lets FUSE names up to 1024 through). */
 function checkName(name: string): void {
   if (Buffer.byteLength(name) > VOLUME_LIMITS.maxNameBytes) throw new FsError("ENAMETOOLONG");
+}
+
+/** A directory's entries as an open handle lists them ("." and ".." first): names and nodes side by side, no pair per entry. */
+interface DirSnapshot {
+  names: string[];
+  nodes: Node[];
+}
+
+function snapshotOf(dir: DirNode, parent: Node): DirSnapshot {
+  const names = [".", ".."];
+  const nodes: Node[] = [dir, parent];
+  for (const [name, node] of dir.children) {
+    names.push(name);
+    nodes.push(node);
+  }
+  return { names, nodes };
 }

@@ -1,24 +1,32 @@
 import { NotFoundError } from "../../protocol/errors.js";
 import { baseName, type ManifestEntry, parentOf } from "../../protocol/volume.js";
-import type { Namespace, Node } from "./namespace.js";
+import type { DirNode, Namespace, Node } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
 /** Entries per list request of a directory load. */
 const LIST_PAGE = 10_000;
+/**
+ * Directories a recursive walk has read ahead of it (loaded or loading, not yet opened): the
+ * server lists them while the kernel and the walker work on the current one, so a `find`
+ * does not wait for one listing round trip per directory. What a walk never reaches costs at
+ * most this many directories' entries.
+ */
+const READ_AHEAD_DIRS = 4;
 
 /** What a load reads and fills: the mount's tree at its view version. */
 export interface LoadTarget {
   readonly ns: Namespace;
   readonly remote: VolumeRemote;
   readonly viewVersion: number;
-  /** Records a loaded entry as committed (what a commit compares a changed path with). */
-  committed(entry: ManifestEntry): void;
+  /** Records a loaded directory's entries (by name) as committed (what a commit compares a changed path with); keeps `listing`. */
+  committedDir(dir: string, listing: Map<string, ManifestEntry>): void;
 }
 
 /** Entries of directories read at one version, by directory path, each by name in path order. */
 type Listings = Map<string, Map<string, ManifestEntry>>;
 
 const depth = (path: string): number => (path === "" ? 0 : path.split("/").length);
+const join = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name);
 
 /**
  * Loads directories of a mounted tree on demand (docs/architecture.md, "Mounts"): what an
@@ -30,6 +38,12 @@ export class DirLoader {
   private readonly inflight = new Map<string, Promise<void>>();
   /** Directories loaded since the mount started (status). */
   loadedDirs = 0;
+  /** Directories opened for listing: opening a subdirectory of one is a recursive walk. */
+  private readonly listed = new WeakSet<DirNode>();
+  /** Directories read ahead and not opened yet (what a walk has ahead of it). */
+  private readonly ahead = new WeakSet<DirNode>();
+  /** Per directory, its subdirectories' names in listing order when first needed (a walk's order; stale is harmless: it only picks what to read ahead). */
+  private readonly subdirOrder = new WeakMap<DirNode, { names: string[]; at: Map<string, number> }>();
 
   constructor(private readonly t: LoadTarget) {}
 
@@ -62,6 +76,46 @@ export class DirLoader {
       await this.ensureAll(unloaded);
       if (this.loadedDirs === before) return;
     }
+  }
+
+  /**
+   * Directory `dir` (at `path`, loaded) is opened for listing, from its parent `parent`: when
+   * the parent was listed too, a walk goes on below and beside it, and the next unloaded
+   * directories it will reach (`dir`'s subdirectories, then its later siblings) are read ahead
+   * so that at most READ_AHEAD_DIRS are ahead of it. A read-ahead that fails leaves its
+   * directory unloaded: the walk's own load of it tries again (and reports the error).
+   */
+  opened(path: string, dir: DirNode, parent: DirNode | undefined): void {
+    this.listed.add(dir);
+    this.ahead.delete(dir);
+    if (!parent || parent === dir || !this.listed.has(parent)) return;
+    let budget = READ_AHEAD_DIRS;
+    const consider = (p: string, node: Node | undefined): boolean => {
+      if (node?.type !== "directory") return true;
+      if (this.inflight.has(p) || this.ahead.has(node)) budget--;
+      else if (!node.loaded) {
+        budget--;
+        this.ahead.add(node);
+        this.ensure(p).catch(() => this.ahead.delete(node));
+      }
+      return budget > 0;
+    };
+    for (const name of this.subdirsOf(dir, undefined)) if (!consider(join(path, name), dir.children.get(name))) return;
+    const up = parentOf(path);
+    for (const name of this.subdirsOf(parent, baseName(path))) if (!consider(join(up, name), parent.children.get(name))) return;
+  }
+
+  /** Names of `dir`'s subdirectories in listing order, those after `after` if given. */
+  private subdirsOf(dir: DirNode, after: string | undefined): string[] {
+    let order = this.subdirOrder.get(dir);
+    if (!order) {
+      const names: string[] = [];
+      for (const [name, node] of dir.children) if (node.type === "directory") names.push(name);
+      order = { names, at: new Map(names.map((n, i) => [n, i])) };
+      this.subdirOrder.set(dir, order);
+    }
+    const i = after === undefined ? -1 : order.at.get(after);
+    return i === undefined ? [] : order.names.slice(i + 1, i + 1 + READ_AHEAD_DIRS);
   }
 
   /** Whether there is nothing to load for `dir`: it and every directory on the way are loaded, or it is not there. */
@@ -149,7 +203,7 @@ export class DirLoader {
       if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
       const listing = listings.get(dir)!;
       ns.loadChildren(node, listing.values());
-      for (const e of listing.values()) this.t.committed(e);
+      this.t.committedDir(dir, listing);
       this.loadedDirs++;
     }
   }

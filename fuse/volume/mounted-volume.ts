@@ -1,6 +1,7 @@
 import { VersionGoneError } from "../../protocol/errors.js";
 import { ancestors, type Change, type Delta, type ManifestEntry, parentOf } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
+import { CommittedEntries } from "./committed-entries.js";
 import type { BlockUploader } from "../../client/block-uploader.js";
 import { forEachLimit } from "../../client/limit.js";
 import { withRetry } from "./commit-retry.js";
@@ -57,7 +58,7 @@ export class MountedVolume implements LoadTarget {
   /** Reads directories when something first needs their entries (lazy-load.ts). */
   readonly loader = new DirLoader(this);
   /** The committed entries this mount last saw, by path (decides what a commit must send). */
-  private readonly base = new Map<string, ManifestEntry>();
+  private readonly base = new CommittedEntries();
   /** The version whose changes the tree fully reflects (a reload asks for the delta from here). */
   viewVersion = 0;
   /**
@@ -103,8 +104,8 @@ export class MountedVolume implements LoadTarget {
     await this.loader.ensure("");
   }
 
-  committed(entry: ManifestEntry): void {
-    this.base.set(entry.path, entry);
+  committedDir(dir: string, listing: Map<string, ManifestEntry>): void {
+    this.base.setDir(dir, listing);
   }
 
   // ---- handles ----
@@ -471,8 +472,8 @@ export class MountedVolume implements LoadTarget {
       let version = this.viewVersion;
       if (changes.length > 0) {
         ({ version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes }));
-        for (const p of deleted) this.forgetBase(p);
-        for (const e of puts) this.base.set(e.path, e);
+        for (const p of deleted) this.base.delete(p);
+        for (const e of puts) this.base.set(e);
         // Only if nobody else committed in between does our tree equal the new version.
         // (The new version names every file in the tree: only unlinked open ones may need an older one.)
         if (version === this.viewVersion + 1) this.moveView(version, new Set());
@@ -566,15 +567,6 @@ export class MountedVolume implements LoadTarget {
     }
   }
 
-  /** Drops a deleted path (and, for a directory, everything below it) from the committed entries. */
-  private forgetBase(path: string): void {
-    const entry = this.base.get(path);
-    this.base.delete(path);
-    if (entry?.type !== "directory") return;
-    const prefix = `${path}/`;
-    for (const k of this.base.keys()) if (k.startsWith(prefix)) this.base.delete(k);
-  }
-
   // ---- reload ----
 
   /** Commits pending changes, then switches the tree to the latest version. */
@@ -647,10 +639,10 @@ export class MountedVolume implements LoadTarget {
       if (!this.ns.reachable(p)) continue;
       if (ch.op === "delete") {
         freed.push(this.ns.applyDelete(p));
-        this.forgetBase(p);
+        this.base.delete(p);
       } else {
         if (!this.keepIfSame(ch.entry)) freed.push(this.ns.applyPut(ch.entry));
-        this.base.set(p, ch.entry);
+        this.base.set(ch.entry);
       }
     }
     if (open) for (const node of freed) filesOf(node, stale);

@@ -1,4 +1,4 @@
-import { baseName, type ManifestEntry, parentOf, timeNsOf } from "../../protocol/volume.js";
+import { baseName, type BlockRef, type ManifestEntry, parentOf, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
@@ -106,13 +106,36 @@ export class DirNode extends BaseNode {
   loaded = true;
 }
 
+/** A committed file's size and block list, as a load reads it (its ManifestEntry, which the mount keeps anyway). */
+export interface CommittedBytes {
+  readonly size: number;
+  readonly blocks?: readonly BlockRef[];
+}
+
 export class FileNode extends LinkableNode {
   readonly type = "file";
-  constructor(
-    stat: NodeStat,
-    readonly content: FileContent,
-  ) {
+  private bytes: FileContent | CommittedBytes;
+  /**
+   * `bytes` may be a loaded file's committed size and blocks: its FileContent (a few Maps, Sets
+   * and a lock, ~1/3 of what a loaded entry held) is made when something first needs it, so a
+   * walk that only lists or stats files makes none.
+   */
+  constructor(stat: NodeStat, bytes: FileContent | CommittedBytes) {
     super(stat);
+    this.bytes = bytes;
+  }
+
+  get content(): FileContent {
+    const b = this.bytes;
+    if (b instanceof FileContent) return b;
+    const c = new FileContent(b.size, hashesOf(b.blocks ?? []));
+    this.bytes = c;
+    return c;
+  }
+
+  /** The file's size, without making its FileContent. */
+  get size(): number {
+    return this.bytes.size;
   }
 }
 
@@ -433,13 +456,15 @@ export type StatFields = Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" 
 
 /** A committed entry's or journal record's stat (those written before POSIX metadata: root's, mtimeMs for every time). */
 export function statOf(e: StatFields): NodeStat {
+  // Times that are equal share one bigint (immutable): a loaded tree holds ~1/3 of them.
+  const mtimeNs = timeNsOf(e.mtimeNs, e.mtimeMs);
   return {
     mode: e.mode,
     uid: e.uid ?? 0,
     gid: e.gid ?? 0,
-    atimeNs: timeNsOf(e.atimeNs, e.mtimeMs),
-    mtimeNs: timeNsOf(e.mtimeNs, e.mtimeMs),
-    ctimeNs: timeNsOf(e.ctimeNs, e.mtimeMs),
+    atimeNs: e.atimeNs === e.mtimeNs ? mtimeNs : timeNsOf(e.atimeNs, e.mtimeMs),
+    mtimeNs,
+    ctimeNs: e.ctimeNs === e.mtimeNs ? mtimeNs : timeNsOf(e.ctimeNs, e.mtimeMs),
     xattrs: xattrsFromWire(e.xattrs),
   };
 }
@@ -454,7 +479,7 @@ export function nodeFromEntry(e: ManifestEntry): Node {
       node = new LinkNode(e.target ?? "", stat);
       break;
     case "file":
-      node = new FileNode(stat, new FileContent(e.size, hashesOf(e.blocks ?? [])));
+      node = new FileNode(stat, e);
       break;
     default:
       node = new SpecialNode(e.type, e.rdev ?? 0, stat);

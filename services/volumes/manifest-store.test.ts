@@ -62,6 +62,25 @@ describe.each(ENGINES)("ManifestStore contract: %s", (_name, make) => {
     expect(await store.collectableBlocks("ws-1", 100, 10)).toEqual([]);
   });
 
+  it("lists a directory at an older version in path order and in pages: names added later are not there, names removed later are", async () => {
+    const store = await setup();
+    await store.commit("vo-a", ["d/c", "d/a", "d/e", "x"].map((p) => file(p, h("a"))), limits, "replace", meta(10));
+    await store.commit("vo-a", [file("d/b", h("b")), { op: "delete", path: "d/e" }, file("d/a", h("b"))], limits, "replace", meta(20));
+    const names = async (version: number, limit: number) => {
+      const out: string[] = [];
+      let after = "";
+      for (;;) {
+        const page = await store.list("vo-a", version, "d", false, after, limit);
+        out.push(...page.entries.map((e) => `${e.path}:${e.blocks?.[0] === h("a") ? "a" : "b"}`));
+        if (!page.next) return out;
+        after = page.next;
+      }
+    };
+    expect(await names(1, 2)).toEqual(["d/a:a", "d/c:a", "d/e:a"]);
+    expect(await names(2, 2)).toEqual(["d/a:b", "d/b:b", "d/c:a"]);
+    expect(await names(1, 10)).toEqual(await names(1, 1));
+  });
+
   it("restore changes what differs; fork shares blocks; GC steps drop what no retained version sees", async () => {
     const store = await setup();
     await store.commit("vo-a", [file("x", h("a"))], limits, "replace", meta(10));

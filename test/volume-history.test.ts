@@ -4,8 +4,10 @@ import { AlreadyExistsError, InvalidError, NotFoundError, VersionGoneError } fro
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { allPaths, bytes, readAll } from "./helpers/volume-data.js";
 
-// Versions stay retained for a minute (GC runs every 100 ms; unreferenced blocks go after 500 ms).
-const fx = siloServerFixture(["--volume-retention-ms", "60000", "--volume-block-grace-ms", "500", "--volume-gc-interval-ms", "100"]);
+// Versions stay retained for a minute (GC runs every 100 ms; unreferenced blocks go after 5 s).
+// The grace must outlast an upload on a loaded machine: blocks collected between a batch's upload
+// and its commit fail the commit (500 ms did under load 17), and the GC cases only wait longer.
+const fx = siloServerFixture(["--volume-retention-ms", "60000", "--volume-block-grace-ms", "5000", "--volume-gc-interval-ms", "100"]);
 
 const text = (s: string) => Buffer.from(s);
 

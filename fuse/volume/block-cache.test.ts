@@ -14,12 +14,12 @@ afterEach(() => {
  * A cache over an in-memory "server" that counts fetches per hash and can hold them. Blocks
  * land in the cache's pooled buffers (of `bufferSize` bytes) as the real client puts them there.
  */
-async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number, bufferSize = 64) {
+async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number, maxWrites?: number) {
   const dir = join(mkdtempSync(join(tmpdir(), "silo-block-cache-")), "cache");
   dirs.push(join(dir, ".."));
   const fetches = new Map<string, number>();
   let hold: Promise<void> | undefined;
-  const buffers = new BlockBuffers(bufferSize);
+  const buffers = new BlockBuffers(64);
   const cache = new BlockCache(
     dir,
     maxBytes,
@@ -31,7 +31,7 @@ async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentB
       if (data.length > into.length) return Buffer.from(data);
       return into.subarray(0, into.write(data));
     },
-    { recentBlocks, buffers },
+    { recentBlocks, buffers, maxWrites },
   );
   await cache.init();
   return { cache, dir, fetches, buffers, holdFetches: (p: Promise<void>) => (hold = p) };
@@ -205,5 +205,31 @@ describe("BlockCache", () => {
     await cache.flushed();
     expect(buffers.freeCount).toBe(Math.min(buffers.allocated, FREE_BUFFERS));
     await cache.close();
+  });
+
+  it("a view of a block that had to be fetched keeps its buffer until the next turn of the event loop", async () => {
+    // Neither kept in memory nor written: the reader that waited is the block's only holder.
+    const { cache, buffers, holdFetches } = await cacheOf({ a: "A".repeat(48), b: "B".repeat(48) }, 1000, 0, 0);
+    let release!: () => void;
+    holdFetches(new Promise<void>((r) => (release = r)));
+    const pending = cache.viewSoon("a", 0, 48);
+    release();
+    const view = (await pending)!;
+    // A fetch started in the same turn (a FUSE reply made of `view` goes out in it) takes another buffer.
+    const other = cache.getOnce("b");
+    expect((await other).toString()).toBe("B".repeat(48));
+    expect(view.toString()).toBe("A".repeat(48));
+    expect(buffers.allocated).toBe(2);
+    await new Promise((r) => setImmediate(r));
+    // Now both are back.
+    expect(buffers.freeCount).toBe(2);
+  });
+
+  it("viewSoon gives no view of a block in its cache file (the caller copies from there)", async () => {
+    const { cache } = await cacheOf({ a: "on disk" }, 1000, 0);
+    await cache.get("a");
+    await cache.flushed();
+    expect(await cache.viewSoon("a", 0, 7)).toBeUndefined();
+    expect((await cache.get("a")).toString()).toBe("on disk");
   });
 });

@@ -1,5 +1,6 @@
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { writevAll } from "../../lib/writev-all.js";
 import { BlockBuffer, BlockBuffers } from "./block-buffers.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
@@ -14,6 +15,8 @@ export interface BlockCacheOptions {
   recentBlocks?: number;
   /** Where fetched blocks are read into (tests pass small ones). */
   buffers?: BlockBuffers;
+  /** Blocks on their way to cache files at most (MAX_WRITES). */
+  maxWrites?: number;
 }
 
 /** Blocks fetched lately that reads copy from memory (never read back from the cache file). */
@@ -49,6 +52,7 @@ export class BlockCache {
   /** Blocks being written to the cache file (one reference each), readable from memory meanwhile. */
   private readonly writing = new Map<string, { block: BlockBuffer; done: Promise<void> }>();
   private readonly recentBlocks: number;
+  private readonly maxWrites: number;
   private readonly buffers: BlockBuffers;
   private prefetches = 0;
   private bytes = 0;
@@ -64,6 +68,7 @@ export class BlockCache {
   ) {
     this.recentBlocks = opts.recentBlocks ?? RECENT_BLOCKS;
     this.buffers = opts.buffers ?? new BlockBuffers();
+    this.maxWrites = opts.maxWrites ?? MAX_WRITES;
   }
 
   async init(): Promise<void> {
@@ -100,6 +105,24 @@ export class BlockCache {
     if (!data || data.length < offset + len) return undefined;
     this.counts.hits++;
     return data.subarray(offset, offset + len);
+  }
+
+  /**
+   * Bytes [offset, offset + len) of block `hash` as a view of its fetched bytes, fetching it if
+   * need be; undefined if the block is read from its cache file or is shorter. The view holds a
+   * reference until the event loop's next turn (setImmediate): a FUSE reply made of it in the
+   * promise jobs after this resolves is written by then.
+   */
+  async viewSoon(hash: string, offset: number, len: number): Promise<Buffer | undefined> {
+    // A block in its cache file is read from there (by the caller, copying).
+    if (!this.inMemory(hash) && this.entries.get(hash)?.fh) return undefined;
+    const entry = await this.acquire(hash);
+    if (!(entry instanceof BlockBuffer)) {
+      entry.users--;
+      return undefined;
+    }
+    setImmediate(() => entry.release());
+    return entry.data.length < offset + len ? undefined : entry.data.subarray(offset, offset + len);
   }
 
   /** The whole block, in a buffer of the caller's own (for copy-up before a partial write). */
@@ -270,7 +293,7 @@ export class BlockCache {
       this.recent.delete(h);
       old.release();
     }
-    if (this.writing.size < MAX_WRITES) this.store(hash, block).catch(() => {});
+    if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
     if (waiters > 0) block.retain(waiters);
     // The fetch's own reference: the holders above have theirs.
     block.release();
@@ -293,18 +316,16 @@ export class BlockCache {
   private async keep(hash: string, data: Buffer): Promise<void> {
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
-    let fh: FileHandle | undefined;
+    // Opened for reading too: the handle that wrote the file serves its reads (the rename leaves it valid).
+    const fh = await open(tmp, "w+");
     try {
-      const out = await open(tmp, "w");
-      try {
-        // writeFile, not write: one write(2) may be short on a nearly full disk, and a short copy would be served as the block.
-        await out.writeFile(data);
-      } finally {
-        await out.close();
-      }
+      // writevAll goes on after a short write (a short copy would be served as the block), and
+      // takes the block in one write(2) where the kernel allows: writeFile makes 16 of 512 KiB,
+      // each a thread-pool hand-off.
+      await writevAll(fh, [data], 0);
       await rename(tmp, file);
-      fh = await open(file, "r");
     } catch (err) {
+      await fh.close().catch(() => {});
       // A partial copy would hold space on a disk that has none.
       await rm(tmp, { force: true });
       await rm(file, { force: true });

@@ -219,6 +219,23 @@ export class ContentStore {
     return data;
   }
 
+  /**
+   * Like `view`, for bytes [pos, pos + len) of one committed block not in memory yet: fetches it
+   * (or waits for the fetch under way) and answers a view of its bytes, valid until the event
+   * loop's next turn (enough for a reply written in the promise jobs that follow). Undefined when
+   * the bytes are not one committed block's, or its bytes come from the cache file (`read` then
+   * copies them).
+   */
+  async fetchedView(c: FileContent, len: number, pos: number): Promise<Buffer | undefined> {
+    const end = Math.min(pos + len, c.size);
+    if (pos >= end || c.inline) return undefined;
+    const i = Math.floor(pos / BLOCK_SIZE);
+    const hash = c.hashes[i];
+    if (end > (i + 1) * BLOCK_SIZE || c.local.has(i) || c.partial.has(i) || !storedHash(hash)) return undefined;
+    this.sequential(c, pos, end);
+    return this.cache.viewSoon(hash, pos - i * BLOCK_SIZE, end - pos);
+  }
+
   async read(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(pos + len, c.size);
     if (pos >= end) return 0;

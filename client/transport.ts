@@ -30,14 +30,14 @@ export interface ExternalRequest {
 }
 
 /**
- * A response body's bytes, copied once into a buffer of its own sized by its content-length
- * (undici's arrayBuffer() zero-fills a buffer and copies into it: a third of a cold read's CPU).
- * A body that does not match its content-length is an error, never bytes.
+ * A response body's bytes, copied once into `into` if they fit, else into a buffer of their own
+ * sized by the content-length (undici's arrayBuffer() zero-fills a buffer and copies into it: a
+ * third of a cold read's CPU). A body that does not match its content-length is an error, never bytes.
  */
-export async function bodyBytes(res: Dispatcher.ResponseData): Promise<Buffer> {
+export async function bodyBytes(res: Dispatcher.ResponseData, into?: Buffer): Promise<Buffer> {
   const length = Number(res.headers["content-length"]);
   if (!Number.isSafeInteger(length) || length < 0) return Buffer.from(await res.body.arrayBuffer());
-  const out = Buffer.allocUnsafe(length);
+  const out = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let at = 0;
   for await (const chunk of res.body) {
     const b = chunk as Buffer;
@@ -124,9 +124,10 @@ export class Transport {
   /**
    * A GET whose body the kernel reads straight into `into` (BufferConnection: no per-chunk
    * allocation or copy), for bulk downloads; undefined when the server is not plain http:
-   * (then use `raw`). Non-2xx answers become typed errors, as with `raw`.
+   * (then use `raw`). Non-2xx answers become typed errors, as with `raw` (a redirect too, unless
+   * `redirects` asks for it).
    */
-  async getInto(path: string, opts: CallOptions & { headers?: Record<string, string> }, into: Buffer): Promise<BufferResponse | undefined> {
+  async getInto(path: string, opts: CallOptions & Pick<RawOptions, "headers" | "redirects">, into: Buffer): Promise<BufferResponse | undefined> {
     const url = new URL(this.url(path, opts.query));
     if (url.protocol !== "http:") return undefined;
     const headers = { authorization: this.auth, accept: MSGPACK, "x-silo-environment": opts.environment ?? this.config.environment, ...opts.headers };
@@ -145,7 +146,7 @@ export class Transport {
       }
       if (conn.usable) this.idle.push(conn);
     }
-    if (res.statusCode >= 300) throw errorFromResponse(res.statusCode, decode(res.body ?? into.subarray(0, res.bytes), res.headers["content-type"]));
+    if (res.statusCode >= 300 && !(opts.redirects && res.statusCode < 400 && res.headers.location)) throw errorFromResponse(res.statusCode, decode(res.body ?? into.subarray(0, res.bytes), res.headers["content-type"]));
     return res;
   }
 

@@ -96,17 +96,28 @@ export class VolumeBlocks {
 
   /**
    * A block's bytes, or `range` of them (`end` exclusive). With an object-store backend the
-   * server answers with a presigned URL and the bytes come straight from the store.
+   * server answers with a presigned URL and the bytes come straight from the store. Given
+   * `into`, the bytes land there when they fit (the answer is then a view of it; over plain
+   * http the kernel reads them straight into it): a mount reads every block into a few reused
+   * buffers instead of a fresh 8 MiB each.
    */
-  async readBlock(hash: string, range?: ByteRange): Promise<Buffer> {
+  async readBlock(hash: string, range?: ByteRange, into?: Buffer): Promise<Buffer> {
     if (range && range.end <= range.start) return Buffer.alloc(0);
     const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined;
-    let res = await this.transport.raw("GET", this.url(`/blocks/${hash}`), { headers, redirects: true, environment: this.volume.environment });
-    if (res.statusCode >= 300) {
+    const path = this.url(`/blocks/${hash}`);
+    const environment = this.volume.environment;
+    let location: string | undefined;
+    const direct = into && (await this.transport.getInto(path, { headers, redirects: true, environment }, into));
+    if (direct) {
+      if (direct.statusCode < 300) return direct.body ?? into.subarray(0, direct.bytes);
+      location = direct.headers.location;
+    } else {
+      const res = await this.transport.raw("GET", path, { headers, redirects: true, environment });
+      if (res.statusCode < 300) return bodyBytes(res, into);
       await res.body.dump();
-      res = await this.transport.external({ method: "GET", url: res.headers.location as string, headers });
+      location = res.headers.location as string;
     }
-    return bodyBytes(res);
+    return bodyBytes(await this.transport.external({ method: "GET", url: location!, headers }), into);
   }
 
   /** Which of these block hashes the server lacks (the others count as recently used, so GC keeps them). */

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { BlockBuffers, FREE_BUFFERS } from "./block-buffers.js";
 import { BlockCache, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];
@@ -9,21 +10,31 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** A cache over an in-memory "server" that counts fetches per hash and can hold them. */
-async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number) {
+/**
+ * A cache over an in-memory "server" that counts fetches per hash and can hold them. Blocks
+ * land in the cache's pooled buffers (of `bufferSize` bytes) as the real client puts them there.
+ */
+async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number, maxWrites?: number) {
   const dir = join(mkdtempSync(join(tmpdir(), "silo-block-cache-")), "cache");
   dirs.push(join(dir, ".."));
   const fetches = new Map<string, number>();
   let hold: Promise<void> | undefined;
-  const cache = new BlockCache(dir, maxBytes, async (hash) => {
-    fetches.set(hash, (fetches.get(hash) ?? 0) + 1);
-    await hold;
-    const data = blocks[hash];
-    if (data === undefined) throw new Error(`no block ${hash}`);
-    return Buffer.from(data);
-  }, recentBlocks);
+  const buffers = new BlockBuffers(64);
+  const cache = new BlockCache(
+    dir,
+    maxBytes,
+    async (hash, into) => {
+      fetches.set(hash, (fetches.get(hash) ?? 0) + 1);
+      await hold;
+      const data = blocks[hash];
+      if (data === undefined) throw new Error(`no block ${hash}`);
+      if (data.length > into.length) return Buffer.from(data);
+      return into.subarray(0, into.write(data));
+    },
+    { recentBlocks, buffers, maxWrites },
+  );
   await cache.init();
-  return { cache, dir, fetches, holdFetches: (p: Promise<void>) => (hold = p) };
+  return { cache, dir, fetches, buffers, holdFetches: (p: Promise<void>) => (hold = p) };
 }
 
 describe("BlockCache", () => {
@@ -155,5 +166,70 @@ describe("BlockCache", () => {
     // A read of one not prefetched fetches it then.
     expect((await cache.get("b9")).toString()).toBe("block 9");
     expect(fetches.get("b9")).toBe(1);
+  });
+
+  it("a block's buffer is not refilled while its cache-file write still reads it", async () => {
+    // Nothing kept in memory: once read, a block is held only by its cache-file write.
+    const { cache, buffers } = await cacheOf({ a: "A".repeat(48), b: "B".repeat(48) }, 1000, 0);
+    const buf = Buffer.alloc(48);
+    await cache.read("a", 0, buf, 0, 48);
+    // Fetched while a's write is under way: must land in another buffer.
+    await cache.read("b", 0, buf, 0, 48);
+    await cache.flushed();
+    expect(buffers.allocated).toBe(2);
+    // Both from their cache files now.
+    expect(cache.peek("a", 0, 1)).toBeUndefined();
+    await cache.read("a", 0, buf, 0, 48);
+    expect(buf.toString()).toBe("A".repeat(48));
+    await cache.read("b", 0, buf, 0, 48);
+    expect(buf.toString()).toBe("B".repeat(48));
+    await cache.close();
+  });
+
+  it("reuses a block's buffer once every holder is done, and every buffer comes back", async () => {
+    const blocks = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`b${i}`, `block ${i}`]));
+    const { cache, buffers, holdFetches } = await cacheOf(blocks, 1000, 0);
+    for (const h of Object.keys(blocks)) {
+      expect((await cache.getOnce(h)).toString()).toBe(blocks[h]);
+    }
+    // Read once each, no cache file: one buffer served all of them.
+    expect(buffers.allocated).toBe(1);
+    // Several readers waiting for one fetch each get their own reference (a missing one would be released twice and throw).
+    let release!: () => void;
+    holdFetches(new Promise<void>((r) => (release = r)));
+    const waiting = [cache.get("b1"), cache.get("b1"), cache.read("b1", 0, Buffer.alloc(7), 0, 7), cache.get("b2")];
+    cache.prefetch(["b3", "missing"]);
+    release();
+    expect((await Promise.all(waiting)).map(String)).toEqual(["block 1", "block 1", "7", "block 2"]);
+    await cache.get("b3");
+    await cache.flushed();
+    expect(buffers.freeCount).toBe(Math.min(buffers.allocated, FREE_BUFFERS));
+    await cache.close();
+  });
+
+  it("a view of a block that had to be fetched keeps its buffer until the next turn of the event loop", async () => {
+    // Neither kept in memory nor written: the reader that waited is the block's only holder.
+    const { cache, buffers, holdFetches } = await cacheOf({ a: "A".repeat(48), b: "B".repeat(48) }, 1000, 0, 0);
+    let release!: () => void;
+    holdFetches(new Promise<void>((r) => (release = r)));
+    const pending = cache.viewSoon("a", 0, 48);
+    release();
+    const view = (await pending)!;
+    // A fetch started in the same turn (a FUSE reply made of `view` goes out in it) takes another buffer.
+    const other = cache.getOnce("b");
+    expect((await other).toString()).toBe("B".repeat(48));
+    expect(view.toString()).toBe("A".repeat(48));
+    expect(buffers.allocated).toBe(2);
+    await new Promise((r) => setImmediate(r));
+    // Now both are back.
+    expect(buffers.freeCount).toBe(2);
+  });
+
+  it("viewSoon gives no view of a block in its cache file (the caller copies from there)", async () => {
+    const { cache } = await cacheOf({ a: "on disk" }, 1000, 0);
+    await cache.get("a");
+    await cache.flushed();
+    expect(await cache.viewSoon("a", 0, 7)).toBeUndefined();
+    expect((await cache.get("a")).toString()).toBe("on disk");
   });
 });

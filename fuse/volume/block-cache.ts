@@ -1,14 +1,30 @@
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { writevAll } from "../../lib/writev-all.js";
+import { BlockBuffer, BlockBuffers } from "./block-buffers.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
+/** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
+type Pending = { done: Promise<BlockBuffer>; waiters: number };
+
+/** Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). */
+export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer>;
+
+export interface BlockCacheOptions {
+  /** Fetched blocks kept in memory for the reads that follow (RECENT_BLOCKS). */
+  recentBlocks?: number;
+  /** Where fetched blocks are read into (tests pass small ones). */
+  buffers?: BlockBuffers;
+  /** Blocks on their way to cache files at most (MAX_WRITES). */
+  maxWrites?: number;
+}
 
 /** Blocks fetched lately that reads copy from memory (never read back from the cache file). */
 export const RECENT_BLOCKS = 4;
 /** Read-ahead fetches in flight at most, over all files (part of the memory bound, see BlockCache). */
 export const MAX_PREFETCHES = 4;
 /** Fetched blocks being written to cache files at most; past it a fetched block is not kept (a disk slower than the network must not pile blocks up in memory). */
-const MAX_WRITES = 4;
+export const MAX_WRITES = 4;
 
 /**
  * A bounded on-disk cache of volume blocks, keyed by content hash (so identical blocks of
@@ -22,15 +38,22 @@ const MAX_WRITES = 4;
  * costs fetches, never the readability of committed data, and the cache never holds a cut copy.
  * Memory: RECENT_BLOCKS + MAX_PREFETCHES + MAX_WRITES blocks (96 MiB) at most, plus the blocks
  * readers wait for.
+ *
+ * Fetched blocks land in reused buffers (BlockBuffers): each holder of a block's bytes keeps a
+ * reference (the recent list, the cache-file write, a read copying out, each waiter of a fetch),
+ * so a buffer is refilled only once none of them can still read it.
  */
 export class BlockCache {
   private readonly entries = new Map<string, Entry>();
   /** Fetches under way (single flight); each resolves with the block's bytes. */
-  private readonly pending = new Map<string, Promise<Buffer>>();
-  /** Fetched blocks in memory, least recently used first; never mutated (readers only copy out). */
-  private readonly recent = new Map<string, Buffer>();
-  /** Blocks being written to the cache file, readable from memory meanwhile. */
-  private readonly writing = new Map<string, { data: Buffer; done: Promise<void> }>();
+  private readonly pending = new Map<string, Pending>();
+  /** Fetched blocks in memory (one reference each), least recently used first; never mutated (readers only copy out). */
+  private readonly recent = new Map<string, BlockBuffer>();
+  /** Blocks being written to the cache file (one reference each), readable from memory meanwhile. */
+  private readonly writing = new Map<string, { block: BlockBuffer; done: Promise<void> }>();
+  private readonly recentBlocks: number;
+  private readonly maxWrites: number;
+  private readonly buffers: BlockBuffers;
   private prefetches = 0;
   private bytes = 0;
   private tmpSeq = 0;
@@ -40,10 +63,13 @@ export class BlockCache {
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number,
-    private readonly fetch: (hash: string) => Promise<Buffer>,
-    /** Fetched blocks kept in memory for the reads that follow. */
-    private readonly recentBlocks = RECENT_BLOCKS,
-  ) {}
+    private readonly fetch: BlockFetch,
+    opts: BlockCacheOptions = {},
+  ) {
+    this.recentBlocks = opts.recentBlocks ?? RECENT_BLOCKS;
+    this.buffers = opts.buffers ?? new BlockBuffers();
+    this.maxWrites = opts.maxWrites ?? MAX_WRITES;
+  }
 
   async init(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
@@ -53,7 +79,14 @@ export class BlockCache {
   /** Copies `len` bytes at `offset` of block `hash` into `buf` at `bufOffset`; returns the count. */
   async read(hash: string, offset: number, buf: Buffer, bufOffset: number, len: number): Promise<number> {
     const entry = await this.acquire(hash);
-    if (Buffer.isBuffer(entry)) return entry.copy(buf, bufOffset, Math.min(offset, entry.length), Math.min(offset + len, entry.length));
+    if (entry instanceof BlockBuffer) {
+      try {
+        const data = entry.data;
+        return data.copy(buf, bufOffset, Math.min(offset, data.length), Math.min(offset + len, data.length));
+      } finally {
+        entry.release();
+      }
+    }
     try {
       const { bytesRead } = await entry.fh!.read(buf, bufOffset, len, offset);
       return bytesRead;
@@ -64,19 +97,44 @@ export class BlockCache {
 
   /**
    * Bytes [offset, offset + len) of block `hash` if the block is in memory now and holds them
-   * (else undefined): a view of the fetched bytes, to be read, never written.
+   * (else undefined): a view of the fetched bytes, to be read, never written, and only within
+   * the caller's synchronous turn (no reference is taken: its buffer may be refilled later).
    */
   peek(hash: string, offset: number, len: number): Buffer | undefined {
-    const data = this.inMemory(hash);
+    const data = this.inMemory(hash)?.data;
     if (!data || data.length < offset + len) return undefined;
     this.counts.hits++;
     return data.subarray(offset, offset + len);
   }
 
+  /**
+   * Bytes [offset, offset + len) of block `hash` as a view of its fetched bytes, fetching it if
+   * need be; undefined if the block is read from its cache file or is shorter. The view holds a
+   * reference until the event loop's next turn (setImmediate): a FUSE reply made of it in the
+   * promise jobs after this resolves is written by then.
+   */
+  async viewSoon(hash: string, offset: number, len: number): Promise<Buffer | undefined> {
+    // A block in its cache file is read from there (by the caller, copying).
+    if (!this.inMemory(hash) && this.entries.get(hash)?.fh) return undefined;
+    const entry = await this.acquire(hash);
+    if (!(entry instanceof BlockBuffer)) {
+      entry.users--;
+      return undefined;
+    }
+    setImmediate(() => entry.release());
+    return entry.data.length < offset + len ? undefined : entry.data.subarray(offset, offset + len);
+  }
+
   /** The whole block, in a buffer of the caller's own (for copy-up before a partial write). */
   async get(hash: string): Promise<Buffer> {
     const entry = await this.acquire(hash);
-    if (Buffer.isBuffer(entry)) return Buffer.from(entry);
+    if (entry instanceof BlockBuffer) {
+      try {
+        return Buffer.from(entry.data);
+      } finally {
+        entry.release();
+      }
+    }
     try {
       const buf = Buffer.allocUnsafe(entry.size);
       const { bytesRead } = await entry.fh!.read(buf, 0, entry.size, 0);
@@ -94,9 +152,14 @@ export class BlockCache {
   async getOnce(hash: string): Promise<Buffer> {
     if (this.entries.get(hash)?.fh || this.pending.has(hash) || this.inMemory(hash)) return this.get(hash);
     this.counts.misses++;
-    const data = await this.fetch(hash);
-    this.counts.bytesFetched += data.length;
-    return data;
+    const block = this.buffers.take();
+    try {
+      const data = await this.fetch(hash, block.memory);
+      this.counts.bytesFetched += data.length;
+      return Buffer.from(data);
+    } finally {
+      block.release();
+    }
   }
 
   /**
@@ -109,7 +172,7 @@ export class BlockCache {
       if (this.entries.has(h) || this.pending.has(h) || this.inMemory(h)) continue;
       this.prefetches++;
       this.load(h)
-        .catch(() => {})
+        .done.catch(() => {})
         .finally(() => this.prefetches--);
     }
   }
@@ -134,18 +197,19 @@ export class BlockCache {
     await this.flushed();
     for (const e of this.entries.values()) await e.fh?.close().catch(() => {});
     this.entries.clear();
+    for (const block of this.recent.values()) block.release();
     this.recent.clear();
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  /** The block's bytes if they are in memory (fetched lately or being written to the cache file). */
-  private inMemory(hash: string): Buffer | undefined {
-    const data = this.recent.get(hash) ?? this.writing.get(hash)?.data;
-    if (!data) return undefined;
+  /** The block if its bytes are in memory (fetched lately or being written to the cache file); no reference taken. */
+  private inMemory(hash: string): BlockBuffer | undefined {
+    const block = this.recent.get(hash) ?? this.writing.get(hash)?.block;
+    if (!block) return undefined;
     // Map order is the LRU order: re-insert on use (in memory and on disk).
-    if (this.recent.delete(hash)) this.recent.set(hash, data);
+    if (this.recent.delete(hash)) this.recent.set(hash, block);
     this.touch(hash);
-    return data;
+    return block;
   }
 
   private touch(hash: string): Entry | undefined {
@@ -157,12 +221,12 @@ export class BlockCache {
     return entry;
   }
 
-  /** The block's bytes in memory, or its cache entry (counted as a user). */
-  private async acquire(hash: string): Promise<Entry | Buffer> {
-    const data = this.inMemory(hash);
-    if (data) {
+  /** The block's bytes in memory (a reference the caller releases), or its cache entry (counted as a user). */
+  private async acquire(hash: string): Promise<Entry | BlockBuffer> {
+    const block = this.inMemory(hash);
+    if (block) {
       this.counts.hits++;
-      return data;
+      return block.retain();
     }
     const entry = this.touch(hash);
     if (entry?.fh) {
@@ -171,13 +235,16 @@ export class BlockCache {
       return entry;
     }
     this.counts.misses++;
-    return this.load(hash);
+    const p = this.load(hash);
+    p.waiters++;
+    return p.done;
   }
 
-  private load(hash: string): Promise<Buffer> {
+  /** The fetch of a block (single flight); a caller that will use the bytes counts itself in `waiters`. */
+  private load(hash: string): Pending {
     let p = this.pending.get(hash);
     if (!p) {
-      p = this.fill(hash).finally(() => this.pending.delete(hash));
+      p = { done: this.fill(hash), waiters: 0 };
       this.pending.set(hash, p);
     }
     return p;
@@ -195,46 +262,70 @@ export class BlockCache {
    */
   async put(hash: string, data: Buffer): Promise<void> {
     if (this.entries.has(hash) || this.pending.has(hash) || this.inMemory(hash)) return;
-    await this.store(hash, data);
+    const block = BlockBuffer.of(data);
+    const done = this.store(hash, block);
+    block.release();
+    await done;
   }
 
-  /** Fetches a block: its bytes stay in memory, and go to the cache file off the read path. */
-  private async fill(hash: string): Promise<Buffer> {
-    const data = await this.fetch(hash);
-    this.counts.bytesFetched += data.length;
-    this.recent.set(hash, data);
-    for (const h of this.recent.keys()) {
+  /**
+   * Fetches a block into a pooled buffer: its bytes stay in memory, and go to the cache file off
+   * the read path. Resolves with one reference for each of its `waiters`, counted up to the moment
+   * the fetch ends (the entry leaves `pending` in the same synchronous step, so no later reader
+   * can count itself in and find no reference).
+   */
+  private async fill(hash: string): Promise<BlockBuffer> {
+    const block = this.buffers.take();
+    try {
+      block.data = await this.fetch(hash, block.memory);
+    } catch (err) {
+      this.pending.delete(hash);
+      block.release();
+      throw err;
+    }
+    const waiters = this.pending.get(hash)?.waiters ?? 0;
+    this.pending.delete(hash);
+    this.counts.bytesFetched += block.data.length;
+    this.recent.get(hash)?.release();
+    this.recent.set(hash, block.retain());
+    for (const [h, old] of this.recent) {
       if (this.recent.size <= this.recentBlocks) break;
       this.recent.delete(h);
+      old.release();
     }
-    if (this.writing.size < MAX_WRITES) this.store(hash, data).catch(() => {});
-    return data;
+    if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
+    if (waiters > 0) block.retain(waiters);
+    // The fetch's own reference: the holders above have theirs.
+    block.release();
+    return block;
   }
 
-  /** Writes a block to the cache file, readable from memory meanwhile; never fails (a block not kept is fetched again). */
-  private store(hash: string, data: Buffer): Promise<void> {
-    const done = this.keep(hash, data)
+  /** Writes a block to the cache file, readable from memory meanwhile (holding a reference); never fails (a block not kept is fetched again). */
+  private store(hash: string, block: BlockBuffer): Promise<void> {
+    block.retain();
+    const done = this.keep(hash, block.data)
       .catch(() => {})
-      .finally(() => this.writing.delete(hash));
-    this.writing.set(hash, { data, done });
+      .finally(() => {
+        this.writing.delete(hash);
+        block.release();
+      });
+    this.writing.set(hash, { block, done });
     return done;
   }
 
   private async keep(hash: string, data: Buffer): Promise<void> {
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
-    let fh: FileHandle | undefined;
+    // Opened for reading too: the handle that wrote the file serves its reads (the rename leaves it valid).
+    const fh = await open(tmp, "w+");
     try {
-      const out = await open(tmp, "w");
-      try {
-        // writeFile, not write: one write(2) may be short on a nearly full disk, and a short copy would be served as the block.
-        await out.writeFile(data);
-      } finally {
-        await out.close();
-      }
+      // writevAll goes on after a short write (a short copy would be served as the block), and
+      // takes the block in one write(2) where the kernel allows: writeFile makes 16 of 512 KiB,
+      // each a thread-pool hand-off.
+      await writevAll(fh, [data], 0);
       await rename(tmp, file);
-      fh = await open(file, "r");
     } catch (err) {
+      await fh.close().catch(() => {});
       // A partial copy would hold space on a disk that has none.
       await rm(tmp, { force: true });
       await rm(file, { force: true });

@@ -145,7 +145,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
-    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash) => remote.readBlock(hash));
+    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash, into) => remote.readBlock(hash, undefined, into));
     await cache.init();
     // Writable mounts keep their changes in a journal that outlives the daemon (see journal.ts).
     const volumeDir = volumeJournalDir(opts.journalRoot ?? journalRoot(), opts.server ?? "", remote.id);

@@ -183,6 +183,19 @@ export class FileContent {
   }
 }
 
+/**
+ * Where bytes [pos, pos + len) of a file lie (cut at its end) if they lie in one committed,
+ * unchanged block: its hash, the offset in it and the end in the file; else undefined.
+ */
+function committedSlice(c: FileContent, len: number, pos: number): { hash: string; offset: number; end: number } | undefined {
+  const end = Math.min(pos + len, c.size);
+  if (pos >= end || c.inline) return undefined;
+  const i = Math.floor(pos / BLOCK_SIZE);
+  const hash = c.hashes[i];
+  if (end > (i + 1) * BLOCK_SIZE || c.local.has(i) || c.partial.has(i) || !storedHash(hash)) return undefined;
+  return { hash, offset: pos - i * BLOCK_SIZE, end };
+}
+
 /** Reads, writes and truncates FileContents against the block cache and the upper dir. */
 export class ContentStore {
   private seq = 0;
@@ -209,14 +222,25 @@ export class ContentStore {
    * (`read` then copies them).
    */
   view(c: FileContent, len: number, pos: number): Buffer | undefined {
-    const end = Math.min(pos + len, c.size);
-    if (pos >= end || c.inline) return undefined;
-    const i = Math.floor(pos / BLOCK_SIZE);
-    const hash = c.hashes[i];
-    if (end > (i + 1) * BLOCK_SIZE || c.local.has(i) || c.partial.has(i) || !storedHash(hash)) return undefined;
-    const data = this.cache.peek(hash, pos - i * BLOCK_SIZE, end - pos);
-    if (data) this.sequential(c, pos, end);
+    const one = committedSlice(c, len, pos);
+    if (!one) return undefined;
+    const data = this.cache.peek(one.hash, one.offset, one.end - pos);
+    if (data) this.sequential(c, pos, one.end);
     return data;
+  }
+
+  /**
+   * Like `view`, for bytes [pos, pos + len) of one committed block not in memory yet: fetches it
+   * (or waits for the fetch under way) and answers a view of its bytes, valid until the event
+   * loop's next turn (enough for a reply written in the promise jobs that follow). Undefined when
+   * the bytes are not one committed block's, or its bytes come from the cache file (`read` then
+   * copies them).
+   */
+  async fetchedView(c: FileContent, len: number, pos: number): Promise<Buffer | undefined> {
+    const one = committedSlice(c, len, pos);
+    if (!one) return undefined;
+    this.sequential(c, pos, one.end);
+    return this.cache.viewSoon(one.hash, one.offset, one.end - pos);
   }
 
   async read(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {

@@ -413,10 +413,13 @@ export class VolumeFs implements Filesystem {
   read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Buffer | Promise<Buffer> {
     const node = this.handle(fh);
     // A block fetched lately is answered at once from its bytes in memory, without a copy.
-    return this.mv.store.view(node.content, size, offset) ?? this.readCopy(node.content, offset, size);
+    return this.mv.store.view(node.content, size, offset) ?? this.readLater(node.content, offset, size);
   }
 
-  private async readCopy(content: FileContent, offset: number, size: number): Promise<Buffer> {
+  private async readLater(content: FileContent, offset: number, size: number): Promise<Buffer> {
+    // A block on its way is answered from its fetched bytes too, once they are there (no copy).
+    const fetched = await this.mv.store.fetchedView(content, size, offset);
+    if (fetched) return fetched;
     const buf = Buffer.allocUnsafe(size);
     const n = await this.mv.store.read(content, buf, size, offset);
     return n === size ? buf : buf.subarray(0, n);

@@ -28,7 +28,7 @@ export async function recoverVolume(remote: VolumeRemote, opts: RecoverOptions):
   const journal = await Journal.create(volumeDir, { server: opts.server, volumeId: remote.id, volume: remote.name, environment: opts.environment }, (p) =>
     mvRef!.recordOf(p),
   );
-  const cache = new BlockCache(join(scratch, "cache"), 256 * 1024 * 1024, (hash) => remote.readBlock(hash));
+  const cache = new BlockCache(join(scratch, "cache"), 256 * 1024 * 1024, (hash, into) => remote.readBlock(hash, undefined, into));
   try {
     await cache.init();
     const mv = new MountedVolume(remote, new ContentStore(journal.upperDir, cache));

@@ -1,3 +1,4 @@
+import type { FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { ByteRange } from "../../protocol/volume.js";
 import { BLOCK_HASH_PATTERN } from "../../protocol/volume-routes.js";
@@ -26,6 +27,8 @@ export interface BlobStore {
   put(ns: string, hash: string, body: Readable): Promise<number>;
   /** The blob's bytes (or a range of them); NotFound if absent. */
   get(ns: string, hash: string, range?: ByteRange): Promise<Readable>;
+  /** The blob as an open file (a store on local disk), which a response reads through reused buffers; NotFound if absent. */
+  open?(ns: string, hash: string): Promise<FileHandle>;
   /** Removes a blob; a no-op if it is absent. */
   delete(ns: string, hash: string): Promise<void>;
   /** Removes many blobs (an object store does it in batches); absent ones are skipped. */

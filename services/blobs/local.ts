@@ -66,12 +66,15 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async get(ns: string, hash: string, range?: ByteRange): Promise<Readable> {
-    const file = this.file(ns, hash);
-    // Open first so a missing blob is a clean NotFound rather than a stream error mid-response.
-    const fh = await open(file, "r").catch(() => {
+  async open(ns: string, hash: string): Promise<FileHandle> {
+    return open(this.file(ns, hash), "r").catch(() => {
       throw notFound(`Block ${hash}`);
     });
+  }
+
+  async get(ns: string, hash: string, range?: ByteRange): Promise<Readable> {
+    // Open first so a missing blob is a clean NotFound rather than a stream error mid-response.
+    const fh = await this.open(ns, hash);
     if (range && range.end <= range.start) {
       await fh.close();
       return createReadStream("", { start: 0, end: -1 });

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import { BlockParams, ComposeBlockBody, DirectHashesBody, MissingBlocksBody, SmallBlocksBody, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { invalid } from "../errors.js";
+import { onePart, sendParts } from "../http/send-file.js";
 import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
@@ -64,11 +65,10 @@ export async function blockRoutes(fastify: FastifyInstance, opts: { volumes: Vol
     const url = await volumes.blockUrl(vol, req.params.hash);
     if (url) return reply.header("cache-control", "no-store").redirect(url, 307);
     const range = requestedRange(req.headers.range, size, reply);
-    const body = await volumes.readBlock(vol, req.params.hash, range);
-    if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${size}`);
-    return reply
-      .header("content-type", "application/octet-stream")
-      .header("content-length", range.end - range.start)
-      .send(body);
+    // Opened before anything is sent: a missing blob is a clean 404.
+    const part = await volumes.blockPart(vol, req.params.hash, range);
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (req.headers.range) headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${size}`;
+    return sendParts(reply, req.headers.range ? 206 : 200, headers, range.end - range.start, onePart(part));
   });
 }

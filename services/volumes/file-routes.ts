@@ -4,6 +4,7 @@ import type { TreePage } from "../../protocol/volume.js";
 import { FileQuery, ListQuery, SmallFilesBody, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { invalid } from "../errors.js";
 import { normalizePath } from "./paths.js";
+import { sendParts } from "../http/send-file.js";
 import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
@@ -48,12 +49,9 @@ export async function fileRoutes(fastify: FastifyInstance, opts: { volumes: Volu
       // A client that can read from the object store itself gets where the bytes are instead.
       const direct = req.headers["x-silo-direct"] === "1" ? await volumes.directFileRead(vol, version, row, range) : undefined;
       if (direct) return reply.header("x-silo-direct", "1").send(direct);
-      if (req.headers.range) reply.status(206).header("content-range", `bytes ${range.start}-${range.end - 1}/${row.size}`);
-      return reply
-        .header("content-type", "application/octet-stream")
-        .header("content-length", range.end - range.start)
-        .header("x-silo-version", version)
-        .send(volumes.readFile(vol, row, range));
+      const headers: Record<string, string | number> = { "content-type": "application/octet-stream", "x-silo-version": version };
+      if (req.headers.range) headers["content-range"] = `bytes ${range.start}-${range.end - 1}/${row.size}`;
+      return sendParts(reply, req.headers.range ? 206 : 200, headers, range.end - range.start, volumes.fileParts(vol, row, range));
     },
   );
 }

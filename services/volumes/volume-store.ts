@@ -27,6 +27,7 @@ import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
 import { type Clock, systemClock } from "../../lib/clock.js";
+import type { SendPart } from "../http/send-file.js";
 
 const INLINE_MAX = INLINE_BLOCK_MAX;
 /** Paths `history` names per version and kind of change (the counts are exact). */
@@ -279,8 +280,9 @@ export class VolumeStore {
     return { version, parts, next: i * BLOCK_SIZE < range.end ? i * BLOCK_SIZE : undefined };
   }
 
-  async readBlock(vol: OpenVolume, hash: string, range?: ByteRange): Promise<Readable> {
-    return blockStream(this.store, this.blobs, vol.record.workspaceId, hash, range);
+  /** A block's bytes in `range` as a response part (sendParts): an open file for local blobs; NotFound if absent. */
+  async blockPart(vol: OpenVolume, hash: string, range: ByteRange): Promise<SendPart> {
+    return blockPart(this.store, this.blobs, vol.record.workspaceId, hash, range);
   }
 
   async blockSize(vol: OpenVolume, hash: string): Promise<number> {
@@ -324,16 +326,10 @@ export class VolumeStore {
    * checked) fails the stream at once instead of leaving the reader waiting for the rest.
    */
   readFile(vol: OpenVolume, entry: ManifestEntry, range: ByteRange): Readable {
-    const blocks = blockHashes(entry);
     const ws = vol.record.workspaceId;
     const { store, blobs } = this;
     async function* chunks() {
-      for (let i = Math.floor(range.start / BLOCK_SIZE); i * BLOCK_SIZE < range.end; i++) {
-        const base = i * BLOCK_SIZE;
-        const start = Math.max(range.start - base, 0);
-        const end = Math.min(range.end - base, BLOCK_SIZE);
-        const hash = blocks[i];
-        if (hash === undefined) throw siloError("INTERNAL", `File '/${entry.path}' lists fewer blocks than its size needs`);
+      for (const { i, hash, start, end } of fileBlocks(entry, range)) {
         if (hash === null) {
           yield Buffer.alloc(end - start);
           continue;
@@ -350,6 +346,37 @@ export class VolumeStore {
     }
     return Readable.from(chunks(), { objectMode: false });
   }
+
+  /**
+   * A file's bytes in `range` as response parts (sendParts), block by block: local blobs as open
+   * files, holes as zeros. A block shorter than the file says cuts the response (sendParts checks
+   * each file part's length).
+   */
+  async *fileParts(vol: OpenVolume, entry: ManifestEntry, range: ByteRange): AsyncGenerator<SendPart> {
+    for (const { hash, start, end } of fileBlocks(entry, range)) {
+      yield hash === null ? Buffer.alloc(end - start) : await blockPart(this.store, this.blobs, vol.record.workspaceId, hash, { start, end });
+    }
+  }
+}
+
+/** The blocks (index, hash or null for a hole, byte range within the block) that bytes `range` of a file lie in. */
+function* fileBlocks(entry: ManifestEntry, range: ByteRange): Generator<{ i: number; hash: string | null; start: number; end: number }> {
+  const blocks = blockHashes(entry);
+  for (let i = Math.floor(range.start / BLOCK_SIZE); i * BLOCK_SIZE < range.end; i++) {
+    const base = i * BLOCK_SIZE;
+    const hash = blocks[i];
+    if (hash === undefined) throw siloError("INTERNAL", `File '/${entry.path}' lists fewer blocks than its size needs`);
+    yield { i, hash, start: Math.max(range.start - base, 0), end: Math.min(range.end - base, BLOCK_SIZE) };
+  }
+}
+
+/** A block's bytes in `range` for sendParts: inline bytes, an open file of a local blob, or a stream. */
+async function blockPart(store: ManifestStore, blobs: BlobStore, ws: string, hash: string, range: ByteRange): Promise<SendPart> {
+  const data = await store.inlineBlock(ws, hash);
+  if (data) return data.subarray(range.start, range.end);
+  if (range.end <= range.start) return Buffer.alloc(0);
+  if (blobs.open) return { fh: await blobs.open(ws, hash), ...range };
+  return blobs.get(ws, hash, range);
 }
 
 /** A block's bytes (or a range), from the manifest store if it is inline, else from the blob store. */

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BlockBuffers, FREE_BUFFERS } from "./block-buffers.js";
+import { BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
 import { BlockCache, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];

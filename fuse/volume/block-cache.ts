@@ -1,7 +1,7 @@
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { writevAll } from "../../lib/writev-all.js";
-import { BlockBuffer, BlockBuffers } from "./block-buffers.js";
+import { BlockBuffer, BlockBuffers } from "../../lib/block-buffers.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */

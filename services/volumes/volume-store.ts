@@ -16,13 +16,13 @@ import {
   type VersionPin,
   expandBlocks,
 } from "../../protocol/volume.js";
+import { BlockBuffers } from "../../lib/block-buffers.js";
 import type { Caller } from "../auth/authenticate.js";
 import { type BlobStore, type ByteRange, verifyingStream } from "../blobs/index.js";
 import { siloError, invalid, notFound } from "../errors.js";
 import { newId } from "../ids.js";
 import type { ObjectRecord, ObjectRegistry } from "../objects/registry.js";
 import type { Overwrite, VolumeLimits } from "./commit.js";
-import { BlockBuffers } from "./block-buffers.js";
 import type { KeyLock } from "./key-lock.js";
 import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
@@ -65,7 +65,7 @@ export class VolumeStore {
   ) {}
 
   /** Buffers composeBlock builds blocks in: as many kept as a mount's commit composes at once (8, 64 MiB). */
-  private readonly composeBuffers = new BlockBuffers(8);
+  private readonly composeBuffers = new BlockBuffers(BLOCK_SIZE, 8);
 
   /** The caller's volume (or other file tree) with this id (NotFound outside its workspace/environment). */
   async open(caller: Caller, id: string): Promise<OpenVolume> {
@@ -172,31 +172,33 @@ export class VolumeStore {
       if (end > length) throw invalid(`A range ends at ${end}, past the block's length ${length}`);
     }
     const ws = vol.record.workspaceId;
-    return this.composeBuffers.with(length, async (data) => {
-      await this.blockLock.with(`${ws}/${base}`, async () => {
-        const size = await this.store.blockSize(ws, base);
-        if (size === undefined) throw notFound(`Block ${base}`);
-        if (size < baseLength) throw invalid(`Block ${base} holds ${size} bytes, fewer than baseLength ${baseLength}`);
-        let got = 0;
-        for await (const chunk of await blockStream(this.store, this.blobs, ws, base, { start: 0, end: baseLength })) {
-          data.set(chunk as Buffer, got);
-          got += (chunk as Buffer).length;
-        }
-        if (got !== baseLength) throw siloError("INTERNAL", `Block ${base} read ${got} of its ${baseLength} bytes`);
-      });
-      // A reused buffer: past the base it holds an earlier block's bytes, where this one has zeros.
-      data.fill(0, baseLength);
-      for (const r of ranges) data.set(r.data, r.offset);
-      const hash = createHash("sha256").update(data).digest("hex");
-      if (length <= INLINE_MAX) await this.store.storeInline(ws, [{ hash, data }], this.clock.now());
-      else {
-        await this.blockLock.with(`${ws}/${hash}`, async () => {
-          await this.blobs.put(ws, hash, Readable.from([data], { objectMode: false }));
-          await this.store.recordBlock(ws, hash, length, this.clock.now());
-        });
+    const buffer = this.composeBuffers.take();
+    const data = buffer.memory.subarray(0, length);
+    await this.blockLock.with(`${ws}/${base}`, async () => {
+      const size = await this.store.blockSize(ws, base);
+      if (size === undefined) throw notFound(`Block ${base}`);
+      if (size < baseLength) throw invalid(`Block ${base} holds ${size} bytes, fewer than baseLength ${baseLength}`);
+      let got = 0;
+      for await (const chunk of await blockStream(this.store, this.blobs, ws, base, { start: 0, end: baseLength })) {
+        data.set(chunk as Buffer, got);
+        got += (chunk as Buffer).length;
       }
-      return { hash, size: length };
+      if (got !== baseLength) throw siloError("INTERNAL", `Block ${base} read ${got} of its ${baseLength} bytes`);
     });
+    // A reused buffer: past the base it holds an earlier block's bytes, where this one has zeros.
+    data.fill(0, baseLength);
+    for (const r of ranges) data.set(r.data, r.offset);
+    const hash = createHash("sha256").update(data).digest("hex");
+    if (length <= INLINE_MAX) await this.store.storeInline(ws, [{ hash, data }], this.clock.now());
+    else {
+      await this.blockLock.with(`${ws}/${hash}`, async () => {
+        await this.blobs.put(ws, hash, Readable.from([data], { objectMode: false }));
+        await this.store.recordBlock(ws, hash, length, this.clock.now());
+      });
+    }
+    // Back to the pool only after a success: a failed store may leave a request that still reads it.
+    buffer.release();
+    return { hash, size: length };
   }
 
   /** Stores a batch of small blocks inline in one transaction; larger ones go to the blob store. */

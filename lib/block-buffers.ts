@@ -1,4 +1,4 @@
-import { BLOCK_SIZE } from "../../protocol/volume.js";
+import { BLOCK_SIZE } from "../protocol/volume.js";
 
 /** Free block buffers kept for reuse at most (more are left to the GC): 32 MiB held while idle. */
 export const FREE_BUFFERS = 4;
@@ -49,9 +49,9 @@ export class BlockBuffer {
 }
 
 /**
- * A small pool of block-sized buffers that fetched blocks are read into. A fresh 8 MiB buffer per
- * block costs its first-touch page faults (~1 CPU-s per GiB on the 2-core VM) and GC; a reused
- * one costs neither. Buffers come back only through `BlockBuffer.release` (reference counted).
+ * A small pool of block-sized buffers: a mount daemon reads fetched blocks into them, the server
+ * composes blocks in them. A fresh 8 MiB buffer per block costs its first-touch page faults
+ * (~1 CPU-s per GiB on the 2-core VM) and GC; a reused one costs neither. Buffers come back only through `BlockBuffer.release` (reference counted).
  */
 export class BlockBuffers {
   private readonly free: Buffer[] = [];

@@ -91,11 +91,6 @@ export class Passthrough {
   /** Ordinary opens per inode (the kernel's cached io mode). */
   private readonly cached = new Map<number, number>();
   private readonly handles = new Map<number, HandleMode>();
-  /**
-   * Inodes written during a passthrough period (directIo writes, mapped stores): pages the
-   * kernel cached before it are stale, so the next ordinary open drops them (no keepCache).
-   */
-  private readonly stalePages = new Set<number>();
   private failed = false;
   private counts = { reads: 0, joined: 0, backingOpened: 0, backingClosed: 0 };
   backing: BackingFiles | undefined;
@@ -176,9 +171,10 @@ export class Passthrough {
   private ordinary(ino: number, fh: number, c: FileContent): OpenMode {
     this.cached.set(ino, (this.cached.get(ino) ?? 0) + 1);
     this.handles.set(fh, { ino, content: c, passthrough: false, untracked: false });
-    // Keep cached pages across opens (only this mount changes a node's bytes, and a reload that
-    // changes a file replaces its node or invalidates it), unless a period changed them unseen.
-    return { keepCache: !this.stalePages.delete(ino) };
+    // Keep cached pages across opens: only this mount changes a node's bytes, and a reload that
+    // changes a file replaces its node or invalidates it. A passthrough period leaves no stale
+    // page: its first open (no keepCache) drops the cached ones, and none are cached during it.
+    return { keepCache: true };
   }
 
   private join(ino: number, fh: number, period: Period, c: FileContent, write: boolean): OpenMode {
@@ -186,10 +182,7 @@ export class Passthrough {
     const direct = write || c !== period.content || !wholeInUpper(c);
     if (direct) this.counts.joined++;
     else this.counts.reads++;
-    if (write) {
-      c.untrackedWriters++;
-      this.stalePages.add(ino);
-    }
+    if (write) c.untrackedWriters++;
     this.handles.set(fh, { ino, content: c, passthrough: true, untracked: write });
     return { backingId: period.backingId, directIo: direct || undefined, untracked: write || undefined };
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
 import { constants } from "node:os";
 import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
@@ -31,6 +32,7 @@ const SPECIAL_OF = new Map<number, SpecialType>([
   [0o140000, "socket"],
 ]);
 const O_ACCMODE = 3;
+const O_DIRECT = fsConstants.O_DIRECT;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const FALLOC_FL_KEEP_SIZE = 0x01;
@@ -409,7 +411,7 @@ export class VolumeFs implements Filesystem {
     if (write) this.writable();
     const node = this.file(this.node(ino));
     const fh = this.mv.openHandle(node, write);
-    const mode = this.passthrough.opened(ino, fh, node.content, write);
+    const mode = this.passthrough.opened(ino, fh, node.content, write, (flags & O_DIRECT) !== 0);
     if (!(mode instanceof Promise)) return this.openedAs(ino, fh, node, mode);
     return mode.then(
       (m) => this.openedAs(ino, fh, node, m),

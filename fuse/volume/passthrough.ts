@@ -105,11 +105,12 @@ export class Passthrough {
    * Decides how open `fh` of `ino` (bytes `c`) is answered, and remembers it for `released`.
    * Synchronous but for a read-only open that may start a period (it waits for the file's lock).
    */
-  opened(ino: number, fh: number, c: FileContent, write: boolean): OpenMode | Promise<OpenMode> {
+  opened(ino: number, fh: number, c: FileContent, write: boolean, oDirect = false): OpenMode | Promise<OpenMode> {
     if (write) return this.openedForWrite(ino, fh, c);
     const period = this.periods.get(ino);
-    if (period) return this.join(ino, fh, period, c, false);
-    if (!this.backing || this.failed || (this.cached.get(ino) ?? 0) > 0 || !wholeInUpper(c)) return this.ordinary(ino, fh, c);
+    if (period) return this.join(ino, fh, period, c, false, oDirect);
+    // O_DIRECT: through the backing file it would be ext4's, with its alignment rules (EINVAL).
+    if (oDirect || !this.backing || this.failed || (this.cached.get(ino) ?? 0) > 0 || !wholeInUpper(c)) return this.ordinary(ino, fh, c);
     // Under the file's lock: no write or truncate of it is half done while the upper file is measured.
     return c.lock.run(async () => this.start(ino, fh, c));
   }
@@ -177,9 +178,9 @@ export class Passthrough {
     return { keepCache: true };
   }
 
-  private join(ino: number, fh: number, period: Period, c: FileContent, write: boolean): OpenMode {
+  private join(ino: number, fh: number, period: Period, c: FileContent, write: boolean, oDirect = false): OpenMode {
     period.opens++;
-    const direct = write || c !== period.content || !wholeInUpper(c);
+    const direct = write || oDirect || c !== period.content || !wholeInUpper(c);
     if (direct) this.counts.joined++;
     else this.counts.reads++;
     if (write) c.untrackedWriters++;

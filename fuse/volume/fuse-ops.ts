@@ -440,7 +440,14 @@ export class VolumeFs implements Filesystem {
     if (!m.untracked) return opened;
     markUntracked(node.content);
     this.changed(ino, node);
-    return this.mv.flush().then(() => opened);
+    // A failed journal write fails the open: no release will come, so the handle goes here.
+    return this.mv.flush().then(
+      () => opened,
+      async (err: unknown) => {
+        await this.dropHandle(ino, fh);
+        throw err;
+      },
+    );
   }
 
   /** Frees open `fh` (release, or an open the kernel never saw answered). */

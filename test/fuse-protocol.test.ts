@@ -181,7 +181,7 @@ describe("silo's FUSE transport", () => {
         }),
       ),
     );
-    expect((await readdir(dir)).length).toBe(101);
+    expect((await readdir(dir)).length).toBe(102); // the 100 files, slow and slow-open
     const s = await probe.stats();
     expect(s.slowPending).toBe(1);
     expect(s.inFlight).toBe(1);
@@ -206,6 +206,17 @@ describe("silo's FUSE transport", () => {
     // The mount goes on serving.
     await writeFile(join(dir, "after"), "still here");
     expect(await readFile(join(dir, "after"), "utf8")).toBe("still here");
+  });
+
+  it("an open answered after the session gave up on it (ETIMEDOUT) is handed back to the file system: no handle leaks", async () => {
+    const { probe, dir } = await mountProbe("late-open", { PROBE_OP_TIMEOUT_MS: "500" });
+    const late = cat(join(dir, "slow-open"));
+    children.push(late.proc);
+    await waitFor("the open reaches the file system", async () => (await probe.stats()).slowPending === 1);
+    const out = await within(15_000, "the timed-out cat exits", late.out);
+    expect(out.stderr).toMatch(/timed out/i);
+    await probe.send({ cmd: "release" });
+    await waitFor("the late open is abandoned", async () => (await probe.stats()).abandoned === 1);
   });
 
   it("a request racing an unmount is still answered; the session then ends and leaves no mount", async () => {

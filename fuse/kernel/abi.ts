@@ -120,7 +120,16 @@ export const Fopen = {
   STREAM: 1 << 4,
   NOFLUSH: 1 << 5,
   PARALLEL_DIRECT_WRITES: 1 << 6,
+  /** Reads, writes and mmap go to the backing file named by fuse_open_out.backing_id. */
+  PASSTHROUGH: 1 << 7,
 } as const;
+
+/**
+ * fuse_init_out.max_stack_depth with FUSE_PASSTHROUGH: backing files may sit on a file system
+ * stacked this deep less one (1: a plain local file system), and the mount counts as this deep
+ * (so an overlayfs may still stack on it). The kernel allows at most 2.
+ */
+export const PASSTHROUGH_STACK_DEPTH = 1;
 
 export const NotifyCode = {
   INVAL_INODE: 2,

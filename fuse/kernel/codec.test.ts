@@ -136,13 +136,14 @@ describe("reply encoding", () => {
   });
 
   it("asks for 1 MiB requests in fuse_init_out (max_write, max_pages) with the high flags in flags2", () => {
-    const init = { major: 7, minor: 45, maxReadahead: 131072, flags: InitFlag.MAX_PAGES + InitFlag.PASSTHROUGH, maxBackground: 64, congestionThreshold: 48, maxWrite: 1 << 20, timeGran: 1, maxPages: 256 };
+    const init = { major: 7, minor: 45, maxReadahead: 131072, flags: InitFlag.MAX_PAGES + InitFlag.PASSTHROUGH, maxBackground: 64, congestionThreshold: 48, maxWrite: 1 << 20, timeGran: 1, maxPages: 256, maxStackDepth: 1 };
     const b = encodeInitOut(init);
     expect(b.length).toBe(64);
     expect(b.readUInt32LE(20)).toBe(1 << 20);
     expect(b.readUInt16LE(28)).toBe(256);
     expect(b.readUInt32LE(12)).toBe(InitFlag.MAX_PAGES);
     expect(b.readUInt32LE(32)).toBe(1 << 5); // PASSTHROUGH is bit 37
+    expect(b.readUInt32LE(36)).toBe(1); // max_stack_depth
     expect(decodeInitOut(b)).toEqual(init);
   });
 
@@ -203,6 +204,9 @@ describe("reply encoding", () => {
     expect([err.length, err.readUInt32LE(0), err.readInt32LE(4), Number(err.readBigUInt64LE(8))]).toEqual([16, 16, -2, 8]);
     const open = encodeOpenOut({ fh: 3, keepCache: true, directIo: true });
     expect([open.length, Number(open.readBigUInt64LE(0)), open.readUInt32LE(8)]).toEqual([16, 3, 0b11]);
+    // FOPEN_PASSTHROUGH (bit 7) with fuse_open_out.backing_id, an int32 after open_flags.
+    const passthrough = encodeOpenOut({ fh: 4, backingId: 9 });
+    expect([passthrough.length, passthrough.readUInt32LE(8), passthrough.readInt32LE(12)]).toEqual([16, 1 << 7, 9]);
     expect(encodeStatfs({ blocks: 1, bfree: 1, bavail: 1, files: 1, ffree: 1, bsize: 4096, namelen: 255, frsize: 4096 }).length).toBe(Size.STATFS_OUT);
   });
 });

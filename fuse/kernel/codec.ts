@@ -416,6 +416,10 @@ export function encodeOpenOut(o: Opened): Buffer {
   if (o.directIo) flags |= Fopen.DIRECT_IO;
   if (o.cacheDir) flags |= Fopen.CACHE_DIR;
   if (o.nonSeekable) flags |= Fopen.NONSEEKABLE;
+  if (o.backingId !== undefined) {
+    flags |= Fopen.PASSTHROUGH;
+    b.writeInt32LE(o.backingId, 12);
+  }
   b.writeUInt32LE(flags, 8);
   return b;
 }
@@ -434,6 +438,8 @@ export interface InitOut {
   maxWrite: number;
   timeGran: number;
   maxPages: number;
+  /** With FUSE_PASSTHROUGH (0 otherwise). */
+  maxStackDepth?: number;
 }
 
 export function encodeInitOut(i: InitOut): Buffer {
@@ -448,6 +454,7 @@ export function encodeInitOut(i: InitOut): Buffer {
   b.writeUInt32LE(i.timeGran, 24);
   b.writeUInt16LE(i.maxPages, 28);
   b.writeUInt32LE(Math.floor(i.flags / U32) >>> 0, 32);
+  b.writeUInt32LE(i.maxStackDepth ?? 0, 36);
   return b;
 }
 
@@ -462,6 +469,7 @@ export function decodeInitOut(b: Buffer): InitOut {
     maxWrite: b.readUInt32LE(20),
     timeGran: b.readUInt32LE(24),
     maxPages: b.readUInt16LE(28),
+    maxStackDepth: b.readUInt32LE(36),
   };
 }
 

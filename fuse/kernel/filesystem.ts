@@ -52,6 +52,11 @@ export interface Filesystem {
   /** close(2) of a descriptor: `lockOwner` is the closing process's, whose POSIX locks on the file go now. */
   flush?(ctx: RequestContext, ino: number, fh: number, lockOwner: bigint): MaybePromise<void>;
   release?(ctx: RequestContext, ino: number, fh: number, flags: number): MaybePromise<void>;
+  /**
+   * The kernel refused the reply to an open or create that answered `opened` (its caller was
+   * interrupted meanwhile): no release will come for it, so whatever it holds is freed here.
+   */
+  abandon?(ino: number, opened: Opened): void;
   fsync?(ctx: RequestContext, ino: number, fh: number, datasync: boolean): MaybePromise<void>;
   create?(ctx: RequestContext, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: Entry; opened: Opened }>;
   fallocate?(ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): MaybePromise<void>;

@@ -1,6 +1,6 @@
 import { appendFileSync, read, write, writeSync, writevSync } from "node:fs";
 import { constants } from "node:os";
-import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, FUSE_ROOT_ID, InitFlag, MAX_PAGES, MAX_WRITE, OPCODE_NAMES, READ_BUFFER_SIZE, Size } from "./abi.js";
+import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, FUSE_ROOT_ID, InitFlag, MAX_PAGES, MAX_WRITE, OPCODE_NAMES, PASSTHROUGH_STACK_DEPTH, READ_BUFFER_SIZE, Size } from "./abi.js";
 import {
   decodeHeader,
   decodeRequest,
@@ -24,7 +24,7 @@ import {
 } from "./codec.js";
 import type { ConnectionInfo, Filesystem } from "./filesystem.js";
 import { type FdWatch, fuseFdAddonIfBuilt } from "./native-addon.js";
-import { type AttrReply, type Entry, Errno, type Notifier, type RequestContext } from "./types.js";
+import { type AttrReply, type BackingFiles, type Entry, Errno, type Notifier, type Opened, type RequestContext } from "./types.js";
 
 const E = constants.errno;
 const SMALL_WRITE = 64 * 1024;
@@ -58,6 +58,12 @@ export interface SessionOptions {
    * getxattr("security.capability") before every write (one round trip of two per small write).
    */
   handleKillpriv?: boolean;
+  /**
+   * Ask for FUSE_PASSTHROUGH (when the kernel offers it, the addon is built and there is no
+   * writeback cache, which the kernel does not combine with it): `backing` is then set, and
+   * opens may answer a `backingId`. `SILO_FUSE_PASSTHROUGH=off` in the environment turns it off.
+   */
+  passthrough?: boolean;
   /** "auto": readdirplus for the first listing of a directory, plain readdir after. */
   readdirplus?: "auto" | "always" | "off";
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
@@ -102,6 +108,8 @@ class Ctx implements RequestContext {
 interface Reply {
   parts: Buffer[];
   refs?: number[];
+  /** Runs if the kernel refuses the reply (an OPEN whose caller was interrupted: no RELEASE will come). */
+  undelivered?: () => void;
 }
 const EMPTY: Reply = { parts: [] };
 
@@ -114,6 +122,8 @@ const EMPTY: Reply = { parts: [] };
  */
 export class FuseSession implements Notifier {
   info?: ConnectionInfo;
+  /** Backing files for passthrough opens, once INIT agreed on FUSE_PASSTHROUGH (else undefined). */
+  backing?: BackingFiles;
   /** Resolves once INIT is answered. */
   readonly ready: Promise<ConnectionInfo>;
   /** Resolves when the connection has ended and the file system was told (destroy). */
@@ -366,7 +376,11 @@ export class FuseSession implements Notifier {
     if (this.opts.handleKillpriv) want += InitFlag.HANDLE_KILLPRIV_V2;
     // Locks held by the file system; without these flags the kernel keeps them itself.
     if (this.fs.getlk && this.fs.setlk) want += InitFlag.POSIX_LOCKS + InitFlag.FLOCK_LOCKS;
+    const addon = fuseFdAddonIfBuilt();
+    const passthrough = this.opts.passthrough && process.env.SILO_FUSE_PASSTHROUGH !== "off" && !this.opts.writebackCache && typeof addon?.backingOpen === "function";
+    if (passthrough) want += InitFlag.PASSTHROUGH;
     const flags = Number(BigInt(want) & BigInt(k.flags));
+    const agreed = (BigInt(flags) & BigInt(InitFlag.PASSTHROUGH)) !== 0n;
     const info: ConnectionInfo = {
       major: FUSE_KERNEL_VERSION,
       minor: Math.min(k.minor, FUSE_KERNEL_MINOR_VERSION),
@@ -387,9 +401,15 @@ export class FuseSession implements Notifier {
       maxWrite: MAX_WRITE,
       timeGran: 1,
       maxPages: MAX_PAGES,
+      // The kernel enables passthrough only with a stack depth (linux/fuse.h, fuse_init_out).
+      maxStackDepth: agreed ? PASSTHROUGH_STACK_DEPTH : 0,
     });
     if (!this.send([outHeader(Size.OUT_HEADER + out.length, 0, unique), out])) return;
     this.info = info;
+    if (agreed && addon) {
+      const fd = this.fd;
+      this.backing = { open: (fileFd) => addon.backingOpen(fd, fileFd), close: (id) => addon.backingClose(fd, id) };
+    }
     try {
       this.fs.init?.(info);
     } catch (err) {
@@ -469,7 +489,11 @@ export class FuseSession implements Notifier {
   }
 
   private reply(req: Request, ctx: Ctx, reply: Reply): void {
-    if (ctx.answered) return;
+    // Answered already (ETIMEDOUT): the late answer is dropped, and what it opened with it.
+    if (ctx.answered) {
+      reply.undelivered?.();
+      return;
+    }
     ctx.answered = true;
     const name = OPCODE_NAMES[req.opcode]!;
     this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
@@ -479,6 +503,7 @@ export class FuseSession implements Notifier {
     const delivered = this.send(reply.parts.length === 0 ? [outHeader(len, 0, req.unique)] : [outHeader(len, 0, req.unique), ...reply.parts]);
     if (delivered && reply.refs) for (const ino of reply.refs) if (ino !== FUSE_ROOT_ID) this.refs.set(ino, (this.refs.get(ino) ?? 0) + 1);
     if (!delivered && reply.refs) for (const ino of reply.refs) if (!this.refs.has(ino)) this.forget(ino, 0);
+    if (!delivered) reply.undelivered?.();
   }
 
   private fail(req: Request, ctx: Ctx, err: unknown): void {
@@ -532,7 +557,7 @@ export class FuseSession implements Notifier {
       case "RENAME":
         return then(fs.rename ? fs.rename(ctx, ino, a.name, a.newParent, a.newName, a.flags) : missing(), empty);
       case "OPEN":
-        return then(fs.open ? fs.open(ctx, ino, a.flags) : missing(), (o) => ({ parts: [encodeOpenOut(o)] }));
+        return then(fs.open ? fs.open(ctx, ino, a.flags) : missing(), (o) => ({ parts: [encodeOpenOut(o)], undelivered: this.abandoned(ino, o) }));
       case "OPENDIR":
         return then(fs.opendir ? fs.opendir(ctx, ino, a.flags) : { fh: 0 }, (o) => ({ parts: [encodeOpenOut(o)] }));
       case "READ": {
@@ -566,7 +591,7 @@ export class FuseSession implements Notifier {
       case "ACCESS":
         return then(fs.access ? fs.access(ctx, ino, a.mask) : missing(), empty);
       case "CREATE":
-        return then(fs.create ? fs.create(ctx, ino, a.name, a.mode, a.flags) : missing(), (r) => ({ parts: [encodeCreateOut(r.entry, r.opened)], refs: [r.entry.ino] }));
+        return then(fs.create ? fs.create(ctx, ino, a.name, a.mode, a.flags) : missing(), (r) => ({ parts: [encodeCreateOut(r.entry, r.opened)], refs: [r.entry.ino], undelivered: this.abandoned(r.entry.ino, r.opened) }));
       case "READDIR":
       case "READDIRPLUS": {
         const plus = a.op === "READDIRPLUS";
@@ -597,6 +622,19 @@ export class FuseSession implements Notifier {
       default:
         throw new Errno(E.ENOSYS);
     }
+  }
+
+  /** What an OPEN or CREATE reply the kernel refused leaves to undo: the file system's handle (and its backing id). */
+  private abandoned(ino: number, o: Opened): (() => void) | undefined {
+    const fs = this.fs;
+    if (!fs.abandon) return undefined;
+    return () => {
+      try {
+        fs.abandon!(ino, o);
+      } catch (err) {
+        this.log(`abandoning handle ${o.fh} failed: ${(err as Error).message}`);
+      }
+    };
   }
 
   /**

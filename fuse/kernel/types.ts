@@ -59,6 +59,20 @@ export interface Opened {
   /** Let the kernel cache this directory's listing. */
   cacheDir?: boolean;
   nonSeekable?: boolean;
+  /**
+   * Passthrough (FOPEN_PASSTHROUGH): the kernel serves this open file's reads and mmap from the
+   * backing file registered under this id (BackingFiles), without a request. With `directIo`
+   * too, reads and writes still come here and only mmap uses the backing file. Never with
+   * `keepCache` or `nonSeekable` (the kernel fails such an open with EIO).
+   */
+  backingId?: number;
+}
+
+/** FUSE_DEV_IOC_BACKING_OPEN/CLOSE on the connection (passthrough negotiated at INIT). */
+export interface BackingFiles {
+  /** Registers an open file as a backing file; its id (throws: EPERM without CAP_SYS_ADMIN, ELOOP when stacked too deep). */
+  open(fileFd: number): number;
+  close(backingId: number): void;
 }
 
 export interface StatfsReply {

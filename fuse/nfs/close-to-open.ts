@@ -125,7 +125,7 @@ export const closeToOpen: MountConsistency = {
         await catchUp();
         // Deleted elsewhere since the kernel looked the name up: gone, as an open by path would find.
         if (!fs.refresh(ino)) throw new FsError("ENOENT");
-        const opened = fs.open(ctx, ino, flags);
+        const opened = await fs.open(ctx, ino, flags);
         if ((flags & O_ACCMODE) !== 0) writeFhs.add(opened.fh);
         // The bytes may have changed elsewhere since the kernel cached them.
         return { ...opened, keepCache: false };

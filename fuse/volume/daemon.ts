@@ -187,10 +187,13 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
       { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
-      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, log: (m) => log(`fuse: ${m}`) },
+      // Passthrough serves files whose bytes are local: not on a read-only mount (none are), nor
+      // with close-to-open consistency, whose catch-ups may point an open inode at new bytes.
+      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, passthrough: !opts.readOnly && !opts.consistency, log: (m) => log(`fuse: ${m}`) },
     );
     const mounted = fuse;
     volumeFs.kernel = fuse.session;
+    volumeFs.passthrough.backing = fuse.session.backing;
     const access = mountAccessNote(fuse);
     if (access) log(access);
 
@@ -217,6 +220,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             cacheBytes: cache!.sizeBytes,
             cache: cache!.stats(),
             kernelInodes: volumeFs.inodeNumbers,
+            passthrough: volumeFs.passthrough.stats,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,
           };

@@ -46,7 +46,7 @@ export function zeroHash(len: number): string {
 const isZeroHash = (h: string) => zeroHashSet.has(h);
 
 /** Whether a block hash names stored bytes (not a hole, not a known block of zeros). */
-const storedHash = (h: string | null | undefined): h is string => !!h && h !== HOLE && !isZeroHash(h);
+export const storedHash = (h: string | null | undefined): h is string => !!h && h !== HOLE && !isZeroHash(h);
 
 /**
  * Ranges a block may hold before its base is copied in after all: each range is a pair of
@@ -164,6 +164,11 @@ export class FileContent {
   discardAfterSnapshot = false;
   /** Whether the upper file's directory entry is known durable (fsync'd directory). */
   upperDurable = false;
+  /**
+   * Open writers whose mmap the kernel serves from the upper file (fuse/volume/passthrough.ts):
+   * its bytes may change without a write here, so no commit takes a hash for a block meanwhile.
+   */
+  untrackedWriters = 0;
 
   constructor(
     public size: number,
@@ -697,7 +702,7 @@ export class ContentStore {
    */
   acknowledge(c: FileContent, snap: FileSnapshot, hashes: readonly string[]): void {
     for (let i = 0; i < hashes.length && i < c.hashes.length; i++) {
-      if (c.hashes[i] === null && !snap.changed.has(i)) c.hashes[i] = hashes[i]!;
+      if (c.hashes[i] === null && !snap.changed.has(i) && c.untrackedWriters === 0) c.hashes[i] = hashes[i]!;
     }
     for (const [i, s] of snap.partial) {
       const p = c.partial.get(i);

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
 import { constants } from "node:os";
 import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap, inoFieldSlots } from "../kernel/inode-map.js";
-import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type RequestContext, type SetattrRequest } from "../kernel/types.js";
+import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type Opened, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
 import { MountLocks } from "./file-locks.js";
+import { markUntracked, type OpenMode, Passthrough } from "./passthrough.js";
 import { checkTruncateSize } from "./limits.js";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
@@ -30,6 +32,7 @@ const SPECIAL_OF = new Map<number, SpecialType>([
   [0o140000, "socket"],
 ]);
 const O_ACCMODE = 3;
+const O_DIRECT = fsConstants.O_DIRECT;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const FALLOC_FL_KEEP_SIZE = 0x01;
@@ -76,12 +79,19 @@ export class VolumeFs implements Filesystem {
   private readonly squash = (process.getuid?.() ?? 0) !== 0 ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined;
   /** The kernel connection, for invalidating what it caches of a node this file system changed on its own (set once mounted). */
   kernel: Notifier | undefined;
+  /** How opens are answered: passthrough where the kernel may read a file's upper file itself (its `backing` is set once mounted, if INIT agreed). */
+  readonly passthrough: Passthrough;
 
   constructor(
     private readonly mv: MountedVolume,
     private readonly opts: VolumeFsOptions,
   ) {
     this.inodes = new InodeMap<Node>(mv.ns.root, inoFieldSlots);
+    this.passthrough = new Passthrough(opts.log);
+  }
+
+  destroy(): void {
+    this.passthrough.destroy();
   }
 
   /** Inode numbers the kernel may hold now (given in an answer it takes a reference to, not yet forgotten). */
@@ -269,6 +279,7 @@ export class VolumeFs implements Filesystem {
     if (set.size !== undefined) {
       const file = this.file(node);
       await this.mv.store.truncate(file.content, set.size);
+      await this.passthrough.grown(file.content);
       file.modifiedNow(t);
     }
     if (set.mode !== undefined) node.mode = set.mode & 0o7777;
@@ -395,19 +406,63 @@ export class VolumeFs implements Filesystem {
 
   // ---- files ----
 
-  open(_ctx: RequestContext, ino: number, flags: number) {
+  open(_ctx: RequestContext, ino: number, flags: number): Opened | Promise<Opened> {
     const write = (flags & O_ACCMODE) !== 0;
     if (write) this.writable();
-    // Keep cached pages across opens: only this mount changes a node's bytes, and a reload
-    // that changes a file replaces its node (a new inode) or invalidates it.
-    return { fh: this.mv.openHandle(this.file(this.node(ino)), write), keepCache: true };
+    const node = this.file(this.node(ino));
+    const fh = this.mv.openHandle(node, write);
+    const mode = this.passthrough.opened(ino, fh, node.content, write, (flags & O_DIRECT) !== 0);
+    if (!(mode instanceof Promise)) return this.openedAs(ino, fh, node, mode);
+    return mode.then(
+      (m) => this.openedAs(ino, fh, node, m),
+      async (err: unknown) => {
+        await this.dropHandle(ino, fh);
+        throw err;
+      },
+    );
   }
 
   async create(ctx: RequestContext, parent: number, name: string, mode: number) {
     await this.loadedDir(parent);
     const node = new FileNode(this.ownedStat(ctx, parent, mode), new FileContent(0, []));
     const entry = this.addNode(parent, name, node);
-    return { entry, opened: { fh: this.mv.openHandle(node, true), keepCache: true } };
+    const fh = this.mv.openHandle(node, true);
+    return { entry, opened: await this.openedAs(entry.ino, fh, node, this.passthrough.openedForWrite(entry.ino, fh, node.content)) };
+  }
+
+  /**
+   * The answer to an open. A writer whose mmap the kernel serves from the upper file
+   * (passthrough.ts) may change any block unseen: all are marked changed, and journaled before
+   * it can map anything, so a crash never leaves the journal trusting a hash of them.
+   */
+  private openedAs(ino: number, fh: number, node: FileNode, m: OpenMode): Opened | Promise<Opened> {
+    const opened: Opened = { fh, keepCache: m.keepCache, directIo: m.directIo, backingId: m.backingId };
+    if (!m.untracked) return opened;
+    markUntracked(node.content);
+    this.changed(ino, node);
+    // A failed journal write fails the open: no release will come, so the handle goes here.
+    return this.mv.flush().then(
+      () => opened,
+      async (err: unknown) => {
+        await this.dropHandle(ino, fh);
+        throw err;
+      },
+    );
+  }
+
+  /** Frees open `fh` (release, or an open the kernel never saw answered). */
+  private async dropHandle(ino: number, fh: number): Promise<void> {
+    const node = this.mv.handle(fh);
+    // A writer with the upper file mapped is gone: what it stored is seen now.
+    if (this.passthrough.released(fh) && node) {
+      markUntracked(node.content);
+      this.changed(ino, node);
+    }
+    await this.mv.closeHandle(fh);
+  }
+
+  abandon(ino: number, opened: Opened): void {
+    this.dropHandle(ino, opened.fh).catch((err: Error) => this.opts.log(`closing abandoned handle ${opened.fh} failed: ${err.message}`));
   }
 
   read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Buffer | Promise<Buffer> {
@@ -456,7 +511,7 @@ export class VolumeFs implements Filesystem {
 
   async release(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
     this.locks.released(this.lockedFile(ino, fh), fh);
-    await this.mv.closeHandle(fh);
+    await this.dropHandle(ino, fh);
   }
 
   // ---- locks (held in this daemon: docs/mounts.md) ----
@@ -489,7 +544,10 @@ export class VolumeFs implements Filesystem {
     const grow = !(mode & FALLOC_FL_KEEP_SIZE) && offset + length > c.size;
     if (!zero && !grow) return;
     if (zero) await this.mv.store.zeroRange(c, offset, offset + length);
-    if (grow) await this.mv.store.truncate(c, offset + length);
+    if (grow) {
+      await this.mv.store.truncate(c, offset + length);
+      await this.passthrough.grown(c);
+    }
     node.modifiedNow();
     await this.killedByUnprivileged(ctx, ino, node);
     this.changed(ino, node);

@@ -483,6 +483,9 @@ export class MountedVolume implements LoadTarget {
       }
       // Blocks unchanged since the snapshot now hold what the server has.
       for (const [c, f] of files) this.store.acknowledge(c, f.snap, f.hashes);
+      // A passthrough writer's mapping may change bytes unseen while it is open (passthrough.ts):
+      // its file stays pending, in the journal too, with no hash taken for its blocks.
+      for (const { path, node } of items) if (node?.type === "file" && node.content.untrackedWriters > 0) this.ns.touch(path);
       this.lastCommitError = null;
       for (const p of paths) this.inCommit.delete(p);
       // The journal keeps only what no acknowledged commit holds. If it cannot be rewritten (a

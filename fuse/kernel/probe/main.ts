@@ -1,7 +1,7 @@
 /**
  * `node dist/fuse/kernel/probe/main.js DIR`: mounts a ProbeFs at DIR and takes commands, one
  * JSON line each, on stdin; answers one JSON line each on stdout. The protocol-level tests run
- * it as the serving process and probe the mount from theirs.
+ * it as the serving process and probe the mount from theirs (PROBE_OP_TIMEOUT_MS: the session's op timeout).
  *   {"cmd":"stats"} | {"cmd":"release"} | {"cmd":"set","name":N,"data":BASE64,"notify":BOOL} | {"cmd":"unmount","waitMs"?:MS}
  */
 import { createInterface } from "node:readline";
@@ -14,7 +14,7 @@ if (!dir) {
   process.exit(2);
 }
 const fs = new ProbeFs();
-const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3 });
+const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3, opTimeoutMs: Number(process.env.PROBE_OP_TIMEOUT_MS) || undefined });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 out({ ready: true, info: mount.session.info, pid: process.pid, reader: mount.session.reader });
 void mount.session.ended.then(() => {

@@ -1,7 +1,7 @@
 import { constants } from "node:os";
 import { FUSE_ROOT_ID } from "../abi.js";
 import type { Filesystem } from "../filesystem.js";
-import { Errno, type Attr, type DirEntry, type Entry, type RequestContext } from "../types.js";
+import { Errno, type Attr, type DirEntry, type Entry, type Opened, type RequestContext } from "../types.js";
 
 const E = constants.errno;
 const S_IFDIR = 0o040000;
@@ -32,7 +32,7 @@ export class ProbeFs implements Filesystem {
   private readonly nodes = new Map<number, PNode>();
   private nextIno = FUSE_ROOT_ID + 1;
   private slowWaiters: Array<() => void> = [];
-  readonly events = { interrupted: 0, slowStarted: 0, forgets: 0 };
+  readonly events = { interrupted: 0, slowStarted: 0, forgets: 0, abandoned: 0 };
   readonly ttlMs: number;
 
   constructor(opts: { ttlMs?: number } = {}) {
@@ -40,6 +40,7 @@ export class ProbeFs implements Filesystem {
     const now = Date.now();
     this.nodes.set(FUSE_ROOT_ID, { ino: FUSE_ROOT_ID, mode: S_IFDIR | 0o777, data: Buffer.alloc(0), children: new Map(), nlink: 2, atimeMs: now, mtimeMs: now, ctimeMs: now, uid: 0, gid: 0 });
     this.add(FUSE_ROOT_ID, "slow", S_IFREG | 0o644, Buffer.from("slow bytes\n"), 0, 0);
+    this.add(FUSE_ROOT_ID, "slow-open", S_IFREG | 0o644, Buffer.from("late\n"), 0, 0);
   }
 
   /** Sets a file's content from outside the kernel's view (as a reload would); returns parent and inode. */
@@ -194,9 +195,11 @@ export class ProbeFs implements Filesystem {
     to.children!.set(newName, n);
   }
 
-  open(_ctx: RequestContext, ino: number) {
+  open(_ctx: RequestContext, ino: number): Opened | Promise<Opened> {
     const n = this.node(ino);
     if (n.children) throw new Errno(E.EISDIR);
+    // Answered only on releaseSlow(), whatever happens meanwhile (a file system that answers late).
+    if (this.nodes.get(FUSE_ROOT_ID)!.children!.get("slow-open") === n) return new Promise((res) => this.slowWaiters.push(() => res({ fh: ino })));
     // The slow file bypasses the page cache: every read is a request we hold.
     const slow = this.nodes.get(FUSE_ROOT_ID)!.children!.get("slow") === n;
     return { fh: ino, directIo: slow, keepCache: !slow };
@@ -247,6 +250,9 @@ export class ProbeFs implements Filesystem {
 
   flush(): void {}
   release(): void {}
+  abandon(): void {
+    this.events.abandoned++;
+  }
   fsync(): void {}
 
   readdir(_ctx: RequestContext, ino: number, _fh: number, offset: number, max: number, plus: boolean): DirEntry[] {

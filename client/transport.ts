@@ -75,23 +75,26 @@ export class Transport {
 
   /** Sends a request and returns the raw response; non-2xx answers become typed errors. */
   async raw(method: Dispatcher.HttpMethod, path: string, opts: RawOptions = {}): Promise<Dispatcher.ResponseData> {
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(this.url(path, opts.query), {
-        method,
-        dispatcher: this.agent,
-        body: opts.body,
-        signal: opts.signal,
-        headers: {
-          authorization: this.auth,
-          accept: MSGPACK,
-          "x-silo-environment": opts.environment ?? this.config.environment,
-          ...opts.headers,
-        },
-      });
-    } catch (err) {
-      if ((err as Error).name === "AbortError") throw err;
-      throw new ConnectionError(`Could not reach the silo server at ${this.config.serverUrl}: ${(err as Error).message}`, "CONNECTION");
+    let res: Dispatcher.ResponseData | undefined;
+    for (let attempt = 0; res === undefined; attempt++) {
+      try {
+        res = await request(this.url(path, opts.query), {
+          method,
+          dispatcher: this.agent,
+          body: opts.body,
+          signal: opts.signal,
+          headers: {
+            authorization: this.auth,
+            accept: MSGPACK,
+            "x-silo-environment": opts.environment ?? this.config.environment,
+            ...opts.headers,
+          },
+        });
+      } catch (err) {
+        if ((err as Error).name === "AbortError") throw err;
+        if (attempt === 0 && mayResend(method, opts.body, err)) continue;
+        throw new ConnectionError(`Could not reach the silo server at ${this.config.serverUrl}: ${(err as Error).message}`, "CONNECTION");
+      }
     }
     if (res.statusCode >= 300 && !(opts.redirects && res.statusCode < 400 && res.headers.location)) {
       const buf = Buffer.from(await res.body.arrayBuffer());
@@ -165,6 +168,26 @@ export class Transport {
     for (const conn of this.idle.splice(0)) conn.close();
     await this.agent.close();
   }
+}
+
+/** Methods whose request may be sent twice with the effect of once (RFC 9110, 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+
+/**
+ * Whether a request that failed this way is sent once more, on a new connection. A kept-alive
+ * connection the server closed while idle fails the next request on it: undici notices the close
+ * only when its event loop runs, so a caller that blocked its own for longer than the server's
+ * keep-alive timeout (72 s) meets it. EPIPE means the request could not be written: the server had
+ * closed the socket, so it processed none of it, and any request is safe to resend. A reset or a
+ * close before any answer may also follow a server that processed the request and then died:
+ * only an idempotent one is resent then. A streamed body is gone after the first attempt.
+ */
+function mayResend(method: string, body: RawOptions["body"], err: unknown): boolean {
+  const resendable = body === undefined || typeof body === "string" || body instanceof Uint8Array;
+  const code = (err as { code?: string }).code;
+  if (!resendable) return false;
+  if (code === "EPIPE") return true;
+  return IDEMPOTENT.has(method) && (code === "ECONNRESET" || code === "UND_ERR_SOCKET");
 }
 
 function decode(buf: Buffer, contentType: string | string[] | undefined): unknown {

@@ -4,59 +4,13 @@
  * that misbehaves the way a broken proxy or a server closing idle connections would.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { type Server, type Socket, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLOCK_SIZE } from "../protocol/volume.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
+import { relay } from "./helpers/tcp-relay.js";
 import { bytes } from "./helpers/volume-data.js";
-
-/** What the relay does to a connection whose first request is a ranged read of a file. */
-type Fault = "shift-ranges" | "one-request-per-connection";
-
-/**
- * Relays TCP to `port`. "shift-ranges" rewrites a range read past the first byte into one of
- * the file's start (the answer then says so in its Content-Range); "one-request-per-connection"
- * closes a file-reading connection, unanswered, when a second request comes on it.
- */
-async function relay(port: number, fault: Fault): Promise<{ url: string; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const up = connect(port, "127.0.0.1");
-    sockets.add(down).add(up);
-    let requests = 0;
-    let fileReads = false;
-    down.on("data", (chunk: Buffer) => {
-      let head = chunk.toString("latin1");
-      if (requests++ === 0) fileReads = /^GET \/v1\/volumes\/[^/]+\/file\?/.test(head);
-      if (fileReads && fault === "one-request-per-connection" && requests > 1) {
-        down.destroy();
-        up.destroy();
-        return;
-      }
-      if (fileReads && fault === "shift-ranges") {
-        head = head.replace(/^range: bytes=(\d+)-(\d+)$/im, (line, s: string, e: string) => (Number(s) > 0 ? `range: bytes=0-${Number(e) - Number(s)}` : line));
-      }
-      up.write(Buffer.from(head, "latin1"));
-    });
-    up.on("data", (chunk: Buffer) => down.write(chunk));
-    for (const [a, b] of [[down, up], [up, down]] as const) {
-      a.on("end", () => b.end());
-      a.on("error", () => b.destroy());
-      a.on("close", () => sockets.delete(a));
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port: relayPort } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${relayPort}`,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
 
 let dir: string;
 const fx = siloServerFixture();

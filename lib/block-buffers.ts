@@ -1,5 +1,3 @@
-import { BLOCK_SIZE } from "../protocol/volume.js";
-
 /** Free block buffers kept for reuse at most (more are left to the GC): 32 MiB held while idle. */
 export const FREE_BUFFERS = 4;
 
@@ -59,7 +57,8 @@ export class BlockBuffers {
   allocated = 0;
 
   constructor(
-    readonly size = BLOCK_SIZE,
+    /** Bytes per buffer: a block (BLOCK_SIZE) for its users. */
+    readonly size: number,
     private readonly keep = FREE_BUFFERS,
   ) {}
 

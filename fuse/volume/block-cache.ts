@@ -2,6 +2,7 @@ import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { writevAll } from "../../lib/writev-all.js";
 import { BlockBuffer, BlockBuffers } from "../../lib/block-buffers.js";
+import { BLOCK_SIZE } from "../../protocol/volume.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
@@ -67,7 +68,7 @@ export class BlockCache {
     opts: BlockCacheOptions = {},
   ) {
     this.recentBlocks = opts.recentBlocks ?? RECENT_BLOCKS;
-    this.buffers = opts.buffers ?? new BlockBuffers();
+    this.buffers = opts.buffers ?? new BlockBuffers(BLOCK_SIZE);
     this.maxWrites = opts.maxWrites ?? MAX_WRITES;
   }
 

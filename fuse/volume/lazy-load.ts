@@ -1,5 +1,5 @@
 import { NotFoundError } from "../../protocol/errors.js";
-import { baseName, type ManifestEntry, parentOf } from "../../protocol/volume.js";
+import { baseName, joinPath, type ManifestEntry, parentOf } from "../../protocol/volume.js";
 import type { DirNode, Namespace, Node } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
@@ -26,7 +26,6 @@ export interface LoadTarget {
 type Listings = Map<string, Map<string, ManifestEntry>>;
 
 const depth = (path: string): number => (path === "" ? 0 : path.split("/").length);
-const join = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name);
 
 /**
  * Loads directories of a mounted tree on demand (docs/architecture.md, "Mounts"): what an
@@ -100,9 +99,9 @@ export class DirLoader {
       }
       return budget > 0;
     };
-    for (const name of this.subdirsOf(dir, undefined)) if (!consider(join(path, name), dir.children.get(name))) return;
+    for (const name of this.subdirsOf(dir, undefined)) if (!consider(joinPath(path, name), dir.children.get(name))) return;
     const up = parentOf(path);
-    for (const name of this.subdirsOf(parent, baseName(path))) if (!consider(join(up, name), parent.children.get(name))) return;
+    for (const name of this.subdirsOf(parent, baseName(path))) if (!consider(joinPath(up, name), parent.children.get(name))) return;
   }
 
   /** Names of `dir`'s subdirectories in listing order, those after `after` if given. */

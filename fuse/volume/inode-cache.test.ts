@@ -12,7 +12,12 @@ describe("InodeCache", () => {
     // "a" was used after "b": "b" is the coldest now.
     c.use("a");
     const tried: string[] = [];
-    expect(c.trim((k) => (tried.push(k), [k]))).toBe(1);
+    expect(
+      c.trim((k) => {
+        tried.push(k);
+        return [k];
+      }),
+    ).toBe(1);
     expect(tried).toEqual(["b"]);
     expect(c.size).toBe(8);
     expect(c.has("b")).toBe(false);
@@ -39,7 +44,10 @@ describe("InodeCache", () => {
     // The key that had to stay counts as used then: "other" is tried before it.
     c.add("new", 2);
     tried.length = 0;
-    c.trim((k) => (tried.push(k), k === "pinned" ? undefined : [k]));
+    c.trim((k) => {
+      tried.push(k);
+      return k === "pinned" ? undefined : [k];
+    });
     expect(tried).toEqual(["other"]);
     expect(c.size).toBe(4);
     expect(c.count).toBe(2);
@@ -53,5 +61,42 @@ describe("InodeCache", () => {
     c.remove("missing");
     expect(c.size).toBe(7);
     expect(c.count).toBe(1);
+  });
+
+  it("leaves the most recently used keys alone: a few, and more while they hold little", () => {
+    const c = new InodeCache<string>(1);
+    for (const k of ["a", "b", "c", "d", "e"]) c.add(k, 10);
+    const tried: string[] = [];
+    const dropAll = (k: string) => {
+      tried.push(k);
+      return [k];
+    };
+    // The newest 2 stay, and those holding 25 entries at most with them: "d" and "e" only.
+    c.trim(dropAll, { keys: 2, entries: 25 });
+    expect(tried).toEqual(["a", "b", "c"]);
+    tried.length = 0;
+    for (const k of ["f", "g"]) c.add(k, 10);
+    // 30 entries of the newest may stay: "e", "f", "g".
+    c.trim(dropAll, { keys: 1, entries: 30 });
+    expect(tried).toEqual(["d"]);
+    expect(c.count).toBe(3);
+  });
+
+  it("does not count keys it had to keep as recently used", () => {
+    const c = new InodeCache<string>(1);
+    for (const k of ["kept", "a", "b"]) c.add(k, 10);
+    const tried: string[] = [];
+    const keepOne = (k: string) => {
+      tried.push(k);
+      return k === "kept" ? undefined : [k];
+    };
+    // "kept" stays and moves behind "b"; the newest key ("b") is left alone.
+    c.trim(keepOne, { keys: 1, entries: 0 });
+    expect(tried).toEqual(["kept", "a"]);
+    // "b" is still the newest used: "kept", now last in line, does not take its place.
+    tried.length = 0;
+    c.trim(keepOne, { keys: 1, entries: 0 });
+    expect(tried).toEqual(["kept"]);
+    expect(c.has("b")).toBe(true);
   });
 });

@@ -27,6 +27,13 @@ export interface TreeCacheHost {
 }
 
 /**
+ * The most recently used directories never unloaded: a walk's current one (looked up, about to
+ * be opened), the one before, and the 4 read ahead of it (lazy-load.ts); more of the newest while
+ * they hold at most a quarter of the limit. Unloading them would only have them read again.
+ */
+const YOUNG_DIRS = 6;
+
+/**
  * Keeps a mount's memory bounded by its inode cache limit, not by what it has read
  * (docs/architecture.md, "The inode cache"): once the loaded directories hold more entries than
  * the limit, the least recently used ones are unloaded (children dropped, `loaded` false: the
@@ -95,7 +102,7 @@ export class TreeCache {
         if (q === "") break;
       }
     }
-    this.cache.trim((dir) => this.unload(dir, pinned));
+    this.cache.trim((dir) => this.unload(dir, pinned), { keys: YOUNG_DIRS, entries: Math.floor(this.cache.limit / 4) });
   }
 
   /** Unloads `dir` and the loaded directories below it; the directories gone, or undefined if it must stay. */

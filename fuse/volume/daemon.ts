@@ -165,6 +165,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     mv.warn = log;
     mv.journalCompactBytes = compactBytes;
     mv.tree.cache.limit = inodeCache;
+    mv.tree.collect = (globalThis as { gc?: () => void }).gc;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve
     // (later: the oldest version whose blocks files pending or open here refer to).
     const pinned = await remote.pinVersion();
@@ -224,6 +225,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             cacheBytes: cache!.sizeBytes,
             cache: cache!.stats(),
             kernelInodes: volumeFs.inodeNumbers,
+            // The JS heap in use (the inode cache's share of memory; RSS also keeps what V8 has not given back).
+            heapUsedBytes: process.memoryUsage().heapUsed,
             passthrough: volumeFs.passthrough.stats,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,

@@ -104,8 +104,14 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return false;
   }
 
-  askForget(parent: number, name: string): void {
-    void this.kernel?.invalEntry(parent, name);
+  askForget(dir: DirNode, names: readonly string[]): boolean {
+    const ino = this.inodes.peek(dir);
+    const kernel = this.kernel;
+    if (ino === undefined || !kernel) return false;
+    const at = this.names.get(ino);
+    if (at) void kernel.invalEntry(at.parent, at.name);
+    else for (const name of names) void kernel.invalEntry(ino, name);
+    return true;
   }
 
   destroy(): void {

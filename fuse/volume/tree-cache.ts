@@ -9,8 +9,12 @@ export interface KernelRefs {
   held(node: Node): number | undefined;
   /** Whether `dir` is open for listing (a handle's snapshot names its entries). */
   listing(dir: DirNode): boolean;
-  /** Asks the kernel to drop its cached name `name` in directory `parent`: FORGETs follow for what nothing else uses. */
-  askForget(parent: number, name: string): void;
+  /**
+   * Asks the kernel to drop its cached names `names` in `dir` (the directory's own name, which
+   * drops everything below it in one notification, or else each of them): FORGETs follow for
+   * what nothing else uses. False if the kernel does not know `dir` itself.
+   */
+  askForget(dir: DirNode, names: readonly string[]): boolean;
 }
 
 /** What the mounted volume tells about its local state. */
@@ -55,6 +59,14 @@ export class TreeCache {
   refs: KernelRefs | undefined;
   /** Directories unloaded since the mount started (status). */
   unloadedDirs = 0;
+  /**
+   * A full garbage collection (the daemon's `gc`, when node exposes it), run once a cache's
+   * worth of entries was unloaded since the last: V8 would otherwise let the dropped nodes pile
+   * up to a multiple of what is live before collecting (a `find` over 1,000,000 files left a
+   * 100,000-entry cache at 375 MiB of RSS, 172 MiB of heap of which 60 MiB live).
+   */
+  collect: (() => void) | undefined;
+  private unloadedEntries = 0;
 
   constructor(
     private readonly host: TreeCacheHost,
@@ -102,7 +114,13 @@ export class TreeCache {
         if (q === "") break;
       }
     }
+    const before = this.cache.size;
     this.cache.trim((dir) => this.unload(dir, pinned), { keys: YOUNG_DIRS, entries: Math.floor(this.cache.limit / 4) });
+    this.unloadedEntries += before - this.cache.size;
+    if (this.collect && this.unloadedEntries >= this.cache.limit) {
+      this.unloadedEntries = 0;
+      this.collect();
+    }
   }
 
   /** Unloads `dir` and the loaded directories below it; the directories gone, or undefined if it must stay. */
@@ -123,11 +141,7 @@ export class TreeCache {
       if (s === "held") held.push(name);
     }
     if (held.length > 0) {
-      const ino = refs.held(dir);
-      if (ino !== undefined) {
-        this.waiting.add(dir);
-        for (const name of held) refs.askForget(ino, name);
-      }
+      if (refs.askForget(dir, held)) this.waiting.add(dir);
       return undefined;
     }
     // Deepest first, all in this synchronous step.

@@ -158,6 +158,18 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     this.base.dropDir(dir);
   }
 
+  /**
+   * Directories that came whole without a load (made here and now committed, or brought by a
+   * reload) join the inode cache like loaded ones, so that they too may go once cold.
+   */
+  private cacheDirs(entries: readonly ManifestEntry[]): void {
+    for (const e of entries) {
+      if (e.type !== "directory") continue;
+      const node = this.ns.lookup(e.path);
+      if (node?.type === "directory" && node.loaded && !this.tree.cache.has(node)) this.tree.loaded(e.path, node, node.children.size);
+    }
+  }
+
   // ---- handles ----
 
   openHandle(node: FileNode, write: boolean): number {
@@ -524,6 +536,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
         ({ version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes }));
         for (const p of deleted) this.base.delete(p);
         for (const e of puts) this.base.set(e);
+        this.cacheDirs(puts);
         // Only if nobody else committed in between does our tree equal the new version.
         // (The new version names every file in the tree: only unlinked open ones may need an older one.)
         if (version === this.viewVersion + 1) this.moveView(version, new Set());
@@ -699,6 +712,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
         this.base.set(ch.entry);
       }
     }
+    this.cacheDirs(delta.changes.flatMap((ch) => (ch.op === "put" ? [ch.entry] : [])));
     if (open) for (const node of freed) filesOf(node, stale);
     this.moveView(latest, stale);
     if (fromTree) await this.loader.ensureAll(linkedDirs);

@@ -21,7 +21,7 @@ export function registerNfs(program: Command): void {
   nfs
     .command("create <name>")
     .description("Create a named network file system")
-    .option("--inode-limit <n>", "most files + directories + symlinks it may hold (default 500000)", parseCount)
+    .option("--inode-limit <n>", "most files + directories + symlinks it may hold (default 10000000)", parseCount)
     .action((name: string, opts: { inodeLimit?: number }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await silo.networkFileSystems.objects.create(name, { options: opts.inodeLimit === undefined ? {} : { inodeLimit: opts.inodeLimit } });

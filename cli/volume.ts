@@ -18,7 +18,7 @@ export function registerVolume(program: Command): Command {
   volume
     .command("create <name>")
     .description("Create a named, persistent volume")
-    .option("--inode-limit <n>", "most files + directories + symlinks it may hold (default 500000)", parseCount)
+    .option("--inode-limit <n>", "most files + directories + symlinks it may hold (default 10000000)", parseCount)
     .action((name: string, opts: { inodeLimit?: number }, cmd: Command) =>
       withClient(cmd, async (silo) => {
         await silo.volumes.objects.create(name, { options: opts.inodeLimit === undefined ? {} : { inodeLimit: opts.inodeLimit } });

@@ -341,7 +341,7 @@ function toFileEntry(e: ManifestEntry): FileEntry {
 }
 
 export interface VolumeCreateOptions {
-  /** Most files + directories + symlinks the volume may hold (default 500,000). */
+  /** Most files + directories + symlinks the volume may hold (default 10,000,000). */
   inodeLimit?: number;
 }
 

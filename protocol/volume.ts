@@ -260,7 +260,7 @@ export const VOLUME_LIMITS = {
   /** Entries in one directory (ENOSPC beyond). */
   maxDirEntries: 32_768,
   /** Files, directories and symlinks in a volume unless it was created with another `inodeLimit`. */
-  defaultInodeLimit: 500_000,
+  defaultInodeLimit: 10_000_000,
   /** Bytes of an extended attribute's name, namespace prefix included (ERANGE beyond, as XATTR_NAME_MAX). */
   maxXattrNameBytes: 255,
   /** Bytes of one extended attribute's value (a mount answers ENOSPC beyond, as ext4 with 4 KiB blocks does when its attribute block is full). */

@@ -4,7 +4,9 @@
  * committed as gone. The mount's status counts the directories it read (`loadedDirs`).
  */
 import { createHash } from "node:crypto";
-import { readFile, readdir, stat, unlink, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, open, readFile, readdir, stat, unlink, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { mountStatus } from "../cli/mount-status.js";
@@ -171,5 +173,65 @@ describe("a mount loads directories on demand", () => {
     expect(await committed(fx.silo, "lazy-crash", "d8/sub/f1")).toBe("d8/sub/f1");
     expect(await committed(fx.silo, "lazy-crash", "d9/f1")).toBeNull();
     expect(await committed(fx.silo, "lazy-crash", "d9/f2")).toBe("d9/f2");
+  });
+
+  it("keeps its memory within the inode cache: a walk unloads what it read, never a local change, and reads it again", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-cache", { createIfMissing: true });
+    const batch = vol.batchUpload();
+    for (let d = 0; d < 60; d++) for (let f = 0; f < 20; f++) batch.putFile(Buffer.from(`c${d}/f${f}`), `c${d}/f${f}`);
+    // Listed first, in several READDIRPLUS pages: each page's entries the kernel took must be forgettable.
+    for (let f = 0; f < 1000; f++) batch.putFile(Buffer.from(`big/f${f}`), `big/f${f}`);
+    await batch.commit();
+    const dir = join(root, "cache");
+    const limit = 100;
+    await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-cache", dir, "--commit-interval-ms", "0");
+    const before = await stat(join(dir, "c5/f3"));
+    // A directory made here and committed was never loaded from the server: it may go too (its
+    // files are empty: one whose bytes were written here keeps its local copy, and its directory).
+    await mkdir(join(dir, "a-made"));
+    for (let f = 0; f < 20; f++) await writeFile(join(dir, `a-made/f${f}`), "");
+    await within(30_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
+    // Local state no read of the server gives back: a changed file, a new one, one held open.
+    await writeFile(join(dir, "c0/f0"), "changed, not committed");
+    await writeFile(join(dir, "c2/new"), "new, not committed");
+    const held = await open(join(dir, "c1/f1"), "r+");
+    try {
+      await held.write("OPEN", 0);
+      await promisify(execFile)("find", [dir]);
+      // Every directory was read; most were unloaded again. What stays loaded: the three with
+      // local state (21 entries each at most), the 6 used last (tree-cache.ts) and what the cache holds.
+      await waitFor("the walk's directories unloaded", async () => (await mountStatus(dir)).cachedInodes <= limit + 3 * 21 + 6 * 20, 30_000);
+      const status = await mountStatus(dir);
+      expect(status.inodeCacheLimit).toBe(limit);
+      expect(status.loadedDirs).toBeGreaterThanOrEqual(62);
+      expect(status.unloadedDirs).toBeGreaterThanOrEqual(42);
+      expect(status.dirtyPaths).toBeGreaterThanOrEqual(2);
+      // Nothing local was dropped.
+      expect(await text(join(dir, "c0/f0"))).toBe("changed, not committed");
+      expect(await text(join(dir, "c2/new"))).toBe("new, not committed");
+      expect((await held.read(Buffer.alloc(64), 0, 64, 0)).bytesRead).toBe("c1/f1".length);
+      expect(await text(join(dir, "c1/f1"))).toBe("OPEN1");
+      expect((await readdir(join(dir, "c2"))).length).toBe(21);
+      // An unloaded directory is read from the server again: same bytes, same attributes.
+      const loaded = (await mountStatus(dir)).loadedDirs;
+      expect(await text(join(dir, "c5/f3"))).toBe("c5/f3");
+      expect((await mountStatus(dir)).loadedDirs).toBe(loaded + 1);
+      const after = await stat(join(dir, "c5/f3"));
+      expect([after.size, after.mode, after.mtimeMs, after.uid, after.nlink]).toEqual([before.size, before.mode, before.mtimeMs, before.uid, before.nlink]);
+      const readAgain = async (what: () => Promise<void>) => {
+        const n = await loadedDirs(dir);
+        await what();
+        expect(await loadedDirs(dir)).toBe(n + 1);
+      };
+      await readAgain(async () => expect(await text(join(dir, "big/f999"))).toBe("big/f999"));
+      await readAgain(async () => expect(await readdir(join(dir, "a-made"))).toHaveLength(20));
+    } finally {
+      await held.close();
+    }
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-cache", "c0/f0")).toBe("changed, not committed");
+    expect(await committed(fx.silo, "lazy-cache", "c2/new")).toBe("new, not committed");
+    expect(await committed(fx.silo, "lazy-cache", "c1/f1")).toBe("OPEN1");
+    expect(await committed(fx.silo, "lazy-cache", "c5/f3")).toBe("c5/f3");
   });
 });

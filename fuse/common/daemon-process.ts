@@ -47,8 +47,10 @@ export interface SpawnDaemonOptions {
  * threads and the store for the cores. One GC thread, and room for 64 MB of old space before
  * the first full GC, cut the daemon's CPU per GiB read on 2 cores from ~2.9 s to ~1.6 s (bucket
  * mount) and from ~3.6–4.8 s to ~2.7–3.0 s (volume mount, cold read); see docs/benchmarks.md.
+ * `--expose-gc`: a volume mount collects once its inode cache unloaded a cache's worth
+ * (fuse/volume/tree-cache.ts).
  */
-const DAEMON_NODE_FLAGS = ["--single-threaded-gc", "--initial-old-space-size=64"];
+const DAEMON_NODE_FLAGS = ["--single-threaded-gc", "--initial-old-space-size=64", "--expose-gc"];
 const DAEMON_THREADPOOL_SIZE = 12;
 
 /**

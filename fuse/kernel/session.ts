@@ -605,6 +605,15 @@ export class FuseSession implements Notifier {
             const d = entries[i]!;
             if (d.entry && d.entry.ino !== 0 && d.name !== "." && d.name !== "..") refs.push(d.entry.ino);
           }
+          // Entries the file system numbered (InodeMap.ino) that found no room in the reply never
+          // reach the kernel: their numbers go again unless it holds them otherwise (else each
+          // page left one or two registered for ever, and a bounded cache could not drop them).
+          // Deferred as the kernel's forgets are, so a reply naming one that is still on its way
+          // (this one, if a hard link packed it, or another op's) is counted first.
+          for (let i = count; i < entries.length; i++) {
+            const e = entries[i]!.entry;
+            if (e && e.ino !== 0 && e.ino !== FUSE_ROOT_ID) this.deferForget(e.ino, 0);
+          }
           return { parts: [data], refs };
         });
       }

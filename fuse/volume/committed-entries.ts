@@ -30,6 +30,11 @@ export class CommittedEntries {
     else for (const [name, e] of listing) names.set(name, e);
   }
 
+  /** Forgets the entries of directory `dir` (unloaded: a later load reads them again). */
+  dropDir(dir: string): void {
+    this.dirs.delete(dir);
+  }
+
   /** Drops `path` and, if it was a directory, everything below it. */
   delete(path: string): void {
     const entry = this.get(path);

@@ -16,6 +16,7 @@ import { type FuseMount, mountAccessNote, mountFuse } from "../kernel/mount.js";
 import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
 import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
+import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import type { VolumeRemote } from "./remote.js";
 import type { VolumeDaemonConfig } from "./config.js";
 
@@ -136,6 +137,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   const socket = join(stateDir, "control.sock");
   const flushMs = envInteger("SILO_JOURNAL_FLUSH_MS", 1_000, 10, 2 ** 31 - 1, process.env);
   const compactBytes = envInteger("SILO_JOURNAL_COMPACT_BYTES", JOURNAL_COMPACT_BYTES, 1, Number.MAX_SAFE_INTEGER, process.env);
+  // Entries of loaded directories kept in memory; past it the least recently used clean ones go (tree-cache.ts).
+  const inodeCache = envInteger("SILO_INODE_CACHE", DEFAULT_INODE_CACHE, 1, Number.MAX_SAFE_INTEGER, process.env);
   let fuse: FuseMount | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
@@ -161,6 +164,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     mvRef = mv;
     mv.warn = log;
     mv.journalCompactBytes = compactBytes;
+    mv.tree.cache.limit = inodeCache;
+    mv.tree.collect = (globalThis as { gc?: () => void }).gc;
     // Pin the latest version before loading it, so GC keeps every block of the tree we serve
     // (later: the oldest version whose blocks files pending or open here refer to).
     const pinned = await remote.pinVersion();
@@ -220,6 +225,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             cacheBytes: cache!.sizeBytes,
             cache: cache!.stats(),
             kernelInodes: volumeFs.inodeNumbers,
+            // The JS heap in use (the inode cache's share of memory; RSS also keeps what V8 has not given back).
+            heapUsedBytes: process.memoryUsage().heapUsed,
             passthrough: volumeFs.passthrough.stats,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,

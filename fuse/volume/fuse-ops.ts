@@ -11,6 +11,7 @@ import { markUntracked, type OpenMode, Passthrough } from "./passthrough.js";
 import { checkTruncateSize } from "./limits.js";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
+import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
 import { VOLUME_LIMITS } from "../../protocol/volume.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
@@ -65,7 +66,7 @@ export interface VolumeFsOptions {
  * hard-linked file is one node, so one inode); the tree itself is path-based, so each inode
  * remembers the parent and name it was last reached by and paths are derived from those.
  */
-export class VolumeFs implements Filesystem {
+export class VolumeFs implements Filesystem, KernelRefs {
   private readonly inodes: InodeMap<Node>;
   /** Where each inode was last named. Directories' entries make their children's paths follow a rename. */
   private readonly names = new Map<number, { parent: number; name: string }>();
@@ -88,6 +89,29 @@ export class VolumeFs implements Filesystem {
   ) {
     this.inodes = new InodeMap<Node>(mv.ns.root, inoFieldSlots);
     this.passthrough = new Passthrough(opts.log);
+    // The inode cache may unload only what the kernel does not name: it asks us.
+    mv.tree.refs = this;
+  }
+
+  // ---- what the inode cache asks (KernelRefs) ----
+
+  held(node: Node): number | undefined {
+    return this.inodes.peek(node);
+  }
+
+  listing(dir: DirNode): boolean {
+    for (const snap of this.dirHandles.values()) if (snap.nodes[0] === dir) return true;
+    return false;
+  }
+
+  askForget(dir: DirNode, names: readonly string[]): boolean {
+    const ino = this.inodes.peek(dir);
+    const kernel = this.kernel;
+    if (ino === undefined || !kernel) return false;
+    const at = this.names.get(ino);
+    if (at) void kernel.invalEntry(at.parent, at.name);
+    else for (const name of names) void kernel.invalEntry(ino, name);
+    return true;
   }
 
   destroy(): void {
@@ -241,6 +265,7 @@ export class VolumeFs implements Filesystem {
     const dir = this.dir(parent);
     const node = dir.loaded ? dir.children.get(name) : undefined;
     if (dir.loaded && !(node?.type === "directory" && !node.loaded)) {
+      this.mv.tree.used(dir);
       if (!node) throw new FsError("ENOENT");
       return this.entry(parent, name, node);
     }
@@ -262,8 +287,12 @@ export class VolumeFs implements Filesystem {
   }
 
   forget(ino: number): void {
+    const at = this.names.get(ino);
     this.inodes.forget(ino);
     this.names.delete(ino);
+    // What the kernel let go of may now be unloaded, if the cache is over its limit.
+    const parent = at && this.inodes.get(at.parent);
+    this.mv.tree.forgotten(parent?.type === "directory" ? parent : undefined);
   }
 
   getattr(_ctx: RequestContext, ino: number) {
@@ -625,6 +654,7 @@ export class VolumeFs implements Filesystem {
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
     const fh = this.nextDirHandle++;
     this.dirHandles.set(fh, snapshotOf(dir, parent));
+    this.mv.tree.used(dir);
     return { fh };
   }
 

@@ -44,6 +44,11 @@ export class DirLoader {
   /** Per directory, its subdirectories' names in listing order when first needed (a walk's order; stale is harmless: it only picks what to read ahead). */
   private readonly subdirOrder = new WeakMap<DirNode, { names: string[]; at: Map<string, number> }>();
 
+  /** Loads under way (of any kind): while one runs nothing is unloaded (tree-cache.ts). */
+  loading = 0;
+  /** Called when the last load under way ended. */
+  onIdle: (() => void) | undefined;
+
   constructor(private readonly t: LoadTarget) {}
 
   /** Loads `dir` (a directory path, "" the root) and every unloaded directory on the way to it. */
@@ -130,6 +135,15 @@ export class DirLoader {
   }
 
   private async load(dirs: string[]): Promise<void> {
+    this.loading++;
+    try {
+      await this.loadAt(dirs);
+    } finally {
+      if (--this.loading === 0) this.onIdle?.();
+    }
+  }
+
+  private async loadAt(dirs: string[]): Promise<void> {
     for (;;) {
       const version = this.t.viewVersion;
       const listings: Listings = new Map();

@@ -8,7 +8,9 @@ import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
 import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
+import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import { DirLoader, type LoadTarget } from "./lazy-load.js";
+import { TreeCache, type TreeCacheHost } from "./tree-cache.js";
 import { DirNode, entryOf, FileNode, LinkNode, Namespace, type Node, sameEntry, SpecialNode, statFields, statOf, unlinkOne } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
@@ -33,6 +35,10 @@ export interface MountStatus {
   inodeLimit: number;
   /** Directories whose entries were read from the server so far (the tree loads on demand). */
   loadedDirs: number;
+  /** Entries of loaded directories held in memory (the inode cache: tree-cache.ts), its limit, and directories it unloaded. */
+  cachedInodes: number;
+  inodeCacheLimit: number;
+  unloadedDirs: number;
   lastCommitError: string | null;
   /** Why the last write of the journal failed (a full local disk), until one succeeds. */
   lastJournalError: string | null;
@@ -53,10 +59,18 @@ export const JOURNAL_COMPACT_BYTES = 32 * 1024 * 1024;
  * One mounted volume: its tree (committed version + local changes), open file handles, and
  * commit/reload. The FUSE layer (fuse-ops.ts) is a thin translation onto this.
  */
-export class MountedVolume implements LoadTarget {
+export class MountedVolume implements LoadTarget, TreeCacheHost {
   readonly ns = new Namespace(Number.MAX_SAFE_INTEGER);
   /** Reads directories when something first needs their entries (lazy-load.ts). */
   readonly loader = new DirLoader(this);
+  /** Unloads the least recently used clean directories past the inode cache limit (tree-cache.ts). */
+  readonly tree = new TreeCache(this, DEFAULT_INODE_CACHE);
+  /**
+   * Directories with entries committed here in a version the view did not move to (another
+   * client committed in between): a read at the view would not give those back, so they stay
+   * loaded until a catch-up moves the view past them.
+   */
+  private readonly aheadDirs = new Set<string>();
   /** The committed entries this mount last saw, by path (decides what a commit must send). */
   private readonly base = new CommittedEntries();
   /** The version whose changes the tree fully reflects (a reload asks for the delta from here). */
@@ -88,7 +102,10 @@ export class MountedVolume implements LoadTarget {
   constructor(
     readonly remote: VolumeRemote,
     readonly store: ContentStore,
-  ) {}
+  ) {
+    // Unloading waits while loads run: the end of the last one is its next chance.
+    this.loader.onIdle = () => this.tree.soon();
+  }
 
   /**
    * Mounts a committed version (the daemon pins it first): reads its root directory; the rest
@@ -106,6 +123,51 @@ export class MountedVolume implements LoadTarget {
 
   committedDir(dir: string, listing: Map<string, ManifestEntry>): void {
     this.base.setDir(dir, listing);
+    const node = this.ns.lookup(dir);
+    if (node?.type === "directory") this.tree.loaded(dir, node, listing.size);
+  }
+
+  // ---- the inode cache (TreeCacheHost) ----
+
+  loading(): boolean {
+    return this.loader.loading > 0;
+  }
+
+  *pinnedPaths(): Iterable<string> {
+    yield* this.ns.dirty;
+    yield* this.inCommit;
+    yield* this.aheadDirs;
+  }
+
+  pristine(c: FileContent): boolean {
+    return (
+      c.openHandles === 0 &&
+      c.snap === null &&
+      c.upperPath === null &&
+      c.inline === null &&
+      c.local.size === 0 &&
+      c.partial.size === 0 &&
+      c.untrackedWriters === 0 &&
+      c.lock.idle &&
+      c.clean &&
+      !this.heldFrom.has(c)
+    );
+  }
+
+  unloaded(dir: string): void {
+    this.base.dropDir(dir);
+  }
+
+  /**
+   * Directories that came whole without a load (made here and now committed, or brought by a
+   * reload) join the inode cache like loaded ones, so that they too may go once cold.
+   */
+  private cacheDirs(entries: readonly ManifestEntry[]): void {
+    for (const e of entries) {
+      if (e.type !== "directory") continue;
+      const node = this.ns.lookup(e.path);
+      if (node?.type === "directory" && node.loaded && !this.tree.cache.has(node)) this.tree.loaded(e.path, node, node.children.size);
+    }
   }
 
   // ---- handles ----
@@ -474,9 +536,11 @@ export class MountedVolume implements LoadTarget {
         ({ version } = await this.remote.commitChanges({ baseVersion: this.viewVersion, changes }));
         for (const p of deleted) this.base.delete(p);
         for (const e of puts) this.base.set(e);
+        this.cacheDirs(puts);
         // Only if nobody else committed in between does our tree equal the new version.
         // (The new version names every file in the tree: only unlinked open ones may need an older one.)
         if (version === this.viewVersion + 1) this.moveView(version, new Set());
+        else for (const c of changes) this.aheadDirs.add(parentOf(c.op === "put" ? c.entry.path : c.path));
         // Their blocks are in the new version now (partial blocks move onto its blocks just
         // below), which is not older than the view: nothing older is held for them.
         for (const c of sent) this.heldFrom.delete(c);
@@ -648,6 +712,7 @@ export class MountedVolume implements LoadTarget {
         this.base.set(ch.entry);
       }
     }
+    this.cacheDirs(delta.changes.flatMap((ch) => (ch.op === "put" ? [ch.entry] : [])));
     if (open) for (const node of freed) filesOf(node, stale);
     this.moveView(latest, stale);
     if (fromTree) await this.loader.ensureAll(linkedDirs);
@@ -665,6 +730,8 @@ export class MountedVolume implements LoadTarget {
     for (const { node } of this.handles.values()) if (node.nlink <= 0) stale.add(node.content);
     for (const c of stale) if (!this.heldFrom.has(c) && c.refersToCommitted) this.heldFrom.set(c, this.viewVersion);
     this.viewVersion = version;
+    // Every commit of this mount is at or below the latest version a move goes to.
+    this.aheadDirs.clear();
   }
 
   /** The bytes of pending paths (changed, or in a commit) and of changed hard-linked files. */
@@ -735,6 +802,9 @@ export class MountedVolume implements LoadTarget {
       inodes: this.ns.inodes,
       inodeLimit: this.ns.inodeLimit,
       loadedDirs: this.loader.loadedDirs,
+      cachedInodes: this.tree.cache.size,
+      inodeCacheLimit: this.tree.cache.limit,
+      unloadedDirs: this.tree.unloadedDirs,
       lastCommitError: this.lastCommitError,
       lastJournalError: this.lastJournalError,
     };

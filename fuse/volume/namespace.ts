@@ -133,6 +133,11 @@ export class FileNode extends LinkableNode {
     return c;
   }
 
+  /** The FileContent, if something made it (else the file holds only its committed entry). */
+  get loadedContent(): FileContent | undefined {
+    return this.bytes instanceof FileContent ? this.bytes : undefined;
+  }
+
   /** The file's size, without making its FileContent. */
   get size(): number {
     return this.bytes.size;

@@ -9,7 +9,8 @@
  * ROWS=random-write runs only the 4 KiB random write row (after writing its file), with what
  * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
  * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
- * daemon, bindfs). ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
+ * daemon, bindfs), and per phase the CPU per file and the FUSE requests per file silo served.
+ * ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
  * ROWS=cold-read: a 2 GiB file (SIZE_MB overrides) read sequentially with caches
  * dropped, on a fresh silo mount and on bindfs over the same bytes on local disk, alternated,
  * 3 runs each: median throughput and CPU-seconds per GiB of the daemon, the server and bindfs.

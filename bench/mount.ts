@@ -9,7 +9,8 @@
  * ROWS=random-write runs only the 4 KiB random write row (after writing its file), with what
  * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
  * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
- * daemon, bindfs). ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
+ * daemon, bindfs), and per phase the CPU per file and the FUSE requests per file silo served.
+ * ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
  * ROWS=cold-read: a 2 GiB file (SIZE_MB overrides) read sequentially with caches
  * dropped, on a fresh silo mount and on bindfs over the same bytes on local disk, alternated,
  * 3 runs each: median throughput and CPU-seconds per GiB of the daemon, the server and bindfs.
@@ -95,14 +96,23 @@ function randomReads(path: string): number {
   });
 }
 
-function smallFiles(dir: string): { create: number; stat: number; unlink: number } {
+type SmallPhase = "create" | "stat" | "unlink";
+
+/** The small-file loops in order, each returning its rate (files/s) when run. */
+function smallFilePhases(dir: string): Array<[SmallPhase, () => number]> {
   mkdirSync(join(dir, "small"), { recursive: true });
   const data = Buffer.alloc(100, 1);
   const names = Array.from({ length: SMALL_FILES }, (_, i) => join(dir, "small", `f${i}`));
-  const create = time(() => names.forEach((n) => writeFileSync(n, data)));
-  const stat = time(() => names.forEach((n) => statSync(n)));
-  const unlink = time(() => names.forEach((n) => unlinkSync(n)));
-  return { create: SMALL_FILES / create, stat: SMALL_FILES / stat, unlink: SMALL_FILES / unlink };
+  const rate = (f: () => void) => () => SMALL_FILES / time(f);
+  return [
+    ["create", rate(() => names.forEach((n) => writeFileSync(n, data)))],
+    ["stat", rate(() => names.forEach((n) => statSync(n)))],
+    ["unlink", rate(() => names.forEach((n) => unlinkSync(n)))],
+  ];
+}
+
+function smallFiles(dir: string): Record<SmallPhase, number> {
+  return Object.fromEntries(smallFilePhases(dir).map(([phase, run]) => [phase, run()])) as Record<SmallPhase, number>;
 }
 
 function mount(env: NodeJS.ProcessEnv, volume: string, dir: string, ...flags: string[]): void {
@@ -252,21 +262,55 @@ async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
   mount(env, "small", mnt);
   const daemon = (await readMountRecord(mnt))!.pid;
+  const socket = join(stateDirFor(mnt), "control.sock");
+  const requests = async () => (await controlRequest<{ fuseRequests: Record<string, number> }>(socket, "status")).fuseRequests;
   const tarball = makeTarball();
   const n = smallFiles(native);
-  const bf = haveBindfs ? withCpu(bindPid, () => smallFiles(bind)) : undefined;
-  const s = withCpu(daemon, () => smallFiles(mnt));
+  const bf = haveBindfs ? await measuredPhases(smallFilePhases(bind), bindPid) : undefined;
+  const s = await measuredPhases(smallFilePhases(mnt), daemon, requests);
   const nt = tarX(tarball, native);
   const bt = haveBindfs ? withCpu(bindPid, () => tarX(tarball, bind)) : undefined;
-  const st = withCpu(daemon, () => tarX(tarball, mnt));
-  row("small files: create (files/s)", { native: n.create, bindfs: bf?.value.create, silo: s.value.create }, "files/s");
-  row("small files: stat (files/s)", { native: n.stat, bindfs: bf?.value.stat, silo: s.value.stat }, "files/s");
-  row("small files: unlink (files/s)", { native: n.unlink, bindfs: bf?.value.unlink, silo: s.value.unlink }, "files/s");
-  row(`tar x of ${TAR_FILES} files (files/s)`, { native: nt, bindfs: bt?.value, silo: st.value }, "files/s");
+  const [st] = await measuredPhases([["tar x", () => tarX(tarball, mnt)]], daemon, requests);
+  for (const phase of ["create", "stat", "unlink"] as const) row(`small files: ${phase} (files/s)`, { native: n[phase], bindfs: bf?.find((m) => m.phase === phase)?.rate, silo: s.find((m) => m.phase === phase)!.rate }, "files/s");
+  row(`tar x of ${TAR_FILES} files (files/s)`, { native: nt, bindfs: bt?.value, silo: st!.rate }, "files/s");
   const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
-  console.log(`file system process CPU, create+stat+unlink: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}; tar x: bindfs ${cpu(bt?.cpu)}, silo daemon ${cpu(st.cpu)}`);
+  const sum = (ms?: Measured[]) => ms?.reduce((t, m) => t + (m.cpu ?? 0), 0);
+  console.log(`file system process CPU, create+stat+unlink: bindfs ${cpu(sum(bf))}, silo daemon ${cpu(sum(s))}; tar x: bindfs ${cpu(bt?.cpu)}, silo daemon ${cpu(st!.cpu)}`);
+  // Per file: what each phase cost the file system's process, and the requests silo's daemon got.
+  const us = (x: number | undefined, files: number) => (x === undefined ? "-" : `${((x / files) * 1e6).toFixed(0)} µs`);
+  for (const m of [...s, st!]) {
+    const files = m.phase === "tar x" ? TAR_FILES : SMALL_FILES;
+    const peer = m.phase === "tar x" ? bt?.cpu : bf?.find((b) => b.phase === m.phase)?.cpu;
+    const per = Object.entries(m.requests ?? {})
+      .filter(([, k]) => k >= files / 100)
+      .map(([op, k]) => `${op} ${(k / files).toFixed(2)}`)
+      .join(", ");
+    console.log(`  ${m.phase} per file: CPU bindfs ${us(peer, files)}, silo daemon ${us(m.cpu, files)}; silo requests ${per}`);
+  }
   unmount(env, mnt);
   if (haveBindfs) bindfsUnmount(bind);
+}
+
+interface Measured {
+  phase: string;
+  rate: number;
+  /** CPU-seconds of the serving process in the phase. */
+  cpu?: number;
+  /** FUSE requests it served in the phase, by opcode (silo). */
+  requests?: Record<string, number>;
+}
+
+/** Runs the phases one by one, each with the CPU-seconds of `pid` and (given `requests`) the FUSE requests served meanwhile. */
+async function measuredPhases(phases: Array<[string, () => number]>, pid: number | undefined, requests?: () => Promise<Record<string, number>>): Promise<Measured[]> {
+  const out: Measured[] = [];
+  for (const [phase, run] of phases) {
+    const before = await requests?.();
+    const { value, cpu } = withCpu(pid, run);
+    const after = await requests?.();
+    const served = before && after ? Object.fromEntries(Object.entries(after).map(([op, k]) => [op, k - (before[op] ?? 0)])) : undefined;
+    out.push({ phase, rate: value, cpu, requests: served });
+  }
+  return out;
 }
 
 /**

@@ -153,6 +153,9 @@ describe("silo's FUSE transport", () => {
     const s = await probe.stats();
     expect(s.maxWrite).toBe(MiB);
     expect(s.maxRead).toBe(MiB);
+    // Each WRITE's data was read from a buffer that is read into again once the op settled:
+    // the 16 writes of 1 MiB took no fresh 1 MiB buffer each (one per reader, a few spares).
+    expect(s.readBuffers).toBeLessThanOrEqual(8);
     // Every request carries its caller: a file another user creates is theirs.
     const touch = spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "touch", join(dir, "by-nobody")], { stdio: "ignore" });
     children.push(touch);

@@ -17,6 +17,7 @@ interface Status {
   lastCommitError: string | null;
   cache: { hits: number; misses: number; hitRatio: number; bytesFetched: number };
   commits: { commits: number; failures: number; lastCommitMs: number; lastCommitAt: number };
+  fuseRequests: Record<string, number>;
 }
 
 const fx = siloServerFixture();
@@ -141,6 +142,22 @@ describe("silo volume status DIR", () => {
     expect(new Set(Object.values(stated)).size).toBe(3000);
     // (Not asserted: how many numbers the kernel holds after the stats. Any process's drop_caches,
     // as other suites run, makes it forget them at once.)
+    await mounts.unmount(dir);
+  });
+
+  it("counts the FUSE requests it served by opcode: the difference between two reports is a workload's", async () => {
+    await fx.silo.volumes.fromName("status-requests", { createIfMissing: true });
+    const dir = join(root, "m4");
+    await mounts.mount("status-requests", dir, "--commit-interval-ms", "0");
+    const before = (await status(dir)).fuseRequests;
+    // Another process creates and writes 20 files (never sync fs calls on a mount from here).
+    const py = spawn("python3", ["-c", "import sys\nfor i in range(20): open(f'{sys.argv[1]}/f{i}', 'w').write('x')", dir], { stdio: "inherit" });
+    expect(await within(60_000, "python", new Promise((res) => py.once("close", res)))).toBe(0);
+    const after = (await status(dir)).fuseRequests;
+    const served = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+    expect(served("CREATE")).toBe(20);
+    expect(served("WRITE")).toBe(20);
+    expect(served("FLUSH")).toBeGreaterThanOrEqual(20);
     await mounts.unmount(dir);
   });
 

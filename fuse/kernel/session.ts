@@ -32,6 +32,9 @@ const SMALL_WRITE = 64 * 1024;
 /** Requests read per readiness callback before the event loop gets a turn (replies, timers, I/O). */
 const POLL_BATCH = 32;
 
+/** Read buffers kept for reuse after the WRITEs whose data they held have settled (lendWriteBuffers). */
+const SPARE_READ_BUFFERS = 4;
+
 export interface SessionOptions {
   /**
    * How requests are read. "poll" (the default where the native addon is built): the main thread
@@ -66,6 +69,13 @@ export interface SessionOptions {
   passthrough?: boolean;
   /** "auto": readdirplus for the first listing of a directory, plain readdir after. */
   readdirplus?: "auto" | "always" | "off";
+  /**
+   * WRITE data is handed to the file system as a view into the buffer the request was read into,
+   * and that buffer is read into again once the op has settled: no copy of a small write, no
+   * fresh 1 MiB buffer (and its page faults) after a large one. Only for a file system whose
+   * write() uses its data until its op settles and keeps no reference after.
+   */
+  lendWriteBuffers?: boolean;
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
   opTimeoutMs?: number;
   /** The errno for an error an op threw that is not an Errno (undefined: EIO, logged). */
@@ -129,7 +139,9 @@ export class FuseSession implements Notifier {
   /** Resolves when the connection has ended and the file system was told (destroy). */
   readonly ended: Promise<void>;
   /** Request counts by opcode name, and the largest READ and WRITE seen (for tests and benchmarks). */
-  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>() };
+  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>(), readBuffers: 0 };
+  /** Read buffers free for the next read (lendWriteBuffers). */
+  private readonly spareBuffers: Array<Buffer<ArrayBuffer>> = [];
   private readonly inflight = new Map<number, Ctx>();
   private readonly refs = new Map<number, number>();
   /** FORGETs read but not applied yet (deferForget). */
@@ -203,7 +215,7 @@ export class FuseSession implements Notifier {
   private pollLoop(): boolean {
     const addon = fuseFdAddonIfBuilt();
     if (typeof addon?.watch !== "function") return false;
-    let buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    let buf = this.readBuffer();
     let watch: FdWatch | undefined;
     const stop = () => {
       if (watch) addon.unwatch(watch);
@@ -253,12 +265,20 @@ export class FuseSession implements Notifier {
     } catch (e) {
       this.log(`dispatch failed: ${(e as Error).stack ?? String(e)}`);
     }
-    // A WRITE's data is a view into the buffer until its op settles: read into a fresh one.
-    return keep ? Buffer.allocUnsafe(READ_BUFFER_SIZE) : buf;
+    // A WRITE's data is a view into the buffer until its op settles: read into another one.
+    return keep ? this.readBuffer() : buf;
+  }
+
+  /** A buffer to read the next request into: a spare one, or a new one. */
+  private readBuffer(): Buffer<ArrayBuffer> {
+    const spare = this.spareBuffers.pop();
+    if (spare) return spare;
+    this.stats.readBuffers++;
+    return Buffer.allocUnsafe(READ_BUFFER_SIZE);
   }
 
   private readLoop(): void {
-    let buf = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+    let buf = this.readBuffer();
     const next = () => {
       if (this.over) return this.readerDone();
       read(this.fd, buf, 0, buf.length, null, (err, n) => {
@@ -297,7 +317,7 @@ export class FuseSession implements Notifier {
   }
 
   /** Serves one request; true if it keeps a view into `buf` (WRITE data). */
-  private dispatch(buf: Buffer, n: number): boolean {
+  private dispatch(buf: Buffer<ArrayBuffer>, n: number): boolean {
     let req: Request;
     try {
       req = decodeRequest(buf, n);
@@ -331,6 +351,12 @@ export class FuseSession implements Notifier {
         this.send([errorReply(req.unique, E.ENOSYS)]);
         return false;
       case "WRITE":
+        if (this.opts.lendWriteBuffers) {
+          this.serve(req, () => {
+            if (this.spareBuffers.length < SPARE_READ_BUFFERS) this.spareBuffers.push(buf);
+          });
+          return true;
+        }
         // Small writes are copied out, so the 1 MiB read buffer is reused; large ones are
         // served from it (and the reader takes a fresh buffer).
         if (a.data.length <= SMALL_WRITE) {
@@ -470,7 +496,7 @@ export class FuseSession implements Notifier {
    * in-memory tree) is answered at once, with no promise job in between: on the 2-core VM the
    * promise machinery of an async call was a visible share of a small request's cost.
    */
-  private serve(req: Request): void {
+  private serve(req: Request, settled?: () => void): void {
     const ctx = new Ctx(req);
     this.inflight.set(req.unique, ctx);
     let result: Reply | Promise<Reply>;
@@ -478,14 +504,26 @@ export class FuseSession implements Notifier {
       result = this.call(req, ctx);
     } catch (err) {
       this.fail(req, ctx, err);
+      settled?.();
       return;
     }
+    // `settled` runs when the op is done with the request, not when it is answered: an op
+    // answered ETIMEDOUT may still be using it.
     if (result instanceof Promise)
       result.then(
-        (reply) => this.reply(req, ctx, reply),
-        (err: unknown) => this.fail(req, ctx, err),
+        (reply) => {
+          settled?.();
+          this.reply(req, ctx, reply);
+        },
+        (err: unknown) => {
+          settled?.();
+          this.fail(req, ctx, err);
+        },
       );
-    else this.reply(req, ctx, result);
+    else {
+      this.reply(req, ctx, result);
+      settled?.();
+    }
   }
 
   private reply(req: Request, ctx: Ctx, reply: Reply): void {

@@ -194,7 +194,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
       // Passthrough serves files whose bytes are local: not on a read-only mount (none are), nor
       // with close-to-open consistency, whose catch-ups may point an open inode at new bytes.
-      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, passthrough: !opts.readOnly && !opts.consistency, log: (m) => log(`fuse: ${m}`) },
+      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, lendWriteBuffers: true, passthrough: !opts.readOnly && !opts.consistency, log: (m) => log(`fuse: ${m}`) },
     );
     const mounted = fuse;
     volumeFs.kernel = fuse.session;
@@ -230,6 +230,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             passthrough: volumeFs.passthrough.stats,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,
+            // FUSE requests served so far, by opcode (benchmarks count them per operation).
+            fuseRequests: Object.fromEntries(mounted.session.stats.requests),
           };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));

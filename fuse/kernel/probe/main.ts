@@ -14,7 +14,7 @@ if (!dir) {
   process.exit(2);
 }
 const fs = new ProbeFs();
-const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3, opTimeoutMs: Number(process.env.PROBE_OP_TIMEOUT_MS) || undefined });
+const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3, opTimeoutMs: Number(process.env.PROBE_OP_TIMEOUT_MS) || undefined, lendWriteBuffers: true });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 out({ ready: true, info: mount.session.info, pid: process.pid, reader: mount.session.reader });
 void mount.session.ended.then(() => {
@@ -29,7 +29,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   switch (c.cmd) {
     case "stats": {
       const s = mount.session.stats;
-      out({ maxRead: s.maxRead, maxWrite: s.maxWrite, requests: Object.fromEntries(s.requests), inFlight: mount.session.inFlight, slowPending: fs.slowPending, ...fs.events });
+      out({ maxRead: s.maxRead, maxWrite: s.maxWrite, readBuffers: s.readBuffers, requests: Object.fromEntries(s.requests), inFlight: mount.session.inFlight, slowPending: fs.slowPending, ...fs.events });
       break;
     }
     case "release":

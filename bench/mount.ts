@@ -10,7 +10,9 @@
  * the daemon fetched, CPU-seconds, and the final commit of the written file. ROWS=small runs only
  * the small-file and `tar x` rows, with the CPU-seconds of the file system's process (silo's
  * daemon, bindfs), and per phase the CPU per file and the FUSE requests per file silo served.
- * ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts.
+ * ROWS=find runs only the `find` row, on FIND_ROUNDS (default 3) fresh mounts, with the
+ * daemon's and the server's CPU-seconds, a second `find` on the same mount (every directory
+ * loaded: the FUSE path alone) and the FUSE requests the mount served.
  * ROWS=cold-read: a 2 GiB file (SIZE_MB overrides) read sequentially with caches
  * dropped, on a fresh silo mount and on bindfs over the same bytes on local disk, alternated,
  * 3 runs each: median throughput and CPU-seconds per GiB of the daemon, the server and bindfs.
@@ -21,7 +23,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
@@ -326,19 +328,30 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
   const manyDir = join(work, "many");
   const rounds = Number(process.env.FIND_ROUNDS ?? 3);
   console.log(`silo mount benchmark, one row: find over ${FIND_ENTRIES} entries, ${rounds} rounds, each on a fresh mount\n`);
+  // The daemon appends a line of the FUSE requests it served when it unmounts (fuse/kernel/session.ts).
+  const fuseStats = join(work, "fuse-stats.txt");
+  const mountEnv = { ...env, SILO_FUSE_STATS: fuseStats };
   for (let i = 0; i < rounds; i++) {
-    const loadSeconds = time(() => mount(env, "many", manyDir));
+    const loadSeconds = time(() => mount(mountEnv, "many", manyDir));
     const daemon = (await readMountRecord(manyDir))!.pid;
     dropCaches();
     const n = find(findDir);
     dropCaches();
     const bf = haveBindfs ? withCpu(bindPid, () => find(join(bind, "find"))) : undefined;
     dropCaches();
+    const serverBefore = server!.cpuSeconds();
     const s = withCpu(daemon, () => find(manyDir));
+    const serverCpu = server!.cpuSeconds() - serverBefore;
     row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
     const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
-    console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s`);
+    console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}, silo server ${cpu(serverCpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
+    // The same walk again, every directory loaded: what the FUSE path costs without the loads.
+    dropCaches();
+    const again = withCpu(daemon, () => find(manyDir));
+    console.log(`  again on the same mount (all loaded): silo ${again.value.toFixed(0)} entries/s, daemon ${cpu(again.cpu)}`);
     unmount(env, manyDir);
+    const requests = existsSync(fuseStats) ? readFileSync(fuseStats, "utf8").trim().split("\n").pop()!.replace(/^\S+ /, "") : "-";
+    console.log(`  FUSE requests of the mount (both finds): ${requests}`);
   }
   if (haveBindfs) bindfsUnmount(bind);
 }

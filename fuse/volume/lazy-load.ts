@@ -215,7 +215,7 @@ export class DirLoader {
       const node = ns.lookup(dir);
       if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
       const listing = listings.get(dir)!;
-      ns.loadChildren(node, listing.values());
+      ns.loadChildren(node, listing);
       this.t.committedDir(dir, listing);
       this.loadedDirs++;
     }

@@ -1,4 +1,4 @@
-import { baseName, type BlockRef, type ManifestEntry, parentOf, timeNsOf } from "../../protocol/volume.js";
+import { baseName, type BlockRef, type ManifestEntry, parentOf, type TimeNs, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
@@ -351,11 +351,12 @@ export class Namespace {
   /**
    * Fills unloaded directory `dir` (at `path`) with its committed entries, as a load reads them:
    * subdirectories start unloaded, names of a hard link already loaded join its node. The
-   * entries were counted in `inodes` already (the server's count).
+   * entries were counted in `inodes` already (the server's count). `listing` is by name: the
+   * children share its name strings (a name per entry cut from the path again cost an allocation
+   * and a second retained copy per entry).
    */
-  loadChildren(dir: DirNode, entries: Iterable<ManifestEntry>): void {
-    for (const entry of entries) {
-      const name = baseName(entry.path);
+  loadChildren(dir: DirNode, listing: ReadonlyMap<string, ManifestEntry>): void {
+    for (const [name, entry] of listing) {
       if (dir.children.has(name)) continue;
       let node: Node | undefined = this.linkedNode(entry);
       if (node) node.nlink++;
@@ -459,10 +460,15 @@ function longestSuffix(dir: DirNode): string {
 /** A node's stat as manifest entries and journal records carry it. */
 export type StatFields = Pick<ManifestEntry, "mode" | "mtimeMs" | "uid" | "gid" | "atimeNs" | "mtimeNs" | "ctimeNs" | "linkId" | "xattrs">;
 
+/** The last mtime statOf converted, and its bigint. */
+let lastMtime: { ns: TimeNs | undefined; ms: number; value: bigint } = { ns: undefined, ms: Number.NaN, value: 0n };
+
 /** A committed entry's or journal record's stat (those written before POSIX metadata: root's, mtimeMs for every time). */
 export function statOf(e: StatFields): NodeStat {
-  // Times that are equal share one bigint (immutable): a loaded tree holds ~1/3 of them.
-  const mtimeNs = timeNsOf(e.mtimeNs, e.mtimeMs);
+  // Times that are equal share one bigint (immutable): a loaded tree holds ~1/3 of them. Entries
+  // in a row often have the same mtime (a copy, an unpacked archive): those share one too.
+  if (e.mtimeNs !== lastMtime.ns || e.mtimeMs !== lastMtime.ms) lastMtime = { ns: e.mtimeNs, ms: e.mtimeMs, value: timeNsOf(e.mtimeNs, e.mtimeMs) };
+  const mtimeNs = lastMtime.value;
   return {
     mode: e.mode,
     uid: e.uid ?? 0,

@@ -186,8 +186,9 @@ describe("a mount loads directories on demand", () => {
     const limit = 100;
     await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-cache", dir, "--commit-interval-ms", "0");
     const before = await stat(join(dir, "c5/f3"));
-    // A directory made here and committed was never loaded from the server: it may go too (its
-    // files are empty: one whose bytes were written here keeps its local copy, and its directory).
+    // A directory made here and committed was never loaded from the server: it may go too, so it
+    // must come back whole (its files are empty: one whose bytes were written here keeps its
+    // local copy, and its directory).
     await mkdir(join(dir, "a-made"));
     for (let f = 0; f < 20; f++) await writeFile(join(dir, `a-made/f${f}`), "");
     await within(30_000, "commit", controlRequest(join(stateDirFor(dir), "control.sock"), "commit"));
@@ -211,8 +212,9 @@ describe("a mount loads directories on demand", () => {
       expect(await text(join(dir, "c2/new"))).toBe("new, not committed");
       expect((await held.read(Buffer.alloc(64), 0, 64, 0)).bytesRead).toBe("c1/f1".length);
       expect(await text(join(dir, "c1/f1"))).toBe("OPEN1");
-      expect((await readdir(join(dir, "c2"))).length).toBe(21);
-      // An unloaded directory is read from the server again: same bytes, same attributes.
+      // An unloaded directory is read from the server again: same bytes, same attributes. (No
+      // directory is opened for listing until the counts are taken: opening one whose parent
+      // was listed reads its later siblings ahead, which would count as loads at any moment.)
       const loaded = (await mountStatus(dir)).loadedDirs;
       expect(await text(join(dir, "c5/f3"))).toBe("c5/f3");
       expect((await mountStatus(dir)).loadedDirs).toBe(loaded + 1);
@@ -224,7 +226,10 @@ describe("a mount loads directories on demand", () => {
         expect(await loadedDirs(dir)).toBe(n + 1);
       };
       await readAgain(async () => expect(await text(join(dir, "big/f999"))).toBe("big/f999"));
-      await readAgain(async () => expect(await readdir(join(dir, "a-made"))).toHaveLength(20));
+      // a-made (made here) goes only if the kernel's FORGETs of its names come while the cache is
+      // still over its limit, which depends on timing: its listing is checked, not its reload.
+      expect(await readdir(join(dir, "a-made"))).toHaveLength(20);
+      expect((await readdir(join(dir, "c2"))).length).toBe(21);
     } finally {
       await held.close();
     }

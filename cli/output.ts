@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline/promises";
-import Table from "cli-table3";
+import type CliTable from "cli-table3";
 import type { Command } from "commander";
 import { SiloClient } from "../client/silo-client.js";
 
@@ -23,8 +24,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
 }
 
+// cli-table3 is loaded on first use: most commands print no table, and every CLI start would pay for it.
+const require = createRequire(import.meta.url);
+
 /** A table for people: one row per record, columns in the given order. */
 export function printTable(head: string[], rows: Array<Array<string | number>>): void {
+  const Table = require("cli-table3") as typeof CliTable;
   const table = new Table({ head, style: { head: process.stdout.isTTY ? ["cyan"] : [], border: process.stdout.isTTY ? ["grey"] : [] } });
   table.push(...rows.map((r) => r.map(String)));
   process.stdout.write(`${table.toString()}\n`);

@@ -2,6 +2,7 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { VolumeDaemonConfig } from "../fuse/volume/config.js";
+import { stateDirFor } from "../fuse/volume/state-dir.js";
 import { SiloError } from "../protocol/errors.js";
 import { clientFor, parseCount, printJson, printTable, UsageError } from "./output.js";
 
@@ -26,7 +27,6 @@ const KIND_NAMES = { volume: "volume", nfs: "network file system" } as const;
 export async function mountFileTree(kind: "volume" | "nfs", name: string, dir: string, opts: MountOptions, cmd: Command): Promise<void> {
   const silo = clientFor(cmd);
   await silo.close();
-  const { stateDirFor } = await import("../fuse/volume/daemon.js");
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const config: VolumeDaemonConfig = {
     client: silo.config,

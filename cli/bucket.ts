@@ -47,7 +47,7 @@ Examples:
     )
     .action(async (bucketName: string, dir: string, opts: MountOpts, cmd: Command) => {
       const { mountCloudBucket, bucketDaemonConfig } = await import("../fuse/bucket/mount.js");
-      const silo = opts.secret ? clientFor(cmd) : undefined;
+      const silo = opts.secret ? await clientFor(cmd) : undefined;
       try {
         const secret = await silo?.secrets.fromName(opts.secret!);
         const mount = new CloudBucketMount(bucketName, {

@@ -1,21 +1,22 @@
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
-import { registerAdmin } from "./admin.js";
-import { registerBucket } from "./bucket.js";
-import { registerCompletion } from "./completion.js";
-import { registerDict } from "./dict.js";
-import { errorLine } from "./error-line.js";
-import { UsageError } from "./output.js";
-import { registerNfs } from "./nfs.js";
-import { registerQueue } from "./queue.js";
-import { registerRun } from "./run.js";
-import { registerSecret } from "./secret.js";
-import { registerServe } from "./serve.js";
-import { registerVolume } from "./volume.js";
-import { registerVolumeMount } from "./volume-mount.js";
 
 /** The package's version: dist/cli/main.js sits two levels below package.json. */
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+// The program's version only as the first argument: commander would take a program option
+// anywhere, and `silo volume restore NAME --version V` names a volume's version.
+if (process.argv[2] === "-V" || process.argv[2] === "--version") {
+  process.stdout.write(`${version}\n`);
+  process.exit(0);
+}
+
+// Imported only now: `--version` answers before any of it loads.
+const [{ Command, CommanderError }, { registerCommands }, { errorLine }, { UsageError }] = await Promise.all([
+  import("commander"),
+  import("./commands.js"),
+  import("./error-line.js"),
+  import("./output.js"),
+]);
 
 const program = new Command("silo")
   .description("silo: volumes, network file systems, dicts, queues and bucket mounts for compute jobs, on hardware you own")
@@ -26,17 +27,7 @@ const program = new Command("silo")
   .showHelpAfterError("(add --help for usage)")
   .exitOverride();
 
-registerServe(program);
-registerAdmin(program);
-registerDict(program);
-registerQueue(program);
-registerVolume(program);
-registerVolumeMount(program);
-registerNfs(program);
-registerRun(program);
-registerSecret(program);
-registerBucket(program);
-registerCompletion(program);
+await registerCommands(program, process.argv.slice(2));
 
 // Read from argv, not from the parsed options: a failure may come before (or during) parsing.
 const debug = process.argv.includes("--debug") || process.env.SILO_DEBUG === "1";
@@ -46,13 +37,6 @@ function fail(err: unknown, exitCode: number): never {
   if (debug) console.error(err);
   else process.stderr.write(`Error: ${errorLine(err)}\n`);
   process.exit(exitCode);
-}
-
-// The program's version only as the first argument: commander would take a program option
-// anywhere, and `silo volume restore NAME --version V` names a volume's version.
-if (process.argv[2] === "-V" || process.argv[2] === "--version") {
-  process.stdout.write(`${version}\n`);
-  process.exit(0);
 }
 
 try {

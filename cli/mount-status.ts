@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
 import { listMountRecords, readMountRecord } from "../fuse/common/mount-records.js";
-import { stateDirFor } from "../fuse/volume/daemon.js";
+import { stateDirFor } from "../fuse/volume/state-dir.js";
 import type { MountStatus } from "../fuse/volume/mounted-volume.js";
 import { UsageError } from "./output.js";
 

@@ -1,17 +1,33 @@
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline/promises";
-import Table from "cli-table3";
+import type CliTable from "cli-table3";
 import type { Command } from "commander";
-import { SiloClient } from "../client/silo-client.js";
+import { type ClientConfig, resolveConfig } from "../client/config.js";
+import type { SiloClient } from "../client/silo-client.js";
 
-/** A client for a command, honouring the global `-e/--env` option. */
-export function clientFor(cmd: Command): SiloClient {
+/** The global `-e/--env` option as client options. */
+function envOptions(cmd: Command): Partial<ClientConfig> {
   const { env } = cmd.optsWithGlobals<{ env?: string }>();
-  return new SiloClient(env ? { environment: env } : {});
+  return env ? { environment: env } : {};
+}
+
+/** A command's client config (honouring `-e/--env`), for a daemon to connect with: loads no client code. */
+export function configFor(cmd: Command): ClientConfig {
+  return resolveConfig(envOptions(cmd));
+}
+
+/**
+ * A client for a command, honouring the global `-e/--env` option. The client library (undici,
+ * the protocol schemas) loads here, on first use, not at every CLI start.
+ */
+export async function clientFor(cmd: Command): Promise<SiloClient> {
+  const { SiloClient } = await import("../client/silo-client.js");
+  return new SiloClient(envOptions(cmd));
 }
 
 /** Runs a command's body with a client, closing it afterwards; errors reach main's handler. */
 export async function withClient<T>(cmd: Command, fn: (silo: SiloClient) => Promise<T>): Promise<T> {
-  const silo = clientFor(cmd);
+  const silo = await clientFor(cmd);
   try {
     return await fn(silo);
   } finally {
@@ -23,8 +39,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
 }
 
+// cli-table3 is loaded on first use: most commands print no table, and every CLI start would pay for it.
+const require = createRequire(import.meta.url);
+
 /** A table for people: one row per record, columns in the given order. */
 export function printTable(head: string[], rows: Array<Array<string | number>>): void {
+  const Table = require("cli-table3") as typeof CliTable;
   const table = new Table({ head, style: { head: process.stdout.isTTY ? ["cyan"] : [], border: process.stdout.isTTY ? ["grey"] : [] } });
   table.push(...rows.map((r) => r.map(String)));
   process.stdout.write(`${table.toString()}\n`);

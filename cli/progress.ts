@@ -1,4 +1,8 @@
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type CliProgress from "cli-progress";
+
+// Loaded on first use: only a transfer on a terminal draws a bar, and every CLI start would pay for it.
+const require = createRequire(import.meta.url);
 
 /** A byte progress bar (bytes, rate, ETA) on stderr when it is a terminal; silent otherwise. */
 export interface Progress {
@@ -18,6 +22,7 @@ export function formatBytes(n: number): string {
 
 export function byteProgress(total: number, label: string): Progress {
   if (!process.stderr.isTTY) return { add() {}, stop() {} };
+  const cliProgress = require("cli-progress") as typeof CliProgress;
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
     {

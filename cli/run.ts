@@ -7,7 +7,7 @@ import type { JobMount } from "../client/mount-control.js";
 import { SILO_MOUNTS_ENV } from "../client/mount-control.js";
 import { checkMountPaths, collectMounts, type MountSpec } from "./mount-spec.js";
 import type { ClientConfig } from "../client/config.js";
-import { clientFor, parseCount, UsageError } from "./output.js";
+import { clientFor, configFor, parseCount, UsageError } from "./output.js";
 
 /** The volume daemons' block cache bound in a job (as `silo volume mount`'s default). */
 const DEFAULT_CACHE_BYTES = 4096 * 1024 * 1024;
@@ -89,9 +89,7 @@ async function reexecInNamespace(): Promise<number> {
 }
 
 async function runJob(command: string[], specs: MountSpec[], opts: RunOptions, cmd: Command): Promise<number> {
-  const silo = clientFor(cmd);
-  const config = silo.config;
-  await silo.close();
+  const config = configFor(cmd);
   const mounts: ActiveMount[] = [];
   try {
     for (const spec of specs) {
@@ -201,7 +199,7 @@ async function mountVolume(spec: MountSpec & { kind: "volume" | "nfs" }, config:
 async function mountBucket(spec: MountSpec, environment: string, secretName: string | undefined, cmd: Command): Promise<ActiveMount> {
   const { mountCloudBucket } = await import("../fuse/bucket/mount.js");
   const { CloudBucketMount } = await import("../client/cloud-bucket-mount.js");
-  const silo = secretName ? clientFor(cmd) : undefined;
+  const silo = secretName ? await clientFor(cmd) : undefined;
   try {
     const secret = silo && secretName ? await silo.secrets.fromName(secretName) : undefined;
     const bucket = new CloudBucketMount(spec.name, { keyPrefix: spec.keyPrefix, readOnly: spec.readOnly, secret });

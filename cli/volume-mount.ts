@@ -2,8 +2,9 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { VolumeDaemonConfig } from "../fuse/volume/config.js";
+import { stateDirFor } from "../fuse/volume/state-dir.js";
 import { SiloError } from "../protocol/errors.js";
-import { clientFor, parseCount, printJson, printTable, UsageError } from "./output.js";
+import { clientFor, configFor, parseCount, printJson, printTable, UsageError } from "./output.js";
 
 const DEFAULT_COMMIT_INTERVAL_MS = 5_000;
 const DEFAULT_CACHE_MB = 4_096;
@@ -24,12 +25,9 @@ const KIND_NAMES = { volume: "volume", nfs: "network file system" } as const;
  * (fuse/<kind>/main.ts) in the background, or in this process with --foreground.
  */
 export async function mountFileTree(kind: "volume" | "nfs", name: string, dir: string, opts: MountOptions, cmd: Command): Promise<void> {
-  const silo = clientFor(cmd);
-  await silo.close();
-  const { stateDirFor } = await import("../fuse/volume/daemon.js");
   const stateDir = resolve(opts.stateDir ?? stateDirFor(dir));
   const config: VolumeDaemonConfig = {
-    client: silo.config,
+    client: configFor(cmd),
     volume: name,
     mountPoint: resolve(dir),
     readOnly: opts.readOnly ?? false,
@@ -124,7 +122,7 @@ those changes; this command does it without mounting. Exits 1 if they still cann
 (they stay kept).`,
     )
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      const silo = clientFor(cmd);
+      const silo = await clientFor(cmd);
       const { recoverVolume } = await import("../fuse/volume/recover.js");
       const volume = await silo.volumes.fromName(name);
       const log = (m: string) => process.stderr.write(`${m}\n`);

@@ -1,7 +1,5 @@
-import { createHash } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import type { Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SiloClient } from "../../client/silo-client.js";
 import { reportToParent } from "../common/daemon-process.js";
@@ -15,6 +13,7 @@ import type { Filesystem } from "../kernel/filesystem.js";
 import { type FuseMount, mountAccessNote, mountFuse } from "../kernel/mount.js";
 import { claimOrphans, Journal, journalRoot, volumeJournalDir } from "./journal.js";
 import { MountPin } from "./mount-pin.js";
+import { stateDirFor } from "./state-dir.js";
 import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
 import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import type { VolumeRemote } from "./remote.js";
@@ -71,10 +70,7 @@ export interface MountInfo {
 }
 
 /** Default per-mount state dir: derived from the mount point (one mount per directory). */
-export function stateDirFor(dir: string): string {
-  const key = createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 16);
-  return join(tmpdir(), "silo-mounts", key);
-}
+export { stateDirFor };
 
 /**
  * How long the kernel caches names and attributes (FUSE entry/attr timeouts). Only a reload

@@ -51,15 +51,31 @@ export async function bodyBytes(res: Dispatcher.ResponseData, into?: Buffer): Pr
 
 /** HTTP/1.1 keep-alive transport: msgpack RPCs and raw byte streams, errors mapped to typed classes. */
 export class Transport {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly auth: string;
   /** Idle connections of `getInto`. */
   private readonly idle: BufferConnection[] = [];
+  /** Requests sent and not answered yet (`raw`), and when the last was (Date.now()). */
+  private pending = 0;
+  private lastAnswer = Date.now();
 
   constructor(readonly config: ClientConfig) {
-    // Long-polls (blocking queue gets) may wait as long as the caller asked: no idle timeouts here.
-    this.agent = new Agent({ connections: 256, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000 });
+    this.agent = newAgent();
     this.auth = `Bearer ${config.tokenId}:${config.tokenSecret}`;
+  }
+
+  /**
+   * After more idle time than a kept-alive connection is kept (KEEP_ALIVE_MS), the next request
+   * goes out on a new pool. undici closes idle connections on a timer, which a caller that
+   * blocked its event loop for that long has not let run: its pool still holds connections the
+   * server has closed meanwhile, and a POST written on one fails without being sent again
+   * (mayResend). The old pool closes gracefully (a body still being read finishes).
+   */
+  private renewIfIdle(): void {
+    if (this.pending > 0 || Date.now() - this.lastAnswer <= KEEP_ALIVE_MS) return;
+    const old = this.agent;
+    this.agent = newAgent();
+    old.close().catch(() => {});
   }
 
   private url(path: string, query?: Query): string {
@@ -75,6 +91,24 @@ export class Transport {
 
   /** Sends a request and returns the raw response; non-2xx answers become typed errors. */
   async raw(method: Dispatcher.HttpMethod, path: string, opts: RawOptions = {}): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData | undefined;
+    this.renewIfIdle();
+    this.pending++;
+    try {
+      res = await this.send(method, path, opts);
+    } finally {
+      this.pending--;
+      this.lastAnswer = Date.now();
+    }
+    if (res.statusCode >= 300 && !(opts.redirects && res.statusCode < 400 && res.headers.location)) {
+      const buf = Buffer.from(await res.body.arrayBuffer());
+      throw errorFromResponse(res.statusCode, decode(buf, res.headers["content-type"]));
+    }
+    return res;
+  }
+
+  /** Sends a request (once more on a new connection where mayResend allows). */
+  private async send(method: Dispatcher.HttpMethod, path: string, opts: RawOptions): Promise<Dispatcher.ResponseData> {
     let res: Dispatcher.ResponseData | undefined;
     for (let attempt = 0; res === undefined; attempt++) {
       try {
@@ -95,10 +129,6 @@ export class Transport {
         if (attempt === 0 && mayResend(method, opts.body, err)) continue;
         throw new ConnectionError(`Could not reach the silo server at ${this.config.serverUrl}: ${(err as Error).message}`, "CONNECTION");
       }
-    }
-    if (res.statusCode >= 300 && !(opts.redirects && res.statusCode < 400 && res.headers.location)) {
-      const buf = Buffer.from(await res.body.arrayBuffer());
-      throw errorFromResponse(res.statusCode, decode(buf, res.headers["content-type"]));
     }
     return res;
   }
@@ -168,6 +198,14 @@ export class Transport {
     for (const conn of this.idle.splice(0)) conn.close();
     await this.agent.close();
   }
+}
+
+/** How long undici keeps an idle connection open: below the server's keep-alive timeout (72 s). */
+const KEEP_ALIVE_MS = 30_000;
+
+/** Long-polls (blocking queue gets) may wait as long as the caller asked: no idle timeouts here. */
+function newAgent(): Agent {
+  return new Agent({ connections: 256, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: KEEP_ALIVE_MS });
 }
 
 /** Methods whose request may be sent twice with the effect of once (RFC 9110, 9.2.2). */

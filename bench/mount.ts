@@ -23,7 +23,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
@@ -170,6 +170,9 @@ function bindfsMount(src: string, dir: string, options: string[] = []): boolean 
     return false;
   }
 }
+/** CPU-seconds for a report line ("-" when not measured). */
+const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
+
 function bindfsUnmount(dir: string): void {
   execFileSync("umount", [dir]);
   mounted.splice(mounted.indexOf(dir), 1);
@@ -275,7 +278,6 @@ async function smallOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   const [st] = await measuredPhases([["tar x", () => tarX(tarball, mnt)]], daemon, requests);
   for (const phase of ["create", "stat", "unlink"] as const) row(`small files: ${phase} (files/s)`, { native: n[phase], bindfs: bf?.find((m) => m.phase === phase)?.rate, silo: s.find((m) => m.phase === phase)!.rate }, "files/s");
   row(`tar x of ${TAR_FILES} files (files/s)`, { native: nt, bindfs: bt?.value, silo: st!.rate }, "files/s");
-  const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
   const sum = (ms?: Measured[]) => ms?.reduce((t, m) => t + (m.cpu ?? 0), 0);
   console.log(`file system process CPU, create+stat+unlink: bindfs ${cpu(sum(bf))}, silo daemon ${cpu(sum(s))}; tar x: bindfs ${cpu(bt?.cpu)}, silo daemon ${cpu(st!.cpu)}`);
   // Per file: what each phase cost the file system's process, and the requests silo's daemon got.
@@ -328,11 +330,8 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
   const manyDir = join(work, "many");
   const rounds = Number(process.env.FIND_ROUNDS ?? 3);
   console.log(`silo mount benchmark, one row: find over ${FIND_ENTRIES} entries, ${rounds} rounds, each on a fresh mount\n`);
-  // The daemon appends a line of the FUSE requests it served when it unmounts (fuse/kernel/session.ts).
-  const fuseStats = join(work, "fuse-stats.txt");
-  const mountEnv = { ...env, SILO_FUSE_STATS: fuseStats };
   for (let i = 0; i < rounds; i++) {
-    const loadSeconds = time(() => mount(mountEnv, "many", manyDir));
+    const loadSeconds = time(() => mount(env, "many", manyDir));
     const daemon = (await readMountRecord(manyDir))!.pid;
     dropCaches();
     const n = find(findDir);
@@ -343,15 +342,15 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
     const s = withCpu(daemon, () => find(manyDir));
     const serverCpu = server!.cpuSeconds() - serverBefore;
     row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
-    const cpu = (x?: number) => (x === undefined ? "-" : `${x.toFixed(2)} CPU-s`);
     console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}, silo server ${cpu(serverCpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
     // The same walk again, every directory loaded: what the FUSE path costs without the loads.
     dropCaches();
     const again = withCpu(daemon, () => find(manyDir));
     console.log(`  again on the same mount (all loaded): silo ${again.value.toFixed(0)} entries/s, daemon ${cpu(again.cpu)}`);
+    // The mount's status counts the FUSE requests it served, as the small-file rows read them.
+    const { fuseRequests } = await controlRequest<{ fuseRequests: Record<string, number> }>(join(stateDirFor(manyDir), "control.sock"), "status");
     unmount(env, manyDir);
-    const requests = existsSync(fuseStats) ? readFileSync(fuseStats, "utf8").trim().split("\n").pop()!.replace(/^\S+ /, "") : "-";
-    console.log(`  FUSE requests of the mount (both finds): ${requests}`);
+    console.log(`  FUSE requests of the mount (both finds): ${Object.entries(fuseRequests).map(([op, k]) => `${op} ${k}`).join(", ")}`);
   }
   if (haveBindfs) bindfsUnmount(bind);
 }

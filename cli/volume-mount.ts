@@ -2,6 +2,7 @@ import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { VolumeDaemonConfig } from "../fuse/volume/config.js";
+import { DEFAULT_INODE_CACHE } from "../fuse/volume/inode-cache.js";
 import { stateDirFor } from "../fuse/volume/state-dir.js";
 import { SiloError } from "../protocol/errors.js";
 import { clientFor, configFor, parseCount, printJson, printTable, UsageError } from "./output.js";
@@ -81,7 +82,11 @@ acknowledged they are kept in a journal on this machine ($SILO_JOURNAL_DIR, defa
 $SILO_HOME/journals): a failed final commit or a daemon killed with kill -9 loses nothing that
 was closed or fsync'd; the next mount of the volume here (or 'silo volume recover NAME') commits
 it. A killed daemon leaves a dead mount: the next mount at DIR (or 'silo volume unmount DIR')
-clears it.`,
+clears it.
+
+The tree is read from the server directory by directory as it is used; at most
+$SILO_INODE_CACHE entries of it (default ${DEFAULT_INODE_CACHE.toLocaleString("en")}) stay in memory, the least recently used
+unchanged directories are dropped and read again when needed (docs/mounts.md).`,
     )
     .action((name: string, dir: string, opts: MountOptions, cmd: Command) => mountFileTree("volume", name, dir, opts, cmd));
 

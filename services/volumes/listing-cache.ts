@@ -19,7 +19,8 @@ export class ListingCache {
 
   /** The key of one page: volume id, resolved version (never "latest"), directory, page cursor and size. */
   static key(volumeId: string, version: number, dir: string, recursive: boolean, after: string, limit: number): string {
-    // NUL cannot occur in a volume id or a path, so no two tuples share a key.
+    // NUL separates the fields: ids and normalised paths never hold one (normalizePath refuses
+    // it) and `after`, which may, comes last, so no two tuples share a key.
     return `${volumeId}\0${version}\0${recursive ? "r" : "d"}\0${limit}\0${dir}\0${after}`;
   }
 

@@ -27,7 +27,7 @@ describe("ListingCache", () => {
     expect(off.get("small")).toBeUndefined();
   });
 
-  it("keeps a copy: the encoder's buffer may be reused", () => {
+  it("keeps a copy of its own, not a view of the encoder's larger buffer", () => {
     const cache = new ListingCache(100_000);
     const encoded = page(10);
     cache.set("k", encoded);

@@ -37,7 +37,11 @@ export class ListingCache {
     return hit;
   }
 
-  /** Keeps `encoded` (a copy: an encoder's output may share a larger buffer) unless it alone exceeds an eighth of the budget. */
+  /**
+   * Keeps a copy of `encoded`, unless it alone exceeds an eighth of the budget. A copy: an
+   * encoder's output is a view of a larger buffer that a kept view would pin whole, beyond what
+   * the budget counts (keeping the view saved no CPU: docs/benchmarks.md).
+   */
   set(key: string, encoded: Uint8Array): void {
     const size = sizeOf(key, encoded.length);
     if (size > this.maxBytes / 8) return;

@@ -30,6 +30,7 @@ export function registerServe(program: Command): void {
     .option("--volume-block-grace-ms <ms>", "keep unreferenced volume blocks this long after their upload or last use (default 1 hour)", int)
     .option("--volume-gc-interval-ms <ms>", "run volume garbage collection this often (default 5 minutes)", int)
     .option("--volume-pin-ttl-ms <ms>", "a mount's pin on the volume version it serves lapses this long after its last renewal (default 2 minutes; mounts renew every third of it)", int)
+    .option("--volume-listing-cache-mib <mib>", "keep this many MiB of encoded directory listings in memory: the next mount of the same volume version lists without SQLite reads (default 64; 0 turns it off)", int)
     .option("--blobs <where>", "where volume blocks live: 'local' (under SILO_HOME) or 's3://bucket[/prefix]' (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", "local")
     .option("--s3-endpoint <url>", "S3 endpoint for R2, GCS, MinIO, … (default $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS); clients must reach it too")
     .option("--s3-region <region>", "S3 region (default $AWS_REGION, else us-east-1)")
@@ -55,6 +56,8 @@ export function registerServe(program: Command): void {
         volumeRetentionMs: (opts.volumeRetentionMs as number | undefined) ?? defaults.volumeRetentionMs,
         volumeBlockGraceMs: (opts.volumeBlockGraceMs as number | undefined) ?? defaults.volumeBlockGraceMs,
         volumePinTtlMs: Math.max(100, (opts.volumePinTtlMs as number | undefined) ?? defaults.volumePinTtlMs),
+        volumeListingCacheBytes:
+          opts.volumeListingCacheMib === undefined ? defaults.volumeListingCacheBytes : Math.max(0, opts.volumeListingCacheMib as number) * 1024 * 1024,
         blobs: opts.blobs as string,
         s3Endpoint: opts.s3Endpoint as string | undefined,
         s3Region: opts.s3Region as string | undefined,

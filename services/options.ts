@@ -31,6 +31,8 @@ export interface ServerOptions {
   volumeGcIntervalMs: number;
   /** A version pin (a mount's hold on the version it serves) lapses this long after its last renewal. */
   volumePinTtlMs: number;
+  /** Bytes of encoded directory listings (of a volume at a version) kept in memory for the next mount of the same version; 0: none. */
+  volumeListingCacheBytes: number;
   /** Where volume blocks live: `local` (under `<home>/data/blobs`) or `s3://bucket[/prefix]`. */
   blobs: string;
   /** S3 endpoint for custom stores (R2, GCS, MinIO, Swift); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
@@ -67,6 +69,7 @@ export function defaultServerOptions(): ServerOptions {
     volumeBlockGraceMs: 60 * 60 * 1000,
     volumeGcIntervalMs: 5 * 60 * 1000,
     volumePinTtlMs: 2 * 60 * 1000,
+    volumeListingCacheBytes: 64 * 1024 * 1024,
     blobs: "local",
     bodyLimit: 101 * 1024 * 1024,
     readyMinFreeBytes: 256 * 1024 * 1024,

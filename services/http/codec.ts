@@ -24,10 +24,15 @@ const packReply = ((payload: unknown) => envelope.pack(payload)) as unknown as (
 
 /** Answers in msgpack when the caller accepts it. Called again by the error handler, which resets headers. */
 export function useMsgpackIfAccepted(req: FastifyRequest, reply: FastifyReply): void {
-  if (req.headers.accept?.includes(MSGPACK)) {
+  if (acceptsMsgpack(req)) {
     reply.header("content-type", MSGPACK);
     reply.serializer(packReply);
   }
+}
+
+/** Whether the answer to `req` is msgpack (a handler may then return bytes it encoded itself, with `envelope`). */
+export function acceptsMsgpack(req: FastifyRequest): boolean {
+  return req.headers.accept?.includes(MSGPACK) ?? false;
 }
 
 /** JSON.stringify replacer: binary values (which Buffer.toJSON would turn into `{type,data}`) become base64. */

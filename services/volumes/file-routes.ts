@@ -2,28 +2,44 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { TreePage } from "../../protocol/volume.js";
 import { FileQuery, ListQuery, SmallFilesBody, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
+import { envelope } from "../../protocol/codec.js";
 import { invalid } from "../errors.js";
+import { acceptsMsgpack } from "../http/codec.js";
+import { ListingCache } from "./listing-cache.js";
 import { normalizePath } from "./paths.js";
 import { sendParts } from "../http/send-file.js";
 import { requestedRange } from "./range.js";
 import type { VolumeStore } from "./volume-store.js";
 
 /** File-level reads for clients without a mount: list a path, read a file (ranged stream), read many small files at once. */
-export async function fileRoutes(fastify: FastifyInstance, opts: { volumes: VolumeStore }) {
-  const { volumes } = opts;
+export async function fileRoutes(fastify: FastifyInstance, opts: { volumes: VolumeStore; listings: ListingCache }) {
+  const { volumes, listings } = opts;
   // Schemas and handler types from one definition each (protocol/volume-routes.ts).
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get(
     "/v1/volumes/:id/list",
     { schema: { params: VolumeIdParams, querystring: ListQuery } },
-    async (req): Promise<TreePage> => {
+    async (req): Promise<TreePage | Buffer> => {
+      // Who may read the volume, and whether the version is retained, are asked every time: the cache holds neither.
       const vol = await volumes.open(req.caller, req.params.id);
-      const { version, entry } = await volumes.lookup(vol, req.query.version, req.query.path ?? "");
+      const version = await volumes.store.checkVersion(vol.st.volume, req.query.version);
+      const path = normalizePath(req.query.path ?? "");
+      const recursive = req.query.recursive ?? false;
+      const after = req.query.after ?? "";
+      const limit = req.query.limit ?? VOLUME_ROUTE_LIMITS.defaultPage;
+      // Keyed by the resolved version: "the latest" names another listing after each commit.
+      const key = acceptsMsgpack(req) ? ListingCache.key(vol.st.volume, version, path, recursive, after, limit) : undefined;
+      const cached = key === undefined ? undefined : listings.get(key);
+      if (cached) return cached;
+      const { entry } = await volumes.lookup(vol, version, path);
       // A file lists as itself; a directory lists its contents.
-      if (entry !== "root" && entry.type !== "directory") return { version, entries: [entry] };
-      const dir = normalizePath(req.query.path ?? "");
-      return volumes.store.list(vol.st.volume, version, dir, req.query.recursive ?? false, req.query.after ?? "", req.query.limit ?? VOLUME_ROUTE_LIMITS.defaultPage);
+      const page = entry !== "root" && entry.type !== "directory" ? { version, entries: [entry] } : await volumes.store.list(vol.st.volume, version, path, recursive, after, limit);
+      if (key === undefined) return page;
+      // Encoded here, once, and sent as is (a Buffer skips the reply serializer).
+      const encoded = envelope.pack(page);
+      listings.set(key, encoded);
+      return encoded;
     },
   );
 

@@ -8,6 +8,7 @@ import { blockRoutes } from "./block-routes.js";
 import { fileRoutes } from "./file-routes.js";
 import { VolumeGc } from "./gc.js";
 import { KeyLock } from "./key-lock.js";
+import { ListingCache } from "./listing-cache.js";
 import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
 import { SqliteManifestStore } from "./sqlite-manifest-store.js";
@@ -36,18 +37,22 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     app.log,
     blockLock,
   );
+  const listings = new ListingCache(ctx.options.volumeListingCacheBytes);
   const volumes = new VolumeStore(ctx.registry, ctx.fileTrees.all, store, blobs, blockLock, ctx.options.volumePinTtlMs, ctx.clock);
 
   // This store keeps the trees of every file-tree kind (network file systems too): their ids
   // are served by these routes, and it purges them.
-  ctx.fileTrees.servedBy((record) => gc.purge(record.id, record.workspaceId, ctx.clock.now()));
+  ctx.fileTrees.servedBy((record) => {
+    listings.dropVolume(record.id);
+    return gc.purge(record.id, record.workspaceId, ctx.clock.now());
+  });
   ctx.fileTrees.register(KIND, { prefix: "vo", normalizeOptions: normalizeTreeOptions });
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
-  await app.register(fileRoutes, { volumes });
+  await app.register(fileRoutes, { volumes, listings });
   await app.register(pinRoutes, { volumes });
   await app.register(versionRoutes, { volumes });
-  volumeMetrics(app, ctx.metrics, store, gc);
+  volumeMetrics(app, ctx.metrics, store, gc, listings);
   ctx.readiness.add("volumes", () => store.ping());
 
   const timer = ctx.clock.setInterval(

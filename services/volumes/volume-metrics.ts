@@ -2,11 +2,12 @@ import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { ManifestStore } from "./manifest-store.js";
 import type { VolumeGc } from "./gc.js";
+import type { ListingCache } from "./listing-cache.js";
 
 const COMMIT_ROUTE = "/v1/volumes/:id/commit";
 
 /** Volume storage, GC and commit metrics; the store figures are read when scraped. */
-export function volumeMetrics(app: FastifyInstance, registry: Registry, store: ManifestStore, gc: VolumeGc): void {
+export function volumeMetrics(app: FastifyInstance, registry: Registry, store: ManifestStore, gc: VolumeGc, listings: ListingCache): void {
   const registers = [registry];
   // One query serves the four gauges of a scrape (collected one after the other, in one turn).
   let cached: ReturnType<ManifestStore["blockTotals"]> | undefined;
@@ -65,6 +66,16 @@ export function volumeMetrics(app: FastifyInstance, registry: Registry, store: M
   counterOf("silo_volume_gc_failures_total", "Volume GC passes that failed", () => gc.totals.failedPasses);
   counterOf("silo_volume_gc_blocks_freed_total", "Volume blocks GC deleted", () => gc.totals.blocksFreed);
   counterOf("silo_volume_gc_bytes_freed_total", "Bytes of the volume blocks GC deleted", () => gc.totals.bytesFreed);
+  counterOf("silo_volume_listing_cache_hits_total", "Directory listing pages served from memory (no SQLite read, no encoding)", () => listings.hits);
+  counterOf("silo_volume_listing_cache_misses_total", "Directory listing pages read from SQLite (msgpack callers; JSON callers bypass the cache)", () => listings.misses);
+  new Gauge({
+    name: "silo_volume_listing_cache_bytes",
+    help: "Bytes the directory listing cache holds (of --volume-listing-cache-mib)",
+    registers,
+    collect() {
+      this.set(listings.size.bytes);
+    },
+  });
   const commits = new Histogram({
     name: "silo_volume_commit_duration_seconds",
     help: "Volume commit requests, from received to answered, by outcome (ok, or the error status)",

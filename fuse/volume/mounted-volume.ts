@@ -663,7 +663,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     if (!node || writers.size === 0) return false;
     if (writers.has(node)) return true;
     if (node.type !== "directory") return false;
-    for (const child of node.children.values()) if (this.holds(child, writers)) return true;
+    for (const [, child] of node.children.made()) if (this.holds(child, writers)) return true;
     return false;
   }
 

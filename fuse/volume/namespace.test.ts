@@ -64,15 +64,16 @@ describe("Namespace", () => {
       ["sub", at("d/sub", { type: "directory", size: 0, blocks: undefined })],
       ["f2", at("d/f2")],
       ["l", at("d/l", { linkId: "x" })],
+      ["f3", at("d/f3")],
     ]);
     ns.loadChildren(d, listing);
     const made = () => [...d.children.made()].map(([name]) => name);
     // Directories and hard links at load, nothing else.
     expect(made()).toEqual(["sub", "l"]);
-    expect([d.children.size, d.children.subdirs, d.children.has("f1"), d.children.has("nope")]).toEqual([5, 1, true, false]);
+    expect([d.children.size, d.children.subdirs, d.children.has("f1"), d.children.has("nope")]).toEqual([6, 1, true, false]);
     const listed: string[] = [];
     d.children.list((name, node, entry, position) => listed.push(`${name}:${node ? "node" : `entry@${position}`}:${(node ?? entry)!.type}`));
-    expect(listed).toEqual(["f0:entry@0:file", "f1:entry@1:file", "sub:node:directory", "f2:entry@3:file", "l:node:file"]);
+    expect(listed).toEqual(["f0:entry@0:file", "f1:entry@1:file", "sub:node:directory", "f2:entry@3:file", "l:node:file", "f3:entry@5:file"]);
     // A name listed here gets the number reserved for its place in the listing.
     d.children.inoBase = 1000;
     const f2 = d.children.get("f2") as FileNode;
@@ -82,10 +83,12 @@ describe("Namespace", () => {
     ns.applyDelete("d/f0");
     ns.add("d/new", file());
     ns.remove("d/f2");
-    expect([(d.children.get("f1") as FileNode).size, d.children.get("f0"), d.children.has("f0"), d.children.get("f2"), d.children.size]).toEqual([7, undefined, false, undefined, 4]);
-    expect([...d.children.keys()].sort()).toEqual(["f1", "l", "new", "sub"]);
+    expect([(d.children.get("f1") as FileNode).size, d.children.get("f0"), d.children.has("f0"), d.children.get("f2"), d.children.size]).toEqual([7, undefined, false, undefined, 5]);
+    // f3 is still only listed: the removed listed names must not show through.
+    expect(made().sort()).toEqual(["f1", "l", "new", "sub"]);
+    expect([...d.children.keys()].sort()).toEqual(["f1", "f3", "l", "new", "sub"]);
     // The listing itself (the committed entries share it) is never changed.
-    expect([...listing.keys()]).toEqual(["f0", "f1", "sub", "f2", "l"]);
+    expect([...listing.keys()]).toEqual(["f0", "f1", "sub", "f2", "l", "f3"]);
     expect(listing.get("f1")!.size).toBe(0);
   });
 

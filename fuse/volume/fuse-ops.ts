@@ -179,7 +179,7 @@ export class VolumeFs implements Filesystem, KernelRefs {
     if (p !== undefined && this.mv.ns.lookup(p) === node) return p;
     if (node.type === "file" && node.nlink <= 0) return undefined;
     // The name we knew is gone but another remains (a hard link's other name): find it.
-    for (const [q, n] of this.mv.ns.walk()) if (n === node) return q;
+    for (const [q, n] of this.mv.ns.walkMade()) if (n === node) return q;
     return undefined;
   }
 

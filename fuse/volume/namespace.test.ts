@@ -68,7 +68,9 @@ describe("Namespace", () => {
     ]);
     ns.loadChildren(d, listing);
     const made = () => [...d.children.made()].map(([name]) => name);
-    // Directories and hard links at load, nothing else.
+    // Directories and hard links at load, nothing else; a search among the nodes made makes none.
+    expect(made()).toEqual(["sub", "l"]);
+    expect([...ns.walkMade()].map(([p]) => p)).toEqual(["d", "d/sub", "d/l"]);
     expect(made()).toEqual(["sub", "l"]);
     expect([d.children.size, d.children.subdirs, d.children.has("f1"), d.children.has("nope")]).toEqual([6, 1, true, false]);
     const listed: string[] = [];

@@ -539,6 +539,20 @@ export class Namespace {
   }
 
   /**
+   * Walks the (path, node) of every node made so far, parents first: what a search for nodes
+   * already in hand needs (a listed name without a node is none of them), without making a
+   * node for every listed name of the loaded tree.
+   */
+  *walkMade(path = "", node: Node = this.root): Generator<[string, Node]> {
+    if (node.type !== "directory") return;
+    for (const [name, child] of node.children.made()) {
+      const p = path ? `${path}/${name}` : name;
+      yield [p, child];
+      yield* this.walkMade(p, child);
+    }
+  }
+
+  /**
    * Sets `path` to a committed entry (tree load, reload), creating missing parents. A directory
    * stays the same node (its children survive); anything else is replaced.
    */

@@ -21,6 +21,7 @@ const fx = siloServerFixture();
 const { mounts, root } = mountsFixture(fx, "silo-mount-lazy-");
 
 const text = (p: string) => readFile(p, "utf8");
+const run = promisify(execFile);
 const loadedDirs = async (dir: string): Promise<number> => (await mountStatus(dir)).loadedDirs;
 const reload = (dir: string) => within(30_000, "reload", controlRequest(join(stateDirFor(dir), "control.sock"), "reload"));
 
@@ -123,6 +124,35 @@ describe("a mount loads directories on demand", () => {
     expect(await text(join(dir, "d7/sub/g"))).toBe("d7 new");
     await mounts.unmount(dir);
     expect(await committed(fx.silo, "lazy-reload", "d7/f2")).toBe("d7/f2");
+  });
+
+  it("lists files without making their nodes: a listed name's number is the one its stat gives, and a reload's change of it shows", async () => {
+    // More names than the kernel's first READDIRPLUS page holds: the rest come by plain READDIR,
+    // which names a file by its place in the listing (no node), as getdents' d_ino shows.
+    const vol = await fx.silo.volumes.fromName("lazy-listed", { createIfMissing: true });
+    const batch = vol.batchUpload();
+    for (let i = 0; i < 600; i++) batch.putFile(Buffer.from(`v1 ${i}`), `big/f${i}`);
+    await batch.commit();
+    const dir = join(root, "listed");
+    await mounts.mount("lazy-listed", dir, "--commit-interval-ms", "0");
+    const big = join(dir, "big");
+    const { stdout } = await run("python3", ["-c", "import os,sys\nfor e in os.scandir(sys.argv[1]): print(e.name, e.inode())", big]);
+    const listed = new Map(stdout.trim().split("\n").map((l) => l.split(" ") as [string, string]));
+    expect(listed.size).toBe(600);
+    for (const [name, ino] of listed) expect([name, (await stat(join(big, name))).ino]).toEqual([name, Number(ino)]);
+    // Names listed here and never looked up since a second listing: another writer changes, removes and adds some.
+    await readdir(big);
+    await vol.batchUpload({ force: true }).putFile(Buffer.from("v2 f500"), "big/f500").putFile(Buffer.from("new"), "big/g").commit();
+    await vol.removeFile("big/f501");
+    await reload(dir);
+    expect(await text(join(big, "f500"))).toBe("v2 f500");
+    expect(await text(join(big, "g"))).toBe("new");
+    await expect(stat(join(big, "f501"))).rejects.toMatchObject({ code: "ENOENT" });
+    const names = await readdir(big);
+    expect([names.length, names.includes("f501"), names.includes("g")]).toEqual([600, false, true]);
+    expect(await text(join(big, "f599"))).toBe("v1 599");
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-listed", "big/f599")).toBe("v1 599");
   });
 
   it("keeps a hard link whole when one name is in a directory it had not read", async () => {

@@ -81,6 +81,13 @@ export class InodeMap<K> {
     return ino;
   }
 
+  /** `count` consecutive unused numbers, the first returned, for keys still to be made (a listing's names): none is registered. */
+  reserveRange(count: number): number {
+    const first = this.next;
+    this.next += count;
+    return first;
+  }
+
   /** The key behind `ino`, if the kernel may still use it. */
   get(ino: number): K | undefined {
     return this.byIno.get(ino);

@@ -8,26 +8,36 @@ import { baseName, type ManifestEntry, parentOf } from "../../protocol/volume.js
 export class CommittedEntries {
   /** Directory path → its entries by name. */
   private readonly dirs = new Map<string, Map<string, ManifestEntry>>();
+  /** Listings handed over by loads: the loaded directory's Children read them too, so they are copied before a change. */
+  private readonly shared = new WeakSet<Map<string, ManifestEntry>>();
 
   get(path: string): ManifestEntry | undefined {
     return this.dirs.get(parentOf(path))?.get(baseName(path));
   }
 
   set(entry: ManifestEntry): void {
-    const dir = parentOf(entry.path);
-    let names = this.dirs.get(dir);
-    if (!names) {
-      names = new Map();
-      this.dirs.set(dir, names);
-    }
-    names.set(baseName(entry.path), entry);
+    this.own(parentOf(entry.path)).set(baseName(entry.path), entry);
   }
 
-  /** The entries of directory `dir` as a load read them (by name); `listing` is kept, not copied: the caller must not change it. */
+  /** Directory `dir`'s map, ours to change (a shared listing is copied first). */
+  private own(dir: string): Map<string, ManifestEntry> {
+    let names = this.dirs.get(dir);
+    if (!names || this.shared.has(names)) {
+      names = new Map(names);
+      this.dirs.set(dir, names);
+    }
+    return names;
+  }
+
+  /** The entries of directory `dir` as a load read them (by name); `listing` is kept, not copied, and never changed here: the caller must not change it either. */
   setDir(dir: string, listing: Map<string, ManifestEntry>): void {
-    const names = this.dirs.get(dir);
-    if (!names) this.dirs.set(dir, listing);
-    else for (const [name, e] of listing) names.set(name, e);
+    if (!this.dirs.has(dir)) {
+      this.dirs.set(dir, listing);
+      this.shared.add(listing);
+      return;
+    }
+    const names = this.own(dir);
+    for (const [name, e] of listing) names.set(name, e);
   }
 
   /** Forgets the entries of directory `dir` (unloaded: a later load reads them again). */
@@ -38,7 +48,7 @@ export class CommittedEntries {
   /** Drops `path` and, if it was a directory, everything below it. */
   delete(path: string): void {
     const entry = this.get(path);
-    this.dirs.get(parentOf(path))?.delete(baseName(path));
+    if (entry) this.own(parentOf(path)).delete(baseName(path));
     if (entry?.type !== "directory") return;
     const prefix = `${path}/`;
     for (const dir of this.dirs.keys()) if (dir === path || dir.startsWith(prefix)) this.dirs.delete(dir);

@@ -13,7 +13,7 @@ import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
-import { VOLUME_LIMITS } from "../../protocol/volume.js";
+import { type ManifestEntry, VOLUME_LIMITS } from "../../protocol/volume.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
@@ -100,7 +100,7 @@ export class VolumeFs implements Filesystem, KernelRefs {
   }
 
   listing(dir: DirNode): boolean {
-    for (const snap of this.dirHandles.values()) if (snap.nodes[0] === dir) return true;
+    for (const snap of this.dirHandles.values()) if (snap.dir === dir) return true;
     return false;
   }
 
@@ -179,7 +179,7 @@ export class VolumeFs implements Filesystem, KernelRefs {
     if (p !== undefined && this.mv.ns.lookup(p) === node) return p;
     if (node.type === "file" && node.nlink <= 0) return undefined;
     // The name we knew is gone but another remains (a hard link's other name): find it.
-    for (const [q, n] of this.mv.ns.walk()) if (n === node) return q;
+    for (const [q, n] of this.mv.ns.walkMade()) if (n === node) return q;
     return undefined;
   }
 
@@ -653,7 +653,7 @@ export class VolumeFs implements Filesystem, KernelRefs {
     if (path !== undefined && parent.type === "directory" && this.mv.ns.lookup(path) === dir) this.mv.loader.opened(path, dir, parent);
     // A snapshot: entries added or removed while listing neither repeat nor vanish mid-way.
     const fh = this.nextDirHandle++;
-    this.dirHandles.set(fh, snapshotOf(dir, parent));
+    this.dirHandles.set(fh, this.snapshotOf(dir, parent));
     this.mv.tree.used(dir);
     return { fh };
   }
@@ -662,13 +662,21 @@ export class VolumeFs implements Filesystem, KernelRefs {
     let list = this.dirHandles.get(fh);
     if (!list) {
       const dir = this.dir(ino);
-      list = snapshotOf(dir, dir);
+      list = this.snapshotOf(dir, dir);
     }
-    const { names, nodes } = list;
+    const { names, items, positions } = list;
     const out: DirEntry[] = [];
     for (let i = offset; i < names.length && out.length < max; i++) {
       const name = names[i]!;
-      const node = nodes[i]!;
+      const position = positions[i]!;
+      let node = position < 0 ? (items[i] as Node) : undefined;
+      // A listed name without a node gets one only for a lookup answer (READDIRPLUS): the node
+      // the name has now, if it still has one (a READDIR of it needs only its type and number).
+      if (plus && node === undefined) node = list.dir.children.made(name, position);
+      if (node === undefined) {
+        out.push({ name, ino: list.inoBase + position, type: S_IF[(items[i] as ManifestEntry).type] >> 12, nextOffset: i + 1 });
+        continue;
+      }
       const dot = name === "." || name === "..";
       // An unloaded directory gets no lookup answer (its nlink is not known yet): the kernel looks it up when it needs it.
       const entry = plus && !dot && !(node.type === "directory" && !node.loaded) ? this.entry(ino, name, node) : undefined;
@@ -676,6 +684,22 @@ export class VolumeFs implements Filesystem, KernelRefs {
       out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.reserve(node)), type: typeOf(node), nextOffset: i + 1, entry });
     }
     return out;
+  }
+
+  /** A directory's entries as an open handle lists them ("." and ".." first), making no node for a listed name (Children). */
+  private snapshotOf(dir: DirNode, parent: Node): DirSnapshot {
+    const c = dir.children;
+    // The listing's names get their numbers in one step (a node made later takes its name's).
+    if (c.inoBase === undefined && c.listed > 0) c.inoBase = this.inodes.reserveRange(c.listed);
+    const names = [".", ".."];
+    const items: Array<Node | ManifestEntry> = [dir, parent];
+    const positions = [-1, -1];
+    c.list((name, node, entry, position) => {
+      names.push(name);
+      items.push(node ?? entry!);
+      positions.push(position);
+    });
+    return { dir, names, items, positions, inoBase: c.inoBase ?? 0 };
   }
 
   releasedir(_ctx: RequestContext, _ino: number, fh: number): void {
@@ -763,18 +787,15 @@ function checkName(name: string): void {
   if (Buffer.byteLength(name) > VOLUME_LIMITS.maxNameBytes) throw new FsError("ENAMETOOLONG");
 }
 
-/** A directory's entries as an open handle lists them ("." and ".." first): names and nodes side by side, no pair per entry. */
+/**
+ * A directory's entries as an open handle lists them: names and what they name side by side, no
+ * pair per entry. A listed name without a node has its listed entry and its position in the
+ * listing (its number is `inoBase` + position); every other has its node and position -1.
+ */
 interface DirSnapshot {
+  dir: DirNode;
   names: string[];
-  nodes: Node[];
-}
-
-function snapshotOf(dir: DirNode, parent: Node): DirSnapshot {
-  const names = [".", ".."];
-  const nodes: Node[] = [dir, parent];
-  for (const [name, node] of dir.children) {
-    names.push(name);
-    nodes.push(node);
-  }
-  return { names, nodes };
+  items: Array<Node | ManifestEntry>;
+  positions: number[];
+  inoBase: number;
 }

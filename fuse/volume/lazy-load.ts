@@ -114,7 +114,7 @@ export class DirLoader {
     let order = this.subdirOrder.get(dir);
     if (!order) {
       const names: string[] = [];
-      for (const [name, node] of dir.children) if (node.type === "directory") names.push(name);
+      for (const [name, node] of dir.children.made()) if (node.type === "directory") names.push(name);
       order = { names, at: new Map(names.map((n, i) => [n, i])) };
       this.subdirOrder.set(dir, order);
     }
@@ -229,5 +229,5 @@ function collectUnloaded(path: string, node: Node | undefined, into: string[]): 
     into.push(path);
     return;
   }
-  for (const [name, child] of node.children) collectUnloaded(path ? `${path}/${name}` : name, child, into);
+  for (const [name, child] of node.children.made()) collectUnloaded(path ? `${path}/${name}` : name, child, into);
 }

@@ -204,7 +204,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     if (node.type !== "directory" && node.linkId !== undefined && node.nlink > 0 && !this.linkedChanged.has(node)) {
       this.linkedChanged.add(node);
       // The journal records every name once (replay joins the names by linkId and takes the newest state).
-      for (const [p, n] of this.ns.walk()) if (n === node) this.ns.touch(p);
+      for (const [p, n] of this.ns.walkMade()) if (n === node) this.ns.touch(p);
     }
   }
 
@@ -416,7 +416,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     // Bytes no path names any more (deleted after their last record) go only now: a later record may still have named them.
     for (const node of placed) if (node.nlink <= 0) await this.store.discard(node.content);
     // Names of one node whose records came in several commits' worth: commit every name again.
-    for (const [, node] of this.ns.walk()) if (node.type !== "directory" && node.linkId !== undefined && node.nlink > 1) this.linkedChanged.add(node);
+    for (const [, node] of this.ns.walkMade()) if (node.type !== "directory" && node.linkId !== undefined && node.nlink > 1) this.linkedChanged.add(node);
     return n;
   }
 
@@ -455,7 +455,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
   /** Every path a checkpoint must keep: changed, in a commit not yet acknowledged, or a name of a changed hard-linked file. */
   private unacknowledged(): Set<string> {
     const out = new Set([...this.ns.dirty, ...this.inCommit]);
-    if (this.linkedChanged.size) for (const [p, n] of this.ns.walk()) if (this.linkedChanged.has(n)) out.add(p);
+    if (this.linkedChanged.size) for (const [p, n] of this.ns.walkMade()) if (this.linkedChanged.has(n)) out.add(p);
     return out;
   }
 
@@ -471,7 +471,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
 
   private async commitNow(): Promise<CommitOutcome> {
     if (this.linkedChanged.size) {
-      for (const [p, n] of this.ns.walk()) if (this.linkedChanged.has(n)) this.ns.touch(p);
+      for (const [p, n] of this.ns.walkMade()) if (this.linkedChanged.has(n)) this.ns.touch(p);
       this.linkedChanged.clear();
     }
     // Prefer an instant between file operations: give writes in flight on dirty files a moment to land.
@@ -663,7 +663,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     if (!node || writers.size === 0) return false;
     if (writers.has(node)) return true;
     if (node.type !== "directory") return false;
-    for (const child of node.children.values()) if (this.holds(child, writers)) return true;
+    for (const [, child] of node.children.made()) if (this.holds(child, writers)) return true;
     return false;
   }
 

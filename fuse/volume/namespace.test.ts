@@ -52,6 +52,48 @@ describe("Namespace", () => {
     expect(subdirs("")).toBe(2);
   });
 
+  it("a loaded directory makes a listed file's node only when asked for it; local changes and a reload's hide the listed entry", () => {
+    const ns = new Namespace(100);
+    ns.add("d", dir());
+    const d = ns.lookup("d") as DirNode;
+    d.loaded = false;
+    const at = (path: string, extra: Partial<ManifestEntry> = {}): ManifestEntry => ({ path, type: "file", mode: 0o644, size: 1, mtimeMs: 1_000, blocks: [], ...extra });
+    const listing = new Map<string, ManifestEntry>([
+      ["f0", at("d/f0")],
+      ["f1", at("d/f1", { size: 0 })],
+      ["sub", at("d/sub", { type: "directory", size: 0, blocks: undefined })],
+      ["f2", at("d/f2")],
+      ["l", at("d/l", { linkId: "x" })],
+      ["f3", at("d/f3")],
+    ]);
+    ns.loadChildren(d, listing);
+    const made = () => [...d.children.made()].map(([name]) => name);
+    // Directories and hard links at load, nothing else; a search among the nodes made makes none.
+    expect(made()).toEqual(["sub", "l"]);
+    expect([...ns.walkMade()].map(([p]) => p)).toEqual(["d", "d/sub", "d/l"]);
+    expect(made()).toEqual(["sub", "l"]);
+    expect([d.children.size, d.children.subdirs, d.children.has("f1"), d.children.has("nope")]).toEqual([6, 1, true, false]);
+    const listed: string[] = [];
+    d.children.list((name, node, entry, position) => listed.push(`${name}:${node ? "node" : `entry@${position}`}:${(node ?? entry)!.type}`));
+    expect(listed).toEqual(["f0:entry@0:file", "f1:entry@1:file", "sub:node:directory", "f2:entry@3:file", "l:node:file", "f3:entry@5:file"]);
+    // A name listed here gets the number reserved for its place in the listing.
+    d.children.inoBase = 1000;
+    const f2 = d.children.get("f2") as FileNode;
+    expect([f2.size, f2.ino, d.children.get("f2") === f2]).toEqual([1, 1003, true]);
+    // A reload replaces one listed name never made and removes another; a local add and remove.
+    ns.applyPut(at("d/f1", { size: 7 }));
+    ns.applyDelete("d/f0");
+    ns.add("d/new", file());
+    ns.remove("d/f2");
+    expect([(d.children.get("f1") as FileNode).size, d.children.get("f0"), d.children.has("f0"), d.children.get("f2"), d.children.size]).toEqual([7, undefined, false, undefined, 5]);
+    // f3 is still only listed: the removed listed names must not show through.
+    expect(made().sort()).toEqual(["f1", "l", "new", "sub"]);
+    expect([...d.children.keys()].sort()).toEqual(["f1", "f3", "l", "new", "sub"]);
+    // The listing itself (the committed entries share it) is never changed.
+    expect([...listing.keys()]).toEqual(["f0", "f1", "sub", "f2", "l", "f3"]);
+    expect(listing.get("f1")!.size).toBe(0);
+  });
+
   it("looks paths up and answers the errno a syscall would get", () => {
     const ns = tree();
     expect(ns.lookup("a/b/f")?.type).toBe("file");

@@ -77,21 +77,176 @@ abstract class LinkableNode extends BaseNode {
  * A directory's entries, counting the subdirectories among them as they change: a directory's
  * link count (2 + subdirectories, as ext4) is in every GETATTR of it, which the kernel sends
  * after each create or unlink in it; counting them there cost O(entries) per request.
+ *
+ * A loaded directory keeps its listing and makes a file's (or symlink's, or special file's)
+ * node only when something first asks for it by name or walks every node: a `find` lists and
+ * never looks most files up, and building a node per listed file was most of a fresh mount's
+ * `find` (docs/benchmarks.md). Directories and hard-linked entries get their nodes at load
+ * (walks of the tree and link counts need them). The listing is never changed here: a name
+ * changed locally gets a node (`nodes`), a listed name removed is noted in `gone`.
  */
-export class Children extends Map<string, Node> {
+export class Children {
   subdirs = 0;
-  override set(name: string, node: Node): this {
-    if (super.get(name)?.type === "directory") this.subdirs--;
+  /** Nodes by name: made ones and those added since the load. A name here hides the listing's. */
+  private readonly nodes = new Map<string, Node>();
+  /** The listing of the last load (shared with the committed entries, read only), while names of it may still be without a node. */
+  private listing: ReadonlyMap<string, ManifestEntry> | undefined;
+  /** Listed names removed since (they would otherwise show through from the listing). */
+  private gone: Set<string> | undefined;
+  /** Listed names without a node, not removed. */
+  private pending = 0;
+  private make: ((entry: ManifestEntry) => Node) | undefined;
+  /**
+   * First of the inode numbers reserved for the listing (fuse-ops.ts, when a listing of the
+   * directory first shows them): the listed name at position i has number base + i, so a plain
+   * READDIR can give a name its number without making its node, and the node made later agrees.
+   */
+  inoBase: number | undefined;
+  /** Position of each listed name, made when a name is first made a node by name after `inoBase` was set. */
+  private positions: Map<string, number> | undefined;
+
+  get size(): number {
+    return this.nodes.size + this.pending;
+  }
+
+  get(name: string): Node | undefined {
+    const node = this.nodes.get(name);
+    if (node !== undefined || this.pending === 0) return node;
+    return this.made(name, undefined);
+  }
+
+  has(name: string): boolean {
+    return this.nodes.has(name) || this.isPending(name);
+  }
+
+  set(name: string, node: Node): this {
+    const old = this.nodes.get(name);
+    if (old?.type === "directory") this.subdirs--;
+    else if (old === undefined && this.isPending(name)) this.pending--;
     if (node.type === "directory") this.subdirs++;
-    return super.set(name, node);
+    this.nodes.set(name, node);
+    return this;
   }
-  override delete(name: string): boolean {
-    if (super.get(name)?.type === "directory") this.subdirs--;
-    return super.delete(name);
+
+  delete(name: string): boolean {
+    const old = this.nodes.get(name);
+    const pending = old === undefined && this.isPending(name);
+    if (old === undefined && !pending) return false;
+    if (old?.type === "directory") this.subdirs--;
+    if (pending) this.pending--;
+    this.nodes.delete(name);
+    if (this.listing?.has(name)) (this.gone ??= new Set()).add(name);
+    return true;
   }
-  override clear(): void {
+
+  clear(): void {
+    this.nodes.clear();
     this.subdirs = 0;
-    super.clear();
+    this.listing = this.gone = this.make = this.inoBase = this.positions = undefined;
+    this.pending = 0;
+  }
+
+  /**
+   * Takes `listing` (by name, kept and never changed) as the directory's committed entries:
+   * names it already has keep their nodes; `make` makes a listed entry's node when first needed.
+   */
+  load(listing: ReadonlyMap<string, ManifestEntry>, make: (entry: ManifestEntry) => Node): void {
+    this.makeAll();
+    this.listing = listing;
+    this.make = make;
+    this.gone = this.inoBase = this.positions = undefined;
+    this.pending = 0;
+    const some = this.nodes.size > 0;
+    for (const [name, entry] of listing) {
+      if (some && this.nodes.has(name)) continue;
+      if (entry.type === "directory" || entry.linkId !== undefined) {
+        const node = make(entry);
+        if (node.type === "directory") this.subdirs++;
+        this.nodes.set(name, node);
+      } else this.pending++;
+    }
+    if (this.pending === 0) this.listing = this.make = undefined;
+  }
+
+  /** Every name and node (made now where still to make). */
+  [Symbol.iterator](): IterableIterator<[string, Node]> {
+    this.makeAll();
+    return this.nodes.entries();
+  }
+
+  entries(): IterableIterator<[string, Node]> {
+    return this[Symbol.iterator]();
+  }
+
+  keys(): IterableIterator<string> {
+    this.makeAll();
+    return this.nodes.keys();
+  }
+
+  values(): IterableIterator<Node> {
+    this.makeAll();
+    return this.nodes.values();
+  }
+
+  /** The names that have a node, without making any: every directory and hard link, and whatever was used or changed. */
+  made(): IterableIterator<[string, Node]>;
+  made(name: string, position: number | undefined): Node | undefined;
+  made(name?: string, position?: number): IterableIterator<[string, Node]> | Node | undefined {
+    if (name === undefined) return this.nodes.entries();
+    const node = this.nodes.get(name);
+    if (node !== undefined || !this.isPending(name)) return node;
+    const made = this.make!(this.listing!.get(name)!);
+    if (this.inoBase !== undefined) made.ino = this.inoBase + (position ?? this.positionOf(name));
+    this.nodes.set(name, made);
+    if (--this.pending === 0) this.listing = this.gone = this.make = this.positions = undefined;
+    return made;
+  }
+
+  /**
+   * Calls `each` for every name in listing order, then those added since: with its node if it
+   * has one, else with its listed entry and its position in the listing (no node made).
+   */
+  list(each: (name: string, node: Node | undefined, entry: ManifestEntry | undefined, position: number) => void): void {
+    const listing = this.listing;
+    if (listing === undefined) {
+      for (const [name, node] of this.nodes) each(name, node, undefined, -1);
+      return;
+    }
+    let i = 0;
+    for (const [name, entry] of listing) {
+      const node = this.nodes.get(name);
+      if (node !== undefined) each(name, node, undefined, -1);
+      else if (!this.gone?.has(name)) each(name, undefined, entry, i);
+      i++;
+    }
+    for (const [name, node] of this.nodes) if (!listing.has(name)) each(name, node, undefined, -1);
+  }
+
+  /** Names listed at the last load (inode numbers reserved for a listing cover them all). */
+  get listed(): number {
+    return this.listing?.size ?? 0;
+  }
+
+  private isPending(name: string): boolean {
+    return this.pending > 0 && !this.nodes.has(name) && this.listing!.has(name) && !this.gone?.has(name);
+  }
+
+  private positionOf(name: string): number {
+    if (!this.positions) {
+      this.positions = new Map();
+      let i = 0;
+      for (const n of this.listing!.keys()) this.positions.set(n, i++);
+    }
+    return this.positions.get(name)!;
+  }
+
+  private makeAll(): void {
+    if (this.pending === 0) return;
+    let i = 0;
+    for (const name of this.listing!.keys()) {
+      if (this.pending === 0) break;
+      this.made(name, i++);
+    }
   }
 }
 
@@ -356,19 +511,22 @@ export class Namespace {
    * and a second retained copy per entry).
    */
   loadChildren(dir: DirNode, listing: ReadonlyMap<string, ManifestEntry>): void {
-    for (const [name, entry] of listing) {
-      if (dir.children.has(name)) continue;
-      let node: Node | undefined = this.linkedNode(entry);
-      if (node) node.nlink++;
-      else {
-        node = nodeFromEntry(entry);
-        if (node.type === "directory") node.loaded = false;
-        if (entry.linkId) this.linked.set(entry.linkId, node);
-      }
-      dir.children.set(name, node);
-    }
+    dir.children.load(listing, this.loadedNode);
     dir.loaded = true;
   }
+
+  /** A listed entry's node when first needed (Children): a hard link's other names join its node. */
+  private readonly loadedNode = (entry: ManifestEntry): Node => {
+    const linked = this.linkedNode(entry);
+    if (linked) {
+      linked.nlink++;
+      return linked;
+    }
+    const node = nodeFromEntry(entry);
+    if (node.type === "directory") node.loaded = false;
+    if (entry.linkId) this.linked.set(entry.linkId, node);
+    return node;
+  };
 
   /** Walks every (path, node) below `path` (not including it), parents first. */
   *walk(path = "", node: Node = this.root): Generator<[string, Node]> {
@@ -377,6 +535,20 @@ export class Namespace {
       const p = path ? `${path}/${name}` : name;
       yield [p, child];
       yield* this.walk(p, child);
+    }
+  }
+
+  /**
+   * Walks the (path, node) of every node made so far, parents first: what a search for nodes
+   * already in hand needs (a listed name without a node is none of them), without making a
+   * node for every listed name of the loaded tree.
+   */
+  *walkMade(path = "", node: Node = this.root): Generator<[string, Node]> {
+    if (node.type !== "directory") return;
+    for (const [name, child] of node.children.made()) {
+      const p = path ? `${path}/${name}` : name;
+      yield [p, child];
+      yield* this.walkMade(p, child);
     }
   }
 

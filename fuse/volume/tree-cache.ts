@@ -135,7 +135,8 @@ export class TreeCache {
     if (this.waiting.has(dir) || pinned.has(path) || refs.listing(dir)) return undefined;
     const dirs: Array<[string, DirNode]> = [[path, dir]];
     const held: string[] = [];
-    for (const [name, child] of dir.children) {
+    // A listed name without a node (Children) is only its committed entry: nothing holds it.
+    for (const [name, child] of dir.children.made()) {
       const s = this.state(joinPath(path, name), child, pinned, dirs);
       if (s === "keep") return undefined;
       if (s === "held") held.push(name);
@@ -166,7 +167,7 @@ export class TreeCache {
       if (node.loaded) {
         if (pinned.has(path) || this.refs!.listing(node)) return "keep";
         dirs.push([path, node]);
-        for (const [name, child] of node.children) {
+        for (const [name, child] of node.children.made()) {
           const s = this.state(joinPath(path, name), child, pinned, dirs);
           if (s === "keep") return "keep";
           if (s === "held") held = true;

@@ -20,6 +20,9 @@
  * 1,000) through the API and measures its mount, the daemon's RSS after it and after a `find`
  * over it, and the commit of one changed file; PEER_BIN=/path/to/bin/silo.js measures another
  * build's mount of the same volume in the same run (alternated).
+ * ROWS=warm-read: the big file committed, then read on a fresh read-only mount: cold (caches
+ * dropped), at once again (the first warm read), and 3 more warm reads, each after a native
+ * read of the same bytes; with PEER_BIN another build's mount too, alternated (RUNS rounds).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -256,6 +259,45 @@ function peerDirs(): { native: string; bindSrc: string; bind: string; haveBindfs
   return { native, bindSrc, bind, haveBindfs, mnt: join(work, "mnt") };
 }
 
+/** ROWS=warm-read (see the top): MiB/s of each read, the daemon's CPU-s, and the opens passed through on a whole-file copy. */
+async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("bench", { createIfMissing: true });
+  const { native, mnt } = peerDirs();
+  const mibs = (s: number) => Math.round(SIZE / MiB / s);
+  seqWrite(join(native, "big"));
+  mount(env, "bench", mnt);
+  seqWrite(join(mnt, "big"));
+  unmount(env, mnt);
+  const builds: Array<[string, string]> = [["silo", SILO_BIN]];
+  if (process.env.PEER_BIN) builds.push(["peer", process.env.PEER_BIN]);
+  console.log(`seq read of ${SIZE / MiB} MiB (MiB/s; daemon CPU-s in brackets)`);
+  for (let round = 0; round < Number(process.env.RUNS ?? 2); round++) {
+    for (const [name, bin] of round % 2 ? [...builds].reverse() : builds) {
+      mountWith(bin, env, "bench", mnt, "--read-only");
+      const daemon = (await readMountRecord(mnt))!.pid;
+      dropCaches();
+      const nativeCold = seqRead(join(native, "big"));
+      dropCaches();
+      const cold = withCpu(daemon, () => seqRead(join(mnt, "big")));
+      const first = withCpu(daemon, () => seqRead(join(mnt, "big")));
+      let nativeWarm = Infinity, warm = Infinity, cpu = 0;
+      for (let i = 0; i < 3; i++) {
+        nativeWarm = Math.min(nativeWarm, seqRead(join(native, "big")));
+        const w = withCpu(daemon, () => seqRead(join(mnt, "big")));
+        warm = Math.min(warm, w.value);
+        cpu += w.cpu ?? 0;
+      }
+      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number } };
+      console.log(
+        `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
+          `first warm ${mibs(first.value)} [${first.cpu?.toFixed(2)}]; warm best of 3 ${mibs(warm)} [${(cpu / 3).toFixed(2)}] vs native ${mibs(nativeWarm)} ` +
+          `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}`,
+      );
+      unmount(env, mnt, bin);
+    }
+  }
+}
+
 /**
  * ROWS=small: create/stat/unlink of 10,000 files and `tar x` of 20,000 files, natively, on
  * bindfs and on a fresh volume mount, with the CPU-seconds the file system's process used for
@@ -371,6 +413,11 @@ async function main(): Promise<void> {
   }
   if (process.env.ROWS === "cold-read") {
     await coldReadOnly(env, client);
+    await client.close();
+    return;
+  }
+  if (process.env.ROWS === "warm-read") {
+    await warmReadOnly(env, client);
     await client.close();
     return;
   }

@@ -91,6 +91,18 @@ function seqRead(path: string): number {
   });
 }
 
+/** Best of 3 sequential reads of `nativePath` and `siloPath`, interleaved, with the daemon's CPU-s over the 3 silo reads. */
+function seqReadsBestOf3(nativePath: string, siloPath: string, daemon: number): { native: number; silo: number; cpu: number } {
+  let native = Infinity, silo = Infinity, cpu = 0;
+  for (let i = 0; i < 3; i++) {
+    native = Math.min(native, seqRead(nativePath));
+    const s = withCpu(daemon, () => seqRead(siloPath));
+    silo = Math.min(silo, s.value);
+    cpu += s.cpu ?? 0;
+  }
+  return { native, silo, cpu };
+}
+
 function randomReads(path: string): number {
   const buf = Buffer.allocUnsafe(4096);
   const blocks = SIZE / 4096;
@@ -280,13 +292,7 @@ async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
       dropCaches();
       const cold = withCpu(daemon, () => seqRead(join(mnt, "big")));
       const first = withCpu(daemon, () => seqRead(join(mnt, "big")));
-      let nativeWarm = Infinity, warm = Infinity, cpu = 0;
-      for (let i = 0; i < 3; i++) {
-        nativeWarm = Math.min(nativeWarm, seqRead(join(native, "big")));
-        const w = withCpu(daemon, () => seqRead(join(mnt, "big")));
-        warm = Math.min(warm, w.value);
-        cpu += w.cpu ?? 0;
-      }
+      const { native: nativeWarm, silo: warm, cpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
       const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number } };
       console.log(
         `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
@@ -451,13 +457,7 @@ async function main(): Promise<void> {
   // for the daemon's own path). Best of 3, interleaved, with the daemon's CPU-seconds.
   {
     const daemon = (await readMountRecord(mnt))!.pid;
-    let nativeLocal = Infinity, siloLocal = Infinity, siloCpu = 0;
-    for (let i = 0; i < 3; i++) {
-      nativeLocal = Math.min(nativeLocal, seqRead(join(native, "big")));
-      const s = withCpu(daemon, () => seqRead(join(mnt, "big")));
-      siloLocal = Math.min(siloLocal, s.value);
-      siloCpu += s.cpu ?? 0;
-    }
+    const { native: nativeLocal, silo: siloLocal, cpu: siloCpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
     row("seq read warm, written here (MiB/s)", { native: rate(nativeLocal), silo: rate(siloLocal) }, "MiB/s");
     const status = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { reads: number } };
     console.log(`  (silo daemon ${(siloCpu / 3).toFixed(2)} CPU-s per read of ${SIZE / MiB} MiB; passthrough opens ${status.passthrough?.reads ?? "n/a"})`);

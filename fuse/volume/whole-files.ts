@@ -84,6 +84,8 @@ export class WholeFiles implements CacheTenant {
   private readonly keys = new WeakMap<FileContent, { generation: number; key: string | undefined }>();
   private held = 0;
   private seq = 0;
+  /** No `nice`/`cat` to copy with: no copy is tried again. */
+  private noCopier = false;
   private readonly counts = { built: 0, served: 0, refused: 0, evicted: 0, failed: 0 };
 
   constructor(
@@ -148,14 +150,15 @@ export class WholeFiles implements CacheTenant {
   /** A reader of `c` is done: assemble its whole file in the background if all its blocks are cached. */
   want(c: FileContent): void {
     const key = this.keyOf(c);
-    if (!key || this.files.has(key) || this.building.has(key)) return;
+    if (!key || this.noCopier || this.files.has(key) || this.building.has(key)) return;
     // A file that cannot fit beside its own blocks would only push other files out.
     if (c.size * 2 > this.cache.budget) return;
     if (!c.hashes.every((h) => !storedHash(h) || this.cache.has(h))) return;
     this.building.add(key);
     this.build(key, c.size, [...c.hashes])
-      .catch((err: Error) => {
+      .catch((err: NodeJS.ErrnoException) => {
         this.counts.failed++;
+        if (err.code === "ENOENT" && err.syscall?.startsWith("spawn")) this.noCopier = true;
         this.log(`whole-file cache: assembling failed (${err.message})`);
       })
       .finally(() => this.building.delete(key));

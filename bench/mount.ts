@@ -293,11 +293,12 @@ async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
       const cold = withCpu(daemon, () => seqRead(join(mnt, "big")));
       const first = withCpu(daemon, () => seqRead(join(mnt, "big")));
       const { native: nativeWarm, silo: warm, cpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
-      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number } };
+      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number }; wholeFiles?: { buildMs: number; built: number } | null };
       console.log(
         `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
           `first warm ${mibs(first.value)} [${first.cpu?.toFixed(2)}]; warm best of 3 ${mibs(warm)} [${(cpu / 3).toFixed(2)}] vs native ${mibs(nativeWarm)} ` +
-          `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}`,
+          `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}` +
+          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms)` : ""),
       );
       unmount(env, mnt, bin);
     }

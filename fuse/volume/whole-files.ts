@@ -29,6 +29,8 @@ export interface WholeFileStats {
   refused: number;
   evicted: number;
   failed: number;
+  /** Wall time of the copies made (a copy made at open would add it to that open). */
+  buildMs: number;
 }
 
 /** Written for a hole, piece by piece. */
@@ -86,7 +88,7 @@ export class WholeFiles implements CacheTenant {
   private seq = 0;
   /** No `nice`/`cat` to copy with: no copy is tried again. */
   private noCopier = false;
-  private readonly counts = { built: 0, served: 0, refused: 0, evicted: 0, failed: 0 };
+  private readonly counts = { built: 0, served: 0, refused: 0, evicted: 0, failed: 0, buildMs: 0 };
 
   constructor(
     private readonly dir: string,
@@ -197,6 +199,7 @@ export class WholeFiles implements CacheTenant {
   private async build(key: string, size: number, hashes: Array<string | null>): Promise<void> {
     const path = join(this.dir, key);
     const tmp = `${path}.${this.seq++}.tmp`;
+    const t0 = performance.now();
     // Blocks fetched last may still be on their way to their cache files.
     await this.cache.flushed();
     const fh = await open(tmp, "wx", 0o600);
@@ -237,6 +240,7 @@ export class WholeFiles implements CacheTenant {
     this.files.set(key, file);
     this.held += size;
     this.counts.built++;
+    this.counts.buildMs += performance.now() - t0;
     const over = this.held + this.cache.sizeBytes - this.cache.budget;
     if (over > 0) await this.shed(over);
   }

@@ -26,7 +26,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
@@ -293,12 +293,17 @@ async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
       const cold = withCpu(daemon, () => seqRead(join(mnt, "big")));
       const first = withCpu(daemon, () => seqRead(join(mnt, "big")));
       const { native: nativeWarm, silo: warm, cpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
+      // The whole-file copy read natively (ext4 without FUSE): what passthrough itself costs on it.
+      const wholeDir = join(stateDirFor(mnt), "whole");
+      const copies = existsSync(wholeDir) ? readdirSync(wholeDir, { withFileTypes: true }).filter((e) => !e.name.endsWith(".tmp")) : [];
+      const copy = copies.length === 1 ? seqReadsBestOf3(join(copies[0]!.parentPath, copies[0]!.name), join(mnt, "big"), daemon) : undefined;
       const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number }; wholeFiles?: { buildMs: number; built: number } | null };
       console.log(
         `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
           `first warm ${mibs(first.value)} [${first.cpu?.toFixed(2)}]; warm best of 3 ${mibs(warm)} [${(cpu / 3).toFixed(2)}] vs native ${mibs(nativeWarm)} ` +
           `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}` +
-          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms)` : ""),
+          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms)` : "") +
+          (copy ? `; then the copy natively ${mibs(copy.native)} vs through the mount ${mibs(copy.silo)} (${(copy.native / copy.silo).toFixed(2)})` : ""),
       );
       unmount(env, mnt, bin);
     }

@@ -200,11 +200,27 @@ export class BlockCache {
   }
 
   /**
-   * The cache file of block `hash` if the block is in one now (counted as used, not as a read),
-   * for a whole-file copy; it may be evicted at any time after (a reader of it sees it gone).
+   * Copies the first `len` bytes of block `hash` into `buf` if the block is in the cache now
+   * (memory or cache file); undefined if it is not (never fetched here, and not counted as a
+   * read: a whole-file build copies blocks a reader already counted).
    */
-  cachedPath(hash: string): string | undefined {
-    return this.touch(hash)?.fh ? join(this.dir, hash) : undefined;
+  async readCached(hash: string, buf: Buffer, len: number): Promise<number | undefined> {
+    const block = this.inMemory(hash)?.retain();
+    if (block) {
+      try {
+        return block.data.copy(buf, 0, 0, Math.min(len, block.data.length));
+      } finally {
+        block.release();
+      }
+    }
+    const entry = this.touch(hash);
+    if (!entry?.fh) return undefined;
+    entry.users++;
+    try {
+      return (await entry.fh.read(buf, 0, len, 0)).bytesRead;
+    } finally {
+      entry.users--;
+    }
   }
 
   /** Hit ratio over every read so far (0 before the first). */

@@ -123,4 +123,32 @@ describe("whole-file cache on a read-only mount", () => {
     expect((await readFile(file)).equals(data)).toBe(true);
     expect((await status(dir)).passthrough.wholeFile).toBe(0);
   });
+
+  it("a writable mount makes no copies: a writer joining a reader of a committed file works, and its bytes are read back", async () => {
+    const data = randomBytes(BLOCK_SIZE + 4321);
+    const { writer, dir } = await committed("wf-writable", data, {});
+    await mounts.unmount(dir);
+    // A second writable mount, where f.bin is committed only (not written here).
+    const rw = join(root, "wf-writable-rw");
+    await mounts.mount("wf-writable", rw, "--commit-interval-ms", "0");
+    const file = join(rw, "f.bin");
+    expect((await readFile(file)).equals(data)).toBe(true);
+    // Were copies made here, the next reader would pass through on one once it is made.
+    if ((await status(rw)).wholeFiles) await whenWhole(rw, (w) => w.built === 1);
+    const r = await open(file, "r");
+    // A copy there would be the reader's backing file, which a writer must not map.
+    const w = await open(file, "r+");
+    await w.write(Buffer.from("joined"), 0, 6, 100);
+    await w.close();
+    data.write("joined", 100);
+    const got = Buffer.alloc(data.length);
+    expect((await r.read(got, 0, got.length, 0)).bytesRead).toBe(data.length);
+    await r.close();
+    expect(got.equals(data)).toBe(true);
+    expect((await readFile(file)).equals(data)).toBe(true);
+    const s = await status(rw);
+    expect(s.wholeFiles).toBeNull();
+    expect(s.passthrough.wholeFile).toBe(0);
+    void writer;
+  });
 });

@@ -297,12 +297,16 @@ async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
       const wholeDir = join(stateDirFor(mnt), "whole");
       const copies = existsSync(wholeDir) ? readdirSync(wholeDir, { withFileTypes: true }).filter((e) => !e.name.endsWith(".tmp")) : [];
       const copy = copies.length === 1 ? seqReadsBestOf3(join(copies[0]!.parentPath, copies[0]!.name), join(mnt, "big"), daemon) : undefined;
-      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { wholeFile?: number }; wholeFiles?: { buildMs: number; built: number } | null };
+      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as {
+        passthrough?: { wholeFile?: number };
+        wholeFiles?: { buildMs: number; built: number; failed: number } | null;
+        cacheBytes: number;
+      };
       console.log(
         `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
           `first warm ${mibs(first.value)} [${first.cpu?.toFixed(2)}]; warm best of 3 ${mibs(warm)} [${(cpu / 3).toFixed(2)}] vs native ${mibs(nativeWarm)} ` +
           `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}` +
-          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms)` : "") +
+          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms, ${st.wholeFiles.failed} failed; ${(st.cacheBytes / MiB).toFixed(0)} MiB of blocks cached)` : "") +
           (copy ? `; then the copy natively ${mibs(copy.native)} vs through the mount ${mibs(copy.silo)} (${(copy.native / copy.silo).toFixed(2)})` : ""),
       );
       unmount(env, mnt, bin);

@@ -274,7 +274,7 @@ function peerDirs(): { native: string; bindSrc: string; bind: string; haveBindfs
 /** ROWS=warm-read (see the top): MiB/s of each read, the daemon's CPU-s, and the opens passed through on a whole-file copy. */
 async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
   await client.volumes.fromName("bench", { createIfMissing: true });
-  const { native, mnt } = peerDirs();
+  const { native, bind, haveBindfs, mnt } = peerDirs();
   const mibs = (s: number) => Math.round(SIZE / MiB / s);
   seqWrite(join(native, "big"));
   mount(env, "bench", mnt);
@@ -312,6 +312,7 @@ async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
       unmount(env, mnt, bin);
     }
   }
+  if (haveBindfs) bindfsUnmount(bind);
 }
 
 /**

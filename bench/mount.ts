@@ -20,10 +20,13 @@
  * 1,000) through the API and measures its mount, the daemon's RSS after it and after a `find`
  * over it, and the commit of one changed file; PEER_BIN=/path/to/bin/silo.js measures another
  * build's mount of the same volume in the same run (alternated).
+ * ROWS=warm-read: the big file committed, then read on a fresh read-only mount: cold (caches
+ * dropped), at once again (the first warm read), and 3 more warm reads, each after a native
+ * read of the same bytes; with PEER_BIN another build's mount too, alternated (RUNS rounds).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../client/mount-control.js";
@@ -86,6 +89,18 @@ function seqRead(path: string): number {
     for (let n: number; (n = readSync(fd, buf, 0, MiB, off)) > 0; ) off += n;
     closeSync(fd);
   });
+}
+
+/** Best of 3 sequential reads of `nativePath` and `siloPath`, interleaved, with the daemon's CPU-s over the 3 silo reads. */
+function seqReadsBestOf3(nativePath: string, siloPath: string, daemon: number): { native: number; silo: number; cpu: number } {
+  let native = Infinity, silo = Infinity, cpu = 0;
+  for (let i = 0; i < 3; i++) {
+    native = Math.min(native, seqRead(nativePath));
+    const s = withCpu(daemon, () => seqRead(siloPath));
+    silo = Math.min(silo, s.value);
+    cpu += s.cpu ?? 0;
+  }
+  return { native, silo, cpu };
 }
 
 function randomReads(path: string): number {
@@ -256,6 +271,50 @@ function peerDirs(): { native: string; bindSrc: string; bind: string; haveBindfs
   return { native, bindSrc, bind, haveBindfs, mnt: join(work, "mnt") };
 }
 
+/** ROWS=warm-read (see the top): MiB/s of each read, the daemon's CPU-s, and the opens passed through on a whole-file copy. */
+async function warmReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<void> {
+  await client.volumes.fromName("bench", { createIfMissing: true });
+  const { native, bind, haveBindfs, mnt } = peerDirs();
+  const mibs = (s: number) => Math.round(SIZE / MiB / s);
+  seqWrite(join(native, "big"));
+  mount(env, "bench", mnt);
+  seqWrite(join(mnt, "big"));
+  unmount(env, mnt);
+  const builds: Array<[string, string]> = [["silo", SILO_BIN]];
+  if (process.env.PEER_BIN) builds.push(["peer", process.env.PEER_BIN]);
+  console.log(`seq read of ${SIZE / MiB} MiB (MiB/s; daemon CPU-s in brackets)`);
+  for (let round = 0; round < Number(process.env.RUNS ?? 2); round++) {
+    for (const [name, bin] of round % 2 ? [...builds].reverse() : builds) {
+      mountWith(bin, env, "bench", mnt, "--read-only");
+      const daemon = (await readMountRecord(mnt))!.pid;
+      dropCaches();
+      const nativeCold = seqRead(join(native, "big"));
+      dropCaches();
+      const cold = withCpu(daemon, () => seqRead(join(mnt, "big")));
+      const first = withCpu(daemon, () => seqRead(join(mnt, "big")));
+      const { native: nativeWarm, silo: warm, cpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
+      // The whole-file copy read natively (ext4 without FUSE): what passthrough itself costs on it.
+      const wholeDir = join(stateDirFor(mnt), "whole");
+      const copies = existsSync(wholeDir) ? readdirSync(wholeDir, { withFileTypes: true }).filter((e) => !e.name.endsWith(".tmp")) : [];
+      const copy = copies.length === 1 ? seqReadsBestOf3(join(copies[0]!.parentPath, copies[0]!.name), join(mnt, "big"), daemon) : undefined;
+      const st = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as {
+        passthrough?: { wholeFile?: number };
+        wholeFiles?: { buildMs: number; built: number; failed: number } | null;
+        cacheBytes: number;
+      };
+      console.log(
+        `${name}: cold ${mibs(cold.value)} [${cold.cpu?.toFixed(2)}] vs native ${mibs(nativeCold)} (${(nativeCold / cold.value).toFixed(2)}); ` +
+          `first warm ${mibs(first.value)} [${first.cpu?.toFixed(2)}]; warm best of 3 ${mibs(warm)} [${(cpu / 3).toFixed(2)}] vs native ${mibs(nativeWarm)} ` +
+          `(${(nativeWarm / warm).toFixed(2)}); whole-file passthrough opens ${st.passthrough?.wholeFile ?? "n/a"}` +
+          (st.wholeFiles ? ` (${st.wholeFiles.built} copy made in ${st.wholeFiles.buildMs.toFixed(0)} ms, ${st.wholeFiles.failed} failed; ${(st.cacheBytes / MiB).toFixed(0)} MiB of blocks cached)` : "") +
+          (copy ? `; then the copy natively ${mibs(copy.native)} vs through the mount ${mibs(copy.silo)} (${(copy.native / copy.silo).toFixed(2)})` : ""),
+      );
+      unmount(env, mnt, bin);
+    }
+  }
+  if (haveBindfs) bindfsUnmount(bind);
+}
+
 /**
  * ROWS=small: create/stat/unlink of 10,000 files and `tar x` of 20,000 files, natively, on
  * bindfs and on a fresh volume mount, with the CPU-seconds the file system's process used for
@@ -374,6 +433,11 @@ async function main(): Promise<void> {
     await client.close();
     return;
   }
+  if (process.env.ROWS === "warm-read") {
+    await warmReadOnly(env, client);
+    await client.close();
+    return;
+  }
   if (process.env.ROWS === "big") {
     await bigVolume(env, client);
     await client.close();
@@ -404,13 +468,7 @@ async function main(): Promise<void> {
   // for the daemon's own path). Best of 3, interleaved, with the daemon's CPU-seconds.
   {
     const daemon = (await readMountRecord(mnt))!.pid;
-    let nativeLocal = Infinity, siloLocal = Infinity, siloCpu = 0;
-    for (let i = 0; i < 3; i++) {
-      nativeLocal = Math.min(nativeLocal, seqRead(join(native, "big")));
-      const s = withCpu(daemon, () => seqRead(join(mnt, "big")));
-      siloLocal = Math.min(siloLocal, s.value);
-      siloCpu += s.cpu ?? 0;
-    }
+    const { native: nativeLocal, silo: siloLocal, cpu: siloCpu } = seqReadsBestOf3(join(native, "big"), join(mnt, "big"), daemon);
     row("seq read warm, written here (MiB/s)", { native: rate(nativeLocal), silo: rate(siloLocal) }, "MiB/s");
     const status = (await controlRequest(join(stateDirFor(mnt), "control.sock"), "status")) as { passthrough?: { reads: number } };
     console.log(`  (silo daemon ${(siloCpu / 3).toFixed(2)} CPU-s per read of ${SIZE / MiB} MiB; passthrough opens ${status.passthrough?.reads ?? "n/a"})`);

@@ -3,6 +3,7 @@ import { controlRequest } from "../client/mount-control.js";
 import { listMountRecords, readMountRecord } from "../fuse/common/mount-records.js";
 import { stateDirFor } from "../fuse/volume/state-dir.js";
 import type { MountStatus } from "../fuse/volume/mounted-volume.js";
+import type { WholeFileStats } from "../fuse/volume/whole-files.js";
 import { UsageError } from "./output.js";
 
 /** What a volume mount daemon answers to `status` on its control socket: the mount's own status, plus where and how it serves. */
@@ -13,6 +14,8 @@ export interface MountStatusReport extends MountStatus {
   pinnedVersion?: number;
   cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number };
   commits?: { commits: number; failures: number; lastCommitMs: number; totalCommitMs: number; lastCommitAt: number };
+  /** Whole-file copies of committed files for passthrough (read-only mounts; null when off). */
+  wholeFiles?: WholeFileStats | null;
   /** Inode numbers the kernel may hold now (volume mounts). */
   kernelInodes?: number;
 }
@@ -55,6 +58,10 @@ export function describeMountStatus(s: MountStatusReport): string {
     const c = s.cache;
     lines.push(["block cache", `${mib(c.sizeBytes)} of ${mib(c.maxBytes)}, hit ratio ${(c.hitRatio * 100).toFixed(1)}% (${c.hits} hits, ${c.misses} misses)`]);
     lines.push(["bytes fetched", `${c.bytesFetched} (${mib(c.bytesFetched)})`]);
+  }
+  if (s.wholeFiles) {
+    const w = s.wholeFiles;
+    lines.push(["whole files", `${w.files} (${mib(w.bytes)} of the block cache's budget); opens passed through on them ${w.served}`]);
   }
   const width = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}\n`).join("");

@@ -11,6 +11,16 @@ type Pending = { done: Promise<BlockBuffer>; waiters: number };
 /** Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). */
 export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer>;
 
+/**
+ * Other bytes held under a block cache's budget (whole files of committed files,
+ * whole-files.ts): the cache sheds them, by their own rules, before it evicts any block.
+ */
+export interface CacheTenant {
+  readonly bytes: number;
+  /** Frees at least `over` bytes if it can (what it holds in use stays). */
+  shed(over: number): Promise<void>;
+}
+
 export interface BlockCacheOptions {
   /** Fetched blocks kept in memory for the reads that follow (RECENT_BLOCKS). */
   recentBlocks?: number;
@@ -60,6 +70,8 @@ export class BlockCache {
   private tmpSeq = 0;
   /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
   private readonly counts = { hits: 0, misses: 0, bytesFetched: 0 };
+  /** Bytes sharing the budget, shed before blocks (set once). */
+  tenant: CacheTenant | undefined;
 
   constructor(
     private readonly dir: string,
@@ -180,6 +192,35 @@ export class BlockCache {
 
   get sizeBytes(): number {
     return this.bytes;
+  }
+
+  /** The disk budget, shared with the tenant. */
+  get budget(): number {
+    return this.maxBytes;
+  }
+
+  /**
+   * Copies the first `len` bytes of block `hash` into `buf` if the block is in the cache now
+   * (memory or cache file); undefined if it is not (never fetched here, and not counted as a
+   * read: a whole-file build copies blocks a reader already counted).
+   */
+  async readCached(hash: string, buf: Buffer, len: number): Promise<number | undefined> {
+    const block = this.inMemory(hash)?.retain();
+    if (block) {
+      try {
+        return block.data.copy(buf, 0, 0, Math.min(len, block.data.length));
+      } finally {
+        block.release();
+      }
+    }
+    const entry = this.touch(hash);
+    if (!entry?.fh) return undefined;
+    entry.users++;
+    try {
+      return (await entry.fh.read(buf, 0, len, 0)).bytesRead;
+    } finally {
+      entry.users--;
+    }
   }
 
   /** Hit ratio over every read so far (0 before the first). */
@@ -338,8 +379,10 @@ export class BlockCache {
   }
 
   private async evict(keep: string): Promise<void> {
+    const over = () => this.bytes + (this.tenant?.bytes ?? 0) - this.maxBytes;
+    if (this.tenant && over() > 0) await this.tenant.shed(over());
     for (const [hash, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) return;
+      if (over() <= 0) return;
       if (hash === keep || e.users > 0) continue;
       this.entries.delete(hash);
       this.bytes -= e.size;

@@ -16,6 +16,7 @@ import { MountPin } from "./mount-pin.js";
 import { stateDirFor } from "./state-dir.js";
 import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
 import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
+import { WholeFiles } from "./whole-files.js";
 import type { VolumeRemote } from "./remote.js";
 import type { VolumeDaemonConfig } from "./config.js";
 
@@ -138,6 +139,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
   let fuse: FuseMount | undefined;
   let control: Server | undefined;
   let cache: BlockCache | undefined;
+  let wholeFiles: WholeFiles | undefined;
   let pin: MountPin | undefined;
   let journal: Journal | undefined;
   try {
@@ -146,6 +148,12 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await mkdir(join(stateDir, "upper"), { recursive: true });
     cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash, into) => remote.readBlock(hash, undefined, into));
     await cache.init();
+    // Whole-file copies of committed files, for passthrough (whole-files.ts): read-only mounts
+    // only, where no writer can join a passthrough period and map the copy.
+    if (opts.readOnly && !opts.consistency && process.env.SILO_WHOLE_FILE_CACHE !== "off") {
+      wholeFiles = new WholeFiles(join(stateDir, "whole"), cache, log);
+      await wholeFiles.init();
+    }
     // Writable mounts keep their changes in a journal that outlives the daemon (see journal.ts).
     const volumeDir = volumeJournalDir(opts.journalRoot ?? journalRoot(), opts.server ?? "", remote.id);
     let mvRef: MountedVolume | undefined;
@@ -188,13 +196,22 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
       { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
-      // Passthrough serves files whose bytes are local: not on a read-only mount (none are), nor
-      // with close-to-open consistency, whose catch-ups may point an open inode at new bytes.
-      { errno: volumeErrno, opTimeoutMs: 120_000, handleKillpriv: true, lendWriteBuffers: true, passthrough: !opts.readOnly && !opts.consistency, log: (m) => log(`fuse: ${m}`) },
+      // Passthrough serves files whose bytes are local: upper files, or whole-file copies on a
+      // read-only mount; not with close-to-open consistency, whose catch-ups may point an open
+      // inode at new bytes.
+      {
+        errno: volumeErrno,
+        opTimeoutMs: 120_000,
+        handleKillpriv: true,
+        lendWriteBuffers: true,
+        passthrough: !opts.consistency && (!opts.readOnly || wholeFiles !== undefined),
+        log: (m) => log(`fuse: ${m}`),
+      },
     );
     const mounted = fuse;
     volumeFs.kernel = fuse.session;
     volumeFs.passthrough.backing = fuse.session.backing;
+    volumeFs.passthrough.wholeFiles = wholeFiles;
     const access = mountAccessNote(fuse);
     if (access) log(access);
 
@@ -224,6 +241,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             // The JS heap in use (the inode cache's share of memory; RSS also keeps what V8 has not given back).
             heapUsedBytes: process.memoryUsage().heapUsed,
             passthrough: volumeFs.passthrough.stats,
+            wholeFiles: wholeFiles?.stats ?? null,
             commits: { ...mv.commitStats },
             journal: journal?.dir ?? null,
             // FUSE requests served so far, by opcode (benchmarks count them per operation).
@@ -307,6 +325,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
       await versionPin.stop();
       control?.close();
       await cache?.close();
+      await wholeFiles?.close();
       await rm(stateDir, { recursive: true, force: true });
       // A background mount logs to <stateDir>.log: keep it only when something went wrong.
       if (code === 0) await rm(`${stateDir}.log`, { force: true });
@@ -339,6 +358,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     await pin?.stop();
     control?.close();
     await cache?.close().catch(() => {});
+    await wholeFiles?.close().catch(() => {});
     // Nothing was accepted yet unless orphans were adopted: then the journal keeps them for the next try.
     await journal?.close().catch(() => {});
     throw err;

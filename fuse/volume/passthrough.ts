@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync } from "node:fs";
 import type { BackingFiles } from "../kernel/types.js";
 import { blockCount, type FileContent, storedHash } from "./file-content.js";
+import type { WholeFile, WholeFiles } from "./whole-files.js";
 
 /** How an open of a file is answered (the rest of the kernel's Opened). */
 export interface OpenMode {
@@ -23,6 +24,8 @@ interface Period {
   backingId: number;
   content: FileContent;
   opens: number;
+  /** The backing file is this whole-file copy of committed blocks (whole-files.ts), not the upper file. */
+  whole?: WholeFile;
 }
 
 interface HandleMode {
@@ -38,6 +41,8 @@ export interface PassthroughStats {
   /** Opens answered with a backing file: `reads` served by the kernel from it, `joined` with reads and writes still here (directIo). */
   reads: number;
   joined: number;
+  /** Of `reads`, opens of a committed file passed through on its whole-file copy (whole-files.ts). */
+  wholeFile: number;
   /** Backing ids registered and closed so far, and those live now (one per inode in a period). */
   backingOpened: number;
   backingClosed: number;
@@ -92,8 +97,13 @@ export class Passthrough {
   private readonly cached = new Map<number, number>();
   private readonly handles = new Map<number, HandleMode>();
   private failed = false;
-  private counts = { reads: 0, joined: 0, backingOpened: 0, backingClosed: 0 };
+  private counts = { reads: 0, joined: 0, wholeFile: 0, backingOpened: 0, backingClosed: 0 };
   backing: BackingFiles | undefined;
+  /**
+   * Whole-file copies of committed files, for read-only mounts only: a writer joining a period
+   * would map its backing file, and its stores must land in the upper file, never in a copy.
+   */
+  wholeFiles: WholeFiles | undefined;
 
   constructor(private readonly log: (msg: string) => void) {}
 
@@ -110,7 +120,8 @@ export class Passthrough {
     const period = this.periods.get(ino);
     if (period) return this.join(ino, fh, period, c, false, oDirect);
     // O_DIRECT: through the backing file it would be ext4's, with its alignment rules (EINVAL).
-    if (oDirect || !this.backing || this.failed || (this.cached.get(ino) ?? 0) > 0 || !wholeInUpper(c)) return this.ordinary(ino, fh, c);
+    if (oDirect || !this.backing || this.failed || (this.cached.get(ino) ?? 0) > 0) return this.ordinary(ino, fh, c);
+    if (!wholeInUpper(c)) return this.startWhole(ino, fh, c);
     // Under the file's lock: no write or truncate of it is half done while the upper file is measured.
     return c.lock.run(async () => this.start(ino, fh, c));
   }
@@ -118,6 +129,8 @@ export class Passthrough {
   /** As `opened`, for an open that may write (always answered at once). */
   openedForWrite(ino: number, fh: number, c: FileContent): OpenMode {
     const period = this.periods.get(ino);
+    // Its mmap would store into the whole-file copy (wholeFiles is only set where no writer opens).
+    if (period?.whole) throw new Error("a writer may not join a passthrough period on a whole-file copy");
     return period ? this.join(ino, fh, period, c, true) : this.ordinary(ino, fh, c);
   }
 
@@ -129,7 +142,11 @@ export class Passthrough {
     if (!h.passthrough) {
       const left = (this.cached.get(h.ino) ?? 1) - 1;
       if (left > 0) this.cached.set(h.ino, left);
-      else this.cached.delete(h.ino);
+      else {
+        this.cached.delete(h.ino);
+        // Read through the daemon: the next open may pass through on a whole-file copy.
+        this.wholeFiles?.want(h.content);
+      }
       return false;
     }
     const period = this.periods.get(h.ino);
@@ -138,6 +155,7 @@ export class Passthrough {
       if (--period.opens === 0) {
         this.periods.delete(h.ino);
         this.closeBacking(period.backingId);
+        if (period.whole) this.wholeFiles?.release(period.whole);
       }
     }
     return h.untracked;
@@ -145,7 +163,10 @@ export class Passthrough {
 
   /** The connection ended: its backing ids went with it (closing them is a courtesy). */
   destroy(): void {
-    for (const p of this.periods.values()) this.closeBacking(p.backingId);
+    for (const p of this.periods.values()) {
+      this.closeBacking(p.backingId);
+      if (p.whole) this.wholeFiles?.release(p.whole);
+    }
     this.periods.clear();
     this.cached.clear();
     this.handles.clear();
@@ -180,7 +201,8 @@ export class Passthrough {
 
   private join(ino: number, fh: number, period: Period, c: FileContent, write: boolean, oDirect = false): OpenMode {
     period.opens++;
-    const direct = write || oDirect || c !== period.content || !wholeInUpper(c);
+    // A whole-file copy holds exactly period.content's bytes (committed: they never change).
+    const direct = write || oDirect || c !== period.content || (!period.whole && !wholeInUpper(c));
     if (direct) this.counts.joined++;
     else this.counts.reads++;
     if (write) c.untrackedWriters++;
@@ -194,7 +216,7 @@ export class Passthrough {
     if (period) return this.join(ino, fh, period, c, false);
     if (!this.backing || this.failed || (this.cached.get(ino) ?? 0) > 0 || !wholeInUpper(c)) return this.ordinary(ino, fh, c);
     let fd: number | undefined;
-    let backingId: number;
+    let backingId: number | undefined;
     try {
       // Read-write: a writer joining the period maps it (its mmap is the backing file's).
       fd = openSync(c.upperPath!, constants.O_RDWR);
@@ -203,22 +225,53 @@ export class Passthrough {
       if (size > c.size) return this.ordinary(ino, fh, c);
       // A sparse tail (a truncate grew the file) reads short: make it zeros the kernel reads.
       if (size < c.size) ftruncateSync(fd, c.size);
-      backingId = this.backing.open(fd);
+      backingId = this.register(fd);
+    } catch {
+      // Reading or growing the upper file failed: the daemon reads it instead.
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    return backingId === undefined ? this.ordinary(ino, fh, c) : this.began(ino, fh, c, backingId);
+  }
+
+  /** Starts a period on `c`'s whole-file copy if one is ready (a read-only open of a committed file). */
+  private startWhole(ino: number, fh: number, c: FileContent): OpenMode {
+    const got = this.wholeFiles?.open(c);
+    if (!got) return this.ordinary(ino, fh, c);
+    let backingId: number | undefined;
+    try {
+      backingId = this.register(got.fd);
+    } finally {
+      closeSync(got.fd);
+    }
+    if (backingId === undefined) {
+      this.wholeFiles!.release(got.file);
+      return this.ordinary(ino, fh, c);
+    }
+    this.counts.wholeFile++;
+    return this.began(ino, fh, c, backingId, got.file);
+  }
+
+  /** A backing id for `fd` (the kernel takes its own reference), or undefined if the kernel refused it. */
+  private register(fd: number): number | undefined {
+    try {
+      const id = this.backing!.open(fd);
+      this.counts.backingOpened++;
+      return id;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      // EPERM: no CAP_SYS_ADMIN; ELOOP: the upper directory is on a stacked file system. Both last.
+      // EPERM: no CAP_SYS_ADMIN; ELOOP: the file is on a stacked file system. Both last.
       if (code === "EPERM" || code === "ELOOP" || code === "EOPNOTSUPP" || code === "ENOTTY") {
         this.failed = true;
         this.log(`passthrough off: registering a backing file failed (${(err as Error).message})`);
       }
-      return this.ordinary(ino, fh, c);
-    } finally {
-      // The kernel holds its own reference to the file.
-      if (fd !== undefined) closeSync(fd);
+      return undefined;
     }
-    this.counts.backingOpened++;
+  }
+
+  private began(ino: number, fh: number, c: FileContent, backingId: number, whole?: WholeFile): OpenMode {
     this.counts.reads++;
-    this.periods.set(ino, { backingId, content: c, opens: 1 });
+    this.periods.set(ino, { backingId, content: c, opens: 1, whole });
     this.handles.set(fh, { ino, content: c, passthrough: true, untracked: false });
     return { backingId };
   }

@@ -537,11 +537,16 @@ export class FuseSession implements Notifier {
   private serve(req: Request, settled?: () => void): void {
     const ctx = new Ctx(req);
     this.inflight.set(req.unique, ctx);
-    let result: Reply | Promise<Reply>;
+    let result: Reply | Errno | Promise<Reply>;
     try {
       result = this.call(req, ctx);
     } catch (err) {
       this.fail(req, ctx, err);
+      settled?.();
+      return;
+    }
+    if (result instanceof Errno) {
+      this.fail(req, ctx, result);
       settled?.();
       return;
     }
@@ -600,7 +605,7 @@ export class FuseSession implements Notifier {
   }
 
   /** Runs the op behind a request and builds its reply (synchronously if the op did not return a promise). */
-  private call(req: Request, ctx: Ctx): Reply | Promise<Reply> {
+  private call(req: Request, ctx: Ctx): Reply | Errno | Promise<Reply> {
     const fs = this.fs;
     const ino = req.nodeid;
     const a = req.args;
@@ -762,9 +767,13 @@ export class FuseSession implements Notifier {
   }
 }
 
-/** Applies `f` to an op's result: at once if it is a value, when it settles if it is a promise. */
-function then<T>(v: T | Promise<T>, f: (v: T) => Reply): Reply | Promise<Reply> {
-  return v instanceof Promise ? v.then(f) : f(v);
+/**
+ * Applies `f` to an op's result: at once if it is a value, when it settles if it is a promise.
+ * An Errno the op returned (instead of throwing: filesystem.ts) is its answer.
+ */
+function then<T>(v: T | Errno | Promise<T | Errno>, f: (v: T) => Reply): Reply | Errno | Promise<Reply> {
+  if (v instanceof Promise) return v.then((x) => (x instanceof Errno ? Promise.reject(x) : f(x)));
+  return v instanceof Errno ? v : f(v);
 }
 
 /** getxattr/listxattr: a size probe (size 0) gets the length, a short buffer ERANGE. */

@@ -9,7 +9,7 @@ import { FileContent } from "./file-content.js";
 import { MountLocks } from "./file-locks.js";
 import { markUntracked, type OpenMode, Passthrough } from "./passthrough.js";
 import { checkTruncateSize } from "./limits.js";
-import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
+import { listXattrs, removeXattr, setXattr, xattrValue } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
@@ -17,6 +17,9 @@ import { VOLUME_LIMITS } from "../../protocol/volume.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
+/** The usual answers of lookup and getxattr, returned rather than thrown (one instance each: an Errno is never changed). */
+const NO_ENTRY = new Errno(E.ENOENT);
+const NO_DATA = new Errno(E.ENODATA);
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -258,14 +261,15 @@ export class VolumeFs implements Filesystem, KernelRefs {
 
   // ---- names ----
 
-  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Promise<Entry> {
+  /** A missing name is returned as ENOENT, not thrown (filesystem.ts: a function that mostly throws is never optimized). */
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Errno | Promise<Entry> {
     checkName(name);
     // Both the directory and the name's node loaded (the usual case): answered at once, no promise per request.
     const dir = this.dir(parent);
     const node = dir.loaded ? dir.children.get(name) : undefined;
     if (dir.loaded && !(node?.type === "directory" && !node.loaded)) {
       this.mv.tree.used(dir);
-      if (!node) throw new FsError("ENOENT");
+      if (!node) return NO_ENTRY;
       return this.entry(parent, name, node);
     }
     return this.lookupLoading(parent, name);
@@ -734,8 +738,9 @@ export class VolumeFs implements Filesystem, KernelRefs {
     this.changed(ino, node);
   }
 
-  getxattr(ctx: RequestContext, ino: number, name: string): Buffer {
-    return getXattr(this.node(ino), name, ctx.uid);
+  /** ENODATA is returned, not thrown: asked before the first write to every file (filesystem.ts). */
+  getxattr(ctx: RequestContext, ino: number, name: string): Buffer | Errno {
+    return xattrValue(this.node(ino), name, ctx.uid) ?? NO_DATA;
   }
 
   listxattr(ctx: RequestContext, ino: number): string[] {

@@ -833,11 +833,22 @@ export class ContentStore {
    * removed by `reap` once the journal no longer names it (an older record may).
    */
   async discard(c: FileContent): Promise<void> {
+    await this.discardNow(c);
+  }
+
+  /** discard, synchronously unless an upper file is to be closed or removed now (an unlinked small file: no promise). */
+  discardNow(c: FileContent): void | Promise<void> {
     if (c.snap) {
       c.discardAfterSnapshot = true;
       return;
     }
     this.setInline(c, null);
+    if (c.fh || (c.upperPath && !this.deferRemoval)) return this.discardUpper(c);
+    if (c.upperPath) this.unreferenced.push(c.upperPath);
+    c.upperPath = null;
+  }
+
+  private async discardUpper(c: FileContent): Promise<void> {
     await this.closeUpper(c);
     if (c.upperPath) {
       if (this.deferRemoval) this.unreferenced.push(c.upperPath);

@@ -400,7 +400,12 @@ export class VolumeFs implements Filesystem, KernelRefs {
 
   /** Frees a node's local bytes after answering: the name is gone already, the upper file's removal need not hold up the caller. */
   private release_(node: Node | undefined): void {
-    this.mv.dropped(node).catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
+    try {
+      const freed = this.mv.droppedNow(node);
+      if (freed instanceof Promise) freed.catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
+    } catch (err) {
+      this.opts.log(`could not free local data: ${(err as Error).message}`);
+    }
   }
 
   async rmdir(_ctx: RequestContext, parent: number, name: string): Promise<void> {

@@ -215,14 +215,23 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
 
   /** Frees what a node that left the tree held, once nothing uses it any more. */
   async dropped(node: Node | undefined): Promise<void> {
-    if (!node) return;
-    if (node.type === "file") {
-      if (node.nlink <= 0 && node.content.openHandles === 0) await this.store.discard(node.content);
-    } else if (node.type === "directory") {
-      for (const child of node.children.values()) {
-        unlinkOne(child);
-        await this.dropped(child);
-      }
+    await this.droppedNow(node);
+  }
+
+  /** dropped, synchronously for a file that needs nothing closed or removed at once (an unlinked small file). */
+  droppedNow(node: Node | undefined): void | Promise<void> {
+    if (node?.type === "file") {
+      if (node.nlink <= 0 && node.content.openHandles === 0) return this.store.discardNow(node.content);
+      return;
+    }
+    return this.droppedTree(node);
+  }
+
+  private async droppedTree(node: Node | undefined): Promise<void> {
+    if (node?.type !== "directory") return;
+    for (const child of node.children.values()) {
+      unlinkOne(child);
+      await this.dropped(child);
     }
   }
 

@@ -144,8 +144,10 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return n;
   }
 
-  /** Directory `ino` with its entries loaded (lazy-load.ts): what every operation on names needs first. */
-  /** Synchronously when its entries are loaded already (no promise jobs for a create or unlink). */
+  /**
+   * Directory `ino` with its entries loaded (lazy-load.ts): what every operation on names needs
+   * first. Synchronously when they are loaded already (no promise jobs for a create or unlink).
+   */
   private loadedDir(ino: number): DirNode | Promise<DirNode> {
     const dir = this.dir(ino);
     if (dir.loaded) return dir;

@@ -137,6 +137,25 @@ describe("silo's FUSE transport", () => {
     expect(mountinfo.split("\n").find((l) => l.split(" ")[4] === dir)).toMatch(/ - fuse\.silo-probe silo-probe /);
   });
 
+  it("an op that returns its errno (the probe's lookup and getxattr) is answered with it, once each", async () => {
+    const { probe, dir } = await mountProbe("returned-errno");
+    const before = (await probe.stats()).requests as Record<string, number>;
+    // A burst of lookups of missing names in flight at once, each answered ENOENT.
+    const missing = await Promise.all(Array.from({ length: 32 }, (_, i) => stat(join(dir, `missing-${i}`)).catch((e: NodeJS.ErrnoException) => e.code)));
+    expect(missing).toEqual(Array(32).fill("ENOENT"));
+    await writeFile(join(dir, "plain"), "x");
+    const py = spawn("/usr/bin/python3", ["-c", `import os\ntry:\n os.getxattr(${JSON.stringify(join(dir, "plain"))}, "user.none")\nexcept OSError as e:\n print(e.errno)`], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(py);
+    let out = "";
+    py.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    expect(await within(20_000, "python getxattr", new Promise((res) => py.once("close", res)))).toBe(0);
+    expect(Number(out.trim())).toBe(61); // ENODATA
+    const after = (await probe.stats()).requests as Record<string, number>;
+    expect((after.LOOKUP ?? 0) - (before.LOOKUP ?? 0)).toBeGreaterThanOrEqual(32);
+    expect((after.GETXATTR ?? 0) - (before.GETXATTR ?? 0)).toBeGreaterThanOrEqual(1);
+    expect((await probe.stats()).inFlight).toBe(0);
+  });
+
   it("reads and writes in 1 MiB requests, and the caller's uid/gid own what it creates", async () => {
     const { probe, dir } = await mountProbe("big");
     const data = Buffer.alloc(16 * MiB);

@@ -1,4 +1,4 @@
-import type { AttrReply, DirEntry, Entry, FileLock, Opened, RequestContext, SetattrRequest, StatfsReply } from "./types.js";
+import type { AttrReply, DirEntry, Entry, Errno, FileLock, Opened, RequestContext, SetattrRequest, StatfsReply } from "./types.js";
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -21,7 +21,10 @@ export interface ConnectionInfo {
  * inodes are numbers the file system hands out in `Entry` answers (the root is 1), the session
  * counts the kernel's references and calls `forget` once the kernel holds none. Every op may
  * answer synchronously or with a promise; a thrown or rejected error becomes an errno (an
- * `errno`/`code` property, else EIO). Ops left out answer ENOSYS (opendir/release: success).
+ * `errno`/`code` property, else EIO). lookup and getxattr may also return an `Errno` (their
+ * usual "no such name"): V8 optimizes a function only once it has returned or looped, so one
+ * that throws on nearly every call (the LOOKUP before each create, the security.capability
+ * probe before each first write) stayed in the interpreter, at ~5× the cost per call. Ops left out answer ENOSYS (opendir/release: success).
  * The file system never sees the wire.
  */
 export interface Filesystem {
@@ -29,7 +32,7 @@ export interface Filesystem {
   /** The session ended (unmount, abort); no op follows. */
   destroy?(): void;
 
-  lookup?(ctx: RequestContext, parent: number, name: string): MaybePromise<Entry>;
+  lookup?(ctx: RequestContext, parent: number, name: string): MaybePromise<Entry | Errno>;
   /** The kernel holds no reference to `ino` any more: its number may be forgotten. */
   forget?(ino: number): void;
   getattr?(ctx: RequestContext, ino: number, fh: number | undefined): MaybePromise<AttrReply>;
@@ -82,7 +85,7 @@ export interface Filesystem {
 
   setxattr?(ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): MaybePromise<void>;
   /** The value (the session answers size probes and ERANGE). */
-  getxattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<Buffer>;
+  getxattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<Buffer | Errno>;
   listxattr?(ctx: RequestContext, ino: number): MaybePromise<string[]>;
   removexattr?(ctx: RequestContext, ino: number, name: string): MaybePromise<void>;
 

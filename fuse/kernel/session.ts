@@ -86,11 +86,49 @@ export interface SessionOptions {
 /** Thrown by ops to answer an errno (re-exported for file systems). */
 export { Errno };
 
+/**
+ * Request counts and op times by opcode, kept in arrays indexed by opcode: two string-keyed Map
+ * lookups and updates per request were a visible share of a GETATTR's few microseconds.
+ */
+class SessionStats {
+  /** The largest READ and WRITE seen, and the read buffers allocated (lendWriteBuffers). */
+  maxRead = 0;
+  maxWrite = 0;
+  readBuffers = 0;
+  private readonly counts: number[] = [];
+  private readonly ms: number[] = [];
+
+  counted(opcode: number): void {
+    this.counts[opcode] = (this.counts[opcode] ?? 0) + 1;
+  }
+
+  timed(opcode: number, ms: number): void {
+    this.ms[opcode] = (this.ms[opcode] ?? 0) + ms;
+  }
+
+  /** Requests served by opcode name. */
+  get requests(): Map<string, number> {
+    return byName(this.counts);
+  }
+
+  /** Milliseconds the ops took, by opcode name (answered ones). */
+  get opMs(): Map<string, number> {
+    return byName(this.ms);
+  }
+}
+
+function byName(values: number[]): Map<string, number> {
+  const m = new Map<string, number>();
+  values.forEach((v, opcode) => {
+    if (v !== undefined) m.set(OPCODE_NAMES[opcode] ?? String(opcode), v);
+  });
+  return m;
+}
+
 class Ctx implements RequestContext {
   readonly uid: number;
   readonly gid: number;
   readonly pid: number;
-  readonly started = Date.now();
   readonly t0 = performance.now();
   /** A lock wait (SETLKW) lasts as long as the lock is held elsewhere: no op timeout applies. */
   readonly waits: boolean;
@@ -139,7 +177,7 @@ export class FuseSession implements Notifier {
   /** Resolves when the connection has ended and the file system was told (destroy). */
   readonly ended: Promise<void>;
   /** Request counts by opcode name, and the largest READ and WRITE seen (for tests and benchmarks). */
-  readonly stats = { requests: new Map<string, number>(), maxRead: 0, maxWrite: 0, opMs: new Map<string, number>(), readBuffers: 0 };
+  readonly stats = new SessionStats();
   /** Read buffers free for the next read (lendWriteBuffers). */
   private readonly spareBuffers: Array<Buffer<ArrayBuffer>> = [];
   private readonly inflight = new Map<number, Ctx>();
@@ -184,9 +222,9 @@ export class FuseSession implements Notifier {
     if (this.opts.opTimeoutMs) {
       const limit = this.opts.opTimeoutMs;
       this.sweep = setInterval(() => {
-        const now = Date.now();
+        const now = performance.now();
         for (const [unique, ctx] of this.inflight) {
-          if (now - ctx.started < limit || ctx.answered || ctx.waits) continue;
+          if (now - ctx.t0 < limit || ctx.answered || ctx.waits) continue;
           ctx.answered = true;
           ctx.interrupt();
           this.inflight.delete(unique);
@@ -304,7 +342,8 @@ export class FuseSession implements Notifier {
     for (const ctx of this.inflight.values()) ctx.interrupt();
     // SILO_FUSE_STATS=FILE: a line per session with the requests served and the time their ops took.
     if (process.env.SILO_FUSE_STATS) {
-      const ops = [...this.stats.requests].map(([op, n]) => `${op} ${n}${this.stats.opMs.has(op) ? ` (${this.stats.opMs.get(op)!.toFixed(0)} ms)` : ""}`);
+      const opMs = this.stats.opMs;
+      const ops = [...this.stats.requests].map(([op, n]) => `${op} ${n}${opMs.has(op) ? ` (${opMs.get(op)!.toFixed(0)} ms)` : ""}`);
       appendFileSync(process.env.SILO_FUSE_STATS, `${new Date().toISOString()} ${ops.join(", ")}\n`);
     }
     this.rejectReady(new Error("the FUSE connection ended before INIT"));
@@ -329,8 +368,7 @@ export class FuseSession implements Notifier {
       return false;
     }
     const a = req.args;
-    const name = OPCODE_NAMES[req.opcode] ?? String(req.opcode);
-    this.stats.requests.set(name, (this.stats.requests.get(name) ?? 0) + 1);
+    this.stats.counted(req.opcode);
     switch (a.op) {
       case "INIT":
         this.init(req.unique, a.init);
@@ -499,11 +537,16 @@ export class FuseSession implements Notifier {
   private serve(req: Request, settled?: () => void): void {
     const ctx = new Ctx(req);
     this.inflight.set(req.unique, ctx);
-    let result: Reply | Promise<Reply>;
+    let result: Reply | Errno | Promise<Reply>;
     try {
       result = this.call(req, ctx);
     } catch (err) {
       this.fail(req, ctx, err);
+      settled?.();
+      return;
+    }
+    if (result instanceof Errno) {
+      this.fail(req, ctx, result);
       settled?.();
       return;
     }
@@ -533,12 +576,13 @@ export class FuseSession implements Notifier {
       return;
     }
     ctx.answered = true;
-    const name = OPCODE_NAMES[req.opcode]!;
-    this.stats.opMs.set(name, (this.stats.opMs.get(name) ?? 0) + performance.now() - ctx.t0);
+    this.stats.timed(req.opcode, performance.now() - ctx.t0);
     this.inflight.delete(req.unique);
+    const parts = reply.parts;
     let len: number = Size.OUT_HEADER;
-    for (const p of reply.parts) len += p.length;
-    const delivered = this.send(reply.parts.length === 0 ? [outHeader(len, 0, req.unique)] : [outHeader(len, 0, req.unique), ...reply.parts]);
+    for (const p of parts) len += p.length;
+    const header = outHeader(len, 0, req.unique);
+    const delivered = this.send(parts.length === 0 ? [header] : parts.length === 1 ? [header, parts[0]!] : [header, ...parts]);
     if (delivered && reply.refs) for (const ino of reply.refs) if (ino !== FUSE_ROOT_ID) this.refs.set(ino, (this.refs.get(ino) ?? 0) + 1);
     if (!delivered && reply.refs) for (const ino of reply.refs) if (!this.refs.has(ino)) this.forget(ino, 0);
     if (!delivered) reply.undelivered?.();
@@ -561,16 +605,10 @@ export class FuseSession implements Notifier {
   }
 
   /** Runs the op behind a request and builds its reply (synchronously if the op did not return a promise). */
-  private call(req: Request, ctx: Ctx): Reply | Promise<Reply> {
+  private call(req: Request, ctx: Ctx): Reply | Errno | Promise<Reply> {
     const fs = this.fs;
     const ino = req.nodeid;
     const a = req.args;
-    const missing = (): never => {
-      throw new Errno(E.ENOSYS);
-    };
-    const entry = (e: Entry): Reply => ({ parts: [encodeEntry(e)], refs: [e.ino] });
-    const attr = (r: AttrReply): Reply => ({ parts: [encodeAttrOut(r.attr, r.ttlMs)] });
-    const empty = (): Reply => EMPTY;
     switch (a.op) {
       case "LOOKUP":
         return then(fs.lookup ? fs.lookup(ctx, ino, a.name) : missing(), entry);
@@ -729,9 +767,13 @@ export class FuseSession implements Notifier {
   }
 }
 
-/** Applies `f` to an op's result: at once if it is a value, when it settles if it is a promise. */
-function then<T>(v: T | Promise<T>, f: (v: T) => Reply): Reply | Promise<Reply> {
-  return v instanceof Promise ? v.then(f) : f(v);
+/**
+ * Applies `f` to an op's result: at once if it is a value, when it settles if it is a promise.
+ * An Errno the op returned (instead of throwing: filesystem.ts) is its answer.
+ */
+function then<T>(v: T | Errno | Promise<T | Errno>, f: (v: T) => Reply): Reply | Errno | Promise<Reply> {
+  if (v instanceof Promise) return v.then((x) => (x instanceof Errno ? Promise.reject(x) : f(x)));
+  return v instanceof Errno ? v : f(v);
 }
 
 /** getxattr/listxattr: a size probe (size 0) gets the length, a short buffer ERANGE. */
@@ -741,3 +783,11 @@ function sized(value: Buffer, size: number): Reply {
   return { parts: [value] };
 }
 
+
+// The common reply builders, at module level: closures made per request cost an allocation each.
+function missing(): never {
+  throw new Errno(E.ENOSYS);
+}
+const entry = (e: Entry): Reply => ({ parts: [encodeEntry(e)], refs: [e.ino] });
+const attr = (r: AttrReply): Reply => ({ parts: [encodeAttrOut(r.attr, r.ttlMs)] });
+const empty = (): Reply => EMPTY;

@@ -97,13 +97,15 @@ export const closeToOpen: MountConsistency = {
       forget: (ino) => fs.forget(ino),
       async lookup(ctx: RequestContext, parent: number, name: string) {
         try {
-          return await fs.lookup(ctx, parent, name);
+          const found = await fs.lookup(ctx, parent, name);
+          // ENOENT comes returned (fuse-ops.ts) or thrown (a directory still loading).
+          if (!(found instanceof Errno && found.errno === constants.errno.ENOENT)) return found;
         } catch (err) {
           if (!isENOENT(err)) throw err;
-          // A name we do not know may have been created elsewhere: ask once before saying no.
-          await catchUp();
-          return fs.lookup(ctx, parent, name);
         }
+        // A name we do not know may have been created elsewhere: ask once before saying no.
+        await catchUp();
+        return fs.lookup(ctx, parent, name);
       },
       async getattr(ctx, ino, fh) {
         if (revalidator.olderThan(STAT_MAX_AGE_MS)) {

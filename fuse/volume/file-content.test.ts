@@ -383,6 +383,30 @@ describe("ContentStore: writes in place (partial blocks)", { timeout: 120_000 },
     expect((await readAll(store, c)).equals(want)).toBe(true);
   });
 
+  it("a small write into a file held open (its upper file open, nothing queued) lands synchronously over the committed base; a block so written in too many pieces still gets its base", async () => {
+    const b2 = Buffer.alloc(BLOCK_SIZE, 2);
+    const { store, committed, fetched } = await storeOf([b0, b2, b1]);
+    const c = committed();
+    // As MountedVolume.openHandle: the upper file stays open while a handle is.
+    c.openHandles = 1;
+    const want = Buffer.concat([b0, b2, b1]);
+    await store.write(c, Buffer.from("first"), 5, 0);
+    want.write("first", 0);
+    const n = store.write(c, Buffer.from("sync"), 4, BLOCK_SIZE + 10);
+    expect(n, "answered without a promise").toBe(4);
+    want.write("sync", BLOCK_SIZE + 10);
+    expect(c.partial.has(1) && c.hashes[1] === null).toBe(true);
+    for (let k = 0; k <= MAX_EXTENTS; k++) {
+      const pos = BLOCK_SIZE + 8192 * (k + 1);
+      await store.write(c, Buffer.alloc(100, k & 255), 100, pos);
+      want.fill(k & 255, pos, pos + 100);
+    }
+    expect(c.local.has(1) && !c.partial.has(1)).toBe(true);
+    expect(fetched()).toBe(1);
+    expect((await readAll(store, c)).equals(want)).toBe(true);
+    await store.closeUpper(c);
+  });
+
   it("random writes, truncates, zeroed ranges, reads and commits (some with writes during them) agree with a reference buffer", async () => {
     const seed = Date.now() % 100_000;
     const random = mulberry32(seed);

@@ -8,7 +8,7 @@ import { AsyncLock } from "./async-lock.js";
 import type { BlockCache } from "./block-cache.js";
 import { Extents } from "./extents.js";
 import { checkTruncateSize, writableBytes } from "./limits.js";
-import { UpperFile } from "./upper-file.js";
+import { SYNC_IO_MAX, UpperFile } from "./upper-file.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
 
@@ -328,13 +328,34 @@ export class ContentStore {
    * makes a short write of what landed (so the upper file never holds bytes the file does not
    * count), or ENOSPC if nothing did.
    */
-  async write(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {
+  write(c: FileContent, buf: Buffer, len: number, pos: number): number | Promise<number> {
+    // Errors reject, as from an async function: callers await or `.then` the result.
+    try {
+      return this.writeNow(c, buf, len, pos);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private writeNow(c: FileContent, buf: Buffer, len: number, pos: number): number | Promise<number> {
     len = writableBytes(pos, len);
     if (len === 0) return 0;
     // Inline: a synchronous copy in memory (under the lock's order if anything waits for it).
     if (c.lock.idle && this.inlineFits(c, pos + len)) {
       this.writeInline(c, buf, len, pos);
       return len;
+    }
+    // Into an open upper file, nothing queued and no commit snapshot to preserve blocks for: the
+    // same steps as below, all synchronous (a small pwrite to the local disk), so nothing can run
+    // between them, as under the lock; no promise jobs per 4 KiB random write.
+    if (c.lock.idle && c.fh && !c.inline && !c.snap && len <= SYNC_IO_MAX && !this.inlineFits(c, pos + len)) {
+      len = c.fh.writeSomeSync(buf, 0, len, pos);
+      const crowded = this.landed(c, pos, len);
+      if (crowded.length === 0) return len;
+      return c.lock.run(async () => {
+        await this.fillAll(c, crowded);
+        return len;
+      });
     }
     return c.lock.run(async () => {
       if (this.inlineFits(c, pos + len)) {
@@ -347,31 +368,48 @@ export class ContentStore {
       await this.preserve(c, Math.floor(pos / BLOCK_SIZE), Math.floor((pos + len - 1) / BLOCK_SIZE));
       // Synchronously up to 64 KiB (UpperFile).
       len = await this.withUpper(c, (fh) => fh.writeSome(buf, 0, len, pos));
-      const end = pos + len;
-      const first = Math.floor(pos / BLOCK_SIZE);
-      const last = Math.floor((end - 1) / BLOCK_SIZE);
-      // Metadata changes in one synchronous step, so a snapshot never sees a half-applied write.
-      // Growing changes the old partial last block (its length): its committed bytes stay its base.
-      if (end > c.size && c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
-      for (let i = first; i <= last; i++) {
-        const start = i * BLOCK_SIZE;
-        this.written(c, i, Math.max(pos, start) - start, Math.min(end, start + BLOCK_SIZE) - start);
-      }
-      if (end > c.size) this.grow(c, end);
-      for (let i = first; i <= last; i++) {
-        c.hashes[i] = null;
-        c.snap?.changed.add(i);
-      }
-      c.generation++;
-      for (let i = first; i <= last; i++) {
-        const p = c.partial.get(i);
-        // The write has landed: if copying the base in fails (a full disk, the server away), the
-        // block stays partial and the next write tries again (a half-done copy wrote base bytes
-        // only where the block reads them anyway). Failing the write would have it repeated.
-        if (p && p.written.count > MAX_EXTENTS) await this.fillGaps(c, i, p).catch(() => {});
-      }
+      await this.fillAll(c, this.landed(c, pos, len));
       return len;
     });
+  }
+
+  /**
+   * The bookkeeping after `len` bytes at `pos` landed in the upper file, in one synchronous step
+   * (a snapshot never sees a half-applied write). Returns the partial blocks written in too many
+   * pieces, whose base is to be copied in (fillAll).
+   */
+  private landed(c: FileContent, pos: number, len: number): Array<[number, PartialBlock]> {
+    const end = pos + len;
+    const first = Math.floor(pos / BLOCK_SIZE);
+    const last = Math.floor((end - 1) / BLOCK_SIZE);
+    // Growing changes the old partial last block (its length): its committed bytes stay its base.
+    if (end > c.size && c.size % BLOCK_SIZE !== 0) this.keepBase(c, blockCount(c.size) - 1);
+    for (let i = first; i <= last; i++) {
+      const start = i * BLOCK_SIZE;
+      this.written(c, i, Math.max(pos, start) - start, Math.min(end, start + BLOCK_SIZE) - start);
+    }
+    if (end > c.size) this.grow(c, end);
+    for (let i = first; i <= last; i++) {
+      c.hashes[i] = null;
+      c.snap?.changed.add(i);
+    }
+    c.generation++;
+    const crowded: Array<[number, PartialBlock]> = [];
+    for (let i = first; i <= last; i++) {
+      const p = c.partial.get(i);
+      if (p && p.written.count > MAX_EXTENTS) crowded.push([i, p]);
+    }
+    return crowded;
+  }
+
+  /**
+   * Copies the base into blocks written in too many pieces, holding the lock. The write has
+   * landed: if that fails (a full disk, the server away), the block stays partial and the next
+   * write tries again (a half-done copy wrote base bytes only where the block reads them anyway).
+   * Failing the write would have it repeated.
+   */
+  private async fillAll(c: FileContent, crowded: Array<[number, PartialBlock]>): Promise<void> {
+    for (const [i, p] of crowded) if (c.partial.get(i) === p) await this.fillGaps(c, i, p).catch(() => {});
   }
 
   /** truncate(2): EINVAL/EFBIG for sizes no file may have; growing only records holes. */
@@ -784,16 +822,33 @@ export class ContentStore {
     await fh?.close();
   }
 
+  /** closeUpper, synchronously unless the upper file has calls in libuv's pool (close waits for them). */
+  closeUpperNow(c: FileContent): void | Promise<void> {
+    if (c.fh && !c.fh.closeSync()) return this.closeUpper(c);
+    c.fh = null;
+  }
+
   /**
    * Called when the last link and handle are gone. With a journal the upper file is only
    * removed by `reap` once the journal no longer names it (an older record may).
    */
   async discard(c: FileContent): Promise<void> {
+    await this.discardNow(c);
+  }
+
+  /** discard, synchronously unless an upper file is to be closed or removed now (an unlinked small file: no promise). */
+  discardNow(c: FileContent): void | Promise<void> {
     if (c.snap) {
       c.discardAfterSnapshot = true;
       return;
     }
     this.setInline(c, null);
+    if (c.fh || (c.upperPath && !this.deferRemoval)) return this.discardUpper(c);
+    if (c.upperPath) this.unreferenced.push(c.upperPath);
+    c.upperPath = null;
+  }
+
+  private async discardUpper(c: FileContent): Promise<void> {
     await this.closeUpper(c);
     if (c.upperPath) {
       if (this.deferRemoval) this.unreferenced.push(c.upperPath);
@@ -807,6 +862,11 @@ export class ContentStore {
   private unreferenced: string[] = [];
 
   /** Upper files discarded so far; remove them with `reap` after the journal recorded that. */
+  /** Whether discarded upper files wait for removal (takeUnreferenced). */
+  get hasUnreferenced(): boolean {
+    return this.unreferenced.length > 0;
+  }
+
   takeUnreferenced(): string[] {
     return this.unreferenced.splice(0);
   }

@@ -4,12 +4,12 @@ import { constants } from "node:os";
 import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
 import type { Filesystem } from "../kernel/filesystem.js";
 import { InodeMap, inoFieldSlots } from "../kernel/inode-map.js";
-import { type Attr, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type Opened, type RequestContext, type SetattrRequest } from "../kernel/types.js";
+import { type Attr, type AttrReply, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type Opened, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
 import { MountLocks } from "./file-locks.js";
 import { markUntracked, type OpenMode, Passthrough } from "./passthrough.js";
 import { checkTruncateSize } from "./limits.js";
-import { getXattr, listXattrs, removeXattr, setXattr } from "./xattrs.js";
+import { listXattrs, removeXattr, setXattr, xattrValue } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
@@ -17,6 +17,9 @@ import { type ManifestEntry, VOLUME_LIMITS } from "../../protocol/volume.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
+/** The usual answers of lookup and getxattr, returned rather than thrown (one instance each: an Errno is never changed). */
+const NO_ENTRY = new Errno(E.ENOENT);
+const NO_DATA = new Errno(E.ENODATA);
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -141,14 +144,15 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return n;
   }
 
-  /** Directory `ino` with its entries loaded (lazy-load.ts): what every operation on names needs first. */
-  private async loadedDir(ino: number): Promise<DirNode> {
+  /**
+   * Directory `ino` with its entries loaded (lazy-load.ts): what every operation on names needs
+   * first. Synchronously when they are loaded already (no promise jobs for a create or unlink).
+   */
+  private loadedDir(ino: number): DirNode | Promise<DirNode> {
     const dir = this.dir(ino);
-    if (!dir.loaded) {
-      const p = this.pathOf(ino, dir);
-      if (p !== undefined) await this.mv.loader.ensure(p);
-    }
-    return dir;
+    if (dir.loaded) return dir;
+    const p = this.pathOf(ino, dir);
+    return p === undefined ? dir : this.mv.loader.ensure(p).then(() => dir);
   }
 
   private file(n: Node): FileNode {
@@ -259,14 +263,15 @@ export class VolumeFs implements Filesystem, KernelRefs {
 
   // ---- names ----
 
-  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Promise<Entry> {
+  /** A missing name is returned as ENOENT, not thrown (filesystem.ts: a function that mostly throws is never optimized). */
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Errno | Promise<Entry> {
     checkName(name);
     // Both the directory and the name's node loaded (the usual case): answered at once, no promise per request.
     const dir = this.dir(parent);
     const node = dir.loaded ? dir.children.get(name) : undefined;
     if (dir.loaded && !(node?.type === "directory" && !node.loaded)) {
       this.mv.tree.used(dir);
-      if (!node) throw new FsError("ENOENT");
+      if (!node) return NO_ENTRY;
       return this.entry(parent, name, node);
     }
     return this.lookupLoading(parent, name);
@@ -299,18 +304,24 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return this.attrReply(ino, this.node(ino));
   }
 
-  async setattr(_ctx: RequestContext, ino: number, set: SetattrRequest) {
+  /** Synchronous but for a truncate (a chmod, chown or utimes of `tar x` has no promise jobs). */
+  setattr(_ctx: RequestContext, ino: number, set: SetattrRequest): AttrReply | Promise<AttrReply> {
     const node = set.fh !== undefined && this.mv.handle(set.fh) ? this.handle(set.fh) : this.node(ino);
     this.writable();
     // The kernel checked permissions (default_permissions) and folds the setuid/setgid clearing
     // of chown and truncate into `mode`; this applies what it asks, and ctime moves with any of it.
     const t = nowNs();
-    if (set.size !== undefined) {
-      const file = this.file(node);
-      await this.mv.store.truncate(file.content, set.size);
-      await this.passthrough.grown(file.content);
-      file.modifiedNow(t);
-    }
+    if (set.size === undefined) return this.setAttrs(ino, node, set, t);
+    return this.truncated(this.file(node), set.size, t).then(() => this.setAttrs(ino, node, set, t));
+  }
+
+  private async truncated(file: FileNode, size: number, t: bigint): Promise<void> {
+    await this.mv.store.truncate(file.content, size);
+    await this.passthrough.grown(file.content);
+    file.modifiedNow(t);
+  }
+
+  private setAttrs(ino: number, node: Node, set: SetattrRequest, t: bigint): AttrReply {
     if (set.mode !== undefined) node.mode = set.mode & 0o7777;
     if (set.uid !== undefined) node.uid = set.uid;
     if (set.gid !== undefined) node.gid = set.gid;
@@ -371,9 +382,14 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return this.entry(newParent, newName, node);
   }
 
-  async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
+  unlink(_ctx: RequestContext, parent: number, name: string): void | Promise<void> {
     this.writable();
-    await this.loadedDir(parent);
+    const dir = this.loadedDir(parent);
+    if (dir instanceof Promise) return dir.then(() => this.unlinkLoaded(parent, name));
+    this.unlinkLoaded(parent, name);
+  }
+
+  private unlinkLoaded(parent: number, name: string): void {
     const p = this.childPath(parent, name);
     const node = this.mv.ns.lookup(p);
     if (!node) throw new FsError("ENOENT");
@@ -386,7 +402,12 @@ export class VolumeFs implements Filesystem, KernelRefs {
 
   /** Frees a node's local bytes after answering: the name is gone already, the upper file's removal need not hold up the caller. */
   private release_(node: Node | undefined): void {
-    this.mv.dropped(node).catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
+    try {
+      const freed = this.mv.droppedNow(node);
+      if (freed instanceof Promise) freed.catch((err: Error) => this.opts.log(`could not free local data: ${err.message}`));
+    } catch (err) {
+      this.opts.log(`could not free local data: ${(err as Error).message}`);
+    }
   }
 
   async rmdir(_ctx: RequestContext, parent: number, name: string): Promise<void> {
@@ -451,12 +472,17 @@ export class VolumeFs implements Filesystem, KernelRefs {
     );
   }
 
-  async create(ctx: RequestContext, parent: number, name: string, mode: number) {
-    await this.loadedDir(parent);
+  create(ctx: RequestContext, parent: number, name: string, mode: number): { entry: Entry; opened: Opened } | Promise<{ entry: Entry; opened: Opened }> {
+    const dir = this.loadedDir(parent);
+    return dir instanceof Promise ? dir.then(() => this.createLoaded(ctx, parent, name, mode)) : this.createLoaded(ctx, parent, name, mode);
+  }
+
+  private createLoaded(ctx: RequestContext, parent: number, name: string, mode: number): { entry: Entry; opened: Opened } | Promise<{ entry: Entry; opened: Opened }> {
     const node = new FileNode(this.ownedStat(ctx, parent, mode), new FileContent(0, []));
     const entry = this.addNode(parent, name, node);
     const fh = this.mv.openHandle(node, true);
-    return { entry, opened: await this.openedAs(entry.ino, fh, node, this.passthrough.openedForWrite(entry.ino, fh, node.content)) };
+    const opened = this.openedAs(entry.ino, fh, node, this.passthrough.openedForWrite(entry.ino, fh, node.content));
+    return opened instanceof Promise ? opened.then((o) => ({ entry, opened: o })) : { entry, opened };
   }
 
   /**
@@ -481,13 +507,17 @@ export class VolumeFs implements Filesystem, KernelRefs {
 
   /** Frees open `fh` (release, or an open the kernel never saw answered). */
   private async dropHandle(ino: number, fh: number): Promise<void> {
+    await this.dropHandleNow(ino, fh);
+  }
+
+  private dropHandleNow(ino: number, fh: number): void | Promise<void> {
     const node = this.mv.handle(fh);
     // A writer with the upper file mapped is gone: what it stored is seen now.
     if (this.passthrough.released(fh) && node) {
       markUntracked(node.content);
       this.changed(ino, node);
     }
-    await this.mv.closeHandle(fh);
+    return this.mv.closeHandle(fh);
   }
 
   abandon(ino: number, opened: Opened): void {
@@ -509,15 +539,23 @@ export class VolumeFs implements Filesystem, KernelRefs {
     return n === size ? buf : buf.subarray(0, n);
   }
 
-  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, writeFlags = 0): Promise<number> {
+  /** Answered synchronously when the bytes land synchronously (inline, or the upper file open and idle): no promise jobs per 4 KiB write. */
+  write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, writeFlags = 0): number | Promise<number> {
     this.writable();
     const node = this.handle(fh);
-    const n = await this.mv.store.write(node.content, data, data.length, offset);
+    const n = this.mv.store.write(node.content, data, data.length, offset);
+    return n instanceof Promise ? n.then((k) => this.wrote(ino, node, k, writeFlags)) : this.wrote(ino, node, n, writeFlags);
+  }
+
+  private wrote(ino: number, node: FileNode, n: number, writeFlags: number): number | Promise<number> {
     node.modifiedNow();
     // A write by a caller without CAP_FSETID (HANDLE_KILLPRIV_V2). The kernel's cached mode would
     // keep the bits (a write invalidates only size and times): drop it before answering, so no
     // exec in between sees them. Notifying with the write's inode lock held is safe for attributes.
-    if (writeFlags & FUSE_WRITE_KILL_SUIDGID && killSuidgid(node)) await this.kernel?.invalInode(ino, -1, 0);
+    if (writeFlags & FUSE_WRITE_KILL_SUIDGID && killSuidgid(node)) {
+      this.changed(ino, node);
+      return (this.kernel?.invalInode(ino, -1, 0) ?? Promise.resolve()).then(() => n);
+    }
     this.changed(ino, node);
     return n;
   }
@@ -525,9 +563,9 @@ export class VolumeFs implements Filesystem, KernelRefs {
   // close(2) (FUSE flush) and fsync(2)/fsyncdir(2): the mount's local journal holds everything
   // done so far when they return (docs/mounts.md, "The local journal"). Never leave them out:
   // the kernel would stop sending them and that guarantee would be gone.
-  async flush(_ctx: RequestContext, ino: number, fh: number, lockOwner: bigint): Promise<void> {
+  flush(_ctx: RequestContext, ino: number, fh: number, lockOwner: bigint): void | Promise<void> {
     this.locks.closed(this.lockedFile(ino, fh), lockOwner);
-    await this.mv.flush();
+    return this.mv.flushNow();
   }
 
   async fsync(_ctx: RequestContext, _ino: number, fh: number): Promise<void> {
@@ -538,9 +576,9 @@ export class VolumeFs implements Filesystem, KernelRefs {
     await this.mv.fsync();
   }
 
-  async release(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
+  release(_ctx: RequestContext, ino: number, fh: number): void | Promise<void> {
     this.locks.released(this.lockedFile(ino, fh), fh);
-    await this.dropHandle(ino, fh);
+    return this.dropHandleNow(ino, fh);
   }
 
   // ---- locks (held in this daemon: docs/mounts.md) ----
@@ -731,8 +769,9 @@ export class VolumeFs implements Filesystem, KernelRefs {
     this.changed(ino, node);
   }
 
-  getxattr(ctx: RequestContext, ino: number, name: string): Buffer {
-    return getXattr(this.node(ino), name, ctx.uid);
+  /** ENODATA is returned, not thrown: asked before the first write to every file (filesystem.ts). */
+  getxattr(ctx: RequestContext, ino: number, name: string): Buffer | Errno {
+    return xattrValue(this.node(ino), name, ctx.uid) ?? NO_DATA;
   }
 
   listxattr(ctx: RequestContext, ino: number): string[] {

@@ -380,6 +380,17 @@ export class Journal {
     }
   }
 
+  /** Whether nothing holds the log: flushNow may append. */
+  get idle(): boolean {
+    return this.lock.idle;
+  }
+
+  /** flush's synchronous append, for a caller that checked `idle` (throws if the append fails). */
+  flushNow(): void {
+    if (!this.lock.idle) throw new Error("the journal is busy: flush, not flushNow");
+    this.append(false);
+  }
+
   /** Appends the marked paths' records; on failure they stay marked (the next flush retries them). */
   private append(freesSpace: boolean, ackedAfter?: number): void {
     if ((this.marked.size === 0 && this.ackedBefore === undefined && ackedAfter === undefined) || !this.fh) return;

@@ -184,14 +184,19 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     return this.handles.get(fd)?.node;
   }
 
-  async closeHandle(fd: number): Promise<void> {
+  /**
+   * Frees handle `fd`; the last handle of a file closes its upper file. Synchronous when nothing
+   * holds the file's lock (nothing can run in between, as under it): a close(2) of a small file
+   * is answered without promise jobs.
+   */
+  closeHandle(fd: number): void | Promise<void> {
     const h = this.handles.get(fd);
     if (!h) return;
     this.handles.delete(fd);
     const c = h.node.content;
-    if (--c.openHandles === 0) {
-      await c.lock.run(() => (h.node.nlink > 0 ? this.store.closeUpper(c) : this.store.discard(c)));
-    }
+    if (--c.openHandles !== 0) return;
+    if (h.node.nlink > 0 && c.lock.idle) return this.store.closeUpperNow(c);
+    return c.lock.run(() => (h.node.nlink > 0 ? this.store.closeUpper(c) : this.store.discard(c)));
   }
 
   get openFiles(): number {
@@ -210,14 +215,23 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
 
   /** Frees what a node that left the tree held, once nothing uses it any more. */
   async dropped(node: Node | undefined): Promise<void> {
-    if (!node) return;
-    if (node.type === "file") {
-      if (node.nlink <= 0 && node.content.openHandles === 0) await this.store.discard(node.content);
-    } else if (node.type === "directory") {
-      for (const child of node.children.values()) {
-        unlinkOne(child);
-        await this.dropped(child);
-      }
+    await this.droppedNow(node);
+  }
+
+  /** dropped, synchronously for a file that needs nothing closed or removed at once (an unlinked small file). */
+  droppedNow(node: Node | undefined): void | Promise<void> {
+    if (node?.type === "file") {
+      if (node.nlink <= 0 && node.content.openHandles === 0) return this.store.discardNow(node.content);
+      return;
+    }
+    return this.droppedTree(node);
+  }
+
+  private async droppedTree(node: Node | undefined): Promise<void> {
+    if (node?.type !== "directory") return;
+    for (const child of node.children.values()) {
+      unlinkOne(child);
+      await this.dropped(child);
     }
   }
 
@@ -297,7 +311,33 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
 
   /** close(2) of a file on the mount (FUSE flush): everything done so far survives a dead daemon. */
   async flush(): Promise<void> {
+    await this.flushNow();
+  }
+
+  /**
+   * flush, synchronously in the usual case (nothing else holds the log, no upper file waits for
+   * removal, no rewrite due): the same append, with no promise jobs before close(2) is answered.
+   */
+  flushNow(): void | Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    if (!j.idle || this.store.hasUnreferenced) return this.flushLater();
+    try {
+      j.flushNow();
+    } catch (err) {
+      this.lastJournalError = (err as Error).message;
+      throw err;
+    }
+    this.lastJournalError = null;
+    if (j.appended > this.journalCompactBytes) return this.compact();
+  }
+
+  private async flushLater(): Promise<void> {
     await this.journaled((j, freesSpace) => j.flush(freesSpace));
+    await this.compact();
+  }
+
+  private async compact(): Promise<void> {
     // Commits failing for long (server away) must not let the log grow without bound: rewrite it
     // to the pending paths' current state, as a successful commit would. The flush above already
     // made everything durable, so a rewrite that fails (no room for the new log) does not fail the

@@ -58,6 +58,19 @@ export class UpperFile {
     return done;
   }
 
+  /** writeSome for at most SYNC_IO_MAX bytes, synchronously. */
+  writeSomeSync(buf: Buffer, offset: number, length: number, position: number): number {
+    if (length > SYNC_IO_MAX) throw new RangeError(`a synchronous write of ${length} bytes (at most ${SYNC_IO_MAX})`);
+    this.open_();
+    let done = 0;
+    try {
+      while (done < length) done += writeSync(this.fd, buf, offset + done, length - done, position + done);
+    } catch (err) {
+      if (done === 0) throw err;
+    }
+    return done;
+  }
+
   private async writeUpTo(buf: Buffer, offset: number, length: number, position: number): Promise<{ done: number; error?: unknown }> {
     this.open_();
     let done = 0;
@@ -82,6 +95,15 @@ export class UpperFile {
 
   async datasync(): Promise<void> {
     await this.pooled<void>((cb) => fdatasync(this.fd, (err) => cb(err, undefined)));
+  }
+
+  /** Closes now if nothing runs in the pool (true); false leaves it open for close(). */
+  closeSync(): boolean {
+    if (this.closed) return true;
+    if (this.inPool > 0) return false;
+    this.closed = true;
+    closeSync(this.fd);
+    return true;
   }
 
   async close(): Promise<void> {

@@ -47,10 +47,14 @@ function allowed(node: XattrHolder, ns: Namespace, uid: number, write: boolean):
 
 /** getxattr(2): ENODATA when absent (or hidden from the caller). */
 export function getXattr(node: XattrHolder, name: string, uid: number): Buffer {
-  const ns = namespaceOf(name);
-  const value = allowed(node, ns, uid, false) ? node.xattrs?.get(name) : undefined;
+  const value = xattrValue(node, name, uid);
   if (!value) throw new Errno(E.ENODATA);
   return value;
+}
+
+/** getxattr(2)'s value, undefined when absent (or hidden from the caller). */
+export function xattrValue(node: XattrHolder, name: string, uid: number): Buffer | undefined {
+  return allowed(node, namespaceOf(name), uid, false) ? node.xattrs?.get(name) : undefined;
 }
 
 /** listxattr(2): the names the caller may see (trusted.* only for root). */

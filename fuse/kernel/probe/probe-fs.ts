@@ -100,9 +100,10 @@ export class ProbeFs implements Filesystem {
     return { ino: n.ino, attr: this.attr(n), entryTtlMs: this.ttlMs, attrTtlMs: this.ttlMs };
   }
 
-  lookup(_ctx: RequestContext, parent: number, name: string): Entry {
+  /** A missing name is returned as ENOENT, as the volume does (filesystem.ts), not thrown. */
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry | Errno {
     const n = this.dir(parent).children!.get(name);
-    if (!n) throw new Errno(E.ENOENT);
+    if (!n) return new Errno(E.ENOENT);
     return this.entry(n);
   }
 
@@ -271,8 +272,8 @@ export class ProbeFs implements Filesystem {
     return { blocks: 1 << 20, bfree: 1 << 20, bavail: 1 << 20, files: 1 << 20, ffree: 1 << 20, bsize: 4096, namelen: 255, frsize: 4096 };
   }
 
-  getxattr(): Buffer {
-    throw new Errno(E.ENODATA);
+  getxattr(): Buffer | Errno {
+    return new Errno(E.ENODATA);
   }
 
   listxattr(): string[] {

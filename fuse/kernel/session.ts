@@ -783,7 +783,6 @@ function sized(value: Buffer, size: number): Reply {
   return { parts: [value] };
 }
 
-
 // The common reply builders, at module level: closures made per request cost an allocation each.
 function missing(): never {
   throw new Errno(E.ENOSYS);

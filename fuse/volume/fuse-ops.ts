@@ -552,12 +552,9 @@ export class VolumeFs implements Filesystem, KernelRefs {
     // A write by a caller without CAP_FSETID (HANDLE_KILLPRIV_V2). The kernel's cached mode would
     // keep the bits (a write invalidates only size and times): drop it before answering, so no
     // exec in between sees them. Notifying with the write's inode lock held is safe for attributes.
-    if (writeFlags & FUSE_WRITE_KILL_SUIDGID && killSuidgid(node)) {
-      this.changed(ino, node);
-      return (this.kernel?.invalInode(ino, -1, 0) ?? Promise.resolve()).then(() => n);
-    }
+    const killed = (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 && killSuidgid(node);
     this.changed(ino, node);
-    return n;
+    return killed ? (this.kernel?.invalInode(ino, -1, 0) ?? Promise.resolve()).then(() => n) : n;
   }
 
   // close(2) (FUSE flush) and fsync(2)/fsyncdir(2): the mount's local journal holds everything

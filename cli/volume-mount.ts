@@ -86,7 +86,11 @@ clears it.
 
 The tree is read from the server directory by directory as it is used; at most
 $SILO_INODE_CACHE entries of it (default ${DEFAULT_INODE_CACHE.toLocaleString("en")}) stay in memory, the least recently used
-unchanged directories are dropped and read again when needed (docs/mounts.md).`,
+unchanged directories are dropped and read again when needed (docs/mounts.md).
+
+On a --read-only mount, a committed file read through once whose blocks are all in the local
+cache is copied whole into the cache (within --cache-size-mb), and later opens of it are served
+by the kernel from that copy (FUSE passthrough); SILO_WHOLE_FILE_CACHE=off turns this off.`,
     )
     .action((name: string, dir: string, opts: MountOptions, cmd: Command) => mountFileTree("volume", name, dir, opts, cmd));
 

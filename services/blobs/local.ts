@@ -36,7 +36,7 @@ export class LocalBlobStore implements BlobStore {
     );
   }
 
-  async put(ns: string, hash: string, body: Readable): Promise<number> {
+  async put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number> {
     const dir = this.dir(ns, hash);
     if (!this.dirs.has(dir)) {
       // mkdir answers the first directory it created: each new one's entry in its parent must be durable too.
@@ -114,11 +114,11 @@ export class LocalBlobStore implements BlobStore {
 const WRITE_BYTES = 4 << 20;
 
 /** Writes a stream to a file in gathering writes of up to WRITE_BYTES; returns the byte count. */
-async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
-  let parts: Buffer[] = [];
+async function writeAll(fh: FileHandle, body: AsyncIterable<Uint8Array>): Promise<number> {
+  let parts: Uint8Array[] = [];
   let held = 0;
   let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     parts.push(chunk);
     held += chunk.length;
     total += chunk.length;

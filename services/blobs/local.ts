@@ -4,6 +4,7 @@ import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "nod
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { writevAll } from "../../lib/writev-all.js";
+import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
 
@@ -17,7 +18,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 export class LocalBlobStore implements BlobStore {
   /** Prefix directories known to exist durably (saves a mkdir and its fsyncs per put). */
   private readonly dirs = new Set<string>();
-  private readonly dirSyncs = new DirSyncs();
+  /** Directory fsyncs, coalesced: puts landing together in one directory share one. */
+  private readonly dirSyncs = new CoalescedSyncs(fsyncDirectory);
 
   constructor(private readonly root: string) {}
 
@@ -130,35 +132,6 @@ async function writeAll(fh: FileHandle, body: AsyncIterable<Uint8Array>): Promis
   }
   if (held > 0) await writevAll(fh, parts);
   return total;
-}
-
-/**
- * fsyncs of directories, coalesced: a caller whose rename is done joins the next sync of that
- * directory that has not started yet (which then covers its rename), so puts landing together
- * in one directory cost one directory fsync, not one each.
- */
-export class DirSyncs {
-  private readonly pending = new Map<string, { started: boolean; done: Promise<void> }>();
-
-  /** `fsyncDir` is the real directory fsync unless a test counts them. */
-  constructor(private readonly fsyncDir: (dir: string) => Promise<void> = fsyncDirectory) {}
-
-  sync(dir: string): Promise<void> {
-    const current = this.pending.get(dir);
-    if (current && !current.started) return current.done;
-    const entry = { started: false, done: Promise.resolve() };
-    entry.done = (current?.done ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => {
-        entry.started = true;
-        return this.fsyncDir(dir);
-      })
-      .finally(() => {
-        if (this.pending.get(dir) === entry) this.pending.delete(dir);
-      });
-    this.pending.set(dir, entry);
-    return entry.done;
-  }
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {

@@ -35,9 +35,14 @@ export function unsyncedTransaction<T>(db: Sqlite, fn: () => T): T {
  */
 export class OffLoopCommits {
   private readonly wal: string | undefined;
-  private readonly syncs = new CoalescedSyncs(fdatasyncFile);
+  private readonly syncs: CoalescedSyncs;
 
-  constructor(private readonly db: Sqlite) {
+  /** `syncFile` fdatasyncs a file (a test holds it). */
+  constructor(
+    private readonly db: Sqlite,
+    syncFile: (path: string) => Promise<void> = fdatasyncFile,
+  ) {
+    this.syncs = new CoalescedSyncs(syncFile);
     this.wal = !db.memory && db.pragma("journal_mode", { simple: true }) === "wal" ? `${db.name}-wal` : undefined;
   }
 

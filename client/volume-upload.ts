@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, readFileSync, statSync } from "node:fs";
 import { type FileHandle, lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -49,11 +49,16 @@ type Item =
 
 /** Files up to this size are read with one synchronous read: for thousands of small files, thread-pool round trips cost more than the I/O. */
 const SYNC_READ_MAX = 1024 * 1024;
-/** Blocks being read or hashed at once per file: reading, hashing and uploading overlap. */
+/** Blocks per file handed to the engine and not yet taken by it: reading goes on meanwhile. */
 const PIPELINE_DEPTH = 3;
 /**
+ * Bytes of a large file read and hashed at a time: hashed right after its read, a chunk is still
+ * in the CPU cache (a whole 8 MiB block read first, then hashed, cost ~0.4 CPU-s per GiB more).
+ */
+const READ_CHUNK = 1024 * 1024;
+/**
  * Free block buffers kept for reuse by one batch: what the engine holds (its default maxBytes,
- * 64 MiB) plus the blocks being read ahead.
+ * 64 MiB) plus the blocks waiting for it.
  */
 const FREE_BLOCK_BUFFERS = 8 + PIPELINE_DEPTH;
 /** Hashes per "are they still there?" request before the commit (the server's limit is 100,000). */
@@ -255,44 +260,41 @@ async function walk(local: string, remote: string, out: Item[]): Promise<void> {
   }
 }
 
-/** A block's bytes, and how to hand its buffer back once the engine is done with them. */
+/** A block's bytes, its hash if known already, and how to hand its buffer back once the engine is done with them. */
 interface PooledBlock {
   data: Buffer;
+  hash?: string;
   done?: () => void;
 }
 
 /**
- * A file's blocks read with one big read each (the last one shorter) into pooled buffers, the
- * next ones read ahead while the caller hashes this one.
+ * A file's blocks read into pooled buffers, READ_CHUNK at a time, each chunk hashed as soon as it
+ * is read (while the next one is being read) and so still in the CPU cache.
  */
 async function* fileBlocks(fh: FileHandle, size: number, buffers: BlockBuffers): AsyncGenerator<PooledBlock> {
-  const reads: Array<Promise<PooledBlock>> = [];
-  let pos = 0;
-  const readNext = () => {
-    if (pos >= size) return;
-    const p = readAt(fh, pos, Math.min(BLOCK_SIZE, size - pos), buffers);
-    p.catch(() => {}); // awaited below; a failure after the caller stopped must not be unhandled
-    reads.push(p);
-    pos += BLOCK_SIZE;
-  };
-  for (let i = 0; i < PIPELINE_DEPTH - 1; i++) readNext();
-  while (reads.length > 0) {
-    const buf = await reads.shift()!;
-    readNext();
-    yield buf;
+  for (let pos = 0; pos < size; pos += BLOCK_SIZE) {
+    const mem = buffers.take();
+    const data = mem.data.subarray(0, Math.min(BLOCK_SIZE, size - pos));
+    const sha = createHash("sha256");
+    let next = readChunk(fh, data, 0, pos);
+    for (let off = 0; off < data.length; ) {
+      const end = off + (await next);
+      if (end < data.length) next = readChunk(fh, data, end, pos + end);
+      sha.update(data.subarray(off, end));
+      off = end;
+    }
+    yield { data, hash: sha.digest("hex"), done: () => mem.release() };
   }
 }
 
-async function readAt(fh: FileHandle, pos: number, length: number, buffers: BlockBuffers): Promise<PooledBlock> {
-  const mem = buffers.take();
-  const buf = mem.data.subarray(0, length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, pos + got);
+/** Reads up to READ_CHUNK bytes into `data` from `at` (the file's `pos`); how many it read. */
+function readChunk(fh: FileHandle, data: Buffer, at: number, pos: number): Promise<number> {
+  const p = fh.read(data, at, Math.min(READ_CHUNK, data.length - at), pos).then(({ bytesRead }) => {
     if (bytesRead === 0) throw new ConflictError("File shrank while it was being uploaded", "CONFLICT");
-    got += bytesRead;
-  }
-  return { data: buf, done: () => mem.release() };
+    return bytesRead;
+  });
+  p.catch(() => {}); // awaited by the caller; a failure after the caller stopped must not be unhandled
+  return p;
 }
 
 function* bytesBlocks(data: Uint8Array): Generator<PooledBlock> {
@@ -326,7 +328,7 @@ async function uploadBlocks(source: AsyncIterable<PooledBlock> | Iterable<Pooled
   const hashes: Array<Promise<string>> = [];
   let size = 0;
   for await (const block of source) {
-    const hash = uploader.add(block.data, undefined, block.done);
+    const hash = uploader.add(block.data, block.hash, block.done);
     hash.catch(() => {}); // awaited below
     hashes.push(hash);
     size += block.data.length;

@@ -1,6 +1,6 @@
-import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { fsyncPath } from "../lib/fsync-path.js";
 import { CoalescedSyncs } from "./coalesced-syncs.js";
 import { freeBytes } from "./disk-full.js";
 
@@ -40,7 +40,7 @@ export class OffLoopCommits {
   /** `syncFile` fdatasyncs a file (a test holds it). */
   constructor(
     private readonly db: Sqlite,
-    syncFile: (path: string) => Promise<void> = fdatasyncFile,
+    syncFile: (path: string) => Promise<void> = (path) => fsyncPath(path, true),
   ) {
     this.syncs = new CoalescedSyncs(syncFile);
     this.wal = !db.memory && db.pragma("journal_mode", { simple: true }) === "wal" ? `${db.name}-wal` : undefined;
@@ -52,15 +52,6 @@ export class OffLoopCommits {
     // Opened per sync: SQLite keeps the WAL file (one inode) while the database is open.
     await this.syncs.sync(this.wal);
     return out;
-  }
-}
-
-async function fdatasyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r");
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { fsyncPath } from "../../lib/fsync-path.js";
 import { writevAll } from "../../lib/writev-all.js";
 import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
@@ -19,7 +20,7 @@ export class LocalBlobStore implements BlobStore {
   /** Prefix directories known to exist durably (saves a mkdir and its fsyncs per put). */
   private readonly dirs = new Set<string>();
   /** Directory fsyncs, coalesced: puts landing together in one directory share one. */
-  private readonly dirSyncs = new CoalescedSyncs(fsyncDirectory);
+  private readonly dirSyncs = new CoalescedSyncs((dir) => fsyncPath(dir));
 
   constructor(private readonly root: string) {}
 
@@ -134,11 +135,3 @@ async function writeAll(fh: FileHandle, body: AsyncIterable<Uint8Array>): Promis
   return total;
 }
 
-async function fsyncDirectory(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { LongestFirstSequencer } from "./test/longest-first.js";
 
 /**
  * Suites that run a second time with volume blocks in S3 (the project's Swift server; see
@@ -42,6 +43,9 @@ export default defineConfig({
     maxWorkers: 3,
     // The JSON report keeps per-file durations (test-artifacts/ is ignored by git).
     reporters: ["default", ["json", { outputFile: "test-artifacts/vitest.json" }]],
+    // Longest files first, the s3 project's among the local ones (test/durations.json): the
+    // default order ran the s3 project last, and its long suites were the run's tail.
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         extends: true,

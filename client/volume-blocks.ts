@@ -1,5 +1,6 @@
 import { InvalidError } from "../protocol/errors.js";
-import { type ComposeBlockRequest, VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-limits.js";
+import type { ComposeBlockRequest } from "../protocol/volume-routes.js";
 import {
   type ByteRange,
   type CommitRequest,

@@ -9,7 +9,7 @@ import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
 import { type ByteRange, type DirectFileRead, type EntryType, type HistoryPage, type ManifestEntry, type RestoreResult, type TreePage, timeNsOf } from "../protocol/volume.js";
-import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-limits.js";
 
 /** One node in a volume (file, directory, symlink or special file), as `listdir` / `iterdir` report it. */
 export interface FileEntry {

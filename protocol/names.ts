@@ -1,4 +1,3 @@
-import { Type } from "typebox";
 import { InvalidError } from "./errors.js";
 
 /** The longest name, and the longest id (of an object, token or lease) a request may carry. */
@@ -16,9 +15,3 @@ export function checkName(name: unknown, what = "name"): string {
   }
   return name;
 }
-
-// The pattern is checked by checkName, whose message says what a valid name looks like.
-/** A name in a request body or path. */
-export const NameSchema = Type.String({ minLength: 1, maxLength: MAX_NAME_CHARS, description: `A name matching ${NAME_PATTERN}` });
-/** An id (of an object, token or lease) in a request. */
-export const IdSchema = Type.String({ minLength: 1, maxLength: MAX_NAME_CHARS });

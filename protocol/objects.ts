@@ -4,7 +4,7 @@
  * validates against these schemas and derives its handlers' types from them.
  */
 import { type Static, Type } from "typebox";
-import { IdSchema, NameSchema } from "./names.js";
+import { IdSchema, NameSchema } from "./name-schemas.js";
 
 /** A named (or ephemeral) object of some kind, confined to one workspace and environment. */
 export interface ObjectRecord {

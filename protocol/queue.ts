@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from "typebox";
 import { QUEUE_LIMITS } from "./limits.js";
-import { IdSchema } from "./names.js";
+import { IdSchema } from "./name-schemas.js";
 
 /** Binary data: msgpack bin, or standard base64 in JSON (the server's `x-bytes` keyword checks and decodes it). */
 export const Bytes = Type.Unsafe<Uint8Array>({ "x-bytes": true });

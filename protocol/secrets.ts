@@ -1,6 +1,7 @@
 /** The secret routes' wire contract, stated once with TypeBox. */
 import { Type } from "typebox";
-import { IdSchema, MAX_NAME_CHARS } from "./names.js";
+import { IdSchema } from "./name-schemas.js";
+import { MAX_NAME_CHARS } from "./names.js";
 
 /** Environment-variable-like keys: what jobs and mounts read them as. */
 export const SECRET_KEY_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";

@@ -14,6 +14,7 @@ import { waitFor } from "./helpers/eventually.js";
 import { InitFlag } from "../fuse/kernel/abi.js";
 import { isMounted, lazyUnmount, mountPointState } from "../fuse/common/mount-table.js";
 import { within } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 const PROBE = resolve(import.meta.dirname, "../dist/fuse/kernel/probe/main.js");
 const MiB = 1024 * 1024;
@@ -144,7 +145,7 @@ describe("silo's FUSE transport", () => {
     const missing = await Promise.all(Array.from({ length: 32 }, (_, i) => stat(join(dir, `missing-${i}`)).catch((e: NodeJS.ErrnoException) => e.code)));
     expect(missing).toEqual(Array(32).fill("ENOENT"));
     await writeFile(join(dir, "plain"), "x");
-    const py = spawn("/usr/bin/python3", ["-c", `import os\ntry:\n os.getxattr(${JSON.stringify(join(dir, "plain"))}, "user.none")\nexcept OSError as e:\n print(e.errno)`], { stdio: ["ignore", "pipe", "inherit"] });
+    const py = spawn(PYTHON, ["-c", `import os\ntry:\n os.getxattr(${JSON.stringify(join(dir, "plain"))}, "user.none")\nexcept OSError as e:\n print(e.errno)`], { stdio: ["ignore", "pipe", "inherit"] });
     children.push(py);
     let out = "";
     py.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -261,7 +262,7 @@ describe("silo's FUSE transport", () => {
     const { probe, dir } = await mountProbe("abort");
     await writeFile(join(dir, "held"), "held bytes");
     // A process holds the file open across the unmount, then writes to it once told to.
-    const holder = spawn("python3", ["-c", HOLDER, join(dir, "held")], { stdio: ["pipe", "pipe", "pipe"] });
+    const holder = spawn(PYTHON, ["-c", HOLDER, join(dir, "held")], { stdio: ["pipe", "pipe", "pipe"] });
     children.push(holder);
     const lines = createInterface({ input: holder.stdout! });
     const said: string[] = [];

@@ -3,7 +3,7 @@ import { type FileHandle, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, InvalidError, NotFoundError, SiloClient, type Volume } from "../client/index.js";
-import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../protocol/volume-limits.js";
 import { InProcessServer } from "./helpers/in-process-server.js";
 import { mulberry32 } from "./helpers/prng.js";
 import { siloServerFixture } from "./helpers/silo-server.js";

@@ -16,6 +16,7 @@ import { stateDirFor } from "../fuse/volume/daemon.js";
 import { waitFor } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { barrier, committedText as committed, mountsFixture, within } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 const fx = siloServerFixture();
 const { mounts, root } = mountsFixture(fx, "silo-mount-lazy-");
@@ -136,7 +137,7 @@ describe("a mount loads directories on demand", () => {
     const dir = join(root, "listed");
     await mounts.mount("lazy-listed", dir, "--commit-interval-ms", "0");
     const big = join(dir, "big");
-    const { stdout } = await run("python3", ["-c", "import os,sys\nfor e in os.scandir(sys.argv[1]): print(e.name, e.inode())", big]);
+    const { stdout } = await run(PYTHON, ["-c", "import os,sys\nfor e in os.scandir(sys.argv[1]): print(e.name, e.inode())", big]);
     const listed = new Map(stdout.trim().split("\n").map((l) => l.split(" ") as [string, string]));
     expect(listed.size).toBe(600);
     for (const [name, ino] of listed) expect([name, (await stat(join(big, name))).ino]).toEqual([name, Number(ino)]);

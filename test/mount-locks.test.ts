@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { mountsFixture, within } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 /** fcntl(2) and flock(2) system call numbers, to see a process blocked in one (/proc/PID/syscall). */
 const LOCK_SYSCALLS: Record<string, number[]> = { x64: [72, 73], arm64: [25, 32] };
@@ -19,7 +20,7 @@ class Locker {
   stderr = "";
 
   constructor(path: string) {
-    this.proc = spawn("/usr/bin/python3", [join(import.meta.dirname, "fixtures/lock-client.py"), path]);
+    this.proc = spawn(PYTHON, [join(import.meta.dirname, "fixtures/lock-client.py"), path]);
     createInterface({ input: this.proc.stdout }).on("line", (l) => {
       this.lines.push(l);
       for (const w of this.waiters.splice(0)) w();

@@ -11,6 +11,7 @@ import { stateDirFor } from "../fuse/volume/daemon.js";
 import type { PassthroughStats } from "../fuse/volume/passthrough.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { committedBytes, commitMount, mountsFixture } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 const fx = siloServerFixture();
 const { mounts, root } = mountsFixture(fx, "silo-mount-passthrough-");
@@ -31,7 +32,7 @@ async function written(name: string, size: number, env: NodeJS.ProcessEnv = {}):
 /** Stores `data` at `offset` of `file` through a shared writable mapping (no write(2)): python's mmap. */
 function mmapWrite(file: string, offset: number, data: Buffer): void {
   const script = "import mmap,os,sys\nfd=os.open(sys.argv[1],os.O_RDWR)\nm=mmap.mmap(fd,0)\no=int(sys.argv[2])\nd=bytes.fromhex(sys.argv[3])\nm[o:o+len(d)]=d\nm.flush()\nm.close()\nos.close(fd)\n";
-  execFileSync("python3", ["-c", script, file, String(offset), data.toString("hex")]);
+  execFileSync(PYTHON, ["-c", script, file, String(offset), data.toString("hex")]);
 }
 
 /** A process holding `file` open read-write and mapped (python's mmap), storing into it on request. */
@@ -41,7 +42,7 @@ class MappedWriter {
   readonly opened: Promise<void>;
   constructor(file: string) {
     const script = "import mmap,os,sys\nfd=os.open(sys.argv[1],os.O_RDWR)\nm=mmap.mmap(fd,0)\nprint('open',flush=True)\nfor line in sys.stdin:\n  if line.strip()=='exit': break\n  o,h=line.split()\n  d=bytes.fromhex(h)\n  m[int(o):int(o)+len(d)]=d\n  m.flush()\n  print('stored',flush=True)\n";
-    this.proc = spawn("python3", ["-c", script, file]);
+    this.proc = spawn(PYTHON, ["-c", script, file]);
     this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
     this.opened = this.expect("open");
   }

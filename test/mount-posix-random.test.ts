@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { Mounts, within } from "./helpers/volume-mounts.js";
 import { mulberry32 } from "./helpers/prng.js";
+import { PYTHON } from "./helpers/python.js";
 
 const OPS = resolve(import.meta.dirname, "fixtures/posix-ops.py");
 const SEED = Number(process.env.SILO_POSIX_SEED ?? 16);
@@ -125,7 +126,7 @@ async function run(exprs: string[]): Promise<Step[]> {
     "posix-ops",
     new Promise((res, rej) => {
       // The expressions go through stdin: they outgrow an argument.
-      const child = execFile("python3", [OPS, "-", "/"], { maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const child = execFile(PYTHON, [OPS, "-", "/"], { maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (err) rej(new Error(`posix-ops failed: ${stderr}`));
         else res((JSON.parse(stdout) as Array<{ ok?: Step; err?: string }>).map((r) => r.ok ?? ({ results: [{ err: r.err }], trees: [] } as Step)));
       });

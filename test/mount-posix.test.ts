@@ -16,6 +16,7 @@ import { eventually, waitFor } from "./helpers/eventually.js";
 import { mountStatus } from "../cli/mount-status.js";
 import { UnprivilegedUser } from "./helpers/unprivileged-user.js";
 import { mountsFixture, within } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 const OPS = resolve(import.meta.dirname, "fixtures/posix-ops.py");
 /** The user's PATH must not lead into /root (pyenv shims): the system's python3. */
@@ -55,9 +56,9 @@ async function ops(dir: string, exprs: string[], as: "root" | "user" = "root"): 
   const r =
     as === "root"
       ? await new Promise<{ code: number | null; stdout: string; stderr: string }>((res) =>
-          execFile("python3", args, (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr })),
+          execFile(PYTHON, args, (err, stdout, stderr) => res({ code: err ? 1 : 0, stdout, stderr })),
         )
-      : await user.run("python3", args, { PATH: USER_PATH });
+      : await user.run(PYTHON, args, { PATH: USER_PATH });
   if (r.code !== 0) throw new Error(`posix-ops failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Result[];
 }

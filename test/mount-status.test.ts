@@ -9,6 +9,7 @@ import { mountPointState } from "../fuse/common/mount-table.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
 import { mountsFixture, within } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 interface Status {
   version: number;
@@ -128,7 +129,7 @@ describe("silo volume status DIR", () => {
     // In another process (never sync fs calls on a mount from here): scandir gives each name's
     // d_ino from the listing alone, then a stat of each name looks it up.
     const list = `import json, os, sys\nprint(json.dumps({e.name: e.inode() for e in os.scandir(sys.argv[1])}), flush=True)\nsys.stdin.readline()\nprint(json.dumps({n: os.stat(os.path.join(sys.argv[1], n)).st_ino for n in os.listdir(sys.argv[1])}), flush=True)`;
-    const py = spawn("python3", ["-c", list, join(dir, "big")], { stdio: ["pipe", "pipe", "inherit"] });
+    const py = spawn(PYTHON, ["-c", list, join(dir, "big")], { stdio: ["pipe", "pipe", "inherit"] });
     const lines = createInterface({ input: py.stdout! })[Symbol.asyncIterator]();
     const listed = JSON.parse((await within(60_000, "scandir", lines.next())).value as string) as Record<string, number>;
     expect(Object.keys(listed).length).toBe(3000);
@@ -151,7 +152,7 @@ describe("silo volume status DIR", () => {
     await mounts.mount("status-requests", dir, "--commit-interval-ms", "0");
     const before = (await status(dir)).fuseRequests;
     // Another process creates and writes 20 files (never sync fs calls on a mount from here).
-    const py = spawn("python3", ["-c", "import sys\nfor i in range(20): open(f'{sys.argv[1]}/f{i}', 'w').write('x')", dir], { stdio: "inherit" });
+    const py = spawn(PYTHON, ["-c", "import sys\nfor i in range(20): open(f'{sys.argv[1]}/f{i}', 'w').write('x')", dir], { stdio: "inherit" });
     expect(await within(60_000, "python", new Promise((res) => py.once("close", res)))).toBe(0);
     const after = (await status(dir)).fuseRequests;
     const served = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);

@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { siloServerFixture } from "./helpers/silo-server.js";
 import { mountsFixture } from "./helpers/volume-mounts.js";
+import { PYTHON } from "./helpers/python.js";
 
 const run = promisify(execFile);
 const SCRIPT = join(import.meta.dirname, "fixtures/xattr-ops.py");
@@ -14,7 +15,7 @@ const { mounts, root } = mountsFixture(fx, "silo-mount-xattrs-");
 /** Runs extended-attribute calls in a python process (as `nobody` with asUser); their outcomes in order. */
 async function xattrs(calls: unknown[][], asUser = false): Promise<unknown[]> {
   // The system's python: a user's shim (pyenv under /root) is not reachable by nobody.
-  const argv = ["/usr/bin/python3", SCRIPT, JSON.stringify(calls)];
+  const argv = [PYTHON, SCRIPT, JSON.stringify(calls)];
   const cmd = asUser ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv;
   const { stdout } = await run(cmd[0]!, cmd.slice(1));
   return JSON.parse(stdout) as unknown[];

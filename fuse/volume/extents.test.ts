@@ -73,7 +73,9 @@ describe("Extents", () => {
         for (let k = 1; k < flat.length; k++) expect(flat[k]! > flat[k - 1]!).toBe(true);
         const seen = new Uint8Array(size);
         for (const [s, e, w] of x.pieces(0, size)) if (w) seen.fill(1, s, e);
-        expect(seen).toEqual(bytes);
+        // The first differing byte, not toEqual: 1,500 deep comparisons of 200 elements took
+        // over the unit timeout on a loaded machine.
+        expect(seen.findIndex((v, k) => v !== bytes[k])).toBe(-1);
         expect(x.covers(a, b)).toBe(bytes.subarray(a, b).every((v) => v === 1));
         expect(x.bytes).toBe(bytes.reduce((n, v) => n + v, 0));
       }

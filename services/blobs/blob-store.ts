@@ -1,7 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { ByteRange } from "../../protocol/volume.js";
-import { BLOCK_HASH_PATTERN } from "../../protocol/volume-routes.js";
+import { BLOCK_HASH_PATTERN } from "../../protocol/volume-limits.js";
 
 export type { ByteRange };
 

@@ -1,5 +1,5 @@
 import { ERROR_STATUS, type ErrorCode } from "../../protocol/errors.js";
-import { VOLUME_ROUTE_LIMITS } from "../../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../../protocol/volume-limits.js";
 
 /**
  * The API reference for each route: what `/openapi.json` and the `/docs` UI show. Kept apart from

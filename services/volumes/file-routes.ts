@@ -1,7 +1,8 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { TreePage } from "../../protocol/volume.js";
-import { FileQuery, ListQuery, SmallFilesBody, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../../protocol/volume-limits.js";
+import { FileQuery, ListQuery, SmallFilesBody, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { envelope } from "../../protocol/codec.js";
 import { invalid } from "../errors.js";
 import { acceptsMsgpack } from "../http/codec.js";

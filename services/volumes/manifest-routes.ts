@@ -1,7 +1,8 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyInstance } from "fastify";
 import type { Change } from "../../protocol/volume.js";
-import { CopyBody, DeltaQuery, LinksBody, RemoveBody, TreeQuery, VOLUME_ROUTE_LIMITS, VolumeIdParams } from "../../protocol/volume-routes.js";
+import { VOLUME_ROUTE_LIMITS } from "../../protocol/volume-limits.js";
+import { CopyBody, DeltaQuery, LinksBody, RemoveBody, TreeQuery, VolumeIdParams } from "../../protocol/volume-routes.js";
 import { CommitBody } from "../../protocol/volume-schemas.js";
 import { invalid } from "../errors.js";
 import { planCopy, planRemove } from "./file-ops.js";

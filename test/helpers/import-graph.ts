@@ -118,3 +118,37 @@ export function readLayers(root: string): Map<string, string> {
   }
   return files;
 }
+
+/**
+ * What a module loads when it is imported: its static, non-type-only imports (dynamic ones load
+ * later, when first needed; `import type` is erased).
+ */
+export function eagerImportSpecifiers(source: string): string[] {
+  return [...source.matchAll(/^\s*(?:import|export)\s(?!type\s)[^;]*?\sfrom\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']/gms)].map((m) => (m[1] ?? m[2])!);
+}
+
+/**
+ * The packages `entry` loads at start (through its eager imports within `files`), each with the
+ * chain of modules that first reached it, entry first.
+ */
+export function eagerPackages(files: ReadonlyMap<string, string>, entry: string): Map<string, string[]> {
+  const packages = new Map<string, string[]>();
+  const via = new Map<string, string[]>([[entry, [entry]]]);
+  const queue = [entry];
+  while (queue.length > 0) {
+    const from = queue.shift()!;
+    const chain = via.get(from)!;
+    for (const spec of eagerImportSpecifiers(files.get(from) ?? "")) {
+      if (!spec.startsWith(".")) {
+        if (!spec.startsWith("node:") && !packages.has(spec)) packages.set(spec, chain);
+        continue;
+      }
+      const to = posix.normalize(posix.join(posix.dirname(from), spec)).replace(/\.js$/, ".ts");
+      if (!via.has(to)) {
+        via.set(to, [...chain, to]);
+        queue.push(to);
+      }
+    }
+  }
+  return packages;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { boundaryViolations, importSpecifiers, readLayers } from "../helpers/import-graph.js";
+import { boundaryViolations, eagerPackages, importSpecifiers, readLayers } from "../helpers/import-graph.js";
 import { REPO } from "../helpers/repo.js";
 
 const tree = (files: Record<string, string>) =>
@@ -65,5 +65,33 @@ describe("import boundaries", () => {
       .flatMap(([f, src]) => src.split("\n").filter((l) => /spawnDaemon\(/.test(l) && !/^\s*(\/\/|\*|\/\*)/.test(l)).map((l) => `${f}: ${l.trim()}`));
     expect(calls.length).toBeGreaterThan(0);
     for (const call of calls) expect(call).toMatch(/spawnDaemon\(daemonEntry\(/);
+  });
+
+  // TypeBox builds the server's route schemas; loading it cost every daemon and CLI start ~0.3-0.45
+  // CPU-s (docs/benchmarks.md, "Start time"). Nothing that checks names or sizes requests needs it.
+  it("mount daemons, the client and the CLI start without loading TypeBox", () => {
+    const files = readLayers(REPO);
+    for (const entry of ["fuse/volume/main.ts", "fuse/bucket/main.ts", "fuse/nfs/main.ts", "client/index.ts", "cli/main.ts"]) {
+      expect(files.has(entry), entry).toBe(true);
+      const chain = eagerPackages(files, entry).get("typebox");
+      expect(chain, `${entry} loads typebox via ${chain?.join(" -> ")}`).toBeUndefined();
+    }
+  });
+
+  it("follows eager imports only", () => {
+    const files = new Map(
+      Object.entries({
+        "client/a.ts": 'import { b } from "./b.js";\nimport type { T } from "./t.js";\nconst l = await import("./lazy.js");',
+        "client/b.ts": 'export { x } from "../protocol/x.js";',
+        "client/t.ts": 'import { Type } from "typebox";',
+        "client/lazy.ts": 'import { Type } from "typebox";',
+        "protocol/x.ts": 'import "msgpackr";\nimport { readFileSync } from "node:fs";',
+      }),
+    );
+    const found = eagerPackages(files, "client/a.ts");
+    expect([...found.keys()]).toEqual(["msgpackr"]);
+    expect(found.get("msgpackr")).toEqual(["client/a.ts", "client/b.ts", "protocol/x.ts"]);
+    files.set("protocol/x.ts", 'import { Type, type Static } from "typebox";');
+    expect(eagerPackages(files, "client/a.ts").get("typebox")).toEqual(["client/a.ts", "client/b.ts", "protocol/x.ts"]);
   });
 });

@@ -1,4 +1,4 @@
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { fsyncPath } from "../lib/fsync-path.js";
 import { CoalescedSyncs } from "./coalesced-syncs.js";
@@ -43,7 +43,8 @@ export class OffLoopCommits {
     syncFile: (path: string) => Promise<void> = (path) => fsyncPath(path, true),
   ) {
     this.syncs = new CoalescedSyncs(syncFile);
-    this.wal = !db.memory && db.pragma("journal_mode", { simple: true }) === "wal" ? `${db.name}-wal` : undefined;
+    // Resolved now, as SQLite resolved it at open: a later chdir must not point the sync elsewhere.
+    this.wal = !db.memory && db.pragma("journal_mode", { simple: true }) === "wal" ? resolve(`${db.name}-wal`) : undefined;
   }
 
   async run<T>(fn: () => T): Promise<T> {

@@ -181,4 +181,32 @@ describe("BlockUploader", () => {
     expect(target.singleUploads).toHaveLength(1);
     expect(target.stored.size).toBe(0);
   });
+
+  it("hands a buffer back (`done`) only once the request carrying its block was answered, and never after a failure", async () => {
+    const target = new RecordingTarget(true);
+    const up = new BlockUploader(target, { concurrency: 2 });
+    const done: string[] = [];
+    const big = large();
+    const small = randomBytes(100);
+    await up.add(big, undefined, () => done.push("big"));
+    await up.add(big, undefined, () => done.push("repeat")); // a repeat: nothing in flight reads it
+    await up.add(small, undefined, () => done.push("small"));
+    const flushed = up.flush();
+    await target.heldCount(2);
+    await settle();
+    expect(done).toEqual(["repeat"]);
+    target.releaseAll();
+    await flushed;
+    expect(done.sort()).toEqual(["big", "repeat", "small"]);
+
+    const failing = new RecordingTarget(true);
+    const up2 = new BlockUploader(failing);
+    let handed = false;
+    await up2.add(large(), undefined, () => (handed = true));
+    await failing.heldCount(1);
+    failing.failWith = new Error("connection reset");
+    failing.releaseOne();
+    await expect(up2.flush()).rejects.toThrow("connection reset");
+    expect(handed).toBe(false);
+  });
 });

@@ -16,6 +16,13 @@ export interface BlockTarget {
   uploadBlocks(blocks: Block[]): Promise<void>;
 }
 
+/** Blocks of one request, and the callbacks that hand their buffers back once it succeeded. */
+interface Job {
+  blocks: Block[];
+  bytes: number;
+  dones: Array<() => void>;
+}
+
 /**
  * Blocks up to this size travel many per request (10,000 small files cost a few round trips,
  * not 20,000); larger ones one per request, several in flight. Distinct from the server's
@@ -59,10 +66,12 @@ export class BlockUploader {
   private readonly maxBytes: number;
   private batch: Block[] = [];
   private batchBytes = 0;
+  /** The `done` callbacks of the blocks in `batch`. */
+  private batchDone: Array<() => void> = [];
   /** Bytes of blocks added and not yet stored (in the batch, queued or in flight). */
   private held = 0;
   private running = 0;
-  private readonly queue: Array<{ blocks: Block[]; bytes: number }> = [];
+  private readonly queue: Job[] = [];
   /** Woken whenever a request finishes (memory freed, a slot free, maybe idle). */
   private wakers: Array<() => void> = [];
   private error: unknown;
@@ -78,12 +87,17 @@ export class BlockUploader {
   /**
    * Adds a block; resolves with its hash once the engine took it (the upload runs on). Pass
    * `hash` when it is known already. Throws the first upload failure, if any happened.
+   * `done` is called once the engine no longer reads `data` (stored, or a repeat of a block
+   * added before), so the caller may reuse its memory; never after a failure (its bytes may
+   * still sit in a dying connection's queue), so such a buffer is left to the GC.
    */
-  async add(data: Uint8Array, hash?: string): Promise<string> {
+  async add(data: Uint8Array, hash?: string, done?: () => void): Promise<string> {
     this.throwIfFailed();
+    // Hashed before the first await: the caller's buffer is only read here and by the upload.
     const h = hash ?? sha256(data);
     if (this.hashes.has(h)) {
       this.opts.onProgress?.(data.length);
+      done?.();
       return h;
     }
     this.hashes.add(h);
@@ -97,9 +111,10 @@ export class BlockUploader {
     if (data.length <= BATCH_BLOCK_MAX) {
       this.batch.push({ hash: h, data });
       this.batchBytes += data.length;
+      if (done) this.batchDone.push(done);
       if (this.batchBytes >= BATCH_BYTES || this.batch.length >= BATCH_COUNT) this.sendBatch();
     } else {
-      this.enqueue([{ hash: h, data }], data.length);
+      this.enqueue([{ hash: h, data }], data.length, done ? [done] : []);
     }
     return h;
   }
@@ -127,13 +142,14 @@ export class BlockUploader {
 
   private sendBatch(): void {
     if (this.batch.length === 0) return;
-    this.enqueue(this.batch, this.batchBytes);
+    this.enqueue(this.batch, this.batchBytes, this.batchDone);
     this.batch = [];
     this.batchBytes = 0;
+    this.batchDone = [];
   }
 
-  private enqueue(blocks: Block[], bytes: number): void {
-    this.queue.push({ blocks, bytes });
+  private enqueue(blocks: Block[], bytes: number, dones: Array<() => void>): void {
+    this.queue.push({ blocks, bytes, dones });
     this.pump();
   }
 
@@ -147,7 +163,11 @@ export class BlockUploader {
       }
       this.running++;
       this.store(job.blocks).then(
-        () => this.finish(job.bytes, true),
+        () => {
+          // The request is answered: the server read every byte, nothing refers to the buffers.
+          for (const done of job.dones) done();
+          this.finish(job.bytes, true);
+        },
         (err: unknown) => {
           this.error ??= err;
           this.finish(job.bytes, false);

@@ -8,7 +8,7 @@ const IOV_MAX = 1024;
  * staging buffer), from `position`, or from the file position when it is undefined. Short
  * writes carry on where they stopped.
  */
-export async function writevAll(fh: FileHandle, chunks: readonly Buffer[], position?: number): Promise<void> {
+export async function writevAll(fh: FileHandle, chunks: readonly Uint8Array[], position?: number): Promise<void> {
   let pos = position;
   let queue = chunks;
   while (queue.length > 0) {
@@ -21,7 +21,7 @@ export async function writevAll(fh: FileHandle, chunks: readonly Buffer[], posit
       continue;
     }
     let skip = bytesWritten;
-    const rest: Buffer[] = [];
+    const rest: Uint8Array[] = [];
     for (const b of queue) {
       if (skip >= b.length) {
         skip -= b.length;

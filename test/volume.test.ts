@@ -91,6 +91,17 @@ describe("uploads and reads", () => {
     await expect(vol.batchUpload().putFile(join(local, "no-such-file"), "x").commit()).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("a large local file is read into reused block buffers, none reused while its block is still in flight", async () => {
+    await using vol = await fresh("up-reuse");
+    // More blocks than the engine holds at once (64 MiB), all different: a buffer handed back
+    // before its upload finished would send (or hash) the next block's bytes in its place.
+    const data = bytes(BLOCK_SIZE * 11 + 4321);
+    const file = join(local, "reuse.bin");
+    writeFileSync(file, data);
+    await vol.batchUpload().putFile(file, "reuse.bin").commit();
+    expect((await readAll(vol, "reuse.bin")).equals(data)).toBe(true);
+  });
+
   it("readFile serves byte ranges, across block boundaries too", async () => {
     await using vol = await fresh("range-1");
     const data = bytes(BLOCK_SIZE + 500);

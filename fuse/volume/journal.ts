@@ -3,6 +3,7 @@ import { ftruncateSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { fsyncPath } from "../../lib/fsync-path.js";
 import type { TimeNs } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
 
@@ -151,13 +152,9 @@ async function readOwner(dir: string): Promise<OwnerFile | undefined> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+/** fsyncs a directory (a new or renamed entry in it is durable then). */
+function syncDir(dir: string): Promise<void> {
+  return fsyncPath(dir);
 }
 
 /**

@@ -24,7 +24,7 @@ export interface BlobStore {
    * because a verifying stream found a wrong hash, nothing is stored and the error is thrown.
    * Returns the number of bytes stored.
    */
-  put(ns: string, hash: string, body: Readable): Promise<number>;
+  put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number>;
   /** The blob's bytes (or a range of them); NotFound if absent. */
   get(ns: string, hash: string, range?: ByteRange): Promise<Readable>;
   /** The blob as an open file (a store on local disk), which a response reads through reused buffers; NotFound if absent. */

@@ -3,7 +3,9 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { fsyncPath } from "../../lib/fsync-path.js";
 import { writevAll } from "../../lib/writev-all.js";
+import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
 
@@ -17,7 +19,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 export class LocalBlobStore implements BlobStore {
   /** Prefix directories known to exist durably (saves a mkdir and its fsyncs per put). */
   private readonly dirs = new Set<string>();
-  private readonly dirSyncs = new DirSyncs();
+  /** Directory fsyncs, coalesced: puts landing together in one directory share one. */
+  private readonly dirSyncs = new CoalescedSyncs((dir) => fsyncPath(dir));
 
   constructor(private readonly root: string) {}
 
@@ -36,7 +39,7 @@ export class LocalBlobStore implements BlobStore {
     );
   }
 
-  async put(ns: string, hash: string, body: Readable): Promise<number> {
+  async put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number> {
     const dir = this.dir(ns, hash);
     if (!this.dirs.has(dir)) {
       // mkdir answers the first directory it created: each new one's entry in its parent must be durable too.
@@ -114,11 +117,11 @@ export class LocalBlobStore implements BlobStore {
 const WRITE_BYTES = 4 << 20;
 
 /** Writes a stream to a file in gathering writes of up to WRITE_BYTES; returns the byte count. */
-async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
-  let parts: Buffer[] = [];
+async function writeAll(fh: FileHandle, body: AsyncIterable<Uint8Array>): Promise<number> {
+  let parts: Uint8Array[] = [];
   let held = 0;
   let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     parts.push(chunk);
     held += chunk.length;
     total += chunk.length;
@@ -132,40 +135,3 @@ async function writeAll(fh: FileHandle, body: Readable): Promise<number> {
   return total;
 }
 
-/**
- * fsyncs of directories, coalesced: a caller whose rename is done joins the next sync of that
- * directory that has not started yet (which then covers its rename), so puts landing together
- * in one directory cost one directory fsync, not one each.
- */
-export class DirSyncs {
-  private readonly pending = new Map<string, { started: boolean; done: Promise<void> }>();
-
-  /** `fsyncDir` is the real directory fsync unless a test counts them. */
-  constructor(private readonly fsyncDir: (dir: string) => Promise<void> = fsyncDirectory) {}
-
-  sync(dir: string): Promise<void> {
-    const current = this.pending.get(dir);
-    if (current && !current.started) return current.done;
-    const entry = { started: false, done: Promise.resolve() };
-    entry.done = (current?.done ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => {
-        entry.started = true;
-        return this.fsyncDir(dir);
-      })
-      .finally(() => {
-        if (this.pending.get(dir) === entry) this.pending.delete(dir);
-      });
-    this.pending.set(dir, entry);
-    return entry.done;
-  }
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

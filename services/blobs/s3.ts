@@ -92,11 +92,11 @@ export class S3BlobStore implements BlobStore, DirectBlobAccess {
     }
   }
 
-  async put(ns: string, hash: string, body: Readable): Promise<number> {
+  async put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number> {
     // Blocks are at most 8 MiB: buffer the (verifying) stream, so a wrong hash stores nothing
     // and the store gets a known length (no aws-chunked bodies, which Swift and GCS refuse).
-    const chunks: Buffer[] = [];
-    for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+    const chunks: Uint8Array[] = [];
+    for await (const c of body) chunks.push(c);
     const data = Buffer.concat(chunks);
     await this.s3.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.key(ns, hash), Body: data, ContentLength: data.length }));
     return data.length;

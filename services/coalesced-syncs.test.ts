@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DirSyncs } from "./local.js";
+import { CoalescedSyncs } from "./coalesced-syncs.js";
 
 /** Counts directory fsyncs and holds each until the test releases it. */
 class HeldSyncs {
@@ -22,10 +22,10 @@ class HeldSyncs {
   }
 }
 
-describe("DirSyncs", () => {
+describe("CoalescedSyncs", () => {
   it("callers that arrive together share one fsync of their directory", async () => {
     const h = new HeldSyncs();
-    const syncs = new DirSyncs(h.fsync);
+    const syncs = new CoalescedSyncs(h.fsync);
     const done = [syncs.sync("/a"), syncs.sync("/a"), syncs.sync("/a"), syncs.sync("/b")];
     await h.startedCount(2);
     expect(h.started.sort()).toEqual(["/a", "/b"]);
@@ -37,7 +37,7 @@ describe("DirSyncs", () => {
 
   it("a caller arriving once a sync has started gets a new one, after it (its rename may be later)", async () => {
     const h = new HeldSyncs();
-    const syncs = new DirSyncs(h.fsync);
+    const syncs = new CoalescedSyncs(h.fsync);
     let firstDone = false;
     const first = syncs.sync("/a").then(() => (firstDone = true));
     await h.startedCount(1);
@@ -57,7 +57,7 @@ describe("DirSyncs", () => {
 
   it("a failed fsync fails its callers, and the next caller gets a fresh attempt", async () => {
     let calls = 0;
-    const syncs = new DirSyncs(async () => {
+    const syncs = new CoalescedSyncs(async () => {
       calls++;
       if (calls === 1) throw new Error("EIO");
     });

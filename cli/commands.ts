@@ -43,6 +43,14 @@ function commandWord(args: readonly string[]): string | undefined {
 }
 
 /**
+ * Whether `args` run a process meant to last (a server, a mount served in the foreground)
+ * rather than a command that ends in seconds.
+ */
+export function isLongRunning(args: readonly string[]): boolean {
+  return commandWord(args) === "serve" || args.includes("--foreground");
+}
+
+/**
  * Registers the command named in `args` only, or every command when none is named, the name is
  * unknown, or it is `completion` (help, suggestions for a typo and the completion script list
  * them all).

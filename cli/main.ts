@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+import { isLongRunning, registerCommands } from "./commands.js";
 
 /** The package's version: dist/cli/main.js sits two levels below package.json. */
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -10,10 +12,15 @@ if (process.argv[2] === "-V" || process.argv[2] === "--version") {
   process.exit(0);
 }
 
+// undici (the client's HTTP) parses answers with a wasm module that V8 compiles twice: with its
+// baseline compiler, then again with its optimizing one in background threads. A command that
+// ends in seconds never earns the second compile back (~0.2 CPU-s a run, a tenth of a 1 GiB
+// `volume get`'s CPU; docs/benchmarks.md); a server or foreground mount runs for days and keeps it.
+if (!isLongRunning(process.argv.slice(2))) setFlagsFromString("--liftoff-only");
+
 // Imported only now: `--version` answers before any of it loads.
-const [{ Command, CommanderError }, { registerCommands }, { errorLine }, { UsageError }] = await Promise.all([
+const [{ Command, CommanderError }, { errorLine }, { UsageError }] = await Promise.all([
   import("commander"),
-  import("./commands.js"),
   import("./error-line.js"),
   import("./output.js"),
 ]);

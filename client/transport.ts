@@ -1,9 +1,10 @@
 import type { Readable } from "node:stream";
-import { Agent, type Dispatcher, request } from "undici";
+import type { Dispatcher } from "undici";
 import type { ClientConfig } from "./config.js";
 import { ConnectionError, errorFromResponse } from "../protocol/errors.js";
 import { MSGPACK, envelope } from "../protocol/codec.js";
 import { BufferConnection, type BufferResponse } from "./buffer-connection.js";
+import { Agent, request } from "./undici-core.js";
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -112,9 +113,8 @@ export class Transport {
     let res: Dispatcher.ResponseData | undefined;
     for (let attempt = 0; res === undefined; attempt++) {
       try {
-        res = await request(this.url(path, opts.query), {
+        res = await request(this.agent, this.url(path, opts.query), {
           method,
-          dispatcher: this.agent,
           body: opts.body,
           signal: opts.signal,
           headers: {
@@ -140,7 +140,7 @@ export class Transport {
   async external(req: ExternalRequest): Promise<Dispatcher.ResponseData> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(req.url, { method: req.method, dispatcher: this.agent, body: req.body, headers: req.headers });
+      res = await request(this.agent, req.url, { method: req.method, body: req.body, headers: req.headers });
     } catch (err) {
       throw new ConnectionError(`Could not reach the object store at ${new URL(req.url).origin}: ${(err as Error).message}`, "CONNECTION");
     }

@@ -5,7 +5,8 @@ import type { Agent as UndiciAgent, Dispatcher } from "undici";
  * undici's Agent and its request call, loaded without the rest of the package: `import "undici"`
  * also loads fetch, WebSocket, caches, mocks, proxies and cookies, ~0.15 CPU-s at every start of
  * the CLI, a mount daemon or a client (docs/benchmarks.md). These are paths inside undici 7's
- * lib/ (package.json pins the major); a move there fails every start, not silently.
+ * lib/ (package.json pins the exact version, so an upgrade is a deliberate step that re-checks them);
+ * a move there fails every start, not silently.
  */
 const load = createRequire(import.meta.url);
 

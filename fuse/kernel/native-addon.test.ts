@@ -45,6 +45,28 @@ describe("native/fuse-fd", { timeout: 60_000 }, () => {
     }
   });
 
+  it("writes a reply as one message: the header it builds, then the payload; minus the errno on failure", () => {
+    const [mine, theirs] = addon.socketpair();
+    try {
+      const unique = 2 ** 40 + 7;
+      expect(addon.reply!(mine, unique, 0, Buffer.from("payload"))).toBe(16 + 7);
+      expect(addon.reply!(mine, 5, -2)).toBe(16);
+      // An empty payload is a reply of its header only.
+      expect(addon.reply!(mine, 6, 0, Buffer.alloc(0))).toBe(16);
+      const buf = Buffer.alloc(128);
+      const n = readSync(theirs, buf, 0, buf.length, null);
+      expect(n).toBe(23 + 16 + 16);
+      expect([buf.readUInt32LE(0), buf.readInt32LE(4), Number(buf.readBigUInt64LE(8)), buf.toString("utf8", 16, 23)]).toEqual([23, 0, unique, "payload"]);
+      expect([buf.readUInt32LE(23), buf.readInt32LE(27), Number(buf.readBigUInt64LE(31))]).toEqual([16, -2, 5]);
+      expect([buf.readUInt32LE(39), buf.readInt32LE(43), Number(buf.readBigUInt64LE(47))]).toEqual([16, 0, 6]);
+    } finally {
+      closeSync(mine);
+      closeSync(theirs);
+    }
+    // An fd not open: minus EBADF, not an exception (the session treats it as a connection gone).
+    expect(addon.reply!(1_000_000, 1, 0)).toBe(-9);
+  });
+
   it("reports ioctl failures as errors named by errno", () => {
     const file = openSync("/proc/self/status", "r");
     try {

@@ -24,6 +24,12 @@ export interface FuseFdAddon {
   unwatch(watch: FdWatch): void;
   /** One non-blocking read(2) into `buf`: the byte count, or minus the errno (never throws for I/O errors). */
   readInto(fd: number, buf: Buffer): number;
+  /**
+   * One writev(2) of a FUSE reply: the 16-byte header (length, `error` as sent: 0 or minus an
+   * errno, `unique`) built natively, then `payload` if given. The byte count, or minus the errno
+   * (never throws for I/O errors). Absent from addons built before it (callers fall back).
+   */
+  reply?(fd: number, unique: number, error: number, payload?: Buffer): number;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -10,6 +10,9 @@
  *                           (status < 0: poll reported an error and the handle stopped)
  *   unwatch(handle)         stops and frees such a handle
  *   readInto(fd, buf)       one non-blocking read(2): bytes read, or -errno (EAGAIN: nothing yet)
+ *   reply(fd, unique, error, payload?)
+ *                           one writev(2) of a reply: its 16-byte header built here, then the
+ *                           payload (a Buffer or none); bytes written, or -errno (never throws)
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
@@ -18,6 +21,9 @@
  * arrives, then hands it to the main thread (a futex, an eventfd, a wake-up each). /dev/fuse
  * supports poll(2) and O_NONBLOCK, so the main thread can wait for requests in its own epoll and
  * read them itself: no thread hop per request (docs/benchmarks.md, "Small files").
+ * Why reply: fs.writeSync/writevSync cost ~1.5 µs of JavaScript per call on the 2-core VM
+ * (argument checks, an iovec array, error objects) and the header a Buffer of its own; a
+ * GETATTR's whole user time in the daemon is ~10 µs (docs/benchmarks.md, "Reply writes").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -252,6 +259,52 @@ static napi_value js_read_into(napi_env env, napi_callback_info info) {
   return int_value(env, n < 0 ? -errno : (int32_t)n);
 }
 
+/* struct fuse_out_header (linux/fuse.h): len, error (negative errno or 0), unique. */
+struct silo_fuse_out_header {
+  uint32_t len;
+  int32_t error;
+  uint64_t unique;
+};
+
+static napi_value js_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd, error;
+  double unique;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &unique) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &error) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected (fd, unique, error, payload?)");
+    return NULL;
+  }
+  struct silo_fuse_out_header h;
+  struct iovec iov[2];
+  int n = 1;
+  iov[0].iov_base = &h;
+  iov[0].iov_len = sizeof h;
+  napi_valuetype type = napi_undefined;
+  if (argc >= 4 && napi_typeof(env, argv[3], &type) != napi_ok) return NULL;
+  if (type != napi_undefined) {
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, argv[3], &data, &len) != napi_ok) {
+      napi_throw_type_error(env, "EINVAL", "expected a Buffer payload");
+      return NULL;
+    }
+    if (len > 0) {
+      iov[1].iov_base = data;
+      iov[1].iov_len = len;
+      n = 2;
+    }
+  }
+  h.len = (uint32_t)(sizeof h + (n == 2 ? iov[1].iov_len : 0));
+  h.error = error;
+  /* Uniques are below 2^53: a JS number holds them exactly. */
+  h.unique = (uint64_t)unique;
+  ssize_t w = writev(fd, iov, n);
+  return int_value(env, w < 0 ? -errno : (int32_t)w);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -262,6 +315,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"watch", NULL, js_watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reply", NULL, js_reply, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, readFileSync, statSync } from "node:fs";
 import { type FileHandle, lstat, open, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,7 +8,6 @@ import { BLOCK_SIZE, type Change, type EntryType, type ManifestEntry } from "../
 import { BlockBuffers } from "../lib/block-buffers.js";
 import type { BlockUploader } from "./block-uploader.js";
 import { forEachLimit } from "./limit.js";
-import { BlockReadThread, ShortReadError, sharedBuffer } from "./block-read-thread.js";
 import type { Volume } from "./volume.js";
 
 export interface UploadBatchOptions {
@@ -53,6 +52,11 @@ const SYNC_READ_MAX = 1024 * 1024;
 /** Blocks per file handed to the engine and not yet taken by it: reading goes on meanwhile. */
 const PIPELINE_DEPTH = 3;
 /**
+ * Bytes of a large file read and hashed at a time: hashed right after its read, a chunk is still
+ * in the CPU cache (a whole 8 MiB block read first, then hashed, cost ~0.4 CPU-s per GiB more).
+ */
+const READ_CHUNK = 1024 * 1024;
+/**
  * Free block buffers kept for reuse by one batch: what the engine holds (its default maxBytes,
  * 64 MiB) plus the blocks waiting for it.
  */
@@ -78,11 +82,8 @@ export class VolumeUploadBatch implements AsyncDisposable {
   /**
    * Large files are read into these, each buffer reused once the engine stored its block: a fresh
    * 8 MiB buffer per block cost page faults and GC (0.2-0.5 CPU-s per GiB on the 2-core VM).
-   * In shared memory, so the hashing thread reads them without a copy.
    */
-  private readonly buffers = new BlockBuffers(BLOCK_SIZE, FREE_BLOCK_BUFFERS, sharedBuffer);
-  /** Reads and hashes large files' blocks off the main thread; started by the first large file. */
-  private reader: BlockReadThread | undefined;
+  private readonly buffers = new BlockBuffers(BLOCK_SIZE, FREE_BLOCK_BUFFERS);
 
   constructor(
     private readonly volume: Volume,
@@ -128,9 +129,6 @@ export class VolumeUploadBatch implements AsyncDisposable {
     } catch (err) {
       this.state = "failed";
       throw err;
-    } finally {
-      await this.reader?.close();
-      this.reader = undefined;
     }
   }
 
@@ -217,13 +215,9 @@ export class VolumeUploadBatch implements AsyncDisposable {
     // One sync read: for thousands of small files, thread-pool round trips cost more than the I/O.
     if (size <= SYNC_READ_MAX) return uploadBlocks(bytesBlocks(readFileSync(path)), uploader);
     const fh = await open(path, "r");
-    // The thread's reads of this file: the descriptor is closed only once none is left.
-    const reads: Array<Promise<string>> = [];
     try {
-      this.reader ??= new BlockReadThread();
-      return await uploadBlocks(fileBlocks(fh, size, this.buffers, this.reader, reads), uploader);
+      return await uploadBlocks(fileBlocks(fh, size, this.buffers), uploader);
     } finally {
-      await Promise.allSettled(reads);
       await fh.close();
     }
   }
@@ -266,33 +260,41 @@ async function walk(local: string, remote: string, out: Item[]): Promise<void> {
   }
 }
 
-/**
- * A block's bytes, its hash if known already (or once the hashing thread has it), and how to hand
- * its buffer back once the engine is done with them.
- */
+/** A block's bytes, its hash if known already, and how to hand its buffer back once the engine is done with them. */
 interface PooledBlock {
   data: Buffer;
-  hash?: string | Promise<string>;
+  hash?: string;
   done?: () => void;
 }
 
 /**
- * A file's blocks, read and hashed by the thread into pooled (shared) buffers, each yielded at
- * once with its hash to come, so the thread reads ahead while the main thread sends. A buffer is
- * reused only after `done`, which the engine calls once its block was stored, and a block can
- * only be stored once its hash, so all its bytes, are known (see uploadBlocks).
+ * A file's blocks read into pooled buffers, READ_CHUNK at a time, each chunk hashed as soon as it
+ * is read (while the next one is being read) and so still in the CPU cache.
  */
-function* fileBlocks(fh: FileHandle, size: number, buffers: BlockBuffers, reader: BlockReadThread, reads: Array<Promise<string>>): Generator<PooledBlock> {
+async function* fileBlocks(fh: FileHandle, size: number, buffers: BlockBuffers): AsyncGenerator<PooledBlock> {
   for (let pos = 0; pos < size; pos += BLOCK_SIZE) {
     const mem = buffers.take();
     const data = mem.data.subarray(0, Math.min(BLOCK_SIZE, size - pos));
-    const hash = reader.readAndHash(fh.fd, data, pos).catch((err: unknown) => {
-      throw err instanceof ShortReadError ? new ConflictError("File shrank while it was being uploaded", "CONFLICT") : err;
-    });
-    hash.catch(() => {}); // awaited by uploadBlocks and fileContent
-    reads.push(hash);
-    yield { data, hash, done: () => mem.release() };
+    const sha = createHash("sha256");
+    let next = readChunk(fh, data, 0, pos);
+    for (let off = 0; off < data.length; ) {
+      const end = off + (await next);
+      if (end < data.length) next = readChunk(fh, data, end, pos + end);
+      sha.update(data.subarray(off, end));
+      off = end;
+    }
+    yield { data, hash: sha.digest("hex"), done: () => mem.release() };
   }
+}
+
+/** Reads up to READ_CHUNK bytes into `data` from `at` (the file's `pos`); how many it read. */
+function readChunk(fh: FileHandle, data: Buffer, at: number, pos: number): Promise<number> {
+  const p = fh.read(data, at, Math.min(READ_CHUNK, data.length - at), pos).then(({ bytesRead }) => {
+    if (bytesRead === 0) throw new ConflictError("File shrank while it was being uploaded", "CONFLICT");
+    return bytesRead;
+  });
+  p.catch(() => {}); // awaited by the caller; a failure after the caller stopped must not be unhandled
+  return p;
 }
 
 function* bytesBlocks(data: Uint8Array): Generator<PooledBlock> {
@@ -321,17 +323,12 @@ async function* rechunk(source: AsyncIterable<Uint8Array>): AsyncGenerator<Poole
   if (held > 0) yield { data: Buffer.concat(parts) };
 }
 
-/**
- * Hands a file's blocks to the engine, a few hashing at once while the next are read. A block
- * whose hash is still being computed is added once it is known (in order: the hashing thread
- * answers in order), so nothing is sent before its hash is.
- */
+/** Hands a file's blocks to the engine, a few hashing at once while the next are read. */
 async function uploadBlocks(source: AsyncIterable<PooledBlock> | Iterable<PooledBlock>, uploader: BlockUploader): Promise<{ blocks: string[]; size: number }> {
   const hashes: Array<Promise<string>> = [];
   let size = 0;
   for await (const block of source) {
-    const { data, done } = block;
-    const hash = block.hash instanceof Promise ? block.hash.then((h) => uploader.add(data, h, done)) : uploader.add(data, block.hash, done);
+    const hash = uploader.add(block.data, block.hash, block.done);
     hash.catch(() => {}); // awaited below
     hashes.push(hash);
     size += block.data.length;

@@ -60,8 +60,6 @@ export class BlockBuffers {
     /** Bytes per buffer: a block (BLOCK_SIZE) for its users. */
     readonly size: number,
     private readonly keep = FREE_BUFFERS,
-    /** How a new buffer is made (e.g. in shared memory, for a hashing thread to read). */
-    private readonly alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow,
   ) {}
 
   /** A buffer of the caller's (one reference), reused if one is free. */
@@ -69,7 +67,7 @@ export class BlockBuffers {
     let mem = this.free.pop();
     if (!mem) {
       // Not from Node's shared slab: the buffer is recycled whole, never shared.
-      mem = this.alloc(this.size);
+      mem = Buffer.allocUnsafeSlow(this.size);
       this.allocated++;
     }
     return new BlockBuffer(this, mem, mem);

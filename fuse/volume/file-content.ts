@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { constants as fsConstants, unlinkSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { fsyncPath } from "../../lib/fsync-path.js";
 import { BLOCK_SIZE, type BlockRef, compactBlocks, expandBlocks } from "../../protocol/volume.js";
 import type { ComposeBlockRequest } from "../../protocol/volume-routes.js";
 import { AsyncLock } from "./async-lock.js";
@@ -800,11 +801,11 @@ export class ContentStore {
   // ---- durability ----
 
   /** fsync(2) of a file: its upper bytes (and the upper file's name) reach the disk. */
-  async sync(c: FileContent, syncDir: (dir: string) => Promise<void>): Promise<void> {
+  async sync(c: FileContent): Promise<void> {
     if (!c.upperPath) return;
     await c.lock.run(() => this.withUpper(c, (fh) => fh.datasync()));
     if (!c.upperDurable) {
-      await syncDir(this.upperDir);
+      await fsyncPath(this.upperDir);
       c.upperDurable = true;
     }
   }

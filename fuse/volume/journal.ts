@@ -152,11 +152,6 @@ async function readOwner(dir: string): Promise<OwnerFile | undefined> {
   }
 }
 
-/** fsyncs a directory (a new or renamed entry in it is durable then). */
-function syncDir(dir: string): Promise<void> {
-  return fsyncPath(dir);
-}
-
 /**
  * Reads a journal's records; a torn last line (the daemon died mid-append) is ignored, and so are
  * records an acknowledged commit holds (an `acked` line after them).
@@ -275,8 +270,8 @@ export class Journal {
     const j = new Journal(dir, stateOf);
     j.fh = await open(join(dir, "journal.log"), "a", 0o600);
     await j.makeReserve();
-    await syncDir(dir);
-    await syncDir(volumeDir);
+    await fsyncPath(dir);
+    await fsyncPath(volumeDir);
     return j;
   }
 
@@ -470,7 +465,7 @@ export class Journal {
         for (const p of marked) this.marked.add(p);
         throw err;
       }
-      await syncDir(this.dir);
+      await fsyncPath(this.dir);
       await this.fh?.close();
       this.fh = await open(file, "a", 0o600);
       this.bytes = 0;
@@ -511,4 +506,3 @@ export class Journal {
   }
 }
 
-export { syncDir };

@@ -7,7 +7,7 @@ import { forEachLimit } from "../../client/limit.js";
 import { withRetry } from "./commit-retry.js";
 import { blockCount, blockListOf, type ContentStore, FileContent, type FileSnapshot, HOLE, isZeros, sha256, upperName, zeroHash } from "./file-content.js";
 import { Extents } from "./extents.js";
-import { type ClaimedJournal, type Journal, type JournalRecord, syncDir } from "./journal.js";
+import type { ClaimedJournal, Journal, JournalRecord } from "./journal.js";
 import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import { DirLoader, type LoadTarget } from "./lazy-load.js";
 import { TreeCache, type TreeCacheHost } from "./tree-cache.js";
@@ -358,7 +358,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
   /** fsync(2)/fsyncdir(2): the file's bytes and every change so far survive a power cut. */
   async fsync(fd?: number): Promise<void> {
     const node = fd === undefined ? undefined : this.handle(fd);
-    if (node) await this.store.sync(node.content, syncDir);
+    if (node) await this.store.sync(node.content);
     await this.journaled((j, freesSpace) => j.sync(freesSpace));
   }
 

@@ -61,16 +61,29 @@ export function localBlobs(): TestBlobs {
     env: {},
     identityResolutionMs: 0,
     async stored(home) {
-      // Blob files by inode: a rewrite writes a new file and renames it in.
+      // Blob files by inode: a rewrite writes a new file and renames it in. GC may delete a
+      // file or its directory while this walks: what is gone by then is not stored.
       const root = join(home, "data/blobs");
       const out = new Map<string, string>();
       for (const ws of readdirSync(root)) {
-        for (const prefix of readdirSync(join(root, ws))) {
-          for (const name of readdirSync(join(root, ws, prefix))) out.set(name, String(statSync(join(root, ws, prefix, name)).ino));
+        for (const prefix of unlessGone(() => readdirSync(join(root, ws)), [])) {
+          for (const name of unlessGone(() => readdirSync(join(root, ws, prefix)), [])) {
+            const ino = unlessGone(() => String(statSync(join(root, ws, prefix, name)).ino), undefined);
+            if (ino !== undefined) out.set(name, ino);
+          }
         }
       }
       return out;
     },
     async cleanup() {},
   };
+}
+
+function unlessGone<T, F>(read: () => T, gone: F): T | F {
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return gone;
+    throw err;
+  }
 }

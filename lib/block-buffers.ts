@@ -30,6 +30,14 @@ export class BlockBuffer {
     return this.mem;
   }
 
+  /**
+   * Whether `data` starts on a page boundary (the pool allocates page-aligned memory and the
+   * bytes start at its first byte): what an O_DIRECT write needs of its memory.
+   */
+  get pageAligned(): boolean {
+    return this.pool?.pageAligned === true && this.data.buffer === this.mem.buffer && this.data.byteOffset === this.mem.byteOffset;
+  }
+
   get references(): number {
     return this.refs;
   }
@@ -60,14 +68,21 @@ export class BlockBuffers {
     /** Bytes per buffer: a block (BLOCK_SIZE) for its users. */
     readonly size: number,
     private readonly keep = FREE_BUFFERS,
+    /** Allocates page-aligned buffers (native/fuse-fd's alignedBuffer): null, Node's own. */
+    private readonly allocateAligned: ((size: number) => Buffer) | null = null,
   ) {}
+
+  /** Whether every buffer of this pool starts on a page boundary. */
+  get pageAligned(): boolean {
+    return this.allocateAligned !== null;
+  }
 
   /** A buffer of the caller's (one reference), reused if one is free. */
   take(): BlockBuffer {
     let mem = this.free.pop();
     if (!mem) {
       // Not from Node's shared slab: the buffer is recycled whole, never shared.
-      mem = Buffer.allocUnsafeSlow(this.size);
+      mem = this.allocateAligned ? this.allocateAligned(this.size) : Buffer.allocUnsafeSlow(this.size);
       this.allocated++;
     }
     return new BlockBuffer(this, mem, mem);

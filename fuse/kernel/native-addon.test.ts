@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -42,6 +42,27 @@ describe("native/fuse-fd", { timeout: 60_000 }, () => {
     } finally {
       closeSync(mine);
       closeSync(theirs);
+    }
+  });
+
+  it("alignedBuffer gives page-aligned memory: an O_DIRECT write takes it whole, a buffer a byte off it is refused", () => {
+    const buf = addon.alignedBuffer!(2 * 4096);
+    expect(buf.length).toBe(2 * 4096);
+    buf.fill("d");
+    const dir = mkdtempSync(join(tmpdir(), "silo-fuse-fd-"));
+    try {
+      const fd = openSync(join(dir, "f"), constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT);
+      try {
+        expect(writeSync(fd, buf, 0, buf.length, 0)).toBe(buf.length);
+        // The test is only worth something if the file system enforces O_DIRECT's alignment.
+        const off = Buffer.allocUnsafeSlow(4096 + 1).subarray(1);
+        expect(() => writeSync(fd, off, 0, 4096, 0)).toThrow(/EINVAL/);
+      } finally {
+        closeSync(fd);
+      }
+      expect(readFileSync(join(dir, "f")).equals(buf)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true });
     }
   });
 

@@ -30,6 +30,11 @@ export interface FuseFdAddon {
    * (never throws for I/O errors). Absent from addons built before it (callers fall back).
    */
   reply?(fd: number, unique: number, error: number, payload?: Buffer): number;
+  /**
+   * A Buffer of `size` bytes whose memory starts on a page boundary (for O_DIRECT writes), freed
+   * when it is collected. Absent from addons built before it (callers fall back).
+   */
+  alignedBuffer?(size: number): Buffer;
 }
 
 /** An fd watched by the addon (opaque). */

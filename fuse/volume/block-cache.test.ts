@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
-import { BlockCache, MAX_PREFETCHES } from "./block-cache.js";
+import { fuseFdAddon } from "../kernel/native-addon.js";
+import { BlockCache, DIRECT_ALIGN, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -14,12 +15,11 @@ afterEach(() => {
  * A cache over an in-memory "server" that counts fetches per hash and can hold them. Blocks
  * land in the cache's pooled buffers (of `bufferSize` bytes) as the real client puts them there.
  */
-async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number, maxWrites?: number) {
+async function cacheOf(blocks: Record<string, string>, maxBytes: number, recentBlocks?: number, maxWrites?: number, buffers = new BlockBuffers(64)) {
   const dir = join(mkdtempSync(join(tmpdir(), "silo-block-cache-")), "cache");
   dirs.push(join(dir, ".."));
   const fetches = new Map<string, number>();
   let hold: Promise<void> | undefined;
-  const buffers = new BlockBuffers(64);
   const cache = new BlockCache(
     dir,
     maxBytes,
@@ -231,5 +231,50 @@ describe("BlockCache", () => {
     await cache.flushed();
     expect(await cache.viewSoon("a", 0, 7)).toBeUndefined();
     expect((await cache.get("a")).toString()).toBe("on disk");
+  });
+
+  describe("cache files written with O_DIRECT", () => {
+    const page = (c: string) => c.repeat(DIRECT_ALIGN);
+    const aligned = () => new BlockBuffers(3 * DIRECT_ALIGN, FREE_BUFFERS, (n) => fuseFdAddon().alignedBuffer!(n));
+
+    it("writes whole pages from aligned buffers with O_DIRECT, a partial block through the page cache, and reads both back exactly", async () => {
+      const blocks = { a: page("a") + page("b"), tail: "t".repeat(5000) };
+      const { cache } = await cacheOf(blocks, 100_000, 0, undefined, aligned());
+      for (const h of Object.keys(blocks)) await cache.get(h);
+      await cache.flushed();
+      expect(cache.directWrites).toBe(1);
+      expect(cache.sizeBytes).toBe(2 * DIRECT_ALIGN + 5000);
+      // From the cache files (nothing kept in memory).
+      expect(cache.peek("a", 0, 1)).toBeUndefined();
+      for (const [h, data] of Object.entries(blocks)) expect((await cache.get(h)).toString()).toBe(data);
+      await cache.close();
+    });
+
+    it("a block's aligned buffer is not refilled while its O_DIRECT write still reads it", async () => {
+      const blocks = { a: page("A").repeat(3), b: page("B").repeat(3) };
+      const { cache, buffers } = await cacheOf(blocks, 100_000, 0, undefined, aligned());
+      const buf = Buffer.alloc(3 * DIRECT_ALIGN);
+      await cache.read("a", 0, buf, 0, buf.length);
+      // Fetched while a's write is under way: must land in another buffer.
+      await cache.read("b", 0, buf, 0, buf.length);
+      await cache.flushed();
+      expect(cache.directWrites).toBe(2);
+      expect(buffers.allocated).toBe(2);
+      for (const [h, data] of Object.entries(blocks)) expect((await cache.get(h)).toString()).toBe(data);
+      await cache.close();
+    });
+
+    it("a write O_DIRECT refuses is made through the page cache, and the block is kept whole", async () => {
+      // Claims page alignment but is one byte off: the kernel refuses the O_DIRECT write (EINVAL).
+      const misaligned = new BlockBuffers(2 * DIRECT_ALIGN, FREE_BUFFERS, (n) => Buffer.allocUnsafeSlow(n + 1).subarray(1));
+      const blocks = { a: page("x") + page("y"), b: page("z") + page("w") };
+      const { cache } = await cacheOf(blocks, 100_000, 0, undefined, misaligned);
+      for (const h of Object.keys(blocks)) await cache.get(h);
+      await cache.flushed();
+      expect(cache.directWrites).toBe(0);
+      expect(cache.sizeBytes).toBe(4 * DIRECT_ALIGN);
+      for (const [h, data] of Object.entries(blocks)) expect((await cache.get(h)).toString()).toBe(data);
+      await cache.close();
+    });
   });
 });

@@ -1,8 +1,10 @@
+import { constants } from "node:fs";
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { writevAll } from "../../lib/writev-all.js";
-import { BlockBuffer, BlockBuffers } from "../../lib/block-buffers.js";
+import { BlockBuffer, BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
+import { fuseFdAddonIfBuilt } from "../kernel/native-addon.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
@@ -36,6 +38,8 @@ export const RECENT_BLOCKS = 4;
 export const MAX_PREFETCHES = 4;
 /** Fetched blocks being written to cache files at most; past it a fetched block is not kept (a disk slower than the network must not pile blocks up in memory). */
 export const MAX_WRITES = 4;
+/** What O_DIRECT asks of a write's memory, length and offset (a page: a multiple of any disk's logical block). */
+export const DIRECT_ALIGN = 4096;
 
 /**
  * A bounded on-disk cache of volume blocks, keyed by content hash (so identical blocks of
@@ -68,6 +72,10 @@ export class BlockCache {
   private prefetches = 0;
   private bytes = 0;
   private tmpSeq = 0;
+  /** Cleared when the cache's file system refuses O_DIRECT: later blocks are written through the page cache. */
+  private direct = true;
+  /** Blocks written to their cache files with O_DIRECT since the start. */
+  directWrites = 0;
   /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
   private readonly counts = { hits: 0, misses: 0, bytesFetched: 0 };
   /** Bytes sharing the budget, shed before blocks (set once). */
@@ -80,7 +88,7 @@ export class BlockCache {
     opts: BlockCacheOptions = {},
   ) {
     this.recentBlocks = opts.recentBlocks ?? RECENT_BLOCKS;
-    this.buffers = opts.buffers ?? new BlockBuffers(BLOCK_SIZE);
+    this.buffers = opts.buffers ?? new BlockBuffers(BLOCK_SIZE, FREE_BUFFERS, alignedAllocator());
     this.maxWrites = opts.maxWrites ?? MAX_WRITES;
   }
 
@@ -345,7 +353,7 @@ export class BlockCache {
   /** Writes a block to the cache file, readable from memory meanwhile (holding a reference); never fails (a block not kept is fetched again). */
   private store(hash: string, block: BlockBuffer): Promise<void> {
     block.retain();
-    const done = this.keep(hash, block.data)
+    const done = this.keep(hash, block)
       .catch(() => {})
       .finally(() => {
         this.writing.delete(hash);
@@ -355,16 +363,19 @@ export class BlockCache {
     return done;
   }
 
-  private async keep(hash: string, data: Buffer): Promise<void> {
+  private async keep(hash: string, block: BlockBuffer): Promise<void> {
+    const data = block.data;
     const file = join(this.dir, hash);
     const tmp = `${file}.${this.tmpSeq++}.tmp`;
     // Opened for reading too: the handle that wrote the file serves its reads (the rename leaves it valid).
     const fh = await open(tmp, "w+");
     try {
-      // writevAll goes on after a short write (a short copy would be served as the block), and
-      // takes the block in one write(2) where the kernel allows: writeFile makes 16 of 512 KiB,
-      // each a thread-pool hand-off.
-      await writevAll(fh, [data], 0);
+      if (!(await this.writeDirect(tmp, block))) {
+        // writevAll goes on after a short write (a short copy would be served as the block), and
+        // takes the block in one write(2) where the kernel allows: writeFile makes 16 of 512 KiB,
+        // each a thread-pool hand-off.
+        await writevAll(fh, [data], 0);
+      }
       await rename(tmp, file);
     } catch (err) {
       await fh.close().catch(() => {});
@@ -376,6 +387,38 @@ export class BlockCache {
     this.entries.set(hash, { size: data.length, fh, users: 0 });
     this.bytes += data.length;
     await this.evict(hash);
+  }
+
+  /**
+   * Writes the block to `tmp` with O_DIRECT if its memory allows (page-aligned, a whole number of
+   * pages): the disk reads the pooled buffer itself, so the daemon copies nothing into the page
+   * cache (a buffered write of a cold read's blocks cost the daemon ~0.7 CPU-s per GiB and a
+   * quarter of its throughput). False if the block must be written the ordinary way. The write
+   * holds the block's reference until it returns (store), as a buffered one does.
+   */
+  private async writeDirect(tmp: string, block: BlockBuffer): Promise<boolean> {
+    const data = block.data;
+    if (!this.direct || !block.pageAligned || data.length === 0 || data.length % DIRECT_ALIGN !== 0) return false;
+    let dio: FileHandle;
+    try {
+      dio = await open(tmp, constants.O_WRONLY | constants.O_DIRECT);
+    } catch (err) {
+      if (!refusesDirect(err)) throw err;
+      this.direct = false;
+      return false;
+    }
+    try {
+      await writevAll(dio, [data], 0);
+    } catch (err) {
+      // A file system that wants more alignment than a page: the caller rewrites the whole block buffered.
+      if (!refusesDirect(err)) throw err;
+      this.direct = false;
+      return false;
+    } finally {
+      await dio.close();
+    }
+    this.directWrites++;
+    return true;
   }
 
   private async evict(keep: string): Promise<void> {
@@ -390,4 +433,13 @@ export class BlockCache {
       await rm(join(this.dir, hash), { force: true });
     }
   }
+}
+
+/** EINVAL: the file system does not take O_DIRECT (or not with this alignment). */
+const refusesDirect = (err: unknown) => (err as NodeJS.ErrnoException).code === "EINVAL";
+
+/** Page-aligned block buffers from the native addon (O_DIRECT cache-file writes), or null where it is not built. */
+function alignedAllocator(): ((size: number) => Buffer) | null {
+  const addon = fuseFdAddonIfBuilt();
+  return addon?.alignedBuffer ? (size) => addon.alignedBuffer!(size) : null;
 }

@@ -13,6 +13,8 @@
  *   reply(fd, unique, error, payload?)
  *                           one writev(2) of a reply: its 16-byte header built here, then the
  *                           payload (a Buffer or none); bytes written, or -errno (never throws)
+ *   alignedBuffer(size)     a Buffer of `size` bytes whose memory starts on a page boundary
+ *                           (freed when the Buffer is collected)
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
@@ -24,6 +26,10 @@
  * Why reply: fs.writeSync/writevSync cost ~1.5 µs of JavaScript per call on the 2-core VM
  * (argument checks, an iovec array, error objects) and the header a Buffer of its own; a
  * GETATTR's whole user time in the daemon is ~10 µs (docs/benchmarks.md, "Reply writes").
+ * Why alignedBuffer: O_DIRECT writes need page-aligned memory, and Node gives no buffer's address;
+ * the block cache writes fetched blocks to its files with O_DIRECT from such buffers (a buffered
+ * write copies every byte into the page cache: the daemon's largest cost on a cold read,
+ * docs/benchmarks.md, "Cold reads: cache files written with O_DIRECT").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -305,6 +311,31 @@ static napi_value js_reply(napi_env env, napi_callback_info info) {
   return int_value(env, w < 0 ? -errno : (int32_t)w);
 }
 
+static void free_aligned(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
+  int32_t size;
+  if (int_arg(env, info, 1, &size) != 0) return NULL;
+  if (size <= 0) {
+    napi_throw_range_error(env, "EINVAL", "alignedBuffer: size must be positive");
+    return NULL;
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  void *mem;
+  int err = posix_memalign(&mem, page > 0 ? (size_t)page : 4096, (size_t)size);
+  if (err != 0) return throw_errno(env, err, "posix_memalign");
+  napi_value buf;
+  if (napi_create_external_buffer(env, (size_t)size, mem, free_aligned, NULL, &buf) != napi_ok) {
+    free(mem);
+    return NULL;
+  }
+  return buf;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -316,6 +347,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reply", NULL, js_reply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

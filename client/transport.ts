@@ -194,6 +194,18 @@ export class Transport {
     return decode(buf, res.headers["content-type"]) as T;
   }
 
+  /**
+   * A msgpack RPC without a body whose answer stays encoded: its msgpack bytes, for a caller that
+   * decodes only what it needs (a mount's directory listings: fuse/volume/listing.ts).
+   */
+  async rpcBytes(method: Dispatcher.HttpMethod, path: string, opts: CallOptions = {}): Promise<Buffer> {
+    const res = await this.raw(method, path, opts);
+    const type = res.headers["content-type"];
+    const bytes = await bodyBytes(res);
+    // Anything but msgpack (a proxy's JSON, say) is brought to msgpack here.
+    return (Array.isArray(type) ? type[0] : type)?.startsWith(MSGPACK) ? bytes : Buffer.from(envelope.pack(decode(bytes, type)));
+  }
+
   async close(): Promise<void> {
     for (const conn of this.idle.splice(0)) conn.close();
     await this.agent.close();

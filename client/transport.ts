@@ -50,6 +50,9 @@ export async function bodyBytes(res: Dispatcher.ResponseData, into?: Buffer): Pr
   return out;
 }
 
+/** No bytes: `getInto` then reads every body into a buffer of its own. */
+const NOTHING = Buffer.alloc(0);
+
 /** HTTP/1.1 keep-alive transport: msgpack RPCs and raw byte streams, errors mapped to typed classes. */
 export class Transport {
   private agent: Agent;
@@ -195,13 +198,23 @@ export class Transport {
   }
 
   /**
-   * A msgpack RPC without a body whose answer stays encoded: its msgpack bytes, for a caller that
-   * decodes only what it needs (a mount's directory listings: fuse/volume/listing.ts).
+   * A msgpack GET whose answer stays encoded: its msgpack bytes (in a buffer of their own), for a
+   * caller that decodes only what it needs (a mount's directory listings: fuse/volume/listing.ts).
+   * Over plain http it goes by `getInto` (the body read straight into its buffer, none of
+   * undici's stream machinery per answer).
    */
-  async rpcBytes(method: Dispatcher.HttpMethod, path: string, opts: CallOptions = {}): Promise<Buffer> {
-    const res = await this.raw(method, path, opts);
-    const type = res.headers["content-type"];
-    const bytes = await bodyBytes(res);
+  async getBytes(path: string, opts: CallOptions = {}): Promise<Buffer> {
+    let bytes: Buffer;
+    let type: string | string[] | undefined;
+    const direct = await this.getInto(path, opts, NOTHING);
+    if (direct) {
+      bytes = direct.body ?? NOTHING;
+      type = direct.headers["content-type"];
+    } else {
+      const res = await this.raw("GET", path, opts);
+      type = res.headers["content-type"];
+      bytes = await bodyBytes(res);
+    }
     // Anything but msgpack (a proxy's JSON, say) is brought to msgpack here.
     return (Array.isArray(type) ? type[0] : type)?.startsWith(MSGPACK) ? bytes : Buffer.from(envelope.pack(decode(bytes, type)));
   }

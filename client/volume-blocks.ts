@@ -82,7 +82,7 @@ export class VolumeBlocks {
 
   /** `list`'s page as the server encoded it (msgpack of a TreePage), for a reader that decodes only what it needs. */
   listBytes(version: number, dir: string, opts: { after?: string; limit?: number } = {}): Promise<Buffer> {
-    return this.transport.rpcBytes("GET", this.url("/list"), { environment: this.volume.environment, query: { version, path: dir, after: opts.after, limit: opts.limit } });
+    return this.transport.getBytes(this.url("/list"), { environment: this.volume.environment, query: { version, path: dir, after: opts.after, limit: opts.limit } });
   }
 
   /** Every name (entry) of the given hard-link ids in a version. */

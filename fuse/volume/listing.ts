@@ -296,39 +296,27 @@ function noSlash(b: Buffer, from: number, to: number): boolean {
 let headerCount = 0;
 
 /** Reads a map header at `pos`: sets headerCount (pairs), returns where the pairs start. */
-function mapHeader(b: Buffer, pos: number): number {
-  const t = b[pos]!;
-  if (t >= 0x80 && t <= 0x8f) {
-    headerCount = t & 0x0f;
-    return pos + 1;
-  }
-  if (t === 0xde) {
-    headerCount = b.readUInt16BE(pos + 1);
-    return pos + 3;
-  }
-  if (t === 0xdf) {
-    headerCount = b.readUInt32BE(pos + 1);
-    return pos + 5;
-  }
-  throw new Error(`A listing has a non-map where a map belongs (0x${t?.toString(16)} at ${pos})`);
-}
+const mapHeader = (b: Buffer, pos: number): number => header(b, pos, 0x80, 0xde, "map");
 
 /** Reads an array header at `pos`: sets headerCount, returns where the elements start. */
-function arrayHeader(b: Buffer, pos: number): number {
+const arrayHeader = (b: Buffer, pos: number): number => header(b, pos, 0x90, 0xdc, "array");
+
+/** A map's or array's header: its fix form (`fix` | n, n < 16), then its 16- and 32-bit forms (`wide`, `wide` + 1). */
+function header(b: Buffer, pos: number, fix: number, wide: number, what: string): number {
   const t = b[pos]!;
-  if (t >= 0x90 && t <= 0x9f) {
+  if (t >= fix && t <= fix + 0x0f) {
     headerCount = t & 0x0f;
     return pos + 1;
   }
-  if (t === 0xdc) {
+  if (t === wide) {
     headerCount = b.readUInt16BE(pos + 1);
     return pos + 3;
   }
-  if (t === 0xdd) {
+  if (t === wide + 1) {
     headerCount = b.readUInt32BE(pos + 1);
     return pos + 5;
   }
-  throw new Error(`A listing has a non-array where an array belongs (0x${t?.toString(16)} at ${pos})`);
+  throw new Error(`A listing has no ${what} where one belongs (0x${t?.toString(16)} at ${pos})`);
 }
 
 /** Where the msgpack value at `pos` ends. */

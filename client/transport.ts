@@ -50,6 +50,9 @@ export async function bodyBytes(res: Dispatcher.ResponseData, into?: Buffer): Pr
   return out;
 }
 
+/** No bytes: `getInto` then reads every body into a buffer of its own. */
+const NOTHING = Buffer.alloc(0);
+
 /** HTTP/1.1 keep-alive transport: msgpack RPCs and raw byte streams, errors mapped to typed classes. */
 export class Transport {
   private agent: Agent;
@@ -192,6 +195,28 @@ export class Transport {
     });
     const buf = Buffer.from(await res.body.arrayBuffer());
     return decode(buf, res.headers["content-type"]) as T;
+  }
+
+  /**
+   * A msgpack GET whose answer stays encoded: its msgpack bytes (in a buffer of their own), for a
+   * caller that decodes only what it needs (a mount's directory listings: fuse/volume/listing.ts).
+   * Over plain http it goes by `getInto` (the body read straight into its buffer, none of
+   * undici's stream machinery per answer).
+   */
+  async getBytes(path: string, opts: CallOptions = {}): Promise<Buffer> {
+    let bytes: Buffer;
+    let type: string | string[] | undefined;
+    const direct = await this.getInto(path, opts, NOTHING);
+    if (direct) {
+      bytes = direct.body ?? NOTHING;
+      type = direct.headers["content-type"];
+    } else {
+      const res = await this.raw("GET", path, opts);
+      type = res.headers["content-type"];
+      bytes = await bodyBytes(res);
+    }
+    // Anything but msgpack (a proxy's JSON, say) is brought to msgpack here.
+    return (Array.isArray(type) ? type[0] : type)?.startsWith(MSGPACK) ? bytes : Buffer.from(envelope.pack(decode(bytes, type)));
   }
 
   async close(): Promise<void> {

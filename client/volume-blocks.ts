@@ -80,6 +80,11 @@ export class VolumeBlocks {
     return this.rpc<TreePage>("GET", "/list", undefined, { version, path: dir, after: opts.after, limit: opts.limit });
   }
 
+  /** `list`'s page as the server encoded it (msgpack of a TreePage), for a reader that decodes only what it needs. */
+  listBytes(version: number, dir: string, opts: { after?: string; limit?: number } = {}): Promise<Buffer> {
+    return this.transport.getBytes(this.url("/list"), { environment: this.volume.environment, query: { version, path: dir, after: opts.after, limit: opts.limit } });
+  }
+
   /** Every name (entry) of the given hard-link ids in a version. */
   async links(version: number, linkIds: string[]): Promise<ManifestEntry[]> {
     const out: ManifestEntry[] = [];

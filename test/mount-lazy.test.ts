@@ -12,6 +12,7 @@ import { describe, expect, it } from "vitest";
 import { mountStatus } from "../cli/mount-status.js";
 import { controlRequest } from "../client/mount-control.js";
 import type { Volume } from "../client/index.js";
+import type { ManifestEntry } from "../protocol/volume.js";
 import { stateDirFor } from "../fuse/volume/daemon.js";
 import { waitFor } from "./helpers/eventually.js";
 import { siloServerFixture } from "./helpers/silo-server.js";
@@ -154,6 +155,32 @@ describe("a mount loads directories on demand", () => {
     expect(await text(join(big, "f599"))).toBe("v1 599");
     await mounts.unmount(dir);
     expect(await committed(fx.silo, "lazy-listed", "big/f599")).toBe("v1 599");
+  });
+
+  it("lists a directory of more than one listing page whole, each name with its own entry (modes, times, links, symlinks, non-ASCII names)", async () => {
+    // Past the loader's 10,000-entry page (lazy-load.ts, LIST_PAGE): the pages are kept as the
+    // server's bytes and joined (listing.ts); every entry must come back as committed.
+    const vol = await fx.silo.volumes.fromName("lazy-pages", { createIfMissing: true });
+    const n = 10_050;
+    const name = (i: number) => (i % 1000 === 7 ? `ü-名前-${i}` : `n${String(i).padStart(5, "0")}`);
+    const changes: Array<{ op: "put"; entry: ManifestEntry }> = [];
+    for (let i = 0; i < n; i++) changes.push({ op: "put", entry: { path: `big/${name(i)}`, type: "file", mode: 0o600 | (i % 3 === 0 ? 0o044 : 0), size: 0, mtimeMs: 1_700_000_000_000 + i * 1000, uid: i % 5, gid: 0, blocks: [] } });
+    changes.push({ op: "put", entry: { path: "big/zz-link", type: "symlink", mode: 0o777, size: 6, mtimeMs: 1_700_000_000_000, target: name(n - 1) } });
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
+    const dir = join(root, "pages");
+    await mounts.mount("lazy-pages", dir, "--commit-interval-ms", "0");
+    const names = await within(60_000, "readdir", readdir(join(dir, "big")));
+    expect(names.length).toBe(n + 1);
+    expect(new Set(names)).toEqual(new Set([...Array.from({ length: n }, (_, i) => name(i)), "zz-link"]));
+    for (const i of [0, 7, 9_999, 10_000, 10_007, n - 1]) {
+      const st = await stat(join(dir, "big", name(i)));
+      expect([i, st.mode & 0o777, st.mtimeMs, st.uid]).toEqual([i, 0o600 | (i % 3 === 0 ? 0o044 : 0), 1_700_000_000_000 + i * 1000, i % 5]);
+    }
+    expect(await run("readlink", [join(dir, "big/zz-link")]).then((r) => r.stdout.trim())).toBe(name(n - 1));
+    await writeFile(join(dir, "big", name(10_003)), "changed");
+    await mounts.unmount(dir);
+    expect(await committed(fx.silo, "lazy-pages", `big/${name(10_003)}`)).toBe("changed");
+    expect(await committed(fx.silo, "lazy-pages", `big/${name(10_004)}`)).toBe("");
   });
 
   it("keeps a hard link whole when one name is in a directory it had not read", async () => {

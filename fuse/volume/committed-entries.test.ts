@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ManifestEntry } from "../../protocol/volume.js";
 import { CommittedEntries } from "./committed-entries.js";
+import { Listing } from "./listing.js";
 
 const file = (path: string): ManifestEntry => ({ path, type: "file", mode: 0o644, size: 0, mtimeMs: 0, blocks: [] });
 const dir = (path: string): ManifestEntry => ({ path, type: "directory", mode: 0o755, size: 0, mtimeMs: 0 });
-const listing = (...entries: ManifestEntry[]) => new Map(entries.map((e) => [e.path.slice(e.path.lastIndexOf("/") + 1), e]));
+const listing = (...entries: ManifestEntry[]) => Listing.of(entries[0]!.path.includes("/") ? entries[0]!.path.slice(0, entries[0]!.path.lastIndexOf("/")) : "", entries);
 
 describe("CommittedEntries", () => {
   it("answers by path what loads, commits and reloads recorded, and forgets a deleted directory's whole subtree", () => {

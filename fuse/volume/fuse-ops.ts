@@ -13,7 +13,7 @@ import { listXattrs, removeXattr, setXattr, xattrValue } from "./xattrs.js";
 import type { MountedVolume } from "./mounted-volume.js";
 import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
-import { type ManifestEntry, VOLUME_LIMITS } from "../../protocol/volume.js";
+import { type EntryType, VOLUME_LIMITS } from "../../protocol/volume.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
@@ -709,7 +709,7 @@ export class VolumeFs implements Filesystem, KernelRefs {
       // the name has now, if it still has one (a READDIR of it needs only its type and number).
       if (plus && node === undefined) node = list.dir.children.made(name, position);
       if (node === undefined) {
-        out.push({ name, ino: list.inoBase + position, type: S_IF[(items[i] as ManifestEntry).type] >> 12, nextOffset: i + 1 });
+        out.push({ name, ino: list.inoBase + position, type: S_IF[items[i] as EntryType] >> 12, nextOffset: i + 1 });
         continue;
       }
       const dot = name === "." || name === "..";
@@ -727,11 +727,11 @@ export class VolumeFs implements Filesystem, KernelRefs {
     // The listing's names get their numbers in one step (a node made later takes its name's).
     if (c.inoBase === undefined && c.listed > 0) c.inoBase = this.inodes.reserveRange(c.listed);
     const names = [".", ".."];
-    const items: Array<Node | ManifestEntry> = [dir, parent];
+    const items: Array<Node | EntryType> = [dir, parent];
     const positions = [-1, -1];
-    c.list((name, node, entry, position) => {
+    c.list((name, node, type, position) => {
       names.push(name);
-      items.push(node ?? entry!);
+      items.push(node ?? type!);
       positions.push(position);
     });
     return { dir, names, items, positions, inoBase: c.inoBase ?? 0 };
@@ -825,13 +825,13 @@ function checkName(name: string): void {
 
 /**
  * A directory's entries as an open handle lists them: names and what they name side by side, no
- * pair per entry. A listed name without a node has its listed entry and its position in the
+ * pair per entry. A listed name without a node has its listed type and its position in the
  * listing (its number is `inoBase` + position); every other has its node and position -1.
  */
 interface DirSnapshot {
   dir: DirNode;
   names: string[];
-  items: Array<Node | ManifestEntry>;
+  items: Array<Node | EntryType>;
   positions: number[];
   inoBase: number;
 }

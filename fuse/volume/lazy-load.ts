@@ -1,5 +1,6 @@
 import { NotFoundError } from "../../protocol/errors.js";
-import { baseName, joinPath, type ManifestEntry, parentOf } from "../../protocol/volume.js";
+import { baseName, joinPath, parentOf } from "../../protocol/volume.js";
+import { Listing, ListingReader } from "./listing.js";
 import type { DirNode, Namespace, Node } from "./namespace.js";
 import type { VolumeRemote } from "./remote.js";
 
@@ -18,12 +19,12 @@ export interface LoadTarget {
   readonly ns: Namespace;
   readonly remote: VolumeRemote;
   readonly viewVersion: number;
-  /** Records a loaded directory's entries (by name) as committed (what a commit compares a changed path with); keeps `listing`. */
-  committedDir(dir: string, listing: Map<string, ManifestEntry>): void;
+  /** Records a loaded directory's entries as committed (what a commit compares a changed path with); keeps `listing`. */
+  committedDir(dir: string, listing: Listing): void;
 }
 
-/** Entries of directories read at one version, by directory path, each by name in path order. */
-type Listings = Map<string, Map<string, ManifestEntry>>;
+/** Entries of directories read at one version, by directory path. */
+type Listings = Map<string, Listing>;
 
 const depth = (path: string): number => (path === "" ? 0 : path.split("/").length);
 
@@ -180,32 +181,33 @@ export class DirLoader {
       if (local === undefined && !listing) {
         listing = await this.list(path, version);
         listings.set(path, listing);
-        for (const e of listing.values()) if (e.linkId) linkIds.add(e.linkId);
+        for (let k = 0; k < listing.size; k++) if (listing.linkedAt(k)) linkIds.add(listing.entryAt(k).linkId!);
       }
       if (i === names.length) return;
       const name = names[i]!;
       if (local !== undefined) {
         local = local.children.get(name);
         if (!local) return;
-      } else if (listing!.get(name)?.type !== "directory") return;
+      } else {
+        const k = listing!.indexOf(name);
+        if (k < 0 || listing!.typeAt(k) !== "directory") return;
+      }
       path = path ? `${path}/${name}` : name;
     }
   }
 
   /** A directory's entries at `version`; none if it is gone there (a path kept by a local change). */
-  private async list(dir: string, version: number): Promise<Map<string, ManifestEntry>> {
-    const out = new Map<string, ManifestEntry>();
+  private async list(dir: string, version: number): Promise<Listing> {
+    const reader = new ListingReader(dir);
     let after: string | undefined;
     try {
-      do {
-        const page = await this.t.remote.list(version, dir, { after, limit: LIST_PAGE });
-        for (const e of page.entries) out.set(baseName(e.path), e);
-        after = page.next;
-      } while (after);
+      do after = reader.add(keepable(await this.t.remote.listBytes(version, dir, { after, limit: LIST_PAGE })));
+      while (after);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
+      return Listing.empty;
     }
-    return out;
+    return reader.listing();
   }
 
   /** Fills the read directories, parents first, in one synchronous step. */
@@ -220,6 +222,17 @@ export class DirLoader {
       this.loadedDirs++;
     }
   }
+}
+
+/**
+ * `page` in memory of its own: a small body may be a slice of Node's shared pool, whose whole
+ * 8 KiB slab a kept slice would hold.
+ */
+function keepable(page: Buffer): Buffer {
+  if (page.byteLength === page.buffer.byteLength) return page;
+  const own = Buffer.allocUnsafeSlow(page.length);
+  page.copy(own);
+  return own;
 }
 
 /** The unloaded directories at or below `node` (at `path`). */

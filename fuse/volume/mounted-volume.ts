@@ -1,3 +1,4 @@
+import type { Listing } from "./listing.js";
 import { VersionGoneError } from "../../protocol/errors.js";
 import { ancestors, type Change, type Delta, type ManifestEntry, parentOf } from "../../protocol/volume.js";
 import { AsyncLock } from "./async-lock.js";
@@ -121,7 +122,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     await this.loader.ensure("");
   }
 
-  committedDir(dir: string, listing: Map<string, ManifestEntry>): void {
+  committedDir(dir: string, listing: Listing): void {
     this.base.setDir(dir, listing);
     const node = this.ns.lookup(dir);
     if (node?.type === "directory") this.tree.loaded(dir, node, listing.size);

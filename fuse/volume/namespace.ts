@@ -1,6 +1,7 @@
-import { baseName, type BlockRef, type ManifestEntry, parentOf, type TimeNs, timeNsOf } from "../../protocol/volume.js";
+import { baseName, type BlockRef, type EntryType, type ManifestEntry, parentOf, type TimeNs, timeNsOf } from "../../protocol/volume.js";
 import { FsError } from "../common/errno.js";
 import { FileContent, blockListOf, hashesOf } from "./file-content.js";
+import type { Listing } from "./listing.js";
 import { checkDirEntries, checkPathLength, checkSymlinkTarget } from "./limits.js";
 import { sameXattrs, type Xattrs, xattrsFromWire, xattrsToWire } from "./xattrs.js";
 
@@ -78,19 +79,20 @@ abstract class LinkableNode extends BaseNode {
  * link count (2 + subdirectories, as ext4) is in every GETATTR of it, which the kernel sends
  * after each create or unlink in it; counting them there cost O(entries) per request.
  *
- * A loaded directory keeps its listing and makes a file's (or symlink's, or special file's)
- * node only when something first asks for it by name or walks every node: a `find` lists and
- * never looks most files up, and building a node per listed file was most of a fresh mount's
- * `find` (docs/benchmarks.md). Directories and hard-linked entries get their nodes at load
- * (walks of the tree and link counts need them). The listing is never changed here: a name
- * changed locally gets a node (`nodes`), a listed name removed is noted in `gone`.
+ * A loaded directory keeps its listing (listing.ts: the server's bytes, no object per entry)
+ * and makes a file's (or symlink's, or special file's) node only when something first asks for
+ * it by name or walks every node: a `find` lists and never looks most files up, and building a
+ * node per listed file was most of a fresh mount's `find` (docs/benchmarks.md). Directories and
+ * hard-linked entries get their nodes at load (walks of the tree and link counts need them). The
+ * listing is never changed here: a name changed locally gets a node (`nodes`), a listed name
+ * removed is noted in `gone`.
  */
 export class Children {
   subdirs = 0;
   /** Nodes by name: made ones and those added since the load. A name here hides the listing's. */
   private readonly nodes = new Map<string, Node>();
-  /** The listing of the last load (shared with the committed entries, read only), while names of it may still be without a node. */
-  private listing: ReadonlyMap<string, ManifestEntry> | undefined;
+  /** The listing of the last load (shared with the committed entries), while names of it may still be without a node. */
+  private listing: Listing | undefined;
   /** Listed names removed since (they would otherwise show through from the listing). */
   private gone: Set<string> | undefined;
   /** Listed names without a node, not removed. */
@@ -102,8 +104,6 @@ export class Children {
    * READDIR can give a name its number without making its node, and the node made later agrees.
    */
   inoBase: number | undefined;
-  /** Position of each listed name, made when a name is first made a node by name after `inoBase` was set. */
-  private positions: Map<string, number> | undefined;
 
   get size(): number {
     return this.nodes.size + this.pending;
@@ -142,28 +142,37 @@ export class Children {
   clear(): void {
     this.nodes.clear();
     this.subdirs = 0;
-    this.listing = this.gone = this.make = this.inoBase = this.positions = undefined;
+    this.listing = this.gone = this.make = this.inoBase = undefined;
     this.pending = 0;
   }
 
   /**
-   * Takes `listing` (by name, kept and never changed) as the directory's committed entries:
-   * names it already has keep their nodes; `make` makes a listed entry's node when first needed.
+   * Takes `listing` (kept, immutable) as the directory's committed entries: names it already has
+   * keep their nodes; `make` makes a listed entry's node when first needed.
    */
-  load(listing: ReadonlyMap<string, ManifestEntry>, make: (entry: ManifestEntry) => Node): void {
+  load(listing: Listing, make: (entry: ManifestEntry) => Node): void {
     this.makeAll();
     this.listing = listing;
     this.make = make;
-    this.gone = this.inoBase = this.positions = undefined;
+    this.gone = this.inoBase = undefined;
     this.pending = 0;
     const some = this.nodes.size > 0;
-    for (const [name, entry] of listing) {
+    for (let i = 0; i < listing.size; i++) {
+      const early = listing.typeAt(i) === "directory" || listing.linkedAt(i);
+      // A name is made a string only where needed: a node to make now, or names to check against.
+      if (!early && !some) {
+        this.pending++;
+        continue;
+      }
+      const name = listing.nameAt(i);
       if (some && this.nodes.has(name)) continue;
-      if (entry.type === "directory" || entry.linkId !== undefined) {
-        const node = make(entry);
-        if (node.type === "directory") this.subdirs++;
-        this.nodes.set(name, node);
-      } else this.pending++;
+      if (!early) {
+        this.pending++;
+        continue;
+      }
+      const node = make(listing.entryAt(i));
+      if (node.type === "directory") this.subdirs++;
+      this.nodes.set(name, node);
     }
     if (this.pending === 0) this.listing = this.make = undefined;
   }
@@ -188,38 +197,49 @@ export class Children {
     return this.nodes.values();
   }
 
-  /** The names that have a node, without making any: every directory and hard link, and whatever was used or changed. */
+  /**
+   * The names that have a node, without making any: every directory and hard link, and whatever
+   * was used or changed. Given a name (and, if known, its position in the listing), that name's
+   * node, made now if it is a listed name without one.
+   */
   made(): IterableIterator<[string, Node]>;
   made(name: string, position: number | undefined): Node | undefined;
   made(name?: string, position?: number): IterableIterator<[string, Node]> | Node | undefined {
     if (name === undefined) return this.nodes.entries();
     const node = this.nodes.get(name);
-    if (node !== undefined || !this.isPending(name)) return node;
-    const made = this.make!(this.listing!.get(name)!);
-    if (this.inoBase !== undefined) made.ino = this.inoBase + (position ?? this.positionOf(name));
+    if (node !== undefined || this.pending === 0 || this.gone?.has(name)) return node;
+    const listing = this.listing!;
+    // A position from an older listing (a handle opened before a reload) is looked up again.
+    const i = position !== undefined && position < listing.size && listing.nameAt(position) === name ? position : listing.indexOf(name);
+    if (i < 0) return undefined;
+    const made = this.make!(listing.entryAt(i));
+    if (this.inoBase !== undefined) made.ino = this.inoBase + i;
     this.nodes.set(name, made);
-    if (--this.pending === 0) this.listing = this.gone = this.make = this.positions = undefined;
+    if (--this.pending === 0) this.listing = this.gone = this.make = undefined;
     return made;
   }
 
   /**
    * Calls `each` for every name in listing order, then those added since: with its node if it
-   * has one, else with its listed entry and its position in the listing (no node made).
+   * has one, else with its listed type and its position in the listing (no node made).
    */
-  list(each: (name: string, node: Node | undefined, entry: ManifestEntry | undefined, position: number) => void): void {
+  list(each: (name: string, node: Node | undefined, type: EntryType | undefined, position: number) => void): void {
     const listing = this.listing;
     if (listing === undefined) {
       for (const [name, node] of this.nodes) each(name, node, undefined, -1);
       return;
     }
-    let i = 0;
-    for (const [name, entry] of listing) {
+    // Nodes met in the listing: the rest were added since (only those ask the listing by name).
+    let met = 0;
+    for (let i = 0; i < listing.size; i++) {
+      const name = listing.nameAt(i);
       const node = this.nodes.get(name);
-      if (node !== undefined) each(name, node, undefined, -1);
-      else if (!this.gone?.has(name)) each(name, undefined, entry, i);
-      i++;
+      if (node !== undefined) {
+        met++;
+        each(name, node, undefined, -1);
+      } else if (!this.gone?.has(name)) each(name, undefined, listing.typeAt(i), i);
     }
-    for (const [name, node] of this.nodes) if (!listing.has(name)) each(name, node, undefined, -1);
+    if (met < this.nodes.size) for (const [name, node] of this.nodes) if (!listing.has(name)) each(name, node, undefined, -1);
   }
 
   /** Names listed at the last load (inode numbers reserved for a listing cover them all). */
@@ -231,22 +251,10 @@ export class Children {
     return this.pending > 0 && !this.nodes.has(name) && this.listing!.has(name) && !this.gone?.has(name);
   }
 
-  private positionOf(name: string): number {
-    if (!this.positions) {
-      this.positions = new Map();
-      let i = 0;
-      for (const n of this.listing!.keys()) this.positions.set(n, i++);
-    }
-    return this.positions.get(name)!;
-  }
-
   private makeAll(): void {
     if (this.pending === 0) return;
-    let i = 0;
-    for (const name of this.listing!.keys()) {
-      if (this.pending === 0) break;
-      this.made(name, i++);
-    }
+    const listing = this.listing!;
+    for (let i = 0; i < listing.size && this.pending > 0; i++) this.made(listing.nameAt(i), i);
   }
 }
 
@@ -506,11 +514,10 @@ export class Namespace {
   /**
    * Fills unloaded directory `dir` (at `path`) with its committed entries, as a load reads them:
    * subdirectories start unloaded, names of a hard link already loaded join its node. The
-   * entries were counted in `inodes` already (the server's count). `listing` is by name: the
-   * children share its name strings (a name per entry cut from the path again cost an allocation
-   * and a second retained copy per entry).
+   * entries were counted in `inodes` already (the server's count). `listing` is kept as it is
+   * (the committed entries share it).
    */
-  loadChildren(dir: DirNode, listing: ReadonlyMap<string, ManifestEntry>): void {
+  loadChildren(dir: DirNode, listing: Listing): void {
     dir.children.load(listing, this.loadedNode);
     dir.loaded = true;
   }

@@ -3,8 +3,8 @@
  * file system, served by a child process (dist/fuse/kernel/probe/main.js), probed from here and
  * from further child processes.
  */
-import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -93,10 +93,21 @@ let root: string;
 const probes: Probe[] = [];
 const children: ChildProcess[] = [];
 
+/**
+ * The transports every test runs on: /dev/fuse reads and writes, and FUSE over io_uring where
+ * the kernel has it (the fuse module's enable_uring, switched on here as scripts/system-deps.sh does).
+ */
+const ENABLE_URING = "/sys/module/fuse/parameters/enable_uring";
+const TRANSPORTS = existsSync(ENABLE_URING) && process.getuid?.() === 0 ? ["dev", "ring"] : ["dev"];
+
+let transport = "dev";
+
 async function mountProbe(name: string, env: NodeJS.ProcessEnv = {}): Promise<{ probe: Probe; ready: Reply; dir: string }> {
-  const dir = join(root, name);
-  const { probe, ready } = await Probe.start(dir, env);
+  const dir = join(root, `${name}-${transport}`);
+  const { probe, ready } = await Probe.start(dir, { SILO_FUSE_RING: transport === "ring" ? "on" : "off", ...env });
   probes.push(probe);
+  // The ring serves only with the poll reader; a test that asks for threads gets /dev/fuse.
+  expect(ready.ring).toBe(transport === "ring" && env.SILO_FUSE_READER !== "threads");
   return { probe, ready, dir };
 }
 
@@ -118,7 +129,12 @@ afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-describe("silo's FUSE transport", () => {
+describe.each(TRANSPORTS)("silo's FUSE transport (%s)", (which) => {
+  beforeAll(() => {
+    transport = which;
+    if (which === "ring" && readFileSync(ENABLE_URING, "utf8").trim() !== "Y") execFileSync("sh", ["-c", `echo Y > ${ENABLE_URING}`]);
+  });
+
   it("INIT: takes the kernel's minor version and the flags asked for (max_pages, readdirplus, parallel dirops)", async () => {
     const { ready, dir } = await mountProbe("init");
     const info = ready.info as { major: number; minor: number; kernelMinor: number; kernelFlags: number; flags: number; maxWrite: number };
@@ -208,6 +224,9 @@ describe("silo's FUSE transport", () => {
     const s = await probe.stats();
     expect(s.slowPending).toBe(1);
     expect(s.inFlight).toBe(1);
+    // On the ring, the requests came through it (the kernel uses /dev/fuse only before it is registered).
+    if (ready.ring) expect(s.ringRequests as number).toBeGreaterThan(300);
+    else expect(s.ringRequests).toBe(0);
     await probe.send({ cmd: "release" });
     const out = await within(20_000, "slow cat", slow.out);
     expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);

@@ -232,6 +232,38 @@ describe.each(TRANSPORTS)("silo's FUSE transport (%s)", (which) => {
     expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
   });
 
+  it("more requests held than the ring has entries: the rest wait in the kernel and are served as entries free up, or fail at kill -9", async () => {
+    // The ring has 8 entries per possible CPU (session.ts RING_DEPTH): hold more reads than that.
+    const cpus = readFileSync("/sys/devices/system/cpu/possible", "utf8").trim().split("-").map(Number);
+    const entries = 8 * ((cpus[1] ?? cpus[0]!) + 1);
+    const count = entries + 8;
+    for (const ending of ["release", "kill"]) {
+      const { probe, dir } = await mountProbe(`held-${ending}`);
+      const cats = Array.from({ length: count }, () => cat(join(dir, "slow")));
+      for (const c of cats) children.push(c.proc);
+      // Requests go to the queue of the caller's CPU: at least one queue's entries fill up.
+      await waitFor("a queue's entries (or all reads) are held", async () => ((await probe.stats()).slowPending as number) >= 8);
+      if (ending === "release") {
+        // Each release answers the held reads; the ones queued behind them arrive as entries free up.
+        const done = Promise.all(cats.map((c) => c.out));
+        let settled = false;
+        void done.then(() => (settled = true));
+        await waitFor("every read answered", async () => {
+          await probe.send({ cmd: "release" });
+          return settled;
+        });
+        for (const out of await done) expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
+        expect((await probe.stats()).inFlight).toBe(0);
+      } else {
+        probe.proc.kill("SIGKILL");
+        for (const out of await within(15_000, "every waiting cat fails", Promise.all(cats.map((c) => c.out)))) expect(out.code).not.toBe(0);
+        expect(await mountPointState(dir)).toBe("stale");
+        await lazyUnmount(dir);
+        expect(await mountPointState(dir)).toBe("free");
+      }
+    }
+  });
+
   it("an interrupted request (the caller killed) is aborted in the file system and answered at once", async () => {
     const { probe, dir } = await mountProbe("intr");
     const slow = cat(join(dir, "slow"));

@@ -3,8 +3,8 @@
  * file system, served by a child process (dist/fuse/kernel/probe/main.js), probed from here and
  * from further child processes.
  */
-import { type ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -130,9 +130,15 @@ afterAll(() => {
 });
 
 describe.each(TRANSPORTS)("silo's FUSE transport (%s)", (which) => {
+  // A machine-wide switch: put back as found (only sessions that ask for the ring notice it).
+  let wasOff = false;
   beforeAll(() => {
     transport = which;
-    if (which === "ring" && readFileSync(ENABLE_URING, "utf8").trim() !== "Y") execFileSync("sh", ["-c", `echo Y > ${ENABLE_URING}`]);
+    wasOff = which === "ring" && readFileSync(ENABLE_URING, "utf8").trim() !== "Y";
+    if (wasOff) writeFileSync(ENABLE_URING, "Y");
+  });
+  afterAll(() => {
+    if (wasOff) writeFileSync(ENABLE_URING, "N");
   });
 
   it("INIT: takes the kernel's minor version and the flags asked for (max_pages, readdirplus, parallel dirops)", async () => {

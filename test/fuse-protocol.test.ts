@@ -95,7 +95,8 @@ const children: ChildProcess[] = [];
 
 /**
  * The transports every test runs on: /dev/fuse reads and writes, and FUSE over io_uring where
- * the kernel has it (the fuse module's enable_uring, switched on here as scripts/system-deps.sh does).
+ * the kernel has it (the fuse module's enable_uring, an operator's switch: docs/mounts.md; switched on
+ * here for these tests and put back as found).
  */
 const ENABLE_URING = "/sys/module/fuse/parameters/enable_uring";
 const TRANSPORTS = existsSync(ENABLE_URING) && process.getuid?.() === 0 ? ["dev", "ring"] : ["dev"];

@@ -4,7 +4,7 @@
  * from further child processes.
  */
 import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -93,10 +93,22 @@ let root: string;
 const probes: Probe[] = [];
 const children: ChildProcess[] = [];
 
+/**
+ * The transports every test runs on: /dev/fuse reads and writes, and FUSE over io_uring where
+ * the kernel has it (the fuse module's enable_uring, an operator's switch: docs/mounts.md; switched on
+ * here for these tests and put back as found).
+ */
+const ENABLE_URING = "/sys/module/fuse/parameters/enable_uring";
+const TRANSPORTS = existsSync(ENABLE_URING) && process.getuid?.() === 0 ? ["dev", "ring"] : ["dev"];
+
+let transport = "dev";
+
 async function mountProbe(name: string, env: NodeJS.ProcessEnv = {}): Promise<{ probe: Probe; ready: Reply; dir: string }> {
-  const dir = join(root, name);
-  const { probe, ready } = await Probe.start(dir, env);
+  const dir = join(root, `${name}-${transport}`);
+  const { probe, ready } = await Probe.start(dir, { SILO_FUSE_RING: transport === "ring" ? "on" : "off", ...env });
   probes.push(probe);
+  // The ring serves only with the poll reader; a test that asks for threads gets /dev/fuse.
+  expect(ready.ring).toBe(transport === "ring" && env.SILO_FUSE_READER !== "threads");
   return { probe, ready, dir };
 }
 
@@ -118,7 +130,18 @@ afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-describe("silo's FUSE transport", () => {
+describe.each(TRANSPORTS)("silo's FUSE transport (%s)", (which) => {
+  // A machine-wide switch: put back as found (only sessions that ask for the ring notice it).
+  let wasOff = false;
+  beforeAll(() => {
+    transport = which;
+    wasOff = which === "ring" && readFileSync(ENABLE_URING, "utf8").trim() !== "Y";
+    if (wasOff) writeFileSync(ENABLE_URING, "Y");
+  });
+  afterAll(() => {
+    if (wasOff) writeFileSync(ENABLE_URING, "N");
+  });
+
   it("INIT: takes the kernel's minor version and the flags asked for (max_pages, readdirplus, parallel dirops)", async () => {
     const { ready, dir } = await mountProbe("init");
     const info = ready.info as { major: number; minor: number; kernelMinor: number; kernelFlags: number; flags: number; maxWrite: number };
@@ -208,9 +231,44 @@ describe("silo's FUSE transport", () => {
     const s = await probe.stats();
     expect(s.slowPending).toBe(1);
     expect(s.inFlight).toBe(1);
+    // On the ring, the requests came through it (the kernel uses /dev/fuse only before it is registered).
+    if (ready.ring) expect(s.ringRequests as number).toBeGreaterThan(300);
+    else expect(s.ringRequests).toBe(0);
     await probe.send({ cmd: "release" });
     const out = await within(20_000, "slow cat", slow.out);
     expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
+  });
+
+  it("more requests held than the ring has entries: the rest wait in the kernel and are served as entries free up, or fail at kill -9", async () => {
+    // The ring has 8 entries per possible CPU (session.ts RING_DEPTH): hold more reads than that.
+    const cpus = readFileSync("/sys/devices/system/cpu/possible", "utf8").trim().split("-").map(Number);
+    const entries = 8 * ((cpus[1] ?? cpus[0]!) + 1);
+    const count = entries + 8;
+    for (const ending of ["release", "kill"]) {
+      const { probe, dir } = await mountProbe(`held-${ending}`);
+      const cats = Array.from({ length: count }, () => cat(join(dir, "slow")));
+      for (const c of cats) children.push(c.proc);
+      // Requests go to the queue of the caller's CPU: at least one queue's entries fill up.
+      await waitFor("a queue's entries (or all reads) are held", async () => ((await probe.stats()).slowPending as number) >= 8);
+      if (ending === "release") {
+        // Each release answers the held reads; the ones queued behind them arrive as entries free up.
+        const done = Promise.all(cats.map((c) => c.out));
+        let settled = false;
+        void done.then(() => (settled = true));
+        await waitFor("every read answered", async () => {
+          await probe.send({ cmd: "release" });
+          return settled;
+        });
+        for (const out of await done) expect([out.code, out.stdout]).toEqual([0, "slow bytes\n"]);
+        expect((await probe.stats()).inFlight).toBe(0);
+      } else {
+        probe.proc.kill("SIGKILL");
+        for (const out of await within(15_000, "every waiting cat fails", Promise.all(cats.map((c) => c.out)))) expect(out.code).not.toBe(0);
+        expect(await mountPointState(dir)).toBe("stale");
+        await lazyUnmount(dir);
+        expect(await mountPointState(dir)).toBe("free");
+      }
+    }
   });
 
   it("an interrupted request (the caller killed) is aborted in the file system and answered at once", async () => {

@@ -93,6 +93,7 @@ export const InitFlag = {
   // flags2 (bit n here is bit n+32 of the 64-bit flags)
   HAS_EXPIRE_ONLY: 2 ** 35,
   PASSTHROUGH: 2 ** 37,
+  OVER_IO_URING: 2 ** 41,
 } as const;
 
 /** fuse_setattr_in.valid */

@@ -35,6 +35,18 @@ export interface FuseFdAddon {
    * when it is collected. Absent from addons built before it (callers fall back).
    */
   alignedBuffer?(size: number): Buffer;
+  /**
+   * FUSE over io_uring (native/fuse-fd/fuse_ring.c): sets up a ring of `depth` entries per kernel
+   * queue (one per possible CPU) with `payloadSize`-byte buffers; `onReady` runs on the main
+   * thread when requests may be waiting. Returns the queue count; throws if io_uring is unusable.
+   */
+  ringStart?(fuseFd: number, depth: number, payloadSize: number, onReady: (status: number) => void): number;
+  /** Registers the entries (after INIT is answered): 0, or minus the errno the kernel refused with. */
+  ringRegister?(): number;
+  /** The next ring request copied into `buf` in /dev/fuse's layout: its length, 0 if none waits, or minus an errno (ring over). */
+  ringRead?(buf: Buffer): number;
+  /** Stops the ring (idempotent). Replies through `reply` go to the ring for the requests it delivered. */
+  ringStop?(): void;
 }
 
 /** An fd watched by the addon (opaque). */

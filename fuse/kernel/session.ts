@@ -1,4 +1,4 @@
-import { appendFileSync, read, write, writeSync, writevSync } from "node:fs";
+import { appendFileSync, read, readFileSync, write, writeSync, writevSync } from "node:fs";
 import { constants } from "node:os";
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, FUSE_ROOT_ID, InitFlag, MAX_PAGES, MAX_WRITE, OPCODE_NAMES, PASSTHROUGH_STACK_DEPTH, READ_BUFFER_SIZE, Size } from "./abi.js";
 import {
@@ -76,6 +76,12 @@ export interface SessionOptions {
    * write() uses its data until its op settles and keeps no reference after.
    */
   lendWriteBuffers?: boolean;
+  /**
+   * Serve requests over FUSE's io_uring interface where the kernel allows it (enable_uring) and
+   * the addon has it; /dev/fuse otherwise. `SILO_FUSE_RING=on|off` in the environment decides
+   * when this is not given.
+   */
+  ring?: boolean;
   /** Answer ETIMEDOUT for an op still running after this long (the op's late answer is dropped). */
   opTimeoutMs?: number;
   /** The errno for an error an op threw that is not an Errno (undefined: EIO, logged). */
@@ -95,6 +101,8 @@ class SessionStats {
   maxRead = 0;
   maxWrite = 0;
   readBuffers = 0;
+  /** Requests that came through io_uring (SessionOptions.ring). */
+  ringRequests = 0;
   private readonly counts: number[] = [];
   private readonly ms: number[] = [];
 
@@ -210,6 +218,8 @@ export class FuseSession implements Notifier {
 
   /** How this session reads requests (decided at start). */
   reader: "poll" | "threads" = "threads";
+  /** Whether requests come through io_uring (decided at INIT; FORGET, INTERRUPT and notifications stay on /dev/fuse). */
+  ring = false;
 
   /** Starts serving; resolves once the kernel's INIT is answered. */
   start(): Promise<ConnectionInfo> {
@@ -231,7 +241,7 @@ export class FuseSession implements Notifier {
           ctx.interrupt();
           this.inflight.delete(unique);
           this.log(`request ${unique} ran longer than ${limit} ms: answered ETIMEDOUT`);
-          this.send([errorReply(unique, E.ETIMEDOUT)]);
+          this.sendReply(unique, -E.ETIMEDOUT);
         }
       }, Math.min(1000, limit)).unref();
     }
@@ -341,6 +351,8 @@ export class FuseSession implements Notifier {
     this.over = true;
     if (--this.readersLeft > 0) return;
     clearInterval(this.sweep);
+    if (this.ring) fuseFdAddonIfBuilt()?.ringStop?.();
+    this.ring = false;
     for (const ctx of this.inflight.values()) ctx.interrupt();
     // SILO_FUSE_STATS=FILE: a line per session with the requests served and the time their ops took.
     if (process.env.SILO_FUSE_STATS) {
@@ -366,7 +378,7 @@ export class FuseSession implements Notifier {
       if (!(err instanceof MalformedRequest) || n < Size.IN_HEADER) throw err;
       const h = decodeHeader(buf);
       this.log(`malformed request (${err.message}): answered EINVAL`);
-      this.send([errorReply(h.unique, E.EINVAL)]);
+      this.sendReply(h.unique, -E.EINVAL);
       return false;
     }
     const a = req.args;
@@ -385,10 +397,10 @@ export class FuseSession implements Notifier {
         this.interrupt(req.unique, a.target);
         return false;
       case "DESTROY":
-        this.send([outHeader(Size.OUT_HEADER, 0, req.unique)]);
+        this.sendReply(req.unique, 0);
         return false;
       case "UNSUPPORTED":
-        this.send([errorReply(req.unique, E.ENOSYS)]);
+        this.sendReply(req.unique, -E.ENOSYS);
         return false;
       case "WRITE":
         if (this.opts.lendWriteBuffers) {
@@ -445,6 +457,8 @@ export class FuseSession implements Notifier {
     const addon = fuseFdAddonIfBuilt();
     const passthrough = this.opts.passthrough && process.env.SILO_FUSE_PASSTHROUGH !== "off" && !this.opts.writebackCache && typeof addon?.backingOpen === "function";
     if (passthrough) want += InitFlag.PASSTHROUGH;
+    const ringOpen = this.openRing(k.flags);
+    if (ringOpen) want += InitFlag.OVER_IO_URING;
     const flags = Number(BigInt(want) & BigInt(k.flags));
     const agreed = (BigInt(flags) & BigInt(InitFlag.PASSTHROUGH)) !== 0n;
     const info: ConnectionInfo = {
@@ -472,6 +486,7 @@ export class FuseSession implements Notifier {
     });
     if (!this.send([outHeader(Size.OUT_HEADER + out.length, 0, unique), out])) return;
     this.info = info;
+    if (ringOpen) this.registerRing((BigInt(flags) & BigInt(InitFlag.OVER_IO_URING)) !== 0n);
     if (agreed && addon) {
       const fd = this.fd;
       this.backing = { open: (fileFd) => addon.backingOpen(fd, fileFd), close: (id) => addon.backingClose(fd, id) };
@@ -482,6 +497,65 @@ export class FuseSession implements Notifier {
       this.log(`init failed: ${(err as Error).message}`);
     }
     this.resolveReady(info);
+  }
+
+  /**
+   * Sets up the io_uring ring before INIT is answered: once INIT agrees on FUSE_OVER_IO_URING the
+   * kernel holds every request until all its queues have an entry, so the flag is offered only
+   * when the ring exists. False: /dev/fuse alone.
+   */
+  private openRing(kernelFlags: number): boolean {
+    const wanted = this.opts.ring ?? process.env.SILO_FUSE_RING === "on";
+    const addon = fuseFdAddonIfBuilt();
+    if (!wanted) return false;
+    const unusable =
+      this.reader !== "poll" || typeof addon?.ringStart !== "function"
+        ? "it needs the native addon's poll reader"
+        : (BigInt(kernelFlags) & BigInt(InitFlag.OVER_IO_URING)) === 0n
+          ? "the kernel does not offer it"
+          : !uringEnabled()
+            ? "/sys/module/fuse/parameters/enable_uring is off"
+            : undefined;
+    if (unusable || !addon?.ringStart) {
+      this.log(`io_uring not used (${unusable}): serving /dev/fuse`);
+      return false;
+    }
+    let buf = this.readBuffer();
+    const onReady = () => {
+      for (;;) {
+        if (!this.ring) return;
+        const n = addon.ringRead!(buf);
+        if (n === 0) return;
+        if (n < 0) {
+          // ENOTCONN/ECANCELED: the kernel stopped the ring (unmount, abort); /dev/fuse ends the session.
+          if (-n !== E.ENOTCONN && -n !== E.ECANCELED && -n !== E.ENODEV) this.log(`fuse ring failed: errno ${-n}`);
+          addon.ringStop!();
+          this.ring = false;
+          return;
+        }
+        this.stats.ringRequests++;
+        buf = this.dispatchRead(buf, n);
+      }
+    };
+    try {
+      addon.ringStart(this.fd, RING_DEPTH, MAX_WRITE, onReady);
+    } catch (err) {
+      this.log(`io_uring unavailable (${(err as Error).message}): serving /dev/fuse`);
+      return false;
+    }
+    this.ring = true;
+    return true;
+  }
+
+  /** Registers the ring's entries once INIT is answered (the kernel refuses them before). */
+  private registerRing(agreed: boolean): void {
+    const addon = fuseFdAddonIfBuilt()!;
+    const rc = agreed ? addon.ringRegister!() : -E.EOPNOTSUPP;
+    if (rc === 0) return;
+    // A refused register makes the kernel give up the ring for this connection: /dev/fuse serves.
+    if (agreed) this.log(`io_uring registration refused (errno ${-rc}): serving /dev/fuse`);
+    addon.ringStop!();
+    this.ring = false;
   }
 
   /**
@@ -583,6 +657,7 @@ export class FuseSession implements Notifier {
     const parts = reply.parts;
     let delivered: boolean;
     if (parts.length <= 1) delivered = this.sendReply(req.unique, 0, parts[0]);
+    else if (this.ring) delivered = this.sendReply(req.unique, 0, Buffer.concat(parts));
     else {
       let len: number = Size.OUT_HEADER;
       for (const p of parts) len += p.length;
@@ -784,6 +859,18 @@ export class FuseSession implements Notifier {
   /** Whether the kernel holds a reference to `ino` (worth invalidating). */
   isKnown(ino: number): boolean {
     return ino === FUSE_ROOT_ID || this.refs.has(ino);
+  }
+}
+
+/** Entries per kernel queue (one queue per possible CPU): requests served at once per CPU. */
+const RING_DEPTH = 8;
+
+/** Whether the fuse module lets connections use io_uring (a root-writable module parameter). */
+function uringEnabled(): boolean {
+  try {
+    return readFileSync("/sys/module/fuse/parameters/enable_uring", "utf8").trim() === "Y";
+  } catch {
+    return false;
   }
 }
 

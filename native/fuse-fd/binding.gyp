@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "fuse_fd",
-      "sources": ["fuse_fd.c"],
+      "sources": ["fuse_fd.c", "fuse_ring.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

@@ -13,8 +13,10 @@
  *   reply(fd, unique, error, payload?)
  *                           one writev(2) of a reply: its 16-byte header built here, then the
  *                           payload (a Buffer or none); bytes written, or -errno (never throws)
+ *                           A request that came through the io_uring ring is answered through it.
  *   alignedBuffer(size)     a Buffer of `size` bytes whose memory starts on a page boundary
  *                           (freed when the Buffer is collected)
+ *   ringStart, ringRegister, ringRead, ringStop   FUSE over io_uring: fuse_ring.c
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
@@ -44,6 +46,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "fuse_ring.h"
 
 /* From the kernel's uapi <linux/fuse.h> (7.40); Debian's header is older than passthrough. */
 struct silo_fuse_backing_map {
@@ -307,6 +311,8 @@ static napi_value js_reply(napi_env env, napi_callback_info info) {
   h.error = error;
   /* Uniques are below 2^53: a JS number holds them exactly. */
   h.unique = (uint64_t)unique;
+  /* A request that came through the ring is answered through it (queued, sent before the loop waits). */
+  if (silo_ring_reply(h.unique, error, n == 2 ? iov[1].iov_base : NULL, n == 2 ? iov[1].iov_len : 0)) return int_value(env, (int32_t)h.len);
   ssize_t w = writev(fd, iov, n);
   return int_value(env, w < 0 ? -errno : (int32_t)w);
 }
@@ -348,6 +354,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reply", NULL, js_reply, NULL, NULL, NULL, napi_enumerable, NULL},
       {"alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringStop", NULL, silo_ring_stop, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -16,7 +16,7 @@ if (!dir) {
 const fs = new ProbeFs();
 const mount = await mountFuse(dir, fs, { fsname: "silo-probe", subtype: "silo-probe", allowOther: true, defaultPermissions: true, mkdir: true }, { readers: 3, opTimeoutMs: Number(process.env.PROBE_OP_TIMEOUT_MS) || undefined, lendWriteBuffers: true });
 const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
-out({ ready: true, info: mount.session.info, pid: process.pid, reader: mount.session.reader });
+out({ ready: true, info: mount.session.info, pid: process.pid, reader: mount.session.reader, ring: mount.session.ring });
 void mount.session.ended.then(() => {
   out({ ended: true });
   process.exit(0);
@@ -29,7 +29,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   switch (c.cmd) {
     case "stats": {
       const s = mount.session.stats;
-      out({ maxRead: s.maxRead, maxWrite: s.maxWrite, readBuffers: s.readBuffers, requests: Object.fromEntries(s.requests), inFlight: mount.session.inFlight, slowPending: fs.slowPending, ...fs.events });
+      out({ maxRead: s.maxRead, maxWrite: s.maxWrite, readBuffers: s.readBuffers, ringRequests: s.ringRequests, requests: Object.fromEntries(s.requests), inFlight: mount.session.inFlight, slowPending: fs.slowPending, ...fs.events });
       break;
     }
     case "release":

@@ -235,6 +235,46 @@ describe("a mount loads directories on demand", () => {
     expect(await committed(fx.silo, "lazy-crash", "d9/f2")).toBe("d9/f2");
   });
 
+  it("reads ahead of a walk within a share of the inode cache and trims meanwhile: the walk is whole, memory bounded, nothing read ahead unloaded before use", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-ahead-cache", { createIfMissing: true });
+    const dirs = 150;
+    const files = 20;
+    const name = (d: number) => `w${String(d).padStart(3, "0")}`;
+    const batch = vol.batchUpload();
+    for (let d = 0; d < dirs; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `${name(d)}/f${f}`);
+    await batch.commit();
+    const dir = join(root, "ahead-cache");
+    const limit = 400;
+    await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-ahead-cache", dir, "--commit-interval-ms", "0");
+    // A walk that stops after its first directory: read-ahead goes as far as a quarter of the
+    // cache in entries (lazy-load.ts, READ_AHEAD_CACHE_SHARE), plus the listings already on
+    // their way when that filled (at most 3 more: READ_AHEAD_FETCHES), not 16 directories.
+    expect(await readdir(dir)).toHaveLength(dirs);
+    expect(await readdir(join(dir, name(0)))).toHaveLength(files);
+    await waitFor("the read-ahead to settle", async () => (await mountStatus(dir)).readAhead.loading === 0, 30_000);
+    const ahead = (await mountStatus(dir)).readAhead;
+    expect(ahead.ahead).toBeGreaterThanOrEqual(limit / 4 / files);
+    expect(ahead.aheadEntries).toBeGreaterThanOrEqual(limit / 4);
+    expect(ahead.aheadEntries).toBeLessThanOrEqual(limit / 4 + 3 * files);
+    // The whole walk: read-ahead runs all along, and trimming with it (a read-ahead in flight
+    // does not hold it off), so the loaded entries stay near the limit, far below the tree's.
+    const { stdout } = await run("find", [dir], { maxBuffer: 1 << 24 });
+    const found = stdout.trim().split("\n").map((p) => p.slice(dir.length + 1)).filter((p) => p !== "");
+    const expected: string[] = [];
+    for (let d = 0; d < dirs; d++) {
+      expected.push(name(d));
+      for (let f = 0; f < files; f++) expected.push(`${name(d)}/f${f}`);
+    }
+    expect(found.sort()).toEqual(expected.sort());
+    const status = await mountStatus(dir);
+    expect(status.readAhead.dirs).toBeGreaterThanOrEqual(dirs / 2);
+    expect(status.unloadedDirs).toBeGreaterThanOrEqual(dirs / 2);
+    expect(status.cachedInodesPeak).toBeLessThanOrEqual(2 * limit);
+    // Every directory was read once: none read ahead was unloaded before the walk got to it.
+    expect([status.loadedDirs, status.rereadDirs]).toEqual([dirs + 1, 0]);
+    await mounts.unmount(dir);
+  });
+
   it("keeps its memory within the inode cache: a walk unloads what it read, never a local change, and reads it again", async () => {
     const vol = await fx.silo.volumes.fromName("lazy-cache", { createIfMissing: true });
     const batch = vol.batchUpload();

@@ -53,7 +53,7 @@ export class DirLoader {
   /** Of those, directories read again after they were unloaded (status). */
   rereadDirs = 0;
   /** Directory loads a walk's read-ahead started (status). */
-  readAheadDirs = 0;
+  private readAheadDirs = 0;
   private readonly everLoaded = new WeakSet<DirNode>();
   /** Directories opened for listing: opening a subdirectory of one is a recursive walk. */
   private readonly listed = new WeakSet<DirNode>();
@@ -97,6 +97,11 @@ export class DirLoader {
   async ensureAll(dirs: Iterable<string>): Promise<void> {
     const todo = [...new Set(dirs)].filter((d) => !this.isLoaded(d));
     if (todo.length) await this.awaited(() => this.load(todo));
+  }
+
+  /** Read-ahead (status): loads started, under way, directories ahead of a walk and their entries. */
+  readAheadStatus(): { dirs: number; loading: number; ahead: number; aheadEntries: number } {
+    return { dirs: this.readAheadDirs, loading: this.fetching, ahead: this.ahead.size, aheadEntries: this.aheadEntries };
   }
 
   /** Whether `dir` was read ahead of a walk that has not reached it yet (trimming keeps it). */

@@ -36,9 +36,10 @@ export interface MountStatus {
   inodeLimit: number;
   /** Directories whose entries were read from the server so far (the tree loads on demand). */
   loadedDirs: number;
-  /** Of those, reads of a directory unloaded before, and loads read ahead of a walk (lazy-load.ts). */
+  /** Of those, reads of a directory unloaded before. */
   rereadDirs: number;
-  readAheadDirs: number;
+  /** A walk's read-ahead (lazy-load.ts): loads started, under way, directories ahead of the walk (kept loaded) and their entries. */
+  readAhead: { dirs: number; loading: number; ahead: number; aheadEntries: number };
   /** Entries of loaded directories held in memory (the inode cache: tree-cache.ts), its limit, and directories it unloaded. */
   cachedInodes: number;
   /** The most `cachedInodes` came to since the mount started. */
@@ -857,7 +858,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
       inodeLimit: this.ns.inodeLimit,
       loadedDirs: this.loader.loadedDirs,
       rereadDirs: this.loader.rereadDirs,
-      readAheadDirs: this.loader.readAheadDirs,
+      readAhead: this.loader.readAheadStatus(),
       cachedInodes: this.tree.cache.size,
       cachedInodesPeak: this.tree.cache.peak,
       inodeCacheLimit: this.tree.cache.limit,

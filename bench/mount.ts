@@ -402,6 +402,9 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
     const serverCpu = server!.cpuSeconds() - serverBefore;
     row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
     console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}, silo server ${cpu(serverCpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
+    // What the walk left the daemon holding, and how its loads went (status: lazy-load.ts, tree-cache.ts).
+    const st = await controlRequest<{ cachedInodesPeak?: number; rereadDirs?: number; readAhead?: { dirs: number } }>(join(stateDirFor(manyDir), "control.sock"), "status");
+    console.log(`  silo daemon RSS after the find ${rssMiB(daemon).toFixed(0)} MiB; entries held at most ${st.cachedInodesPeak ?? "?"}, directories read ahead ${st.readAhead?.dirs ?? "?"}, read again ${st.rereadDirs ?? "?"}`);
     // The same walk again, every directory loaded: what the FUSE path costs without the loads.
     dropCaches();
     const again = withCpu(daemon, () => find(manyDir));
@@ -616,6 +619,11 @@ async function bigVolume(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   await commits("after the find read everything", 1);
   console.log(`daemon RSS after those commits: ${rssOf(pid).toFixed(0)} MiB`);
   unmount(env, dir);
+}
+
+/** A process's resident memory now, in MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
 /** CPU seconds (user + system) a process has used so far. */

@@ -24,6 +24,9 @@ const READ_AHEAD_CACHE_SHARE = 1 / 4;
  */
 const READ_AHEAD_FETCHES = 4;
 
+/** An `ahead` directory whose read-ahead is under way. */
+const LOADING = -1;
+
 /** What a load reads and fills: the mount's tree at its view version. */
 export interface LoadTarget {
   readonly ns: Namespace;
@@ -59,7 +62,8 @@ export class DirLoader {
   private readonly listed = new WeakSet<DirNode>();
   /**
    * Directories read ahead and not opened yet (what a walk has ahead of it), oldest first, with
-   * their entries once loaded (0 while loading): kept from trimming while here (`isAhead`).
+   * the entries their read-ahead loaded (LOADING until then): kept from trimming while here
+   * (`isAhead`).
    */
   private readonly ahead = new Map<DirNode, number>();
   /** The entries of `ahead`. */
@@ -183,14 +187,15 @@ export class DirLoader {
         if (old === undefined) return;
         this.unmark(old);
       }
-      this.ahead.set(node, 0);
+      this.ahead.set(node, LOADING);
       this.fetching++;
       this.readAheadDirs++;
       this.shared(p)
         .catch(() => {})
         .finally(() => {
           this.fetching--;
-          if (!node.loaded) this.unmark(node);
+          // Failed, or found loaded by another load (or unloadable): nothing of its own to keep.
+          if (this.ahead.get(node) === LOADING) this.unmark(node);
           this.readAhead();
         });
     }
@@ -201,7 +206,7 @@ export class DirLoader {
     const entries = this.ahead.get(dir);
     if (entries === undefined) return;
     this.ahead.delete(dir);
-    this.aheadEntries -= entries;
+    if (entries !== LOADING) this.aheadEntries -= entries;
   }
 
   /** Names of `dir`'s subdirectories in listing order, those after `after` if given. */
@@ -302,7 +307,7 @@ export class DirLoader {
       const node = ns.lookup(dir);
       if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
       const listing = listings.get(dir)!;
-      if (this.ahead.get(node) === 0) {
+      if (this.ahead.get(node) === LOADING) {
         this.ahead.set(node, listing.size);
         this.aheadEntries += listing.size;
       }

@@ -398,12 +398,19 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
     const bf = haveBindfs ? withCpu(bindPid, () => find(join(bind, "find"))) : undefined;
     dropCaches();
     const serverBefore = server!.cpuSeconds();
+    const [ranBefore, waitedBefore] = schedSeconds(daemon);
+    const t0 = process.hrtime.bigint();
     const s = withCpu(daemon, () => find(manyDir));
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const [ranAfter, waitedAfter] = schedSeconds(daemon);
+    const [ran, waited] = [ranAfter - ranBefore, waitedAfter - waitedBefore];
     const serverCpu = server!.cpuSeconds() - serverBefore;
     row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
     console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}, silo server ${cpu(serverCpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
     // What the walk left the daemon holding, and how its loads went (status: lazy-load.ts, tree-cache.ts).
     const st = await controlRequest<{ cachedInodesPeak?: number; rereadDirs?: number; readAhead?: { dirs: number } }>(join(stateDirFor(manyDir), "control.sock"), "status");
+    // The daemon's main thread over the walk: running, runnable but waiting for a core, or idle (waiting for the kernel's requests or the server's answers).
+    console.log(`  silo daemon main thread over the find's ${wall.toFixed(2)} s: ran ${ran.toFixed(2)} s, waited for a core ${waited.toFixed(2)} s, idle ${Math.max(0, wall - ran - waited).toFixed(2)} s`);
     console.log(`  silo daemon RSS after the find ${rssMiB(daemon).toFixed(0)} MiB; entries held at most ${st.cachedInodesPeak ?? "?"}, directories read ahead ${st.readAhead?.dirs ?? "?"}, read again ${st.rereadDirs ?? "?"}`);
     // The same walk again, every directory loaded: what the FUSE path costs without the loads.
     dropCaches();
@@ -619,6 +626,12 @@ async function bigVolume(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   await commits("after the find read everything", 1);
   console.log(`daemon RSS after those commits: ${rssOf(pid).toFixed(0)} MiB`);
   unmount(env, dir);
+}
+
+/** Seconds the main thread of a process has run, and spent runnable waiting for a core (/proc/PID/schedstat). */
+function schedSeconds(pid: number): [number, number] {
+  const [ran, waited] = readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ");
+  return [Number(ran) / 1e9, Number(waited) / 1e9];
 }
 
 /** A process's resident memory now, in MiB. */

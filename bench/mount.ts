@@ -621,8 +621,8 @@ async function bigVolume(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   const findSeconds = time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
   console.log(`find over ${files} files: ${findSeconds.toFixed(1)} s (${(files / findSeconds).toFixed(0)} entries/s), daemon RSS after ${rssOf(pid).toFixed(0)} MiB, ${(cpuSecondsOf(pid) - cpuBefore).toFixed(1)} CPU-s`);
   // What the daemon holds after the walk (the inode cache: SILO_INODE_CACHE).
-  const st = (await controlRequest(socket, "status")) as { cachedInodes?: number; cachedInodesPeak?: number; inodeCacheLimit?: number; unloadedDirs?: number; rereadDirs?: number; kernelInodes?: number; heapUsedBytes?: number; readAhead?: { dirs: number } };
-  if (st.cachedInodes !== undefined) console.log(`after the find: ${st.cachedInodes} entries held (at most ${st.cachedInodesPeak ?? "?"}) of a ${st.inodeCacheLimit} cache, ${st.unloadedDirs} directories unloaded, ${st.rereadDirs ?? "?"} read again, ${st.readAhead?.dirs ?? "?"} read ahead, ${st.kernelInodes} inode numbers the kernel holds, heap in use ${((st.heapUsedBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+  const st = (await controlRequest(socket, "status")) as { loadedDirs?: number; cachedInodes?: number; cachedInodesPeak?: number; inodeCacheLimit?: number; unloadedDirs?: number; rereadDirs?: number; kernelInodes?: number; heapUsedBytes?: number; readAhead?: { dirs: number } };
+  if (st.cachedInodes !== undefined) console.log(`after the find: ${st.cachedInodes} entries held (at most ${st.cachedInodesPeak ?? "?"}) of a ${st.inodeCacheLimit} cache, ${st.loadedDirs} directories read, ${st.unloadedDirs} unloaded, ${st.rereadDirs ?? "?"} read again, ${st.readAhead?.dirs ?? "?"} read ahead, ${st.kernelInodes} inode numbers the kernel holds, heap in use ${((st.heapUsedBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
   await commits("after the find read everything", 1);
   console.log(`daemon RSS after those commits: ${rssOf(pid).toFixed(0)} MiB`);
   unmount(env, dir);

@@ -275,6 +275,34 @@ describe("a mount loads directories on demand", () => {
     await mounts.unmount(dir);
   });
 
+  it("reads ahead of a new walk when an earlier one stopped with its share of the cache read ahead", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-ahead-next", { createIfMissing: true });
+    const files = 20;
+    const batch = vol.batchUpload();
+    for (let d = 0; d < 30; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `a/w${d}/f${f}`);
+    for (let d = 0; d < 10; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `zz/o${d}/f${f}`);
+    await batch.commit();
+    const dir = join(root, "ahead-next");
+    const limit = 400;
+    await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-ahead-next", dir, "--commit-interval-ms", "0");
+    const settled = async () => {
+      await waitFor("the read-ahead to settle", async () => (await mountStatus(dir)).readAhead.loading === 0, 30_000);
+      return (await mountStatus(dir)).readAhead;
+    };
+    await readdir(dir);
+    await readdir(join(dir, "a"));
+    await readdir(join(dir, "a/w0"));
+    const first = await settled();
+    expect(first.aheadEntries).toBeGreaterThanOrEqual(limit / 4);
+    // A walk elsewhere, the first one's directories never reached: they give way to its own.
+    expect(await readdir(join(dir, "zz"))).toHaveLength(10);
+    const second = await settled();
+    expect(second.dirs - first.dirs).toBeGreaterThanOrEqual(limit / 4 / files);
+    expect(second.aheadEntries).toBeLessThanOrEqual(limit / 4 + 3 * files);
+    expect((await readdir(join(dir, "zz/o9"))).length).toBe(files);
+    await mounts.unmount(dir);
+  });
+
   it("keeps its memory within the inode cache: a walk unloads what it read, never a local change, and reads it again", async () => {
     const vol = await fx.silo.volumes.fromName("lazy-cache", { createIfMissing: true });
     const batch = vol.batchUpload();

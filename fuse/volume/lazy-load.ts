@@ -172,20 +172,27 @@ export class DirLoader {
     this.readAhead();
   }
 
-  /** Starts loads of the next directories of the last walk while the read-ahead bounds allow. */
+  /**
+   * Marks the next directories of the last walk as ahead of it, loading those not loaded yet,
+   * while the read-ahead bounds allow (loaded ones too: they are kept until the walk gets there).
+   */
   private readAhead(): void {
     const limit = this.t.inodeCacheLimit() * READ_AHEAD_CACHE_SHARE;
-    let stale: Set<DirNode> | undefined;
+    const next = new Set(this.next.map(([, n]) => n));
     for (const [p, node] of this.next) {
-      if (this.fetching >= READ_AHEAD_FETCHES || this.aheadEntries >= limit) return;
-      if (node.loaded || this.ahead.has(node) || this.inflight.has(p)) continue;
-      if (this.ahead.size >= READ_AHEAD_DIRS) {
-        // Marks of an earlier walk (or an earlier part of this one) give way, oldest first: they
-        // are trimmed like any other directory from now on.
-        stale ??= new Set(this.next.map(([, n]) => n));
-        const old = [...this.ahead.keys()].find((d) => !stale!.has(d));
+      if (this.fetching >= READ_AHEAD_FETCHES) return;
+      if (this.ahead.has(node) || this.inflight.has(p)) continue;
+      // Marks of an earlier walk (or an earlier part of this one) give way, oldest first: they
+      // are trimmed like any other directory from now on.
+      while (this.ahead.size >= READ_AHEAD_DIRS || this.aheadEntries >= limit) {
+        const old = [...this.ahead.keys()].find((d) => !next.has(d));
         if (old === undefined) return;
         this.unmark(old);
+      }
+      if (node.loaded) {
+        this.ahead.set(node, node.children.size);
+        this.aheadEntries += node.children.size;
+        continue;
       }
       this.ahead.set(node, LOADING);
       this.fetching++;

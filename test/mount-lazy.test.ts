@@ -269,7 +269,9 @@ describe("a mount loads directories on demand", () => {
     const status = await mountStatus(dir);
     expect(status.readAhead.dirs).toBeGreaterThanOrEqual(dirs / 2);
     expect(status.unloadedDirs).toBeGreaterThanOrEqual(dirs / 2);
-    expect(status.cachedInodesPeak).toBeLessThanOrEqual(2 * limit);
+    // At most the limit, the share read ahead, and the 4 listings on their way, applied before
+    // the next trim (480 in every run here); a read-ahead that held trimming off came to 680–1,340.
+    expect(status.cachedInodesPeak).toBeLessThanOrEqual(limit + limit / 4 + 4 * files);
     // Every directory was read once: none read ahead was unloaded before the walk got to it.
     expect([status.loadedDirs, status.rereadDirs]).toEqual([dirs + 1, 0]);
     await mounts.unmount(dir);

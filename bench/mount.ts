@@ -398,10 +398,20 @@ async function findOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise<voi
     const bf = haveBindfs ? withCpu(bindPid, () => find(join(bind, "find"))) : undefined;
     dropCaches();
     const serverBefore = server!.cpuSeconds();
+    const [ranBefore, waitedBefore] = schedSeconds(daemon);
+    const t0 = process.hrtime.bigint();
     const s = withCpu(daemon, () => find(manyDir));
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const [ranAfter, waitedAfter] = schedSeconds(daemon);
+    const [ran, waited] = [ranAfter - ranBefore, waitedAfter - waitedBefore];
     const serverCpu = server!.cpuSeconds() - serverBefore;
     row(`find over ${FIND_ENTRIES} entries (entries/s)`, { native: n, bindfs: bf?.value, silo: s.value }, "entries/s");
     console.log(`  file system process CPU: bindfs ${cpu(bf?.cpu)}, silo daemon ${cpu(s.cpu)}, silo server ${cpu(serverCpu)}; silo mount (tree load) ${loadSeconds.toFixed(2)} s; load average ${readFileSync("/proc/loadavg", "utf8").split(" ")[0]}`);
+    // What the walk left the daemon holding, and how its loads went (status: lazy-load.ts, tree-cache.ts).
+    const st = await controlRequest<{ cachedInodesPeak?: number; rereadDirs?: number; readAhead?: { dirs: number } }>(join(stateDirFor(manyDir), "control.sock"), "status");
+    // The daemon's main thread over the walk: running, runnable but waiting for a core, or idle (waiting for the kernel's requests or the server's answers).
+    console.log(`  silo daemon main thread over the find's ${wall.toFixed(2)} s: ran ${ran.toFixed(2)} s, waited for a core ${waited.toFixed(2)} s, idle ${Math.max(0, wall - ran - waited).toFixed(2)} s`);
+    console.log(`  silo daemon RSS after the find ${rssMiB(daemon).toFixed(0)} MiB; entries held at most ${st.cachedInodesPeak ?? "?"}, directories read ahead ${st.readAhead?.dirs ?? "?"}, read again ${st.rereadDirs ?? "?"}`);
     // The same walk again, every directory loaded: what the FUSE path costs without the loads.
     dropCaches();
     const again = withCpu(daemon, () => find(manyDir));
@@ -611,11 +621,22 @@ async function bigVolume(env: NodeJS.ProcessEnv, client: SiloClient): Promise<vo
   const findSeconds = time(() => execFileSync("find", [dir], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 1 << 30 }));
   console.log(`find over ${files} files: ${findSeconds.toFixed(1)} s (${(files / findSeconds).toFixed(0)} entries/s), daemon RSS after ${rssOf(pid).toFixed(0)} MiB, ${(cpuSecondsOf(pid) - cpuBefore).toFixed(1)} CPU-s`);
   // What the daemon holds after the walk (the inode cache: SILO_INODE_CACHE).
-  const st = (await controlRequest(socket, "status")) as { cachedInodes?: number; inodeCacheLimit?: number; unloadedDirs?: number; kernelInodes?: number; heapUsedBytes?: number };
-  if (st.cachedInodes !== undefined) console.log(`after the find: ${st.cachedInodes} entries held of a ${st.inodeCacheLimit} cache, ${st.unloadedDirs} directories unloaded, ${st.kernelInodes} inode numbers the kernel holds, heap in use ${((st.heapUsedBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+  const st = (await controlRequest(socket, "status")) as { loadedDirs?: number; cachedInodes?: number; cachedInodesPeak?: number; inodeCacheLimit?: number; unloadedDirs?: number; rereadDirs?: number; kernelInodes?: number; heapUsedBytes?: number; readAhead?: { dirs: number } };
+  if (st.cachedInodes !== undefined) console.log(`after the find: ${st.cachedInodes} entries held (at most ${st.cachedInodesPeak ?? "?"}) of a ${st.inodeCacheLimit} cache, ${st.loadedDirs} directories read, ${st.unloadedDirs} unloaded, ${st.rereadDirs ?? "?"} read again, ${st.readAhead?.dirs ?? "?"} read ahead, ${st.kernelInodes} inode numbers the kernel holds, heap in use ${((st.heapUsedBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
   await commits("after the find read everything", 1);
   console.log(`daemon RSS after those commits: ${rssOf(pid).toFixed(0)} MiB`);
   unmount(env, dir);
+}
+
+/** Seconds the main thread of a process has run, and spent runnable waiting for a core (/proc/PID/schedstat). */
+function schedSeconds(pid: number): [number, number] {
+  const [ran, waited] = readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ");
+  return [Number(ran) / 1e9, Number(waited) / 1e9];
+}
+
+/** A process's resident memory now, in MiB. */
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
 /** CPU seconds (user + system) a process has used so far. */

@@ -63,20 +63,22 @@ describe("a mount loads directories on demand", () => {
     const dir = join(root, "ahead");
     await mounts.mount("lazy-ahead", dir, "--commit-interval-ms", "0");
     expect(await readdir(dir)).toHaveLength(10);
-    // A listing of a listed directory's subdirectory is a walk: it goes on to d0/sub, d1, d2,
-    // d3 next, which are read meanwhile (4 ahead: lazy-load.ts, READ_AHEAD_DIRS), no further.
+    // A listing of a listed directory's subdirectory is a walk: it goes on to d0/sub, d1, …, d9
+    // next, which are read meanwhile (up to 16 ahead: lazy-load.ts, READ_AHEAD_DIRS), but not
+    // into d1/sub, …: what a walk reaches after those is read ahead only once it gets closer.
     expect(await readdir(join(dir, "d0"))).toHaveLength(4);
-    await waitFor("the read-ahead", async () => (await loadedDirs(dir)) >= 6, 30_000);
-    expect(await loadedDirs(dir)).toBe(6);
+    await waitFor("the read-ahead", async () => (await loadedDirs(dir)) >= 12, 30_000);
+    expect(await loadedDirs(dir)).toBe(12);
     await fx.server.stop();
     try {
       expect((await readdir(join(dir, "d2"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
       expect((await readdir(join(dir, "d0/sub"))).sort()).toEqual(["f0", "f1", "f2"]);
-      await expect(readdir(join(dir, "d9"))).rejects.toMatchObject({ code: "EIO" });
+      expect((await readdir(join(dir, "d9"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
+      await expect(readdir(join(dir, "d9/sub"))).rejects.toMatchObject({ code: "EIO" });
     } finally {
       await fx.server.launch();
     }
-    expect((await readdir(join(dir, "d9"))).sort()).toEqual(["f0", "f1", "f2", "sub"]);
+    expect((await readdir(join(dir, "d9/sub"))).sort()).toEqual(["f0", "f1", "f2"]);
     await mounts.unmount(dir);
   });
 
@@ -231,6 +233,76 @@ describe("a mount loads directories on demand", () => {
     expect(await committed(fx.silo, "lazy-crash", "d8/sub/f1")).toBe("d8/sub/f1");
     expect(await committed(fx.silo, "lazy-crash", "d9/f1")).toBeNull();
     expect(await committed(fx.silo, "lazy-crash", "d9/f2")).toBe("d9/f2");
+  });
+
+  it("reads ahead of a walk within a share of the inode cache and trims meanwhile: the walk is whole, memory bounded, nothing read ahead unloaded before use", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-ahead-cache", { createIfMissing: true });
+    const dirs = 150;
+    const files = 20;
+    const name = (d: number) => `w${String(d).padStart(3, "0")}`;
+    const batch = vol.batchUpload();
+    for (let d = 0; d < dirs; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `${name(d)}/f${f}`);
+    await batch.commit();
+    const dir = join(root, "ahead-cache");
+    const limit = 400;
+    await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-ahead-cache", dir, "--commit-interval-ms", "0");
+    // A walk that stops after its first directory: read-ahead goes as far as a quarter of the
+    // cache in entries (lazy-load.ts, READ_AHEAD_CACHE_SHARE), plus the listings already on
+    // their way when that filled (at most 3 more: READ_AHEAD_FETCHES), not 16 directories.
+    expect(await readdir(dir)).toHaveLength(dirs);
+    expect(await readdir(join(dir, name(0)))).toHaveLength(files);
+    await waitFor("the read-ahead to settle", async () => (await mountStatus(dir)).readAhead.loading === 0, 30_000);
+    const ahead = (await mountStatus(dir)).readAhead;
+    expect(ahead.ahead).toBeGreaterThanOrEqual(limit / 4 / files);
+    expect(ahead.aheadEntries).toBeGreaterThanOrEqual(limit / 4);
+    expect(ahead.aheadEntries).toBeLessThanOrEqual(limit / 4 + 3 * files);
+    // The whole walk: read-ahead runs all along, and trimming with it (a read-ahead in flight
+    // does not hold it off), so the loaded entries stay near the limit, far below the tree's.
+    const { stdout } = await run("find", [dir], { maxBuffer: 1 << 24 });
+    const found = stdout.trim().split("\n").map((p) => p.slice(dir.length + 1)).filter((p) => p !== "");
+    const expected: string[] = [];
+    for (let d = 0; d < dirs; d++) {
+      expected.push(name(d));
+      for (let f = 0; f < files; f++) expected.push(`${name(d)}/f${f}`);
+    }
+    expect(found.sort()).toEqual(expected.sort());
+    const status = await mountStatus(dir);
+    expect(status.readAhead.dirs).toBeGreaterThanOrEqual(dirs / 2);
+    expect(status.unloadedDirs).toBeGreaterThanOrEqual(dirs / 2);
+    // At most the limit, the share read ahead, and the 4 listings on their way, applied before
+    // the next trim (480 in every run here); a read-ahead that held trimming off came to 680–1,340.
+    expect(status.cachedInodesPeak).toBeLessThanOrEqual(limit + limit / 4 + 4 * files);
+    // Every directory was read once: none read ahead was unloaded before the walk got to it.
+    expect([status.loadedDirs, status.rereadDirs]).toEqual([dirs + 1, 0]);
+    await mounts.unmount(dir);
+  });
+
+  it("reads ahead of a new walk when an earlier one stopped with its share of the cache read ahead", async () => {
+    const vol = await fx.silo.volumes.fromName("lazy-ahead-next", { createIfMissing: true });
+    const files = 20;
+    const batch = vol.batchUpload();
+    for (let d = 0; d < 30; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `a/w${d}/f${f}`);
+    for (let d = 0; d < 10; d++) for (let f = 0; f < files; f++) batch.putFile(Buffer.from(""), `zz/o${d}/f${f}`);
+    await batch.commit();
+    const dir = join(root, "ahead-next");
+    const limit = 400;
+    await mounts.mountWithEnv({ SILO_INODE_CACHE: String(limit) }, "lazy-ahead-next", dir, "--commit-interval-ms", "0");
+    const settled = async () => {
+      await waitFor("the read-ahead to settle", async () => (await mountStatus(dir)).readAhead.loading === 0, 30_000);
+      return (await mountStatus(dir)).readAhead;
+    };
+    await readdir(dir);
+    await readdir(join(dir, "a"));
+    await readdir(join(dir, "a/w0"));
+    const first = await settled();
+    expect(first.aheadEntries).toBeGreaterThanOrEqual(limit / 4);
+    // A walk elsewhere, the first one's directories never reached: they give way to its own.
+    expect(await readdir(join(dir, "zz"))).toHaveLength(10);
+    const second = await settled();
+    expect(second.dirs - first.dirs).toBeGreaterThanOrEqual(limit / 4 / files);
+    expect(second.aheadEntries).toBeLessThanOrEqual(limit / 4 + 3 * files);
+    expect((await readdir(join(dir, "zz/o9"))).length).toBe(files);
+    await mounts.unmount(dir);
   });
 
   it("keeps its memory within the inode cache: a walk unloads what it read, never a local change, and reads it again", async () => {

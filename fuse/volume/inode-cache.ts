@@ -26,6 +26,9 @@ export class InodeCache<K> {
     return this.weights.size;
   }
 
+  /** The most entries held at once (status: what a walk's memory came to). */
+  peak = 0;
+
   get over(): boolean {
     return this.held > this.limit;
   }
@@ -39,6 +42,7 @@ export class InodeCache<K> {
     this.remove(key);
     this.weights.set(key, weight);
     this.held += weight;
+    if (this.held > this.peak) this.peak = this.held;
   }
 
   /** `key` was used: the most recently used, if it is cached. */

@@ -7,12 +7,25 @@ import type { VolumeRemote } from "./remote.js";
 /** Entries per list request of a directory load. */
 const LIST_PAGE = 10_000;
 /**
- * Directories a recursive walk has read ahead of it (loaded or loading, not yet opened): the
- * server lists them while the kernel and the walker work on the current one, so a `find`
- * does not wait for one listing round trip per directory. What a walk never reaches costs at
- * most this many directories' entries.
+ * Directories a recursive walk has read ahead of it at most (loaded or loading, not opened
+ * yet): the server lists them while the kernel and the walker work on the current one, so a
+ * `find` does not wait for one listing round trip per directory.
  */
-const READ_AHEAD_DIRS = 4;
+const READ_AHEAD_DIRS = 16;
+/**
+ * The entries of the directories read ahead and not reached yet, at most this share of the
+ * inode cache limit: they are kept from trimming until the walk reaches them (tree-cache.ts),
+ * so this bounds what read-ahead adds to a mount's memory (besides the listings on their way).
+ */
+const READ_AHEAD_CACHE_SHARE = 1 / 4;
+/**
+ * Directory listings read ahead at once: enough to keep the server busy while the walk waits
+ * for none of them; more would only queue there.
+ */
+const READ_AHEAD_FETCHES = 4;
+
+/** An `ahead` directory whose read-ahead is under way. */
+const LOADING = -1;
 
 /** What a load reads and fills: the mount's tree at its view version. */
 export interface LoadTarget {
@@ -21,6 +34,8 @@ export interface LoadTarget {
   readonly viewVersion: number;
   /** Records a loaded directory's entries as committed (what a commit compares a changed path with); keeps `listing`. */
   committedDir(dir: string, listing: Listing): void;
+  /** Entries the inode cache keeps loaded (tree-cache.ts): what bounds read-ahead. */
+  inodeCacheLimit(): number;
 }
 
 /** Entries of directories read at one version, by directory path. */
@@ -38,16 +53,35 @@ export class DirLoader {
   private readonly inflight = new Map<string, Promise<void>>();
   /** Directories loaded since the mount started (status). */
   loadedDirs = 0;
+  /** Of those, directories read again after they were unloaded (status). */
+  rereadDirs = 0;
+  /** Directory loads a walk's read-ahead started (status). */
+  private readAheadDirs = 0;
+  private readonly everLoaded = new WeakSet<DirNode>();
   /** Directories opened for listing: opening a subdirectory of one is a recursive walk. */
   private readonly listed = new WeakSet<DirNode>();
-  /** Directories read ahead and not opened yet (what a walk has ahead of it). */
-  private readonly ahead = new WeakSet<DirNode>();
+  /**
+   * Directories read ahead and not opened yet (what a walk has ahead of it), oldest first, with
+   * the entries their read-ahead loaded (LOADING until then): kept from trimming while here
+   * (`isAhead`).
+   */
+  private readonly ahead = new Map<DirNode, number>();
+  /** The entries of `ahead`. */
+  private aheadEntries = 0;
+  /** Read-ahead loads under way. */
+  private fetching = 0;
+  /** The directories the last walk to open one reaches next, in its order: what read-ahead picks from. */
+  private next: Array<[string, DirNode]> = [];
   /** Per directory, its subdirectories' names in listing order when first needed (a walk's order; stale is harmless: it only picks what to read ahead). */
   private readonly subdirOrder = new WeakMap<DirNode, { names: string[]; at: Map<string, number> }>();
 
-  /** Loads under way (of any kind): while one runs nothing is unloaded (tree-cache.ts). */
+  /**
+   * Operations awaiting loads: while one waits nothing is unloaded (tree-cache.ts), so what it
+   * loaded, and the directories on the way, are there when it goes on. Read-ahead is not
+   * counted: no operation waits on it, and it must not hold trimming off.
+   */
   loading = 0;
-  /** Called when the last load under way ended. */
+  /** Called when the last operation awaiting a load goes on. */
   onIdle: (() => void) | undefined;
 
   constructor(private readonly t: LoadTarget) {}
@@ -55,18 +89,48 @@ export class DirLoader {
   /** Loads `dir` (a directory path, "" the root) and every unloaded directory on the way to it. */
   ensure(dir: string): Promise<void> {
     if (this.isLoaded(dir)) return Promise.resolve();
+    return this.awaited(async () => {
+      await this.shared(dir);
+      // A read-ahead's load that began before this wait may have met a directory on the way
+      // unloaded meanwhile, and left `dir` unloaded: once more, now that nothing is unloaded.
+      if (!this.isLoaded(dir)) await this.shared(dir);
+    });
+  }
+
+  /** Loads directories `dirs` (the parents of a link's names, say) and every one on their way, in one step. */
+  async ensureAll(dirs: Iterable<string>): Promise<void> {
+    const todo = [...new Set(dirs)].filter((d) => !this.isLoaded(d));
+    if (todo.length) await this.awaited(() => this.load(todo));
+  }
+
+  /** Read-ahead (status): loads started, under way, directories ahead of a walk and their entries. */
+  readAheadStatus(): { dirs: number; loading: number; ahead: number; aheadEntries: number } {
+    return { dirs: this.readAheadDirs, loading: this.fetching, ahead: this.ahead.size, aheadEntries: this.aheadEntries };
+  }
+
+  /** Whether `dir` was read ahead of a walk that has not reached it yet (trimming keeps it). */
+  isAhead(dir: DirNode): boolean {
+    return this.ahead.has(dir);
+  }
+
+  /** Runs `load`, an operation's wait for loads, with trimming held off (`loading`). */
+  private async awaited(load: () => Promise<void>): Promise<void> {
+    this.loading++;
+    try {
+      await load();
+    } finally {
+      if (--this.loading === 0) this.onIdle?.();
+    }
+  }
+
+  /** The load of `dir` under way, or a new one. */
+  private shared(dir: string): Promise<void> {
     let p = this.inflight.get(dir);
     if (!p) {
       p = this.load([dir]).finally(() => this.inflight.delete(dir));
       this.inflight.set(dir, p);
     }
     return p;
-  }
-
-  /** Loads directories `dirs` (the parents of a link's names, say) and every one on their way, in one step. */
-  async ensureAll(dirs: Iterable<string>): Promise<void> {
-    const todo = [...new Set(dirs)].filter((d) => !this.isLoaded(d));
-    if (todo.length) await this.load(todo);
   }
 
   /** Loads every directory at or below `path` (a rename moves all of them). */
@@ -86,28 +150,70 @@ export class DirLoader {
   /**
    * Directory `dir` (at `path`, loaded) is opened for listing, from its parent `parent`: when
    * the parent was listed too, a walk goes on below and beside it, and the next unloaded
-   * directories it will reach (`dir`'s subdirectories, then its later siblings) are read ahead
-   * so that at most READ_AHEAD_DIRS are ahead of it. A read-ahead that fails leaves its
-   * directory unloaded: the walk's own load of it tries again (and reports the error).
+   * directories it will reach (`dir`'s subdirectories, then its later siblings) are read ahead,
+   * at most READ_AHEAD_DIRS ahead of it and a share of the inode cache in entries. A read-ahead
+   * that fails leaves its directory unloaded: the walk's own load of it tries again (and reports
+   * the error).
    */
   opened(path: string, dir: DirNode, parent: DirNode | undefined): void {
     this.listed.add(dir);
-    this.ahead.delete(dir);
+    this.unmark(dir);
     if (!parent || parent === dir || !this.listed.has(parent)) return;
-    let budget = READ_AHEAD_DIRS;
-    const consider = (p: string, node: Node | undefined): boolean => {
-      if (node?.type !== "directory") return true;
-      if (this.inflight.has(p) || this.ahead.has(node)) budget--;
-      else if (!node.loaded) {
-        budget--;
-        this.ahead.add(node);
-        this.ensure(p).catch(() => this.ahead.delete(node));
-      }
-      return budget > 0;
+    const next: Array<[string, DirNode]> = [];
+    const add = (p: string, node: Node | undefined): boolean => {
+      if (node?.type === "directory") next.push([p, node]);
+      return next.length < READ_AHEAD_DIRS;
     };
-    for (const name of this.subdirsOf(dir, undefined)) if (!consider(joinPath(path, name), dir.children.get(name))) return;
+    let more = true;
+    for (const name of this.subdirsOf(dir, undefined)) if (!(more = add(joinPath(path, name), dir.children.get(name)))) break;
     const up = parentOf(path);
-    for (const name of this.subdirsOf(parent, baseName(path))) if (!consider(joinPath(up, name), parent.children.get(name))) return;
+    if (more) for (const name of this.subdirsOf(parent, baseName(path))) if (!add(joinPath(up, name), parent.children.get(name))) break;
+    this.next = next;
+    this.readAhead();
+  }
+
+  /**
+   * Marks the next directories of the last walk as ahead of it, loading those not loaded yet,
+   * while the read-ahead bounds allow (loaded ones too: they are kept until the walk gets there).
+   */
+  private readAhead(): void {
+    const limit = this.t.inodeCacheLimit() * READ_AHEAD_CACHE_SHARE;
+    const next = new Set(this.next.map(([, n]) => n));
+    for (const [p, node] of this.next) {
+      if (this.fetching >= READ_AHEAD_FETCHES) return;
+      if (this.ahead.has(node) || this.inflight.has(p)) continue;
+      // Marks of an earlier walk (or an earlier part of this one) give way, oldest first: they
+      // are trimmed like any other directory from now on.
+      while (this.ahead.size >= READ_AHEAD_DIRS || this.aheadEntries >= limit) {
+        const old = [...this.ahead.keys()].find((d) => !next.has(d));
+        if (old === undefined) return;
+        this.unmark(old);
+      }
+      if (node.loaded) {
+        this.ahead.set(node, node.children.size);
+        this.aheadEntries += node.children.size;
+        continue;
+      }
+      this.ahead.set(node, LOADING);
+      this.fetching++;
+      this.readAheadDirs++;
+      this.shared(p)
+        .catch(() => {})
+        .finally(() => {
+          this.fetching--;
+          // Failed, or found loaded by another load (or unloadable): nothing of its own to keep.
+          if (this.ahead.get(node) === LOADING) this.unmark(node);
+          this.readAhead();
+        });
+    }
+  }
+
+  /** `dir` is no longer ahead of a walk: trimmed like any other directory. */
+  private unmark(dir: DirNode): void {
+    const entries = this.ahead.get(dir);
+    if (entries === undefined) return;
+    this.ahead.delete(dir);
+    if (entries !== LOADING) this.aheadEntries -= entries;
   }
 
   /** Names of `dir`'s subdirectories in listing order, those after `after` if given. */
@@ -136,15 +242,6 @@ export class DirLoader {
   }
 
   private async load(dirs: string[]): Promise<void> {
-    this.loading++;
-    try {
-      await this.loadAt(dirs);
-    } finally {
-      if (--this.loading === 0) this.onIdle?.();
-    }
-  }
-
-  private async loadAt(dirs: string[]): Promise<void> {
     for (;;) {
       const version = this.t.viewVersion;
       const listings: Listings = new Map();
@@ -217,9 +314,15 @@ export class DirLoader {
       const node = ns.lookup(dir);
       if (node?.type !== "directory" || node.loaded || !ns.reachable(dir)) continue;
       const listing = listings.get(dir)!;
+      if (this.ahead.get(node) === LOADING) {
+        this.ahead.set(node, listing.size);
+        this.aheadEntries += listing.size;
+      }
       ns.loadChildren(node, listing);
       this.t.committedDir(dir, listing);
       this.loadedDirs++;
+      if (this.everLoaded.has(node)) this.rereadDirs++;
+      else this.everLoaded.add(node);
     }
   }
 }

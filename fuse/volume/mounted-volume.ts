@@ -36,8 +36,14 @@ export interface MountStatus {
   inodeLimit: number;
   /** Directories whose entries were read from the server so far (the tree loads on demand). */
   loadedDirs: number;
+  /** Of those, reads of a directory unloaded before. */
+  rereadDirs: number;
+  /** A walk's read-ahead (lazy-load.ts): loads started, under way, directories ahead of the walk (kept loaded) and their entries. */
+  readAhead: { dirs: number; loading: number; ahead: number; aheadEntries: number };
   /** Entries of loaded directories held in memory (the inode cache: tree-cache.ts), its limit, and directories it unloaded. */
   cachedInodes: number;
+  /** The most `cachedInodes` came to since the mount started. */
+  cachedInodesPeak: number;
   inodeCacheLimit: number;
   unloadedDirs: number;
   lastCommitError: string | null;
@@ -104,7 +110,7 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
     readonly remote: VolumeRemote,
     readonly store: ContentStore,
   ) {
-    // Unloading waits while loads run: the end of the last one is its next chance.
+    // Unloading waits while operations await loads: the last one going on is its next chance.
     this.loader.onIdle = () => this.tree.soon();
   }
 
@@ -132,6 +138,14 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
 
   loading(): boolean {
     return this.loader.loading > 0;
+  }
+
+  readAhead(dir: DirNode): boolean {
+    return this.loader.isAhead(dir);
+  }
+
+  inodeCacheLimit(): number {
+    return this.tree.cache.limit;
   }
 
   *pinnedPaths(): Iterable<string> {
@@ -843,7 +857,10 @@ export class MountedVolume implements LoadTarget, TreeCacheHost {
       inodes: this.ns.inodes,
       inodeLimit: this.ns.inodeLimit,
       loadedDirs: this.loader.loadedDirs,
+      rereadDirs: this.loader.rereadDirs,
+      readAhead: this.loader.readAheadStatus(),
       cachedInodes: this.tree.cache.size,
+      cachedInodesPeak: this.tree.cache.peak,
       inodeCacheLimit: this.tree.cache.limit,
       unloadedDirs: this.tree.unloadedDirs,
       lastCommitError: this.lastCommitError,

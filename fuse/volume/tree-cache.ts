@@ -20,8 +20,10 @@ export interface KernelRefs {
 /** What the mounted volume tells about its local state. */
 export interface TreeCacheHost {
   readonly ns: Namespace;
-  /** Whether a directory load is under way: an operation may be waiting on it to use what it loaded before. */
+  /** Whether an operation awaits a directory load: it may go on to use what is loaded now (read-ahead does not count). */
   loading(): boolean;
+  /** Whether `dir` was read ahead of a walk that has not reached it yet (lazy-load.ts bounds those): it stays. */
+  readAhead(dir: DirNode): boolean;
   /** Paths a read of the view version would not give back: changed here, in a commit, committed past the view. */
   pinnedPaths(): Iterable<string>;
   /** Whether a file's bytes are only what its committed entry says (nothing local, open, or held for a commit). */
@@ -32,8 +34,9 @@ export interface TreeCacheHost {
 
 /**
  * The most recently used directories never unloaded: a walk's current one (looked up, about to
- * be opened), the one before, and the 4 read ahead of it (lazy-load.ts); more of the newest while
- * they hold at most a quarter of the limit. Unloading them would only have them read again.
+ * be opened), the few before it; more of the newest while they hold at most a quarter of the
+ * limit. Unloading them would only have them read again. (What a walk read ahead stays by
+ * `readAhead`, however old.)
  */
 const YOUNG_DIRS = 6;
 
@@ -45,8 +48,9 @@ const YOUNG_DIRS = 6;
  * directory below them. Only what a read gives back may go: a directory stays while anything
  * at or below it is changed, in a commit, committed past the view, open, listed, hard-linked,
  * or named by an inode number the kernel holds (for those it asks the kernel to forget the
- * names, and tries again when the FORGETs come). Unloading runs in a turn of its own, and
- * never while a load is under way, so no operation that awaited a load finds it undone.
+ * names, and tries again when the FORGETs come), nor one read ahead of a walk that has not
+ * reached it. Unloading runs in a turn of its own, and never while an operation awaits a load,
+ * so none that awaited one finds it undone; read-ahead loads do not hold it off.
  */
 export class TreeCache {
   readonly cache: InodeCache<DirNode>;
@@ -105,7 +109,7 @@ export class TreeCache {
   }
 
   private trim(): void {
-    // A load under way calls soon() again when the last one ends.
+    // An operation awaiting a load calls soon() again when the last one goes on.
     if (!this.cache.over || this.host.loading()) return;
     const pinned = new Set<string>();
     for (const p of this.host.pinnedPaths()) {
@@ -132,7 +136,7 @@ export class TreeCache {
       this.paths.delete(dir);
       return [dir];
     }
-    if (this.waiting.has(dir) || pinned.has(path) || refs.listing(dir)) return undefined;
+    if (this.waiting.has(dir) || pinned.has(path) || refs.listing(dir) || this.host.readAhead(dir)) return undefined;
     const dirs: Array<[string, DirNode]> = [[path, dir]];
     const held: string[] = [];
     // A listed name without a node (Children) is only its committed entry: nothing holds it.
@@ -165,7 +169,7 @@ export class TreeCache {
     let held = this.refs!.held(node) !== undefined;
     if (node.type === "directory") {
       if (node.loaded) {
-        if (pinned.has(path) || this.refs!.listing(node)) return "keep";
+        if (pinned.has(path) || this.refs!.listing(node) || this.host.readAhead(node)) return "keep";
         dirs.push([path, node]);
         for (const [name, child] of node.children.made()) {
           const s = this.state(joinPath(path, name), child, pinned, dirs);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
-import { fuseFdAddon } from "../kernel/native-addon.js";
+import { fuseFdAddon } from "../../lib/native-addon.js";
 import { BlockCache, DIRECT_ALIGN, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];

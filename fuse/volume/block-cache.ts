@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { writevAll } from "../../lib/writev-all.js";
 import { BlockBuffer, BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
-import { fuseFdAddonIfBuilt } from "../kernel/native-addon.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 
 type Entry = { size: number; fh: FileHandle | null; users: number };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */

@@ -47,6 +47,19 @@ export interface FuseFdAddon {
   ringRead?(buf: Buffer): number;
   /** Stops the ring (idempotent). Replies through `reply` go to the ring for the requests it delivered. */
   ringStop?(): void;
+  /**
+   * One non-blocking sendmsg(2) of `bytes` on the connected unix socket `sock`, with `fd` attached
+   * as SCM_RIGHTS (fd < 0: none). The byte count, or minus the errno (-EAGAIN: the socket's buffer
+   * is full). Absent from addons built before it (local block reads are then off).
+   */
+  sendFd?(sock: number, bytes: Buffer, fd: number): number;
+  /**
+   * On the thread pool: connects to the unix socket at `path`, sends `request`, reads the reply
+   * until the peer closes (at most `maxReply` bytes), keeping the first fd passed with it (close-
+   * on-exec; any other is closed). Each blocking step gives up after `timeoutMs` (ETIMEDOUT).
+   * The caller owns `fd` (-1: none) and must close it.
+   */
+  fdRequest?(path: string, request: Buffer, timeoutMs: number, maxReply: number): Promise<{ reply: Buffer; fd: number }>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -10,8 +10,22 @@ type Entry = { size: number; fh: FileHandle | null; users: number };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
 type Pending = { done: Promise<BlockBuffer>; waiters: number };
 
-/** Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). */
-export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer>;
+/**
+ * Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). A block
+ * read from a file on this host (the server's own blob, local block reads: client/local-blocks.ts)
+ * comes as `{ data, local: true }`: it is not written to a cache file (it is on local disk
+ * already, and reading it again costs what reading a cache file would).
+ */
+export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer | LocalFetch>;
+
+/** A block fetch's answer read from a file on this host. */
+export interface LocalFetch {
+  data: Buffer;
+  local: true;
+}
+
+/** Hashes of locally read blocks remembered (readCached reads them again); past it the oldest are forgotten. */
+const LOCAL_HASHES = 100_000;
 
 /**
  * Other bytes held under a block cache's budget (whole files of committed files,
@@ -76,8 +90,10 @@ export class BlockCache {
   private direct = true;
   /** Blocks written to their cache files with O_DIRECT since the start. */
   directWrites = 0;
-  /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
-  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0 };
+  /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched, blocks fetched by local block reads. */
+  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0, localBlocks: 0 };
+  /** Blocks fetched by local block reads (never in cache files): readCached reads them again rather than answer "not cached". */
+  private readonly localHashes = new Set<string>();
   /** Bytes sharing the budget, shed before blocks (set once). */
   tenant: CacheTenant | undefined;
 
@@ -175,8 +191,7 @@ export class BlockCache {
     this.counts.misses++;
     const block = this.buffers.take();
     try {
-      const data = await this.fetch(hash, block.memory);
-      this.counts.bytesFetched += data.length;
+      const data = this.fetched(hash, await this.fetch(hash, block.memory)).data;
       return Buffer.from(data);
     } finally {
       block.release();
@@ -222,7 +237,18 @@ export class BlockCache {
       }
     }
     const entry = this.touch(hash);
-    if (!entry?.fh) return undefined;
+    if (!entry?.fh) {
+      // A locally read block has no cache file by design: read it again from the server's file.
+      if (!this.localHashes.has(hash)) return undefined;
+      const again = this.buffers.take();
+      try {
+        const got = await this.fetch(hash, again.memory);
+        const data = "local" in got ? got.data : got;
+        return data.copy(buf, 0, 0, Math.min(len, data.length));
+      } finally {
+        again.release();
+      }
+    }
     entry.users++;
     try {
       return (await entry.fh.read(buf, 0, len, 0)).bytesRead;
@@ -232,7 +258,7 @@ export class BlockCache {
   }
 
   /** Hit ratio over every read so far (0 before the first). */
-  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number } {
+  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; sizeBytes: number; maxBytes: number } {
     const reads = this.counts.hits + this.counts.misses;
     return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes };
   }
@@ -300,6 +326,14 @@ export class BlockCache {
     return p;
   }
 
+  /**
+   * Whether `readCached` can copy a block without a fetch over the network: it is in the cache, or
+   * it was read from the server's own file on this host (local block reads), which it reads again.
+   */
+  readable(hash: string): boolean {
+    return this.has(hash) || this.localHashes.has(hash);
+  }
+
   /** Whether a block is in the cache now (in memory or in its cache file). */
   has(hash: string): boolean {
     return !!this.entries.get(hash)?.fh || this.recent.has(hash) || this.writing.has(hash);
@@ -326,8 +360,9 @@ export class BlockCache {
    */
   private async fill(hash: string): Promise<BlockBuffer> {
     const block = this.buffers.take();
+    let local: boolean;
     try {
-      block.data = await this.fetch(hash, block.memory);
+      ({ data: block.data, local } = this.fetched(hash, await this.fetch(hash, block.memory)));
     } catch (err) {
       this.pending.delete(hash);
       block.release();
@@ -335,7 +370,6 @@ export class BlockCache {
     }
     const waiters = this.pending.get(hash)?.waiters ?? 0;
     this.pending.delete(hash);
-    this.counts.bytesFetched += block.data.length;
     this.recent.get(hash)?.release();
     this.recent.set(hash, block.retain());
     for (const [h, old] of this.recent) {
@@ -343,11 +377,27 @@ export class BlockCache {
       this.recent.delete(h);
       old.release();
     }
-    if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
+    if (!local && this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
     if (waiters > 0) block.retain(waiters);
     // The fetch's own reference: the holders above have theirs.
     block.release();
     return block;
+  }
+
+  /** Counts a fetch's answer (remembering a locally read block); its bytes and whether they came from a local file. */
+  private fetched(hash: string, got: Buffer | LocalFetch): { data: Buffer; local: boolean } {
+    const local = "local" in got;
+    const data = "local" in got ? got.data : got;
+    this.counts.bytesFetched += data.length;
+    if (local) {
+      this.counts.localBlocks++;
+      this.localHashes.delete(hash);
+      this.localHashes.add(hash);
+      if (this.localHashes.size > LOCAL_HASHES) this.localHashes.delete(this.localHashes.values().next().value!);
+    } else {
+      this.localHashes.delete(hash);
+    }
+    return { data, local };
   }
 
   /** Writes a block to the cache file, readable from memory meanwhile (holding a reference); never fails (a block not kept is fetched again). */

@@ -147,6 +147,20 @@ export class VolumeBlocks {
     return this.local.open(this.volume.id, hash);
   }
 
+  /** Whether local block reads may be tried (the native addon is built and SILO_LOCAL_BLOCKS is not 0); the server may still offer none. */
+  get localBlocksEnabled(): boolean {
+    return this.local.enabled;
+  }
+
+  /**
+   * Copies the first `len` bytes of block `hash` into the file `fd` at `at` straight from the
+   * server's blob file on this host; false (nothing written) when that path is not available for
+   * it: read it with `readBlock`.
+   */
+  copyBlockLocal(hash: string, fd: number, at: number, len: number): Promise<boolean> {
+    return this.local.copy(this.volume.id, hash, fd, at, len);
+  }
+
   /** Blocks read through local block reads so far, and fast-path exchanges that failed (each then read over HTTP). */
   get localBlockCounts(): { blocks: number; failures: number } {
     return this.localReader?.counts ?? { blocks: 0, failures: 0 };

@@ -60,6 +60,13 @@ export interface FuseFdAddon {
    * The caller owns `fd` (-1: none) and must close it.
    */
   fdRequest?(path: string, request: Buffer, timeoutMs: number, maxReply: number): Promise<{ reply: Buffer; fd: number }>;
+  /**
+   * On the thread pool: copy_file_range(2) of `len` bytes from `fdIn` at `offIn` to `fdOut` at
+   * `offOut` (the bytes never enter the process); resolves the count copied (short only where the
+   * source ends). Rejects with an errno-coded Error where the kernel or file systems refuse (EXDEV,
+   * ENOSYS, EINVAL): copy by hand then.
+   */
+  copyRange?(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>;
 }
 
 /** An fd watched by the addon (opaque). */

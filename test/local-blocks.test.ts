@@ -5,11 +5,13 @@
  * the socket is gone or belongs to another server process.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readSync, closeSync, unlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readSync, closeSync, rmSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SiloClient } from "../client/index.js";
+import { download } from "../cli/volume-get.js";
 import { fuseFdAddon } from "../lib/native-addon.js";
 import { LOCAL_BLOCKS, LOCAL_BLOCKS_ROUTE, type LocalBlockReply, type LocalBlocksInfo, parseLocalBlockReply } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
@@ -212,6 +214,48 @@ describe("local block reads: the server's socket", { timeout: 180_000 }, () => {
       const vol = await client.volumes.fromName("lb-env");
       expect(await vol.blocks.readBlockLocal(sha256(large), Buffer.alloc(BLOCK_SIZE))).toBeUndefined();
       expect(vol.blocks.localBlockCounts).toEqual({ blocks: 0, failures: 0 });
+    } finally {
+      if (saved === undefined) delete process.env.SILO_LOCAL_BLOCKS;
+      else process.env.SILO_LOCAL_BLOCKS = saved;
+    }
+  });
+});
+
+describe("local block reads: silo volume get", { timeout: 180_000 }, () => {
+  /** A file of two blocks, a block of zeros and a partial block; downloaded with a fresh client: its bytes and the client's local block count. */
+  async function get(name: string, opts: { dropSocket?: boolean } = {}): Promise<{ data: Buffer; got: Buffer; local: number }> {
+    const data = Buffer.concat([bytes(2 * BLOCK_SIZE), Buffer.alloc(BLOCK_SIZE), bytes(BLOCK_SIZE / 2 + 7)]);
+    const vol = await fx.silo.volumes.fromName(name, { createIfMissing: true });
+    await vol.batchUpload().putFile(data, "big.bin").commit();
+    if (opts.dropSocket) unlinkSync(join(fx.server.home, LOCAL_BLOCKS.socketPath));
+    const out = mkdtempSync(join(tmpdir(), "silo-get-local-"));
+    try {
+      await using client = fx.server.client();
+      const v = await client.volumes.fromName(name);
+      await download(v, "big.bin", join(out, "big.bin"), false);
+      return { data, got: readFileSync(join(out, "big.bin")), local: v.blocks.localBlockCounts.blocks };
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+
+  it("copies each stored block from the server's file; the bytes are the file's", async () => {
+    const { data, got, local } = await get("lb-get");
+    expect(got.equals(data)).toBe(true);
+    expect(local, "the three stored blocks (the zeros are a hole or a block)").toBeGreaterThanOrEqual(3);
+  });
+
+  it("without the socket, or with SILO_LOCAL_BLOCKS=0, downloads over HTTP, the same bytes", async () => {
+    const gone = await get("lb-get-gone", { dropSocket: true });
+    expect(gone.got.equals(gone.data)).toBe(true);
+    expect(gone.local).toBe(0);
+    await fx.server.restart();
+    const saved = process.env.SILO_LOCAL_BLOCKS;
+    process.env.SILO_LOCAL_BLOCKS = "0";
+    try {
+      const off = await get("lb-get-off");
+      expect(off.got.equals(off.data)).toBe(true);
+      expect(off.local).toBe(0);
     } finally {
       if (saved === undefined) delete process.env.SILO_LOCAL_BLOCKS;
       else process.env.SILO_LOCAL_BLOCKS = saved;

@@ -27,6 +27,11 @@
  *                           close the socket; resolves { reply, fd } (fd -1: none), rejects with
  *                           an errno-coded Error (ETIMEDOUT/EAGAIN after timeoutMs without progress).
  *                           Local block reads, client side (docs/architecture.md, "Local block reads").
+ *   copyRange(fdIn, offIn, fdOut, offOut, len)
+ *                           a Promise, on the thread pool: copy_file_range(2) until `len` bytes are
+ *                           copied or the source ends; resolves the count, rejects with an
+ *                           errno-coded Error (EXDEV, ENOSYS, EINVAL: the caller copies by hand).
+ *                           The bytes never enter the process (`silo volume get` of local blocks).
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function but fdRequest is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
@@ -568,6 +573,82 @@ static napi_value js_fd_request(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+struct copy_range {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd_in, fd_out;
+  int64_t off_in, off_out, len, copied;
+  int err;
+};
+
+static void copy_range_execute(napi_env env, void *data) {
+  (void)env;
+  struct copy_range *c = data;
+  loff_t in = c->off_in, out = c->off_out;
+  while (c->copied < c->len) {
+    ssize_t n = copy_file_range(c->fd_in, &in, c->fd_out, &out, (size_t)(c->len - c->copied), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      c->err = errno;
+      return;
+    }
+    if (n == 0) return;
+    c->copied += n;
+  }
+}
+
+static void copy_range_complete(napi_env env, napi_status status, void *data) {
+  struct copy_range *c = data;
+  if (status != napi_ok && c->err == 0) c->err = ECANCELED;
+  if (c->err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(c->err);
+    snprintf(msg, sizeof msg, "copy_file_range: %s", strerror(c->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, c->deferred, error);
+  } else {
+    napi_value v;
+    napi_create_int64(env, c->copied, &v);
+    napi_resolve_deferred(env, c->deferred, v);
+  }
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+static napi_value js_copy_range(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd_in, fd_out;
+  int64_t off_in, off_out, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd_in) != napi_ok || napi_get_value_int64(env, argv[1], &off_in) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &fd_out) != napi_ok || napi_get_value_int64(env, argv[3], &off_out) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &len) != napi_ok || off_in < 0 || off_out < 0 || len < 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (fdIn, offIn >= 0, fdOut, offOut >= 0, len >= 0)");
+    return NULL;
+  }
+  struct copy_range *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, ENOMEM, "copyRange");
+  c->fd_in = fd_in;
+  c->fd_out = fd_out;
+  c->off_in = off_in;
+  c->off_out = off_out;
+  c->len = len;
+  napi_value promise, name;
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_string_utf8(env, "silo:copy-range", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, copy_range_execute, copy_range_complete, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    free(c);
+    napi_throw_error(env, "EIO", "copyRange: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -582,6 +663,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -273,7 +273,7 @@ async function fetchLocal(vol: Volume, entry: FileEntry, fh: FileHandle, onBytes
   if (!blocks.localBlocksEnabled) return false;
   const version = await blocks.latestVersion();
   const found = (await blocks.list(version, entry.path)).entries[0];
-  if (!found || found.type !== "file" || found.path !== entry.path) return false;
+  if (found?.type !== "file" || found.path !== entry.path) return false;
   const size = found.size;
   const hashes = [...expandBlocks(found.blocks ?? [])];
   const lenOf = (i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);

@@ -142,6 +142,11 @@ export class LocalBlockReader {
     }
   }
 
+  /** Counts a failed read of a file `open` gave (the caller closed it and reads over HTTP). */
+  noteFailure(): void {
+    this.failed(-1);
+  }
+
   private discover(): Promise<LocalBlocksInfo | undefined> {
     // A server without the route (older) or any failure: no fast path until the next look-up.
     return this.transport.rpc<LocalBlocksInfo>("GET", LOCAL_BLOCKS_ROUTE).catch(() => undefined);

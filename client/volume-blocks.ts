@@ -161,6 +161,11 @@ export class VolumeBlocks {
     return this.local.copy(this.volume.id, hash, fd, at, len);
   }
 
+  /** Counts a failed read of a block opened by `openBlockLocal` (repeated failures rest the fast path). */
+  noteLocalFailure(_err: unknown): void {
+    this.local.noteFailure();
+  }
+
   /** Blocks read through local block reads so far, and fast-path exchanges that failed (each then read over HTTP). */
   get localBlockCounts(): { blocks: number; failures: number } {
     return this.localReader?.counts ?? { blocks: 0, failures: 0 };

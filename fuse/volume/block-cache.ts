@@ -6,26 +6,28 @@ import { BlockBuffer, BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers
 import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 
-type Entry = { size: number; fh: FileHandle | null; users: number };
+/** A cached block: its cache file, or (`local`) the server's own blob file on this host, open. */
+type Entry = { size: number; fh: FileHandle | null; users: number; local?: boolean };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
 type Pending = { done: Promise<BlockBuffer>; waiters: number };
 
 /**
  * Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). A block
  * read from a file on this host (the server's own blob, local block reads: client/local-blocks.ts)
- * comes as `{ data, local: true }`: it is not written to a cache file (it is on local disk
- * already, and reading it again costs what reading a cache file would).
+ * comes as `{ data, fh }` with that file open: the cache keeps the open file instead of writing
+ * a cache file (it is on local disk already; reading it costs what reading a cache file would,
+ * and it stays readable while the server is away, also if the server deletes it meanwhile).
  */
 export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer | LocalFetch>;
 
-/** A block fetch's answer read from a file on this host. */
+/** A block fetch's answer read from a file on this host, and that file, open (the cache closes it). */
 export interface LocalFetch {
   data: Buffer;
-  local: true;
+  fh: FileHandle;
 }
 
-/** Hashes of locally read blocks remembered (readCached reads them again); past it the oldest are forgotten. */
-const LOCAL_HASHES = 100_000;
+/** Server blob files kept open at most (local block reads): past it the least recently used are closed. */
+export const MAX_LOCAL_FILES = 256;
 
 /**
  * Other bytes held under a block cache's budget (whole files of committed files,
@@ -92,8 +94,8 @@ export class BlockCache {
   directWrites = 0;
   /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched, blocks fetched by local block reads. */
   private readonly counts = { hits: 0, misses: 0, bytesFetched: 0, localBlocks: 0 };
-  /** Blocks fetched by local block reads (never in cache files): readCached reads them again rather than answer "not cached". */
-  private readonly localHashes = new Set<string>();
+  /** Entries that are server blob files (local block reads): not counted in `bytes` (no cache disk), bounded by MAX_LOCAL_FILES. */
+  private localFiles = 0;
   /** Bytes sharing the budget, shed before blocks (set once). */
   tenant: CacheTenant | undefined;
 
@@ -191,7 +193,10 @@ export class BlockCache {
     this.counts.misses++;
     const block = this.buffers.take();
     try {
-      const data = this.fetched(hash, await this.fetch(hash, block.memory)).data;
+      const got = await this.fetch(hash, block.memory);
+      const data = this.fetched(got);
+      // Read once: the server's file is not kept.
+      if ("fh" in got) await got.fh.close().catch(() => {});
       return Buffer.from(data);
     } finally {
       block.release();
@@ -237,18 +242,7 @@ export class BlockCache {
       }
     }
     const entry = this.touch(hash);
-    if (!entry?.fh) {
-      // A locally read block has no cache file by design: read it again from the server's file.
-      if (!this.localHashes.has(hash)) return undefined;
-      const again = this.buffers.take();
-      try {
-        const got = await this.fetch(hash, again.memory);
-        const data = "local" in got ? got.data : got;
-        return data.copy(buf, 0, 0, Math.min(len, data.length));
-      } finally {
-        again.release();
-      }
-    }
+    if (!entry?.fh) return undefined;
     entry.users++;
     try {
       return (await entry.fh.read(buf, 0, len, 0)).bytesRead;
@@ -326,14 +320,6 @@ export class BlockCache {
     return p;
   }
 
-  /**
-   * Whether `readCached` can copy a block without a fetch over the network: it is in the cache, or
-   * it was read from the server's own file on this host (local block reads), which it reads again.
-   */
-  readable(hash: string): boolean {
-    return this.has(hash) || this.localHashes.has(hash);
-  }
-
   /** Whether a block is in the cache now (in memory or in its cache file). */
   has(hash: string): boolean {
     return !!this.entries.get(hash)?.fh || this.recent.has(hash) || this.writing.has(hash);
@@ -360,9 +346,10 @@ export class BlockCache {
    */
   private async fill(hash: string): Promise<BlockBuffer> {
     const block = this.buffers.take();
-    let local: boolean;
+    let got: Buffer | LocalFetch;
     try {
-      ({ data: block.data, local } = this.fetched(hash, await this.fetch(hash, block.memory)));
+      got = await this.fetch(hash, block.memory);
+      block.data = this.fetched(got);
     } catch (err) {
       this.pending.delete(hash);
       block.release();
@@ -377,27 +364,40 @@ export class BlockCache {
       this.recent.delete(h);
       old.release();
     }
-    if (!local && this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
+    if ("fh" in got) this.keepLocal(hash, block.data.length, got.fh).catch(() => {});
+    else if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
     if (waiters > 0) block.retain(waiters);
     // The fetch's own reference: the holders above have theirs.
     block.release();
     return block;
   }
 
-  /** Counts a fetch's answer (remembering a locally read block); its bytes and whether they came from a local file. */
-  private fetched(hash: string, got: Buffer | LocalFetch): { data: Buffer; local: boolean } {
-    const local = "local" in got;
-    const data = "local" in got ? got.data : got;
+  /** Counts a fetch's answer; its bytes. */
+  private fetched(got: Buffer | LocalFetch): Buffer {
+    const data = "fh" in got ? got.data : got;
     this.counts.bytesFetched += data.length;
-    if (local) {
-      this.counts.localBlocks++;
-      this.localHashes.delete(hash);
-      this.localHashes.add(hash);
-      if (this.localHashes.size > LOCAL_HASHES) this.localHashes.delete(this.localHashes.values().next().value!);
-    } else {
-      this.localHashes.delete(hash);
+    if ("fh" in got) this.counts.localBlocks++;
+    return data;
+  }
+
+  /**
+   * Keeps the server's open blob file of a block as its cache entry (local block reads): no cache
+   * file is written. At most MAX_LOCAL_FILES are kept; the least recently used not in use close.
+   */
+  private async keepLocal(hash: string, size: number, fh: FileHandle): Promise<void> {
+    if (this.entries.has(hash)) {
+      await fh.close();
+      return;
     }
-    return { data, local };
+    this.entries.set(hash, { size, fh, users: 0, local: true });
+    this.localFiles++;
+    for (const [h, e] of this.entries) {
+      if (this.localFiles <= MAX_LOCAL_FILES) return;
+      if (!e.local || e.users > 0 || h === hash) continue;
+      this.entries.delete(h);
+      this.localFiles--;
+      await e.fh?.close().catch(() => {});
+    }
   }
 
   /** Writes a block to the cache file, readable from memory meanwhile (holding a reference); never fails (a block not kept is fetched again). */
@@ -476,7 +476,8 @@ export class BlockCache {
     if (this.tenant && over() > 0) await this.tenant.shed(over());
     for (const [hash, e] of this.entries) {
       if (over() <= 0) return;
-      if (hash === keep || e.users > 0) continue;
+      // The server's files take no cache disk (keepLocal bounds them).
+      if (hash === keep || e.users > 0 || e.local) continue;
       this.entries.delete(hash);
       this.bytes -= e.size;
       await e.fh?.close().catch(() => {});

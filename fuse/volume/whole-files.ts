@@ -128,13 +128,13 @@ export class WholeFiles implements CacheTenant {
     file.users--;
   }
 
-  /** A reader of `c` is done: assemble its whole file in the background if all its blocks are cached (or local: BlockCache.readable). */
+  /** A reader of `c` is done: assemble its whole file in the background if all its blocks are cached. */
   want(c: FileContent): void {
     const key = this.keyOf(c);
     if (!key || this.files.has(key) || this.building.has(key)) return;
     // A file that cannot fit beside its own blocks would only push other files out.
     if (c.size * 2 > this.cache.budget) return;
-    if (!c.hashes.every((h) => !storedHash(h) || this.cache.readable(h))) return;
+    if (!c.hashes.every((h) => !storedHash(h) || this.cache.has(h))) return;
     this.building.add(key);
     const { size } = c;
     const hashes = [...c.hashes];

@@ -252,9 +252,9 @@ export class BlockCache {
   }
 
   /** Hit ratio over every read so far (0 before the first). */
-  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; sizeBytes: number; maxBytes: number } {
+  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; sizeBytes: number; maxBytes: number; buffersAllocated: number } {
     const reads = this.counts.hits + this.counts.misses;
-    return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes };
+    return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes, buffersAllocated: this.buffers.allocated };
   }
 
   /** Resolves once the blocks on their way to the cache file are there (or given up). */

@@ -535,18 +535,19 @@ static napi_value js_fd_request(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   struct fd_request *r = calloc(1, sizeof *r);
   if (!r) return throw_errno(env, ENOMEM, "fdRequest");
-  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len) != napi_ok ||
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok ||
       napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok ||
       napi_get_value_int32(env, argv[3], &max_reply) != napi_ok || timeout_ms <= 0 || max_reply <= 0) {
     free(r);
     napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0)");
     return NULL;
   }
-  /* A path as long as sun_path (or longer: truncated) would not be the one asked for. */
-  if (path_len == 0 || path_len >= sizeof r->path - 1) {
+  /* sun_path holds the path and its NUL; a longer one would be cut, not the one asked for. */
+  if (path_len == 0 || path_len >= sizeof r->path) {
     free(r);
     return throw_errno(env, ENAMETOOLONG, "fdRequest");
   }
+  napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len);
   r->request = malloc(len);
   r->reply = malloc((size_t)max_reply);
   if (!r->request || !r->reply) {

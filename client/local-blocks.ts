@@ -1,4 +1,4 @@
-import { closeSync, read, write } from "node:fs";
+import { closeSync, fstatSync, read, write } from "node:fs";
 import { promisify } from "node:util";
 import { type FuseFdAddon, fuseFdAddonIfBuilt } from "../lib/native-addon.js";
 import {
@@ -75,8 +75,16 @@ export class LocalBlockReader {
       fd = res.fd;
       const reply = parseLocalBlockReply(res.reply.subarray(0, Math.max(0, res.reply.lastIndexOf(10))));
       if (!reply || reply.instance !== info.instance) return this.failed(fd, true);
-      if (!reply.ok) return this.refused(reply);
+      if (!reply.ok) {
+        const extra = fd;
+        fd = -1;
+        if (extra >= 0) closeSync(extra);
+        return this.refused(reply);
+      }
       if (fd < 0) return this.failed(fd);
+      // Only a regular file holding the whole block is read (never a pipe, a device or a cut file).
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size < reply.size) return this.failed(fd);
       this.failures = 0;
       this.counts.blocks++;
       return { fd, size: reply.size };

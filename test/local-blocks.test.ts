@@ -7,7 +7,8 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readSync, closeSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
+import { openSync, readdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SiloClient } from "../client/index.js";
@@ -260,5 +261,49 @@ describe("local block reads: silo volume get", { timeout: 180_000 }, () => {
       if (saved === undefined) delete process.env.SILO_LOCAL_BLOCKS;
       else process.env.SILO_LOCAL_BLOCKS = saved;
     }
+  });
+});
+
+describe("local block reads: a client trusts no socket blindly", { timeout: 180_000 }, () => {
+  it("reads only a regular file holding the block, and closes any fd a refusal or a bad reply brings", async () => {
+    const { large } = await volumeWithBlocks("lb-impostor");
+    const vol = await fx.silo.volumes.fromName("lb-impostor");
+    const hash = sha256(large);
+    const into = Buffer.alloc(BLOCK_SIZE);
+    // The client learns the socket and the instance id from the real server first.
+    expect((await vol.blocks.readBlockLocal(hash, into))?.equals(large)).toBe(true);
+    const info = await discover(fx.server.url, adminToken());
+    const socket = info.socket!;
+    // Then another process serves that path with the right instance id (what a process of the
+    // server's user could do): each reply passes /dev/zero.
+    const replies: object[] = [
+      { ok: true, instance: info.instance, size: BLOCK_SIZE },
+      { ok: false, instance: info.instance, code: "NOT_FOUND", message: "no" },
+      { ok: true, instance: "0".repeat(32), size: BLOCK_SIZE },
+    ];
+    let served = 0;
+    const impostor = createServer((s) => {
+      s.once("data", () => {
+        const fd = openSync("/dev/zero", "r");
+        const reply = replies[served++ % replies.length]!;
+        addon.sendFd!((s as unknown as { _handle: { fd: number } })._handle.fd, Buffer.from(`${JSON.stringify(reply)}\n`), fd);
+        closeSync(fd);
+        s.destroy();
+      });
+    });
+    renameSync(socket, `${socket}.real`);
+    await new Promise<void>((resolve) => impostor.listen(socket, resolve));
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    try {
+      for (let i = 0; i < replies.length; i++) expect(await vol.blocks.readBlockLocal(hash, into), `reply ${i}`).toBeUndefined();
+      expect(served).toBe(replies.length);
+      expect(fds(), "every passed fd closed").toBe(before);
+    } finally {
+      await new Promise<void>((resolve) => impostor.close(() => resolve()));
+      renameSync(`${socket}.real`, socket);
+    }
+    // Over HTTP the block is still the block.
+    expect((await vol.blocks.readBlock(hash)).equals(large)).toBe(true);
   });
 });

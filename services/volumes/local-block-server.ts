@@ -11,6 +11,9 @@ import { type Caller, callerOf } from "../auth/authenticate.js";
 import type { AuthStore } from "../auth/store.js";
 import type { VolumeStore } from "./volume-store.js";
 
+/** Connections served at once at most (each is one request, answered at once or closed within LOCAL_BLOCKS.idleMs). */
+const MAX_CONNECTIONS = 256;
+
 /** sun_path holds 108 bytes with its terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -75,6 +78,8 @@ export class LocalBlockServer {
 
   private listen(): Promise<void> {
     const server = createServer((socket) => this.serve(socket));
+    // Connections past this are closed at once (their clients read over HTTP): a flood cannot exhaust the server's fds.
+    server.maxConnections = MAX_CONNECTIONS;
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once("error", reject);

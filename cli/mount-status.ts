@@ -12,7 +12,7 @@ export interface MountStatusReport extends MountStatus {
   readOnly: boolean;
   /** The version the mount's pin keeps on the server (daemons before it do not report it). */
   pinnedVersion?: number;
-  cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number };
+  cache?: { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks?: number; sizeBytes: number; maxBytes: number };
   commits?: { commits: number; failures: number; lastCommitMs: number; totalCommitMs: number; lastCommitAt: number };
   /** Whole-file copies of committed files for passthrough (read-only mounts; null when off). */
   wholeFiles?: WholeFileStats | null;
@@ -58,6 +58,8 @@ export function describeMountStatus(s: MountStatusReport): string {
     const c = s.cache;
     lines.push(["block cache", `${mib(c.sizeBytes)} of ${mib(c.maxBytes)}, hit ratio ${(c.hitRatio * 100).toFixed(1)}% (${c.hits} hits, ${c.misses} misses)`]);
     lines.push(["bytes fetched", `${c.bytesFetched} (${mib(c.bytesFetched)})`]);
+    // Daemons before local block reads do not report it.
+    if (c.localBlocks !== undefined) lines.push(["local block reads", `${c.localBlocks} blocks read from the server's own files on this host`]);
   }
   if (s.wholeFiles) {
     const w = s.wholeFiles;

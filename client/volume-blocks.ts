@@ -15,6 +15,7 @@ import {
 } from "../protocol/volume.js";
 import { type Block, BlockUploader, type BlockUploaderOptions } from "./block-uploader.js";
 import { forEachLimit } from "./limit.js";
+import { type LocalBlockFile, LocalBlockReader } from "./local-blocks.js";
 import { bodyBytes, type Transport } from "./transport.js";
 
 /** What the block-level API needs to know about its volume. */
@@ -35,6 +36,8 @@ export interface VolumeBlocksTarget {
 export class VolumeBlocks {
   /** Whether the server takes block uploads straight to its object store (learnt on first use). */
   private directUploads: boolean | undefined;
+  /** Local block reads (client/local-blocks.ts), made on first use. */
+  private localReader: LocalBlockReader | undefined;
 
   constructor(
     private readonly transport: Transport,
@@ -124,6 +127,48 @@ export class VolumeBlocks {
       location = res.headers.location as string;
     }
     return bodyBytes(await this.transport.external({ method: "GET", url: location!, headers }), into);
+  }
+
+  private get local(): LocalBlockReader {
+    return (this.localReader ??= new LocalBlockReader(this.transport, this.volume.environment));
+  }
+
+  /**
+   * A block read from the server's own blob file on this host (local block reads,
+   * client/local-blocks.ts) into `into` (a view of it when it fits), or undefined when that path
+   * is not available for it: then read it with `readBlock`.
+   */
+  readBlockLocal(hash: string, into: Buffer): Promise<Buffer | undefined> {
+    return this.local.read(this.volume.id, hash, into);
+  }
+
+  /** A block's blob file on this host, opened by the server (the caller closes the fd), or undefined: read it with `readBlock`. */
+  openBlockLocal(hash: string): Promise<LocalBlockFile | undefined> {
+    return this.local.open(this.volume.id, hash);
+  }
+
+  /** Whether local block reads may be tried (the native addon is built and SILO_LOCAL_BLOCKS is not 0); the server may still offer none. */
+  get localBlocksEnabled(): boolean {
+    return this.local.enabled;
+  }
+
+  /**
+   * Copies the first `len` bytes of block `hash` into the file `fd` at `at` straight from the
+   * server's blob file on this host; false (nothing written) when that path is not available for
+   * it: read it with `readBlock`.
+   */
+  copyBlockLocal(hash: string, fd: number, at: number, len: number): Promise<boolean> {
+    return this.local.copy(this.volume.id, hash, fd, at, len);
+  }
+
+  /** Counts a failed read of a block opened by `openBlockLocal` (repeated failures rest the fast path). */
+  noteLocalFailure(_err: unknown): void {
+    this.local.noteFailure();
+  }
+
+  /** Blocks read through local block reads so far, and fast-path exchanges that failed (each then read over HTTP). */
+  get localBlockCounts(): { blocks: number; failures: number } {
+    return this.localReader?.counts ?? { blocks: 0, failures: 0 };
   }
 
   /** Which of these block hashes the server lacks (the others count as recently used, so GC keeps them). */

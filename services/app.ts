@@ -91,6 +91,7 @@ export async function buildApp(options: ServerOptions, deps: AppDeps = {}): Prom
     fileTrees: new FileTreeKinds(registry),
     metrics,
     readiness,
+    auth,
   };
   objectMetrics(metrics, registry);
 

@@ -1,6 +1,7 @@
 import type { RootDatabase } from "lmdb";
 import type { Registry } from "prom-client";
 import type { Clock } from "../lib/clock.js";
+import type { AuthStore } from "./auth/store.js";
 import type { Readiness } from "./health/readiness.js";
 import type { Sqlite } from "./db.js";
 import type { DiskReserve } from "./disk-reserve.js";
@@ -31,4 +32,6 @@ export interface KindContext {
   metrics: Registry;
   /** Where a kind registers a check of its own stores (answered at `/readyz`). */
   readiness: Readiness;
+  /** Tokens and environments: for a way in other than HTTP (the local block socket), which authenticates as HTTP does. */
+  auth: AuthStore;
 }

@@ -35,6 +35,11 @@ export interface ServerOptions {
   volumeListingCacheBytes: number;
   /** Where volume blocks live: `local` (under `<home>/data/blobs`) or `s3://bucket[/prefix]`. */
   blobs: string;
+  /**
+   * With local blobs: offer local block reads on `<home>/run/blocks.sock` (clients on this host
+   * get a block's open file instead of its bytes over HTTP; docs/volumes.md, "Local block reads").
+   */
+  localBlocks: boolean;
   /** S3 endpoint for custom stores (R2, GCS, MinIO, Swift); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
   s3Endpoint?: string;
   /** S3 region; default AWS_REGION, else us-east-1. */
@@ -71,6 +76,7 @@ export function defaultServerOptions(): ServerOptions {
     volumePinTtlMs: 2 * 60 * 1000,
     volumeListingCacheBytes: 64 * 1024 * 1024,
     blobs: "local",
+    localBlocks: true,
     bodyLimit: 101 * 1024 * 1024,
     readyMinFreeBytes: 256 * 1024 * 1024,
   };

@@ -26,6 +26,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The CLI through the relay, over HTTP only (local block reads would skip the relay: test/local-blocks.test.ts covers them). */
+const viaRelay = (url: string) => ({ SILO_SERVER_URL: url, SILO_LOCAL_BLOCKS: "0" });
+
 const leftovers = () => readdirSync(dir).filter((n) => n.includes("silo-part"));
 
 describe("silo volume get of a large file", () => {
@@ -33,7 +36,7 @@ describe("silo volume get of a large file", () => {
     const r = await relay(fx.server.port!, "shift-ranges");
     try {
       const target = join(dir, "shifted.bin");
-      const res = await fx.server.cli(["volume", "get", "g1", "/data.bin", target], { env: { SILO_SERVER_URL: r.url } });
+      const res = await fx.server.cli(["volume", "get", "g1", "/data.bin", target], { env: viaRelay(r.url) });
       expect(res.code, res.stderr).not.toBe(0);
       expect(res.stderr).toMatch(/to a read of bytes/);
       expect(existsSync(target)).toBe(false);
@@ -47,7 +50,7 @@ describe("silo volume get of a large file", () => {
     const r = await relay(fx.server.port!, "one-request-per-connection");
     try {
       const target = join(dir, "reconnected.bin");
-      const res = await fx.server.cli(["volume", "get", "g1", "/data.bin", target], { env: { SILO_SERVER_URL: r.url } });
+      const res = await fx.server.cli(["volume", "get", "g1", "/data.bin", target], { env: viaRelay(r.url) });
       expect(res.code, res.stderr).toBe(0);
       expect(readFileSync(target).equals(data)).toBe(true);
       expect(leftovers()).toEqual([]);

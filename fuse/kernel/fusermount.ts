@@ -2,7 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import { closeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { fuseFdAddon } from "./native-addon.js";
+import { fuseFdAddon } from "../../lib/native-addon.js";
 
 const run = promisify(execFile);
 

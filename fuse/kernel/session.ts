@@ -23,7 +23,7 @@ import {
   type Request,
 } from "./codec.js";
 import type { ConnectionInfo, Filesystem } from "./filesystem.js";
-import { type FdWatch, fuseFdAddonIfBuilt } from "./native-addon.js";
+import { type FdWatch, fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { type AttrReply, type BackingFiles, type Entry, Errno, type Notifier, type Opened, type RequestContext } from "./types.js";
 
 const E = constants.errno;

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
-import { fuseFdAddon } from "../kernel/native-addon.js";
-import { BlockCache, DIRECT_ALIGN, MAX_PREFETCHES } from "./block-cache.js";
+import { fuseFdAddon } from "../../lib/native-addon.js";
+import { BlockCache, DIRECT_ALIGN, MAX_LOCAL_FILES, MAX_PREFETCHES } from "./block-cache.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -276,5 +277,55 @@ describe("BlockCache", () => {
       for (const [h, data] of Object.entries(blocks)) expect((await cache.get(h)).toString()).toBe(data);
       await cache.close();
     });
+  });
+});
+
+describe("BlockCache with local block reads", () => {
+  /** A cache whose fetch answers each block with a file of its own, open (as a server's passed blob file). */
+  async function localCache(n: number, recentBlocks = 1) {
+    const root = mkdtempSync(join(tmpdir(), "silo-block-cache-local-"));
+    dirs.push(root);
+    const files = new Map<string, string>();
+    for (let i = 0; i < n; i++) {
+      files.set(`h${i}`, join(root, `blob${i}`));
+      writeFileSync(join(root, `blob${i}`), `block number ${i}`);
+    }
+    const fetches = new Map<string, number>();
+    const cache = new BlockCache(join(root, "cache"), 1000, async (hash, into) => {
+      fetches.set(hash, (fetches.get(hash) ?? 0) + 1);
+      const fh = await open(files.get(hash)!, "r");
+      const { bytesRead } = await fh.read(into, 0, into.length, 0);
+      return { data: into.subarray(0, bytesRead), fh };
+    }, { recentBlocks, buffers: new BlockBuffers(64) });
+    await cache.init();
+    return { cache, files, fetches, root };
+  }
+
+  it("keeps the passed file as the block's entry: no cache file, readable after the block left memory and after the file was deleted", async () => {
+    const { cache, files, fetches, root } = await localCache(3);
+    for (const h of ["h0", "h1", "h2"]) expect((await cache.get(h)).toString()).toBe(`block number ${h.slice(1)}`);
+    await cache.flushed();
+    expect(cache.stats()).toMatchObject({ localBlocks: 3, sizeBytes: 0 });
+    expect(readdirSync(join(root, "cache"))).toEqual([]);
+    // h0 left the recent list (1 block): read from its kept file, even once the server deleted it.
+    unlinkSync(files.get("h0")!);
+    expect(cache.has("h0")).toBe(true);
+    const buf = Buffer.alloc(6);
+    expect(await cache.read("h0", 6, buf, 0, 6)).toBe(6);
+    expect(buf.toString()).toBe("number");
+    expect(fetches.get("h0")).toBe(1);
+    await cache.close();
+  });
+
+  it(`keeps at most ${MAX_LOCAL_FILES} files open, closing the least recently used`, async () => {
+    const { cache, fetches } = await localCache(MAX_LOCAL_FILES + 2);
+    for (let i = 0; i < MAX_LOCAL_FILES + 2; i++) await cache.get(`h${i}`);
+    await cache.flushed();
+    expect(cache.has("h0") || cache.has("h1")).toBe(false);
+    expect(cache.has(`h${MAX_LOCAL_FILES + 1}`)).toBe(true);
+    // A closed one is fetched again.
+    await cache.get("h0");
+    expect(fetches.get("h0")).toBe(2);
+    await cache.close();
   });
 });

@@ -4,14 +4,30 @@ import { join } from "node:path";
 import { writevAll } from "../../lib/writev-all.js";
 import { BlockBuffer, BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
-import { fuseFdAddonIfBuilt } from "../kernel/native-addon.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 
-type Entry = { size: number; fh: FileHandle | null; users: number };
+/** A cached block: its cache file, or (`local`) the server's own blob file on this host, open. */
+type Entry = { size: number; fh: FileHandle | null; users: number; local?: boolean };
 /** A fetch under way; `waiters` reads wait for it, each given a reference to the block when it arrives. */
 type Pending = { done: Promise<BlockBuffer>; waiters: number };
 
-/** Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). */
-export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer>;
+/**
+ * Fetches a block's bytes, into `into` when they fit (the answer is then a view of it). A block
+ * read from a file on this host (the server's own blob, local block reads: client/local-blocks.ts)
+ * comes as `{ data, fh }` with that file open: the cache keeps the open file instead of writing
+ * a cache file (it is on local disk already; reading it costs what reading a cache file would,
+ * and it stays readable while the server is away, also if the server deletes it meanwhile).
+ */
+export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer | LocalFetch>;
+
+/** A block fetch's answer read from a file on this host, and that file, open (the cache closes it). */
+export interface LocalFetch {
+  data: Buffer;
+  fh: FileHandle;
+}
+
+/** Server blob files kept open at most (local block reads): past it the least recently used are closed. */
+export const MAX_LOCAL_FILES = 256;
 
 /**
  * Other bytes held under a block cache's budget (whole files of committed files,
@@ -76,8 +92,10 @@ export class BlockCache {
   private direct = true;
   /** Blocks written to their cache files with O_DIRECT since the start. */
   directWrites = 0;
-  /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched. */
-  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0 };
+  /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched, blocks fetched by local block reads. */
+  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0, localBlocks: 0 };
+  /** Entries that are server blob files (local block reads): not counted in `bytes` (no cache disk), bounded by MAX_LOCAL_FILES. */
+  private localFiles = 0;
   /** Bytes sharing the budget, shed before blocks (set once). */
   tenant: CacheTenant | undefined;
 
@@ -175,8 +193,10 @@ export class BlockCache {
     this.counts.misses++;
     const block = this.buffers.take();
     try {
-      const data = await this.fetch(hash, block.memory);
-      this.counts.bytesFetched += data.length;
+      const got = await this.fetch(hash, block.memory);
+      const data = this.fetched(got);
+      // Read once: the server's file is not kept.
+      if ("fh" in got) await got.fh.close().catch(() => {});
       return Buffer.from(data);
     } finally {
       block.release();
@@ -232,9 +252,9 @@ export class BlockCache {
   }
 
   /** Hit ratio over every read so far (0 before the first). */
-  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; sizeBytes: number; maxBytes: number } {
+  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; sizeBytes: number; maxBytes: number; buffersAllocated: number } {
     const reads = this.counts.hits + this.counts.misses;
-    return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes };
+    return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes, buffersAllocated: this.buffers.allocated };
   }
 
   /** Resolves once the blocks on their way to the cache file are there (or given up). */
@@ -326,8 +346,10 @@ export class BlockCache {
    */
   private async fill(hash: string): Promise<BlockBuffer> {
     const block = this.buffers.take();
+    let got: Buffer | LocalFetch;
     try {
-      block.data = await this.fetch(hash, block.memory);
+      got = await this.fetch(hash, block.memory);
+      block.data = this.fetched(got);
     } catch (err) {
       this.pending.delete(hash);
       block.release();
@@ -335,7 +357,6 @@ export class BlockCache {
     }
     const waiters = this.pending.get(hash)?.waiters ?? 0;
     this.pending.delete(hash);
-    this.counts.bytesFetched += block.data.length;
     this.recent.get(hash)?.release();
     this.recent.set(hash, block.retain());
     for (const [h, old] of this.recent) {
@@ -343,11 +364,40 @@ export class BlockCache {
       this.recent.delete(h);
       old.release();
     }
-    if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
+    if ("fh" in got) this.keepLocal(hash, block.data.length, got.fh).catch(() => {});
+    else if (this.writing.size < this.maxWrites) this.store(hash, block).catch(() => {});
     if (waiters > 0) block.retain(waiters);
     // The fetch's own reference: the holders above have theirs.
     block.release();
     return block;
+  }
+
+  /** Counts a fetch's answer; its bytes. */
+  private fetched(got: Buffer | LocalFetch): Buffer {
+    const data = "fh" in got ? got.data : got;
+    this.counts.bytesFetched += data.length;
+    if ("fh" in got) this.counts.localBlocks++;
+    return data;
+  }
+
+  /**
+   * Keeps the server's open blob file of a block as its cache entry (local block reads): no cache
+   * file is written. At most MAX_LOCAL_FILES are kept; the least recently used not in use close.
+   */
+  private async keepLocal(hash: string, size: number, fh: FileHandle): Promise<void> {
+    if (this.entries.has(hash)) {
+      await fh.close();
+      return;
+    }
+    this.entries.set(hash, { size, fh, users: 0, local: true });
+    this.localFiles++;
+    for (const [h, e] of this.entries) {
+      if (this.localFiles <= MAX_LOCAL_FILES) return;
+      if (!e.local || e.users > 0 || h === hash) continue;
+      this.entries.delete(h);
+      this.localFiles--;
+      await e.fh?.close().catch(() => {});
+    }
   }
 
   /** Writes a block to the cache file, readable from memory meanwhile (holding a reference); never fails (a block not kept is fetched again). */
@@ -426,7 +476,8 @@ export class BlockCache {
     if (this.tenant && over() > 0) await this.tenant.shed(over());
     for (const [hash, e] of this.entries) {
       if (over() <= 0) return;
-      if (hash === keep || e.users > 0) continue;
+      // The server's files take no cache disk (keepLocal bounds them).
+      if (hash === keep || e.users > 0 || e.local) continue;
       this.entries.delete(hash);
       this.bytes -= e.size;
       await e.fh?.close().catch(() => {});

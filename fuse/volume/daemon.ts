@@ -17,7 +17,7 @@ import { stateDirFor } from "./state-dir.js";
 import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
 import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import { WholeFiles } from "./whole-files.js";
-import type { VolumeRemote } from "./remote.js";
+import { localFirst, type VolumeRemote } from "./remote.js";
 import type { VolumeDaemonConfig } from "./config.js";
 
 export interface VolumeDaemonOptions {
@@ -146,7 +146,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
-    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, (hash, into) => remote.readBlock(hash, undefined, into));
+    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, localFirst(remote));
     await cache.init();
     // Whole-file copies of committed files, for passthrough (whole-files.ts): read-only mounts
     // only, where no writer can join a passthrough period and map the copy.

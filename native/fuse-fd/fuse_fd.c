@@ -17,8 +17,23 @@
  *   alignedBuffer(size)     a Buffer of `size` bytes whose memory starts on a page boundary
  *                           (freed when the Buffer is collected)
  *   ringStart, ringRegister, ringRead, ringStop   FUSE over io_uring: fuse_ring.c
+ *   sendFd(sock, bytes, fd) one sendmsg(2) of `bytes` with `fd` attached (SCM_RIGHTS; fd < 0: none)
+ *                           on a connected non-blocking unix socket: bytes sent, or -errno (EAGAIN
+ *                           included: the caller drops the connection). Local block reads, server side.
+ *   fdRequest(path, bytes, timeoutMs, maxReply)
+ *                           a Promise, worked on the libuv thread pool: connect to the unix socket
+ *                           `path`, send `bytes`, read the reply until the peer closes (at most
+ *                           maxReply bytes) and keep the first fd passed with it (any other closed),
+ *                           close the socket; resolves { reply, fd } (fd -1: none), rejects with
+ *                           an errno-coded Error (ETIMEDOUT/EAGAIN after timeoutMs without progress).
+ *                           Local block reads, client side (docs/architecture.md, "Local block reads").
+ *   copyRange(fdIn, offIn, fdOut, offOut, len)
+ *                           a Promise, on the thread pool: copy_file_range(2) until `len` bytes are
+ *                           copied or the source ends; resolves the count, rejects with an
+ *                           errno-coded Error (EXDEV, ENOSYS, EINVAL: the caller copies by hand).
+ *                           The bytes never enter the process (`silo volume get` of local blocks).
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
- * Every function is synchronous and never blocks: recvFd is called after fusermount3 exited,
+ * Every function but fdRequest is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
  *
  * Why watch/readInto: fs.read of /dev/fuse holds a libuv thread-pool thread until a request
@@ -43,7 +58,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -342,6 +359,297 @@ static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+/* sendFd(sock, bytes, fd): one sendmsg; never blocks (the socket is non-blocking: a full buffer is -EAGAIN). */
+static napi_value js_send_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t sock, fd;
+  void *data;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &fd) != napi_ok || len == 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (socket fd, non-empty buffer, fd)");
+    return NULL;
+  }
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fd >= 0) {
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return int_value(env, n < 0 ? -errno : (int32_t)n);
+}
+
+/* Most fds one reply's control message is read with: more than the one expected, so extras are seen and closed. */
+#define FD_REQUEST_MAX_FDS 8
+
+struct fd_request {
+  napi_async_work work;
+  napi_deferred deferred;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  char *request;
+  size_t request_len;
+  char *reply;
+  size_t reply_cap;
+  size_t reply_len;
+  int32_t timeout_ms;
+  int fd;
+  int err;
+  const char *step;
+};
+
+/* Closes every fd of the SCM_RIGHTS messages in `msg` but the first one this request keeps. */
+static void take_fds(struct fd_request *r, struct msghdr *msg) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (r->fd < 0) r->fd = fd;
+      else close(fd);
+    }
+  }
+}
+
+/* On a thread-pool thread: the blocking steps, each bounded by the socket's send/receive timeouts. */
+static void fd_request_execute(napi_env env, void *data) {
+  (void)env;
+  struct fd_request *r = data;
+  r->fd = -1;
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) {
+    r->err = errno;
+    r->step = "socket";
+    return;
+  }
+  struct timeval tv = {.tv_sec = r->timeout_ms / 1000, .tv_usec = (r->timeout_ms % 1000) * 1000};
+  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, r->path, sizeof addr.sun_path);
+  int rc;
+  do rc = connect(sock, (struct sockaddr *)&addr, sizeof addr);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    r->err = errno;
+    r->step = "connect";
+    goto out;
+  }
+  for (size_t sent = 0; sent < r->request_len;) {
+    ssize_t n = send(sock, r->request + sent, r->request_len - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      r->err = errno;
+      r->step = "send";
+      goto out;
+    }
+    sent += (size_t)n;
+  }
+  for (;;) {
+    if (r->reply_len == r->reply_cap) {
+      r->err = EMSGSIZE;
+      r->step = "recvmsg";
+      goto out;
+    }
+    struct iovec iov = {.iov_base = r->reply + r->reply_len, .iov_len = r->reply_cap - r->reply_len};
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(FD_REQUEST_MAX_FDS * sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      r->err = errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+      r->step = "recvmsg";
+      goto out;
+    }
+    take_fds(r, &msg);
+    if (n == 0) break;
+    r->reply_len += (size_t)n;
+  }
+out:
+  if (r->err != 0 && r->fd >= 0) {
+    close(r->fd);
+    r->fd = -1;
+  }
+  close(sock);
+}
+
+static void fd_request_complete(napi_env env, napi_status status, void *data) {
+  struct fd_request *r = data;
+  if (status != napi_ok && r->err == 0) {
+    r->err = ECANCELED;
+    r->step = "fdRequest";
+  }
+  if (r->err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(r->err);
+    snprintf(msg, sizeof msg, "%s: %s", r->step, strerror(r->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, r->deferred, error);
+  } else {
+    napi_value result, reply, fd;
+    void *copy;
+    napi_create_object(env, &result);
+    napi_create_buffer_copy(env, r->reply_len, r->reply, &copy, &reply);
+    napi_create_int32(env, r->fd, &fd);
+    napi_set_named_property(env, result, "reply", reply);
+    napi_set_named_property(env, result, "fd", fd);
+    napi_resolve_deferred(env, r->deferred, result);
+  }
+  napi_delete_async_work(env, r->work);
+  free(r->request);
+  free(r->reply);
+  free(r);
+}
+
+static napi_value js_fd_request(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  size_t path_len;
+  void *data;
+  size_t len;
+  int32_t timeout_ms, max_reply;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  struct fd_request *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, "fdRequest");
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &max_reply) != napi_ok || timeout_ms <= 0 || max_reply <= 0) {
+    free(r);
+    napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0)");
+    return NULL;
+  }
+  /* sun_path holds the path and its NUL; a longer one would be cut, not the one asked for. */
+  if (path_len == 0 || path_len >= sizeof r->path) {
+    free(r);
+    return throw_errno(env, ENAMETOOLONG, "fdRequest");
+  }
+  napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len);
+  r->request = malloc(len);
+  r->reply = malloc((size_t)max_reply);
+  if (!r->request || !r->reply) {
+    free(r->request);
+    free(r->reply);
+    free(r);
+    return throw_errno(env, ENOMEM, "fdRequest");
+  }
+  memcpy(r->request, data, len);
+  r->request_len = len;
+  r->reply_cap = (size_t)max_reply;
+  r->timeout_ms = timeout_ms;
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "silo:fd-request", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, fd_request_execute, fd_request_complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    free(r->request);
+    free(r->reply);
+    free(r);
+    napi_throw_error(env, "EIO", "fdRequest: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
+struct copy_range {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd_in, fd_out;
+  int64_t off_in, off_out, len, copied;
+  int err;
+};
+
+static void copy_range_execute(napi_env env, void *data) {
+  (void)env;
+  struct copy_range *c = data;
+  loff_t in = c->off_in, out = c->off_out;
+  while (c->copied < c->len) {
+    ssize_t n = copy_file_range(c->fd_in, &in, c->fd_out, &out, (size_t)(c->len - c->copied), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      c->err = errno;
+      return;
+    }
+    if (n == 0) return;
+    c->copied += n;
+  }
+}
+
+static void copy_range_complete(napi_env env, napi_status status, void *data) {
+  struct copy_range *c = data;
+  if (status != napi_ok && c->err == 0) c->err = ECANCELED;
+  if (c->err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(c->err);
+    snprintf(msg, sizeof msg, "copy_file_range: %s", strerror(c->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, c->deferred, error);
+  } else {
+    napi_value v;
+    napi_create_int64(env, c->copied, &v);
+    napi_resolve_deferred(env, c->deferred, v);
+  }
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+static napi_value js_copy_range(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd_in, fd_out;
+  int64_t off_in, off_out, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd_in) != napi_ok || napi_get_value_int64(env, argv[1], &off_in) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &fd_out) != napi_ok || napi_get_value_int64(env, argv[3], &off_out) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &len) != napi_ok || off_in < 0 || off_out < 0 || len < 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (fdIn, offIn >= 0, fdOut, offOut >= 0, len >= 0)");
+    return NULL;
+  }
+  struct copy_range *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, ENOMEM, "copyRange");
+  c->fd_in = fd_in;
+  c->fd_out = fd_out;
+  c->off_in = off_in;
+  c->off_out = off_out;
+  c->len = len;
+  napi_value promise, name;
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_string_utf8(env, "silo:copy-range", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, copy_range_execute, copy_range_complete, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    free(c);
+    napi_throw_error(env, "EIO", "copyRange: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -354,6 +662,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reply", NULL, js_reply, NULL, NULL, NULL, napi_enumerable, NULL},
       {"alignedBuffer", NULL, js_aligned_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},

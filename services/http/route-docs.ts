@@ -273,6 +273,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       "The block's bytes (one `Range: bytes=…` honoured: 206 with Content-Range), or a redirect to a signed object-store URL with an S3 blob backend.",
     errors: ["INVALID", "NOT_FOUND", "RANGE_NOT_SATISFIABLE"],
   },
+  "GET /v1/local-blocks": {
+    summary: "Where local block reads are offered",
+    description:
+      "For clients on the server's host: the unix socket that passes a block's blob file (its open descriptor) instead of its bytes, and the serving process's random instance id, which the socket's replies carry (protocol/local-blocks.ts). `{}` when the server offers none (an S3 blob backend, `--no-local-blocks`).",
+    errors: [],
+  },
   [`POST ${VOL}/blocks`]: {
     summary: "Upload small blocks in one call",
     description: "Many small blocks at once (each checked against its hash); small ones are stored inline in the index.",

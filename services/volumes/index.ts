@@ -5,6 +5,9 @@ import type { KindContext } from "../context.js";
 import { openSqlite } from "../db.js";
 import { normalizeTreeOptions } from "../file-trees.js";
 import { blockRoutes } from "./block-routes.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
+import { LOCAL_BLOCKS, LOCAL_BLOCKS_ROUTE, type LocalBlocksInfo } from "../../protocol/local-blocks.js";
+import { LocalBlockServer } from "./local-block-server.js";
 import { fileRoutes } from "./file-routes.js";
 import { VolumeGc } from "./gc.js";
 import { KeyLock } from "./key-lock.js";
@@ -47,6 +50,12 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     return gc.purge(record.id, record.workspaceId, ctx.clock.now());
   });
   ctx.fileTrees.register(KIND, { prefix: "vo", normalizeOptions: normalizeTreeOptions });
+  // Local block reads: blob files passed over a unix socket to clients on this host (local blobs only).
+  const localBlocks =
+    ctx.options.localBlocks && ctx.options.blobs === "local"
+      ? await LocalBlockServer.start(join(ctx.options.home, LOCAL_BLOCKS.socketPath), fuseFdAddonIfBuilt(), ctx.auth, volumes, app.log)
+      : undefined;
+  app.get(LOCAL_BLOCKS_ROUTE, async (): Promise<LocalBlocksInfo> => localBlocks?.info ?? {});
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes, listings });
@@ -61,6 +70,7 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     { unref: true },
   );
   app.addHook("onClose", async () => {
+    await localBlocks?.close();
     timer.cancel();
     await gc.settled();
     store.close();

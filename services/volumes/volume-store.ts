@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { ComposeBlockRequest } from "../../protocol/volume-routes.js";
 import {
@@ -285,6 +286,18 @@ export class VolumeStore {
   /** A block's bytes in `range` as a response part (sendParts): an open file for local blobs; NotFound if absent. */
   async blockPart(vol: OpenVolume, hash: string, range: ByteRange): Promise<SendPart> {
     return blockPart(this.store, this.blobs, vol.record.workspaceId, hash, range);
+  }
+
+  /**
+   * A block's blob file opened read-only, for a local block read (local-block-server.ts): its
+   * size and handle; undefined if the block has no file of its own (inline, or an object store).
+   * NotFound if the workspace has no such block.
+   */
+  async blockFile(vol: OpenVolume, hash: string): Promise<{ size: number; fh: FileHandle } | undefined> {
+    const size = await this.blockSize(vol, hash);
+    const ws = vol.record.workspaceId;
+    if (!this.blobs.open || (await this.store.inlineBlock(ws, hash))) return undefined;
+    return { size, fh: await this.blobs.open(ws, hash) };
   }
 
   async blockSize(vol: OpenVolume, hash: string): Promise<number> {

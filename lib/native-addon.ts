@@ -47,6 +47,26 @@ export interface FuseFdAddon {
   ringRead?(buf: Buffer): number;
   /** Stops the ring (idempotent). Replies through `reply` go to the ring for the requests it delivered. */
   ringStop?(): void;
+  /**
+   * One non-blocking sendmsg(2) of `bytes` on the connected unix socket `sock`, with `fd` attached
+   * as SCM_RIGHTS (fd < 0: none). The byte count, or minus the errno (-EAGAIN: the socket's buffer
+   * is full). Absent from addons built before it (local block reads are then off).
+   */
+  sendFd?(sock: number, bytes: Buffer, fd: number): number;
+  /**
+   * On the thread pool: connects to the unix socket at `path`, sends `request`, reads the reply
+   * until the peer closes (at most `maxReply` bytes), keeping the first fd passed with it (close-
+   * on-exec; any other is closed). Each blocking step gives up after `timeoutMs` (ETIMEDOUT).
+   * The caller owns `fd` (-1: none) and must close it.
+   */
+  fdRequest?(path: string, request: Buffer, timeoutMs: number, maxReply: number): Promise<{ reply: Buffer; fd: number }>;
+  /**
+   * On the thread pool: copy_file_range(2) of `len` bytes from `fdIn` at `offIn` to `fdOut` at
+   * `offOut` (the bytes never enter the process); resolves the count copied (short only where the
+   * source ends). Rejects with an errno-coded Error where the kernel or file systems refuse (EXDEV,
+   * ENOSYS, EINVAL): copy by hand then.
+   */
+  copyRange?(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>;
 }
 
 /** An fd watched by the addon (opaque). */

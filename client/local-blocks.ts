@@ -1,0 +1,181 @@
+import { closeSync, fstatSync, read, write } from "node:fs";
+import { promisify } from "node:util";
+import { type FuseFdAddon, fuseFdAddonIfBuilt } from "../lib/native-addon.js";
+import {
+  LOCAL_BLOCKS,
+  LOCAL_BLOCKS_ENV,
+  LOCAL_BLOCKS_ROUTE,
+  type LocalBlockReply,
+  type LocalBlockRequest,
+  type LocalBlocksInfo,
+  parseLocalBlockReply,
+} from "../protocol/local-blocks.js";
+import type { Transport } from "./transport.js";
+
+const readAsync = promisify(read);
+const writeAsync = promisify(write);
+
+/** Bytes each pread/pwrite of a hand copy moves (where copy_file_range is refused). */
+const COPY_CHUNK = 8 << 20;
+
+/** Failed exchanges in a row after which the fast path rests (FAILURE_PAUSE_MS). */
+export const MAX_FAILURES = 3;
+/** How long the fast path rests after MAX_FAILURES failures (then the socket is looked up again). */
+export const FAILURE_PAUSE_MS = 30_000;
+
+/** A block's blob file on this host, opened by the server: the caller reads its first `size` bytes and closes `fd`. */
+export interface LocalBlockFile {
+  fd: number;
+  size: number;
+}
+
+/**
+ * Local block reads, the client's side (protocol/local-blocks.ts): when the server runs on this
+ * host with local blobs, a block's blob file is opened by the server and passed over its unix
+ * socket, and the block read from it here, instead of its bytes over HTTP. Every failure (no
+ * addon, no socket, another server process, a refusal) answers undefined: the caller reads the
+ * block over HTTP; MAX_FAILURES in a row rest the fast path for FAILURE_PAUSE_MS.
+ * Off with SILO_LOCAL_BLOCKS=0.
+ */
+export class LocalBlockReader {
+  private info: Promise<LocalBlocksInfo | undefined> | undefined;
+  private failures = 0;
+  private restUntil = 0;
+  /** Blocks opened through the fast path, and exchanges (or reads of an opened block) that failed. */
+  readonly counts = { blocks: 0, failures: 0 };
+  private readonly addon: FuseFdAddon | undefined;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly environment: string,
+    opts: { addon?: FuseFdAddon | null; enabled?: boolean } = {},
+  ) {
+    const enabled = opts.enabled ?? process.env[LOCAL_BLOCKS_ENV] !== "0";
+    this.addon = enabled ? (opts.addon === null ? undefined : (opts.addon ?? fuseFdAddonIfBuilt())) : undefined;
+  }
+
+  /** Whether the fast path may be tried at all (the addon is built and it is not turned off). */
+  get enabled(): boolean {
+    return !!this.addon?.fdRequest;
+  }
+
+  /**
+   * The server's open file of block `hash` of volume `volume`, or undefined: read it over HTTP.
+   * The caller owns the fd.
+   */
+  async open(volume: string, hash: string): Promise<LocalBlockFile | undefined> {
+    if (!this.addon?.fdRequest || Date.now() < this.restUntil) return undefined;
+    const info = await (this.info ??= this.discover());
+    if (!info?.socket || !info.instance) return undefined;
+    const token = this.transport.config;
+    const req: LocalBlockRequest = { instance: info.instance, token: `${token.tokenId}:${token.tokenSecret}`, environment: this.environment, volume, hash };
+    let fd = -1;
+    try {
+      const res = await this.addon.fdRequest(info.socket, Buffer.from(`${JSON.stringify(req)}\n`), LOCAL_BLOCKS.clientTimeoutMs, LOCAL_BLOCKS.maxReplyBytes);
+      fd = res.fd;
+      const reply = parseLocalBlockReply(res.reply.subarray(0, Math.max(0, res.reply.lastIndexOf(10))));
+      if (!reply || reply.instance !== info.instance) return this.failed(fd, true);
+      if (!reply.ok) {
+        const extra = fd;
+        fd = -1;
+        if (extra >= 0) closeSync(extra);
+        return this.refused(reply);
+      }
+      if (fd < 0) return this.failed(fd);
+      // Only a regular file holding the whole block is read (never a pipe, a device or a cut file).
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size < reply.size) return this.failed(fd);
+      this.failures = 0;
+      this.counts.blocks++;
+      return { fd, size: reply.size };
+    } catch {
+      return this.failed(fd, true);
+    }
+  }
+
+  /**
+   * Block `hash` of volume `volume` read into `into` (a view of it; a buffer of its own if it
+   * does not fit), or undefined: read it over HTTP.
+   */
+  async read(volume: string, hash: string, into: Buffer): Promise<Buffer | undefined> {
+    const file = await this.open(volume, hash);
+    if (!file) return undefined;
+    try {
+      const out = into.length >= file.size ? into.subarray(0, file.size) : Buffer.allocUnsafe(file.size);
+      for (let at = 0; at < file.size; ) {
+        const { bytesRead } = await readAsync(file.fd, out, at, file.size - at, at);
+        // A blob shorter than its recorded size is not the block: HTTP answers (or fails) instead.
+        if (bytesRead === 0) return this.failed(-1);
+        at += bytesRead;
+      }
+      return out;
+    } catch {
+      return this.failed(-1);
+    } finally {
+      closeSync(file.fd);
+    }
+  }
+
+  /**
+   * Copies the first `len` bytes of block `hash` of volume `volume` into the file `fdOut` at
+   * `at` straight from the server's file (copy_file_range: the bytes never enter this process;
+   * pread/pwrite where it is refused). False, nothing counted as written, if the fast path is not
+   * available for it: copy it over HTTP. Throws only for a failed write to `fdOut`.
+   */
+  async copy(volume: string, hash: string, fdOut: number, at: number, len: number): Promise<boolean> {
+    const file = await this.open(volume, hash);
+    if (!file) return false;
+    try {
+      // A blob shorter than the bytes asked for is not the block: HTTP answers (or fails) instead.
+      if (file.size < len) return !!this.failed(-1);
+      let done = 0;
+      if (this.addon?.copyRange) {
+        done = await this.addon.copyRange(file.fd, 0, fdOut, at, len).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === "EXDEV" || err.code === "ENOSYS" || err.code === "EINVAL" || err.code === "EOPNOTSUPP") return 0;
+          throw err;
+        });
+      }
+      if (done < len) {
+        const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, len - done));
+        while (done < len) {
+          const { bytesRead } = await readAsync(file.fd, buf, 0, Math.min(buf.length, len - done), done);
+          if (bytesRead === 0) return !!this.failed(-1);
+          for (let w = 0; w < bytesRead; ) w += (await writeAsync(fdOut, buf, w, bytesRead - w, at + done + w)).bytesWritten;
+          done += bytesRead;
+        }
+      }
+      return true;
+    } finally {
+      closeSync(file.fd);
+    }
+  }
+
+  /** Counts a failed read of a file `open` gave (the caller closed it and reads over HTTP). */
+  noteFailure(): void {
+    this.failed(-1);
+  }
+
+  private discover(): Promise<LocalBlocksInfo | undefined> {
+    // A server without the route (older) or any failure: no fast path until the next look-up.
+    return this.transport.rpc<LocalBlocksInfo>("GET", LOCAL_BLOCKS_ROUTE).catch(() => undefined);
+  }
+
+  /** A refusal: NOT_LOCAL and NOT_FOUND are about the block (HTTP says the same or serves it), the others about the path. */
+  private refused(reply: Extract<LocalBlockReply, { ok: false }>): undefined {
+    if (reply.code === "NOT_LOCAL" || reply.code === "NOT_FOUND") return undefined;
+    return this.failed(-1, reply.code === "INSTANCE");
+  }
+
+  /** Counts a failure (closing `fd` if one came); `rediscover`: look the socket up again next time (a restarted server). */
+  private failed(fd: number, rediscover = false): undefined {
+    if (fd >= 0) closeSync(fd);
+    this.counts.failures++;
+    if (rediscover) this.info = undefined;
+    if (++this.failures >= MAX_FAILURES) {
+      this.failures = 0;
+      this.restUntil = Date.now() + FAILURE_PAUSE_MS;
+      this.info = undefined;
+    }
+    return undefined;
+  }
+}

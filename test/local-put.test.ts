@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -105,6 +105,7 @@ describe("local block writes", { timeout: 300_000 }, () => {
 
   it("is authorized as the HTTP upload: another workspace's token, a wrong or revoked token are refused, nothing written", async () => {
     const vol = await fx.silo.volumes.fromName("lp-auth", { createIfMissing: true });
+    await vol.batchUpload().putFile(randomBytes(BLOCK_SIZE), "some-block").commit(); // the blob store exists
     const ws = await fx.silo.workspaces.create("lp-tenant");
     const plain = await fx.silo.tokens.create({ label: "lp-revoked" });
     await fx.silo.tokens.revoke(plain.tokenId);
@@ -131,6 +132,7 @@ describe("local block writes", { timeout: 300_000 }, () => {
 
   it("answers a pipe, a directory, a socket, no fd, a range past the end and garbage with INVALID, and stays up", async () => {
     const vol = await fx.silo.volumes.fromName("lp-garbage", { createIfMissing: true });
+    await vol.batchUpload().putFile(randomBytes(BLOCK_SIZE), "some-block").commit(); // the blob store exists
     const req = { volume: vol.id, offset: 0, length: 100 };
     const [r, w] = addon.socketpair(); // a socket
     const listener = createServer();
@@ -219,6 +221,24 @@ describe("local block writes", { timeout: 300_000 }, () => {
       const got = await again.blocks.readBlock(hash);
       expect(sha256(got), `block at ${at}`).toBe(hash);
       expect(got.equals(data.subarray(at, at + BLOCK_SIZE))).toBe(true);
+    }
+  });
+
+  it("the CLI falls back to HTTP when the fast path fails (the socket gone), with the same result", async () => {
+    await fx.silo.volumes.fromName("lp-fallback", { createIfMissing: true });
+    const src = randomFile("fallback.bin", 3 * BLOCK_SIZE + 77);
+    const info = await discover();
+    unlinkSync(info.putSocket!);
+    try {
+      const requests0 = await metric("silo_volume_local_put_requests_total");
+      const res = await fx.server.cli(["volume", "put", "lp-fallback", src, "f.bin"]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(await metric("silo_volume_local_put_requests_total")).toBe(requests0);
+      const back = join(dir, "fallback.back");
+      expect((await fx.server.cli(["volume", "get", "lp-fallback", "f.bin", back])).code).toBe(0);
+      expect(readFileSync(back).equals(readFileSync(src))).toBe(true);
+    } finally {
+      await fx.server.restart();
     }
   });
 });

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +23,9 @@ import {
 } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE, expandBlocks } from "../protocol/volume.js";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.js";
-import { siloServerFixture } from "./helpers/silo-server.js";
+import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
+import { SmallDisk } from "./helpers/tmpfs.js";
+import { localBlobs } from "./helpers/blob-backend.js";
 
 const addon = fuseFdAddon();
 const fx = siloServerFixture([], { blobs: "local" });
@@ -239,6 +241,50 @@ describe("local block writes", { timeout: 300_000 }, () => {
       expect(readFileSync(back).equals(readFileSync(src))).toBe(true);
     } finally {
       await fx.server.restart();
+    }
+  });
+});
+
+describe("local block writes on a full disk", { timeout: 300_000 }, () => {
+  let disk: SmallDisk | undefined;
+  let server: SiloServer | undefined;
+  afterAll(async () => {
+    await server?.stop("SIGKILL");
+    disk?.unmount();
+  });
+
+  it("answers NO_SPACE with nothing recorded and no temp file left; stores the range once there is room", async () => {
+    disk = SmallDisk.mount(96 * 1024 * 1024);
+    server = new SiloServer(mkdtempSync(join(disk.dir, "home-")), [], localBlobs());
+    await server.launch();
+    await using client = server.client();
+    const vol = await client.volumes.fromName("full", { createIfMissing: true });
+    await vol.batchUpload().putFile(randomBytes(BLOCK_SIZE), "first").commit(); // the blob store exists
+    const size = 3 * BLOCK_SIZE;
+    const src = randomFile("full.bin", size);
+    const data = readFileSync(src);
+    const hashes = [0, 1, 2].map((i) => sha256(data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE)));
+    const res = await fetch(`${server.url}${LOCAL_BLOCKS_ROUTE}`, { headers: { authorization: `Bearer ${server.profile.tokenId}:${server.profile.tokenSecret}` } });
+    const info = (await res.json()) as LocalBlocksInfo;
+    const fd = openSync(src, "r");
+    const ask = async () => {
+      const line = Buffer.from(`${JSON.stringify({ op: "put", instance: info.instance, token: `${server!.profile.tokenId}:${server!.profile.tokenSecret}`, volume: vol.id, offset: 0, length: size })}\n`);
+      const r = await addon.fdPutRequest!(info.putSocket!, line, fd, 60_000, LOCAL_PUT.maxReplyBytes);
+      const body = r.reply.subarray(0, Math.max(0, r.reply.lastIndexOf(10)));
+      return parseLocalPutReply(body, 0, size) ?? (JSON.parse(body.toString()) as LocalPutReply);
+    };
+    const tempFiles = () => readdirSync(join(server!.home, "data", "blobs"), { recursive: true }).filter((f) => String(f).includes(".tmp-"));
+    try {
+      disk.fill();
+      expect(await ask()).toMatchObject({ ok: false, code: "NO_SPACE" });
+      expect(tempFiles(), "no temp file left").toEqual([]);
+      disk.free();
+      expect(await vol.blocks.missingBlocks(hashes), "nothing recorded").toEqual(hashes);
+      expect(await ask()).toMatchObject({ ok: true, written: 3, blocks: hashes.map((hash) => ({ hash, size: BLOCK_SIZE })) });
+      expect(await vol.blocks.missingBlocks(hashes)).toEqual([]);
+    } finally {
+      closeSync(fd);
+      disk.free();
     }
   });
 });

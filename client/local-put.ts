@@ -1,3 +1,4 @@
+import { statfs } from "node:fs/promises";
 import { type FuseFdAddon, fuseFdAddonIfBuilt } from "../lib/native-addon.js";
 import {
   LOCAL_BLOCKS_ENV,
@@ -10,6 +11,9 @@ import {
 } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
 import type { Transport } from "./transport.js";
+
+/** statfs(2)'s f_type of a FUSE file system. */
+const FUSE_SUPER_MAGIC = 0x65735546;
 
 /**
  * Local block writes, the client's side (protocol/local-blocks.ts, LOCAL_PUT): when the server
@@ -36,13 +40,16 @@ export class LocalBlockWriter {
   }
 
   /**
-   * The blocks of the first `size` bytes of the file open as `fd`, stored by the server of volume
+   * The blocks of the first `size` bytes of the file at `path`, open as `fd`, stored by the server of volume
    * `volume` (durable when this resolves), in order; or undefined: store them over HTTP. `onRange`
    * is called with the bytes of each range as it is answered.
    */
-  async putFile(volume: string, fd: number, size: number, onRange?: (bytes: number) => void): Promise<LocalPutBlock[] | undefined> {
+  async putFile(volume: string, path: string, fd: number, size: number, onRange?: (bytes: number) => void): Promise<LocalPutBlock[] | undefined> {
     const fdPut = this.addon?.fdPutRequest;
     if (!fdPut || this.broken || size < LOCAL_PUT.minFileBytes) return undefined;
+    // A file on a FUSE mount (a silo mount among them) stays on HTTP: the server's thread pool
+    // would wait on that mount's daemon, which may itself be waiting on this server.
+    if ((await statfs(path).catch(() => undefined))?.type === FUSE_SUPER_MAGIC) return undefined;
     const info = await (this.info ??= this.discover());
     if (!info?.putSocket || !info.instance) return undefined;
     const span = LOCAL_PUT.maxBlocks * BLOCK_SIZE;

@@ -225,7 +225,7 @@ export class VolumeUploadBatch implements AsyncDisposable {
     const fh = await open(path, "r");
     try {
       // On the server's host: the server reads the file itself through its fd; any failure, HTTP.
-      const local = await this.localWriter?.putFile(this.volume.id, fh.fd, size, this.opts.onProgress);
+      const local = await this.localWriter?.putFile(this.volume.id, path, fh.fd, size, this.opts.onProgress);
       if (local) {
         for (const b of local) uploader.known(b.hash);
         return { blocks: local.map((b) => b.hash), size };

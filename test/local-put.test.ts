@@ -12,7 +12,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { SiloClient } from "../client/index.js";
+import type { SiloClient } from "../client/index.js";
 import { fuseFdAddon } from "../lib/native-addon.js";
 import {
   LOCAL_BLOCKS_ROUTE,

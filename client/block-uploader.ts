@@ -119,6 +119,14 @@ export class BlockUploader {
     return h;
   }
 
+  /**
+   * Records a block the server already holds durably, stored another way (a local block write,
+   * client/local-put.ts): a commit may reference it, and adding it again sends nothing.
+   */
+  known(hash: string): void {
+    this.hashes.add(hash);
+  }
+
   /** Sends what is queued and waits until every added block is stored; throws the first failure. */
   async flush(): Promise<void> {
     this.sendBatch();

@@ -8,6 +8,7 @@ import { BLOCK_SIZE, type Change, type EntryType, type ManifestEntry } from "../
 import { BlockBuffers } from "../lib/block-buffers.js";
 import type { BlockUploader } from "./block-uploader.js";
 import { forEachLimit } from "./limit.js";
+import type { LocalBlockWriter } from "./local-put.js";
 import type { Volume } from "./volume.js";
 
 export interface UploadBatchOptions {
@@ -88,7 +89,14 @@ export class VolumeUploadBatch implements AsyncDisposable {
   constructor(
     private readonly volume: Volume,
     private readonly opts: UploadBatchOptions = {},
+    /** Local block writes (client/local-put.ts): large files passed to a server on this host by their fd. */
+    private readonly localWriter?: LocalBlockWriter,
   ) {}
+
+  /** Files stored through local block writes, their bytes, and files for which that failed (each then uploaded over HTTP). */
+  get localPutCounts(): { files: number; bytes: number; failures: number } {
+    return { ...(this.localWriter?.counts ?? { files: 0, bytes: 0, failures: 0 }) };
+  }
 
   /** Queues a local file (path), bytes or a stream to land at `remote`. */
   putFile(source: UploadSource, remote: string, opts: { mode?: number } = {}): this {
@@ -216,6 +224,12 @@ export class VolumeUploadBatch implements AsyncDisposable {
     if (size <= SYNC_READ_MAX) return uploadBlocks(bytesBlocks(readFileSync(path)), uploader);
     const fh = await open(path, "r");
     try {
+      // On the server's host: the server reads the file itself through its fd; any failure, HTTP.
+      const local = await this.localWriter?.putFile(this.volume.id, path, fh.fd, size, this.opts.onProgress);
+      if (local) {
+        for (const b of local) uploader.known(b.hash);
+        return { blocks: local.map((b) => b.hash), size };
+      }
       return await uploadBlocks(fileBlocks(fh, size, this.buffers), uploader);
     } finally {
       await fh.close();

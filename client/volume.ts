@@ -5,6 +5,7 @@ import { type ObjectRecord, SiloObject } from "./object.js";
 import { type EnvironmentOption, type FromNameOptions, ObjectService } from "./object-service.js";
 import { envelope } from "../protocol/codec.js";
 import type { BufferResponse } from "./buffer-connection.js";
+import { LocalBlockWriter } from "./local-put.js";
 import type { Transport } from "./transport.js";
 import { VolumeBlocks } from "./volume-blocks.js";
 import { type UploadBatchOptions, VolumeUploadBatch } from "./volume-upload.js";
@@ -304,7 +305,8 @@ export class Volume extends SiloObject {
    */
   batchUpload(opts: UploadBatchOptions = {}): VolumeUploadBatch {
     this.writable();
-    return new VolumeUploadBatch(this, opts);
+    // Large files on the server's host go by their fd (client/local-put.ts) when it offers that.
+    return new VolumeUploadBatch(this, opts, new LocalBlockWriter(this.transport, this.environment));
   }
 }
 

@@ -67,6 +67,19 @@ export interface FuseFdAddon {
    * ENOSYS, EINVAL): copy by hand then.
    */
   copyRange?(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>;
+  /**
+   * fdRequest whose request carries `fd` (SCM_RIGHTS on its first sendmsg): local block writes,
+   * client side. The caller keeps `fd` open until the promise settles. Absent from addons built before it.
+   */
+  fdPutRequest?(path: string, request: Buffer, fd: number, timeoutMs: number, maxReply: number): Promise<{ reply: Buffer; fd: number }>;
+  /**
+   * On the thread pool: one request line read from the connected unix socket `sock` (poll +
+   * recvmsg; Node's own reads would drop the fd passed with it), until its newline (`complete`,
+   * not included), `maxBytes` or the peer's close, with the first fd passed with it (-1: none;
+   * close-on-exec; the caller owns it). Rejects (ETIMEDOUT) after `timeoutMs`. `sock` must stay
+   * open, and unread by Node, until it settles. Absent from addons built before it.
+   */
+  recvRequest?(sock: number, maxBytes: number, timeoutMs: number): Promise<{ request: Buffer; fd: number; complete: boolean }>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -14,6 +14,8 @@
  * LOCAL_BLOCKS.maxReplyBytes) with the blob's fd attached when `ok`, then closes.
  */
 
+import { BLOCK_SIZE } from "./volume.js";
+
 export const LOCAL_BLOCKS_ROUTE = "/v1/local-blocks";
 
 /** Environment variable that turns the fast path off in a client (`0`); anything else leaves it on. */
@@ -38,6 +40,8 @@ export interface LocalBlocksInfo {
   socket?: string;
   /** Random per-process id; the socket's replies carry it. */
   instance?: string;
+  /** Absolute path of the socket for local block writes (LOCAL_PUT), when the server offers them. */
+  putSocket?: string;
 }
 
 /** What a client asks for: one block of one volume, with the same token and environment as over HTTP. */
@@ -101,6 +105,125 @@ export function parseLocalBlockReply(bytes: Buffer): LocalBlockReply | undefined
     if (v.ok === true && typeof v.size === "number" && Number.isSafeInteger(v.size) && v.size >= 0) return v as LocalBlockReply;
     if (v.ok === false && typeof v.code === "string") return v as LocalBlockReply;
     return undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/*
+ * Local block writes (the reverse direction; docs/architecture.md, "Local block writes"): a
+ * `volume put` on the server's host passes the server the open fd of its source file with a
+ * request naming a range of it; the server reads the range itself, hashes each block (there is
+ * no client hash to trust or not), stores the blocks it lacks, makes them durable as one group
+ * (the files' fdatasyncs together, one fsync per directory, their rows in one transaction) and
+ * only then answers the blocks' hashes and sizes. The client then commits a manifest that
+ * references blocks the server already holds, over HTTP as always.
+ *
+ * A socket of its own (LOCAL_PUT.socketPath, announced as `putSocket`): the server reads these
+ * requests natively (recvmsg, which keeps the SCM_RIGHTS fd), never through Node's socket reads,
+ * which drop passed fds; the reads' socket stays as it is. One exchange per connection: one
+ * request line (JSON, at most LOCAL_PUT.maxRequestBytes) with the fd attached, one reply line
+ * (at most LOCAL_PUT.maxReplyBytes), then the server closes. A request whose fd is missing or not
+ * a regular file, or whose range is not within the file, is INVALID.
+ */
+
+export const LOCAL_PUT = {
+  /** The socket's path under the server's home. */
+  socketPath: "run/blocks-put.sock",
+  /** Most blocks one request covers (128 MiB): bounds the reply and the work behind one answer. */
+  maxBlocks: 16,
+  /** A request longer than this (without its newline) is refused (INVALID). */
+  maxRequestBytes: 4096,
+  /** A reply is never longer than this: per block its hash and size (~90 bytes as JSON), plus the envelope. */
+  maxReplyBytes: 1024 + 16 * 128,
+  /** The server gives up on a connection that has not sent its whole request within this long (it is sent with the connect). */
+  receiveMs: 2_000,
+  /** A client waits this long for each step (the reply comes after up to 128 MiB are read, written and synced); then HTTP. */
+  clientTimeoutMs: 120_000,
+  /** Requests a client keeps in flight: one's blocks are hashed and written while the other's are flushed. */
+  inFlight: 2,
+  /** Files smaller than this go over HTTP (one block's worth of bytes: below it the exchange saves nothing). */
+  minFileBytes: BLOCK_SIZE,
+} as const;
+
+/** A local block write: blocks [offset, offset + length) of the file whose fd comes with the request. */
+export interface LocalPutRequest {
+  op: "put";
+  /** As in LocalBlockRequest: the instance, token and environment of the HTTP side. */
+  instance: string;
+  token: string;
+  environment?: string;
+  /** The volume (or network file system) whose workspace stores the blocks. */
+  volume: string;
+  /** A multiple of BLOCK_SIZE. */
+  offset: number;
+  /** Positive, at most LOCAL_PUT.maxBlocks blocks; the range must lie within the file. */
+  length: number;
+}
+
+/** Why a put was refused: as LocalBlockErrorCode, plus NO_SPACE (the server's disk is full: nothing was recorded). */
+export type LocalPutErrorCode = LocalBlockErrorCode | "NO_SPACE";
+
+/** One block of the range, in order; small ones (INLINE_BLOCK_MAX, protocol/volume.ts) are stored inline, as over HTTP. */
+export interface LocalPutBlock {
+  hash: string;
+  size: number;
+}
+
+export type LocalPutReply =
+  /** Every block of the range is durable on the server; `written`: how many it had to store (the others it held already). */
+  | { ok: true; instance: string; blocks: LocalPutBlock[]; written: number }
+  | { ok: false; instance: string; code: LocalPutErrorCode; message: string };
+
+/** The put request in `line`, or a message saying why it is malformed. */
+export function parseLocalPutRequest(line: string): LocalPutRequest | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return "the request is not JSON";
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "the request is not a JSON object";
+  const r = v as Record<string, unknown>;
+  if (r.op !== "put") return "'op' must be \"put\" on this socket";
+  for (const key of ["instance", "token", "volume"] as const) {
+    if (typeof r[key] !== "string" || (r[key] as string).length === 0) return `'${key}' must be a non-empty string`;
+  }
+  if (r.environment !== undefined && (typeof r.environment !== "string" || r.environment.length === 0)) return "'environment' must be a non-empty string";
+  const { offset, length } = r;
+  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0 || offset % BLOCK_SIZE !== 0) return `'offset' must be a multiple of ${BLOCK_SIZE}`;
+  if (typeof length !== "number" || !Number.isSafeInteger(length) || length <= 0 || length > LOCAL_PUT.maxBlocks * BLOCK_SIZE) {
+    return `'length' must be between 1 and ${LOCAL_PUT.maxBlocks * BLOCK_SIZE}`;
+  }
+  return {
+    op: "put",
+    instance: r.instance as string,
+    token: r.token as string,
+    environment: r.environment as string | undefined,
+    volume: r.volume as string,
+    offset,
+    length,
+  };
+}
+
+/**
+ * The put reply in `bytes`, or undefined if it is not one. An `ok` reply must list exactly the
+ * blocks of [offset, offset + length), each with its size: anything else is no answer.
+ */
+export function parseLocalPutReply(bytes: Buffer, offset: number, length: number): LocalPutReply | undefined {
+  try {
+    const v = JSON.parse(bytes.toString("utf8")) as Partial<LocalPutReply> | null;
+    if (typeof v !== "object" || v === null || typeof v.instance !== "string") return undefined;
+    if (v.ok === false) return typeof v.code === "string" ? (v as LocalPutReply) : undefined;
+    if (v.ok !== true || !Array.isArray(v.blocks) || typeof v.written !== "number") return undefined;
+    if (v.blocks.length !== Math.ceil(length / BLOCK_SIZE)) return undefined;
+    const end = offset + length;
+    for (let i = 0; i < v.blocks.length; i++) {
+      const b = v.blocks[i] as Partial<LocalPutBlock> | null;
+      const size = Math.min(BLOCK_SIZE, end - (offset + i * BLOCK_SIZE));
+      if (typeof b !== "object" || b === null || typeof b.hash !== "string" || !HASH.test(b.hash) || b.size !== size) return undefined;
+    }
+    return v as LocalPutReply;
   } catch {
     return undefined;
   }

@@ -32,8 +32,20 @@
  *                           copied or the source ends; resolves the count, rejects with an
  *                           errno-coded Error (EXDEV, ENOSYS, EINVAL: the caller copies by hand).
  *                           The bytes never enter the process (`silo volume get` of local blocks).
+ *   fdPutRequest(path, bytes, fd, timeoutMs, maxReply)
+ *                           fdRequest whose request carries `fd` (SCM_RIGHTS, on its first sendmsg):
+ *                           local block writes, client side (a `volume put` passes its source file).
+ *   recvRequest(sock, maxBytes, timeoutMs)
+ *                           a Promise, worked on the libuv thread pool: reads one request line from
+ *                           the connected (non-blocking) unix socket `sock` (poll + recvmsg), until
+ *                           its newline, `maxBytes` or the peer's close, keeping the first fd passed
+ *                           with it (any other closed); resolves { request, fd, complete } (complete:
+ *                           the newline came; request excludes it). Local block writes, server side:
+ *                           Node's own reads of a socket drop the fds passed on it, so the server's
+ *                           net.Server for that socket never reads (pauseOnConnect) and this does.
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
- * Every function but fdRequest is synchronous and never blocks: recvFd is called after fusermount3 exited,
+ * Every function but fdRequest, copyRange, fdPutRequest and recvRequest (thread pool) is synchronous
+ * and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
  *
  * Why watch/readInto: fs.read of /dev/fuse holds a libuv thread-pool thread until a request
@@ -56,10 +68,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
@@ -410,6 +424,9 @@ struct fd_request {
   int fd;
   int err;
   const char *step;
+  /* fdPutRequest: the fd sent with the request's first sendmsg (only when pass_fd_set). */
+  int pass_fd;
+  int pass_fd_set;
 };
 
 /* Closes every fd of the SCM_RIGHTS messages in `msg` but the first one this request keeps. */
@@ -424,6 +441,26 @@ static void take_fds(struct fd_request *r, struct msghdr *msg) {
       else close(fd);
     }
   }
+}
+
+/* One blocking sendmsg of (part of) `data` with `fd` attached as SCM_RIGHTS; the bytes sent, or -1 (errno set). */
+static ssize_t send_with_fd(int sock, const char *data, size_t len, int fd) {
+  struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
 }
 
 /* On a thread-pool thread: the blocking steps, each bounded by the socket's send/receive timeouts. */
@@ -452,7 +489,17 @@ static void fd_request_execute(napi_env env, void *data) {
     r->step = "connect";
     goto out;
   }
-  for (size_t sent = 0; sent < r->request_len;) {
+  size_t first = 0;
+  if (r->pass_fd_set) {
+    ssize_t n = send_with_fd(sock, r->request, r->request_len, r->pass_fd);
+    if (n < 0) {
+      r->err = errno;
+      r->step = "sendmsg";
+      goto out;
+    }
+    first = (size_t)n;
+  }
+  for (size_t sent = first; sent < r->request_len;) {
     ssize_t n = send(sock, r->request + sent, r->request_len - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -650,6 +697,205 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* fdPutRequest(path, bytes, fd, timeoutMs, maxReply): fdRequest with `fd` passed along with the request. */
+static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  size_t path_len;
+  void *data;
+  size_t len;
+  int32_t pass_fd, timeout_ms, max_reply;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  struct fd_request *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, "fdPutRequest");
+  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int32(env, argv[2], &pass_fd) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &timeout_ms) != napi_ok || napi_get_value_int32(env, argv[4], &max_reply) != napi_ok ||
+      pass_fd < 0 || len == 0 || timeout_ms <= 0 || max_reply <= 0) {
+    free(r);
+    napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, fd >= 0, timeoutMs > 0, maxReply > 0)");
+    return NULL;
+  }
+  if (path_len == 0 || path_len >= sizeof r->path - 1) {
+    free(r);
+    return throw_errno(env, ENAMETOOLONG, "fdPutRequest");
+  }
+  r->request = malloc(len);
+  r->reply = malloc((size_t)max_reply);
+  if (!r->request || !r->reply) {
+    free(r->request);
+    free(r->reply);
+    free(r);
+    return throw_errno(env, ENOMEM, "fdPutRequest");
+  }
+  memcpy(r->request, data, len);
+  r->request_len = len;
+  r->reply_cap = (size_t)max_reply;
+  r->timeout_ms = timeout_ms;
+  /* The caller keeps its fd open until the promise settles; the kernel dups it into the message. */
+  r->pass_fd = pass_fd;
+  r->pass_fd_set = 1;
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "silo:fd-put-request", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, fd_request_execute, fd_request_complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    free(r->request);
+    free(r->reply);
+    free(r);
+    napi_throw_error(env, "EIO", "fdPutRequest: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
+struct recv_request {
+  napi_async_work work;
+  napi_deferred deferred;
+  int sock;
+  char *buf;
+  size_t max;
+  size_t len;
+  int32_t timeout_ms;
+  int fd;
+  int complete;
+  int err;
+  const char *step;
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* On a thread-pool thread: poll + recvmsg until the newline, max bytes, the peer's close or the deadline. */
+static void recv_request_execute(napi_env env, void *data) {
+  (void)env;
+  struct recv_request *r = data;
+  r->fd = -1;
+  int64_t deadline = now_ms() + r->timeout_ms;
+  /* One byte past max: a request of exactly max bytes still shows its newline. */
+  while (r->len <= r->max) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      r->err = ETIMEDOUT;
+      r->step = "recvRequest";
+      break;
+    }
+    struct pollfd p = {.fd = r->sock, .events = POLLIN};
+    int rc = poll(&p, 1, (int)left);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) {
+      r->err = errno;
+      r->step = "poll";
+      break;
+    }
+    if (rc == 0) continue;
+    struct iovec iov = {.iov_base = r->buf + r->len, .iov_len = r->max + 1 - r->len};
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(FD_REQUEST_MAX_FDS * sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(r->sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (n < 0) {
+      r->err = errno;
+      r->step = "recvmsg";
+      break;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        if (r->fd < 0) r->fd = fd;
+        else close(fd);
+      }
+    }
+    if (n == 0) break;
+    char *nl = memchr(r->buf + r->len, '\n', (size_t)n);
+    if (nl) {
+      r->len = (size_t)(nl - r->buf);
+      r->complete = 1;
+      break;
+    }
+    r->len += (size_t)n;
+  }
+  if (r->len > r->max) r->len = r->max;
+  if (r->err != 0 && r->fd >= 0) {
+    close(r->fd);
+    r->fd = -1;
+  }
+}
+
+static void recv_request_complete(napi_env env, napi_status status, void *data) {
+  struct recv_request *r = data;
+  if (status != napi_ok && r->err == 0) {
+    r->err = ECANCELED;
+    r->step = "recvRequest";
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+  }
+  if (r->err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(r->err);
+    snprintf(msg, sizeof msg, "%s: %s", r->step, strerror(r->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, r->deferred, error);
+  } else {
+    napi_value result, request, fd, complete;
+    void *copy;
+    napi_create_object(env, &result);
+    napi_create_buffer_copy(env, r->len, r->buf, &copy, &request);
+    napi_create_int32(env, r->fd, &fd);
+    napi_get_boolean(env, r->complete != 0, &complete);
+    napi_set_named_property(env, result, "request", request);
+    napi_set_named_property(env, result, "fd", fd);
+    napi_set_named_property(env, result, "complete", complete);
+    napi_resolve_deferred(env, r->deferred, result);
+  }
+  napi_delete_async_work(env, r->work);
+  free(r->buf);
+  free(r);
+}
+
+/* recvRequest(sock, maxBytes, timeoutMs): see the header. The caller must not close `sock` before it settles. */
+static napi_value js_recv_request(napi_env env, napi_callback_info info) {
+  int32_t a[3];
+  if (int_arg(env, info, 3, a) != 0) return NULL;
+  if (a[0] < 0 || a[1] <= 0 || a[2] <= 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (socket fd, maxBytes > 0, timeoutMs > 0)");
+    return NULL;
+  }
+  struct recv_request *r = calloc(1, sizeof *r);
+  if (r) r->buf = malloc((size_t)a[1] + 1);
+  if (!r || !r->buf) {
+    if (r) free(r);
+    return throw_errno(env, ENOMEM, "recvRequest");
+  }
+  r->sock = a[0];
+  r->max = (size_t)a[1];
+  r->timeout_ms = a[2];
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "silo:recv-request", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, recv_request_execute, recv_request_complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    free(r->buf);
+    free(r);
+    napi_throw_error(env, "EIO", "recvRequest: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -665,6 +911,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fdPutRequest", NULL, js_fd_put_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvRequest", NULL, js_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -37,6 +37,30 @@ export interface BlobStore {
   list(ns: string): AsyncIterable<BlobInfo>;
   /** Set when clients can move blob bytes to and from the store themselves (an object store). */
   readonly direct?: DirectBlobAccess;
+  /** Set when blobs can be written as a group made durable together (a store on local disk). */
+  readonly group?: GroupBlobWrites;
+}
+
+/** A blob written but not yet durable nor visible under its hash (GroupBlobWrites.stage). */
+export interface StagedBlob {
+  readonly ns: string;
+  readonly hash: string;
+  readonly size: number;
+}
+
+/**
+ * Blobs written as a group (local block writes, services/volumes/local-put.ts): each is staged
+ * (written to a temp file, nothing synced), then the whole group published at once: the files'
+ * fdatasyncs run together, then the renames, then one fsync per distinct directory. A blob of
+ * the group exists under its hash, whole and durable, once `publish` resolved; on any failure
+ * the group's staged files are removed (a blob already renamed is whole and synced: it stays,
+ * unrecorded, until GC's sweep).
+ */
+export interface GroupBlobWrites {
+  stage(ns: string, hash: string, data: Uint8Array): Promise<StagedBlob>;
+  publish(group: readonly StagedBlob[]): Promise<void>;
+  /** Removes staged blobs that will not be published (idempotent; never throws). */
+  discard(group: readonly StagedBlob[]): Promise<void>;
 }
 
 /** An HTTP request a client sends as given (URL and headers signed by the server). */

@@ -7,7 +7,7 @@ import { fsyncPath } from "../../lib/fsync-path.js";
 import { writevAll } from "../../lib/writev-all.js";
 import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
-import type { BlobInfo, BlobStore, ByteRange } from "./blob-store.js";
+import type { BlobInfo, BlobStore, ByteRange, GroupBlobWrites, StagedBlob } from "./blob-store.js";
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
@@ -39,7 +39,8 @@ export class LocalBlobStore implements BlobStore {
     );
   }
 
-  async put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number> {
+  /** The prefix directory of `hash`, created (and its entry made durable) if it is new. */
+  private async ensureDir(ns: string, hash: string): Promise<string> {
     const dir = this.dir(ns, hash);
     if (!this.dirs.has(dir)) {
       // mkdir answers the first directory it created: each new one's entry in its parent must be durable too.
@@ -52,6 +53,11 @@ export class LocalBlobStore implements BlobStore {
       }
       this.dirs.add(dir);
     }
+    return dir;
+  }
+
+  async put(ns: string, hash: string, body: AsyncIterable<Uint8Array>): Promise<number> {
+    const dir = await this.ensureDir(ns, hash);
     const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
     const fh = await open(tmp, "w");
     try {
@@ -68,6 +74,47 @@ export class LocalBlobStore implements BlobStore {
       throw err;
     }
   }
+
+  readonly group: GroupBlobWrites = {
+    stage: async (ns, hash, data) => {
+      const dir = await this.ensureDir(ns, hash);
+      const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
+      const fh = await open(tmp, "w");
+      const staged: LocalStagedBlob = { ns, hash, size: data.length, dir, tmp, fh, state: "staged" };
+      try {
+        await writevAll(fh, [data]);
+        return staged;
+      } catch (err) {
+        await this.group.discard([staged]);
+        throw err;
+      }
+    },
+    publish: async (group) => {
+      const blobs = group as readonly LocalStagedBlob[];
+      try {
+        // Together: the disk flushes its cache once or a few times for all of them, not once each.
+        await Promise.all(blobs.map((b) => b.fh!.datasync()));
+        await Promise.all(blobs.map((b) => b.fh!.close().then(() => (b.fh = undefined))));
+        for (const b of blobs) {
+          await rename(b.tmp, this.file(b.ns, b.hash));
+          b.state = "renamed";
+        }
+        // The renames are durable once their directories are synced: one fsync per distinct directory.
+        await Promise.all([...new Set(blobs.map((b) => b.dir))].map((dir) => this.dirSyncs.sync(dir)));
+      } catch (err) {
+        await this.group.discard(blobs);
+        throw err;
+      }
+    },
+    discard: async (group) => {
+      for (const b of group as readonly LocalStagedBlob[]) {
+        await b.fh?.close().catch(() => {});
+        b.fh = undefined;
+        if (b.state === "staged") await unlink(b.tmp).catch(() => {});
+        b.state = "gone";
+      }
+    },
+  };
 
   async open(ns: string, hash: string): Promise<FileHandle> {
     return open(this.file(ns, hash), "r").catch(() => {
@@ -111,6 +158,15 @@ export class LocalBlobStore implements BlobStore {
       }
     }
   }
+}
+
+/** A staged blob of this store: its temp file, open until published. */
+interface LocalStagedBlob extends StagedBlob {
+  dir: string;
+  tmp: string;
+  fh: FileHandle | undefined;
+  /** staged: the temp file holds it; renamed: it is in place; gone: discarded. */
+  state: "staged" | "renamed" | "gone";
 }
 
 /** Bytes gathered before a write: network chunks are small, a block is up to 8 MiB. */

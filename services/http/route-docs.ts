@@ -276,7 +276,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   "GET /v1/local-blocks": {
     summary: "Where local block reads are offered",
     description:
-      "For clients on the server's host: the unix socket that passes a block's blob file (its open descriptor) instead of its bytes, and the serving process's random instance id, which the socket's replies carry (protocol/local-blocks.ts). `{}` when the server offers none (an S3 blob backend, `--no-local-blocks`).",
+      "For clients on the server's host: the unix socket that passes a block's blob file (its open descriptor) instead of its bytes, and the serving process's random instance id, which the socket's replies carry (protocol/local-blocks.ts). `putSocket`: the socket for local block writes, to which a `volume put` passes its source file's descriptor instead of uploading its bytes. `{}` when the server offers none (an S3 blob backend, `--no-local-blocks`).",
     errors: [],
   },
   [`POST ${VOL}/blocks`]: {

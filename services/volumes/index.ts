@@ -6,8 +6,9 @@ import { openSqlite } from "../db.js";
 import { normalizeTreeOptions } from "../file-trees.js";
 import { blockRoutes } from "./block-routes.js";
 import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
-import { LOCAL_BLOCKS, LOCAL_BLOCKS_ROUTE, type LocalBlocksInfo } from "../../protocol/local-blocks.js";
+import { LOCAL_BLOCKS, LOCAL_BLOCKS_ROUTE, LOCAL_PUT, type LocalBlocksInfo } from "../../protocol/local-blocks.js";
 import { LocalBlockServer } from "./local-block-server.js";
+import { LocalPutServer } from "./local-put-server.js";
 import { fileRoutes } from "./file-routes.js";
 import { VolumeGc } from "./gc.js";
 import { KeyLock } from "./key-lock.js";
@@ -16,7 +17,7 @@ import { manifestRoutes } from "./manifest-routes.js";
 import { pinRoutes } from "./pin-routes.js";
 import { SqliteManifestStore } from "./sqlite-manifest-store.js";
 import { versionRoutes } from "./version-routes.js";
-import { volumeMetrics } from "./volume-metrics.js";
+import { localPutMetrics, volumeMetrics } from "./volume-metrics.js";
 import { KIND, VolumeStore } from "./volume-store.js";
 
 /**
@@ -55,13 +56,23 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     ctx.options.localBlocks && ctx.options.blobs === "local"
       ? await LocalBlockServer.start(join(ctx.options.home, LOCAL_BLOCKS.socketPath), fuseFdAddonIfBuilt(), ctx.auth, volumes, app.log)
       : undefined;
-  app.get(LOCAL_BLOCKS_ROUTE, async (): Promise<LocalBlocksInfo> => localBlocks?.info ?? {});
+  // Local block writes: a `volume put` on this host passes its source file's fd (local-put-server.ts).
+  const localPut = localBlocks
+    ? await LocalPutServer.start(join(ctx.options.home, LOCAL_PUT.socketPath), localBlocks.instance, fuseFdAddonIfBuilt(), {
+        auth: ctx.auth,
+        volumes,
+        dataDir: ctx.dataDir,
+        log: app.log,
+      })
+    : undefined;
+  app.get(LOCAL_BLOCKS_ROUTE, async (): Promise<LocalBlocksInfo> => (localBlocks ? { ...localBlocks.info, ...(localPut ? { putSocket: localPut.path } : {}) } : {}));
   await app.register(blockRoutes, { volumes });
   await app.register(manifestRoutes, { volumes });
   await app.register(fileRoutes, { volumes, listings });
   await app.register(pinRoutes, { volumes });
   await app.register(versionRoutes, { volumes });
   volumeMetrics(app, ctx.metrics, store, gc, listings);
+  if (localPut) localPutMetrics(ctx.metrics, localPut.counts);
   ctx.readiness.add("volumes", () => store.ping());
 
   const timer = ctx.clock.setInterval(
@@ -70,6 +81,7 @@ export const volumesPlugin: FastifyPluginAsync<KindContext> = async (app, ctx) =
     { unref: true },
   );
   app.addHook("onClose", async () => {
+    await localPut?.close();
     await localBlocks?.close();
     timer.cancel();
     await gc.settled();

@@ -14,8 +14,14 @@ export class KeyLock {
     }
   }
 
-  /** Runs `fn` holding every one of `keys` (taken one after another; single-key holders never wait while holding, so this cannot deadlock). */
-  withAll<T>(keys: readonly string[], fn: () => Promise<T>, from = 0): Promise<T> {
-    return from >= keys.length ? fn() : this.with(keys[from]!, () => this.withAll(keys, fn, from + 1));
+  /**
+   * Runs `fn` holding every one of `keys`, taken one after another in sorted order, repeats once:
+   * single-key holders never wait while holding, and two many-key holders (GC's batches, a local
+   * block write's group) take shared keys in the same order, so this cannot deadlock.
+   */
+  withAll<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const from = (i: number): Promise<T> => (i >= sorted.length ? fn() : this.with(sorted[i]!, () => from(i + 1)));
+    return from(0);
   }
 }

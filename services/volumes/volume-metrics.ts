@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { ManifestStore } from "./manifest-store.js";
 import type { VolumeGc } from "./gc.js";
 import type { ListingCache } from "./listing-cache.js";
+import type { LocalPutCounts } from "./local-put-server.js";
 
 const COMMIT_ROUTE = "/v1/volumes/:id/commit";
 
@@ -87,4 +88,24 @@ export function volumeMetrics(app: FastifyInstance, registry: Registry, store: M
     if (req.routeOptions.url !== COMMIT_ROUTE) return;
     commits.observe({ outcome: reply.statusCode < 400 ? "ok" : String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
+}
+
+/** Local block writes (local-put-server.ts): how much `volume put` passed as a file descriptor instead of over HTTP. */
+export function localPutMetrics(registry: Registry, counts: LocalPutCounts): void {
+  const registers = [registry];
+  const counterOf = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counterOf("silo_volume_local_put_requests_total", "Local block write requests answered ok (a range of a file passed by its fd)", () => counts.requests);
+  counterOf("silo_volume_local_put_bytes_total", "Bytes of the ranges local block writes covered", () => counts.bytes);
+  counterOf("silo_volume_local_put_blocks_written_total", "Blocks local block writes had to store (the others were held already)", () => counts.blocksWritten);
+  counterOf("silo_volume_local_put_bytes_written_total", "Bytes of the blob files local block writes stored", () => counts.bytesWritten);
+  counterOf("silo_volume_local_put_refused_total", "Local block write requests refused (any reason)", () => counts.refused);
 }

@@ -29,6 +29,7 @@ import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
 import { type Clock, systemClock } from "../../lib/clock.js";
 import type { SendPart } from "../http/send-file.js";
+import { type StoredRange, storeRange } from "./local-put.js";
 
 const INLINE_MAX = INLINE_BLOCK_MAX;
 /** Paths `history` names per version and kind of change (the counts are exact). */
@@ -298,6 +299,15 @@ export class VolumeStore {
     const ws = vol.record.workspaceId;
     if (!this.blobs.open || (await this.store.inlineBlock(ws, hash))) return undefined;
     return { size, fh: await this.blobs.open(ws, hash) };
+  }
+
+  /**
+   * Stores the blocks of bytes [offset, offset + length) of a file a client on this host passed
+   * open (local block writes, local-put.ts), durably, hashing them here; the blocks in order.
+   */
+  storeFileRange(vol: OpenVolume, fd: number, offset: number, length: number, buffers: BlockBuffers): Promise<StoredRange> {
+    const deps = { store: this.store, blobs: this.blobs, blockLock: this.blockLock, clock: this.clock, buffers };
+    return storeRange(deps, vol.record.workspaceId, fd, offset, length);
   }
 
   async blockSize(vol: OpenVolume, hash: string): Promise<number> {

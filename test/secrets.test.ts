@@ -8,9 +8,9 @@ const fx = siloServerFixture();
 
 /** Every file under a directory, recursively. */
 function filesUnder(dir: string): string[] {
-  // Symlinks hold no data (the server's pid lock is one, naming its pid).
+  // Symlinks and sockets hold no data (the server's pid lock is a symlink naming its pid; run/ holds the local block sockets).
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? filesUnder(join(dir, e.name)) : e.isSymbolicLink() ? [] : [join(dir, e.name)],
+    e.isDirectory() ? filesUnder(join(dir, e.name)) : e.isSymbolicLink() || e.isSocket() ? [] : [join(dir, e.name)],
   );
 }
 

@@ -1,21 +1,18 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, unlinkSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { type Server, type Socket, createServer } from "node:net";
-import { dirname } from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import { LOCAL_BLOCKS, type LocalBlockErrorCode, type LocalBlockReply, type LocalBlocksInfo, parseLocalBlockRequest } from "../../protocol/local-blocks.js";
 import { SiloError } from "../../protocol/errors.js";
 import type { FuseFdAddon } from "../../lib/native-addon.js";
 import { type Caller, callerOf } from "../auth/authenticate.js";
 import type { AuthStore } from "../auth/store.js";
+import { MAX_SOCKET_PATH, listenUnixSocket, removeUnixSocket } from "./unix-socket.js";
 import type { VolumeStore } from "./volume-store.js";
 
 /** Connections served at once at most (each is one request, answered at once or closed within LOCAL_BLOCKS.idleMs). */
 const MAX_CONNECTIONS = 256;
 
-/** sun_path holds 108 bytes with its terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 
 /**
  * Local block reads, the server's side (protocol/local-blocks.ts): a unix socket under the
@@ -58,12 +55,6 @@ export class LocalBlockServer {
     }
     const s = new LocalBlockServer(path, { sendFd: addon.sendFd.bind(addon) }, auth, volumes, log);
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      try {
-        unlinkSync(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
       await s.listen();
     } catch (err) {
       log.warn({ err, path }, "local block reads off: could not listen on the socket");
@@ -81,14 +72,7 @@ export class LocalBlockServer {
     // Connections past this are closed at once (their clients read over HTTP): a flood cannot exhaust the server's fds.
     server.maxConnections = MAX_CONNECTIONS;
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.path, () => {
-        server.off("error", reject);
-        server.on("error", (err) => this.log.error({ err }, "local block socket failed"));
-        resolve();
-      });
-    });
+    return listenUnixSocket(server, this.path, (err) => this.log.error({ err }, "local block socket failed"));
   }
 
   /** Stops listening, drops open connections and removes the socket file. */
@@ -98,11 +82,7 @@ export class LocalBlockServer {
     this.server = undefined;
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // Gone already.
-    }
+    removeUnixSocket(this.path);
   }
 
   private serve(socket: Socket): void {

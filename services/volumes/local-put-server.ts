@@ -1,6 +1,5 @@
-import { closeSync, mkdirSync, unlinkSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { type Server, type Socket, createServer } from "node:net";
-import { dirname } from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import { BlockBuffers } from "../../lib/block-buffers.js";
 import type { FuseFdAddon } from "../../lib/native-addon.js";
@@ -10,10 +9,9 @@ import { callerOf } from "../auth/authenticate.js";
 import type { AuthStore } from "../auth/store.js";
 import { asNoSpace } from "../disk-full.js";
 import { SiloError } from "../errors.js";
+import { MAX_SOCKET_PATH, listenUnixSocket, removeUnixSocket } from "./unix-socket.js";
 import type { VolumeStore } from "./volume-store.js";
 
-/** sun_path holds 108 bytes with its terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 /**
  * Exchanges served at once; more connections wait (unread) for a slot. A client keeps
  * LOCAL_PUT.inFlight in flight; each exchange holds two block buffers and, while its request
@@ -89,12 +87,6 @@ export class LocalPutServer {
     const a = { sendFd: addon.sendFd.bind(addon), recvRequest: addon.recvRequest.bind(addon) };
     const s = new LocalPutServer(path, instance, a, deps.auth, deps.volumes, deps.dataDir, log);
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      try {
-        unlinkSync(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
       await s.listen();
     } catch (err) {
       log.warn({ err, path }, "local block writes off: could not listen on the socket");
@@ -107,14 +99,7 @@ export class LocalPutServer {
     // pauseOnConnect: Node never reads these connections (its reads would drop the passed fd).
     const server = createServer({ pauseOnConnect: true }, (socket) => this.serve(socket));
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.path, () => {
-        server.off("error", reject);
-        server.on("error", (err) => this.log.error({ err }, "local block write socket failed"));
-        resolve();
-      });
-    });
+    return listenUnixSocket(server, this.path, (err) => this.log.error({ err }, "local block write socket failed"));
   }
 
   /** Stops listening, lets the exchanges in progress finish, drops waiting connections, removes the socket file. */
@@ -126,11 +111,7 @@ export class LocalPutServer {
     await Promise.all([...this.exchanges]);
     for (const s of this.sockets) s.destroy();
     await closed;
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // Gone already.
-    }
+    removeUnixSocket(this.path);
   }
 
   private serve(socket: Socket): void {

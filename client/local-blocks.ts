@@ -29,6 +29,12 @@ export interface LocalBlockFile {
   size: number;
 }
 
+/** What a local block client may use: the addon, unless turned off (`enabled`, else SILO_LOCAL_BLOCKS=0) or not built (`addon: null` in tests: none). */
+export function localAddon(opts: { addon?: FuseFdAddon | null; enabled?: boolean }): FuseFdAddon | undefined {
+  const enabled = opts.enabled ?? process.env[LOCAL_BLOCKS_ENV] !== "0";
+  return enabled ? (opts.addon === null ? undefined : (opts.addon ?? fuseFdAddonIfBuilt())) : undefined;
+}
+
 /**
  * Local block reads, the client's side (protocol/local-blocks.ts): when the server runs on this
  * host with local blobs, a block's blob file is opened by the server and passed over its unix
@@ -50,8 +56,7 @@ export class LocalBlockReader {
     private readonly environment: string,
     opts: { addon?: FuseFdAddon | null; enabled?: boolean } = {},
   ) {
-    const enabled = opts.enabled ?? process.env[LOCAL_BLOCKS_ENV] !== "0";
-    this.addon = enabled ? (opts.addon === null ? undefined : (opts.addon ?? fuseFdAddonIfBuilt())) : undefined;
+    this.addon = localAddon(opts);
   }
 
   /** Whether the fast path may be tried at all (the addon is built and it is not turned off). */

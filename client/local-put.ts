@@ -1,7 +1,6 @@
 import { statfs } from "node:fs/promises";
-import { type FuseFdAddon, fuseFdAddonIfBuilt } from "../lib/native-addon.js";
+import type { FuseFdAddon } from "../lib/native-addon.js";
 import {
-  LOCAL_BLOCKS_ENV,
   LOCAL_BLOCKS_ROUTE,
   LOCAL_PUT,
   type LocalBlocksInfo,
@@ -10,6 +9,7 @@ import {
   parseLocalPutReply,
 } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
+import { localAddon } from "./local-blocks.js";
 import type { Transport } from "./transport.js";
 
 /** statfs(2)'s f_type of a FUSE file system. */
@@ -35,8 +35,7 @@ export class LocalBlockWriter {
     private readonly environment: string,
     opts: { addon?: FuseFdAddon | null; enabled?: boolean } = {},
   ) {
-    const enabled = opts.enabled ?? process.env[LOCAL_BLOCKS_ENV] !== "0";
-    this.addon = enabled ? (opts.addon === null ? undefined : (opts.addon ?? fuseFdAddonIfBuilt())) : undefined;
+    this.addon = localAddon(opts);
   }
 
   /**

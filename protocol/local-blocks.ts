@@ -73,8 +73,11 @@ export type LocalBlockReply =
 
 const HASH = /^[0-9a-f]{64}$/;
 
-/** The request in `line` (one JSON object, no newline), or a message saying why it is malformed. */
-export function parseLocalBlockRequest(line: string): LocalBlockRequest | string {
+/**
+ * The fields of a request line (one JSON object, no newline) whose `keys` are non-empty strings
+ * and whose `environment`, if present, is one too; or a message saying why it is malformed.
+ */
+function requestFields(line: string, keys: readonly string[]): Record<string, unknown> | string {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -83,11 +86,18 @@ export function parseLocalBlockRequest(line: string): LocalBlockRequest | string
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return "the request is not a JSON object";
   const r = v as Record<string, unknown>;
-  for (const key of ["instance", "token", "volume", "hash"] as const) {
+  for (const key of keys) {
     if (typeof r[key] !== "string" || (r[key] as string).length === 0) return `'${key}' must be a non-empty string`;
   }
   if (r.environment !== undefined && (typeof r.environment !== "string" || r.environment.length === 0)) return "'environment' must be a non-empty string";
-  if (!HASH.test(r.hash as string)) return "'hash' must be a SHA-256 in lower-case hex";
+  return r;
+}
+
+/** The request in `line` (one JSON object, no newline), or a message saying why it is malformed. */
+export function parseLocalBlockRequest(line: string): LocalBlockRequest | string {
+  const r = requestFields(line, ["instance", "token", "volume"]);
+  if (typeof r === "string") return r;
+  if (typeof r.hash !== "string" || !HASH.test(r.hash)) return "'hash' must be a SHA-256 in lower-case hex";
   return {
     instance: r.instance as string,
     token: r.token as string,
@@ -177,19 +187,9 @@ export type LocalPutReply =
 
 /** The put request in `line`, or a message saying why it is malformed. */
 export function parseLocalPutRequest(line: string): LocalPutRequest | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return "the request is not JSON";
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return "the request is not a JSON object";
-  const r = v as Record<string, unknown>;
+  const r = requestFields(line, ["instance", "token", "volume"]);
+  if (typeof r === "string") return r;
   if (r.op !== "put") return "'op' must be \"put\" on this socket";
-  for (const key of ["instance", "token", "volume"] as const) {
-    if (typeof r[key] !== "string" || (r[key] as string).length === 0) return `'${key}' must be a non-empty string`;
-  }
-  if (r.environment !== undefined && (typeof r.environment !== "string" || r.environment.length === 0)) return "'environment' must be a non-empty string";
   const { offset, length } = r;
   if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0 || offset % BLOCK_SIZE !== 0) return `'offset' must be a multiple of ${BLOCK_SIZE}`;
   if (typeof length !== "number" || !Number.isSafeInteger(length) || length <= 0 || length > LOCAL_PUT.maxBlocks * BLOCK_SIZE) {

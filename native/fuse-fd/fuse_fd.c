@@ -572,53 +572,70 @@ static void fd_request_complete(napi_env env, napi_status status, void *data) {
   free(r);
 }
 
-static napi_value js_fd_request(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+/*
+ * Starts an fdRequest (path argument `path_arg`, request bytes `bytes_arg`), passing `pass_fd`
+ * along with the request if >= 0 (fdPutRequest); `what` names the call in errors.
+ */
+static napi_value fd_request_start(napi_env env, napi_value path_arg, napi_value bytes_arg, int32_t pass_fd, int32_t timeout_ms,
+                                   int32_t max_reply, const char *what) {
   size_t path_len;
   void *data;
   size_t len;
-  int32_t timeout_ms, max_reply;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  struct fd_request *r = calloc(1, sizeof *r);
-  if (!r) return throw_errno(env, ENOMEM, "fdRequest");
-  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok ||
-      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok ||
-      napi_get_value_int32(env, argv[3], &max_reply) != napi_ok || timeout_ms <= 0 || max_reply <= 0) {
-    free(r);
-    napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0)");
+  if (napi_get_value_string_utf8(env, path_arg, NULL, 0, &path_len) != napi_ok || napi_get_buffer_info(env, bytes_arg, &data, &len) != napi_ok ||
+      len == 0 || timeout_ms <= 0 || max_reply <= 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, ..., timeoutMs > 0, maxReply > 0)");
     return NULL;
   }
+  struct fd_request *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, what);
   /* sun_path holds the path and its NUL; a longer one would be cut, not the one asked for. */
   if (path_len == 0 || path_len >= sizeof r->path) {
     free(r);
-    return throw_errno(env, ENAMETOOLONG, "fdRequest");
+    return throw_errno(env, ENAMETOOLONG, what);
   }
-  napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len);
+  napi_get_value_string_utf8(env, path_arg, r->path, sizeof r->path, &path_len);
   r->request = malloc(len);
   r->reply = malloc((size_t)max_reply);
   if (!r->request || !r->reply) {
     free(r->request);
     free(r->reply);
     free(r);
-    return throw_errno(env, ENOMEM, "fdRequest");
+    return throw_errno(env, ENOMEM, what);
   }
   memcpy(r->request, data, len);
   r->request_len = len;
   r->reply_cap = (size_t)max_reply;
   r->timeout_ms = timeout_ms;
+  if (pass_fd >= 0) {
+    /* The caller keeps its fd open until the promise settles; the kernel dups it into the message. */
+    r->pass_fd = pass_fd;
+    r->pass_fd_set = 1;
+  }
   napi_value promise, name;
   napi_create_promise(env, &r->deferred, &promise);
-  napi_create_string_utf8(env, "silo:fd-request", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, fd_request_execute, fd_request_complete, r, &r->work) != napi_ok ||
       napi_queue_async_work(env, r->work) != napi_ok) {
     free(r->request);
     free(r->reply);
     free(r);
-    napi_throw_error(env, "EIO", "fdRequest: could not queue the work");
+    napi_throw_error(env, "EIO", "could not queue the work");
     return NULL;
   }
   return promise;
+}
+
+/* fdRequest(path, bytes, timeoutMs, maxReply) */
+static napi_value js_fd_request(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t timeout_ms, max_reply;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 4 || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || napi_get_value_int32(env, argv[3], &max_reply) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0)");
+    return NULL;
+  }
+  return fd_request_start(env, argv[0], argv[1], -1, timeout_ms, max_reply, "fdRequest");
 }
 
 struct copy_range {
@@ -701,52 +718,14 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
 static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  size_t path_len;
-  void *data;
-  size_t len;
   int32_t pass_fd, timeout_ms, max_reply;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  struct fd_request *r = calloc(1, sizeof *r);
-  if (!r) return throw_errno(env, ENOMEM, "fdPutRequest");
-  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &path_len) != napi_ok ||
-      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_int32(env, argv[2], &pass_fd) != napi_ok ||
-      napi_get_value_int32(env, argv[3], &timeout_ms) != napi_ok || napi_get_value_int32(env, argv[4], &max_reply) != napi_ok ||
-      pass_fd < 0 || len == 0 || timeout_ms <= 0 || max_reply <= 0) {
-    free(r);
+  if (argc < 5 || napi_get_value_int32(env, argv[2], &pass_fd) != napi_ok || napi_get_value_int32(env, argv[3], &timeout_ms) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &max_reply) != napi_ok || pass_fd < 0) {
     napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, fd >= 0, timeoutMs > 0, maxReply > 0)");
     return NULL;
   }
-  if (path_len == 0 || path_len >= sizeof r->path - 1) {
-    free(r);
-    return throw_errno(env, ENAMETOOLONG, "fdPutRequest");
-  }
-  r->request = malloc(len);
-  r->reply = malloc((size_t)max_reply);
-  if (!r->request || !r->reply) {
-    free(r->request);
-    free(r->reply);
-    free(r);
-    return throw_errno(env, ENOMEM, "fdPutRequest");
-  }
-  memcpy(r->request, data, len);
-  r->request_len = len;
-  r->reply_cap = (size_t)max_reply;
-  r->timeout_ms = timeout_ms;
-  /* The caller keeps its fd open until the promise settles; the kernel dups it into the message. */
-  r->pass_fd = pass_fd;
-  r->pass_fd_set = 1;
-  napi_value promise, name;
-  napi_create_promise(env, &r->deferred, &promise);
-  napi_create_string_utf8(env, "silo:fd-put-request", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, fd_request_execute, fd_request_complete, r, &r->work) != napi_ok ||
-      napi_queue_async_work(env, r->work) != napi_ok) {
-    free(r->request);
-    free(r->reply);
-    free(r);
-    napi_throw_error(env, "EIO", "fdPutRequest: could not queue the work");
-    return NULL;
-  }
-  return promise;
+  return fd_request_start(env, argv[0], argv[1], pass_fd, timeout_ms, max_reply, "fdPutRequest");
 }
 
 struct recv_request {

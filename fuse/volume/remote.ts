@@ -25,7 +25,7 @@ export function localFirst(remote: VolumeRemote): BlockFetch {
         const fh = await open(`/proc/self/fd/${file.fd}`, "r");
         try {
           const mapped = await mapBlock(file.fd, file.size);
-          if (mapped) return { data: mapped, fh };
+          if (mapped) return { data: mapped, fh, mapped: true };
           const data = into.length >= file.size ? into.subarray(0, file.size) : Buffer.allocUnsafe(file.size);
           for (let at = 0; at < file.size; ) {
             const { bytesRead } = await fh.read(data, at, file.size - at, at);

@@ -67,13 +67,6 @@ export interface FuseFdAddon {
    * ENOSYS, EINVAL): copy by hand then.
    */
   copyRange?(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>;
-  /**
-   * On the thread pool: maps the first `len` bytes of `fd` read-only and shared, populated (the
-   * faults and disk reads happen there, not on the event loop); resolves a Buffer over the mapping,
-   * unmapped only when it (and every view of it) is collected. Rejects (EINVAL) if the file is
-   * shorter than `len`. Only for files never truncated in place (a truncate under it is SIGBUS).
-   */
-  mapFile?(fd: number, len: number): Promise<Buffer>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -24,8 +24,6 @@ export type BlockFetch = (hash: string, into: Buffer) => Promise<Buffer | LocalF
 export interface LocalFetch {
   data: Buffer;
   fh: FileHandle;
-  /** `data` is a mapping of that file (no copy), not bytes read into memory. */
-  mapped?: boolean;
 }
 
 /** Server blob files kept open at most (local block reads): past it the least recently used are closed. */
@@ -95,7 +93,7 @@ export class BlockCache {
   /** Blocks written to their cache files with O_DIRECT since the start. */
   directWrites = 0;
   /** Since the mount started: reads served from a cached block, reads that had to wait for a fetch, bytes fetched, blocks fetched by local block reads. */
-  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0, localBlocks: 0, mappedBlocks: 0 };
+  private readonly counts = { hits: 0, misses: 0, bytesFetched: 0, localBlocks: 0 };
   /** Entries that are server blob files (local block reads): not counted in `bytes` (no cache disk), bounded by MAX_LOCAL_FILES. */
   private localFiles = 0;
   /** Bytes sharing the budget, shed before blocks (set once). */
@@ -254,7 +252,7 @@ export class BlockCache {
   }
 
   /** Hit ratio over every read so far (0 before the first). */
-  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; mappedBlocks: number; sizeBytes: number; maxBytes: number; buffersAllocated: number } {
+  stats(): { hits: number; misses: number; hitRatio: number; bytesFetched: number; localBlocks: number; sizeBytes: number; maxBytes: number; buffersAllocated: number } {
     const reads = this.counts.hits + this.counts.misses;
     return { ...this.counts, hitRatio: reads === 0 ? 0 : this.counts.hits / reads, sizeBytes: this.bytes, maxBytes: this.maxBytes, buffersAllocated: this.buffers.allocated };
   }
@@ -379,7 +377,6 @@ export class BlockCache {
     const data = "fh" in got ? got.data : got;
     this.counts.bytesFetched += data.length;
     if ("fh" in got) this.counts.localBlocks++;
-    if ("fh" in got && got.mapped) this.counts.mappedBlocks++;
     return data;
   }
 

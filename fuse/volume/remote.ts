@@ -1,7 +1,6 @@
 import { closeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import type { VolumeBlocks } from "../../client/volume-blocks.js";
-import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import type { BlockFetch } from "./block-cache.js";
 
 /**
@@ -24,8 +23,6 @@ export function localFirst(remote: VolumeRemote): BlockFetch {
         // through /proc (also if the server has deleted it meanwhile).
         const fh = await open(`/proc/self/fd/${file.fd}`, "r");
         try {
-          const mapped = await mapBlock(file.fd, file.size);
-          if (mapped) return { data: mapped, fh, mapped: true };
           const data = into.length >= file.size ? into.subarray(0, file.size) : Buffer.allocUnsafe(file.size);
           for (let at = 0; at < file.size; ) {
             const { bytesRead } = await fh.read(data, at, file.size - at, at);
@@ -45,18 +42,4 @@ export function localFirst(remote: VolumeRemote): BlockFetch {
     }
     return remote.readBlock(hash, undefined, into);
   };
-}
-
-/**
- * The server's blob file mapped (page cache, no copy): READs are answered with views of it, so the
- * reply's writev is the only copy of each byte (a pread into a pooled buffer was a second one,
- * half the daemon's CPU). Safe because blob files are immutable: written under a temporary name,
- * renamed in place, unlinked, never truncated or rewritten (services/blobs/local.ts), so a page of
- * the mapping never goes away under a reader (SIGBUS). Unmapped when the last view is collected.
- * Undefined where the addon lacks it or the kernel refuses (the caller preads).
- */
-async function mapBlock(fd: number, size: number): Promise<Buffer | undefined> {
-  const map = fuseFdAddonIfBuilt()?.mapFile;
-  if (!map || size === 0) return undefined;
-  return map(fd, size).catch(() => undefined);
 }

@@ -32,9 +32,6 @@
  *                           copied or the source ends; resolves the count, rejects with an
  *                           errno-coded Error (EXDEV, ENOSYS, EINVAL: the caller copies by hand).
  *                           The bytes never enter the process (`silo volume get` of local blocks).
- *   mapFile(fd, len)        a Promise, on the thread pool: a read-only shared mapping of the first
- *                           `len` bytes with MAP_POPULATE, as an external Buffer unmapped when
- *                           collected (local block reads: READs answered from the page cache).
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
  * Every function but fdRequest is synchronous and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
@@ -60,9 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -655,99 +650,6 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-
-/*
- * mapFile(fd, len): a Promise, on the thread pool: maps the first `len` bytes of `fd` read-only and
- * shared with MAP_POPULATE (the page faults, and the disk reads of a cold file, happen here, never
- * on the event loop); resolves an external Buffer over the mapping, unmapped when it is collected
- * (so no view of it can outlive the mapping). Rejects (EINVAL) if the file is shorter than `len`:
- * a mapping past the end would raise SIGBUS on access. Only for files never truncated in place.
- */
-struct map_file {
-  napi_async_work work;
-  napi_deferred deferred;
-  int fd;
-  int64_t len;
-  void *addr;
-  int err;
-};
-
-static void map_file_execute(napi_env env, void *data) {
-  (void)env;
-  struct map_file *m = data;
-  struct stat st;
-  if (fstat(m->fd, &st) != 0) {
-    m->err = errno;
-    return;
-  }
-  if (!S_ISREG(st.st_mode) || st.st_size < m->len) {
-    m->err = EINVAL;
-    return;
-  }
-  void *addr = mmap(NULL, (size_t)m->len, PROT_READ, MAP_SHARED | MAP_POPULATE, m->fd, 0);
-  if (addr == MAP_FAILED) {
-    m->err = errno;
-    return;
-  }
-  m->addr = addr;
-}
-
-static void unmap_external(napi_env env, void *data, void *hint) {
-  (void)env;
-  munmap(data, (size_t)(uintptr_t)hint);
-}
-
-static void map_file_complete(napi_env env, napi_status status, void *data) {
-  struct map_file *m = data;
-  if (status != napi_ok && m->err == 0) m->err = ECANCELED;
-  napi_value buf;
-  if (m->err == 0 &&
-      napi_create_external_buffer(env, (size_t)m->len, m->addr, unmap_external, (void *)(uintptr_t)m->len, &buf) != napi_ok) {
-    munmap(m->addr, (size_t)m->len);
-    m->err = ENOMEM;
-  }
-  if (m->err != 0) {
-    char msg[256];
-    const char *name = strerrorname_np(m->err);
-    snprintf(msg, sizeof msg, "mmap: %s", strerror(m->err));
-    napi_value code, text, error;
-    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-    napi_create_error(env, code, text, &error);
-    napi_reject_deferred(env, m->deferred, error);
-  } else {
-    napi_resolve_deferred(env, m->deferred, buf);
-  }
-  napi_delete_async_work(env, m->work);
-  free(m);
-}
-
-static napi_value js_map_file(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  int32_t fd;
-  int64_t len;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &len) != napi_ok || len <= 0) {
-    napi_throw_type_error(env, "EINVAL", "expected (fd, len > 0)");
-    return NULL;
-  }
-  struct map_file *m = calloc(1, sizeof *m);
-  if (!m) return throw_errno(env, ENOMEM, "mapFile");
-  m->fd = fd;
-  m->len = len;
-  napi_value promise, name;
-  napi_create_promise(env, &m->deferred, &promise);
-  napi_create_string_utf8(env, "silo:map-file", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, map_file_execute, map_file_complete, m, &m->work) != napi_ok ||
-      napi_queue_async_work(env, m->work) != napi_ok) {
-    free(m);
-    napi_throw_error(env, "EIO", "mapFile: could not queue the work");
-    return NULL;
-  }
-  return promise;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -763,7 +665,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mapFile", NULL, js_map_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},

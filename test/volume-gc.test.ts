@@ -34,8 +34,9 @@ describe("garbage collection", () => {
     await vol.removeFile("keep");
     await vol.removeFile("drop");
     await vol.removeFile("drop-large");
-    expect(await stored(dropLargeHash)).toBe(true);
-    expect((await vol.blocks.readBlock(dropHash)).equals(drop)).toBe(true);
+    // (Not checked here that the dropped blocks are still there: their 1.5 s grace runs on real
+    // time, and on a loaded machine GC may already have taken them; the grace itself is tested
+    // on a TestClock below.)
 
     const gone = (hash: string) => vol.blocks.readBlock(hash).then(() => false, (err: Error) => err instanceof NotFoundError);
     await waitFor("the dropped blocks to be collected", async () => (await gone(dropHash)) && !(await stored(dropLargeHash)));

@@ -80,14 +80,6 @@ export interface FuseFdAddon {
    * open, and unread by Node, until it settles. Absent from addons built before it.
    */
   recvRequest?(sock: number, maxBytes: number, timeoutMs: number): Promise<{ request: Buffer; fd: number; complete: boolean }>;
-  /**
-   * On the thread pool: op 0 `syncfs(fd)` (every dirty page and the metadata of `fd`'s file
-   * system written, one journal commit and device cache flush; since Linux 5.8 it rejects with
-   * the writeback errors seen on that file system since `fd` was opened); op 1
-   * `sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)` (starts the file's writeback, makes nothing
-   * durable). Rejects with an errno-coded Error. Absent from addons built before it.
-   */
-  fsSync?(fd: number, op: 0 | 1): Promise<void>;
 }
 
 /** An fd watched by the addon (opaque). */

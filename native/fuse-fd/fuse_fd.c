@@ -43,11 +43,8 @@
  *                           the newline came; request excludes it). Local block writes, server side:
  *                           Node's own reads of a socket drop the fds passed on it, so the server's
  *                           net.Server for that socket never reads (pauseOnConnect) and this does.
- *   fsSync(fd, op)          a Promise, on the thread pool: op 0 syncfs(fd), op 1 sync_file_range(fd, 0, 0,
- *                           SYNC_FILE_RANGE_WRITE); rejects with an errno-coded Error. Local block
- *                           writes make a group durable with one syncfs instead of a sync per file.
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
- * Every function but fdRequest, copyRange, fdPutRequest, recvRequest and fsSync (thread pool) is synchronous
+ * Every function but fdRequest, copyRange, fdPutRequest and recvRequest (thread pool) is synchronous
  * and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
  *
@@ -717,70 +714,6 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* fsSync(fd, op): on the thread pool. op 0: syncfs(fd) (the whole file system's dirty data and
- * metadata written and the device's cache flushed; since Linux 5.8 it also reports writeback
- * errors seen on that file system since `fd` was opened). op 1: sync_file_range(fd, 0, 0,
- * SYNC_FILE_RANGE_WRITE) (starts the file's writeback, waits for nothing durable). */
-struct fs_sync {
-  napi_async_work work;
-  napi_deferred deferred;
-  int fd, op, err;
-};
-
-static void fs_sync_execute(napi_env env, void *data) {
-  (void)env;
-  struct fs_sync *s = data;
-  int r = s->op == 0 ? syncfs(s->fd) : sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  if (r < 0) s->err = errno;
-}
-
-static void fs_sync_complete(napi_env env, napi_status status, void *data) {
-  struct fs_sync *s = data;
-  if (status != napi_ok && s->err == 0) s->err = ECANCELED;
-  if (s->err != 0) {
-    char msg[256];
-    const char *name = strerrorname_np(s->err);
-    snprintf(msg, sizeof msg, "%s: %s", s->op == 0 ? "syncfs" : "sync_file_range", strerror(s->err));
-    napi_value code, text, error;
-    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-    napi_create_error(env, code, text, &error);
-    napi_reject_deferred(env, s->deferred, error);
-  } else {
-    napi_value v;
-    napi_get_undefined(env, &v);
-    napi_resolve_deferred(env, s->deferred, v);
-  }
-  napi_delete_async_work(env, s->work);
-  free(s);
-}
-
-static napi_value js_fs_sync(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  int32_t fd, op;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &op) != napi_ok || fd < 0 ||
-      (op != 0 && op != 1)) {
-    napi_throw_type_error(env, "EINVAL", "expected (fd >= 0, op 0 or 1)");
-    return NULL;
-  }
-  struct fs_sync *s = calloc(1, sizeof *s);
-  if (!s) return throw_errno(env, ENOMEM, "fsSync");
-  s->fd = fd;
-  s->op = op;
-  napi_value promise, name;
-  napi_create_promise(env, &s->deferred, &promise);
-  napi_create_string_utf8(env, "silo:fs-sync", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, fs_sync_execute, fs_sync_complete, s, &s->work) != napi_ok ||
-      napi_queue_async_work(env, s->work) != napi_ok) {
-    free(s);
-    napi_throw_error(env, "EIO", "fsSync: could not queue the work");
-    return NULL;
-  }
-  return promise;
-}
-
 /* fdPutRequest(path, bytes, fd, timeoutMs, maxReply): fdRequest with `fd` passed along with the request. */
 static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -958,7 +891,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdPutRequest", NULL, js_fd_put_request, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"fsSync", NULL, js_fs_sync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvRequest", NULL, js_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -4,7 +4,6 @@ import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "nod
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fsyncPath } from "../../lib/fsync-path.js";
-import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { writevAll } from "../../lib/writev-all.js";
 import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
@@ -84,7 +83,6 @@ export class LocalBlobStore implements BlobStore {
       const staged: LocalStagedBlob = { ns, hash, size: data.length, dir, tmp, fh, state: "staged" };
       try {
         await writevAll(fh, [data]);
-        if (process.env.SCRATCH_GROUP_SYNC?.includes("sfr")) await fuseFdAddonIfBuilt()?.fsSync?.(fh.fd, 1);
         return staged;
       } catch (err) {
         await this.group.discard([staged]);
@@ -93,25 +91,7 @@ export class LocalBlobStore implements BlobStore {
     },
     publish: async (group) => {
       const blobs = group as readonly LocalStagedBlob[];
-      const fsSync = process.env.SCRATCH_GROUP_SYNC?.includes("fdatasync") ? undefined : fuseFdAddonIfBuilt()?.fsSync;
       try {
-        if (fsSync && blobs.length > 0) {
-          // One syncfs per step instead of a sync per file and per directory (docs/benchmarks.md,
-          // "one syncfs per group"): the first staged file's fd was opened before any of the group
-          // was written, so its syncfs reports every writeback error of the group's files.
-          const first = blobs[0]!.fh!;
-          await fsSync(first.fd, 0);
-          await Promise.all(blobs.slice(1).map((b) => b.fh!.close().then(() => (b.fh = undefined))));
-          // Only now, the bytes durable, may a blob appear under its name.
-          for (const b of blobs) {
-            await rename(b.tmp, this.file(b.ns, b.hash));
-            b.state = "renamed";
-          }
-          await fsSync(first.fd, 0);
-          await first.close();
-          blobs[0]!.fh = undefined;
-          return;
-        }
         // Together: the disk flushes its cache once or a few times for all of them, not once each.
         await Promise.all(blobs.map((b) => b.fh!.datasync()));
         await Promise.all(blobs.map((b) => b.fh!.close().then(() => (b.fh = undefined))));

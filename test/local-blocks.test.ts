@@ -16,6 +16,7 @@ import { download } from "../cli/volume-get.js";
 import { fuseFdAddon } from "../lib/native-addon.js";
 import { LOCAL_BLOCKS, LOCAL_BLOCKS_ROUTE, type LocalBlockReply, type LocalBlocksInfo, parseLocalBlockReply } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
+import { rawExchange } from "./helpers/raw-socket.js";
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { bytes } from "./helpers/volume-data.js";
 
@@ -51,18 +52,6 @@ function readFd(fd: number, size: number): Buffer {
   } finally {
     closeSync(fd);
   }
-}
-
-/** Raw bytes on the socket: everything the server sends until it closes the connection. */
-function rawExchange(socket: string, data: Buffer | null): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socket);
-    let got = "";
-    s.on("data", (d) => (got += d.toString()));
-    s.on("error", reject);
-    s.on("close", () => resolve(got));
-    if (data) s.write(data);
-  });
 }
 
 /** A volume with one large (blob file) block and one small (inline) block: the volume id and both blocks. */

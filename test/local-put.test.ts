@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -23,6 +23,7 @@ import {
 } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE, expandBlocks } from "../protocol/volume.js";
 import { parsePrometheus, sampleValue } from "./helpers/prometheus.js";
+import { rawExchange } from "./helpers/raw-socket.js";
 import { SiloServer, siloServerFixture } from "./helpers/silo-server.js";
 import { SmallDisk } from "./helpers/tmpfs.js";
 import { localBlobs } from "./helpers/blob-backend.js";
@@ -294,16 +295,4 @@ function pipeFd(): number {
   const path = join(dir, `fifo-${randomBytes(4).toString("hex")}`);
   execFileSync("mkfifo", [path]);
   return openSync(path, "r+");
-}
-
-/** Raw bytes on the socket: everything the server sends until it closes the connection. */
-function rawExchange(socket: string, data: Buffer | null): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socket);
-    let got = "";
-    s.on("data", (d) => (got += d.toString()));
-    s.on("error", reject);
-    s.on("close", () => resolve(got));
-    if (data) s.write(data);
-  });
 }

@@ -7,6 +7,19 @@ import type { LocalPutCounts } from "./local-put-server.js";
 
 const COMMIT_ROUTE = "/v1/volumes/:id/commit";
 
+/** A counter kept elsewhere (by GC, the local put server): re-stated from `read` at each scrape. */
+function restatedCounter(registers: Registry[], name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /** Volume storage, GC and commit metrics; the store figures are read when scraped. */
 export function volumeMetrics(app: FastifyInstance, registry: Registry, store: ManifestStore, gc: VolumeGc, listings: ListingCache): void {
   const registers = [registry];
@@ -52,17 +65,7 @@ export function volumeMetrics(app: FastifyInstance, registry: Registry, store: M
       this.set(t.referencedBytes > 0 ? t.logicalBytes / t.referencedBytes : 0);
     },
   });
-  const counterOf = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        // A counter kept by the GC itself: re-stated at each scrape.
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const counterOf = (name: string, help: string, read: () => number) => restatedCounter(registers, name, help, read);
   counterOf("silo_volume_gc_runs_total", "Volume GC passes finished", () => gc.totals.passes);
   counterOf("silo_volume_gc_failures_total", "Volume GC passes that failed", () => gc.totals.failedPasses);
   counterOf("silo_volume_gc_blocks_freed_total", "Volume blocks GC deleted", () => gc.totals.blocksFreed);
@@ -93,16 +96,7 @@ export function volumeMetrics(app: FastifyInstance, registry: Registry, store: M
 /** Local block writes (local-put-server.ts): how much `volume put` passed as a file descriptor instead of over HTTP. */
 export function localPutMetrics(registry: Registry, counts: LocalPutCounts): void {
   const registers = [registry];
-  const counterOf = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const counterOf = (name: string, help: string, read: () => number) => restatedCounter(registers, name, help, read);
   counterOf("silo_volume_local_put_requests_total", "Local block write requests answered ok (a range of a file passed by its fd)", () => counts.requests);
   counterOf("silo_volume_local_put_bytes_total", "Bytes of the ranges local block writes covered", () => counts.bytes);
   counterOf("silo_volume_local_put_blocks_written_total", "Blocks local block writes had to store (the others were held already)", () => counts.blocksWritten);

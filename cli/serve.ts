@@ -32,7 +32,7 @@ export function registerServe(program: Command): void {
     .option("--volume-pin-ttl-ms <ms>", "a mount's pin on the volume version it serves lapses this long after its last renewal (default 2 minutes; mounts renew every third of it)", int)
     .option("--volume-listing-cache-mib <mib>", "keep this many MiB of encoded directory listings in memory: the next mount of the same volume version lists without SQLite reads (default 64; 0 turns it off)", int)
     .option("--blobs <where>", "where volume blocks live: 'local' (under SILO_HOME) or 's3://bucket[/prefix]' (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", "local")
-    .option("--no-local-blocks", "with local blobs, do not offer clients on this host local block reads (a block's open file passed over the unix socket <home>/run/blocks.sock instead of its bytes over HTTP)")
+    .option("--no-local-blocks", "with local blobs, do not offer clients on this host local block reads and writes (a block's file, or a put's source file, passed as an open descriptor over the unix sockets <home>/run/blocks.sock and blocks-put.sock instead of its bytes over HTTP)")
     .option("--s3-endpoint <url>", "S3 endpoint for R2, GCS, MinIO, … (default $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS); clients must reach it too")
     .option("--s3-region <region>", "S3 region (default $AWS_REGION, else us-east-1)")
     .option("--metrics-listen <host:port>", "also serve GET /metrics without a token on this address (e.g. 127.0.0.1:9464); without it /metrics needs an admin token")

@@ -709,7 +709,8 @@ export class VolumeFs implements Filesystem, KernelRefs {
       // the name has now, if it still has one (a READDIR of it needs only its type and number).
       if (plus && node === undefined) node = list.dir.children.made(name, position);
       if (node === undefined) {
-        out.push({ name, ino: list.inoBase + position, type: S_IF[items[i] as EntryType] >> 12, nextOffset: i + 1 });
+        // Every DirEntry of one shape (`entry` too): encodeDirents's loads stay monomorphic.
+        out.push({ name, ino: list.inoBase + position, type: S_IF[items[i] as EntryType] >> 12, nextOffset: i + 1, entry: undefined });
         continue;
       }
       const dot = name === "." || name === "..";

@@ -231,9 +231,11 @@ export class Children {
     }
     // Nodes met in the listing: the rest were added since (only those ask the listing by name).
     let met = 0;
+    // A directory read and not used yet (a walk's usual case) has no node to look for: no hash per name.
+    const some = this.nodes.size > 0;
     for (let i = 0; i < listing.size; i++) {
       const name = listing.nameAt(i);
-      const node = this.nodes.get(name);
+      const node = some ? this.nodes.get(name) : undefined;
       if (node !== undefined) {
         met++;
         each(name, node, undefined, -1);

@@ -244,6 +244,14 @@ export class Children {
     if (met < this.nodes.size) for (const [name, node] of this.nodes) if (!listing.has(name)) each(name, node, undefined, -1);
   }
 
+  /**
+   * The listing, when it is still exactly the directory's entries (read, no name made, changed
+   * or removed since): a listing is immutable, so an open handle may list from it as it is.
+   */
+  get untouched(): Listing | undefined {
+    return this.nodes.size === 0 && this.gone === undefined ? this.listing : undefined;
+  }
+
   /** Names listed at the last load (inode numbers reserved for a listing cover them all). */
   get listed(): number {
     return this.listing?.size ?? 0;

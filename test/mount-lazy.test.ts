@@ -160,8 +160,8 @@ describe("a mount loads directories on demand", () => {
   });
 
   it("an open directory lists the names it had at opendir, each once, while names are removed and added meanwhile", async () => {
-    // A directory read and untouched is listed from its listing as it is (fuse-ops.ts, DirSnapshot.listed): what
-    // changes after opendir must neither show up nor vanish from that handle, past the first READDIRPLUS page too.
+    // An open handle lists a snapshot (fuse-ops.ts, DirSnapshot): what changes after opendir must
+    // neither show up nor vanish from that handle, past the first READDIRPLUS page too.
     const vol = await fx.silo.volumes.fromName("lazy-handle", { createIfMissing: true });
     const changes: Array<{ op: "put"; entry: ManifestEntry }> = [];
     for (let i = 0; i < 600; i++) changes.push({ op: "put", entry: { path: `big/f${i}`, type: "file", mode: 0o644, size: 0, mtimeMs: 1_700_000_000_000, blocks: [] } });

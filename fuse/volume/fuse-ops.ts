@@ -14,7 +14,6 @@ import type { MountedVolume } from "./mounted-volume.js";
 import type { KernelRefs } from "./tree-cache.js";
 import { FsError } from "../common/errno.js";
 import { type EntryType, VOLUME_LIMITS } from "../../protocol/volume.js";
-import type { Listing } from "./listing.js";
 import { DirNode, FileNode, LinkNode, type Node, newStat, nowNs, SpecialNode, type SpecialType } from "./namespace.js";
 
 const E = constants.errno;
@@ -700,38 +699,25 @@ export class VolumeFs implements Filesystem, KernelRefs {
       const dir = this.dir(ino);
       list = this.snapshotOf(dir, dir);
     }
-    const { names, items, positions, listed } = list;
-    const total = listed === undefined ? names.length : DOTS + listed.size;
-    const out = new Array<DirEntry>(Math.max(0, Math.min(max, total - offset)));
-    let k = 0;
-    for (let i = offset; i < total && k < max; i++) {
-      let name: string;
-      let position: number;
-      let node: Node | undefined;
-      if (listed !== undefined && i >= DOTS) {
-        position = i - DOTS;
-        name = listed.nameAt(position);
-      } else {
-        name = names[i]!;
-        position = positions[i]!;
-        node = position < 0 ? (items[i] as Node) : undefined;
-      }
+    const { names, items, positions } = list;
+    const out: DirEntry[] = [];
+    for (let i = offset; i < names.length && out.length < max; i++) {
+      const name = names[i]!;
+      const position = positions[i]!;
+      let node = position < 0 ? (items[i] as Node) : undefined;
       // A listed name without a node gets one only for a lookup answer (READDIRPLUS): the node
       // the name has now, if it still has one (a READDIR of it needs only its type and number).
       if (plus && node === undefined) node = list.dir.children.made(name, position);
       if (node === undefined) {
-        const type = listed !== undefined && i >= DOTS ? listed.typeAt(position) : (items[i] as EntryType);
-        // Every DirEntry of one shape (`entry` too): encodeDirents's loads stay monomorphic.
-        out[k++] = { name, ino: list.inoBase + position, type: S_IF[type] >> 12, nextOffset: i + 1, entry: undefined };
+        out.push({ name, ino: list.inoBase + position, type: S_IF[items[i] as EntryType] >> 12, nextOffset: i + 1 });
         continue;
       }
       const dot = name === "." || name === "..";
       // An unloaded directory gets no lookup answer (its nlink is not known yet): the kernel looks it up when it needs it.
       const entry = plus && !dot && !(node.type === "directory" && !node.loaded) ? this.entry(ino, name, node) : undefined;
       // A plain listing's d_ino: the number a lookup will give, not registered (the kernel takes no reference).
-      out[k++] = { name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.reserve(node)), type: typeOf(node), nextOffset: i + 1, entry };
+      out.push({ name, ino: entry?.ino ?? (dot ? (this.inodes.peek(node) ?? FUSE_ROOT_ID) : this.inodes.reserve(node)), type: typeOf(node), nextOffset: i + 1, entry });
     }
-    out.length = k;
     return out;
   }
 
@@ -743,15 +729,12 @@ export class VolumeFs implements Filesystem, KernelRefs {
     const names = [".", ".."];
     const items: Array<Node | EntryType> = [dir, parent];
     const positions = [-1, -1];
-    // A directory read and not touched since (a walk's usual case) is listed from its immutable listing: nothing copied per entry.
-    const listed = c.untouched;
-    if (listed !== undefined) return { dir, names, items, positions, listed, inoBase: c.inoBase ?? 0 };
     c.list((name, node, type, position) => {
       names.push(name);
       items.push(node ?? type!);
       positions.push(position);
     });
-    return { dir, names, items, positions, listed: undefined, inoBase: c.inoBase ?? 0 };
+    return { dir, names, items, positions, inoBase: c.inoBase ?? 0 };
   }
 
   releasedir(_ctx: RequestContext, _ino: number, fh: number): void {
@@ -850,14 +833,5 @@ interface DirSnapshot {
   names: string[];
   items: Array<Node | EntryType>;
   positions: number[];
-  /**
-   * The directory's listing when it was untouched at opendir (Children.untouched): entry
-   * DOTS + i is the listing's i (no node at opendir, position i), and `names`, `items` and
-   * `positions` hold only "." and "..".
-   */
-  listed: Listing | undefined;
   inoBase: number;
 }
-
-/** "." and "..", first in every snapshot. */
-const DOTS = 2;

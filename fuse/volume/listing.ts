@@ -51,25 +51,20 @@ export class Listing {
   static fromScans(pages: readonly Buffer[], scans: readonly PageScan[]): Listing {
     const n = scans.reduce((k, s) => k + s.count, 0);
     if (n === 0) return Listing.empty;
-    // One page (up to 10,000 entries) is kept as it came, with its scan's arrays.
-    if (scans.length === 1) {
-      const s = scans[0]!;
-      return new Listing(pages[0]!, s.starts.subarray(0, n), s.ends.subarray(0, n), s.nameStarts.subarray(0, n), s.nameEnds.subarray(0, n), s.flags.subarray(0, n));
-    }
     const starts = new Uint32Array(n);
     const ends = new Uint32Array(n);
     const nameStarts = new Uint32Array(n);
     const nameEnds = new Uint32Array(n);
     const flags = new Uint8Array(n);
-    // The entries of several pages are joined into one buffer.
+    // One page (up to 10,000 entries) is kept as it came; the entries of several are joined.
     const parts: Buffer[] = [];
     let i = 0;
     let at = 0;
     for (let p = 0; p < scans.length; p++) {
       const s = scans[p]!;
       if (s.count === 0) continue;
-      const first = s.starts[0]!;
-      parts.push(pages[p]!.subarray(first, s.end));
+      const first = scans.length === 1 ? 0 : s.starts[0]!;
+      if (scans.length > 1) parts.push(pages[p]!.subarray(first, s.end));
       const shift = at - first;
       for (let k = 0; k < s.count; k++, i++) {
         starts[i] = s.starts[k]! + shift;
@@ -80,7 +75,7 @@ export class Listing {
       }
       at = s.end + shift;
     }
-    return new Listing(Buffer.concat(parts, at), starts, ends, nameStarts, nameEnds, flags);
+    return new Listing(scans.length === 1 ? pages[0]! : Buffer.concat(parts, at), starts, ends, nameStarts, nameEnds, flags);
   }
 
   /** A listing of `entries` (all directly in `dir`), as if the server had sent them (tests, reloads). */
@@ -136,19 +131,14 @@ export class Listing {
   }
 }
 
-/**
- * What a scan of one page found: per entry, where it starts, where its name is, its flags (the
- * first `count` of each array). Typed arrays sized by the page's entry count, filled in place:
- * growing five JS arrays per page and copying them was a fifth of a load's scan (page faults
- * of the growing arrays included; docs/benchmarks.md).
- */
+/** What a scan of one page found: per entry, where it starts, where its name is, its flags. */
 export interface PageScan {
   count: number;
-  starts: Uint32Array;
-  ends: Uint32Array;
-  nameStarts: Uint32Array;
-  nameEnds: Uint32Array;
-  flags: Uint8Array;
+  starts: number[];
+  ends: number[];
+  nameStarts: number[];
+  nameEnds: number[];
+  flags: number[];
   /** Where the entries end (the array's last byte + 1). */
   end: number;
   next: string | undefined;
@@ -214,7 +204,7 @@ function isKey(b: Buffer, start: number, end: number, want: string): boolean {
  * and its type. Throws on anything that is not such a page.
  */
 function scanPage(b: Buffer, prefix: Buffer): PageScan {
-  const out: PageScan = { count: 0, starts: NO_OFFSETS, ends: NO_OFFSETS, nameStarts: NO_OFFSETS, nameEnds: NO_OFFSETS, flags: NO_FLAGS, end: 0, next: undefined };
+  const out: PageScan = { count: 0, starts: [], ends: [], nameStarts: [], nameEnds: [], flags: [], end: 0, next: undefined };
   let pos = mapHeader(b, 0);
   for (let k = headerCount; k > 0; k--) {
     const keyEnd = readStr(b, pos);
@@ -222,16 +212,7 @@ function scanPage(b: Buffer, prefix: Buffer): PageScan {
     pos = keyEnd;
     if (isKey(b, keyStart, keyEnd, "entries")) {
       pos = arrayHeader(b, pos);
-      const n = headerCount;
-      if (out.flags !== NO_FLAGS) throw new Error("A listing has two entry arrays");
-      if (n > 0) {
-        out.starts = new Uint32Array(n);
-        out.ends = new Uint32Array(n);
-        out.nameStarts = new Uint32Array(n);
-        out.nameEnds = new Uint32Array(n);
-        out.flags = new Uint8Array(n);
-      }
-      for (let e = n; e > 0; e--) pos = scanEntry(b, pos, prefix, out);
+      for (let e = headerCount; e > 0; e--) pos = scanEntry(b, pos, prefix, out);
       out.end = pos;
     } else if (isKey(b, keyStart, keyEnd, "next") && b[pos] !== 0xc0) {
       pos = readStr(b, pos);
@@ -241,9 +222,6 @@ function scanPage(b: Buffer, prefix: Buffer): PageScan {
   if (pos !== b.length) throw new Error("A listing's bytes do not end where its last value does");
   return out;
 }
-
-const NO_OFFSETS = new Uint32Array(0);
-const NO_FLAGS = new Uint8Array(0);
 
 /** Scans one entry (a map) at `pos`, recording it if it is directly in the listed directory; returns where it ends. */
 function scanEntry(b: Buffer, pos: number, prefix: Buffer, out: PageScan): number {
@@ -275,12 +253,12 @@ function scanEntry(b: Buffer, pos: number, prefix: Buffer, out: PageScan): numbe
   }
   if (type < 0) throw new Error("A listed entry has no known type");
   if (nameStart >= 0) {
-    const i = out.count++;
-    out.starts[i] = start;
-    out.ends[i] = pos;
-    out.nameStarts[i] = nameStart;
-    out.nameEnds[i] = nameEnd;
-    out.flags[i] = type | (linked ? LINKED : 0);
+    out.starts.push(start);
+    out.ends.push(pos);
+    out.nameStarts.push(nameStart);
+    out.nameEnds.push(nameEnd);
+    out.flags.push(type | (linked ? LINKED : 0));
+    out.count++;
   }
   return pos;
 }

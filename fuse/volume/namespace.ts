@@ -231,25 +231,15 @@ export class Children {
     }
     // Nodes met in the listing: the rest were added since (only those ask the listing by name).
     let met = 0;
-    // A directory read and not used yet (a walk's usual case) has no node to look for: no hash per name.
-    const some = this.nodes.size > 0;
     for (let i = 0; i < listing.size; i++) {
       const name = listing.nameAt(i);
-      const node = some ? this.nodes.get(name) : undefined;
+      const node = this.nodes.get(name);
       if (node !== undefined) {
         met++;
         each(name, node, undefined, -1);
       } else if (!this.gone?.has(name)) each(name, undefined, listing.typeAt(i), i);
     }
     if (met < this.nodes.size) for (const [name, node] of this.nodes) if (!listing.has(name)) each(name, node, undefined, -1);
-  }
-
-  /**
-   * The listing, when it is still exactly the directory's entries (read, no name made, changed
-   * or removed since): a listing is immutable, so an open handle may list from it as it is.
-   */
-  get untouched(): Listing | undefined {
-    return this.nodes.size === 0 && this.gone === undefined ? this.listing : undefined;
   }
 
   /** Names listed at the last load (inode numbers reserved for a listing cover them all). */

@@ -159,6 +159,37 @@ describe("a mount loads directories on demand", () => {
     expect(await committed(fx.silo, "lazy-listed", "big/f599")).toBe("v1 599");
   });
 
+  it("an open directory lists the names it had at opendir, each once, while names are removed and added meanwhile", async () => {
+    // An open handle lists a snapshot (fuse-ops.ts, DirSnapshot): what changes after opendir must
+    // neither show up nor vanish from that handle, past the first READDIRPLUS page too.
+    const vol = await fx.silo.volumes.fromName("lazy-handle", { createIfMissing: true });
+    const changes: Array<{ op: "put"; entry: ManifestEntry }> = [];
+    for (let i = 0; i < 600; i++) changes.push({ op: "put", entry: { path: `big/f${i}`, type: "file", mode: 0o644, size: 0, mtimeMs: 1_700_000_000_000, blocks: [] } });
+    await vol.blocks.commitChanges({ baseVersion: await vol.blocks.latestVersion(), changes });
+    const dir = join(root, "handle");
+    await mounts.mount("lazy-handle", dir, "--commit-interval-ms", "0");
+    const big = join(dir, "big");
+    // One handle: 10 names read, then 100 later names removed and 50 added through the mount, then the rest read.
+    const script = [
+      "import os,sys",
+      "d=sys.argv[1]",
+      "it=os.scandir(d)",
+      "seen=[next(it).name for _ in range(10)]",
+      "for i in range(300,400): os.unlink(os.path.join(d,'f%d'%i))",
+      "for i in range(50): open(os.path.join(d,'h%d'%i),'w').close()",
+      "seen+=[e.name for e in it]",
+      "print('\\n'.join(seen))",
+    ].join("\n");
+    const { stdout } = await run(PYTHON, ["-c", script, big]);
+    const seen = stdout.trim().split("\n");
+    expect(seen.length).toBe(600);
+    expect(new Set(seen)).toEqual(new Set(Array.from({ length: 600 }, (_, i) => `f${i}`)));
+    // A handle opened now lists the directory as it is.
+    const now = await readdir(big);
+    expect([now.length, now.includes("f300"), now.includes("h49")]).toEqual([550, false, true]);
+    await mounts.unmount(dir);
+  });
+
   it("lists a directory of more than one listing page whole, each name with its own entry (modes, times, links, symlinks, non-ASCII names)", async () => {
     // Past the loader's 10,000-entry page (lazy-load.ts, LIST_PAGE): the pages are kept as the
     // server's bytes and joined (listing.ts); every entry must come back as committed.

@@ -161,36 +161,50 @@ export class LocalBlockReader {
 
   /**
    * Copies the first `len` bytes of block `hash` of volume `volume` into the file `fdOut` at
-   * `at` straight from the server's file (copy_file_range: the bytes never enter this process;
-   * pread/pwrite where it is refused). False, nothing counted as written, if the fast path is not
-   * available for it: copy it over HTTP. Throws only for a failed write to `fdOut`.
+   * `at` straight from the server's file (copyFile). False, nothing counted as written, if the
+   * fast path is not available for it: copy it over HTTP. Throws only for a failed write to `fdOut`.
    */
   async copy(volume: string, hash: string, fdOut: number, at: number, len: number): Promise<boolean> {
     const file = await this.open(volume, hash);
     if (!file) return false;
     try {
-      // A blob shorter than the bytes asked for is not the block: HTTP answers (or fails) instead.
-      if (file.size < len) return !!this.failed([]);
-      let done = 0;
-      if (this.addon?.copyRange) {
-        done = await this.addon.copyRange(file.fd, 0, fdOut, at, len).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === "EXDEV" || err.code === "ENOSYS" || err.code === "EINVAL" || err.code === "EOPNOTSUPP") return 0;
-          throw err;
-        });
-      }
-      if (done < len) {
-        const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, len - done));
-        while (done < len) {
-          const { bytesRead } = await readAsync(file.fd, buf, 0, Math.min(buf.length, len - done), done);
-          if (bytesRead === 0) return !!this.failed([]);
-          for (let w = 0; w < bytesRead; ) w += (await writeAsync(fdOut, buf, w, bytesRead - w, at + done + w)).bytesWritten;
-          done += bytesRead;
-        }
-      }
-      return true;
+      return await this.copyFile(file, fdOut, at, len);
     } finally {
       closeSync(file.fd);
     }
+  }
+
+  /**
+   * Copies the first `len` bytes of a block file `open`/`openMany` gave into the file `fdOut` at
+   * `at` (copy_file_range: the bytes never enter this process; pread/pwrite where it is refused).
+   * False if the file holds fewer (the block is not that file: copy it over HTTP). Throws only
+   * for a failed write to `fdOut`. The caller still owns (and closes) `file.fd`.
+   */
+  async copyFile(file: LocalBlockFile, fdOut: number, at: number, len: number): Promise<boolean> {
+    // A blob shorter than the bytes asked for is not the block: HTTP answers (or fails) instead.
+    if (file.size < len) return !!this.failed([]);
+    let done = 0;
+    if (this.addon?.copyRange) {
+      done = await this.addon.copyRange(file.fd, 0, fdOut, at, len).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "EXDEV" || err.code === "ENOSYS" || err.code === "EINVAL" || err.code === "EOPNOTSUPP") return 0;
+        throw err;
+      });
+    }
+    if (done < len) {
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, len - done));
+      while (done < len) {
+        const { bytesRead } = await readAsync(file.fd, buf, 0, Math.min(buf.length, len - done), done);
+        if (bytesRead === 0) return !!this.failed([]);
+        for (let w = 0; w < bytesRead; ) w += (await writeAsync(fdOut, buf, w, bytesRead - w, at + done + w)).bytesWritten;
+        done += bytesRead;
+      }
+    }
+    return true;
+  }
+
+  /** Looks the socket up now (if not yet), so a caller's first request does not wait for it. */
+  warm(): void {
+    if (this.addon?.fdRequest) this.info ??= this.discover();
   }
 
   /** Counts a failed read of a file `open` gave (the caller closed it and reads over HTTP). */

@@ -263,7 +263,7 @@ async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes:
 /** Blocks copied at once by a local download (each a copy_file_range on the thread pool). */
 const LOCAL_STREAMS = 4;
 /** Blocks the first request of a local download asks for: few, so the copies start soon; later ones ask for LOCAL_BLOCKS.maxBlocks. */
-const LOCAL_FIRST_BATCH = 4;
+const LOCAL_FIRST_BATCH = 2;
 
 /**
  * Local block reads (client/local-blocks.ts): with the server on this host, each block is

@@ -95,7 +95,7 @@ export class LocalBlockReader {
     const req: LocalBlockRequest = { instance: info.instance, token: `${token.tokenId}:${token.tokenSecret}`, environment: this.environment, volume, hashes };
     let fds: number[] = [];
     try {
-      const res = await this.addon!.fdRequest!(info.socket, Buffer.from(`${JSON.stringify(req)}\n`), LOCAL_BLOCKS.clientTimeoutMs, LOCAL_BLOCKS.maxReplyBytes, hashes.length);
+      const res = await this.addon!.fdRequest!(info.socket, Buffer.from(`${JSON.stringify(req)}\n`), LOCAL_BLOCKS.clientTimeoutMs, LOCAL_BLOCKS.maxReplyBytes, hashes.length + 1);
       // An addon without maxFds answers one `fd` and no `fds`.
       fds = res.fds ?? (res.fd >= 0 ? [res.fd] : []);
       const reply = parseLocalBlockReply(res.reply.subarray(0, Math.max(0, res.reply.lastIndexOf(10))), hashes.length);
@@ -107,7 +107,7 @@ export class LocalBlockReader {
         return this.refused(reply);
       }
       const given = reply.blocks.filter((b) => "size" in b).length;
-      // Exactly one fd per block given, or none of them is trusted to be which block.
+      // Exactly one fd per block given (one more is received, to see a surplus), or none of them is trusted to be which block.
       if (fds.length !== given) return this.failed(fds);
       let k = 0;
       let ok = true;

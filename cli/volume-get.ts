@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { closeSync, mkdirSync, writeFileSync } from "node:fs";
 import { type FileHandle, chmod, lchown, link, lstat, lutimes, open, rename, stat, symlink, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
@@ -12,7 +11,11 @@ import { BLOCK_SIZE, SMALL_FILE_MAX, expandBlocks } from "../protocol/volume.js"
 import { UsageError } from "./output.js";
 import { byteProgress } from "./progress.js";
 
-const run = promisify(execFile);
+/** Runs a command (child_process is loaded on first use: most downloads make no special file). */
+async function run(file: string, args: string[]): Promise<unknown> {
+  const { execFile } = await import("node:child_process");
+  return promisify(execFile)(file, args);
+}
 
 /** What `put` and `get` keep, like `cp -a`; `--no-preserve=LIST` turns items off. */
 export interface Keep {

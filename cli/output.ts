@@ -1,5 +1,4 @@
 import { createRequire } from "node:module";
-import { createInterface } from "node:readline/promises";
 import type CliTable from "cli-table3";
 import type { Command } from "commander";
 import { type ClientConfig, resolveConfig } from "../client/config.js";
@@ -56,6 +55,8 @@ export const formatTime = (ms: number | Date) => new Date(ms).toISOString().repl
 export async function confirm(question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return;
   if (!process.stdin.isTTY) throw new UsageError(`${question} Refusing without --yes (no terminal to ask on).`);
+  // Loaded on first use: most commands ask nothing.
+  const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question(`${question} [y/N] `);

@@ -1,16 +1,21 @@
-import { execFile } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, writeFileSync } from "node:fs";
 import { type FileHandle, chmod, lchown, link, lstat, lutimes, open, rename, stat, symlink, unlink } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
 import { promisify } from "node:util";
+import type { LocalBlockFile } from "../client/local-blocks.js";
 import type { FileEntry, Volume } from "../client/volume.js";
 import { writevAll } from "../lib/writev-all.js";
 import { ConflictError } from "../protocol/errors.js";
-import { BLOCK_SIZE, INLINE_BLOCK_MAX, SMALL_FILE_MAX, expandBlocks } from "../protocol/volume.js";
+import { LOCAL_BLOCKS } from "../protocol/local-blocks.js";
+import { BLOCK_SIZE, SMALL_FILE_MAX, expandBlocks } from "../protocol/volume.js";
 import { UsageError } from "./output.js";
 import { byteProgress } from "./progress.js";
 
-const run = promisify(execFile);
+/** Runs a command (child_process is loaded on first use: most downloads make no special file). */
+async function run(file: string, args: string[]): Promise<unknown> {
+  const { execFile } = await import("node:child_process");
+  return promisify(execFile)(file, args);
+}
 
 /** What `put` and `get` keep, like `cp -a`; `--no-preserve=LIST` turns items off. */
 export interface Keep {
@@ -258,57 +263,93 @@ async function fetchFile(vol: Volume, entry: FileEntry, target: string, onBytes:
   }
 }
 
-/** Blocks copied at once by a local download. */
+/** Blocks copied at once by a local download (each a copy_file_range on the thread pool). */
 const LOCAL_STREAMS = 4;
+/** Blocks the first request of a local download asks for: few, so the copies start soon; later ones ask for LOCAL_BLOCKS.maxBlocks. */
+const LOCAL_FIRST_BATCH = 2;
 
 /**
  * Local block reads (client/local-blocks.ts): with the server on this host, each block is
  * copied into the file straight from the server's blob file (copy_file_range), not over HTTP.
  * The blocks are those of one version's entry of the file (looked up first), so the file can not
- * mix two versions; a block the fast path does not give comes over HTTP by its hash. False, with
- * nothing written, when the fast path is not available (the caller downloads over HTTP).
+ * mix two versions. They are asked for in batches (one exchange, one authorization for up to
+ * LOCAL_BLOCKS.maxBlocks), the next batch asked for while the current one is copied; a block
+ * the fast path does not give comes over HTTP by its hash. False, with nothing written, when the
+ * first batch gives no block (the caller downloads over HTTP). Every fd received is closed,
+ * whatever fails.
  */
 async function fetchLocal(vol: Volume, entry: FileEntry, fh: FileHandle, onBytes: (n: number) => void): Promise<boolean> {
   const blocks = vol.blocks;
   if (!blocks.localBlocksEnabled) return false;
+  blocks.warmLocal();
   const version = await blocks.latestVersion();
   const found = (await blocks.list(version, entry.path)).entries[0];
   if (found?.type !== "file" || found.path !== entry.path) return false;
   const size = found.size;
-  const hashes = [...expandBlocks(found.blocks ?? [])];
   const lenOf = (i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);
-  const first = hashes.findIndex((h, i) => h !== null && lenOf(i) > INLINE_BLOCK_MAX);
-  // The first stored block decides: the fast path is taken for the whole file, or not at all.
-  if (first < 0 || !(await blocks.copyBlockLocal(hashes[first]!, fh.fd, first * BLOCK_SIZE, lenOf(first)))) return false;
-  onBytes(lenOf(first));
+  // Each distinct block once, with every index it sits at (a hole stays a hole: the truncate below makes it read zeros).
+  const at = new Map<string, number[]>();
+  for (const [i, hash] of [...expandBlocks(found.blocks ?? [])].entries()) if (hash) at.get(hash)?.push(i) ?? at.set(hash, [i]);
+  const distinct = [...at.keys()];
+  if (distinct.length === 0) return false;
+  const batches: string[][] = [distinct.slice(0, LOCAL_FIRST_BATCH)];
+  for (let i = LOCAL_FIRST_BATCH; i < distinct.length; i += LOCAL_BLOCKS.maxBlocks) batches.push(distinct.slice(i, i + LOCAL_BLOCKS.maxBlocks));
+  const closeFiles = (files: Map<string, LocalBlockFile>) => {
+    for (const f of files.values()) closeSync(f.fd);
+  };
+  let ahead: Promise<Map<string, LocalBlockFile>> | undefined = blocks.openBlocksLocal(batches[0]!);
+  try {
+    for (const [k, batch] of batches.entries()) {
+      const files = await ahead!;
+      ahead = undefined;
+      // The first batch decides: the fast path is taken for the whole file, or not at all.
+      if (k === 0 && files.size === 0) return false;
+      try {
+        if (k + 1 < batches.length) ahead = blocks.openBlocksLocal(batches[k + 1]!);
+        await settledLimit(batch, LOCAL_STREAMS, async (hash) => {
+          const file = files.get(hash);
+          let buf: Buffer | undefined;
+          for (const i of at.get(hash)!) {
+            const len = lenOf(i);
+            if (!file || !(await blocks.copyBlockFileLocal(file, fh.fd, i * BLOCK_SIZE, len))) {
+              buf ??= Buffer.allocUnsafe(BLOCK_SIZE);
+              const data = await blocks.readBlock(hash, { start: 0, end: len }, buf);
+              if (data.length !== len) throw new ConflictError(`'${entry.path}': block ${i} holds ${data.length} of the ${len} bytes the file needs`, "CONFLICT");
+              await writevAll(fh, [data], i * BLOCK_SIZE);
+            }
+            onBytes(len);
+          }
+        });
+      } finally {
+        closeFiles(files);
+      }
+    }
+  } finally {
+    // A failure with the next batch asked for: its fds are closed once it arrives.
+    if (ahead) void ahead.then(closeFiles, () => {});
+  }
+  await fh.truncate(size);
+  return true;
+}
+
+/**
+ * Runs `fn` on every item, at most `limit` at a time, stopping new ones after a failure; settles
+ * only when none is running any more (so the caller may close what they use), then throws the
+ * first failure.
+ */
+async function settledLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
   const worker = async () => {
-    let buf: Buffer | undefined;
-    while (!failed && next < hashes.length) {
-      const i = next++;
-      const hash = hashes[i];
-      const len = lenOf(i);
-      // A hole stays a hole: the truncate below makes it read zeros.
-      if (i !== first && hash) {
-        if (!(await blocks.copyBlockLocal(hash, fh.fd, i * BLOCK_SIZE, len))) {
-          buf ??= Buffer.allocUnsafe(BLOCK_SIZE);
-          const data = await blocks.readBlock(hash, { start: 0, end: len }, buf);
-          if (data.length !== len) throw new ConflictError(`'${entry.path}': block ${i} holds ${data.length} of the ${len} bytes the file needs`, "CONFLICT");
-          await writevAll(fh, [data], i * BLOCK_SIZE);
-        }
-      }
-      if (i !== first) onBytes(len);
-    }
-  };
-  await Promise.all(
-    Array.from({ length: LOCAL_STREAMS }, () =>
-      worker().catch((err: unknown) => {
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (err) {
         failed = true;
         throw err;
-      }),
-    ),
-  );
-  await fh.truncate(size);
-  return true;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  for (const s of settled) if (s.status === "rejected") throw s.reason;
 }

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, read, write } from "node:fs";
+import { type Stats, closeSync, fstatSync, read, write } from "node:fs";
 import { promisify } from "node:util";
 import { type FuseFdAddon, fuseFdAddonIfBuilt } from "../lib/native-addon.js";
 import {
@@ -69,32 +69,70 @@ export class LocalBlockReader {
    * The caller owns the fd.
    */
   async open(volume: string, hash: string): Promise<LocalBlockFile | undefined> {
-    if (!this.addon?.fdRequest || Date.now() < this.restUntil) return undefined;
-    const info = await (this.info ??= this.discover());
-    if (!info?.socket || !info.instance) return undefined;
+    return (await this.openMany(volume, [hash])).get(hash);
+  }
+
+  /**
+   * The server's open files of those of `hashes` (blocks of volume `volume`) the fast path gives,
+   * by hash, asked for LOCAL_BLOCKS.maxBlocks at a time (duplicates asked once); a block not in
+   * the answer is read over HTTP. The caller owns every fd in it.
+   */
+  async openMany(volume: string, hashes: readonly string[]): Promise<Map<string, LocalBlockFile>> {
+    const out = new Map<string, LocalBlockFile>();
+    const distinct = [...new Set(hashes)];
+    for (let i = 0; i < distinct.length; i += LOCAL_BLOCKS.maxBlocks) {
+      if (!this.addon?.fdRequest || Date.now() < this.restUntil) break;
+      const info = await (this.info ??= this.discover());
+      if (!info?.socket || !info.instance) break;
+      await this.exchange(info as Required<LocalBlocksInfo>, volume, distinct.slice(i, i + LOCAL_BLOCKS.maxBlocks), out);
+    }
+    return out;
+  }
+
+  /** One request for `hashes` (distinct, at most LOCAL_BLOCKS.maxBlocks): the files given land in `out`; every other fd received is closed. */
+  private async exchange(info: Required<LocalBlocksInfo>, volume: string, hashes: string[], out: Map<string, LocalBlockFile>): Promise<void> {
     const token = this.transport.config;
-    const req: LocalBlockRequest = { instance: info.instance, token: `${token.tokenId}:${token.tokenSecret}`, environment: this.environment, volume, hash };
-    let fd = -1;
+    const req: LocalBlockRequest = { instance: info.instance, token: `${token.tokenId}:${token.tokenSecret}`, environment: this.environment, volume, hashes };
+    let fds: number[] = [];
     try {
-      const res = await this.addon.fdRequest(info.socket, Buffer.from(`${JSON.stringify(req)}\n`), LOCAL_BLOCKS.clientTimeoutMs, LOCAL_BLOCKS.maxReplyBytes);
-      fd = res.fd;
-      const reply = parseLocalBlockReply(res.reply.subarray(0, Math.max(0, res.reply.lastIndexOf(10))));
-      if (!reply || reply.instance !== info.instance) return this.failed(fd, true);
+      const res = await this.addon!.fdRequest!(info.socket, Buffer.from(`${JSON.stringify(req)}\n`), LOCAL_BLOCKS.clientTimeoutMs, LOCAL_BLOCKS.maxReplyBytes, hashes.length + 1);
+      // An addon without maxFds answers one `fd` and no `fds`.
+      fds = res.fds ?? (res.fd >= 0 ? [res.fd] : []);
+      const reply = parseLocalBlockReply(res.reply.subarray(0, Math.max(0, res.reply.lastIndexOf(10))), hashes.length);
+      if (!reply || reply.instance !== info.instance) return this.failed(fds, true);
       if (!reply.ok) {
-        const extra = fd;
-        fd = -1;
-        if (extra >= 0) closeSync(extra);
+        // A refusal carries no fd: any that came is closed.
+        closeAll(fds);
+        fds = [];
         return this.refused(reply);
       }
-      if (fd < 0) return this.failed(fd);
-      // Only a regular file holding the whole block is read (never a pipe, a device or a cut file).
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.size < reply.size) return this.failed(fd);
-      this.failures = 0;
-      this.counts.blocks++;
-      return { fd, size: reply.size };
+      const given = reply.blocks.filter((b) => "size" in b).length;
+      // Exactly one fd per block given (one more is received, to see a surplus), or none of them is trusted to be which block.
+      if (fds.length !== given) return this.failed(fds);
+      let k = 0;
+      let ok = true;
+      for (const [i, b] of reply.blocks.entries()) {
+        if (!("size" in b)) {
+          if (b.code === "INTERNAL") ok = false;
+          continue;
+        }
+        const fd = fds[k++]!;
+        // Only a regular file holding the whole block is read (never a pipe, a device or a cut file).
+        const st = fstatOrUndefined(fd);
+        if (!st?.isFile() || st.size < b.size) {
+          closeAll([fd]);
+          ok = false;
+          continue;
+        }
+        out.set(hashes[i]!, { fd, size: b.size });
+        this.counts.blocks++;
+      }
+      // Nothing above throws: each fd is now in `out` or closed.
+      fds = [];
+      if (ok) this.failures = 0;
+      else this.failed([]);
     } catch {
-      return this.failed(fd, true);
+      this.failed(fds, true);
     }
   }
 
@@ -110,12 +148,12 @@ export class LocalBlockReader {
       for (let at = 0; at < file.size; ) {
         const { bytesRead } = await readAsync(file.fd, out, at, file.size - at, at);
         // A blob shorter than its recorded size is not the block: HTTP answers (or fails) instead.
-        if (bytesRead === 0) return this.failed(-1);
+        if (bytesRead === 0) return this.failed([]);
         at += bytesRead;
       }
       return out;
     } catch {
-      return this.failed(-1);
+      return this.failed([]);
     } finally {
       closeSync(file.fd);
     }
@@ -123,41 +161,55 @@ export class LocalBlockReader {
 
   /**
    * Copies the first `len` bytes of block `hash` of volume `volume` into the file `fdOut` at
-   * `at` straight from the server's file (copy_file_range: the bytes never enter this process;
-   * pread/pwrite where it is refused). False, nothing counted as written, if the fast path is not
-   * available for it: copy it over HTTP. Throws only for a failed write to `fdOut`.
+   * `at` straight from the server's file (copyFile). False, nothing counted as written, if the
+   * fast path is not available for it: copy it over HTTP. Throws only for a failed write to `fdOut`.
    */
   async copy(volume: string, hash: string, fdOut: number, at: number, len: number): Promise<boolean> {
     const file = await this.open(volume, hash);
     if (!file) return false;
     try {
-      // A blob shorter than the bytes asked for is not the block: HTTP answers (or fails) instead.
-      if (file.size < len) return !!this.failed(-1);
-      let done = 0;
-      if (this.addon?.copyRange) {
-        done = await this.addon.copyRange(file.fd, 0, fdOut, at, len).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === "EXDEV" || err.code === "ENOSYS" || err.code === "EINVAL" || err.code === "EOPNOTSUPP") return 0;
-          throw err;
-        });
-      }
-      if (done < len) {
-        const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, len - done));
-        while (done < len) {
-          const { bytesRead } = await readAsync(file.fd, buf, 0, Math.min(buf.length, len - done), done);
-          if (bytesRead === 0) return !!this.failed(-1);
-          for (let w = 0; w < bytesRead; ) w += (await writeAsync(fdOut, buf, w, bytesRead - w, at + done + w)).bytesWritten;
-          done += bytesRead;
-        }
-      }
-      return true;
+      return await this.copyFile(file, fdOut, at, len);
     } finally {
       closeSync(file.fd);
     }
   }
 
+  /**
+   * Copies the first `len` bytes of a block file `open`/`openMany` gave into the file `fdOut` at
+   * `at` (copy_file_range: the bytes never enter this process; pread/pwrite where it is refused).
+   * False if the file holds fewer (the block is not that file: copy it over HTTP). Throws only
+   * for a failed write to `fdOut`. The caller still owns (and closes) `file.fd`.
+   */
+  async copyFile(file: LocalBlockFile, fdOut: number, at: number, len: number): Promise<boolean> {
+    // A blob shorter than the bytes asked for is not the block: HTTP answers (or fails) instead.
+    if (file.size < len) return !!this.failed([]);
+    let done = 0;
+    if (this.addon?.copyRange) {
+      done = await this.addon.copyRange(file.fd, 0, fdOut, at, len).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "EXDEV" || err.code === "ENOSYS" || err.code === "EINVAL" || err.code === "EOPNOTSUPP") return 0;
+        throw err;
+      });
+    }
+    if (done < len) {
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, len - done));
+      while (done < len) {
+        const { bytesRead } = await readAsync(file.fd, buf, 0, Math.min(buf.length, len - done), done);
+        if (bytesRead === 0) return !!this.failed([]);
+        for (let w = 0; w < bytesRead; ) w += (await writeAsync(fdOut, buf, w, bytesRead - w, at + done + w)).bytesWritten;
+        done += bytesRead;
+      }
+    }
+    return true;
+  }
+
+  /** Looks the socket up now (if not yet), so a caller's first request does not wait for it. */
+  warm(): void {
+    if (this.addon?.fdRequest) this.info ??= this.discover();
+  }
+
   /** Counts a failed read of a file `open` gave (the caller closed it and reads over HTTP). */
   noteFailure(): void {
-    this.failed(-1);
+    this.failed([]);
   }
 
   private discover(): Promise<LocalBlocksInfo | undefined> {
@@ -168,12 +220,12 @@ export class LocalBlockReader {
   /** A refusal: NOT_LOCAL and NOT_FOUND are about the block (HTTP says the same or serves it), the others about the path. */
   private refused(reply: Extract<LocalBlockReply, { ok: false }>): undefined {
     if (reply.code === "NOT_LOCAL" || reply.code === "NOT_FOUND") return undefined;
-    return this.failed(-1, reply.code === "INSTANCE");
+    return this.failed([], reply.code === "INSTANCE");
   }
 
-  /** Counts a failure (closing `fd` if one came); `rediscover`: look the socket up again next time (a restarted server). */
-  private failed(fd: number, rediscover = false): undefined {
-    if (fd >= 0) closeSync(fd);
+  /** Counts a failure (closing the `fds` that came); `rediscover`: look the socket up again next time (a restarted server). */
+  private failed(fds: readonly number[], rediscover = false): undefined {
+    closeAll(fds);
     this.counts.failures++;
     if (rediscover) this.info = undefined;
     if (++this.failures >= MAX_FAILURES) {
@@ -181,6 +233,25 @@ export class LocalBlockReader {
       this.restUntil = Date.now() + FAILURE_PAUSE_MS;
       this.info = undefined;
     }
+    return undefined;
+  }
+}
+
+/** Closes each of `fds`, whatever the others do. */
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed: nothing of ours leaks.
+    }
+  }
+}
+
+function fstatOrUndefined(fd: number): Stats | undefined {
+  try {
+    return fstatSync(fd);
+  } catch {
     return undefined;
   }
 }

@@ -161,6 +161,28 @@ export class VolumeBlocks {
     return this.local.copy(this.volume.id, hash, fd, at, len);
   }
 
+  /**
+   * The blob files on this host of those of `hashes` the server gives, by hash, opened by the
+   * server and asked for in as few exchanges as the protocol allows (LOCAL_BLOCKS.maxBlocks a
+   * request); the caller closes every fd. A block not in the answer: read it with `readBlock`.
+   */
+  openBlocksLocal(hashes: readonly string[]): Promise<Map<string, LocalBlockFile>> {
+    return this.local.openMany(this.volume.id, hashes);
+  }
+
+  /**
+   * Copies the first `len` bytes of a block file `openBlocksLocal` gave into the file `fd` at
+   * `at`; false (the file is shorter) when it must be read with `readBlock`. The caller still closes `file.fd`.
+   */
+  copyBlockFileLocal(file: LocalBlockFile, fd: number, at: number, len: number): Promise<boolean> {
+    return this.local.copyFile(file, fd, at, len);
+  }
+
+  /** Starts looking up the server's local block socket, so that the first local read does not wait for it. */
+  warmLocal(): void {
+    this.local.warm();
+  }
+
   /** Counts a failed read of a block opened by `openBlockLocal` (repeated failures rest the fast path). */
   noteLocalFailure(_err: unknown): void {
     this.local.noteFailure();

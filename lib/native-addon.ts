@@ -49,17 +49,20 @@ export interface FuseFdAddon {
   ringStop?(): void;
   /**
    * One non-blocking sendmsg(2) of `bytes` on the connected unix socket `sock`, with `fd` attached
-   * as SCM_RIGHTS (fd < 0: none). The byte count, or minus the errno (-EAGAIN: the socket's buffer
-   * is full). Absent from addons built before it (local block reads are then off).
+   * as SCM_RIGHTS (fd < 0: none; an array: every one of them, at most 253, in that one message).
+   * The byte count, or minus the errno (-EAGAIN: the socket's buffer is full). Absent from addons
+   * built before it (local block reads are then off).
    */
-  sendFd?(sock: number, bytes: Buffer, fd: number): number;
+  sendFd?(sock: number, bytes: Buffer, fd: number | readonly number[]): number;
   /**
    * On the thread pool: connects to the unix socket at `path`, sends `request`, reads the reply
-   * until the peer closes (at most `maxReply` bytes), keeping the first fd passed with it (close-
-   * on-exec; any other is closed). Each blocking step gives up after `timeoutMs` (ETIMEDOUT).
-   * The caller owns `fd` (-1: none) and must close it.
+   * until the peer closes (at most `maxReply` bytes), keeping the first `maxFds` (default 1, at
+   * most 253) fds passed with it, in the order they came (close-on-exec; any further one is
+   * closed; on a rejection none is kept). Each blocking step gives up after `timeoutMs`
+   * (ETIMEDOUT). The caller owns `fds` (`fd`: the first, -1: none) and must close them. Addons
+   * built before `maxFds` ignore it and keep one fd, and answer no `fds`.
    */
-  fdRequest?(path: string, request: Buffer, timeoutMs: number, maxReply: number): Promise<{ reply: Buffer; fd: number }>;
+  fdRequest?(path: string, request: Buffer, timeoutMs: number, maxReply: number, maxFds?: number): Promise<{ reply: Buffer; fd: number; fds?: number[] }>;
   /**
    * On the thread pool: copy_file_range(2) of `len` bytes from `fdIn` at `offIn` to `fdOut` at
    * `offOut` (the bytes never enter the process); resolves the count copied (short only where the

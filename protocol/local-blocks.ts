@@ -10,8 +10,11 @@
  * server on the client's host while the HTTP server is remote, a restarted server) is never used.
  *
  * One exchange per connection: the client sends one request (JSON, one line, at most
- * LOCAL_BLOCKS.maxRequestBytes), the server answers one reply (JSON, one line, at most
- * LOCAL_BLOCKS.maxReplyBytes) with the blob's fd attached when `ok`, then closes.
+ * LOCAL_BLOCKS.maxRequestBytes) naming up to LOCAL_BLOCKS.maxBlocks distinct blocks of one
+ * volume; the server authorizes it once and answers one reply (JSON, one line, at most
+ * LOCAL_BLOCKS.maxReplyBytes): a result per block, in the request's order, with the blob fds of
+ * the blocks it gives attached to that one message in the same order, then closes. A refused
+ * request, or a refused block, comes with no fd.
  */
 
 import { BLOCK_SIZE } from "./volume.js";
@@ -24,10 +27,15 @@ export const LOCAL_BLOCKS_ENV = "SILO_LOCAL_BLOCKS";
 export const LOCAL_BLOCKS = {
   /** The socket's path under the server's home. */
   socketPath: "run/blocks.sock",
-  /** A request longer than this (without its newline) is refused (INVALID) and the connection closed. */
-  maxRequestBytes: 4096,
-  /** A reply is never longer than this. */
-  maxReplyBytes: 1024,
+  /**
+   * Most blocks one request names (512 MiB of 8 MiB blocks): bounds the request, the reply, the
+   * fds of one message (the kernel's SCM_MAX_FD is 253) and the opens behind one answer.
+   */
+  maxBlocks: 64,
+  /** A request longer than this (without its newline) is refused (INVALID) and the connection closed: maxBlocks hashes (67 bytes each in JSON) and the envelope. */
+  maxRequestBytes: 8192,
+  /** A reply is never longer than this: per block at most ~24 bytes (`{"code":"NOT_LOCAL"},`), plus the envelope. */
+  maxReplyBytes: 4096,
   /** The server closes a connection that has not sent its whole request within this long. */
   idleMs: 5_000,
   /** A client gives up on each step (connect, send, receive) after this long and falls back to HTTP. */
@@ -44,7 +52,7 @@ export interface LocalBlocksInfo {
   putSocket?: string;
 }
 
-/** What a client asks for: one block of one volume, with the same token and environment as over HTTP. */
+/** What a client asks for: blocks of one volume, with the same token and environment as over HTTP. */
 export interface LocalBlockRequest {
   /** The instance id learned from `GET /v1/local-blocks`: a request meant for another process is refused (INSTANCE). */
   instance: string;
@@ -54,21 +62,25 @@ export interface LocalBlockRequest {
   environment?: string;
   /** The volume (or network file system) id. */
   volume: string;
-  /** The block's SHA-256, lower-case hex. */
-  hash: string;
+  /** The blocks' SHA-256s, lower-case hex: 1 to LOCAL_BLOCKS.maxBlocks, no two the same (else INVALID). */
+  hashes: string[];
 }
 
 /**
- * Why a request was refused. AUTH: unknown or revoked token. NOT_FOUND: no such volume in the
- * token's workspace/environment, or no such block there. INVALID: a malformed request.
- * NOT_LOCAL: the block has no file (kept inline; read it over HTTP). INSTANCE: the request
- * names another server process. INTERNAL: anything else.
+ * Why a request (or one block of it) was refused. AUTH: unknown or revoked token. NOT_FOUND: no
+ * such volume in the token's workspace/environment, or (a block) no such block there.
+ * INVALID: a malformed request. NOT_LOCAL (a block): it has no file (kept inline; read it over
+ * HTTP). INSTANCE: the request names another server process. INTERNAL: anything else.
  */
 export type LocalBlockErrorCode = "AUTH" | "NOT_FOUND" | "INVALID" | "NOT_LOCAL" | "INSTANCE" | "INTERNAL";
 
+/** One block's result: given (its blob's fd, O_RDONLY, comes with the reply; the block is the file's first `size` bytes), or refused (no fd). */
+export type LocalBlockResult = { size: number } | { code: "NOT_FOUND" | "NOT_LOCAL" | "INTERNAL" };
+
 export type LocalBlockReply =
-  /** The blob's fd (O_RDONLY) comes with this reply; the block is its first `size` bytes. */
-  | { ok: true; instance: string; size: number }
+  /** `blocks[i]` answers `hashes[i]`; the fds attached are those of the blocks given, in the same order. */
+  | { ok: true; instance: string; blocks: LocalBlockResult[] }
+  /** The whole request refused: no fd. */
   | { ok: false; instance: string; code: LocalBlockErrorCode; message: string };
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -97,24 +109,35 @@ function requestFields(line: string, keys: readonly string[]): Record<string, un
 export function parseLocalBlockRequest(line: string): LocalBlockRequest | string {
   const r = requestFields(line, ["instance", "token", "volume"]);
   if (typeof r === "string") return r;
-  if (typeof r.hash !== "string" || !HASH.test(r.hash)) return "'hash' must be a SHA-256 in lower-case hex";
+  const { hashes } = r;
+  if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > LOCAL_BLOCKS.maxBlocks) return `'hashes' must list 1 to ${LOCAL_BLOCKS.maxBlocks} blocks`;
+  for (const h of hashes) if (typeof h !== "string" || !HASH.test(h)) return "each of 'hashes' must be a SHA-256 in lower-case hex";
+  if (new Set(hashes).size !== hashes.length) return "'hashes' must not name a block twice";
   return {
     instance: r.instance as string,
     token: r.token as string,
     environment: r.environment as string | undefined,
     volume: r.volume as string,
-    hash: r.hash as string,
+    hashes: hashes as string[],
   };
 }
 
-/** The reply in `bytes`, or undefined if it is not one. */
-export function parseLocalBlockReply(bytes: Buffer): LocalBlockReply | undefined {
+/**
+ * The reply in `bytes` to a request for `count` blocks, or undefined if it is not one: an `ok`
+ * reply must answer exactly `count` blocks, each with a size or a code.
+ */
+export function parseLocalBlockReply(bytes: Buffer, count: number): LocalBlockReply | undefined {
   try {
     const v = JSON.parse(bytes.toString("utf8")) as Partial<LocalBlockReply> | null;
     if (typeof v !== "object" || v === null || typeof v.instance !== "string") return undefined;
-    if (v.ok === true && typeof v.size === "number" && Number.isSafeInteger(v.size) && v.size >= 0) return v as LocalBlockReply;
-    if (v.ok === false && typeof v.code === "string") return v as LocalBlockReply;
-    return undefined;
+    if (v.ok === false) return typeof v.code === "string" ? (v as LocalBlockReply) : undefined;
+    if (v.ok !== true || !Array.isArray(v.blocks) || v.blocks.length !== count) return undefined;
+    for (const b of v.blocks as Array<Record<string, unknown> | null>) {
+      if (typeof b !== "object" || b === null) return undefined;
+      const sized = typeof b.size === "number" && Number.isSafeInteger(b.size) && b.size >= 0;
+      if (sized === (typeof b.code === "string")) return undefined;
+    }
+    return v as LocalBlockReply;
   } catch {
     return undefined;
   }

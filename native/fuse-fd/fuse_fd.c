@@ -17,14 +17,16 @@
  *   alignedBuffer(size)     a Buffer of `size` bytes whose memory starts on a page boundary
  *                           (freed when the Buffer is collected)
  *   ringStart, ringRegister, ringRead, ringStop   FUSE over io_uring: fuse_ring.c
- *   sendFd(sock, bytes, fd) one sendmsg(2) of `bytes` with `fd` attached (SCM_RIGHTS; fd < 0: none)
+ *   sendFd(sock, bytes, fd) one sendmsg(2) of `bytes` with `fd` attached (SCM_RIGHTS; fd < 0: none;
+ *                           an array: all of them, at most 253, in one message)
  *                           on a connected non-blocking unix socket: bytes sent, or -errno (EAGAIN
  *                           included: the caller drops the connection). Local block reads, server side.
- *   fdRequest(path, bytes, timeoutMs, maxReply)
+ *   fdRequest(path, bytes, timeoutMs, maxReply, maxFds = 1)
  *                           a Promise, worked on the libuv thread pool: connect to the unix socket
  *                           `path`, send `bytes`, read the reply until the peer closes (at most
- *                           maxReply bytes) and keep the first fd passed with it (any other closed),
- *                           close the socket; resolves { reply, fd } (fd -1: none), rejects with
+ *                           maxReply bytes) and keep the first maxFds fds passed with it (any other
+ *                           closed), close the socket; resolves { reply, fds, fd } (fds in the order
+ *                           they came; fd: the first, -1: none), rejects (every fd closed) with
  *                           an errno-coded Error (ETIMEDOUT/EAGAIN after timeoutMs without progress).
  *                           Local block reads, client side (docs/architecture.md, "Local block reads").
  *   copyRange(fdIn, offIn, fdOut, offOut, len)
@@ -64,6 +66,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,34 +376,65 @@ static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
   return buf;
 }
 
-/* sendFd(sock, bytes, fd): one sendmsg; never blocks (the socket is non-blocking: a full buffer is -EAGAIN). */
+/* Most fds one sendmsg may carry (the kernel's SCM_MAX_FD). */
+#define SEND_MAX_FDS 253
+
+/*
+ * sendFd(sock, bytes, fd): one sendmsg; never blocks (the socket is non-blocking: a full buffer is
+ * -EAGAIN). `fd` is one fd (< 0: none) or an array of up to SEND_MAX_FDS fds, all in one SCM_RIGHTS.
+ */
 static napi_value js_send_fd(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  int32_t sock, fd;
+  int32_t sock;
   void *data;
   size_t len;
+  int fds[SEND_MAX_FDS];
+  uint32_t nfds = 0;
+  bool is_array = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
-      napi_get_value_int32(env, argv[2], &fd) != napi_ok || len == 0) {
-    napi_throw_type_error(env, "EINVAL", "expected (socket fd, non-empty buffer, fd)");
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len == 0 ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected (socket fd, non-empty buffer, fd or fds)");
     return NULL;
+  }
+  if (is_array) {
+    if (napi_get_array_length(env, argv[2], &nfds) != napi_ok || nfds > SEND_MAX_FDS) {
+      napi_throw_type_error(env, "EINVAL", "at most 253 fds");
+      return NULL;
+    }
+    for (uint32_t i = 0; i < nfds; i++) {
+      napi_value v;
+      int32_t fd;
+      if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0) {
+        napi_throw_type_error(env, "EINVAL", "fds must be open fds (>= 0)");
+        return NULL;
+      }
+      fds[i] = fd;
+    }
+  } else {
+    int32_t fd;
+    if (napi_get_value_int32(env, argv[2], &fd) != napi_ok) {
+      napi_throw_type_error(env, "EINVAL", "expected (socket fd, non-empty buffer, fd or fds)");
+      return NULL;
+    }
+    if (fd >= 0) fds[nfds++] = fd;
   }
   struct iovec iov = {.iov_base = data, .iov_len = len};
   union {
     struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(SEND_MAX_FDS * sizeof(int))];
   } control;
-  memset(&control, 0, sizeof control);
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fd >= 0) {
+  if (nfds > 0) {
+    memset(&control, 0, CMSG_SPACE(nfds * sizeof(int)));
     msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   ssize_t n;
   do n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -408,8 +442,8 @@ static napi_value js_send_fd(napi_env env, napi_callback_info info) {
   return int_value(env, n < 0 ? -errno : (int32_t)n);
 }
 
-/* Most fds one reply's control message is read with: more than the one expected, so extras are seen and closed. */
-#define FD_REQUEST_MAX_FDS 8
+/* Most fds one recvmsg's control message is read with (SCM_MAX_FD): every fd passed is seen, kept or closed. */
+#define FD_REQUEST_MAX_FDS SEND_MAX_FDS
 
 struct fd_request {
   napi_async_work work;
@@ -421,7 +455,10 @@ struct fd_request {
   size_t reply_cap;
   size_t reply_len;
   int32_t timeout_ms;
-  int fd;
+  /* The fds kept, in the order they came (at most max_fds; any further one is closed). */
+  int fds[FD_REQUEST_MAX_FDS];
+  int nfds;
+  int max_fds;
   int err;
   const char *step;
   /* fdPutRequest: the fd sent with the request's first sendmsg (only when pass_fd_set). */
@@ -429,7 +466,7 @@ struct fd_request {
   int pass_fd_set;
 };
 
-/* Closes every fd of the SCM_RIGHTS messages in `msg` but the first one this request keeps. */
+/* Keeps the fds of the SCM_RIGHTS messages in `msg` up to the request's max_fds, closing any further one. */
 static void take_fds(struct fd_request *r, struct msghdr *msg) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -437,7 +474,7 @@ static void take_fds(struct fd_request *r, struct msghdr *msg) {
     for (size_t i = 0; i < n; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (r->fd < 0) r->fd = fd;
+      if (r->nfds < r->max_fds) r->fds[r->nfds++] = fd;
       else close(fd);
     }
   }
@@ -467,7 +504,7 @@ static ssize_t send_with_fd(int sock, const char *data, size_t len, int fd) {
 static void fd_request_execute(napi_env env, void *data) {
   (void)env;
   struct fd_request *r = data;
-  r->fd = -1;
+  r->nfds = 0;
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) {
     r->err = errno;
@@ -534,9 +571,9 @@ static void fd_request_execute(napi_env env, void *data) {
     r->reply_len += (size_t)n;
   }
 out:
-  if (r->err != 0 && r->fd >= 0) {
-    close(r->fd);
-    r->fd = -1;
+  if (r->err != 0) {
+    for (int i = 0; i < r->nfds; i++) close(r->fds[i]);
+    r->nfds = 0;
   }
   close(sock);
 }
@@ -557,13 +594,20 @@ static void fd_request_complete(napi_env env, napi_status status, void *data) {
     napi_create_error(env, code, text, &error);
     napi_reject_deferred(env, r->deferred, error);
   } else {
-    napi_value result, reply, fd;
+    napi_value result, reply, fd, fds;
     void *copy;
     napi_create_object(env, &result);
     napi_create_buffer_copy(env, r->reply_len, r->reply, &copy, &reply);
-    napi_create_int32(env, r->fd, &fd);
+    napi_create_int32(env, r->nfds > 0 ? r->fds[0] : -1, &fd);
+    napi_create_array_with_length(env, (size_t)r->nfds, &fds);
+    for (int i = 0; i < r->nfds; i++) {
+      napi_value v;
+      napi_create_int32(env, r->fds[i], &v);
+      napi_set_element(env, fds, (uint32_t)i, v);
+    }
     napi_set_named_property(env, result, "reply", reply);
     napi_set_named_property(env, result, "fd", fd);
+    napi_set_named_property(env, result, "fds", fds);
     napi_resolve_deferred(env, r->deferred, result);
   }
   napi_delete_async_work(env, r->work);
@@ -577,13 +621,13 @@ static void fd_request_complete(napi_env env, napi_status status, void *data) {
  * along with the request if >= 0 (fdPutRequest); `what` names the call in errors.
  */
 static napi_value fd_request_start(napi_env env, napi_value path_arg, napi_value bytes_arg, int32_t pass_fd, int32_t timeout_ms,
-                                   int32_t max_reply, const char *what) {
+                                   int32_t max_reply, int32_t max_fds, const char *what) {
   size_t path_len;
   void *data;
   size_t len;
   if (napi_get_value_string_utf8(env, path_arg, NULL, 0, &path_len) != napi_ok || napi_get_buffer_info(env, bytes_arg, &data, &len) != napi_ok ||
-      len == 0 || timeout_ms <= 0 || max_reply <= 0) {
-    napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, ..., timeoutMs > 0, maxReply > 0)");
+      len == 0 || timeout_ms <= 0 || max_reply <= 0 || max_fds < 0 || max_fds > FD_REQUEST_MAX_FDS) {
+    napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, ..., timeoutMs > 0, maxReply > 0, 0 <= maxFds <= 253)");
     return NULL;
   }
   struct fd_request *r = calloc(1, sizeof *r);
@@ -606,6 +650,7 @@ static napi_value fd_request_start(napi_env env, napi_value path_arg, napi_value
   r->request_len = len;
   r->reply_cap = (size_t)max_reply;
   r->timeout_ms = timeout_ms;
+  r->max_fds = max_fds;
   if (pass_fd >= 0) {
     /* The caller keeps its fd open until the promise settles; the kernel dups it into the message. */
     r->pass_fd = pass_fd;
@@ -625,17 +670,18 @@ static napi_value fd_request_start(napi_env env, napi_value path_arg, napi_value
   return promise;
 }
 
-/* fdRequest(path, bytes, timeoutMs, maxReply) */
+/* fdRequest(path, bytes, timeoutMs, maxReply, maxFds = 1) */
 static napi_value js_fd_request(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  int32_t timeout_ms, max_reply;
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t timeout_ms, max_reply, max_fds = 1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 4 || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || napi_get_value_int32(env, argv[3], &max_reply) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0)");
+  if (argc < 4 || napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || napi_get_value_int32(env, argv[3], &max_reply) != napi_ok ||
+      (argc >= 5 && napi_get_value_int32(env, argv[4], &max_fds) != napi_ok)) {
+    napi_throw_type_error(env, "EINVAL", "expected (path, buffer, timeoutMs > 0, maxReply > 0, maxFds?)");
     return NULL;
   }
-  return fd_request_start(env, argv[0], argv[1], -1, timeout_ms, max_reply, "fdRequest");
+  return fd_request_start(env, argv[0], argv[1], -1, timeout_ms, max_reply, max_fds, "fdRequest");
 }
 
 struct copy_range {
@@ -725,7 +771,7 @@ static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "expected (path, non-empty buffer, fd >= 0, timeoutMs > 0, maxReply > 0)");
     return NULL;
   }
-  return fd_request_start(env, argv[0], argv[1], pass_fd, timeout_ms, max_reply, "fdPutRequest");
+  return fd_request_start(env, argv[0], argv[1], pass_fd, timeout_ms, max_reply, 1, "fdPutRequest");
 }
 
 struct recv_request {

@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { type Server, type Socket, createServer } from "node:net";
 import type { FastifyBaseLogger } from "fastify";
-import { LOCAL_BLOCKS, type LocalBlockErrorCode, type LocalBlockReply, type LocalBlocksInfo, parseLocalBlockRequest } from "../../protocol/local-blocks.js";
+import { LOCAL_BLOCKS, type LocalBlockErrorCode, type LocalBlockReply, type LocalBlockResult, type LocalBlocksInfo, parseLocalBlockRequest } from "../../protocol/local-blocks.js";
 import { SiloError } from "../../protocol/errors.js";
 import type { FuseFdAddon } from "../../lib/native-addon.js";
-import { type Caller, callerOf } from "../auth/authenticate.js";
+import { callerOf } from "../auth/authenticate.js";
 import type { AuthStore } from "../auth/store.js";
 import { MAX_SOCKET_PATH, listenUnixSocket, removeUnixSocket } from "./unix-socket.js";
-import type { VolumeStore } from "./volume-store.js";
+import type { OpenVolume, VolumeStore } from "./volume-store.js";
 
 /** Connections served at once at most (each is one request, answered at once or closed within LOCAL_BLOCKS.idleMs). */
 const MAX_CONNECTIONS = 256;
@@ -16,10 +16,10 @@ const MAX_CONNECTIONS = 256;
 
 /**
  * Local block reads, the server's side (protocol/local-blocks.ts): a unix socket under the
- * server's home answering each request with the block's blob file, opened read-only and passed
- * as SCM_RIGHTS. A request is authorized exactly as `GET /v1/volumes/:id/blocks/:hash`: the
- * same token check (callerOf), the volume opened in the caller's workspace and environment,
- * the block recorded in its workspace. Only the server's user (and root) can reach the socket:
+ * server's home answering each request with the blocks' blob files, opened read-only and passed
+ * as SCM_RIGHTS in one message. A request is authorized exactly as `GET /v1/volumes/:id/blocks/:hash`
+ * for each of its blocks: the same token check (callerOf), the volume opened in the caller's
+ * workspace and environment (both once per request), each block recorded in its workspace. Only the server's user (and root) can reach the socket:
  * the home is 0700.
  *
  * The socket is served by Node's own net.Server (no thread of its own); the reply is written
@@ -110,9 +110,10 @@ export class LocalBlockServer {
       socket.off("data", onData);
       socket.pause();
       void this.answer(Buffer.concat(chunks).toString("utf8")).then(
-        ({ reply, fh }) => {
-          this.reply(socket, reply, fh?.fd ?? -1);
-          void fh?.close().catch(() => {});
+        ({ reply, files }) => {
+          this.reply(socket, reply, files.map((f) => f.fd));
+          // The message holds its own references to the files: these are closed whether or not it was sent.
+          for (const f of files) void f.close().catch(() => {});
         },
         (err) => {
           this.log.error({ err }, "local block request failed");
@@ -125,36 +126,52 @@ export class LocalBlockServer {
     socket.on("end", () => socket.destroy());
   }
 
-  /** The reply to one request line, with the opened blob when it is `ok`. */
-  private async answer(line: string): Promise<{ reply: LocalBlockReply; fh?: FileHandle }> {
+  /**
+   * The reply to one request line, with the blobs it gives opened (in the order of the reply's
+   * blocks): authorized once for all its blocks, each block then looked up in the volume's
+   * workspace on its own (a block not recorded there is NOT_FOUND and never opened).
+   */
+  private async answer(line: string): Promise<{ reply: LocalBlockReply; files: FileHandle[] }> {
     const req = parseLocalBlockRequest(line);
-    if (typeof req === "string") return { reply: this.refusal("INVALID", req) };
-    if (req.instance !== this.instance) return { reply: this.refusal("INSTANCE", "The request names another server process") };
-    let caller: Caller;
+    if (typeof req === "string") return { reply: this.refusal("INVALID", req), files: [] };
+    if (req.instance !== this.instance) return { reply: this.refusal("INSTANCE", "The request names another server process"), files: [] };
+    let vol: OpenVolume;
     try {
-      caller = callerOf(this.auth, req.token, req.environment);
-      const vol = await this.volumes.open(caller, req.volume);
-      const file = await this.volumes.blockFile(vol, req.hash);
-      if (!file) return { reply: this.refusal("NOT_LOCAL", "The block has no file of its own: read it over HTTP") };
-      return { reply: { ok: true, instance: this.instance, size: file.size }, fh: file.fh };
+      vol = await this.volumes.open(callerOf(this.auth, req.token, req.environment), req.volume);
     } catch (err) {
       if (err instanceof SiloError && (err.code === "AUTH" || err.code === "NOT_FOUND" || err.code === "INVALID")) {
-        return { reply: this.refusal(err.code, err.message) };
+        return { reply: this.refusal(err.code, err.message), files: [] };
       }
       throw err;
     }
+    const settled = await Promise.allSettled(req.hashes.map((hash) => this.volumes.blockFile(vol, hash)));
+    const blocks: LocalBlockResult[] = [];
+    const files: FileHandle[] = [];
+    for (const s of settled) {
+      if (s.status === "fulfilled") {
+        if (s.value) {
+          blocks.push({ size: s.value.size });
+          files.push(s.value.fh);
+        } else blocks.push({ code: "NOT_LOCAL" });
+      } else if (s.reason instanceof SiloError && s.reason.code === "NOT_FOUND") blocks.push({ code: "NOT_FOUND" });
+      else {
+        this.log.error({ err: s.reason }, "local block open failed");
+        blocks.push({ code: "INTERNAL" });
+      }
+    }
+    return { reply: { ok: true, instance: this.instance, blocks }, files };
   }
 
   private refusal(code: LocalBlockErrorCode, message: string): LocalBlockReply {
     return { ok: false, instance: this.instance, code, message };
   }
 
-  /** Sends `reply` (and `fd`, if >= 0) in one sendmsg, then closes the connection. */
-  private reply(socket: Socket, reply: LocalBlockReply, fd = -1): void {
+  /** Sends `reply` with `fds` attached in one sendmsg, then closes the connection. */
+  private reply(socket: Socket, reply: LocalBlockReply, fds: number[] = []): void {
     const sock = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof sock === "number" && sock >= 0 && !socket.destroyed) {
       const bytes = Buffer.from(`${JSON.stringify(reply)}\n`);
-      const sent = this.addon.sendFd(sock, bytes, fd);
+      const sent = this.addon.sendFd(sock, bytes, fds);
       // A short or refused send (-EAGAIN: the peer is not reading) is not retried: the client falls back to HTTP.
       if (sent !== bytes.length) this.log.debug({ sent }, "local block reply not sent whole");
     }

@@ -53,19 +53,23 @@ export class LocalPutServer {
   private readonly waiting: Array<() => void> = [];
   /** Exchanges in progress (close waits for them: their socket fd is in the addon's hands). */
   private readonly exchanges = new Set<Promise<void>>();
-  private readonly buffers = new BlockBuffers(BLOCK_SIZE, 2 * MAX_EXCHANGES);
+  /** Page-aligned where the addon can make them: the blob store then writes staged blocks from them with O_DIRECT. */
+  private readonly buffers: BlockBuffers;
   readonly counts: LocalPutCounts = { requests: 0, blocks: 0, bytes: 0, blocksWritten: 0, bytesWritten: 0, refused: 0 };
 
   private constructor(
     readonly path: string,
     /** The serving process's id, shared with the reads' socket (LocalBlockServer.instance). */
     private readonly instance: string,
-    private readonly addon: Required<Pick<FuseFdAddon, "sendFd" | "recvRequest">>,
+    private readonly addon: Required<Pick<FuseFdAddon, "sendFd" | "recvRequest">> & Pick<FuseFdAddon, "alignedBuffer">,
     private readonly auth: AuthStore,
     private readonly volumes: VolumeStore,
     private readonly dataDir: string,
     private readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    const aligned = addon.alignedBuffer;
+    this.buffers = new BlockBuffers(BLOCK_SIZE, 2 * MAX_EXCHANGES, aligned ? (n) => aligned(n) : null);
+  }
 
   /** Listens at `path` (a stale socket there is removed); undefined, with a log line, if it cannot. */
   static async start(
@@ -84,7 +88,7 @@ export class LocalPutServer {
       log.warn({ path }, "local block writes off: the socket path is longer than a unix socket address allows");
       return undefined;
     }
-    const a = { sendFd: addon.sendFd.bind(addon), recvRequest: addon.recvRequest.bind(addon) };
+    const a = { sendFd: addon.sendFd.bind(addon), recvRequest: addon.recvRequest.bind(addon), alignedBuffer: addon.alignedBuffer?.bind(addon) };
     const s = new LocalPutServer(path, instance, a, deps.auth, deps.volumes, deps.dataDir, log);
     try {
       await s.listen();

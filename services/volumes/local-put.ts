@@ -80,7 +80,7 @@ export async function storeRange(deps: LocalPutDeps, ws: string, fd: number, off
           if (data.length <= INLINE_BLOCK_MAX) inline.push({ hash, data: Buffer.from(data) });
           else if (!stagedHashes.has(hash) && (await store.missingBlocks(ws, [hash], clock.now())).length > 0) {
             stagedHashes.add(hash);
-            staged.push(await group.stage(ws, hash, data));
+            staged.push(await group.stage(ws, hash, data, mem.pageAligned));
           }
         } finally {
           mem.release();

@@ -80,6 +80,13 @@ export interface FuseFdAddon {
    * open, and unread by Node, until it settles. Absent from addons built before it.
    */
   recvRequest?(sock: number, maxBytes: number, timeoutMs: number): Promise<{ request: Buffer; fd: number; complete: boolean }>;
+  /**
+   * On the thread pool: fills `buf` from `fd` at `position` (pread(2)s of at most 1 MiB, each
+   * hashed right after its read, with the OpenSSL Node ships) and resolves the SHA-256 digest (32
+   * bytes) of `buf`'s bytes, or undefined if the file ended before `buf` was full. Rejects with an
+   * errno-coded Error. `buf` must not be touched until it settles. Absent from addons built before it.
+   */
+  readHashed?(fd: number, buf: Buffer, position: number): Promise<Buffer | undefined>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -87,6 +87,13 @@ export interface FuseFdAddon {
    * errno-coded Error. `buf` must not be touched until it settles. Absent from addons built before it.
    */
   readHashed?(fd: number, buf: Buffer, position: number): Promise<Buffer | undefined>;
+  /**
+   * On the thread pool: fsync(2) (fdatasync with `dataOnly`) of every fd of `fds` (at most 64) at
+   * once, each on a thread of its own, so they share a journal commit and a disk cache flush.
+   * Resolves once all returned; rejects with the first failure's errno-coded Error (every sync
+   * still ran). Absent from addons built before it.
+   */
+  syncAll?(fds: number[], dataOnly: boolean): Promise<void>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -4,6 +4,7 @@ import { constants, type FileHandle, mkdir, open, readdir, rename, stat, unlink 
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fsyncPath } from "../../lib/fsync-path.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { writevAll } from "../../lib/writev-all.js";
 import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
@@ -29,7 +30,14 @@ export class LocalBlobStore implements BlobStore {
   /** Bytes of staged blobs written with O_DIRECT since the start. */
   directBytes = 0;
 
-  constructor(private readonly root: string) {}
+  /**
+   * `syncAll`: fsyncs of many fds at once (native/fuse-fd syncAll); without it (the addon not
+   * built) a group's syncs go through the thread pool, four at a time.
+   */
+  constructor(
+    private readonly root: string,
+    private readonly syncAll: SyncAll | undefined = addonSyncAll(),
+  ) {}
 
   private dir(ns: string, hash: string): string {
     return join(this.root, ns, hash.slice(0, 2));
@@ -102,14 +110,17 @@ export class LocalBlobStore implements BlobStore {
       const blobs = group as readonly LocalStagedBlob[];
       try {
         // Together: the disk flushes its cache once or a few times for all of them, not once each.
-        await Promise.all(blobs.map((b) => b.fh!.datasync()));
+        if (this.syncAll) await this.syncEach(blobs.map((b) => b.fh!.fd), true);
+        else await Promise.all(blobs.map((b) => b.fh!.datasync()));
         await Promise.all(blobs.map((b) => b.fh!.close().then(() => (b.fh = undefined))));
         for (const b of blobs) {
           await rename(b.tmp, this.file(b.ns, b.hash));
           b.state = "renamed";
         }
         // The renames are durable once their directories are synced: one fsync per distinct directory.
-        await Promise.all([...new Set(blobs.map((b) => b.dir))].map((dir) => this.dirSyncs.sync(dir)));
+        const dirs = [...new Set(blobs.map((b) => b.dir))];
+        if (this.syncAll) await this.syncDirs(dirs);
+        else await Promise.all(dirs.map((dir) => this.dirSyncs.sync(dir)));
       } catch (err) {
         await this.group.discard(blobs);
         throw err;
@@ -124,6 +135,22 @@ export class LocalBlobStore implements BlobStore {
       }
     },
   };
+
+  /** syncAll of `fds`, SYNC_ALL_MAX at a time. */
+  private async syncEach(fds: number[], dataOnly: boolean): Promise<void> {
+    for (let i = 0; i < fds.length; i += SYNC_ALL_MAX) await this.syncAll!(fds.slice(i, i + SYNC_ALL_MAX), dataOnly);
+  }
+
+  /** fsyncs of `dirs` at once (each opened after the renames it must cover). */
+  private async syncDirs(dirs: string[]): Promise<void> {
+    const handles: FileHandle[] = [];
+    try {
+      for (const dir of dirs) handles.push(await open(dir, "r"));
+      await this.syncEach(handles.map((h) => h.fd), false);
+    } finally {
+      await Promise.all(handles.map((h) => h.close().catch(() => {})));
+    }
+  }
 
   /**
    * Writes the whole pages at the start of `data` to `tmp` with O_DIRECT: the disk reads the
@@ -209,6 +236,18 @@ interface LocalStagedBlob extends StagedBlob {
   fh: FileHandle | undefined;
   /** staged: the temp file holds it; renamed: it is in place; gone: discarded. */
   state: "staged" | "renamed" | "gone";
+}
+
+/** fsyncs (fdatasyncs with `dataOnly`) of every fd at once; rejects with the first failure once all ran. */
+export type SyncAll = (fds: number[], dataOnly: boolean) => Promise<void>;
+
+/** Fds one syncAll takes (native/fuse-fd). */
+const SYNC_ALL_MAX = 64;
+
+/** The addon's syncAll, if it is built (and new enough). */
+function addonSyncAll(): SyncAll | undefined {
+  const addon = fuseFdAddonIfBuilt();
+  return addon?.syncAll ? (fds, dataOnly) => addon.syncAll!(fds, dataOnly) : undefined;
 }
 
 /** EINVAL: the file system does not take O_DIRECT (or not with this alignment). */

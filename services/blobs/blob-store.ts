@@ -46,6 +46,8 @@ export interface StagedBlob {
   readonly ns: string;
   readonly hash: string;
   readonly size: number;
+  /** Of its bytes, how many the disk read straight from the caller's memory (O_DIRECT). */
+  readonly directBytes: number;
 }
 
 /**

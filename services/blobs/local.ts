@@ -27,8 +27,6 @@ export class LocalBlobStore implements BlobStore {
   private readonly dirSyncs = new CoalescedSyncs((dir) => fsyncPath(dir));
   /** Cleared when the file system refuses O_DIRECT: later staged blobs are written through the page cache. */
   private directWrites = true;
-  /** Bytes of staged blobs written with O_DIRECT since the start. */
-  directBytes = 0;
 
   /**
    * `syncAll`: fsyncs of many fds at once (native/fuse-fd syncAll); without it (the addon not
@@ -95,11 +93,11 @@ export class LocalBlobStore implements BlobStore {
       const dir = await this.ensureDir(ns, hash);
       const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
       const fh = await open(tmp, "w");
-      const staged: LocalStagedBlob = { ns, hash, size: data.length, dir, tmp, fh, state: "staged" };
+      const staged: LocalStagedBlob = { ns, hash, size: data.length, directBytes: 0, dir, tmp, fh, state: "staged" };
       try {
-        const direct = pageAligned ? await this.writeDirect(tmp, data) : 0;
+        staged.directBytes = pageAligned ? await this.writeDirect(tmp, data) : 0;
         // The rest (all of it, or the last partial page) through the page cache.
-        if (direct < data.length) await writevAll(fh, [data.subarray(direct)], direct);
+        if (staged.directBytes < data.length) await writevAll(fh, [data.subarray(staged.directBytes)], staged.directBytes);
         return staged;
       } catch (err) {
         await this.group.discard([staged]);
@@ -181,7 +179,6 @@ export class LocalBlobStore implements BlobStore {
     } finally {
       await dio.close();
     }
-    this.directBytes += whole;
     return whole;
   }
 
@@ -231,6 +228,7 @@ export class LocalBlobStore implements BlobStore {
 
 /** A staged blob of this store: its temp file, open until published. */
 interface LocalStagedBlob extends StagedBlob {
+  directBytes: number;
   dir: string;
   tmp: string;
   fh: FileHandle | undefined;

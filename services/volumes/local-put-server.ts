@@ -29,6 +29,8 @@ export interface LocalPutCounts {
   /** Blocks, and their bytes, that had to be written (the others were held already). */
   blocksWritten: number;
   bytesWritten: number;
+  /** Of bytesWritten, those written with O_DIRECT from the pooled buffers (no page-cache copy). */
+  bytesDirect: number;
   /** Requests refused (any code). */
   refused: number;
 }
@@ -58,7 +60,7 @@ export class LocalPutServer {
   private readonly buffers: BlockBuffers;
   /** How blocks are read and hashed: on the thread pool where the addon can (readHashed), else on the main thread. */
   private readonly read: BlockReader;
-  readonly counts: LocalPutCounts = { requests: 0, blocks: 0, bytes: 0, blocksWritten: 0, bytesWritten: 0, refused: 0 };
+  readonly counts: LocalPutCounts = { requests: 0, blocks: 0, bytes: 0, blocksWritten: 0, bytesWritten: 0, bytesDirect: 0, refused: 0 };
 
   private constructor(
     readonly path: string,
@@ -189,6 +191,7 @@ export class LocalPutServer {
       this.counts.bytes += req.length;
       this.counts.blocksWritten += stored.written;
       this.counts.bytesWritten += stored.bytesWritten;
+      this.counts.bytesDirect += stored.bytesDirect;
       return { ok: true, instance: this.instance, blocks: stored.blocks, written: stored.written };
     } catch (err) {
       const e = asNoSpace(err, this.dataDir);

@@ -38,6 +38,8 @@ export interface StoredRange {
   blocks: LocalPutBlock[];
   written: number;
   bytesWritten: number;
+  /** Of bytesWritten, those the disk read straight from the pooled buffers (O_DIRECT). */
+  bytesDirect: number;
 }
 
 /**
@@ -114,7 +116,12 @@ export async function storeRange(deps: LocalPutDeps, ws: string, fd: number, off
     await group.discard(staged);
     throw err;
   }
-  return { blocks, written: staged.length + inline.length, bytesWritten: staged.reduce((n, b) => n + b.size, 0) };
+  return {
+    blocks,
+    written: staged.length + inline.length,
+    bytesWritten: staged.reduce((n, b) => n + b.size, 0),
+    bytesDirect: staged.reduce((n, b) => n + b.directBytes, 0),
+  };
 }
 
 /**

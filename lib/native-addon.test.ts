@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -96,6 +97,48 @@ describe("native/fuse-fd", { timeout: 60_000 }, () => {
       expect(() => addon.recvFd("3" as unknown as number)).toThrow(expect.objectContaining({ code: "EINVAL" }));
     } finally {
       closeSync(file);
+    }
+  });
+
+  it("readHashed fills the buffer from the file at the position and answers the SHA-256 of exactly those bytes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "silo-read-hashed-"));
+    try {
+      // Chunks of 1 MiB: a buffer of two and a half of them, read from an odd offset.
+      const data = randomBytes(3 * 1024 * 1024);
+      writeFileSync(join(dir, "f"), data);
+      const fd = openSync(join(dir, "f"), "r");
+      try {
+        const buf = Buffer.alloc(2.5 * 1024 * 1024 + 3);
+        const digest = await addon.readHashed!(fd, buf, 12_345);
+        const want = data.subarray(12_345, 12_345 + buf.length);
+        expect(buf.equals(want)).toBe(true);
+        expect(digest?.toString("hex")).toBe(createHash("sha256").update(want).digest("hex"));
+        // The file ends before the buffer is full: no digest.
+        expect(await addon.readHashed!(fd, buf, data.length - 100)).toBeUndefined();
+        await expect(addon.readHashed!(1_000_000, buf, 0)).rejects.toMatchObject({ code: "EBADF" });
+        expect(() => addon.readHashed!(fd, buf, -1)).toThrow();
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("syncAll syncs every fd at once and rejects with the errno of one that fails, after all ran", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "silo-sync-all-"));
+    const fds = [0, 1, 2].map((i) => openSync(join(dir, `f${i}`), "w"));
+    try {
+      for (const fd of fds) writeSync(fd, "synced");
+      await addon.syncAll!(fds, true);
+      const dirFd = openSync(dir, "r");
+      await addon.syncAll!([...fds, dirFd], false);
+      closeSync(dirFd);
+      await expect(addon.syncAll!([fds[0]!, 1_000_000, fds[1]!], true)).rejects.toMatchObject({ code: "EBADF" });
+      expect(() => addon.syncAll!(Array.from({ length: 65 }, () => fds[0]!), true)).toThrow();
+    } finally {
+      for (const fd of fds) closeSync(fd);
+      rmSync(dir, { recursive: true });
     }
   });
 });

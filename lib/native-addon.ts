@@ -83,6 +83,20 @@ export interface FuseFdAddon {
    * open, and unread by Node, until it settles. Absent from addons built before it.
    */
   recvRequest?(sock: number, maxBytes: number, timeoutMs: number): Promise<{ request: Buffer; fd: number; complete: boolean }>;
+  /**
+   * On the thread pool: fills `buf` from `fd` at `position` (pread(2)s of at most 1 MiB, each
+   * hashed right after its read, with the OpenSSL Node ships) and resolves the SHA-256 digest (32
+   * bytes) of `buf`'s bytes, or undefined if the file ended before `buf` was full. Rejects with an
+   * errno-coded Error. `buf` must not be touched until it settles. Absent from addons built before it.
+   */
+  readHashed?(fd: number, buf: Buffer, position: number): Promise<Buffer | undefined>;
+  /**
+   * On the thread pool: fsync(2) (fdatasync with `dataOnly`) of every fd of `fds` (at most 64) at
+   * once, each on a thread of its own, so they share a journal commit and a disk cache flush.
+   * Resolves once all returned; rejects with the first failure's errno-coded Error (every sync
+   * still ran). Absent from addons built before it.
+   */
+  syncAll?(fds: number[], dataOnly: boolean): Promise<void>;
 }
 
 /** An fd watched by the addon (opaque). */

@@ -45,8 +45,24 @@
  *                           the newline came; request excludes it). Local block writes, server side:
  *                           Node's own reads of a socket drop the fds passed on it, so the server's
  *                           net.Server for that socket never reads (pauseOnConnect) and this does.
+ *   readHashed(fd, buf, position)
+ *                           a Promise, on the thread pool: fills `buf` from `fd` at `position` with
+ *                           pread(2)s of at most 1 MiB, each chunk hashed (SHA-256, the OpenSSL Node
+ *                           ships) right after its read, while it is still in the CPU cache; resolves
+ *                           the 32-byte digest of `buf`'s bytes, or undefined if the file ended before
+ *                           `buf` was full; rejects with an errno-coded Error. `buf` must not be
+ *                           touched until it settles. Local block writes, server side: the hashing
+ *                           leaves the event loop, and two requests hash on two cores.
+ *   syncAll(fds, dataOnly)  a Promise, on the thread pool: fsync(2) (fdatasync with dataOnly) of every fd
+ *                           of `fds` (an array of at most 64) at once, each on a thread of its own;
+ *                           resolves once all returned, or rejects with the first failure's
+ *                           errno-coded Error (in the order of `fds`; every sync still ran). Why:
+ *                           syncs issued together wait for one journal commit and one disk cache
+ *                           flush; queued on libuv's 4 threads, each sync that finds its transaction
+ *                           already committed sends a flush of its own (ext4), ~30 per group of 16
+ *                           blobs (docs/benchmarks.md, "Local block writes with O_DIRECT").
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
- * Every function but fdRequest, copyRange, fdPutRequest and recvRequest (thread pool) is synchronous
+ * Every function but fdRequest, copyRange, fdPutRequest, recvRequest, readHashed and syncAll (thread pool) is synchronous
  * and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
  *
@@ -72,6 +88,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -80,6 +97,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <openssl/evp.h>
 
 #include "fuse_ring.h"
 
@@ -760,6 +779,211 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* readHashed(fd, buf, position): see the top of this file. */
+#define READ_HASHED_CHUNK (1024 * 1024)
+
+struct read_hashed {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buf_ref; /* keeps `buf` alive while the pool reads into it */
+  int fd;
+  uint8_t *buf;
+  size_t len;
+  int64_t position;
+  int short_read; /* the file ended before buf was full */
+  int err;        /* an errno; EPROTO: OpenSSL failed */
+  unsigned char digest[32];
+};
+
+static void read_hashed_execute(napi_env env, void *data) {
+  (void)env;
+  struct read_hashed *r = data;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    r->err = EPROTO;
+    EVP_MD_CTX_free(ctx);
+    return;
+  }
+  size_t done = 0;
+  while (done < r->len) {
+    size_t want = r->len - done < READ_HASHED_CHUNK ? r->len - done : READ_HASHED_CHUNK;
+    ssize_t n = pread(r->fd, r->buf + done, want, (off_t)(r->position + (int64_t)done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      r->err = errno;
+      break;
+    }
+    if (n == 0) {
+      r->short_read = 1;
+      break;
+    }
+    if (EVP_DigestUpdate(ctx, r->buf + done, (size_t)n) != 1) {
+      r->err = EPROTO;
+      break;
+    }
+    done += (size_t)n;
+  }
+  unsigned int out = 0;
+  if (r->err == 0 && !r->short_read && (EVP_DigestFinal_ex(ctx, r->digest, &out) != 1 || out != sizeof r->digest)) r->err = EPROTO;
+  EVP_MD_CTX_free(ctx);
+}
+
+static void read_hashed_complete(napi_env env, napi_status status, void *data) {
+  struct read_hashed *r = data;
+  if (status != napi_ok && r->err == 0) r->err = ECANCELED;
+  if (r->err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(r->err);
+    snprintf(msg, sizeof msg, "readHashed: %s", r->err == EPROTO ? "SHA-256 failed" : strerror(r->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, r->deferred, error);
+  } else if (r->short_read) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, r->deferred, undef);
+  } else {
+    napi_value digest;
+    napi_create_buffer_copy(env, sizeof r->digest, r->digest, NULL, &digest);
+    napi_resolve_deferred(env, r->deferred, digest);
+  }
+  napi_delete_reference(env, r->buf_ref);
+  napi_delete_async_work(env, r->work);
+  free(r);
+}
+
+static napi_value js_read_hashed(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd;
+  int64_t position;
+  bool is_buffer = false;
+  void *buf = NULL;
+  size_t len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[1], &buf, &len) != napi_ok || napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (fd, buf: Buffer, position >= 0)");
+    return NULL;
+  }
+  struct read_hashed *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, "readHashed");
+  r->fd = fd;
+  r->buf = buf;
+  r->len = len;
+  r->position = position;
+  napi_value promise, name;
+  if (napi_create_reference(env, argv[1], 1, &r->buf_ref) != napi_ok) {
+    free(r);
+    return NULL;
+  }
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "silo:read-hashed", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, read_hashed_execute, read_hashed_complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    napi_delete_reference(env, r->buf_ref);
+    free(r);
+    napi_throw_error(env, "EIO", "readHashed: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
+/* syncAll(fds, dataOnly): see the top of this file. */
+#define SYNC_ALL_MAX 64
+
+struct sync_one {
+  pthread_t thread;
+  int fd, data_only, err, started;
+};
+
+struct sync_all {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint32_t n;
+  struct sync_one each[SYNC_ALL_MAX];
+};
+
+static void *sync_one_run(void *arg) {
+  struct sync_one *o = arg;
+  int r;
+  do r = o->data_only ? fdatasync(o->fd) : fsync(o->fd);
+  while (r < 0 && errno == EINTR);
+  o->err = r < 0 ? errno : 0;
+  return NULL;
+}
+
+static void sync_all_execute(napi_env env, void *data) {
+  (void)env;
+  struct sync_all *a = data;
+  for (uint32_t i = 0; i < a->n; i++) a->each[i].started = pthread_create(&a->each[i].thread, NULL, sync_one_run, &a->each[i]) == 0;
+  /* A thread that could not start: its sync runs here (later than the others, still done). */
+  for (uint32_t i = 0; i < a->n; i++)
+    if (a->each[i].started) pthread_join(a->each[i].thread, NULL);
+    else sync_one_run(&a->each[i]);
+}
+
+static void sync_all_complete(napi_env env, napi_status status, void *data) {
+  struct sync_all *a = data;
+  int err = status != napi_ok ? ECANCELED : 0;
+  for (uint32_t i = 0; i < a->n && err == 0; i++) err = a->each[i].err;
+  if (err != 0) {
+    char msg[256];
+    const char *name = strerrorname_np(err);
+    snprintf(msg, sizeof msg, "syncAll: %s", strerror(err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, a->deferred, error);
+  } else {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, a->deferred, undef);
+  }
+  napi_delete_async_work(env, a->work);
+  free(a);
+}
+
+static napi_value js_sync_all(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool is_array = false, data_only = false;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok ||
+      n > SYNC_ALL_MAX || napi_get_value_bool(env, argv[1], &data_only) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "expected (fds: number[] of at most 64, dataOnly: boolean)");
+    return NULL;
+  }
+  struct sync_all *a = calloc(1, sizeof *a);
+  if (!a) return throw_errno(env, ENOMEM, "syncAll");
+  a->n = n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    int32_t fd;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0) {
+      free(a);
+      napi_throw_type_error(env, "EINVAL", "syncAll: every fd must be a non-negative integer");
+      return NULL;
+    }
+    a->each[i].fd = fd;
+    a->each[i].data_only = data_only;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &a->deferred, &promise);
+  napi_create_string_utf8(env, "silo:sync-all", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, sync_all_execute, sync_all_complete, a, &a->work) != napi_ok ||
+      napi_queue_async_work(env, a->work) != napi_ok) {
+    free(a);
+    napi_throw_error(env, "EIO", "syncAll: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 /* fdPutRequest(path, bytes, fd, timeoutMs, maxReply): fdRequest with `fd` passed along with the request. */
 static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -938,6 +1162,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdPutRequest", NULL, js_fd_put_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvRequest", NULL, js_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readHashed", NULL, js_read_hashed, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncAll", NULL, js_sync_all, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, silo_ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRegister", NULL, silo_ring_register, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringRead", NULL, silo_ring_read, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -46,6 +46,8 @@ export interface StagedBlob {
   readonly ns: string;
   readonly hash: string;
   readonly size: number;
+  /** Of its bytes, how many the disk read straight from the caller's memory (O_DIRECT). */
+  readonly directBytes: number;
 }
 
 /**
@@ -57,7 +59,11 @@ export interface StagedBlob {
  * unrecorded, until GC's sweep).
  */
 export interface GroupBlobWrites {
-  stage(ns: string, hash: string, data: Uint8Array): Promise<StagedBlob>;
+  /**
+   * `pageAligned`: `data` starts on a page boundary and the caller leaves it untouched until
+   * `stage` resolves, so the store may have the disk read it in place (O_DIRECT).
+   */
+  stage(ns: string, hash: string, data: Uint8Array, pageAligned?: boolean): Promise<StagedBlob>;
   publish(group: readonly StagedBlob[]): Promise<void>;
   /** Removes staged blobs that will not be published (idempotent; never throws). */
   discard(group: readonly StagedBlob[]): Promise<void>;

@@ -1,15 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { constants, type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fsyncPath } from "../../lib/fsync-path.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { writevAll } from "../../lib/writev-all.js";
 import { CoalescedSyncs } from "../coalesced-syncs.js";
 import { notFound } from "../errors.js";
 import type { BlobInfo, BlobStore, ByteRange, GroupBlobWrites, StagedBlob } from "./blob-store.js";
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** What O_DIRECT asks of a write's memory, length and offset (a page: a multiple of any disk's logical block). */
+export const DIRECT_ALIGN = 4096;
 
 /**
  * Blobs as files under `<root>/<namespace>/<aa>/<hash>`. A put writes a temp file in the
@@ -21,8 +25,17 @@ export class LocalBlobStore implements BlobStore {
   private readonly dirs = new Set<string>();
   /** Directory fsyncs, coalesced: puts landing together in one directory share one. */
   private readonly dirSyncs = new CoalescedSyncs((dir) => fsyncPath(dir));
+  /** Cleared when the file system refuses O_DIRECT: later staged blobs are written through the page cache. */
+  private directWrites = true;
 
-  constructor(private readonly root: string) {}
+  /**
+   * `syncAll`: fsyncs of many fds at once (native/fuse-fd syncAll); without it (the addon not
+   * built) a group's syncs go through the thread pool, four at a time.
+   */
+  constructor(
+    private readonly root: string,
+    private readonly syncAll: SyncAll | undefined = addonSyncAll(),
+  ) {}
 
   private dir(ns: string, hash: string): string {
     return join(this.root, ns, hash.slice(0, 2));
@@ -76,13 +89,15 @@ export class LocalBlobStore implements BlobStore {
   }
 
   readonly group: GroupBlobWrites = {
-    stage: async (ns, hash, data) => {
+    stage: async (ns, hash, data, pageAligned = false) => {
       const dir = await this.ensureDir(ns, hash);
       const tmp = join(dir, `.tmp-${hash}-${randomBytes(6).toString("hex")}`);
       const fh = await open(tmp, "w");
-      const staged: LocalStagedBlob = { ns, hash, size: data.length, dir, tmp, fh, state: "staged" };
+      const staged: LocalStagedBlob = { ns, hash, size: data.length, directBytes: 0, dir, tmp, fh, state: "staged" };
       try {
-        await writevAll(fh, [data]);
+        staged.directBytes = pageAligned ? await this.writeDirect(tmp, data) : 0;
+        // The rest (all of it, or the last partial page) through the page cache.
+        if (staged.directBytes < data.length) await writevAll(fh, [data.subarray(staged.directBytes)], staged.directBytes);
         return staged;
       } catch (err) {
         await this.group.discard([staged]);
@@ -93,14 +108,17 @@ export class LocalBlobStore implements BlobStore {
       const blobs = group as readonly LocalStagedBlob[];
       try {
         // Together: the disk flushes its cache once or a few times for all of them, not once each.
-        await Promise.all(blobs.map((b) => b.fh!.datasync()));
+        if (this.syncAll) await this.syncEach(blobs.map((b) => b.fh!.fd), true);
+        else await Promise.all(blobs.map((b) => b.fh!.datasync()));
         await Promise.all(blobs.map((b) => b.fh!.close().then(() => (b.fh = undefined))));
         for (const b of blobs) {
           await rename(b.tmp, this.file(b.ns, b.hash));
           b.state = "renamed";
         }
         // The renames are durable once their directories are synced: one fsync per distinct directory.
-        await Promise.all([...new Set(blobs.map((b) => b.dir))].map((dir) => this.dirSyncs.sync(dir)));
+        const dirs = [...new Set(blobs.map((b) => b.dir))];
+        if (this.syncAll) await this.syncDirs(dirs);
+        else await Promise.all(dirs.map((dir) => this.dirSyncs.sync(dir)));
       } catch (err) {
         await this.group.discard(blobs);
         throw err;
@@ -115,6 +133,54 @@ export class LocalBlobStore implements BlobStore {
       }
     },
   };
+
+  /** syncAll of `fds`, SYNC_ALL_MAX at a time. */
+  private async syncEach(fds: number[], dataOnly: boolean): Promise<void> {
+    for (let i = 0; i < fds.length; i += SYNC_ALL_MAX) await this.syncAll!(fds.slice(i, i + SYNC_ALL_MAX), dataOnly);
+  }
+
+  /** fsyncs of `dirs` at once (each opened after the renames it must cover). */
+  private async syncDirs(dirs: string[]): Promise<void> {
+    const handles: FileHandle[] = [];
+    try {
+      for (const dir of dirs) handles.push(await open(dir, "r"));
+      await this.syncEach(handles.map((h) => h.fd), false);
+    } finally {
+      await Promise.all(handles.map((h) => h.close().catch(() => {})));
+    }
+  }
+
+  /**
+   * Writes the whole pages at the start of `data` to `tmp` with O_DIRECT: the disk reads the
+   * caller's buffer itself, so nothing is copied into the page cache. On this VM a buffered write
+   * of new blobs cost the server ~2.5–3 system CPU-s per GiB: each page-cache page it fills is
+   * fresh memory the host must fault in (docs/benchmarks.md, "Local block writes with O_DIRECT").
+   * The blob is still made durable by the group's fdatasync (the allocation and the disk's
+   * cache). Returns the bytes written so (0: none; the caller writes the rest the ordinary way).
+   */
+  private async writeDirect(tmp: string, data: Uint8Array): Promise<number> {
+    const whole = data.length - (data.length % DIRECT_ALIGN);
+    if (!this.directWrites || whole === 0) return 0;
+    let dio: FileHandle;
+    try {
+      dio = await open(tmp, constants.O_WRONLY | constants.O_DIRECT);
+    } catch (err) {
+      if (!refusesDirect(err)) throw err;
+      this.directWrites = false;
+      return 0;
+    }
+    try {
+      await writevAll(dio, [data.subarray(0, whole)], 0);
+    } catch (err) {
+      // A file system that wants more alignment than a page: the caller rewrites the whole blob buffered.
+      if (!refusesDirect(err)) throw err;
+      this.directWrites = false;
+      return 0;
+    } finally {
+      await dio.close();
+    }
+    return whole;
+  }
 
   async open(ns: string, hash: string): Promise<FileHandle> {
     return open(this.file(ns, hash), "r").catch(() => {
@@ -162,12 +228,28 @@ export class LocalBlobStore implements BlobStore {
 
 /** A staged blob of this store: its temp file, open until published. */
 interface LocalStagedBlob extends StagedBlob {
+  directBytes: number;
   dir: string;
   tmp: string;
   fh: FileHandle | undefined;
   /** staged: the temp file holds it; renamed: it is in place; gone: discarded. */
   state: "staged" | "renamed" | "gone";
 }
+
+/** fsyncs (fdatasyncs with `dataOnly`) of every fd at once; rejects with the first failure once all ran. */
+export type SyncAll = (fds: number[], dataOnly: boolean) => Promise<void>;
+
+/** Fds one syncAll takes (native/fuse-fd). */
+const SYNC_ALL_MAX = 64;
+
+/** The addon's syncAll, if it is built (and new enough). */
+function addonSyncAll(): SyncAll | undefined {
+  const addon = fuseFdAddonIfBuilt();
+  return addon?.syncAll ? (fds, dataOnly) => addon.syncAll!(fds, dataOnly) : undefined;
+}
+
+/** EINVAL: the file system does not take O_DIRECT (or not with this alignment). */
+const refusesDirect = (err: unknown) => (err as NodeJS.ErrnoException).code === "EINVAL";
 
 /** Bytes gathered before a write: network chunks are small, a block is up to 8 MiB. */
 const WRITE_BYTES = 4 << 20;

@@ -9,6 +9,7 @@ import { callerOf } from "../auth/authenticate.js";
 import type { AuthStore } from "../auth/store.js";
 import { asNoSpace } from "../disk-full.js";
 import { SiloError } from "../errors.js";
+import { type BlockReader, nativeBlockReader, readHashed } from "./local-put.js";
 import { MAX_SOCKET_PATH, listenUnixSocket, removeUnixSocket } from "./unix-socket.js";
 import type { VolumeStore } from "./volume-store.js";
 
@@ -28,6 +29,8 @@ export interface LocalPutCounts {
   /** Blocks, and their bytes, that had to be written (the others were held already). */
   blocksWritten: number;
   bytesWritten: number;
+  /** Of bytesWritten, those written with O_DIRECT from the pooled buffers (no page-cache copy). */
+  bytesDirect: number;
   /** Requests refused (any code). */
   refused: number;
 }
@@ -53,19 +56,26 @@ export class LocalPutServer {
   private readonly waiting: Array<() => void> = [];
   /** Exchanges in progress (close waits for them: their socket fd is in the addon's hands). */
   private readonly exchanges = new Set<Promise<void>>();
-  private readonly buffers = new BlockBuffers(BLOCK_SIZE, 2 * MAX_EXCHANGES);
-  readonly counts: LocalPutCounts = { requests: 0, blocks: 0, bytes: 0, blocksWritten: 0, bytesWritten: 0, refused: 0 };
+  /** Page-aligned where the addon can make them: the blob store then writes staged blocks from them with O_DIRECT. */
+  private readonly buffers: BlockBuffers;
+  /** How blocks are read and hashed: on the thread pool where the addon can (readHashed), else on the main thread. */
+  private readonly read: BlockReader;
+  readonly counts: LocalPutCounts = { requests: 0, blocks: 0, bytes: 0, blocksWritten: 0, bytesWritten: 0, bytesDirect: 0, refused: 0 };
 
   private constructor(
     readonly path: string,
     /** The serving process's id, shared with the reads' socket (LocalBlockServer.instance). */
     private readonly instance: string,
-    private readonly addon: Required<Pick<FuseFdAddon, "sendFd" | "recvRequest">>,
+    private readonly addon: Required<Pick<FuseFdAddon, "sendFd" | "recvRequest">> & Pick<FuseFdAddon, "alignedBuffer" | "readHashed">,
     private readonly auth: AuthStore,
     private readonly volumes: VolumeStore,
     private readonly dataDir: string,
     private readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    const aligned = addon.alignedBuffer;
+    this.buffers = new BlockBuffers(BLOCK_SIZE, 2 * MAX_EXCHANGES, aligned ? (n) => aligned(n) : null);
+    this.read = addon.readHashed ? nativeBlockReader(addon.readHashed) : readHashed;
+  }
 
   /** Listens at `path` (a stale socket there is removed); undefined, with a log line, if it cannot. */
   static async start(
@@ -84,7 +94,12 @@ export class LocalPutServer {
       log.warn({ path }, "local block writes off: the socket path is longer than a unix socket address allows");
       return undefined;
     }
-    const a = { sendFd: addon.sendFd.bind(addon), recvRequest: addon.recvRequest.bind(addon) };
+    const a = {
+      sendFd: addon.sendFd.bind(addon),
+      recvRequest: addon.recvRequest.bind(addon),
+      alignedBuffer: addon.alignedBuffer?.bind(addon),
+      readHashed: addon.readHashed?.bind(addon),
+    };
     const s = new LocalPutServer(path, instance, a, deps.auth, deps.volumes, deps.dataDir, log);
     try {
       await s.listen();
@@ -170,12 +185,13 @@ export class LocalPutServer {
     try {
       const caller = callerOf(this.auth, req.token, req.environment);
       const vol = await this.volumes.open(caller, req.volume);
-      const stored = await this.volumes.storeFileRange(vol, got.fd, req.offset, req.length, this.buffers);
+      const stored = await this.volumes.storeFileRange(vol, got.fd, req.offset, req.length, this.buffers, this.read);
       this.counts.requests++;
       this.counts.blocks += stored.blocks.length;
       this.counts.bytes += req.length;
       this.counts.blocksWritten += stored.written;
       this.counts.bytesWritten += stored.bytesWritten;
+      this.counts.bytesDirect += stored.bytesDirect;
       return { ok: true, instance: this.instance, blocks: stored.blocks, written: stored.written };
     } catch (err) {
       const e = asNoSpace(err, this.dataDir);

@@ -101,5 +101,6 @@ export function localPutMetrics(registry: Registry, counts: LocalPutCounts): voi
   counterOf("silo_volume_local_put_bytes_total", "Bytes of the ranges local block writes covered", () => counts.bytes);
   counterOf("silo_volume_local_put_blocks_written_total", "Blocks local block writes had to store (the others were held already)", () => counts.blocksWritten);
   counterOf("silo_volume_local_put_bytes_written_total", "Bytes of the blob files local block writes stored", () => counts.bytesWritten);
+  counterOf("silo_volume_local_put_bytes_direct_total", "Of those bytes, the ones written with O_DIRECT (no page-cache copy)", () => counts.bytesDirect);
   counterOf("silo_volume_local_put_refused_total", "Local block write requests refused (any reason)", () => counts.refused);
 }

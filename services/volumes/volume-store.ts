@@ -29,7 +29,7 @@ import type { ManifestStore, VolumeState } from "./manifest-store.js";
 import { normalizePath } from "./paths.js";
 import { type Clock, systemClock } from "../../lib/clock.js";
 import type { SendPart } from "../http/send-file.js";
-import { type StoredRange, storeRange } from "./local-put.js";
+import { type BlockReader, type StoredRange, storeRange } from "./local-put.js";
 
 const INLINE_MAX = INLINE_BLOCK_MAX;
 /** Paths `history` names per version and kind of change (the counts are exact). */
@@ -305,8 +305,8 @@ export class VolumeStore {
    * Stores the blocks of bytes [offset, offset + length) of a file a client on this host passed
    * open (local block writes, local-put.ts), durably, hashing them here; the blocks in order.
    */
-  storeFileRange(vol: OpenVolume, fd: number, offset: number, length: number, buffers: BlockBuffers): Promise<StoredRange> {
-    const deps = { store: this.store, blobs: this.blobs, blockLock: this.blockLock, clock: this.clock, buffers };
+  storeFileRange(vol: OpenVolume, fd: number, offset: number, length: number, buffers: BlockBuffers, read: BlockReader): Promise<StoredRange> {
+    const deps = { store: this.store, blobs: this.blobs, blockLock: this.blockLock, clock: this.clock, buffers, read };
     return storeRange(deps, vol.record.workspaceId, fd, offset, length);
   }
 

@@ -230,7 +230,9 @@ export class BlockCache {
       p = this.openLocal!(hash)
         .then(async (file) => {
           if (!file) return undefined;
+          // Counted as fetched (its bytes come from the server's file, as a local fetch's would).
           this.counts.localBlocks++;
+          this.counts.bytesFetched += file.size;
           await this.keepLocal(hash, file.size, file.fh);
           return this.entries.get(hash);
         })

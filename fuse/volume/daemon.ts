@@ -200,7 +200,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     fuse = await mountFuse(
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
-      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
+      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true, maxRead: Number(process.env.SILO_FUSE_MAX_READ) || undefined },
       // Passthrough serves files whose bytes are local: upper files, or whole-file copies on a
       // read-only mount; not with close-to-open consistency, whose catch-ups may point an open
       // inode at new bytes.

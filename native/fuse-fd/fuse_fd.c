@@ -743,9 +743,11 @@ static void splice_pipe_reset(void) {
   splice_pipe_size = 0;
 }
 
-/* A pipe of this thread's holding `bytes` (payload, header and the slots an unaligned start wastes); 0 or an errno. */
-static int splice_pipe_for(size_t bytes) {
-  long need = (long)(bytes / 4096 + 3) * 4096;
+/* A pipe of this thread's with a slot (a page) for the header and one for each page the payload
+   (`len` bytes at file offset `off`) touches: 0 or an errno. */
+static int splice_pipe_for(int64_t off, uint32_t len) {
+  long page = 4096;
+  long need = ((long)(off % page + len + page - 1) / page + 1) * page;
   if (splice_pipe[0] < 0 && pipe2(splice_pipe, O_CLOEXEC) != 0) {
     splice_pipe[0] = splice_pipe[1] = -1;
     return errno;
@@ -776,7 +778,7 @@ static void splice_reply_execute(napi_env env, void *data) {
   (void)env;
   struct splice_reply *c = data;
   struct silo_fuse_out_header h = {.len = (uint32_t)sizeof h + c->len, .error = 0, .unique = c->unique};
-  int err = splice_pipe_for(sizeof h + c->len);
+  int err = splice_pipe_for(c->off, c->len);
   if (err != 0) {
     c->err = err;
     return;

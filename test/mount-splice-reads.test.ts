@@ -89,7 +89,7 @@ describe("READs spliced from the server's files", { timeout: 240_000 }, () => {
     const { data, file, dir } = await committed("splice-off", { SILO_FUSE_SPLICE: "off" });
     await readPieces(file, data);
     const s = await status(dir);
-    expect(s.cache.localBlocks).toBe(3);
+    expect(s.cache.localBlocks).toBeGreaterThan(0);
     expect(s.fuseReplies).toEqual({ spliced: 0, copied: 0 });
   });
 });

@@ -128,6 +128,14 @@ export function serveVolumeMount(config: VolumeDaemonConfig): Promise<number> {
  * unmount or (exitWithParent) the parent's death: then a final commit, unmount, and cleanup.
  * Resolves with the process exit code.
  */
+/**
+ * The largest READ where READs are spliced: a spliced reply must fit a pipe whole, and a pipe
+ * holds 1 MiB (256 pages) without CAP_SYS_RESOURCE, one page short of a 1 MiB READ and its
+ * header. 512 KiB READs were the cheapest and fastest in the cold-read benchmark (docs/benchmarks.md,
+ * "Cold reads spliced"); SILO_FUSE_MAX_READ overrides.
+ */
+const SPLICED_MAX_READ = 512 * 1024;
+
 export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOptions): Promise<number> {
   survivesLogFailures();
   const dir = resolve(opts.dir);
@@ -200,7 +208,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     fuse = await mountFuse(
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
-      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true, maxRead: Number(process.env.SILO_FUSE_MAX_READ) || undefined },
+      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true, maxRead: Number(process.env.SILO_FUSE_MAX_READ) || (splice ? SPLICED_MAX_READ : undefined) },
       // Passthrough serves files whose bytes are local: upper files, or whole-file copies on a
       // read-only mount; not with close-to-open consistency, whose catch-ups may point an open
       // inode at new bytes.

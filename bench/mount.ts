@@ -721,7 +721,7 @@ async function coldReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
     if (off !== size) throw new Error(`read ${off} bytes of ${size}`);
   };
   const bindPid = haveBindfs ? bindfsPid(bind) : undefined;
-  const runs = { bindfs: [] as number[], bindfsCpu: [] as number[], silo: [] as number[], daemonCpu: [] as number[], serverCpu: [] as number[], cachedMiB: [] as number[], localBlocks: [] as number[] };
+  const runs = { bindfs: [] as number[], bindfsCpu: [] as number[], silo: [] as number[], daemonCpu: [] as number[], serverCpu: [] as number[], cachedMiB: [] as number[], localBlocks: [] as number[], spliced: [] as number[], reads: [] as number[] };
   const bindRun = () => {
     if (!haveBindfs) return;
     dropCaches();
@@ -739,10 +739,13 @@ async function coldReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
     runs.daemonCpu.push((cpuSecondsOf(pid) - d0) / GiB);
     runs.serverCpu.push((server!.cpuSeconds() - s0) / GiB);
     // What the block cache kept of the file (blocks whose cache-file write could not start are not kept).
-    const st = await controlRequest<{ cache: { sizeBytes: number; localBlocks?: number } }>(join(stateDirFor(mnt), "control.sock"), "status");
+    const st = await controlRequest<{ cache: { sizeBytes: number; localBlocks?: number }; fuseReplies?: { spliced: number }; fuseRequests: Record<string, number> }>(join(stateDirFor(mnt), "control.sock"), "status");
     runs.cachedMiB.push(st.cache.sizeBytes / MiB);
     // Blocks read from the server's own files (local block reads; absent before them).
     runs.localBlocks.push(st.cache.localBlocks ?? 0);
+    // READ replies spliced from the server's files (absent before splicing).
+    runs.spliced.push(st.fuseReplies?.spliced ?? 0);
+    runs.reads.push(st.fuseRequests.READ ?? 0);
     unmount(env, mnt);
   };
   console.log(`silo mount benchmark, one row: cold sequential read of a ${size / MiB} MiB file, 3 alternated runs each, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}\n`);
@@ -761,7 +764,7 @@ async function coldReadOnly(env: NodeJS.ProcessEnv, client: SiloClient): Promise
   const bindfs = med(runs.bindfs);
   console.log(`cold seq read: silo ${f(silo, "MiB/s")} (runs ${runs.silo.map((x) => x.toFixed(0)).join(", ")}), bindfs ${f(bindfs, "MiB/s")} (runs ${runs.bindfs.map((x) => x.toFixed(0)).join(", ")})${bindfs ? `, silo/bindfs ${(silo / bindfs).toFixed(2)}` : ""}`);
   console.log(`CPU per GiB (median): silo daemon ${f(med(runs.daemonCpu), "CPU-s")}, server ${f(med(runs.serverCpu), "CPU-s")}, bindfs ${f(med(runs.bindfsCpu), "CPU-s")}`);
-  console.log(`block cache after each silo run: ${runs.cachedMiB.map((x) => x.toFixed(0)).join(", ")} MiB in cache files; blocks read locally: ${runs.localBlocks.join(", ")}`);
+  console.log(`block cache after each silo run: ${runs.cachedMiB.map((x) => x.toFixed(0)).join(", ")} MiB in cache files; blocks read locally: ${runs.localBlocks.join(", ")}; READs ${runs.reads.join(", ")}, of them spliced: ${runs.spliced.join(", ")}`);
   console.log(`load average after: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   if (haveBindfs) bindfsUnmount(bind);
 }

@@ -71,6 +71,17 @@ export interface FuseFdAddon {
    */
   copyRange?(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): Promise<number>;
   /**
+   * On the thread pool: a FUSE READ reply (`unique`) of `len` bytes of `fileFd` at `offset`,
+   * spliced to `fuseFd` (header into a per-thread pipe, the file's pages after it, the pipe to
+   * /dev/fuse: one copy per byte, none through the process). Resolves `len` once sent, or minus
+   * the errno the kernel refused it with (ENOENT: the request was interrupted). Rejects with an
+   * errno-coded Error when nothing was sent (ENODATA: the file holds fewer bytes; EPERM: no pipe
+   * that large; EINVAL: not spliceable): answer by copying then. Absent from addons built before it.
+   */
+  spliceReply?(fuseFd: number, unique: number, fileFd: number, offset: number, len: number): Promise<number>;
+  /** On the thread pool: posix_fadvise(WILLNEED) of `len` bytes of `fd` at `offset`; resolves 0 or the errno. */
+  willNeed?(fd: number, offset: number, len: number): Promise<number>;
+  /**
    * fdRequest whose request carries `fd` (SCM_RIGHTS on its first sendmsg): local block writes,
    * client side. The caller keeps `fd` open until the promise settles. Absent from addons built before it.
    */

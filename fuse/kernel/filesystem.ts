@@ -17,6 +17,20 @@ export interface ConnectionInfo {
 }
 
 /**
+ * A READ answer that is `length` bytes at `offset` of the open file `fd` (all there: the file
+ * system checked). The session splices them from the file to the kernel where it can (one copy,
+ * none through the process), else sends what `copy` reads (exactly `length` bytes, or it
+ * rejects). `release` runs once, when the reply is written or given up: until then `fd` stays open.
+ */
+export interface FileSlice {
+  readonly fd: number;
+  readonly offset: number;
+  readonly length: number;
+  copy(): Promise<Buffer>;
+  release(): void;
+}
+
+/**
  * An inode-based file system served by a FuseSession, modelled on fuser's `Filesystem` trait:
  * inodes are numbers the file system hands out in `Entry` answers (the root is 1), the session
  * counts the kernel's references and calls `forget` once the kernel holds none. Every op may
@@ -48,8 +62,11 @@ export interface Filesystem {
   link?(ctx: RequestContext, ino: number, newParent: number, newName: string): MaybePromise<Entry>;
 
   open?(ctx: RequestContext, ino: number, flags: number): MaybePromise<Opened>;
-  /** Answers at most `size` bytes (fewer only at the end of the file). */
-  read?(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): MaybePromise<Buffer>;
+  /**
+   * Answers at most `size` bytes (fewer only at the end of the file): in a Buffer, or as a
+   * FileSlice of an open file holding them (the session splices it to the kernel).
+   */
+  read?(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): MaybePromise<Buffer | FileSlice>;
   /** `data` is the file system's to keep. Answers the bytes written. */
   write?(ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): MaybePromise<number>;
   /** close(2) of a descriptor: `lockOwner` is the closing process's, whose POSIX locks on the file go now. */

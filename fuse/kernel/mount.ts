@@ -25,6 +25,8 @@ export interface MountOptions {
   readOnly?: boolean;
   /** Create the mount point if it is missing. */
   mkdir?: boolean;
+  /** The largest READ the kernel sends (bytes; the max_read option): a spliced reply must fit a pipe. */
+  maxRead?: number;
 }
 
 /** A live mount: its session, and how to take it down. */
@@ -66,6 +68,7 @@ export async function mountFuse(dir: string, fs: Filesystem, opts: MountOptions,
   if (allowOther) common.push("allow_other");
   if (opts.defaultPermissions) common.push("default_permissions");
   if (opts.readOnly) common.push("ro");
+  if (opts.maxRead) common.push(`max_read=${opts.maxRead}`);
   let fd: number;
   if (mounter === "mount") {
     // Not a call on a FUSE mount of ours: /dev/fuse is a character device.

@@ -22,7 +22,7 @@ import {
   outHeader,
   type Request,
 } from "./codec.js";
-import type { ConnectionInfo, Filesystem } from "./filesystem.js";
+import type { ConnectionInfo, FileSlice, Filesystem } from "./filesystem.js";
 import { type FdWatch, fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { type AttrReply, type BackingFiles, type Entry, Errno, type Notifier, type Opened, type RequestContext } from "./types.js";
 
@@ -103,6 +103,9 @@ class SessionStats {
   readBuffers = 0;
   /** Requests that came through io_uring (SessionOptions.ring). */
   ringRequests = 0;
+  /** READ replies spliced from a file (FileSlice), and those sent by copying instead (splice unusable, refused, or SILO_FUSE_SPLICE=copy). */
+  splicedReplies = 0;
+  copiedSlices = 0;
   private readonly counts: number[] = [];
   private readonly ms: number[] = [];
 
@@ -166,6 +169,8 @@ interface Reply {
   refs?: number[];
   /** Runs if the kernel refuses the reply (an OPEN whose caller was interrupted: no RELEASE will come). */
   undelivered?: () => void;
+  /** A READ's bytes as a slice of an open file (no parts then): spliced, or copied (sendSlice). */
+  file?: FileSlice;
 }
 const EMPTY: Reply = { parts: [] };
 
@@ -201,6 +206,8 @@ export class FuseSession implements Notifier {
   private over = false;
   /** The addon's reply writer, if the built addon has one (sendReply). */
   private readonly nativeReply = nativeReplyWriter();
+  /** The addon's splice of a file's bytes as a reply, unless unbuilt or SILO_FUSE_SPLICE is off or copy (sendSlice). */
+  private readonly spliceReply = spliceReplyWriter();
 
   constructor(
     private readonly fd: number,
@@ -648,12 +655,17 @@ export class FuseSession implements Notifier {
   private reply(req: Request, ctx: Ctx, reply: Reply): void {
     // Answered already (ETIMEDOUT): the late answer is dropped, and what it opened with it.
     if (ctx.answered) {
+      reply.file?.release();
       reply.undelivered?.();
       return;
     }
     ctx.answered = true;
     this.stats.timed(req.opcode, performance.now() - ctx.t0);
     this.inflight.delete(req.unique);
+    if (reply.file) {
+      this.sendSlice(req.unique, reply.file);
+      return;
+    }
     const parts = reply.parts;
     let delivered: boolean;
     if (parts.length <= 1) delivered = this.sendReply(req.unique, 0, parts[0]);
@@ -718,7 +730,12 @@ export class FuseSession implements Notifier {
         return then(fs.opendir ? fs.opendir(ctx, ino, a.flags) : { fh: 0 }, (o) => ({ parts: [encodeOpenOut(o)] }));
       case "READ": {
         if (a.size > this.stats.maxRead) this.stats.maxRead = a.size;
-        return then(fs.read ? fs.read(ctx, ino, a.fh, a.offset, a.size) : missing(), (data) => ({ parts: [data.length > a.size ? data.subarray(0, a.size) : data] }));
+        return then(fs.read ? fs.read(ctx, ino, a.fh, a.offset, a.size) : missing(), (data) => {
+          if (!("release" in data)) return { parts: [data.length > a.size ? data.subarray(0, a.size) : data] };
+          if (data.length <= a.size) return { parts: [], file: data };
+          data.release();
+          throw new Error(`read answered ${data.length} bytes, ${a.size} asked`);
+        });
       }
       case "WRITE": {
         if (a.data.length > this.stats.maxWrite) this.stats.maxWrite = a.data.length;
@@ -834,6 +851,44 @@ export class FuseSession implements Notifier {
   }
 
   /**
+   * Answers a READ with a slice of a file: spliced from the file to /dev/fuse on the thread pool
+   * (a cold page cache read blocks), one copy per byte and none through the process; copied
+   * (`slice.copy`, then one writev) where splice is unusable: not built, SILO_FUSE_SPLICE=off or copy,
+   * the io_uring ring (it answers from its own buffers), or a splice that sent nothing (a pipe
+   * that cannot hold the reply, a file that reads short: never a reply of the wrong length).
+   */
+  private sendSlice(unique: number, slice: FileSlice): void {
+    const splice = this.spliceReply;
+    if (!splice || this.ring || slice.length === 0) {
+      this.copySlice(unique, slice);
+      return;
+    }
+    splice(this.fd, unique, slice.fd, slice.offset, slice.length).then(
+      (n) => {
+        slice.release();
+        if (n >= 0) this.stats.splicedReplies++;
+        else if (-n !== E.ENOENT && -n !== E.ENODEV && -n !== E.EBADF && -n !== E.ECONNABORTED) this.log(`reply failed: errno ${-n}`);
+      },
+      () => this.copySlice(unique, slice),
+    );
+  }
+
+  private copySlice(unique: number, slice: FileSlice): void {
+    this.stats.copiedSlices++;
+    slice.copy().then(
+      (data) => {
+        this.sendReply(unique, 0, data);
+        slice.release();
+      },
+      (err: unknown) => {
+        slice.release();
+        this.log(`READ of a file's bytes failed: ${(err as Error)?.message ?? String(err)}`);
+        this.sendReply(unique, -E.EIO);
+      },
+    );
+  }
+
+  /**
    * Notifications go through the thread pool, never synchronously: the kernel may hold them
    * until a request we are still serving finishes (it locks the directory or inode first).
    */
@@ -872,6 +927,14 @@ function uringEnabled(): boolean {
   } catch {
     return false;
   }
+}
+
+function spliceReplyWriter(): ((fuseFd: number, unique: number, fileFd: number, offset: number, len: number) => Promise<number>) | undefined {
+  const addon = fuseFdAddonIfBuilt();
+  // "copy": file slices are copied (tests of that path); "off" (the volume daemon): none are made.
+  const env = process.env.SILO_FUSE_SPLICE;
+  if (env === "off" || env === "copy" || typeof addon?.spliceReply !== "function") return undefined;
+  return addon.spliceReply.bind(addon);
 }
 
 function nativeReplyWriter(): ((fd: number, unique: number, error: number, payload?: Buffer) => number) | undefined {

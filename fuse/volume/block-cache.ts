@@ -5,6 +5,7 @@ import { writevAll } from "../../lib/writev-all.js";
 import { BlockBuffer, BlockBuffers, FREE_BUFFERS } from "../../lib/block-buffers.js";
 import { BLOCK_SIZE } from "../../protocol/volume.js";
 import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
+import type { FileSlice } from "../kernel/filesystem.js";
 
 /** A cached block: its cache file, or (`local`) the server's own blob file on this host, open. */
 type Entry = { size: number; fh: FileHandle | null; users: number; local?: boolean };
@@ -26,6 +27,12 @@ export interface LocalFetch {
   fh: FileHandle;
 }
 
+/**
+ * Opens block `hash`'s file on this host (the server's blob, local block reads) without reading
+ * it: undefined when that path is not available for it. The file holds at least `size` bytes.
+ */
+export type LocalOpen = (hash: string) => Promise<{ fh: FileHandle; size: number } | undefined>;
+
 /** Server blob files kept open at most (local block reads): past it the least recently used are closed. */
 export const MAX_LOCAL_FILES = 256;
 
@@ -46,6 +53,11 @@ export interface BlockCacheOptions {
   buffers?: BlockBuffers;
   /** Blocks on their way to cache files at most (MAX_WRITES). */
   maxWrites?: number;
+  /**
+   * Opens a block's file on this host without reading it (local block reads): `fileSlice` and
+   * read-ahead then open such blocks instead of fetching them into memory (their reads are spliced).
+   */
+  openLocal?: LocalOpen;
 }
 
 /** Blocks fetched lately that reads copy from memory (never read back from the cache file). */
@@ -82,6 +94,9 @@ export class BlockCache {
   private readonly recent = new Map<string, BlockBuffer>();
   /** Blocks being written to the cache file (one reference each), readable from memory meanwhile. */
   private readonly writing = new Map<string, { block: BlockBuffer; done: Promise<void> }>();
+  /** Local files being opened (single flight, openLocal). */
+  private readonly opening = new Map<string, Promise<Entry | undefined>>();
+  private readonly openLocal: LocalOpen | undefined;
   private readonly recentBlocks: number;
   private readonly maxWrites: number;
   private readonly buffers: BlockBuffers;
@@ -108,6 +123,7 @@ export class BlockCache {
     this.recentBlocks = opts.recentBlocks ?? RECENT_BLOCKS;
     this.buffers = opts.buffers ?? new BlockBuffers(BLOCK_SIZE, FREE_BUFFERS, alignedAllocator());
     this.maxWrites = opts.maxWrites ?? MAX_WRITES;
+    this.openLocal = opts.openLocal;
   }
 
   async init(): Promise<void> {
@@ -164,6 +180,68 @@ export class BlockCache {
     return entry.data.length < offset + len ? undefined : entry.data.subarray(offset, offset + len);
   }
 
+  /**
+   * Bytes [offset, offset + len) of block `hash` as a slice of the open file holding them: its
+   * cache file or the server's blob file, opened now if need be (`openLocal`; never fetched or
+   * read here). Undefined when the block is in memory or on its way (read it from there), not in
+   * a file here, or holds fewer bytes. The file stays open until the slice is released.
+   */
+  async fileSlice(hash: string, offset: number, len: number): Promise<FileSlice | undefined> {
+    if (this.inMemory(hash) || this.pending.has(hash)) return undefined;
+    let entry = this.touch(hash);
+    if (entry?.fh) this.counts.hits++;
+    else {
+      if (!this.openLocal) return undefined;
+      entry = await this.opened(hash);
+      // Evicted (and being closed) while the caller waited: read some other way.
+      if (!entry || this.entries.get(hash) !== entry) return undefined;
+      this.counts.misses++;
+    }
+    const fh = entry.fh;
+    if (!fh || entry.size < offset + len) return undefined;
+    const held = entry;
+    held.users++;
+    let released = false;
+    return {
+      fd: fh.fd,
+      offset,
+      length: len,
+      copy: async () => {
+        const buf = Buffer.allocUnsafe(len);
+        for (let at = 0; at < len; ) {
+          const { bytesRead } = await fh.read(buf, at, len - at, offset + at);
+          if (bytesRead === 0) throw new Error(`block ${hash} holds ${offset + at} bytes, ${offset + len} expected`);
+          at += bytesRead;
+        }
+        return buf;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        held.users--;
+      },
+    };
+  }
+
+  /** Block `hash`'s local file opened and kept as its cache entry (single flight); undefined if it has none. */
+  private opened(hash: string): Promise<Entry | undefined> {
+    let p = this.opening.get(hash);
+    if (!p) {
+      p = this.openLocal!(hash)
+        .then(async (file) => {
+          if (!file) return undefined;
+          // Counted as fetched (its bytes come from the server's file, as a local fetch's would).
+          this.counts.localBlocks++;
+          this.counts.bytesFetched += file.size;
+          await this.keepLocal(hash, file.size, file.fh);
+          return this.entries.get(hash);
+        })
+        .finally(() => this.opening.delete(hash));
+      this.opening.set(hash, p);
+    }
+    return p;
+  }
+
   /** The whole block, in a buffer of the caller's own (for copy-up before a partial write). */
   async get(hash: string): Promise<Buffer> {
     const entry = await this.acquire(hash);
@@ -210,11 +288,24 @@ export class BlockCache {
   prefetch(hashes: string[]): void {
     for (const h of hashes) {
       if (this.prefetches >= MAX_PREFETCHES) return;
-      if (this.entries.has(h) || this.pending.has(h) || this.inMemory(h)) continue;
+      if (this.entries.has(h) || this.pending.has(h) || this.opening.has(h) || this.inMemory(h)) continue;
       this.prefetches++;
-      this.load(h)
-        .done.catch(() => {})
-        .finally(() => this.prefetches--);
+      // A block on this host is opened and its file read ahead into the page cache (its reads
+      // are spliced from there); others are fetched into memory.
+      const work: Promise<unknown> = this.openLocal ? this.opened(h).then((e): Promise<unknown> => (e ? this.readAhead(h, e) : this.load(h).done)) : this.load(h).done;
+      work.catch(() => {}).finally(() => this.prefetches--);
+    }
+  }
+
+  /** Asks the kernel to read a block's file into the page cache (on the thread pool); best effort. */
+  private async readAhead(hash: string, entry: Entry): Promise<void> {
+    const advise = fuseFdAddonIfBuilt()?.willNeed;
+    if (!advise || !entry.fh || this.entries.get(hash) !== entry) return;
+    entry.users++;
+    try {
+      await advise(entry.fh.fd, 0, entry.size);
+    } finally {
+      entry.users--;
     }
   }
 

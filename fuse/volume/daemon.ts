@@ -6,6 +6,7 @@ import { reportToParent } from "../common/daemon-process.js";
 import { type ServingDaemon, serveUntilStopped, survivesLogFailures } from "../common/daemon-runtime.js";
 import { clearStaleMount } from "../common/mount-table.js";
 import { BlockCache } from "./block-cache.js";
+import { fuseFdAddonIfBuilt } from "../../lib/native-addon.js";
 import { serveControl } from "./control-server.js";
 import { ContentStore } from "./file-content.js";
 import { VolumeFs, volumeErrno } from "./fuse-ops.js";
@@ -17,7 +18,7 @@ import { stateDirFor } from "./state-dir.js";
 import { JOURNAL_COMPACT_BYTES, MountedVolume } from "./mounted-volume.js";
 import { DEFAULT_INODE_CACHE } from "./inode-cache.js";
 import { WholeFiles } from "./whole-files.js";
-import { localFirst, type VolumeRemote } from "./remote.js";
+import { localFirst, localOpen, type VolumeRemote } from "./remote.js";
 import type { VolumeDaemonConfig } from "./config.js";
 
 export interface VolumeDaemonOptions {
@@ -127,6 +128,14 @@ export function serveVolumeMount(config: VolumeDaemonConfig): Promise<number> {
  * unmount or (exitWithParent) the parent's death: then a final commit, unmount, and cleanup.
  * Resolves with the process exit code.
  */
+/**
+ * The largest READ where READs are spliced: a spliced reply must fit a pipe whole, and a pipe
+ * holds 1 MiB (256 pages) without CAP_SYS_RESOURCE, one page short of a 1 MiB READ and its
+ * header. 512 KiB READs were the cheapest and fastest in the cold-read benchmark (docs/benchmarks.md,
+ * "Cold reads spliced"); SILO_FUSE_MAX_READ overrides.
+ */
+const SPLICED_MAX_READ = 512 * 1024;
+
 export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOptions): Promise<number> {
   survivesLogFailures();
   const dir = resolve(opts.dir);
@@ -146,7 +155,11 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     if (await clearStaleMount(dir)) log(`removed a stale mount at ${dir} (its daemon had died)`);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(join(stateDir, "upper"), { recursive: true });
-    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, localFirst(remote));
+    // Where READs can be spliced from a file (the addon has spliceReply), blocks on this host are
+    // opened, not read into memory: their bytes go from the server's file to the kernel in one copy.
+    // SILO_FUSE_SPLICE=off: read into memory and copied (as before splicing; benchmarks compare).
+    const splice = typeof fuseFdAddonIfBuilt()?.spliceReply === "function" && process.env.SILO_FUSE_SPLICE !== "off";
+    cache = new BlockCache(join(stateDir, "cache"), opts.cacheBytes, localFirst(remote), { openLocal: splice ? localOpen(remote) : undefined });
     await cache.init();
     // Whole-file copies of committed files, for passthrough (whole-files.ts): read-only mounts
     // only, where no writer can join a passthrough period and map the copy.
@@ -195,7 +208,7 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
     fuse = await mountFuse(
       dir,
       opts.consistency ? opts.consistency.wrap(volumeFs, mv, log) : volumeFs,
-      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true },
+      { fsname: "silo-volume", subtype: "silo", allowOther: true, defaultPermissions: true, mkdir: true, maxRead: Number(process.env.SILO_FUSE_MAX_READ) || (splice ? SPLICED_MAX_READ : undefined) },
       // Passthrough serves files whose bytes are local: upper files, or whole-file copies on a
       // read-only mount; not with close-to-open consistency, whose catch-ups may point an open
       // inode at new bytes.
@@ -246,6 +259,8 @@ export async function runVolumeDaemon(remote: VolumeRemote, opts: VolumeDaemonOp
             journal: journal?.dir ?? null,
             // FUSE requests served so far, by opcode (benchmarks count them per operation).
             fuseRequests: Object.fromEntries(mounted.session.stats.requests),
+            // READ replies spliced from a file, and file slices sent by copying instead.
+            fuseReplies: { spliced: mounted.session.stats.splicedReplies, copied: mounted.session.stats.copiedSlices },
           };
         case "unmount":
           setImmediate(() => daemon?.stop("unmount requested"));

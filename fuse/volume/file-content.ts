@@ -10,6 +10,7 @@ import type { BlockCache } from "./block-cache.js";
 import { Extents } from "./extents.js";
 import { checkTruncateSize, writableBytes } from "./limits.js";
 import { SYNC_IO_MAX, UpperFile } from "./upper-file.js";
+import type { FileSlice } from "../kernel/filesystem.js";
 
 export const blockCount = (size: number) => Math.ceil(size / BLOCK_SIZE);
 
@@ -247,6 +248,18 @@ export class ContentStore {
     if (!one) return undefined;
     this.sequential(c, pos, one.end);
     return this.cache.viewSoon(one.hash, one.offset, one.end - pos);
+  }
+
+  /**
+   * Bytes [pos, pos + len) (cut at the end of the file) as a slice of the open file holding them,
+   * if they are in one committed block whose bytes are in a file on this host (its cache file, or
+   * the server's blob file: local block reads). Undefined otherwise (`fetchedView` or `read` then).
+   */
+  async fileSlice(c: FileContent, len: number, pos: number): Promise<FileSlice | undefined> {
+    const one = committedSlice(c, len, pos);
+    if (!one) return undefined;
+    this.sequential(c, pos, one.end);
+    return this.cache.fileSlice(one.hash, one.offset, one.end - pos);
   }
 
   async read(c: FileContent, buf: Buffer, len: number, pos: number): Promise<number> {

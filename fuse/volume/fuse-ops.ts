@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { constants } from "node:os";
 import { FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../kernel/abi.js";
-import type { Filesystem } from "../kernel/filesystem.js";
+import type { FileSlice, Filesystem } from "../kernel/filesystem.js";
 import { InodeMap, inoFieldSlots } from "../kernel/inode-map.js";
 import { type Attr, type AttrReply, type DirEntry, type Entry, Errno, type FileLock, type Notifier, type Opened, type RequestContext, type SetattrRequest } from "../kernel/types.js";
 import { FileContent } from "./file-content.js";
@@ -524,13 +524,16 @@ export class VolumeFs implements Filesystem, KernelRefs {
     this.dropHandle(ino, opened.fh).catch((err: Error) => this.opts.log(`closing abandoned handle ${opened.fh} failed: ${err.message}`));
   }
 
-  read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Buffer | Promise<Buffer> {
+  read(_ctx: RequestContext, _ino: number, fh: number, offset: number, size: number): Buffer | Promise<Buffer | FileSlice> {
     const node = this.handle(fh);
     // A block fetched lately is answered at once from its bytes in memory, without a copy.
     return this.mv.store.view(node.content, size, offset) ?? this.readLater(node.content, offset, size);
   }
 
-  private async readLater(content: FileContent, offset: number, size: number): Promise<Buffer> {
+  private async readLater(content: FileContent, offset: number, size: number): Promise<Buffer | FileSlice> {
+    // A block in a file on this host (cache file, server's blob) is answered as a slice of it: spliced.
+    const slice = await this.mv.store.fileSlice(content, size, offset);
+    if (slice) return slice;
     // A block on its way is answered from its fetched bytes too, once they are there (no copy).
     const fetched = await this.mv.store.fetchedView(content, size, offset);
     if (fetched) return fetched;

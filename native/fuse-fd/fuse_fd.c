@@ -34,6 +34,17 @@
  *                           copied or the source ends; resolves the count, rejects with an
  *                           errno-coded Error (EXDEV, ENOSYS, EINVAL: the caller copies by hand).
  *                           The bytes never enter the process (`silo volume get` of local blocks).
+ *   spliceReply(fuseFd, unique, fileFd, offset, len)
+ *                           a Promise, on the thread pool: a READ reply of `len` bytes of `fileFd` at
+ *                           `offset` spliced to /dev/fuse (header into a per-thread pipe, the file's
+ *                           pages after it, the pipe to /dev/fuse: one copy per byte); resolves `len`
+ *                           once sent, or minus the errno the kernel refused it with (ENOENT: the
+ *                           request was interrupted); rejects with an errno-coded Error when nothing
+ *                           was sent (ENODATA: the file is shorter; EPERM: no pipe that large; EINVAL:
+ *                           not spliceable): the caller answers by copying.
+ *   willNeed(fd, offset, len)
+ *                           a Promise, on the thread pool: posix_fadvise(POSIX_FADV_WILLNEED) (the
+ *                           block cache's read-ahead of a spliced block); resolves 0 or the errno.
  *   fdPutRequest(path, bytes, fd, timeoutMs, maxReply)
  *                           fdRequest whose request carries `fd` (SCM_RIGHTS, on its first sendmsg):
  *                           local block writes, client side (a `volume put` passes its source file).
@@ -62,7 +73,7 @@
  *                           already committed sends a flush of its own (ext4), ~30 per group of 16
  *                           blobs (docs/benchmarks.md, "Local block writes with O_DIRECT").
  * Plain node_api.h (no node-addon-api): built offline against the local Node headers.
- * Every function but fdRequest, copyRange, fdPutRequest, recvRequest, readHashed and syncAll (thread pool) is synchronous
+ * Every function but fdRequest, copyRange, spliceReply, willNeed, fdPutRequest, recvRequest, readHashed and syncAll (thread pool) is synchronous
  * and never blocks: recvFd is called after fusermount3 exited,
  * when the fd (if any) is already queued on the socket.
  *
@@ -984,6 +995,210 @@ static napi_value js_sync_all(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * spliceReply: a READ reply whose payload is `len` bytes of an open file, spliced (libfuse's
+ * FUSE_CAP_SPLICE_WRITE): the header is written into a pipe, the file's pages are spliced in
+ * after it (page references, no copy) and the pipe is spliced to /dev/fuse, where the kernel
+ * copies the bytes into the request's pages: one copy per byte instead of pread's and writev's.
+ * Each thread-pool thread keeps a pipe of its own, grown to hold a whole reply (fuse_dev_splice_write
+ * takes a reply only whole, and a 1 MiB payload at an unaligned offset spans 258 pipe slots).
+ */
+static __thread int splice_pipe[2] = {-1, -1};
+static __thread long splice_pipe_size;
+
+static void splice_pipe_reset(void) {
+  if (splice_pipe[0] >= 0) close(splice_pipe[0]);
+  if (splice_pipe[1] >= 0) close(splice_pipe[1]);
+  splice_pipe[0] = splice_pipe[1] = -1;
+  splice_pipe_size = 0;
+}
+
+/* A pipe of this thread's with a slot (a page) for the header and one for each page the payload
+   (`len` bytes at file offset `off`) touches: 0 or an errno. */
+static int splice_pipe_for(int64_t off, uint32_t len) {
+  long page = 4096;
+  long need = ((long)(off % page + len + page - 1) / page + 1) * page;
+  if (splice_pipe[0] < 0 && pipe2(splice_pipe, O_CLOEXEC) != 0) {
+    splice_pipe[0] = splice_pipe[1] = -1;
+    return errno;
+  }
+  if (splice_pipe_size >= need) return 0;
+  /* Above /proc/sys/fs/pipe-max-size only with CAP_SYS_RESOURCE (EPERM otherwise): the caller copies. */
+  long got = fcntl(splice_pipe[1], F_SETPIPE_SZ, need);
+  if (got < 0) return errno;
+  splice_pipe_size = got;
+  return 0;
+}
+
+struct splice_reply {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fuse_fd, file_fd;
+  int64_t off;
+  uint32_t len;
+  uint64_t unique;
+  /* sent: the reply went to /dev/fuse (result: its payload length or minus the errno the kernel answered). */
+  int sent;
+  int64_t result;
+  /* Nothing was sent: the errno for the caller's copy path (ENODATA: the file holds fewer bytes). */
+  int err;
+};
+
+static void splice_reply_execute(napi_env env, void *data) {
+  (void)env;
+  struct splice_reply *c = data;
+  struct silo_fuse_out_header h = {.len = (uint32_t)sizeof h + c->len, .error = 0, .unique = c->unique};
+  int err = splice_pipe_for(c->off, c->len);
+  if (err != 0) {
+    c->err = err;
+    return;
+  }
+  /* The pipe is empty here (every path below leaves it so, or resets it). */
+  if (write(splice_pipe[1], &h, sizeof h) != (ssize_t)sizeof h) {
+    c->err = errno ? errno : EIO;
+    splice_pipe_reset();
+    return;
+  }
+  loff_t off = c->off;
+  uint32_t got = 0;
+  while (got < c->len) {
+    ssize_t n = splice(c->file_fd, &off, splice_pipe[1], NULL, c->len - got, SPLICE_F_MOVE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      /* A file shorter than asked (n == 0), or one that cannot be spliced: the header announced
+         bytes that are not there, so nothing is sent and the pipe starts afresh. */
+      c->err = n == 0 ? ENODATA : errno;
+      splice_pipe_reset();
+      return;
+    }
+    got += (uint32_t)n;
+  }
+  ssize_t w;
+  do w = splice(splice_pipe[0], NULL, c->fuse_fd, NULL, sizeof h + c->len, SPLICE_F_MOVE);
+  while (w < 0 && errno == EINTR);
+  c->sent = 1;
+  c->result = w < 0 ? -errno : (int64_t)c->len;
+  /* fuse_dev_splice_write consumes the whole reply even when it refuses it (ENOENT: interrupted);
+     anything left (it refused before taking it) must not precede the next reply. */
+  int left = 0;
+  if (w < 0 && (ioctl(splice_pipe[0], FIONREAD, &left) != 0 || left > 0)) {
+    splice_pipe_reset();
+    /* Not taken: the request may still wait for an answer, so the caller copies it. */
+    if (left > 0) {
+      c->sent = 0;
+      c->err = -(int)c->result;
+    }
+  }
+}
+
+static void splice_reply_complete(napi_env env, napi_status status, void *data) {
+  struct splice_reply *c = data;
+  if (status != napi_ok && !c->sent && c->err == 0) c->err = ECANCELED;
+  if (!c->sent) {
+    const char *name = strerrorname_np(c->err);
+    char msg[256];
+    snprintf(msg, sizeof msg, "splice: %s", strerror(c->err));
+    napi_value code, text, error;
+    napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+    napi_create_error(env, code, text, &error);
+    napi_reject_deferred(env, c->deferred, error);
+  } else {
+    napi_value v;
+    napi_create_int64(env, c->result, &v);
+    napi_resolve_deferred(env, c->deferred, v);
+  }
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+/* spliceReply(fuseFd, unique, fileFd, offset, len): a Promise, on the thread pool (see above). */
+static napi_value js_splice_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fuse_fd, file_fd, len;
+  double unique;
+  int64_t off;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fuse_fd) != napi_ok || napi_get_value_double(env, argv[1], &unique) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &file_fd) != napi_ok || napi_get_value_int64(env, argv[3], &off) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &len) != napi_ok || off < 0 || len < 0 || len > (1 << 24)) {
+    napi_throw_type_error(env, "EINVAL", "expected (fuseFd, unique, fileFd, offset >= 0, 0 <= len <= 16 MiB)");
+    return NULL;
+  }
+  struct splice_reply *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, ENOMEM, "spliceReply");
+  c->fuse_fd = fuse_fd;
+  c->file_fd = file_fd;
+  c->off = off;
+  c->len = (uint32_t)len;
+  c->unique = (uint64_t)unique;
+  napi_value promise, name;
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_string_utf8(env, "silo:splice-reply", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, splice_reply_execute, splice_reply_complete, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    free(c);
+    napi_throw_error(env, "EIO", "spliceReply: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
+/* willNeed(fd, offset, len): posix_fadvise(POSIX_FADV_WILLNEED) on the thread pool (starting the
+   reads may wait for the disk's queue); resolves 0 or the errno (advice: never fails the caller). */
+struct will_need {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t off, len;
+  int err;
+};
+
+static void will_need_execute(napi_env env, void *data) {
+  (void)env;
+  struct will_need *c = data;
+  c->err = posix_fadvise(c->fd, c->off, c->len, POSIX_FADV_WILLNEED);
+}
+
+static void will_need_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  struct will_need *c = data;
+  napi_value v;
+  napi_create_int32(env, c->err, &v);
+  napi_resolve_deferred(env, c->deferred, v);
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+static napi_value js_will_need(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd;
+  int64_t off, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
+    napi_throw_type_error(env, "EINVAL", "expected (fd, offset >= 0, len >= 0)");
+    return NULL;
+  }
+  struct will_need *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, ENOMEM, "willNeed");
+  c->fd = fd;
+  c->off = off;
+  c->len = len;
+  napi_value promise, name;
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_string_utf8(env, "silo:will-need", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, will_need_execute, will_need_complete, c, &c->work) != napi_ok ||
+      napi_queue_async_work(env, c->work) != napi_ok) {
+    free(c);
+    napi_throw_error(env, "EIO", "willNeed: could not queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 /* fdPutRequest(path, bytes, fd, timeoutMs, maxReply): fdRequest with `fd` passed along with the request. */
 static napi_value js_fd_put_request(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -1160,6 +1375,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdRequest", NULL, js_fd_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spliceReply", NULL, js_splice_reply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"willNeed", NULL, js_will_need, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdPutRequest", NULL, js_fd_put_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvRequest", NULL, js_recv_request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readHashed", NULL, js_read_hashed, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -3,6 +3,7 @@ import { type FileHandle, chmod, lchown, link, lstat, lutimes, open, rename, sta
 import { basename, dirname, join, posix } from "node:path";
 import { promisify } from "node:util";
 import type { LocalBlockFile } from "../client/local-blocks.js";
+import { forEachLimit } from "../client/limit.js";
 import type { FileEntry, Volume } from "../client/volume.js";
 import { writevAll } from "../lib/writev-all.js";
 import { ConflictError } from "../protocol/errors.js";
@@ -306,7 +307,7 @@ async function fetchLocal(vol: Volume, entry: FileEntry, fh: FileHandle, onBytes
       if (k === 0 && files.size === 0) return false;
       try {
         if (k + 1 < batches.length) ahead = blocks.openBlocksLocal(batches[k + 1]!);
-        await settledLimit(batch, LOCAL_STREAMS, async (hash) => {
+        await forEachLimit(batch, LOCAL_STREAMS, async (hash) => {
           const file = files.get(hash);
           let buf: Buffer | undefined;
           for (const i of at.get(hash)!) {
@@ -330,26 +331,4 @@ async function fetchLocal(vol: Volume, entry: FileEntry, fh: FileHandle, onBytes
   }
   await fh.truncate(size);
   return true;
-}
-
-/**
- * Runs `fn` on every item, at most `limit` at a time, stopping new ones after a failure; settles
- * only when none is running any more (so the caller may close what they use), then throws the
- * first failure.
- */
-async function settledLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      try {
-        await fn(items[next++]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  for (const s of settled) if (s.status === "rejected") throw s.reason;
 }

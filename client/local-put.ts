@@ -10,6 +10,7 @@ import {
 } from "../protocol/local-blocks.js";
 import { BLOCK_SIZE } from "../protocol/volume.js";
 import { localAddon } from "./local-blocks.js";
+import { forEachLimit } from "./limit.js";
 import type { Transport } from "./transport.js";
 
 /** statfs(2)'s f_type of a FUSE file system. */
@@ -66,18 +67,12 @@ export class LocalBlockWriter {
       out[i] = reply.blocks;
       onRange?.(length);
     };
-    // Not forEachLimit: every request in flight must have settled before the caller closes `fd`
-    // (a closed fd's number may be reused by another file before the addon sends it).
-    let failed = false;
-    let next = 0;
-    const worker = async () => {
-      while (!failed && next < ranges.length) {
-        await one(ranges[next++]!).catch(() => {
-          failed = true;
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LOCAL_PUT.inFlight, ranges.length) }, worker));
+    // forEachLimit settles only when no request is in flight: the caller may then close `fd` (a
+    // closed fd's number may be reused by another file before the addon sends it).
+    const failed = await forEachLimit(ranges, LOCAL_PUT.inFlight, one).then(
+      () => false,
+      () => true,
+    );
     if (failed) {
       this.counts.failures++;
       // Looked up again next time (a restarted server has another instance); after three failed
